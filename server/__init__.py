@@ -1,0 +1,1 @@
+"""The groupchat relay: an untrusted, ordered, lossless websocket relay (the MLS Delivery Service)."""
