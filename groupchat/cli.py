@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in _COMMANDS:
         lines = ["usage: groupchat COMMAND [ARGS]", "", "commands:"]
         lines += [f"  {name:<8} {help_}" for name, (_, help_) in _COMMANDS.items()]
-        print("\n".join(lines), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        print("\n".join(lines), file=sys.stdout if asked else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     func, _ = _COMMANDS[argv[0]]
     return func(argv[1:])

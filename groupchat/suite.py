@@ -1,0 +1,250 @@
+"""Cipher suites and the labelled primitives of RFC 9420 §5.1 and §8.
+
+Every primitive comes from pyca/cryptography; this module only wires them together and adds
+domain separation. Each labelled function prefixes its label with ``label_prefix``: production
+uses ``b"groupchat v1 "`` so our keys and signatures can never be confused with MLS ones, while
+the interop tests use ``b"MLS 1.0 "`` to check every formula against the RFC 9420 vectors.
+
+Two suites are supported, both with X25519, HKDF-SHA256 and Ed25519 (RFC 9420 §17.1):
+1 = AES-128-GCM, 3 = ChaCha20-Poly1305.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from .codec import Writer, encode_varint, opaque
+from .errors import (
+    ConfirmationError,
+    DecryptionError,
+    InvalidPublicKeyError,
+    InvalidValueError,
+    SignatureError,
+)
+
+__all__ = [
+    "GROUPCHAT_PREFIX",
+    "MLS_PREFIX",
+    "CipherSuite",
+    "check_x25519_public",
+]
+
+GROUPCHAT_PREFIX: Final = b"groupchat v1 "
+MLS_PREFIX: Final = b"MLS 1.0 "
+
+_HASH_LEN: Final = 32
+_ZERO: Final = bytes(_HASH_LEN)
+
+# The u-coordinates of the points of small order on Curve25519 (and their encodings mod p that
+# X25519 would accept). A DH with any of them yields a predictable shared secret, so a peer that
+# publishes one could fix a node secret. cryptography only notices when an exchange produces the
+# all-zero output, which happens at the *receiver* of such a key; we refuse it at decode time so
+# every member rejects the same commit (see threats.md §1.4 and libsodium's has_small_order).
+_P25519: Final = 2**255 - 19
+_SMALL_ORDER_U: Final = frozenset(
+    {
+        0,
+        1,
+        325606250916557431795983626356110631294008115727848805560023387167927233504,
+        39382357235489614581723060781553021112529911719440698176882885853963445705823,
+        _P25519 - 1,
+        _P25519,
+        _P25519 + 1,
+    }
+)
+
+
+def check_x25519_public(key: bytes, what: str = "X25519 public key") -> bytes:
+    """Return ``key`` if it is a canonical X25519 public key not of small order, else raise."""
+    if len(key) != 32:
+        raise InvalidPublicKeyError(f"{what} must be 32 bytes, got {len(key)}")
+    u = int.from_bytes(key, "little")
+    if u >= 1 << 255:
+        raise InvalidPublicKeyError(f"{what} has its top bit set (non-canonical encoding)")
+    if u in _SMALL_ORDER_U:
+        raise InvalidPublicKeyError(f"{what} is a low-order point")
+    if u >= _P25519:
+        raise InvalidPublicKeyError(f"{what} is not reduced modulo p (non-canonical encoding)")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class _AeadSpec:
+    name: str
+    cls: type[AESGCM] | type[ChaCha20Poly1305]
+    key_len: int
+    hpke_aead: hpke.AEAD
+
+
+_SUITES: Final = {
+    1: _AeadSpec("MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519", AESGCM, 16, hpke.AEAD.AES_128_GCM),
+    3: _AeadSpec(
+        "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519",
+        ChaCha20Poly1305,
+        32,
+        hpke.AEAD.CHACHA20_POLY1305,
+    ),
+}
+
+
+class CipherSuite:
+    """One cipher suite bound to one label prefix; all methods are pure functions of their inputs."""
+
+    __slots__ = ("_aead", "_hpke", "id", "label_prefix", "name")
+
+    hash_len: Final = _HASH_LEN  # Nh
+    nonce_len: Final = 12  # Nn
+
+    def __init__(self, suite_id: int = 1, label_prefix: bytes = GROUPCHAT_PREFIX) -> None:
+        spec = _SUITES.get(suite_id)
+        if spec is None:
+            raise InvalidValueError(f"unsupported cipher suite {suite_id} (supported: 1, 3)")
+        self.id = suite_id
+        self.name = spec.name
+        self.label_prefix = label_prefix
+        self._aead = spec
+        self._hpke = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, spec.hpke_aead)
+
+    def __repr__(self) -> str:
+        return f"CipherSuite({self.id}, {self.label_prefix!r})"
+
+    @property
+    def key_len(self) -> int:  # Nk
+        return self._aead.key_len
+
+    # --- hash, MAC, KDF ----------------------------------------------------------------------
+
+    @staticmethod
+    def hash(data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+    @staticmethod
+    def mac(key: bytes, data: bytes) -> bytes:
+        return hmac.new(key, data, "sha256").digest()
+
+    def verify_mac(self, key: bytes, data: bytes, tag: bytes, what: str) -> None:
+        """Check an HMAC tag in constant time; raise :class:`ConfirmationError` on mismatch."""
+        if not hmac.compare_digest(self.mac(key, data), tag):
+            raise ConfirmationError(f"{what} does not match")
+
+    @staticmethod
+    def extract(salt: bytes, ikm: bytes) -> bytes:
+        """HKDF-Extract (RFC 5869 §2.2); an empty salt means Nh zero bytes."""
+        # HKDF-Extract is defined as HMAC(salt, ikm); pyca exposes only the combined HKDF, so we
+        # call the HMAC it is specified as rather than re-deriving through a different API.
+        return hmac.new(salt or _ZERO, ikm, "sha256").digest()
+
+    @staticmethod
+    def expand(prk: bytes, info: bytes, length: int) -> bytes:
+        return HKDFExpand(hashes.SHA256(), length, info).derive(prk)
+
+    def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        """RFC 9420 §8: HKDF-Expand(secret, uint16 L || V(prefix+label) || V(context), L)."""
+        info = length.to_bytes(2, "big") + opaque(self.label_prefix + label) + opaque(context)
+        return self.expand(secret, info, length)
+
+    def derive_secret(self, secret: bytes, label: bytes) -> bytes:
+        return self.expand_with_label(secret, label, b"", _HASH_LEN)
+
+    def derive_tree_secret(self, secret: bytes, label: bytes, generation: int, length: int) -> bytes:
+        return self.expand_with_label(secret, label, generation.to_bytes(4, "big"), length)
+
+    def ref_hash(self, label: bytes, value: bytes) -> bytes:
+        """RFC 9420 §5.2 RefHash; the label is used verbatim (callers include the prefix)."""
+        return self.hash(opaque(label) + opaque(value))
+
+    # --- signatures --------------------------------------------------------------------------
+
+    def _sign_content(self, label: bytes, content: bytes) -> bytes:
+        return Writer().opaque(self.label_prefix + label).opaque(content).bytes()
+
+    def sign_with_label(self, key: Ed25519PrivateKey, label: bytes, content: bytes) -> bytes:
+        return key.sign(self._sign_content(label, content))
+
+    def verify_with_label(
+        self, public_key: bytes, label: bytes, content: bytes, signature: bytes, what: str
+    ) -> None:
+        """Verify an Ed25519 SignWithLabel signature; raise :class:`SignatureError` if it fails."""
+        try:
+            pk = Ed25519PublicKey.from_public_bytes(public_key)
+        except ValueError as exc:
+            raise InvalidPublicKeyError(f"{what}: malformed Ed25519 public key") from exc
+        try:
+            pk.verify(signature, self._sign_content(label, content))
+        except InvalidSignature:
+            raise SignatureError(f"{what}: signature does not verify") from None
+
+    # --- X25519 and HPKE ---------------------------------------------------------------------
+
+    @staticmethod
+    def x25519_public(private: bytes) -> bytes:
+        return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+    @staticmethod
+    def x25519(private: bytes, public: bytes) -> bytes:
+        """Raw X25519; callers must feed the output to a labelled KDF, never use it directly."""
+        try:
+            return X25519PrivateKey.from_private_bytes(private).exchange(
+                X25519PublicKey.from_public_bytes(public)
+            )
+        except ValueError as exc:  # all-zero output: low-order peer key
+            raise InvalidPublicKeyError("X25519 exchange with a low-order public key") from exc
+
+    def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        """RFC 9180 §7.1.3 DeriveKeyPair for DHKEM(X25519, HKDF-SHA256); returns (sk, pk)."""
+        suite_id = b"KEM" + (0x0020).to_bytes(2, "big")
+        prk = self.extract(b"", b"HPKE-v1" + suite_id + b"dkp_prk" + ikm)
+        sk = self.expand(prk, (32).to_bytes(2, "big") + b"HPKE-v1" + suite_id + b"sk", 32)
+        return sk, self.x25519_public(sk)
+
+    def _hpke_info(self, label: bytes, context: bytes) -> bytes:
+        return opaque(self.label_prefix + label) + opaque(context)
+
+    def encrypt_with_label(
+        self, public_key: bytes, label: bytes, context: bytes, plaintext: bytes
+    ) -> tuple[bytes, bytes]:
+        """RFC 9420 §5.1.3 EncryptWithLabel (HPKE base mode); returns (kem_output, ciphertext)."""
+        pk = X25519PublicKey.from_public_bytes(check_x25519_public(public_key, "HPKE init key"))
+        out = self._hpke.encrypt(plaintext, pk, self._hpke_info(label, context))
+        return out[:32], out[32:]
+
+    def decrypt_with_label(
+        self, private_key: bytes, label: bytes, context: bytes, kem_output: bytes, ciphertext: bytes
+    ) -> bytes:
+        sk = X25519PrivateKey.from_private_bytes(private_key)
+        try:
+            return self._hpke.decrypt(kem_output + ciphertext, sk, self._hpke_info(label, context))
+        except (InvalidTag, ValueError):
+            raise DecryptionError("HPKE open failed: not sealed to our init key, or tampered") from None
+
+    # --- AEAD --------------------------------------------------------------------------------
+
+    def seal(self, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
+        return self._aead.cls(key).encrypt(nonce, plaintext, aad)
+
+    def open(self, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes, what: str) -> bytes:
+        try:
+            return self._aead.cls(key).decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            raise DecryptionError(f"{what}: authentication failed (wrong key or tampered)") from None
+
+
+def varint_len(n: int) -> int:
+    """Bytes used by the varint length prefix of an ``n``-byte vector."""
+    return len(encode_varint(n))

@@ -1,0 +1,87 @@
+"""Left-balanced array-tree arithmetic (RFC 9420 Appendix C).
+
+Leaf ``i`` sits at node ``2i``; parent nodes have odd indices and ``level(x)`` is the number of
+trailing one bits. Our trees always hold a power-of-two number of leaves, as in RFC 9420 §4.1,
+so every function here takes the leaf count ``n`` only where the root depends on it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "copath",
+    "direct_path",
+    "is_leaf",
+    "left",
+    "level",
+    "node_width",
+    "parent",
+    "right",
+    "root",
+    "sibling",
+]
+
+
+def level(x: int) -> int:
+    """Number of trailing 1-bits of ``x``: 0 for leaves."""
+    return ((x ^ (x + 1)).bit_length()) - 1
+
+
+def is_leaf(x: int) -> bool:
+    return x & 1 == 0
+
+
+def node_width(n: int) -> int:
+    """Number of array slots for ``n`` leaves."""
+    return 0 if n == 0 else 2 * (n - 1) + 1
+
+
+def root(n: int) -> int:
+    w = node_width(n)
+    return (1 << (w.bit_length() - 1)) - 1
+
+
+def left(x: int) -> int:
+    k = level(x)
+    if k == 0:
+        raise ValueError(f"node {x} is a leaf and has no children")
+    return x ^ (1 << (k - 1))
+
+
+def right(x: int) -> int:
+    k = level(x)
+    if k == 0:
+        raise ValueError(f"node {x} is a leaf and has no children")
+    return x ^ (3 << (k - 1))
+
+
+def parent(x: int, n: int) -> int:
+    if x == root(n):
+        raise ValueError(f"node {x} is the root and has no parent")
+    k = level(x)
+    b = (x >> (k + 1)) & 1
+    return (x | (1 << k)) ^ (b << (k + 1))
+
+
+def sibling(x: int, n: int) -> int:
+    p = parent(x, n)
+    return right(p) if x < p else left(p)
+
+
+def direct_path(x: int, n: int) -> list[int]:
+    """Parent, grandparent, …, root of ``x`` (empty for the root)."""
+    r = root(n)
+    out: list[int] = []
+    while x != r:
+        x = parent(x, n)
+        out.append(x)
+    return out
+
+
+def copath(x: int, n: int) -> list[int]:
+    """Sibling of each node on ``[x] + direct_path(x)`` minus the root."""
+    r = root(n)
+    out: list[int] = []
+    while x != r:
+        out.append(sibling(x, n))
+        x = parent(x, n)
+    return out
