@@ -1,0 +1,236 @@
+"""The epoch key schedule, GroupContext, PSKs, exporter and transcript hashes (RFC 9420 §8).
+
+Everything here is a pure function of its inputs. The key schedule turns the previous epoch's
+``init_secret``, the new ``commit_secret`` and the encoded new :class:`GroupContext` into the
+secrets of one epoch (§8); the transcript hashes chain every commit into the next context (§8.2),
+and the confirmation tag proves that sender and receiver derived the same epoch (§6.1).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from .codec import Reader, Writer, opaque
+from .errors import InvalidValueError, UnknownVersionError
+from .suite import CipherSuite
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "EpochSecrets",
+    "GroupContext",
+    "confirmation_tag",
+    "confirmed_transcript_hash",
+    "derive_epoch_secrets",
+    "epoch_secrets_from_joiner",
+    "expand_with_label_short",
+    "exporter",
+    "external_psk_id",
+    "interim_transcript_hash",
+    "psk_secret",
+    "verify_confirmation_tag",
+    "welcome_key_nonce",
+]
+
+PROTOCOL_VERSION: Final = 1  # mls10
+_NH: Final = 32  # both suites use SHA-256
+MAX_GROUP_ID: Final = 255
+MAX_EXTENSIONS: Final = 64 * 1024
+
+
+def expand_with_label_short(
+    suite: CipherSuite, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """``suite.expand_with_label`` for ``length <= Nh``, in one HMAC call.
+
+    HKDF-Expand (RFC 5869 §2.3) of at most one hash block is ``HMAC(prk, info || 0x01)[:L]``;
+    this skips the per-call KDF object of the generic path, which matters per message.
+    """
+    if length > _NH:
+        return suite.expand_with_label(secret, label, context, length)
+    info = length.to_bytes(2, "big") + opaque(suite.label_prefix + label) + opaque(context)
+    return hmac.digest(secret, info + b"\x01", "sha256")[:length]
+
+
+# --- GroupContext (§8.1) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupContext:
+    """The shared view of the group that every epoch secret and member signature binds to (§8.1)."""
+
+    cipher_suite: int
+    group_id: bytes
+    epoch: int
+    tree_hash: bytes
+    confirmed_transcript_hash: bytes
+    extensions: bytes = b""  # the encoded body of ``Extension extensions<V>``
+
+    def encode(self) -> bytes:
+        return (
+            Writer()
+            .u16(PROTOCOL_VERSION)
+            .u16(self.cipher_suite)
+            .opaque(self.group_id)
+            .u64(self.epoch)
+            .opaque(self.tree_hash)
+            .opaque(self.confirmed_transcript_hash)
+            .opaque(self.extensions)
+            .bytes()
+        )
+
+    @classmethod
+    def read(cls, r: Reader) -> GroupContext:
+        """Read one GroupContext; hashes are SHA-256 sized (the confirmed hash is empty at epoch 0)."""
+        version = r.u16("GroupContext.version")
+        if version != PROTOCOL_VERSION:
+            raise UnknownVersionError(f"GroupContext has protocol version {version}, we speak only 1")
+        suite = r.u16("GroupContext.cipher_suite")
+        group_id = r.opaque("GroupContext.group_id", MAX_GROUP_ID)
+        epoch = r.u64("GroupContext.epoch")
+        tree_hash = r.opaque_exact("GroupContext.tree_hash", _NH)
+        confirmed = r.opaque("GroupContext.confirmed_transcript_hash", _NH)
+        if len(confirmed) not in (0, _NH):
+            raise InvalidValueError(
+                f"GroupContext.confirmed_transcript_hash must be empty or {_NH} bytes, got {len(confirmed)}"
+            )
+        extensions = r.opaque("GroupContext.extensions", MAX_EXTENSIONS)
+        return cls(suite, group_id, epoch, tree_hash, confirmed, extensions)
+
+    @classmethod
+    def decode(cls, data: bytes) -> GroupContext:
+        r = Reader(data, "GroupContext")
+        gc = cls.read(r)
+        r.end()
+        return gc
+
+
+# --- epoch secrets (§8) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EpochSecrets:
+    """All secrets of one epoch (§8 table "Epoch-Derived Secrets"), plus joiner/welcome secrets."""
+
+    joiner_secret: bytes
+    welcome_secret: bytes
+    epoch_secret: bytes
+    sender_data_secret: bytes
+    encryption_secret: bytes
+    exporter_secret: bytes
+    epoch_authenticator: bytes
+    external_secret: bytes
+    confirmation_key: bytes
+    membership_key: bytes
+    resumption_psk: bytes
+    init_secret: bytes
+
+    def __repr__(self) -> str:  # never print key material
+        return "EpochSecrets(<redacted>)"
+
+
+def derive_epoch_secrets(
+    suite: CipherSuite,
+    init_secret: bytes,
+    commit_secret: bytes,
+    group_context: bytes,
+    psk_secret: bytes | None = None,
+) -> EpochSecrets:
+    """Run the §8 key schedule for the epoch whose encoded GroupContext is ``group_context``."""
+    joiner = suite.expand_with_label(
+        suite.extract(init_secret, commit_secret), b"joiner", group_context, suite.hash_len
+    )
+    return epoch_secrets_from_joiner(suite, joiner, group_context, psk_secret)
+
+
+def epoch_secrets_from_joiner(
+    suite: CipherSuite, joiner_secret: bytes, group_context: bytes, psk_secret: bytes | None = None
+) -> EpochSecrets:
+    """The rest of the §8 schedule from ``joiner_secret``: what a Welcome recipient can compute."""
+    nh = suite.hash_len
+    # member_secret = Extract(salt=joiner_secret, ikm=psk_secret); "0" is Nh zero bytes (§8).
+    member = suite.extract(joiner_secret, psk_secret if psk_secret is not None else bytes(nh))
+    epoch = suite.expand_with_label(member, b"epoch", group_context, nh)
+    ds = suite.derive_secret
+    return EpochSecrets(
+        joiner_secret=joiner_secret,
+        welcome_secret=ds(member, b"welcome"),
+        epoch_secret=epoch,
+        sender_data_secret=ds(epoch, b"sender data"),
+        encryption_secret=ds(epoch, b"encryption"),
+        exporter_secret=ds(epoch, b"exporter"),
+        epoch_authenticator=ds(epoch, b"authentication"),
+        external_secret=ds(epoch, b"external"),
+        confirmation_key=ds(epoch, b"confirm"),
+        membership_key=ds(epoch, b"membership"),
+        resumption_psk=ds(epoch, b"resumption"),
+        init_secret=ds(epoch, b"init"),
+    )
+
+
+def welcome_key_nonce(suite: CipherSuite, welcome_secret: bytes) -> tuple[bytes, bytes]:
+    """The AEAD key and nonce that encrypt the GroupInfo in a Welcome (§12.4.3.1)."""
+    key = suite.expand_with_label(welcome_secret, b"key", b"", suite.key_len)
+    nonce = suite.expand_with_label(welcome_secret, b"nonce", b"", suite.nonce_len)
+    return key, nonce
+
+
+def exporter(suite: CipherSuite, exporter_secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    """MLS-Exporter (§8.5): ExpandWithLabel(DeriveSecret(exporter_secret, label), "exported", H(ctx), L)."""
+    return suite.expand_with_label(
+        suite.derive_secret(exporter_secret, label), b"exported", suite.hash(context), length
+    )
+
+
+# --- pre-shared keys (§8.4) ------------------------------------------------------------------------
+
+
+def external_psk_id(psk_id: bytes, psk_nonce: bytes) -> bytes:
+    """Encode ``PreSharedKeyID`` for an external PSK: ``uint8(1) || V(psk_id) || V(psk_nonce)``."""
+    return Writer().u8(1).opaque(psk_id).opaque(psk_nonce).bytes()
+
+
+def psk_secret(suite: CipherSuite, psks: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
+    """Combine external PSKs ``(psk_id, psk, psk_nonce)`` into ``psk_secret`` (§8.4).
+
+    The chaining uses salt = psk_input, ikm = the previous psk_secret, as the §8.4 pseudocode and
+    the interop vectors do (the figure in §8.4 suggests the opposite order).
+    """
+    nh = suite.hash_len
+    acc = bytes(nh)
+    count = len(psks)
+    for index, (psk_id, psk, psk_nonce) in enumerate(psks):
+        label = external_psk_id(psk_id, psk_nonce) + index.to_bytes(2, "big") + count.to_bytes(2, "big")
+        psk_input = suite.expand_with_label(suite.extract(b"", psk), b"derived psk", label, nh)
+        acc = suite.extract(psk_input, acc)
+    return acc
+
+
+# --- transcript hashes and confirmation (§8.2, §6.1) -------------------------------------------------
+
+
+def confirmed_transcript_hash(suite: CipherSuite, interim_before: bytes, confirmed_input: bytes) -> bytes:
+    """``Hash(interim[n-1] || ConfirmedTranscriptHashInput)``, where the input is
+    ``wire_format || FramedContent(commit) || V(signature)``."""
+    return suite.hash(interim_before + confirmed_input)
+
+
+def interim_transcript_hash(suite: CipherSuite, confirmed: bytes, confirmation_tag: bytes) -> bytes:
+    """``Hash(confirmed[n] || V(confirmation_tag))``."""
+    return suite.hash(confirmed + opaque(confirmation_tag))
+
+
+def confirmation_tag(suite: CipherSuite, confirmation_key: bytes, confirmed: bytes) -> bytes:
+    """``MAC(confirmation_key, confirmed_transcript_hash)`` with the new epoch's key."""
+    return suite.mac(confirmation_key, confirmed)
+
+
+def verify_confirmation_tag(
+    suite: CipherSuite, confirmation_key: bytes, confirmed: bytes, tag: bytes
+) -> None:
+    """Raise :class:`ConfirmationError` unless ``tag`` confirms our view of the new epoch."""
+    suite.verify_mac(
+        confirmation_key, confirmed, tag, "confirmation tag (the sender's view of the new epoch differs)"
+    )

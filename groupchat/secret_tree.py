@@ -1,0 +1,246 @@
+"""The per-epoch secret tree and its hash ratchets (RFC 9420 §9, §9.1, §9.2, §15.3).
+
+``tree_secret[root] = encryption_secret`` and each node's children are derived from it with the
+labels "tree"/"left"|"right". A leaf's secret seeds two ratchets (handshake and application); every
+generation ``j`` yields one (key, nonce) pair and the next ratchet secret.
+
+Secrets are derived lazily: the first use of a leaf walks down from the nearest stored ancestor and
+deletes each consumed node secret (§9.2). Ratchet secrets below the next generation are deleted;
+keys for skipped generations are kept in a bounded window (oldest evicted) so that out-of-order
+messages can still be read, and a generation may not jump more than ``max_forward`` ahead (§15.3).
+
+Receiving is two-phase so a failed decryption never changes state: :meth:`SecretTree.lookup`
+computes the key without mutating anything, and :meth:`SecretTree.commit` applies it once the
+message has been authenticated. A lookup made stale by another commit in between is re-resolved
+against the current state at commit time (keys are deterministic), so it either yields the same
+key or raises :class:`ReplayError`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from enum import IntEnum
+from itertools import islice
+from typing import Final
+
+from . import tree_math
+from .codec import opaque
+from .errors import GenerationError, ReplayError, UnknownMemberError, UsageError
+from .suite import CipherSuite
+
+__all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
+
+_MAX_GENERATION: Final = 0xFFFFFFFF  # generation is a uint32 in SenderData (§6.3.2)
+
+
+class RatchetKind(IntEnum):
+    """Which of a leaf's two ratchets: handshake (proposals, commits) or application."""
+
+    HANDSHAKE = 0
+    APPLICATION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """The key and nonce for one received generation, plus what :meth:`SecretTree.commit` applies."""
+
+    leaf: int
+    kind: RatchetKind
+    generation: int
+    key: bytes = field(repr=False)
+    nonce: bytes = field(repr=False)
+    # Private to SecretTree: the ratchet version the lookup was computed against, the ratchet
+    # secret for generation + 1 (None if the key came from the skipped window) and the skipped
+    # keys to store, as (generation, key, nonce).
+    _owner: object = field(repr=False, compare=False)
+    _version: int = field(repr=False)
+    _next_secret: bytes | None = field(repr=False)
+    _skipped: tuple[tuple[int, bytes, bytes], ...] = field(repr=False)
+
+
+class _Ratchet:
+    """One hash ratchet: the secret of generation ``next_gen`` and the window of skipped keys."""
+
+    __slots__ = ("next_gen", "secret", "skipped", "version")
+
+    def __init__(self, secret: bytes) -> None:
+        self.next_gen = 0
+        self.secret = secret
+        self.skipped: dict[int, tuple[bytes, bytes]] = {}  # insertion order = ascending generation
+        self.version = 0
+
+
+class SecretTree:
+    """The secret tree of one epoch: per-leaf ratchets derived from ``encryption_secret``."""
+
+    __slots__ = (
+        "_key_len",
+        "_leaf_count",
+        "_max_forward",
+        "_max_skipped",
+        "_nodes",
+        "_ratchets",
+        "_suite",
+        "_tree_info",
+        "_tree_pfx",
+    )
+
+    def __init__(
+        self,
+        suite: CipherSuite,
+        encryption_secret: bytes,
+        leaf_count: int,
+        *,
+        max_forward: int = 1000,
+        max_skipped: int = 256,
+    ) -> None:
+        if leaf_count < 1 or leaf_count & (leaf_count - 1):
+            raise UsageError(f"a secret tree needs a power-of-two leaf count, got {leaf_count}")
+        if max_forward < 0 or max_skipped < 0:
+            raise UsageError("max_forward and max_skipped must be non-negative")
+        self._suite = suite
+        self._leaf_count = leaf_count
+        self._max_forward = max_forward
+        self._max_skipped = max_skipped
+        self._key_len = suite.key_len
+        self._nodes: dict[int, bytes] = {tree_math.root(leaf_count): encryption_secret}
+        self._ratchets: dict[tuple[int, int], _Ratchet] = {}
+        # Precomputed KDFLabel prefixes (§8, §9.1): uint16(L) || V(prefix + label), to which
+        # V(context) is appended. All outputs fit one SHA-256 block, so HKDF-Expand is one HMAC.
+        p = suite.label_prefix
+        nh, nk, nn = suite.hash_len, suite.key_len, suite.nonce_len
+        self._tree_pfx = (
+            nk.to_bytes(2, "big") + opaque(p + b"key"),
+            nn.to_bytes(2, "big") + opaque(p + b"nonce"),
+            nh.to_bytes(2, "big") + opaque(p + b"secret"),
+        )
+        self._tree_info = (
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left") + b"\x01",
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right") + b"\x01",
+            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b"") + b"\x01",
+            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b"") + b"\x01",
+        )
+
+    def __repr__(self) -> str:
+        return f"SecretTree(leaf_count={self._leaf_count})"
+
+    @property
+    def leaf_count(self) -> int:
+        return self._leaf_count
+
+    # --- derivation ---------------------------------------------------------------------------
+
+    def _step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
+        """DeriveTreeSecret for "key", "nonce" and "secret" at ``generation`` (§9.1)."""
+        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"  # V(uint32 generation), HKDF counter 1
+        kp, np_, sp = self._tree_pfx
+        key = hmac.digest(secret, kp + ctx, "sha256")[: self._key_len]
+        nonce = hmac.digest(secret, np_ + ctx, "sha256")[:12]
+        nxt = hmac.digest(secret, sp + ctx, "sha256")
+        return key, nonce, nxt
+
+    def _next_secret(self, secret: bytes, generation: int) -> bytes:
+        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"
+        return hmac.digest(secret, self._tree_pfx[2] + ctx, "sha256")
+
+    def _ratchet(self, leaf: int, kind: RatchetKind) -> _Ratchet:
+        """The ratchet of ``leaf``, deriving the leaf's secrets from the tree on first use (§9.2)."""
+        r = self._ratchets.get((leaf, kind))
+        if r is not None:
+            return r
+        if not 0 <= leaf < self._leaf_count:
+            raise UnknownMemberError(f"leaf {leaf} is outside this epoch's tree of {self._leaf_count} leaves")
+        n = self._leaf_count
+        target = 2 * leaf
+        # Walk up to the nearest ancestor whose secret is still stored, then derive back down,
+        # deleting each consumed parent secret and keeping the copath siblings.
+        path = [target]
+        while path[-1] not in self._nodes:
+            path.append(tree_math.parent(path[-1], n))
+        nodes = self._nodes
+        info = self._tree_info
+        for i in range(len(path) - 1, 0, -1):
+            node = path[i]
+            secret = nodes.pop(node)
+            nodes[tree_math.left(node)] = hmac.digest(secret, info[0], "sha256")
+            nodes[tree_math.right(node)] = hmac.digest(secret, info[1], "sha256")
+        leaf_secret = nodes.pop(target)
+        hs = _Ratchet(hmac.digest(leaf_secret, info[2], "sha256"))
+        app = _Ratchet(hmac.digest(leaf_secret, info[3], "sha256"))
+        self._ratchets[(leaf, RatchetKind.HANDSHAKE)] = hs
+        self._ratchets[(leaf, RatchetKind.APPLICATION)] = app
+        return hs if kind == RatchetKind.HANDSHAKE else app
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def next_send(self, leaf: int, kind: RatchetKind) -> tuple[int, bytes, bytes]:
+        """Consume the next generation of our own ratchet; returns (generation, key, nonce)."""
+        r = self._ratchet(leaf, kind)
+        gen = r.next_gen
+        if gen > _MAX_GENERATION:
+            raise GenerationError(f"the {kind.name.lower()} ratchet of leaf {leaf} is exhausted")
+        key, nonce, nxt = self._step(r.secret, gen)
+        r.secret = nxt
+        r.next_gen = gen + 1
+        r.version += 1
+        return gen, key, nonce
+
+    # --- receiving ------------------------------------------------------------------------------
+
+    def lookup(self, leaf: int, kind: RatchetKind, generation: int) -> KeyLookup:
+        """Compute the key for ``generation`` of ``leaf``'s ratchet without consuming it.
+
+        Raises :class:`UnknownMemberError`, :class:`ReplayError` (already used or evicted) or
+        :class:`GenerationError` (more than ``max_forward`` ahead). Deriving a leaf's initial
+        ratchet secrets on first use is deterministic and does not change what any later call
+        returns; no generation is consumed until :meth:`commit`.
+        """
+        r = self._ratchet(leaf, kind)
+        nxt = r.next_gen
+        if generation < nxt:
+            hit = r.skipped.get(generation)
+            if hit is None:
+                raise ReplayError(f"generation {generation} of leaf {leaf} was already used or has expired")
+            return KeyLookup(leaf, kind, generation, hit[0], hit[1], self, r.version, None, ())
+        if generation - nxt > self._max_forward or generation > _MAX_GENERATION:
+            raise GenerationError(
+                f"generation {generation} of leaf {leaf} is too far ahead "
+                f"(next expected {nxt}, at most {self._max_forward} may be skipped)"
+            )
+        secret = r.secret
+        # Only the last max_skipped skipped generations could be retained; older ones would be
+        # evicted at once, so their keys are never derived.
+        keep_from = generation - self._max_skipped
+        skipped: list[tuple[int, bytes, bytes]] = []
+        for g in range(nxt, generation):
+            if g >= keep_from:
+                k, nn, secret = self._step(secret, g)
+                skipped.append((g, k, nn))
+            else:
+                secret = self._next_secret(secret, g)
+        key, nonce, after = self._step(secret, generation)
+        return KeyLookup(leaf, kind, generation, key, nonce, self, r.version, after, tuple(skipped))
+
+    def commit(self, lookup: KeyLookup) -> None:
+        """Consume the generation of ``lookup``: advance the ratchet, keep skipped keys, drop the key."""
+        if lookup._owner is not self:
+            raise UsageError("this key lookup belongs to another secret tree")
+        r = self._ratchets[(lookup.leaf, lookup.kind)]
+        if lookup._version != r.version:
+            # Another commit changed this ratchet since the lookup; redo it against the current
+            # state, which either finds the same (deterministic) key or rejects a replay.
+            lookup = self.lookup(lookup.leaf, lookup.kind, lookup.generation)
+        r.version += 1
+        if lookup._next_secret is None:
+            del r.skipped[lookup.generation]
+            return
+        skipped = r.skipped
+        for g, k, nn in lookup._skipped:
+            skipped[g] = (k, nn)
+        excess = len(skipped) - self._max_skipped
+        if excess > 0:  # evict the oldest generations (§15.3: bound the retained keys)
+            for g in list(islice(skipped, excess)):
+                del skipped[g]
+        r.secret = lookup._next_secret
+        r.next_gen = lookup.generation + 1
