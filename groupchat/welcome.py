@@ -1,0 +1,295 @@
+"""GroupInfo and Welcome: how a new member learns the group's state (RFC 9420 §12.4.3).
+
+The encodings are MLS-compatible. A Welcome carries, per new member, the ``GroupSecrets``
+HPKE-sealed to that member's init key (label "Welcome", context = the encrypted GroupInfo), and
+one GroupInfo AEAD-encrypted under keys derived from the ``welcome_secret``.
+
+Joining is split into the two steps that the key schedule forces: :func:`open_group_secrets`
+yields the ``joiner_secret``, from which the caller derives the ``welcome_secret``
+(:func:`~groupchat.key_schedule.epoch_secrets_from_joiner`), and only then can
+:func:`decrypt_group_info` read the GroupInfo, whose signature and confirmation tag the caller
+then checks (§12.4.3.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .codec import Reader, Writer
+from .errors import DuplicateKeyError, InvalidValueError, ProtocolError, UnknownVersionError
+from .key_schedule import GroupContext, welcome_key_nonce
+from .suite import CipherSuite
+
+__all__ = [
+    "MAX_GROUP_INFO",
+    "EncryptedGroupSecrets",
+    "GroupInfo",
+    "GroupSecrets",
+    "Welcome",
+    "decode_extensions",
+    "decrypt_group_info",
+    "encode_extensions",
+    "key_package_ref",
+    "open_group_secrets",
+    "seal_welcome",
+]
+
+_VERSION: Final = 1  # mls10
+_WIRE_WELCOME: Final = 3
+_NH: Final = 32
+_SIG_LEN: Final = 64  # Ed25519
+_AEAD_TAG: Final = 16
+MAX_GROUP_INFO: Final = 8 << 20
+_MAX_EXTENSION_ITEMS: Final = 64
+_MAX_PSKS: Final = 64
+_MAX_PSK_BYTES: Final = 64 * 1024
+_MAX_SECRETS_BYTES: Final = 8 << 20
+_MAX_RECIPIENTS: Final = 65536
+_MAX_GROUP_SECRETS_CT: Final = _MAX_PSK_BYTES + 1024
+
+
+def key_package_ref(suite: CipherSuite, key_package: bytes) -> bytes:
+    """``RefHash(prefix + "KeyPackage Reference", KeyPackage)`` (§5.2), over the struct without header."""
+    return suite.ref_hash(suite.label_prefix + b"KeyPackage Reference", key_package)
+
+
+# --- extensions (§13) ---------------------------------------------------------------------------
+
+
+def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
+    """Encode the body of ``Extension extensions<V>``: each ``uint16 type || V(data)``."""
+    types = [t for t, _ in extensions]
+    if len(set(types)) != len(types):
+        raise DuplicateKeyError("an extension type appears more than once")
+    w = Writer()
+    for ext_type, data in extensions:
+        w.u16(ext_type).opaque(data)
+    return w.bytes()
+
+
+def decode_extensions(body: bytes) -> list[tuple[int, bytes]]:
+    """Decode the body of an extension list; each type may appear at most once (§13)."""
+    r = Reader(body, "extensions")
+    out: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    while r.remaining:
+        if len(out) >= _MAX_EXTENSION_ITEMS:
+            raise InvalidValueError(f"more than {_MAX_EXTENSION_ITEMS} extensions")
+        ext_type = r.u16("extension_type")
+        if ext_type in seen:
+            raise DuplicateKeyError(f"extension type {ext_type} appears more than once")
+        seen.add(ext_type)
+        out.append((ext_type, r.opaque("extension_data", MAX_GROUP_INFO)))
+    return out
+
+
+# --- GroupInfo (§12.4.3) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """The signed group state a joiner needs; ``extensions`` is the encoded extension-list body."""
+
+    group_context: GroupContext
+    extensions: bytes = field(repr=False)
+    confirmation_tag: bytes
+    signer: int
+    signature: bytes = b""
+
+    def tbs(self) -> bytes:
+        """``GroupInfoTBS``: every field but the signature."""
+        return (
+            Writer()
+            .raw(self.group_context.encode())
+            .opaque(self.extensions)
+            .opaque(self.confirmation_tag)
+            .u32(self.signer)
+            .bytes()
+        )
+
+    def encode(self) -> bytes:
+        return self.tbs() + Writer().opaque(self.signature).bytes()
+
+    @classmethod
+    def decode(cls, data: bytes) -> GroupInfo:
+        if len(data) > MAX_GROUP_INFO:
+            raise InvalidValueError(f"GroupInfo is {len(data)} bytes, more than {MAX_GROUP_INFO}")
+        r = Reader(data, "GroupInfo")
+        gc = GroupContext.read(r)
+        extensions = r.opaque("extensions", MAX_GROUP_INFO)
+        tag = r.opaque_exact("confirmation_tag", _NH)
+        signer = r.u32("signer")
+        signature = r.opaque_exact("signature", _SIG_LEN)
+        r.end()
+        return cls(gc, extensions, tag, signer, signature)
+
+    def sign(self, suite: CipherSuite, key: Ed25519PrivateKey) -> GroupInfo:
+        """A copy carrying ``SignWithLabel(key, "GroupInfoTBS", tbs)``."""
+        return replace(self, signature=suite.sign_with_label(key, b"GroupInfoTBS", self.tbs()))
+
+    def verify(self, suite: CipherSuite, signer_public_key: bytes) -> None:
+        """Raise :class:`SignatureError` unless the signer's key signed this GroupInfo."""
+        suite.verify_with_label(
+            signer_public_key,
+            b"GroupInfoTBS",
+            self.tbs(),
+            self.signature,
+            f"GroupInfo from leaf {self.signer}",
+        )
+
+
+# --- GroupSecrets and Welcome (§12.4.3) ------------------------------------------------------------
+
+
+def _read_psk_id(r: Reader) -> bytes:
+    """Read one ``PreSharedKeyID`` (§8.4) and return its canonical encoding."""
+    w = Writer()
+    psk_type = r.u8("psktype")
+    w.u8(psk_type)
+    if psk_type == 1:  # external
+        w.opaque(r.opaque("psk_id", 255))
+    elif psk_type == 2:  # resumption
+        usage = r.u8("resumption usage")
+        if usage not in (1, 2, 3):
+            raise InvalidValueError(f"unknown resumption PSK usage {usage}")
+        w.u8(usage).opaque(r.opaque("psk_group_id", 255)).u64(r.u64("psk_epoch"))
+    else:
+        raise InvalidValueError(f"unknown PSK type {psk_type}")
+    w.opaque(r.opaque("psk_nonce", _NH))
+    return w.bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSecrets:
+    """What a Welcome gives each new member: the joiner secret and maybe a path secret."""
+
+    joiner_secret: bytes = field(repr=False)
+    path_secret: bytes | None = field(repr=False)
+    psks: list[bytes] = field(default_factory=list)  # encoded PreSharedKeyIDs
+
+    def encode(self) -> bytes:
+        path = None if self.path_secret is None else Writer().opaque(self.path_secret).bytes()
+        return Writer().opaque(self.joiner_secret).optional(path).vector(self.psks).bytes()
+
+    @classmethod
+    def decode(cls, data: bytes) -> GroupSecrets:
+        r = Reader(data, "GroupSecrets")
+        joiner = r.opaque_exact("joiner_secret", _NH)
+        path = r.optional("path_secret", lambda rr: rr.opaque_exact("path_secret", _NH))
+        psks = r.vector("psks", _MAX_PSK_BYTES, _read_psk_id, _MAX_PSKS)
+        r.end()
+        return cls(joiner, path, psks)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedGroupSecrets:
+    """GroupSecrets HPKE-sealed to one new member, named by its KeyPackageRef."""
+
+    new_member: bytes
+    kem_output: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+
+    def encode(self) -> bytes:
+        return Writer().opaque(self.new_member).opaque(self.kem_output).opaque(self.ciphertext).bytes()
+
+    @classmethod
+    def read(cls, r: Reader) -> EncryptedGroupSecrets:
+        ref = r.opaque_exact("new_member", _NH)
+        kem_output = r.opaque_exact("kem_output", 32)  # DHKEM(X25519) enc
+        ciphertext = r.opaque("ciphertext", _MAX_GROUP_SECRETS_CT)
+        return cls(ref, kem_output, ciphertext)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """``Welcome = uint16 cipher_suite || V(EncryptedGroupSecrets[]) || V(encrypted_group_info)``."""
+
+    cipher_suite: int
+    secrets: list[EncryptedGroupSecrets]
+    encrypted_group_info: bytes = field(repr=False)
+
+    def encode(self) -> bytes:
+        return (
+            Writer()
+            .u16(self.cipher_suite)
+            .vector([s.encode() for s in self.secrets])
+            .opaque(self.encrypted_group_info)
+            .bytes()
+        )
+
+    def encode_message(self) -> bytes:
+        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome."""
+        return Writer().u16(_VERSION).u16(_WIRE_WELCOME).bytes() + self.encode()
+
+    @classmethod
+    def read(cls, r: Reader) -> Welcome:
+        suite = r.u16("cipher_suite")
+        secrets = r.vector("secrets", _MAX_SECRETS_BYTES, EncryptedGroupSecrets.read, _MAX_RECIPIENTS)
+        egi = r.opaque("encrypted_group_info", MAX_GROUP_INFO + _AEAD_TAG)
+        return cls(suite, secrets, egi)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Welcome:
+        r = Reader(data, "Welcome")
+        w = cls.read(r)
+        r.end()
+        return w
+
+    @classmethod
+    def decode_message(cls, data: bytes) -> Welcome:
+        """Parse ``MLSMessage(Welcome)``, checking the version and wire format."""
+        r = Reader(data, "Welcome")
+        version = r.u16("version")
+        if version != _VERSION:
+            raise UnknownVersionError(f"welcome has protocol version {version}, we speak only 1")
+        wire_format = r.u16("wire_format")
+        if wire_format != _WIRE_WELCOME:
+            raise InvalidValueError(f"expected a welcome (wire format 3), got wire format {wire_format}")
+        w = cls.read(r)
+        r.end()
+        return w
+
+
+def seal_welcome(
+    suite: CipherSuite,
+    group_info: bytes,
+    welcome_secret: bytes,
+    recipients: Sequence[tuple[bytes, bytes, GroupSecrets]],
+) -> Welcome:
+    """Encrypt the encoded GroupInfo and seal each ``(key_package_ref, init_public_key, secrets)``.
+
+    HPKE randomness comes from pyca's HPKE implementation, which does not take an injected RNG.
+    """
+    key, nonce = welcome_key_nonce(suite, welcome_secret)
+    egi = suite.seal(key, nonce, b"", group_info)
+    sealed = []
+    for ref, init_pk, secrets in recipients:
+        kem_output, ct = suite.encrypt_with_label(init_pk, b"Welcome", egi, secrets.encode())
+        sealed.append(EncryptedGroupSecrets(ref, kem_output, ct))
+    return Welcome(suite.id, sealed, egi)
+
+
+def open_group_secrets(
+    suite: CipherSuite, welcome: Welcome, my_ref: bytes, init_private_key: bytes
+) -> GroupSecrets:
+    """Find the GroupSecrets addressed to ``my_ref`` and HPKE-open them with our init key."""
+    if welcome.cipher_suite != suite.id:
+        raise InvalidValueError(f"welcome uses cipher suite {welcome.cipher_suite}, we expected {suite.id}")
+    for egs in welcome.secrets:
+        if egs.new_member == my_ref:
+            plain = suite.decrypt_with_label(
+                init_private_key, b"Welcome", welcome.encrypted_group_info, egs.kem_output, egs.ciphertext
+            )
+            return GroupSecrets.decode(plain)
+    raise ProtocolError("this welcome is not addressed to us (no secrets for our key package)")
+
+
+def decrypt_group_info(suite: CipherSuite, welcome: Welcome, welcome_secret: bytes) -> GroupInfo:
+    """Decrypt and parse the GroupInfo; the caller must still verify signature and confirmation tag."""
+    key, nonce = welcome_key_nonce(suite, welcome_secret)
+    plain = suite.open(key, nonce, b"", welcome.encrypted_group_info, "welcome GroupInfo")
+    return GroupInfo.decode(plain)
