@@ -50,7 +50,9 @@ __all__ = [
     "confirmed_transcript_input",
     "decrypt_content",
     "decrypt_sender_data",
+    "framed_content_auth_data",
     "framed_content_tbs",
+    "membership_tag",
     "open_private_message",
     "protect_application",
     "protect_private_message",
@@ -58,6 +60,7 @@ __all__ = [
     "read_application_data",
     "sign_framed_content",
     "verify_framed_content",
+    "verify_membership_tag",
 ]
 
 T = TypeVar("T")
@@ -161,6 +164,46 @@ def verify_framed_content(
         framed_content_tbs(wire_format, content, group_context),
         signature,
         f"message from leaf {content.sender}",
+    )
+
+
+def framed_content_auth_data(signature: bytes, confirmation_tag: bytes | None = None) -> bytes:
+    """``FramedContentAuthData = V(signature) || [V(confirmation_tag) for commits]`` (§6.1)."""
+    w = Writer().opaque(signature)
+    if confirmation_tag is not None:
+        w.opaque(confirmation_tag)
+    return w.bytes()
+
+
+def membership_tag(
+    suite: CipherSuite,
+    membership_key: bytes,
+    content: FramedContent,
+    group_context: bytes,
+    signature: bytes,
+    confirmation_tag: bytes | None = None,
+) -> bytes:
+    """PublicMessage ``membership_tag = MAC(membership_key, FramedContentTBS || AuthData)`` (§6.2)."""
+    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
+    return suite.mac(membership_key, tbm + framed_content_auth_data(signature, confirmation_tag))
+
+
+def verify_membership_tag(
+    suite: CipherSuite,
+    membership_key: bytes,
+    content: FramedContent,
+    group_context: bytes,
+    signature: bytes,
+    confirmation_tag: bytes | None,
+    tag: bytes,
+) -> None:
+    """Raise :class:`ConfirmationError` unless ``tag`` is this PublicMessage's membership tag."""
+    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
+    suite.verify_mac(
+        membership_key,
+        tbm + framed_content_auth_data(signature, confirmation_tag),
+        tag,
+        f"membership tag of the public message from leaf {content.sender}",
     )
 
 

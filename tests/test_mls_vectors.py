@@ -29,14 +29,17 @@ from groupchat.key_schedule import (
 )
 from groupchat.message_protection import (
     ContentType,
+    FramedContent,
     PrivateMessage,
     WireFormat,
     decrypt_content,
     decrypt_sender_data,
+    membership_tag,
     open_private_message,
     ratchet_kind,
     read_application_data,
     verify_framed_content,
+    verify_membership_tag,
 )
 from groupchat.secret_tree import RatchetKind, SecretTree
 from groupchat.suite import MLS_PREFIX, CipherSuite
@@ -329,3 +332,34 @@ def test_message_protection_private(name: str) -> None:
         lk = fresh.lookup(sd.leaf, ratchet_kind(msg.content_type), sd.generation)
         again = decrypt_content(s, msg, sd, lk.key, lk.nonce, reader)
         assert again == opened
+
+
+@pytest.mark.parametrize("name", ["proposal", "commit"])
+def test_message_protection_public(name: str) -> None:
+    """PublicMessage = header || FramedContent || V(signature) || [V(tag)] || V(membership_tag)."""
+    entries = load("message-protection.json")
+    for v in entries:
+        s = suite_of(v)
+        gc = GroupContext(
+            v["cipher_suite"],
+            h(v["group_id"]),
+            v["epoch"],
+            h(v["tree_hash"]),
+            h(v["confirmed_transcript_hash"]),
+        ).encode()
+        ct = ContentType.PROPOSAL if name == "proposal" else ContentType.COMMIT
+        content = FramedContent(h(v["group_id"]), v["epoch"], 1, b"", ct, h(v[name]))
+        raw = h(v[f"{name}_pub"])
+        head = b"\x00\x01\x00\x01" + content.encode()
+        assert raw.startswith(head)  # our FramedContent encoding is byte-exact
+        r = Reader(raw[len(head) :], "PublicMessage")
+        signature = r.opaque_exact("signature", 64)
+        tag = r.opaque_exact("confirmation_tag", 32) if ct == ContentType.COMMIT else None
+        mtag = r.opaque_exact("membership_tag", 32)
+        r.end()
+        verify_framed_content(s, h(v["signature_pub"]), WireFormat.PUBLIC_MESSAGE, content, gc, signature)
+        key = h(v["membership_key"])
+        assert membership_tag(s, key, content, gc, signature, tag) == mtag
+        verify_membership_tag(s, key, content, gc, signature, tag, mtag)
+        with pytest.raises(ConfirmationError):
+            verify_membership_tag(s, key, content, gc, signature, tag, bytes(32))
