@@ -8,6 +8,7 @@ and the confirmation tag proves that sender and receiver derived the same epoch 
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +51,14 @@ def expand_with_label_short(
     """
     if length > _NH:
         return suite.expand_with_label(secret, label, context, length)
-    info = length.to_bytes(2, "big") + opaque(suite.label_prefix + label) + opaque(context)
-    return hmac.digest(secret, info + b"\x01", "sha256")[:length]
+    info = _kdf_label_head(suite.label_prefix, label, length) + opaque(context) + b"\x01"
+    return hmac.digest(secret, info, "sha256")[:length]
+
+
+@functools.cache
+def _kdf_label_head(prefix: bytes, label: bytes, length: int) -> bytes:
+    """``uint16(L) || V(prefix + label)``: the constant head of a KDFLabel (§8)."""
+    return length.to_bytes(2, "big") + opaque(prefix + label)
 
 
 # --- GroupContext (§8.1) ------------------------------------------------------------------------
