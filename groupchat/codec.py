@@ -130,6 +130,10 @@ class Reader:
         self._pos = end
         return out
 
+    def since(self, start: int) -> bytes:
+        """The exact bytes consumed from ``start`` (a saved :attr:`position`) up to now."""
+        return self._data[start : self._pos]
+
     def u8(self, field: str = "u8") -> int:
         return self._take(1, field)[0]
 

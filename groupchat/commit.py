@@ -1,0 +1,151 @@
+"""Commit wire format: tree operations inside a signed, confirmed public handshake message.
+
+A commit travels as an MLS-style PublicMessage without the membership tag (the sender is
+authenticated by its identity signature, which every member checks against the tree)::
+
+    uint16 version || uint16 wire_format(1) || FramedContent(content_type = commit, body = Commit)
+      || V(signature) || V(confirmation_tag)
+
+    enum { update(1), add(2), remove(3) } OpType;
+    struct {
+        OpType type; uint32 leaf;
+        select (type) { case add: opaque join_request<V>; default: };
+        opaque path<V>;     /* the 32-byte public keys of the keyed nodes on leaf's path, leaf first */
+    } Operation;
+    struct { Operation operations<V>; } Commit;
+
+Commits are not encrypted: the relay learns who joins and leaves (it sees that anyway from
+room membership), but never any secret. The signature covers the GroupContext of the epoch the
+commit was built on, and the confirmation tag covers the transcript of the new epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from .codec import Reader, Writer
+from .errors import InvalidValueError, UnknownVersionError
+from .identity import JoinRequest
+from .message_protection import (
+    MAX_AUTHENTICATED_DATA,
+    MAX_GROUP_ID,
+    PROTOCOL_VERSION,
+    ContentType,
+    FramedContent,
+    WireFormat,
+)
+
+__all__ = ["MAX_OPERATIONS", "Commit", "CommitMessage", "OpType", "Operation"]
+
+MAX_OPERATIONS: Final = 64
+_MAX_PATH_KEYS: Final = 17  # a 2^16-leaf tree has 17 keyed nodes on a path
+_KEY: Final = 32
+
+
+class OpType(IntEnum):
+    UPDATE = 1
+    ADD = 2
+    REMOVE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One path change: ``leaf`` gets a fresh secret; ``path`` holds the new public keys."""
+
+    type: OpType
+    leaf: int
+    path: tuple[bytes, ...]
+    request: JoinRequest | None = None
+
+    def write(self, w: Writer) -> None:
+        w.u8(self.type).u32(self.leaf)
+        if self.type == OpType.ADD:
+            assert self.request is not None
+            w.opaque(self.request.encoded)
+        w.opaque(b"".join(self.path))
+
+    @classmethod
+    def read(cls, r: Reader) -> Operation:
+        raw_type = r.u8("operation type")
+        try:
+            op_type = OpType(raw_type)
+        except ValueError:
+            raise InvalidValueError(f"unknown commit operation type {raw_type}") from None
+        leaf = r.u32("operation leaf")
+        request = None
+        if op_type == OpType.ADD:
+            request = JoinRequest.decode(r.opaque("join request", 4096))
+        raw_path = r.opaque("path", _MAX_PATH_KEYS * _KEY, _KEY)
+        if len(raw_path) % _KEY:
+            raise InvalidValueError(f"path length {len(raw_path)} is not a multiple of {_KEY}")
+        path = tuple(raw_path[i : i + _KEY] for i in range(0, len(raw_path), _KEY))
+        return cls(op_type, leaf, path, request)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    operations: tuple[Operation, ...]
+
+    def encode(self) -> bytes:
+        body = Writer()
+        for op in self.operations:
+            op.write(body)
+        return Writer().opaque(body.bytes()).bytes()
+
+    @classmethod
+    def read(cls, r: Reader) -> Commit:
+        ops = r.vector("operations", 1 << 20, Operation.read, MAX_OPERATIONS)
+        if not ops:
+            raise InvalidValueError("commit has no operations")
+        return cls(tuple(ops))
+
+
+@dataclass(frozen=True, slots=True)
+class CommitMessage:
+    """A parsed public commit message: framed content, its commit, signature and tag."""
+
+    content: FramedContent
+    commit: Commit
+    signature: bytes
+    confirmation_tag: bytes
+
+    def encode(self) -> bytes:
+        return (
+            Writer()
+            .u16(PROTOCOL_VERSION)
+            .u16(WireFormat.PUBLIC_MESSAGE)
+            .raw(self.content.encode())
+            .opaque(self.signature)
+            .opaque(self.confirmation_tag)
+            .bytes()
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CommitMessage:
+        r = Reader(data, "commit")
+        version = r.u16("version")
+        if version != PROTOCOL_VERSION:
+            raise UnknownVersionError(f"commit has protocol version {version}, we speak only 1")
+        wire_format = r.u16("wire_format")
+        if wire_format != WireFormat.PUBLIC_MESSAGE:
+            raise InvalidValueError(f"expected a public commit (wire format 1), got {wire_format}")
+        group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
+        epoch = r.u64("epoch")
+        sender_type = r.u8("sender type")
+        if sender_type != 1:
+            raise InvalidValueError(f"commit sender type {sender_type} is not a member (1)")
+        sender = r.u32("sender leaf")
+        authenticated_data = r.opaque("authenticated_data", MAX_AUTHENTICATED_DATA)
+        content_type = r.u8("content_type")
+        if content_type != ContentType.COMMIT:
+            raise InvalidValueError(f"public messages must carry commits, got content type {content_type}")
+        body_start = r.position
+        commit = Commit.read(r)
+        body = r.since(body_start)
+        signature = r.opaque_exact("signature", 64)
+        tag = r.opaque_exact("confirmation_tag", 32)
+        r.end()
+        content = FramedContent(group_id, epoch, sender, authenticated_data, ContentType.COMMIT, body)
+        return cls(content, commit, signature, tag)

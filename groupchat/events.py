@@ -1,0 +1,79 @@
+"""Events the protocol core returns from :meth:`groupchat.group.Group.receive`.
+
+They are frozen dataclasses, like h11's events: the session and the TUI pattern-match on them.
+None of them carries key material.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .identity import fingerprint
+
+__all__ = ["EpochChanged", "Event", "Member", "MessageEchoed", "MessageReceived", "RemovedFromGroup"]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member as shown to users: leaf position, name and long-term identity key."""
+
+    leaf: int
+    display_name: str
+    identity_key: bytes = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity_key)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """An application message from another member, authenticated by its signature."""
+
+    sender: Member
+    plaintext: bytes
+    epoch: int
+    generation: int
+    authenticated_data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEchoed:
+    """The relay delivered one of our own application messages back to us (delivery receipt).
+
+    ``message_id`` is the SHA-256 of the exact bytes :meth:`Group.encrypt` returned."""
+
+    epoch: int
+    message_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChanged:
+    """A commit was applied: the group has a new epoch, key and (maybe) roster.
+
+    ``own`` is true when the commit was ours and the relay's echo confirmed it won the epoch;
+    ``welcome`` then holds the Welcome to deliver to the joiners (only now is it safe to send).
+    ``superseded_own_commit`` is true when someone else's commit won over one we had pending:
+    the caller should rebuild its change on the new epoch.
+    """
+
+    epoch: int
+    committer: Member
+    added: tuple[Member, ...]
+    removed: tuple[Member, ...]
+    updated: bool
+    epoch_authenticator: bytes = field(repr=False)
+    own: bool = False
+    welcome: bytes | None = field(default=None, repr=False)
+    superseded_own_commit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedFromGroup:
+    """A valid, signed commit removed us. All our secrets for the group are deleted."""
+
+    epoch: int
+    by: Member
+
+
+Event = MessageReceived | MessageEchoed | EpochChanged | RemovedFromGroup

@@ -1,0 +1,714 @@
+"""The sans-I/O group state machine: bytes in, events and bytes out.
+
+A :class:`Group` is one member's view of one group at one epoch. It never does I/O and never
+reads a clock or a random source it was not given (see :class:`GroupConfig`).
+
+* :meth:`Group.create` starts a one-member group; :meth:`Group.join` enters from a Welcome.
+* :meth:`Group.commit` builds a commit (adds, removes, self-update) and returns its bytes. The
+  commit is *pending* until the relay echoes it back: the relay's total order decides which of
+  two concurrent commits wins an epoch (RFC 9420 §14), and only the winner's Welcome is sent.
+* :meth:`Group.encrypt` protects an application message for the current epoch.
+* :meth:`Group.receive` takes any message from the relay and returns an event, or raises a
+  :class:`~groupchat.errors.GroupChatError` subclass and leaves the state exactly as it was.
+
+Processing a commit costs O(log n) X25519 operations whatever the number of operations in it
+(see :mod:`groupchat.ratchet_tree`), plus one signature check, plus one more the first time a
+member's join request is used (leaf credentials are verified lazily, once).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from . import tree_math as tm
+from .codec import opaque
+from .commit import Commit, CommitMessage, Operation, OpType
+from .errors import (
+    DuplicateKeyError,
+    EpochError,
+    InconsistentPathError,
+    InvalidCommitError,
+    InvalidValueError,
+    ReplayError,
+    UnknownMemberError,
+    UsageError,
+    WrongGroupError,
+)
+from .events import EpochChanged, Event, Member, MessageEchoed, MessageReceived, RemovedFromGroup
+from .identity import MAX_GROUP_ID, Identity, JoinRequest, PendingJoin
+from .key_schedule import (
+    EpochSecrets,
+    GroupContext,
+    confirmation_tag,
+    confirmed_transcript_hash,
+    derive_epoch_secrets,
+    epoch_secrets_from_joiner,
+    exporter,
+    interim_transcript_hash,
+    verify_confirmation_tag,
+)
+from .message_protection import (
+    ContentType,
+    FramedContent,
+    PrivateMessage,
+    WireFormat,
+    confirmed_transcript_input,
+    open_private_message,
+    protect_application,
+    read_application_data,
+    sign_framed_content,
+    verify_framed_content,
+)
+from .ratchet_tree import PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+from .secret_tree import SecretTree
+from .suite import GROUPCHAT_PREFIX, CipherSuite
+from .welcome import (
+    GroupInfo,
+    GroupSecrets,
+    Welcome,
+    decode_extensions,
+    decrypt_group_info,
+    encode_extensions,
+    open_group_secrets,
+    seal_welcome,
+)
+
+__all__ = ["TREE_EXTENSION", "Group", "GroupConfig", "GroupState"]
+
+# GroupInfo extension carrying our public tree (RFC 9420 §13 private-use range).
+TREE_EXTENSION: Final = 0xF0C1
+_RECENT_COMMITS: Final = 16
+_MAX_UNECHOED: Final = 1024
+
+
+class GroupState(enum.Enum):
+    MEMBER = "member"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """Tunables and injected effects. Every member of a group must use the same suite and prefix."""
+
+    suite_id: int = 1
+    label_prefix: bytes = GROUPCHAT_PREFIX
+    max_forward: int = 1000  # how far a ratchet generation may jump ahead (RFC 9420 §15.3)
+    max_skipped: int = 256  # skipped message keys kept per sender for out-of-order delivery
+    padding_block: int = 32  # pad application plaintexts to hide exact lengths
+    previous_epoch_ttl: float = 30.0  # seconds the previous epoch's keys stay for in-flight messages
+    clock: Callable[[], float] = time.monotonic
+    rand: Callable[[int], bytes] = os.urandom
+
+    def suite(self) -> CipherSuite:
+        return CipherSuite(self.suite_id, self.label_prefix)
+
+
+@dataclass(slots=True)
+class _EpochKeys:
+    """What decrypting and authenticating one epoch's messages needs."""
+
+    epoch: int
+    group_context: bytes
+    secret_tree: SecretTree
+    sender_data_secret: bytes = field(repr=False)
+    # Members whose leaf changed when this epoch ended (only kept for the retained epoch).
+    overrides: dict[int, JoinRequest | None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _PendingCommit:
+    message: bytes
+    changes: TreeChanges
+    path: PathSecrets
+    group_context: GroupContext
+    secrets: EpochSecrets
+    interim: bytes
+    welcome: bytes | None
+    added: tuple[int, ...]
+    removed: tuple[Member, ...]
+    updated: bool
+
+
+class Group:
+    """One member's state of one group. Use :meth:`create` or :meth:`join` to make one."""
+
+    def __init__(
+        self,
+        *,
+        config: GroupConfig,
+        identity: Identity,
+        tree: RatchetTree,
+        path: PathSecrets,
+        group_context: GroupContext,
+        secrets: EpochSecrets,
+        interim: bytes,
+    ) -> None:
+        self.config = config
+        self.suite = tree.suite
+        self._identity = identity
+        self._tree = tree
+        self._path = path
+        self._ctx = group_context
+        self._ctx_bytes = group_context.encode()
+        self._secrets = secrets
+        self._interim = interim
+        self._keys = self._epoch_keys(secrets)
+        self._previous: _EpochKeys | None = None
+        self._epoch_started = config.clock()
+        self._pending: _PendingCommit | None = None
+        self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
+        self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
+        self.state = GroupState.MEMBER
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, identity: Identity, group_id: bytes, display_name: str, config: GroupConfig | None = None
+    ) -> Group:
+        """Start a group with ourselves as the only member, at epoch 0."""
+        config = config or GroupConfig()
+        suite = config.suite()
+        if not 0 < len(group_id) <= MAX_GROUP_ID:
+            raise InvalidValueError(f"group id must be 1..{MAX_GROUP_ID} bytes")
+        pending = JoinRequest.create(suite, identity, group_id, display_name, config.rand)
+        tree = RatchetTree(suite, 1)
+        path = PathSecrets(0)
+        tree.build_path(0, config.rand(32), pending.request, path)
+        tree.mark_verified(0)
+        ctx = GroupContext(suite.id, group_id, 0, tree.tree_hash, b"")
+        # RFC 9420 §11: epoch 0 starts from a fresh random init secret.
+        secrets = derive_epoch_secrets(suite, config.rand(32), tree.commit_secret(path), ctx.encode())
+        return cls(
+            config=config,
+            identity=identity,
+            tree=tree,
+            path=path,
+            group_context=ctx,
+            secrets=secrets,
+            interim=b"",
+        )
+
+    @classmethod
+    def join(cls, pending: PendingJoin, welcome: bytes, config: GroupConfig | None = None) -> Group:
+        """Enter a group from a Welcome sealed to our join request's init key."""
+        config = config or GroupConfig()
+        suite = config.suite()
+        msg = Welcome.decode_message(welcome)
+        gs = open_group_secrets(suite, msg, pending.request.ref(suite), pending.init_private)
+        if gs.path_secret is None:
+            raise InvalidValueError("welcome carries no leaf secret for us")
+        if gs.psks:
+            raise InvalidValueError("welcome asks for pre-shared keys, which groupchat does not use")
+        info = decrypt_group_info(suite, msg, _welcome_secret(suite, gs.joiner_secret))
+        ctx = info.group_context
+        if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
+            raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
+        trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
+        if len(trees) != 1:
+            raise InvalidValueError("welcome's GroupInfo must carry exactly one public tree")
+        tree = RatchetTree.decode(suite, trees[0])
+        if tree.tree_hash != ctx.tree_hash:
+            raise InvalidValueError("welcome's public tree does not match the tree hash it was signed with")
+        signer = tree.member(info.signer)
+        if signer is None:
+            raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
+        signer.verify(suite)
+        tree.mark_verified(info.signer)
+        info.verify(suite, signer.identity_key)
+        me = tree.find_member(pending.request)
+        if me is None:
+            raise InvalidValueError("welcome's tree does not contain our join request")
+        tree.mark_verified(me)
+        if tree.leaf_key(me) != suite.x25519_public(gs.path_secret):
+            raise InconsistentPathError("our leaf key in the welcome does not match our leaf secret")
+        path = PathSecrets(me, {2 * me: gs.path_secret})
+        if tree.capacity > 1:
+            path = tree.refresh_secrets(path, tm.parent(2 * me, tree.capacity))
+        secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+        verify_confirmation_tag(
+            suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+        )
+        interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
+        return cls(
+            config=config,
+            identity=pending.identity,
+            tree=tree,
+            path=path,
+            group_context=ctx,
+            secrets=secrets,
+            interim=interim,
+        )
+
+    # --- read-only view --------------------------------------------------------------------
+
+    @property
+    def group_id(self) -> bytes:
+        return self._ctx.group_id
+
+    @property
+    def epoch(self) -> int:
+        return self._ctx.epoch
+
+    @property
+    def my_leaf(self) -> int:
+        return self._path.leaf
+
+    @property
+    def tree_hash(self) -> bytes:
+        return self._ctx.tree_hash
+
+    @property
+    def epoch_authenticator(self) -> bytes:
+        """RFC 9420 §8.7: equal for all members iff they share the epoch; compare out of band."""
+        self._require_member()
+        return self._secrets.epoch_authenticator
+
+    @property
+    def has_pending_commit(self) -> bool:
+        return self._pending is not None
+
+    def members(self) -> list[Member]:
+        return [self._member(leaf, req) for leaf, req in self._tree.members()]
+
+    def member(self, leaf: int) -> Member:
+        req = self._tree.member(leaf)
+        if req is None:
+            raise UnknownMemberError(f"leaf {leaf} holds no member")
+        return self._member(leaf, req)
+
+    def export_secret(self, label: bytes, context: bytes, length: int) -> bytes:
+        """MLS-Exporter (RFC 9420 §8.5) for the current epoch."""
+        self._require_member()
+        return exporter(self.suite, self._secrets.exporter_secret, label, context, length)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
+        """Sign and encrypt an application message for the current epoch."""
+        self._require_member()
+        content = FramedContent(
+            self.group_id,
+            self.epoch,
+            self.my_leaf,
+            authenticated_data,
+            ContentType.APPLICATION,
+            opaque(plaintext),
+        )
+        signature = sign_framed_content(
+            self.suite, self._identity.signing_key, WireFormat.PRIVATE_MESSAGE, content, self._ctx_bytes
+        )
+        tree = self._keys.secret_tree
+        data = protect_application(
+            self.suite,
+            content=content,
+            signature=signature,
+            secret_tree=tree,
+            sender_data_secret=self._keys.sender_data_secret,
+            padding_block=self.config.padding_block,
+            rand=self.config.rand,
+        )
+        self._note_sent(data)
+        return data
+
+    def commit(
+        self,
+        *,
+        add: Iterable[JoinRequest | bytes] = (),
+        remove: Iterable[int] = (),
+        update: bool = False,
+        authenticated_data: bytes = b"",
+    ) -> bytes:
+        """Build a commit; it takes effect when the relay echoes it back to :meth:`receive`.
+
+        Removes go first, then adds (each into the leftmost free leaf), then our own update, so
+        that our fresh path is the last word on every node of it. A commit with nothing else in
+        it is a self-update.
+        """
+        self._require_member()
+        if self._pending is not None:
+            raise UsageError("a commit is already waiting for the relay's echo")
+        suite, rand = self.suite, self.config.rand
+        requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
+        removes = list(dict.fromkeys(remove))
+        for leaf in removes:
+            if leaf == self.my_leaf:
+                raise UsageError("a member cannot remove itself; ask another member to commit the remove")
+            if self._tree.member(leaf) is None:
+                raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
+        self._check_adds(requests)
+        update = update or not (requests or removes)
+
+        tree = self._tree
+        capture = PathSecrets(self.my_leaf, dict(self._path.secrets))
+        ops: list[Operation] = []
+        joiners: list[tuple[JoinRequest, int, bytes]] = []
+        removed = tuple(self.member(leaf) for leaf in removes)
+        tree.begin()
+        try:
+            touched: set[int] = set()
+            for leaf in removes:
+                pubs, _ = tree.build_path(leaf, rand(32), None, capture)
+                ops.append(Operation(OpType.REMOVE, leaf, tuple(pubs)))
+                touched.add(leaf)
+            for req in requests:
+                leaf = self._free_leaf(touched)
+                leaf_secret = rand(32)
+                pubs, _ = tree.build_path(leaf, leaf_secret, req, capture)
+                ops.append(Operation(OpType.ADD, leaf, tuple(pubs), req))
+                joiners.append((req, leaf, leaf_secret))
+                touched.add(leaf)
+            if update:
+                pubs, _ = tree.build_path(self.my_leaf, rand(32), tree.member(self.my_leaf), capture)
+                ops.append(Operation(OpType.UPDATE, self.my_leaf, tuple(pubs)))
+
+            content = FramedContent(
+                self.group_id,
+                self.epoch,
+                self.my_leaf,
+                authenticated_data,
+                ContentType.COMMIT,
+                Commit(tuple(ops)).encode(),
+            )
+            signature = sign_framed_content(
+                suite, self._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, self._ctx_bytes
+            )
+            ctx, secrets, confirmed = self._next_epoch(content, signature, tree.commit_secret(capture))
+            tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
+            message = CommitMessage(content, Commit(tuple(ops)), signature, tag).encode()
+            welcome = None
+            if joiners:
+                info = GroupInfo(
+                    ctx, encode_extensions([(TREE_EXTENSION, tree.encode())]), tag, self.my_leaf, b""
+                ).sign(suite, self._identity.signing_key)
+                welcome = seal_welcome(
+                    suite,
+                    info.encode(),
+                    secrets.welcome_secret,
+                    [
+                        (req.ref(suite), req.init_key, GroupSecrets(secrets.joiner_secret, leaf_secret, []))
+                        for req, _, leaf_secret in joiners
+                    ],
+                ).encode_message()
+            changes = tree.changes()
+        finally:
+            # The draft is replayed from `changes` once the relay confirms the commit; every
+            # secret of the joiners' and removed leaves' paths dies with this frame.
+            tree.rollback()
+        self._pending = _PendingCommit(
+            message,
+            changes,
+            capture,
+            ctx,
+            secrets,
+            interim_transcript_hash(suite, confirmed, tag),
+            welcome,
+            tuple(leaf for _, leaf, _ in joiners),
+            removed,
+            update,
+        )
+        return message
+
+    def discard_pending_commit(self) -> None:
+        """Forget a pending commit (for example when the relay rejected it)."""
+        self._pending = None
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> Event:
+        """Process one message from the relay; raise and change nothing if it is not acceptable."""
+        self._require_member()
+        if len(data) < 4:
+            raise InvalidValueError(f"message of {len(data)} bytes is too short to have a header")
+        wire_format = int.from_bytes(data[2:4], "big")
+        if wire_format == WireFormat.PUBLIC_MESSAGE:
+            return self._receive_commit(data)
+        if wire_format == WireFormat.PRIVATE_MESSAGE:
+            return self._receive_private(data)
+        if wire_format == WireFormat.WELCOME:
+            raise UsageError("a welcome is processed with Group.join, not by an existing member")
+        raise InvalidValueError(f"unknown wire format {wire_format}")
+
+    def _receive_private(self, data: bytes) -> Event:
+        # Our own messages come back from the relay; our key for them is already deleted, so
+        # we recognise the exact bytes we sent instead of decrypting them.
+        digest = self.suite.hash(data)
+        epoch = self._unechoed.pop(digest, None)
+        if epoch is not None:
+            return MessageEchoed(epoch, digest)
+        msg = PrivateMessage.decode(data)
+        if msg.group_id != self.group_id:
+            raise WrongGroupError("message belongs to another group")
+        if msg.content_type != ContentType.APPLICATION:
+            raise InvalidValueError("handshake messages must be sent as public commits")
+        keys = self._keys_for_epoch(msg.epoch)
+        opened, lookup = open_private_message(
+            self.suite,
+            msg,
+            sender_data_secret=keys.sender_data_secret,
+            secret_tree=keys.secret_tree,
+            body_reader=read_application_data,
+        )
+        sender = opened.content.sender
+        request = keys.overrides[sender] if sender in keys.overrides else self._tree.member(sender)
+        if request is None:
+            raise UnknownMemberError(f"message claims to come from leaf {sender}, which holds no member")
+        self._verify_member(sender, request)
+        verify_framed_content(
+            self.suite,
+            request.identity_key,
+            WireFormat.PRIVATE_MESSAGE,
+            opened.content,
+            keys.group_context,
+            opened.signature,
+        )
+        keys.secret_tree.commit(lookup)
+        return MessageReceived(
+            Member(sender, request.display_name, request.identity_key),
+            opened.parsed,
+            msg.epoch,
+            lookup.generation,
+            msg.authenticated_data,
+        )
+
+    def _receive_commit(self, data: bytes) -> Event:
+        digest = self.suite.hash(data)
+        if digest in self._recent_commits:
+            raise ReplayError("this commit was already applied")
+        msg = CommitMessage.decode(data)
+        content = msg.content
+        if content.group_id != self.group_id:
+            raise WrongGroupError("commit belongs to another group")
+        if content.epoch != self.epoch:
+            when = "an earlier" if content.epoch < self.epoch else "a later"
+            raise EpochError(
+                f"commit was built on {when} epoch ({content.epoch}) than ours ({self.epoch}); "
+                + ("another commit won that epoch" if content.epoch < self.epoch else "we missed a commit")
+            )
+        pending = self._pending
+        if pending is not None and pending.message == data:
+            return self._apply_own(pending, digest)
+
+        sender = content.sender
+        request = self._tree.member(sender)
+        if request is None:
+            raise UnknownMemberError(f"commit is from leaf {sender}, which holds no member")
+        self._verify_member(sender, request)
+        verify_framed_content(
+            self.suite,
+            request.identity_key,
+            WireFormat.PUBLIC_MESSAGE,
+            content,
+            self._ctx_bytes,
+            msg.signature,
+        )
+        committer = self._member(sender, request)
+        ops = msg.commit.operations
+        self._check_operations(sender, ops)
+        removed = tuple(self.member(op.leaf) for op in ops if op.type == OpType.REMOVE)
+        if any(m.leaf == self.my_leaf for m in removed):
+            return self._removed(committer)
+
+        tree = self._tree
+        overrides = {op.leaf: tree.member(op.leaf) for op in ops if op.type != OpType.UPDATE}
+        tree.begin()
+        try:
+            touched: set[int] = set()
+            for op in ops:
+                if op.type == OpType.ADD:
+                    expected = self._free_leaf(touched)
+                    if op.leaf != expected:
+                        raise InvalidCommitError(
+                            f"add must use leaf {expected} (the leftmost free), not {op.leaf}"
+                        )
+                member = op.request if op.type != OpType.REMOVE else None
+                if op.type == OpType.UPDATE:
+                    member = request
+                tree.write_path(op.leaf, list(op.path), member)
+                touched.add(op.leaf)
+            me = 2 * self.my_leaf
+            lowest = min((lowest_common_ancestor(2 * op.leaf, me) for op in ops), key=tm.level)
+            path = tree.refresh_secrets(self._path, lowest)
+            ctx, secrets, confirmed = self._next_epoch(content, msg.signature, tree.commit_secret(path))
+            verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)
+        except BaseException:
+            tree.rollback()
+            raise
+        tree.end()
+        for op in ops:
+            if op.type == OpType.ADD:
+                tree.mark_verified(op.leaf)  # _check_operations verified its join request
+        superseded = self._pending is not None
+        self._pending = None
+        added = tuple(self.member(op.leaf) for op in ops if op.type == OpType.ADD)
+        updated = any(op.type == OpType.UPDATE for op in ops)
+        interim = interim_transcript_hash(self.suite, confirmed, msg.confirmation_tag)
+        self._enter_epoch(ctx, secrets, path, interim, overrides, digest)
+        return EpochChanged(
+            ctx.epoch,
+            committer,
+            added,
+            removed,
+            updated,
+            secrets.epoch_authenticator,
+            superseded_own_commit=superseded,
+        )
+
+    # --- commit helpers ------------------------------------------------------------------------
+
+    def _apply_own(self, pending: _PendingCommit, digest: bytes) -> EpochChanged:
+        overrides = {leaf: self._tree.member(leaf) for leaf in pending.changes.members}
+        self._tree.apply(pending.changes)
+        for leaf in pending.added:
+            self._tree.mark_verified(leaf)
+        self._pending = None
+        self._enter_epoch(
+            pending.group_context, pending.secrets, pending.path, pending.interim, overrides, digest
+        )
+        return EpochChanged(
+            self.epoch,
+            self.member(self.my_leaf),
+            tuple(self.member(leaf) for leaf in pending.added),
+            pending.removed,
+            pending.updated,
+            pending.secrets.epoch_authenticator,
+            own=True,
+            welcome=pending.welcome,
+        )
+
+    def _next_epoch(
+        self, content: FramedContent, signature: bytes, commit_secret: bytes
+    ) -> tuple[GroupContext, EpochSecrets, bytes]:
+        """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule."""
+        confirmed = confirmed_transcript_hash(
+            self.suite,
+            self._interim,
+            confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature),
+        )
+        ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, self._tree.tree_hash, confirmed)
+        secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
+        return ctx, secrets, confirmed
+
+    def _enter_epoch(
+        self,
+        ctx: GroupContext,
+        secrets: EpochSecrets,
+        path: PathSecrets,
+        interim: bytes,
+        overrides: dict[int, JoinRequest | None],
+        digest: bytes,
+    ) -> None:
+        previous = self._keys
+        previous.overrides = overrides
+        self._previous = previous
+        self._ctx, self._ctx_bytes = ctx, ctx.encode()
+        self._secrets, self._path, self._interim = secrets, path, interim
+        self._keys = self._epoch_keys(secrets)
+        self._epoch_started = self.config.clock()
+        self._recent_commits.append(digest)
+
+    def _epoch_keys(self, secrets: EpochSecrets) -> _EpochKeys:
+        tree = SecretTree(
+            self.suite,
+            secrets.encryption_secret,
+            self._tree.capacity,
+            max_forward=self.config.max_forward,
+            max_skipped=self.config.max_skipped,
+        )
+        return _EpochKeys(self._ctx.epoch, self._ctx_bytes, tree, secrets.sender_data_secret)
+
+    def _keys_for_epoch(self, epoch: int) -> _EpochKeys:
+        if epoch == self.epoch:
+            return self._keys
+        prev = self._previous
+        if prev is not None and self.config.clock() - self._epoch_started > self.config.previous_epoch_ttl:
+            self._previous = prev = None  # expiry deletes the old epoch's keys (forward secrecy)
+        if prev is not None and epoch == prev.epoch:
+            return prev
+        raise EpochError(f"message is for epoch {epoch}; we hold keys for epoch {self.epoch} only")
+
+    def _free_leaf(self, touched: set[int]) -> int:
+        """Leftmost free leaf not used by an earlier operation of the same commit."""
+        leaf = self._tree.leftmost_free_leaf()
+        while leaf in touched or (leaf < self._tree.capacity and self._tree.member(leaf) is not None):
+            leaf += 1
+        return leaf
+
+    def _check_adds(self, requests: Sequence[JoinRequest]) -> None:
+        """Every member runs these checks on every Add: a signed request, for us, and new."""
+        seen_identities: set[bytes] = set()
+        seen_init: set[bytes] = set()
+        for req in requests:
+            if req.group_id != self.group_id:
+                raise WrongGroupError(f"join request from {req.display_name!r} is for another group")
+            req.verify(self.suite)
+            leaf = self._tree.leaf_of_identity(req.identity_key)
+            if leaf is not None or req.identity_key in seen_identities:
+                where = f"at leaf {leaf}" if leaf is not None else "twice in this commit"
+                raise DuplicateKeyError(
+                    f"{req.display_name!r} ({req.fingerprint}) is already a member {where}"
+                )
+            if self._tree.has_init_key(req.init_key) or req.init_key in seen_init:
+                raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
+            seen_identities.add(req.identity_key)
+            seen_init.add(req.init_key)
+
+    def _check_operations(self, sender: int, ops: Sequence[Operation]) -> None:
+        leaves = [op.leaf for op in ops]
+        if len(set(leaves)) != len(leaves):
+            raise InvalidCommitError("commit changes the same leaf twice")
+        order = [op.type for op in ops]
+        if order != sorted(order, key=(OpType.REMOVE, OpType.ADD, OpType.UPDATE).index):
+            raise InvalidCommitError("commit operations must be ordered removes, adds, then update")
+        for op in ops:
+            if op.type == OpType.UPDATE and op.leaf != sender:
+                raise InvalidCommitError("a member can only update its own leaf")
+            if op.type == OpType.REMOVE:
+                if op.leaf == sender:
+                    raise InvalidCommitError("a committer cannot remove itself")
+                if self._tree.member(op.leaf) is None:
+                    raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
+        self._check_adds([op.request for op in ops if op.request is not None])
+
+    def _removed(self, by: Member) -> RemovedFromGroup:
+        epoch = self.epoch + 1
+        # Forget every secret: a removed member must not read the group any more.
+        self._path = PathSecrets(self.my_leaf)
+        self._previous = None
+        self._pending = None
+        self.state = GroupState.REMOVED
+        return RemovedFromGroup(epoch, by)
+
+    # --- misc helpers ----------------------------------------------------------------------------
+
+    def _verify_member(self, leaf: int, request: JoinRequest) -> None:
+        """Check a leaf's join request signature the first time we rely on it (lazy, once)."""
+        if not self._tree.is_verified(leaf):
+            request.verify(self.suite)
+            self._tree.mark_verified(leaf)
+
+    def _member(self, leaf: int, req: JoinRequest) -> Member:
+        return Member(leaf, req.display_name, req.identity_key)
+
+    def _note_sent(self, data: bytes) -> None:
+        self._unechoed[self.suite.hash(data)] = self.epoch
+        if len(self._unechoed) > _MAX_UNECHOED:
+            del self._unechoed[next(iter(self._unechoed))]
+
+    def _require_member(self) -> None:
+        if self.state is not GroupState.MEMBER:
+            raise UsageError("we are no longer a member of this group")
+
+    def __repr__(self) -> str:
+        return f"Group(epoch={self.epoch}, leaf={self.my_leaf}, members={self._tree.member_count})"
+
+
+def _welcome_secret(suite: CipherSuite, joiner_secret: bytes) -> bytes:
+    """welcome_secret = DeriveSecret(Extract(joiner_secret, psk_secret = 0), "welcome") (§8)."""
+    return suite.derive_secret(suite.extract(joiner_secret, bytes(suite.hash_len)), b"welcome")

@@ -1,0 +1,200 @@
+"""Long-term Ed25519 identities and signed join requests (our analogue of an MLS KeyPackage).
+
+A join request binds, under the joiner's own identity signature, the group it wants to join,
+its display name and a one-time X25519 *init key*. Members add someone only by carrying that
+signed request inside a commit, and every member verifies it, so neither the relay nor any
+member can put a key into the group that its owner never signed (the ghost-member attack,
+threats.md §1.1). The init key is used once, as the HPKE recipient of the welcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .codec import Reader, Writer
+from .errors import InvalidValueError, UnknownVersionError
+from .suite import CipherSuite, check_x25519_public
+
+__all__ = [
+    "MAX_DISPLAY_NAME",
+    "MAX_GROUP_ID",
+    "PROTOCOL_VERSION",
+    "Identity",
+    "JoinRequest",
+    "PendingJoin",
+    "fingerprint",
+    "validate_display_name",
+]
+
+PROTOCOL_VERSION: Final = 1
+MAX_DISPLAY_NAME: Final = 64
+MAX_GROUP_ID: Final = 255
+_JOIN_REQUEST_LABEL: Final = b"JoinRequestTBS"
+
+Random = Callable[[int], bytes]
+
+
+def fingerprint(identity_key: bytes) -> str:
+    """Human-comparable fingerprint: 8 groups of 4 hex digits of SHA-256(identity key)."""
+    digest = hashlib.sha256(b"groupchat fingerprint\x00" + identity_key).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def validate_display_name(name: str) -> str:
+    """Return the NFC-normalised name, or raise if it is empty, too long or has control chars."""
+    name = unicodedata.normalize("NFC", name)
+    if not name.strip():
+        raise InvalidValueError("display name must not be empty")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InvalidValueError("display name must not contain control or formatting characters")
+    if len(name.encode()) > MAX_DISPLAY_NAME:
+        raise InvalidValueError(f"display name is longer than {MAX_DISPLAY_NAME} bytes")
+    return name
+
+
+class Identity:
+    """A long-term Ed25519 signing identity."""
+
+    __slots__ = ("_key", "public_key")
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key: bytes = private_key.public_key().public_bytes_raw()
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, seed: bytes) -> Identity:
+        if len(seed) != 32:
+            raise InvalidValueError("an Ed25519 private key is a 32-byte seed")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte seed, for the caller's 0600 key store. Never log it."""
+        return self._key.private_bytes_raw()
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        return self._key
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    def __repr__(self) -> str:
+        return f"Identity({self.fingerprint})"
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """``struct { version; cipher_suite; group_id<V>; identity_key<V>; display_name<V>;
+    init_key<V>; signature<V> }`` signed with SignWithLabel(identity, "JoinRequestTBS", …)."""
+
+    cipher_suite: int
+    group_id: bytes
+    identity_key: bytes
+    display_name: str
+    init_key: bytes
+    signature: bytes
+    encoded: bytes  # the exact bytes received or produced; hashed into the tree and the ref
+
+    @staticmethod
+    def _tbs(cipher_suite: int, group_id: bytes, identity_key: bytes, name: bytes, init_key: bytes) -> bytes:
+        return (
+            Writer()
+            .u16(PROTOCOL_VERSION)
+            .u16(cipher_suite)
+            .opaque(group_id)
+            .opaque(identity_key)
+            .opaque(name)
+            .opaque(init_key)
+            .bytes()
+        )
+
+    @classmethod
+    def create(
+        cls,
+        suite: CipherSuite,
+        identity: Identity,
+        group_id: bytes,
+        display_name: str,
+        rand: Random = os.urandom,
+    ) -> PendingJoin:
+        """Make a fresh init key and a signed request; keep the returned secret state locally."""
+        if not 0 < len(group_id) <= MAX_GROUP_ID:
+            raise InvalidValueError(f"group id must be 1..{MAX_GROUP_ID} bytes")
+        name = validate_display_name(display_name)
+        init_private, init_public = suite.derive_key_pair(rand(32))
+        tbs = cls._tbs(suite.id, group_id, identity.public_key, name.encode(), init_public)
+        signature = suite.sign_with_label(identity.signing_key, _JOIN_REQUEST_LABEL, tbs)
+        encoded = Writer().raw(tbs).opaque(signature).bytes()
+        request = cls(suite.id, group_id, identity.public_key, name, init_public, signature, encoded)
+        return PendingJoin(identity=identity, request=request, init_private=init_private)
+
+    @classmethod
+    def read(cls, r: Reader) -> JoinRequest:
+        start = r.position
+        version = r.u16("version")
+        if version != PROTOCOL_VERSION:
+            raise UnknownVersionError(f"join request version {version} is not supported")
+        suite_id = r.u16("cipher_suite")
+        group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
+        identity_key = r.opaque_exact("identity_key", 32)
+        raw_name = r.opaque("display_name", MAX_DISPLAY_NAME, 1)
+        init_key = check_x25519_public(r.opaque_exact("init_key", 32), "join request init key")
+        signature = r.opaque_exact("signature", 64)
+        try:
+            name = validate_display_name(raw_name.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidValueError("display name is not valid UTF-8") from None
+        if name.encode() != raw_name:
+            raise InvalidValueError("display name is not in NFC normal form")
+        encoded = r.since(start)  # the exact bytes, for hashing and the ref
+        return cls(suite_id, group_id, identity_key, name, init_key, signature, encoded)
+
+    @classmethod
+    def decode(cls, data: bytes) -> JoinRequest:
+        r = Reader(data, "join request")
+        out = cls.read(r)
+        r.end()
+        return out
+
+    def verify(self, suite: CipherSuite) -> None:
+        """Check the suite and the joiner's own signature; raise on any mismatch."""
+        if self.cipher_suite != suite.id:
+            raise InvalidValueError(
+                f"join request is for cipher suite {self.cipher_suite}, group uses {suite.id}"
+            )
+        tbs = self._tbs(
+            self.cipher_suite, self.group_id, self.identity_key, self.display_name.encode(), self.init_key
+        )
+        suite.verify_with_label(self.identity_key, _JOIN_REQUEST_LABEL, tbs, self.signature, "join request")
+
+    def ref(self, suite: CipherSuite) -> bytes:
+        """RefHash naming this request in a Welcome (RFC 9420 §5.2 KeyPackageRef analogue)."""
+        return suite.ref_hash(suite.label_prefix + b"JoinRequest Reference", self.encoded)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity_key)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJoin:
+    """A joiner's local state between publishing a request and receiving the welcome."""
+
+    identity: Identity
+    request: JoinRequest
+    init_private: bytes
+
+    def __repr__(self) -> str:  # never print the init key
+        return f"PendingJoin({self.request.display_name!r}, {self.identity.fingerprint})"
