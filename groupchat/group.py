@@ -52,6 +52,7 @@ from .key_schedule import (
     exporter,
     interim_transcript_hash,
     verify_confirmation_tag,
+    welcome_secret,
 )
 from .message_protection import (
     ContentType,
@@ -206,7 +207,7 @@ class Group:
             raise InvalidValueError("welcome carries no leaf secret for us")
         if gs.psks:
             raise InvalidValueError("welcome asks for pre-shared keys, which groupchat does not use")
-        info = decrypt_group_info(suite, msg, _welcome_secret(suite, gs.joiner_secret))
+        info = decrypt_group_info(suite, msg, welcome_secret(suite, gs.joiner_secret))
         ctx = info.group_context
         if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
             raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
@@ -707,8 +708,3 @@ class Group:
 
     def __repr__(self) -> str:
         return f"Group(epoch={self.epoch}, leaf={self.my_leaf}, members={self._tree.member_count})"
-
-
-def _welcome_secret(suite: CipherSuite, joiner_secret: bytes) -> bytes:
-    """welcome_secret = DeriveSecret(Extract(joiner_secret, psk_secret = 0), "welcome") (§8)."""
-    return suite.derive_secret(suite.extract(joiner_secret, bytes(suite.hash_len)), b"welcome")

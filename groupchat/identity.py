@@ -93,6 +93,13 @@ class Identity:
     def __repr__(self) -> str:
         return f"Identity({self.fingerprint})"
 
+    # Immutable: copies of a Group share the identity object.
+    def __copy__(self) -> Identity:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Identity:
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class JoinRequest:

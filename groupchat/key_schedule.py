@@ -157,8 +157,7 @@ def epoch_secrets_from_joiner(
 ) -> EpochSecrets:
     """The rest of the §8 schedule from ``joiner_secret``: what a Welcome recipient can compute."""
     nh = suite.hash_len
-    # member_secret = Extract(salt=joiner_secret, ikm=psk_secret); "0" is Nh zero bytes (§8).
-    member = suite.extract(joiner_secret, psk_secret if psk_secret is not None else bytes(nh))
+    member = _member_secret(suite, joiner_secret, psk_secret)
     epoch = suite.expand_with_label(member, b"epoch", group_context, nh)
     ds = suite.derive_secret
     return EpochSecrets(
@@ -175,6 +174,16 @@ def epoch_secrets_from_joiner(
         resumption_psk=ds(epoch, b"resumption"),
         init_secret=ds(epoch, b"init"),
     )
+
+
+def _member_secret(suite: CipherSuite, joiner_secret: bytes, psk_secret: bytes | None) -> bytes:
+    # member_secret = Extract(salt=joiner_secret, ikm=psk_secret); "0" is Nh zero bytes (§8).
+    return suite.extract(joiner_secret, psk_secret if psk_secret is not None else bytes(suite.hash_len))
+
+
+def welcome_secret(suite: CipherSuite, joiner_secret: bytes, psk_secret: bytes | None = None) -> bytes:
+    """The welcome_secret alone: a joiner needs it before it can read the GroupContext (§8)."""
+    return suite.derive_secret(_member_secret(suite, joiner_secret, psk_secret), b"welcome")
 
 
 def welcome_key_nonce(suite: CipherSuite, welcome_secret: bytes) -> tuple[bytes, bytes]:

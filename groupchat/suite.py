@@ -124,6 +124,14 @@ class CipherSuite:
     def __repr__(self) -> str:
         return f"CipherSuite({self.id}, {self.label_prefix!r})"
 
+    # A suite is immutable; copies of group state (tests keep a removed member's old state)
+    # share it, which also sidesteps pyca's unpicklable HPKE objects.
+    def __copy__(self) -> CipherSuite:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CipherSuite:
+        return self
+
     @property
     def key_len(self) -> int:  # Nk
         return self._aead.key_len
