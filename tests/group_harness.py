@@ -1,0 +1,231 @@
+"""A small in-process harness for end-to-end group tests: N real members and a "relay".
+
+The relay is a plain list: every message (commit or application message) is appended to it and
+delivered, in that one total order, to every current member, the sender included (the sender
+gets its echo). There are no mocks: members are real :class:`~groupchat.group.Group` objects
+doing real X25519, Ed25519, HKDF, AEAD and HPKE.
+
+Helpers:
+
+* :meth:`Harness.commit` builds a commit at any member (adds by name, removes by name, update),
+  delivers it, joins the new members from the winning commit's welcome and drops the removed
+  ones from the roster, optionally keeping a snapshot of each removed member's state taken just
+  before the removing commit was delivered;
+* :meth:`Harness.send` / :meth:`Harness.check_send` deliver an application message and check that
+  everyone else decrypts it with the right plaintext and sender, and that the sender gets its echo;
+* :meth:`Harness.assert_consistent` checks that every member is in the same epoch, with the same
+  epoch authenticator, tree hash and roster, and (optionally) that everyone decrypts everyone;
+* :func:`snapshot` deep-copies a Group (the immutable suite, identity and config are shared);
+* :func:`fingerprint` summarises a Group's state so tests can check that a rejection left it untouched;
+* :func:`assert_cannot_derive_epoch` checks that none of a removed member's retained secrets gives
+  the new epoch's key schedule.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from groupchat.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
+from groupchat.group import Group, GroupConfig, GroupState
+from groupchat.identity import Identity, JoinRequest, PendingJoin
+from groupchat.key_schedule import derive_epoch_secrets
+
+__all__ = [
+    "CommitResult",
+    "Harness",
+    "assert_cannot_derive_epoch",
+    "fingerprint",
+    "snapshot",
+]
+
+
+def snapshot(group: Group) -> Group:
+    """A deep copy of ``group`` (what a removed member could keep on disk).
+
+    The cipher suite holds pyca objects that cannot be copied; it, the identity and the config
+    are immutable, so the copy shares them.
+    """
+    shared = (group.suite, group._tree.suite, group._identity, group.config)
+    memo: dict[int, object] = {id(o): o for o in shared}
+    return copy.deepcopy(group, memo)
+
+
+def fingerprint(group: Group) -> tuple[object, ...]:
+    """Everything that must not change when a message is rejected (public and secret state)."""
+    secrets = group._secrets
+    return (
+        group.state,
+        group.epoch,
+        group.tree_hash,
+        secrets.epoch_authenticator if group.state is GroupState.MEMBER else None,
+        secrets.init_secret,
+        group._ctx_bytes,
+        group._interim,
+        group._tree.encode(),
+        group.my_leaf,
+        tuple(sorted(group._path.secrets.items())),
+        group.has_pending_commit,
+        None if group._previous is None else group._previous.epoch,
+        tuple(group._recent_commits),
+    )
+
+
+def assert_cannot_derive_epoch(retained: Group, member: Group) -> None:
+    """``retained`` (a removed member's old state) cannot compute ``member``'s current epoch key.
+
+    The removed member knows the old init secret; if any of its old path secrets were the new
+    root secret it would get the new epoch. We try every one of them (and their derived commit
+    secrets) against the public new GroupContext.
+    """
+    suite = member.suite
+    ctx = member._ctx_bytes
+    target = member.epoch_authenticator
+    candidates = list(retained._path.secrets.values())
+    for s in candidates:
+        for commit_secret in (s, suite.derive_secret(s, b"tgdh commit")):
+            got = derive_epoch_secrets(suite, retained._secrets.init_secret, commit_secret, ctx)
+            assert got.epoch_authenticator != target, "a removed member's old secret yields the new epoch"
+
+
+@dataclass
+class CommitResult:
+    message: bytes
+    events: dict[str, Event]
+    joined: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    # name -> deep copy of that removed member's Group taken just before the commit was delivered
+    retained: dict[str, Group] = field(default_factory=dict)
+
+
+class Harness:
+    """N members of one group and a relay that delivers everything in one total order."""
+
+    def __init__(
+        self,
+        config: GroupConfig | None = None,
+        group_id: bytes = b"harness-room",
+        creator: str = "m0",
+    ) -> None:
+        self.config = config or GroupConfig()
+        self.suite = self.config.suite()
+        self.group_id = group_id
+        self.members: dict[str, Group] = {}
+        self.relay: list[bytes] = []
+        self._names = itertools.count(1)
+        self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config)
+
+    # --- roster helpers -----------------------------------------------------------------------
+
+    def fresh_name(self) -> str:
+        return f"m{next(self._names)}"
+
+    def join_request(self, name: str | None = None, identity: Identity | None = None) -> PendingJoin:
+        return JoinRequest.create(
+            self.suite, identity or Identity.generate(), self.group_id, name or self.fresh_name()
+        )
+
+    def leaf(self, name: str) -> int:
+        return self.members[name].my_leaf
+
+    def name_of_leaf(self, leaf: int) -> str:
+        return next(n for n, g in self.members.items() if g.my_leaf == leaf)
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    def deliver(self, message: bytes, to: Iterable[str] | None = None) -> dict[str, Event]:
+        """Append ``message`` to the relay log and hand it to every member (or ``to``)."""
+        self.relay.append(message)
+        names = list(self.members) if to is None else list(to)
+        return {name: self.members[name].receive(message) for name in names}
+
+    def commit(
+        self,
+        committer: str,
+        *,
+        add: Iterable[str | PendingJoin] = (),
+        remove: Iterable[str] = (),
+        update: bool = False,
+        keep_removed: bool = False,
+    ) -> CommitResult:
+        """Commit at ``committer``, deliver it, then join the added and drop the removed members."""
+        joins = [a if isinstance(a, PendingJoin) else self.join_request(a) for a in add]
+        victims = list(dict.fromkeys(remove))
+        group = self.members[committer]
+        message = group.commit(
+            add=[pj.request for pj in joins], remove=[self.leaf(v) for v in victims], update=update
+        )
+        retained = {v: snapshot(self.members[v]) for v in victims} if keep_removed else {}
+        events = self.deliver(message)
+        own = events[committer]
+        assert isinstance(own, EpochChanged) and own.own, own
+        for v in victims:
+            ev = events[v]
+            assert isinstance(ev, RemovedFromGroup), ev
+            assert self.members[v].state is GroupState.REMOVED
+            del self.members[v]
+        for name, ev in events.items():
+            if name not in victims:
+                assert isinstance(ev, EpochChanged), (name, ev)
+                assert ev.epoch_authenticator == own.epoch_authenticator
+        joined = []
+        if joins:
+            assert own.welcome is not None
+            for pj in joins:
+                name = pj.request.display_name
+                self.members[name] = Group.join(pj, own.welcome, self.config)
+                joined.append(name)
+        else:
+            assert own.welcome is None
+        return CommitResult(message, events, joined, victims, retained)
+
+    def add(self, committer: str, count: int = 1) -> list[str]:
+        return self.commit(committer, add=[self.fresh_name() for _ in range(count)]).joined
+
+    def remove(self, committer: str, *victims: str) -> CommitResult:
+        return self.commit(committer, remove=victims)
+
+    def update(self, committer: str) -> CommitResult:
+        return self.commit(committer, update=True)
+
+    def send(self, sender: str, plaintext: bytes) -> tuple[bytes, dict[str, Event]]:
+        message = self.members[sender].encrypt(plaintext)
+        return message, self.deliver(message)
+
+    def check_send(self, sender: str, plaintext: bytes) -> bytes:
+        """Send and check that everyone else decrypts it and the sender gets its echo."""
+        group = self.members[sender]
+        message, events = self.send(sender, plaintext)
+        for name, ev in events.items():
+            if name == sender:
+                assert isinstance(ev, MessageEchoed), (name, ev)
+                assert ev.epoch == group.epoch
+            else:
+                assert isinstance(ev, MessageReceived), (name, ev)
+                assert ev.plaintext == plaintext
+                assert ev.sender.leaf == group.my_leaf
+                assert ev.sender.display_name == sender
+                assert ev.sender.identity_key == group._identity.public_key
+                assert ev.epoch == group.epoch
+        return message
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    def assert_consistent(self, senders: Iterable[str] = ()) -> list[bytes]:
+        """Same epoch, authenticator, tree hash and roster everywhere; ``senders`` reach everyone."""
+        groups = list(self.members.values())
+        assert groups, "the group has no members left"
+        assert len({g.epoch for g in groups}) == 1, {n: g.epoch for n, g in self.members.items()}
+        assert len({g.epoch_authenticator for g in groups}) == 1
+        assert len({g.tree_hash for g in groups}) == 1
+        roster = {(m.leaf, m.display_name, m.identity_key) for m in groups[0].members()}
+        assert roster == {(g.my_leaf, n, g._identity.public_key) for n, g in self.members.items()}
+        for g in groups[1:]:
+            assert {(m.leaf, m.display_name, m.identity_key) for m in g.members()} == roster
+        return [self.check_send(s, f"hello from {s} at epoch {self.epoch}".encode()) for s in senders]
+
+    @property
+    def epoch(self) -> int:
+        return next(iter(self.members.values())).epoch
