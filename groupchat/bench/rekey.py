@@ -1,0 +1,691 @@
+"""``groupchat bench rekey``: tree rekey, welcome and message costs as multiples of a measured floor.
+
+What it measures, for each group size n (d = ceil(log2 n)):
+
+* **update**, **remove** (one member) and **add** (one joiner) commits: the committer's
+  ``Group.commit`` time, the committer applying its own echoed commit, and ``Group.receive`` at
+  two receivers: the *worst case* (the sibling leaf of the leaf whose path changed, which must
+  redo all d DH levels) and a *typical* receiver in the other half of the tree (one level, at the
+  root). Half of all receivers are in the typical position, and almost none are in the worst.
+* the new member's ``Group.join`` from the add's welcome, and the commit and welcome sizes;
+* ``Group.encrypt`` and ``Group.receive`` of one 100-byte application message.
+
+Why floors: the machine is shared and noisy (performance.md), so absolute numbers move ~30% between
+runs. Every time is therefore also printed as a multiple of a floor built from the primitive costs
+measured at the start of the *same* run with pyca/cryptography directly:
+
+* committer floor = d x (X25519 exchange + X25519 from_private_bytes/public_key) + 1 Ed25519 sign;
+* receiver floor = L x (the same) + 1 Ed25519 verify, where L is the number of tree levels that
+  receiver must recompute (L = d for the worst case, L = 1 for the typical receiver);
+* commit bytes floor = 32·d + 64 (d public keys plus one signature);
+* message floors: Ed25519 sign + AEAD seal, and Ed25519 verify + AEAD open.
+
+How the group is built: holding n full ``Group`` states and letting each process every commit would
+cost O(n²). Instead one creator (leaf 0, who is also the measured committer) adds the n - 1 others
+in commits of at most ``MAX_OPERATIONS`` joiners, and only the few members we measure actually call
+``Group.join`` from their batch's welcome; the other join requests' secrets are thrown away, so
+their leaves are real, signed members of the tree that nobody plays. Every held member processes
+every commit, so all held states stay in the same epoch (checked through the epoch authenticator).
+
+Each sample runs the real flow remove → add → update on the live group: the committer removes the
+member at leaf 2, adds a fresh joiner, who lands in that same (leftmost free) leaf, and then updates
+its own path. The group therefore returns to n members after every sample, and the add always fills
+a leaf whose path has all d levels, as in a steady-state group; the tree is never grown by the bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TextIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from ..commit import MAX_OPERATIONS
+from ..events import EpochChanged, MessageReceived
+from ..group import Group, GroupConfig
+from ..identity import Identity, JoinRequest, PendingJoin
+
+__all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "LARGE_SIZE", "Floor", "main", "measure_floor"]
+
+DEFAULT_SIZES: Final = (8, 16, 64, 256, 1024)
+LARGE_SIZE: Final = 4096
+DEFAULT_REPEAT: Final = 7
+DEFAULT_MESSAGES: Final = 100
+TARGET_N: Final = 1024
+TARGET_REKEY_X: Final = 1.5
+TARGET_COMMIT_BYTES_X: Final = 1.5
+TARGET_WELCOME_BYTES: Final = 100_000
+TARGET_JOIN_MS: Final = 5.0
+TARGET_MESSAGE_X: Final = 1.3
+MESSAGE_BYTES: Final = 100
+_GROUP_ID: Final = b"bench-rekey"
+_OPS: Final = ("update", "remove", "add")
+# Fixed leaves of the measured members (see the module docstring).
+_COMMITTER, _COMMITTER_SIBLING, _VICTIM, _VICTIM_SIBLING = 0, 1, 2, 3
+
+Clock = Callable[[], int]
+_CLOCKS: Final[dict[str, tuple[Clock, str]]] = {
+    "cpu": (time.process_time_ns, "process CPU time (time.process_time_ns)"),
+    "wall": (time.perf_counter_ns, "wall time (time.perf_counter_ns)"),
+}
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else math.nan
+
+
+def depth(n: int) -> int:
+    """d = ceil(log2 n): the number of parent levels above a leaf in an n-leaf tree."""
+    return max(1, (n - 1).bit_length())
+
+
+# --- the floor -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """Median primitive costs in µs per operation, measured with pyca/cryptography in this run."""
+
+    x25519_exchange: float
+    x25519_keypair: float  # from_private_bytes + public_key (+ public_bytes_raw)
+    ed25519_sign: float
+    ed25519_verify: float
+    aead_seal: float  # including the AEAD object's construction: every message key is fresh
+    aead_open: float
+    aead_name: str
+
+    @property
+    def dh_level(self) -> float:
+        """One tree level: one exchange plus deriving the node's key pair from its secret."""
+        return self.x25519_exchange + self.x25519_keypair
+
+    def committer_us(self, d: int) -> float:
+        return d * self.dh_level + self.ed25519_sign
+
+    def receiver_us(self, levels: int) -> float:
+        return levels * self.dh_level + self.ed25519_verify
+
+    @staticmethod
+    def commit_bytes(d: int) -> int:
+        return 32 * d + 64
+
+    @property
+    def encrypt_us(self) -> float:
+        return self.ed25519_sign + self.aead_seal
+
+    @property
+    def decrypt_us(self) -> float:
+        return self.ed25519_verify + self.aead_open
+
+    def rows(self) -> list[tuple[str, float]]:
+        return [
+            ("X25519 exchange", self.x25519_exchange),
+            ("X25519 from_private_bytes + public_key", self.x25519_keypair),
+            (f"Ed25519 sign ({MESSAGE_BYTES} B)", self.ed25519_sign),
+            (f"Ed25519 verify ({MESSAGE_BYTES} B)", self.ed25519_verify),
+            (f"{self.aead_name} seal ({MESSAGE_BYTES} B, with key setup)", self.aead_seal),
+            (f"{self.aead_name} open ({MESSAGE_BYTES} B, with key setup)", self.aead_open),
+        ]
+
+
+def _per_op_us(fn: Callable[[], object], clock: Clock, batch: int, rounds: int) -> float:
+    """Median over ``rounds`` of the mean time of ``batch`` back-to-back calls, in µs.
+
+    Timing a batch keeps the clock's own cost (≈1 µs for the CPU clock) out of a 30 µs primitive.
+    """
+    fn()  # warm up
+    per_op: list[float] = []
+    for _ in range(rounds):
+        t0 = clock()
+        for _ in range(batch):
+            fn()
+        per_op.append((clock() - t0) / batch / 1000)
+    return _median(per_op)
+
+
+def measure_floor(clock: Clock, suite_id: int = 1, batch: int = 100, rounds: int = 15) -> Floor:
+    """Measure the primitives every rekey and message must pay for, with GC off."""
+    secret = os.urandom(32)
+    sk = X25519PrivateKey.generate()
+    peer = X25519PrivateKey.generate().public_key()
+    sig_key = Ed25519PrivateKey.generate()
+    ver_key = sig_key.public_key()
+    msg = os.urandom(MESSAGE_BYTES)
+    signature = sig_key.sign(msg)
+    aead_cls: type[AESGCM] | type[ChaCha20Poly1305] = AESGCM if suite_id == 1 else ChaCha20Poly1305
+    key = os.urandom(16 if suite_id == 1 else 32)
+    nonce = os.urandom(12)
+    sealed = aead_cls(key).encrypt(nonce, msg, b"")
+
+    def keypair() -> bytes:
+        return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+
+    gc.collect()
+    gc.disable()
+    try:
+        return Floor(
+            x25519_exchange=_per_op_us(lambda: sk.exchange(peer), clock, batch, rounds),
+            x25519_keypair=_per_op_us(keypair, clock, batch, rounds),
+            ed25519_sign=_per_op_us(lambda: sig_key.sign(msg), clock, batch, rounds),
+            ed25519_verify=_per_op_us(lambda: ver_key.verify(signature, msg), clock, batch, rounds),
+            aead_seal=_per_op_us(lambda: aead_cls(key).encrypt(nonce, msg, b""), clock, batch * 10, rounds),
+            aead_open=_per_op_us(
+                lambda: aead_cls(key).decrypt(nonce, sealed, b""), clock, batch * 10, rounds
+            ),
+            aead_name="AES-128-GCM" if suite_id == 1 else "ChaCha20-Poly1305",
+        )
+    finally:
+        gc.enable()
+
+
+# --- the group under test ------------------------------------------------------------------------------
+
+
+def _lca_level(a: int, b: int) -> int:
+    """Tree level of the lowest common ancestor of leaves ``a`` and ``b`` (1 = their parent)."""
+    return (a ^ b).bit_length()
+
+
+@dataclass(slots=True)
+class _Scene:
+    """The live group: the committer and the few receivers we measure, keyed by leaf."""
+
+    n: int
+    config: GroupConfig
+    held: dict[int, Group]
+    typical: int
+    setup_s: float
+    next_name: int = 0
+
+    @property
+    def committer(self) -> Group:
+        return self.held[_COMMITTER]
+
+    def pending_join(self) -> PendingJoin:
+        self.next_name += 1
+        return JoinRequest.create(
+            self.config.suite(), Identity.generate(), _GROUP_ID, f"m{self.next_name}", self.config.rand
+        )
+
+    def check_consistent(self) -> None:
+        auths = {g.epoch_authenticator for g in self.held.values()}
+        if len(auths) != 1:
+            raise RuntimeError(f"held members disagree on the epoch at n={self.n}: {self.held}")
+
+
+def build_group(n: int, config: GroupConfig) -> _Scene:
+    """Create an n-member group in commits of ≤ MAX_OPERATIONS adds; only measured members join.
+
+    Members are added in leaf order (each add takes the leftmost free leaf), so the leaves of the
+    measured members are known in advance: the committer 0, its sibling 1, the member 3 next to
+    the slot 2 that each sample empties and refills, and one typical leaf in the other half.
+    """
+    if n < 8:
+        raise ValueError(f"group size {n} is too small: the bench needs n ≥ 8")
+    t0 = time.perf_counter()
+    typical = n // 2 + 1
+    wanted = {_COMMITTER_SIBLING, _VICTIM_SIBLING, typical}
+    creator = Group.create(Identity.generate(), _GROUP_ID, "m0", config)
+    scene = _Scene(n, config, {_COMMITTER: creator}, typical, 0.0)
+    next_leaf = 1
+    while next_leaf < n:
+        batch = [scene.pending_join() for _ in range(min(MAX_OPERATIONS, n - next_leaf))]
+        msg = creator.commit(add=[pj.request for pj in batch])
+        welcome: bytes | None = None
+        for leaf, group in scene.held.items():
+            event = group.receive(msg)
+            assert isinstance(event, EpochChanged)
+            if leaf == _COMMITTER:
+                welcome = event.welcome
+                got = [m.leaf for m in event.added]
+                if got != list(range(next_leaf, next_leaf + len(batch))):
+                    raise RuntimeError(
+                        f"adds landed on leaves {got}, expected them in order from {next_leaf}"
+                    )
+        assert welcome is not None
+        for i, pj in enumerate(batch):
+            if next_leaf + i in wanted:
+                scene.held[next_leaf + i] = Group.join(pj, welcome, config)
+        next_leaf += len(batch)
+    scene.check_consistent()
+    scene.setup_s = time.perf_counter() - t0
+    return scene
+
+
+# --- one size -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OpSamples:
+    """Raw samples (ns and bytes) of one commit kind at one group size."""
+
+    create_ns: list[int] = field(default_factory=list)
+    own_apply_ns: list[int] = field(default_factory=list)
+    process_ns: dict[str, list[int]] = field(default_factory=dict)
+    commit_bytes: list[int] = field(default_factory=list)
+    welcome_bytes: list[int] = field(default_factory=list)
+    join_ns: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SizeResult:
+    n: int
+    d: int
+    setup_s: float
+    receivers: dict[str, dict[str, int]]  # op -> role -> leaf
+    levels: dict[str, dict[str, int]]  # op -> role -> DH levels that receiver recomputes
+    ops: dict[str, OpSamples]
+    encrypt_ns: list[int] = field(default_factory=list)
+    decrypt_ns: list[int] = field(default_factory=list)
+
+
+def _roles(scene: _Scene, op: str) -> dict[str, int]:
+    """Leaf of each measured receiver for ``op``: worst = sibling of the changed leaf."""
+    changed = _COMMITTER if op == "update" else _VICTIM
+    worst = _COMMITTER_SIBLING if op == "update" else _VICTIM_SIBLING
+    assert _lca_level(changed, worst) == 1
+    return {"worst": worst, "typical": scene.typical, "committer_sibling": _COMMITTER_SIBLING}
+
+
+def _run_commit(
+    scene: _Scene, op: str, clock: Clock, samples: OpSamples | None, pj: PendingJoin | None = None
+) -> None:
+    """Build, deliver and apply one commit of kind ``op``; record its costs into ``samples``."""
+    c = scene.committer
+    t0 = clock()
+    if op == "update":
+        msg = c.commit(update=True)
+    elif op == "remove":
+        msg = c.commit(remove=[_VICTIM])
+    else:
+        assert pj is not None
+        msg = c.commit(add=[pj.request])
+    t1 = clock()
+    times: dict[str, int] = {}
+    for leaf, group in scene.held.items():
+        if leaf == _COMMITTER:
+            continue
+        s = clock()
+        event = group.receive(msg)
+        times[str(leaf)] = clock() - s
+        assert isinstance(event, EpochChanged), event
+    s = clock()
+    own = c.receive(msg)
+    own_ns = clock() - s
+    assert isinstance(own, EpochChanged) and own.own
+    join_ns = 0
+    if op == "add":
+        assert pj is not None and own.welcome is not None
+        s = clock()
+        joined = Group.join(pj, own.welcome, scene.config)
+        join_ns = clock() - s
+        if joined.my_leaf != _VICTIM or joined.epoch_authenticator != c.epoch_authenticator:
+            raise RuntimeError(f"joiner is at leaf {joined.my_leaf} or in another epoch")
+    scene.check_consistent()
+    if samples is None:
+        return
+    samples.create_ns.append(t1 - t0)
+    samples.own_apply_ns.append(own_ns)
+    for role, leaf in _roles(scene, op).items():
+        samples.process_ns.setdefault(role, []).append(times[str(leaf)])
+    samples.commit_bytes.append(len(msg))
+    if op == "add":
+        assert own.welcome is not None
+        samples.welcome_bytes.append(len(own.welcome))
+        samples.join_ns.append(join_ns)
+
+
+def _run_messages(scene: _Scene, clock: Clock, count: int, result: SizeResult) -> None:
+    """Time ``Group.encrypt`` at one member and ``Group.receive`` of it at another, per message."""
+    sender, receiver = scene.held[_COMMITTER_SIBLING], scene.held[scene.typical]
+    plaintext = os.urandom(MESSAGE_BYTES)
+    for i in range(count + 1):  # the first message is a warm-up (lazy per-sender work)
+        gc.collect()
+        t0 = clock()
+        data = sender.encrypt(plaintext)
+        t1 = clock()
+        event = receiver.receive(data)
+        t2 = clock()
+        assert isinstance(event, MessageReceived) and event.plaintext == plaintext
+        if i:
+            result.encrypt_ns.append(t1 - t0)
+            result.decrypt_ns.append(t2 - t1)
+
+
+def bench_size(n: int, config: GroupConfig, clock: Clock, repeat: int, messages: int) -> SizeResult:
+    """Build an n-member group, then time ``repeat`` remove/add/update rounds after one warm-up."""
+    scene = build_group(n, config)
+    ops = {op: OpSamples() for op in _OPS}
+    roles = {op: _roles(scene, op) for op in _OPS}
+    changed = {"update": _COMMITTER, "remove": _VICTIM, "add": _VICTIM}
+    levels = {
+        op: {role: depth(n) - _lca_level(changed[op], leaf) + 1 for role, leaf in r.items()}
+        for op, r in roles.items()
+    }
+    result = SizeResult(n, depth(n), scene.setup_s, roles, levels, ops)
+    gc.collect()
+    gc.freeze()  # the group's long-lived objects: keep them out of every later collection
+    gc.disable()
+    try:
+        for i in range(repeat + 1):  # round 0 warms up lazy signature checks and caches
+            for op in ("remove", "add", "update"):
+                pj = scene.pending_join() if op == "add" else None
+                gc.collect()
+                _run_commit(scene, op, clock, ops[op] if i else None, pj)
+        _run_messages(scene, clock, messages, result)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    return result
+
+
+# --- reporting -----------------------------------------------------------------------------------------
+
+
+def _ms(ns: float) -> float:
+    return ns / 1e6
+
+
+@dataclass(slots=True)
+class _Report:
+    """Everything printed, kept as numbers for ``--json``."""
+
+    floor: Floor
+    clock: str
+    repeat: int
+    results: list[SizeResult]
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    def size_summary(self, r: SizeResult) -> dict[str, Any]:
+        f = self.floor
+        out: dict[str, Any] = {
+            "n": r.n,
+            "d": r.d,
+            "setup_s": r.setup_s,
+            "floor_us": {
+                "committer": f.committer_us(r.d),
+                "receiver_worst": f.receiver_us(r.d),
+                "commit_bytes": f.commit_bytes(r.d),
+            },
+            "ops": {},
+        }
+        for op, s in r.ops.items():
+            create = _median(s.create_ns) / 1000
+            o: dict[str, Any] = {
+                "create_us": create,
+                "create_x_floor": create / f.committer_us(r.d),
+                "own_apply_us": _median(s.own_apply_ns) / 1000,
+                "commit_bytes": _median(s.commit_bytes),
+                "commit_bytes_x_floor": _median(s.commit_bytes) / f.commit_bytes(r.d),
+                "process": {},
+                "raw": {
+                    "create_ns": s.create_ns,
+                    "own_apply_ns": s.own_apply_ns,
+                    "process_ns": s.process_ns,
+                    "commit_bytes": s.commit_bytes,
+                },
+            }
+            for role, xs in s.process_ns.items():
+                lv = r.levels[op][role]
+                us = _median(xs) / 1000
+                o["process"][role] = {
+                    "leaf": r.receivers[op][role],
+                    "levels": lv,
+                    "us": us,
+                    "floor_us": f.receiver_us(lv),
+                    "x_floor": us / f.receiver_us(lv),
+                }
+            if op == "add":
+                o["welcome_bytes"] = _median(s.welcome_bytes)
+                o["join_us"] = _median(s.join_ns) / 1000
+                o["raw"]["welcome_bytes"] = s.welcome_bytes
+                o["raw"]["join_ns"] = s.join_ns
+            out["ops"][op] = o
+        enc, dec = _median(r.encrypt_ns) / 1000, _median(r.decrypt_ns) / 1000
+        out["message"] = {
+            "encrypt_us": enc,
+            "encrypt_x_floor": enc / f.encrypt_us,
+            "decrypt_us": dec,
+            "decrypt_x_floor": dec / f.decrypt_us,
+            "raw": {"encrypt_ns": r.encrypt_ns, "decrypt_ns": r.decrypt_ns},
+        }
+        return out
+
+    def evaluate_targets(self, summaries: list[dict[str, Any]]) -> None:
+        """Compare against performance.md's targets; information only, never a failure."""
+        at = [s for s in summaries if s["n"] == TARGET_N]
+        if not at:
+            self.targets.append({"target": f"n = {TARGET_N} targets", "value": None, "met": None})
+        else:
+            s = at[0]
+            for op in _OPS:
+                o = s["ops"][op]
+                self.targets.append(
+                    _target(
+                        f"{op} commit ≤ {TARGET_REKEY_X}x committer floor",
+                        o["create_x_floor"],
+                        "x",
+                        o["create_x_floor"] <= TARGET_REKEY_X,
+                    )
+                )
+                w = o["process"]["worst"]["x_floor"]
+                self.targets.append(
+                    _target(
+                        f"{op} process (worst receiver) ≤ {TARGET_REKEY_X}x floor",
+                        w,
+                        "x",
+                        w <= TARGET_REKEY_X,
+                    )
+                )
+                cb = o["commit_bytes_x_floor"]
+                self.targets.append(
+                    _target(
+                        f"{op} commit bytes ≤ {TARGET_COMMIT_BYTES_X}x bytes floor",
+                        cb,
+                        "x",
+                        cb <= TARGET_COMMIT_BYTES_X,
+                    )
+                )
+            add = s["ops"]["add"]
+            self.targets.append(
+                _target(
+                    f"welcome < {TARGET_WELCOME_BYTES // 1000} KB",
+                    add["welcome_bytes"] / 1000,
+                    " KB",
+                    add["welcome_bytes"] < TARGET_WELCOME_BYTES,
+                )
+            )
+            self.targets.append(
+                _target(
+                    f"joiner ready ≤ {TARGET_JOIN_MS:g} ms",
+                    add["join_us"] / 1000,
+                    " ms",
+                    add["join_us"] / 1000 <= TARGET_JOIN_MS,
+                )
+            )
+        # Messages do not depend much on n: judge the largest size measured.
+        m = summaries[-1]["message"]
+        for what in ("encrypt", "decrypt"):
+            x = m[f"{what}_x_floor"]
+            self.targets.append(
+                _target(
+                    f"message {what} ≤ {TARGET_MESSAGE_X}x floor (n = {summaries[-1]['n']})",
+                    x,
+                    "x",
+                    x <= TARGET_MESSAGE_X,
+                )
+            )
+
+
+def _target(name: str, value: float, unit: str, met: bool) -> dict[str, Any]:
+    return {"target": name, "value": value, "unit": unit, "met": met}
+
+
+def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) -> None:
+    f = rep.floor
+
+    def p(line: str = "") -> None:
+        print(line, file=out)
+
+    p(f"clock: {rep.clock}; medians of {rep.repeat} samples after one warm-up round")
+    p()
+    p("Primitive floor (pyca/cryptography, median µs/op)")
+    for name, us in f.rows():
+        p(f"  {name:<48} {us:8.2f}")
+    p(f"  {'one tree level = exchange + key pair':<48} {f.dh_level:8.2f}")
+    p()
+    p("Floors per group size: committer = dxlevel + sign; receiver = Lxlevel + verify; bytes = 32·d + 64")
+    p(f"  {'n':>5} {'d':>3} {'committer ms':>13} {'worst recv ms':>14} {'bytes':>6}")
+    for s in summaries:
+        fl = s["floor_us"]
+        p(
+            f"  {s['n']:>5} {s['d']:>3} {fl['committer'] / 1000:>13.3f} {fl['receiver_worst'] / 1000:>14.3f}"
+            f" {fl['commit_bytes']:>6}"
+        )
+    p()
+    p("Rekey commits (ms, and x floor). worst = sibling of the changed leaf (d levels);")
+    p("typical = a leaf in the other half (L levels, floor = Lxlevel + verify); own = committer applies echo")
+    hdr = (
+        f"  {'n':>5} {'op':<7}|{'create':>8} {'xfl':>5} |{'worst':>8} {'xfl':>5} |{'typical':>8} {'L':>2}"
+        f" {'xfl':>5} |{'own':>7} |{'commit B':>9} {'xfl':>5}"
+    )
+    p(hdr)
+    p("  " + "-" * (len(hdr) - 2))
+    for s in summaries:
+        for op in _OPS:
+            o = s["ops"][op]
+            w, t = o["process"]["worst"], o["process"]["typical"]
+            p(
+                f"  {s['n']:>5} {op:<7}|{o['create_us'] / 1000:>8.3f} {o['create_x_floor']:>5.2f}"
+                f" |{w['us'] / 1000:>8.3f} {w['x_floor']:>5.2f} |{t['us'] / 1000:>8.3f} {t['levels']:>2}"
+                f" {t['x_floor']:>5.2f} |{o['own_apply_us'] / 1000:>7.3f} |{o['commit_bytes']:>9.0f}"
+                f" {o['commit_bytes_x_floor']:>5.2f}"
+            )
+    p("  (add commits also carry the joiner's signed join request, and every receiver verifies it;")
+    p("   add 'create' includes building the welcome)")
+    p()
+    p("Welcome (one joiner) and Group.join of the new member")
+    p(f"  {'n':>5} {'welcome B':>10} {'join ms':>9} {'join / add-commit':>18}")
+    for s in summaries:
+        a = s["ops"]["add"]
+        p(
+            f"  {s['n']:>5} {a['welcome_bytes']:>10.0f} {a['join_us'] / 1000:>9.3f}"
+            f" {a['join_us'] / a['create_us']:>17.2f}x"
+        )
+    p()
+    p(
+        f"Application messages ({MESSAGE_BYTES} B): encrypt floor = sign + seal"
+        f" ({f.encrypt_us:.1f} µs), decrypt floor = verify + open ({f.decrypt_us:.1f} µs)"
+    )
+    p(f"  {'n':>5} {'encrypt µs':>11} {'xfl':>5} {'decrypt µs':>11} {'xfl':>5}")
+    for s in summaries:
+        m = s["message"]
+        p(
+            f"  {s['n']:>5} {m['encrypt_us']:>11.1f} {m['encrypt_x_floor']:>5.2f}"
+            f" {m['decrypt_us']:>11.1f} {m['decrypt_x_floor']:>5.2f}"
+        )
+    p()
+    p("Targets (performance.md): rekey at n = 1024 ≤ 1.5x floor, commit ≤ 1.5x bytes floor,")
+    p("welcome < 100 KB at 1024, joiner ≤ 5 ms, messages ≤ 1.3x floor. Information only.")
+    for t in rep.targets:
+        if t["value"] is None:
+            p(f"  {t['target']:<56} not measured (add {TARGET_N} to --sizes)")
+        else:
+            verdict = "met" if t["met"] else "NOT met"
+            p(f"  {t['target']:<56} {t['value']:>8.2f}{t['unit']:<3}  {verdict}")
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers, got {text!r}") from None
+    if not sizes or any(n < 8 for n in sizes):
+        raise argparse.ArgumentTypeError("every size must be at least 8")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str]) -> int:
+    """``groupchat bench rekey [--sizes 8,64] [--large] [--repeat K] [--json PATH]``."""
+    parser = argparse.ArgumentParser(
+        prog="groupchat bench rekey",
+        description="Time tree rekeys, welcomes and messages as multiples of a floor measured in this run.",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated group sizes (default: 8,16,64,256,1024)",
+    )
+    parser.add_argument("--large", action="store_true", help=f"also run n = {LARGE_SIZE}")
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=DEFAULT_REPEAT,
+        help=f"samples per measurement (default {DEFAULT_REPEAT})",
+    )
+    parser.add_argument(
+        "--messages",
+        type=_positive,
+        default=DEFAULT_MESSAGES,
+        help=f"application messages timed per size (default {DEFAULT_MESSAGES})",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(_CLOCKS),
+        default="cpu",
+        help="cpu = process CPU time (default; steadier on a shared machine), wall = perf_counter",
+    )
+    parser.add_argument("--suite", type=int, choices=[1, 3], default=1, help="cipher suite id (default 1)")
+    parser.add_argument("--json", metavar="PATH", help="also write every raw sample and summary as JSON")
+    args = parser.parse_args(argv)
+
+    sizes: list[int] = sorted(set(args.sizes) | ({LARGE_SIZE} if args.large else set()))
+    clock, clock_name = _CLOCKS[args.clock]
+    config = GroupConfig(suite_id=args.suite)
+    floor = measure_floor(clock, args.suite)
+    results: list[SizeResult] = []
+    for n in sizes:
+        print(f"[n = {n}] building the group and running {args.repeat} rounds…", file=sys.stderr, flush=True)
+        results.append(bench_size(n, config, clock, args.repeat, args.messages))
+    report = _Report(floor, clock_name, args.repeat, results)
+    summaries = [report.size_summary(r) for r in results]
+    report.evaluate_targets(summaries)
+    _print_report(report, summaries, sys.stdout)
+    if args.json:
+        doc = {
+            "clock": clock_name,
+            "repeat": args.repeat,
+            "suite": args.suite,
+            "primitives_us": {name: us for name, us in floor.rows()},
+            "sizes": summaries,
+            "targets": report.targets,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,79 @@
+"""Smoke test of ``groupchat bench rekey``: it runs, and prints parseable, positive floor ratios.
+
+Timings are not asserted (the machine is shared and noisy); only that every ratio the report
+prints against its floor is a finite positive number, and that ``--json`` holds the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from groupchat.bench.rekey import main
+
+_OPS = ("update", "remove", "add")
+
+
+def _rows(text: str, section: str) -> list[list[str]]:
+    """Whitespace-split data rows (those starting with a size) of one report section."""
+    body = text.split(section, 1)[1].split("\n\n", 1)[0]
+    return [line.replace("|", " ").split() for line in body.splitlines() if re.match(r"\s+\d+\s", line)]
+
+
+def _positive(x: str) -> float:
+    value = float(x.rstrip("x"))
+    assert math.isfinite(value) and value > 0, x
+    return value
+
+
+def test_rekey_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_json = tmp_path / "rekey.json"
+    rc = main(["--sizes", "8,16", "--repeat", "2", "--messages", "3", "--json", str(out_json)])
+    assert rc == 0
+    text = capsys.readouterr().out
+
+    for name in ("X25519 exchange", "Ed25519 sign", "Ed25519 verify"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(name))
+        _positive(line.split()[-1])
+
+    rekey = _rows(text, "Rekey commits")
+    assert [(int(r[0]), r[1]) for r in rekey] == [(n, op) for n in (8, 16) for op in _OPS]
+    for r in rekey:
+        # create xfl | worst xfl | typical L xfl | own | bytes xfl
+        values = [_positive(x) for x in r[2:]]  # each is checked finite and > 0
+        assert len(values) == 10
+        levels, size = values[5], values[8]
+        assert levels == 1 and size == int(size)
+
+    welcome = _rows(text, "Welcome (one joiner)")
+    assert [int(r[0]) for r in welcome] == [8, 16]
+    for r in welcome:
+        for x in r[1:]:
+            _positive(x)
+
+    messages = _rows(text, "Application messages")
+    assert [int(r[0]) for r in messages] == [8, 16]
+    for r in messages:
+        for x in r[1:]:
+            _positive(x)
+
+    assert "not measured" in text  # n = 1024 targets are reported as not measured, not failed
+
+    doc = json.loads(out_json.read_text())
+    assert [s["n"] for s in doc["sizes"]] == [8, 16]
+    for s in doc["sizes"]:
+        for op in _OPS:
+            o = s["ops"][op]
+            assert len(o["raw"]["create_ns"]) == 2
+            assert o["create_x_floor"] > 0
+            assert o["process"]["worst"]["levels"] == s["d"]
+            assert o["process"]["worst"]["x_floor"] > 0
+
+
+def test_rejects_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--sizes", "4"])
