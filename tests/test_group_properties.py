@@ -31,11 +31,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from group_harness import Harness, assert_cannot_derive_epoch, fingerprint, snapshot
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from group_harness import Harness, assert_cannot_derive_epoch, fingerprint, snapshot
 from groupchat.errors import EpochError, GroupChatError
 from groupchat.events import EpochChanged, RemovedFromGroup
 from groupchat.group import Group
@@ -218,9 +218,8 @@ def test_sixty_four_members_multi_operation_commits() -> None:
     h.assert_consistent(["m0", "m33", sorted(h.members)[-1]])
     assert h.members["m0"]._tree.capacity == 64
     old = h.check_send("m12", b"before the big commit")
-    res = h.commit(
-        "m40", remove=["m1", "m20", "m63"], add=[h.fresh_name(), h.fresh_name()], update=True, keep_removed=True
-    )
+    adds = [h.fresh_name(), h.fresh_name()]
+    res = h.commit("m40", remove=["m1", "m20", "m63"], add=adds, update=True, keep_removed=True)
     assert len(h.members) == 63
     for name in res.joined:
         with pytest.raises(GroupChatError):
