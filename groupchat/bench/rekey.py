@@ -11,8 +11,10 @@ What it measures, for each group size n (d = ceil(log2 n)):
 * ``Group.encrypt`` and ``Group.receive`` of one 100-byte application message.
 
 Why floors: the machine is shared and noisy (performance.md), so absolute numbers move ~30% between
-runs. Every time is therefore also printed as a multiple of a floor built from the primitive costs
-measured at the start of the *same* run with pyca/cryptography directly:
+runs, and even within one run. Every time is therefore also printed as a multiple of a floor built
+from primitive costs measured with pyca/cryptography directly in the same run: once at the start
+(the printed primitive table) and again, briefly, right before every sample round, so each sample is
+divided by the floor measured next to it and load drift during the run cancels out of the ratios:
 
 * committer floor = d x (X25519 exchange + X25519 from_private_bytes/public_key) + 1 Ed25519 sign;
 * receiver floor = L x (the same) + 1 Ed25519 verify, where L is the number of tree levels that
@@ -36,6 +38,7 @@ a leaf whose path has all d levels, as in a steady-state group; the tree is neve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -44,7 +47,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -60,7 +62,7 @@ __all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "LARGE_SIZE", "Floor", "main", "me
 
 DEFAULT_SIZES: Final = (8, 16, 64, 256, 1024)
 LARGE_SIZE: Final = 4096
-DEFAULT_REPEAT: Final = 7
+DEFAULT_REPEAT: Final = 15
 DEFAULT_MESSAGES: Final = 100
 TARGET_N: Final = 1024
 TARGET_REKEY_X: Final = 1.5
@@ -93,7 +95,7 @@ def depth(n: int) -> int:
 # --- the floor -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Floor:
     """Median primitive costs in µs per operation, measured with pyca/cryptography in this run."""
 
@@ -128,6 +130,19 @@ class Floor:
     def decrypt_us(self) -> float:
         return self.ed25519_verify + self.aead_open
 
+    @classmethod
+    def median_of(cls, floors: Sequence[Floor]) -> Floor:
+        """Component-wise median of several floor measurements."""
+        return cls(
+            x25519_exchange=_median([f.x25519_exchange for f in floors]),
+            x25519_keypair=_median([f.x25519_keypair for f in floors]),
+            ed25519_sign=_median([f.ed25519_sign for f in floors]),
+            ed25519_verify=_median([f.ed25519_verify for f in floors]),
+            aead_seal=_median([f.aead_seal for f in floors]),
+            aead_open=_median([f.aead_open for f in floors]),
+            aead_name=floors[0].aead_name,
+        )
+
     def rows(self) -> list[tuple[str, float]]:
         return [
             ("X25519 exchange", self.x25519_exchange),
@@ -155,7 +170,7 @@ def _per_op_us(fn: Callable[[], object], clock: Clock, batch: int, rounds: int) 
 
 
 def measure_floor(clock: Clock, suite_id: int = 1, batch: int = 100, rounds: int = 15) -> Floor:
-    """Measure the primitives every rekey and message must pay for, with GC off."""
+    """Measure the primitives every rekey and message must pay for, with GC off (then restored)."""
     secret = os.urandom(32)
     sk = X25519PrivateKey.generate()
     peer = X25519PrivateKey.generate().public_key()
@@ -171,6 +186,7 @@ def measure_floor(clock: Clock, suite_id: int = 1, batch: int = 100, rounds: int
     def keypair() -> bytes:
         return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
 
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
@@ -186,7 +202,8 @@ def measure_floor(clock: Clock, suite_id: int = 1, batch: int = 100, rounds: int
             aead_name="AES-128-GCM" if suite_id == 1 else "ChaCha20-Poly1305",
         )
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 # --- the group under test ------------------------------------------------------------------------------
@@ -197,7 +214,7 @@ def _lca_level(a: int, b: int) -> int:
     return (a ^ b).bit_length()
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class _Scene:
     """The live group: the committer and the few receivers we measure, keyed by leaf."""
 
@@ -266,19 +283,19 @@ def build_group(n: int, config: GroupConfig) -> _Scene:
 # --- one size -----------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class OpSamples:
     """Raw samples (ns and bytes) of one commit kind at one group size."""
 
-    create_ns: list[int] = field(default_factory=list)
-    own_apply_ns: list[int] = field(default_factory=list)
-    process_ns: dict[str, list[int]] = field(default_factory=dict)
-    commit_bytes: list[int] = field(default_factory=list)
-    welcome_bytes: list[int] = field(default_factory=list)
-    join_ns: list[int] = field(default_factory=list)
+    create_ns: list[int] = dataclasses.field(default_factory=list)
+    own_apply_ns: list[int] = dataclasses.field(default_factory=list)
+    process_ns: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    commit_bytes: list[int] = dataclasses.field(default_factory=list)
+    welcome_bytes: list[int] = dataclasses.field(default_factory=list)
+    join_ns: list[int] = dataclasses.field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class SizeResult:
     n: int
     d: int
@@ -286,8 +303,16 @@ class SizeResult:
     receivers: dict[str, dict[str, int]]  # op -> role -> leaf
     levels: dict[str, dict[str, int]]  # op -> role -> DH levels that receiver recomputes
     ops: dict[str, OpSamples]
-    encrypt_ns: list[int] = field(default_factory=list)
-    decrypt_ns: list[int] = field(default_factory=list)
+    floors: list[Floor] = dataclasses.field(
+        default_factory=list
+    )  # one per sample round, measured just before it
+    encrypt_ns: list[int] = dataclasses.field(default_factory=list)
+    decrypt_ns: list[int] = dataclasses.field(default_factory=list)
+    message_floors: list[Floor] = dataclasses.field(default_factory=list)  # the floor next to each message
+
+
+# Short floor measurements taken next to the samples: ~20 ms each.
+_NEAR_BATCH, _NEAR_ROUNDS, _MESSAGES_PER_FLOOR = 20, 3, 25
 
 
 def _roles(scene: _Scene, op: str) -> dict[str, int]:
@@ -350,7 +375,10 @@ def _run_messages(scene: _Scene, clock: Clock, count: int, result: SizeResult) -
     """Time ``Group.encrypt`` at one member and ``Group.receive`` of it at another, per message."""
     sender, receiver = scene.held[_COMMITTER_SIBLING], scene.held[scene.typical]
     plaintext = os.urandom(MESSAGE_BYTES)
+    floor: Floor | None = None
     for i in range(count + 1):  # the first message is a warm-up (lazy per-sender work)
+        if (i - 1) % _MESSAGES_PER_FLOOR == 0:
+            floor = measure_floor(clock, scene.config.suite_id, _NEAR_BATCH, _NEAR_ROUNDS)
         gc.collect()
         t0 = clock()
         data = sender.encrypt(plaintext)
@@ -359,8 +387,10 @@ def _run_messages(scene: _Scene, clock: Clock, count: int, result: SizeResult) -
         t2 = clock()
         assert isinstance(event, MessageReceived) and event.plaintext == plaintext
         if i:
+            assert floor is not None
             result.encrypt_ns.append(t1 - t0)
             result.decrypt_ns.append(t2 - t1)
+            result.message_floors.append(floor)
 
 
 def bench_size(n: int, config: GroupConfig, clock: Clock, repeat: int, messages: int) -> SizeResult:
@@ -379,6 +409,8 @@ def bench_size(n: int, config: GroupConfig, clock: Clock, repeat: int, messages:
     gc.disable()
     try:
         for i in range(repeat + 1):  # round 0 warms up lazy signature checks and caches
+            if i:
+                result.floors.append(measure_floor(clock, config.suite_id, _NEAR_BATCH, _NEAR_ROUNDS))
             for op in ("remove", "add", "update"):
                 pj = scene.pending_join() if op == "add" else None
                 gc.collect()
@@ -393,11 +425,12 @@ def bench_size(n: int, config: GroupConfig, clock: Clock, repeat: int, messages:
 # --- reporting -----------------------------------------------------------------------------------------
 
 
-def _ms(ns: float) -> float:
-    return ns / 1e6
+def _ratio(samples_ns: Sequence[int], floors_us: Sequence[float]) -> float:
+    """Median of the per-sample ratios time / floor, each floor measured next to its sample."""
+    return _median([ns / 1000 / fl for ns, fl in zip(samples_ns, floors_us, strict=True)])
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class _Report:
     """Everything printed, kept as numbers for ``--json``."""
 
@@ -405,29 +438,33 @@ class _Report:
     clock: str
     repeat: int
     results: list[SizeResult]
-    targets: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def size_summary(self, r: SizeResult) -> dict[str, Any]:
-        f = self.floor
+        """Medians, and medians of per-sample ratios to the floor measured next to each sample."""
+        near = Floor.median_of(r.floors)
         out: dict[str, Any] = {
             "n": r.n,
             "d": r.d,
             "setup_s": r.setup_s,
-            "floor_us": {
-                "committer": f.committer_us(r.d),
-                "receiver_worst": f.receiver_us(r.d),
-                "commit_bytes": f.commit_bytes(r.d),
+            "floor_us": {  # medians of the floors measured next to this size's samples
+                "tree_level": near.dh_level,
+                "ed25519_sign": near.ed25519_sign,
+                "ed25519_verify": near.ed25519_verify,
+                "committer": near.committer_us(r.d),
+                "receiver_worst": near.receiver_us(r.d),
             },
+            "commit_bytes_floor": Floor.commit_bytes(r.d),
             "ops": {},
         }
         for op, s in r.ops.items():
-            create = _median(s.create_ns) / 1000
+            bytes_floor = Floor.commit_bytes(r.d)
             o: dict[str, Any] = {
-                "create_us": create,
-                "create_x_floor": create / f.committer_us(r.d),
+                "create_us": _median(s.create_ns) / 1000,
+                "create_x_floor": _ratio(s.create_ns, [f.committer_us(r.d) for f in r.floors]),
                 "own_apply_us": _median(s.own_apply_ns) / 1000,
                 "commit_bytes": _median(s.commit_bytes),
-                "commit_bytes_x_floor": _median(s.commit_bytes) / f.commit_bytes(r.d),
+                "commit_bytes_x_floor": _median(s.commit_bytes) / bytes_floor,
                 "process": {},
                 "raw": {
                     "create_ns": s.create_ns,
@@ -438,13 +475,12 @@ class _Report:
             }
             for role, xs in s.process_ns.items():
                 lv = r.levels[op][role]
-                us = _median(xs) / 1000
                 o["process"][role] = {
                     "leaf": r.receivers[op][role],
                     "levels": lv,
-                    "us": us,
-                    "floor_us": f.receiver_us(lv),
-                    "x_floor": us / f.receiver_us(lv),
+                    "us": _median(xs) / 1000,
+                    "floor_us": near.receiver_us(lv),
+                    "x_floor": _ratio(xs, [f.receiver_us(lv) for f in r.floors]),
                 }
             if op == "add":
                 o["welcome_bytes"] = _median(s.welcome_bytes)
@@ -452,14 +488,17 @@ class _Report:
                 o["raw"]["welcome_bytes"] = s.welcome_bytes
                 o["raw"]["join_ns"] = s.join_ns
             out["ops"][op] = o
-        enc, dec = _median(r.encrypt_ns) / 1000, _median(r.decrypt_ns) / 1000
+        mf = r.message_floors
         out["message"] = {
-            "encrypt_us": enc,
-            "encrypt_x_floor": enc / f.encrypt_us,
-            "decrypt_us": dec,
-            "decrypt_x_floor": dec / f.decrypt_us,
+            "encrypt_us": _median(r.encrypt_ns) / 1000,
+            "encrypt_x_floor": _ratio(r.encrypt_ns, [f.encrypt_us for f in mf]),
+            "encrypt_floor_us": _median([f.encrypt_us for f in mf]),
+            "decrypt_us": _median(r.decrypt_ns) / 1000,
+            "decrypt_x_floor": _ratio(r.decrypt_ns, [f.decrypt_us for f in mf]),
+            "decrypt_floor_us": _median([f.decrypt_us for f in mf]),
             "raw": {"encrypt_ns": r.encrypt_ns, "decrypt_ns": r.decrypt_ns},
         }
+        out["raw_floors"] = [dataclasses.asdict(f) for f in r.floors]
         return out
 
     def evaluate_targets(self, summaries: list[dict[str, Any]]) -> None:
@@ -539,23 +578,29 @@ def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) ->
         print(line, file=out)
 
     p(f"clock: {rep.clock}; medians of {rep.repeat} samples after one warm-up round")
+    p("ratios (x fl) are medians of per-sample ratios to a floor re-measured next to each sample round")
     p()
-    p("Primitive floor (pyca/cryptography, median µs/op)")
+    p("Primitive floor at the start of the run (pyca/cryptography, median µs/op)")
     for name, us in f.rows():
         p(f"  {name:<48} {us:8.2f}")
     p(f"  {'one tree level = exchange + key pair':<48} {f.dh_level:8.2f}")
     p()
-    p("Floors per group size: committer = dxlevel + sign; receiver = Lxlevel + verify; bytes = 32·d + 64")
-    p(f"  {'n':>5} {'d':>3} {'committer ms':>13} {'worst recv ms':>14} {'bytes':>6}")
+    p("Floors next to each size's samples (medians): committer = d*level + sign;")
+    p("worst receiver = d*level + verify; commit bytes = 32*d + 64")
+    p(
+        f"  {'n':>5} {'d':>3} {'level us':>9} {'sign us':>8} {'verify us':>10}"
+        f" {'committer ms':>13} {'worst recv ms':>14} {'bytes':>6}"
+    )
     for s in summaries:
         fl = s["floor_us"]
         p(
-            f"  {s['n']:>5} {s['d']:>3} {fl['committer'] / 1000:>13.3f} {fl['receiver_worst'] / 1000:>14.3f}"
-            f" {fl['commit_bytes']:>6}"
+            f"  {s['n']:>5} {s['d']:>3} {fl['tree_level']:>9.1f} {fl['ed25519_sign']:>8.1f}"
+            f" {fl['ed25519_verify']:>10.1f} {fl['committer'] / 1000:>13.3f}"
+            f" {fl['receiver_worst'] / 1000:>14.3f} {s['commit_bytes_floor']:>6}"
         )
     p()
     p("Rekey commits (ms, and x floor). worst = sibling of the changed leaf (d levels);")
-    p("typical = a leaf in the other half (L levels, floor = Lxlevel + verify); own = committer applies echo")
+    p("typical = a leaf in the other half (L levels, floor = L*level + verify); own = committer applies echo")
     hdr = (
         f"  {'n':>5} {'op':<7}|{'create':>8} {'xfl':>5} |{'worst':>8} {'xfl':>5} |{'typical':>8} {'L':>2}"
         f" {'xfl':>5} |{'own':>7} |{'commit B':>9} {'xfl':>5}"
@@ -584,16 +629,14 @@ def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) ->
             f" {a['join_us'] / a['create_us']:>17.2f}x"
         )
     p()
-    p(
-        f"Application messages ({MESSAGE_BYTES} B): encrypt floor = sign + seal"
-        f" ({f.encrypt_us:.1f} µs), decrypt floor = verify + open ({f.decrypt_us:.1f} µs)"
-    )
-    p(f"  {'n':>5} {'encrypt µs':>11} {'xfl':>5} {'decrypt µs':>11} {'xfl':>5}")
+    p(f"Application messages ({MESSAGE_BYTES} B): encrypt floor = sign + seal, decrypt floor = verify + open")
+    p(f"  {'n':>5} {'encrypt us':>11} {'floor':>6} {'xfl':>5} {'decrypt us':>11} {'floor':>6} {'xfl':>5}")
     for s in summaries:
         m = s["message"]
         p(
-            f"  {s['n']:>5} {m['encrypt_us']:>11.1f} {m['encrypt_x_floor']:>5.2f}"
-            f" {m['decrypt_us']:>11.1f} {m['decrypt_x_floor']:>5.2f}"
+            f"  {s['n']:>5} {m['encrypt_us']:>11.1f} {m['encrypt_floor_us']:>6.1f}"
+            f" {m['encrypt_x_floor']:>5.2f} {m['decrypt_us']:>11.1f}"
+            f" {m['decrypt_floor_us']:>6.1f} {m['decrypt_x_floor']:>5.2f}"
         )
     p()
     p("Targets (performance.md): rekey at n = 1024 ≤ 1.5x floor, commit ≤ 1.5x bytes floor,")
