@@ -147,6 +147,8 @@ class Relay(Hooks):
         backend_factory: Callable[[Relay], Backend] | None = None,
     ) -> None:
         self.config = config
+        # Unique across processes: connection tokens "<proc_id>:<n>" name a connection in Redis.
+        self.proc_id = f"{os.getpid():x}{os.urandom(4).hex()}"
         self.backend: Backend = (
             backend_factory(self) if backend_factory else MemoryBackend(config.limits, self)
         )
@@ -154,7 +156,6 @@ class Relay(Hooks):
         self.rooms: dict[bytes, dict[bytes, _Membership]] = {}  # local members per room
         self.stopping = False
         self.started_at = time.monotonic()
-        self._proc = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:x}"
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -296,7 +297,7 @@ class Relay(Hooks):
                 await ws.send(encode(Error(code, reason)))
                 await ws.close(CloseCode.TRY_AGAIN_LATER, f"{code}: {reason}")
             return
-        conn = _Conn(self, ws, f"{self._proc}:{next(self._ids)}")
+        conn = _Conn(self, ws, f"{self.proc_id}:{next(self._ids)}")
         self.conns[conn.token] = conn
         log_event(logging.INFO, "conn_open", conn=conn.token, peer=conn.peer)
         try:
@@ -464,6 +465,9 @@ class Relay(Hooks):
             m.conn.send(Error(
                 ErrorCode.REPLACED, "another connection joined as this member", 0, room
             ))
+            # Let the backend release what this membership held; it leaves the member in
+            # place because the token no longer holds it.
+            self._spawn(self.backend.leave(room, member, token))
 
     async def _join(self, conn: _Conn, f: Join) -> None:
         lim = self.config.limits

@@ -221,8 +221,7 @@ def spawn_relay(*args: str, timeout: float = 15.0) -> RelayProcess:
         m = re.search(r"event=listening .*port=(\d+)", line)
         if m:
             # Keep draining stderr so the relay never blocks on a full pipe.
-            stream = proc.stderr
-            threading.Thread(target=lambda: lines.extend(stream), daemon=True).start()
+            threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True).start()
             return RelayProcess(proc, int(m.group(1)), lines)
     proc.kill()
     proc.wait()

@@ -21,7 +21,6 @@ from groupchat.relay_protocol import (
     Joined,
     Presence,
     PresenceEvent,
-    ServerHello,
     encode,
 )
 
