@@ -18,6 +18,7 @@ signed).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import pytest
@@ -646,3 +647,55 @@ def test_own_commit_without_pending_state_is_a_typed_error(h: Harness) -> None:
     with pytest.raises(GroupChatError):
         group.receive(commit)
     assert fingerprint(group) == before
+
+
+def _reachable_bytes(root: object) -> set[bytes]:
+    """Every bytes value reachable from ``root`` through attributes, slots and containers."""
+    seen: set[int] = set()
+    found: set[bytes] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, bytes | bytearray):
+            found.add(bytes(obj))
+        elif isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | deque):
+            stack.extend(obj)
+        elif not isinstance(obj, str | int | float | type(None)):
+            stack.extend(getattr(obj, "__dict__", {}).values())
+            for cls in type(obj).__mro__:
+                slots = getattr(cls, "__slots__", ())
+                for name in (slots,) if isinstance(slots, str) else slots:
+                    if hasattr(obj, name):
+                        stack.append(getattr(obj, name))
+    return found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core bug: Group._removed (group.py, 'Forget every secret') clears only _path, _previous and "
+        "_pending; self._secrets (init/encryption/exporter/... secrets) and self._keys (the epoch's "
+        "secret tree and sender-data secret) stay in memory, although RemovedFromGroup promises 'All "
+        "our secrets for the group are deleted' (a later compromise of the device reveals that epoch)"
+    ),
+)
+def test_removed_member_forgets_the_epoch_secrets(h: Harness) -> None:
+    victim = h.members["m3"]
+    secrets = victim._secrets
+    epoch_values = {
+        "init_secret": secrets.init_secret,
+        "encryption_secret": secrets.encryption_secret,
+        "exporter_secret": secrets.exporter_secret,
+        "sender_data_secret": secrets.sender_data_secret,
+    }
+    assert set(epoch_values.values()) <= _reachable_bytes(victim)  # the probe sees them while a member
+    res = h.commit("m0", remove=["m3"])
+    assert isinstance(res.events["m3"], RemovedFromGroup)
+    still_held = {name for name, value in epoch_values.items() if value in _reachable_bytes(victim)}
+    assert not still_held, still_held
