@@ -452,6 +452,7 @@ class RatchetTree:
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
         secret = out.secrets[x]
+        sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
         reached = x == lowest_changed
         for p in tm.direct_path(x, self._capacity):
             reached = reached or p == lowest_changed
@@ -459,6 +460,7 @@ class RatchetTree:
             if not reached:
                 if own is not None:
                     secret = out.secrets[p]
+                    sk = None
                 x = p
                 continue
             other = self._eff[tm.sibling(x, self._capacity)]
@@ -468,10 +470,11 @@ class RatchetTree:
                 mine = self._eff[x]
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
-                sk = X25519PrivateKey.from_private_bytes(secret)
+                if sk is None:
+                    sk = X25519PrivateKey.from_private_bytes(secret)
                 secret = _node_secret(self.suite, sk, other, lft, rgt)
-                derived = X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
-                if derived != own:
+                sk = X25519PrivateKey.from_private_bytes(secret)
+                if sk.public_key().public_bytes_raw() != own:
                     raise InconsistentPathError(
                         f"public key of node {p} does not match the secret we derive for it"
                     )

@@ -160,6 +160,12 @@ class CipherSuite:
 
     @staticmethod
     def expand(prk: bytes, info: bytes, length: int) -> bytes:
+        """HKDF-Expand (RFC 5869 §2.3)."""
+        if length <= _HASH_LEN:
+            # For one output block, HKDF-Expand is by definition T(1) = HMAC(PRK, info || 0x01);
+            # calling HMAC directly skips building a KDF object on the hot path. The RFC 9420
+            # vectors check both branches.
+            return hmac.digest(prk, info + b"\x01", "sha256")[:length]
         return HKDFExpand(hashes.SHA256(), length, info).derive(prk)
 
     def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
