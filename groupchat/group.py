@@ -497,13 +497,6 @@ class Group:
             return self._apply_own(pending, digest)
 
         sender = content.sender
-        if sender == self.my_leaf:
-            # Our own commits are applied only from the pending state, never re-derived: we
-            # deleted the secrets needed to process them as a receiver.
-            raise InvalidCommitError(
-                "commit is signed by our own leaf but is not the commit we have pending "
-                "(an altered echo, or one we already discarded)"
-            )
         request = self._tree.member(sender)
         if request is None:
             raise UnknownMemberError(f"commit is from leaf {sender}, which holds no member")
@@ -516,6 +509,13 @@ class Group:
             self._ctx_bytes,
             msg.signature,
         )
+        if sender == self.my_leaf:
+            # Our own commits are applied only from the pending state, never re-derived: we
+            # deleted the secrets needed to process them as a receiver.
+            raise InvalidCommitError(
+                "commit is signed by our own leaf but is not the commit we have pending "
+                "(an altered echo, or one we already discarded)"
+            )
         committer = self._member(sender, request)
         ops = msg.commit.operations
         self._check_operations(sender, ops)
