@@ -23,7 +23,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from . import tree_math as tm
@@ -86,6 +86,11 @@ __all__ = ["TREE_EXTENSION", "Group", "GroupConfig", "GroupState"]
 TREE_EXTENSION: Final = 0xF0C1
 _RECENT_COMMITS: Final = 16
 _MAX_UNECHOED: Final = 1024
+
+
+# Placeholder left behind when a removed member deletes its epoch secrets (never used: every
+# operation first checks that we are still a member).
+_ERASED_SECRETS: Final = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
 
 
 class GroupState(enum.Enum):
@@ -686,10 +691,14 @@ class Group:
 
     def _removed(self, by: Member) -> RemovedFromGroup:
         epoch = self.epoch + 1
-        # Forget every secret: a removed member must not read the group any more.
+        # Forget every secret: a removed member must not read the group any more, and a later
+        # compromise of this device must not reveal the last epoch either.
         self._path = PathSecrets(self.my_leaf)
         self._previous = None
         self._pending = None
+        self._secrets = _ERASED_SECRETS
+        self._keys = _EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
+        self._unechoed.clear()
         self.state = GroupState.REMOVED
         return RemovedFromGroup(epoch, by)
 
