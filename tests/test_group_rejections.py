@@ -624,29 +624,19 @@ def test_member_signed_commit_with_a_join_request_its_identity_did_not_sign(h: H
     finish(h, "m1", commit, ["m1", "m2"], (newcomer,))
 
 
-# --- core bugs found (xfail until fixed) -----------------------------------------------------------
+# --- regressions for core bugs these tests found --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason=(
-        "core bug: Group._receive_commit (group.py:536) computes lowest_common_ancestor(2*op.leaf, 2*me) "
-        "for every op; for a commit signed by our own leaf that is not our pending commit (we called "
-        "discard_pending_commit, or the relay altered the echo) op.leaf == me and "
-        "ratchet_tree.lowest_common_ancestor raises ValueError('negative shift count')"
-    ),
-)
 def test_own_commit_without_pending_state_is_a_typed_error(h: Harness) -> None:
+    """Regression: a commit signed by our own leaf that is not our pending commit (we discarded it,
+    or the relay altered the echo) used to reach lowest_common_ancestor(2*me, 2*me) in
+    Group._receive_commit and raise ValueError('negative shift count')."""
     group = h.members["m1"]
     commit = group.commit(update=True)
     group.discard_pending_commit()  # e.g. the relay reported an error but had sequenced it
     for name in ("m0", "m2", "m3", "m4"):
         assert isinstance(h.members[name].receive(commit), EpochChanged)
-    before = fingerprint(group)
-    with pytest.raises(GroupChatError):
-        group.receive(commit)
-    assert fingerprint(group) == before
+    assert_rejected(h, ["m1"], commit, InvalidCommitError)
 
 
 def _reachable_bytes(root: object) -> set[bytes]:
@@ -676,16 +666,9 @@ def _reachable_bytes(root: object) -> set[bytes]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: Group._removed (group.py, 'Forget every secret') clears only _path, _previous and "
-        "_pending; self._secrets (init/encryption/exporter/... secrets) and self._keys (the epoch's "
-        "secret tree and sender-data secret) stay in memory, although RemovedFromGroup promises 'All "
-        "our secrets for the group are deleted' (a later compromise of the device reveals that epoch)"
-    ),
-)
 def test_removed_member_forgets_the_epoch_secrets(h: Harness) -> None:
+    """Regression: RemovedFromGroup promises that all our secrets for the group are deleted, but
+    Group._removed used to keep the epoch secrets and the epoch's secret tree in memory."""
     victim = h.members["m3"]
     secrets = victim._secrets
     epoch_values = {

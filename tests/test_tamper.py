@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from group_harness import Harness, fingerprint
+from group_harness import Harness, fingerprint, snapshot
 
 from groupchat.errors import GroupChatError
 from groupchat.events import EpochChanged, MessageEchoed, MessageReceived, RemovedFromGroup
@@ -82,23 +82,18 @@ def test_every_flipped_commit_byte_is_rejected(group: Harness) -> None:
     h.assert_consistent(["m1", "m2", "newcomer"])
 
 
-BUG_OWN_COMMIT = (
-    "core bug: a commit signed by our own leaf that is not byte-identical to our pending commit "
-    "(here: the relay flipped a bit of its confirmation tag) reaches lowest_common_ancestor(2*me, 2*me) "
-    "in Group._receive_commit (group.py:536) and raises ValueError('negative shift count') "
-    "instead of a GroupChatError"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=BUG_OWN_COMMIT)
 def test_every_flipped_byte_of_our_own_echo_is_rejected(group: Harness) -> None:
-    """A tampered echo of our own commit must neither apply nor drop the pending commit."""
+    """A tampered echo of our own commit must neither apply nor drop the pending commit.
+
+    Regression: flips in the confirmation tag used to reach lowest_common_ancestor(2*me, 2*me) and
+    raise ValueError; now a commit signed by our leaf that is not our pending one is refused."""
     h = group
     committer = h.members["m1"]
     commit = committer.commit(add=[h.join_request().request], remove=[h.leaf("m3")], update=True)
     seen = reject_all_flips(committer.receive, commit, lambda: fingerprint(committer))
     assert committer.has_pending_commit
     assert sum(seen.values()) == 2 * len(commit)
+    assert seen["InvalidCommitError"] == 2 * 32, seen  # the 32 tag bytes: validly signed by us
     ev = committer.receive(commit)
     assert isinstance(ev, EpochChanged) and ev.own
 
@@ -172,3 +167,26 @@ def test_every_flipped_application_message_byte_is_rejected(group: Harness) -> N
         ev = h.members[name].receive(message)
         assert isinstance(ev, MessageEchoed if name == "m3" else MessageReceived)
     h.assert_consistent(["m0", "m3"])
+
+
+def test_removed_member_accepts_its_removal_only_on_a_valid_signature(group: Harness) -> None:
+    """The member a commit removes cannot derive the new epoch, so (as in MLS) it cannot check the
+    confirmation tag: flips in the 32 tag bytes still remove it. Every other flip, including in
+    the signature and in the tag's length, must be rejected without touching its state."""
+    h = group
+    victim = h.members["m3"]
+    commit = h.members["m1"].commit(remove=[h.leaf("m3")], update=True)
+    before = fingerprint(victim)
+    tag_start = len(commit) - 32
+    for i, mask, bad in flips(commit):
+        if i >= tag_start:
+            ev = snapshot(victim).receive(bad)
+            assert isinstance(ev, RemovedFromGroup), (i, mask, ev)
+            continue
+        with pytest.raises(GroupChatError):
+            victim.receive(bad)
+        assert fingerprint(victim) == before, (i, mask)
+    events = h.deliver(commit)
+    assert isinstance(events["m3"], RemovedFromGroup)
+    del h.members["m3"]
+    h.assert_consistent(["m0", "m1"])
