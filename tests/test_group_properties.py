@@ -32,7 +32,7 @@ import os
 
 import pytest
 from group_harness import Harness, assert_cannot_derive_epoch, fingerprint, snapshot
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -44,7 +44,7 @@ MAX_MEMBERS = 64
 _RETAINED = 4  # removed members' states kept for invariant 3
 _HISTORY = 12  # recent application messages kept for invariant 4
 
-EXAMPLES = int(os.environ.get("GROUPCHAT_PROPERTY_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("GROUPCHAT_PROPERTY_EXAMPLES", "12"))
 STEPS = int(os.environ.get("GROUPCHAT_PROPERTY_STEPS", "30"))
 
 
@@ -56,6 +56,7 @@ class GroupMachine(RuleBasedStateMachine):
         self.history: list[bytes] = []  # application messages, oldest first
         self.commits: list[bytes] = []  # commits, oldest first
         self.fresh_joiners: list[str] = []
+        self.max_members = 1
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class GroupMachine(RuleBasedStateMachine):
     @invariant()
     def everyone_agrees_and_decrypts_everyone(self) -> None:
         names = sorted(self.h.members)
+        self.max_members = max(self.max_members, len(names))
         # A few senders, varied with the epoch, plus whoever just joined.
         k = len(names)
         senders = {names[0], names[-1], names[(7 * self.h.epoch) % k], *self.fresh_joiners[:2]}
@@ -199,6 +201,13 @@ class GroupMachine(RuleBasedStateMachine):
             for msg in sent:
                 with pytest.raises(GroupChatError):
                     retained.receive(msg)
+
+
+    def teardown(self) -> None:
+        # Steer generation towards large groups and report the sizes reached.
+        target(float(self.max_members), label="largest group")
+        low = 16 * (self.max_members // 16)
+        event(f"largest group in {low}..{low + 15} members")
 
 
 GroupMachine.TestCase.settings = settings(
