@@ -299,6 +299,7 @@ class Group:
     def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
         """Sign and encrypt an application message for the current epoch."""
         self._require_member()
+        self._expire_previous_epoch()
         content = FramedContent(
             self.group_id,
             self.epoch,
@@ -430,6 +431,7 @@ class Group:
     def receive(self, data: bytes) -> Event:
         """Process one message from the relay; raise and change nothing if it is not acceptable."""
         self._require_member()
+        self._expire_previous_epoch()
         if len(data) < 4:
             raise InvalidValueError(f"message of {len(data)} bytes is too short to have a header")
         wire_format = int.from_bytes(data[2:4], "big")
@@ -636,12 +638,18 @@ class Group:
         )
         return _EpochKeys(self._ctx.epoch, self._ctx_bytes, tree, secrets.sender_data_secret)
 
+    def _expire_previous_epoch(self) -> None:
+        """Delete the previous epoch's keys once their TTL has passed (forward secrecy)."""
+        if (
+            self._previous is not None
+            and self.config.clock() - self._epoch_started > self.config.previous_epoch_ttl
+        ):
+            self._previous = None
+
     def _keys_for_epoch(self, epoch: int) -> _EpochKeys:
         if epoch == self.epoch:
             return self._keys
         prev = self._previous
-        if prev is not None and self.config.clock() - self._epoch_started > self.config.previous_epoch_ttl:
-            self._previous = prev = None  # expiry deletes the old epoch's keys (forward secrecy)
         if prev is not None and epoch == prev.epoch:
             return prev
         raise EpochError(f"message is for epoch {epoch}; we hold keys for epoch {self.epoch} only")
