@@ -26,7 +26,7 @@ from enum import IntEnum
 from typing import Final
 
 from .codec import Reader, Writer
-from .errors import InvalidValueError, UnknownVersionError
+from .errors import InvalidValueError
 from .identity import JoinRequest
 from .message_protection import (
     MAX_AUTHENTICATED_DATA,
@@ -35,6 +35,7 @@ from .message_protection import (
     ContentType,
     FramedContent,
     WireFormat,
+    read_message_header,
 )
 
 __all__ = ["MAX_OPERATIONS", "Commit", "CommitMessage", "OpType", "Operation"]
@@ -125,12 +126,7 @@ class CommitMessage:
     @classmethod
     def decode(cls, data: bytes) -> CommitMessage:
         r = Reader(data, "commit")
-        version = r.u16("version")
-        if version != PROTOCOL_VERSION:
-            raise UnknownVersionError(f"commit has protocol version {version}, we speak only 1")
-        wire_format = r.u16("wire_format")
-        if wire_format != WireFormat.PUBLIC_MESSAGE:
-            raise InvalidValueError(f"expected a public commit (wire format 1), got {wire_format}")
+        read_message_header(r, WireFormat.PUBLIC_MESSAGE, "a public commit")
         group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
         epoch = r.u64("epoch")
         sender_type = r.u8("sender type")

@@ -58,6 +58,7 @@ __all__ = [
     "protect_private_message",
     "ratchet_kind",
     "read_application_data",
+    "read_message_header",
     "sign_framed_content",
     "verify_framed_content",
     "verify_membership_tag",
@@ -89,6 +90,18 @@ class WireFormat(IntEnum):
     WELCOME = 3
     GROUP_INFO = 4
     KEY_PACKAGE = 5
+
+
+def read_message_header(r: Reader, expected: WireFormat, what: str) -> None:
+    """Read ``uint16 version || uint16 wire_format`` of an MLSMessage and require ``expected``."""
+    version = r.u16("version")
+    if version != PROTOCOL_VERSION:
+        raise UnknownVersionError(f"{what} has protocol version {version}, we speak only {PROTOCOL_VERSION}")
+    wire_format = r.u16("wire_format")
+    if wire_format != expected:
+        raise InvalidValueError(
+            f"expected {what} (wire format {int(expected)}), got wire format {wire_format}"
+        )
 
 
 def ratchet_kind(content_type: ContentType) -> RatchetKind:
@@ -245,14 +258,7 @@ class PrivateMessage:
     def decode(cls, data: bytes) -> PrivateMessage:
         """Parse ``MLSMessage(PrivateMessage)``, checking version, wire format and field limits."""
         r = Reader(data, "PrivateMessage")
-        version = r.u16("version")
-        if version != PROTOCOL_VERSION:
-            raise UnknownVersionError(f"message has protocol version {version}, we speak only 1")
-        wire_format = r.u16("wire_format")
-        if wire_format != WireFormat.PRIVATE_MESSAGE:
-            raise InvalidValueError(
-                f"expected a private message (wire format 2), got wire format {wire_format}"
-            )
+        read_message_header(r, WireFormat.PRIVATE_MESSAGE, "a private message")
         group_id = r.opaque("group_id", MAX_GROUP_ID)
         epoch = r.u64("epoch")
         content_type = _content_type(r.u8("content_type"))

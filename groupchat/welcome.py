@@ -20,8 +20,9 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .codec import Reader, Writer
-from .errors import DuplicateKeyError, InvalidValueError, ProtocolError, UnknownVersionError
+from .errors import DuplicateKeyError, InvalidValueError, ProtocolError
 from .key_schedule import GroupContext, welcome_key_nonce
+from .message_protection import WireFormat, read_message_header
 from .suite import CipherSuite
 
 __all__ = [
@@ -243,12 +244,7 @@ class Welcome:
     def decode_message(cls, data: bytes) -> Welcome:
         """Parse ``MLSMessage(Welcome)``, checking the version and wire format."""
         r = Reader(data, "Welcome")
-        version = r.u16("version")
-        if version != _VERSION:
-            raise UnknownVersionError(f"welcome has protocol version {version}, we speak only 1")
-        wire_format = r.u16("wire_format")
-        if wire_format != _WIRE_WELCOME:
-            raise InvalidValueError(f"expected a welcome (wire format 3), got wire format {wire_format}")
+        read_message_header(r, WireFormat.WELCOME, "a welcome")
         w = cls.read(r)
         r.end()
         return w
