@@ -18,7 +18,7 @@ def _cmd_relay(argv: Sequence[str]) -> int:
 
 
 def _cmd_demo(argv: Sequence[str]) -> int:
-    from .demo import main as demo_main
+    from .lab.demo import main as demo_main
 
     return demo_main(list(argv))
 
@@ -28,10 +28,10 @@ def _cmd_bench(argv: Sequence[str]) -> int:
     parser.add_argument("what", choices=["rekey", "relay"], help="which benchmark to run")
     args, rest = parser.parse_known_args(argv)
     if args.what == "rekey":
-        from .bench.rekey import main as rekey_main
+        from .lab.bench.rekey import main as rekey_main
 
         return rekey_main(rest)
-    from .bench.relay import main as relay_bench_main
+    from .lab.bench.relay import main as relay_bench_main
 
     return relay_bench_main(rest)
 

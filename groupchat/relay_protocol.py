@@ -9,7 +9,7 @@ Every websocket message between a client and the relay is one binary *envelope*:
     } Envelope;
 
 Payloads are opaque to the relay and travel byte for byte. Rooms and member ids are short opaque
-byte strings chosen by clients. The encoding uses :mod:`groupchat.codec` (minimal varints,
+byte strings chosen by clients. The encoding uses :mod:`groupchat.core.codec` (minimal varints,
 ``max_len`` on every vector), so each frame has exactly one encoding and an oversized field is
 rejected before it is read. This module imports no key-material code: the relay uses it too.
 """
@@ -20,8 +20,8 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from .codec import Reader, Writer
-from .errors import DecodeError, FieldTooLargeError, InvalidValueError, UnknownVersionError
+from .core.codec import Reader, Writer
+from .core.errors import DecodeError, FieldTooLargeError, InvalidValueError, UnknownVersionError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 
-from groupchat.codec import Reader
+from groupchat.core.codec import Reader
 from groupchat.relay_protocol import (
     MAX_ID_LEN,
     ErrorCode,

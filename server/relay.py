@@ -33,7 +33,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from groupchat.errors import DecodeError
+from groupchat.core.errors import DecodeError
 from groupchat.relay_protocol import (
     MAX_MEMBERS_LISTED,
     PROTOCOL_VERSION,

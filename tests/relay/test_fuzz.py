@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from groupchat.errors import DecodeError
+from groupchat.core.errors import DecodeError
 from groupchat.relay_protocol import (
     MAX_ID_LEN,
     Ack,

@@ -1,7 +1,7 @@
 """The baseline for ``groupchat bench relay``: a bare websockets broadcast server.
 
 One room, no envelope, no order, no log, no limits: every message goes to every connection with
-``websockets.broadcast``, compression off. Run as ``python -m groupchat.bench.bare_relay PORT``;
+``websockets.broadcast``, compression off. Run as ``python -m groupchat.lab.bench.bare_relay PORT``;
 it prints ``listening port=N`` once it accepts connections.
 """
 

@@ -53,10 +53,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from ..commit import MAX_OPERATIONS
-from ..events import EpochChanged, MessageReceived
-from ..group import Group, GroupConfig
-from ..identity import Identity, JoinRequest, PendingJoin
+from ...core.commit import MAX_OPERATIONS
+from ...core.events import EpochChanged, MessageReceived
+from ...core.group import Group, GroupConfig
+from ...core.identity import Identity, JoinRequest, PendingJoin
 
 __all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "LARGE_SIZE", "Floor", "main", "measure_floor"]
 

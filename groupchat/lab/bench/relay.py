@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from ..relay_protocol import FrameType, Hello, Join, Joined, Publish, ServerHello, decode_server, encode
+from ...relay_protocol import FrameType, Hello, Join, Joined, Publish, ServerHello, decode_server, encode
 
 __all__ = ["main"]
 
@@ -107,7 +107,7 @@ def _relay_cmd(*extra: str) -> list[str]:
 
 
 _RELAY_PAT = r"event=listening .*port=(\d+)"
-_BARE_CMD = [sys.executable, "-m", "groupchat.bench.bare_relay", "0"]
+_BARE_CMD = [sys.executable, "-m", "groupchat.lab.bench.bare_relay", "0"]
 _BARE_PAT = r"listening port=(\d+)"
 
 

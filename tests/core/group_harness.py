@@ -2,7 +2,7 @@
 
 The relay is a plain list: every message (commit or application message) is appended to it and
 delivered, in that one total order, to every current member, the sender included (the sender
-gets its echo). There are no mocks: members are real :class:`~groupchat.group.Group` objects
+gets its echo). There are no mocks: members are real :class:`~groupchat.core.group.Group` objects
 doing real X25519, Ed25519, HKDF, AEAD and HPKE.
 
 Helpers:
@@ -28,10 +28,10 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from groupchat.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
-from groupchat.group import Group, GroupConfig, GroupState
-from groupchat.identity import Identity, JoinRequest, PendingJoin
-from groupchat.key_schedule import derive_epoch_secrets
+from groupchat.core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
+from groupchat.core.group import Group, GroupConfig, GroupState
+from groupchat.core.identity import Identity, JoinRequest, PendingJoin
+from groupchat.core.key_schedule import derive_epoch_secrets
 
 __all__ = [
     "CommitResult",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-VECTOR_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "mls"
+VECTOR_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mls"
 
 
 def load(name: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ Receiving is split so that nothing changes state until the message is authentica
 5. only then ``secret_tree.commit(lookup)`` consumes the generation.
 
 :func:`open_private_message` runs steps 2-3 in one call. Every failure raises a typed
-:class:`~groupchat.errors.GroupChatError` subclass.
+:class:`~groupchat.core.errors.GroupChatError` subclass.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``groupchat demo``: an in-process group that shows the key agreement working for real.
 
-Several members run real :class:`~groupchat.group.Group` state machines; a list stands in for the
+Several members run real :class:`~groupchat.core.group.Group` state machines; a list stands in for the
 relay's total order (every message goes to everyone, the sender included, as the relay echoes).
 The demo prints each rekey with its epoch code, shows that everyone decrypts everyone, that a
 removed member's saved state cannot read on, and that a joiner cannot read the past.
@@ -13,10 +13,10 @@ import copy
 import sys
 from collections.abc import Sequence
 
-from .errors import GroupChatError
-from .events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
-from .group import Group, GroupConfig
-from .identity import Identity, JoinRequest
+from ..core.errors import GroupChatError
+from ..core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
+from ..core.group import Group, GroupConfig
+from ..core.identity import Identity, JoinRequest
 
 
 def _code(group: Group) -> str:

@@ -9,10 +9,10 @@ reads a clock or a random source it was not given (see :class:`GroupConfig`).
   two concurrent commits wins an epoch (RFC 9420 §14), and only the winner's Welcome is sent.
 * :meth:`Group.encrypt` protects an application message for the current epoch.
 * :meth:`Group.receive` takes any message from the relay and returns an event, or raises a
-  :class:`~groupchat.errors.GroupChatError` subclass and leaves the state exactly as it was.
+  :class:`~groupchat.core.errors.GroupChatError` subclass and leaves the state exactly as it was.
 
 Processing a commit costs O(log n) X25519 operations whatever the number of operations in it
-(see :mod:`groupchat.ratchet_tree`), plus one signature check, plus one more the first time a
+(see :mod:`groupchat.core.ratchet_tree`), plus one signature check, plus one more the first time a
 member's join request is used (leaf credentials are verified lazily, once).
 """
 

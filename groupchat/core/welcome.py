@@ -6,7 +6,7 @@ one GroupInfo AEAD-encrypted under keys derived from the ``welcome_secret``.
 
 Joining is split into the two steps that the key schedule forces: :func:`open_group_secrets`
 yields the ``joiner_secret``, from which the caller derives the ``welcome_secret``
-(:func:`~groupchat.key_schedule.epoch_secrets_from_joiner`), and only then can
+(:func:`~groupchat.core.key_schedule.epoch_secrets_from_joiner`), and only then can
 :func:`decrypt_group_info` read the GroupInfo, whose signature and confirmation tag the caller
 then checks (§12.4.3.1).
 """

@@ -14,7 +14,7 @@ depends on it: joining is deterministic given the welcome's *plaintext*.)
   the commit secret.
 * ``test_node_derivation_follows_the_documented_formula``: recomputes the 4-leaf tree's parent
   keys and root secret with an independent HKDF implementation of the formula in the
-  ``groupchat.ratchet_tree`` docstring.
+  ``groupchat.core.ratchet_tree`` docstring.
 
 Any change to the scheme, its labels, encodings or the order of random draws changes these
 values. If the change is intended, regenerate with ``GROUPCHAT_REGEN_GOLDEN=1 pytest
@@ -33,11 +33,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from groupchat.events import EpochChanged, MessageReceived, RemovedFromGroup
-from groupchat.group import Group, GroupConfig
-from groupchat.identity import Identity, JoinRequest
-from groupchat.ratchet_tree import PathSecrets, RatchetTree
-from groupchat.suite import GROUPCHAT_PREFIX
+from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
+from groupchat.core.group import Group, GroupConfig
+from groupchat.core.identity import Identity, JoinRequest
+from groupchat.core.ratchet_tree import PathSecrets, RatchetTree
+from groupchat.core.suite import GROUPCHAT_PREFIX
 
 GOLDEN = Path(__file__).parent / "golden" / "tree_scheme.json"
 REGEN = os.environ.get("GROUPCHAT_REGEN_GOLDEN") == "1"

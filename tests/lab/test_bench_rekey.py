@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from groupchat.bench.rekey import main
+from groupchat.lab.bench.rekey import main
 
 _OPS = ("update", "remove", "add")
 

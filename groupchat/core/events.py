@@ -1,4 +1,4 @@
-"""Events the protocol core returns from :meth:`groupchat.group.Group.receive`.
+"""Events the protocol core returns from :meth:`groupchat.core.group.Group.receive`.
 
 They are frozen dataclasses, like h11's events: the session and the TUI pattern-match on them.
 None of them carries key material.

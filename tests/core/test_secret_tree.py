@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupchat.errors import GenerationError, ReplayError, UnknownMemberError, UsageError
-from groupchat.secret_tree import RatchetKind, SecretTree
-from groupchat.suite import MLS_PREFIX, CipherSuite
+from groupchat.core.errors import GenerationError, ReplayError, UnknownMemberError, UsageError
+from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.core.suite import MLS_PREFIX, CipherSuite
 
 SUITE = CipherSuite(1, MLS_PREFIX)
 SECRET = bytes(range(32))

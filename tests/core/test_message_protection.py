@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from groupchat.codec import Reader, Writer, encode_varint, opaque
-from groupchat.errors import (
+from groupchat.core.codec import Reader, Writer, encode_varint, opaque
+from groupchat.core.errors import (
     DecryptionError,
     FieldTooLargeError,
     GroupChatError,
@@ -19,8 +19,8 @@ from groupchat.errors import (
     UnknownVersionError,
     UsageError,
 )
-from groupchat.key_schedule import GroupContext, expand_with_label_short
-from groupchat.message_protection import (
+from groupchat.core.key_schedule import GroupContext, expand_with_label_short
+from groupchat.core.message_protection import (
     ContentType,
     DecryptedContent,
     FramedContent,
@@ -33,8 +33,8 @@ from groupchat.message_protection import (
     sign_framed_content,
     verify_framed_content,
 )
-from groupchat.secret_tree import RatchetKind, SecretTree
-from groupchat.suite import GROUPCHAT_PREFIX, MLS_PREFIX, CipherSuite
+from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.core.suite import GROUPCHAT_PREFIX, MLS_PREFIX, CipherSuite
 
 GROUP_ID = b"group-1"
 EPOCH = 7

@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from vectors import h, load
 
-from groupchat import tree_math
-from groupchat.codec import Reader, encode_varint
-from groupchat.errors import ConfirmationError, DecryptionError, ProtocolError, SignatureError
-from groupchat.key_schedule import (
+from groupchat.core import tree_math
+from groupchat.core.codec import Reader, encode_varint
+from groupchat.core.errors import ConfirmationError, DecryptionError, ProtocolError, SignatureError
+from groupchat.core.key_schedule import (
     GroupContext,
     confirmation_tag,
     confirmed_transcript_hash,
@@ -27,7 +27,7 @@ from groupchat.key_schedule import (
     psk_secret,
     verify_confirmation_tag,
 )
-from groupchat.message_protection import (
+from groupchat.core.message_protection import (
     ContentType,
     FramedContent,
     PrivateMessage,
@@ -41,9 +41,9 @@ from groupchat.message_protection import (
     verify_framed_content,
     verify_membership_tag,
 )
-from groupchat.secret_tree import RatchetKind, SecretTree
-from groupchat.suite import MLS_PREFIX, CipherSuite
-from groupchat.welcome import (
+from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.core.suite import MLS_PREFIX, CipherSuite
+from groupchat.core.welcome import (
     GroupInfo,
     Welcome,
     decrypt_group_info,

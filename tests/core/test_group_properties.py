@@ -37,9 +37,9 @@ from hypothesis import HealthCheck, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from groupchat.errors import EpochError, GroupChatError
-from groupchat.events import EpochChanged, RemovedFromGroup
-from groupchat.group import Group
+from groupchat.core.errors import EpochError, GroupChatError
+from groupchat.core.events import EpochChanged, RemovedFromGroup
+from groupchat.core.group import Group
 
 MAX_MEMBERS = 64
 _RETAINED = 4  # removed members' states kept for invariant 3

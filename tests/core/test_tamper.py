@@ -22,9 +22,9 @@ from collections import Counter
 import pytest
 from group_harness import Harness, fingerprint, snapshot
 
-from groupchat.errors import GroupChatError
-from groupchat.events import EpochChanged, MessageEchoed, MessageReceived, RemovedFromGroup
-from groupchat.group import Group
+from groupchat.core.errors import GroupChatError
+from groupchat.core.events import EpochChanged, MessageEchoed, MessageReceived, RemovedFromGroup
+from groupchat.core.group import Group
 
 MASKS = (0x01, 0x80)
 

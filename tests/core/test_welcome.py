@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from groupchat.errors import (
+from groupchat.core.errors import (
     DecryptionError,
     DuplicateKeyError,
     GroupChatError,
@@ -15,15 +15,15 @@ from groupchat.errors import (
     TrailingDataError,
     UnknownVersionError,
 )
-from groupchat.key_schedule import (
+from groupchat.core.key_schedule import (
     GroupContext,
     confirmation_tag,
     derive_epoch_secrets,
     epoch_secrets_from_joiner,
     verify_confirmation_tag,
 )
-from groupchat.suite import GROUPCHAT_PREFIX, CipherSuite
-from groupchat.welcome import (
+from groupchat.core.suite import GROUPCHAT_PREFIX, CipherSuite
+from groupchat.core.welcome import (
     GroupInfo,
     GroupSecrets,
     Welcome,

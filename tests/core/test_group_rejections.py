@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from group_harness import Harness, fingerprint
 
-from groupchat.codec import Writer, encode_varint
-from groupchat.commit import Commit, CommitMessage, Operation, OpType
-from groupchat.errors import (
+from groupchat.core.codec import Writer, encode_varint
+from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
+from groupchat.core.errors import (
     ConfirmationError,
     DuplicateKeyError,
     EpochError,
@@ -48,10 +48,10 @@ from groupchat.errors import (
     UsageError,
     WrongGroupError,
 )
-from groupchat.events import EpochChanged, MessageReceived, RemovedFromGroup
-from groupchat.group import Group, GroupConfig
-from groupchat.identity import Identity, JoinRequest, PendingJoin
-from groupchat.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
+from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
+from groupchat.core.group import Group, GroupConfig
+from groupchat.core.identity import Identity, JoinRequest, PendingJoin
+from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
 
 P = 2**255 - 19
 
