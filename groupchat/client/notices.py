@@ -1,0 +1,166 @@
+"""What a chat session tells its user interface: typed, frozen notices, no key material.
+
+The session (:mod:`groupchat.client.session`) turns relay frames and core events into these
+notices; the Textual app (:mod:`groupchat.tui`) and the headless bot transcript render them.
+The words a user reads for timeline events and placeholders are composed here, once, so that
+the TUI, the bot and the headless demo all say the same thing.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "ChatLine",
+    "ConnectionState",
+    "MessageConfirmed",
+    "Notice",
+    "Placeholder",
+    "RosterChanged",
+    "RosterEntry",
+    "StatusChanged",
+    "TimelineEvent",
+    "TimelineKind",
+    "TreeNode",
+    "TreeView",
+    "TrustState",
+    "UnreadableReason",
+]
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"
+    JOINING = "joining"  # connected to the relay, waiting for a welcome or creating the group
+    READY = "ready"  # a member at the current epoch; messages go out at once
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class TrustState(enum.Enum):
+    UNVERIFIED = "unverified"  # key pinned on first use, never compared out of band
+    VERIFIED = "verified"  # the user compared the safety number and ran /trust
+    KEY_CHANGED = "key-changed"  # a different key than the pinned one: warn until re-verified
+
+
+class TimelineKind(enum.Enum):
+    JOINED = "joined"
+    LEFT = "left"
+    REMOVED = "removed"
+    UPDATED = "updated"
+    RECONNECTED = "reconnected"
+    DISCONNECTED = "disconnected"
+    INFO = "info"
+    WARNING = "warning"
+
+
+class UnreadableReason(enum.Enum):
+    BEFORE_JOIN = "sent before you joined"
+    AFTER_REMOVAL = "sent after the sender was removed"
+    POSSIBLE_FORK = "possible fork: epoch codes differ"
+    MISSED_OFFLINE = "missed while offline"
+    TAMPERED = "failed authentication (altered or forged)"
+    UNKNOWN_SENDER = "from someone who is not a member"
+    EXPIRED_EPOCH = "its epoch's keys are already deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Everything the status bar shows."""
+
+    connection: ConnectionState
+    relay: str
+    room: str
+    scheme: str
+    member_count: int
+    epoch: int | None = None
+    epoch_code: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    name: str
+    fingerprint: str
+    online: bool
+    trust: TrustState
+    is_me: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RosterChanged:
+    members: tuple[RosterEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLine:
+    """A chat message to show. Our own lines arrive with ``pending=True`` at once, before the relay
+    has ordered them; :class:`MessageConfirmed` with the same ``local_id`` clears the mark."""
+
+    sender: str
+    text: str
+    epoch: int
+    own: bool = False
+    pending: bool = False
+    local_id: int | None = None
+    trust: TrustState = TrustState.UNVERIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class MessageConfirmed:
+    """The relay echoed our message ``local_id``: it is in the room's order and was delivered."""
+
+    local_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """``count`` messages that cannot be shown, with the reason in plain words.
+
+    ``sender`` is the claimed sender's name when it is known. ``detail`` adds specifics, such as
+    the two epoch codes to compare for a possible fork."""
+
+    reason: UnreadableReason
+    count: int = 1
+    sender: str | None = None
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        who = f" from {self.sender}" if self.sender else ""
+        n = "1 message" if self.count == 1 else f"{self.count} messages"
+        tail = f" ({self.detail})" if self.detail else ""
+        return f"{n}{who} cannot be shown: {self.reason.value}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """A membership, key or connection event, already phrased for people, e.g.
+    ``"carol joined · epoch 7 · 3 keys refreshed in 0.4 ms · code changed"``."""
+
+    kind: TimelineKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """One node of the key tree (or one member of the ring) for the ``/tree`` panel."""
+
+    index: int
+    level: int
+    label: str  # member name for a leaf, short key id for a parent, "" for blank
+    key_id: str  # first hex digits of the public key, "" for none
+    changed: bool  # touched by the last commit
+    mine: bool  # on our own direct path (we hold its secret)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeView:
+    scheme: str  # "tree" or "ring"
+    epoch: int
+    nodes: tuple[TreeNode, ...]
+
+
+Notice = (
+    StatusChanged | RosterChanged | ChatLine | MessageConfirmed | Placeholder | TimelineEvent | TreeView
+)
