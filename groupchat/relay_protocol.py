@@ -3,7 +3,7 @@
 Every websocket message between a client and the relay is one binary *envelope*::
 
     struct {
-        uint8 version;          // PROTOCOL_VERSION
+        uint8 version;          // ENVELOPE_VERSION
         uint8 type;             // FrameType
         select (type) { ... }   // the frame body, see docs/relay-protocol.md
     } Envelope;
@@ -12,6 +12,11 @@ Payloads are opaque to the relay and travel byte for byte. Rooms and member ids 
 byte strings chosen by clients. The encoding uses :mod:`groupchat.core.codec` (minimal varints,
 ``max_len`` on every vector), so each frame has exactly one encoding and an oversized field is
 rejected before it is read. This module imports no key-material code: the relay uses it too.
+
+Frames validate when they are built (``__post_init__``), so an unencodable frame cannot exist:
+building one with a bad field raises :class:`~groupchat.core.errors.ConfigError` (a local
+mistake), and decoding bad bytes raises a :class:`~groupchat.core.errors.DecodeError` (the peer's).
+Nothing here raises anything but :class:`~groupchat.core.errors.GroupChatError` subclasses.
 """
 
 from __future__ import annotations
@@ -20,16 +25,23 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from .core.codec import Reader, Writer
-from .core.errors import DecodeError, FieldTooLargeError, InvalidValueError, UnknownVersionError
+from .core.codec import MAX_VARINT, Reader, Writer
+from .core.errors import (
+    ConfigError,
+    DecodeError,
+    FieldTooLargeError,
+    InvalidValueError,
+    UnknownVersionError,
+    UsageError,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
+    "ENVELOPE_VERSION",
     "MAX_CODE_LEN",
     "MAX_ID_LEN",
     "MAX_MEMBERS_LISTED",
     "MAX_REASON_LEN",
-    "PROTOCOL_VERSION",
     "Ack",
     "ClientFrame",
     "Deliver",
@@ -59,7 +71,11 @@ __all__ = [
     "max_payload_for",
 ]
 
-PROTOCOL_VERSION = 1
+#: The version octet that opens every relay envelope. It is not the end-to-end protocol version
+#: (``groupchat.core.version.ENVELOPE_VERSION``, a uint16 inside the opaque payloads the relay
+#: never reads): the relay's framing and the group's wire format evolve independently, so a relay
+#: can be upgraded without groups changing their messages, and the other way round.
+ENVELOPE_VERSION = 1
 
 #: Room names and member ids are 1..64 opaque bytes (a group id or a key fingerprint fits).
 MAX_ID_LEN = 64
@@ -76,6 +92,9 @@ DEFAULT_MAX_FRAME = 1 << 20
 _ENVELOPE_OVERHEAD = 2 + 8 + 3 * (2 + MAX_ID_LEN) + 1 + 4
 
 _U64 = struct.Struct(">Q")
+_U16_MAX = (1 << 16) - 1
+_U32_MAX = (1 << 32) - 1
+_U64_MAX = (1 << 64) - 1
 
 
 def max_payload_for(max_frame: int) -> int:
@@ -135,6 +154,35 @@ class PresenceEvent(enum.IntEnum):
     LEFT = 2
 
 
+# --- field checks, run by every frame's __post_init__ --------------------------------------------
+
+
+def _check_uint(value: object, field: str, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ConfigError(f"{field} must be an integer in 0..{maximum}, got {value!r}")
+
+
+def _check_id(value: object, field: str, allow_empty: bool = False) -> None:
+    if not isinstance(value, bytes):
+        raise ConfigError(f"{field} must be bytes, got {type(value).__name__}")
+    if len(value) > MAX_ID_LEN or (not value and not allow_empty):
+        low = 0 if allow_empty else 1
+        raise ConfigError(f"{field} must be {low}..{MAX_ID_LEN} bytes, got {len(value)}")
+
+
+def _check_payload(value: object) -> None:
+    if not isinstance(value, bytes):
+        raise ConfigError(f"payload must be bytes, got {type(value).__name__}")
+    if len(value) > MAX_VARINT:
+        raise ConfigError(f"payload of {len(value)} bytes is over the format's {MAX_VARINT}")
+
+
+def _check_text(value: object, field: str) -> None:
+    # Texts over their limit are truncated on encode, not refused: they are for humans.
+    if not isinstance(value, str):
+        raise ConfigError(f"{field} must be a str, got {type(value).__name__}")
+
+
 # --- frames ---------------------------------------------------------------------------------
 
 
@@ -143,6 +191,9 @@ class Hello:
     """Client → relay, first frame on a connection. ``agent`` is a free-form client name."""
 
     agent: str = ""
+
+    def __post_init__(self) -> None:
+        _check_text(self.agent, "agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +211,10 @@ class ServerLimits:
     log_max_age_seconds: int
     idle_timeout_seconds: int
 
+    def __post_init__(self) -> None:
+        for name, maximum in _LIMIT_WIDTHS:
+            _check_uint(getattr(self, name), name, maximum)
+
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
@@ -168,6 +223,12 @@ class ServerHello:
     version: int
     limits: ServerLimits
     server: str = ""
+
+    def __post_init__(self) -> None:
+        _check_uint(self.version, "version", 0xFF)
+        if not isinstance(self.limits, ServerLimits):
+            raise ConfigError("limits must be a ServerLimits")
+        _check_text(self.server, "server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +240,13 @@ class Join:
     member: bytes
     resume_after: int | None = None
 
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room")
+        _check_id(self.member, "member")
+        if self.resume_after is not None:
+            _check_uint(self.resume_after, "resume_after", _U64_MAX)
+
 
 @dataclass(frozen=True, slots=True)
 class Leave:
@@ -186,6 +254,10 @@ class Leave:
 
     req_id: int
     room: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +268,11 @@ class Publish:
     room: bytes
     payload: bytes
 
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room")
+        _check_payload(self.payload)
+
 
 @dataclass(frozen=True, slots=True)
 class SendTo:
@@ -205,6 +282,12 @@ class SendTo:
     room: bytes
     to: bytes
     payload: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room")
+        _check_id(self.to, "to")
+        _check_payload(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +303,15 @@ class Joined:
     head_seq: int
     members: tuple[bytes, ...]
 
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room")
+        _check_uint(self.head_seq, "head_seq", _U64_MAX)
+        if not isinstance(self.members, tuple) or len(self.members) > MAX_MEMBERS_LISTED:
+            raise ConfigError(f"members must be a tuple of at most {MAX_MEMBERS_LISTED} ids")
+        for m in self.members:
+            _check_id(m, "member")
+
 
 @dataclass(frozen=True, slots=True)
 class Ack:
@@ -227,6 +319,10 @@ class Ack:
 
     req_id: int
     seq: int
+
+    def __post_init__(self) -> None:
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_uint(self.seq, "seq", _U64_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +339,14 @@ class Deliver:
     to: bytes | None
     payload: bytes
 
+    def __post_init__(self) -> None:
+        _check_uint(self.seq, "seq", _U64_MAX)
+        _check_id(self.room, "room")
+        _check_id(self.sender, "sender")
+        if self.to is not None:
+            _check_id(self.to, "to")
+        _check_payload(self.payload)
+
 
 @dataclass(frozen=True, slots=True)
 class Presence:
@@ -251,6 +355,12 @@ class Presence:
     room: bytes
     member: bytes
     event: PresenceEvent
+
+    def __post_init__(self) -> None:
+        _check_id(self.room, "room")
+        _check_id(self.member, "member")
+        if not isinstance(self.event, PresenceEvent):
+            raise ConfigError(f"event must be a PresenceEvent, got {self.event!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +375,26 @@ class Error:
     req_id: int = 0
     room: bytes = b""
 
+    def __post_init__(self) -> None:
+        _check_text(self.code, "code")
+        _check_text(self.reason, "reason")
+        _check_uint(self.req_id, "req_id", _U32_MAX)
+        _check_id(self.room, "room", allow_empty=True)
+
+
+# The wire width of each announced limit (see encode()).
+_LIMIT_WIDTHS: tuple[tuple[str, int], ...] = (
+    ("max_frame", _U32_MAX),
+    ("max_payload", _U32_MAX),
+    ("max_rooms_per_connection", _U16_MAX),
+    ("max_members_per_room", _U32_MAX),
+    ("rate_per_second", _U32_MAX),
+    ("burst", _U32_MAX),
+    ("log_max_count", _U32_MAX),
+    ("log_max_bytes", _U64_MAX),
+    ("log_max_age_seconds", _U32_MAX),
+    ("idle_timeout_seconds", _U32_MAX),
+)
 
 ClientFrame = Hello | Join | Leave | Publish | SendTo
 ServerFrame = ServerHello | Joined | Ack | Deliver | Presence | Error
@@ -275,15 +405,10 @@ Frame = ClientFrame | ServerFrame
 
 
 def _header(ftype: FrameType) -> Writer:
-    return Writer().u8(PROTOCOL_VERSION).u8(ftype)
+    return Writer().u8(ENVELOPE_VERSION).u8(ftype)
 
 
-def _check_id(value: bytes, field: str, allow_empty: bool = False) -> None:
-    if len(value) > MAX_ID_LEN or (not value and not allow_empty):
-        raise ValueError(f"{field} must be 1..{MAX_ID_LEN} bytes, got {len(value)}")
-
-
-def _text(value: str, field: str, limit: int) -> bytes:
+def _text(value: str, limit: int) -> bytes:
     data = value.encode("utf-8")
     if len(data) > limit:
         # Truncate on a character boundary rather than refuse: these are human-readable texts.
@@ -293,6 +418,11 @@ def _text(value: str, field: str, limit: int) -> bytes:
 
 def deliver_rest(room: bytes, sender: bytes, to: bytes | None, payload: bytes) -> bytes:
     """The part of a Deliver envelope after its seq; the relay stores and forwards this."""
+    _check_id(room, "room")
+    _check_id(sender, "sender")
+    if to is not None:
+        _check_id(to, "to")
+    _check_payload(payload)
     w = Writer().opaque(room).opaque(sender)
     if to is None:
         w.u8(0)
@@ -303,17 +433,19 @@ def deliver_rest(room: bytes, sender: bytes, to: bytes | None, payload: bytes) -
 
 def deliver_prefix(seq: int) -> bytes:
     """Version, type and seq of a Deliver envelope: ``deliver_prefix(seq) + rest`` is the frame."""
-    return bytes((PROTOCOL_VERSION, FrameType.DELIVER)) + _U64.pack(seq)
+    _check_uint(seq, "seq", _U64_MAX)
+    return bytes((ENVELOPE_VERSION, FrameType.DELIVER)) + _U64.pack(seq)
 
 
 def encode(frame: Frame) -> bytes:
-    """Encode ``frame`` as one envelope. Raises ValueError for values outside the format."""
+    """Encode ``frame`` as one envelope.
+
+    Frames validate when built, so every frame encodes; anything else is a :class:`UsageError`.
+    """
     match frame:
         case Hello(agent):
-            return _header(FrameType.HELLO).opaque(_text(agent, "agent", MAX_AGENT_LEN)).bytes()
+            return _header(FrameType.HELLO).opaque(_text(agent, MAX_AGENT_LEN)).bytes()
         case Join(req_id, room, member, resume_after):
-            _check_id(room, "room")
-            _check_id(member, "member")
             w = _header(FrameType.JOIN).u32(req_id).opaque(room).opaque(member)
             if resume_after is None:
                 w.u8(0)
@@ -321,14 +453,10 @@ def encode(frame: Frame) -> bytes:
                 w.u8(1).u64(resume_after)
             return w.bytes()
         case Leave(req_id, room):
-            _check_id(room, "room")
             return _header(FrameType.LEAVE).u32(req_id).opaque(room).bytes()
         case Publish(req_id, room, payload):
-            _check_id(room, "room")
             return _header(FrameType.PUBLISH).u32(req_id).opaque(room).opaque(payload).bytes()
         case SendTo(req_id, room, to, payload):
-            _check_id(room, "room")
-            _check_id(to, "to")
             w = _header(FrameType.SEND_TO).u32(req_id).opaque(room).opaque(to)
             return w.opaque(payload).bytes()
         case ServerHello(version, limits, server):
@@ -338,34 +466,22 @@ def encode(frame: Frame) -> bytes:
             w.u32(limits.rate_per_second).u32(limits.burst)
             w.u32(limits.log_max_count).u64(limits.log_max_bytes)
             w.u32(limits.log_max_age_seconds).u32(limits.idle_timeout_seconds)
-            return w.opaque(_text(server, "server", MAX_AGENT_LEN)).bytes()
+            return w.opaque(_text(server, MAX_AGENT_LEN)).bytes()
         case Joined(req_id, room, head_seq, members):
-            _check_id(room, "room")
-            if len(members) > MAX_MEMBERS_LISTED:
-                raise ValueError(f"at most {MAX_MEMBERS_LISTED} members can be listed")
-            for m in members:
-                _check_id(m, "member")
             w = _header(FrameType.JOINED).u32(req_id).opaque(room).u64(head_seq)
             return w.vector([Writer().opaque(m).bytes() for m in members]).bytes()
         case Ack(req_id, seq):
             return _header(FrameType.ACK).u32(req_id).u64(seq).bytes()
         case Deliver(seq, room, sender, to, payload):
-            _check_id(room, "room")
-            _check_id(sender, "sender")
-            if to is not None:
-                _check_id(to, "to")
             return deliver_prefix(seq) + deliver_rest(room, sender, to, payload)
         case Presence(room, member, event):
-            _check_id(room, "room")
-            _check_id(member, "member")
             return _header(FrameType.PRESENCE).opaque(room).opaque(member).u8(event).bytes()
         case Error(code, reason, req_id, room):
-            _check_id(room, "room", allow_empty=True)
             w = _header(FrameType.ERROR).u32(req_id)
-            w.opaque(_text(code, "code", MAX_CODE_LEN))
-            w.opaque(_text(reason, "reason", MAX_REASON_LEN))
+            w.opaque(_text(code, MAX_CODE_LEN))
+            w.opaque(_text(reason, MAX_REASON_LEN))
             return w.opaque(room).bytes()
-    raise TypeError(f"not a relay frame: {type(frame).__name__}")
+    raise UsageError(f"not a relay frame: {type(frame).__name__}")
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -461,15 +577,20 @@ def _decode(data: bytes, max_frame: int, allowed: frozenset[int], side: str) -> 
         raise FieldTooLargeError(f"envelope: {len(data)} bytes, more than the limit {max_frame}")
     r = Reader(data, "envelope")
     version = r.u8("version")
-    if version != PROTOCOL_VERSION:
+    if version != ENVELOPE_VERSION:
         raise UnknownVersionError(
-            f"envelope: version {version} is not supported (this relay speaks {PROTOCOL_VERSION})"
+            f"envelope: version {version} is not supported (this relay speaks {ENVELOPE_VERSION})"
         )
     ftype = r.u8("type")
     if ftype not in allowed:
         raise UnknownFrameTypeError(f"envelope: type {ftype} is not a known {side} frame")
     # The whole envelope is already within max_frame, so that also bounds every payload.
-    frame = _decode_body(ftype, r, max_frame)
+    try:
+        frame = _decode_body(ftype, r, max_frame)
+    except ConfigError as exc:
+        # The reads above bound every field, so a frame should never refuse what they return;
+        # if one does, it is still the peer's bytes that are bad, never a local mistake.
+        raise InvalidValueError(f"envelope: {exc}") from None
     r.end()
     return frame
 

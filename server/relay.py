@@ -35,8 +35,8 @@ from websockets.protocol import State
 
 from groupchat.core.errors import DecodeError
 from groupchat.relay_protocol import (
+    ENVELOPE_VERSION,
     MAX_MEMBERS_LISTED,
-    PROTOCOL_VERSION,
     Ack,
     Error,
     ErrorCode,
@@ -69,7 +69,7 @@ _ROOM_SWEEP_EVERY = 5  # sweeps
 
 def _peek_req_id(msg: bytes) -> int:
     """The req_id of a request envelope, read without decoding it (for refusals before decode)."""
-    if len(msg) >= 6 and msg[0] == PROTOCOL_VERSION and msg[1] in _REQ_TYPES:
+    if len(msg) >= 6 and msg[0] == ENVELOPE_VERSION and msg[1] in _REQ_TYPES:
         return int.from_bytes(msg[2:6], "big")
     return 0
 
@@ -354,7 +354,7 @@ class Relay(Hooks):
                 CloseCode.PROTOCOL_ERROR,
             )
             return False
-        conn.send(ServerHello(PROTOCOL_VERSION, lim.announce(), "groupchat-relay"))
+        conn.send(ServerHello(ENVELOPE_VERSION, lim.announce(), "groupchat-relay"))
         log_event(logging.DEBUG, "hello", conn=conn.token, agent=frame.agent[:64])
         return True
 

@@ -1,40 +1,54 @@
 """The one exception hierarchy of groupchat.
 
-Every rejected input raises a subclass of :class:`GroupChatError` whose message says what was
-wrong in words a user can act on. Rejections never change state: the protocol core validates
-on a draft and only applies it once every check has passed.
+Every error raised on purpose is a subclass of :class:`GroupChatError` whose message says what was
+wrong in words a user can act on. Like h11's ``LocalProtocolError``/``RemoteProtocolError``, the
+tree splits in two so that a caller can tell "a bug or a bad setting on our side" from "drop this
+input and go on":
+
+* :class:`LocalError`: the local caller's mistake (a call the current state cannot serve, a bad
+  argument or setting). Retrying the same call will fail the same way; fix the code or config.
+* :class:`RemoteError`: the peer's (or the relay's) input was bad. Rejections never change
+  state: the protocol core validates on a draft and only applies it once every check has passed,
+  so the caller drops the input and carries on.
 
 Hierarchy::
 
     GroupChatError
-    ├── DecodeError                    malformed bytes (remote)
-    │   ├── TruncatedError             input ended inside a field
-    │   ├── TrailingDataError          bytes left over after a complete structure
-    │   ├── NonMinimalLengthError      a varint length not in its shortest form
-    │   ├── FieldTooLargeError         a field or vector longer than its limit
-    │   ├── UnknownVersionError        a protocol version we do not speak
-    │   └── InvalidValueError          an enum or flag outside its allowed set
-    ├── CryptoError                    cryptographic verification failed (remote)
-    │   ├── InvalidPublicKeyError      low-order, non-canonical or malformed X25519/Ed25519 key
-    │   ├── SignatureError             a signature did not verify
-    │   ├── DecryptionError            an AEAD or HPKE open failed
-    │   ├── ConfirmationError          a confirmation tag did not match: divergent group views
-    │   └── InconsistentPathError      a commit's path keys do not match what we derive
-    ├── ProtocolError                  well-formed input that is wrong for our state (remote)
-    │   ├── WrongGroupError            another group's message
-    │   ├── EpochError                 stale or future epoch
-    │   ├── ReplayError                a message or commit we have already processed
-    │   ├── DuplicateKeyError          a key already present in the group
-    │   ├── UnknownMemberError         a sender or target leaf that holds no member
-    │   ├── GenerationError            a ratchet generation too far ahead or too old
-    │   └── InvalidCommitError         a commit whose operations break the rules
-    ├── UsageError                     the local caller asked for something impossible
-    └── RelayError                     the relay answered with an error frame (has .code)
+    ├── LocalError                         the local caller's mistake
+    │   ├── UsageError                     asked for something the current state cannot do
+    │   └── ConfigError (ValueError)       an invalid argument or local setting
+    └── RemoteError                        the peer's or the relay's bad input
+        ├── DecodeError                    malformed bytes
+        │   ├── TruncatedError             input ended inside a field
+        │   ├── TrailingDataError          bytes left over after a complete structure
+        │   ├── NonMinimalLengthError      a varint length not in its shortest form
+        │   ├── FieldTooLargeError         a field or vector longer than its limit
+        │   ├── UnknownVersionError        a protocol version we do not speak
+        │   └── InvalidValueError          an enum, flag or fixed-size field outside its allowed set
+        ├── CryptoError                    cryptographic verification failed
+        │   ├── InvalidPublicKeyError      low-order, non-canonical or malformed X25519/Ed25519 key
+        │   ├── SignatureError             a signature did not verify
+        │   ├── DecryptionError            an AEAD or HPKE open failed
+        │   ├── ConfirmationError          a confirmation tag did not match: divergent group views
+        │   └── InconsistentPathError      a commit's path keys do not match what we derive
+        ├── ProtocolError                  well-formed input that is wrong for our state
+        │   ├── WrongGroupError            another group's message
+        │   ├── EpochError                 stale or future epoch
+        │   ├── ReplayError                a message or commit we have already processed
+        │   ├── DuplicateKeyError          a key already present in the group
+        │   ├── UnknownMemberError         a sender or target leaf that holds no member
+        │   ├── GenerationError            a ratchet generation too far ahead or too old
+        │   └── InvalidCommitError         a commit whose operations break the rules
+        └── RelayError                     the relay answered with an error frame (has .code)
+
+``InvalidValueError`` means malformed *remote* bytes only; a bad value the local caller passed
+is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "ConfirmationError",
     "CryptoError",
     "DecodeError",
@@ -48,9 +62,11 @@ __all__ = [
     "InvalidCommitError",
     "InvalidPublicKeyError",
     "InvalidValueError",
+    "LocalError",
     "NonMinimalLengthError",
     "ProtocolError",
     "RelayError",
+    "RemoteError",
     "ReplayError",
     "SignatureError",
     "TrailingDataError",
@@ -66,10 +82,29 @@ class GroupChatError(Exception):
     """Root of every error groupchat raises on purpose."""
 
 
+class LocalError(GroupChatError):
+    """The local caller made a mistake: fix the calling code or the setting, do not retry."""
+
+
+class RemoteError(GroupChatError):
+    """A peer or the relay sent input we refuse; our state is unchanged, so drop it and go on."""
+
+
+# --- local mistakes ----------------------------------------------------------------------------
+
+
+class UsageError(LocalError):
+    """The caller asked for something the current state cannot do."""
+
+
+class ConfigError(LocalError, ValueError):
+    """An argument or local setting is invalid (a ValueError too, for generic argument checks)."""
+
+
 # --- malformed bytes -------------------------------------------------------------------------
 
 
-class DecodeError(GroupChatError):
+class DecodeError(RemoteError):
     """The bytes do not parse as the structure we expected."""
 
 
@@ -100,7 +135,7 @@ class InvalidValueError(DecodeError):
 # --- cryptographic failures --------------------------------------------------------------------
 
 
-class CryptoError(GroupChatError):
+class CryptoError(RemoteError):
     """A cryptographic check failed."""
 
 
@@ -127,7 +162,7 @@ class InconsistentPathError(CryptoError):
 # --- well-formed but wrong for our state ---------------------------------------------------------
 
 
-class ProtocolError(GroupChatError):
+class ProtocolError(RemoteError):
     """Input that parses but is not acceptable in the current group state."""
 
 
@@ -159,14 +194,10 @@ class InvalidCommitError(ProtocolError):
     """A commit breaks the rules for its operations."""
 
 
-# --- local misuse and relay errors ------------------------------------------------------------
+# --- the relay's answers ----------------------------------------------------------------------
 
 
-class UsageError(GroupChatError):
-    """The caller asked for something the current state cannot do."""
-
-
-class RelayError(GroupChatError):
+class RelayError(RemoteError):
     """The relay rejected a request; ``code`` is the stable error code from the relay protocol."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from groupchat.relay_protocol import (
-    PROTOCOL_VERSION,
+    ENVELOPE_VERSION,
     Ack,
     Deliver,
     Error,
@@ -30,7 +30,7 @@ ROOM = b"room-1"
 async def test_hello_welcome_announces_version_and_limits(relay, make_client):
     c = await make_client(relay.port, hello=False)
     sh = await c.hello()
-    assert sh.version == PROTOCOL_VERSION
+    assert sh.version == ENVELOPE_VERSION
     lim = relay.config.limits
     assert sh.limits.max_frame == lim.max_frame
     assert sh.limits.max_payload == lim.max_payload < lim.max_frame
@@ -443,11 +443,11 @@ async def test_keepalive_ping_closes_a_dead_peer(make_relay, make_client):
     [
         (b"", ErrorCode.BAD_FRAME),
         (b"\xff\xfe garbage", ErrorCode.UNSUPPORTED_VERSION),
-        (bytes([PROTOCOL_VERSION]), ErrorCode.BAD_FRAME),
-        (bytes([PROTOCOL_VERSION, 200]), ErrorCode.UNKNOWN_TYPE),
-        (bytes([PROTOCOL_VERSION, FrameType.DELIVER]) + bytes(20), ErrorCode.UNKNOWN_TYPE),
+        (bytes([ENVELOPE_VERSION]), ErrorCode.BAD_FRAME),
+        (bytes([ENVELOPE_VERSION, 200]), ErrorCode.UNKNOWN_TYPE),
+        (bytes([ENVELOPE_VERSION, FrameType.DELIVER]) + bytes(20), ErrorCode.UNKNOWN_TYPE),
         (bytes([2, FrameType.PUBLISH]), ErrorCode.UNSUPPORTED_VERSION),
-        (bytes([PROTOCOL_VERSION, FrameType.PUBLISH, 0, 0, 0, 7, 0x40]), ErrorCode.BAD_FRAME),
+        (bytes([ENVELOPE_VERSION, FrameType.PUBLISH, 0, 0, 0, 7, 0x40]), ErrorCode.BAD_FRAME),
         (encode(Hello("x")) + b"trailing", ErrorCode.BAD_FRAME),
     ],
 )
