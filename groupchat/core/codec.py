@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .errors import (
+    ConfigError,
     FieldTooLargeError,
     InvalidValueError,
     NonMinimalLengthError,
@@ -36,14 +37,14 @@ _U64 = struct.Struct(">Q")
 def encode_varint(n: int) -> bytes:
     """Encode ``n`` as the minimal RFC 9420 §2.1.2 variable-length integer."""
     if n < 0:
-        raise ValueError("varint must be non-negative")
+        raise ConfigError("a vector length must be non-negative")
     if n < 1 << 6:
         return bytes((n,))
     if n < 1 << 14:
         return _U16.pack(0x4000 | n)
     if n <= MAX_VARINT:
         return _U32.pack(0x80000000 | n)
-    raise ValueError(f"varint {n} exceeds the 30-bit maximum")
+    raise ConfigError(f"a vector of {n} bytes is longer than the format's {MAX_VARINT}")
 
 
 def opaque(data: bytes) -> bytes:

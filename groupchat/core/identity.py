@@ -19,21 +19,21 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .codec import Reader, Writer
-from .errors import InvalidValueError, UnknownVersionError
+from .errors import ConfigError, InvalidValueError, UnknownVersionError
 from .suite import CipherSuite, check_x25519_public
+from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_DISPLAY_NAME",
     "MAX_GROUP_ID",
-    "PROTOCOL_VERSION",
     "Identity",
     "JoinRequest",
     "PendingJoin",
+    "epoch_code",
     "fingerprint",
     "validate_display_name",
 ]
 
-PROTOCOL_VERSION: Final = 1
 MAX_DISPLAY_NAME: Final = 64
 MAX_GROUP_ID: Final = 255
 _JOIN_REQUEST_LABEL: Final = b"JoinRequestTBS"
@@ -45,6 +45,19 @@ def fingerprint(identity_key: bytes) -> str:
     """Human-comparable fingerprint: 8 groups of 4 hex digits of SHA-256(identity key)."""
     digest = hashlib.sha256(b"groupchat fingerprint\x00" + identity_key).hexdigest()[:32]
     return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def epoch_code(epoch_authenticator: bytes) -> str:
+    """The short code members compare out of band to confirm they share an epoch: 12 digits.
+
+    Derived from the epoch authenticator (RFC 9420 §8.7), so equal codes mean equal epochs; the
+    digits come in three groups of four (``"0123 4567 8901"``) to be read aloud.
+    """
+    if len(epoch_authenticator) < 8:
+        raise ConfigError("an epoch authenticator has at least 8 bytes")
+    digits = int.from_bytes(epoch_authenticator[:8], "big") % 10**12
+    text = f"{digits:012d}"
+    return " ".join(text[i : i + 4] for i in range(0, 12, 4))
 
 
 def validate_display_name(name: str) -> str:
@@ -75,7 +88,7 @@ class Identity:
     @classmethod
     def from_private_bytes(cls, seed: bytes) -> Identity:
         if len(seed) != 32:
-            raise InvalidValueError("an Ed25519 private key is a 32-byte seed")
+            raise ConfigError("an Ed25519 private key is a 32-byte seed")
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     def private_bytes(self) -> bytes:
@@ -138,8 +151,11 @@ class JoinRequest:
     ) -> PendingJoin:
         """Make a fresh init key and a signed request; keep the returned secret state locally."""
         if not 0 < len(group_id) <= MAX_GROUP_ID:
-            raise InvalidValueError(f"group id must be 1..{MAX_GROUP_ID} bytes")
-        name = validate_display_name(display_name)
+            raise ConfigError(f"group id must be 1..{MAX_GROUP_ID} bytes")
+        try:
+            name = validate_display_name(display_name)
+        except InvalidValueError as exc:  # our own name: a local mistake, not a peer's bad bytes
+            raise ConfigError(str(exc)) from None
         init_private, init_public = suite.derive_key_pair(rand(32))
         tbs = cls._tbs(suite.id, group_id, identity.public_key, name.encode(), init_public)
         signature = suite.sign_with_label(identity.signing_key, _JOIN_REQUEST_LABEL, tbs)

@@ -8,8 +8,6 @@ and the confirmation tag proves that sender and receiver derived the same epoch 
 
 from __future__ import annotations
 
-import functools
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -17,9 +15,9 @@ from typing import Final
 from .codec import Reader, Writer, opaque
 from .errors import InvalidValueError, UnknownVersionError
 from .suite import CipherSuite
+from .version import PROTOCOL_VERSION
 
 __all__ = [
-    "PROTOCOL_VERSION",
     "EpochSecrets",
     "GroupContext",
     "confirmation_tag",
@@ -35,7 +33,6 @@ __all__ = [
     "welcome_key_nonce",
 ]
 
-PROTOCOL_VERSION: Final = 1  # mls10
 _NH: Final = 32  # both suites use SHA-256
 MAX_GROUP_ID: Final = 255
 MAX_EXTENSIONS: Final = 64 * 1024
@@ -44,21 +41,11 @@ MAX_EXTENSIONS: Final = 64 * 1024
 def expand_with_label_short(
     suite: CipherSuite, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
-    """``suite.expand_with_label`` for ``length <= Nh``, in one HMAC call.
+    """``suite.expand_with_label``, kept under this name for its callers.
 
-    HKDF-Expand (RFC 5869 §2.3) of at most one hash block is ``HMAC(prk, info || 0x01)[:L]``;
-    this skips the per-call KDF object of the generic path, which matters per message.
+    The one-block fast path and the cached KDFLabel head now live in :mod:`.suite` itself.
     """
-    if length > _NH:
-        return suite.expand_with_label(secret, label, context, length)
-    info = _kdf_label_head(suite.label_prefix, label, length) + opaque(context) + b"\x01"
-    return hmac.digest(secret, info, "sha256")[:length]
-
-
-@functools.cache
-def _kdf_label_head(prefix: bytes, label: bytes, length: int) -> bytes:
-    """``uint16(L) || V(prefix + label)``: the constant head of a KDFLabel (§8)."""
-    return length.to_bytes(2, "big") + opaque(prefix + label)
+    return suite.expand_with_label(secret, label, context, length)
 
 
 # --- GroupContext (§8.1) ------------------------------------------------------------------------

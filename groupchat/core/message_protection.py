@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .codec import Reader, Writer, encode_varint
 from .errors import InvalidValueError, UnknownVersionError, UsageError
-from .key_schedule import expand_with_label_short
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
 from .suite import CipherSuite
+from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_APPLICATION_DATA",
@@ -66,7 +66,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-PROTOCOL_VERSION: Final = 1  # mls10
 MAX_GROUP_ID: Final = 255
 MAX_AUTHENTICATED_DATA: Final = 4096
 MAX_APPLICATION_DATA: Final = 1 << 20
@@ -287,8 +286,8 @@ def _sender_data_key_nonce(
 ) -> tuple[bytes, bytes]:
     # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
     sample = ciphertext[: suite.hash_len]
-    key = expand_with_label_short(suite, sender_data_secret, b"key", sample, suite.key_len)
-    nonce = expand_with_label_short(suite, sender_data_secret, b"nonce", sample, suite.nonce_len)
+    key = suite.expand_with_label(sender_data_secret, b"key", sample, suite.key_len)
+    nonce = suite.expand_with_label(sender_data_secret, b"nonce", sample, suite.nonce_len)
     return key, nonce
 
 

@@ -18,7 +18,6 @@ key or raises :class:`ReplayError`.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import islice
@@ -27,7 +26,7 @@ from typing import Final
 from . import tree_math
 from .codec import opaque
 from .errors import GenerationError, ReplayError, UnknownMemberError, UsageError
-from .suite import CipherSuite
+from .suite import CipherSuite, expand_block
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
 
@@ -107,7 +106,8 @@ class SecretTree:
         self._nodes: dict[int, bytes] = {tree_math.root(leaf_count): encryption_secret}
         self._ratchets: dict[tuple[int, int], _Ratchet] = {}
         # Precomputed KDFLabel prefixes (§8, §9.1): uint16(L) || V(prefix + label), to which
-        # V(context) is appended. All outputs fit one SHA-256 block, so HKDF-Expand is one HMAC.
+        # V(context) is appended. All outputs fit one SHA-256 block, so HKDF-Expand is one
+        # expand_block (one HMAC) on the hot path.
         p = suite.label_prefix
         nh, nk, nn = suite.hash_len, suite.key_len, suite.nonce_len
         self._tree_pfx = (
@@ -116,10 +116,10 @@ class SecretTree:
             nh.to_bytes(2, "big") + opaque(p + b"secret"),
         )
         self._tree_info = (
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left") + b"\x01",
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right") + b"\x01",
-            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b"") + b"\x01",
-            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b"") + b"\x01",
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left"),
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right"),
+            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b""),
+            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b""),
         )
 
     def __repr__(self) -> str:
@@ -133,16 +133,16 @@ class SecretTree:
 
     def _step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
         """DeriveTreeSecret for "key", "nonce" and "secret" at ``generation`` (§9.1)."""
-        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"  # V(uint32 generation), HKDF counter 1
+        ctx = b"\x04" + generation.to_bytes(4, "big")  # V(uint32 generation)
         kp, np_, sp = self._tree_pfx
-        key = hmac.digest(secret, kp + ctx, "sha256")[: self._key_len]
-        nonce = hmac.digest(secret, np_ + ctx, "sha256")[:12]
-        nxt = hmac.digest(secret, sp + ctx, "sha256")
+        key = expand_block(secret, kp + ctx)[: self._key_len]
+        nonce = expand_block(secret, np_ + ctx)[:12]
+        nxt = expand_block(secret, sp + ctx)
         return key, nonce, nxt
 
     def _next_secret(self, secret: bytes, generation: int) -> bytes:
-        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"
-        return hmac.digest(secret, self._tree_pfx[2] + ctx, "sha256")
+        ctx = b"\x04" + generation.to_bytes(4, "big")
+        return expand_block(secret, self._tree_pfx[2] + ctx)
 
     def _ratchet(self, leaf: int, kind: RatchetKind) -> _Ratchet:
         """The ratchet of ``leaf``, deriving the leaf's secrets from the tree on first use (§9.2)."""
@@ -163,11 +163,11 @@ class SecretTree:
         for i in range(len(path) - 1, 0, -1):
             node = path[i]
             secret = nodes.pop(node)
-            nodes[tree_math.left(node)] = hmac.digest(secret, info[0], "sha256")
-            nodes[tree_math.right(node)] = hmac.digest(secret, info[1], "sha256")
+            nodes[tree_math.left(node)] = expand_block(secret, info[0])
+            nodes[tree_math.right(node)] = expand_block(secret, info[1])
         leaf_secret = nodes.pop(target)
-        hs = _Ratchet(hmac.digest(leaf_secret, info[2], "sha256"))
-        app = _Ratchet(hmac.digest(leaf_secret, info[3], "sha256"))
+        hs = _Ratchet(expand_block(leaf_secret, info[2]))
+        app = _Ratchet(expand_block(leaf_secret, info[3]))
         self._ratchets[(leaf, RatchetKind.HANDSHAKE)] = hs
         self._ratchets[(leaf, RatchetKind.APPLICATION)] = app
         return hs if kind == RatchetKind.HANDSHAKE else app

@@ -11,6 +11,7 @@ Two suites are supported, both with X25519, HKDF-SHA256 and Ed25519 (RFC 9420 §
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -27,14 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PublicKey,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from .codec import Writer, encode_varint, opaque
 from .errors import (
+    ConfigError,
     ConfirmationError,
     DecryptionError,
     InvalidPublicKeyError,
-    InvalidValueError,
     SignatureError,
 )
 
@@ -43,13 +44,15 @@ __all__ = [
     "MLS_PREFIX",
     "CipherSuite",
     "check_x25519_public",
+    "expand_block",
+    "x25519_exchange",
 ]
 
 GROUPCHAT_PREFIX: Final = b"groupchat v1 "
 MLS_PREFIX: Final = b"MLS 1.0 "
 
 _HASH_LEN: Final = 32
-_ZERO: Final = bytes(_HASH_LEN)
+_SHA256: Final = hashes.SHA256()
 
 # The u-coordinates of the points of small order on Curve25519 (and their encodings mod p that
 # X25519 would accept). A DH with any of them yields a predictable shared secret, so a peer that
@@ -84,6 +87,29 @@ def check_x25519_public(key: bytes, what: str = "X25519 public key") -> bytes:
     return key
 
 
+def x25519_exchange(private_key: X25519PrivateKey, public_key: bytes) -> bytes:
+    """Raw X25519 of our key with a peer's 32-byte public key; a low-order peer key is refused.
+
+    pyca raises a bare ValueError when the shared secret is all zero (the peer key has small
+    order) or the key is malformed; this is the one place that maps it to
+    :class:`InvalidPublicKeyError`. Callers feed the output to a labelled KDF, never use it as is.
+    """
+    try:
+        return private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError as exc:
+        raise InvalidPublicKeyError("X25519 exchange with a low-order or malformed public key") from exc
+
+
+def expand_block(prk: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256-Expand of exactly one output block: ``T(1) = HMAC(prk, info || 0x01)``.
+
+    RFC 5869 §2.3 defines T(1) so; calling the HMAC directly skips building a KDF object on the
+    per-message hot path (the secret tree, sender data). Truncate the result for shorter outputs.
+    The RFC 9420 vectors check this branch against the generic one.
+    """
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
 @dataclass(frozen=True, slots=True)
 class _AeadSpec:
     name: str
@@ -114,7 +140,7 @@ class CipherSuite:
     def __init__(self, suite_id: int = 1, label_prefix: bytes = GROUPCHAT_PREFIX) -> None:
         spec = _SUITES.get(suite_id)
         if spec is None:
-            raise InvalidValueError(f"unsupported cipher suite {suite_id} (supported: 1, 3)")
+            raise ConfigError(f"unsupported cipher suite {suite_id} (supported: 1, 3)")
         self.id = suite_id
         self.name = spec.name
         self.label_prefix = label_prefix
@@ -153,24 +179,19 @@ class CipherSuite:
 
     @staticmethod
     def extract(salt: bytes, ikm: bytes) -> bytes:
-        """HKDF-Extract (RFC 5869 §2.2); an empty salt means Nh zero bytes."""
-        # HKDF-Extract is defined as HMAC(salt, ikm); pyca exposes only the combined HKDF, so we
-        # call the HMAC it is specified as rather than re-deriving through a different API.
-        return hmac.new(salt or _ZERO, ikm, "sha256").digest()
+        """HKDF-Extract (RFC 5869 §2.2); an empty salt means Nh zero bytes (HMAC pads it so)."""
+        return HKDF.extract(_SHA256, salt, ikm)
 
     @staticmethod
     def expand(prk: bytes, info: bytes, length: int) -> bytes:
         """HKDF-Expand (RFC 5869 §2.3)."""
         if length <= _HASH_LEN:
-            # For one output block, HKDF-Expand is by definition T(1) = HMAC(PRK, info || 0x01);
-            # calling HMAC directly skips building a KDF object on the hot path. The RFC 9420
-            # vectors check both branches.
-            return hmac.digest(prk, info + b"\x01", "sha256")[:length]
-        return HKDFExpand(hashes.SHA256(), length, info).derive(prk)
+            return expand_block(prk, info)[:length]
+        return HKDFExpand(_SHA256, length, info).derive(prk)
 
     def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """RFC 9420 §8: HKDF-Expand(secret, uint16 L || V(prefix+label) || V(context), L)."""
-        info = length.to_bytes(2, "big") + opaque(self.label_prefix + label) + opaque(context)
+        info = _kdf_label_head(self.label_prefix, label, length) + opaque(context)
         return self.expand(secret, info, length)
 
     def derive_secret(self, secret: bytes, label: bytes) -> bytes:
@@ -213,12 +234,7 @@ class CipherSuite:
     @staticmethod
     def x25519(private: bytes, public: bytes) -> bytes:
         """Raw X25519; callers must feed the output to a labelled KDF, never use it directly."""
-        try:
-            return X25519PrivateKey.from_private_bytes(private).exchange(
-                X25519PublicKey.from_public_bytes(public)
-            )
-        except ValueError as exc:  # all-zero output: low-order peer key
-            raise InvalidPublicKeyError("X25519 exchange with a low-order public key") from exc
+        return x25519_exchange(X25519PrivateKey.from_private_bytes(private), public)
 
     def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
         """RFC 9180 §7.1.3 DeriveKeyPair for DHKEM(X25519, HKDF-SHA256); returns (sk, pk)."""
@@ -257,6 +273,12 @@ class CipherSuite:
             return self._aead.cls(key).decrypt(nonce, ciphertext, aad)
         except InvalidTag:
             raise DecryptionError(f"{what}: authentication failed (wrong key or tampered)") from None
+
+
+@functools.cache
+def _kdf_label_head(prefix: bytes, label: bytes, length: int) -> bytes:
+    """``uint16(L) || V(prefix + label)``: the constant head of a KDFLabel (RFC 9420 §8)."""
+    return length.to_bytes(2, "big") + opaque(prefix + label)
 
 
 def varint_len(n: int) -> int:

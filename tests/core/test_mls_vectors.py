@@ -1,6 +1,6 @@
 """RFC 9420 interop vectors (mlswg/mls-implementations) for suites 1 and 3, with the MLS label prefix.
 
-Every check uses the real primitives through our public modules; see shared/vectors/mls/README.md
+Every check uses the real primitives through our public modules; see tests/core/vectors/README.md
 for the schemas.
 """
 

@@ -1,30 +1,20 @@
-"""Locate and load the RFC 9420 interop vectors in ``../shared/vectors/mls`` beside the repo root.
+"""Load the RFC 9420 interop vectors vendored in ``tests/core/vectors/`` (see its README.md).
 
-If the directory is missing the vector tests are skipped locally but fail loudly when the ``CI``
-environment variable is set, so a broken checkout can never pass CI silently.
+The files live in the repository, so the vector tests never skip: a missing file is a failure.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-VECTOR_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mls"
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    """Return the entries of one vector file, or skip/fail as described above."""
-    path = VECTOR_DIR / name
-    if not path.is_file():
-        msg = f"MLS test vector {path} is missing"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    data: list[dict[str, Any]] = json.loads(path.read_text())
+    """Return the entries of one vendored vector file."""
+    data: list[dict[str, Any]] = json.loads((VECTOR_DIR / name).read_text())
     return data
 
 
