@@ -1,56 +1,71 @@
-"""``groupchat-relay`` / ``groupchat relay``: run the relay until SIGTERM or SIGINT."""
+"""``groupchat-relay`` / ``groupchat relay``: run the relay until SIGTERM or SIGINT.
+
+The command-module interface of :mod:`groupchat.cli`: :func:`add_arguments` and :func:`run`;
+asyncio and the server itself are imported only inside :func:`run`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 
 from .config import Limits, RelayConfig
-from .logs import configure
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_arguments", "build_parser", "config_from_args", "main", "run", "serve"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The relay's command line; every limit has a flag."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The relay's flags: where to listen, TLS, Redis, logs, and one flag per limit."""
     d = Limits()
-    p = argparse.ArgumentParser(
-        prog="groupchat-relay",
-        description="The groupchat relay: orders, logs and forwards opaque room messages.",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="TCP port, 0 for any (default 8765)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8765, help="TCP port, 0 for any")
     p.add_argument("--certfile", help="PEM certificate chain: serve wss:// instead of ws://")
     p.add_argument("--keyfile", help="PEM private key for --certfile (if not inside it)")
     p.add_argument("--redis", metavar="URL", help="share rooms with other relays via Redis")
     p.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-        help="structured logs on stderr (default info)",
+        help="structured logs on stderr",
     )
     g = p.add_argument_group("limits")
     g.add_argument("--max-frame", type=int, default=d.max_frame, help="bytes per envelope")
-    g.add_argument("--max-rooms-per-connection", type=int, default=d.max_rooms_per_connection)
-    g.add_argument("--max-members-per-room", type=int, default=d.max_members_per_room)
-    g.add_argument("--max-connections", type=int, default=d.max_connections)
+    g.add_argument("--max-rooms-per-connection", type=int, default=d.max_rooms_per_connection,
+                   help="rooms one connection may join")
+    g.add_argument("--max-members-per-room", type=int, default=d.max_members_per_room,
+                   help="members present in one room")
+    g.add_argument("--max-connections", type=int, default=d.max_connections, help="open connections")
     g.add_argument("--max-rooms", type=int, default=d.max_rooms, help="rooms held in memory")
-    g.add_argument("--rate", type=float, default=d.rate_per_second, help="frames/s per conn")
+    g.add_argument("--rate", type=float, default=d.rate_per_second, help="frames/s per connection")
     g.add_argument("--burst", type=int, default=d.burst, help="token bucket size")
-    g.add_argument("--flood-frames", type=int, default=d.flood_frames)
-    g.add_argument("--send-queue-bytes", type=int, default=d.send_queue_bytes)
-    g.add_argument("--log-max-count", type=int, default=d.log_max_count)
-    g.add_argument("--log-max-bytes", type=int, default=d.log_max_bytes)
-    g.add_argument("--log-max-age", type=float, default=d.log_max_age, help="seconds")
-    g.add_argument("--idle-timeout", type=float, default=d.idle_timeout, help="seconds")
-    g.add_argument("--handshake-timeout", type=float, default=d.handshake_timeout)
-    g.add_argument("--ping-interval", type=float, default=d.ping_interval)
-    g.add_argument("--ping-timeout", type=float, default=d.ping_timeout)
+    g.add_argument("--flood-frames", type=int, default=d.flood_frames,
+                   help="rate-limited frames in a row before a disconnect")
+    g.add_argument("--send-queue-bytes", type=int, default=d.send_queue_bytes,
+                   help="per-connection send queue bound")
+    g.add_argument("--log-max-count", type=int, default=d.log_max_count, help="messages logged per room")
+    g.add_argument("--log-max-bytes", type=int, default=d.log_max_bytes, help="bytes logged per room")
+    g.add_argument("--log-max-age", type=float, default=d.log_max_age, help="seconds a message stays logged")
+    g.add_argument("--idle-timeout", type=float, default=d.idle_timeout,
+                   help="seconds without a frame before a disconnect")
+    g.add_argument("--handshake-timeout", type=float, default=d.handshake_timeout,
+                   help="seconds for the websocket handshake, then for the Hello")
+    g.add_argument("--ping-interval", type=float, default=d.ping_interval,
+                   help="seconds between pings, 0: none")
+    g.add_argument("--ping-timeout", type=float, default=d.ping_timeout,
+                   help="seconds to answer a ping, 0: none")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The stand-alone ``groupchat-relay`` command line."""
+    p = argparse.ArgumentParser(
+        prog="groupchat-relay",
+        description="The groupchat relay: orders, logs and forwards opaque room messages.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> RelayConfig:
-    """Turn parsed flags into a RelayConfig (ValueError on an impossible limit)."""
+    """Turn parsed flags into a RelayConfig (ConfigError, a ValueError, on an impossible limit)."""
     limits = Limits(
         max_frame=args.max_frame,
         max_rooms_per_connection=args.max_rooms_per_connection,
@@ -75,8 +90,11 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
     )
 
 
-async def run(config: RelayConfig) -> None:
+async def serve(config: RelayConfig) -> None:
     """Serve until SIGTERM/SIGINT, then shut down cleanly (clients get close 1001)."""
+    import asyncio
+    import signal
+
     from .relay import Relay
 
     factory = None
@@ -96,9 +114,12 @@ async def run(config: RelayConfig) -> None:
         await relay.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``groupchat-relay`` and ``groupchat relay``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the relay from parsed flags; 2 for an impossible limit, 1 if it cannot listen."""
+    import asyncio
+
+    from .logs import configure
+
     configure(args.log_level)
     try:
         config = config_from_args(args)
@@ -106,11 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"groupchat-relay: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(config))
+        asyncio.run(serve(config))
     except OSError as exc:
         print(f"groupchat-relay: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``groupchat-relay``; returns the exit status."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

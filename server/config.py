@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from groupchat.core.errors import ConfigError
 from groupchat.relay_protocol import DEFAULT_MAX_FRAME, ServerLimits, max_payload_for
 
 __all__ = ["Limits", "RelayConfig"]
@@ -33,14 +34,14 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.max_frame < 256:
-            raise ValueError("max_frame must be at least 256 bytes")
+            raise ConfigError("max_frame must be at least 256 bytes")
         if self.send_queue_bytes < self.max_frame:
-            raise ValueError("send_queue_bytes must hold at least one maximal frame")
+            raise ConfigError("send_queue_bytes must hold at least one maximal frame")
         if min(self.max_rooms_per_connection, self.max_members_per_room, self.max_connections,
                self.max_rooms, self.burst, self.flood_frames, self.log_max_count) < 1:
-            raise ValueError("every count limit must be at least 1")
+            raise ConfigError("every count limit must be at least 1")
         if self.rate_per_second <= 0 or self.log_max_age <= 0 or self.idle_timeout <= 0:
-            raise ValueError("rates and durations must be positive")
+            raise ConfigError("rates and durations must be positive")
 
     @property
     def max_payload(self) -> int:

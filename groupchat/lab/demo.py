@@ -89,7 +89,7 @@ class _DemoRoom:
         self.say(f"    epoch codes: {verdict} ({len(self.members)} members)")
 
 
-def run(config: GroupConfig | None = None) -> list[str]:
+def script(config: GroupConfig | None = None) -> list[str]:
     """Run the scripted demo and return the lines it prints."""
     config = config or GroupConfig()
     out: list[str] = []
@@ -138,15 +138,27 @@ def run(config: GroupConfig | None = None) -> list[str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="groupchat demo", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``groupchat demo`` flags (the command-module interface of :mod:`groupchat.cli`)."""
     parser.add_argument(
         "--suite", type=int, choices=(1, 3), default=1, help="cipher suite (1 AES-GCM, 3 ChaCha20)"
     )
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    for line in run(GroupConfig(suite_id=args.suite)):
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo from parsed flags."""
+    for line in script(GroupConfig(suite_id=args.suite)):
         print(line)
     sys.stdout.flush()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="groupchat demo",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(list(argv) if argv is not None else None))
+

@@ -58,7 +58,16 @@ from ...core.events import EpochChanged, MessageReceived
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
 
-__all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "LARGE_SIZE", "Floor", "main", "measure_floor"]
+__all__ = [
+    "DEFAULT_REPEAT",
+    "DEFAULT_SIZES",
+    "LARGE_SIZE",
+    "Floor",
+    "add_arguments",
+    "main",
+    "measure_floor",
+    "run",
+]
 
 DEFAULT_SIZES: Final = (8, 16, 64, 256, 1024)
 LARGE_SIZE: Final = 4096
@@ -669,41 +678,31 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: list[str]) -> int:
-    """``groupchat bench rekey [--sizes 8,64] [--large] [--repeat K] [--json PATH]``."""
-    parser = argparse.ArgumentParser(
-        prog="groupchat bench rekey",
-        description="Time tree rekeys, welcomes and messages as multiples of a floor measured in this run.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``groupchat bench rekey`` flags: sizes, samples, clock, suite and an optional JSON dump."""
     parser.add_argument(
         "--sizes",
         type=_parse_sizes,
-        default=list(DEFAULT_SIZES),
-        help="comma-separated group sizes (default: 8,16,64,256,1024)",
+        default=",".join(map(str, DEFAULT_SIZES)),  # a string default goes through the type
+        help="comma-separated group sizes",
     )
     parser.add_argument("--large", action="store_true", help=f"also run n = {LARGE_SIZE}")
+    parser.add_argument("--repeat", type=_positive, default=DEFAULT_REPEAT, help="samples per measurement")
     parser.add_argument(
-        "--repeat",
-        type=_positive,
-        default=DEFAULT_REPEAT,
-        help=f"samples per measurement (default {DEFAULT_REPEAT})",
-    )
-    parser.add_argument(
-        "--messages",
-        type=_positive,
-        default=DEFAULT_MESSAGES,
-        help=f"application messages timed per size (default {DEFAULT_MESSAGES})",
+        "--messages", type=_positive, default=DEFAULT_MESSAGES, help="application messages timed per size"
     )
     parser.add_argument(
         "--clock",
         choices=sorted(_CLOCKS),
         default="cpu",
-        help="cpu = process CPU time (default; steadier on a shared machine), wall = perf_counter",
+        help="cpu = process CPU time (steadier on a shared machine), wall = perf_counter",
     )
-    parser.add_argument("--suite", type=int, choices=[1, 3], default=1, help="cipher suite id (default 1)")
+    parser.add_argument("--suite", type=int, choices=[1, 3], default=1, help="cipher suite id")
     parser.add_argument("--json", metavar="PATH", help="also write every raw sample and summary as JSON")
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed flags and print the report."""
     sizes: list[int] = sorted(set(args.sizes) | ({LARGE_SIZE} if args.large else set()))
     clock, clock_name = _CLOCKS[args.clock]
     config = GroupConfig(suite_id=args.suite)
@@ -728,6 +727,17 @@ def main(argv: list[str]) -> int:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=1)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """``groupchat bench rekey [--sizes 8,64] [--large] [--repeat K] [--json PATH]``."""
+    parser = argparse.ArgumentParser(
+        prog="groupchat bench rekey",
+        description="Time tree rekeys, welcomes and messages as multiples of a floor measured in this run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

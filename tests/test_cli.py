@@ -1,0 +1,110 @@
+"""The ``groupchat`` command line: one argparse tree, own flags with defaults, --version, exit 2.
+
+Help and usage errors go through :func:`groupchat.cli.main` in process (argparse exits through
+SystemExit); one subprocess run checks the installed entry points themselves.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from groupchat import __version__
+from groupchat.cli import COMMANDS, main
+
+# Each leaf command, a few of its own flags, a default its help must show, and another command's
+# flag it must not show (``bench rekey --help`` used to print the bench chooser's help).
+HELP_CASES = [
+    (["relay"], ["--port", "--max-frame", "--idle-timeout", "--log-level"], "(default: 8765)", "--sizes"),
+    (["demo"], ["--suite"], "(default: 1)", "--port"),
+    (["bench", "rekey"], ["--sizes", "--repeat", "--clock", "--suite"], "(default: 8,16,64,256,1024)",
+     "--clients"),
+    (["bench", "relay"], ["--clients", "--deliveries", "--window", "--no-redis"], "(default: 100000)",
+     "--sizes"),
+]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+@pytest.mark.parametrize(("path", "flags", "default", "foreign"), HELP_CASES, ids=lambda v: str(v))
+def test_each_command_help_shows_its_own_flags_with_defaults(
+    path: list[str], flags: list[str], default: str, foreign: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run([*path, "--help"], capsys)
+    assert code == 0
+    assert out.startswith(f"usage: groupchat {' '.join(path)} ")
+    for flag in flags:
+        assert flag in out
+    assert default in out
+    assert foreign not in out
+
+
+def test_group_help_lists_its_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["bench", "--help"], capsys)
+    assert code == 0 and "rekey" in out and "relay" in out
+    code, out, _ = _run(["--help"], capsys)
+    assert code == 0
+    for name in ("relay", "demo", "bench"):
+        assert f"    {name}" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"groupchat {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        ([], "required: COMMAND"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["bench"], "required: COMMAND"),
+        (["bench", "nope"], "invalid choice: 'nope'"),
+        (["relay", "--port", "x"], "argument --port: invalid int value: 'x'"),
+        (["demo", "--suite", "2"], "argument --suite: invalid choice: 2"),
+        (["bench", "rekey", "--sizes", "4"], "every size must be at least 8"),
+        (["relay", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("groupchat") and reason in lines[0]
+
+
+def test_impossible_relay_limit_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["relay", "--max-frame", "10"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "max_frame" in err
+
+
+def test_optional_commands_are_guarded() -> None:
+    """chat and bot are in the table and appear exactly when their modules exist."""
+    by_name = {c.name: c for c in COMMANDS}
+    for name, module in (("chat", "groupchat.tui.command"), ("bot", "groupchat.client.bot")):
+        cmd = by_name[name]
+        assert cmd.module == module and cmd.optional
+        assert isinstance(cmd.available(), bool)
+
+
+def test_entry_points_run() -> None:
+    """The installed scripts: ``groupchat --version`` and ``groupchat-relay --help``."""
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([bindir / "groupchat", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"groupchat {__version__}"
+    done = subprocess.run([bindir / "groupchat-relay", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "(default: 8765)" in done.stdout
