@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
@@ -158,11 +158,15 @@ def may_see(member: bytes, to: bytes | None, sender: bytes) -> bool:
 
 
 class MemoryBackend(Backend):
-    """The embedded default: everything in this process, no setup."""
+    """The embedded default: everything in this process, no setup.
 
-    def __init__(self, limits: Limits, hooks: Hooks) -> None:
+    ``now`` is the relay's clock (log entries are stamped and aged with it).
+    """
+
+    def __init__(self, limits: Limits, hooks: Hooks, now: Callable[[], float] = time.monotonic) -> None:
         super().__init__(limits, hooks)
         self.rooms: dict[bytes, _Room] = {}
+        self._now = now
 
     def sweep(self, now: float) -> None:
         # Trim by age, and forget rooms that have neither members nor a log left: their
@@ -186,7 +190,7 @@ class MemoryBackend(Backend):
                 ErrorCode.ROOM_FULL, f"the room has {self.limits.max_members_per_room} members"
             )
         if resume_after is not None:
-            r.trim(self.limits, time.monotonic())
+            r.trim(self.limits, self._now())
             if resume_after > r.head:
                 raise JoinRefused(
                     ErrorCode.FUTURE_SEQ,
@@ -215,10 +219,10 @@ class MemoryBackend(Backend):
         r.head += 1
         seq = r.head
         frame = deliver_prefix(seq) + deliver_rest(room, sender, to, payload)
-        r.log.append(_Entry(seq, time.monotonic(), frame, sender, to))
+        r.log.append(_Entry(seq, self._now(), frame, sender, to))
         r.bytes += len(frame)
         if len(r.log) > self.limits.log_max_count or r.bytes > self.limits.log_max_bytes:
-            r.trim(self.limits, time.monotonic())
+            r.trim(self.limits, self._now())
         self.hooks.fanout(room, seq, frame, to, sender)
         return seq
 

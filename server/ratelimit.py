@@ -1,8 +1,6 @@
-"""A token bucket: the per-connection frame rate limit."""
+"""A token bucket: the per-connection frame rate limit. Time comes from the caller's clock."""
 
 from __future__ import annotations
-
-import time
 
 __all__ = ["TokenBucket"]
 
@@ -12,16 +10,14 @@ class TokenBucket:
 
     __slots__ = ("_last", "_tokens", "burst", "rate")
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = float(burst)
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last = now
 
-    def take(self, now: float | None = None) -> bool:
-        """Spend one token if there is one; False means the frame must be refused."""
-        if now is None:
-            now = time.monotonic()
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one at time ``now``; False means the frame must be refused."""
         tokens = self._tokens + (now - self._last) * self.rate
         self._last = now
         if tokens > self.burst:

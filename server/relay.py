@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -55,6 +54,7 @@ from groupchat.relay_protocol import (
 )
 
 from .backend import Backend, Hooks, JoinRefused, MemoryBackend
+from .clock import Clock, MonotonicClock
 from .config import RelayConfig
 from .logs import fmt_id, log_event
 from .ratelimit import TokenBucket
@@ -111,9 +111,10 @@ class _Conn:
         addr = ws.remote_address
         self.peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         self.rooms: dict[bytes, _Membership] = {}
-        self.bucket = TokenBucket(lim.rate_per_second, lim.burst)
+        now = relay.clock.now()
+        self.bucket = TokenBucket(lim.rate_per_second, lim.burst, now)
         self.limited = 0  # rate-limited frames in a row
-        self.last_active = time.monotonic()
+        self.last_active = now
         self.closing = False
         self.queue_limit = lim.send_queue_bytes
 
@@ -139,23 +140,30 @@ class _Conn:
 
 
 class Relay(Hooks):
-    """The relay server. ``await start()`` listens; ``await stop()`` shuts down cleanly."""
+    """The relay server. ``await start()`` listens; ``await stop()`` shuts down cleanly.
+
+    ``clock`` drives idle timeouts, rate-limit refill, log-age expiry and the housekeeping sweep
+    (tests pass a :class:`~server.clock.ManualClock`); socket timers use the event loop's clock.
+    """
 
     def __init__(
         self,
         config: RelayConfig,
         backend_factory: Callable[[Relay], Backend] | None = None,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.clock: Clock = clock or MonotonicClock()
         # Unique across processes: connection tokens "<proc_id>:<n>" name a connection in Redis.
         self.proc_id = f"{os.getpid():x}{os.urandom(4).hex()}"
         self.backend: Backend = (
-            backend_factory(self) if backend_factory else MemoryBackend(config.limits, self)
+            backend_factory(self) if backend_factory else MemoryBackend(config.limits, self, self.clock.now)
         )
         self.conns: dict[str, _Conn] = {}
         self.rooms: dict[bytes, dict[bytes, _Membership]] = {}  # local members per room
         self.stopping = False
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.now()
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -237,8 +245,8 @@ class Relay(Hooks):
         """Close idle connections every second and trim room logs by age every few seconds."""
         lim = self.config.limits
         for n in itertools.count():
-            await asyncio.sleep(_SWEEP_SECONDS)
-            now = time.monotonic()
+            await self.clock.sleep(_SWEEP_SECONDS)
+            now = self.clock.now()
             for conn in list(self.conns.values()):
                 if not conn.closing and now - conn.last_active > lim.idle_timeout:
                     self.disconnect(
@@ -262,7 +270,7 @@ class Relay(Hooks):
             "connections": len(self.conns),
             "rooms": len(self.rooms),
             "backend": "redis" if self.config.redis_url else "memory",
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "uptime_s": round(self.clock.now() - self.started_at, 1),
         }
         return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
 
@@ -361,7 +369,7 @@ class Relay(Hooks):
     async def _on_message(self, conn: _Conn, msg: str | bytes) -> None:
         """Rate-limit, decode and dispatch one frame; every refusal is an Error frame."""
         lim = self.config.limits
-        now = time.monotonic()
+        now = self.clock.now()
         conn.last_active = now
         if not conn.bucket.take(now):
             conn.limited += 1

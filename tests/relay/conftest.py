@@ -33,6 +33,7 @@ from groupchat.relay_protocol import (
     decode_server,
     encode,
 )
+from server.clock import Clock
 from server.config import Limits, RelayConfig
 from server.redis_server import RedisProcess, redis_available, start_redis
 from server.relay import Relay
@@ -124,17 +125,20 @@ ClientFactory = Callable[..., Awaitable[Client]]
 
 @pytest.fixture
 async def make_relay() -> AsyncIterator[Callable[..., Awaitable[Relay]]]:
-    """Start in-process relays on 127.0.0.1:0 with the given limits; stop them afterwards."""
+    """Start in-process relays on 127.0.0.1:0 with the given limits; stop them afterwards.
+
+    Pass ``clock=ManualClock()`` to drive idle timeouts, rate-limit refill and log ages by hand.
+    """
     relays: list[Relay] = []
 
-    async def make(redis_url: str | None = None, **limits: Any) -> Relay:
+    async def make(redis_url: str | None = None, clock: Clock | None = None, **limits: Any) -> Relay:
         config = RelayConfig(host="127.0.0.1", port=0, redis_url=redis_url, limits=Limits(**limits))
         factory = None
         if redis_url:
             from server.redis_backend import redis_backend_factory
 
             factory = redis_backend_factory(redis_url)
-        relay = Relay(config, factory)
+        relay = Relay(config, factory, clock=clock)
         await relay.start()
         relays.append(relay)
         return relay

@@ -23,8 +23,16 @@ from groupchat.relay_protocol import (
     PresenceEvent,
     encode,
 )
+from server.clock import ManualClock
 
 ROOM = b"room-1"
+
+
+async def until(predicate, timeout: float = 3.0) -> None:
+    """Yield to the event loop until ``predicate()`` holds; bounded in time."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 async def test_hello_welcome_announces_version_and_limits(relay, make_client):
@@ -171,7 +179,8 @@ async def test_gap_when_the_log_no_longer_holds_the_resume_point(make_relay, mak
 
 
 async def test_gap_by_bytes_and_by_age(make_relay, make_client):
-    relay = await make_relay(log_max_bytes=2000, log_max_age=0.3)
+    clock = ManualClock()
+    relay = await make_relay(log_max_bytes=2000, log_max_age=30.0, clock=clock)
     a = await make_client(relay.port)
     await a.join(ROOM, b"alice")
     for _ in range(10):
@@ -181,8 +190,11 @@ async def test_gap_by_bytes_and_by_age(make_relay, make_client):
     assert (await b.join_error(ROOM, b"bob", resume_after=2)).code == ErrorCode.GAP
     await b.join(ROOM, b"bob", resume_after=8)
     await b.delivers(2)
-    await asyncio.sleep(0.4)  # everything is now older than log_max_age
     c = await make_client(relay.port)
+    await clock.advance(29.0)  # not yet older than log_max_age: 9 and 10 are still logged
+    await c.join(ROOM, b"carol", resume_after=8)
+    await c.leave(ROOM)
+    await clock.advance(2.0)  # now everything is older than log_max_age
     assert (await c.join_error(ROOM, b"carol", resume_after=9)).code == ErrorCode.GAP
     assert (await c.join(ROOM, b"carol", resume_after=10)).head_seq == 10
 
@@ -284,7 +296,8 @@ async def test_websocket_message_far_over_the_limit_closes_1009(make_relay, make
 
 
 async def test_rate_limit_refuses_with_the_req_id(make_relay, make_client):
-    relay = await make_relay(rate_per_second=5, burst=5, flood_frames=1000)
+    clock = ManualClock()  # time stands still: no refill until the test advances it
+    relay = await make_relay(rate_per_second=5, burst=5, flood_frames=1000, clock=clock)
     a = await make_client(relay.port)
     await a.join(ROOM, b"alice")  # spends one token
     reqs = [await a.publish(ROOM, b"%d" % k) for k in range(10)]
@@ -292,10 +305,13 @@ async def test_rate_limit_refuses_with_the_req_id(make_relay, make_client):
     while len(acks) + len(errs) < 10:
         f = await a.recv_type(Ack | Error)
         (acks if isinstance(f, Ack) else errs).append(f)
-    assert 4 <= len(acks) <= 5  # the burst less the join's token, plus a little refill
+    assert len(acks) == 4  # the burst less the join's token
     assert all(e.code == ErrorCode.RATE_LIMITED for e in errs)
     assert sorted(e.req_id for e in errs) == reqs[len(acks):]
-    await asyncio.sleep(0.5)  # the bucket refills: publishing works again
+    await clock.advance(0.1)  # half a token: still refused
+    await a.publish(ROOM, b"too soon")
+    assert (await a.recv_type(Ack | Error)).code == ErrorCode.RATE_LIMITED
+    await clock.advance(0.2)  # the bucket has refilled one token: publishing works again
     await a.publish(ROOM, b"later")
     assert isinstance(await a.recv_type(Ack | Error), Ack)
 
@@ -340,7 +356,7 @@ async def test_members_per_room(make_relay, make_client):
     await cs[1].join(ROOM, b"b")
     assert (await cs[2].join_error(ROOM, b"c")).code == ErrorCode.ROOM_FULL
     await cs[1].close()
-    await asyncio.sleep(0.1)
+    await until(lambda: len(relay.conns) == 2)  # the relay has processed the close
     await cs[2].join(ROOM, b"c")
 
 
@@ -355,7 +371,7 @@ async def test_total_connections(make_relay, make_client):
         await c.recv()
     assert c.ws.close_code == 1013
     await a.close()
-    await asyncio.sleep(0.1)
+    await until(lambda: len(relay.conns) == 1)  # wait for the relay, not for a fixed time
     d = await make_client(relay.port)  # a slot is free again
     await d.join(ROOM, b"d")
     await b.join(ROOM, b"b")
@@ -400,13 +416,20 @@ async def test_slow_consumer_is_disconnected_and_never_stalls_the_room(
 
 
 async def test_idle_timeout(make_relay, make_client):
-    relay = await make_relay(idle_timeout=1.0)
+    clock = ManualClock()
+    relay = await make_relay(idle_timeout=60.0, clock=clock)
     a = await make_client(relay.port)
+    b = await make_client(relay.port)
+    await clock.advance(30.0)
+    await b.join(ROOM, b"b")  # b is active at t = 30; a has said nothing since its Hello at 0
+    await clock.advance(31.0)  # t = 61: a is idle for 61 s, b for 31 s
     with pytest.raises(ConnectionClosed):
         while True:
             f = await a.recv(timeout=4)
             assert isinstance(f, Error) and f.code == ErrorCode.IDLE_TIMEOUT
     assert a.ws.close_reason.startswith("idle_timeout")
+    await b.publish(ROOM, b"still here")  # b was not idle long enough and still works
+    assert (await b.recv_type(Deliver)).payload == b"still here"
 
 
 async def test_hello_timeout(make_relay, make_client):
