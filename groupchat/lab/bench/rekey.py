@@ -26,8 +26,10 @@ How the group is built: holding n full ``Group`` states and letting each process
 cost O(n²). Instead one creator (leaf 0, who is also the measured committer) adds the n - 1 others
 in commits of at most ``MAX_OPERATIONS`` joiners, and only the few members we measure actually call
 ``Group.join`` from their batch's welcome; the other join requests' secrets are thrown away, so
-their leaves are real, signed members of the tree that nobody plays. Every held member processes
-every commit, so all held states stay in the same epoch (checked through the epoch authenticator).
+their leaves are real, signed members of the tree that nobody plays. Every held member sits in the
+lab's in-process relay (:class:`groupchat.lab.room.Room`, which times each ``receive``) and processes
+every commit in its one order, so all held states stay in the same epoch (checked through the epoch
+authenticator).
 
 Each sample runs the real flow remove → add → update on the live group: the committer removes the
 member at leaf 2, adds a fresh joiner, who lands in that same (leftmost free) leaf, and then updates
@@ -54,9 +56,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ...core.commit import MAX_OPERATIONS
-from ...core.events import EpochChanged, MessageReceived
+from ...core.events import EpochChanged, Event, MessageReceived
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
+from ..room import Delivery, Room
 
 __all__ = [
     "DEFAULT_REPEAT",
@@ -223,16 +226,35 @@ def _lca_level(a: int, b: int) -> int:
     return (a ^ b).bit_length()
 
 
+class _TimedRoom(Room[int, Group]):
+    """The lab's in-process relay, timing each member's ``receive`` with the bench clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: dict[int, int] = {}  # leaf -> ns of its last receive
+
+    def receive(self, key: int, delivery: Delivery[int]) -> Event:
+        start = self.clock()
+        event = super().receive(key, delivery)
+        self.times[key] = self.clock() - start
+        return event
+
+
 @dataclasses.dataclass(slots=True)
 class _Scene:
-    """The live group: the committer and the few receivers we measure, keyed by leaf."""
+    """The live group: the committer and the few receivers we measure, keyed by leaf, in a room."""
 
     n: int
     config: GroupConfig
-    held: dict[int, Group]
+    room: _TimedRoom
     typical: int
     setup_s: float
     next_name: int = 0
+
+    @property
+    def held(self) -> dict[int, Group]:
+        return self.room.members
 
     @property
     def committer(self) -> Group:
@@ -250,7 +272,7 @@ class _Scene:
             raise RuntimeError(f"held members disagree on the epoch at n={self.n}: {self.held}")
 
 
-def build_group(n: int, config: GroupConfig) -> _Scene:
+def build_group(n: int, config: GroupConfig, clock: Clock = time.perf_counter_ns) -> _Scene:
     """Create an n-member group in commits of ≤ MAX_OPERATIONS adds; only measured members join.
 
     Members are added in leaf order (each add takes the leftmost free leaf), so the leaves of the
@@ -263,26 +285,22 @@ def build_group(n: int, config: GroupConfig) -> _Scene:
     typical = n // 2 + 1
     wanted = {_COMMITTER_SIBLING, _VICTIM_SIBLING, typical}
     creator = Group.create(Identity.generate(), _GROUP_ID, "m0", config)
-    scene = _Scene(n, config, {_COMMITTER: creator}, typical, 0.0)
+    scene = _Scene(n, config, _TimedRoom(clock), typical, 0.0)
+    scene.room.join(_COMMITTER, creator)
     next_leaf = 1
     while next_leaf < n:
         batch = [scene.pending_join() for _ in range(min(MAX_OPERATIONS, n - next_leaf))]
-        msg = creator.commit(add=[pj.request for pj in batch])
-        welcome: bytes | None = None
-        for leaf, group in scene.held.items():
-            event = group.receive(msg)
-            assert isinstance(event, EpochChanged)
-            if leaf == _COMMITTER:
-                welcome = event.welcome
-                got = [m.leaf for m in event.added]
-                if got != list(range(next_leaf, next_leaf + len(batch))):
-                    raise RuntimeError(
-                        f"adds landed on leaves {got}, expected them in order from {next_leaf}"
-                    )
-        assert welcome is not None
+        events = scene.room.deliver(creator.commit(add=[pj.request for pj in batch]), _COMMITTER)
+        if not all(isinstance(e, EpochChanged) for e in events.values()):
+            raise RuntimeError(f"a held member refused the setup commit: {events}")
+        own = events[_COMMITTER]
+        assert isinstance(own, EpochChanged) and own.welcome is not None
+        got = [m.leaf for m in own.added]
+        if got != list(range(next_leaf, next_leaf + len(batch))):
+            raise RuntimeError(f"adds landed on leaves {got}, expected them in order from {next_leaf}")
         for i, pj in enumerate(batch):
             if next_leaf + i in wanted:
-                scene.held[next_leaf + i] = Group.join(pj, welcome, config)
+                scene.room.join(next_leaf + i, Group.join(pj, own.welcome, config))
         next_leaf += len(batch)
     scene.check_consistent()
     scene.setup_s = time.perf_counter() - t0
@@ -346,17 +364,14 @@ def _run_commit(
         assert pj is not None
         msg = c.commit(add=[pj.request])
     t1 = clock()
-    times: dict[str, int] = {}
-    for leaf, group in scene.held.items():
-        if leaf == _COMMITTER:
-            continue
-        s = clock()
-        event = group.receive(msg)
-        times[str(leaf)] = clock() - s
+    # Through the lab's in-process relay: one total order, every held member (the committer's
+    # echo included), each receive timed by the room.
+    events = scene.room.deliver(msg, _COMMITTER)
+    times = {str(leaf): ns for leaf, ns in scene.room.times.items()}
+    for event in events.values():
         assert isinstance(event, EpochChanged), event
-    s = clock()
-    own = c.receive(msg)
-    own_ns = clock() - s
+    own = events[_COMMITTER]
+    own_ns = scene.room.times[_COMMITTER]
     assert isinstance(own, EpochChanged) and own.own
     join_ns = 0
     if op == "add":
@@ -404,7 +419,7 @@ def _run_messages(scene: _Scene, clock: Clock, count: int, result: SizeResult) -
 
 def bench_size(n: int, config: GroupConfig, clock: Clock, repeat: int, messages: int) -> SizeResult:
     """Build an n-member group, then time ``repeat`` remove/add/update rounds after one warm-up."""
-    scene = build_group(n, config)
+    scene = build_group(n, config, clock)
     ops = {op: OpSamples() for op in _OPS}
     roles = {op: _roles(scene, op) for op in _OPS}
     changed = {"update": _COMMITTER, "remove": _VICTIM, "add": _VICTIM}
