@@ -21,6 +21,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check groupchat server tests
 	$(VENV)/bin/mypy groupchat server
+	$(VENV)/bin/lint-imports
 
 # System packages for the tests (redis-server). Outside CI a failed install is tolerated: the
 # Redis-backed relay tests then skip with a reason; in CI (CI=true) they must run.
