@@ -1,0 +1,157 @@
+"""The public API, pinned: each module's ``__all__`` (as trio's and websockets' test_exports do).
+
+A change to a public name list must be deliberate: update the table here in the same commit.
+Every module of ``groupchat`` and ``server`` that declares ``__all__`` must appear below, and every
+name it exports must exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import groupchat
+import server
+
+PUBLIC: dict[str, list[str]] = {
+    'groupchat.cli': [
+        'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'main',
+    ],
+    'groupchat.client.notices': [
+        'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',
+        'RosterEntry', 'StatusChanged', 'TimelineEvent', 'TimelineKind', 'TreeNode', 'TreeView',
+        'TrustState', 'UnreadableReason',
+    ],
+    'groupchat.core.codec': [
+        'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
+    ],
+    'groupchat.core.commit': [
+        'MAX_OPERATIONS', 'Commit', 'CommitMessage', 'OpType', 'Operation',
+    ],
+    'groupchat.core.config': [
+        'GroupConfigFields', 'check_group_config',
+    ],
+    'groupchat.core.errors': [
+        'ConfigError', 'ConfirmationError', 'CryptoError', 'DecodeError', 'DecryptionError',
+        'DuplicateKeyError', 'EpochError', 'FieldTooLargeError', 'GenerationError', 'GroupChatError',
+        'InconsistentPathError', 'InvalidCommitError', 'InvalidPublicKeyError', 'InvalidValueError',
+        'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError', 'ReplayError',
+        'SignatureError', 'TrailingDataError', 'TruncatedError', 'UnknownMemberError',
+        'UnknownVersionError', 'UsageError', 'WrongGroupError',
+    ],
+    'groupchat.core.events': [
+        'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RemovedFromGroup',
+    ],
+    'groupchat.core.group': [
+        'TREE_EXTENSION', 'Group', 'GroupConfig', 'GroupState',
+    ],
+    'groupchat.core.identity': [
+        'MAX_DISPLAY_NAME', 'MAX_GROUP_ID', 'Identity', 'JoinRequest', 'PendingJoin', 'epoch_code',
+        'fingerprint', 'validate_display_name',
+    ],
+    'groupchat.core.key_schedule': [
+        'EpochSecrets', 'GroupContext', 'confirmation_tag', 'confirmed_transcript_hash',
+        'derive_epoch_secrets', 'epoch_secrets_from_joiner', 'expand_with_label_short', 'exporter',
+        'external_psk_id', 'interim_transcript_hash', 'psk_secret', 'verify_confirmation_tag',
+        'welcome_key_nonce',
+    ],
+    'groupchat.core.message_protection': [
+        'MAX_APPLICATION_DATA', 'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID',
+        'PROTOCOL_VERSION', 'ContentType', 'DecryptedContent', 'FramedContent', 'PrivateMessage',
+        'SenderData', 'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
+        'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
+        'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
+        'read_message_header', 'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
+    ],
+    'groupchat.core.ratchet_tree': [
+        'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
+    ],
+    'groupchat.core.secret_tree': [
+        'KeyLookup', 'RatchetKind', 'SecretTree',
+    ],
+    'groupchat.core.suite': [
+        'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'CipherSuite', 'check_x25519_public', 'expand_block',
+        'x25519_exchange',
+    ],
+    'groupchat.core.tree_math': [
+        'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',
+        'sibling',
+    ],
+    'groupchat.core.version': [
+        'PROTOCOL_VERSION',
+    ],
+    'groupchat.core.welcome': [
+        'MAX_GROUP_INFO', 'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'Welcome',
+        'decode_extensions', 'decrypt_group_info', 'encode_extensions', 'key_package_ref',
+        'open_group_secrets', 'seal_welcome',
+    ],
+    'groupchat.lab.bench.rekey': [
+        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'LARGE_SIZE', 'Floor', 'add_arguments', 'main', 'measure_floor',
+        'run',
+    ],
+    'groupchat.lab.bench.relay': [
+        'main',
+    ],
+    'groupchat.lab.room': [
+        'Delivery', 'Receiver', 'Room',
+    ],
+    'groupchat.relay_protocol': [
+        'DEFAULT_MAX_FRAME', 'ENVELOPE_VERSION', 'MAX_CODE_LEN', 'MAX_ID_LEN', 'MAX_MEMBERS_LISTED',
+        'MAX_REASON_LEN', 'Ack', 'ClientFrame', 'Deliver', 'Error', 'ErrorCode', 'Frame', 'FrameType',
+        'Hello', 'Join', 'Joined', 'Leave', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
+        'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'decode', 'decode_client',
+        'decode_server', 'deliver_prefix', 'deliver_rest', 'encode', 'error_code_for', 'max_payload_for',
+    ],
+    'server.__main__': [
+        'add_arguments', 'build_parser', 'config_from_args', 'main', 'run', 'serve',
+    ],
+    'server.backend': [
+        'Backend', 'Hooks', 'JoinRefused', 'JoinResult', 'MemoryBackend',
+    ],
+    'server.clock': [
+        'Clock', 'ManualClock', 'MonotonicClock',
+    ],
+    'server.config': [
+        'Limits', 'RelayConfig',
+    ],
+    'server.logs': [
+        'configure', 'fmt_id', 'log_event', 'logger',
+    ],
+    'server.ratelimit': [
+        'TokenBucket',
+    ],
+    'server.redis_backend': [
+        'RedisBackend', 'redis_backend_factory',
+    ],
+    'server.redis_server': [
+        'RedisProcess', 'free_port', 'redis_available', 'start_redis',
+    ],
+    'server.relay': [
+        'Relay',
+    ],
+}
+
+
+def _modules_with_all() -> set[str]:
+    found = set()
+    for pkg in (groupchat, server):
+        for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+            if hasattr(importlib.import_module(info.name), "__all__"):
+                found.add(info.name)
+    return found
+
+
+def test_every_module_with_all_is_pinned() -> None:
+    assert _modules_with_all() == set(PUBLIC)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_all_is_pinned_and_every_name_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert len(set(exported)) == len(exported), f"{name}.__all__ lists a name twice"
+    assert sorted(exported) == sorted(PUBLIC[name])
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names what the module does not define: {missing}"
