@@ -2,7 +2,8 @@
 
 Every check raises :class:`~groupchat.core.errors.ConfigError`: a bad setting is the local
 caller's mistake, never a peer's, so it must not look like rejected remote input.
-``GroupConfig.__post_init__`` calls :func:`check_group_config` so an invalid config cannot exist.
+``GroupConfig.__post_init__`` calls :func:`check_group_config`, so an invalid config cannot exist
+(the one-line hook lives in group.py).
 """
 
 from __future__ import annotations
