@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -42,12 +43,19 @@ class Command:
     optional: bool = False
 
     def available(self) -> bool:
+        """Whether the command's module exists, found without importing it or its package
+        (``groupchat.tui`` imports Textual: ``groupchat --help`` must not pay for that)."""
         if not self.optional or self.module is None:
             return True
+        package, _, _ = self.module.rpartition(".")
         try:
-            return importlib.util.find_spec(self.module) is not None
-        except ModuleNotFoundError:  # the parent package itself is missing
+            spec = importlib.util.find_spec(package)  # imports only the package's own parents
+        except ModuleNotFoundError:
             return False
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        found = importlib.machinery.PathFinder.find_spec(self.module, list(spec.submodule_search_locations))
+        return found is not None
 
 
 #: The one table of commands. Adding a command is one line here plus its module.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from groupchat import __version__
-from groupchat.cli import COMMANDS, main
+from groupchat.cli import COMMANDS, Command, main
 
 # Each leaf command, a few of its own flags, a default its help must show, and another command's
 # flag it must not show (``bench rekey --help`` used to print the bench chooser's help).
@@ -93,12 +93,25 @@ def test_impossible_relay_limit_exits_2(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_optional_commands_are_guarded() -> None:
-    """chat and bot are in the table and appear exactly when their modules exist."""
+    """chat and bot are in the table, guarded until their modules exist."""
     by_name = {c.name: c for c in COMMANDS}
     for name, module in (("chat", "groupchat.tui.command"), ("bot", "groupchat.client.bot")):
         cmd = by_name[name]
         assert cmd.module == module and cmd.optional
-        assert isinstance(cmd.available(), bool)
+
+
+def test_availability_is_found_without_importing_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "heavy_ui"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise RuntimeError('the package was imported')\n")
+    (pkg / "command.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert Command("x", "x", "heavy_ui.command", optional=True).available()
+    assert not Command("x", "x", "heavy_ui.missing", optional=True).available()
+    assert not Command("x", "x", "no_such_package.command", optional=True).available()
+    assert "heavy_ui" not in sys.modules
 
 
 def test_entry_points_run() -> None:
