@@ -121,3 +121,17 @@ def test_entry_points_run() -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"groupchat {__version__}"
     done = subprocess.run([bindir / "groupchat-relay", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "(default: 8765)" in done.stdout
+
+
+def test_relay_command_loads_no_key_material_code() -> None:
+    """``groupchat relay`` imports only what it needs: no cryptography, no protocol core crypto."""
+    code = (
+        "import sys\n"
+        "from groupchat.cli import main\n"
+        "try:\n    main(['relay', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('cryptography', 'groupchat.core.suite',"
+        " 'groupchat.lab', 'textual'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
