@@ -6,6 +6,9 @@ length field (1, 2 or 4 bytes), ``0b11`` is invalid, and non-minimal encodings a
 that every structure has exactly one encoding (signatures and hashes depend on that).
 
 Every vector read takes a ``max_len`` so that an oversized field is rejected before it is used.
+Writing a value that does not fit its field (an integer out of range, a vector longer than a
+varint can say) raises :class:`UsageError`: it is a local bug or a caller's mistake, and it must
+surface as a :class:`GroupChatError`, never as ``struct.error`` or ``ValueError``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .errors import (
     NonMinimalLengthError,
     TrailingDataError,
     TruncatedError,
+    UsageError,
 )
 
 __all__ = ["MAX_VARINT", "Reader", "Writer", "encode_varint", "opaque"]
@@ -36,19 +40,25 @@ _U64 = struct.Struct(">Q")
 def encode_varint(n: int) -> bytes:
     """Encode ``n`` as the minimal RFC 9420 §2.1.2 variable-length integer."""
     if n < 0:
-        raise ValueError("varint must be non-negative")
+        raise UsageError(f"a vector length cannot be negative ({n})")
     if n < 1 << 6:
         return bytes((n,))
     if n < 1 << 14:
         return _U16.pack(0x4000 | n)
     if n <= MAX_VARINT:
         return _U32.pack(0x80000000 | n)
-    raise ValueError(f"varint {n} exceeds the 30-bit maximum")
+    raise UsageError(f"a vector of {n} bytes is longer than the {MAX_VARINT}-byte maximum of the encoding")
 
 
 def opaque(data: bytes) -> bytes:
     """Encode ``opaque data<V>``: varint length then the bytes."""
     return encode_varint(len(data)) + data
+
+
+def _in_range(v: int, bits: int) -> int:
+    if not 0 <= v < 1 << bits:
+        raise UsageError(f"{v} does not fit in a uint{bits} field")
+    return v
 
 
 class Writer:
@@ -60,19 +70,19 @@ class Writer:
         self._parts: list[bytes] = []
 
     def u8(self, v: int) -> Writer:
-        self._parts.append(bytes((v,)))
+        self._parts.append(bytes((_in_range(v, 8),)))
         return self
 
     def u16(self, v: int) -> Writer:
-        self._parts.append(_U16.pack(v))
+        self._parts.append(_U16.pack(_in_range(v, 16)))
         return self
 
     def u32(self, v: int) -> Writer:
-        self._parts.append(_U32.pack(v))
+        self._parts.append(_U32.pack(_in_range(v, 32)))
         return self
 
     def u64(self, v: int) -> Writer:
-        self._parts.append(_U64.pack(v))
+        self._parts.append(_U64.pack(_in_range(v, 64)))
         return self
 
     def raw(self, data: bytes) -> Writer:

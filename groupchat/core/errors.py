@@ -27,7 +27,11 @@ Hierarchy::
     │   ├── DuplicateKeyError          a key already present in the group
     │   ├── UnknownMemberError         a sender or target leaf that holds no member
     │   ├── GenerationError            a ratchet generation too far ahead or too old
-    │   └── InvalidCommitError         a commit whose operations break the rules
+    │   ├── InvalidCommitError         a commit whose operations break the rules
+    │   ├── RemovedSenderError         a message sent in the old epoch by a member its ending commit removed
+    │   ├── ForgedMemberError          a welcome's tree lists a leaf whose join request is not validly signed
+    │   ├── ExpiredJoinRequestError    a join request past its expiry, or valid for longer than allowed
+    │   └── CounterLimitError          an epoch or other counter at the end of its range
     ├── UsageError                     the local caller asked for something impossible
     └── RelayError                     the relay answered with an error frame (has .code)
 """
@@ -36,12 +40,15 @@ from __future__ import annotations
 
 __all__ = [
     "ConfirmationError",
+    "CounterLimitError",
     "CryptoError",
     "DecodeError",
     "DecryptionError",
     "DuplicateKeyError",
     "EpochError",
+    "ExpiredJoinRequestError",
     "FieldTooLargeError",
+    "ForgedMemberError",
     "GenerationError",
     "GroupChatError",
     "InconsistentPathError",
@@ -51,6 +58,7 @@ __all__ = [
     "NonMinimalLengthError",
     "ProtocolError",
     "RelayError",
+    "RemovedSenderError",
     "ReplayError",
     "SignatureError",
     "TrailingDataError",
@@ -157,6 +165,38 @@ class GenerationError(ProtocolError):
 
 class InvalidCommitError(ProtocolError):
     """A commit breaks the rules for its operations."""
+
+
+class RemovedSenderError(ProtocolError):
+    """A message in the retained previous epoch from a member whom the commit ending it removed.
+
+    The relay ordered it after that commit, so it was sent (or delivered) after the removal and
+    must not read as normal chat; ``sender`` is the removed member's leaf.
+    """
+
+    def __init__(self, message: str, sender: int) -> None:
+        super().__init__(message)
+        self.sender = sender
+
+
+class ForgedMemberError(ProtocolError):
+    """A welcome's public tree lists a member whose join request is not validly signed by them.
+
+    Only the adder can have built that tree: it listed someone who never asked to join (a ghost,
+    RFC 9420 §12.4.3.1). ``leaf`` is the offending leaf.
+    """
+
+    def __init__(self, message: str, leaf: int) -> None:
+        super().__init__(message)
+        self.leaf = leaf
+
+
+class ExpiredJoinRequestError(ProtocolError):
+    """A join request past its ``not_after``, or one claiming a longer lifetime than allowed."""
+
+
+class CounterLimitError(ProtocolError):
+    """A counter (epoch, ratchet generation) has reached the end of its range."""
 
 
 # --- local misuse and relay errors ------------------------------------------------------------
