@@ -561,6 +561,10 @@ class Group:
                 f"commit was built on {when} epoch ({content.epoch}) than ours ({self.epoch}); "
                 + ("another commit won that epoch" if content.epoch < self.epoch else "we missed a commit")
             )
+        if self.epoch >= _LAST_EPOCH:
+            raise CounterLimitError(
+                f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
+            )
         pending = self._pending
         if pending is not None and pending.message == data:
             return self._apply_own(pending, digest)
