@@ -861,20 +861,21 @@ def _verify_listed_member(
     signer: tuple[int, JoinRequest] | None,
 ) -> None:
     """A joiner's check of one leaf of the welcome's tree: signed by its identity, for this group."""
-    by = "" if signer is None else f" (the tree was sent by {signer[1].display_name!r} at leaf {signer[0]})"
-    who = f"welcome lists {request.display_name!r} ({request.fingerprint}) at leaf {leaf}"
+    problem = None
     if request.group_id != group_id or request.cipher_suite != suite.id:
+        problem = "with a join request for another group or cipher suite"
+    else:
+        try:
+            request.verify(suite)
+        except SignatureError:
+            problem = "but that join request's signature does not verify: they never asked to join"
+    if problem is not None:  # the message is built only on failure: this runs n times per join
+        by = "" if signer is None else f" (the tree was sent by {signer[1].display_name!r}, leaf {signer[0]})"
         raise ForgedMemberError(
-            f"{who} with a join request for another group or cipher suite{by}; refusing the welcome", leaf
-        )
-    try:
-        request.verify(suite)
-    except SignatureError:
-        raise ForgedMemberError(
-            f"{who}, but that join request's signature does not verify: they never asked to join{by}; "
+            f"welcome lists {request.display_name!r} ({request.fingerprint}) at leaf {leaf}, {problem}{by}; "
             "refusing the welcome",
             leaf,
-        ) from None
+        )
 
 
 def _utc(seconds: int) -> str:
