@@ -39,6 +39,7 @@ from .errors import (
     ForgedMemberError,
     InconsistentPathError,
     InvalidCommitError,
+    InvalidPublicKeyError,
     InvalidValueError,
     RemovedSenderError,
     ReplayError,
@@ -867,7 +868,7 @@ def _verify_listed_member(
     else:
         try:
             request.verify(suite)
-        except SignatureError:
+        except (SignatureError, InvalidPublicKeyError):
             problem = "but that join request's signature does not verify: they never asked to join"
     if problem is not None:  # the message is built only on failure: this runs n times per join
         by = "" if signer is None else f" (the tree was sent by {signer[1].display_name!r}, leaf {signer[0]})"
