@@ -28,28 +28,29 @@ PUBLIC: dict[str, list[str]] = {
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
     ],
     'groupchat.core.commit': [
-        'MAX_OPERATIONS', 'Commit', 'CommitMessage', 'OpType', 'Operation',
+        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OpType', 'Operation',
     ],
     'groupchat.core.config': [
         'GroupConfigFields', 'check_group_config',
     ],
     'groupchat.core.errors': [
-        'ConfigError', 'ConfirmationError', 'CryptoError', 'DecodeError', 'DecryptionError',
-        'DuplicateKeyError', 'EpochError', 'FieldTooLargeError', 'GenerationError', 'GroupChatError',
+        'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError', 'DecodeError',
+        'DecryptionError', 'DuplicateKeyError', 'EpochError', 'ExpiredJoinRequestError',
+        'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
         'InconsistentPathError', 'InvalidCommitError', 'InvalidPublicKeyError', 'InvalidValueError',
-        'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError', 'ReplayError',
-        'SignatureError', 'TrailingDataError', 'TruncatedError', 'UnknownMemberError',
-        'UnknownVersionError', 'UsageError', 'WrongGroupError',
+        'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError',
+        'RemovedSenderError', 'ReplayError', 'SignatureError', 'TrailingDataError', 'TruncatedError',
+        'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
     ],
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RemovedFromGroup',
     ],
     'groupchat.core.group': [
-        'TREE_EXTENSION', 'Group', 'GroupConfig', 'GroupState',
+        'Group', 'GroupConfig', 'GroupState', 'TREE_EXTENSION',
     ],
     'groupchat.core.identity': [
-        'MAX_DISPLAY_NAME', 'MAX_GROUP_ID', 'Identity', 'JoinRequest', 'PendingJoin', 'epoch_code',
-        'fingerprint', 'validate_display_name',
+        'DEFAULT_JOIN_REQUEST_LIFETIME', 'Identity', 'JoinRequest', 'MAX_DISPLAY_NAME', 'MAX_GROUP_ID',
+        'MAX_JOIN_REQUEST_LIFETIME', 'PendingJoin', 'epoch_code', 'fingerprint', 'validate_display_name',
     ],
     'groupchat.core.key_schedule': [
         'EpochSecrets', 'GroupContext', 'confirmation_tag', 'confirmed_transcript_hash',
@@ -58,8 +59,8 @@ PUBLIC: dict[str, list[str]] = {
         'welcome_key_nonce',
     ],
     'groupchat.core.message_protection': [
-        'MAX_APPLICATION_DATA', 'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID',
-        'PROTOCOL_VERSION', 'ContentType', 'DecryptedContent', 'FramedContent', 'PrivateMessage',
+        'ContentType', 'DecryptedContent', 'FramedContent', 'MAX_APPLICATION_DATA',
+        'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID', 'PROTOCOL_VERSION', 'PrivateMessage',
         'SenderData', 'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
         'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
         'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
@@ -72,7 +73,7 @@ PUBLIC: dict[str, list[str]] = {
         'KeyLookup', 'RatchetKind', 'SecretTree',
     ],
     'groupchat.core.suite': [
-        'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'CipherSuite', 'check_x25519_public', 'expand_block',
+        'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
         'x25519_exchange',
     ],
     'groupchat.core.tree_math': [
@@ -83,12 +84,12 @@ PUBLIC: dict[str, list[str]] = {
         'PROTOCOL_VERSION',
     ],
     'groupchat.core.welcome': [
-        'MAX_GROUP_INFO', 'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'Welcome',
+        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'Welcome',
         'decode_extensions', 'decrypt_group_info', 'encode_extensions', 'key_package_ref',
         'open_group_secrets', 'seal_welcome',
     ],
     'groupchat.lab.bench.rekey': [
-        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'LARGE_SIZE', 'Floor', 'add_arguments', 'main', 'measure_floor',
+        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'Floor', 'LARGE_SIZE', 'add_arguments', 'main', 'measure_floor',
         'run',
     ],
     'groupchat.lab.bench.relay': [
@@ -98,9 +99,9 @@ PUBLIC: dict[str, list[str]] = {
         'Delivery', 'Receiver', 'Room',
     ],
     'groupchat.relay_protocol': [
-        'DEFAULT_MAX_FRAME', 'ENVELOPE_VERSION', 'MAX_CODE_LEN', 'MAX_ID_LEN', 'MAX_MEMBERS_LISTED',
-        'MAX_REASON_LEN', 'Ack', 'ClientFrame', 'Deliver', 'Error', 'ErrorCode', 'Frame', 'FrameType',
-        'Hello', 'Join', 'Joined', 'Leave', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
+        'Ack', 'ClientFrame', 'DEFAULT_MAX_FRAME', 'Deliver', 'ENVELOPE_VERSION', 'Error', 'ErrorCode',
+        'Frame', 'FrameType', 'Hello', 'Join', 'Joined', 'Leave', 'MAX_CODE_LEN', 'MAX_ID_LEN',
+        'MAX_MEMBERS_LISTED', 'MAX_REASON_LEN', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
         'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'decode', 'decode_client',
         'decode_server', 'deliver_prefix', 'deliver_rest', 'encode', 'error_code_for', 'max_payload_for',
     ],

@@ -6,6 +6,9 @@ length field (1, 2 or 4 bytes), ``0b11`` is invalid, and non-minimal encodings a
 that every structure has exactly one encoding (signatures and hashes depend on that).
 
 Every vector read takes a ``max_len`` so that an oversized field is rejected before it is used.
+Writing a value that does not fit its field (an integer out of range, a vector longer than a
+varint can say) raises :class:`ConfigError`: it is a local bug or a caller's mistake, and it must
+surface as a :class:`GroupChatError`, never as ``struct.error`` or ``ValueError``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ def opaque(data: bytes) -> bytes:
     return encode_varint(len(data)) + data
 
 
+def _in_range(v: int, bits: int) -> int:
+    if not 0 <= v < 1 << bits:
+        raise ConfigError(f"{v} does not fit in a uint{bits} field")
+    return v
+
+
 class Writer:
     """Accumulates an encoding; every method returns ``self`` so calls can chain."""
 
@@ -61,19 +70,19 @@ class Writer:
         self._parts: list[bytes] = []
 
     def u8(self, v: int) -> Writer:
-        self._parts.append(bytes((v,)))
+        self._parts.append(bytes((_in_range(v, 8),)))
         return self
 
     def u16(self, v: int) -> Writer:
-        self._parts.append(_U16.pack(v))
+        self._parts.append(_U16.pack(_in_range(v, 16)))
         return self
 
     def u32(self, v: int) -> Writer:
-        self._parts.append(_U32.pack(v))
+        self._parts.append(_U32.pack(_in_range(v, 32)))
         return self
 
     def u64(self, v: int) -> Writer:
-        self._parts.append(_U64.pack(v))
+        self._parts.append(_U64.pack(_in_range(v, 64)))
         return self
 
     def raw(self, data: bytes) -> Writer:

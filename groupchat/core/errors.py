@@ -38,7 +38,11 @@ Hierarchy::
         │   ├── DuplicateKeyError          a key already present in the group
         │   ├── UnknownMemberError         a sender or target leaf that holds no member
         │   ├── GenerationError            a ratchet generation too far ahead or too old
-        │   └── InvalidCommitError         a commit whose operations break the rules
+        │   ├── InvalidCommitError         a commit whose operations break the rules
+        │   ├── RemovedSenderError         sent in the old epoch by a member its ending commit removed
+        │   ├── ForgedMemberError          a welcome's tree lists a leaf whose join request is not signed
+        │   ├── ExpiredJoinRequestError    a join request past its expiry, or valid for too long
+        │   └── CounterLimitError          an epoch or other counter at the end of its range
         └── RelayError                     the relay answered with an error frame (has .code)
 
 ``InvalidValueError`` means malformed *remote* bytes only; a bad value the local caller passed
@@ -50,12 +54,15 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConfirmationError",
+    "CounterLimitError",
     "CryptoError",
     "DecodeError",
     "DecryptionError",
     "DuplicateKeyError",
     "EpochError",
+    "ExpiredJoinRequestError",
     "FieldTooLargeError",
+    "ForgedMemberError",
     "GenerationError",
     "GroupChatError",
     "InconsistentPathError",
@@ -67,6 +74,7 @@ __all__ = [
     "ProtocolError",
     "RelayError",
     "RemoteError",
+    "RemovedSenderError",
     "ReplayError",
     "SignatureError",
     "TrailingDataError",
@@ -192,6 +200,38 @@ class GenerationError(ProtocolError):
 
 class InvalidCommitError(ProtocolError):
     """A commit breaks the rules for its operations."""
+
+
+class RemovedSenderError(ProtocolError):
+    """A message in the retained previous epoch from a member whom the commit ending it removed.
+
+    The relay ordered it after that commit, so it was sent (or delivered) after the removal and
+    must not read as normal chat; ``sender`` is the removed member's leaf.
+    """
+
+    def __init__(self, message: str, sender: int) -> None:
+        super().__init__(message)
+        self.sender = sender
+
+
+class ForgedMemberError(ProtocolError):
+    """A welcome's public tree lists a member whose join request is not validly signed by them.
+
+    Only the adder can have built that tree: it listed someone who never asked to join (a ghost,
+    RFC 9420 §12.4.3.1). ``leaf`` is the offending leaf.
+    """
+
+    def __init__(self, message: str, leaf: int) -> None:
+        super().__init__(message)
+        self.leaf = leaf
+
+
+class ExpiredJoinRequestError(ProtocolError):
+    """A join request past its ``not_after``, or one claiming a longer lifetime than allowed."""
+
+
+class CounterLimitError(ProtocolError):
+    """A counter (epoch, ratchet generation) has reached the end of its range."""
 
 
 # --- the relay's answers ----------------------------------------------------------------------

@@ -12,8 +12,9 @@ reads a clock or a random source it was not given (see :class:`GroupConfig`).
   :class:`~groupchat.core.errors.GroupChatError` subclass and leaves the state exactly as it was.
 
 Processing a commit costs O(log n) X25519 operations whatever the number of operations in it
-(see :mod:`groupchat.core.ratchet_tree`), plus one signature check, plus one more the first time a
-member's join request is used (leaf credentials are verified lazily, once).
+(see :mod:`groupchat.core.ratchet_tree`), plus one signature check per commit and one per join
+request it adds. Joining verifies every member's join request once (n signature checks, RFC 9420
+§12.4.3.1), so a member never relies on a leaf it has not verified.
 """
 
 from __future__ import annotations
@@ -24,24 +25,31 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Final
 
 from . import tree_math as tm
 from .codec import opaque
 from .commit import Commit, CommitMessage, Operation, OpType
 from .errors import (
+    CounterLimitError,
     DuplicateKeyError,
     EpochError,
+    ExpiredJoinRequestError,
+    ForgedMemberError,
     InconsistentPathError,
     InvalidCommitError,
+    InvalidPublicKeyError,
     InvalidValueError,
+    RemovedSenderError,
     ReplayError,
+    SignatureError,
     UnknownMemberError,
     UsageError,
     WrongGroupError,
 )
 from .events import EpochChanged, Event, Member, MessageEchoed, MessageReceived, RemovedFromGroup
-from .identity import MAX_GROUP_ID, Identity, JoinRequest, PendingJoin
+from .identity import MAX_GROUP_ID, MAX_JOIN_REQUEST_LIFETIME, Identity, JoinRequest, PendingJoin
 from .key_schedule import (
     EpochSecrets,
     GroupContext,
@@ -55,6 +63,8 @@ from .key_schedule import (
     welcome_secret,
 )
 from .message_protection import (
+    MAX_APPLICATION_DATA,
+    MAX_AUTHENTICATED_DATA,
     ContentType,
     FramedContent,
     PrivateMessage,
@@ -86,6 +96,9 @@ __all__ = ["TREE_EXTENSION", "Group", "GroupConfig", "GroupState"]
 TREE_EXTENSION: Final = 0xF0C1
 _RECENT_COMMITS: Final = 16
 _MAX_UNECHOED: Final = 1024
+# GroupContext.epoch is a uint64: a group at this epoch can never commit again (epoch + 1 would
+# not encode), so no commit may be built or applied from it and no welcome may start there.
+_LAST_EPOCH: Final = (1 << 64) - 1
 
 
 # Placeholder left behind when a removed member deletes its epoch secrets (never used: every
@@ -108,7 +121,13 @@ class GroupConfig:
     max_skipped: int = 256  # skipped message keys kept per sender for out-of-order delivery
     padding_block: int = 32  # pad application plaintexts to hide exact lengths
     previous_epoch_ttl: float = 30.0  # seconds the previous epoch's keys stay for in-flight messages
-    clock: Callable[[], float] = time.monotonic
+    # Join-request expiry is judged on the wall clock. The committer is strict; a receiver accepts
+    # a request up to `clock_skew` seconds past its expiry (by the receiver's clock), so members
+    # whose clocks differ by less than that, plus the relay's delivery delay, never disagree on
+    # a commit (a disagreement would fork the group).
+    clock_skew: float = 300.0
+    clock: Callable[[], float] = time.monotonic  # monotonic: TTLs only
+    wall_clock: Callable[[], float] = time.time  # Unix seconds: join-request expiry only
     rand: Callable[[int], bytes] = os.urandom
 
     def suite(self) -> CipherSuite:
@@ -125,6 +144,8 @@ class _EpochKeys:
     sender_data_secret: bytes = field(repr=False)
     # Members whose leaf changed when this epoch ended (only kept for the retained epoch).
     overrides: dict[int, JoinRequest | None] = field(default_factory=dict)
+    # Members the commit ending this epoch removed, by leaf: their late messages are refused.
+    removed: dict[int, JoinRequest] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -170,6 +191,9 @@ class Group:
         self._pending: _PendingCommit | None = None
         self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
         self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
+        # Init keys of members who left since we joined -> their request's not_after. Current
+        # members' init keys are in the tree; together they are every init key we saw used.
+        self._used_init_keys: dict[bytes, int] = {}
         self.state = GroupState.MEMBER
 
     # --- construction ------------------------------------------------------------------------
@@ -183,7 +207,9 @@ class Group:
         suite = config.suite()
         if not 0 < len(group_id) <= MAX_GROUP_ID:
             raise InvalidValueError(f"group id must be 1..{MAX_GROUP_ID} bytes")
-        pending = JoinRequest.create(suite, identity, group_id, display_name, config.rand)
+        pending = JoinRequest.create(
+            suite, identity, group_id, display_name, config.rand, wall_clock=config.wall_clock
+        )
         tree = RatchetTree(suite, 1)
         path = PathSecrets(0)
         tree.build_path(0, config.rand(32), pending.request, path)
@@ -203,7 +229,14 @@ class Group:
 
     @classmethod
     def join(cls, pending: PendingJoin, welcome: bytes, config: GroupConfig | None = None) -> Group:
-        """Enter a group from a Welcome sealed to our join request's init key."""
+        """Enter a group from a Welcome sealed to our join request's init key.
+
+        Everything the welcome says is checked before a Group exists (RFC 9420 §12.4.3.1),
+        including every member's join request signature. ``pending`` is consumed only on success:
+        a rejected welcome leaves it usable for the genuine one.
+        """
+        if pending.used:
+            raise UsageError("this join request was already used to join; make a new one")
         config = config or GroupConfig()
         suite = config.suite()
         msg = Welcome.decode_message(welcome)
@@ -216,6 +249,11 @@ class Group:
         ctx = info.group_context
         if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
             raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
+        if ctx.epoch >= _LAST_EPOCH:
+            raise CounterLimitError(
+                f"welcome puts the group at epoch {ctx.epoch}, the last a uint64 holds: no commit could "
+                "follow it; refusing the welcome"
+            )
         trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
         if len(trees) != 1:
             raise InvalidValueError("welcome's GroupInfo must carry exactly one public tree")
@@ -225,13 +263,19 @@ class Group:
         signer = tree.member(info.signer)
         if signer is None:
             raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
-        signer.verify(suite)
-        tree.mark_verified(info.signer)
+        _verify_listed_member(suite, ctx.group_id, info.signer, signer, None)
         info.verify(suite, signer.identity_key)
+        # Now that we know who built this tree, check every other leaf: a malicious adder
+        # controls the whole welcome and could list a ghost (someone's identity key with a
+        # made-up signature) under a tree hash that matches. After this loop every leaf of our
+        # tree is verified; later leaves come only through Adds, verified by _check_adds.
+        for leaf, request in tree.members():
+            if leaf != info.signer:
+                _verify_listed_member(suite, ctx.group_id, leaf, request, (info.signer, signer))
+            tree.mark_verified(leaf)
         me = tree.find_member(pending.request)
         if me is None:
             raise InvalidValueError("welcome's tree does not contain our join request")
-        tree.mark_verified(me)
         if tree.leaf_key(me) != suite.x25519_public(gs.path_secret):
             raise InconsistentPathError("our leaf key in the welcome does not match our leaf secret")
         path = PathSecrets(me, {2 * me: gs.path_secret})
@@ -242,7 +286,7 @@ class Group:
             suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
         )
         interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
-        return cls(
+        group = cls(
             config=config,
             identity=pending.identity,
             tree=tree,
@@ -251,6 +295,8 @@ class Group:
             secrets=secrets,
             interim=interim,
         )
+        pending.used = True  # only now: a rejected welcome must not burn the request
+        return group
 
     # --- read-only view --------------------------------------------------------------------
 
@@ -292,6 +338,8 @@ class Group:
     def export_secret(self, label: bytes, context: bytes, length: int) -> bytes:
         """MLS-Exporter (RFC 9420 §8.5) for the current epoch."""
         self._require_member()
+        if not 0 < length <= 255 * self.suite.hash_len:  # HKDF-Expand's output limit (RFC 5869)
+            raise UsageError(f"an exported secret must be 1..{255 * self.suite.hash_len} bytes, not {length}")
         return exporter(self.suite, self._secrets.exporter_secret, label, context, length)
 
     # --- sending -----------------------------------------------------------------------------
@@ -300,6 +348,9 @@ class Group:
         """Sign and encrypt an application message for the current epoch."""
         self._require_member()
         self._expire_previous_epoch()
+        if len(plaintext) > MAX_APPLICATION_DATA:
+            # Receivers refuse longer application data (read_application_data): never send it.
+            raise UsageError(f"message of {len(plaintext)} bytes is longer than {MAX_APPLICATION_DATA}")
         content = FramedContent(
             self.group_id,
             self.epoch,
@@ -341,6 +392,8 @@ class Group:
         self._require_member()
         if self._pending is not None:
             raise UsageError("a commit is already waiting for the relay's echo")
+        if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
+            raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         suite, rand = self.suite, self.config.rand
         requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
         removes = list(dict.fromkeys(remove))
@@ -464,7 +517,8 @@ class Group:
             body_reader=read_application_data,
         )
         sender = opened.content.sender
-        request = keys.overrides[sender] if sender in keys.overrides else self._tree.member(sender)
+        gone = keys.removed.get(sender)
+        request = gone or (keys.overrides[sender] if sender in keys.overrides else self._tree.member(sender))
         if request is None:
             raise UnknownMemberError(f"message claims to come from leaf {sender}, which holds no member")
         self._verify_member(sender, request)
@@ -476,6 +530,15 @@ class Group:
             keys.group_context,
             opened.signature,
         )
+        if gone is not None:
+            # Checked after the signature, so the error names the real sender. The relay ordered
+            # this after the commit that removed them: it must not read as normal chat.
+            raise RemovedSenderError(
+                f"{gone.display_name!r} ({gone.fingerprint}) sent this message in epoch {msg.epoch} "
+                f"after their removal (the commit that started epoch {msg.epoch + 1} removed them); "
+                "it is refused",
+                sender,
+            )
         keys.secret_tree.commit(lookup)
         return MessageReceived(
             Member(sender, request.display_name, request.identity_key),
@@ -498,6 +561,10 @@ class Group:
             raise EpochError(
                 f"commit was built on {when} epoch ({content.epoch}) than ours ({self.epoch}); "
                 + ("another commit won that epoch" if content.epoch < self.epoch else "we missed a commit")
+            )
+        if self.epoch >= _LAST_EPOCH:
+            raise CounterLimitError(
+                f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
         pending = self._pending
         if pending is not None and pending.message == data:
@@ -601,6 +668,11 @@ class Group:
         self, content: FramedContent, signature: bytes, commit_secret: bytes
     ) -> tuple[GroupContext, EpochSecrets, bytes]:
         """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule."""
+        if self.epoch >= _LAST_EPOCH:
+            raise CounterLimitError(
+                f"the group is at epoch {self.epoch}, the last a uint64 holds: no further commit is "
+                "possible; start a new group"
+            )
         confirmed = confirmed_transcript_hash(
             self.suite,
             self._interim,
@@ -621,6 +693,13 @@ class Group:
     ) -> None:
         previous = self._keys
         previous.overrides = overrides
+        # Removals, recorded explicitly: the leaves whose member this commit took away (a leaf is
+        # never both emptied and refilled by one commit).
+        tree = self._tree
+        previous.removed = {
+            leaf: req for leaf, req in overrides.items() if req is not None and tree.member(leaf) is None
+        }
+        self._remember_init_keys(previous.removed.values())
         self._previous = previous
         self._ctx, self._ctx_bytes = ctx, ctx.encode()
         self._secrets, self._path, self._interim = secrets, path, interim
@@ -661,14 +740,30 @@ class Group:
             leaf += 1
         return leaf
 
-    def _check_adds(self, requests: Sequence[JoinRequest]) -> None:
-        """Every member runs these checks on every Add: a signed request, for us, and new."""
+    def _check_adds(self, requests: Sequence[JoinRequest], skew: float = 0.0) -> None:
+        """Every member runs these checks on every Add: a signed request, for us, unexpired, new.
+
+        ``skew`` is 0 for the committer (strict) and ``config.clock_skew`` for receivers, so
+        members with slightly different clocks never disagree about a commit.
+        """
         seen_identities: set[bytes] = set()
         seen_init: set[bytes] = set()
+        now = self.config.wall_clock()
         for req in requests:
             if req.group_id != self.group_id:
                 raise WrongGroupError(f"join request from {req.display_name!r} is for another group")
             req.verify(self.suite)
+            who = f"join request from {req.display_name!r} ({req.fingerprint})"
+            if now > req.not_after + skew:
+                raise ExpiredJoinRequestError(
+                    f"{who} expired {_ago(now - req.not_after)} ago (not after {_utc(req.not_after)}); "
+                    "ask them for a new one"
+                )
+            if req.not_after - now > MAX_JOIN_REQUEST_LIFETIME + skew:
+                raise ExpiredJoinRequestError(
+                    f"{who} claims to stay valid until {_utc(req.not_after)}, longer than the "
+                    f"{MAX_JOIN_REQUEST_LIFETIME // 86400} days allowed; ask them for a new one"
+                )
             leaf = self._tree.leaf_of_identity(req.identity_key)
             if leaf is not None or req.identity_key in seen_identities:
                 where = f"at leaf {leaf}" if leaf is not None else "twice in this commit"
@@ -677,6 +772,11 @@ class Group:
                 )
             if self._tree.has_init_key(req.init_key) or req.init_key in seen_init:
                 raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
+            if req.init_key in self._used_init_keys:
+                raise DuplicateKeyError(
+                    f"{who} reuses the init key of a member who already joined and left: an old "
+                    "request replayed; ask them for a new one"
+                )
             seen_identities.add(req.identity_key)
             seen_init.add(req.init_key)
 
@@ -695,7 +795,22 @@ class Group:
                     raise InvalidCommitError("a committer cannot remove itself")
                 if self._tree.member(op.leaf) is None:
                     raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
-        self._check_adds([op.request for op in ops if op.request is not None])
+        self._check_adds([op.request for op in ops if op.request is not None], self.config.clock_skew)
+
+    def _remember_init_keys(self, departed: Iterable[JoinRequest]) -> None:
+        """Keep departed members' init keys so that their old requests cannot be re-added.
+
+        An entry is dropped once its request is expired even by a receiver's tolerant clock:
+        that request is then refused by the expiry check alone, so forgetting it changes nothing.
+        (Another request carrying the same init key would have to be signed by its owner, or be a
+        copycat whose welcome nobody can open; see docs/protocol.md.)
+        """
+        for req in departed:
+            self._used_init_keys[req.init_key] = req.not_after
+        horizon = self.config.wall_clock() - self.config.clock_skew
+        expired = [key for key, not_after in self._used_init_keys.items() if not_after < horizon]
+        for key in expired:
+            del self._used_init_keys[key]
 
     def _removed(self, by: Member) -> RemovedFromGroup:
         epoch = self.epoch + 1
@@ -713,7 +828,12 @@ class Group:
     # --- misc helpers ----------------------------------------------------------------------------
 
     def _verify_member(self, leaf: int, request: JoinRequest) -> None:
-        """Check a leaf's join request signature the first time we rely on it (lazy, once)."""
+        """Backstop: check a leaf's join request signature if we have not yet (then never again).
+
+        Every leaf is already verified when we rely on it (Group.join checks the whole tree,
+        _check_adds every Add), so this is a no-op; it is the one lazy check left, and it is safe
+        because it only ever runs before we act on the leaf.
+        """
         if not self._tree.is_verified(leaf):
             request.verify(self.suite)
             self._tree.mark_verified(leaf)
@@ -732,3 +852,47 @@ class Group:
 
     def __repr__(self) -> str:
         return f"Group(epoch={self.epoch}, leaf={self.my_leaf}, members={self._tree.member_count})"
+
+
+def _verify_listed_member(
+    suite: CipherSuite,
+    group_id: bytes,
+    leaf: int,
+    request: JoinRequest,
+    signer: tuple[int, JoinRequest] | None,
+) -> None:
+    """A joiner's check of one leaf of the welcome's tree: signed by its identity, for this group."""
+    problem = None
+    if request.group_id != group_id or request.cipher_suite != suite.id:
+        problem = "with a join request for another group or cipher suite"
+    else:
+        try:
+            request.verify(suite)
+        except (SignatureError, InvalidPublicKeyError):
+            problem = "but that join request's signature does not verify: they never asked to join"
+    if problem is not None:  # the message is built only on failure: this runs n times per join
+        by = "" if signer is None else f" (the tree was sent by {signer[1].display_name!r}, leaf {signer[0]})"
+        raise ForgedMemberError(
+            f"welcome lists {request.display_name!r} ({request.fingerprint}) at leaf {leaf}, {problem}{by}; "
+            "refusing the welcome",
+            leaf,
+        )
+
+
+def _utc(seconds: int) -> str:
+    """A Unix time as an ISO-8601 UTC string, for error messages (any uint64 is accepted)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"Unix time {seconds}"
+
+
+def _ago(seconds: float) -> str:
+    """A positive duration in words: '3 min', '2 h', '5 days'."""
+    if seconds < 120:
+        return f"{int(seconds)} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} days"

@@ -5,15 +5,20 @@ its display name and a one-time X25519 *init key*. Members add someone only by c
 signed request inside a commit, and every member verifies it, so neither the relay nor any
 member can put a key into the group that its owner never signed (the ghost-member attack,
 threats.md §1.1). The init key is used once, as the HPKE recipient of the welcome.
+
+A request also carries ``not_after`` (Unix seconds, signed): members refuse to add it after that
+time, so an old request of someone who left cannot be replayed into the group indefinitely
+(threats.md §24). Checking it needs the wall clock, which the caller injects.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,8 +29,10 @@ from .suite import CipherSuite, check_x25519_public
 from .version import PROTOCOL_VERSION
 
 __all__ = [
+    "DEFAULT_JOIN_REQUEST_LIFETIME",
     "MAX_DISPLAY_NAME",
     "MAX_GROUP_ID",
+    "MAX_JOIN_REQUEST_LIFETIME",
     "Identity",
     "JoinRequest",
     "PendingJoin",
@@ -37,8 +44,14 @@ __all__ = [
 MAX_DISPLAY_NAME: Final = 64
 MAX_GROUP_ID: Final = 255
 _JOIN_REQUEST_LABEL: Final = b"JoinRequestTBS"
+DEFAULT_JOIN_REQUEST_LIFETIME: Final = 24 * 3600  # seconds a new join request stays usable
+# Members refuse requests claiming a longer life: it bounds how long a leaked or departed
+# member's request can be replayed, and how long members must remember used init keys.
+MAX_JOIN_REQUEST_LIFETIME: Final = 30 * 24 * 3600
+_MAX_U64: Final = (1 << 64) - 1
 
 Random = Callable[[int], bytes]
+WallClock = Callable[[], float]
 
 
 def fingerprint(identity_key: bytes) -> str:
@@ -117,18 +130,23 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class JoinRequest:
     """``struct { version; cipher_suite; group_id<V>; identity_key<V>; display_name<V>;
-    init_key<V>; signature<V> }`` signed with SignWithLabel(identity, "JoinRequestTBS", …)."""
+    init_key<V>; uint64 not_after; signature<V> }`` signed with
+    SignWithLabel(identity, "JoinRequestTBS", every field before the signature)."""
 
     cipher_suite: int
     group_id: bytes
     identity_key: bytes
     display_name: str
     init_key: bytes
+    not_after: int  # Unix seconds; members refuse to add the request after this time
     signature: bytes
     encoded: bytes  # the exact bytes received or produced; hashed into the tree and the ref
 
     @staticmethod
-    def _tbs(cipher_suite: int, group_id: bytes, identity_key: bytes, name: bytes, init_key: bytes) -> bytes:
+    def tbs(
+        cipher_suite: int, group_id: bytes, identity_key: bytes, name: bytes, init_key: bytes, not_after: int
+    ) -> bytes:
+        """The signed part of a request (``JoinRequestTBS``): every field but the signature."""
         return (
             Writer()
             .u16(PROTOCOL_VERSION)
@@ -137,6 +155,7 @@ class JoinRequest:
             .opaque(identity_key)
             .opaque(name)
             .opaque(init_key)
+            .u64(not_after)
             .bytes()
         )
 
@@ -148,19 +167,35 @@ class JoinRequest:
         group_id: bytes,
         display_name: str,
         rand: Random = os.urandom,
+        *,
+        lifetime: int = DEFAULT_JOIN_REQUEST_LIFETIME,
+        wall_clock: WallClock = time.time,
     ) -> PendingJoin:
-        """Make a fresh init key and a signed request; keep the returned secret state locally."""
+        """Make a fresh init key and a signed request valid for ``lifetime`` seconds from now.
+
+        Keep the returned :class:`PendingJoin` locally: it holds the init private key.
+        """
         if not 0 < len(group_id) <= MAX_GROUP_ID:
             raise ConfigError(f"group id must be 1..{MAX_GROUP_ID} bytes")
+        if not 0 < lifetime <= MAX_JOIN_REQUEST_LIFETIME:
+            raise ConfigError(
+                f"join request lifetime must be 1..{MAX_JOIN_REQUEST_LIFETIME} seconds, got {lifetime}"
+            )
         try:
             name = validate_display_name(display_name)
         except InvalidValueError as exc:  # our own name: a local mistake, not a peer's bad bytes
             raise ConfigError(str(exc)) from None
+        now = wall_clock()
+        if not 0 <= now <= _MAX_U64 - MAX_JOIN_REQUEST_LIFETIME:
+            raise ConfigError(f"the wall clock reads {now}, which is not a plausible Unix time")
+        not_after = int(now) + lifetime
         init_private, init_public = suite.derive_key_pair(rand(32))
-        tbs = cls._tbs(suite.id, group_id, identity.public_key, name.encode(), init_public)
+        tbs = cls.tbs(suite.id, group_id, identity.public_key, name.encode(), init_public, not_after)
         signature = suite.sign_with_label(identity.signing_key, _JOIN_REQUEST_LABEL, tbs)
         encoded = Writer().raw(tbs).opaque(signature).bytes()
-        request = cls(suite.id, group_id, identity.public_key, name, init_public, signature, encoded)
+        request = cls(
+            suite.id, group_id, identity.public_key, name, init_public, not_after, signature, encoded
+        )
         return PendingJoin(identity=identity, request=request, init_private=init_private)
 
     @classmethod
@@ -174,6 +209,7 @@ class JoinRequest:
         identity_key = r.opaque_exact("identity_key", 32)
         raw_name = r.opaque("display_name", MAX_DISPLAY_NAME, 1)
         init_key = check_x25519_public(r.opaque_exact("init_key", 32), "join request init key")
+        not_after = r.u64("not_after")
         signature = r.opaque_exact("signature", 64)
         try:
             name = validate_display_name(raw_name.decode("utf-8"))
@@ -182,7 +218,7 @@ class JoinRequest:
         if name.encode() != raw_name:
             raise InvalidValueError("display name is not in NFC normal form")
         encoded = r.since(start)  # the exact bytes, for hashing and the ref
-        return cls(suite_id, group_id, identity_key, name, init_key, signature, encoded)
+        return cls(suite_id, group_id, identity_key, name, init_key, not_after, signature, encoded)
 
     @classmethod
     def decode(cls, data: bytes) -> JoinRequest:
@@ -197,8 +233,13 @@ class JoinRequest:
             raise InvalidValueError(
                 f"join request is for cipher suite {self.cipher_suite}, group uses {suite.id}"
             )
-        tbs = self._tbs(
-            self.cipher_suite, self.group_id, self.identity_key, self.display_name.encode(), self.init_key
+        tbs = self.tbs(
+            self.cipher_suite,
+            self.group_id,
+            self.identity_key,
+            self.display_name.encode(),
+            self.init_key,
+            self.not_after,
         )
         suite.verify_with_label(self.identity_key, _JOIN_REQUEST_LABEL, tbs, self.signature, "join request")
 
@@ -211,13 +252,18 @@ class JoinRequest:
         return fingerprint(self.identity_key)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class PendingJoin:
-    """A joiner's local state between publishing a request and receiving the welcome."""
+    """A joiner's local state between publishing a request and receiving the welcome.
+
+    It completes one join only (:meth:`Group.join` marks it used on success): feeding an old
+    welcome again must not give a second group at a stale epoch (threats.md §24).
+    """
 
     identity: Identity
     request: JoinRequest
     init_private: bytes
+    used: bool = field(default=False, init=False)
 
     def __repr__(self) -> str:  # never print the init key
         return f"PendingJoin({self.request.display_name!r}, {self.identity.fingerprint})"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .codec import Reader, Writer, opaque
-from .errors import InvalidValueError, UnknownVersionError
+from .errors import InvalidValueError, UnknownVersionError, UsageError
 from .suite import CipherSuite
 from .version import PROTOCOL_VERSION
 
@@ -204,6 +204,8 @@ def psk_secret(suite: CipherSuite, psks: Sequence[tuple[bytes, bytes, bytes]]) -
     nh = suite.hash_len
     acc = bytes(nh)
     count = len(psks)
+    if count > 0xFFFF:
+        raise UsageError(f"{count} pre-shared keys; PSKLabel counts them in a uint16")
     for index, (psk_id, psk, psk_nonce) in enumerate(psks):
         label = external_psk_id(psk_id, psk_nonce) + index.to_bytes(2, "big") + count.to_bytes(2, "big")
         psk_input = suite.expand_with_label(suite.extract(b"", psk), b"derived psk", label, nh)

@@ -30,7 +30,9 @@ from .suite import CipherSuite, expand_block
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
 
-_MAX_GENERATION: Final = 0xFFFFFFFF  # generation is a uint32 in SenderData (§6.3.2)
+# Generation is a uint32 in SenderData (§6.3.2). The last value is never used, on sending or
+# receiving, so the next generation (generation + 1) always still fits in a uint32.
+_MAX_GENERATION: Final = 0xFFFFFFFF
 
 
 class RatchetKind(IntEnum):
@@ -178,8 +180,11 @@ class SecretTree:
         """Consume the next generation of our own ratchet; returns (generation, key, nonce)."""
         r = self._ratchet(leaf, kind)
         gen = r.next_gen
-        if gen > _MAX_GENERATION:
-            raise GenerationError(f"the {kind.name.lower()} ratchet of leaf {leaf} is exhausted")
+        if gen >= _MAX_GENERATION:
+            raise GenerationError(
+                f"the {kind.name.lower()} ratchet of leaf {leaf} is exhausted ({gen} messages in one "
+                "epoch); commit an update to start a new epoch"
+            )
         key, nonce, nxt = self._step(r.secret, gen)
         r.secret = nxt
         r.next_gen = gen + 1
@@ -203,7 +208,11 @@ class SecretTree:
             if hit is None:
                 raise ReplayError(f"generation {generation} of leaf {leaf} was already used or has expired")
             return KeyLookup(leaf, kind, generation, hit[0], hit[1], self, r.version, None, ())
-        if generation - nxt > self._max_forward or generation > _MAX_GENERATION:
+        if generation >= _MAX_GENERATION:
+            raise GenerationError(
+                f"generation {generation} of leaf {leaf} is the end of the uint32 range, which no sender uses"
+            )
+        if generation - nxt > self._max_forward:
             raise GenerationError(
                 f"generation {generation} of leaf {leaf} is too far ahead "
                 f"(next expected {nxt}, at most {self._max_forward} may be skipped)"

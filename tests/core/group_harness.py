@@ -124,7 +124,11 @@ class Harness:
 
     def join_request(self, name: str | None = None, identity: Identity | None = None) -> PendingJoin:
         return JoinRequest.create(
-            self.suite, identity or Identity.generate(), self.group_id, name or self.fresh_name()
+            self.suite,
+            identity or Identity.generate(),
+            self.group_id,
+            name or self.fresh_name(),
+            wall_clock=self.config.wall_clock,
         )
 
     def leaf(self, name: str) -> int:

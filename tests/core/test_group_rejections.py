@@ -18,6 +18,7 @@ signed).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -140,7 +141,8 @@ def forged_request(
     group_id: bytes, identity_key: bytes, name: str, init_key: bytes, signer: Ed25519PrivateKey, h: Harness
 ) -> JoinRequest:
     """A join request claiming ``identity_key`` but signed by ``signer``."""
-    tbs = JoinRequest._tbs(h.suite.id, group_id, identity_key, name.encode(), init_key)
+    not_after = int(time.time()) + 3600
+    tbs = JoinRequest.tbs(h.suite.id, group_id, identity_key, name.encode(), init_key, not_after)
     signature = h.suite.sign_with_label(signer, b"JoinRequestTBS", tbs)
     return JoinRequest.decode(Writer().raw(tbs).opaque(signature).bytes())
 
@@ -239,7 +241,7 @@ def test_low_order_init_key_in_join_request(h: Harness) -> None:
     """A join request (validly signed by its identity) whose init key is low order cannot even be
     decoded, so a commit carrying it is refused before anything else."""
     ident = Identity.generate()
-    tbs = JoinRequest._tbs(h.suite.id, h.group_id, ident.public_key, b"evil", LOW_ORDER["zero"])
+    tbs = JoinRequest.tbs(h.suite.id, h.group_id, ident.public_key, b"evil", LOW_ORDER["zero"], 2**40)
     raw = Writer().raw(tbs).opaque(h.suite.sign_with_label(ident.signing_key, b"JoinRequestTBS", tbs)).bytes()
     with pytest.raises(InvalidPublicKeyError):
         JoinRequest.decode(raw)

@@ -25,6 +25,7 @@ from group_harness import Harness, fingerprint, snapshot
 from groupchat.core.errors import GroupChatError
 from groupchat.core.events import EpochChanged, MessageEchoed, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group
+from groupchat.core.identity import PendingJoin
 
 MASKS = (0x01, 0x80)
 
@@ -49,6 +50,12 @@ def reject_all_flips(receive, data: bytes, state=None) -> Counter[str]:
         if state:
             assert state() == before, f"byte {i} ^ {mask:#04x} changed the receiver's state"
     return seen
+
+
+def unused_copy(pj: PendingJoin) -> PendingJoin:
+    """The harness already joined with ``pj`` (which consumed it): a new handle on the same request
+    stands for the joiner before its join, so that every flipped welcome gets a fresh attempt."""
+    return PendingJoin(pj.identity, pj.request, pj.init_private)
 
 
 @pytest.fixture
@@ -105,6 +112,7 @@ def test_every_flipped_welcome_byte_is_rejected(group: Harness) -> None:
     own = res.events["m2"]
     assert isinstance(own, EpochChanged) and own.welcome is not None
     welcome = own.welcome
+    pj = unused_copy(pj)
 
     def join(data: bytes) -> Group:
         return Group.join(pj, data, h.config)
@@ -133,7 +141,7 @@ def test_flips_in_a_shared_welcome_never_lead_into_another_state(group: Harness)
     accepted = []
     for i, _mask, bad in flips(own.welcome):
         try:
-            g = Group.join(pj, bad, h.config)
+            g = Group.join(unused_copy(pj), bad, h.config)
         except GroupChatError:
             continue
         assert g.epoch_authenticator == real and g.tree_hash == h.members["m0"].tree_hash

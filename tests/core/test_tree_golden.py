@@ -18,7 +18,7 @@ depends on it: joining is deterministic given the welcome's *plaintext*.)
 
 Any change to the scheme, its labels, encodings or the order of random draws changes these
 values. If the change is intended, regenerate with ``GROUPCHAT_REGEN_GOLDEN=1 pytest
-tests/test_tree_golden.py`` and review the diff of ``tests/golden/tree_scheme.json``.
+tests/core/test_tree_golden.py`` and review the diff of ``tests/golden/tree_scheme.json``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ from groupchat.core.suite import GROUPCHAT_PREFIX
 GOLDEN = Path(__file__).parent / "golden" / "tree_scheme.json"
 REGEN = os.environ.get("GROUPCHAT_REGEN_GOLDEN") == "1"
 GROUP_ID = b"golden-room"
+GOLDEN_TIME = 1_800_000_000  # the wall clock of every golden join request (2027-01-15 08:00 UTC)
+
+
+def golden_clock() -> float:
+    return float(GOLDEN_TIME)
 
 
 class Drbg:
@@ -90,14 +95,17 @@ def deliver(members: dict[str, Group], commit: bytes) -> dict[str, Any]:
 
 def scenario() -> dict[str, Any]:
     rand = Drbg(b"groupchat golden scenario v1")
-    config = GroupConfig(rand=rand)
+    config = GroupConfig(rand=rand, wall_clock=golden_clock)
     suite = config.suite()
     out: dict[str, Any] = {"epochs": [], "commits": []}
     alice = Group.create(identity("alice"), GROUP_ID, "alice", config)
     members = {"alice": alice}
     out["epochs"].append(epoch_record(alice))
 
-    pjs = [JoinRequest.create(suite, identity(n), GROUP_ID, n, rand) for n in ("bob", "carol", "dave")]
+    pjs = [
+        JoinRequest.create(suite, identity(n), GROUP_ID, n, rand, wall_clock=golden_clock)
+        for n in ("bob", "carol", "dave")
+    ]
     out["join_requests"] = [pj.request.encoded.hex() for pj in pjs]
     add = alice.commit(add=[pj.request for pj in pjs])
     welcome = deliver(members, add)["alice"].welcome
@@ -136,7 +144,10 @@ def four_leaf() -> tuple[RatchetTree, dict[str, Any]]:
     suite = config.suite()
     rand = Drbg(b"groupchat golden four leaves v1")
     requests = [
-        JoinRequest.create(suite, identity(f"leaf{i}"), GROUP_ID, f"leaf{i}", rand).request for i in range(4)
+        JoinRequest.create(
+            suite, identity(f"leaf{i}"), GROUP_ID, f"leaf{i}", rand, wall_clock=golden_clock
+        ).request
+        for i in range(4)
     ]
     secrets = four_leaf_secrets()
     tree = RatchetTree(suite, 4)
@@ -257,7 +268,10 @@ def test_pass_through_nodes_before_the_tree_fills() -> None:
     s = four_leaf_secrets()
     rand = Drbg(b"pass-through")
     suite = config.suite()
-    reqs = [JoinRequest.create(suite, identity(f"p{i}"), GROUP_ID, f"p{i}", rand).request for i in range(3)]
+    reqs = [
+        JoinRequest.create(suite, identity(f"p{i}"), GROUP_ID, f"p{i}", rand, wall_clock=golden_clock).request
+        for i in range(3)
+    ]
     pubs, root = tree.build_path(0, s[0], reqs[0], None)
     assert pubs == [_pub(s[0])] and root == s[0]  # alone: every parent passes through
     assert tree.own_key(1) is None and tree.own_key(3) is None and tree.effective_key(3) == _pub(s[0])

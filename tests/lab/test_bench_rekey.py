@@ -61,6 +61,12 @@ def test_rekey_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
         for x in r[1:]:
             _positive(x)
 
+    joiner = _rows(text, "Joiner with full verification")
+    assert [int(r[0]) for r in joiner] == [8, 16]
+    for r in joiner:
+        for x in r[1:5]:  # d, join ms, floor ms, x floor
+            _positive(x)
+
     assert "not measured" in text  # n = 1024 targets are reported as not measured, not failed
 
     doc = json.loads(out_json.read_text())
@@ -72,6 +78,8 @@ def test_rekey_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
             assert o["create_x_floor"] > 0
             assert o["process"]["worst"]["levels"] == s["d"]
             assert o["process"]["worst"]["x_floor"] > 0
+    assert [j["n"] for j in doc["joiner"]] == [8, 16]
+    assert all(j["x_floor"] > 0 and j["floor_us"] > 0 for j in doc["joiner"])
 
 
 def test_rejects_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:

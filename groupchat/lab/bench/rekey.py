@@ -8,7 +8,9 @@ What it measures, for each group size n (d = ceil(log2 n)):
   redo all d DH levels) and a *typical* receiver in the other half of the tree (one level, at the
   root). Half of all receivers are in the typical position, and almost none are in the worst.
 * the new member's ``Group.join`` from the add's welcome, and the commit and welcome sizes;
-* ``Group.encrypt`` and ``Group.receive`` of one 100-byte application message.
+* ``Group.encrypt`` and ``Group.receive`` of one 100-byte application message;
+* the joiner, which verifies every leaf's join request, against its own floor:
+  n Ed25519 verifications + one HPKE open + d tree levels (target ≤ 1.3x).
 
 Why floors: the machine is shared and noisy (performance.md), so absolute numbers move ~30% between
 runs, and even within one run. Every time is therefore also printed as a multiple of a floor built
@@ -51,6 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
+from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -82,6 +85,7 @@ TARGET_COMMIT_BYTES_X: Final = 1.5
 TARGET_WELCOME_BYTES: Final = 100_000
 TARGET_JOIN_MS: Final = 5.0
 TARGET_MESSAGE_X: Final = 1.3
+TARGET_JOIN_X: Final = 1.3
 MESSAGE_BYTES: Final = 100
 _GROUP_ID: Final = b"bench-rekey"
 _OPS: Final = ("update", "remove", "add")
@@ -673,6 +677,70 @@ def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) ->
             p(f"  {t['target']:<56} {t['value']:>8.2f}{t['unit']:<3}  {verdict}")
 
 
+# --- the joiner with full verification ------------------------------------------------------------------
+
+
+def measure_hpke_open(clock: Clock, suite_id: int = 1, batch: int = 50, rounds: int = 9) -> float:
+    """µs per HPKE base-mode open (DHKEM-X25519, HKDF-SHA256, the suite's AEAD) of a GroupSecrets-sized
+    plaintext: the one public-key decryption a joiner does."""
+    aead = hpke.AEAD.AES_128_GCM if suite_id == 1 else hpke.AEAD.CHACHA20_POLY1305
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, aead)
+    sk = X25519PrivateKey.generate()
+    info = os.urandom(64)
+    sealed = suite.encrypt(os.urandom(70), sk.public_key(), info)
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return _per_op_us(lambda: suite.decrypt(sealed, sk, info), clock, batch, rounds)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def joiner_summary(results: Sequence[SizeResult], hpke_open_us: float) -> list[dict[str, Any]]:
+    """Group.join at each size as a multiple of its floor: n verifies + one HPKE open + d levels.
+
+    Each sample is divided by the floor built from the primitives measured right before its round
+    (the HPKE open once per run). The join also checks the GroupInfo signature, one verify more
+    than the floor, and decodes and hashes the whole tree: both are inside the 1.3x budget.
+    """
+    out: list[dict[str, Any]] = []
+    for r in results:
+        joins = r.ops["add"].join_ns
+        floors = [r.n * f.ed25519_verify + hpke_open_us + r.d * f.dh_level for f in r.floors]
+        ratio = _ratio(joins, floors)
+        out.append(
+            {
+                "n": r.n,
+                "d": r.d,
+                "join_us": _median(joins) / 1000,
+                "floor_us": _median(floors),
+                "x_floor": ratio,
+                "target": f"≤ {TARGET_JOIN_X}x",
+                "met": ratio <= TARGET_JOIN_X,
+            }
+        )
+    return out
+
+
+def print_joiner(summary: Sequence[dict[str, Any]], hpke_open_us: float, out: TextIO) -> None:
+    print(file=out)
+    print(
+        f"Joiner with full verification (floor = n x Ed25519 verify + 1 HPKE open ({hpke_open_us:.1f} µs)"
+        f" + d levels; target ≤ {TARGET_JOIN_X}x)",
+        file=out,
+    )
+    print(f"  {'n':>5} {'d':>3} {'join ms':>9} {'floor ms':>9} {'xfl':>5}  target", file=out)
+    for s in summary:
+        verdict = "met" if s["met"] else "NOT met"
+        print(
+            f"  {s['n']:>5} {s['d']:>3} {s['join_us'] / 1000:>9.3f} {s['floor_us'] / 1000:>9.3f}"
+            f" {s['x_floor']:>5.2f}  {verdict}",
+            file=out,
+        )
+
+
 # --- command line --------------------------------------------------------------------------------------
 
 
@@ -722,6 +790,7 @@ def run(args: argparse.Namespace) -> int:
     clock, clock_name = _CLOCKS[args.clock]
     config = GroupConfig(suite_id=args.suite)
     floor = measure_floor(clock, args.suite)
+    hpke_open_us = measure_hpke_open(clock, args.suite)
     results: list[SizeResult] = []
     for n in sizes:
         print(f"[n = {n}] building the group and running {args.repeat} rounds…", file=sys.stderr, flush=True)
@@ -730,6 +799,8 @@ def run(args: argparse.Namespace) -> int:
     summaries = [report.size_summary(r) for r in results]
     report.evaluate_targets(summaries)
     _print_report(report, summaries, sys.stdout)
+    joiner = joiner_summary(results, hpke_open_us)
+    print_joiner(joiner, hpke_open_us, sys.stdout)
     if args.json:
         doc = {
             "clock": clock_name,
@@ -738,6 +809,7 @@ def run(args: argparse.Namespace) -> int:
             "primitives_us": {name: us for name, us in floor.rows()},
             "sizes": summaries,
             "targets": report.targets,
+            "joiner": joiner,
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=1)
