@@ -396,9 +396,7 @@ class RingRekey:
     def receive(self, data: bytes) -> RingStep:
         """Process one ring message from the room; raise and change nothing if it is not acceptable."""
         if self.state is RingState.FAILED:
-            raise UsageError(
-                f"this ring attempt failed ({self._failure}); start attempt {self.attempt + 1}"
-            )
+            raise UsageError(f"this ring attempt failed ({self._failure}); start attempt {self.attempt + 1}")
         msg = RingRound.decode(data)
         self._check_binding(msg)
         pos = self._position.get(msg.sender)

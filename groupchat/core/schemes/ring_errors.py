@@ -68,9 +68,10 @@ class EquivocationError(ProtocolError):
 class RoundOrderError(ProtocolError):
     """A round-2 message arrived before we had every round-1 message.
 
-    The relay's total order puts every round-1 message before any round-2 message (a member
-    sends round 2 only after it has received all of round 1), so this is a misbehaving sender
-    or relay; the message is refused and the state is unchanged.
+    The relay's total order puts every round-1 message before any round-2 message: a member
+    sends round 2 only after the relay delivered it every other round-1 message, and after its
+    own round-1 message on the same connection. So this is a misbehaving sender or relay; the
+    message is refused and the state is unchanged.
     """
 
 
