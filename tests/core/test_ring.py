@@ -243,6 +243,8 @@ def state(run: RingRekey) -> tuple[object, ...]:
         run._round_started,
         run._failure,
         run.result,
+        tuple(run._held.items()),
+        tuple(run._ephemerals.items()),
     )
 
 

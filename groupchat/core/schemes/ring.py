@@ -336,6 +336,8 @@ class RingRekey:
         self._position = {m.leaf: i for i, m in enumerate(members)}
         n = len(members)
         self._rounds: dict[int, list[RingRound | None]] = {1: [None] * n, 2: [None] * n}
+        self._held = {1: 0, 2: 0}  # filled slots per round: completion is an O(1) check
+        self._ephemerals: dict[bytes, int] = {}  # round-1 value -> position, for duplicate keys
         self._echoed: set[int] = set()  # rounds whose echo of our own message we have seen
         self._ephemeral: X25519PrivateKey | None = None
         self._edges: tuple[bytes, bytes] | None = None  # (k_{me-1}, k_me): only between the rounds
@@ -383,12 +385,12 @@ class RingRekey:
             return RingStep((), self.result)
         self._ephemeral = X25519PrivateKey.from_private_bytes(self._rand(_KEY_LEN))
         public = self._ephemeral.public_key().public_bytes_raw()
-        if any(s is not None and s.value == public for s in self._rounds[1]):
+        if public in self._ephemerals:
             # Only a broken random source gets here; a member who reused our key knows our secret.
             self._ephemeral = None
             raise UsageError("the random source repeated another member's ephemeral key")
         own = self._sign(1, public, b"")
-        self._rounds[1][self._me] = own
+        self._store(self._me, own)
         self.state = RingState.ROUND1
         self._round_started = self._clock()
         return RingStep((own.encoded, *self._after_round1()))
@@ -472,18 +474,18 @@ class RingRekey:
 
     def _accept_round1(self, pos: int, msg: RingRound, member: Member) -> tuple[bytes, ...]:
         check_x25519_public(msg.value, f"ephemeral key of {describe(member)}")
-        for other, slot in zip(self.roster, self._rounds[1], strict=True):
-            if slot is not None and slot.value == msg.value:
-                raise DuplicateKeyError(
-                    f"{describe(member)} sent the same ephemeral key as {describe(other)}"
-                )
-        self._rounds[1][pos] = msg
+        other = self._ephemerals.get(msg.value)
+        if other is not None:
+            raise DuplicateKeyError(
+                f"{describe(member)} sent the same ephemeral key as {describe(self.roster[other])}"
+            )
+        self._store(pos, msg)
         return self._after_round1()
 
     def _after_round1(self) -> tuple[bytes, ...]:
         """If round 1 is complete and we have spoken, derive our edges and send round 2."""
         slots = self._rounds[1]
-        if self.state is not RingState.ROUND1 or any(s is None for s in slots):
+        if self.state is not RingState.ROUND1 or self._held[1] < len(slots):
             return ()
         publics = [s.value for s in slots if s is not None]
         n, me, ephemeral = len(publics), self._me, self._ephemeral
@@ -499,7 +501,7 @@ class RingRekey:
         self._edges = (k_left, k_right)
         self._round1_hash = round1_hash(self.suite, self.ring_id, [s.encoded for s in slots if s is not None])
         own = self._sign(2, xor(k_left, k_right), self._round1_hash)
-        self._rounds[2][me] = own
+        self._store(me, own)
         self.state = RingState.ROUND2
         self._round_started = self._clock()
         return (own.encoded,)
@@ -517,9 +519,9 @@ class RingRekey:
                 "member or the relay equivocated; this attempt cannot complete, "
                 f"retry with attempt {self.attempt + 1}"
             )
-        self._rounds[2][pos] = msg
+        self._store(pos, msg)
         slots = self._rounds[2]
-        if any(s is None for s in slots):
+        if self._held[2] < len(slots):
             return None
         values = [s.value for s in slots if s is not None]
         total = _ZERO
@@ -541,6 +543,12 @@ class RingRekey:
         self.state = RingState.DONE
         self.result = RingResult(self.epoch, self.attempt, self.roster_hash, transcript, secret)
         return self.result
+
+    def _store(self, pos: int, msg: RingRound) -> None:
+        self._rounds[msg.round][pos] = msg
+        self._held[msg.round] += 1
+        if msg.round == 1:
+            self._ephemerals[msg.value] = pos
 
     def _fail(self, reason: str) -> None:
         self.state = RingState.FAILED
