@@ -554,8 +554,12 @@ def test_wrong_attempt_says_which_way(trio: tuple[Cast, list[RingRekey], Room]) 
     later = cast.runs(attempt=3)
     err = assert_rejected(later[0], room.log[1], WrongAttemptError, "earlier attempt")
     assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (0, 3)
-    err = assert_rejected(room.runs[0], later[1].start().outbound[0], WrongAttemptError, "start that attempt")
+    future = later[1].start().outbound[0]
+    err = assert_rejected(room.runs[0], future, WrongAttemptError, r"from 'm1' \(leaf 2.*start that attempt")
     assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (3, 0)
+    # Only a signed message can make a caller leave its attempt: a forged one is a SignatureError.
+    forged = future[:-1] + bytes([future[-1] ^ 1])
+    assert_rejected(room.runs[0], forged, SignatureError)
 
 
 def test_sender_outside_the_roster(trio: tuple[Cast, list[RingRekey], Room]) -> None:
@@ -809,3 +813,63 @@ def test_local_misuse_is_a_usage_error() -> None:
     assert run.state is RingState.FAILED and run._ephemeral is None
     with pytest.raises(UsageError, match="aborted by the caller"):
         run.receive(b"")
+
+
+@pytest.mark.parametrize(
+    ("field_", "bad", "match"),
+    [
+        ("group_id", b"", "group id"),
+        ("epoch", -1, "out of range"),
+        ("attempt", 2**32, "out of range"),
+        ("sender", -1, "out of range"),
+        ("round", 3, "round must be 1 or 2"),
+        ("value", b"short", "32 bytes"),
+        ("context", b"x" * 65, "longer than 64"),
+        ("round1_hash", bytes(32), "wrong size"),
+        ("signature", b"", "64 bytes"),
+    ],
+)
+def test_ring_round_validates_when_built(field_: str, bad: object, match: str) -> None:
+    cast, runs, _ = _trio()
+    good = RingRound.decode(runs[0].start().outbound[0])
+    fields = {f: getattr(good, f) for f in RingRound.__dataclass_fields__}
+    with pytest.raises(UsageError, match=match):
+        RingRound(**{**fields, field_: bad})
+    if field_ not in ("signature", "round1_hash"):
+        create_kw = {k: v for k, v in fields.items() if k not in ("signature", "encoded", "round")}
+        create_kw["round_"] = fields["round"]
+        key = "round_" if field_ == "round" else field_
+        with pytest.raises(UsageError, match=match):
+            RingRound.create(SUITE, cast.identities[0].signing_key, **{**create_kw, key: bad})
+
+
+def _trio() -> tuple[Cast, list[RingRekey], None]:
+    cast = Cast.of(3)
+    return cast, cast.runs(), None
+
+
+def test_repeated_randomness_is_refused_before_it_is_sent() -> None:
+    """If our random source repeats another member's ephemeral key, we must not speak."""
+    cast = Cast.of(2)
+    same = os.urandom(32)
+    a, b = (
+        RingRekey(
+            suite=SUITE, identity=cast.identities[k], group_id=GROUP, epoch=1, roster=cast.roster,
+            rand=lambda _n: same, clock=lambda: 0.0,
+        )
+        for k in (0, 1)
+    )  # fmt: skip
+    a.receive(b.start().outbound[0])
+    before = state(a)
+    with pytest.raises(UsageError, match="random source repeated"):
+        a.start()
+    assert state(a) == before and "state=new" in repr(a)
+
+
+def test_epoch_out_of_range_is_a_usage_error() -> None:
+    cast = Cast.of(1)
+    with pytest.raises(UsageError, match="out of range"):
+        RingRekey(
+            suite=SUITE, identity=cast.identities[0], group_id=GROUP, epoch=2**64, roster=cast.roster,
+            rand=os.urandom, clock=lambda: 0.0,
+        )  # fmt: skip

@@ -405,6 +405,11 @@ class RingRekey:
         if pos is None:
             raise UnknownMemberError(f"ring message claims to come from leaf {msg.sender}, not in the roster")
         member = self.roster[pos]
+        if msg.attempt != self.attempt:
+            # Checked after the signature: a caller may abandon this attempt for a later one on
+            # this error, so only a roster member's signed word can trigger it, never the relay's.
+            msg.verify(self.suite, member.identity_key, describe(member))
+            raise WrongAttemptError(msg.attempt, self.attempt, describe(member))
         slots = self._rounds[msg.round]
         held = slots[pos]
         if held is not None and held.encoded == msg.encoded:
@@ -454,8 +459,6 @@ class RingRekey:
             raise RosterMismatchError(
                 "ring message is bound to another group state (its context differs): a fork or a stale rekey"
             )
-        if msg.attempt != self.attempt:
-            raise WrongAttemptError(msg.attempt, self.attempt)
 
     def _sign(self, round_: int, value: bytes, r1_hash: bytes) -> RingRound:
         return RingRound.create(

@@ -45,14 +45,17 @@ def describe(member: Member) -> str:
 class WrongAttemptError(ProtocolError):
     """A ring message for another attempt of this rekey; ``attempt`` is the message's attempt.
 
-    A later attempt means the other members gave up on ours and retried: start that attempt and
-    feed the message again. An earlier one is stale and can be dropped.
+    Raised only for a correctly signed message of a roster member, so the caller may act on it: a
+    later attempt means the others gave up on ours and retried (start that attempt and feed the
+    message again); an earlier one is stale and can be dropped.
     """
 
-    def __init__(self, attempt: int, ours: int) -> None:
+    def __init__(self, attempt: int, ours: int, sender: str) -> None:
         when = "a later" if attempt > ours else "an earlier"
         hint = "start that attempt to take part" if attempt > ours else "it is stale; drop it"
-        super().__init__(f"ring message is for {when} attempt ({attempt}) than ours ({ours}): {hint}")
+        super().__init__(
+            f"ring message from {sender} is for {when} attempt ({attempt}) than ours ({ours}): {hint}"
+        )
         self.attempt = attempt
         self.ours = ours
 

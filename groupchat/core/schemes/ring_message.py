@@ -47,6 +47,32 @@ _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
 
 
+def _check_fields(
+    group_id: bytes,
+    epoch: int,
+    attempt: int,
+    roster_hash: bytes,
+    context: bytes,
+    round_: int,
+    sender: int,
+    value: bytes,
+    round1_hash: bytes,
+) -> None:
+    """Raise :class:`UsageError` unless every field fits the wire format."""
+    if not 0 < len(group_id) <= MAX_GROUP_ID:
+        raise UsageError(f"ring message: group id must be 1..{MAX_GROUP_ID} bytes")
+    if not (0 <= epoch <= _MAX_U64 and 0 <= attempt <= _MAX_U32 and 0 <= sender <= _MAX_U32):
+        raise UsageError("ring message: epoch, attempt or sender leaf out of range")
+    if round_ not in (1, 2):
+        raise UsageError(f"ring message: round must be 1 or 2, not {round_}")
+    if len(roster_hash) != _HASH_LEN or len(value) != _VALUE_LEN:
+        raise UsageError("ring message: roster hash and value must be 32 bytes")
+    if len(context) > MAX_CONTEXT:
+        raise UsageError(f"ring message: context is longer than {MAX_CONTEXT} bytes")
+    if len(round1_hash) != (0 if round_ == 1 else _HASH_LEN):
+        raise UsageError(f"ring message: a round-{round_} message carries a round-1 hash of the wrong size")
+
+
 @dataclass(frozen=True, slots=True)
 class RingRound:
     """One decoded (or built) ring round message; ``encoded`` is its exact wire bytes."""
@@ -64,26 +90,14 @@ class RingRound:
     encoded: bytes
 
     def __post_init__(self) -> None:
-        # Built or decoded, a RingRound that exists is well-formed (h11's rule).
-        if not 0 < len(self.group_id) <= MAX_GROUP_ID:
-            raise InvalidValueError(f"ring message: group id must be 1..{MAX_GROUP_ID} bytes")
-        if not 0 <= self.epoch <= _MAX_U64 or not 0 <= self.attempt <= _MAX_U32:
-            raise InvalidValueError("ring message: epoch or attempt out of range")
-        if not 0 <= self.sender <= _MAX_U32:
-            raise InvalidValueError("ring message: sender leaf out of range")
-        if self.round not in (1, 2):
-            raise InvalidValueError(f"ring message: round must be 1 or 2, not {self.round}")
-        if len(self.roster_hash) != _HASH_LEN or len(self.value) != _VALUE_LEN:
-            raise InvalidValueError("ring message: roster hash and value must be 32 bytes")
-        if len(self.context) > MAX_CONTEXT:
-            raise InvalidValueError(f"ring message: context is longer than {MAX_CONTEXT} bytes")
-        if len(self.round1_hash) != (0 if self.round == 1 else _HASH_LEN):
-            raise InvalidValueError(
-                f"ring message: round {self.round} must carry a round-1 hash of "
-                f"{0 if self.round == 1 else _HASH_LEN} bytes"
-            )
+        # Decoding checks every field first (a DecodeError for remote bytes), so this only fires
+        # for a message built locally with bad fields: the caller's mistake.
+        _check_fields(
+            self.group_id, self.epoch, self.attempt, self.roster_hash, self.context, self.round,
+            self.sender, self.value, self.round1_hash,
+        )  # fmt: skip
         if len(self.signature) != _SIGNATURE_LEN:
-            raise InvalidValueError("ring message: signature must be 64 bytes")
+            raise UsageError("ring message: signature must be 64 bytes")
 
     @staticmethod
     def _tbs(
@@ -130,8 +144,7 @@ class RingRound:
         round1_hash: bytes = b"",
     ) -> RingRound:
         """Build and sign a round message."""
-        if round_ not in (1, 2):
-            raise UsageError(f"a ring round is 1 or 2, not {round_}")
+        _check_fields(group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash)
         tbs = cls._tbs(group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash)
         signature = suite.sign_with_label(signing_key, _SIGN_LABEL, tbs)
         encoded = Writer().raw(tbs).opaque(signature).bytes()
