@@ -37,6 +37,7 @@ from groupchat.core.errors import (
 )
 from groupchat.core.events import Member
 from groupchat.core.identity import Identity
+from groupchat.core.key_schedule import GroupContext, derive_epoch_secrets
 from groupchat.core.schemes import (
     DivergentViewError,
     EquivocationError,
@@ -487,6 +488,7 @@ def test_removed_keeper_cannot_compute_the_next_secret() -> None:
     dh = k_eph.exchange(X25519PublicKey.from_public_bytes(right))
     own_edge = edge_key(SUITE, old_rid, keeper, dh, old_r1[keeper].value, right)
     old_edges = walk_ring([m.value for m in old_r2], keeper, own_edge)
+    assert commit_secret(SUITE, old_rid, old_edges, old.transcript_hash) == old.commit_secret
     kept = [*cast.rands[keeper].outputs, *old_edges, old.commit_secret, old.transcript_hash]
 
     # Epoch 2: the keeper is removed; it sees every broadcast of the new ring.
@@ -499,7 +501,19 @@ def test_removed_keeper_cannot_compute_the_next_secret() -> None:
 
     candidates = keeper_candidates(kept, [m.value for m in r1], rid)
     assert not candidates & set(real_edges)
-    assert new.commit_secret not in keeper_secrets(candidates, values, rid, transcript)
+    guesses = keeper_secrets(candidates, values, rid, transcript)
+    assert new.commit_secret not in guesses
+
+    # Through the key schedule, as the epoch machine runs it: the keeper also knows epoch 1's
+    # init_secret, so commit_secret is all that stands between it and epoch 2's authenticator.
+    def context(epoch: int, result: RingResult) -> bytes:
+        return GroupContext(SUITE.id, GROUP, epoch, result.roster_hash, result.transcript_hash).encode()
+
+    init_1 = derive_epoch_secrets(SUITE, bytes(32), old.commit_secret, context(1, old)).init_secret
+    ctx_2 = context(2, new)
+    real = derive_epoch_secrets(SUITE, init_1, new.commit_secret, ctx_2).epoch_authenticator
+    tried = {derive_epoch_secrets(SUITE, init_1, g, ctx_2).epoch_authenticator for g in guesses | candidates}
+    assert real not in tried
     # Control: the same procedure with one new edge key (which any current member holds) succeeds,
     # so the failure above is the keeper's lack of knowledge, not a blind procedure.
     assert new.commit_secret in keeper_secrets({*candidates, real_edges[3]}, values, rid, transcript)
