@@ -28,6 +28,7 @@ Hierarchy::
     │   ├── UnknownMemberError         a sender or target leaf that holds no member
     │   ├── GenerationError            a ratchet generation too far ahead or too old
     │   └── InvalidCommitError         a commit whose operations break the rules
+    │       └── TaintRuleError         a commit that re-keys more or less than the taint rules require
     ├── UsageError                     the local caller asked for something impossible
     └── RelayError                     the relay answered with an error frame (has .code)
 """
@@ -53,6 +54,7 @@ __all__ = [
     "RelayError",
     "ReplayError",
     "SignatureError",
+    "TaintRuleError",
     "TrailingDataError",
     "TruncatedError",
     "UnknownMemberError",
@@ -157,6 +159,14 @@ class GenerationError(ProtocolError):
 
 class InvalidCommitError(ProtocolError):
     """A commit breaks the rules for its operations."""
+
+
+class TaintRuleError(InvalidCommitError):
+    """A commit does not re-key exactly the leaves the taint rules require (see ``core/taint.py``).
+
+    The message names the leaf and the rule, so a report shows which member built a commit that
+    would have left a removed or updated member able to compute the new root.
+    """
 
 
 # --- local misuse and relay errors ------------------------------------------------------------
