@@ -135,6 +135,9 @@ class RatchetTree:
         for x in range(width):
             self._hash[x] = self._blank_subtree_hash(tm.level(x))
         self._journal: list[tuple[int, int, object]] | None = None
+        # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
+        # commit with k paths hashes each shared ancestor once, not k times.
+        self._dirty: set[int] = set()
 
     # --- basic accessors -----------------------------------------------------------------
 
@@ -148,6 +151,7 @@ class RatchetTree:
 
     @property
     def tree_hash(self) -> bytes:
+        self._flush_hashes()
         return self._hash[self.root]
 
     def member(self, leaf: int) -> JoinRequest | None:
@@ -222,8 +226,11 @@ class RatchetTree:
         return self.suite.hash(w.bytes())
 
     def _hash_parent(self, own: bytes | None, left: bytes, right: bytes) -> bytes:
-        w = Writer().u8(2).optional(None if own is None else opaque(own)).opaque(left).opaque(right)
-        return self.suite.hash(w.bytes())
+        # 0x02 || optional<V(own)> || V(left) || V(right), written out: keys and hashes are 32
+        # bytes, so every V() prefix is the one-byte varint 0x20 (the hot path of a commit).
+        assert len(left) == len(right) == 32 and (own is None or len(own) == 32)
+        head = b"\x02\x00" if own is None else b"\x02\x01\x20" + own
+        return self.suite.hash(head + b"\x20" + left + b"\x20" + right)
 
     def _blank_subtree_hash(self, level: int) -> bytes:
         while len(self._blank_hash) <= level:
@@ -239,6 +246,7 @@ class RatchetTree:
         """Start a draft; every write until :meth:`end`/:meth:`rollback` can be undone."""
         if self._journal is not None:
             raise UsageError("a tree draft is already open")
+        self._flush_hashes()  # a rollback then only has to forget the draft's own stale marks
         self._journal = []
 
     def end(self) -> None:
@@ -248,6 +256,8 @@ class RatchetTree:
         journal, self._journal = self._journal, None
         if journal is None:
             return
+        # Stale hashes were never written; the journal restores every hash that was.
+        self._dirty.clear()
         for kind, idx, old in reversed(journal):
             if kind == self._CAP:
                 self._shrink_to(idx)
@@ -343,17 +353,28 @@ class RatchetTree:
         self._index_chooser(leaf, chooser)
 
     def _refresh(self, node: int) -> None:
-        """Recompute the effective key and hash of ``node`` from its own key and children."""
+        """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
         self._log(self._EFF, node, self._eff[node])
-        self._log(self._HASH, node, self._hash[node])
+        self._dirty.add(node)
         if tm.is_leaf(node):
             self._eff[node] = self._own[node]
-            leaf = node // 2
-            self._hash[node] = self._hash_leaf(self._own[node], self._members[leaf], self._chooser[leaf])
             return
-        lft, rgt = tm.left(node), tm.right(node)
-        self._eff[node] = self._own[node] or self._eff[lft] or self._eff[rgt]
-        self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+
+    def _flush_hashes(self) -> None:
+        """Rehash every stale node once, children before parents (every ancestor of a stale node
+        is stale too: the writers refresh whole direct paths)."""
+        if not self._dirty:
+            return
+        for node in sorted(self._dirty, key=tm.level):
+            self._log(self._HASH, node, self._hash[node])
+            if tm.is_leaf(node):
+                leaf = node // 2
+                self._hash[node] = self._hash_leaf(self._own[node], self._members[leaf], self._chooser[leaf])
+            else:
+                lft, rgt = tm.left(node), tm.right(node)
+                self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+        self._dirty.clear()
 
     def grow(self) -> None:
         """Double the capacity; the old tree becomes the left subtree of a new root."""

@@ -38,6 +38,8 @@ def add_targets(tree: RatchetTree, removed: Collection[int], count: int) -> list
     vacated slot that an add fills gets a fresh secret anyway and is therefore never re-keyed.
     """
     out: list[int] = []
+    if count == 0:
+        return out  # (finding the leftmost free leaf is a scan of the roster)
     leaf = tree.leftmost_free_leaf()
     for _ in range(count):
         while leaf in removed or (leaf < tree.capacity and tree.member(leaf) is not None):
