@@ -29,7 +29,7 @@ from groupchat.core.errors import GroupChatError, InvalidValueError, TaintRuleEr
 from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group
 from groupchat.core.identity import JoinRequest
-from groupchat.core.ratchet_tree import RatchetTree, TreeChanges
+from groupchat.core.ratchet_tree import PathSecrets, RatchetTree, TreeChanges
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ def test_joiner_follows_a_sealed_rekey_then_its_update_deletes_the_init_key() ->
     assert record(h) == {1: 2, j.my_leaf: 2}
     h.assert_consistent(["J", "m0", "m2", "m3"])
     h.update("J")
-    assert not j.holds_init_key and j.tainted_by(j.my_leaf) is None
+    assert (j.holds_init_key, j.tainted_by(j.my_leaf)) == (False, None)  # the init key is deleted
     assert record(h) == {1: 2}
     h.assert_consistent(["J", "m3"])
 
@@ -385,3 +385,33 @@ def test_random_walk_keeps_the_taint_invariants() -> None:
         for g in h.members.values():
             assert (g.tainted_by(g.my_leaf) is not None) == g.holds_init_key
     h.assert_consistent(sorted(h.members)[:3])
+
+
+def test_joiner_refuses_a_welcome_that_hides_its_adders_taint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adder that records the joiner's leaf as untainted would never have it re-keyed when the
+    adder leaves; the joiner checks its own leaf's chooser against the welcome's signer."""
+    h = settled(2)
+    pj = h.join_request("J")
+    real = RatchetTree.build_path
+
+    def hide(
+        self: RatchetTree,
+        leaf: int,
+        secret: bytes,
+        member: JoinRequest | None,
+        capture: PathSecrets | None,
+        chooser: int | None = None,
+    ) -> tuple[list[bytes], bytes]:
+        return real(self, leaf, secret, member, capture, None if member == pj.request else chooser)
+
+    with monkeypatch.context() as m:
+        m.setattr(RatchetTree, "build_path", hide)
+        commit = h.members["m1"].commit(add=[pj.request])
+    own = h.members["m1"].receive(commit)  # the dishonest adder applies its own view
+    assert isinstance(own, EpochChanged) and own.welcome is not None
+    assert h.members["m1"].tainted_by(3) is None
+    with pytest.raises(TaintRuleError, match=r"our leaf 3 is tainted by None, not by the adder .*leaf 1"):
+        Group.join(pj, own.welcome, h.config)
+    # Honest members disagree with that tree: their view of the add records the taint.
+    with pytest.raises(GroupChatError):
+        h.members["m0"].receive(commit)
