@@ -503,23 +503,30 @@ class RatchetTree:
         """Install a received path for ``leaf`` (receiver side), checking its shape and keys."""
         while leaf >= self._capacity:
             self.grow()
+        # The tree is perfect: leaf node x's ancestor at level k keeps x's bits above k and sets
+        # the k low bits, and the sibling of a child c of p is 2p - c. (A receiver of a commit
+        # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
         x = 2 * leaf
-        path = tm.direct_path(x, self._capacity)
-        children = [x, *path]
-        keyed = [p for p, c in zip(path, children, strict=False) if self._eff[tm.sibling(c, self._capacity)]]
-        if len(pubs) != 1 + len(keyed):
-            raise InvalidCommitError(
-                f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {1 + len(keyed)}"
-            )
+        eff = self._eff
+        path: list[int] = []
+        keyed: list[bool] = []
+        child = x
+        for k in range(1, tm.level(self.root) + 1):
+            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
+            path.append(p)
+            keyed.append(eff[2 * p - child] is not None)
+            child = p
+        need = 1 + sum(keyed)
+        if len(pubs) != need:
+            raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
         for i, key in enumerate(pubs):
             check_x25519_public(key, f"path key {i} for leaf {leaf}")
         if len(set(pubs)) != len(pubs):
             raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
         self.set_leaf(leaf, pubs[0], member, chooser)
         it = iter(pubs[1:])
-        keyed_set = set(keyed)
-        for p in path:
-            self._set_own(p, next(it) if p in keyed_set else None)
+        for p, has_key in zip(path, keyed, strict=True):
+            self._set_own(p, next(it) if has_key else None)
             self._refresh(p)
 
     # --- the private side ------------------------------------------------------------------
