@@ -608,11 +608,15 @@ class Group:
         tree.begin()
         try:
             for op in ops:
+                # Every secret but the committer's own update is the committer's choice: taint.
                 if op.type == OpType.UPDATE:
                     tree.write_path(op.leaf, list(op.path), request, None)
-                else:
-                    member = {OpType.ADD: op.request, OpType.REMOVE: None}.get(op.type, tree.member(op.leaf))
-                    tree.write_path(op.leaf, list(op.path), member, sender)
+                elif op.type == OpType.REKEY:  # same member (or vacated slot), fresh secret
+                    tree.write_path(op.leaf, list(op.path), tree.member(op.leaf), sender)
+                else:  # add: the joiner; remove: the slot is vacated
+                    tree.write_path(
+                        op.leaf, list(op.path), op.request if op.type == OpType.ADD else None, sender
+                    )
             me = 2 * self.my_leaf
             current = self._path
             if my_secret is not None:
