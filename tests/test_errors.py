@@ -106,13 +106,14 @@ def test_local_construction_mistakes_are_config_errors() -> None:
         ({"previous_epoch_ttl": -1.0}, "previous_epoch_ttl"),
         ({"previous_epoch_ttl": float("inf")}, "previous_epoch_ttl"),
         ({"rand": None}, "callables"),
+        ({"wall_clock": 3}, "callables"),
+        ({"clock_skew": -1}, "clock_skew"),
     ],
 )
 def test_check_group_config_names_the_bad_field(change: dict[str, object], field: str) -> None:
     check_group_config(GroupConfig())  # the defaults are valid
-    bad = dataclasses.replace(GroupConfig(), **change)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=field):
-        check_group_config(bad)
+    with pytest.raises(ConfigError, match=field):  # refused when built: an invalid config cannot exist
+        dataclasses.replace(GroupConfig(), **change)  # type: ignore[arg-type]
 
 
 # --- relay frames validate when built; the codec raises only GroupChatError ---------------------------

@@ -28,7 +28,8 @@ PUBLIC: dict[str, list[str]] = {
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
     ],
     'groupchat.core.commit': [
-        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OpType', 'Operation',
+        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OpType', 'Operation', 'REKEY_LABEL', 'SealedSecret',
+        'rekey_context',
     ],
     'groupchat.core.config': [
         'GroupConfigFields', 'check_group_config',
@@ -39,8 +40,8 @@ PUBLIC: dict[str, list[str]] = {
         'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
         'InconsistentPathError', 'InvalidCommitError', 'InvalidPublicKeyError', 'InvalidValueError',
         'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError',
-        'RemovedSenderError', 'ReplayError', 'SignatureError', 'TrailingDataError', 'TruncatedError',
-        'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
+        'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
+        'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
     ],
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RemovedFromGroup',
@@ -60,8 +61,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.message_protection': [
         'ContentType', 'DecryptedContent', 'FramedContent', 'MAX_APPLICATION_DATA',
-        'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID', 'PROTOCOL_VERSION', 'PrivateMessage',
-        'SenderData', 'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
+        'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID', 'PrivateMessage', 'SenderData',
+        'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
         'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
         'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
         'read_message_header', 'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
@@ -69,12 +70,31 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.ratchet_tree': [
         'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
     ],
+    'groupchat.core.schemes': [
+        'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT', 'RingInconsistentError', 'RingRekey',
+        'RingResult', 'RingRound', 'RingState', 'RingStep', 'RingTimeoutError', 'RosterMismatchError',
+        'RoundOrderError', 'WrongAttemptError',
+    ],
+    'groupchat.core.schemes.ring': [
+        'DEFAULT_TIMEOUT', 'RingRekey', 'RingResult', 'RingState', 'RingStep', 'commit_secret', 'edge_key',
+        'message_size', 'ring_id', 'roster_hash', 'round1_hash', 'transcript_hash', 'walk_ring', 'xor',
+    ],
+    'groupchat.core.schemes.ring_errors': [
+        'DivergentViewError', 'EquivocationError', 'RingInconsistentError', 'RingTimeoutError',
+        'RosterMismatchError', 'RoundOrderError', 'WrongAttemptError',
+    ],
+    'groupchat.core.schemes.ring_message': [
+        'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'RingRound',
+    ],
     'groupchat.core.secret_tree': [
         'KeyLookup', 'RatchetKind', 'SecretTree',
     ],
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
         'x25519_exchange',
+    ],
+    'groupchat.core.taint': [
+        'add_targets', 'check_commit', 'required_rekeys',
     ],
     'groupchat.core.tree_math': [
         'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',
@@ -94,6 +114,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.bench.relay': [
         'main',
+    ],
+    'groupchat.lab.bench.ring': [
+        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'RingFloors', 'main', 'ring_floors',
     ],
     'groupchat.lab.room': [
         'Delivery', 'Receiver', 'Room',

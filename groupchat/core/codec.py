@@ -180,9 +180,7 @@ class Reader:
     def opaque(self, field: str, max_len: int, min_len: int = 0) -> bytes:
         n = self.varint(field)
         if n > max_len:
-            raise FieldTooLargeError(
-                f"{self._what}: {field} is {n} bytes, more than the limit of {max_len}"
-            )
+            raise FieldTooLargeError(f"{self._what}: {field} is {n} bytes, more than the limit of {max_len}")
         if n < min_len:
             raise InvalidValueError(
                 f"{self._what}: {field} is {n} bytes, fewer than the minimum of {min_len}"
@@ -196,18 +194,14 @@ class Reader:
             raise InvalidValueError(f"{self._what}: {field} must be {size} bytes, got {n}")
         return self._take(n, field)
 
-    def vector(
-        self, field: str, max_bytes: int, item: Callable[[Reader], T], max_items: int
-    ) -> list[T]:
+    def vector(self, field: str, max_bytes: int, item: Callable[[Reader], T], max_items: int) -> list[T]:
         """Read ``T items<V>`` whose total encoded size is at most ``max_bytes``."""
         body = self.opaque(field, max_bytes)
         sub = Reader(body, f"{self._what}.{field}")
         out: list[T] = []
         while sub.remaining:
             if len(out) >= max_items:
-                raise FieldTooLargeError(
-                    f"{self._what}: {field} has more than {max_items} entries"
-                )
+                raise FieldTooLargeError(f"{self._what}: {field} has more than {max_items} entries")
             out.append(item(sub))
         return out
 

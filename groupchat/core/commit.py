@@ -6,13 +6,24 @@ authenticated by its identity signature, which every member checks against the t
     uint16 version || uint16 wire_format(1) || FramedContent(content_type = commit, body = Commit)
       || V(signature) || V(confirmation_tag)
 
-    enum { update(1), add(2), remove(3) } OpType;
+    enum { update(1), add(2), remove(3), rekey(4) } OpType;
+    struct { opaque kem_output<V>; opaque ciphertext<V>; } HPKECiphertext;   /* 32 and 48 bytes */
     struct {
         OpType type; uint32 leaf;
-        select (type) { case add: opaque join_request<V>; default: };
+        select (type) {
+            case add:   opaque join_request<V>;
+            case rekey: optional<HPKECiphertext> sealed;  /* present iff the leaf holds a member */
+            default: ;
+        };
         opaque path<V>;     /* the 32-byte public keys of the keyed nodes on leaf's path, leaf first */
     } Operation;
-    struct { Operation operations<V>; } Commit;
+    struct { Operation operations<V>; } Commit;     /* order: removes, rekeys, adds, update */
+
+A *rekey* gives a fresh secret, chosen by the committer, to a leaf that is not the committer's
+and that the taint rules (:mod:`groupchat.core.taint`) require to be refreshed. When the leaf
+holds a member (a joiner that has not updated yet), the new leaf secret is sealed to that
+member's init key with ``EncryptWithLabel(init_key, "Rekey", V(group_id) || uint64 epoch ||
+uint32 leaf, leaf_secret)``, ``epoch`` being the epoch the commit is built on.
 
 Commits are not encrypted: the relay learns who joins and leaves (it sees that anyway from
 room membership), but never any secret. The signature covers the GroupContext of the epoch the
@@ -31,24 +42,56 @@ from .identity import JoinRequest
 from .message_protection import (
     MAX_AUTHENTICATED_DATA,
     MAX_GROUP_ID,
-    PROTOCOL_VERSION,
     ContentType,
     FramedContent,
     WireFormat,
     read_message_header,
 )
+from .version import PROTOCOL_VERSION
 
-__all__ = ["MAX_OPERATIONS", "Commit", "CommitMessage", "OpType", "Operation"]
+__all__ = [
+    "MAX_OPERATIONS",
+    "REKEY_LABEL",
+    "Commit",
+    "CommitMessage",
+    "OpType",
+    "Operation",
+    "SealedSecret",
+    "rekey_context",
+]
 
 MAX_OPERATIONS: Final = 64
 _MAX_PATH_KEYS: Final = 17  # a 2^16-leaf tree has 17 keyed nodes on a path
 _KEY: Final = 32
+_SEALED_CT: Final = 48  # a 32-byte leaf secret plus the 16-byte AEAD tag
+REKEY_LABEL: Final = b"Rekey"
 
 
 class OpType(IntEnum):
     UPDATE = 1
     ADD = 2
     REMOVE = 3
+    REKEY = 4
+
+
+def rekey_context(group_id: bytes, epoch: int, leaf: int) -> bytes:
+    """HPKE context of a sealed re-key: binds the group, the epoch it was built on and the leaf."""
+    return Writer().opaque(group_id).u64(epoch).u32(leaf).bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A re-keyed leaf's new secret, HPKE-sealed to the init key of the member at that leaf."""
+
+    kem_output: bytes
+    ciphertext: bytes
+
+    def write(self, w: Writer) -> None:
+        w.opaque(self.kem_output).opaque(self.ciphertext)
+
+    @classmethod
+    def read(cls, r: Reader) -> SealedSecret:
+        return cls(r.opaque_exact("sealed kem_output", _KEY), r.opaque_exact("sealed ciphertext", _SEALED_CT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +102,19 @@ class Operation:
     leaf: int
     path: tuple[bytes, ...]
     request: JoinRequest | None = None
+    sealed: SealedSecret | None = None  # rekey of a member's leaf only
 
     def write(self, w: Writer) -> None:
         w.u8(self.type).u32(self.leaf)
         if self.type == OpType.ADD:
             assert self.request is not None
             w.opaque(self.request.encoded)
+        elif self.type == OpType.REKEY:
+            if self.sealed is None:
+                w.u8(0)
+            else:
+                w.u8(1)
+                self.sealed.write(w)
         w.opaque(b"".join(self.path))
 
     @classmethod
@@ -76,13 +126,16 @@ class Operation:
             raise InvalidValueError(f"unknown commit operation type {raw_type}") from None
         leaf = r.u32("operation leaf")
         request = None
+        sealed = None
         if op_type == OpType.ADD:
             request = JoinRequest.decode(r.opaque("join request", 4096))
+        elif op_type == OpType.REKEY:
+            sealed = r.optional("sealed secret", SealedSecret.read)
         raw_path = r.opaque("path", _MAX_PATH_KEYS * _KEY, _KEY)
         if len(raw_path) % _KEY:
             raise InvalidValueError(f"path length {len(raw_path)} is not a multiple of {_KEY}")
         path = tuple(raw_path[i : i + _KEY] for i in range(0, len(raw_path), _KEY))
-        return cls(op_type, leaf, path, request)
+        return cls(op_type, leaf, path, request, sealed)
 
 
 @dataclass(frozen=True, slots=True)

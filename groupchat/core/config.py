@@ -42,6 +42,10 @@ class GroupConfigFields(Protocol):
     def clock(self) -> Callable[[], float]: ...
     @property
     def rand(self) -> Callable[[int], bytes]: ...
+    @property
+    def wall_clock(self) -> Callable[[], float]: ...
+    @property
+    def clock_skew(self) -> float: ...
 
 
 def _int_in(value: object, name: str, low: int, high: int) -> None:
@@ -60,5 +64,8 @@ def check_group_config(config: GroupConfigFields) -> None:
     ttl = config.previous_epoch_ttl
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl < float("inf"):
         raise ConfigError(f"previous_epoch_ttl must be a finite number of seconds ≥ 0, got {ttl!r}")
-    if not callable(config.clock) or not callable(config.rand):
-        raise ConfigError("clock and rand must be callables")
+    if not callable(config.clock) or not callable(config.rand) or not callable(config.wall_clock):
+        raise ConfigError("clock, wall_clock and rand must be callables")
+    skew = config.clock_skew
+    if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew < float("inf"):
+        raise ConfigError(f"clock_skew must be a finite number of seconds ≥ 0, got {skew!r}")

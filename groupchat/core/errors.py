@@ -39,6 +39,7 @@ Hierarchy::
         │   ├── UnknownMemberError         a sender or target leaf that holds no member
         │   ├── GenerationError            a ratchet generation too far ahead or too old
         │   ├── InvalidCommitError         a commit whose operations break the rules
+        │   │   └── TaintRuleError         it does not re-key exactly what the taint rules require
         │   ├── RemovedSenderError         sent in the old epoch by a member its ending commit removed
         │   ├── ForgedMemberError          a welcome's tree lists a leaf whose join request is not signed
         │   ├── ExpiredJoinRequestError    a join request past its expiry, or valid for too long
@@ -77,6 +78,7 @@ __all__ = [
     "RemovedSenderError",
     "ReplayError",
     "SignatureError",
+    "TaintRuleError",
     "TrailingDataError",
     "TruncatedError",
     "UnknownMemberError",
@@ -212,6 +214,14 @@ class RemovedSenderError(ProtocolError):
     def __init__(self, message: str, sender: int) -> None:
         super().__init__(message)
         self.sender = sender
+
+
+class TaintRuleError(InvalidCommitError):
+    """A commit does not re-key exactly the leaves the taint rules require (see ``core/taint.py``).
+
+    The message names the leaf and the rule, so a report shows which member built a commit that
+    would have left a removed or updated member able to compute the new root.
+    """
 
 
 class ForgedMemberError(ProtocolError):

@@ -28,11 +28,14 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Final
 
+from . import taint
 from . import tree_math as tm
 from .codec import opaque
-from .commit import Commit, CommitMessage, Operation, OpType
+from .commit import REKEY_LABEL, Commit, CommitMessage, Operation, OpType, SealedSecret, rekey_context
+from .config import check_group_config
 from .errors import (
     CounterLimitError,
+    DecryptionError,
     DuplicateKeyError,
     EpochError,
     ExpiredJoinRequestError,
@@ -44,6 +47,7 @@ from .errors import (
     RemovedSenderError,
     ReplayError,
     SignatureError,
+    TaintRuleError,
     UnknownMemberError,
     UsageError,
     WrongGroupError,
@@ -130,6 +134,9 @@ class GroupConfig:
     wall_clock: Callable[[], float] = time.time  # Unix seconds: join-request expiry only
     rand: Callable[[int], bytes] = os.urandom
 
+    def __post_init__(self) -> None:
+        check_group_config(self)  # an invalid config cannot exist (ConfigError)
+
     def suite(self) -> CipherSuite:
         return CipherSuite(self.suite_id, self.label_prefix)
 
@@ -175,6 +182,7 @@ class Group:
         group_context: GroupContext,
         secrets: EpochSecrets,
         interim: bytes,
+        init_private: bytes | None = None,
     ) -> None:
         self.config = config
         self.suite = tree.suite
@@ -194,6 +202,9 @@ class Group:
         # Init keys of members who left since we joined -> their request's not_after. Current
         # members' init keys are in the tree; together they are every init key we saw used.
         self._used_init_keys: dict[bytes, int] = {}
+        # A joiner keeps its join request's init key until its own first Update is applied: if
+        # its adder is removed first, the remover seals our re-keyed leaf secret to it.
+        self._init_private = init_private
         self.state = GroupState.MEMBER
 
     # --- construction ------------------------------------------------------------------------
@@ -276,6 +287,13 @@ class Group:
         me = tree.find_member(pending.request)
         if me is None:
             raise InvalidValueError("welcome's tree does not contain our join request")
+        if tree.tainted_by(me) != info.signer:
+            # Otherwise the group would not re-key our leaf when our adder leaves.
+            raise TaintRuleError(
+                f"welcome's tree says our leaf {me} is tainted by {tree.tainted_by(me)}, "
+                f"not by the adder who signed it (leaf {info.signer})"
+            )
+        tree.mark_verified(me)
         if tree.leaf_key(me) != suite.x25519_public(gs.path_secret):
             raise InconsistentPathError("our leaf key in the welcome does not match our leaf secret")
         path = PathSecrets(me, {2 * me: gs.path_secret})
@@ -294,6 +312,7 @@ class Group:
             group_context=ctx,
             secrets=secrets,
             interim=interim,
+            init_private=pending.init_private,
         )
         pending.used = True  # only now: a rejected welcome must not burn the request
         return group
@@ -325,6 +344,23 @@ class Group:
     @property
     def has_pending_commit(self) -> bool:
         return self._pending is not None
+
+    @property
+    def holds_init_key(self) -> bool:
+        """True until our own first Update is applied (we may still receive a sealed re-key)."""
+        return self._init_private is not None
+
+    def tainted_by(self, leaf: int) -> int | None:
+        """Public taint record: the leaf that chose ``leaf``'s current secret, ``None`` if its owner did."""
+        return self._tree.tainted_by(leaf)
+
+    def taint_record(self) -> dict[int, int]:
+        """The whole public taint record ``{tainted leaf: chooser leaf}`` of the current epoch."""
+        return self._tree.taint_record()
+
+    def leaf_public_key(self, leaf: int) -> bytes | None:
+        """Current public key of ``leaf`` (a member's or a vacated slot's), ``None`` if blank."""
+        return self._tree.leaf_key(leaf)
 
     def members(self) -> list[Member]:
         return [self._member(leaf, req) for leaf, req in self._tree.members()]
@@ -385,9 +421,11 @@ class Group:
     ) -> bytes:
         """Build a commit; it takes effect when the relay echoes it back to :meth:`receive`.
 
-        Removes go first, then adds (each into the leftmost free leaf), then our own update, so
-        that our fresh path is the last word on every node of it. A commit with nothing else in
-        it is a self-update.
+        Removes go first, then the re-keys the taint rules require (:mod:`groupchat.core.taint`),
+        then adds (each into the leftmost free leaf), then our own update, so that our fresh path
+        is the last word on every node of it. A commit with nothing else in it is a self-update;
+        while our own leaf is tainted (we joined and have not updated yet) every commit includes
+        our update.
         """
         self._require_member()
         if self._pending is not None:
@@ -403,30 +441,36 @@ class Group:
             if self._tree.member(leaf) is None:
                 raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
         self._check_adds(requests)
-        update = update or not (requests or removes)
-
+        me = self.my_leaf
         tree = self._tree
-        capture = PathSecrets(self.my_leaf, dict(self._path.secrets))
+        update = update or not (requests or removes) or tree.tainted_by(me) is not None
+        targets = taint.add_targets(tree, set(removes), len(requests))
+        rekeys = taint.required_rekeys(tree, me, removes, targets, update)
+
+        capture = PathSecrets(me, dict(self._path.secrets))
         ops: list[Operation] = []
         joiners: list[tuple[JoinRequest, int, bytes]] = []
         removed = tuple(self.member(leaf) for leaf in removes)
         tree.begin()
         try:
-            touched: set[int] = set()
             for leaf in removes:
-                pubs, _ = tree.build_path(leaf, rand(32), None, capture)
+                pubs, _ = tree.build_path(leaf, rand(32), None, capture, chooser=me)
                 ops.append(Operation(OpType.REMOVE, leaf, tuple(pubs)))
-                touched.add(leaf)
-            for req in requests:
-                leaf = self._free_leaf(touched)
+            for leaf in rekeys:
+                # One build_path per re-keyed leaf: only the committer pays per leaf.
+                member = tree.member(leaf)
                 leaf_secret = rand(32)
-                pubs, _ = tree.build_path(leaf, leaf_secret, req, capture)
+                sealed = None if member is None else self._seal_rekey(member, leaf, leaf_secret)
+                pubs, _ = tree.build_path(leaf, leaf_secret, member, capture, chooser=me)
+                ops.append(Operation(OpType.REKEY, leaf, tuple(pubs), sealed=sealed))
+            for req, leaf in zip(requests, targets, strict=True):
+                leaf_secret = rand(32)
+                pubs, _ = tree.build_path(leaf, leaf_secret, req, capture, chooser=me)
                 ops.append(Operation(OpType.ADD, leaf, tuple(pubs), req))
                 joiners.append((req, leaf, leaf_secret))
-                touched.add(leaf)
             if update:
-                pubs, _ = tree.build_path(self.my_leaf, rand(32), tree.member(self.my_leaf), capture)
-                ops.append(Operation(OpType.UPDATE, self.my_leaf, tuple(pubs)))
+                pubs, _ = tree.build_path(me, rand(32), tree.member(me), capture, chooser=None)
+                ops.append(Operation(OpType.UPDATE, me, tuple(pubs)))
 
             content = FramedContent(
                 self.group_id,
@@ -474,6 +518,36 @@ class Group:
             update,
         )
         return message
+
+    def _seal_rekey(self, member: JoinRequest, leaf: int, leaf_secret: bytes) -> SealedSecret:
+        """Seal a re-keyed joiner's new leaf secret to its init key (HPKE base mode)."""
+        kem_output, ciphertext = self.suite.encrypt_with_label(
+            member.init_key, REKEY_LABEL, rekey_context(self.group_id, self.epoch, leaf), leaf_secret
+        )
+        return SealedSecret(kem_output, ciphertext)
+
+    def _open_rekey(self, op: Operation) -> bytes:
+        """Open the sealed secret of a re-key of our own leaf and check it matches the sent key."""
+        leaf = op.leaf
+        if self._init_private is None or op.sealed is None:
+            raise TaintRuleError(
+                f"commit re-keys our leaf {leaf}, but we have already updated and hold no init key"
+            )
+        try:
+            secret = self.suite.decrypt_with_label(
+                self._init_private,
+                REKEY_LABEL,
+                rekey_context(self.group_id, self.epoch, leaf),
+                op.sealed.kem_output,
+                op.sealed.ciphertext,
+            )
+        except DecryptionError as exc:
+            raise TaintRuleError(
+                f"re-key of our leaf {leaf} is not sealed to our init key for this group and epoch"
+            ) from exc
+        if len(secret) != 32 or self.suite.x25519_public(secret) != op.path[0]:
+            raise TaintRuleError(f"re-key of our leaf {leaf} sealed a secret that does not match its key")
+        return secret
 
     def discard_pending_commit(self) -> None:
         """Forget a pending commit (for example when the relay rejected it)."""
@@ -598,25 +672,32 @@ class Group:
             return self._removed(committer)
 
         tree = self._tree
-        overrides = {op.leaf: tree.member(op.leaf) for op in ops if op.type != OpType.UPDATE}
+        overrides = {op.leaf: tree.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
+        my_secret: bytes | None = None
+        for op in ops:
+            if op.type == OpType.REKEY and op.leaf == self.my_leaf:
+                my_secret = self._open_rekey(op)  # before the draft: a failure changes nothing
         tree.begin()
         try:
-            touched: set[int] = set()
             for op in ops:
-                if op.type == OpType.ADD:
-                    expected = self._free_leaf(touched)
-                    if op.leaf != expected:
-                        raise InvalidCommitError(
-                            f"add must use leaf {expected} (the leftmost free), not {op.leaf}"
-                        )
-                member = op.request if op.type != OpType.REMOVE else None
+                # Every secret but the committer's own update is the committer's choice: taint.
                 if op.type == OpType.UPDATE:
-                    member = request
-                tree.write_path(op.leaf, list(op.path), member)
-                touched.add(op.leaf)
+                    tree.write_path(op.leaf, list(op.path), request, None)
+                elif op.type == OpType.REKEY:  # same member (or vacated slot), fresh secret
+                    tree.write_path(op.leaf, list(op.path), tree.member(op.leaf), sender)
+                else:  # add: the joiner; remove: the slot is vacated
+                    tree.write_path(
+                        op.leaf, list(op.path), op.request if op.type == OpType.ADD else None, sender
+                    )
             me = 2 * self.my_leaf
-            lowest = min((lowest_common_ancestor(2 * op.leaf, me) for op in ops), key=tm.level)
-            path = tree.refresh_secrets(self._path, lowest)
+            current = self._path
+            if my_secret is not None:
+                # Our own leaf was re-keyed (sealed to our init key): climb from the leaf itself.
+                current = PathSecrets(self.my_leaf, {**self._path.secrets, me: my_secret})
+                lowest = me
+            else:
+                lowest = min((lowest_common_ancestor(2 * op.leaf, me) for op in ops), key=tm.level)
+            path = tree.refresh_secrets(current, lowest)
             ctx, secrets, confirmed = self._next_epoch(content, msg.signature, tree.commit_secret(path))
             verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)
         except BaseException:
@@ -650,6 +731,10 @@ class Group:
         for leaf in pending.added:
             self._tree.mark_verified(leaf)
         self._pending = None
+        if pending.updated:
+            # Our own leaf is now untainted: nobody will seal a re-key to our init key again,
+            # and a later copy of our state must not be able to open earlier ones.
+            self._init_private = None
         self._enter_epoch(
             pending.group_context, pending.secrets, pending.path, pending.interim, overrides, digest
         )
@@ -733,13 +818,6 @@ class Group:
             return prev
         raise EpochError(f"message is for epoch {epoch}; we hold keys for epoch {self.epoch} only")
 
-    def _free_leaf(self, touched: set[int]) -> int:
-        """Leftmost free leaf not used by an earlier operation of the same commit."""
-        leaf = self._tree.leftmost_free_leaf()
-        while leaf in touched or (leaf < self._tree.capacity and self._tree.member(leaf) is not None):
-            leaf += 1
-        return leaf
-
     def _check_adds(self, requests: Sequence[JoinRequest], skew: float = 0.0) -> None:
         """Every member runs these checks on every Add: a signed request, for us, unexpired, new.
 
@@ -785,9 +863,17 @@ class Group:
         if len(set(leaves)) != len(leaves):
             raise InvalidCommitError("commit changes the same leaf twice")
         order = [op.type for op in ops]
-        if order != sorted(order, key=(OpType.REMOVE, OpType.ADD, OpType.UPDATE).index):
-            raise InvalidCommitError("commit operations must be ordered removes, adds, then update")
+        if order != sorted(order, key=(OpType.REMOVE, OpType.REKEY, OpType.ADD, OpType.UPDATE).index):
+            raise InvalidCommitError("commit operations must be ordered removes, re-keys, adds, then update")
+        removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
+        targets = iter(taint.add_targets(self._tree, removed, sum(op.type == OpType.ADD for op in ops)))
         for op in ops:
+            if op.type == OpType.ADD:
+                expected = next(targets)
+                if op.leaf != expected:
+                    raise InvalidCommitError(
+                        f"add must use leaf {expected} (the leftmost free), not {op.leaf}"
+                    )
             if op.type == OpType.UPDATE and op.leaf != sender:
                 raise InvalidCommitError("a member can only update its own leaf")
             if op.type == OpType.REMOVE:
@@ -796,6 +882,7 @@ class Group:
                 if self._tree.member(op.leaf) is None:
                     raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
         self._check_adds([op.request for op in ops if op.request is not None], self.config.clock_skew)
+        taint.check_commit(self._tree, sender, ops)
 
     def _remember_init_keys(self, departed: Iterable[JoinRequest]) -> None:
         """Keep departed members' init keys so that their old requests cannot be re-added.
@@ -819,6 +906,7 @@ class Group:
         self._path = PathSecrets(self.my_leaf)
         self._previous = None
         self._pending = None
+        self._init_private = None
         self._secrets = _ERASED_SECRETS
         self._keys = _EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
         self._unechoed.clear()

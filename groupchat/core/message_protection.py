@@ -40,7 +40,6 @@ __all__ = [
     "MAX_AUTHENTICATED_DATA",
     "MAX_CIPHERTEXT",
     "MAX_GROUP_ID",
-    "PROTOCOL_VERSION",
     "ContentType",
     "DecryptedContent",
     "FramedContent",

@@ -6,8 +6,8 @@ Leaf ``i`` sits at node ``2i`` and the leaf count is always a power of two. Ever
 one of three states:
 
 * **keyed**: it owns an X25519 key pair. A leaf is keyed once it has ever held a member
-  (a removed member's slot stays keyed with a secret nobody knows, see below). A parent is keyed
-  iff *both* of its children have an effective key.
+  (a removed member's slot stays keyed with a secret its remover chose, see "Taint" below). A
+  parent is keyed iff *both* of its children have an effective key.
 * **pass-through**: a parent with exactly one child that has an effective key. Its effective key
   *is* that child's key; it owns none. This only happens next to never-used (blank) leaves.
 * **blank**: no effective key at all (a subtree of never-used leaves).
@@ -28,6 +28,15 @@ carries the new public keys of the keyed nodes on it. A member ``r`` learns the 
 one DH at the lowest node where the changed paths meet its own, and climbs from there,
 recomputing and checking each public key the committer sent (an inconsistent path is rejected).
 
+Taint
+-----
+Anyone who knows *any* current leaf secret computes the root. So every leaf records, publicly,
+who chose its current secret: ``chooser(leaf)`` is ``None`` when the leaf's own member chose it
+(its Update, or the group's creator), and otherwise the leaf index of the member who did (the
+adder of a joiner, the remover of a vacated slot, the committer of a re-key). The chooser is in
+the leaf hash and in the encoded tree, so members who disagree about it cannot share an epoch.
+The rules that use it live in :mod:`groupchat.core.taint`.
+
 Public state is journaled: a draft of a commit is applied in place and rolled back on any
 error, so a rejected commit leaves the tree byte-for-byte as it was.
 """
@@ -38,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import tree_math as tm
 from .codec import Reader, Writer, opaque
@@ -46,12 +55,11 @@ from .errors import (
     DuplicateKeyError,
     InconsistentPathError,
     InvalidCommitError,
-    InvalidPublicKeyError,
     InvalidValueError,
     UsageError,
 )
 from .identity import JoinRequest
-from .suite import CipherSuite, check_x25519_public
+from .suite import CipherSuite, check_x25519_public, x25519_exchange
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
 
@@ -75,10 +83,7 @@ def lowest_common_ancestor(a: int, b: int) -> int:
 
 def _node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
     """secret(P) from one child's private key and the other child's public key."""
-    try:
-        dh = sk.exchange(X25519PublicKey.from_public_bytes(other))
-    except ValueError:
-        raise InvalidPublicKeyError("tree key is of low order (X25519 output is zero)") from None
+    dh = x25519_exchange(sk, other)
     return suite.expand_with_label(suite.extract(b"", dh), _NODE_LABEL, opaque(left) + opaque(right), 32)
 
 
@@ -100,6 +105,7 @@ class TreeChanges:
     capacity: int
     keys: dict[int, bytes | None]
     members: dict[int, JoinRequest | None]
+    choosers: dict[int, int | None]
 
 
 class RatchetTree:
@@ -114,15 +120,20 @@ class RatchetTree:
         self._own: list[bytes | None] = [None] * width  # key owned by the node
         self._eff: list[bytes | None] = [None] * width  # effective key (own or passed through)
         self._members: list[JoinRequest | None] = [None] * capacity
+        self._chooser: list[int | None] = [None] * capacity  # who chose each leaf's secret
+        self._tainted: dict[int, set[int]] = {}  # chooser -> leaves it tainted (index of _chooser)
         self._owner: dict[bytes, int] = {}  # owned public key -> node, for duplicate checks
         self._identities: dict[bytes, int] = {}  # member identity key -> leaf
         self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
         self._verified: set[int] = set()  # leaves whose join request signature we checked
-        self._blank_hash = [self._hash_leaf(None, None)]
+        self._blank_hash = [self._hash_leaf(None, None, None)]
         self._hash: list[bytes] = [b""] * width
         for x in range(width):
             self._hash[x] = self._blank_subtree_hash(tm.level(x))
         self._journal: list[tuple[int, int, object]] | None = None
+        # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
+        # commit with k paths hashes each shared ancestor once, not k times.
+        self._dirty: set[int] = set()
 
     # --- basic accessors -----------------------------------------------------------------
 
@@ -136,6 +147,7 @@ class RatchetTree:
 
     @property
     def tree_hash(self) -> bytes:
+        self._flush_hashes()
         return self._hash[self.root]
 
     def member(self, leaf: int) -> JoinRequest | None:
@@ -158,6 +170,18 @@ class RatchetTree:
 
     def effective_key(self, node: int) -> bytes | None:
         return self._eff[node]
+
+    def tainted_by(self, leaf: int) -> int | None:
+        """Leaf index of the member who chose ``leaf``'s current secret; ``None`` if its owner did."""
+        return self._chooser[leaf] if 0 <= leaf < self._capacity else None
+
+    def tainted_leaves(self, chooser: int) -> frozenset[int]:
+        """Every leaf whose current secret ``chooser`` chose (not counting its own leaf)."""
+        return frozenset(self._tainted.get(chooser, ()))
+
+    def taint_record(self) -> dict[int, int]:
+        """The whole public record ``{tainted leaf: chooser}`` (for tests and diagnostics)."""
+        return {leaf: c for leaf, c in enumerate(self._chooser) if c is not None}
 
     def is_verified(self, leaf: int) -> bool:
         return leaf in self._verified
@@ -188,17 +212,21 @@ class RatchetTree:
 
     # --- hashing -------------------------------------------------------------------------
 
-    def _hash_leaf(self, key: bytes | None, member: JoinRequest | None) -> bytes:
+    def _hash_leaf(self, key: bytes | None, member: JoinRequest | None, chooser: int | None) -> bytes:
         w = Writer().u8(1)
         if key is None:
             w.u8(0)
         else:
             w.u8(1).opaque(key).optional(None if member is None else opaque(member.encoded))
+            w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
         return self.suite.hash(w.bytes())
 
     def _hash_parent(self, own: bytes | None, left: bytes, right: bytes) -> bytes:
-        w = Writer().u8(2).optional(None if own is None else opaque(own)).opaque(left).opaque(right)
-        return self.suite.hash(w.bytes())
+        # 0x02 || optional<V(own)> || V(left) || V(right), written out: keys and hashes are 32
+        # bytes, so every V() prefix is the one-byte varint 0x20 (the hot path of a commit).
+        assert len(left) == len(right) == 32 and (own is None or len(own) == 32)
+        head = b"\x02\x00" if own is None else b"\x02\x01\x20" + own
+        return self.suite.hash(head + b"\x20" + left + b"\x20" + right)
 
     def _blank_subtree_hash(self, level: int) -> bytes:
         while len(self._blank_hash) <= level:
@@ -208,12 +236,13 @@ class RatchetTree:
 
     # --- journaled writes ----------------------------------------------------------------
 
-    _OWN, _EFF, _HASH, _MEMBERS, _CAP, _OWNER = range(6)
+    _OWN, _EFF, _HASH, _MEMBERS, _CAP, _OWNER, _CHOOSER = range(7)
 
     def begin(self) -> None:
         """Start a draft; every write until :meth:`end`/:meth:`rollback` can be undone."""
         if self._journal is not None:
             raise UsageError("a tree draft is already open")
+        self._flush_hashes()  # a rollback then only has to forget the draft's own stale marks
         self._journal = []
 
     def end(self) -> None:
@@ -223,6 +252,8 @@ class RatchetTree:
         journal, self._journal = self._journal, None
         if journal is None:
             return
+        # Stale hashes were never written; the journal restores every hash that was.
+        self._dirty.clear()
         for kind, idx, old in reversed(journal):
             if kind == self._CAP:
                 self._shrink_to(idx)
@@ -241,6 +272,9 @@ class RatchetTree:
             elif kind == self._HASH:
                 assert isinstance(old, bytes)
                 self._hash[idx] = old
+            elif kind == self._CHOOSER:
+                assert old is None or isinstance(old, int)
+                self._index_chooser(idx, old)
             else:
                 assert old is None or isinstance(old, bytes)
                 (self._own if kind == self._OWN else self._eff)[idx] = old
@@ -293,17 +327,50 @@ class RatchetTree:
         self._index_member(leaf, member, True)
         self._verified.discard(leaf)
 
+    def _index_chooser(self, leaf: int, chooser: int | None) -> None:
+        """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
+        old = self._chooser[leaf]
+        if old is not None:
+            leaves = self._tainted[old]
+            leaves.discard(leaf)
+            if not leaves:
+                del self._tainted[old]
+        self._chooser[leaf] = chooser
+        if chooser is not None:
+            self._tainted.setdefault(chooser, set()).add(leaf)
+
+    def _set_chooser(self, leaf: int, chooser: int | None) -> None:
+        if chooser == leaf:
+            raise UsageError(f"leaf {leaf} cannot taint itself: a secret its owner chose is untainted")
+        old = self._chooser[leaf]
+        if old == chooser:
+            return
+        self._log(self._CHOOSER, leaf, old)
+        self._index_chooser(leaf, chooser)
+
     def _refresh(self, node: int) -> None:
-        """Recompute the effective key and hash of ``node`` from its own key and children."""
+        """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
         self._log(self._EFF, node, self._eff[node])
-        self._log(self._HASH, node, self._hash[node])
+        self._dirty.add(node)
         if tm.is_leaf(node):
             self._eff[node] = self._own[node]
-            self._hash[node] = self._hash_leaf(self._own[node], self._members[node // 2])
             return
-        lft, rgt = tm.left(node), tm.right(node)
-        self._eff[node] = self._own[node] or self._eff[lft] or self._eff[rgt]
-        self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+
+    def _flush_hashes(self) -> None:
+        """Rehash every stale node once, children before parents (every ancestor of a stale node
+        is stale too: the writers refresh whole direct paths)."""
+        if not self._dirty:
+            return
+        for node in sorted(self._dirty, key=tm.level):
+            self._log(self._HASH, node, self._hash[node])
+            if tm.is_leaf(node):
+                leaf = node // 2
+                self._hash[node] = self._hash_leaf(self._own[node], self._members[leaf], self._chooser[leaf])
+            else:
+                lft, rgt = tm.left(node), tm.right(node)
+                self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+        self._dirty.clear()
 
     def grow(self) -> None:
         """Double the capacity; the old tree becomes the left subtree of a new root."""
@@ -319,12 +386,16 @@ class RatchetTree:
         self._eff.extend([None] * extra)
         self._hash.extend(self._blank_subtree_hash(tm.level(x)) for x in range(old_width, new_width))
         self._members.extend([None] * (new_cap - old_cap))
+        self._chooser.extend([None] * (new_cap - old_cap))
         self._capacity = new_cap
         self._refresh(tm.root(new_cap))
 
     def _shrink_to(self, capacity: int) -> None:
         width = tm.node_width(capacity)
+        # Leaves beyond the old capacity were blank before the grow, so they taint nothing and
+        # the rollback already restored their chooser to None.
         del self._own[width:], self._eff[width:], self._hash[width:], self._members[capacity:]
+        del self._chooser[capacity:]
         self._capacity = capacity
 
     def changes(self) -> TreeChanges:
@@ -333,12 +404,15 @@ class RatchetTree:
             raise UsageError("no tree draft is open")
         keys: dict[int, bytes | None] = {}
         members: dict[int, JoinRequest | None] = {}
+        choosers: dict[int, int | None] = {}
         for kind, idx, _ in self._journal:
             if kind == self._OWN:
                 keys[idx] = self._own[idx]
             elif kind == self._MEMBERS:
                 members[idx] = self._members[idx]
-        return TreeChanges(self._capacity, keys, members)
+            elif kind == self._CHOOSER:
+                choosers[idx] = self._chooser[idx]
+        return TreeChanges(self._capacity, keys, members, choosers)
 
     def apply(self, changes: TreeChanges) -> None:
         """Replay a :class:`TreeChanges` captured from a draft of this very tree state."""
@@ -346,9 +420,11 @@ class RatchetTree:
             self.grow()
         for leaf, member in changes.members.items():
             self._set_member(leaf, member)
+        for leaf, chooser in changes.choosers.items():
+            self._set_chooser(leaf, chooser)
         for node, key in changes.keys.items():
             self._set_own(node, key)
-        touched = {n for n in changes.keys} | {2 * leaf for leaf in changes.members}
+        touched = {n for n in changes.keys} | {2 * leaf for leaf in [*changes.members, *changes.choosers]}
         dirty: set[int] = set()
         for node in touched:
             dirty.add(node)
@@ -358,16 +434,26 @@ class RatchetTree:
 
     # --- the path operation ----------------------------------------------------------------
 
-    def set_leaf(self, leaf: int, key: bytes, member: JoinRequest | None) -> None:
-        """Place a leaf key (and member, or ``None`` for a vacated slot) without touching parents."""
+    def set_leaf(self, leaf: int, key: bytes, member: JoinRequest | None, chooser: int | None) -> None:
+        """Place a leaf key (and member, or ``None`` for a vacated slot) without touching parents.
+
+        ``chooser`` is the leaf index of whoever chose the secret, or ``None`` when it is the
+        leaf's own member (see "Taint" in the module docstring).
+        """
         while leaf >= self._capacity:
             self.grow()
         self._set_member(leaf, member)
+        self._set_chooser(leaf, chooser)
         self._set_own(2 * leaf, key)
         self._refresh(2 * leaf)
 
     def build_path(
-        self, leaf: int, leaf_secret: bytes, member: JoinRequest | None, capture: PathSecrets | None
+        self,
+        leaf: int,
+        leaf_secret: bytes,
+        member: JoinRequest | None,
+        capture: PathSecrets | None,
+        chooser: int | None = None,
     ) -> tuple[list[bytes], bytes]:
         """Give ``leaf`` the fresh ``leaf_secret`` and recompute its path (committer side).
 
@@ -383,7 +469,7 @@ class RatchetTree:
             wanted = {2 * capture.leaf, *tm.direct_path(2 * capture.leaf, self._capacity)}
         sk = X25519PrivateKey.from_private_bytes(leaf_secret)
         pub = sk.public_key().public_bytes_raw()
-        self.set_leaf(leaf, pub, member)
+        self.set_leaf(leaf, pub, member, chooser)
         secret = leaf_secret
         if capture is not None and 2 * leaf in wanted:
             capture.secrets[2 * leaf] = secret
@@ -407,27 +493,36 @@ class RatchetTree:
             x = p
         return pubs, secret
 
-    def write_path(self, leaf: int, pubs: list[bytes], member: JoinRequest | None) -> None:
+    def write_path(
+        self, leaf: int, pubs: list[bytes], member: JoinRequest | None, chooser: int | None
+    ) -> None:
         """Install a received path for ``leaf`` (receiver side), checking its shape and keys."""
         while leaf >= self._capacity:
             self.grow()
+        # The tree is perfect: leaf node x's ancestor at level k keeps x's bits above k and sets
+        # the k low bits, and the sibling of a child c of p is 2p - c. (A receiver of a commit
+        # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
         x = 2 * leaf
-        path = tm.direct_path(x, self._capacity)
-        children = [x, *path]
-        keyed = [p for p, c in zip(path, children, strict=False) if self._eff[tm.sibling(c, self._capacity)]]
-        if len(pubs) != 1 + len(keyed):
-            raise InvalidCommitError(
-                f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {1 + len(keyed)}"
-            )
+        eff = self._eff
+        path: list[int] = []
+        keyed: list[bool] = []
+        child = x
+        for k in range(1, tm.level(self.root) + 1):
+            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
+            path.append(p)
+            keyed.append(eff[2 * p - child] is not None)
+            child = p
+        need = 1 + sum(keyed)
+        if len(pubs) != need:
+            raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
         for i, key in enumerate(pubs):
             check_x25519_public(key, f"path key {i} for leaf {leaf}")
         if len(set(pubs)) != len(pubs):
             raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
-        self.set_leaf(leaf, pubs[0], member)
+        self.set_leaf(leaf, pubs[0], member, chooser)
         it = iter(pubs[1:])
-        keyed_set = set(keyed)
-        for p in path:
-            self._set_own(p, next(it) if p in keyed_set else None)
+        for p, has_key in zip(path, keyed, strict=True):
+            self._set_own(p, next(it) if has_key else None)
             self._refresh(p)
 
     # --- the private side ------------------------------------------------------------------
@@ -485,7 +580,11 @@ class RatchetTree:
     # --- serialisation for welcomes ---------------------------------------------------------
 
     def encode(self) -> bytes:
-        """``uint32 capacity || nodes`` in array order; parents: optional<key[32]>."""
+        """``uint32 capacity || nodes`` in array order; parents: optional<key[32]>.
+
+        Leaves: ``uint8 kind`` then blank: nothing; vacant: ``key[32] || uint32 chooser``; member:
+        ``key[32] || V(join_request) || optional<uint32 chooser>``.
+        """
         w = Writer().u32(self._capacity)
         for x, own in enumerate(self._own):
             if x & 1:
@@ -495,9 +594,13 @@ class RatchetTree:
             if own is None:
                 w.u8(_BLANK)
             elif member is None:
-                w.u8(_VACANT).raw(own)
+                chooser = self._chooser[x // 2]
+                assert chooser is not None, "a vacated slot is always tainted by its remover"
+                w.u8(_VACANT).raw(own).u32(chooser)
             else:
+                chooser = self._chooser[x // 2]
                 w.u8(_MEMBER).raw(own).opaque(member.encoded)
+                w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
         return w.bytes()
 
     @classmethod
@@ -521,7 +624,9 @@ class RatchetTree:
                     own = None
                 elif kind in (_VACANT, _MEMBER):
                     own = r.fixed(32, f"leaf {x // 2} key")
-                    if kind == _MEMBER:
+                    if kind == _VACANT:
+                        tree._index_chooser(x // 2, r.u32(f"leaf {x // 2} chooser"))
+                    else:
                         body = r.opaque(f"leaf {x // 2} join request", 4096)
                         member = JoinRequest.decode(body)
                         if member.cipher_suite != suite.id:
@@ -532,6 +637,8 @@ class RatchetTree:
                             raise DuplicateKeyError("public tree lists the same init key twice")
                         tree._members[x // 2] = member
                         tree._index_member(x // 2, member, True)
+                        chooser = r.optional(f"leaf {x // 2} chooser", lambda rr: rr.u32("chooser"))
+                        tree._index_chooser(x // 2, chooser)
                 else:
                     raise InvalidValueError(f"leaf {x // 2} has unknown kind {kind}")
             if own is not None:
@@ -542,6 +649,13 @@ class RatchetTree:
                 tree._own[x] = own
                 tree._owner[own] = x
         r.end()
+        # The taint invariant: only current members choose secrets for others' leaves (a
+        # removed member's taints are all re-keyed in the commit that removes it).
+        for leaf, chooser in enumerate(tree._chooser):
+            if chooser is not None and (chooser == leaf or tree.member(chooser) is None):
+                raise InvalidValueError(
+                    f"public tree says leaf {leaf} is tainted by leaf {chooser}, which is not another member"
+                )
         # Recompute effective keys and hashes bottom-up, and check the keyed-iff-both rule.
         for lvl in range(tm.level(tree.root) + 1):
             for x in range((1 << lvl) - 1, len(tree._own), 1 << (lvl + 1)):

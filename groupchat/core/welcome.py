@@ -24,6 +24,7 @@ from .errors import DuplicateKeyError, InvalidValueError, ProtocolError
 from .key_schedule import GroupContext, welcome_key_nonce
 from .message_protection import WireFormat, read_message_header
 from .suite import CipherSuite
+from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_GROUP_INFO",
@@ -39,7 +40,6 @@ __all__ = [
     "seal_welcome",
 ]
 
-_VERSION: Final = 1  # mls10
 _WIRE_WELCOME: Final = 3
 _NH: Final = 32
 _SIG_LEN: Final = 64  # Ed25519
@@ -224,7 +224,7 @@ class Welcome:
 
     def encode_message(self) -> bytes:
         """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome."""
-        return Writer().u16(_VERSION).u16(_WIRE_WELCOME).bytes() + self.encode()
+        return Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME).bytes() + self.encode()
 
     @classmethod
     def read(cls, r: Reader) -> Welcome:

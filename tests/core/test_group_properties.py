@@ -85,11 +85,14 @@ class GroupMachine(RuleBasedStateMachine):
         before = list(self.history)
         before_commits = list(self.commits)
         names = [self.h.fresh_name() for _ in range(adds)]
+        c = self.h.members[committer]
+        # A joiner that has not updated yet must include its own update in every commit.
+        tainted = c.tainted_by(c.my_leaf) is not None
         res = self.h.commit(committer, add=names, remove=victims, update=update, keep_removed=True)
         self.commits.append(res.message)
         own = res.events[committer]
         assert isinstance(own, EpochChanged)
-        assert own.updated == (update or not (adds or victims))
+        assert own.updated == (update or tainted or not (adds or victims))
         assert {m.display_name for m in own.added} == set(names)
         assert {m.display_name for m in own.removed} == set(victims)
         for name, ev in res.events.items():

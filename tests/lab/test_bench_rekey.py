@@ -85,3 +85,25 @@ def test_rekey_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
 def test_rejects_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--sizes", "4"])
+
+
+def test_taint_rekey_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """n = 128 runs the removals that must re-key k = 1, 4, 16 leaves, in both variants."""
+    out_json = tmp_path / "taint.json"
+    rc = main(["--sizes", "128", "--repeat", "1", "--messages", "1", "--json", str(out_json)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    rows = _rows(text, "Taint re-keys")
+    assert [(int(r[0]), r[1], int(r[2])) for r in rows] == [
+        (128, v, k) for k in (1, 4, 16) for v in ("vacated", "sealed")
+    ]
+    for r in rows:
+        values = [_positive(x) for x in r[3:]]  # create xfl | worst xfl | typical L xfl | own | bytes
+        assert len(values) == 9
+    doc = json.loads(out_json.read_text())
+    (size,) = doc["sizes"]
+    assert sorted(size["taint"]) == sorted(f"{v}:{k}" for v in ("vacated", "sealed") for k in (1, 4, 16))
+    for t in size["taint"].values():
+        assert len(t["raw"]["create_ns"]) == 1
+        # 1 remove + k re-keys: the commit grows with k (bytes are exact, not timings).
+        assert t["commit_bytes"] > 32 * (t["k"] + 1) * size["d"]

@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..codec import Reader, Writer
 from ..errors import InvalidValueError, UnknownVersionError, UsageError
-from ..identity import MAX_GROUP_ID, PROTOCOL_VERSION
+from ..identity import MAX_GROUP_ID
 from ..suite import CipherSuite
+from ..version import PROTOCOL_VERSION
 
 __all__ = ["MAX_CONTEXT", "RING_WIRE_FORMAT", "RingRound"]
 
