@@ -108,23 +108,30 @@ class Harness:
         config: GroupConfig | None = None,
         group_id: bytes = b"harness-room",
         creator: str = "m0",
+        configs: dict[str, GroupConfig] | None = None,
     ) -> None:
         self.config = config or GroupConfig()
+        # Per-member configs (a keeper's recording random source); everyone else uses `config`.
+        self.configs: dict[str, GroupConfig] = dict(configs or {})
         self.suite = self.config.suite()
         self.group_id = group_id
         self.members: dict[str, Group] = {}
         self.relay: list[bytes] = []
         self._names = itertools.count(1)
-        self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config)
+        self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config_for(creator))
 
     # --- roster helpers -----------------------------------------------------------------------
+
+    def config_for(self, name: str) -> GroupConfig:
+        return self.configs.get(name, self.config)
 
     def fresh_name(self) -> str:
         return f"m{next(self._names)}"
 
     def join_request(self, name: str | None = None, identity: Identity | None = None) -> PendingJoin:
+        name = name or self.fresh_name()
         return JoinRequest.create(
-            self.suite, identity or Identity.generate(), self.group_id, name or self.fresh_name()
+            self.suite, identity or Identity.generate(), self.group_id, name, self.config_for(name).rand
         )
 
     def leaf(self, name: str) -> int:
@@ -175,7 +182,7 @@ class Harness:
             assert own.welcome is not None
             for pj in joins:
                 name = pj.request.display_name
-                self.members[name] = Group.join(pj, own.welcome, self.config)
+                self.members[name] = Group.join(pj, own.welcome, self.config_for(name))
                 joined.append(name)
         else:
             assert own.welcome is None
