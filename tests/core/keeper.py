@@ -86,14 +86,12 @@ def _node_secret(prefix: bytes, sk: bytes, other: bytes, left: bytes, right: byt
 
 @dataclass(frozen=True)
 class _Epoch:
+    epoch_secret: bytes
     authenticator: bytes
-    init_secret: bytes
 
 
 def _schedule_from_epoch_secret(prefix: bytes, epoch_secret: bytes) -> _Epoch:
-    return _Epoch(
-        _derive_secret(prefix, epoch_secret, b"authentication"), _derive_secret(prefix, epoch_secret, b"init")
-    )
+    return _Epoch(epoch_secret, _derive_secret(prefix, epoch_secret, b"authentication"))
 
 
 def _schedule(prefix: bytes, init_secret: bytes, commit_secret: bytes, context: bytes) -> _Epoch:
@@ -212,12 +210,22 @@ class Deriver:
     _inits: set[bytes] = field(default_factory=set, repr=False)
     _by_public: dict[bytes, bytes] = field(default_factory=dict, repr=False)
     _by_authenticator: dict[bytes, bytes] = field(default_factory=dict, repr=False)
+    _sender_data: frozenset[bytes] | None = field(default=None, repr=False)
+    _derived_sender_data: set[bytes] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         for value in self.held:
             self._by_public[_x25519_public(value)] = value
             self._by_authenticator[_schedule_from_epoch_secret(self.prefix, value).authenticator] = value
         self._inits = set(self.held)
+
+    def sender_data_candidates(self) -> frozenset[bytes]:
+        """Every sender-data secret the keeper could try: each held value, used directly or as an
+        epoch secret (``DeriveSecret(epoch_secret, "sender data")``), and those of derived epochs."""
+        if self._sender_data is None:
+            sds = {_derive_secret(self.prefix, v, b"sender data") for v in self.held}
+            self._sender_data = frozenset(self.held | sds)
+        return self._sender_data | frozenset(self._derived_sender_data)
 
     def commit_secrets(self, view: EpochView) -> set[bytes]:
         """Every commit secret reachable by climbing from a node whose private key we hold."""
@@ -253,15 +261,16 @@ class Deriver:
             for init in self._inits:
                 got = _schedule(self.prefix, init, commit_secret, view.context)
                 if got.authenticator == view.authenticator:
-                    return self._derived(view, "tree", got.init_secret)
+                    return self._derived(view, "tree", got.epoch_secret)
         epoch_secret = self._by_authenticator.get(view.authenticator)
         if epoch_secret is not None:
-            return self._derived(view, "epoch secret", _derive_secret(self.prefix, epoch_secret, b"init"))
+            return self._derived(view, "epoch secret", epoch_secret)
         return None
 
-    def _derived(self, view: EpochView, route: str, init_secret: bytes) -> str:
+    def _derived(self, view: EpochView, route: str, epoch_secret: bytes) -> str:
         self.derived[view.epoch] = route
-        self._inits.add(init_secret)
+        self._inits.add(_derive_secret(self.prefix, epoch_secret, b"init"))
+        self._derived_sender_data.add(_derive_secret(self.prefix, epoch_secret, b"sender data"))
         return route
 
     def attempt_all(self, views: Iterable[EpochView]) -> dict[int, str]:
