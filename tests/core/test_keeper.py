@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from group_harness import Harness
+from group_harness import Harness, Sent, assert_cannot_derive_epoch, assert_cannot_read, keeper_of
 from keeper import Deriver, EpochView, Keeper
 
 from groupchat.core.group import GroupConfig
@@ -195,3 +195,24 @@ def test_keeper_derives_nothing_after_the_event(name: str) -> None:
     out = SCENARIOS[name][0]()
     after = {e: r for e, r in out.derived.items() if e >= out.event}
     assert not after, f"{out.deriver.label} derives epochs {after} after epoch {out.event - 1}"
+
+
+def test_the_cannot_read_checks_catch_a_planted_leak() -> None:
+    """``assert_cannot_derive_epoch`` / ``assert_cannot_read`` fail when the saved state does hold
+    a current secret: plant one honest member's leaf secret in a removed member's memory."""
+    h = Harness()
+    h.add("m0", 3)
+    res = h.commit("m1", remove=["m3"], keep_removed=True)
+    retained = res.retained["m3"]
+    member = h.members["m2"]
+    sent = Sent.of(member, h.check_send("m2", b"after the removal"))
+    honest = keeper_of(retained)
+    assert_cannot_derive_epoch(retained, member, honest)
+    assert_cannot_read(retained, sent, honest)
+    leaked = member._path.secrets[2 * member.my_leaf]  # the leak we simulate
+    planted = Deriver(honest.held | {leaked}, honest.prefix, "retained state + one leaked leaf secret")
+    with pytest.raises(AssertionError, match="holds a private key"):
+        assert_cannot_derive_epoch(retained, member, planted)
+    planted = Deriver(honest.held | {leaked}, honest.prefix, "retained state + one leaked leaf secret")
+    with pytest.raises(AssertionError, match="derives epoch"):
+        assert_cannot_read(retained, sent, planted)
