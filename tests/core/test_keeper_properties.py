@@ -178,7 +178,7 @@ class KeeperMachine(RuleBasedStateMachine):
                 event(f"attacked a frozen memory that {'is' if expected else 'is not'} tainted")
                 assert (got is not None) == expected, (
                     f"{record.deriver.label}: derived={got}, the taint model says {expected} "
-                    f"at epoch {view.epoch}"
+                    f"at epoch {view.epoch} (once taint tracking is merged, set TAINT_TRACKING = True)"
                 )
 
 

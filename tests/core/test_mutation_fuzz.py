@@ -303,7 +303,7 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
             )
         )
         if kind == "epoch":
-            epochs = [0, ctx.epoch - 1, ctx.epoch + 1, U64 - 1, U64]
+            epochs = [0, max(0, ctx.epoch - 1), min(U64, ctx.epoch + 1), U64 - 1, U64]
             ctx = dataclasses.replace(ctx, epoch=draw(st.sampled_from(epochs)))
         elif kind == "group":
             ctx = dataclasses.replace(ctx, group_id=draw(st.binary(min_size=1, max_size=12)))
