@@ -11,10 +11,13 @@ re-signed, re-encrypted and re-sealed, and the application message is re-encrypt
 member can derive, so that signature and AEAD checks pass and the deeper checks run. Some
 examples also get raw byte mutations on top.
 
-Properties: only a :class:`GroupChatError` escapes the core; a rejected input leaves the receiver's
-state exactly as it was; an accepted application message is attributed to the malicious member
-itself (no impersonation); a group joined from an accepted welcome can still encrypt, commit and
-receive without anything but a ``GroupChatError`` escaping.
+Commits are fed to another member, to the committer itself (a mutated echo of its pending
+commit) and to the member the commit removes. Properties: only a :class:`GroupChatError` escapes
+the core; a rejected input leaves the receiver's state exactly as it was; an accepted commit is
+the real next epoch (or, for the removed member, really removes it); an accepted application
+message is attributed to the malicious member itself (no impersonation); a group joined from an
+accepted welcome can still encrypt, commit and receive without anything but a ``GroupChatError``
+escaping.
 
 Size: ``GROUPCHAT_FUZZ_EXAMPLES`` examples per message kind (CI default is small; raise it for a
 soak, e.g. ``GROUPCHAT_FUZZ_EXAMPLES=5000``).
@@ -263,7 +266,9 @@ def mutated_commit(draw: st.DrawFn) -> bytes:
 @given(data=st.data())
 def test_mutated_and_re_signed_commits(data: st.DataObject) -> None:
     w = world()
-    receiver = snapshot(w.h.members[w.receiver])
+    # Another member, the committer itself (its pending commit's echo), or the member it removes.
+    name = data.draw(st.sampled_from([w.receiver, "m0", w.attacker, "m3"]))
+    receiver = snapshot(w.h.members[name])
     bad = data.draw(mutated_commit())
     result = feed(lambda: receiver.receive(bad), lambda: fingerprint(receiver))
     if isinstance(result, RemovedFromGroup):
@@ -274,8 +279,8 @@ def test_mutated_and_re_signed_commits(data: st.DataObject) -> None:
         assert any(op.type == OpType.REMOVE and op.leaf == receiver.my_leaf for op in ops)
     elif result is not None:
         # Accepted: only a commit that the real confirmation tag confirms, so the real next epoch.
-        assert isinstance(result, EpochChanged)
-        assert receiver.epoch == w.h.members[w.receiver].epoch + 1
+        assert isinstance(result, EpochChanged) and result.own == (name == w.attacker)
+        assert receiver.epoch == w.h.members[name].epoch + 1
         feed(lambda: receiver.encrypt(b"still alive"), lambda: None)
 
 
