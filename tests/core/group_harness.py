@@ -17,27 +17,34 @@ Helpers:
   epoch authenticator, tree hash and roster, and (optionally) that everyone decrypts everyone;
 * :func:`snapshot` deep-copies a Group (the immutable suite, identity and config are shared);
 * :func:`fingerprint` summarises a Group's state so tests can check that a rejection left it untouched;
-* :func:`assert_cannot_derive_epoch` checks that none of a removed member's retained secrets gives
-  the new epoch's key schedule.
+* :func:`assert_cannot_derive_epoch` and :func:`assert_cannot_read` attack a saved state with the
+  keeper adversary (``keeper.py``): they fail on a key leak, not on an epoch-number mismatch.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from keeper import Deriver, EpochView, harvest
+
+from groupchat.core.errors import DecryptionError
 from groupchat.core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
-from groupchat.core.key_schedule import derive_epoch_secrets
+from groupchat.core.message_protection import PrivateMessage, decrypt_sender_data
 
 __all__ = [
     "CommitResult",
     "Harness",
+    "Sent",
     "assert_cannot_derive_epoch",
+    "assert_cannot_read",
     "fingerprint",
+    "keeper_of",
     "snapshot",
 ]
 
@@ -73,21 +80,69 @@ def fingerprint(group: Group) -> tuple[object, ...]:
     )
 
 
-def assert_cannot_derive_epoch(retained: Group, member: Group) -> None:
-    """``retained`` (a removed member's old state) cannot compute ``member``'s current epoch key.
+def keeper_of(state: Group, label: str = "retained state") -> Deriver:
+    """A keeper that holds every value reachable from ``state`` (a removed member's saved state,
+    or any member's state), deriving independently of the core (see ``keeper.py``)."""
+    return Deriver(frozenset(harvest(state)), state.config.label_prefix, label)
 
-    The removed member knows the old init secret; if any of its old path secrets were the new
-    root secret it would get the new epoch. We try every one of them (and their derived commit
-    secrets) against the public new GroupContext.
+
+def assert_cannot_derive_epoch(retained: Group, member: Group, deriver: Deriver | None = None) -> None:
+    """``retained`` (a removed member's old state) cannot compute ``member``'s current epoch.
+
+    A keeper holding every value of the retained state climbs the current public tree from every
+    node whose private key it holds, runs the key schedule from every init secret it holds and
+    compares epoch authenticators (``keeper.Deriver``). Control: from the same values it does
+    climb the retained state's *own* tree to the commit secret the core computed, so the check
+    is able to fail on a leak.
     """
-    suite = member.suite
-    ctx = member._ctx_bytes
-    target = member.epoch_authenticator
-    candidates = list(retained._path.secrets.values())
-    for s in candidates:
-        for commit_secret in (s, suite.derive_secret(s, b"tgdh commit")):
-            got = derive_epoch_secrets(suite, retained._secrets.init_secret, commit_secret, ctx)
-            assert got.epoch_authenticator != target, "a removed member's old secret yields the new epoch"
+    deriver = deriver or keeper_of(retained)
+    own = EpochView.of(retained)
+    assert retained._tree.commit_secret(retained._path) in deriver.commit_secrets(own), (
+        "control failed: the keeper does not even reach the retained state's own root"
+    )
+    view = EpochView.of(member)
+    held = deriver.commit_secrets(view)
+    assert held == set(), f"{deriver.label} holds a private key of the epoch-{view.epoch} tree"
+    assert deriver.attempt(view) is None, f"{deriver.label} derives epoch {view.epoch}"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An application message with the public facts of its epoch and, for checks only, the
+    sender-data secret it was protected under."""
+
+    data: bytes
+    sender_data_secret: bytes = field(repr=False)
+    view: EpochView = field(repr=False)
+
+    @classmethod
+    def of(cls, sender: Group, data: bytes) -> Sent:
+        return cls(data, sender._keys.sender_data_secret, EpochView.of(sender))
+
+
+def assert_cannot_read(reader: Group, sent: Sent, deriver: Deriver | None = None) -> None:
+    """``reader`` (a removed member's saved state, or a later joiner) cannot read ``sent``.
+
+    The epoch-number check proves nothing about keys, so: (1) no value the reader holds, used
+    directly or as an epoch secret, nor any epoch it derives, is the message's sender-data
+    secret, and the keeper derives no epoch of the message; (2) control: that secret does open
+    the message; (3) the message re-framed at the reader's own epoch gets past the epoch check
+    into the reader's keys and fails there with ``DecryptionError``.
+    """
+    deriver = deriver or keeper_of(reader, "reader")
+    msg = PrivateMessage.decode(sent.data)
+    decrypt_sender_data(reader.suite, msg, sent.sender_data_secret)  # control: the right key opens it
+    assert deriver.attempt(sent.view) is None, f"{deriver.label} derives epoch {sent.view.epoch}"
+    assert sent.sender_data_secret not in deriver.sender_data_candidates(), (
+        f"{deriver.label} holds the sender-data secret of epoch {sent.view.epoch}"
+    )
+    reframed = dataclasses.replace(msg, epoch=reader.epoch).encode()
+    try:
+        reader.receive(reframed)
+    except DecryptionError:
+        pass
+    else:  # pragma: no cover - a failure path
+        raise AssertionError(f"{deriver.label} opened a message of epoch {sent.view.epoch}")
 
 
 @dataclass
@@ -108,26 +163,34 @@ class Harness:
         config: GroupConfig | None = None,
         group_id: bytes = b"harness-room",
         creator: str = "m0",
+        configs: dict[str, GroupConfig] | None = None,
     ) -> None:
         self.config = config or GroupConfig()
+        # Per-member configs (a keeper's recording random source); everyone else uses `config`.
+        self.configs: dict[str, GroupConfig] = dict(configs or {})
         self.suite = self.config.suite()
         self.group_id = group_id
         self.members: dict[str, Group] = {}
         self.relay: list[bytes] = []
         self._names = itertools.count(1)
-        self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config)
+        self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config_for(creator))
 
     # --- roster helpers -----------------------------------------------------------------------
+
+    def config_for(self, name: str) -> GroupConfig:
+        return self.configs.get(name, self.config)
 
     def fresh_name(self) -> str:
         return f"m{next(self._names)}"
 
     def join_request(self, name: str | None = None, identity: Identity | None = None) -> PendingJoin:
+        name = name or self.fresh_name()
         return JoinRequest.create(
             self.suite,
             identity or Identity.generate(),
             self.group_id,
-            name or self.fresh_name(),
+            name,
+            self.config_for(name).rand,
             wall_clock=self.config.wall_clock,
         )
 
@@ -179,7 +242,7 @@ class Harness:
             assert own.welcome is not None
             for pj in joins:
                 name = pj.request.display_name
-                self.members[name] = Group.join(pj, own.welcome, self.config)
+                self.members[name] = Group.join(pj, own.welcome, self.config_for(name))
                 joined.append(name)
         else:
             assert own.welcome is None

@@ -14,9 +14,12 @@ After every step it checks:
    ``MessageEchoed``;
 3. a removed member's retained state (a deep copy taken just before the removing commit was
    delivered) cannot process that commit into the new epoch (it gets ``RemovedFromGroup`` or a
-   ``GroupChatError``, never ``EpochChanged``), none of its retained secrets yields the new epoch's
-   key schedule, and it cannot decrypt any later message (``GroupChatError``);
-4. a joiner cannot read application messages or commits sent before it joined (``GroupChatError``).
+   ``GroupChatError``, never ``EpochChanged``); the keeper adversary holding every value of that
+   state derives neither the new epoch nor any later one, and cannot read any later message
+   (``group_harness.assert_cannot_read``: no held or derived secret is the message's sender-data
+   secret, and the message re-framed at the state's own epoch fails with ``DecryptionError``);
+4. a joiner cannot read application messages sent before it joined (same check) nor process
+   earlier commits (``GroupChatError``).
 
 The concurrent rule has two members build commits on the same epoch; the relay delivers one first:
 it wins for everyone, the loser sees ``EpochChanged(superseded_own_commit=True)``, and the stale
@@ -32,10 +35,19 @@ import os
 import random
 
 import pytest
-from group_harness import Harness, assert_cannot_derive_epoch, fingerprint, snapshot
+from group_harness import (
+    Harness,
+    Sent,
+    assert_cannot_derive_epoch,
+    assert_cannot_read,
+    fingerprint,
+    keeper_of,
+    snapshot,
+)
 from hypothesis import HealthCheck, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from keeper import Deriver
 
 from groupchat.core.errors import EpochError, GroupChatError
 from groupchat.core.events import EpochChanged, RemovedFromGroup
@@ -53,8 +65,8 @@ class GroupMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.h = Harness()
-        self.retained: list[tuple[str, Group]] = []
-        self.history: list[bytes] = []  # application messages, oldest first
+        self.retained: list[tuple[str, Group, Deriver]] = []
+        self.history: list[Sent] = []  # application messages, oldest first
         self.commits: list[bytes] = []  # commits, oldest first
         self.fresh_joiners: list[str] = []
         self.max_members = 1
@@ -108,13 +120,18 @@ class GroupMachine(RuleBasedStateMachine):
                 pass
             else:
                 assert isinstance(ev, RemovedFromGroup), ev
-            assert_cannot_derive_epoch(retained, member)
-            self.retained.append((victim, retained))
+            deriver = keeper_of(retained, f"{victim}'s retained state")
+            assert_cannot_derive_epoch(retained, member, deriver)
+            self.retained.append((victim, retained, deriver))
         del self.retained[:-_RETAINED]
         # Invariant 4: the joiners cannot read anything from before they joined.
-        for name in res.joined:
+        for i, name in enumerate(res.joined):
             joiner = self.h.members[name]
-            for old in [*before[-_HISTORY:], *before_commits[-3:], res.message]:
+            if i < 2:  # joiners of one commit hold alike secrets; the keeper check is not free
+                reader = keeper_of(joiner, f"joiner {name}")
+                for sent in before[-_HISTORY:]:
+                    assert_cannot_read(joiner, sent, reader)
+            for old in [*before_commits[-3:], res.message]:
                 with pytest.raises(GroupChatError):
                     joiner.receive(old)
         self.fresh_joiners = res.joined
@@ -145,7 +162,8 @@ class GroupMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), text=st.binary(max_size=80))
     def send(self, data: st.DataObject, text: bytes) -> None:
-        self.history.append(self.h.check_send(self.pick(data), text))
+        sender = self.pick(data)
+        self.history.append(Sent.of(self.h.members[sender], self.h.check_send(sender, text)))
         del self.history[:-_HISTORY]
 
     @precondition(lambda self: len(self.h.members) >= 2)
@@ -181,8 +199,9 @@ class GroupMachine(RuleBasedStateMachine):
             assert ev.own == (name == winner)
         assert not lose_group.has_pending_commit
         for victim, retained in res.retained.items():
-            assert_cannot_derive_epoch(retained, self.h.members[winner])
-            self.retained.append((victim, retained))
+            deriver = keeper_of(retained, f"{victim}'s retained state")
+            assert_cannot_derive_epoch(retained, self.h.members[winner], deriver)
+            self.retained.append((victim, retained, deriver))
         del self.retained[:-_RETAINED]
         # The relay now delivers the losing commit: everyone rejects it and changes nothing.
         before = {n: fingerprint(g) for n, g in self.h.members.items()}
@@ -199,16 +218,18 @@ class GroupMachine(RuleBasedStateMachine):
         names = sorted(self.h.members)
         self.max_members = max(self.max_members, len(names))
         # A few random senders, plus whoever just joined.
-        senders = {*self.rng.sample(names, min(3, len(names))), *self.fresh_joiners[:2]}
-        sent = self.h.assert_consistent(sorted(senders))
+        senders = sorted({*self.rng.sample(names, min(3, len(names))), *self.fresh_joiners[:2]})
+        raw = self.h.assert_consistent(senders)
+        sent = [Sent.of(self.h.members[n], m) for n, m in zip(senders, raw, strict=True)]
         self.fresh_joiners = []
         self.history.extend(sent)
         del self.history[:-_HISTORY]
-        # Invariant 3b: removed members' retained states cannot decrypt later messages.
-        for _victim, retained in self.retained:
+        # Invariant 3b: removed members' retained states derive no later epoch and read nothing.
+        member = self.h.members[names[0]]
+        for _victim, retained, deriver in self.retained:
+            assert_cannot_derive_epoch(retained, member, deriver)
             for msg in sent:
-                with pytest.raises(GroupChatError):
-                    retained.receive(msg)
+                assert_cannot_read(retained, msg, deriver)
 
 
     def teardown(self) -> None:
@@ -234,19 +255,19 @@ def test_sixty_four_members_multi_operation_commits() -> None:
         h.add("m0", min(9, MAX_MEMBERS - len(h.members)))
     h.assert_consistent(["m0", "m33", sorted(h.members)[-1]])
     assert h.members["m0"]._tree.capacity == 64
-    old = h.check_send("m12", b"before the big commit")
+    old = Sent.of(h.members["m12"], h.check_send("m12", b"before the big commit"))
     adds = [h.fresh_name(), h.fresh_name()]
     res = h.commit("m40", remove=["m1", "m20", "m63"], add=adds, update=True, keep_removed=True)
     assert len(h.members) == 63
     for name in res.joined:
-        with pytest.raises(GroupChatError):
-            h.members[name].receive(old)
-    sent = h.assert_consistent(["m40", *res.joined, "m2"])
+        assert_cannot_read(h.members[name], old)
+    senders = ["m40", *res.joined, "m2"]
+    sent = [Sent.of(h.members[n], m) for n, m in zip(senders, h.assert_consistent(senders), strict=True)]
     for retained in res.retained.values():
-        assert_cannot_derive_epoch(retained, h.members["m0"])
+        deriver = keeper_of(retained)
+        assert_cannot_derive_epoch(retained, h.members["m0"], deriver)
         for msg in sent:
-            with pytest.raises(GroupChatError):
-                retained.receive(msg)
+            assert_cannot_read(retained, msg, deriver)
     # Grow beyond 64 leaves once: the tree doubles and everyone follows.
     h.add("m5", 2)
     assert h.members["m0"]._tree.capacity == 128
