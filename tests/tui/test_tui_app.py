@@ -6,6 +6,8 @@ import threading
 from datetime import datetime
 
 import pytest
+from textual.binding import Binding
+from textual.pilot import Pilot
 
 from groupchat.client.notices import (
     ChatLine,
@@ -38,10 +40,10 @@ def last_line(app: ChatApp) -> LogLine:
     return app.message_log.lines[-1]
 
 
-async def type_line(pilot: object, app: ChatApp, text: str) -> None:
+async def type_line(pilot: Pilot[int], app: ChatApp, text: str) -> None:
     app.input.value = text
     await app.input.action_submit()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await pilot.pause()
 
 
 STATUS = StatusChanged(
@@ -155,9 +157,11 @@ async def test_own_message_pending_until_confirmed() -> None:
 async def test_notices_from_another_thread() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        thread = threading.Thread(
-            target=lambda: [app.deliver(ChatLine("bob", f"m{i}", epoch=1)) for i in range(20)]
-        )
+        def session_thread() -> None:
+            for i in range(20):
+                app.deliver(ChatLine("bob", f"m{i}", epoch=1))
+
+        thread = threading.Thread(target=session_thread)
         thread.start()
         thread.join(timeout=5)
         for _ in range(20):
@@ -285,7 +289,7 @@ async def test_old_lines_are_dropped_past_the_cap() -> None:
 async def test_bindings_have_ids_and_show_in_the_footer() -> None:
     app = make_app()
     async with app.run_test(size=SIZE):
-        ids = {b.id for b in app.BINDINGS if hasattr(b, "id")}
+        ids = {b.id for b in app.BINDINGS if isinstance(b, Binding)}
         assert {"quit", "toggle-tree", "focus-input", "scroll-up", "scroll-down", "scroll-bottom"} <= ids
         shown = {binding.action for (_, binding, enabled, _) in app.active_bindings.values() if binding.show}
         assert {"quit", "toggle_tree", "scroll_log(-1)", "scroll_log(1)", "scroll_bottom"} <= shown

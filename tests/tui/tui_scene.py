@@ -14,6 +14,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from groupchat.client.notices import (
     ChatLine,
     ConnectionState,
@@ -94,12 +96,12 @@ SCENE: tuple[Notice, ...] = (
 )
 
 
-async def play(app: ChatApp, pilot: object) -> None:
+async def play(app: ChatApp, pilot: Pilot[int]) -> None:
     """Deliver the scene and let the app settle."""
     for notice in SCENE:
         app.deliver(notice)
-    await pilot.pause()  # type: ignore[attr-defined]
-    await pilot.wait_for_scheduled_animations()  # type: ignore[attr-defined]
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
 
 
 def make_app() -> ChatApp:
