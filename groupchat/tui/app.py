@@ -10,7 +10,6 @@ session's business (it uses thread workers for it). User input goes the other wa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -60,7 +59,6 @@ class ChatApp(App[int]):
             (use ``session_factory`` unless you need the session before the app starts).
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
-        leave_timeout: on quit, how long to wait for the group to remove us before closing.
 
     With neither a factory nor a session the app only displays what is delivered to it.
     """
@@ -85,7 +83,6 @@ class ChatApp(App[int]):
         session: SessionAPI | None = None,
         now: Callable[[], datetime] = datetime.now,
         cursor_blink: bool = True,
-        leave_timeout: float = 3.0,
     ) -> None:
         super().__init__()
         if session_factory is not None and session is not None:
@@ -94,7 +91,6 @@ class ChatApp(App[int]):
         self.session: SessionAPI | None = session
         self._now = now
         self._cursor_blink = cursor_blink
-        self._leave_timeout = leave_timeout
         self._closed = False
         self._left = False
 
@@ -256,8 +252,7 @@ class ChatApp(App[int]):
                     f"if it matches, type /trust {arg}"
                 )
             case CommandName.TRUST:
-                self._require_session().trust(arg)
-                out.add_info(f"✓ {arg}'s key is now marked verified")
+                self._require_session().trust(arg)  # the session confirms it in the timeline
             case CommandName.REKEY:
                 self._require_session().request_rekey()
                 out.add_info("refreshing your keys (self-update)…")
@@ -322,19 +317,9 @@ class ChatApp(App[int]):
             return
         self._closed = True
         if not self._left:
-            try:
-                session.leave()
-            except GroupChatError as exc:
-                # Not a member (yet): nobody has to remove us. Say why, then close.
-                log.info("quit without a leave request: %s", exc)
-            else:
-                self.message_log.add_info("leaving the group…")
-                net = [w for w in self.workers if w.group == "net" and not w.is_finished]
-                if net:
-                    try:
-                        await asyncio.wait_for(net[0].wait(), self._leave_timeout)
-                    except TimeoutError:
-                        log.info("not removed %.1f s after the leave request; closing", self._leave_timeout)
+            self.message_log.add_info("leaving the group…")
+        # close() publishes the signed leave request first (if we are a member), so the others
+        # remove us and rekey at once instead of after the eviction grace period.
         await session.close()
 
     async def on_unmount(self) -> None:
