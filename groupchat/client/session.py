@@ -268,6 +268,7 @@ class ChatSession:
         self._pending_join: PendingJoin | None = None
         self._join_next_publish = 0.0
         self._join_attempts = 0
+        self._waiting_since = 0.0  # when we started waiting for a welcome
         self._created_nonce: bytes | None = None  # our creation marker, until its echo
         self._traffic_seen = False  # any group traffic in the room (decides create vs join)
         self._buffer: list[bytes] = []  # core messages seen while waiting for our welcome
@@ -329,13 +330,14 @@ class ChatSession:
                 if exc is not None:
                     raise exc
         finally:
+            link, self._link = self._link, None
+            if link is not None:  # a clean close (1000) before the connector is cancelled
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await link.ws.close()
             for task in [*tasks, finished]:
                 task.cancel()
             await asyncio.gather(*tasks, finished, return_exceptions=True)
-            link, self._link = self._link, None
-            if link is not None:
-                with contextlib.suppress(Exception):
-                    await link.ws.close()
             self._worker.shutdown()
             self._state = ConnectionState.CLOSED
             self._emit_status()
@@ -799,11 +801,10 @@ class ChatSession:
         if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
             return
         group = self._group
-        if group is None or self._created_nonce is not None:
+        if group is not None and group._tree.has_init_key(request.init_key):  # a read between core calls
+            # Already added: any earlier request of the same identity is stale (log order).
+            self._add_duties.pop(request.identity_key, None)
             return
-        tree = group._tree  # a read between core calls (the worker is idle now)
-        if tree.has_init_key(request.init_key):
-            return  # already added
         previous = self._add_duties.get(request.identity_key)
         since = previous.since if previous is not None and previous.request == request else self._clock()
         self._add_duties[request.identity_key] = AddDuty(request, since)
@@ -1126,12 +1127,15 @@ class ChatSession:
             if self._leaving:
                 self._emit(TimelineEvent(TimelineKind.LEFT, "you left the room"))
                 await self._finish()
-            elif self._pending_join is None and self._created_nonce is None:
-                if self._traffic_seen or (self._present - {self._me}):
-                    await self._ask_to_join()
-                else:
-                    await self._create()
-            elif self._pending_join is not None and now >= self._join_next_publish:
+            elif self._created_nonce is not None:
+                pass
+            elif self._should_create(now):
+                self._pending_join = None
+                await self._create()
+            elif self._pending_join is None:
+                self._waiting_since = now
+                await self._ask_to_join()
+            elif now >= self._join_next_publish:
                 await self._publish_join_request()
             return
         if self._created_nonce is not None:
@@ -1143,6 +1147,22 @@ class ChatSession:
             await self._maybe_commit(now)
         if self._own_commit is None:
             await self._flush_outbox()
+
+    def _should_create(self, now: float) -> bool:
+        """Create the group only in a room without one: no group traffic in the whole room log.
+
+        If others are there but none has a group either (they arrived at the same moment), the
+        present members take turns by member id, ``add_timeout`` apart, so exactly one usually
+        creates; if two do, the relay's order of their creation markers decides (the first wins,
+        the other joins it)."""
+        if self._traffic_seen:
+            return False
+        present = sorted(self._present | {self._me})
+        if present == [self._me]:
+            return True
+        rank = present.index(self._me)
+        since = self._waiting_since if self._pending_join is not None else now
+        return now - since >= rank * self.settings.add_timeout
 
     async def _progress_leave(self, now: float) -> None:
         if len(self._members) <= 1:
@@ -1190,6 +1210,7 @@ class ChatSession:
     async def _maybe_commit(self, now: float) -> None:
         group = self._group
         assert group is not None and self._worker is not None
+        self._forget_done_duties()
         members = {leaf: m.identity_key for leaf, m in self._members.items()}
         by_key = {m.identity_key: leaf for leaf, m in self._members.items()}
         online = [leaf for leaf, m in self._members.items() if member_id(m.identity_key) in self._present]
