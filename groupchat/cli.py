@@ -23,23 +23,41 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     return demo_main(list(argv))
 
 
+def _cmd_chat(argv: Sequence[str]) -> int:
+    from .tui.command import main as chat_main
+
+    return chat_main(list(argv))
+
+
+def _cmd_bot(argv: Sequence[str]) -> int:
+    from .client.bot import main as bot_main
+
+    return bot_main(list(argv))
+
+
 def _cmd_bench(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="groupchat bench")
-    parser.add_argument("what", choices=["rekey", "relay"], help="which benchmark to run")
+    parser.add_argument("what", choices=["rekey", "relay", "session"], help="which benchmark to run")
     args, rest = parser.parse_known_args(argv)
     if args.what == "rekey":
         from .lab.bench.rekey import main as rekey_main
 
         return rekey_main(rest)
+    if args.what == "session":
+        from .lab.bench.session import main as session_bench_main
+
+        return session_bench_main(rest)
     from .lab.bench.relay import main as relay_bench_main
 
     return relay_bench_main(rest)
 
 
 _COMMANDS = {
-    "demo": (_cmd_demo, "run the in-process group demo"),
+    "chat": (_cmd_chat, "chat in a room (terminal UI)"),
+    "bot": (_cmd_bot, "a headless scripted chat client printing a transcript"),
+    "demo": (_cmd_demo, "a relay, chatting bots and your own chat window, in one command"),
     "relay": (_cmd_relay, "run the relay server"),
-    "bench": (_cmd_bench, "run a benchmark (rekey, relay)"),
+    "bench": (_cmd_bench, "run a benchmark (rekey, relay, session)"),
 }
 
 
