@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..core.commit import CommitMessage
+from ..core.codec import Reader
 from ..core.errors import (
     ConfirmationError,
     DecodeError,
@@ -49,8 +50,15 @@ from ..core.errors import (
 )
 from ..core.events import EpochChanged, Event, Member, MessageEchoed, MessageReceived, RemovedFromGroup
 from ..core.group import Group, GroupConfig
-from ..core.identity import Identity, JoinRequest, PendingJoin, fingerprint, validate_display_name
-from ..core.message_protection import PrivateMessage, WireFormat
+from ..core.identity import (
+    MAX_GROUP_ID,
+    Identity,
+    JoinRequest,
+    PendingJoin,
+    fingerprint,
+    validate_display_name,
+)
+from ..core.message_protection import WireFormat
 from ..relay_protocol import (
     MAX_ID_LEN,
     Ack,
@@ -100,7 +108,7 @@ log = logging.getLogger(__name__)
 
 AGENT: Final = "groupchat-session/1"
 MAX_TEXT_BYTES: Final = 16 * 1024
-_TICK: Final = 0.05  # seconds between timer checks
+_TICK: Final = 0.1  # seconds between timer checks
 _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 _MAX_RECONNECT_FRAME: Final = 4 << 20
@@ -117,9 +125,28 @@ def epoch_code(epoch_authenticator: bytes) -> str:
     return f"{digest[0:4]} {digest[4:8]}"
 
 
+@functools.lru_cache(maxsize=8192)
 def member_id(identity_key: bytes) -> bytes:
     """Our relay member id: the identity fingerprint in compact form (32 hex digits)."""
     return fingerprint(identity_key).replace(" ", "").encode("ascii")
+
+
+@functools.lru_cache(maxsize=8192)
+def _fingerprint(identity_key: bytes) -> str:
+    return fingerprint(identity_key)
+
+
+def _message_epoch(data: bytes) -> int | None:
+    """The epoch in a core message's public header (PublicMessage and PrivateMessage both start
+    ``version, wire_format, group_id<V>, epoch``), or None if it does not parse that far."""
+    try:
+        r = Reader(data, "message header")
+        r.u16("version")
+        r.u16("wire_format")
+        r.opaque("group_id", MAX_GROUP_ID)
+        return r.u64("epoch")
+    except GroupChatError:
+        return None
 
 
 def group_id_for_room(room: str) -> bytes:
@@ -282,6 +309,7 @@ class ChatSession:
         self._old_commits: OrderedDict[bytes, None] = OrderedDict()  # ours, superseded or discarded
         self._want_update: str | None = None  # why we owe a self-update, if we do
         self._update_not_before = 0.0
+        self._commit_losses = 0  # our commits superseded in a row
         self._last_update = clock()
         self._sent_since_update = 0
 
@@ -389,7 +417,8 @@ class ChatSession:
             mine = m.identity_key == self.identity.public_key
             online = self._link is not None if mine else member_id(m.identity_key) in self._present
             trust = TrustState.VERIFIED if mine else self._trust.state(m.display_name, m.identity_key)
-            entries.append(RosterEntry(m.display_name, m.fingerprint, online, trust, is_me=mine))
+            fp = _fingerprint(m.identity_key)
+            entries.append(RosterEntry(m.display_name, fp, online, trust, is_me=mine))
         return tuple(entries)
 
     def safety_number(self, name: str) -> str:
@@ -922,6 +951,7 @@ class ChatSession:
         if ev.own and own is not None:
             ms += own.build_ms
             self._own_commit = None
+            self._commit_losses = 0
             if own.update:
                 self._want_update = None
                 self._update_not_before = 0.0
@@ -932,10 +962,13 @@ class ChatSession:
         elif own is not None and ev.superseded_own_commit:
             self._remember_old_commit(own.message)
             self._own_commit = None
-            # Lost the race: rebuild on the new epoch, after a short random pause so that many
-            # members who lost together do not collide again.
+            # Lost the race: rebuild on the new epoch after a random pause whose range doubles
+            # with each loss in a row (binary exponential backoff), so that many members who
+            # owe an update at once (say, after a mass join) spread out instead of colliding.
+            self._commit_losses += 1
+            window = min(5.0, 0.05 * 2 ** min(self._commit_losses, 7))
             jitter = int.from_bytes(self._rand(2), "big") / 65536
-            self._update_not_before = self._clock() + jitter * (0.05 + 0.02 * len(self._members))
+            self._update_not_before = self._clock() + jitter * window
         await self._handle_outbox(ev)
         before = set(self._members)
         self._adopt(timed)
@@ -993,9 +1026,8 @@ class ChatSession:
             log.debug("replayed commit ignored: %s", exc)
             return
         if isinstance(exc, EpochError):
-            try:
-                epoch = CommitMessage.decode(data).content.epoch
-            except GroupChatError:
+            epoch = _message_epoch(data)
+            if epoch is None:
                 epoch = -1
             if data in self._old_commits or 0 <= epoch < group.epoch:
                 log.debug("commit for epoch %d lost the race to the one we applied", epoch)
@@ -1016,10 +1048,7 @@ class ChatSession:
     def _on_unreadable(self, exc: GroupChatError, data: bytes) -> None:
         group = self._group
         assert group is not None
-        try:
-            epoch: int | None = PrivateMessage.decode(data).epoch
-        except GroupChatError:
-            epoch = None
+        epoch = _message_epoch(data)
         if isinstance(exc, EpochError) and epoch is not None:
             if epoch < self._joined_epoch:
                 self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
@@ -1210,6 +1239,13 @@ class ChatSession:
     async def _maybe_commit(self, now: float) -> None:
         group = self._group
         assert group is not None and self._worker is not None
+        update_due = (
+            self._want_update is not None
+            or now - self._last_update >= self.settings.update_interval
+            or self._sent_since_update >= self.settings.update_every
+        )
+        if not (update_due or self._add_duties or self._leave_requests or self._kicks or self._offline_since):
+            return  # the common case, after every input: nothing to commit
         self._forget_done_duties()
         members = {leaf: m.identity_key for leaf, m in self._members.items()}
         by_key = {m.identity_key: leaf for leaf, m in self._members.items()}
@@ -1241,11 +1277,6 @@ class ChatSession:
         )
         kicks = frozenset(k for k in self._kicks if k in by_key and by_key[k] != group.my_leaf)
         remove_leaves = sorted({d.leaf for d in plan.remove} | {by_key[k] for k in kicks})
-        update_due = (
-            self._want_update is not None
-            or now - self._last_update >= self.settings.update_interval
-            or self._sent_since_update >= self.settings.update_every
-        )
         update = update_due and now >= self._update_not_before
         if not (plan.add or remove_leaves or update):
             return
