@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import logging
 import random
 import sys
 import threading
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else random.randrange(1 << 30),
         seconds=args.seconds if args.seconds is not None else HEADLESS_DEFAULT_SECONDS if headless else None,
         keep_relay=args.keep_relay, name=args.name,
+        # Busy enough to check a short headless run; slow enough to read along in the TUI.
+        chat_every=(0.8, 2.0) if headless else (4.0, 10.0),
     )
     try:
         if headless:
@@ -141,6 +144,7 @@ class DemoOptions:
     seconds: float | None
     keep_relay: bool
     name: str
+    chat_every: tuple[float, float] = (0.8, 2.0)  # seconds between one bot's messages (min, max)
 
 
 # --- peers and the run -------------------------------------------------------------------------------
@@ -314,7 +318,7 @@ class DemoRun:
     async def _chat(self, peer: _Peer) -> None:
         rng = random.Random(self.rng.random())
         while peer.chatting and not peer.departed:
-            await asyncio.sleep(rng.uniform(0.8, 2.0))
+            await asyncio.sleep(rng.uniform(*self.options.chat_every))
             if peer.chatting and peer.ready:
                 text = f"{rng.choice(_PHRASES)} (#{next(self._counter)})"
                 self.sent.append(_Sent(peer, peer.session.send_text(text), text))
@@ -503,17 +507,23 @@ def _with_tui(options: DemoOptions) -> int:
 
     ready = threading.Event()
     box: dict[str, Relay] = {}
+    failure: list[BaseException] = []
     loop = asyncio.new_event_loop()
     stop: asyncio.Event | None = None
-    log_lines: list[str] = []
+    log = logging.getLogger("groupchat.demo")
 
     async def backdrop() -> None:
         nonlocal stop
         stop = asyncio.Event()
-        relay = await _start_relay(options.port)
-        demo = DemoRun(options, relay, log_lines.append)
-        box["relay"] = relay
-        ready.set()
+        try:
+            relay = box["relay"] = await _start_relay(options.port)
+        except BaseException as e:
+            failure.append(e)
+            raise
+        finally:
+            ready.set()
+        # The bots' transcript goes to the log file: the terminal belongs to the TUI.
+        demo = DemoRun(options, relay, log.info)
         try:
             seconds = options.seconds if options.seconds is not None else float("inf")
             runner = asyncio.ensure_future(demo.run(min(seconds, 10 * 365 * 86400.0)))
@@ -530,11 +540,20 @@ def _with_tui(options: DemoOptions) -> int:
                     await asyncio.Event().wait()
             await relay.stop()
 
-    thread = threading.Thread(target=lambda: loop.run_until_complete(backdrop()), name="demo-relay",
-                              daemon=True)
+    def thread_main() -> None:
+        try:
+            loop.run_until_complete(backdrop())
+        except BaseException:
+            # Never a traceback on the TUI's terminal: the log file has it, run() reports failure.
+            log.exception("the demo's relay and bots stopped")
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=thread_main, name="demo-relay", daemon=True)
     thread.start()
-    if not ready.wait(15):
-        print("groupchat demo: the relay did not start", file=sys.stderr)
+    if not ready.wait(15) or failure:
+        reason = f": {failure[0]}" if failure else ""
+        print(f"groupchat demo: the relay did not start{reason}", file=sys.stderr)
         return 1
     relay = box["relay"]
     url = f"ws://127.0.0.1:{relay.port}"

@@ -138,7 +138,10 @@ class _SessionGroup:
         deadline = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: not done within {timeout:g} s")
+                states = sorted({(s.connection.value, s.epoch, s.member_count)
+                                 for s in (p.session.status for p in self.peers)}, key=str)
+                raise TimeoutError(f"{what}: not done within {timeout:g} s; (state, epoch, members) "
+                                   f"across the {len(self.peers)} sessions: {states}")
             for p in self.peers:
                 if p.task is not None and p.task.done():
                     raise RuntimeError(f"{p.name}'s session ended: {p.task.exception()!r}")
