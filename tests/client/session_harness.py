@@ -126,3 +126,67 @@ async def stop_all(*peers: Peer) -> None:
         except Exception:  # keep stopping the others; the test already failed or passed
             if p.task is not None:
                 p.task.cancel()
+
+
+class HoldingProxy:
+    """A websocket proxy between one client and the relay that can hold the client's frames.
+
+    While ``hold`` is set, frames from the client wait here (the relay never sees them); frames
+    from the relay always pass. ``release()`` forwards the held ones in order. This recreates,
+    on demand, a message or commit that is late because of the network.
+    """
+
+    def __init__(self, relay_port: int) -> None:
+        self.relay_port = relay_port
+        self.hold = False
+        self.held: list[bytes] = []
+        self._up: Any = None
+        self._server: Any = None
+
+    async def __aenter__(self) -> HoldingProxy:
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, max_size=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def release(self) -> None:
+        self.hold = False
+        held, self.held = self.held, []
+        for frame in held:
+            await self._up.send(frame)
+
+    async def _handle(self, client: Any) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        async with connect(f"ws://127.0.0.1:{self.relay_port}", compression=None, max_size=None) as up:
+            self._up = up
+
+            async def upstream() -> None:
+                async for message in client:
+                    if self.hold:
+                        self.held.append(message)
+                    else:
+                        await up.send(message)
+
+            async def downstream() -> None:
+                async for message in up:
+                    await client.send(message)
+
+            tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except ConnectionClosed:
+                pass
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
