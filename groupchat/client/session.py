@@ -288,6 +288,7 @@ class ChatSession:
         self._present: set[bytes] = set()
         self._offline_since: dict[bytes, float] = {}
         self._latency_ms: float | None = None
+        self._send_pause_until = 0.0  # after the relay said rate_limited
 
         # Group membership.
         self._group: Group | None = None
@@ -698,10 +699,12 @@ class ChatSession:
                 )
             else:
                 self._outbox.requeue(entry)  # rate limited or the like: try again shortly
+                self._send_pause_until = self._clock() + 0.25
             return
         own = self._own_commit
         if own is not None and what == "commit" and self._group is not None:
             # The relay dropped our commit: forget it and plan again on the same epoch.
+            self._send_pause_until = self._clock() + 0.25
             await self._discard_own_commit()
             return
         if err.code in (ErrorCode.REPLACED, ErrorCode.SLOW_CONSUMER, ErrorCode.SHUTTING_DOWN):
@@ -804,6 +807,7 @@ class ChatSession:
         mine = d.sender == self._me and nonce == self._created_nonce
         if mine and self._group is not None:
             self._created_nonce = None
+            self._buffer = []  # nothing before our own group's creation concerns it
             self._emit(
                 TimelineEvent(
                     TimelineKind.JOINED,
@@ -883,11 +887,12 @@ class ChatSession:
     async def _on_core(self, data: bytes) -> None:
         group = self._group
         if group is None or self._created_nonce is not None or self._worker is None:
-            if self._pending_join is not None or group is None:
-                if len(self._buffer) < _MAX_BUFFERED:
-                    self._buffer.append(data)
-                else:
-                    self._buffer_dropped += 1
+            # Not (yet) a member: keep it for when our welcome comes. Commits and messages at
+            # our first epoch may arrive before the welcome, which is sent only after the echo.
+            if len(self._buffer) < _MAX_BUFFERED:
+                self._buffer.append(data)
+            else:
+                self._buffer_dropped += 1
             return
         wire = int.from_bytes(data[2:4], "big") if len(data) >= 4 else -1
         try:
@@ -1172,6 +1177,8 @@ class ChatSession:
         if self._leaving:
             await self._progress_leave(now)
             return
+        if now < self._send_pause_until:
+            return  # the relay asked us to slow down
         if self._own_commit is None:
             await self._maybe_commit(now)
         if self._own_commit is None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from session_harness import agree, running_relay, start_peer, stop_all, wait_until
 
-from groupchat.client.notices import TimelineKind
+from groupchat.client.notices import TimelineKind, UnreadableReason
 from server.redis_server import RedisProcess, redis_available, start_redis
 
 
@@ -73,3 +73,26 @@ async def test_relay_restart_with_redis_loses_nothing(redis_proc: RedisProcess) 
                 assert not any("lost its log" in t for t in p.timeline())
     finally:
         await stop_all(alice, bob)
+
+
+async def test_gap_after_the_log_was_trimmed_rejoins_and_counts_the_missed() -> None:
+    async with running_relay(log_max_count=5) as relay:
+        alice = start_peer(relay.port, "r", "alice", reconnect_min=1.0, reconnect_max=1.2)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start_peer(relay.port, "r", "bob")
+        try:
+            await wait_until(lambda: agree(alice, bob) and (alice.epoch or 0) >= 2, what="bob in")
+            await alice.session.drop_connection()
+            for i in range(10):
+                bob.session.send_text(f"while away {i}")
+            await wait_until(lambda: len(bob.confirmed()) == 10, what="bob's messages logged")
+            await wait_until(lambda: agree(alice, bob) and len(bob.session.roster()) == 2, 15, "alice back")
+            missed = [p for p in alice.placeholders() if p.reason is UnreadableReason.MISSED_OFFLINE]
+            assert len(missed) == 1 and missed[0].count >= 10, missed
+            assert any("log was trimmed" in t for t in alice.timeline())
+            assert any(t.startswith("alice is rejoining") for t in bob.timeline())
+            bob.session.send_text("readable again")
+            await wait_until(lambda: "readable again" in alice.texts(), what="alice reads again")
+            assert not any(t.startswith("while away") for t in alice.texts())
+        finally:
+            await stop_all(alice, bob)
