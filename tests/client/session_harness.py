@@ -83,11 +83,11 @@ class Peer:
 
 
 def start_peer(port: int, room: str, name: str, identity: Identity | None = None, **overrides: Any) -> Peer:
+    clock = overrides.pop("clock", None)
     settings = SessionSettings(
         relay_url=f"ws://127.0.0.1:{port}", room=room, name=name, **{**FAST, **overrides}
     )
     notices: list[Notice] = []
-    clock = overrides.pop("clock", None)
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
     session = ChatSession(
         settings, identity or Identity.generate(), TrustStore(None), notices.append, **kwargs
@@ -95,6 +95,19 @@ def start_peer(port: int, room: str, name: str, identity: Identity | None = None
     peer = Peer(name, session, notices)
     peer.task = asyncio.create_task(session.run(), name=f"peer-{name}")
     return peer
+
+
+class FakeClock:
+    """A monotonic clock that a test can move forward (the session's timers read only this)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

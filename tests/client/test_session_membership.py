@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from session_harness import agree, running_relay, start_peer, stop_all, wait_until
+from session_harness import FakeClock, agree, running_relay, start_peer, stop_all, wait_until
 
 from groupchat.client.notices import TimelineKind, TrustState
 from groupchat.core.identity import Identity
@@ -120,5 +120,28 @@ async def test_key_change_warns_and_safety_numbers() -> None:
             assert any("bob's key changed" in w for w in warnings)
             assert {r.name: r.trust for r in alice.session.roster()}["bob"] is TrustState.KEY_CHANGED
             await impostor.stop()
+        finally:
+            await stop_all(alice, bob)
+
+
+async def test_injected_clock_drives_eviction_and_scheduled_update() -> None:
+    clock = FakeClock()
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "r", "alice", clock=clock, eviction_grace=60.0, update_interval=600.0)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start_peer(relay.port, "r", "bob", eviction_grace=60.0, update_interval=600.0)
+        await wait_until(lambda: agree(alice, bob) and (alice.epoch or 0) >= 2, what="bob in")
+        try:
+            epoch = alice.epoch
+            assert epoch is not None
+            clock.advance(601.0)  # alice's update is due: she commits one without being asked
+            await wait_until(lambda: agree(alice, bob) and alice.epoch == epoch + 1, what="scheduled update")
+            assert alice.timeline()[-1].startswith(f"you refreshed your keys · epoch {epoch + 1}")
+            await bob.stop(leave=False)
+            await asyncio.sleep(0.5)
+            assert len(alice.session.roster()) == 2  # 60 s have not passed on alice's clock
+            clock.advance(61.0)
+            await wait_until(lambda: len(alice.session.roster()) == 1, what="eviction")
+            assert any("bob was removed after 60 s offline" in t for t in alice.timeline())
         finally:
             await stop_all(alice, bob)
