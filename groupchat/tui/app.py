@@ -91,7 +91,7 @@ class ChatApp(App[int]):
         self.session: SessionAPI | None = session
         self._now = now
         self._cursor_blink = cursor_blink
-        self._closed = False
+        self._session_closed = False
         self._left = False
 
     # -- layout ---------------------------------------------------------------------------------
@@ -313,9 +313,9 @@ class ChatApp(App[int]):
 
     async def _shutdown_session(self) -> None:
         session = self.session
-        if session is None or self._closed:
+        if session is None or self._session_closed:
             return
-        self._closed = True
+        self._session_closed = True
         if not self._left:
             self.message_log.add_info("leaving the group…")
         # close() publishes the signed leave request first (if we are a member), so the others
@@ -324,8 +324,8 @@ class ChatApp(App[int]):
 
     async def on_unmount(self) -> None:
         # Whatever ended the app (quit, ctrl+c, an error), the session's socket is closed.
-        if self.session is not None and not self._closed:
-            self._closed = True
+        if self.session is not None and not self._session_closed:
+            self._session_closed = True
             await self.session.close()
 
 

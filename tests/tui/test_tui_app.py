@@ -293,3 +293,19 @@ async def test_bindings_have_ids_and_show_in_the_footer() -> None:
         assert {"quit", "toggle-tree", "focus-input", "scroll-up", "scroll-down", "scroll-bottom"} <= ids
         shown = {binding.action for (_, binding, enabled, _) in app.active_bindings.values() if binding.show}
         assert {"quit", "toggle_tree", "scroll_log(-1)", "scroll_log(1)", "scroll_bottom"} <= shown
+
+
+@pytest.mark.parametrize("how", ["key", "command"])
+async def test_quit_exits(how: str) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        if how == "key":
+            await pilot.press("ctrl+q")
+        else:
+            await type_line(pilot, app, "/quit")
+        for _ in range(100):
+            if not app.is_running:
+                break
+            await pilot.pause(0.02)
+        assert not app.is_running
+    assert app.return_code == 0

@@ -41,7 +41,7 @@ class LogLine(Static):
     def plain(self) -> str:
         return self._text.plain
 
-    def replace(self, text: Text) -> None:
+    def set_text(self, text: Text) -> None:
         self._text = text
         self.update(text)
 
@@ -103,7 +103,7 @@ class MessageLog(VerticalScroll, can_focus=True):
             return False
         widget, line, stamp = entry
         widget.remove_class("-pending")
-        widget.replace(self._chat_text(line, stamp, pending=False))
+        widget.set_text(self._chat_text(line, stamp, pending=False))
         return True
 
     def add_event(self, event: TimelineEvent, stamp: str) -> None:
