@@ -60,37 +60,44 @@ def _status(epoch: int, code: str, members: int) -> StatusChanged:
 
 
 TREE = TreeView("tree", 9, (
-    TreeNode(0, 0, "alice", "3f1c", changed=True, mine=True),
-    TreeNode(1, 1, "", "8e27", changed=True, mine=True),
-    TreeNode(2, 0, "bob", "a7e0", changed=False, mine=False),
-    TreeNode(3, 2, "", "41b9", changed=True, mine=True),
-    TreeNode(4, 0, "carol", "5d92", changed=False, mine=False),
-    TreeNode(5, 1, "", "c03a", changed=False, mine=False),
-    TreeNode(6, 0, "dave", "0c6b", changed=False, mine=False),
+    TreeNode(0, 0, "alice", "3f1c9a02", changed=True, mine=True),
+    TreeNode(1, 1, "", "8e27d4c1", changed=True, mine=True),
+    TreeNode(2, 0, "bob", "a7e011c4", changed=False, mine=False),
+    TreeNode(3, 2, "", "41b9f0e3", changed=True, mine=True),
+    TreeNode(4, 0, "carol", "5d92e6a1", changed=False, mine=False),
+    TreeNode(5, 1, "", "c03a7b52", changed=False, mine=False),
+    TreeNode(6, 0, "dave", "0c6b4f8e", changed=False, mine=False),
 ))
 
+# The session's own phrasing (groupchat/client/session.py), so the pictures show what users read.
 SCENE: tuple[Notice, ...] = (
-    _status(6, "7D1E-02A9", 3),
+    _status(6, "7d1e 02a9", 3),
     RosterChanged(_roster(TrustState.UNVERIFIED).members[:3]),
     Placeholder(UnreadableReason.BEFORE_JOIN, count=12),
-    TimelineEvent(TimelineKind.JOINED, "you joined · epoch 6 · code 7D1E-02A9"),
+    TimelineEvent(TimelineKind.JOINED, "you joined the group · epoch 6 · code 7d1e 02a9"),
     ChatLine("bob", "morning! the relay is up again", 6, trust=TrustState.VERIFIED),
     ChatLine("alice", "great, thanks bob", 6, own=True, pending=True, local_id=1),
     MessageConfirmed(1),
     TimelineEvent(TimelineKind.JOINED, "dave joined · epoch 7 · 3 keys refreshed in 0.4 ms · code changed"),
-    _status(7, "B04C-9F31", 4),
+    _status(7, "b04c 9f31", 4),
     _roster(TrustState.UNVERIFIED),
-    ChatLine("dave", "hi all, new phone", 7),
-    TimelineEvent(TimelineKind.WARNING,
-                  "dave's key is not the one seen before: ask dave, then /verify dave and /trust dave"),
+    TimelineEvent(
+        TimelineKind.WARNING,
+        f"dave's key changed (fingerprint now {_FP['dave']}): this may be a new device or an impostor. "
+        "Compare safety numbers with /verify dave, then /trust dave",
+    ),
     _roster(TrustState.KEY_CHANGED),
-    TimelineEvent(TimelineKind.UPDATED, "carol refreshed her keys · epoch 8 · 2 keys · code changed"),
-    Placeholder(UnreadableReason.TAMPERED, sender="dave"),
+    ChatLine("dave", "hi all, new phone", 7, trust=TrustState.KEY_CHANGED),
+    TimelineEvent(
+        TimelineKind.UPDATED,
+        "carol refreshed their keys · epoch 8 · 2 keys refreshed in 0.6 ms · code changed",
+    ),
+    Placeholder(UnreadableReason.TAMPERED, sender="dave", detail="unknown content"),
     ChatLine("carol", "dave, can you read out your safety number?", 8),
     TimelineEvent(
-        TimelineKind.UPDATED, "you refreshed your keys · epoch 9 · 2 keys in 0.3 ms · code changed"
+        TimelineKind.UPDATED, "you refreshed your keys · epoch 9 · 2 keys refreshed in 0.3 ms · code changed"
     ),
-    _status(9, "E2F8-5A10", 4),
+    _status(9, "e2f8 5a10", 4),
     TREE,
     ChatLine("alice", "comparing the codes now", 9, own=True, pending=True, local_id=2),
 )
