@@ -209,10 +209,9 @@ def _core_join(members: list[Group], deliver: Callable[[bytes], None], tag: int)
     assert welcome is not None
     joiner = Group.join(pending, welcome)
     elapsed = time.perf_counter() - t0
-    # Keep the group at N: the joiner leaves again (untimed), removed by the committer.
+    # The joiner stays and commits its first Update (untimed), as a session's joiner does.
     members.append(joiner)
-    deliver(committer.commit(remove=[joiner.my_leaf]))
-    members.remove(joiner)
+    deliver(joiner.commit(update=True))
     return elapsed
 
 
@@ -276,20 +275,6 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
             t0 = time.perf_counter()
             await group.grow_to(n, args.batch, args.timeout)
             fig.build_seconds = time.perf_counter() - t0
-            for i in range(args.joins):
-                # A newcomer joins (timed to READY); then it leaves so the group stays at N.
-                peer = group.start()
-                started = time.perf_counter()
-                await group.wait(_is_ready(peer), args.timeout, "join")
-                assert peer.ready_at is not None
-                fig.join_session.append(peer.ready_at - started)
-                await group.wait(group.settled, args.timeout, "settle after join")
-                peer.session.leave()
-                if peer.task is not None:
-                    await asyncio.wait_for(peer.task, args.timeout)
-                group.peers.remove(peer)
-                await group.wait(group.settled, args.timeout, "settle after leave")
-                fig.join_core.append(_core_join(members, deliver, i))
             for i in range(args.rekeys):
                 member = group.peers[(i * 7) % len(group.peers)]
                 epoch = member.session.status.epoch
@@ -309,6 +294,15 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
                 await group.wait(_all_read(others, text), args.timeout, "fan-out")
                 fig.fan_session += [p.read_at[text] - t0 for p in others]
                 fig.fan_core += _core_fanout(members, i)
+            # Joins last: each newcomer stays (N, N+1, ...), in the session group and the core one.
+            for i in range(args.joins):
+                peer = group.start()
+                started = time.perf_counter()
+                await group.wait(_is_ready(peer), args.timeout, "join")
+                assert peer.ready_at is not None
+                fig.join_session.append(peer.ready_at - started)
+                await group.wait(group.settled, args.timeout, "settle after join")
+                fig.join_core.append(_core_join(members, deliver, i))
         finally:
             await group.close()
     return fig
@@ -322,7 +316,8 @@ def _report(fig: Figures) -> list[float]:
         ("fan-out p50", _pct(fig.fan_session, 0.5), _pct(fig.fan_core, 0.5)),
         ("fan-out p99", _pct(fig.fan_session, 0.99), _pct(fig.fan_core, 0.99)),
     ]
-    print(f"  N = {fig.n} (group built through the relay in {fig.build_seconds:.1f} s; "
+    print(f"  N = {fig.n} (group built through the relay in {fig.build_seconds:.1f} s; joins at N..N+"
+          f"{len(fig.join_session) - 1}; "
           f"{len(fig.join_session)} joins, {len(fig.rekey_session)} rekeys, "
           f"{len(fig.fan_session)} deliveries)")
     ratios = []
