@@ -51,13 +51,21 @@ class Tmux:
             screen = self.screen(window)
             if what(screen):
                 return screen
+            if (ended := self.exit_status(window)) is not None:
+                raise AssertionError(f"{label}: {window} ended ({ended}) first; its screen:\n{screen}")
             time.sleep(0.2)
         raise AssertionError(f"{label}: not seen in {DEADLINE:g} s; {window}'s screen:\n{screen}")
 
-    def pane_dead(self, window: str) -> tuple[bool, int | None]:
-        dead, status = self("display-message", "-p", "-t", f"gc:{window}",
-                            "#{pane_dead} #{pane_dead_status}").split(" ", 1)
-        return dead == "1", int(status) if status.strip() else None
+    def exit_status(self, window: str) -> str | None:
+        """None while the pane's process runs; then "status N" or "signal N" once tmux has reaped it
+        (the pane may read dead a moment before its status is known)."""
+        dead, status, signal = self("display-message", "-p", "-t", f"gc:{window}",
+                                    "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}").strip().split("|")
+        if dead != "1":
+            return None
+        if status:
+            return f"status {status}"
+        return f"signal {signal}" if signal else None
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=15)
@@ -122,10 +130,10 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
         tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")
         tmux("send-keys", "-t", f"gc:{who}", "Enter")
         deadline = time.monotonic() + DEADLINE
-        while not (state := tmux.pane_dead(who))[0] and time.monotonic() < deadline:
-            time.sleep(0.2)
+        while (state := tmux.exit_status(who)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         screen = tmux.screen(who)
-        assert state == (True, 0), f"{who} did not exit cleanly ({state}); screen:\n{screen}"
+        assert state == "status 0", f"{who} did not exit cleanly ({state}); screen:\n{screen}"
         # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
         assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
         logs = list((tmp_path / who / "logs").glob("*.log"))
