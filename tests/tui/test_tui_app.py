@@ -25,7 +25,7 @@ from groupchat.client.notices import (
     UnreadableReason,
 )
 from groupchat.tui.app import ChatApp
-from groupchat.tui.widgets import LogLine
+from groupchat.tui.widgets import LogEntry
 from groupchat.tui.widgets.message_log import PENDING_MARK
 from groupchat.tui.widgets.tree_panel import tree_text
 
@@ -36,7 +36,7 @@ def make_app() -> ChatApp:
     return ChatApp(now=lambda: datetime(2026, 11, 22, 9, 30), cursor_blink=False)
 
 
-def last_line(app: ChatApp) -> LogLine:
+def last_line(app: ChatApp) -> LogEntry:
     return app.message_log.lines[-1]
 
 
@@ -116,7 +116,7 @@ async def test_timeline_events_in_plain_words() -> None:
             "09:30 → carol joined · epoch 7 · 3 keys refreshed in 0.4 ms",
             "09:30 ← carol left · epoch 8",
         ]
-        assert app.message_log.lines[0].has_class("-joined")
+        assert app.message_log.lines[0].has_class("joined")
 
 
 async def test_key_change_warning() -> None:
@@ -128,7 +128,7 @@ async def test_key_change_warning() -> None:
         await pilot.pause()
         warning, chat = app.message_log.lines
         assert warning.plain == "09:30 ⚠ bob's key changed: type /verify bob"
-        assert warning.has_class("-warning")
+        assert warning.has_class("warning")
         # Every line from a changed key carries the mark until it is verified again.
         assert chat.plain == "09:30 ! bob: it's me, new laptop"
         assert "! bob key changed" in str(app.member_list.content)
@@ -142,11 +142,11 @@ async def test_own_message_pending_until_confirmed() -> None:
         await pilot.pause()
         first, second = app.message_log.lines
         assert first.plain == "09:30 alice: first" + PENDING_MARK
-        assert first.has_class("-pending") and first.has_class("-own")
+        assert first.has_class("pending") and first.has_class("own")
         app.deliver(MessageConfirmed(1))
         await pilot.pause()
-        assert first.plain == "09:30 alice: first" and not first.has_class("-pending")
-        assert second.plain.endswith(PENDING_MARK) and second.has_class("-pending")
+        assert first.plain == "09:30 alice: first" and not first.has_class("pending")
+        assert second.plain.endswith(PENDING_MARK) and second.has_class("pending")
         # A second or unknown confirmation changes nothing.
         app.deliver(MessageConfirmed(1))
         app.deliver(MessageConfirmed(99))
@@ -276,11 +276,15 @@ async def test_old_lines_are_dropped_past_the_cap() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         app.message_log.MAX_LINES = 5
+        app.message_log._TRIM_SLACK = 2  # old lines go in batches: at 5 + 2, down to 5
         app.deliver(ChatLine("alice", "mine", epoch=1, own=True, pending=True, local_id=1))
         for i in range(6):
             app.deliver(ChatLine("bob", f"m{i}", epoch=1))
         await pilot.pause()
-        assert app.message_log.plain_lines() == [f"09:30 bob: m{i}" for i in range(1, 6)]
+        assert len(app.message_log.lines) == 7
+        app.deliver(ChatLine("bob", "m6", epoch=1))
+        await pilot.pause()
+        assert app.message_log.plain_lines() == [f"09:30 bob: m{i}" for i in range(2, 7)]
         app.deliver(MessageConfirmed(1))  # its line is gone: nothing to update, no error
         await pilot.pause()
         assert len(app.message_log.lines) == 5
@@ -309,3 +313,36 @@ async def test_quit_exits(how: str) -> None:
             await pilot.pause(0.02)
         assert not app.is_running
     assert app.return_code == 0
+
+
+async def test_log_sticks_to_the_bottom_until_the_user_scrolls_up() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.message_log
+        for i in range(120):
+            app.deliver(ChatLine("bob", f"line {i}", epoch=1))
+        await pilot.pause()
+        assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+        await pilot.press("pageup")
+        await pilot.pause()
+        reading_at = log.scroll_y
+        assert reading_at < log.max_scroll_y
+        app.deliver(ChatLine("bob", "while you read", epoch=1))
+        await pilot.pause()
+        assert log.scroll_y == reading_at  # new lines do not yank the view away
+        await pilot.press("ctrl+end")
+        app.deliver(ChatLine("bob", "latest", epoch=1))
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y
+
+
+async def test_long_lines_wrap_under_the_text_not_the_stamp() -> None:
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.deliver(ChatLine("bob", "word " * 30, epoch=1))
+        await pilot.pause()
+        entry = app.message_log.lines[-1]
+        rows = [strip.text for strip in entry.strips]
+        assert len(rows) > 1
+        assert rows[0].startswith("09:30 bob: word")
+        assert all(row.startswith("      word") for row in rows[1:])

@@ -2,8 +2,8 @@
 
 from .history_input import HistoryInput
 from .member_list import MemberList
-from .message_log import LogLine, MessageLog
+from .message_log import LogEntry, MessageLog
 from .status_bar import StatusBar
 from .tree_panel import TreePanel
 
-__all__ = ["HistoryInput", "LogLine", "MemberList", "MessageLog", "StatusBar", "TreePanel"]
+__all__ = ["HistoryInput", "LogEntry", "MemberList", "MessageLog", "StatusBar", "TreePanel"]
