@@ -197,7 +197,7 @@ class ChatApp(App[int]):
     def _on_session_ended(self, message: SessionEnded) -> None:
         if message.error is None:
             self._left = True
-            self.message_log.add_info("the session has ended (you left the group); ctrl+q or /quit to exit")
+            self.message_log.add_info("the session has ended; ctrl+q or /quit to exit")
         else:
             kind = type(message.error).__name__
             self.message_log.add_error(f"the session stopped: {message.error} ({kind}); /quit to exit")

@@ -161,3 +161,32 @@ async def test_quit_leaves_the_group_and_exits(peers: PeerFactory) -> None:
     # The leave request went out before the socket closed: alice's group removed bob at once.
     await alice.wait_ready(1)
     assert "bob left" in await alice.wait_line("bob left")
+
+
+async def test_rekey_kick_and_messages_from_before_joining(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    await alice.type("said before anyone joined")
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    carol = await peers("carol")
+    await carol.wait_ready(3)
+    await alice.wait_ready(3)
+    # Never a silent drop: what was sent before bob joined is a placeholder with its reason.
+    assert "cannot be shown: sent before you joined" in await bob.wait_line("cannot be shown")
+
+    await alice.type("/rekey")
+    await alice.wait_line("you refreshed your keys")
+    for peer in (bob, carol):
+        await peer.wait_line("alice refreshed their keys")
+
+    await alice.type("/kick nobody")
+    refused = (await alice.lines())[-1]
+    assert refused.startswith("✕ no member named") and "nobody" in refused
+    await alice.type("/kick carol")
+    for peer in (alice, bob):
+        await peer.wait_ready(2)
+        await peer.wait_line("carol was removed by alice")
+    await carol.wait_line("you were removed from the group by alice")
+    await carol.wait_line("the session has ended")
+    assert await alice.epoch() == await bob.epoch()
