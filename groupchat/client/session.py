@@ -111,7 +111,7 @@ MAX_TEXT_BYTES: Final = 16 * 1024
 _TICK: Final = 0.1  # seconds between timer checks
 _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
-_MAX_RECONNECT_FRAME: Final = 4 << 20
+_MAX_FRAME: Final = 4 << 20
 _GROUP_ID_PREFIX: Final = b"groupchat room:"
 
 
@@ -215,7 +215,7 @@ class _Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class _Command:
-    name: str  # "wake" | "rekey" | "kick" | "leave" | "close" | "drop"
+    name: str  # "wake" | "tick" | "rekey" | "kick" | "leave" | "close" | "drop"
     arg: bytes = b""
     done: asyncio.Future[None] | None = None
 
@@ -329,6 +329,7 @@ class ChatSession:
 
         # Lifecycle.
         self._running = False
+        self._tick_pending = False
         self._leaving = False
         self._leave_deadline = 0.0
         self._leave_sent = False
@@ -481,6 +482,8 @@ class ChatSession:
         """Close the websocket as if the network failed; the session reconnects by itself.
 
         For demos and tests of the reconnect path."""
+        if not self._running or self._stopped is None or self._stopped.is_set():
+            raise UsageError("the session is not running")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._post(_Command("drop", done=done))
         await done
@@ -493,7 +496,9 @@ class ChatSession:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(_TICK)
-            self._post(_Command("wake"))
+            if not self._tick_pending:  # one tick in the inbox is enough, however busy the actor
+                self._tick_pending = True
+                self._post(_Command("tick"))
 
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
@@ -503,7 +508,7 @@ class ChatSession:
                 async with connect(
                     self.settings.relay_url,
                     compression=None,
-                    max_size=_MAX_RECONNECT_FRAME,
+                    max_size=_MAX_FRAME,
                     open_timeout=10,
                     user_agent_header=AGENT,
                 ) as ws:
@@ -512,7 +517,7 @@ class ChatSession:
                         first = await ws.recv()
                     if not isinstance(first, bytes):
                         raise InvalidValueError("the relay answered Hello with a text frame")
-                    hello = decode_server(first, _MAX_RECONNECT_FRAME)
+                    hello = decode_server(first, _MAX_FRAME)
                     if not isinstance(hello, ServerHello):
                         raise InvalidValueError(f"the relay answered Hello with {type(hello).__name__}")
                     self._post(_Connected(ws, hello))
@@ -1103,7 +1108,9 @@ class ChatSession:
     # --- commands ------------------------------------------------------------------------------
 
     async def _on_command(self, cmd: _Command) -> None:
-        if cmd.name == "rekey":
+        if cmd.name == "tick":
+            self._tick_pending = False
+        elif cmd.name == "rekey":
             self._want_update = self._want_update or "request"
             self._update_not_before = 0.0
         elif cmd.name == "kick":
