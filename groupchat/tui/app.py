@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from textual import on
@@ -22,7 +22,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Input
 
 from groupchat.client.notices import Notice, RosterEntry, TrustState
-from groupchat.core.errors import GroupChatError
+from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, parse_input
 from .messages import (
@@ -55,10 +55,13 @@ class ChatApp(App[int]):
 
     Args:
         session_factory: builds the session with the app's notice callback; called on mount.
-        session: an already built session whose ``notify`` is this app's :meth:`deliver`
-            (use ``session_factory`` unless you need the session before the app starts).
+        session: an already built session whose ``notify`` forwards to this app's :meth:`deliver`
+            (e.g. ``notify=lambda n: app.deliver(n)`` bound after the app is made); prefer
+            ``session_factory``.
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
+        keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
+            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``).
 
     With neither a factory nor a session the app only displays what is delivered to it.
     """
@@ -83,10 +86,13 @@ class ChatApp(App[int]):
         session: SessionAPI | None = None,
         now: Callable[[], datetime] = datetime.now,
         cursor_blink: bool = True,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         if session_factory is not None and session is not None:
-            raise ValueError("give a session factory or a session, not both")
+            raise UsageError("give ChatApp a session factory or a session, not both")
+        if keymap:
+            self.set_keymap(dict(keymap))
         self._factory = session_factory
         self.session: SessionAPI | None = session
         self._now = now

@@ -24,6 +24,7 @@ from groupchat.client.notices import (
     TrustState,
     UnreadableReason,
 )
+from groupchat.core.errors import UsageError
 from groupchat.tui.app import ChatApp
 from groupchat.tui.widgets import LogEntry
 from groupchat.tui.widgets.message_log import PENDING_MARK
@@ -346,3 +347,17 @@ async def test_long_lines_wrap_under_the_text_not_the_stamp() -> None:
         assert len(rows) > 1
         assert rows[0].startswith("09:30 bob: word")
         assert all(row.startswith("      word") for row in rows[1:])
+
+
+async def test_keymap_remaps_a_binding_by_id() -> None:
+    app = ChatApp(now=lambda: datetime(2026, 11, 22, 9, 30), cursor_blink=False, keymap={"toggle-tree": "f2"})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")
+        assert not app.tree_panel.display
+        await pilot.press("f2")
+        assert app.tree_panel.display
+
+
+def test_factory_and_session_together_are_refused() -> None:
+    with pytest.raises(UsageError, match="a session factory or a session, not both"):
+        ChatApp(lambda notify: None, session=object())  # type: ignore[arg-type,return-value]
