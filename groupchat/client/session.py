@@ -740,6 +740,7 @@ class ChatSession:
         self._traffic_seen = False
         self._last_seq = None
         self._rejoin(None)
+        self._epoch_codes.clear()  # the new group counts its epochs from 0 again
         await self._join_room(0)
 
     def _on_presence(self, p: Presence) -> None:
