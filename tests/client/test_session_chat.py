@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from session_harness import agree, running_relay, start_peer, stop_all, wait_until
 
 
@@ -27,3 +29,25 @@ async def test_two_members_create_join_and_chat() -> None:
             assert all(r.online for r in alice.session.roster())
         finally:
             await stop_all(alice, bob)
+
+
+async def test_members_arriving_together_in_an_empty_room_form_one_group() -> None:
+    async with running_relay() as relay:
+        for room in ("together-1", "together-2", "together-3"):
+            peers = [start_peer(relay.port, room, name) for name in ("ann", "ben", "cat")]
+            try:
+                await wait_until(lambda ps=peers: agree(*ps) and len(ps[0].session.roster()) == 3, 20, room)
+                created = [p.name for p in peers if any("you created the group" in t for t in p.timeline())]
+                assert len(created) == 1, created
+            finally:
+                await stop_all(*peers)
+
+
+async def test_the_last_member_leaves_at_once() -> None:
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "solo", "alice")
+        await wait_until(lambda: alice.ready, what="alice ready")
+        alice.session.leave()
+        assert alice.task is not None
+        await asyncio.wait_for(alice.task, 5)
+        assert alice.timeline()[-1] == "you left; the group is now empty"
