@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from ..core import tree_math as tm
 from ..core.events import Event, Member
-from ..core.group import Group, GroupConfig
+from ..core.group import Group, GroupConfig, GroupState
 from ..core.identity import Identity, JoinRequest, PendingJoin
 
 __all__ = ["CoreWorker", "Timed", "TreeSnapshot"]
@@ -90,7 +90,7 @@ class CoreWorker:
             result = fn()
             ms = (time.perf_counter() - start) * 1000
             g = group()
-            snap = snapshot(g) if g is not None and g.state.value == "member" else None
+            snap = snapshot(g) if g is not None and g.state is GroupState.MEMBER else None
             return result, Timed(ms, snap)
 
         return await self.run(call)

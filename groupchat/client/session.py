@@ -32,6 +32,7 @@ from typing import Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..core import tree_math as tm
 from ..core.codec import Reader
 from ..core.errors import (
     ConfirmationError,
@@ -243,10 +244,8 @@ class _Link:
     join_req: int = 0
     resume_after: int | None = None
     in_room: bool = False
-    head: int = 0
     sync_nonce: bytes = b""
     caught_up: bool = False
-    joined_at: float = 0.0
     pending_acks: dict[int, tuple[str, float]] = field(default_factory=dict)
 
 
@@ -651,8 +650,6 @@ class ChatSession:
 
     async def _on_joined(self, link: _Link, joined: Joined) -> None:
         link.in_room = True
-        link.head = joined.head_seq
-        link.joined_at = self._clock()
         self._backoff.reset()
         self._present = set(joined.members)
         self._present.add(self._me)
@@ -1371,7 +1368,7 @@ class ChatSession:
         nodes = tuple(
             TreeNode(
                 index=i,
-                level=_level(i),
+                level=tm.level(i),
                 label=snap.labels[i] if i % 2 == 0 else snap.keys[i][:4],
                 key_id=snap.keys[i],
                 changed=i in changed,
@@ -1467,10 +1464,3 @@ class ChatSession:
             self._notify(notice)
         except Exception:  # the UI's bug must not take the session down; it is logged, not hidden
             log.exception("the notify callback raised on %s", type(notice).__name__)
-
-
-def _level(x: int) -> int:
-    k = 0
-    while (x >> k) & 1:
-        k += 1
-    return k
