@@ -44,28 +44,20 @@ class Tmux:
     def screen(self, window: str) -> str:
         return self("capture-pane", "-p", "-t", f"gc:{window}")
 
-    def wait_for(self, window: str, what: Callable[[str], bool], label: str) -> str:
+    def wait_for(self, window: str, what: Callable[[str], bool], label: str,
+                 status_file: Path | None = None) -> str:
+        """Poll ``window``'s screen until ``what(screen)``; fail at once if its process ended."""
         deadline = time.monotonic() + DEADLINE
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen(window)
             if what(screen):
                 return screen
-            if (ended := self.exit_status(window)) is not None:
-                raise AssertionError(f"{label}: {window} ended ({ended}) first; its screen:\n{screen}")
+            if status_file is not None and status_file.exists():
+                raise AssertionError(f"{label}: {window} exited ({status_file.read_text().strip()}) "
+                                     f"first; its screen:\n{screen}")
             time.sleep(0.2)
         raise AssertionError(f"{label}: not seen in {DEADLINE:g} s; {window}'s screen:\n{screen}")
-
-    def exit_status(self, window: str) -> str | None:
-        """None while the pane's process runs; then "status N" or "signal N" once tmux has reaped it
-        (the pane may read dead a moment before its status is known)."""
-        dead, status, signal = self("display-message", "-p", "-t", f"gc:{window}",
-                                    "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}").strip().split("|")
-        if dead != "1":
-            return None
-        if status:
-            return f"status {status}"
-        return f"signal {signal}" if signal else None
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=15)
@@ -84,7 +76,11 @@ def tmux() -> Iterator[Tmux]:
         t.kill()
 
 
-def _chat_command(tmp_path: Path, name: str, port: int) -> str:
+def _chat_command(tmp_path: Path, name: str, port: int) -> tuple[str, Path]:
+    """The shell command for ``name``'s window, and the file its exit status is written to.
+
+    The status goes through a file because tmux may report a pane dead (its terminal closed) a
+    while before it has reaped the process and knows the status."""
     home = tmp_path / name
     home.mkdir()
     config = home / "config.toml"
@@ -97,7 +93,9 @@ def _chat_command(tmp_path: Path, name: str, port: int) -> str:
     }
     argv = [sys.executable, "-m", "groupchat.cli", "chat", "--relay", f"ws://127.0.0.1:{port}",
             "--room", "tmux-test", "--name", name]
-    return "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+    status = home / "exit-status"
+    chat = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+    return f"{chat}; echo $? > {shlex.quote(str(status))}", status
 
 
 def _app_only(screen: str) -> list[str]:
@@ -116,24 +114,31 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
     assert m is not None
     port = int(m.group(1))
 
-    tmux("new-window", "-d", "-c", str(REPO), "-n", "alice", _chat_command(tmp_path, "alice", port))
-    tmux.wait_for("alice", lambda s: "● ready" in s, "alice ready")
-    tmux("new-window", "-d", "-c", str(REPO), "-n", "bob", _chat_command(tmp_path, "bob", port))
+    status: dict[str, Path] = {}
     for who in ("alice", "bob"):
-        tmux.wait_for(who, lambda s: "● ready" in s and "Members (2)" in s, f"{who} sees 2 members")
+        command, status[who] = _chat_command(tmp_path, who, port)
+        tmux("new-window", "-d", "-c", str(REPO), "-n", who, command)
+        # alice creates the group alone; bob then joins it.
+        tmux.wait_for(who, lambda s: "● ready" in s, f"{who} ready", status[who])
+    for who in ("alice", "bob"):
+        tmux.wait_for(who, lambda s: "● ready" in s and "Members (2)" in s, f"{who} sees 2 members",
+                      status[who])
 
     tmux("send-keys", "-t", "gc:alice", "-l", "hello from the alice terminal")
     tmux("send-keys", "-t", "gc:alice", "Enter")
-    tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window")
+    tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window",
+                  status["bob"])
 
     for who in ("bob", "alice"):
         tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")
         tmux("send-keys", "-t", f"gc:{who}", "Enter")
         deadline = time.monotonic() + DEADLINE
-        while (state := tmux.exit_status(who)) is None and time.monotonic() < deadline:
+        while not status[who].exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        screen = tmux.screen(who)
-        assert state == "status 0", f"{who} did not exit cleanly ({state}); screen:\n{screen}"
+        screen = tmux("capture-pane", "-p", "-S", "-200", "-t", f"gc:{who}")
+        assert status[who].exists(), f"{who} still runs {DEADLINE:g} s after /quit; screen:\n{screen}"
+        code = status[who].read_text().strip()
+        assert code == "0", f"{who} exited with status {code}; screen:\n{screen}"
         # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
         assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
         logs = list((tmp_path / who / "logs").glob("*.log"))
