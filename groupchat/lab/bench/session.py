@@ -178,10 +178,17 @@ def _core_group(n: int) -> tuple[list[Group], Callable[[bytes], None]]:
     pendings = [JoinRequest.create(creator.suite, Identity.generate(), creator.group_id, f"m{i}")
                 for i in range(1, n)]
     members = [creator]
-    if pendings:
-        event = creator.receive(creator.commit(add=[p.request for p in pendings]))
-        assert isinstance(event, EpochChanged) and event.welcome is not None
-        members += [Group.join(p, event.welcome) for p in pendings]
+    for start in range(0, len(pendings), 32):  # a commit carries at most 64 operations
+        chunk = pendings[start : start + 32]
+        data = creator.commit(add=[p.request for p in chunk])
+        welcome = None
+        for g in members:
+            event = g.receive(data)
+            if g is creator:
+                assert isinstance(event, EpochChanged)
+                welcome = event.welcome
+        assert welcome is not None
+        members += [Group.join(p, welcome) for p in chunk]
 
     def deliver(data: bytes) -> None:
         for g in members:
