@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stay until N seconds after start, then leave (default: leave when done)")
     parser.add_argument("--join-timeout", type=float, default=30.0, metavar="SEC",
                         help="give up if not a member after this long (default 30)")
-    add_config_arguments(parser)
+    add_config_arguments(parser, ephemeral_identity=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

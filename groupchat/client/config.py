@@ -163,11 +163,14 @@ def default_config_path() -> Path:
     return platformdirs.user_config_path(APP_NAME) / "config.toml"
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, session: bool = True) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, *, session: bool = True, ephemeral_identity: bool = False
+) -> None:
     """Add a flag for every option. Defaults are None so that :func:`load_config` sees what was given.
 
     ``session=False`` leaves out relay/room/name/scheme and the session timings (for commands
-    such as ``demo`` that choose those themselves).
+    such as ``demo`` that choose those themselves). ``ephemeral_identity`` documents that the
+    command makes a fresh identity unless ``--identity`` is given (bots).
     """
     g = parser.add_argument_group("configuration")
     g.add_argument("--config", type=Path, metavar="FILE",
@@ -177,8 +180,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, session: bool = Tru
     g.add_argument("--log-dir", type=Path, metavar="DIR",
                    help=f"log file directory (default: ${ENV_LOG_DIR} or the platform's)")
     g.add_argument("--log-level", choices=LOG_LEVELS, help="log file detail (default info)")
+    default_identity = "a fresh one each run" if ephemeral_identity else "DATA_DIR/identity.key"
     g.add_argument("--identity", type=Path, metavar="FILE",
-                   help="identity key file (default: DATA_DIR/identity.key)")
+                   help=f"identity key file (default: {default_identity})")
     if not session:
         return
     s = parser.add_argument_group("session")
