@@ -253,6 +253,8 @@ class Figures:
     rekey_core: list[float] = field(default_factory=list)
     fan_session: list[float] = field(default_factory=list)
     fan_core: list[float] = field(default_factory=list)
+    fan_cpu_session: float = 0.0  # this process's CPU seconds over the session fan-out phase
+    fan_cpu_core: float = 0.0
     build_seconds: float = 0.0
 
 
@@ -296,11 +298,14 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
                 sender = group.peers[(i * 5) % len(group.peers)]
                 text = f"bench message {i}"
                 others = [p for p in group.peers if p is not sender]
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 sender.session.send_text(text)
                 await group.wait(_all_read(others, text), args.timeout, "fan-out")
+                fig.fan_cpu_session += time.process_time() - cpu0
                 fig.fan_session += [p.read_at[text] - t0 for p in others]
+                cpu0 = time.process_time()
                 fig.fan_core += _core_fanout(members, i)
+                fig.fan_cpu_core += time.process_time() - cpu0
             # Joins last: each newcomer stays (N, N+1, ...), in the session group and the core one.
             for i in range(args.joins):
                 peer = group.start()
@@ -322,6 +327,10 @@ def _report(fig: Figures) -> list[float]:
         ("rekey, all in new epoch", statistics.median(fig.rekey_session), statistics.median(fig.rekey_core)),
         ("fan-out p50", _pct(fig.fan_session, 0.5), _pct(fig.fan_core, 0.5)),
         ("fan-out p99", _pct(fig.fan_session, 0.99), _pct(fig.fan_core, 0.99)),
+        # All N sessions share this process, so their latencies queue behind each other; CPU per
+        # delivery is what one member's own process would spend.
+        ("fan-out CPU/delivery", fig.fan_cpu_session / max(1, len(fig.fan_session)),
+         fig.fan_cpu_core / max(1, len(fig.fan_core))),
     ]
     print(f"  N = {fig.n} (group built through the relay in {fig.build_seconds:.1f} s; joins at N..N+"
           f"{len(fig.join_session) - 1}; "
