@@ -256,6 +256,7 @@ class Figures:
     fan_cpu_session: float = 0.0  # this process's CPU seconds over the session fan-out phase
     fan_cpu_core: float = 0.0
     build_seconds: float = 0.0
+    idle_cpu: float = 0.0  # CPU seconds per session per second while nothing happens (timers)
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -284,6 +285,9 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
             t0 = time.perf_counter()
             await group.grow_to(n, args.batch, args.timeout)
             fig.build_seconds = time.perf_counter() - t0
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await asyncio.sleep(1.0)
+            fig.idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - t0) / len(group.peers)
             for i in range(args.rekeys):
                 member = group.peers[(i * 7) % len(group.peers)]
                 epoch = member.session.status.epoch
@@ -336,6 +340,7 @@ def _report(fig: Figures) -> list[float]:
           f"{len(fig.join_session) - 1}; "
           f"{len(fig.join_session)} joins, {len(fig.rekey_session)} rekeys, "
           f"{len(fig.fan_session)} deliveries)")
+    print(f"    idle: {fig.idle_cpu * 1e3:.2f} ms CPU per session per second (timers, no traffic)")
     ratios = []
     for label, session, core in rows:
         ratio = session / core if core > 0 else float("inf")
