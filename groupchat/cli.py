@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.machinery
-import importlib.util
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,47 +37,41 @@ class Command:
     help: str
     module: str | None = None
     children: tuple[Command, ...] = ()
-    #: Skip the command while its module does not exist (a layer not built yet in this checkout).
-    optional: bool = False
-
-    def available(self) -> bool:
-        """Whether the command's module exists, found without importing it or its package
-        (``groupchat.tui`` imports Textual: ``groupchat --help`` must not pay for that)."""
-        if not self.optional or self.module is None:
-            return True
-        package, _, _ = self.module.rpartition(".")
-        try:
-            spec = importlib.util.find_spec(package)  # imports only the package's own parents
-        except ModuleNotFoundError:
-            return False
-        if spec is None or not spec.submodule_search_locations:
-            return False
-        found = importlib.machinery.PathFinder.find_spec(self.module, list(spec.submodule_search_locations))
-        return found is not None
 
 
 #: The one table of commands. Adding a command is one line here plus its module.
 COMMANDS: tuple[Command, ...] = (
-    Command("chat", "open the chat in the terminal UI", "groupchat.tui.command", optional=True),
+    Command("chat", "open the chat in the terminal UI", "groupchat.tui.command"),
     Command("relay", "run the relay server", "server.__main__"),
-    Command("demo", "run the in-process group demo", "groupchat.lab.demo"),
-    Command("bot", "run a headless bot member", "groupchat.client.bot", optional=True),
+    Command("demo", "a relay, bot peers that chat and churn, and your own chat window", "groupchat.lab.demo"),
+    Command("bot", "run a headless bot member", "groupchat.client.bot"),
     Command(
         "bench",
         "run a benchmark",
         children=(
             Command("rekey", "time rekeys, welcomes and messages vs a floor", "groupchat.lab.bench.rekey"),
             Command("relay", "relay CPU per delivery vs bare websockets", "groupchat.lab.bench.relay"),
+            Command("session", "chat sessions over a relay vs the core alone", "groupchat.lab.bench.session"),
         ),
     ),
 )
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show every flag's default; keep descriptions as written."""
+    """Show every flag's default; keep descriptions as written.
+
+    A flag whose help already names its default (``"(default: $GROUPCHAT_CONFIG or …)"``, where the
+    real default is resolved later) and a flag without a meaningful one (None, False) is left as is.
+    """
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,8 +103,6 @@ def _add_commands(
 ) -> None:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest=f"_command{depth}", required=True)
     for cmd in commands:
-        if not cmd.available():
-            continue
         child = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, formatter_class=_Formatter)
         on_path = len(chosen) > depth and chosen[depth] == cmd.name
         if cmd.children:

@@ -19,10 +19,50 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.cli': [
         'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'main',
     ],
+    'groupchat.client.app_content': [
+        'AppContent', 'ContentKind', 'MSG_ID_LEN', 'UnknownContentKindError',
+    ],
+    'groupchat.client.backoff': [
+        'Backoff',
+    ],
+    'groupchat.client.bot': [
+        'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
+    ],
+    'groupchat.client.config': [
+        'ClientConfig', 'ConfigError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR', 'add_config_arguments',
+        'default_config_path', 'load_config',
+    ],
+    'groupchat.client.coordinator': [
+        'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'plan_commit',
+    ],
+    'groupchat.client.core_worker': [
+        'CoreWorker', 'Timed', 'TreeSnapshot',
+    ],
+    'groupchat.client.identity_store': [
+        'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
+    ],
+    'groupchat.client.logging_setup': [
+        'configure_logging',
+    ],
     'groupchat.client.notices': [
         'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',
         'RosterEntry', 'StatusChanged', 'TimelineEvent', 'TimelineKind', 'TreeNode', 'TreeView',
         'TrustState', 'UnreadableReason',
+    ],
+    'groupchat.client.outbound_queue': [
+        'OutboundQueue', 'Outgoing',
+    ],
+    'groupchat.client.room_payload': [
+        'CREATION_NONCE_LEN', 'PayloadKind', 'RoomPayload', 'SYNC_NONCE_LEN', 'UnknownPayloadKindError',
+    ],
+    'groupchat.client.session': [
+        'ChatSession', 'SessionSettings', 'group_id_for_room', 'member_id',
+    ],
+    'groupchat.client.transcript': [
+        'Transcript', 'render',
+    ],
+    'groupchat.client.trust': [
+        'TrustStore', 'TrustStoreError', 'safety_number',
     ],
     'groupchat.core.codec': [
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
@@ -118,6 +158,12 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.bench.ring': [
         'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'RingFloors', 'main', 'ring_floors',
     ],
+    'groupchat.lab.bench.session': [
+        'main',
+    ],
+    'groupchat.lab.demo': [
+        'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
+    ],
     'groupchat.lab.room': [
         'Delivery', 'Receiver', 'Room',
     ],
@@ -127,6 +173,44 @@ PUBLIC: dict[str, list[str]] = {
         'MAX_MEMBERS_LISTED', 'MAX_REASON_LEN', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
         'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'decode', 'decode_client',
         'decode_server', 'deliver_prefix', 'deliver_rest', 'encode', 'error_code_for', 'max_payload_for',
+    ],
+    'groupchat.tui': [
+        'ChatApp', 'run_chat',
+    ],
+    'groupchat.tui.app': [
+        'ChatApp', 'run_chat',
+    ],
+    'groupchat.tui.command': [
+        'add_arguments', 'main', 'run',
+    ],
+    'groupchat.tui.commands': [
+        'COMMANDS', 'Command', 'CommandError', 'CommandName', 'SendText', 'help_lines', 'parse_input',
+        'usage',
+    ],
+    'groupchat.tui.messages': [
+        'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',
+        'StatusNotice', 'TimelineNotice', 'TreeNotice', 'message_for',
+    ],
+    'groupchat.tui.session_api': [
+        'NoticeSink', 'SessionAPI', 'SessionFactory',
+    ],
+    'groupchat.tui.widgets': [
+        'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel',
+    ],
+    'groupchat.tui.widgets.history_input': [
+        'HistoryInput',
+    ],
+    'groupchat.tui.widgets.member_list': [
+        'BADGE', 'MemberList', 'roster_text',
+    ],
+    'groupchat.tui.widgets.message_log': [
+        'LogEntry', 'MessageLog', 'PENDING_MARK',
+    ],
+    'groupchat.tui.widgets.status_bar': [
+        'StatusBar', 'status_text',
+    ],
+    'groupchat.tui.widgets.tree_panel': [
+        'TreePanel', 'tree_text',
     ],
     'server.__main__': [
         'add_arguments', 'build_parser', 'config_from_args', 'main', 'run', 'serve',

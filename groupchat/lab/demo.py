@@ -1,164 +1,579 @@
-"""``groupchat demo``: an in-process group that shows the key agreement working for real.
+"""``groupchat demo``: a relay, chatting bots that come and go, and your own chat window, in one command.
 
-Several members run real :class:`~groupchat.core.group.Group` state machines; a list stands in for the
-relay's total order (every message goes to everyone, the sender included, as the relay echoes).
-The demo prints each rekey with its epoch code, shows that everyone decrypts everyone, that a
-removed member's saved state cannot read on, and that a joiner cannot read the past.
+The demo starts an embedded relay on 127.0.0.1, then K bot peers (default 4) that join the same
+room, chat, and churn on a schedule: one leaves, a newcomer joins, one loses its connection and
+reconnects (the relay drops it; it resumes from the last sequence number it saw). Every join and
+leave rekeys the group, and the timeline says what it cost. Your own chat TUI joins the room too.
+
+``--headless`` runs without the TUI for ``--seconds`` and prints the transcript from the first
+bot's point of view (plus every peer's warnings and reconnects). It then checks the run and exits
+0 only if every two peers agree on the epoch code of every epoch they both saw, the members still
+in the group end on the same epoch, and every message reached every member of its epoch;
+otherwise it prints what disagreed and exits 1. Without a terminal the demo runs headless.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
-from ..core.errors import GroupChatError
-from ..core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
-from ..core.group import Group, GroupConfig
-from ..core.identity import Identity, JoinRequest
+from ..core.errors import UsageError  # light: no crypto behind it
 
+if TYPE_CHECKING:
+    from server.relay import Relay
 
-def _code(group: Group) -> str:
-    """A short epoch code users would compare out of band (from the epoch authenticator)."""
-    digits = int.from_bytes(group.epoch_authenticator[:8], "big") % 10**12
-    return " ".join(f"{digits:012d}"[i : i + 4] for i in range(0, 12, 4))
+    from ..client.notices import Notice
+    from ..client.session import ChatSession
 
+__all__ = ["PeerView", "SentMessage", "add_arguments", "find_problems", "main", "run"]
 
-class _DemoRoom:
-    """A stand-in for the relay: one total order, every message to every member."""
-
-    def __init__(self, config: GroupConfig, out: list[str]) -> None:
-        self.config = config
-        self.members: dict[str, Group] = {}
-        self.out = out
-
-    def say(self, line: str) -> None:
-        self.out.append(line)
-
-    def deliver(self, data: bytes) -> dict[str, Event]:
-        events: dict[str, Event] = {}
-        for name, group in list(self.members.items()):
-            events[name] = group.receive(data)
-        return events
-
-    def rekey_line(self, event: EpochChanged, viewer: Group) -> str:
-        parts = []
-        if event.added:
-            parts.append("added " + ", ".join(m.display_name for m in event.added))
-        if event.removed:
-            parts.append("removed " + ", ".join(m.display_name for m in event.removed))
-        if event.updated:
-            parts.append("refreshed its keys")
-        return (
-            f"  ⟳ epoch {event.epoch}: {event.committer.display_name} {' and '.join(parts)}"
-            f" — code {_code(viewer)}"
-        )
-
-    def commit(self, by: str, **kwargs: object) -> dict[str, Event]:
-        data = self.members[by].commit(**kwargs)  # type: ignore[arg-type]
-        events = self.deliver(data)
-        own = events[by]
-        assert isinstance(own, EpochChanged)
-        self.say(self.rekey_line(own, self.members[by]))
-        self.say(f"    commit: {len(data)} bytes through the relay")
-        return events
-
-    def add(self, by: str, name: str) -> None:
-        suite = self.config.suite()
-        pending = JoinRequest.create(suite, Identity.generate(), self.members[by].group_id, name)
-        events = self.commit(by, add=[pending.request])
-        own = events[by]
-        assert isinstance(own, EpochChanged) and own.welcome is not None
-        self.members[name] = Group.join(pending, own.welcome, self.config)
-        self.say(f"    welcome for {name}: {len(own.welcome)} bytes, sealed to {name}'s init key")
-
-    def send(self, sender: str, text: str) -> None:
-        data = self.members[sender].encrypt(text.encode())
-        events = self.deliver(data)
-        readers = [
-            n for n, e in events.items() if isinstance(e, MessageReceived) and e.plaintext == text.encode()
-        ]
-        echoed = isinstance(events[sender], MessageEchoed)
-        self.say(f"  <{sender}> {text}")
-        self.say(f"    read by {', '.join(readers)}; echo to {sender}: {'yes' if echoed else 'NO'}")
-
-    def check_codes(self) -> None:
-        codes = {_code(g) for g in self.members.values()}
-        verdict = "all members agree" if len(codes) == 1 else "MISMATCH"
-        self.say(f"    epoch codes: {verdict} ({len(self.members)} members)")
+HEADLESS_DEFAULT_SECONDS: Final = 15.0
+SETTLE_TIMEOUT: Final = 15.0  # after the run: how long deliveries and pending joins may take
+LEAVE_TIMEOUT: Final = 5.0
+_BOT_NAMES: Final = (
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
+)
+_PHRASES: Final = (
+    "hello, all", "anyone around?", "the tree just changed under us", "keys look fresh",
+    "coffee?", "reading you loud and clear", "epoch codes match on my side", "brb",
+    "who is new here?", "nice and quiet", "rekeys are cheap today", "back again",
+)
 
 
-def script(config: GroupConfig | None = None) -> list[str]:
-    """Run the scripted demo and return the lines it prints."""
-    config = config or GroupConfig()
-    out: list[str] = []
-    room = _DemoRoom(config, out)
-    out.append("groupchat demo: tree group key agreement over X25519 (in-process relay)")
-    out.append(f"cipher suite: {config.suite().name}")
-    out.append("")
-    room.members["alice"] = Group.create(Identity.generate(), b"demo-room", "alice", config)
-    out.append(f"alice creates the group (epoch 0, code {_code(room.members['alice'])})")
-    for name in ("bob", "carol", "dave"):
-        room.add("alice", name)
-    room.check_codes()
-    room.send("bob", "hi all, is this thing on?")
-    room.send("carol", "loud and clear")
-
-    early = room.members["dave"].encrypt(b"a secret before erin joins")
-    room.deliver(early)
-    room.add("dave", "erin")
-    try:
-        room.members["erin"].receive(early)
-        out.append("  !! erin read a message from before she joined")
-    except GroupChatError as exc:
-        out.append(f"  erin cannot read the past: {type(exc).__name__}: {exc}")
-
-    saved_carol = copy.deepcopy(room.members["carol"])
-    events = room.commit("bob", remove=[room.members["carol"].my_leaf])
-    assert isinstance(events["carol"], RemovedFromGroup)
-    del room.members["carol"]
-    room.check_codes()
-    after = room.members["alice"].encrypt(b"carol is gone")
-    room.deliver(after)
-    try:
-        saved_carol.receive(after)
-        out.append("  !! carol's saved state read a message after removal")
-    except GroupChatError as exc:
-        out.append(f"  carol's saved state cannot read on: {type(exc).__name__}: {exc}")
-
-    room.commit("erin", update=True)
-    room.check_codes()
-    room.send("erin", "fresh keys, same group")
-    out.append("")
-    out.append(
-        "members: "
-        + ", ".join(f"{m.display_name} [{m.fingerprint[:9]}]" for m in room.members["alice"].members())
-    )
-    return out
+# --- command line ---------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``groupchat demo`` flags (the command-module interface of :mod:`groupchat.cli`)."""
-    parser.add_argument(
-        "--suite", type=int, choices=(1, 3), default=1, help="cipher suite (1 AES-GCM, 3 ChaCha20)"
-    )
+    parser.add_argument("--peers", type=int, default=4, metavar="K", help="bot peers")
+    parser.add_argument("--churn", type=float, default=10.0, metavar="PER_MIN",
+                        help="churn events per minute: leave, join, reconnect in turn")
+    parser.add_argument("--scheme", choices=("tree", "ring"), default="tree",
+                        help="group key scheme")
+    parser.add_argument("--headless", action="store_true", help="no TUI: print the transcript and check it")
+    parser.add_argument("--seconds", type=float, metavar="N",
+                        help=f"run for N seconds (headless default {HEADLESS_DEFAULT_SECONDS:g}; "
+                        "with the TUI: until you quit)")
+    parser.add_argument("--keep-relay", action="store_true",
+                        help="keep the relay open after the run and print the command to join from "
+                        "another terminal")
+    parser.add_argument("--port", type=int, default=0, help="relay port on 127.0.0.1 (default: any free)")
+    parser.add_argument("--room", default="demo", help="room name")
+    parser.add_argument("--name", default="you", help="your name in the TUI")
+    parser.add_argument("--seed", type=int, help="seed for the chat and churn schedule (default random)")
+    parser.add_argument("--log-dir", metavar="DIR", help="log directory (default: $GROUPCHAT_LOG_DIR or the "
+                        "platform's)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo from parsed flags."""
-    for line in script(GroupConfig(suite_id=args.suite)):
-        print(line)
-    sys.stdout.flush()
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="groupchat demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="groupchat demo",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(list(argv) if argv is not None else None))
+    return run(build_parser().parse_args(argv))
 
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; in headless mode the exit status says whether the run checked out."""
+    from pathlib import Path
+
+    from ..client.config import load_config
+    from ..client.logging_setup import configure_logging
+    from ..core.errors import GroupChatError
+
+    try:
+        if not 1 <= args.peers <= len(_BOT_NAMES) // 2:
+            raise DemoError(f"--peers must be between 1 and {len(_BOT_NAMES) // 2}")
+        if args.churn < 0 or (args.seconds is not None and args.seconds <= 0):
+            raise DemoError("--churn must not be negative and --seconds must be positive")
+        if not 0 <= args.port <= 65535:
+            raise DemoError("--port must be 0..65535")
+        if args.log_dir is not None:
+            args.log_dir = Path(args.log_dir)
+        config = load_config(argparse.Namespace(log_dir=args.log_dir, log_level=args.log_level))
+        configure_logging(config.log_path, config.log_level)
+    except GroupChatError as e:
+        print(f"groupchat demo: error: {e}", file=sys.stderr)
+        return 2
+    headless = args.headless
+    if not headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("groupchat demo: no terminal here, so running headless (pass --headless to say so)", flush=True)
+        headless = True
+    options = DemoOptions(
+        peers=args.peers, churn_per_min=args.churn, scheme=args.scheme, room=args.room, port=args.port,
+        seed=args.seed if args.seed is not None else random.randrange(1 << 30),
+        seconds=args.seconds if args.seconds is not None else HEADLESS_DEFAULT_SECONDS if headless else None,
+        keep_relay=args.keep_relay, name=args.name,
+        # Busy enough to check a short headless run; slow enough to read along in the TUI.
+        chat_every=(0.8, 2.0) if headless else (4.0, 10.0),
+    )
+    try:
+        if headless:
+            return asyncio.run(_headless(options))
+        return _with_tui(options)
+    except KeyboardInterrupt:
+        return 130
+
+
+class DemoError(UsageError):
+    """A demo flag out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    peers: int
+    churn_per_min: float
+    scheme: str
+    room: str
+    port: int
+    seed: int
+    seconds: float | None
+    keep_relay: bool
+    name: str
+    chat_every: tuple[float, float] = (0.8, 2.0)  # seconds between one bot's messages (min, max)
+
+
+# --- peers and the run -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Sent:
+    sender: _Peer
+    local_id: int
+    text: str
+
+
+@dataclass(eq=False)
+class _Peer:
+    """One bot: its session, the task running it, and what it saw (for the checks)."""
+
+    name: str
+    session: ChatSession
+    task: asyncio.Task[None]
+    received: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender, text) -> epoch
+    own_epochs: dict[int, int] = field(default_factory=dict)  # local id -> epoch of our own line
+    confirmed: set[int] = field(default_factory=set)
+    departed: bool = False  # left the group (or its session ended)
+    chatting: bool = True
+
+    @property
+    def ready(self) -> bool:
+        from ..client.notices import ConnectionState
+
+        return not self.departed and self.session.status.connection is ConnectionState.READY
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """What one peer saw during the run, as plain data for :func:`find_problems`."""
+
+    name: str
+    epoch_codes: Mapping[int, str]
+    departed: bool  # left the group (or its session ended) before the check
+    state: str  # connection state; "ready" for a member
+    epoch: int | None
+    received: Mapping[tuple[str, str], int]  # (sender, text) -> epoch it was read in
+    confirmed: frozenset[int] = frozenset()  # local ids of our own messages the relay echoed
+    own_epochs: Mapping[int, int] = field(default_factory=dict)  # local id -> epoch of our own line
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    sender: str
+    local_id: int
+    text: str
+
+
+def find_problems(peers: Sequence[PeerView], sent: Sequence[SentMessage]) -> list[str]:
+    """Every way the run went wrong, in words; empty when it checks out.
+
+    - a peer still in the run that is not a member;
+    - two peers with different epoch codes for an epoch both saw (a fork);
+    - members still in the group on different epochs at the end;
+    - a message the relay never echoed to its sender, read in different epochs, or not read by a
+      peer that was a member of its epoch. A peer that departed with that epoch as its last is
+      excused: the commit removing it may have been ordered before the message.
+    """
+    problems: list[str] = []
+    by_name = {p.name: p for p in peers}
+    for p in peers:
+        if not p.departed and p.state != "ready":
+            problems.append(f"{p.name} is not a member ({p.state})")
+    for a, b in itertools.combinations(peers, 2):
+        for shared in sorted(a.epoch_codes.keys() & b.epoch_codes.keys()):
+            if a.epoch_codes[shared] != b.epoch_codes[shared]:
+                problems.append(f"epoch {shared}: {a.name} has code {a.epoch_codes[shared]}, "
+                                f"{b.name} has {b.epoch_codes[shared]}")
+    members = [p for p in peers if not p.departed and p.state == "ready"]
+    if len({p.epoch for p in members}) > 1:
+        problems.append("the members still in the group are on different epochs: "
+                        + ", ".join(f"{p.name} at {p.epoch}" for p in members))
+    for m in sent:
+        sender = by_name[m.sender]
+        if m.local_id not in sender.confirmed:
+            problems.append(f"{m.sender}'s {m.text!r} was never echoed by the relay")
+            continue
+        seen = {p.name: p.received[(m.sender, m.text)] for p in peers if (m.sender, m.text) in p.received}
+        if len(set(seen.values())) > 1:
+            problems.append(f"{m.sender}'s {m.text!r} was read in different epochs: {seen}")
+            continue
+        epoch = next(iter(seen.values())) if seen else sender.own_epochs.get(m.local_id)
+        if epoch is None:
+            continue
+        expected = {
+            p.name for p in peers
+            if p is not sender and epoch in p.epoch_codes
+            and not (p.departed and max(p.epoch_codes) == epoch)
+        }
+        missing = sorted(expected - seen.keys())
+        if missing:
+            problems.append(f"{m.sender}'s {m.text!r} (epoch {epoch}) did not reach {', '.join(missing)}")
+    return problems
+
+
+class DemoRun:
+    """The bots, their schedule and the end-of-run checks, on one asyncio loop with the relay."""
+
+    def __init__(self, options: DemoOptions, relay: Relay, write: Callable[[str], None]) -> None:
+        self.options = options
+        self.relay = relay
+        self.url = f"ws://127.0.0.1:{relay.port}"
+        self.write = write
+        self.rng = random.Random(options.seed)
+        self.peers: list[_Peer] = []
+        self.sent: list[_Sent] = []
+        self.start = time.monotonic()
+        self._names = iter(_BOT_NAMES)
+        self._counter = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.observer: _Peer | None = None  # whose timeline the transcript shows in full
+
+    def say(self, text: str) -> None:
+        self.write(f"{time.monotonic() - self.start:7.2f}s demo: {text}")
+
+    # --- peers ----------------------------------------------------------------------------------
+
+    def start_peer(self) -> _Peer:
+        from ..client.notices import (
+            ChatLine,
+            MessageConfirmed,
+            Placeholder,
+            StatusChanged,
+            TimelineEvent,
+            TimelineKind,
+        )
+        from ..client.session import ChatSession, SessionSettings
+        from ..client.transcript import Transcript
+        from ..client.trust import TrustStore
+        from ..core.identity import Identity
+
+        name = next(self._names)
+        transcript = Transcript(self.write, name, start=self.start)
+        own_kinds = (TimelineKind.WARNING, TimelineKind.RECONNECTED, TimelineKind.DISCONNECTED)
+        peer: _Peer
+
+        def notify(notice: Notice) -> None:
+            if isinstance(notice, ChatLine):
+                if notice.own and notice.local_id is not None:
+                    peer.own_epochs[notice.local_id] = notice.epoch
+                elif not notice.own:
+                    peer.received[(notice.sender, notice.text)] = notice.epoch
+            elif isinstance(notice, MessageConfirmed):
+                peer.confirmed.add(notice.local_id)
+            # The observer's whole timeline; from the others only what is theirs alone.
+            if peer is self.observer or isinstance(notice, Placeholder | StatusChanged) or (
+                isinstance(notice, TimelineEvent) and notice.kind in own_kinds
+            ):
+                transcript.notify(notice)
+
+        # Each bot connects on its own path so that the demo can find its connection on the relay
+        # (to drop it for the reconnect); the relay serves any path.
+        settings = SessionSettings(
+            relay_url=f"{self.url}/demo/{name}", room=self.options.room, name=name, scheme=self.options.scheme
+        )
+        session = ChatSession(settings, Identity.generate(), TrustStore(None), notify)
+        task = asyncio.create_task(session.run(), name=f"demo-{name}")
+        peer = _Peer(name, session, task)
+        if self.observer is None:
+            self.observer = peer
+        task.add_done_callback(lambda _t: setattr(peer, "departed", True))
+        self.peers.append(peer)
+        self._spawn(self._chat(peer))
+        return peer
+
+    async def _chat(self, peer: _Peer) -> None:
+        rng = random.Random(self.rng.random())
+        while peer.chatting and not peer.departed:
+            await asyncio.sleep(rng.uniform(*self.options.chat_every))
+            if peer.chatting and peer.ready:
+                text = f"{rng.choice(_PHRASES)} (#{next(self._counter)})"
+                self.sent.append(_Sent(peer, peer.session.send_text(text), text))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def active(self) -> list[_Peer]:
+        return [p for p in self.peers if not p.departed and p.chatting]
+
+    # --- churn ----------------------------------------------------------------------------------
+
+    async def leave(self, peer: _Peer) -> None:
+        """Stop chatting, let what it sent be echoed, then leave the group (a signed request)."""
+        peer.chatting = False
+        self.say(f"{peer.name} says goodbye and leaves")
+        deadline = time.monotonic() + 3.0
+        mine = [s.local_id for s in self.sent if s.sender is peer]
+        while time.monotonic() < deadline and not set(mine) <= peer.confirmed:
+            await asyncio.sleep(0.05)
+        peer.session.leave()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(peer.task), LEAVE_TIMEOUT)
+        if not peer.task.done():
+            self.say(f"{peer.name} was not removed within {LEAVE_TIMEOUT:g} s; closing it")
+        await peer.session.close()
+        peer.departed = True
+
+    def drop(self, peer: _Peer) -> bool:
+        """Cut the peer's connection at the relay, as a network failure would."""
+        path = f"/demo/{peer.name}"
+        for conn in list(self.relay.conns.values()):
+            request = conn.ws.request
+            if request is not None and request.path == path:
+                self.say(f"the network drops {peer.name}'s connection; it will reconnect and resume")
+                conn.ws.transport.abort()
+                return True
+        return False
+
+    async def churn(self, until: float) -> None:
+        """Leave, join, reconnect in turn, every 60/churn seconds, starting once the peers are in."""
+        if self.options.churn_per_min <= 0:
+            return
+        interval = 60.0 / self.options.churn_per_min
+        await self.wait_ready(until)
+        first = True
+        for n in itertools.count():
+            # The first event comes soon (short runs should show one); none starts near the end.
+            at = time.monotonic() + (min(0.5, interval) if first else interval)
+            if not first and at > until - 1.0:
+                return
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            first = False
+            candidates = [p for p in self.active() if p is not self.observer and p.ready]
+            kind = ("leave", "join", "reconnect")[n % 3]
+            if kind == "leave" and len(self.active()) <= 2:
+                kind = "join"
+            if kind == "leave" and candidates:
+                await self.leave(self.rng.choice(candidates))
+            elif kind == "join":
+                peer = self.start_peer()
+                self.say(f"{peer.name} arrives and asks to join")
+            elif kind == "reconnect" and candidates:
+                self.drop(self.rng.choice(candidates))
+
+    async def wait_ready(self, until: float) -> bool:
+        while time.monotonic() < until:
+            if all(p.ready for p in self.active()):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    # --- the run ------------------------------------------------------------------------------------
+
+    async def run(self, seconds: float) -> None:
+        until = self.start + seconds
+        self.say(f"relay on {self.url}, room {self.options.room!r}, scheme {self.options.scheme}, "
+                 f"{self.options.peers} peers, churn {self.options.churn_per_min:g}/min, "
+                 f"seed {self.options.seed}")
+        for _ in range(self.options.peers):
+            self.start_peer()
+            await asyncio.sleep(0.25)
+        await self.churn(until)
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
+
+    async def settle(self, timeout: float = SETTLE_TIMEOUT) -> list[str]:
+        """Stop chatting, then wait until the checks pass or ``timeout``; return what is still wrong."""
+        for p in self.peers:
+            p.chatting = False
+        deadline = time.monotonic() + timeout
+        problems = self.check()
+        while problems and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            problems = self.check()
+        return problems
+
+    def check(self) -> list[str]:
+        """Everything that is not as it should be now (see :func:`find_problems`)."""
+        views = [
+            PeerView(
+                name=p.name, epoch_codes=dict(p.session.epoch_codes), departed=p.departed,
+                state=p.session.status.connection.value, epoch=p.session.status.epoch,
+                received=dict(p.received), confirmed=frozenset(p.confirmed), own_epochs=dict(p.own_epochs),
+            )
+            for p in self.peers
+        ]
+        return find_problems(views, [SentMessage(m.sender.name, m.local_id, m.text) for m in self.sent])
+
+    def summary(self) -> str:
+        epochs = set().union(*(p.session.epoch_codes.keys() for p in self.peers)) if self.peers else set()
+        return (f"{len(self.peers)} peers, {len(epochs)} epochs, {len(self.sent)} messages: every peer "
+                "agreed on every epoch and every message reached every member of its epoch")
+
+    async def close(self) -> None:
+        """Stop every bot (each leaves the group on the way out) and the demo's own tasks."""
+        for task in list(self._tasks):
+            task.cancel()
+        for p in self.peers:
+            p.chatting = False
+
+        async def stop(p: _Peer) -> None:
+            with contextlib.suppress(Exception):
+                await p.session.close()
+            if not p.task.done():
+                p.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await p.task
+
+        await asyncio.gather(*(stop(p) for p in self.peers))
+
+
+# --- the two modes ---------------------------------------------------------------------------------
+
+
+async def _start_relay(port: int) -> Relay:
+    from server.config import RelayConfig
+    from server.relay import Relay
+
+    relay = Relay(RelayConfig(host="127.0.0.1", port=port))
+    await relay.start()
+    return relay
+
+
+def _chat_command(relay: Relay, options: DemoOptions, name: str = "NAME") -> str:
+    return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}"
+
+
+async def _headless(options: DemoOptions) -> int:
+    def write(line: str) -> None:
+        print(line, flush=True)
+
+    from ..client import session as _session  # noqa: F401  (import before the clock starts)
+
+    relay = await _start_relay(options.port)
+    demo = DemoRun(options, relay, write)
+    try:
+        assert options.seconds is not None
+        await demo.run(options.seconds)
+        demo.say(f"{options.seconds:g} s are up: the bots stop chatting; checking the run")
+        problems = await demo.settle()
+        if problems:
+            write("FAILED: " + f"{len(problems)} problem(s):")
+            for p in problems:
+                write("  - " + p)
+            return 1
+        write("OK: " + demo.summary())
+        if options.keep_relay:
+            write("the relay stays open; join from another terminal with:\n  "
+                  f"{_chat_command(relay, options)}\n(Ctrl-C to stop)")
+            await asyncio.Event().wait()
+        return 0
+    finally:
+        await demo.close()
+        await relay.stop()
+
+
+def _with_tui(options: DemoOptions) -> int:
+    """Relay and bots on a background thread's loop; the user's TUI owns the main thread."""
+    from ..client.notices import Notice as _Notice
+    from ..client.session import ChatSession, SessionSettings
+    from ..client.trust import TrustStore
+    from ..core.identity import Identity
+    from ..tui.app import ChatApp
+
+    ready = threading.Event()
+    box: dict[str, Relay] = {}
+    failure: list[BaseException] = []
+    loop = asyncio.new_event_loop()
+    stop: asyncio.Event | None = None
+    log = logging.getLogger("groupchat.demo")
+
+    async def backdrop() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        try:
+            relay = box["relay"] = await _start_relay(options.port)
+        except BaseException as e:
+            failure.append(e)
+            raise
+        finally:
+            ready.set()
+        # The bots' transcript goes to the log file: the terminal belongs to the TUI.
+        demo = DemoRun(options, relay, log.info)
+        try:
+            seconds = options.seconds if options.seconds is not None else float("inf")
+            runner = asyncio.ensure_future(demo.run(min(seconds, 10 * 365 * 86400.0)))
+            await stop.wait()
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+        finally:
+            await demo.close()
+            if options.keep_relay:
+                print(f"the relay stays open; join from another terminal with:\n  "
+                      f"{_chat_command(relay, options)}\n(Ctrl-C to stop)", flush=True)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+            await relay.stop()
+
+    def thread_main() -> None:
+        try:
+            loop.run_until_complete(backdrop())
+        except BaseException:
+            # Never a traceback on the TUI's terminal: the log file has it, run() reports failure.
+            log.exception("the demo's relay and bots stopped")
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=thread_main, name="demo-relay", daemon=True)
+    thread.start()
+    if not ready.wait(15) or failure:
+        reason = f": {failure[0]}" if failure else ""
+        print(f"groupchat demo: the relay did not start{reason}", file=sys.stderr)
+        return 1
+    relay = box["relay"]
+    url = f"ws://127.0.0.1:{relay.port}"
+    if options.keep_relay:
+        print("join from another terminal with:\n  " + _chat_command(relay, options), flush=True)
+    identity = Identity.generate()
+    settings = SessionSettings(relay_url=url, room=options.room, name=options.name, scheme=options.scheme)
+
+    def make_session(notify: Callable[[_Notice], None]) -> ChatSession:
+        return ChatSession(settings, identity, TrustStore(None), notify)
+
+    app = ChatApp(make_session)
+    if options.seconds is not None:
+        timer = threading.Timer(options.seconds, lambda: app.call_from_thread(app.exit))
+        timer.daemon = True
+        timer.start()
+    try:
+        app.run()
+    finally:
+        if stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(None if options.keep_relay else 20)
+    return app.return_code or 0

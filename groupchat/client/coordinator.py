@@ -1,0 +1,96 @@
+"""Who commits what: one member commits each pending change, chosen from what every member sees.
+
+Every member runs the same rule on the same inputs (the group's roster from the core, presence
+from the relay, the order in which the relay delivered requests), so they agree on whose turn it
+is without talking:
+
+* the online members able to do a duty are ranked by leaf index, lowest first;
+* the member at rank ``r`` commits the duty once it has been pending ``r * step`` seconds.
+
+Rank 0 acts at once. If it is gone or slow, rank 1 acts one ``step`` later, and so on, so the
+group never stalls on one silent member. Views may differ for a moment (presence is not
+ordered with messages), so two members may both commit: that is safe, because the relay's order
+decides which commit wins the epoch and the loser's is superseded (RFC 9420 §14). The rule
+only makes such races rare. This module is pure: times are given, nothing is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ..core.identity import JoinRequest
+
+__all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "plan_commit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AddDuty:
+    """A joiner's signed request, first seen at ``since``, waiting for someone to commit the Add."""
+
+    request: JoinRequest
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDuty:
+    """Leaf ``leaf`` must go (it asked to leave, stayed offline too long, or is rejoining) from
+    ``since`` on. Its own holder never commits it (a member cannot remove itself)."""
+
+    leaf: int
+    since: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitPlan:
+    add: tuple[JoinRequest, ...]
+    remove: tuple[RemoveDuty, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.remove)
+
+
+def is_my_turn(
+    my_leaf: int, online_leaves: Iterable[int], since: float, now: float, step: float, exclude: int = -1
+) -> bool:
+    """Whether ``my_leaf`` should commit a duty pending since ``since`` (see the module doc)."""
+    ranked = sorted(leaf for leaf in set(online_leaves) if leaf != exclude)
+    if my_leaf not in ranked or now < since:
+        return False
+    return now - since >= ranked.index(my_leaf) * step
+
+
+def plan_commit(
+    *,
+    my_leaf: int,
+    members: Mapping[int, bytes],
+    online_leaves: Iterable[int],
+    adds: Iterable[AddDuty],
+    removes: Iterable[RemoveDuty],
+    now: float,
+    step: float,
+) -> CommitPlan:
+    """The adds and removes that are ours to commit now.
+
+    ``members`` maps each leaf to its identity key. An add is planned only for an identity that
+    is not a member (a rejoining member's old leaf is removed first, by a :class:`RemoveDuty`).
+    """
+    online = [leaf for leaf in online_leaves if leaf in members]
+    identities = set(members.values())
+    planned_removes: list[RemoveDuty] = []
+    for duty in removes:
+        if duty.leaf == my_leaf or duty.leaf not in members:
+            continue
+        if is_my_turn(my_leaf, online, duty.since, now, step, exclude=duty.leaf):
+            planned_removes.append(duty)
+    planned_adds: list[JoinRequest] = []
+    seen: set[bytes] = set()
+    for add in adds:
+        key = add.request.identity_key
+        if key in identities or key in seen:
+            continue
+        if is_my_turn(my_leaf, online, add.since, now, step):
+            planned_adds.append(add.request)
+            seen.add(key)
+    return CommitPlan(tuple(planned_adds), tuple(planned_removes))

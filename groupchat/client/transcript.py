@@ -1,0 +1,91 @@
+"""A readable plain-text transcript of a session's notices, for ``groupchat bot`` and the headless demo.
+
+Timeline wording comes from the notices themselves (:mod:`groupchat.client.notices` composes it
+once for every UI); this module only adds a time stamp, the viewer's name and a mark per kind, and
+leaves out what is noise in a log (status refreshes that change nothing, roster redraws, tree views).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+from .notices import (
+    ChatLine,
+    ConnectionState,
+    MessageConfirmed,
+    Notice,
+    Placeholder,
+    RosterChanged,
+    StatusChanged,
+    TimelineEvent,
+    TimelineKind,
+    TreeView,
+)
+
+__all__ = ["Transcript", "render"]
+
+_MARKS: Final = {
+    TimelineKind.JOINED: "+",
+    TimelineKind.LEFT: "-",
+    TimelineKind.REMOVED: "-",
+    TimelineKind.UPDATED: "~",
+    TimelineKind.RECONNECTED: "^",
+    TimelineKind.DISCONNECTED: "v",
+    TimelineKind.INFO: "*",
+    TimelineKind.WARNING: "!",
+}
+
+
+def render(notice: Notice) -> str | None:
+    """One line for ``notice``, or None if a transcript should not show it on its own."""
+    match notice:
+        case ChatLine(sender=sender, text=text, epoch=epoch, own=own, pending=pending):
+            tail = " (sending)" if own and pending else ""
+            return f"[epoch {epoch}] <{sender}> {text}{tail}"
+        case Placeholder():
+            return f"! {notice.text}"
+        case TimelineEvent(kind=kind, text=text):
+            return f"{_MARKS[kind]} {text}"
+        case StatusChanged(connection=state, epoch=epoch, epoch_code=code):
+            where = f" · epoch {epoch}" if epoch is not None else ""
+            code_text = f" · code {code}" if code else ""
+            return f"= {state.value}{where}{code_text}"
+        case MessageConfirmed() | RosterChanged() | TreeView():
+            return None
+
+
+class Transcript:
+    """Writes rendered notices as ``"  1.23s [viewer] line"``; status lines only when the connection
+    state changes. Use one per session: its :meth:`notify` is the session's notice callback."""
+
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        viewer: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        start: float | None = None,
+    ) -> None:
+        self._write = write
+        self._viewer = viewer
+        self._clock = clock
+        self._start = clock() if start is None else start
+        self._state: ConnectionState | None = None
+        self.notices: list[Notice] = []  # everything seen, for checks after the run
+
+    def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
+        if isinstance(notice, StatusChanged):
+            if notice.connection is self._state:
+                return
+            self._state = notice.connection
+        line = render(notice)
+        if line is not None:
+            self.line(line)
+
+    def line(self, text: str) -> None:
+        """Write one line of our own (the bot's and demo's remarks) with the same prefix."""
+        who = f"[{self._viewer}] " if self._viewer else ""
+        self._write(f"{self._clock() - self._start:7.2f}s {who}{text}")

@@ -1,0 +1,347 @@
+"""The chat screen: status bar, timeline, member list, /tree panel and an input with history.
+
+Theory of operation. The session runs in an async worker of group ``net`` and never touches a
+widget: it calls :meth:`ChatApp.deliver` with typed notices, which become Textual messages
+(:mod:`groupchat.tui.messages`) handled on the app's loop. Every handler does a bounded amount of
+work (one widget update), so the loop is never blocked by the UI; heavy protocol work is the
+session's business (it uses thread workers for it). User input goes the other way through the
+:class:`~groupchat.tui.session_api.SessionAPI` methods, which only queue work and return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Input
+
+from groupchat.client.notices import Notice, RosterEntry, TrustState
+from groupchat.core.errors import GroupChatError, UsageError
+
+from .commands import Command, CommandError, CommandName, SendText, help_lines, parse_input
+from .messages import (
+    ChatLineNotice,
+    ConfirmedNotice,
+    PlaceholderNotice,
+    RosterNotice,
+    SessionEnded,
+    StatusNotice,
+    TimelineNotice,
+    TreeNotice,
+    message_for,
+)
+from .session_api import SessionAPI, SessionFactory
+from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel
+
+__all__ = ["ChatApp", "run_chat"]
+
+log = logging.getLogger(__name__)
+
+_TRUST_WORDS: dict[TrustState, str] = {
+    TrustState.VERIFIED: "verified",
+    TrustState.UNVERIFIED: "not verified",
+    TrustState.KEY_CHANGED: "KEY CHANGED, verify again",
+}
+
+
+class ChatApp(App[int]):
+    """The groupchat terminal UI for one session.
+
+    Args:
+        session_factory: builds the session with the app's notice callback; called on mount.
+        session: an already built session whose ``notify`` forwards to this app's :meth:`deliver`
+            (e.g. ``notify=lambda n: app.deliver(n)`` bound after the app is made); prefer
+            ``session_factory``.
+        now: the clock for line timestamps (frozen in snapshot tests).
+        cursor_blink: False keeps the input's cursor still (snapshot tests).
+        keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
+            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``).
+
+    With neither a factory nor a session the app only displays what is delivered to it.
+    """
+
+    CSS_PATH = "chat.tcss"
+    TITLE = "groupchat"
+    ENABLE_COMMAND_PALETTE = False  # commands are typed with a slash, and listed by /help
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding("ctrl+t", "toggle_tree", "Key tree", id="toggle-tree", priority=True),
+        Binding("escape", "focus_input", "Type", id="focus-input"),
+        Binding("pageup", "scroll_log(-1)", "Scroll up", id="scroll-up", priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
+        Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
+    ]
+
+    def __init__(
+        self,
+        session_factory: SessionFactory | None = None,
+        *,
+        session: SessionAPI | None = None,
+        now: Callable[[], datetime] = datetime.now,
+        cursor_blink: bool = True,
+        keymap: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        if session_factory is not None and session is not None:
+            raise UsageError("give ChatApp a session factory or a session, not both")
+        if keymap:
+            self.set_keymap(dict(keymap))
+        self._factory = session_factory
+        self.session: SessionAPI | None = session
+        self._now = now
+        self._cursor_blink = cursor_blink
+        self._session_closed = False
+        self._left = False
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="main"):
+            yield MessageLog(id="log")
+            yield TreePanel(id="tree")
+            yield MemberList(id="members")
+        yield HistoryInput(placeholder="Type a message, or /help", id="input")
+        yield Footer()
+
+    @property
+    def message_log(self) -> MessageLog:
+        return self.query_one("#log", MessageLog)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def member_list(self) -> MemberList:
+        return self.query_one("#members", MemberList)
+
+    @property
+    def tree_panel(self) -> TreePanel:
+        return self.query_one("#tree", TreePanel)
+
+    @property
+    def input(self) -> HistoryInput:
+        return self.query_one("#input", HistoryInput)
+
+    def on_mount(self) -> None:
+        self.input.cursor_blink = self._cursor_blink
+        self.input.focus()
+        if self._factory is not None:
+            try:
+                self.session = self._factory(self.deliver)
+            except GroupChatError as exc:
+                self.message_log.add_error(f"cannot start the session: {exc}")
+                return
+        if self.session is not None:
+            self.run_worker(
+                self._run_session(self.session), group="net", exclusive=True, exit_on_error=False
+            )
+
+    # -- from the session -----------------------------------------------------------------------
+
+    def deliver(self, notice: Notice) -> None:
+        """The session's ``notify`` callback. Safe to call from the app's loop or any thread.
+
+        ``post_message`` queues directly on the loop's thread and goes through
+        ``loop.call_soon_threadsafe`` from any other, so a session thread never blocks on the UI
+        (``call_from_thread`` would wait for the handler, and fail once the app has stopped).
+        """
+        self.post_message(message_for(notice))
+
+    async def _run_session(self, session: SessionAPI) -> None:
+        error: Exception | None = None
+        try:
+            await session.run()
+        except GroupChatError as exc:
+            error = exc
+        except Exception as exc:
+            # A bug in the session: keep the UI up, say so, and keep the traceback in the log file.
+            log.exception("session crashed")
+            error = exc
+        self.post_message(SessionEnded(error))
+
+    def _stamp(self) -> str:
+        return self._now().strftime("%H:%M")
+
+    @on(StatusNotice)
+    def _on_status(self, message: StatusNotice) -> None:
+        self.status_bar.show(message.status)
+
+    @on(RosterNotice)
+    def _on_roster(self, message: RosterNotice) -> None:
+        self.member_list.show(message.roster.members)
+
+    @on(ChatLineNotice)
+    def _on_chat_line(self, message: ChatLineNotice) -> None:
+        self.message_log.add_chat(message.line, self._stamp())
+
+    @on(ConfirmedNotice)
+    def _on_confirmed(self, message: ConfirmedNotice) -> None:
+        self.message_log.confirm(message.confirmed.local_id)
+
+    @on(PlaceholderNotice)
+    def _on_placeholder(self, message: PlaceholderNotice) -> None:
+        self.message_log.add_placeholder(message.placeholder, self._stamp())
+
+    @on(TimelineNotice)
+    def _on_timeline(self, message: TimelineNotice) -> None:
+        self.message_log.add_event(message.event, self._stamp())
+
+    @on(TreeNotice)
+    def _on_tree(self, message: TreeNotice) -> None:
+        self.tree_panel.show_view(message.view)
+
+    @on(SessionEnded)
+    def _on_session_ended(self, message: SessionEnded) -> None:
+        if message.error is None:
+            self._left = True
+            self.message_log.add_info("the session has ended; ctrl+q or /quit to exit")
+        else:
+            kind = type(message.error).__name__
+            self.message_log.add_error(f"the session stopped: {message.error} ({kind}); /quit to exit")
+
+    # -- from the user --------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#input")
+    def _on_submit(self, event: Input.Submitted) -> None:
+        line = event.value
+        self.input.value = ""
+        self.input.remember(line)
+        try:
+            parsed = parse_input(line)
+        except CommandError as exc:
+            self.message_log.add_error(str(exc))
+            return
+        if parsed is None:
+            return
+        try:
+            if isinstance(parsed, SendText):
+                self._require_session().send_text(parsed.text)
+            else:
+                self._run_command(parsed)
+        except GroupChatError as exc:
+            # UsageError and friends carry a message written for the user: show it as it is.
+            self.message_log.add_error(str(exc))
+
+    def _require_session(self) -> SessionAPI:
+        if self.session is None:
+            raise CommandError("not connected: this window has no chat session")
+        if self._left:
+            raise CommandError("you have left the group: /quit to exit")
+        return self.session
+
+    def _run_command(self, command: Command) -> None:
+        out = self.message_log
+        name, arg = command.name, command.arg or ""
+        match name:
+            case CommandName.HELP:
+                out.add_info("commands:")
+                for text in help_lines():
+                    out.add_info("  " + text)
+            case CommandName.WHO:
+                members = self.session.roster() if self.session is not None else self.member_list.members
+                self._show_who(members)
+            case CommandName.VERIFY:
+                number = self._require_session().safety_number(arg)
+                out.add_info(f"safety number with {arg}:")
+                out.add_info(f"  {number}")
+                out.add_info(
+                    f"  compare it with {arg} in person or over a channel you trust; "
+                    f"if it matches, type /trust {arg}"
+                )
+            case CommandName.TRUST:
+                self._require_session().trust(arg)  # the session confirms it in the timeline
+            case CommandName.REKEY:
+                self._require_session().request_rekey()
+                out.add_info("refreshing your keys (self-update)…")
+            case CommandName.KICK:
+                self._require_session().kick(arg)
+                out.add_info(f"asked the group to remove {arg}…")
+            case CommandName.LEAVE:
+                self._require_session().leave()
+                out.add_info("leaving the group…")
+            case CommandName.TREE:
+                self.action_toggle_tree()
+            case CommandName.QUIT:
+                self._start_quit()
+
+    def _show_who(self, members: tuple[RosterEntry, ...]) -> None:
+        out = self.message_log
+        if not members:
+            out.add_info("no members known yet")
+            return
+        out.add_info(f"{len(members)} member{'s' if len(members) != 1 else ''}:")
+        for m in sorted(members, key=lambda m: (not m.is_me, m.name.casefold())):
+            who = m.name + (" (you)" if m.is_me else "")
+            state = "online" if m.online else "offline"
+            out.add_info(f"  {who} · {state} · {_TRUST_WORDS[m.trust]} · {m.fingerprint}")
+
+    # -- actions (key bindings) -----------------------------------------------------------------
+
+    def action_toggle_tree(self) -> None:
+        panel = self.tree_panel
+        panel.display = not panel.display
+        if panel.display and self.session is not None:
+            try:
+                panel.show_view(self.session.tree_view())
+            except GroupChatError as exc:
+                self.message_log.add_error(f"no key tree to show: {exc}")
+
+    def action_focus_input(self) -> None:
+        self.input.focus()
+
+    def action_scroll_log(self, direction: int) -> None:
+        self.message_log.scroll_page(direction)
+
+    def action_scroll_bottom(self) -> None:
+        self.message_log.jump_to_bottom()
+
+    async def action_quit(self) -> None:
+        """Leave the group (so the others rekey without us), close the session, exit.
+
+        Runs in a worker so that the notices of our own removal are still handled meanwhile."""
+        self._start_quit()
+
+    def _start_quit(self) -> None:
+        self.run_worker(self._quit(), group="quit", exclusive=True)
+
+    async def _quit(self) -> None:
+        await self._shutdown_session()
+        self.exit(0)
+
+    async def _shutdown_session(self) -> None:
+        session = self.session
+        if session is None or self._session_closed:
+            return
+        self._session_closed = True
+        if not self._left:
+            self.message_log.add_info("leaving the group…")
+        # close() publishes the signed leave request first (if we are a member), so the others
+        # remove us and rekey at once instead of after the eviction grace period.
+        await session.close()
+
+    async def on_unmount(self) -> None:
+        # Whatever ended the app (quit, ctrl+c, an error), the session's socket is closed.
+        if self.session is not None and not self._session_closed:
+            self._session_closed = True
+            await self.session.close()
+
+
+def run_chat(session_factory: SessionFactory, *, no_color: bool = False) -> int:
+    """Run the TUI in this terminal until the user quits; returns the exit code.
+
+    ``no_color`` sets ``NO_COLOR`` for this process, which Textual reads when the app is built:
+    every state still reads from its symbol and word (●/◌, ✓/?/!, *, ◂)."""
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
+    app = ChatApp(session_factory)
+    app.run()
+    return app.return_code or 0

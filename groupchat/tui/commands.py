@@ -1,0 +1,118 @@
+"""Parse what the user typed: a chat message or one of the slash commands.
+
+Parsing is pure (no session, no Textual) so every error a user can make is tested in isolation and
+reported as a :class:`CommandError` with a message that says what to type instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from groupchat.core.errors import UsageError
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "CommandError",
+    "CommandName",
+    "SendText",
+    "help_lines",
+    "parse_input",
+    "usage",
+]
+
+
+class CommandError(UsageError):
+    """The line starts with ``/`` but is not a valid command; nothing was sent."""
+
+
+class CommandName(enum.Enum):
+    HELP = "help"
+    WHO = "who"
+    VERIFY = "verify"
+    TRUST = "trust"
+    REKEY = "rekey"
+    KICK = "kick"
+    LEAVE = "leave"
+    TREE = "tree"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    arg: str | None  # the argument's name in the usage line, None if the command takes none
+    help: str
+
+
+COMMANDS: dict[CommandName, _Spec] = {
+    CommandName.HELP: _Spec(None, "list the commands"),
+    CommandName.WHO: _Spec(None, "list the members, their fingerprints and trust"),
+    CommandName.VERIFY: _Spec("NAME", "show the safety number to compare with NAME out of band"),
+    CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),
+    CommandName.REKEY: _Spec(None, "refresh your own keys now (self-update)"),
+    CommandName.KICK: _Spec("NAME", "remove NAME from the group (rekeys)"),
+    CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
+    CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
+    CommandName.QUIT: _Spec(None, "leave and exit"),
+}
+
+
+def usage(name: CommandName) -> str:
+    """``/verify NAME`` style usage line."""
+    spec = COMMANDS[name]
+    return f"/{name.value}" + (f" {spec.arg}" if spec.arg else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: CommandName
+    arg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """A chat message to send as typed (``//text`` sends ``/text``)."""
+
+    text: str
+
+
+def parse_input(line: str) -> Command | SendText | None:
+    """Parse one submitted input line. Blank input gives ``None`` (nothing to do).
+
+    Raises:
+        CommandError: an unknown command, a missing argument or an unexpected one.
+    """
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped.startswith("//"):
+        return SendText(stripped[1:])
+    if not stripped.startswith("/"):
+        return SendText(stripped)
+    word, _, rest = stripped[1:].partition(" ")
+    rest = rest.strip()
+    try:
+        name = CommandName(word.lower())
+    except ValueError:
+        raise CommandError(
+            f"unknown command /{word}: type /help for the list, or // to send a line starting with /"
+        ) from None
+    spec = COMMANDS[name]
+    if spec.arg is None:
+        if rest:
+            raise CommandError(f"/{name.value} takes no argument: type {usage(name)}")
+        return Command(name)
+    if not rest:
+        raise CommandError(f"/{name.value} needs a {spec.arg}: type {usage(name)}")
+    # Display names may contain spaces and every command takes at most one name, so the name is
+    # everything after the command word: no quoting rules to get wrong.
+    return Command(name, rest)
+
+
+def help_lines() -> list[str]:
+    """One line per command for /help."""
+    width = max(len(usage(n)) for n in COMMANDS)
+    lines = [f"{usage(n):<{width}}  {spec.help}" for n, spec in COMMANDS.items()]
+    lines.append(f"{'//text':<{width}}  send a line that starts with /")
+    return lines

@@ -1,0 +1,36 @@
+"""The part of :class:`groupchat.client.session.ChatSession` the TUI drives, as a Protocol.
+
+The app depends on this interface rather than on the concrete session, so it type-checks and
+renders without a network (tests feed it notices) and stays free of protocol rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from groupchat.client.notices import Notice, RosterEntry, StatusChanged, TreeView
+
+__all__ = ["NoticeSink", "SessionAPI", "SessionFactory"]
+
+NoticeSink = Callable[[Notice], None]
+
+
+class SessionAPI(Protocol):
+    """What the UI calls on a chat session (see ``groupchat/client/session.py``)."""
+
+    async def run(self) -> None: ...
+    def send_text(self, text: str) -> int: ...
+    def request_rekey(self) -> None: ...
+    def kick(self, name: str) -> None: ...
+    def leave(self) -> None: ...
+    def roster(self) -> tuple[RosterEntry, ...]: ...
+    def safety_number(self, name: str) -> str: ...
+    def trust(self, name: str) -> None: ...
+    def tree_view(self) -> TreeView: ...
+    @property
+    def status(self) -> StatusChanged: ...
+    async def close(self) -> None: ...
+
+
+SessionFactory = Callable[[NoticeSink], SessionAPI]

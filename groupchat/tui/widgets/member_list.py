@@ -1,0 +1,55 @@
+"""The member list: online state and a trust badge per member, with a legend for the badges."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from groupchat.client.notices import RosterEntry, TrustState
+
+__all__ = ["BADGE", "MemberList", "roster_text"]
+
+# Symbols, not only colours, so that the badges survive NO_COLOR and a monochrome terminal.
+BADGE: dict[TrustState, str] = {
+    TrustState.VERIFIED: "✓",
+    TrustState.UNVERIFIED: "?",
+    TrustState.KEY_CHANGED: "!",
+}
+_BADGE_STYLE: dict[TrustState, str] = {
+    TrustState.VERIFIED: "bold green",
+    TrustState.UNVERIFIED: "",
+    TrustState.KEY_CHANGED: "bold reverse red",
+}
+_LEGEND = "● online ○ away\n✓ verified ? unverified\n! key changed"
+
+
+def roster_text(members: tuple[RosterEntry, ...]) -> Text:
+    """One line per member (us first, then by name), then the legend."""
+    ordered = sorted(members, key=lambda m: (not m.is_me, m.name.casefold()))
+    text = Text()
+    text.append(f"Members ({len(members)})\n", style="bold")
+    for m in ordered:
+        text.append("● " if m.online else "○ ")
+        text.append(BADGE[m.trust], style=_BADGE_STYLE[m.trust])
+        text.append(" ")
+        text.append(m.name, style="bold" if m.is_me else "")
+        if m.is_me:
+            text.append(" (you)")
+        if m.trust is TrustState.KEY_CHANGED:
+            text.append(" key changed", style=_BADGE_STYLE[m.trust])
+        text.append("\n")
+    text.append("\n")
+    text.append(_LEGEND, style="dim")
+    return text
+
+
+class MemberList(Static):
+    """Renders the last :class:`RosterChanged`."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(roster_text(()), id=id)
+        self.members: tuple[RosterEntry, ...] = ()
+
+    def show(self, members: tuple[RosterEntry, ...]) -> None:
+        self.members = members
+        self.update(roster_text(members))

@@ -1,0 +1,62 @@
+"""The top line: relay and connection state, latency, room, epoch and its code, scheme, members."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from groupchat.client.notices import ConnectionState, StatusChanged
+
+__all__ = ["StatusBar", "status_text"]
+
+# A symbol and a word for each state, so the state reads the same without colour (NO_COLOR).
+_STATE_MARK: dict[ConnectionState, str] = {
+    ConnectionState.CONNECTING: "◌ connecting",
+    ConnectionState.JOINING: "◐ joining",
+    ConnectionState.READY: "● ready",
+    ConnectionState.RECONNECTING: "◌ reconnecting",
+    ConnectionState.CLOSED: "○ closed",
+}
+
+_SEP = " │ "
+
+
+def status_text(status: StatusChanged | None) -> Text:
+    """The status line for ``status`` (``None`` before the session has said anything)."""
+    if status is None:
+        return Text("◌ starting")
+    text = Text()
+    text.append(_STATE_MARK[status.connection], style="bold")
+    text.append(f" {status.relay}")
+    if status.latency_ms is not None:
+        text.append(f" {status.latency_ms:.0f} ms")
+    text.append(_SEP)
+    text.append(f"#{status.room}", style="bold")
+    text.append(_SEP)
+    if status.epoch is None:
+        text.append("no epoch yet")
+    else:
+        text.append(f"epoch {status.epoch}")
+        if status.epoch_code:
+            text.append(" · code ")
+            text.append(status.epoch_code, style="bold")
+    text.append(_SEP)
+    text.append(status.scheme)
+    text.append(_SEP)
+    n = status.member_count
+    text.append("1 member" if n == 1 else f"{n} members")
+    return text
+
+
+class StatusBar(Static):
+    """Shows the last :class:`StatusChanged`; its CSS class names the connection state."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(status_text(None), id=id)
+        self.status: StatusChanged | None = None
+
+    def show(self, status: StatusChanged) -> None:
+        for state in ConnectionState:
+            self.set_class(state is status.connection, f"-{state.value}")
+        self.status = status
+        self.update(status_text(status))

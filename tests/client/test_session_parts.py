@@ -1,0 +1,189 @@
+"""The session's small parts without a network: payload framing, application content, the
+commit coordinator's turn rule, backoff and the outbound queue."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from groupchat.client.app_content import AppContent, ContentKind, UnknownContentKindError
+from groupchat.client.backoff import Backoff
+from groupchat.client.coordinator import AddDuty, RemoveDuty, is_my_turn, plan_commit
+from groupchat.client.outbound_queue import OutboundQueue
+from groupchat.client.room_payload import PayloadKind, RoomPayload, UnknownPayloadKindError
+from groupchat.client.session import SessionSettings
+from groupchat.core.errors import (
+    GroupChatError,
+    InvalidValueError,
+    TrailingDataError,
+    TruncatedError,
+    UsageError,
+)
+from groupchat.core.group import GroupConfig
+from groupchat.core.identity import Identity, JoinRequest
+
+# --- room payloads ----------------------------------------------------------------------------
+
+
+@given(st.sampled_from(list(PayloadKind)), st.binary(min_size=1, max_size=64))
+def test_room_payload_round_trips(kind: PayloadKind, body: bytes) -> None:
+    if kind is PayloadKind.GROUP_CREATED:
+        body = (body * 16)[:16]
+    if kind is PayloadKind.SYNC:
+        body = (body * 8)[:8]
+    assert RoomPayload.decode(RoomPayload(kind, body).encode()) == RoomPayload(kind, body)
+
+
+@given(st.binary(max_size=40))
+def test_room_payload_decode_raises_only_groupchat_errors(data: bytes) -> None:
+    with contextlib.suppress(GroupChatError):  # anything else escapes and fails the test
+        RoomPayload.decode(data)
+
+
+def test_room_payload_rejections() -> None:
+    with pytest.raises(UnknownPayloadKindError, match="kind 200 is unknown"):
+        RoomPayload.decode(b"\xc8abc")
+    with pytest.raises(TruncatedError, match="empty"):
+        RoomPayload.decode(b"")
+    with pytest.raises(TruncatedError, match="CORE has an empty body"):
+        RoomPayload.decode(bytes([PayloadKind.CORE]))
+    with pytest.raises(InvalidValueError, match="16 bytes"):
+        RoomPayload.decode(bytes([PayloadKind.GROUP_CREATED]) + b"short")
+
+
+# --- application content ----------------------------------------------------------------------
+
+
+@given(st.binary(min_size=8, max_size=8), st.text(max_size=50))
+def test_chat_content_round_trips(msg_id: bytes, text: str) -> None:
+    assert AppContent.decode(AppContent.chat(msg_id, text).encode()) == AppContent.chat(msg_id, text)
+
+
+def test_app_content_rejections() -> None:
+    assert AppContent.decode(AppContent.leave().encode()).kind is ContentKind.LEAVE
+    with pytest.raises(UnknownContentKindError, match="type 9 is unknown"):
+        AppContent.decode(b"\x09hi")
+    with pytest.raises(TrailingDataError):
+        AppContent.decode(bytes([ContentKind.LEAVE]) + b"x")
+    with pytest.raises(TruncatedError):
+        AppContent.decode(bytes([ContentKind.CHAT]) + b"1234")
+    with pytest.raises(InvalidValueError, match="UTF-8"):
+        AppContent.decode(bytes([ContentKind.CHAT]) + b"12345678\xff")
+
+
+# --- who commits -------------------------------------------------------------------------------
+
+
+def test_turns_go_by_leaf_then_fall_back_one_step_at_a_time() -> None:
+    online = [7, 2, 4]
+    assert is_my_turn(2, online, since=10.0, now=10.0, step=3.0)
+    assert not is_my_turn(4, online, since=10.0, now=12.9, step=3.0)
+    assert is_my_turn(4, online, since=10.0, now=13.0, step=3.0)
+    assert not is_my_turn(7, online, since=10.0, now=15.9, step=3.0)
+    assert is_my_turn(7, online, since=10.0, now=16.0, step=3.0)
+    assert not is_my_turn(5, online, since=0.0, now=100.0, step=3.0)  # offline members never act
+    # The subject of a removal is not in line for it.
+    assert is_my_turn(4, online, since=10.0, now=10.0, step=3.0, exclude=2)
+    # A duty that is not due yet (an eviction's grace period) is nobody's turn.
+    assert not is_my_turn(2, online, since=11.0, now=10.0, step=3.0)
+
+
+def _request(name: str) -> JoinRequest:
+    cfg = GroupConfig()
+    return JoinRequest.create(cfg.suite(), Identity.generate(), b"g", name, os.urandom).request
+
+
+def test_plan_commit_skips_members_and_self_removal() -> None:
+    me, other = Identity.generate(), Identity.generate()
+    members = {0: me.public_key, 1: other.public_key}
+    carol, dave = _request("carol"), _request("dave")
+    plan = plan_commit(
+        my_leaf=0,
+        members=members,
+        online_leaves=[0, 1],
+        adds=[AddDuty(carol, 0.0), AddDuty(carol, 0.0), AddDuty(dave, 5.0)],
+        removes=[RemoveDuty(0, 0.0, "left"), RemoveDuty(1, 0.0, "left"), RemoveDuty(3, 0.0, "left")],
+        now=1.0,
+        step=3.0,
+    )
+    assert plan.add == (carol,)  # dave's is not due for us yet; carol's once only
+    assert [d.leaf for d in plan.remove] == [1]  # never ourselves, never an empty leaf
+    other_view = plan_commit(
+        my_leaf=1,
+        members=members,
+        online_leaves=[0, 1],
+        adds=[AddDuty(carol, 0.0)],
+        removes=[],
+        now=1.0,
+        step=3.0,
+    )
+    assert not other_view  # leaf 1 waits for leaf 0 first
+
+
+# --- backoff and the queue -----------------------------------------------------------------------
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    b = Backoff(0.2, 10.0)
+    delays = [b.next() for _ in range(12)]
+    assert all(0.1 <= d <= 10.0 for d in delays)
+    assert max(delays[6:]) > 1.0  # the range grew
+    b.reset()
+    assert b.next() <= 0.2
+    with pytest.raises(ValueError):
+        Backoff(1.0, 0.5)
+
+
+def test_outbound_queue_keeps_typing_order_through_requeues() -> None:
+    ids = iter(bytes([i]) * 8 for i in range(100))
+    q = OutboundQueue(lambda: next(ids))
+    a, b, c = q.add("a"), q.add("b"), q.add("c")
+    q.mark_sent(a, b"da", 1, 10)
+    q.mark_sent(b, b"db", 1, 11)
+    assert q.peek() is c and q.in_flight == 2
+    assert q.echoed(b"da") is a and q.echoed(b"da") is None
+    assert q.by_request(11) is b
+    q.requeue(b)  # refused: back in front of c
+    assert q.peek() is b and q.in_flight == 0
+    q.mark_sent(b, b"db2", 2, 12)
+    assert q.requeue_in_flight() == 1
+    assert [q.peek()] == [b] and b.msg_id == bytes([1]) * 8 and b.attempts == 2
+    with pytest.raises(ValueError):
+        q.mark_sent(c, b"dc", 2, 13)
+
+
+# --- settings and names ----------------------------------------------------------------------------
+
+
+def test_settings_are_checked_with_clear_errors() -> None:
+    ok = {"relay_url": "ws://127.0.0.1:1", "room": "r", "name": "alice"}
+    SessionSettings(**ok)
+    with pytest.raises(UsageError, match="ws:// or wss://"):
+        SessionSettings(**{**ok, "relay_url": "http://x"})
+    with pytest.raises(UsageError, match="ring scheme is not wired"):
+        SessionSettings(**ok, scheme="ring")
+    with pytest.raises(UsageError, match="unknown scheme"):
+        SessionSettings(**ok, scheme="star")
+    with pytest.raises(UsageError, match="room name"):
+        SessionSettings(**{**ok, "room": "x" * 65})
+    with pytest.raises(UsageError, match="cannot be used"):
+        SessionSettings(**{**ok, "name": "a\nb"})
+    with pytest.raises(UsageError, match="add_timeout"):
+        SessionSettings(**ok, add_timeout=0)
+    with pytest.raises(UsageError, match="reconnect_min"):
+        SessionSettings(**ok, reconnect_min=5, reconnect_max=1)
+    with pytest.raises(UsageError, match="update_every"):
+        SessionSettings(**ok, update_every=0)
+
+
+
+
+def test_ids() -> None:
+    key = Identity.generate().public_key
+    assert len(member_id(key)) == 32 and member_id(key) == member_id(key)
+    assert member_id(key) != member_id(Identity.generate().public_key)
+    assert group_id_for_room("a") != group_id_for_room("b")

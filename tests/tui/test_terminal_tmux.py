@@ -1,0 +1,146 @@
+"""One end-to-end test in a real terminal, as a person would use the chat.
+
+tmux (on its own server socket, so no other tmux session is touched) runs a relay and two
+``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in
+bob's; ``/quit`` ends each process with status 0 and leaves nothing on the terminal but what the
+app drew: no log line, warning or traceback. This catches what Pilot cannot: the entry point,
+terminal setup and teardown, and logs leaking onto the screen (design/tui.md, last section).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 40.0  # seconds for each wait; generous because the machine is shared
+
+
+class Tmux:
+    """A private tmux server (``-L <unique socket>``) killed at the end."""
+
+    def __init__(self) -> None:
+        self.socket = f"groupchat-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def __call__(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True, text=True, timeout=15,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def screen(self, window: str) -> str:
+        return self("capture-pane", "-p", "-t", f"gc:{window}")
+
+    def wait_for(self, window: str, what: Callable[[str], bool], label: str,
+                 status_file: Path | None = None) -> str:
+        """Poll ``window``'s screen until ``what(screen)``; fail at once if its process ended."""
+        deadline = time.monotonic() + DEADLINE
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen(window)
+            if what(screen):
+                return screen
+            if status_file is not None and status_file.exists():
+                raise AssertionError(f"{label}: {window} exited ({status_file.read_text().strip()}) "
+                                     f"first; its screen:\n{screen}")
+            time.sleep(0.2)
+        raise AssertionError(f"{label}: not seen in {DEADLINE:g} s; {window}'s screen:\n{screen}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=15)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        if os.environ.get("CI"):
+            pytest.fail("tmux is missing in CI: run .ci/install-deps")
+        pytest.skip("tmux is not installed (run .ci/install-deps)")
+    t = Tmux()
+    try:
+        yield t
+    finally:
+        t.kill()
+
+
+def _chat_command(tmp_path: Path, name: str, port: int) -> tuple[str, Path]:
+    """The shell command for ``name``'s window, and the file its exit status is written to.
+
+    The status goes through a file because tmux may report a pane dead (its terminal closed) a
+    while before it has reaped the process and knows the status."""
+    home = tmp_path / name
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text("# empty: everything comes from flags\n")
+    env = {
+        "GROUPCHAT_CONFIG": str(config),
+        "GROUPCHAT_DATA_DIR": str(home / "data"),
+        "GROUPCHAT_LOG_DIR": str(home / "logs"),
+        "TERM": "xterm-256color",
+    }
+    argv = [sys.executable, "-m", "groupchat.cli", "chat", "--relay", f"ws://127.0.0.1:{port}",
+            "--room", "tmux-test", "--name", name]
+    status = home / "exit-status"
+    chat = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+    return f"{chat}; echo $? > {shlex.quote(str(status))}", status
+
+
+def _app_only(screen: str) -> list[str]:
+    """Lines on a dead pane that are not tmux's own "Pane is dead" note."""
+    return [line for line in screen.splitlines() if line.strip() and not line.startswith("Pane is dead")]
+
+
+def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None:
+    relay_cmd = shlex.join([sys.executable, "-m", "server", "--port", "0", "--log-level", "info"])
+    # -c REPO: `python -m` imports from the current directory first; it must be this checkout.
+    tmux("new-session", "-d", "-s", "gc", "-x", "120", "-y", "40", "-c", str(REPO), "-n", "relay", relay_cmd)
+    tmux("set-option", "-g", "remain-on-exit", "on")
+    screen = tmux.wait_for("relay", lambda s: re.search(r"event=listening .*port=(\d+)", s) is not None,
+                           "relay listening")
+    m = re.search(r"event=listening .*port=(\d+)", screen)
+    assert m is not None
+    port = int(m.group(1))
+
+    status: dict[str, Path] = {}
+    for who in ("alice", "bob"):
+        command, status[who] = _chat_command(tmp_path, who, port)
+        tmux("new-window", "-d", "-c", str(REPO), "-n", who, command)
+        # alice creates the group alone; bob then joins it.
+        tmux.wait_for(who, lambda s: "● ready" in s, f"{who} ready", status[who])
+    for who in ("alice", "bob"):
+        tmux.wait_for(who, lambda s: "● ready" in s and "Members (2)" in s, f"{who} sees 2 members",
+                      status[who])
+
+    tmux("send-keys", "-t", "gc:alice", "-l", "hello from the alice terminal")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window",
+                  status["bob"])
+
+    for who in ("bob", "alice"):
+        tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")
+        tmux("send-keys", "-t", f"gc:{who}", "Enter")
+        deadline = time.monotonic() + DEADLINE
+        while not status[who].exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        screen = tmux("capture-pane", "-p", "-S", "-200", "-t", f"gc:{who}")
+        assert status[who].exists(), f"{who} still runs {DEADLINE:g} s after /quit; screen:\n{screen}"
+        code = status[who].read_text().strip()
+        assert code == "0", f"{who} exited with status {code}; screen:\n{screen}"
+        # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
+        assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
+        logs = list((tmp_path / who / "logs").glob("*.log"))
+        assert logs, f"{who} wrote no log file"
+        assert "Traceback" not in logs[0].read_text()

@@ -1,0 +1,192 @@
+"""Two and three ChatApps with real sessions over one real relay on loopback: what each user sees.
+
+Every app runs the real session (real crypto, real websockets); the test types into the input and
+reads the widgets, as a person would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from tui_peers import Peer
+
+from groupchat.client.notices import TrustState
+from groupchat.client.trust import TrustStore
+from server.relay import Relay
+
+PeerFactory = Callable[..., Awaitable[Peer]]
+
+
+@pytest.fixture
+async def peers(relay: Relay) -> AsyncIterator[PeerFactory]:
+    started: list[Peer] = []
+
+    async def make(name: str, **kw: object) -> Peer:
+        peer = await Peer(relay.port, name, **kw).start()  # type: ignore[arg-type]
+        started.append(peer)
+        return peer
+
+    yield make
+    for peer in reversed(started):
+        await peer.stop()
+
+
+async def test_two_users_chat(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+
+    await alice.type("hello bob")
+    # Our own line shows at once, then loses its pending mark on the relay's echo.
+    await alice.wait_line("alice: hello bob")
+    await alice.wait_until(
+        "confirmation", lambda app: "09:41 alice: hello bob" in app.message_log.plain_lines()
+    )
+    assert await bob.wait_line("alice: hello bob") == "09:41 alice: hello bob"
+    await bob.type("hi alice")
+    await alice.wait_line("bob: hi alice")
+    assert await alice.epoch() == await bob.epoch()
+
+
+async def test_join_and_leave_rekey_in_every_timeline(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    carol = await peers("carol")
+    await carol.wait_ready(3)
+    for peer in (alice, bob):
+        await peer.wait_ready(3)
+        line = await peer.wait_line("carol joined")
+        assert "epoch" in line
+    codes = {await p.epoch() for p in (alice, bob, carol)}
+    assert len(codes) == 1, codes
+
+    await carol.type("/leave")
+    await carol.wait_line("leaving the group")
+    for peer in (alice, bob):
+        await peer.wait_ready(2)
+        await peer.wait_line("carol left")
+    assert await alice.epoch() == await bob.epoch()
+    await carol.wait_line("the session has ended")
+
+
+async def test_verify_and_trust(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+    assert await alice.trust_of("bob") is TrustState.UNVERIFIED
+
+    await alice.type("/verify bob")
+    await bob.type("/verify alice")
+    numbers = []
+    for peer, other in ((alice, "bob"), (bob, "alice")):
+        lines = await peer.lines()
+        at = lines.index(f"safety number with {other}:")
+        numbers.append(lines[at + 1].strip())
+        assert f"if it matches, type /trust {other}" in lines[at + 2]
+    assert numbers[0] == numbers[1]  # both sides read out the same digits
+
+    await alice.type("/trust bob")
+    await alice.wait_line("bob is now marked verified")
+    await alice.wait_until("bob verified", lambda app: "● ✓ bob" in str(app.member_list.content))
+
+    await alice.type("/verify nobody")
+    line = (await alice.lines())[-1]
+    assert line.startswith("✕ ") and "nobody" in line
+
+
+async def test_key_change_warning(peers: PeerFactory) -> None:
+    alice_trust = TrustStore(None)
+    alice = await peers("alice", trust=alice_trust)
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+    await alice.type("/trust bob")
+    await alice.wait_until("bob verified", lambda app: "● ✓ bob" in str(app.member_list.content))
+
+    await bob.stop()
+    await alice.wait_ready(1)
+    # Someone else now calls themselves bob: a different identity key under a pinned name.
+    impostor = await peers("bob")
+    await impostor.wait_ready(2)
+    await alice.wait_ready(2)
+    await alice.wait_until(
+        "key-changed badge", lambda app: "! bob key changed" in str(app.member_list.content)
+    )
+    warning = next(line for line in await alice.lines() if "⚠" in line and "bob" in line)
+    assert "key" in warning
+    assert await alice.trust_of("bob") is TrustState.KEY_CHANGED
+
+    await impostor.type("trust me")
+    assert await alice.wait_line("bob: trust me") == "09:41 ! bob: trust me"
+
+
+async def test_tree_panel_shows_the_group(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    carol = await peers("carol")
+    await carol.wait_ready(3)
+    await alice.wait_ready(3)
+
+    await alice.type("/tree")
+    text = await alice.read(lambda app: str(app.tree_panel.content) if app.tree_panel.display else "")
+    epoch, _ = await alice.epoch()
+    assert f"Key tree · epoch {epoch}" in text
+    for name in ("alice", "bob", "carol"):
+        assert name in text
+    assert "◂" in text  # our own path is marked
+    await alice.type("/tree")
+    assert not await alice.read(lambda app: app.tree_panel.display)
+
+
+async def test_quit_leaves_the_group_and_exits(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+
+    await bob.type("/quit")
+    await bob.wait_until_stopped()
+    assert bob.app.return_code == 0
+    # The leave request went out before the socket closed: alice's group removed bob at once.
+    await alice.wait_ready(1)
+    assert "bob left" in await alice.wait_line("bob left")
+
+
+async def test_rekey_kick_and_messages_from_before_joining(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    await alice.type("said before anyone joined")
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    carol = await peers("carol")
+    await carol.wait_ready(3)
+    await alice.wait_ready(3)
+    # Never a silent drop: what was sent before bob joined is a placeholder with its reason.
+    assert "cannot be shown: sent before you joined" in await bob.wait_line("cannot be shown")
+
+    await alice.type("/rekey")
+    await alice.wait_line("you refreshed your keys")
+    for peer in (bob, carol):
+        await peer.wait_line("alice refreshed their keys")
+
+    await alice.type("/kick nobody")
+    refused = (await alice.lines())[-1]
+    assert refused.startswith("✕ no member named") and "nobody" in refused
+    await alice.type("/kick carol")
+    for peer in (alice, bob):
+        await peer.wait_ready(2)
+        await peer.wait_line("carol was removed by alice")
+    await carol.wait_line("you were removed from the group by alice")
+    await carol.wait_line("the session has ended")
+    assert await alice.epoch() == await bob.epoch()
