@@ -15,7 +15,7 @@ from groupchat.client.backoff import Backoff
 from groupchat.client.coordinator import AddDuty, RemoveDuty, is_my_turn, plan_commit
 from groupchat.client.outbound_queue import OutboundQueue
 from groupchat.client.room_payload import PayloadKind, RoomPayload, UnknownPayloadKindError
-from groupchat.client.session import SessionSettings
+from groupchat.client.session import SessionSettings, group_id_for_room, member_id
 from groupchat.core.errors import (
     GroupChatError,
     InvalidValueError,
