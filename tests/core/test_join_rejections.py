@@ -211,10 +211,10 @@ def test_welcome_not_addressed_to_us(s: Scene) -> None:
     # A forged welcome sealed only to someone else is not for us either.
     s.refused(s.forge(to=other), ProtocolError, "not addressed to us")
     # Named by our ref but sealed to another init key: the HPKE open fails.
-    info, gs = s.open()
+    group_info, gs = s.open()
     sealed = seal_welcome(
         SUITE,
-        info.encode(),
+        group_info.encode(),
         welcome_secret(SUITE, gs.joiner_secret),
         [(s.joiner.request.ref(SUITE), other.request.init_key, gs)],
     ).encode_message()
