@@ -1,0 +1,160 @@
+"""Smaller refusals of the core that no other test reaches, each with its exact error class.
+
+Local mistakes (``LocalError``: ``ConfigError``, ``UsageError``) and a peer's bad bytes
+(``RemoteError``) are kept apart: a bad group id passed to ``Group.create`` is the caller's
+mistake, like the same id passed to ``JoinRequest.create``. Also: the representations of objects
+holding secrets never show them (they end up in logs and tracebacks).
+"""
+
+from __future__ import annotations
+
+import pytest
+from group_harness import Harness, fingerprint
+from test_group_rejections import assert_rejected, finish, rebuild
+
+from groupchat.core.codec import Reader, Writer
+from groupchat.core.errors import (
+    ConfigError,
+    GroupChatError,
+    InvalidValueError,
+    LocalError,
+    UnknownMemberError,
+    UsageError,
+)
+from groupchat.core.group import Group, GroupConfig
+from groupchat.core.identity import MAX_GROUP_ID, Identity, JoinRequest
+from groupchat.core.suite import GROUPCHAT_PREFIX, CipherSuite
+from groupchat.core.welcome import MAX_GROUP_INFO, GroupInfo, GroupSecrets, decode_extensions
+
+SUITE = GroupConfig().suite()
+
+
+def exactly(error: type[GroupChatError], call: object, match: str = "") -> GroupChatError:
+    assert callable(call)
+    with pytest.raises(GroupChatError) as info:
+        call()
+    assert type(info.value) is error and match in str(info.value), repr(info.value)
+    return info.value
+
+
+# --- local mistakes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group_id", [b"", bytes(MAX_GROUP_ID + 1)], ids=["empty", "too-long"])
+def test_group_create_with_a_bad_group_id_is_a_config_error(group_id: bytes) -> None:
+    err = exactly(ConfigError, lambda: Group.create(Identity.generate(), group_id, "me"), "group id")
+    assert isinstance(err, LocalError)
+    exactly(ConfigError, lambda: JoinRequest.create(SUITE, Identity.generate(), group_id, "me"), "group id")
+    assert Group.create(Identity.generate(), bytes(MAX_GROUP_ID), "me").group_id == bytes(MAX_GROUP_ID)
+
+
+@pytest.mark.parametrize("now", [-1.0, float(2**64)], ids=["before-1970", "beyond-uint64"])
+def test_join_request_with_an_implausible_wall_clock(now: float) -> None:
+    exactly(
+        ConfigError,
+        lambda: JoinRequest.create(SUITE, Identity.generate(), b"g", "me", wall_clock=lambda: now),
+        "not a plausible Unix time",
+    )
+
+
+def test_unsupported_cipher_suite_is_a_config_error() -> None:
+    exactly(ConfigError, lambda: GroupConfig(suite_id=2), "unsupported cipher suite 2")
+
+
+def test_identity_seed_round_trip_and_length() -> None:
+    ident = Identity.generate()
+    again = Identity.from_private_bytes(ident.private_bytes())
+    assert again.public_key == ident.public_key and again.fingerprint == ident.fingerprint
+    for bad in (b"", bytes(31), bytes(33)):
+        exactly(ConfigError, lambda bad=bad: Identity.from_private_bytes(bad), "32-byte seed")
+
+
+def test_a_second_commit_while_one_is_pending() -> None:
+    h = Harness()
+    h.add("m0", 2)
+    g = h.members["m1"]
+    first = g.commit(update=True)
+    before = fingerprint(g)
+    exactly(UsageError, lambda: g.commit(update=True), "already waiting for the relay's echo")
+    exactly(UsageError, lambda: g.commit(remove=[h.leaf("m2")]), "already waiting")
+    assert fingerprint(g) == before
+    finish(h, "m1", first, ["m0", "m1", "m2"])
+
+
+def test_asking_for_a_leaf_that_holds_no_member() -> None:
+    h = Harness()
+    h.add("m0", 2)  # capacity 4, leaf 3 blank
+    g = h.members["m0"]
+    assert g.member(2).display_name == "m2"
+    for leaf in (3, 4, -1):
+        exactly(UnknownMemberError, lambda leaf=leaf: g.member(leaf), f"leaf {leaf} holds no member")
+
+
+# --- a peer's bad bytes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\x00\x01", b"\x00\x01\x00"], ids=len)
+def test_message_too_short_for_a_header(data: bytes) -> None:
+    h = Harness()
+    h.add("m0", 1)
+    assert_rejected(h, ["m0", "m1"], data, InvalidValueError)
+    exactly(InvalidValueError, lambda: h.members["m1"].receive(data), "too short to have a header")
+
+
+def test_commit_with_no_operations() -> None:
+    h = Harness()
+    h.add("m0", 2)
+    commit = h.members["m1"].commit(update=True)
+    crafted = rebuild(h, "m1", commit, ops=[])
+    assert_rejected(h, ["m0", "m2"], crafted, InvalidValueError)
+    exactly(InvalidValueError, lambda: h.members["m0"].receive(crafted), "commit has no operations")
+    finish(h, "m1", commit, ["m0", "m2"])
+
+
+@pytest.mark.parametrize("flag", [2, 0xFF])
+def test_optional_presence_flag_above_one(flag: int) -> None:
+    exactly(InvalidValueError, lambda: Reader(bytes([flag, 0])).optional("x", lambda r: r.u8("x")), "not 0/1")
+
+
+def test_join_request_for_another_cipher_suite_does_not_verify() -> None:
+    pj = JoinRequest.create(SUITE, Identity.generate(), b"g", "me")
+    pj.request.verify(SUITE)
+    other = CipherSuite(3, GROUPCHAT_PREFIX)
+    exactly(InvalidValueError, lambda: pj.request.verify(other), "group uses 3")
+
+
+def test_group_info_larger_than_the_limit() -> None:
+    exactly(InvalidValueError, lambda: GroupInfo.decode(bytes(MAX_GROUP_INFO + 1)), "more than")
+
+
+def test_too_many_extensions() -> None:
+    body = b"".join(Writer().u16(t).opaque(b"").bytes() for t in range(65))
+    assert len(decode_extensions(body[: 64 * 3])) == 64
+    exactly(InvalidValueError, lambda: decode_extensions(body), "more than 64 extensions")
+
+
+@pytest.mark.parametrize("usage", [0, 4, 0xFF])
+def test_unknown_resumption_psk_usage(usage: int) -> None:
+    psk = b"\x02" + bytes([usage]) + Writer().opaque(b"g").u64(1).opaque(b"").bytes()
+    exactly(
+        InvalidValueError, lambda: GroupSecrets.decode(GroupSecrets(bytes(32), None, [psk]).encode()), "usage"
+    )
+
+
+# --- representations hold no secrets -------------------------------------------------------------
+
+
+def test_reprs_do_not_show_secrets() -> None:
+    h = Harness()
+    h.add("m0", 1)
+    g = h.members["m1"]
+    ident = Identity.generate()
+    pj = JoinRequest.create(SUITE, ident, b"g", "joiner")
+    secrets = [ident.private_bytes(), pj.init_private]
+    texts = [repr(ident), repr(pj), repr(g), repr(SUITE)]
+    for text in texts:
+        for secret in secrets:
+            assert secret.hex() not in text and repr(secret) not in text and str(secret) not in text
+    assert repr(g) == f"Group(epoch={g.epoch}, leaf=1, members=2)"
+    assert repr(pj) == f"PendingJoin('joiner', {ident.fingerprint})"
+    assert repr(ident) == f"Identity({ident.fingerprint})"
