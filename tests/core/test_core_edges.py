@@ -18,11 +18,14 @@ from groupchat.core.errors import (
     GroupChatError,
     InvalidValueError,
     LocalError,
+    ReplayError,
     UnknownMemberError,
     UsageError,
 )
+from groupchat.core.events import MessageEchoed, MessageReceived
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import MAX_GROUP_ID, Identity, JoinRequest
+from groupchat.core.key_schedule import GroupContext
 from groupchat.core.suite import GROUPCHAT_PREFIX, CipherSuite
 from groupchat.core.welcome import MAX_GROUP_INFO, GroupInfo, GroupSecrets, decode_extensions
 
@@ -90,6 +93,22 @@ def test_asking_for_a_leaf_that_holds_no_member() -> None:
         exactly(UnknownMemberError, lambda leaf=leaf: g.member(leaf), f"leaf {leaf} holds no member")
 
 
+def test_unechoed_messages_are_remembered_up_to_a_bound() -> None:
+    """A sender remembers its last 1024 unechoed messages (memory stays bounded if the relay never
+    echoes); an echo older than that is refused as a replay of our own generation, not misread."""
+    h = Harness()
+    h.add("m0", 1)
+    g = h.members["m0"]
+    sent = [g.encrypt(b"%d" % i) for i in range(1024 + 1)]
+    assert isinstance(g.receive(sent[1]), MessageEchoed)  # the oldest still remembered
+    assert isinstance(g.receive(sent[-1]), MessageEchoed)
+    before = fingerprint(g)
+    exactly(ReplayError, lambda: g.receive(sent[0]), "generation 0 of leaf 0 was already used")
+    assert fingerprint(g) == before
+    ev = h.members["m1"].receive(sent[0])  # everyone else reads it normally
+    assert isinstance(ev, MessageReceived) and ev.plaintext == b"0"
+
+
 # --- a peer's bad bytes ---------------------------------------------------------------------------
 
 
@@ -109,6 +128,15 @@ def test_commit_with_no_operations() -> None:
     assert_rejected(h, ["m0", "m2"], crafted, InvalidValueError)
     exactly(InvalidValueError, lambda: h.members["m0"].receive(crafted), "commit has no operations")
     finish(h, "m1", commit, ["m0", "m2"])
+
+
+@pytest.mark.parametrize("size", [1, 20, 31])
+def test_group_context_with_a_confirmed_hash_of_the_wrong_size(size: int) -> None:
+    """Empty at epoch 0, a SHA-256 hash after: any other size in a (signed) GroupInfo is refused."""
+    ctx = GroupContext(SUITE.id, b"g", 1, bytes(32), bytes(size))
+    exactly(InvalidValueError, lambda: GroupContext.read(Reader(ctx.encode())), "empty or 32 bytes")
+    for ok in (b"", bytes(32)):
+        assert GroupContext.read(Reader(GroupContext(SUITE.id, b"g", 1, bytes(32), ok).encode())).epoch == 1
 
 
 @pytest.mark.parametrize("flag", [2, 0xFF])
