@@ -3,16 +3,17 @@
 Local mistakes (``LocalError``: ``ConfigError``, ``UsageError``) and a peer's bad bytes
 (``RemoteError``) are kept apart: a bad group id passed to ``Group.create`` is the caller's
 mistake, like the same id passed to ``JoinRequest.create``. Also: the representations of objects
-holding secrets never show them (they end up in logs and tracebacks).
+holding secrets never show them (they end up in logs and tracebacks). One test drives the
+internals the way test_holes does (``as_leaf``): an insider encrypting under a blank leaf's keys.
 """
 
 from __future__ import annotations
 
 import pytest
-from group_harness import Harness, fingerprint
+from group_harness import Harness, fingerprint, snapshot
 from test_group_rejections import assert_rejected, finish, rebuild
 
-from groupchat.core.codec import Reader, Writer
+from groupchat.core.codec import Reader, Writer, opaque
 from groupchat.core.errors import (
     ConfigError,
     GroupChatError,
@@ -26,6 +27,13 @@ from groupchat.core.events import MessageEchoed, MessageReceived
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import MAX_GROUP_ID, Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
+from groupchat.core.message_protection import (
+    ContentType,
+    FramedContent,
+    WireFormat,
+    protect_application,
+    sign_framed_content,
+)
 from groupchat.core.suite import GROUPCHAT_PREFIX, CipherSuite
 from groupchat.core.welcome import MAX_GROUP_INFO, GroupInfo, GroupSecrets, decode_extensions
 
@@ -137,6 +145,39 @@ def test_group_context_with_a_confirmed_hash_of_the_wrong_size(size: int) -> Non
     exactly(InvalidValueError, lambda: GroupContext.read(Reader(ctx.encode())), "empty or 32 bytes")
     for ok in (b"", bytes(32)):
         assert GroupContext.read(Reader(GroupContext(SUITE.id, b"g", 1, bytes(32), ok).encode())).epoch == 1
+
+
+def as_leaf(h: Harness, insider: str, leaf: int, text: bytes) -> bytes:
+    """An application message an insider builds for ``leaf``'s ratchet: every member of an epoch
+    holds the secret-tree root, so it can derive any leaf's keys. Built on a copy of the insider
+    (its real ratchets are not touched); signed with the insider's own identity key."""
+    g = snapshot(h.members[insider])
+    content = FramedContent(g.group_id, g.epoch, leaf, b"", ContentType.APPLICATION, opaque(text))
+    signature = sign_framed_content(
+        h.suite, g._identity.signing_key, WireFormat.PRIVATE_MESSAGE, content, g._ctx_bytes
+    )
+    return protect_application(
+        h.suite,
+        content=content,
+        signature=signature,
+        secret_tree=g._keys.secret_tree,
+        sender_data_secret=g._keys.sender_data_secret,
+    )
+
+
+@pytest.mark.parametrize("leaf", [3, 5, 7], ids=["vacated", "blank", "last-blank"])
+def test_message_from_a_leaf_that_holds_no_member(leaf: int) -> None:
+    h = Harness()
+    h.add("m0", 4)  # m0..m4, capacity 8
+    h.remove("m1", "m3")  # leaf 3 vacated (its keys are of no member now)
+    ghost = as_leaf(h, "m2", leaf, b"boo")
+    assert_rejected(h, ["m0", "m1", "m4"], ghost, UnknownMemberError)
+    exactly(UnknownMemberError, lambda: h.members["m0"].receive(ghost), f"leaf {leaf}, which holds no member")
+    # Control: the same construction at the insider's own leaf opens (on a copy of a receiver).
+    own = as_leaf(h, "m2", h.leaf("m2"), b"me")
+    ev = snapshot(h.members["m0"]).receive(own)
+    assert isinstance(ev, MessageReceived) and ev.sender.display_name == "m2" and ev.plaintext == b"me"
+    h.assert_consistent(["m0", "m2"])
 
 
 @pytest.mark.parametrize("flag", [2, 0xFF])
