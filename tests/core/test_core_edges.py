@@ -16,6 +16,7 @@ from test_group_rejections import assert_rejected, finish, rebuild
 from groupchat.core.codec import Reader, Writer, opaque
 from groupchat.core.errors import (
     ConfigError,
+    ExpiredJoinRequestError,
     GroupChatError,
     InvalidValueError,
     LocalError,
@@ -78,6 +79,43 @@ def test_identity_seed_round_trip_and_length() -> None:
     assert again.public_key == ident.public_key and again.fingerprint == ident.fingerprint
     for bad in (b"", bytes(31), bytes(33)):
         exactly(ConfigError, lambda bad=bad: Identity.from_private_bytes(bad), "32-byte seed")
+
+
+NOW = 1_800_000_000
+
+
+def request_until(h: Harness, not_after: int) -> JoinRequest:
+    """A join request really signed by its (fresh) identity, valid until ``not_after``."""
+    ident = Identity.generate()
+    init_key = SUITE.derive_key_pair(bytes(32))[1]
+    tbs = JoinRequest.tbs(SUITE.id, h.group_id, ident.public_key, b"late", init_key, not_after)
+    signature = SUITE.sign_with_label(ident.signing_key, b"JoinRequestTBS", tbs)
+    return JoinRequest.decode(Writer().raw(tbs).opaque(signature).bytes())
+
+
+@pytest.mark.parametrize(
+    ("ago", "words"),
+    [(30, "30 s ago"), (600, "10 min ago"), (3 * 3600, "3 h ago"), (5 * 86400, "5 days ago")],
+)
+def test_expired_request_says_how_long_ago_in_words(ago: int, words: str) -> None:
+    h = Harness(GroupConfig(wall_clock=lambda: float(NOW)))
+    g = h.members["m0"]
+    before = fingerprint(g)
+    err = exactly(ExpiredJoinRequestError, lambda: g.commit(add=[request_until(h, NOW - ago)]), words)
+    assert "'late'" in str(err) and "ask them for a new one" in str(err)
+    assert fingerprint(g) == before
+
+
+def test_a_request_valid_until_the_end_of_uint64_is_refused_and_named_plainly() -> None:
+    """No calendar date exists for 2^64 - 1 seconds: the message falls back to the Unix time."""
+    h = Harness(GroupConfig(wall_clock=lambda: float(NOW)))
+    g = h.members["m0"]
+    last = 2**64 - 1
+    err = exactly(
+        ExpiredJoinRequestError, lambda: g.commit(add=[request_until(h, last)]), f"Unix time {last}"
+    )
+    assert "days allowed" in str(err)
+    assert not g.has_pending_commit
 
 
 def test_a_second_commit_while_one_is_pending() -> None:
