@@ -9,6 +9,8 @@ internals the way test_holes does (``as_leaf``): an insider encrypting under a b
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from group_harness import Harness, fingerprint, snapshot
 from test_group_rejections import assert_rejected, finish, rebuild
@@ -31,6 +33,7 @@ from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
     ContentType,
     FramedContent,
+    PrivateMessage,
     WireFormat,
     protect_application,
     sign_framed_content,
@@ -164,6 +167,20 @@ def test_message_too_short_for_a_header(data: bytes) -> None:
     h.add("m0", 1)
     assert_rejected(h, ["m0", "m1"], data, InvalidValueError)
     exactly(InvalidValueError, lambda: h.members["m1"].receive(data), "too short to have a header")
+
+
+@pytest.mark.parametrize("content_type", [ContentType.PROPOSAL, ContentType.COMMIT])
+def test_handshake_content_in_a_private_message(content_type: ContentType) -> None:
+    """Commits travel as signed public messages that every member (and the relay) can order;
+    a private message claiming handshake content is refused before any key is used."""
+    h = Harness()
+    h.add("m0", 2)
+    real = h.members["m1"].encrypt(b"hi")
+    crafted = dataclasses.replace(PrivateMessage.decode(real), content_type=content_type).encode()
+    assert_rejected(h, ["m0", "m2"], crafted, InvalidValueError)
+    exactly(InvalidValueError, lambda: h.members["m2"].receive(crafted), "must be sent as public commits")
+    ev = h.members["m2"].receive(real)  # control: the genuine message still opens
+    assert isinstance(ev, MessageReceived) and ev.plaintext == b"hi"
 
 
 def test_commit_with_no_operations() -> None:
