@@ -34,6 +34,7 @@ from .codec import opaque
 from .commit import REKEY_LABEL, Commit, CommitMessage, Operation, OpType, SealedSecret, rekey_context
 from .config import check_group_config
 from .errors import (
+    ConfigError,
     CounterLimitError,
     DecryptionError,
     DuplicateKeyError,
@@ -217,7 +218,7 @@ class Group:
         config = config or GroupConfig()
         suite = config.suite()
         if not 0 < len(group_id) <= MAX_GROUP_ID:
-            raise InvalidValueError(f"group id must be 1..{MAX_GROUP_ID} bytes")
+            raise ConfigError(f"group id must be 1..{MAX_GROUP_ID} bytes")
         pending = JoinRequest.create(
             suite, identity, group_id, display_name, config.rand, wall_clock=config.wall_clock
         )

@@ -76,6 +76,9 @@ def epoch_code(epoch_authenticator: bytes) -> str:
 def validate_display_name(name: str) -> str:
     """Return the NFC-normalised name, or raise if it is empty, too long or has control chars."""
     name = unicodedata.normalize("NFC", name)
+    if any(unicodedata.category(c) == "Cs" for c in name):
+        # A str from surrogateescape-decoded bytes (argv, a file): it has no UTF-8 encoding.
+        raise InvalidValueError("display name is not valid Unicode text (it contains a lone surrogate)")
     if not name.strip():
         raise InvalidValueError("display name must not be empty")
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
