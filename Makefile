@@ -23,12 +23,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy groupchat server
 	$(VENV)/bin/lint-imports
 
-# System packages for the tests (redis-server). Outside CI a failed install is tolerated: the
-# Redis-backed relay tests then skip with a reason; in CI (CI=true) they must run.
+# System packages for the tests (redis-server, tmux). Outside CI a failed install is tolerated: the
+# Redis-backed relay tests and the real-terminal test then skip with a reason; in CI (CI=true) they
+# must run.
 deps:
 	bash .ci/install-deps || [ -z "$$CI" ]
 
+# The short headless demo must end with every peer agreeing on every epoch (exit status 0).
 test: $(STAMP) lint deps
+	$(VENV)/bin/groupchat demo --headless --peers 3 --seconds 6 --log-dir .demo-logs
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
