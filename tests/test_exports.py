@@ -28,8 +28,8 @@ PUBLIC: dict[str, list[str]] = {
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
     ],
     'groupchat.core.commit': [
-        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OpType', 'Operation', 'REKEY_LABEL', 'SealedSecret',
-        'rekey_context',
+        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OPERATION_ORDER', 'OpType', 'Operation',
+        'REKEY_LABEL', 'SealedSecret', 'check_operation_order', 'rekey_context',
     ],
     'groupchat.core.config': [
         'GroupConfigFields', 'check_group_config',
@@ -67,6 +67,9 @@ PUBLIC: dict[str, list[str]] = {
         'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
         'read_message_header', 'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
     ],
+    'groupchat.core.outbox': [
+        'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
+    ],
     'groupchat.core.ratchet_tree': [
         'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
     ],
@@ -74,6 +77,9 @@ PUBLIC: dict[str, list[str]] = {
         'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT', 'RingInconsistentError', 'RingRekey',
         'RingResult', 'RingRound', 'RingState', 'RingStep', 'RingTimeoutError', 'RosterMismatchError',
         'RoundOrderError', 'WrongAttemptError',
+    ],
+    'groupchat.core.schemes.base': [
+        'EpochInput', 'KeyAgreementScheme', 'OwnChange', 'SCHEME_IDS', 'StagedChange',
     ],
     'groupchat.core.schemes.ring': [
         'DEFAULT_TIMEOUT', 'RingRekey', 'RingResult', 'RingState', 'RingStep', 'commit_secret', 'edge_key',
@@ -85,6 +91,18 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.schemes.ring_message': [
         'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'RingRound',
+    ],
+    'groupchat.core.schemes.tree': [
+        'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'TreeScheme', 'lowest_common_ancestor',
+    ],
+    'groupchat.core.schemes.tree.ratchet_tree': [
+        'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
+    ],
+    'groupchat.core.schemes.tree.scheme': [
+        'TreeScheme',
+    ],
+    'groupchat.core.schemes.tree.taint': [
+        'add_targets', 'check_commit', 'required_rekeys',
     ],
     'groupchat.core.secret_tree': [
         'KeyLookup', 'RatchetKind', 'SecretTree',
