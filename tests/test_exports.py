@@ -128,13 +128,13 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.bench.rekey': [
         'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'Floor', 'LARGE_SIZE', 'add_arguments', 'main', 'measure_floor',
-        'run',
+        'print_beside', 'run',
     ],
     'groupchat.lab.bench.relay': [
         'main',
     ],
     'groupchat.lab.bench.ring': [
-        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'RingFloors', 'main', 'ring_floors',
+        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'RingFloors', 'main', 'ring_floors', 'run',
     ],
     'groupchat.lab.room': [
         'Delivery', 'Receiver', 'Room',
