@@ -32,12 +32,13 @@ commit was built on, and the confirmation tag covers the transcript of the new e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
 from .codec import Reader, Writer
-from .errors import InvalidValueError
+from .errors import InvalidCommitError, InvalidValueError
 from .identity import JoinRequest
 from .message_protection import (
     MAX_AUTHENTICATED_DATA,
@@ -51,12 +52,14 @@ from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_OPERATIONS",
+    "OPERATION_ORDER",
     "REKEY_LABEL",
     "Commit",
     "CommitMessage",
     "OpType",
     "Operation",
     "SealedSecret",
+    "check_operation_order",
     "rekey_context",
 ]
 
@@ -72,6 +75,25 @@ class OpType(IntEnum):
     ADD = 2
     REMOVE = 3
     REKEY = 4
+
+
+OPERATION_ORDER: Final = (OpType.REMOVE, OpType.REKEY, OpType.ADD, OpType.UPDATE)
+"""The one order of a commit's operations, for builders and checkers alike.
+
+Removes first, so that an add can reuse a slot the same commit vacates; re-keys next, so that no
+kept secret survives into the paths the adds build; the committer's update last, so that its
+fresh path is the last word on every node of it.
+"""
+
+
+def check_operation_order(ops: Sequence[Operation]) -> None:
+    """Refuse a commit that changes a leaf twice or is not in :data:`OPERATION_ORDER`."""
+    leaves = [op.leaf for op in ops]
+    if len(set(leaves)) != len(leaves):
+        raise InvalidCommitError("commit changes the same leaf twice")
+    ranks = [OPERATION_ORDER.index(op.type) for op in ops]
+    if ranks != sorted(ranks):
+        raise InvalidCommitError("commit operations must be ordered removes, re-keys, adds, then update")
 
 
 def rekey_context(group_id: bytes, epoch: int, leaf: int) -> bytes:

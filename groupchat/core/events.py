@@ -51,10 +51,11 @@ class MessageEchoed:
 class EpochChanged:
     """A commit was applied: the group has a new epoch, key and (maybe) roster.
 
-    ``own`` is true when the commit was ours and the relay's echo confirmed it won the epoch;
-    ``welcome`` then holds the Welcome to deliver to the joiners (only now is it safe to send).
-    ``superseded_own_commit`` is true when someone else's commit won over one we had pending:
-    the caller should rebuild its change on the new epoch.
+    ``own`` is true when the commit was ours and the relay's echo confirmed it won the epoch.
+    ``superseded_own_commit`` is true when someone else's commit won over one we had pending;
+    what is left of it comes out of ``Group.data_to_send()`` rebuilt on the new epoch.
+    ``welcome`` is deprecated: the Welcome is in ``Group.data_to_send()``, addressed to each
+    joiner; the field still carries it for callers written before the outbox.
     """
 
     epoch: int

@@ -12,7 +12,7 @@ reads a clock or a random source it was not given (see :class:`GroupConfig`).
   :class:`~groupchat.core.errors.GroupChatError` subclass and leaves the state exactly as it was.
 
 Processing a commit costs O(log n) X25519 operations whatever the number of operations in it
-(see :mod:`groupchat.core.ratchet_tree`), plus one signature check per commit and one per join
+(see :mod:`groupchat.core.schemes.tree.ratchet_tree`), plus one signature check per commit and one per join
 request it adds. Joining verifies every member's join request once (n signature checks, RFC 9420
 §12.4.3.1), so a member never relies on a leaf it has not verified.
 """
@@ -28,27 +28,22 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Final
 
-from . import taint
-from . import tree_math as tm
 from .codec import opaque
-from .commit import REKEY_LABEL, Commit, CommitMessage, Operation, OpType, SealedSecret, rekey_context
+from .commit import Commit, CommitMessage, Operation, OpType, check_operation_order
 from .config import check_group_config
 from .errors import (
     ConfigError,
     CounterLimitError,
-    DecryptionError,
     DuplicateKeyError,
     EpochError,
     ExpiredJoinRequestError,
     ForgedMemberError,
-    InconsistentPathError,
     InvalidCommitError,
     InvalidPublicKeyError,
     InvalidValueError,
     RemovedSenderError,
     ReplayError,
     SignatureError,
-    TaintRuleError,
     UnknownMemberError,
     UsageError,
     WrongGroupError,
@@ -81,7 +76,9 @@ from .message_protection import (
     sign_framed_content,
     verify_framed_content,
 )
-from .ratchet_tree import PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+from .outbox import ROOM, Joiner, Outbound, OutboundKind
+from .schemes.base import EpochInput, KeyAgreementScheme, OwnChange
+from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
 from .secret_tree import SecretTree
 from .suite import GROUPCHAT_PREFIX, CipherSuite
 from .welcome import (
@@ -159,15 +156,36 @@ class _EpochKeys:
 @dataclass(slots=True)
 class _PendingCommit:
     message: bytes
-    changes: TreeChanges
-    path: PathSecrets
+    change: OwnChange
     group_context: GroupContext
     secrets: EpochSecrets
     interim: bytes
     welcome: bytes | None
-    added: tuple[int, ...]
+    joiners: tuple[tuple[int, JoinRequest], ...]
     removed: tuple[Member, ...]
     updated: bool
+    intent: _Intent
+
+    @property
+    def added(self) -> tuple[int, ...]:
+        return tuple(leaf for leaf, _ in self.joiners)
+
+
+@dataclass(frozen=True, slots=True)
+class _Intent:
+    """What the caller asked a commit to do, kept to rebuild it if another commit wins the epoch.
+
+    Removes are held by identity key: a leaf may change hands between epochs.
+    """
+
+    adds: tuple[JoinRequest, ...]
+    removes: tuple[bytes, ...]
+    update: bool
+    authenticated_data: bytes
+
+    @property
+    def empty(self) -> bool:
+        return not (self.adds or self.removes or self.update)
 
 
 class Group:
@@ -178,18 +196,15 @@ class Group:
         *,
         config: GroupConfig,
         identity: Identity,
-        tree: RatchetTree,
-        path: PathSecrets,
+        scheme: KeyAgreementScheme,
         group_context: GroupContext,
         secrets: EpochSecrets,
         interim: bytes,
-        init_private: bytes | None = None,
     ) -> None:
         self.config = config
-        self.suite = tree.suite
+        self.suite = scheme.suite
         self._identity = identity
-        self._tree = tree
-        self._path = path
+        self._scheme = scheme
         self._ctx = group_context
         self._ctx_bytes = group_context.encode()
         self._secrets = secrets
@@ -201,11 +216,11 @@ class Group:
         self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
         self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
         # Init keys of members who left since we joined -> their request's not_after. Current
-        # members' init keys are in the tree; together they are every init key we saw used.
+        # members' init keys are in the roster; together they are every init key we saw used.
         self._used_init_keys: dict[bytes, int] = {}
-        # A joiner keeps its join request's init key until its own first Update is applied: if
-        # its adder is removed first, the remover seals our re-keyed leaf secret to it.
-        self._init_private = init_private
+        # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
+        self._outbox: list[Outbound] = []
+        self._rebuild: _Intent | None = None
         self.state = GroupState.MEMBER
 
     # --- construction ------------------------------------------------------------------------
@@ -222,18 +237,14 @@ class Group:
         pending = JoinRequest.create(
             suite, identity, group_id, display_name, config.rand, wall_clock=config.wall_clock
         )
-        tree = RatchetTree(suite, 1)
-        path = PathSecrets(0)
-        tree.build_path(0, config.rand(32), pending.request, path)
-        tree.mark_verified(0)
-        ctx = GroupContext(suite.id, group_id, 0, tree.tree_hash, b"")
+        scheme = TreeScheme.create(suite, pending.request, config.rand)
+        ctx = GroupContext(suite.id, group_id, 0, scheme.public_hash, b"")
         # RFC 9420 §11: epoch 0 starts from a fresh random init secret.
-        secrets = derive_epoch_secrets(suite, config.rand(32), tree.commit_secret(path), ctx.encode())
+        secrets = derive_epoch_secrets(suite, config.rand(32), scheme.commit_secret, ctx.encode())
         return cls(
             config=config,
             identity=identity,
-            tree=tree,
-            path=path,
+            scheme=scheme,
             group_context=ctx,
             secrets=secrets,
             interim=b"",
@@ -245,7 +256,8 @@ class Group:
 
         Everything the welcome says is checked before a Group exists (RFC 9420 §12.4.3.1),
         including every member's join request signature. ``pending`` is consumed only on success:
-        a rejected welcome leaves it usable for the genuine one.
+        a rejected welcome leaves it usable for the genuine one. While our leaf is tainted by our
+        adder, :meth:`data_to_send` carries our first Update (the taint rule's way out).
         """
         if pending.used:
             raise UsageError("this join request was already used to join; make a new one")
@@ -269,37 +281,23 @@ class Group:
         trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
         if len(trees) != 1:
             raise InvalidValueError("welcome's GroupInfo must carry exactly one public tree")
-        tree = RatchetTree.decode(suite, trees[0])
-        if tree.tree_hash != ctx.tree_hash:
+        scheme = TreeScheme.decode(suite, trees[0])
+        if scheme.public_hash != ctx.tree_hash:
             raise InvalidValueError("welcome's public tree does not match the tree hash it was signed with")
-        signer = tree.member(info.signer)
+        signer = scheme.member(info.signer)
         if signer is None:
             raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
         _verify_listed_member(suite, ctx.group_id, info.signer, signer, None)
         info.verify(suite, signer.identity_key)
-        # Now that we know who built this tree, check every other leaf: a malicious adder
+        # Now that we know who built this roster, check every other leaf: a malicious adder
         # controls the whole welcome and could list a ghost (someone's identity key with a
-        # made-up signature) under a tree hash that matches. After this loop every leaf of our
-        # tree is verified; later leaves come only through Adds, verified by _check_adds.
-        for leaf, request in tree.members():
+        # made-up signature) under a tree hash that matches. After this loop every leaf is
+        # verified; later leaves come only through Adds, verified by _check_adds.
+        for leaf, request in scheme.members():
             if leaf != info.signer:
                 _verify_listed_member(suite, ctx.group_id, leaf, request, (info.signer, signer))
-            tree.mark_verified(leaf)
-        me = tree.find_member(pending.request)
-        if me is None:
-            raise InvalidValueError("welcome's tree does not contain our join request")
-        if tree.tainted_by(me) != info.signer:
-            # Otherwise the group would not re-key our leaf when our adder leaves.
-            raise TaintRuleError(
-                f"welcome's tree says our leaf {me} is tainted by {tree.tainted_by(me)}, "
-                f"not by the adder who signed it (leaf {info.signer})"
-            )
-        tree.mark_verified(me)
-        if tree.leaf_key(me) != suite.x25519_public(gs.path_secret):
-            raise InconsistentPathError("our leaf key in the welcome does not match our leaf secret")
-        path = PathSecrets(me, {2 * me: gs.path_secret})
-        if tree.capacity > 1:
-            path = tree.refresh_secrets(path, tm.parent(2 * me, tree.capacity))
+            scheme.mark_verified(leaf)
+        scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
         secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
         verify_confirmation_tag(
             suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
@@ -308,12 +306,10 @@ class Group:
         group = cls(
             config=config,
             identity=pending.identity,
-            tree=tree,
-            path=path,
+            scheme=scheme,
             group_context=ctx,
             secrets=secrets,
             interim=interim,
-            init_private=pending.init_private,
         )
         pending.used = True  # only now: a rejected welcome must not burn the request
         return group
@@ -330,7 +326,12 @@ class Group:
 
     @property
     def my_leaf(self) -> int:
-        return self._path.leaf
+        return self._scheme.my_leaf
+
+    @property
+    def scheme(self) -> str:
+        """The key-agreement scheme this group was created with (``"tree"`` or ``"ring"``)."""
+        return self._scheme.name
 
     @property
     def tree_hash(self) -> bytes:
@@ -349,28 +350,43 @@ class Group:
     @property
     def holds_init_key(self) -> bool:
         """True until our own first Update is applied (we may still receive a sealed re-key)."""
-        return self._init_private is not None
+        return self._scheme.holds_init_key
 
     def tainted_by(self, leaf: int) -> int | None:
         """Public taint record: the leaf that chose ``leaf``'s current secret, ``None`` if its owner did."""
-        return self._tree.tainted_by(leaf)
+        return self._tree_scheme().tainted_by(leaf)
 
     def taint_record(self) -> dict[int, int]:
         """The whole public taint record ``{tainted leaf: chooser leaf}`` of the current epoch."""
-        return self._tree.taint_record()
+        return self._tree_scheme().taint_record()
 
     def leaf_public_key(self, leaf: int) -> bytes | None:
         """Current public key of ``leaf`` (a member's or a vacated slot's), ``None`` if blank."""
-        return self._tree.leaf_key(leaf)
+        return self._tree_scheme().leaf_public_key(leaf)
 
     def members(self) -> list[Member]:
-        return [self._member(leaf, req) for leaf, req in self._tree.members()]
+        return [self._member(leaf, req) for leaf, req in self._scheme.members()]
 
     def member(self, leaf: int) -> Member:
-        req = self._tree.member(leaf)
+        req = self._scheme.member(leaf)
         if req is None:
             raise UnknownMemberError(f"leaf {leaf} holds no member")
         return self._member(leaf, req)
+
+    def _tree_scheme(self) -> TreeScheme:
+        scheme = self._scheme
+        if not isinstance(scheme, TreeScheme):
+            raise UsageError(f"this group uses the {scheme.name} scheme, which has no ratchet tree")
+        return scheme
+
+    # White-box access for tests that inspect the tree (the keeper adversary, golden vectors).
+    @property
+    def _tree(self) -> RatchetTree:
+        return self._tree_scheme().tree
+
+    @property
+    def _path(self) -> PathSecrets:
+        return self._tree_scheme().path
 
     def export_secret(self, label: bytes, context: bytes, length: int) -> bytes:
         """MLS-Exporter (RFC 9420 §8.5) for the current epoch."""
@@ -420,139 +436,148 @@ class Group:
         update: bool = False,
         authenticated_data: bytes = b"",
     ) -> bytes:
-        """Build a commit; it takes effect when the relay echoes it back to :meth:`receive`.
+        """Build a commit and return its bytes; it takes effect when the relay echoes it to :meth:`receive`.
 
-        Removes go first, then the re-keys the taint rules require (:mod:`groupchat.core.taint`),
-        then adds (each into the leftmost free leaf), then our own update, so that our fresh path
-        is the last word on every node of it. A commit with nothing else in it is a self-update;
-        while our own leaf is tainted (we joined and have not updated yet) every commit includes
-        our update.
+        The scheme decides the operations (for the tree: removes, the re-keys the taint rules
+        require, adds into the leftmost free leaves, then our update, in
+        :data:`~groupchat.core.commit.OPERATION_ORDER`). A commit with nothing else in it is a
+        self-update; while our own leaf is tainted every commit includes our update. The caller
+        sends the returned bytes itself (it asked for them); everything the protocol sends on its
+        own, including the Welcome this commit releases, comes out of :meth:`data_to_send`. An
+        explicit commit replaces a rebuild of a lost commit that was not drained yet.
         """
         self._require_member()
         if self._pending is not None:
             raise UsageError("a commit is already waiting for the relay's echo")
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
-        suite, rand = self.suite, self.config.rand
         requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
         removes = list(dict.fromkeys(remove))
+        scheme = self._scheme
+        removed_requests: list[JoinRequest] = []
         for leaf in removes:
             if leaf == self.my_leaf:
                 raise UsageError("a member cannot remove itself; ask another member to commit the remove")
-            if self._tree.member(leaf) is None:
+            gone = scheme.member(leaf)
+            if gone is None:
                 raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
+            removed_requests.append(gone)
         self._check_adds(requests)
-        me = self.my_leaf
-        tree = self._tree
-        update = update or not (requests or removes) or tree.tainted_by(me) is not None
-        targets = taint.add_targets(tree, set(removes), len(requests))
-        rekeys = taint.required_rekeys(tree, me, removes, targets, update)
-
-        capture = PathSecrets(me, dict(self._path.secrets))
-        ops: list[Operation] = []
-        joiners: list[tuple[JoinRequest, int, bytes]] = []
-        removed = tuple(self.member(leaf) for leaf in removes)
-        tree.begin()
-        try:
-            for leaf in removes:
-                pubs, _ = tree.build_path(leaf, rand(32), None, capture, chooser=me)
-                ops.append(Operation(OpType.REMOVE, leaf, tuple(pubs)))
-            for leaf in rekeys:
-                # One build_path per re-keyed leaf: only the committer pays per leaf.
-                member = tree.member(leaf)
-                leaf_secret = rand(32)
-                sealed = None if member is None else self._seal_rekey(member, leaf, leaf_secret)
-                pubs, _ = tree.build_path(leaf, leaf_secret, member, capture, chooser=me)
-                ops.append(Operation(OpType.REKEY, leaf, tuple(pubs), sealed=sealed))
-            for req, leaf in zip(requests, targets, strict=True):
-                leaf_secret = rand(32)
-                pubs, _ = tree.build_path(leaf, leaf_secret, req, capture, chooser=me)
-                ops.append(Operation(OpType.ADD, leaf, tuple(pubs), req))
-                joiners.append((req, leaf, leaf_secret))
-            if update:
-                pubs, _ = tree.build_path(me, rand(32), tree.member(me), capture, chooser=None)
-                ops.append(Operation(OpType.UPDATE, me, tuple(pubs)))
-
-            content = FramedContent(
-                self.group_id,
-                self.epoch,
-                self.my_leaf,
-                authenticated_data,
-                ContentType.COMMIT,
-                Commit(tuple(ops)).encode(),
-            )
-            signature = sign_framed_content(
-                suite, self._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, self._ctx_bytes
-            )
-            ctx, secrets, confirmed = self._next_epoch(content, signature, tree.commit_secret(capture))
-            tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
-            message = CommitMessage(content, Commit(tuple(ops)), signature, tag).encode()
-            welcome = None
-            if joiners:
-                info = GroupInfo(
-                    ctx, encode_extensions([(TREE_EXTENSION, tree.encode())]), tag, self.my_leaf, b""
-                ).sign(suite, self._identity.signing_key)
-                welcome = seal_welcome(
-                    suite,
-                    info.encode(),
-                    secrets.welcome_secret,
-                    [
-                        (req.ref(suite), req.init_key, GroupSecrets(secrets.joiner_secret, leaf_secret, []))
-                        for req, _, leaf_secret in joiners
-                    ],
-                ).encode_message()
-            changes = tree.changes()
-        finally:
-            # The draft is replayed from `changes` once the relay confirms the commit; every
-            # secret of the joiners' and removed leaves' paths dies with this frame.
-            tree.rollback()
-        self._pending = _PendingCommit(
-            message,
-            changes,
-            capture,
-            ctx,
-            secrets,
-            interim_transcript_hash(suite, confirmed, tag),
-            welcome,
-            tuple(leaf for _, leaf, _ in joiners),
-            removed,
-            update,
+        # What the caller asked for, to rebuild it on the next epoch if another commit wins.
+        intent = _Intent(
+            tuple(requests),
+            tuple(r.identity_key for r in removed_requests),
+            update or not (requests or removes),
+            authenticated_data,
         )
+        update = scheme.plan_update(bool(requests or removes), update)
+        removed = tuple(self.member(leaf) for leaf in removes)
+        change = scheme.build_commit(
+            EpochInput(self.group_id, self.epoch),
+            removes=removes,
+            adds=requests,
+            update=update,
+            rand=self.config.rand,
+        )
+        message, ctx, secrets, interim, welcome = self._seal_commit(change, authenticated_data)
+        joiners = tuple((op.leaf, op.request) for op in change.operations if op.request is not None)
+        self._pending = _PendingCommit(
+            message, change, ctx, secrets, interim, welcome, joiners, removed, update, intent
+        )
+        self._rebuild = None
         return message
 
-    def _seal_rekey(self, member: JoinRequest, leaf: int, leaf_secret: bytes) -> SealedSecret:
-        """Seal a re-keyed joiner's new leaf secret to its init key (HPKE base mode)."""
-        kem_output, ciphertext = self.suite.encrypt_with_label(
-            member.init_key, REKEY_LABEL, rekey_context(self.group_id, self.epoch, leaf), leaf_secret
+    def _seal_commit(
+        self, change: OwnChange, authenticated_data: bytes
+    ) -> tuple[bytes, GroupContext, EpochSecrets, bytes, bytes | None]:
+        """Sign our commit, run the key schedule for the epoch it creates, and build its Welcome."""
+        suite = self.suite
+        commit = Commit(change.operations)
+        content = FramedContent(
+            self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
         )
-        return SealedSecret(kem_output, ciphertext)
-
-    def _open_rekey(self, op: Operation) -> bytes:
-        """Open the sealed secret of a re-key of our own leaf and check it matches the sent key."""
-        leaf = op.leaf
-        if self._init_private is None or op.sealed is None:
-            raise TaintRuleError(
-                f"commit re-keys our leaf {leaf}, but we have already updated and hold no init key"
-            )
-        try:
-            secret = self.suite.decrypt_with_label(
-                self._init_private,
-                REKEY_LABEL,
-                rekey_context(self.group_id, self.epoch, leaf),
-                op.sealed.kem_output,
-                op.sealed.ciphertext,
-            )
-        except DecryptionError as exc:
-            raise TaintRuleError(
-                f"re-key of our leaf {leaf} is not sealed to our init key for this group and epoch"
-            ) from exc
-        if len(secret) != 32 or self.suite.x25519_public(secret) != op.path[0]:
-            raise TaintRuleError(f"re-key of our leaf {leaf} sealed a secret that does not match its key")
-        return secret
+        signature = sign_framed_content(
+            suite, self._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, self._ctx_bytes
+        )
+        assert change.commit_secret is not None  # a one-round scheme
+        ctx, secrets, confirmed = self._next_epoch(
+            content, signature, change.public_hash, change.commit_secret
+        )
+        tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
+        message = CommitMessage(content, commit, signature, tag).encode()
+        welcome = None
+        joiners = [op for op in change.operations if op.request is not None]
+        if joiners:
+            assert change.public_state is not None
+            info = GroupInfo(
+                ctx, encode_extensions([(TREE_EXTENSION, change.public_state)]), tag, self.my_leaf, b""
+            ).sign(suite, self._identity.signing_key)
+            welcome = seal_welcome(
+                suite,
+                info.encode(),
+                secrets.welcome_secret,
+                [
+                    (
+                        op.request.ref(suite),
+                        op.request.init_key,
+                        GroupSecrets(secrets.joiner_secret, change.joiner_secrets[op.leaf], []),
+                    )
+                    for op in joiners
+                    if op.request is not None
+                ],
+            ).encode_message()
+        return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def discard_pending_commit(self) -> None:
         """Forget a pending commit (for example when the relay rejected it)."""
         self._pending = None
+
+    # --- the outbox ------------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[Outbound]:
+        """Everything the protocol requires us to send now, in order; call after every call into the group.
+
+        * the Welcome of our commit, once its echo says it won the epoch, to each joiner;
+        * our lost commit rebuilt on the new epoch (adds not yet in, removes not yet done, our
+          update), once someone else's commit won the epoch ours was built on; nothing if the
+          winner already did all of it;
+        * our first Update while our leaf is still tainted by our adder and we have no commit in
+          flight (right after :meth:`join`): until it is applied, whoever added us could read on
+          after being removed.
+
+        Commits are built here, lazily, so that a caller which never drains sees no pending commit
+        it did not ask for. May raise the errors of :meth:`commit` (a rebuilt add whose join request
+        expired in the meantime, say); the rebuild is then dropped, and the next call is clean.
+        """
+        if self.state is GroupState.MEMBER and self._pending is None:
+            intent, self._rebuild = self._rebuild, None
+            if intent is not None:
+                self._queue_commit(
+                    self.commit(
+                        add=intent.adds,
+                        remove=[leaf for key in intent.removes if (leaf := self._leaf_of(key)) is not None],
+                        update=intent.update,
+                        authenticated_data=intent.authenticated_data,
+                    )
+                )
+            elif self._scheme.plan_update(True, False):
+                self._queue_commit(self.commit(update=True))
+        out, self._outbox = self._outbox, []
+        return out
+
+    def _queue_commit(self, data: bytes) -> None:
+        self._outbox.append(Outbound(ROOM, data, OutboundKind.COMMIT))
+
+    def _leaf_of(self, identity_key: bytes) -> int | None:
+        return self._scheme.leaf_of_identity(identity_key)
+
+    def _rebuild_intent(self, lost: _PendingCommit) -> _Intent | None:
+        """What of our lost commit is still to do on the new epoch (``None``: nothing)."""
+        intent = lost.intent
+        adds = tuple(r for r in intent.adds if self._leaf_of(r.identity_key) is None)
+        removes = tuple(k for k in intent.removes if self._leaf_of(k) is not None)
+        rest = _Intent(adds, removes, intent.update, intent.authenticated_data)
+        return None if rest.empty else rest
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -593,7 +618,9 @@ class Group:
         )
         sender = opened.content.sender
         gone = keys.removed.get(sender)
-        request = gone or (keys.overrides[sender] if sender in keys.overrides else self._tree.member(sender))
+        request = gone or (
+            keys.overrides[sender] if sender in keys.overrides else self._scheme.member(sender)
+        )
         if request is None:
             raise UnknownMemberError(f"message claims to come from leaf {sender}, which holds no member")
         self._verify_member(sender, request)
@@ -645,8 +672,9 @@ class Group:
         if pending is not None and pending.message == data:
             return self._apply_own(pending, digest)
 
+        scheme = self._scheme
         sender = content.sender
-        request = self._tree.member(sender)
+        request = scheme.member(sender)
         if request is None:
             raise UnknownMemberError(f"commit is from leaf {sender}, which holds no member")
         self._verify_member(sender, request)
@@ -672,48 +700,30 @@ class Group:
         if any(m.leaf == self.my_leaf for m in removed):
             return self._removed(committer)
 
-        tree = self._tree
-        overrides = {op.leaf: tree.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
-        my_secret: bytes | None = None
-        for op in ops:
-            if op.type == OpType.REKEY and op.leaf == self.my_leaf:
-                my_secret = self._open_rekey(op)  # before the draft: a failure changes nothing
-        tree.begin()
+        overrides = {
+            op.leaf: scheme.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)
+        }
+        staged = scheme.stage_commit(EpochInput(self.group_id, self.epoch), sender, ops)
         try:
-            for op in ops:
-                # Every secret but the committer's own update is the committer's choice: taint.
-                if op.type == OpType.UPDATE:
-                    tree.write_path(op.leaf, list(op.path), request, None)
-                elif op.type == OpType.REKEY:  # same member (or vacated slot), fresh secret
-                    tree.write_path(op.leaf, list(op.path), tree.member(op.leaf), sender)
-                else:  # add: the joiner; remove: the slot is vacated
-                    tree.write_path(
-                        op.leaf, list(op.path), op.request if op.type == OpType.ADD else None, sender
-                    )
-            me = 2 * self.my_leaf
-            current = self._path
-            if my_secret is not None:
-                # Our own leaf was re-keyed (sealed to our init key): climb from the leaf itself.
-                current = PathSecrets(self.my_leaf, {**self._path.secrets, me: my_secret})
-                lowest = me
-            else:
-                lowest = min((lowest_common_ancestor(2 * op.leaf, me) for op in ops), key=tm.level)
-            path = tree.refresh_secrets(current, lowest)
-            ctx, secrets, confirmed = self._next_epoch(content, msg.signature, tree.commit_secret(path))
+            assert staged.commit_secret is not None  # a one-round scheme
+            ctx, secrets, confirmed = self._next_epoch(
+                content, msg.signature, staged.public_hash, staged.commit_secret
+            )
             verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)
         except BaseException:
-            tree.rollback()
+            scheme.rollback(staged)
             raise
-        tree.end()
-        for op in ops:
-            if op.type == OpType.ADD:
-                tree.mark_verified(op.leaf)  # _check_operations verified its join request
-        superseded = self._pending is not None
+        scheme.confirm(staged)
+        lost = self._pending
         self._pending = None
         added = tuple(self.member(op.leaf) for op in ops if op.type == OpType.ADD)
         updated = any(op.type == OpType.UPDATE for op in ops)
         interim = interim_transcript_hash(self.suite, confirmed, msg.confirmation_tag)
-        self._enter_epoch(ctx, secrets, path, interim, overrides, digest)
+        self._enter_epoch(ctx, secrets, interim, overrides, digest)
+        if lost is not None:
+            # Another commit won the epoch ours was built on: what is left of ours is rebuilt
+            # on the new epoch by the next data_to_send().
+            self._rebuild = self._rebuild_intent(lost)
         return EpochChanged(
             ctx.epoch,
             committer,
@@ -721,24 +731,21 @@ class Group:
             removed,
             updated,
             secrets.epoch_authenticator,
-            superseded_own_commit=superseded,
+            superseded_own_commit=lost is not None,
         )
 
     # --- commit helpers ------------------------------------------------------------------------
 
     def _apply_own(self, pending: _PendingCommit, digest: bytes) -> EpochChanged:
-        overrides = {leaf: self._tree.member(leaf) for leaf in pending.changes.members}
-        self._tree.apply(pending.changes)
-        for leaf in pending.added:
-            self._tree.mark_verified(leaf)
+        overrides = {leaf: self._scheme.member(leaf) for leaf in pending.added}
+        overrides.update({m.leaf: self._scheme.member(m.leaf) for m in pending.removed})
+        self._scheme.apply_own(pending.change)
         self._pending = None
-        if pending.updated:
-            # Our own leaf is now untainted: nobody will seal a re-key to our init key again,
-            # and a later copy of our state must not be able to open earlier ones.
-            self._init_private = None
-        self._enter_epoch(
-            pending.group_context, pending.secrets, pending.path, pending.interim, overrides, digest
-        )
+        self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
+        if pending.welcome is not None:
+            # Only now, with the epoch won, is the Welcome safe to release (RFC 9420 §14).
+            for _, request in pending.joiners:
+                self._outbox.append(Outbound(Joiner.of(request), pending.welcome, OutboundKind.WELCOME))
         return EpochChanged(
             self.epoch,
             self.member(self.my_leaf),
@@ -751,7 +758,7 @@ class Group:
         )
 
     def _next_epoch(
-        self, content: FramedContent, signature: bytes, commit_secret: bytes
+        self, content: FramedContent, signature: bytes, public_hash: bytes, commit_secret: bytes
     ) -> tuple[GroupContext, EpochSecrets, bytes]:
         """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule."""
         if self.epoch >= _LAST_EPOCH:
@@ -764,7 +771,7 @@ class Group:
             self._interim,
             confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature),
         )
-        ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, self._tree.tree_hash, confirmed)
+        ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, public_hash, confirmed)
         secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
         return ctx, secrets, confirmed
 
@@ -772,7 +779,6 @@ class Group:
         self,
         ctx: GroupContext,
         secrets: EpochSecrets,
-        path: PathSecrets,
         interim: bytes,
         overrides: dict[int, JoinRequest | None],
         digest: bytes,
@@ -781,14 +787,14 @@ class Group:
         previous.overrides = overrides
         # Removals, recorded explicitly: the leaves whose member this commit took away (a leaf is
         # never both emptied and refilled by one commit).
-        tree = self._tree
+        scheme = self._scheme
         previous.removed = {
-            leaf: req for leaf, req in overrides.items() if req is not None and tree.member(leaf) is None
+            leaf: req for leaf, req in overrides.items() if req is not None and scheme.member(leaf) is None
         }
         self._remember_init_keys(previous.removed.values())
         self._previous = previous
         self._ctx, self._ctx_bytes = ctx, ctx.encode()
-        self._secrets, self._path, self._interim = secrets, path, interim
+        self._secrets, self._interim = secrets, interim
         self._keys = self._epoch_keys(secrets)
         self._epoch_started = self.config.clock()
         self._recent_commits.append(digest)
@@ -797,7 +803,7 @@ class Group:
         tree = SecretTree(
             self.suite,
             secrets.encryption_secret,
-            self._tree.capacity,
+            self._scheme.capacity,
             max_forward=self.config.max_forward,
             max_skipped=self.config.max_skipped,
         )
@@ -843,13 +849,13 @@ class Group:
                     f"{who} claims to stay valid until {_utc(req.not_after)}, longer than the "
                     f"{MAX_JOIN_REQUEST_LIFETIME // 86400} days allowed; ask them for a new one"
                 )
-            leaf = self._tree.leaf_of_identity(req.identity_key)
+            leaf = self._scheme.leaf_of_identity(req.identity_key)
             if leaf is not None or req.identity_key in seen_identities:
                 where = f"at leaf {leaf}" if leaf is not None else "twice in this commit"
                 raise DuplicateKeyError(
                     f"{req.display_name!r} ({req.fingerprint}) is already a member {where}"
                 )
-            if self._tree.has_init_key(req.init_key) or req.init_key in seen_init:
+            if self._scheme.has_init_key(req.init_key) or req.init_key in seen_init:
                 raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
             if req.init_key in self._used_init_keys:
                 raise DuplicateKeyError(
@@ -860,30 +866,10 @@ class Group:
             seen_init.add(req.init_key)
 
     def _check_operations(self, sender: int, ops: Sequence[Operation]) -> None:
-        leaves = [op.leaf for op in ops]
-        if len(set(leaves)) != len(leaves):
-            raise InvalidCommitError("commit changes the same leaf twice")
-        order = [op.type for op in ops]
-        if order != sorted(order, key=(OpType.REMOVE, OpType.REKEY, OpType.ADD, OpType.UPDATE).index):
-            raise InvalidCommitError("commit operations must be ordered removes, re-keys, adds, then update")
-        removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
-        targets = iter(taint.add_targets(self._tree, removed, sum(op.type == OpType.ADD for op in ops)))
-        for op in ops:
-            if op.type == OpType.ADD:
-                expected = next(targets)
-                if op.leaf != expected:
-                    raise InvalidCommitError(
-                        f"add must use leaf {expected} (the leftmost free), not {op.leaf}"
-                    )
-            if op.type == OpType.UPDATE and op.leaf != sender:
-                raise InvalidCommitError("a member can only update its own leaf")
-            if op.type == OpType.REMOVE:
-                if op.leaf == sender:
-                    raise InvalidCommitError("a committer cannot remove itself")
-                if self._tree.member(op.leaf) is None:
-                    raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
+        """Every rule a received commit must meet before anything is derived from it."""
+        check_operation_order(ops)
+        self._scheme.check_commit(sender, ops)
         self._check_adds([op.request for op in ops if op.request is not None], self.config.clock_skew)
-        taint.check_commit(self._tree, sender, ops)
 
     def _remember_init_keys(self, departed: Iterable[JoinRequest]) -> None:
         """Keep departed members' init keys so that their old requests cannot be re-added.
@@ -904,10 +890,10 @@ class Group:
         epoch = self.epoch + 1
         # Forget every secret: a removed member must not read the group any more, and a later
         # compromise of this device must not reveal the last epoch either.
-        self._path = PathSecrets(self.my_leaf)
+        self._scheme.forget_secrets()
         self._previous = None
         self._pending = None
-        self._init_private = None
+        self._rebuild = None
         self._secrets = _ERASED_SECRETS
         self._keys = _EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
         self._unechoed.clear()
@@ -923,9 +909,9 @@ class Group:
         _check_adds every Add), so this is a no-op; it is the one lazy check left, and it is safe
         because it only ever runs before we act on the leaf.
         """
-        if not self._tree.is_verified(leaf):
+        if not self._scheme.is_verified(leaf):
             request.verify(self.suite)
-            self._tree.mark_verified(leaf)
+            self._scheme.mark_verified(leaf)
 
     def _member(self, leaf: int, req: JoinRequest) -> Member:
         return Member(leaf, req.display_name, req.identity_key)
@@ -940,7 +926,7 @@ class Group:
             raise UsageError("we are no longer a member of this group")
 
     def __repr__(self) -> str:
-        return f"Group(epoch={self.epoch}, leaf={self.my_leaf}, members={self._tree.member_count})"
+        return f"Group(epoch={self.epoch}, leaf={self.my_leaf}, members={self._scheme.member_count})"
 
 
 def _verify_listed_member(

@@ -23,13 +23,14 @@ import pytest
 from group_harness import Harness, fingerprint
 from test_group_rejections import assert_rejected, rebuild
 
-from groupchat.core import taint
 from groupchat.core.commit import CommitMessage, Operation, OpType, SealedSecret
 from groupchat.core.errors import GroupChatError, InvalidValueError, TaintRuleError
 from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group
 from groupchat.core.identity import JoinRequest
-from groupchat.core.ratchet_tree import PathSecrets, RatchetTree, TreeChanges
+from groupchat.core.schemes.base import EpochInput
+from groupchat.core.schemes.tree import TreeScheme, taint
+from groupchat.core.schemes.tree.ratchet_tree import PathSecrets, RatchetTree, TreeChanges
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -202,17 +203,19 @@ def test_sealed_rekey_to_the_wrong_target(monkeypatch: pytest.MonkeyPatch, wrong
     h, _, _ = adder_removed_before_joiner_updates()
     h.members["m2"].discard_pending_commit()
     other = JoinRequest.create(h.suite, h.members["m3"]._identity, h.group_id, "x")
-    real = Group._seal_rekey
+    real = TreeScheme._seal_rekey
 
-    def bad_seal(self: Group, member: JoinRequest, leaf: int, secret: bytes) -> SealedSecret:
+    def bad_seal(
+        self: TreeScheme, ctx: EpochInput, member: JoinRequest, leaf: int, secret: bytes
+    ) -> SealedSecret:
         if wrong == "another member's init key":
-            return real(self, other.request, leaf, secret)
+            return real(self, ctx, other.request, leaf, secret)
         if wrong == "another leaf's context":
-            return real(self, member, leaf + 1, secret)
-        return real(self, member, leaf, bytes(31) + b"\x09")
+            return real(self, ctx, member, leaf + 1, secret)
+        return real(self, ctx, member, leaf, bytes(31) + b"\x09")
 
     with monkeypatch.context() as m:
-        m.setattr(Group, "_seal_rekey", bad_seal)
+        m.setattr(TreeScheme, "_seal_rekey", bad_seal)
         bad = h.members["m2"].commit(remove=[1])
     assert_rejected(h, ["J"], bad, TaintRuleError)
     with pytest.raises(TaintRuleError, match=rf"our leaf {h.leaf('J')}"):

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
-from groupchat.core.ratchet_tree import PathSecrets, RatchetTree
+from groupchat.core.schemes.tree.ratchet_tree import PathSecrets, RatchetTree
 from groupchat.core.suite import GROUPCHAT_PREFIX
 
 GOLDEN = Path(__file__).parent / "golden" / "tree_scheme.json"

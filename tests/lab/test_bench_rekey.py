@@ -107,3 +107,30 @@ def test_taint_rekey_section(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         assert len(t["raw"]["create_ns"]) == 1
         # 1 remove + k re-keys: the commit grows with k (bytes are exact, not timings).
         assert t["commit_bytes"] > 32 * (t["k"] + 1) * size["d"]
+
+
+def test_scheme_ring_delegates_to_the_ring_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scheme", "ring", "--sizes", "8", "--repeat", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("groupchat bench rekey --scheme ring")
+    assert [int(r[0]) for r in _rows(text, "Ring rekey, one member")] == [8]
+    assert "Tree rekey" not in text and "Tree beside ring" not in text
+
+
+def test_scheme_both_prints_the_ring_beside_the_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scheme", "both", "--sizes", "8,16", "--repeat", "2", "--messages", "2"]) == 0
+    text = capsys.readouterr().out
+    rows = _rows(text, "Tree beside ring")
+    assert [int(r[0]) for r in rows] == [8, 16]
+    for r in rows:
+        # tree commit µs, worst receive µs, commit bytes, ring µs per member, ring bytes sent, delivered
+        values = [_positive(x) for x in r[1:]]
+        assert len(values) == 6
+        assert values[5] == int(r[0]) * int(r[0]) * values[4]  # the relay delivers n x 2n messages
+
+
+def test_scheme_flag_is_in_rekeys_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "--scheme {tree,ring,both}" in capsys.readouterr().out

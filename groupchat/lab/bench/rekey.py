@@ -80,6 +80,7 @@ __all__ = [
     "add_arguments",
     "main",
     "measure_floor",
+    "print_beside",
     "run",
 ]
 
@@ -944,10 +945,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--suite", type=int, choices=[1, 3], default=1, help="cipher suite id")
     parser.add_argument("--json", metavar="PATH", help="also write every raw sample and summary as JSON")
+    parser.add_argument(
+        "--scheme",
+        choices=("tree", "ring", "both"),
+        default="tree",
+        help="key agreement to time: the tree, the ring (groupchat.lab.bench.ring), or both, with the "
+        "ring's per-member costs printed beside the tree's",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed flags and print the report."""
+    if args.scheme == "ring":
+        from . import ring  # the ring bench builds on this module's floor: import it only here
+
+        ring.run(args, sys.stdout)
+        return 0
+    tree = _run_tree(args)
+    if args.scheme == "both":
+        from . import ring
+
+        print(file=sys.stdout)
+        ring_args = argparse.Namespace(**{**vars(args), "json": None})
+        ring_summaries = ring.run(ring_args, sys.stdout)
+        print_beside(tree, ring_summaries, sys.stdout)
+    return 0
+
+
+def print_beside(tree: Sequence[dict[str, Any]], ring: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """One rekey per scheme, side by side: a tree Remove (committer, slowest receiver) and a ring run."""
+    rings = {s["n"]: s for s in ring}
+    print("\nTree beside ring, one membership change (medians, µs and bytes)", file=out)
+    print(
+        "     n | tree commit | tree receive (worst) | tree commit bytes | ring per member "
+        "| ring bytes sent/member | ring bytes delivered",
+        file=out,
+    )
+    for s in tree:
+        r = rings.get(s["n"])
+        op = s["ops"].get("remove") or next(iter(s["ops"].values()))
+        worst = max(p["us"] for p in op["process"].values())
+        ring_cells = (
+            f"{r['us']['whole']:15.0f} | {r['bytes_per_member']:22d} | {r['bytes_delivered']:20d}"
+            if r is not None
+            else f"{'-':>15} | {'-':>22} | {'-':>20}"
+        )
+        print(
+            f"  {s['n']:4d} | {op['create_us']:11.0f} | {worst:20.0f} | {op['commit_bytes']:17.0f} | "
+            + ring_cells,
+            file=out,
+        )
+    print(
+        "Tree: one commit, O(log n) X25519 at each member, one signature check. Ring: 2 rounds, every "
+        "member signs twice and checks 2(n-1) signatures, and the relay delivers n x 2n messages.",
+        file=out,
+    )
+
+
+def _run_tree(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The tree report; returns its per-size summaries."""
 
     sizes: list[int] = sorted(set(args.sizes) | ({LARGE_SIZE} if args.large else set()))
     clock, clock_name = _CLOCKS[args.clock]
@@ -976,7 +1032,7 @@ def run(args: argparse.Namespace) -> int:
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=1)
-    return 0
+    return summaries
 
 
 def main(argv: list[str]) -> int:

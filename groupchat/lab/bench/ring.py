@@ -59,7 +59,7 @@ from ...core.schemes.ring_message import RingRound
 from ...core.suite import CipherSuite
 from .rekey import Floor, measure_floor
 
-__all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "RingFloors", "main", "ring_floors"]
+__all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "RingFloors", "main", "ring_floors", "run"]
 
 DEFAULT_SIZES: Final = (8, 64, 256)
 DEFAULT_REPEAT: Final = 7
@@ -327,13 +327,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--suite", type=int, choices=[1, 3], default=1, help="cipher suite id (default 1)")
     parser.add_argument("--json", metavar="PATH", help="also write every raw sample and summary as JSON")
     args = parser.parse_args(argv)
+    run(args, sys.stdout)
+    return 0
 
+
+def run(args: argparse.Namespace, out: TextIO) -> list[dict[str, Any]]:
+    """Measure and print the ring report (flags: sizes, repeat, clock, suite, json); return the summaries.
+
+    Shared with ``groupchat bench rekey --scheme ring|both``, whose flags carry the same names.
+    """
     clock, clock_name = _CLOCKS[args.clock]
     suite = CipherSuite(args.suite)
     floor = measure_floor(clock, args.suite)
     results = [bench_size(n, suite, clock, args.repeat) for n in sorted(set(args.sizes))]
     summaries = [r.summary() for r in results]
-    _print_report(floor, clock_name, args.repeat, summaries, sys.stdout)
+    _print_report(floor, clock_name, args.repeat, summaries, out)
     if args.json:
         data = {
             "clock": args.clock,
@@ -347,7 +355,7 @@ def main(argv: list[str]) -> int:
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
-    return 0
+    return summaries
 
 
 if __name__ == "__main__":  # pragma: no cover

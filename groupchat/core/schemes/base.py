@@ -1,0 +1,198 @@
+"""The key-agreement interface: what a scheme owns and what the epoch machine asks of it.
+
+:class:`~groupchat.core.group.Group` is the *epoch machine*: GroupContext, key schedule,
+transcript hashes, confirmation tag, epoch authenticator, message protection, echo and replay
+bookkeeping, previous-epoch retention, removed-sender refusal and the join-request checks
+(signature, expiry, used init keys). A :class:`KeyAgreementScheme` owns the rest:
+
+* the **roster representation** (which leaf holds which verified join request) and its public
+  hash, which goes where ``tree_hash`` sits in the GroupContext;
+* what **Add, Remove and Update** do to it, including the taint rules, and which operations a
+  commit must carry (the placement of adds, the re-keys);
+* how the members agree on **commit_secret**, the only scheme output the key schedule takes.
+  The scheme never sees ``init_secret``; the epoch machine combines the two (RFC 9420 §8).
+
+One epoch change, at the committer and at a receiver::
+
+    change = scheme.build_commit(ctx, removes=..., adds=..., update=..., rand=...)  # state unchanged
+    ...sign, key schedule, confirmation tag, welcome... ; later, on the relay's echo:
+    scheme.apply_own(change)
+
+    scheme.check_commit(sender, ops)                   # pure: every structural and taint rule
+    staged = scheme.stage_commit(ctx, sender, ops)     # provisional: state changed, revertible
+    ...key schedule, confirmation tag...; then exactly one of:
+    scheme.confirm(staged)  |  scheme.rollback(staged)
+
+A one-round scheme (the tree) yields ``commit_secret`` from ``build_commit``/``stage_commit``.
+A multi-round scheme (the ring) yields ``None`` there: the epoch machine then feeds it the room's
+handshake messages (:meth:`KeyAgreementScheme.handshake`) and polls it for timeouts
+(:meth:`KeyAgreementScheme.poll`) until it reports the secret. Every method that takes remote
+input raises a :class:`~groupchat.core.errors.GroupChatError` subclass and changes nothing on
+refusal (``stage_commit`` included: it reverts its own partial work before raising).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..commit import Operation
+from ..errors import UsageError
+from ..identity import JoinRequest
+from ..suite import CipherSuite
+
+__all__ = ["SCHEME_IDS", "EpochInput", "KeyAgreementScheme", "OwnChange", "StagedChange"]
+
+SCHEME_IDS: dict[str, int] = {"tree": 1, "ring": 2}
+"""Wire identifiers of the schemes, as recorded in the GroupContext extensions."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpochInput:
+    """The public facts of the epoch a commit is built on, which a scheme binds into what it sends."""
+
+    group_id: bytes
+    epoch: int
+
+
+@dataclass(slots=True)
+class OwnChange:
+    """Our own commit's effect on the scheme, built but not applied until the relay echoes it.
+
+    ``commit_secret`` is ``None`` for a multi-round scheme. ``public_state`` (the encoded roster
+    or tree of the new epoch, for the Welcome) is only computed when the commit adds someone.
+    ``joiner_secrets`` maps each added leaf to the secret its Welcome carries (``None`` if the
+    scheme gives joiners none).
+    """
+
+    operations: tuple[Operation, ...]
+    public_hash: bytes
+    commit_secret: bytes | None = field(repr=False)
+    public_state: bytes | None = field(default=None, repr=False)
+    joiner_secrets: dict[int, bytes | None] = field(default_factory=dict, repr=False)
+    state: object = field(default=None, repr=False)  # the scheme's own replay data
+
+
+@dataclass(slots=True)
+class StagedChange:
+    """A received commit provisionally applied to the scheme: confirm or roll back exactly once."""
+
+    public_hash: bytes
+    commit_secret: bytes | None = field(repr=False)
+    state: object = field(default=None, repr=False)
+
+
+class KeyAgreementScheme(ABC):
+    """One member's view of the roster and key-agreement state of one group (see the module doc)."""
+
+    name: ClassVar[str]
+    suite: CipherSuite
+
+    # --- the roster ----------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def my_leaf(self) -> int:
+        """Our own position in the roster."""
+
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """Number of leaf slots (the width of the epoch's secret tree); every member's leaf is below it."""
+
+    @abstractmethod
+    def members(self) -> Iterator[tuple[int, JoinRequest]]:
+        """Every member as ``(leaf, join request)``, in leaf order."""
+
+    @abstractmethod
+    def member(self, leaf: int) -> JoinRequest | None:
+        """The join request of the member at ``leaf``, ``None`` if it holds none."""
+
+    @property
+    @abstractmethod
+    def member_count(self) -> int: ...
+
+    @abstractmethod
+    def leaf_of_identity(self, identity_key: bytes) -> int | None:
+        """The leaf of the member with this identity key."""
+
+    @abstractmethod
+    def has_init_key(self, init_key: bytes) -> bool:
+        """True if a current member's join request carries this init key."""
+
+    @abstractmethod
+    def is_verified(self, leaf: int) -> bool: ...
+
+    @abstractmethod
+    def mark_verified(self, leaf: int) -> None:
+        """Record that ``leaf``'s join request signature was checked (checked once, then trusted)."""
+
+    @property
+    @abstractmethod
+    def public_hash(self) -> bytes:
+        """Hash of the public scheme state: the GroupContext's ``tree_hash`` field."""
+
+    @abstractmethod
+    def encode_public(self) -> bytes:
+        """The public scheme state, as a joiner's Welcome carries it."""
+
+    @property
+    def holds_init_key(self) -> bool:
+        """True while we keep our join request's init private key for this scheme's sake."""
+        return False
+
+    # --- commits -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def plan_update(self, has_changes: bool, update: bool) -> bool:
+        """Whether our next commit must carry our own Update (the caller asked, or a rule requires it)."""
+
+    @abstractmethod
+    def build_commit(
+        self,
+        ctx: EpochInput,
+        *,
+        removes: Sequence[int],
+        adds: Sequence[JoinRequest],
+        update: bool,
+        rand: Callable[[int], bytes],
+    ) -> OwnChange:
+        """Our commit's operations, in :data:`~groupchat.core.commit.OPERATION_ORDER`; state unchanged.
+
+        ``removes`` hold members other than us and ``adds`` passed the epoch machine's checks.
+        """
+
+    @abstractmethod
+    def apply_own(self, change: OwnChange) -> None:
+        """Apply our commit once the relay's echo says it won its epoch."""
+
+    @abstractmethod
+    def check_commit(self, sender: int, ops: Sequence[Operation]) -> None:
+        """Check a received commit's operations against every scheme rule; never changes state."""
+
+    @abstractmethod
+    def stage_commit(self, ctx: EpochInput, sender: int, ops: Sequence[Operation]) -> StagedChange:
+        """Apply a checked commit provisionally and derive what the epoch machine needs."""
+
+    @abstractmethod
+    def confirm(self, staged: StagedChange) -> None:
+        """Make a staged commit final (its confirmation tag verified)."""
+
+    @abstractmethod
+    def rollback(self, staged: StagedChange) -> None:
+        """Undo a staged commit exactly."""
+
+    @abstractmethod
+    def forget_secrets(self) -> None:
+        """Drop every secret (we were removed); the public roster stays readable."""
+
+    # --- multi-round schemes -------------------------------------------------------------------
+
+    def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Take one handshake message of a multi-round agreement: ``(to send, commit_secret or None)``."""
+        raise UsageError(f"the {self.name} scheme has no handshake messages")
+
+    def poll(self) -> None:  # noqa: B027 (a one-round scheme has nothing to time out)
+        """Raise if a multi-round agreement is past its deadline (reads the injected clock)."""

@@ -1,0 +1,668 @@
+"""The TGDH/ART key tree over X25519 on an RFC 9420 left-balanced array tree.
+
+Theory of operation
+-------------------
+Leaf ``i`` sits at node ``2i`` and the leaf count is always a power of two. Every node is in
+one of three states:
+
+* **keyed**: it owns an X25519 key pair. A leaf is keyed once it has ever held a member
+  (a removed member's slot stays keyed with a secret its remover chose, see "Taint" below). A
+  parent is keyed iff *both* of its children have an effective key.
+* **pass-through**: a parent with exactly one child that has an effective key. Its effective key
+  *is* that child's key; it owns none. This only happens next to never-used (blank) leaves.
+* **blank**: no effective key at all (a subtree of never-used leaves).
+
+The secret of a keyed parent ``P`` with children ``L``, ``R`` is (both sides compute it)::
+
+    dh        = X25519(sk_of_my_child, pk_of_other_child)
+    secret(P) = ExpandWithLabel(Extract(0, dh), "tgdh node", V(pk_L) || V(pk_R), 32)
+    sk(P)     = secret(P) used as the X25519 scalar; pk(P) = X25519 base-mult of it
+
+The raw DH output never leaves this derivation, and binding both public keys into the label
+context ties each node secret to its exact position and inputs.
+``commit_secret = DeriveSecret(secret(root), "tgdh commit")`` feeds the RFC 9420 key schedule.
+
+Every change is one uniform operation: *give leaf i a fresh secret and recompute i's path*.
+Whoever knows that secret computes the path from the public keys of i's copath; the commit
+carries the new public keys of the keyed nodes on it. A member ``r`` learns the new root by
+one DH at the lowest node where the changed paths meet its own, and climbs from there,
+recomputing and checking each public key the committer sent (an inconsistent path is rejected).
+
+Taint
+-----
+Anyone who knows *any* current leaf secret computes the root. So every leaf records, publicly,
+who chose its current secret: ``chooser(leaf)`` is ``None`` when the leaf's own member chose it
+(its Update, or the group's creator), and otherwise the leaf index of the member who did (the
+adder of a joiner, the remover of a vacated slot, the committer of a re-key). The chooser is in
+the leaf hash and in the encoded tree, so members who disagree about it cannot share an epoch.
+The rules that use it live in :mod:`groupchat.core.taint`.
+
+Public state is journaled: a draft of a commit is applied in place and rolled back on any
+error, so a rejected commit leaves the tree byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ... import tree_math as tm
+from ...codec import Reader, Writer, opaque
+from ...errors import (
+    DuplicateKeyError,
+    InconsistentPathError,
+    InvalidCommitError,
+    InvalidValueError,
+    UsageError,
+)
+from ...identity import JoinRequest
+from ...suite import CipherSuite, check_x25519_public, x25519_exchange
+
+__all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
+
+MAX_CAPACITY: Final = 1 << 16
+_NODE_LABEL: Final = b"tgdh node"
+_COMMIT_LABEL: Final = b"tgdh commit"
+
+# Leaf kinds in the serialised tree.
+_BLANK, _VACANT, _MEMBER = 0, 1, 2
+
+
+def lowest_common_ancestor(a: int, b: int) -> int:
+    """Lowest common ancestor of two distinct *leaf* nodes of a perfect array tree.
+
+    Leaves 2i and 2j first share the bits above bit k = bit_length(a ^ b) - 1; their ancestor
+    at level k keeps those bits and sets the k low bits.
+    """
+    k = (a ^ b).bit_length() - 1
+    return ((a >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
+
+
+def _node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
+    """secret(P) from one child's private key and the other child's public key."""
+    dh = x25519_exchange(sk, other)
+    return suite.expand_with_label(suite.extract(b"", dh), _NODE_LABEL, opaque(left) + opaque(right), 32)
+
+
+@dataclass(slots=True)
+class PathSecrets:
+    """A member's private view: its leaf and the secrets of the keyed nodes on its direct path."""
+
+    leaf: int
+    secrets: dict[int, bytes] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"PathSecrets(leaf={self.leaf}, nodes={sorted(self.secrets)})"
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChanges:
+    """Final values of every slot a draft touched: enough to replay a built commit later."""
+
+    capacity: int
+    keys: dict[int, bytes | None]
+    members: dict[int, JoinRequest | None]
+    choosers: dict[int, int | None]
+
+
+class RatchetTree:
+    """Public TGDH tree: per-node keys, members at leaves, incremental Merkle tree hash."""
+
+    def __init__(self, suite: CipherSuite, capacity: int = 1) -> None:
+        if capacity < 1 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
+            raise InvalidValueError(f"tree capacity {capacity} is not a power of two ≤ {MAX_CAPACITY}")
+        self.suite = suite
+        self._capacity = capacity
+        width = tm.node_width(capacity)
+        self._own: list[bytes | None] = [None] * width  # key owned by the node
+        self._eff: list[bytes | None] = [None] * width  # effective key (own or passed through)
+        self._members: list[JoinRequest | None] = [None] * capacity
+        self._chooser: list[int | None] = [None] * capacity  # who chose each leaf's secret
+        self._tainted: dict[int, set[int]] = {}  # chooser -> leaves it tainted (index of _chooser)
+        self._owner: dict[bytes, int] = {}  # owned public key -> node, for duplicate checks
+        self._identities: dict[bytes, int] = {}  # member identity key -> leaf
+        self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
+        self._verified: set[int] = set()  # leaves whose join request signature we checked
+        self._blank_hash = [self._hash_leaf(None, None, None)]
+        self._hash: list[bytes] = [b""] * width
+        for x in range(width):
+            self._hash[x] = self._blank_subtree_hash(tm.level(x))
+        self._journal: list[tuple[int, int, object]] | None = None
+        # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
+        # commit with k paths hashes each shared ancestor once, not k times.
+        self._dirty: set[int] = set()
+
+    # --- basic accessors -----------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def root(self) -> int:
+        return tm.root(self._capacity)
+
+    @property
+    def tree_hash(self) -> bytes:
+        self._flush_hashes()
+        return self._hash[self.root]
+
+    def member(self, leaf: int) -> JoinRequest | None:
+        return self._members[leaf] if 0 <= leaf < self._capacity else None
+
+    def members(self) -> Iterator[tuple[int, JoinRequest]]:
+        for i, m in enumerate(self._members):
+            if m is not None:
+                yield i, m
+
+    @property
+    def member_count(self) -> int:
+        return self._capacity - self._members.count(None)
+
+    def leaf_key(self, leaf: int) -> bytes | None:
+        return self._own[2 * leaf]
+
+    def own_key(self, node: int) -> bytes | None:
+        return self._own[node]
+
+    def effective_key(self, node: int) -> bytes | None:
+        return self._eff[node]
+
+    def tainted_by(self, leaf: int) -> int | None:
+        """Leaf index of the member who chose ``leaf``'s current secret; ``None`` if its owner did."""
+        return self._chooser[leaf] if 0 <= leaf < self._capacity else None
+
+    def tainted_leaves(self, chooser: int) -> frozenset[int]:
+        """Every leaf whose current secret ``chooser`` chose (not counting its own leaf)."""
+        return frozenset(self._tainted.get(chooser, ()))
+
+    def taint_record(self) -> dict[int, int]:
+        """The whole public record ``{tainted leaf: chooser}`` (for tests and diagnostics)."""
+        return {leaf: c for leaf, c in enumerate(self._chooser) if c is not None}
+
+    def is_verified(self, leaf: int) -> bool:
+        return leaf in self._verified
+
+    def mark_verified(self, leaf: int) -> None:
+        self._verified.add(leaf)
+
+    def find_member(self, request: JoinRequest) -> int | None:
+        """Leaf holding exactly this join request."""
+        leaf = self._identities.get(request.identity_key)
+        if leaf is None or self._members[leaf] != request:
+            return None
+        return leaf
+
+    def leaf_of_identity(self, identity_key: bytes) -> int | None:
+        return self._identities.get(identity_key)
+
+    def has_init_key(self, init_key: bytes) -> bool:
+        return init_key in self._init_keys
+
+    def leftmost_free_leaf(self) -> int:
+        """Where the next Add goes: the leftmost leaf without a member, or the first leaf of a
+        doubled tree. Deterministic, so every member checks the committer's choice."""
+        try:
+            return self._members.index(None)
+        except ValueError:
+            return self._capacity
+
+    # --- hashing -------------------------------------------------------------------------
+
+    def _hash_leaf(self, key: bytes | None, member: JoinRequest | None, chooser: int | None) -> bytes:
+        w = Writer().u8(1)
+        if key is None:
+            w.u8(0)
+        else:
+            w.u8(1).opaque(key).optional(None if member is None else opaque(member.encoded))
+            w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
+        return self.suite.hash(w.bytes())
+
+    def _hash_parent(self, own: bytes | None, left: bytes, right: bytes) -> bytes:
+        # 0x02 || optional<V(own)> || V(left) || V(right), written out: keys and hashes are 32
+        # bytes, so every V() prefix is the one-byte varint 0x20 (the hot path of a commit).
+        assert len(left) == len(right) == 32 and (own is None or len(own) == 32)
+        head = b"\x02\x00" if own is None else b"\x02\x01\x20" + own
+        return self.suite.hash(head + b"\x20" + left + b"\x20" + right)
+
+    def _blank_subtree_hash(self, level: int) -> bytes:
+        while len(self._blank_hash) <= level:
+            h = self._blank_hash[-1]
+            self._blank_hash.append(self._hash_parent(None, h, h))
+        return self._blank_hash[level]
+
+    # --- journaled writes ----------------------------------------------------------------
+
+    _OWN, _EFF, _HASH, _MEMBERS, _CAP, _OWNER, _CHOOSER = range(7)
+
+    def begin(self) -> None:
+        """Start a draft; every write until :meth:`end`/:meth:`rollback` can be undone."""
+        if self._journal is not None:
+            raise UsageError("a tree draft is already open")
+        self._flush_hashes()  # a rollback then only has to forget the draft's own stale marks
+        self._journal = []
+
+    def end(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        # Stale hashes were never written; the journal restores every hash that was.
+        self._dirty.clear()
+        for kind, idx, old in reversed(journal):
+            if kind == self._CAP:
+                self._shrink_to(idx)
+            elif kind == self._OWNER:
+                key = old if isinstance(old, bytes) else None
+                # idx >= 0: key was added (remove it); idx == -1 - node: key was removed.
+                if idx >= 0 and key is not None:
+                    del self._owner[key]
+                elif key is not None:
+                    self._owner[key] = -1 - idx
+            elif kind == self._MEMBERS:
+                assert old is None or isinstance(old, JoinRequest)
+                self._index_member(idx, self._members[idx], False)
+                self._members[idx] = old
+                self._index_member(idx, old, True)
+            elif kind == self._HASH:
+                assert isinstance(old, bytes)
+                self._hash[idx] = old
+            elif kind == self._CHOOSER:
+                assert old is None or isinstance(old, int)
+                self._index_chooser(idx, old)
+            else:
+                assert old is None or isinstance(old, bytes)
+                (self._own if kind == self._OWN else self._eff)[idx] = old
+
+    def _log(self, kind: int, idx: int, old: object) -> None:
+        if self._journal is not None:
+            self._journal.append((kind, idx, old))
+
+    def _set_own(self, node: int, key: bytes | None) -> None:
+        old = self._own[node]
+        if old == key:
+            return
+        self._log(self._OWN, node, old)
+        self._own[node] = key
+        if old is not None:
+            del self._owner[old]
+            self._log(self._OWNER, -1 - node, old)
+        if key is not None:
+            if key in self._owner:
+                raise DuplicateKeyError(
+                    f"public key for node {node} is already used at node {self._owner[key]}"
+                )
+            self._owner[key] = node
+            self._log(self._OWNER, node, key)
+
+    def _index_member(self, leaf: int, member: JoinRequest | None, add: bool) -> None:
+        if member is None:
+            return
+        if add:
+            self._identities[member.identity_key] = leaf
+            self._init_keys[member.init_key] = leaf
+        else:
+            self._identities.pop(member.identity_key, None)
+            self._init_keys.pop(member.init_key, None)
+
+    def _set_member(self, leaf: int, member: JoinRequest | None) -> None:
+        old = self._members[leaf]
+        if old is member:
+            return
+        if member is not None:
+            other = self._identities.get(member.identity_key, leaf)
+            if other != leaf:
+                raise DuplicateKeyError(f"identity key of leaf {leaf} is already the member at leaf {other}")
+            other = self._init_keys.get(member.init_key, leaf)
+            if other != leaf:
+                raise DuplicateKeyError(f"init key of leaf {leaf} is already used by leaf {other}")
+        self._log(self._MEMBERS, leaf, old)
+        self._index_member(leaf, old, False)
+        self._members[leaf] = member
+        self._index_member(leaf, member, True)
+        self._verified.discard(leaf)
+
+    def _index_chooser(self, leaf: int, chooser: int | None) -> None:
+        """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
+        old = self._chooser[leaf]
+        if old is not None:
+            leaves = self._tainted[old]
+            leaves.discard(leaf)
+            if not leaves:
+                del self._tainted[old]
+        self._chooser[leaf] = chooser
+        if chooser is not None:
+            self._tainted.setdefault(chooser, set()).add(leaf)
+
+    def _set_chooser(self, leaf: int, chooser: int | None) -> None:
+        if chooser == leaf:
+            raise UsageError(f"leaf {leaf} cannot taint itself: a secret its owner chose is untainted")
+        old = self._chooser[leaf]
+        if old == chooser:
+            return
+        self._log(self._CHOOSER, leaf, old)
+        self._index_chooser(leaf, chooser)
+
+    def _refresh(self, node: int) -> None:
+        """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
+        self._log(self._EFF, node, self._eff[node])
+        self._dirty.add(node)
+        if tm.is_leaf(node):
+            self._eff[node] = self._own[node]
+            return
+        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+
+    def _flush_hashes(self) -> None:
+        """Rehash every stale node once, children before parents (every ancestor of a stale node
+        is stale too: the writers refresh whole direct paths)."""
+        if not self._dirty:
+            return
+        for node in sorted(self._dirty, key=tm.level):
+            self._log(self._HASH, node, self._hash[node])
+            if tm.is_leaf(node):
+                leaf = node // 2
+                self._hash[node] = self._hash_leaf(self._own[node], self._members[leaf], self._chooser[leaf])
+            else:
+                lft, rgt = tm.left(node), tm.right(node)
+                self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+        self._dirty.clear()
+
+    def grow(self) -> None:
+        """Double the capacity; the old tree becomes the left subtree of a new root."""
+        if self._capacity >= MAX_CAPACITY:
+            raise InvalidCommitError(f"group is full ({MAX_CAPACITY} leaves)")
+        old_cap = self._capacity
+        new_cap = old_cap * 2
+        new_width = tm.node_width(new_cap)
+        old_width = len(self._own)
+        self._log(self._CAP, old_cap, None)
+        extra = new_width - old_width
+        self._own.extend([None] * extra)
+        self._eff.extend([None] * extra)
+        self._hash.extend(self._blank_subtree_hash(tm.level(x)) for x in range(old_width, new_width))
+        self._members.extend([None] * (new_cap - old_cap))
+        self._chooser.extend([None] * (new_cap - old_cap))
+        self._capacity = new_cap
+        self._refresh(tm.root(new_cap))
+
+    def _shrink_to(self, capacity: int) -> None:
+        width = tm.node_width(capacity)
+        # Leaves beyond the old capacity were blank before the grow, so they taint nothing and
+        # the rollback already restored their chooser to None.
+        del self._own[width:], self._eff[width:], self._hash[width:], self._members[capacity:]
+        del self._chooser[capacity:]
+        self._capacity = capacity
+
+    def changes(self) -> TreeChanges:
+        """Final values of every slot the open draft touched (call before rollback)."""
+        if self._journal is None:
+            raise UsageError("no tree draft is open")
+        keys: dict[int, bytes | None] = {}
+        members: dict[int, JoinRequest | None] = {}
+        choosers: dict[int, int | None] = {}
+        for kind, idx, _ in self._journal:
+            if kind == self._OWN:
+                keys[idx] = self._own[idx]
+            elif kind == self._MEMBERS:
+                members[idx] = self._members[idx]
+            elif kind == self._CHOOSER:
+                choosers[idx] = self._chooser[idx]
+        return TreeChanges(self._capacity, keys, members, choosers)
+
+    def apply(self, changes: TreeChanges) -> None:
+        """Replay a :class:`TreeChanges` captured from a draft of this very tree state."""
+        while self._capacity < changes.capacity:
+            self.grow()
+        for leaf, member in changes.members.items():
+            self._set_member(leaf, member)
+        for leaf, chooser in changes.choosers.items():
+            self._set_chooser(leaf, chooser)
+        for node, key in changes.keys.items():
+            self._set_own(node, key)
+        touched = {n for n in changes.keys} | {2 * leaf for leaf in [*changes.members, *changes.choosers]}
+        dirty: set[int] = set()
+        for node in touched:
+            dirty.add(node)
+            dirty.update(tm.direct_path(node, self._capacity))
+        for node in sorted(dirty, key=tm.level):
+            self._refresh(node)
+
+    # --- the path operation ----------------------------------------------------------------
+
+    def set_leaf(self, leaf: int, key: bytes, member: JoinRequest | None, chooser: int | None) -> None:
+        """Place a leaf key (and member, or ``None`` for a vacated slot) without touching parents.
+
+        ``chooser`` is the leaf index of whoever chose the secret, or ``None`` when it is the
+        leaf's own member (see "Taint" in the module docstring).
+        """
+        while leaf >= self._capacity:
+            self.grow()
+        self._set_member(leaf, member)
+        self._set_chooser(leaf, chooser)
+        self._set_own(2 * leaf, key)
+        self._refresh(2 * leaf)
+
+    def build_path(
+        self,
+        leaf: int,
+        leaf_secret: bytes,
+        member: JoinRequest | None,
+        capture: PathSecrets | None,
+        chooser: int | None = None,
+    ) -> tuple[list[bytes], bytes]:
+        """Give ``leaf`` the fresh ``leaf_secret`` and recompute its path (committer side).
+
+        Returns the public keys of the keyed nodes on the path (leaf first) and the effective
+        root secret. Secrets of nodes on ``capture``'s direct path are written into ``capture``,
+        so a committer learns its own new path without a second pass; all other secrets stay
+        local to this call and are dropped when it returns (forward secrecy, RFC 9420 §9.2).
+        """
+        while leaf >= self._capacity:
+            self.grow()
+        wanted: set[int] = set()
+        if capture is not None:
+            wanted = {2 * capture.leaf, *tm.direct_path(2 * capture.leaf, self._capacity)}
+        sk = X25519PrivateKey.from_private_bytes(leaf_secret)
+        pub = sk.public_key().public_bytes_raw()
+        self.set_leaf(leaf, pub, member, chooser)
+        secret = leaf_secret
+        if capture is not None and 2 * leaf in wanted:
+            capture.secrets[2 * leaf] = secret
+        pubs = [pub]
+        x = 2 * leaf
+        for p in tm.direct_path(x, self._capacity):
+            other = self._eff[tm.sibling(x, self._capacity)]
+            if other is None:  # pass-through: P's effective key is this child's key
+                self._set_own(p, None)
+            else:
+                lft, rgt = (pub, other) if x < p else (other, pub)
+                secret = _node_secret(self.suite, sk, other, lft, rgt)
+                sk = X25519PrivateKey.from_private_bytes(secret)
+                pub = sk.public_key().public_bytes_raw()
+                self._set_own(p, pub)
+                pubs.append(pub)
+                if p in wanted:
+                    assert capture is not None
+                    capture.secrets[p] = secret
+            self._refresh(p)
+            x = p
+        return pubs, secret
+
+    def write_path(
+        self, leaf: int, pubs: list[bytes], member: JoinRequest | None, chooser: int | None
+    ) -> None:
+        """Install a received path for ``leaf`` (receiver side), checking its shape and keys."""
+        while leaf >= self._capacity:
+            self.grow()
+        # The tree is perfect: leaf node x's ancestor at level k keeps x's bits above k and sets
+        # the k low bits, and the sibling of a child c of p is 2p - c. (A receiver of a commit
+        # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
+        x = 2 * leaf
+        eff = self._eff
+        path: list[int] = []
+        keyed: list[bool] = []
+        child = x
+        for k in range(1, tm.level(self.root) + 1):
+            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
+            path.append(p)
+            keyed.append(eff[2 * p - child] is not None)
+            child = p
+        need = 1 + sum(keyed)
+        if len(pubs) != need:
+            raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
+        for i, key in enumerate(pubs):
+            check_x25519_public(key, f"path key {i} for leaf {leaf}")
+        if len(set(pubs)) != len(pubs):
+            raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
+        self.set_leaf(leaf, pubs[0], member, chooser)
+        it = iter(pubs[1:])
+        for p, has_key in zip(path, keyed, strict=True):
+            self._set_own(p, next(it) if has_key else None)
+            self._refresh(p)
+
+    # --- the private side ------------------------------------------------------------------
+
+    def root_secret(self, me: PathSecrets) -> bytes:
+        """Effective secret of the root, walking up through pass-through nodes."""
+        secret = me.secrets[2 * me.leaf]
+        for p in tm.direct_path(2 * me.leaf, self._capacity):
+            if self._own[p] is not None:
+                secret = me.secrets[p]
+        return secret
+
+    def commit_secret(self, me: PathSecrets) -> bytes:
+        return self.suite.derive_secret(self.root_secret(me), _COMMIT_LABEL)
+
+    def refresh_secrets(self, me: PathSecrets, lowest_changed: int) -> PathSecrets:
+        """Recompute ``me``'s secrets from ``lowest_changed`` (a node on its path) to the root.
+
+        One X25519 per keyed level; each derived public key must equal the one in the tree,
+        which is what the committer sent: a mismatch means an inconsistent path.
+        """
+        out = PathSecrets(me.leaf, dict(me.secrets))
+        x = 2 * me.leaf
+        secret = out.secrets[x]
+        sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
+        reached = x == lowest_changed
+        for p in tm.direct_path(x, self._capacity):
+            reached = reached or p == lowest_changed
+            own = self._own[p]
+            if not reached:
+                if own is not None:
+                    secret = out.secrets[p]
+                    sk = None
+                x = p
+                continue
+            other = self._eff[tm.sibling(x, self._capacity)]
+            if other is None:
+                out.secrets.pop(p, None)
+            else:
+                mine = self._eff[x]
+                assert mine is not None
+                lft, rgt = (mine, other) if x < p else (other, mine)
+                if sk is None:
+                    sk = X25519PrivateKey.from_private_bytes(secret)
+                secret = _node_secret(self.suite, sk, other, lft, rgt)
+                sk = X25519PrivateKey.from_private_bytes(secret)
+                if sk.public_key().public_bytes_raw() != own:
+                    raise InconsistentPathError(
+                        f"public key of node {p} does not match the secret we derive for it"
+                    )
+                out.secrets[p] = secret
+            x = p
+        return out
+
+    # --- serialisation for welcomes ---------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """``uint32 capacity || nodes`` in array order; parents: optional<key[32]>.
+
+        Leaves: ``uint8 kind`` then blank: nothing; vacant: ``key[32] || uint32 chooser``; member:
+        ``key[32] || V(join_request) || optional<uint32 chooser>``.
+        """
+        w = Writer().u32(self._capacity)
+        for x, own in enumerate(self._own):
+            if x & 1:
+                w.optional(own)
+                continue
+            member = self._members[x // 2]
+            if own is None:
+                w.u8(_BLANK)
+            elif member is None:
+                chooser = self._chooser[x // 2]
+                assert chooser is not None, "a vacated slot is always tainted by its remover"
+                w.u8(_VACANT).raw(own).u32(chooser)
+            else:
+                chooser = self._chooser[x // 2]
+                w.u8(_MEMBER).raw(own).opaque(member.encoded)
+                w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
+        return w.bytes()
+
+    @classmethod
+    def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:
+        """Parse a public tree and check its structure; O(n) hashing, no signature checks."""
+        r = Reader(data, "public tree")
+        capacity = r.u32("capacity")
+        if capacity < 1 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
+            raise InvalidValueError(f"public tree capacity {capacity} is not a power of two ≤ {MAX_CAPACITY}")
+        tree = cls(suite, capacity)
+        seen: set[bytes] = set()
+        for x in range(tm.node_width(capacity)):
+            if x & 1:
+                flag = r.u8(f"node {x} presence")
+                if flag > 1:
+                    raise InvalidValueError(f"node {x} presence flag is {flag}, not 0 or 1")
+                own = r.fixed(32, f"node {x} key") if flag else None
+            else:
+                kind = r.u8(f"leaf {x // 2} kind")
+                if kind == _BLANK:
+                    own = None
+                elif kind in (_VACANT, _MEMBER):
+                    own = r.fixed(32, f"leaf {x // 2} key")
+                    if kind == _VACANT:
+                        tree._index_chooser(x // 2, r.u32(f"leaf {x // 2} chooser"))
+                    else:
+                        body = r.opaque(f"leaf {x // 2} join request", 4096)
+                        member = JoinRequest.decode(body)
+                        if member.cipher_suite != suite.id:
+                            raise InvalidValueError(f"leaf {x // 2} uses another cipher suite")
+                        if tree._identities.get(member.identity_key, x // 2) != x // 2:
+                            raise DuplicateKeyError("public tree lists the same identity key twice")
+                        if tree._init_keys.get(member.init_key, x // 2) != x // 2:
+                            raise DuplicateKeyError("public tree lists the same init key twice")
+                        tree._members[x // 2] = member
+                        tree._index_member(x // 2, member, True)
+                        chooser = r.optional(f"leaf {x // 2} chooser", lambda rr: rr.u32("chooser"))
+                        tree._index_chooser(x // 2, chooser)
+                else:
+                    raise InvalidValueError(f"leaf {x // 2} has unknown kind {kind}")
+            if own is not None:
+                check_x25519_public(own, f"node {x} key")
+                if own in seen:
+                    raise DuplicateKeyError(f"node {x} repeats a public key used elsewhere in the tree")
+                seen.add(own)
+                tree._own[x] = own
+                tree._owner[own] = x
+        r.end()
+        # The taint invariant: only current members choose secrets for others' leaves (a
+        # removed member's taints are all re-keyed in the commit that removes it).
+        for leaf, chooser in enumerate(tree._chooser):
+            if chooser is not None and (chooser == leaf or tree.member(chooser) is None):
+                raise InvalidValueError(
+                    f"public tree says leaf {leaf} is tainted by leaf {chooser}, which is not another member"
+                )
+        # Recompute effective keys and hashes bottom-up, and check the keyed-iff-both rule.
+        for lvl in range(tm.level(tree.root) + 1):
+            for x in range((1 << lvl) - 1, len(tree._own), 1 << (lvl + 1)):
+                if lvl:
+                    both = tree._eff[tm.left(x)] is not None and tree._eff[tm.right(x)] is not None
+                    if both != (tree._own[x] is not None):
+                        state = "unkeyed" if both else "keyed"
+                        raise InvalidValueError(f"node {x} is {state} against the tree rules")
+                tree._refresh(x)
+        return tree

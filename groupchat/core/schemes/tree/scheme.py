@@ -1,0 +1,327 @@
+"""The tree scheme: ``commit_secret`` from the TGDH/ART tree, with the taint rules.
+
+Everything here is the tree's: the roster lives in the leaves of a :class:`RatchetTree`, an Add,
+Remove, Re-key or Update gives one leaf a fresh secret and rebuilds its path, and the taint
+rules (:mod:`.taint`) decide which leaves a commit must re-key. The committer pays one path per
+changed leaf; a receiver climbs once from the lowest changed node on its own path, O(log n)
+X25519 whatever the number of operations (see :mod:`.ratchet_tree`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ... import tree_math as tm
+from ...commit import REKEY_LABEL, Operation, OpType, SealedSecret, rekey_context
+from ...errors import (
+    DecryptionError,
+    InconsistentPathError,
+    InvalidCommitError,
+    InvalidValueError,
+    TaintRuleError,
+    UnknownMemberError,
+)
+from ...identity import JoinRequest
+from ...suite import CipherSuite
+from ..base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
+from . import taint
+from .ratchet_tree import PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+
+__all__ = ["TreeScheme"]
+
+
+@dataclass(frozen=True, slots=True)
+class _OwnTreeChange:
+    changes: TreeChanges
+    path: PathSecrets
+    added: tuple[int, ...]
+    updated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _StagedTreeChange:
+    path: PathSecrets
+    added: tuple[int, ...]
+
+
+class TreeScheme(KeyAgreementScheme):
+    """One member's ratchet tree, its path secrets and (until its first Update) its init key."""
+
+    name: ClassVar[str] = "tree"
+
+    def __init__(
+        self, tree: RatchetTree, path: PathSecrets, init_private: bytes | None = None
+    ) -> None:
+        self.suite = tree.suite
+        self.tree = tree
+        self.path = path
+        # A joiner keeps its join request's init key until its own first Update is applied: if
+        # its adder is removed first, the remover seals our re-keyed leaf secret to it.
+        self._init_private = init_private
+
+    @classmethod
+    def create(cls, suite: CipherSuite, request: JoinRequest, rand: Callable[[int], bytes]) -> TreeScheme:
+        """A one-leaf tree holding ``request`` at leaf 0, with a fresh leaf secret."""
+        tree = RatchetTree(suite, 1)
+        path = PathSecrets(0)
+        tree.build_path(0, rand(32), request, path)
+        tree.mark_verified(0)
+        return cls(tree, path)
+
+    @classmethod
+    def decode(cls, suite: CipherSuite, public_state: bytes) -> TreeScheme:
+        """A joiner's tree from the Welcome, before it knows its own seat (see :meth:`take_seat`)."""
+        return cls(RatchetTree.decode(suite, public_state), PathSecrets(0))
+
+    def take_seat(
+        self, request: JoinRequest, adder: int, leaf_secret: bytes, init_private: bytes
+    ) -> None:
+        """Find our leaf, check its taint and key against the Welcome's secret, derive our path."""
+        tree = self.tree
+        me = tree.find_member(request)
+        if me is None:
+            raise InvalidValueError("welcome's tree does not contain our join request")
+        if tree.tainted_by(me) != adder:
+            # Otherwise the group would not re-key our leaf when our adder leaves.
+            raise TaintRuleError(
+                f"welcome's tree says our leaf {me} is tainted by {tree.tainted_by(me)}, "
+                f"not by the adder who signed it (leaf {adder})"
+            )
+        tree.mark_verified(me)
+        if tree.leaf_key(me) != self.suite.x25519_public(leaf_secret):
+            raise InconsistentPathError("our leaf key in the welcome does not match our leaf secret")
+        path = PathSecrets(me, {2 * me: leaf_secret})
+        if tree.capacity > 1:
+            path = tree.refresh_secrets(path, tm.parent(2 * me, tree.capacity))
+        self.path = path
+        self._init_private = init_private
+
+    # --- the roster ----------------------------------------------------------------------------
+
+    @property
+    def my_leaf(self) -> int:
+        return self.path.leaf
+
+    @property
+    def capacity(self) -> int:
+        return self.tree.capacity
+
+    def members(self) -> Iterator[tuple[int, JoinRequest]]:
+        return self.tree.members()
+
+    def member(self, leaf: int) -> JoinRequest | None:
+        return self.tree.member(leaf)
+
+    @property
+    def member_count(self) -> int:
+        return self.tree.member_count
+
+    def leaf_of_identity(self, identity_key: bytes) -> int | None:
+        return self.tree.leaf_of_identity(identity_key)
+
+    def has_init_key(self, init_key: bytes) -> bool:
+        return self.tree.has_init_key(init_key)
+
+    def is_verified(self, leaf: int) -> bool:
+        return self.tree.is_verified(leaf)
+
+    def mark_verified(self, leaf: int) -> None:
+        self.tree.mark_verified(leaf)
+
+    @property
+    def public_hash(self) -> bytes:
+        return self.tree.tree_hash
+
+    def encode_public(self) -> bytes:
+        return self.tree.encode()
+
+    @property
+    def holds_init_key(self) -> bool:
+        return self._init_private is not None
+
+    @property
+    def commit_secret(self) -> bytes:
+        """The current epoch's ``commit_secret`` as our path derives it (for white-box tests)."""
+        return self.tree.commit_secret(self.path)
+
+    # --- commits -------------------------------------------------------------------------------
+
+    def plan_update(self, has_changes: bool, update: bool) -> bool:
+        # A commit with nothing else in it is a self-update; while our own leaf is tainted (we
+        # joined and have not updated yet) every commit includes our update (taint rule).
+        return update or not has_changes or self.tree.tainted_by(self.my_leaf) is not None
+
+    def build_commit(
+        self,
+        ctx: EpochInput,
+        *,
+        removes: Sequence[int],
+        adds: Sequence[JoinRequest],
+        update: bool,
+        rand: Callable[[int], bytes],
+    ) -> OwnChange:
+        me, tree = self.my_leaf, self.tree
+        targets = taint.add_targets(tree, set(removes), len(adds))
+        rekeys = taint.required_rekeys(tree, me, removes, targets, update)
+        capture = PathSecrets(me, dict(self.path.secrets))
+        ops: list[Operation] = []
+        joiner_secrets: dict[int, bytes | None] = {}
+        tree.begin()
+        try:
+            # Built in commit.OPERATION_ORDER: removes, re-keys, adds, update.
+            for leaf in removes:
+                pubs, _ = tree.build_path(leaf, rand(32), None, capture, chooser=me)
+                ops.append(Operation(OpType.REMOVE, leaf, tuple(pubs)))
+            for leaf in rekeys:
+                # One build_path per re-keyed leaf: only the committer pays per leaf.
+                member = tree.member(leaf)
+                leaf_secret = rand(32)
+                sealed = None if member is None else self._seal_rekey(ctx, member, leaf, leaf_secret)
+                pubs, _ = tree.build_path(leaf, leaf_secret, member, capture, chooser=me)
+                ops.append(Operation(OpType.REKEY, leaf, tuple(pubs), sealed=sealed))
+            for req, leaf in zip(adds, targets, strict=True):
+                leaf_secret = rand(32)
+                pubs, _ = tree.build_path(leaf, leaf_secret, req, capture, chooser=me)
+                ops.append(Operation(OpType.ADD, leaf, tuple(pubs), req))
+                joiner_secrets[leaf] = leaf_secret
+            if update:
+                pubs, _ = tree.build_path(me, rand(32), tree.member(me), capture, chooser=None)
+                ops.append(Operation(OpType.UPDATE, me, tuple(pubs)))
+            change = OwnChange(
+                tuple(ops),
+                tree.tree_hash,
+                tree.commit_secret(capture),
+                tree.encode() if adds else None,
+                joiner_secrets,
+                _OwnTreeChange(tree.changes(), capture, tuple(targets), update),
+            )
+        finally:
+            # The draft is replayed from `changes` once the relay confirms the commit; every
+            # secret of the joiners' and removed leaves' paths dies with this frame.
+            tree.rollback()
+        return change
+
+    def _seal_rekey(
+        self, ctx: EpochInput, member: JoinRequest, leaf: int, leaf_secret: bytes
+    ) -> SealedSecret:
+        """Seal a re-keyed joiner's new leaf secret to its init key (HPKE base mode)."""
+        kem_output, ciphertext = self.suite.encrypt_with_label(
+            member.init_key, REKEY_LABEL, rekey_context(ctx.group_id, ctx.epoch, leaf), leaf_secret
+        )
+        return SealedSecret(kem_output, ciphertext)
+
+    def apply_own(self, change: OwnChange) -> None:
+        own = change.state
+        assert isinstance(own, _OwnTreeChange)
+        self.tree.apply(own.changes)
+        for leaf in own.added:
+            self.tree.mark_verified(leaf)
+        self.path = own.path
+        if own.updated:
+            # Our own leaf is now untainted: nobody will seal a re-key to our init key again,
+            # and a later copy of our state must not be able to open earlier ones.
+            self._init_private = None
+
+    def check_commit(self, sender: int, ops: Sequence[Operation]) -> None:
+        removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
+        targets = iter(taint.add_targets(self.tree, removed, sum(op.type == OpType.ADD for op in ops)))
+        for op in ops:
+            if op.type == OpType.ADD:
+                expected = next(targets)
+                if op.leaf != expected:
+                    raise InvalidCommitError(
+                        f"add must use leaf {expected} (the leftmost free), not {op.leaf}"
+                    )
+            if op.type == OpType.UPDATE and op.leaf != sender:
+                raise InvalidCommitError("a member can only update its own leaf")
+            if op.type == OpType.REMOVE:
+                if op.leaf == sender:
+                    raise InvalidCommitError("a committer cannot remove itself")
+                if self.tree.member(op.leaf) is None:
+                    raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
+        taint.check_commit(self.tree, sender, ops)
+
+    def stage_commit(self, ctx: EpochInput, sender: int, ops: Sequence[Operation]) -> StagedChange:
+        tree, mine = self.tree, self.my_leaf
+        request = tree.member(sender)
+        my_secret: bytes | None = None
+        for op in ops:
+            if op.type == OpType.REKEY and op.leaf == mine:
+                my_secret = self._open_rekey(ctx, op)  # before the draft: a failure changes nothing
+        tree.begin()
+        try:
+            for op in ops:
+                # Every secret but the committer's own update is the committer's choice: taint.
+                if op.type == OpType.UPDATE:
+                    tree.write_path(op.leaf, list(op.path), request, None)
+                elif op.type == OpType.REKEY:  # same member (or vacated slot), fresh secret
+                    tree.write_path(op.leaf, list(op.path), tree.member(op.leaf), sender)
+                else:  # add: the joiner; remove: the slot is vacated
+                    tree.write_path(
+                        op.leaf, list(op.path), op.request if op.type == OpType.ADD else None, sender
+                    )
+            me = 2 * mine
+            current = self.path
+            if my_secret is not None:
+                # Our own leaf was re-keyed (sealed to our init key): climb from the leaf itself.
+                current = PathSecrets(mine, {**self.path.secrets, me: my_secret})
+                lowest = me
+            else:
+                lowest = min((lowest_common_ancestor(2 * op.leaf, me) for op in ops), key=tm.level)
+            path = tree.refresh_secrets(current, lowest)
+            added = tuple(op.leaf for op in ops if op.type == OpType.ADD)
+            return StagedChange(tree.tree_hash, tree.commit_secret(path), _StagedTreeChange(path, added))
+        except BaseException:
+            tree.rollback()
+            raise
+
+    def _open_rekey(self, ctx: EpochInput, op: Operation) -> bytes:
+        """Open the sealed secret of a re-key of our own leaf and check it matches the sent key."""
+        leaf = op.leaf
+        if self._init_private is None or op.sealed is None:
+            raise TaintRuleError(
+                f"commit re-keys our leaf {leaf}, but we have already updated and hold no init key"
+            )
+        try:
+            secret = self.suite.decrypt_with_label(
+                self._init_private,
+                REKEY_LABEL,
+                rekey_context(ctx.group_id, ctx.epoch, leaf),
+                op.sealed.kem_output,
+                op.sealed.ciphertext,
+            )
+        except DecryptionError as exc:
+            raise TaintRuleError(
+                f"re-key of our leaf {leaf} is not sealed to our init key for this group and epoch"
+            ) from exc
+        if len(secret) != 32 or self.suite.x25519_public(secret) != op.path[0]:
+            raise TaintRuleError(f"re-key of our leaf {leaf} sealed a secret that does not match its key")
+        return secret
+
+    def confirm(self, staged: StagedChange) -> None:
+        state = staged.state
+        assert isinstance(state, _StagedTreeChange)
+        self.tree.end()
+        for leaf in state.added:
+            self.tree.mark_verified(leaf)  # the epoch machine verified its join request
+        self.path = state.path
+
+    def rollback(self, staged: StagedChange) -> None:
+        self.tree.rollback()
+
+    def forget_secrets(self) -> None:
+        self.path = PathSecrets(self.my_leaf)
+        self._init_private = None
+
+    # --- the public taint record -----------------------------------------------------------------
+
+    def tainted_by(self, leaf: int) -> int | None:
+        return self.tree.tainted_by(leaf)
+
+    def taint_record(self) -> dict[int, int]:
+        return self.tree.taint_record()
+
+    def leaf_public_key(self, leaf: int) -> bytes | None:
+        return self.tree.leaf_key(leaf)
