@@ -61,6 +61,7 @@ from ..core.identity import (
     validate_display_name,
 )
 from ..core.message_protection import WireFormat
+from ..core.outbox import Joiner, OutboundKind
 from ..relay_protocol import (
     MAX_ID_LEN,
     Ack,
@@ -849,7 +850,9 @@ class ChatSession:
         self._group = group
         self._pending_join = None
         self._joined_epoch = group.epoch
-        self._want_update = "join"  # the taint rule: our committer chose our first leaf secret
+        # The taint rule: our adder chose our first leaf secret, so the core's outbox carries our
+        # first Update (sent below); should it lose a race, the planner retries it from this mark.
+        self._want_update = "join"
         self._last_update = self._clock()
         self._adopt(timed)
         n = len(self._members)
@@ -877,6 +880,8 @@ class ChatSession:
                 await self._on_core(data)
         finally:
             self._flush_placeholders()
+        if self._in_group():
+            await self._send_core_outbox()  # our first update, built on the newest epoch we know
 
     async def _on_core(self, data: bytes) -> None:
         group = self._group
@@ -985,11 +990,38 @@ class ChatSession:
         self._emit_status()
 
     async def _handle_outbox(self, ev: EpochChanged) -> None:
-        """What the protocol requires us to send after an epoch change (one place; becomes
-        ``group.data_to_send()`` once the core has its outbox): the welcome, after our Add won."""
-        if ev.own and ev.welcome is not None:
-            for m in ev.added:
-                await self._publish(PayloadKind.WELCOME, ev.welcome, "welcome", to=member_id(m.identity_key))
+        """Send what the protocol requires after an epoch change: the core's ``data_to_send()``.
+
+        Drained only when our own commit won (its Welcome, one per joiner). After a lost race the
+        core holds our commit's intent to rebuild it; we do not drain then: the planner commits
+        again after a randomised backoff (so many members owing an update do not collide again),
+        and that explicit commit, which carries every duty still open, replaces the rebuild.
+        """
+        if ev.own:
+            await self._send_core_outbox()
+
+    async def _send_core_outbox(self) -> None:
+        """Drain the core's outbox and move each item: to the room, or to one joiner alone."""
+        group, worker = self._group, self._worker
+        if group is None or worker is None:
+            return
+        try:
+            items = await worker.run(group.data_to_send)
+        except GroupChatError as exc:  # a rebuild the core could not make; the planner retries
+            log.warning("the core could not prepare what it must send: %s", exc)
+            return
+        for item in items:
+            if isinstance(item.to, Joiner):
+                to = member_id(item.to.identity_key)
+                await self._publish(PayloadKind.WELCOME, item.data, "welcome", to=to)
+            elif item.kind is OutboundKind.COMMIT:
+                # A commit the protocol itself requires (our first update after joining): ours to
+                # track like any other, so its echo, a lost race and its timing are handled alike.
+                self._own_commit = _OwnCommit(item.data, 0.0, True, (), frozenset())
+                if await self._publish(PayloadKind.CORE, item.data, "commit") is None:
+                    await self._discard_own_commit()
+            else:
+                await self._publish(PayloadKind.CORE, item.data, item.kind.value)
 
     async def _on_removed(self, ev: RemovedFromGroup) -> None:
         by = ev.by.display_name
