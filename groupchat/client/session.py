@@ -1099,8 +1099,10 @@ class ChatSession:
             )
             return
         if isinstance(exc, RemovedSenderError):
-            # The core names the removed sender and both epochs in the message.
-            self._placeholder(UnreadableReason.AFTER_REMOVAL, None, str(exc))
+            # The core checked the signature first, so the name is the sender's own.
+            self._placeholder(
+                UnreadableReason.AFTER_REMOVAL, exc.name or None, f"epoch {epoch}"
+            )
             return
         if isinstance(exc, UnknownMemberError | WrongGroupError):
             self._placeholder(UnreadableReason.UNKNOWN_SENDER, None, str(exc))

@@ -208,12 +208,14 @@ class RemovedSenderError(ProtocolError):
     """A message in the retained previous epoch from a member whom the commit ending it removed.
 
     The relay ordered it after that commit, so it was sent (or delivered) after the removal and
-    must not read as normal chat; ``sender`` is the removed member's leaf.
+    must not read as normal chat; ``sender`` is the removed member's leaf, ``name`` its display
+    name (authenticated: the message's signature was checked before this is raised).
     """
 
-    def __init__(self, message: str, sender: int) -> None:
+    def __init__(self, message: str, sender: int, name: str = "") -> None:
         super().__init__(message)
         self.sender = sender
+        self.name = name
 
 
 class TaintRuleError(InvalidCommitError):

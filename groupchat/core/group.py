@@ -640,6 +640,7 @@ class Group:
                 f"after their removal (the commit that started epoch {msg.epoch + 1} removed them); "
                 "it is refused",
                 sender,
+                gone.display_name,
             )
         keys.secret_tree.commit(lookup)
         return MessageReceived(
