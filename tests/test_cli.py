@@ -44,7 +44,7 @@ def test_each_command_help_shows_its_own_flags_with_defaults(
     assert out.startswith(f"usage: groupchat {' '.join(path)} ")
     for flag in flags:
         assert flag in out
-    assert default in out
+    assert default in " ".join(out.split())  # argparse wraps help to the terminal's width
     assert foreign not in out
 
 
