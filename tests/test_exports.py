@@ -110,9 +110,6 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.outbox': [
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
     ],
-    'groupchat.core.ratchet_tree': [
-        'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
-    ],
     'groupchat.core.schemes': [
         'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT', 'RingInconsistentError', 'RingRekey',
         'RingResult', 'RingRound', 'RingState', 'RingStep', 'RingTimeoutError', 'RosterMismatchError',
@@ -150,9 +147,6 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
         'x25519_exchange',
-    ],
-    'groupchat.core.taint': [
-        'add_targets', 'check_commit', 'required_rekeys',
     ],
     'groupchat.core.tree_math': [
         'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',

@@ -20,7 +20,7 @@ authenticated by its identity signature, which every member checks against the t
     struct { Operation operations<V>; } Commit;     /* order: removes, rekeys, adds, update */
 
 A *rekey* gives a fresh secret, chosen by the committer, to a leaf that is not the committer's
-and that the taint rules (:mod:`groupchat.core.taint`) require to be refreshed. When the leaf
+and that the taint rules (:mod:`groupchat.core.schemes.tree.taint`) require to be refreshed. When the leaf
 holds a member (a joiner that has not updated yet), the new leaf secret is sealed to that
 member's init key with ``EncryptWithLabel(init_key, "Rekey", V(group_id) || uint64 epoch ||
 uint32 leaf, leaf_secret)``, ``epoch`` being the epoch the commit is built on.

@@ -42,7 +42,7 @@ from groupchat.core.events import EpochChanged, MessageReceived
 from groupchat.core.group import TREE_EXTENSION, Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.key_schedule import welcome_secret
-from groupchat.core.ratchet_tree import RatchetTree
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.welcome import (
     GroupInfo,
     GroupSecrets,

@@ -11,8 +11,8 @@ Each scenario is played by real members through the in-process relay; one of the
 
 Before taint tracking the second test failed for every scenario in which the keeper chose a leaf
 secret that stayed in the tree (it was written first, against that code, and reproduced each leak);
-with the taint rules (``groupchat/core/taint.py``) every scenario passes. The second field of each
-``SCENARIOS`` entry marks a scenario as a known leak (strict xfail); none is left.
+with the taint rules (``groupchat/core/schemes/tree/taint.py``) every scenario passes. The second
+field of each ``SCENARIOS`` entry marks a scenario as a known leak (strict xfail); none is left.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from groupchat.core.message_protection import (
     _sender_data_key_nonce,
     sign_framed_content,
 )
-from groupchat.core.ratchet_tree import RatchetTree
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.core.suite import CipherSuite
 from groupchat.core.welcome import (

@@ -28,7 +28,7 @@ from groupchat.core.errors import (
 )
 from groupchat.core.group import GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
-from groupchat.core.ratchet_tree import MAX_CAPACITY, RatchetTree
+from groupchat.core.schemes.tree.ratchet_tree import MAX_CAPACITY, RatchetTree
 
 SUITE = GroupConfig().suite()
 GID = b"tree-decoding"

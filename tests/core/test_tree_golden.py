@@ -14,7 +14,7 @@ depends on it: joining is deterministic given the welcome's *plaintext*.)
   the commit secret.
 * ``test_node_derivation_follows_the_documented_formula``: recomputes the 4-leaf tree's parent
   keys and root secret with an independent HKDF implementation of the formula in the
-  ``groupchat.core.ratchet_tree`` docstring.
+  ``groupchat.core.schemes.tree.ratchet_tree`` docstring.
 
 Any change to the scheme, its labels, encodings or the order of random draws changes these
 values. If the change is intended, regenerate with ``GROUPCHAT_REGEN_GOLDEN=1 pytest
