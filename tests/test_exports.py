@@ -82,12 +82,15 @@ PUBLIC: dict[str, list[str]] = {
         'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError',
         'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
         'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
+        'WrongSchemeError',
     ],
     'groupchat.core.events': [
-        'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RemovedFromGroup',
+        'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyProgress',
+        'RemovedFromGroup',
     ],
     'groupchat.core.group': [
-        'Group', 'GroupConfig', 'GroupState', 'TREE_EXTENSION',
+        'Group', 'GroupConfig', 'GroupState', 'RING_CONFIRM_WIRE_FORMAT', 'SCHEME_EXTENSION',
+        'TREE_EXTENSION',
     ],
     'groupchat.core.identity': [
         'DEFAULT_JOIN_REQUEST_LIFETIME', 'Identity', 'JoinRequest', 'MAX_DISPLAY_NAME', 'MAX_GROUP_ID',
@@ -128,6 +131,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.schemes.ring_message': [
         'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'RingRound',
+    ],
+    'groupchat.core.schemes.ring_scheme': [
+        'RingScheme',
     ],
     'groupchat.core.schemes.tree': [
         'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'TreeScheme', 'lowest_common_ancestor',

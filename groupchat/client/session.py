@@ -49,7 +49,15 @@ from ..core.errors import (
     UsageError,
     WrongGroupError,
 )
-from ..core.events import EpochChanged, Event, Member, MessageEchoed, MessageReceived, RemovedFromGroup
+from ..core.events import (
+    EpochChanged,
+    Event,
+    Member,
+    MessageEchoed,
+    MessageReceived,
+    RekeyProgress,
+    RemovedFromGroup,
+)
 from ..core.group import Group, GroupConfig
 from ..core.identity import (
     MAX_GROUP_ID,
@@ -174,9 +182,13 @@ class SessionSettings:
         except InvalidValueError as exc:
             raise UsageError(f"name {self.name!r} cannot be used: {exc}") from None
         if self.scheme == "ring":
-            raise UsageError("the ring scheme is not wired into the protocol core yet; use --scheme tree")
+            raise UsageError(
+                "the chat session runs tree groups only: the ring is in the core "
+                "(Group.create(scheme='ring'), groupchat bench rekey --scheme ring) but its rounds are "
+                "not driven by the session yet; use --scheme tree"
+            )
         if self.scheme != "tree":
-            raise UsageError(f"unknown scheme {self.scheme!r}: choose tree (or ring, once available)")
+            raise UsageError(f"unknown scheme {self.scheme!r}: choose tree")
         for name in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be a positive number of seconds")
@@ -913,6 +925,9 @@ class ChatSession:
             self._on_echo(event)
         elif isinstance(event, EpochChanged):
             await self._on_epoch(event, timed)
+        elif isinstance(event, RekeyProgress):
+            # Only ring groups make progress events, and the session runs tree groups only.
+            log.info("ring rekey for epoch %d waits for %d members", event.epoch, len(event.waiting_for))
         else:
             await self._on_removed(event)
 

@@ -153,7 +153,7 @@ class Operation:
             request = JoinRequest.decode(r.opaque("join request", 4096))
         elif op_type == OpType.REKEY:
             sealed = r.optional("sealed secret", SealedSecret.read)
-        raw_path = r.opaque("path", _MAX_PATH_KEYS * _KEY, _KEY)
+        raw_path = r.opaque("path", _MAX_PATH_KEYS * _KEY)  # empty in a ring commit (roster only)
         if len(raw_path) % _KEY:
             raise InvalidValueError(f"path length {len(raw_path)} is not a multiple of {_KEY}")
         path = tuple(raw_path[i : i + _KEY] for i in range(0, len(raw_path), _KEY))

@@ -33,6 +33,7 @@ Hierarchy::
         │   └── InconsistentPathError      a commit's path keys do not match what we derive
         ├── ProtocolError                  well-formed input that is wrong for our state
         │   ├── WrongGroupError            another group's message
+        │   ├── WrongSchemeError           the other key-agreement scheme's commit or handshake
         │   ├── EpochError                 stale or future epoch
         │   ├── ReplayError                a message or commit we have already processed
         │   ├── DuplicateKeyError          a key already present in the group
@@ -85,6 +86,7 @@ __all__ = [
     "UnknownVersionError",
     "UsageError",
     "WrongGroupError",
+    "WrongSchemeError",
 ]
 
 
@@ -223,6 +225,14 @@ class TaintRuleError(InvalidCommitError):
 
     The message names the leaf and the rule, so a report shows which member built a commit that
     would have left a removed or updated member able to compute the new root.
+    """
+
+
+class WrongSchemeError(ProtocolError):
+    """A commit or handshake message built for the other key-agreement scheme than the group's.
+
+    A group's scheme is fixed at creation and bound into every GroupContext; nothing of the other
+    scheme is ever processed.
     """
 
 

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 
 from .identity import fingerprint
 
-__all__ = ["EpochChanged", "Event", "Member", "MessageEchoed", "MessageReceived", "RemovedFromGroup"]
+__all__ = [
+    "EpochChanged",
+    "Event",
+    "Member",
+    "MessageEchoed",
+    "MessageReceived",
+    "RekeyProgress",
+    "RemovedFromGroup",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,4 +85,16 @@ class RemovedFromGroup:
     by: Member
 
 
-Event = MessageReceived | MessageEchoed | EpochChanged | RemovedFromGroup
+@dataclass(frozen=True, slots=True)
+class RekeyProgress:
+    """A multi-round key agreement (the ring) for ``epoch`` is under way; the epoch has not changed.
+
+    ``waiting_for`` lists the members whose message of the current round we still need (empty
+    when only the committer's confirmation is missing). Messages keep flowing in the old epoch.
+    """
+
+    epoch: int
+    waiting_for: tuple[Member, ...]
+
+
+Event = MessageReceived | MessageEchoed | EpochChanged | RemovedFromGroup | RekeyProgress

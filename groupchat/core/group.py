@@ -19,6 +19,7 @@ request it adds. Joining verifies every member's join request once (n signature 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import time
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Final
 
-from .codec import opaque
+from .codec import Reader, Writer, opaque
 from .commit import Commit, CommitMessage, Operation, OpType, check_operation_order
 from .config import check_group_config
 from .errors import (
     ConfigError,
+    ConfirmationError,
     CounterLimitError,
     DuplicateKeyError,
     EpochError,
@@ -45,10 +47,20 @@ from .errors import (
     ReplayError,
     SignatureError,
     UnknownMemberError,
+    UnknownVersionError,
     UsageError,
     WrongGroupError,
+    WrongSchemeError,
 )
-from .events import EpochChanged, Event, Member, MessageEchoed, MessageReceived, RemovedFromGroup
+from .events import (
+    EpochChanged,
+    Event,
+    Member,
+    MessageEchoed,
+    MessageReceived,
+    RekeyProgress,
+    RemovedFromGroup,
+)
 from .identity import MAX_GROUP_ID, MAX_JOIN_REQUEST_LIFETIME, Identity, JoinRequest, PendingJoin
 from .key_schedule import (
     EpochSecrets,
@@ -77,10 +89,14 @@ from .message_protection import (
     verify_framed_content,
 )
 from .outbox import ROOM, Joiner, Outbound, OutboundKind
-from .schemes.base import EpochInput, KeyAgreementScheme, OwnChange
+from .schemes.base import SCHEME_IDS, EpochInput, KeyAgreementScheme, OwnChange
+from .schemes.ring_errors import RingTimeoutError
+from .schemes.ring_message import RING_WIRE_FORMAT
+from .schemes.ring_scheme import RingScheme
 from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
 from .secret_tree import SecretTree
 from .suite import GROUPCHAT_PREFIX, CipherSuite
+from .version import PROTOCOL_VERSION
 from .welcome import (
     GroupInfo,
     GroupSecrets,
@@ -92,10 +108,29 @@ from .welcome import (
     seal_welcome,
 )
 
-__all__ = ["TREE_EXTENSION", "Group", "GroupConfig", "GroupState"]
+__all__ = [
+    "RING_CONFIRM_WIRE_FORMAT",
+    "SCHEME_EXTENSION",
+    "TREE_EXTENSION",
+    "Group",
+    "GroupConfig",
+    "GroupState",
+]
 
 # GroupInfo extension carrying our public tree (RFC 9420 §13 private-use range).
 TREE_EXTENSION: Final = 0xF0C1
+# GroupContext extension naming a scheme other than the tree (uint16, SCHEME_IDS): bound into
+# every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
+SCHEME_EXTENSION: Final = 0xF0C2
+# A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
+# roster of that epoch, the commit itself, and that epoch's interim transcript hash.
+RING_ROSTER_EXTENSION: Final = 0xF0C3
+RING_COMMIT_EXTENSION: Final = 0xF0C4
+RING_INTERIM_EXTENSION: Final = 0xF0C5
+# The ring committer's confirmation: uint16 version || uint16 0xF002 || V(group_id) || uint64
+# epoch || V(confirmation_tag). A MAC under the new epoch's confirmation key: only a member of
+# that epoch can make it, so it needs no signature.
+RING_CONFIRM_WIRE_FORMAT: Final = 0xF002
 _RECENT_COMMITS: Final = 16
 _MAX_UNECHOED: Final = 1024
 # GroupContext.epoch is a uint64: a group at this epoch can never commit again (epoch + 1 would
@@ -171,6 +206,25 @@ class _PendingCommit:
         return tuple(leaf for leaf, _ in self.joiners)
 
 
+@dataclass(slots=True)
+class _RingEpoch:
+    """A ring commit that won its epoch, while the ring agrees the new epoch's commit_secret."""
+
+    data: bytes
+    content: FramedContent
+    signature: bytes
+    committer: Member
+    added: tuple[Member, ...]
+    removed: tuple[Member, ...]
+    updated: bool
+    overrides: dict[int, JoinRequest | None]
+    digest: bytes
+    own: bool
+    superseded: bool = False
+    tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
+    done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
+
+
 @dataclass(frozen=True, slots=True)
 class _Intent:
     """What the caller asked a commit to do, kept to rebuild it if another commit wins the epoch.
@@ -221,30 +275,54 @@ class Group:
         # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
         self._outbox: list[Outbound] = []
         self._rebuild: _Intent | None = None
+        self._ring: _RingEpoch | None = None  # a ring epoch being agreed
         self.state = GroupState.MEMBER
 
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
     def create(
-        cls, identity: Identity, group_id: bytes, display_name: str, config: GroupConfig | None = None
+        cls,
+        identity: Identity,
+        group_id: bytes,
+        display_name: str,
+        config: GroupConfig | None = None,
+        *,
+        scheme: str = "tree",
     ) -> Group:
-        """Start a group with ourselves as the only member, at epoch 0."""
+        """Start a group with ourselves as the only member, at epoch 0.
+
+        ``scheme`` (``"tree"`` or ``"ring"``) is fixed for the group's life: a non-default one is
+        recorded in the GroupContext extensions, so it is bound into every epoch.
+        """
         config = config or GroupConfig()
         suite = config.suite()
+        if scheme not in SCHEME_IDS:
+            raise UsageError(f"unknown key-agreement scheme {scheme!r}; use one of {sorted(SCHEME_IDS)}")
         if not 0 < len(group_id) <= MAX_GROUP_ID:
             raise ConfigError(f"group id must be 1..{MAX_GROUP_ID} bytes")
         pending = JoinRequest.create(
             suite, identity, group_id, display_name, config.rand, wall_clock=config.wall_clock
         )
-        scheme = TreeScheme.create(suite, pending.request, config.rand)
-        ctx = GroupContext(suite.id, group_id, 0, scheme.public_hash, b"")
+        agreement: KeyAgreementScheme
+        if scheme == "ring":
+            ring = RingScheme(
+                suite, {0: pending.request}, identity=identity, rand=config.rand, clock=config.clock
+            )
+            ring.mark_verified(0)
+            _, commit_secret = ring.start(group_id, 0, b"")  # alone: no message, done at once
+            assert commit_secret is not None
+            agreement, extensions = ring, _scheme_extension("ring")
+        else:
+            tree = TreeScheme.create(suite, pending.request, config.rand)
+            agreement, extensions, commit_secret = tree, b"", tree.commit_secret
+        ctx = GroupContext(suite.id, group_id, 0, agreement.public_hash, b"", extensions)
         # RFC 9420 §11: epoch 0 starts from a fresh random init secret.
-        secrets = derive_epoch_secrets(suite, config.rand(32), scheme.commit_secret, ctx.encode())
+        secrets = derive_epoch_secrets(suite, config.rand(32), commit_secret, ctx.encode())
         return cls(
             config=config,
             identity=identity,
-            scheme=scheme,
+            scheme=agreement,
             group_context=ctx,
             secrets=secrets,
             interim=b"",
@@ -278,6 +356,8 @@ class Group:
                 f"welcome puts the group at epoch {ctx.epoch}, the last a uint64 holds: no commit could "
                 "follow it; refusing the welcome"
             )
+        if _scheme_of(ctx) == "ring":
+            return cls._join_ring(pending, info, gs.path_secret, config)
         trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
         if len(trees) != 1:
             raise InvalidValueError("welcome's GroupInfo must carry exactly one public tree")
@@ -312,6 +392,91 @@ class Group:
             interim=interim,
         )
         pending.used = True  # only now: a rejected welcome must not burn the request
+        return group
+
+    @classmethod
+    def _join_ring(
+        cls, pending: PendingJoin, info: GroupInfo, init_secret: bytes, config: GroupConfig
+    ) -> Group:
+        """Enter a ring group: the Welcome carries the epoch *before* the commit that adds us.
+
+        We check that epoch's roster (every join request, the signer a member), the commit (signed
+        by the Welcome's signer on that epoch, adding us), then take part in the ring that creates
+        the new epoch like every member; its round 1 is in :meth:`data_to_send`. ``init_secret``
+        of the previous epoch (sealed to our init key) is all we get: the new epoch also needs our
+        own ephemeral, so a stolen init key alone does not reveal it.
+        """
+        suite, ctx = config.suite(), info.group_context
+        ext = dict(decode_extensions(info.extensions))
+        if not {RING_ROSTER_EXTENSION, RING_COMMIT_EXTENSION, RING_INTERIM_EXTENSION} <= set(ext):
+            raise InvalidValueError("ring welcome lacks its roster, commit or transcript extension")
+        scheme = RingScheme(
+            suite,
+            RingScheme.decode_roster(ext[RING_ROSTER_EXTENSION]),
+            identity=pending.identity,
+            rand=config.rand,
+            clock=config.clock,
+        )
+        if scheme.public_hash != ctx.tree_hash:
+            raise InvalidValueError("ring welcome's roster does not match the roster hash it was signed with")
+        signer = scheme.member(info.signer)
+        if signer is None:
+            raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
+        _verify_listed_member(suite, ctx.group_id, info.signer, signer, None)
+        info.verify(suite, signer.identity_key)
+        for leaf, request in scheme.members():
+            if leaf != info.signer:
+                _verify_listed_member(suite, ctx.group_id, leaf, request, (info.signer, signer))
+            scheme.mark_verified(leaf)
+        data = ext[RING_COMMIT_EXTENSION]
+        msg = CommitMessage.decode(data)
+        content = msg.content
+        if content.group_id != ctx.group_id or content.epoch != ctx.epoch or content.sender != info.signer:
+            raise InvalidValueError("ring welcome's commit is not the signer's commit on the welcome's epoch")
+        ctx_bytes = ctx.encode()
+        verify_framed_content(
+            suite, signer.identity_key, WireFormat.PUBLIC_MESSAGE, content, ctx_bytes, msg.signature
+        )
+        ops = msg.commit.operations
+        check_operation_order(ops)
+        scheme.check_commit(content.sender, ops)
+        added = [op for op in ops if op.request is not None]
+        for op in added:
+            assert op.request is not None
+            _verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
+        if not any(op.request == pending.request for op in added):
+            raise InvalidValueError("ring welcome's commit does not add our join request")
+        before = {leaf: req for leaf, req in scheme.members()}
+        scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
+        # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
+        secrets = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
+        secrets = dataclasses.replace(
+            secrets, init_secret=init_secret, encryption_secret=bytes(32), sender_data_secret=bytes(32)
+        )
+        group = cls(
+            config=config,
+            identity=pending.identity,
+            scheme=scheme,
+            group_context=ctx,
+            secrets=secrets,
+            interim=ext[RING_INTERIM_EXTENSION],
+        )
+        pending.used = True
+        overrides = {op.leaf: before.get(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
+        members = group._member
+        ring = _RingEpoch(
+            data,
+            content,
+            msg.signature,
+            members(content.sender, signer),
+            tuple(members(op.leaf, op.request) for op in added if op.request is not None),
+            tuple(members(op.leaf, r) for op in ops if op.type == OpType.REMOVE and (r := before[op.leaf])),
+            any(op.type == OpType.UPDATE for op in ops),
+            overrides,
+            suite.hash(data),
+            own=False,
+        )
+        group._begin_ring(ring)
         return group
 
     # --- read-only view --------------------------------------------------------------------
@@ -449,6 +614,8 @@ class Group:
         self._require_member()
         if self._pending is not None:
             raise UsageError("a commit is already waiting for the relay's echo")
+        if self._ring is not None:
+            raise UsageError(f"the ring is still agreeing epoch {self.epoch + 1}; commit once it is done")
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
@@ -493,6 +660,8 @@ class Group:
         """Sign our commit, run the key schedule for the epoch it creates, and build its Welcome."""
         suite = self.suite
         commit = Commit(change.operations)
+        if change.commit_secret is None:
+            return self._seal_ring_commit(change, commit, authenticated_data)
         content = FramedContent(
             self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
         )
@@ -528,6 +697,45 @@ class Group:
             ).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
+    def _seal_ring_commit(
+        self, change: OwnChange, commit: Commit, authenticated_data: bytes
+    ) -> tuple[bytes, GroupContext, EpochSecrets, bytes, bytes | None]:
+        """A ring commit: signed, no confirmation tag yet (the committer sends it once the ring is done)."""
+        suite = self.suite
+        content = FramedContent(
+            self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
+        )
+        signature = sign_framed_content(
+            suite, self._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, self._ctx_bytes
+        )
+        message = CommitMessage(content, commit, signature, bytes(32)).encode()
+        welcome = None
+        joiners = [op.request for op in change.operations if op.request is not None]
+        if joiners:
+            assert change.public_state is not None
+            extensions = encode_extensions(
+                [
+                    (RING_ROSTER_EXTENSION, change.public_state),
+                    (RING_COMMIT_EXTENSION, message),
+                    (RING_INTERIM_EXTENSION, self._interim),
+                ]
+            )
+            info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").sign(
+                suite, self._identity.signing_key
+            )
+            # The joiner gets this epoch's init_secret; joiner_secret only protects the GroupInfo.
+            joiner_secret = self.config.rand(32)
+            welcome = seal_welcome(
+                suite,
+                info.encode(),
+                welcome_secret(suite, joiner_secret),
+                [
+                    (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
+                    for r in joiners
+                ],
+            ).encode_message()
+        return message, self._ctx, self._secrets, self._interim, welcome
+
     def discard_pending_commit(self) -> None:
         """Forget a pending commit (for example when the relay rejected it)."""
         self._pending = None
@@ -549,7 +757,7 @@ class Group:
         it did not ask for. May raise the errors of :meth:`commit` (a rebuilt add whose join request
         expired in the meantime, say); the rebuild is then dropped, and the next call is clean.
         """
-        if self.state is GroupState.MEMBER and self._pending is None:
+        if self.state is GroupState.MEMBER and self._pending is None and self._ring is None:
             intent, self._rebuild = self._rebuild, None
             if intent is not None:
                 self._queue_commit(
@@ -592,6 +800,8 @@ class Group:
             return self._receive_commit(data)
         if wire_format == WireFormat.PRIVATE_MESSAGE:
             return self._receive_private(data)
+        if wire_format in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT):
+            return self._receive_handshake(wire_format, data)
         if wire_format == WireFormat.WELCOME:
             raise UsageError("a welcome is processed with Group.join, not by an existing member")
         raise InvalidValueError(f"unknown wire format {wire_format}")
@@ -669,6 +879,11 @@ class Group:
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
+        if self._ring is not None:
+            raise EpochError(
+                f"commit on epoch {self.epoch} arrived while the ring agrees epoch {self.epoch + 1} "
+                "(another commit already won this epoch)"
+            )
         pending = self._pending
         if pending is not None and pending.message == data:
             return self._apply_own(pending, digest)
@@ -705,6 +920,26 @@ class Group:
             op.leaf: scheme.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)
         }
         staged = scheme.stage_commit(EpochInput(self.group_id, self.epoch), sender, ops)
+        if staged.commit_secret is None:  # ring: the roster changes now, the epoch when it is done
+            scheme.confirm(staged)
+            lost = self._pending
+            self._pending = None
+            if lost is not None:
+                self._rebuild = self._rebuild_intent(lost)
+            ring = _RingEpoch(
+                data,
+                content,
+                msg.signature,
+                committer,
+                tuple(self.member(op.leaf) for op in ops if op.type == OpType.ADD),
+                removed,
+                any(op.type == OpType.UPDATE for op in ops),
+                overrides,
+                digest,
+                own=False,
+                superseded=lost is not None,
+            )
+            return self._begin_ring(ring)
         try:
             assert staged.commit_secret is not None  # a one-round scheme
             ctx, secrets, confirmed = self._next_epoch(
@@ -735,18 +970,161 @@ class Group:
             superseded_own_commit=lost is not None,
         )
 
+    # --- the ring's epoch change ------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Check the running key agreement's deadline (injected clock); call on the session's timer.
+
+        On a timeout it raises :class:`~groupchat.core.schemes.ring_errors.RingTimeoutError` naming
+        the members whose message is missing, and has already queued our message of the next
+        attempt (fresh ephemerals) in :meth:`data_to_send`: the retry completes once they are back.
+        """
+        self._require_member()
+        self._expire_previous_epoch()
+        scheme = self._scheme
+        if self._ring is None or not isinstance(scheme, RingScheme):
+            return
+        try:
+            scheme.poll()
+        except RingTimeoutError:
+            out, _ = scheme.retry()
+            self._queue_handshake(out)
+            raise
+
+    def _ring_scheme(self) -> RingScheme:
+        scheme = self._scheme
+        if not isinstance(scheme, RingScheme):
+            raise WrongSchemeError(
+                f"ring handshake message for a group that agrees its keys with the {scheme.name} scheme"
+            )
+        return scheme
+
+    def _queue_handshake(self, messages: Iterable[bytes]) -> None:
+        for m in messages:
+            self._outbox.append(Outbound(ROOM, m, OutboundKind.HANDSHAKE))
+            self._note_sent(m)  # its echo is recognised by its bytes, even after the run is done
+
+    def _begin_ring(self, ring: _RingEpoch) -> Event:
+        """A ring commit won its epoch: start the run over the new roster (all members, fresh keys)."""
+        scheme = self._ring_scheme()
+        self._ring = ring
+        # Binds the run to the state it continues, so it cannot be replayed into a fork.
+        context = self.suite.hash(self._ctx_bytes + ring.data)
+        out, secret = scheme.start(self.group_id, self.epoch + 1, context)
+        self._queue_handshake(out)
+        if secret is not None:
+            return self._ring_finished(secret)
+        return RekeyProgress(self.epoch + 1, scheme.missing())
+
+    def _receive_handshake(self, wire_format: int, data: bytes) -> Event:
+        scheme = self._ring_scheme()
+        ring = self._ring
+        digest = self.suite.hash(data)
+        sent_in = self._unechoed.pop(digest, None)
+        if sent_in is not None:
+            return MessageEchoed(sent_in, digest)
+        if wire_format == RING_CONFIRM_WIRE_FORMAT:
+            group_id, epoch, tag = _decode_confirmation(data)
+            if group_id != self.group_id:
+                raise WrongGroupError("ring confirmation belongs to another group")
+            if ring is None or epoch != self.epoch + 1:
+                raise EpochError(f"ring confirmation for epoch {epoch}, but no ring is agreeing it here")
+            if ring.done is None:
+                ring.tags.append(tag)  # checked once our run is done
+                return RekeyProgress(epoch, scheme.missing())
+            return self._enter_ring_epoch(ring, [tag])
+        if ring is None:
+            raise EpochError(f"ring message, but no ring rekey is running (we are at epoch {self.epoch})")
+        out, secret = scheme.handshake(data)
+        self._queue_handshake(out)
+        if secret is None:
+            return RekeyProgress(self.epoch + 1, scheme.missing())
+        return self._ring_finished(secret)
+
+    def _ring_finished(self, commit_secret: bytes) -> Event:
+        """Our run is done: the new epoch's GroupContext and secrets; the committer confirms them."""
+        ring = self._ring
+        assert ring is not None and isinstance(self._scheme, RingScheme)
+        if self.epoch >= _LAST_EPOCH:
+            raise CounterLimitError(f"the group is at epoch {self.epoch}, the last a uint64 holds")
+        # The ring's transcript (every signed round message) joins the commit in the transcript.
+        confirmed = confirmed_transcript_hash(
+            self.suite,
+            self._interim,
+            confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, ring.content, ring.signature)
+            + opaque(self._scheme.last_transcript),
+        )
+        ctx = GroupContext(
+            self.suite.id,
+            self.group_id,
+            self.epoch + 1,
+            self._scheme.public_hash,
+            confirmed,
+            self._ctx.extensions,
+        )
+        secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
+        ring.done = (ctx, secrets, confirmed)
+        if ring.own:
+            tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
+            message = _encode_confirmation(self.group_id, ctx.epoch, tag)
+            self._queue_handshake([message])
+            return self._enter_ring_epoch(ring, [tag])
+        if ring.tags:
+            return self._enter_ring_epoch(ring, ring.tags)
+        return RekeyProgress(ctx.epoch, ())
+
+    def _enter_ring_epoch(self, ring: _RingEpoch, tags: Sequence[bytes]) -> Event:
+        assert ring.done is not None
+        ctx, secrets, confirmed = ring.done
+        tag = next(
+            (t for t in tags if _tag_ok(self.suite, secrets.confirmation_key, confirmed, t)), None
+        )
+        if tag is None:
+            ring.tags.clear()
+            raise ConfirmationError(
+                f"ring confirmation for epoch {ctx.epoch} does not match the secret we agreed: our view "
+                "of the ring differs from the committer's"
+            )
+        self._ring = None
+        interim = interim_transcript_hash(self.suite, confirmed, tag)
+        self._enter_epoch(ctx, secrets, interim, ring.overrides, ring.digest)
+        return EpochChanged(
+            ctx.epoch,
+            ring.committer,
+            ring.added,
+            ring.removed,
+            ring.updated,
+            secrets.epoch_authenticator,
+            own=ring.own,
+            superseded_own_commit=ring.superseded,
+        )
+
     # --- commit helpers ------------------------------------------------------------------------
 
-    def _apply_own(self, pending: _PendingCommit, digest: bytes) -> EpochChanged:
+    def _apply_own(self, pending: _PendingCommit, digest: bytes) -> Event:
         overrides = {leaf: self._scheme.member(leaf) for leaf in pending.added}
         overrides.update({m.leaf: self._scheme.member(m.leaf) for m in pending.removed})
         self._scheme.apply_own(pending.change)
         self._pending = None
+        if pending.change.commit_secret is None:  # ring: the epoch changes when the ring is done
+            self._queue_welcome(pending)
+            content = CommitMessage.decode(pending.message).content
+            me = self.member(self.my_leaf)
+            ring = _RingEpoch(
+                pending.message,
+                content,
+                CommitMessage.decode(pending.message).signature,
+                me,
+                tuple(self.member(leaf) for leaf in pending.added),
+                pending.removed,
+                pending.updated,
+                overrides,
+                digest,
+                own=True,
+            )
+            return self._begin_ring(ring)
         self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
-        if pending.welcome is not None:
-            # Only now, with the epoch won, is the Welcome safe to release (RFC 9420 §14).
-            for _, request in pending.joiners:
-                self._outbox.append(Outbound(Joiner.of(request), pending.welcome, OutboundKind.WELCOME))
+        self._queue_welcome(pending)
         return EpochChanged(
             self.epoch,
             self.member(self.my_leaf),
@@ -757,6 +1135,12 @@ class Group:
             own=True,
             welcome=pending.welcome,
         )
+
+    def _queue_welcome(self, pending: _PendingCommit) -> None:
+        if pending.welcome is not None:
+            # Only now, with the epoch won, is the Welcome safe to release (RFC 9420 §14).
+            for _, request in pending.joiners:
+                self._outbox.append(Outbound(Joiner.of(request), pending.welcome, OutboundKind.WELCOME))
 
     def _next_epoch(
         self, content: FramedContent, signature: bytes, public_hash: bytes, commit_secret: bytes
@@ -972,3 +1356,48 @@ def _ago(seconds: float) -> str:
     if seconds < 172800:
         return f"{int(seconds // 3600)} h"
     return f"{int(seconds // 86400)} days"
+
+
+def _scheme_extension(name: str) -> bytes:
+    return encode_extensions([(SCHEME_EXTENSION, Writer().u16(SCHEME_IDS[name]).bytes())])
+
+
+def _scheme_of(ctx: GroupContext) -> str:
+    """The scheme a GroupContext names (no extension: the tree)."""
+    for ext, data in decode_extensions(ctx.extensions):
+        if ext == SCHEME_EXTENSION:
+            names = {v: k for k, v in SCHEME_IDS.items()}
+            r = Reader(data, "scheme extension")
+            scheme_id = r.u16("scheme id")
+            r.end()
+            if scheme_id not in names:
+                raise InvalidValueError(f"unknown key-agreement scheme {scheme_id} in the GroupContext")
+            return names[scheme_id]
+    return "tree"
+
+
+def _encode_confirmation(group_id: bytes, epoch: int, tag: bytes) -> bytes:
+    return (
+        Writer().u16(PROTOCOL_VERSION).u16(RING_CONFIRM_WIRE_FORMAT).opaque(group_id).u64(epoch).opaque(tag).bytes()
+    )
+
+
+def _decode_confirmation(data: bytes) -> tuple[bytes, int, bytes]:
+    r = Reader(data, "ring confirmation")
+    version = r.u16("version")
+    if version != PROTOCOL_VERSION:
+        raise UnknownVersionError(f"ring confirmation has protocol version {version}, we speak only 1")
+    r.u16("wire format")
+    group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
+    epoch = r.u64("epoch")
+    tag = r.opaque_exact("confirmation_tag", 32)
+    r.end()
+    return group_id, epoch, tag
+
+
+def _tag_ok(suite: CipherSuite, key: bytes, confirmed: bytes, tag: bytes) -> bool:
+    try:
+        verify_confirmation_tag(suite, key, confirmed, tag)
+    except ConfirmationError:
+        return False
+    return True

@@ -164,7 +164,7 @@ def test_settings_are_checked_with_clear_errors() -> None:
     SessionSettings(**ok)
     with pytest.raises(UsageError, match="ws:// or wss://"):
         SessionSettings(**{**ok, "relay_url": "http://x"})
-    with pytest.raises(UsageError, match="ring scheme is not wired"):
+    with pytest.raises(UsageError, match="runs tree groups only"):
         SessionSettings(**ok, scheme="ring")
     with pytest.raises(UsageError, match="unknown scheme"):
         SessionSettings(**ok, scheme="star")

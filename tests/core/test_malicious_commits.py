@@ -26,8 +26,8 @@ from groupchat.core.errors import (
     DuplicateKeyError,
     GroupChatError,
     InvalidCommitError,
-    InvalidValueError,
     UnknownMemberError,
+    WrongSchemeError,
 )
 from groupchat.core.identity import PendingJoin
 
@@ -184,13 +184,15 @@ def test_path_of_the_wrong_length(h: Harness, index: int) -> None:
     refused_then_finish(h, commit, crafted, InvalidCommitError, (joiner,))
 
 
-def test_empty_path_does_not_decode(h: Harness) -> None:
+def test_empty_path_is_refused_as_a_ring_commit(h: Harness) -> None:
+    # Operations without paths are what a ring group's commits carry (the roster change only):
+    # a tree group refuses them as the other scheme's, before any key is touched.
     commit, joiner = mixed_commit(h)
     ops = operations(commit)
     crafted = rebuild(h, "m1", commit, ops=[ops[0], ops[1], with_path(ops[2], ())])
-    with pytest.raises(InvalidValueError, match="path is 0 bytes, fewer than the minimum of 32"):
+    with pytest.raises(WrongSchemeError, match="carries no tree path"):
         h.members["m0"].receive(crafted)
-    refused_then_finish(h, commit, [crafted], InvalidValueError, (joiner,))
+    refused_then_finish(h, commit, [crafted], WrongSchemeError, (joiner,))
 
 
 def test_remove_path_of_the_wrong_length(h: Harness) -> None:

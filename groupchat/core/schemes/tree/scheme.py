@@ -22,6 +22,7 @@ from ...errors import (
     InvalidValueError,
     TaintRuleError,
     UnknownMemberError,
+    WrongSchemeError,
 )
 from ...identity import JoinRequest
 from ...suite import CipherSuite
@@ -225,6 +226,12 @@ class TreeScheme(KeyAgreementScheme):
             self._init_private = None
 
     def check_commit(self, sender: int, ops: Sequence[Operation]) -> None:
+        if any(not op.path for op in ops):
+            # Every tree operation carries at least the changed leaf's new key.
+            raise WrongSchemeError(
+                "commit carries no tree path: it was built for a ring group, and this group agrees "
+                "its keys with the tree"
+            )
         removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
         targets = iter(taint.add_targets(self.tree, removed, sum(op.type == OpType.ADD for op in ops)))
         for op in ops:

@@ -1,0 +1,286 @@
+"""The ring behind the key-agreement interface: a roster of join requests and one run per epoch.
+
+A ring commit carries only the roster change (Add, Remove, and Update meaning "/rekey"), with no
+path keys and no re-keys: nobody ever chooses a secret for anybody else, so there is no taint to
+track. When a commit wins its epoch, every member of the new roster (the joiners included) runs
+the ring (:class:`~.ring.RingRekey`) with fresh ephemerals; the epoch machine feeds it the room's
+round messages through :meth:`RingScheme.handshake` and polls it for timeouts. A timed-out attempt
+is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.retry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
+
+from ..codec import Reader, Writer
+from ..commit import Operation, OpType
+from ..errors import (
+    InvalidCommitError,
+    InvalidValueError,
+    UnknownMemberError,
+    UsageError,
+    WrongSchemeError,
+)
+from ..events import Member
+from ..identity import Identity, JoinRequest
+from ..suite import CipherSuite
+from .base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
+from .ring import DEFAULT_TIMEOUT, RingRekey, RingResult
+from .ring_errors import WrongAttemptError
+from .ring_message import RingRound
+
+__all__ = ["RingScheme"]
+
+_MAX_MEMBERS = 1 << 16
+_ROSTER_LABEL = b"groupchat ring roster"
+
+
+class RingScheme(KeyAgreementScheme):
+    """One member's ring roster and its current rekey run, if any."""
+
+    name: ClassVar[str] = "ring"
+
+    def __init__(
+        self,
+        suite: CipherSuite,
+        roster: dict[int, JoinRequest],
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.suite = suite
+        self._roster = dict(sorted(roster.items()))
+        self._identity = identity
+        self._rand = rand
+        self._clock = clock
+        self._timeout = timeout
+        self._verified: set[int] = set()
+        self._run: RingRekey | None = None
+        self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
+        self.last_transcript = b""  # transcript hash of the last completed run
+
+    @classmethod
+    def decode_roster(cls, data: bytes) -> dict[int, JoinRequest]:
+        r = Reader(data, "ring roster")
+        count = r.u32("member count")
+        if not 0 < count <= _MAX_MEMBERS:
+            raise InvalidValueError(f"ring roster lists {count} members")
+        roster: dict[int, JoinRequest] = {}
+        for _ in range(count):
+            leaf = r.u32("leaf")
+            if leaf in roster or (roster and leaf < max(roster)):
+                raise InvalidValueError("ring roster leaves must be strictly ascending")
+            roster[leaf] = JoinRequest.decode(r.opaque("join request", 4096))
+        r.end()
+        return roster
+
+    # --- the roster ----------------------------------------------------------------------------
+
+    @property
+    def my_leaf(self) -> int:
+        leaf = self.leaf_of_identity(self._identity.public_key)
+        if leaf is None:
+            raise UsageError("we are not in this ring's roster")
+        return leaf
+
+    @property
+    def capacity(self) -> int:
+        width = 1
+        while width <= max(self._roster, default=0):
+            width *= 2
+        return width
+
+    def members(self) -> Iterator[tuple[int, JoinRequest]]:
+        return iter(list(self._roster.items()))
+
+    def member(self, leaf: int) -> JoinRequest | None:
+        return self._roster.get(leaf)
+
+    @property
+    def member_count(self) -> int:
+        return len(self._roster)
+
+    def leaf_of_identity(self, identity_key: bytes) -> int | None:
+        return next((leaf for leaf, r in self._roster.items() if r.identity_key == identity_key), None)
+
+    def has_init_key(self, init_key: bytes) -> bool:
+        return any(r.init_key == init_key for r in self._roster.values())
+
+    def is_verified(self, leaf: int) -> bool:
+        return leaf in self._verified
+
+    def mark_verified(self, leaf: int) -> None:
+        self._verified.add(leaf)
+
+    @property
+    def public_hash(self) -> bytes:
+        return self._hash(self._roster)
+
+    def _hash(self, roster: dict[int, JoinRequest]) -> bytes:
+        return self.suite.hash(_ROSTER_LABEL + _encode(roster))
+
+    def encode_public(self) -> bytes:
+        return _encode(self._roster)
+
+    def roster_members(self) -> list[Member]:
+        return [Member(leaf, r.display_name, r.identity_key) for leaf, r in self._roster.items()]
+
+    # --- commits -------------------------------------------------------------------------------
+
+    def plan_update(self, has_changes: bool, update: bool) -> bool:
+        return update or not has_changes  # nothing is ever tainted: no rule forces an update
+
+    def build_commit(
+        self,
+        ctx: EpochInput,
+        *,
+        removes: Sequence[int],
+        adds: Sequence[JoinRequest],
+        update: bool,
+        rand: Callable[[int], bytes],
+    ) -> OwnChange:
+        me = self.my_leaf
+        ops = [Operation(OpType.REMOVE, leaf, ()) for leaf in removes]
+        targets = _add_targets(self._roster, set(removes), len(adds))
+        ops += [Operation(OpType.ADD, leaf, (), req) for leaf, req in zip(targets, adds, strict=True)]
+        if update:
+            ops.append(Operation(OpType.UPDATE, me, ()))
+        roster = self._after(ops)
+        public = _encode(self._roster) if adds else None  # a ring Welcome carries the *old* roster
+        return OwnChange(tuple(ops), self._hash(roster), None, public, {}, roster)
+
+    def apply_own(self, change: OwnChange) -> None:
+        assert isinstance(change.state, dict)
+        self._verified.update(leaf for leaf in change.state if leaf not in self._roster)
+        self._roster = change.state
+
+    def check_commit(self, sender: int, ops: Sequence[Operation]) -> None:
+        if any(op.path or op.sealed is not None or op.type == OpType.REKEY for op in ops):
+            raise WrongSchemeError(
+                "commit carries tree paths or re-keys: it was built for a tree group, and this group "
+                "agrees its keys with the ring"
+            )
+        removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
+        targets = iter(_add_targets(self._roster, removed, sum(op.type == OpType.ADD for op in ops)))
+        for op in ops:
+            if op.type == OpType.ADD and op.leaf != (expected := next(targets)):
+                raise InvalidCommitError(f"add must use leaf {expected} (the leftmost free), not {op.leaf}")
+            if op.type == OpType.UPDATE and op.leaf != sender:
+                raise InvalidCommitError("a member can only update its own leaf")
+            if op.type == OpType.REMOVE:
+                if op.leaf == sender:
+                    raise InvalidCommitError("a committer cannot remove itself")
+                if op.leaf not in self._roster:
+                    raise UnknownMemberError(f"commit removes leaf {op.leaf}, which holds no member")
+
+    def stage_commit(self, ctx: EpochInput, sender: int, ops: Sequence[Operation]) -> StagedChange:
+        roster = self._after(ops)
+        return StagedChange(self._hash(roster), None, roster)
+
+    def confirm(self, staged: StagedChange) -> None:
+        assert isinstance(staged.state, dict)
+        # New leaves' join requests were verified by the epoch machine's add checks.
+        self._verified.update(leaf for leaf in staged.state if leaf not in self._roster)
+        self._roster = staged.state
+
+    def rollback(self, staged: StagedChange) -> None:
+        """Nothing to undo: staging computed the new roster aside."""
+
+    def forget_secrets(self) -> None:
+        if self._run is not None:
+            self._run.abort()
+        self._run = None
+
+    def _after(self, ops: Sequence[Operation]) -> dict[int, JoinRequest]:
+        roster = dict(self._roster)
+        for op in ops:
+            if op.type == OpType.REMOVE:
+                del roster[op.leaf]
+            elif op.type == OpType.ADD:
+                assert op.request is not None
+                roster[op.leaf] = op.request
+        return dict(sorted(roster.items()))
+
+    # --- the run -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    def missing(self) -> tuple[Member, ...]:
+        return () if self._run is None else self._run.missing()
+
+    def start(
+        self, group_id: bytes, epoch: int, context: bytes, attempt: int = 0
+    ) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Start (or retry) the run creating ``epoch`` over the current roster: ``(to send, secret)``."""
+        if self._run is not None:
+            self._run.abort()
+        self._run_input = (group_id, epoch, context)
+        self._run = RingRekey(
+            suite=self.suite,
+            identity=self._identity,
+            group_id=group_id,
+            epoch=epoch,
+            roster=self.roster_members(),
+            rand=self._rand,
+            clock=self._clock,
+            attempt=attempt,
+            context=context,
+            timeout=self._timeout,
+        )
+        step = self._run.start()
+        return step.outbound, self._finish(step.result)
+
+    def retry(self) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Start the next attempt with fresh ephemerals (after a timeout)."""
+        if self._run is None or self._run_input is None:
+            raise UsageError("no ring rekey to retry")
+        return self.start(*self._run_input, attempt=self._run.attempt + 1)
+
+    def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
+        run = self._run
+        if run is None:
+            msg = RingRound.decode(data)
+            raise UsageError(f"ring message for epoch {msg.epoch}, but no ring rekey is running here")
+        try:
+            step = run.receive(data)
+        except WrongAttemptError as exc:
+            if exc.attempt <= run.attempt or self._run_input is None:
+                raise
+            # The others gave up on our attempt and retried: join theirs, then take the message.
+            out, _ = self.start(*self._run_input, attempt=exc.attempt)
+            more, secret = self.handshake(data)
+            return out + more, secret
+        return step.outbound, self._finish(step.result)
+
+    def _finish(self, result: RingResult | None) -> bytes | None:
+        if result is None:
+            return None
+        self._run = None
+        self.last_transcript = result.transcript_hash
+        return result.commit_secret
+
+    def poll(self) -> None:
+        if self._run is not None:
+            self._run.check_timeout()
+
+
+def _encode(roster: dict[int, JoinRequest]) -> bytes:
+    w = Writer().u32(len(roster))
+    for leaf, req in roster.items():
+        w.u32(leaf).opaque(req.encoded)
+    return w.bytes()
+
+
+def _add_targets(roster: dict[int, JoinRequest], removed: set[int], count: int) -> list[int]:
+    out: list[int] = []
+    leaf = 0
+    while len(out) < count:
+        if leaf not in roster and leaf not in removed:
+            out.append(leaf)
+        leaf += 1
+    return out
