@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
             raise DemoError("--churn must not be negative and --seconds must be positive")
         if not 0 <= args.port <= 65535:
             raise DemoError("--port must be 0..65535")
+        from ..client.session import SessionSettings
+
+        # The sessions' own checks, before anything starts (e.g. a scheme they cannot run yet).
+        SessionSettings("ws://127.0.0.1:1", args.room, args.name, scheme=args.scheme)
         if args.log_dir is not None:
             args.log_dir = Path(args.log_dir)
         config = load_config(argparse.Namespace(log_dir=args.log_dir, log_level=args.log_level))

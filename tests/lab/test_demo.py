@@ -55,6 +55,17 @@ def test_demo_flag_errors_exit_2(tmp_path: Path) -> None:
     assert "--peers must be between 1 and" in proc.stderr
 
 
+def test_demo_refuses_the_ring_in_one_line(tmp_path: Path) -> None:
+    """The sessions run tree groups only: a clear one-line refusal, never a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "groupchat.cli", "demo", "--headless", "--scheme", "ring"],
+        capture_output=True, text=True, timeout=60, env=_env(tmp_path), cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("groupchat demo: error: the chat session runs tree groups only")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
 # --- the checker --------------------------------------------------------------------------------------
 
 
