@@ -276,6 +276,10 @@ class Group:
         self._outbox: list[Outbound] = []
         self._rebuild: _Intent | None = None
         self._ring: _RingEpoch | None = None  # a ring epoch being agreed
+        # A ring joiner holds only the init_secret of the epoch its Welcome carries (§8.4): that
+        # epoch's message keys are not ours, so until the ring creating our first epoch is done
+        # nothing can be sent, read or exported at it.
+        self._joining = False
         self.state = GroupState.MEMBER
 
     # --- construction ------------------------------------------------------------------------
@@ -476,6 +480,7 @@ class Group:
             suite.hash(data),
             own=False,
         )
+        group._joining = True
         group._begin_ring(ring)
         return group
 
@@ -506,7 +511,25 @@ class Group:
     def epoch_authenticator(self) -> bytes:
         """RFC 9420 §8.7: equal for all members iff they share the epoch; compare out of band."""
         self._require_member()
+        self._require_epoch_keys("compare epoch authenticators")
         return self._secrets.epoch_authenticator
+
+    @property
+    def joining(self) -> bool:
+        """True for a ring joiner until the ring creating its first epoch is done (§8.4): the
+        current epoch is the one before it joined, whose keys it does not hold."""
+        return self._joining
+
+    def has_init_key(self, init_key: bytes) -> bool:
+        """Whether a current member joined with this init key (its join request is in the roster)."""
+        return self._scheme.has_init_key(init_key)
+
+    def _require_epoch_keys(self, what: str) -> None:
+        if self._joining:
+            raise UsageError(
+                f"cannot {what} yet: we joined a ring group and are still agreeing our first epoch "
+                f"({self.epoch + 1}) with the others; wait for its EpochChanged"
+            )
 
     @property
     def has_pending_commit(self) -> bool:
@@ -556,6 +579,7 @@ class Group:
     def export_secret(self, label: bytes, context: bytes, length: int) -> bytes:
         """MLS-Exporter (RFC 9420 §8.5) for the current epoch."""
         self._require_member()
+        self._require_epoch_keys("export a secret")
         if not 0 < length <= 255 * self.suite.hash_len:  # HKDF-Expand's output limit (RFC 5869)
             raise UsageError(f"an exported secret must be 1..{255 * self.suite.hash_len} bytes, not {length}")
         return exporter(self.suite, self._secrets.exporter_secret, label, context, length)
@@ -565,6 +589,7 @@ class Group:
     def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
         """Sign and encrypt an application message for the current epoch."""
         self._require_member()
+        self._require_epoch_keys("send a message")
         self._expire_previous_epoch()
         if len(plaintext) > MAX_APPLICATION_DATA:
             # Receivers refuse longer application data (read_application_data): never send it.
@@ -879,6 +904,10 @@ class Group:
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
+        if self._ring is not None and digest == self._ring.digest:
+            # A ring joiner reads the room from the commit that added it: that commit is already
+            # in the ring its Welcome started.
+            raise ReplayError("this commit was already applied: it started the ring that is running")
         if self._ring is not None:
             raise EpochError(
                 f"commit on epoch {self.epoch} arrived while the ring agrees epoch {self.epoch + 1} "
@@ -1177,7 +1206,9 @@ class Group:
             leaf: req for leaf, req in overrides.items() if req is not None and scheme.member(leaf) is None
         }
         self._remember_init_keys(previous.removed.values())
-        self._previous = previous
+        # A ring joiner's placeholder keys for the epoch before it joined are never kept.
+        self._previous = None if self._joining else previous
+        self._joining = False
         self._ctx, self._ctx_bytes = ctx, ctx.encode()
         self._secrets, self._interim = secrets, interim
         self._keys = self._epoch_keys(secrets)
@@ -1203,6 +1234,10 @@ class Group:
             self._previous = None
 
     def _keys_for_epoch(self, epoch: int) -> _EpochKeys:
+        if self._joining and epoch <= self.epoch:
+            raise EpochError(
+                f"message is for epoch {epoch}, before we joined (our first epoch will be {self.epoch + 1})"
+            )
         if epoch == self.epoch:
             return self._keys
         prev = self._previous
