@@ -61,6 +61,12 @@ class Timed:
 
 
 def snapshot(group: Group) -> TreeSnapshot:
+    if group.scheme == "ring":
+        # A ring has no lasting public keys: every rekey takes fresh ones from every member. The
+        # view is the roster in ring order (leaf order), one "node" per member.
+        members = tuple(group.members())
+        labels = tuple(m.display_name for m in members)
+        return TreeSnapshot(0, group.my_leaf, tuple("" for _ in members), labels, members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
     tree = group._tree  # read-only, between core calls, in the worker thread
     width = tm.node_width(tree.capacity)
@@ -98,12 +104,12 @@ class CoreWorker:
     # --- the calls --------------------------------------------------------------------------
 
     async def create(
-        self, identity: Identity, group_id: bytes, name: str, config: GroupConfig
+        self, identity: Identity, group_id: bytes, name: str, config: GroupConfig, scheme: str = "tree"
     ) -> tuple[Group, Timed]:
         holder: list[Group] = []
 
         def make() -> Group:
-            holder.append(Group.create(identity, group_id, name, config))
+            holder.append(Group.create(identity, group_id, name, config, scheme=scheme))
             return holder[0]
 
         return await self.timed(make, lambda: holder[0] if holder else None)

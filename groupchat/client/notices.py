@@ -76,6 +76,9 @@ class StatusChanged:
     epoch: int | None = None
     epoch_code: str | None = None
     latency_ms: float | None = None
+    # Ring groups: a rekey under way, and whose message it waits for (empty: only the committer's
+    # confirmation); None when no multi-round rekey is running.
+    rekey_waiting_for: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ from ..core.events import (
     RekeyProgress,
     RemovedFromGroup,
 )
-from ..core.group import Group, GroupConfig
+from ..core.group import RING_CONFIRM_WIRE_FORMAT, Group, GroupConfig
 from ..core.identity import (
     MAX_GROUP_ID,
     Identity,
@@ -70,6 +70,8 @@ from ..core.identity import (
 )
 from ..core.message_protection import WireFormat
 from ..core.outbox import Joiner, OutboundKind
+from ..core.schemes.ring_errors import RingTimeoutError, WrongAttemptError
+from ..core.schemes.ring_message import RING_WIRE_FORMAT
 from ..relay_protocol import (
     MAX_ID_LEN,
     Ack,
@@ -123,6 +125,7 @@ _TICK: Final = 0.1  # seconds between timer checks
 _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 _MAX_FRAME: Final = 4 << 20
+_RING_POLL: Final = 1.0  # seconds between checks of a running ring's round deadline
 _GROUP_ID_PREFIX: Final = b"groupchat room:"
 
 
@@ -163,7 +166,7 @@ class SessionSettings:
     relay_url: str
     room: str
     name: str
-    scheme: str = "tree"  # "tree" | "ring"
+    scheme: str = "tree"  # "tree" | "ring": for a group we create; a joiner follows the group's
     add_timeout: float = 3.0  # seconds before the next member in line commits a pending Add
     eviction_grace: float = 60.0  # offline longer than this -> removed by the others
     update_interval: float = 600.0  # self-Update at least this often (seconds)...
@@ -181,14 +184,8 @@ class SessionSettings:
             validate_display_name(self.name)
         except InvalidValueError as exc:
             raise UsageError(f"name {self.name!r} cannot be used: {exc}") from None
-        if self.scheme == "ring":
-            raise UsageError(
-                "the chat session runs tree groups only: the ring is in the core "
-                "(Group.create(scheme='ring'), groupchat bench rekey --scheme ring) but its rounds are "
-                "not driven by the session yet; use --scheme tree"
-            )
-        if self.scheme != "tree":
-            raise UsageError(f"unknown scheme {self.scheme!r}: choose tree")
+        if self.scheme not in ("tree", "ring"):
+            raise UsageError(f"unknown scheme {self.scheme!r}: choose tree or ring")
         for name in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be a positive number of seconds")
@@ -237,6 +234,19 @@ class _OwnCommit:
     update: bool
     removes: tuple[RemoveDuty, ...]
     kicks: frozenset[bytes]
+    applied: bool = False  # ring: its echo won the epoch; the ring it started is still running
+
+
+@dataclass(slots=True)
+class _RingRun:
+    """A ring rekey under way (ring groups): which epoch it creates and what it has cost so far."""
+
+    epoch: int
+    started: float
+    core_ms: float = 0.0
+    waiting_for: tuple[str, ...] = ()
+    next_poll: float = 0.0
+    timeouts: int = 0
 
 
 @dataclass(slots=True)
@@ -310,6 +320,7 @@ class ChatSession:
         self._leave_requests: dict[bytes, float] = {}  # identity key -> when asked
         self._kicks: set[bytes] = set()  # identity keys our user asked to remove
         self._own_commit: _OwnCommit | None = None
+        self._ring: _RingRun | None = None  # ring groups: the rekey being agreed, if any
         self._old_commits: OrderedDict[bytes, None] = OrderedDict()  # ours, superseded or discarded
         self._want_update: str | None = None  # why we owe a self-update, if we do
         self._update_not_before = 0.0
@@ -442,16 +453,19 @@ class ChatSession:
 
     @property
     def status(self) -> StatusChanged:
-        epoch = self._group.epoch if self._group is not None else None
+        group = self._group
+        epoch = group.epoch if group is not None and not group.joining else None
+        ring = self._ring
         return StatusChanged(
             connection=self._state,
             relay=self.settings.relay_url,
             room=self.settings.room,
-            scheme=self.settings.scheme,
+            scheme=group.scheme if group is not None else self.settings.scheme,
             member_count=len(self._members),
             epoch=epoch,
             epoch_code=self._epoch_codes.get(epoch) if epoch is not None else None,
             latency_ms=self._latency_ms,
+            rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
         )
 
     @property
@@ -460,7 +474,11 @@ class ChatSession:
 
     @property
     def epoch(self) -> int | None:
-        return self._group.epoch if self._group is not None and self._created_nonce is None else None
+        """Our current epoch; None before we are a member (a ring joiner: before its first ring is done)."""
+        group = self._group
+        if group is None or self._created_nonce is not None or group.joining:
+            return None
+        return group.epoch
 
     async def close(self, *, leave: bool = True, timeout: float = 5.0) -> None:
         """Stop the session. With ``leave`` (quitting), first publish a leave request so that the
@@ -797,7 +815,7 @@ class ChatSession:
         lost = self._outbox.requeue_in_flight()
         if lost:
             log.info("%d message(s) had no echo after reconnecting; sending them again", lost)
-        if self._own_commit is not None and self._group is not None:
+        if self._own_commit is not None and not self._own_commit.applied and self._group is not None:
             await self._discard_own_commit()  # the relay never logged it
         if self._group is not None and self._created_nonce is None:
             if not first_time:
@@ -841,7 +859,7 @@ class ChatSession:
         if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
             return
         group = self._group
-        if group is not None and group._tree.has_init_key(request.init_key):  # a read between core calls
+        if group is not None and group.has_init_key(request.init_key):  # a read between core calls
             # Already added: any earlier request of the same identity is stale (log order).
             self._add_duties.pop(request.identity_key, None)
             return
@@ -861,25 +879,39 @@ class ChatSession:
             return
         self._group = group
         self._pending_join = None
-        self._joined_epoch = group.epoch
-        # The taint rule: our adder chose our first leaf secret, so the core's outbox carries our
-        # first Update (sent below); should it lose a race, the planner retries it from this mark.
-        self._want_update = "join"
         self._last_update = self._clock()
-        self._adopt(timed)
-        n = len(self._members)
-        self._emit(
-            TimelineEvent(
-                TimelineKind.JOINED,
-                f"you joined · epoch {group.epoch} · {n} members · welcome opened in {timed.ms:.1f} ms · "
-                f"code {self._code()}",
+        n = len(group.members())
+        if group.joining:
+            # A ring Welcome carries the epoch before ours: we are in once the ring creating our
+            # first epoch is done, with every member (us included) contributing fresh keys. Nothing
+            # was chosen for us, so no first Update is owed.
+            self._joined_epoch = group.epoch + 1
+            self._ring = _RingRun(group.epoch + 1, self._clock(), timed.ms)
+            self._adopt(timed)
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.INFO,
+                    f"welcome opened in {timed.ms:.1f} ms · agreeing epoch {group.epoch + 1} with "
+                    f"{n} members in a ring",
+                )
             )
-        )
+        else:
+            self._joined_epoch = group.epoch
+            # The taint rule: our adder chose our first leaf secret, so the core's outbox carries
+            # our first Update (sent below); should it lose a race, the planner retries it from here.
+            self._want_update = "join"
+            self._adopt(timed)
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED,
+                    f"you joined · epoch {group.epoch} · {n} members · welcome opened in {timed.ms:.1f} ms · "
+                    f"code {self._code()}",
+                )
+            )
         self._observe_roster()
         link = self._link
-        self._set_state(
-            ConnectionState.READY if link is not None and link.caught_up else ConnectionState.JOINING
-        )
+        ready = link is not None and link.caught_up and not group.joining
+        self._set_state(ConnectionState.READY if ready else ConnectionState.JOINING)
         buffered, self._buffer = self._buffer, []
         self._placeholder_batch = {}
         try:
@@ -893,7 +925,8 @@ class ChatSession:
         finally:
             self._flush_placeholders()
         if self._in_group():
-            await self._send_core_outbox()  # our first update, built on the newest epoch we know
+            # Our first update (tree), built on the newest epoch we know; our ring messages (ring).
+            await self._send_core_outbox()
 
     async def _on_core(self, data: bytes) -> None:
         group = self._group
@@ -911,9 +944,14 @@ class ChatSession:
         except GroupChatError as exc:
             if wire == WireFormat.PUBLIC_MESSAGE:
                 self._on_bad_commit(exc, data)
+            elif wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT):
+                self._on_bad_ring_message(exc, wire)
             else:
                 self._on_unreadable(exc, data)
             return
+        own = self._own_commit
+        if own is not None and isinstance(event, RekeyProgress) and data == own.message:
+            own.applied = True  # our ring commit won the epoch; its EpochChanged ends the ring
         await self._on_event(event, timed)
 
     # --- core events ---------------------------------------------------------------------------
@@ -926,8 +964,7 @@ class ChatSession:
         elif isinstance(event, EpochChanged):
             await self._on_epoch(event, timed)
         elif isinstance(event, RekeyProgress):
-            # Only ring groups make progress events, and the session runs tree groups only.
-            log.info("ring rekey for epoch %d waits for %d members", event.epoch, len(event.waiting_for))
+            await self._on_ring_progress(event, timed)
         else:
             await self._on_removed(event)
 
@@ -964,9 +1001,51 @@ class ChatSession:
             return
         self._emit(MessageConfirmed(entry.local_id))
 
+    async def _on_ring_progress(self, ev: RekeyProgress, timed: Timed) -> None:
+        """A ring rekey moved on: send our round messages, and show whom it still waits for."""
+        ring = self._ring
+        if ring is None or ring.epoch != ev.epoch:
+            ring = self._ring = _RingRun(ev.epoch, self._clock())
+            ring.next_poll = ring.started + _RING_POLL
+        ring.core_ms += timed.ms
+        waiting = tuple(m.display_name for m in ev.waiting_for)
+        changed = waiting != ring.waiting_for
+        ring.waiting_for = waiting
+        await self._send_core_outbox()
+        if changed:
+            self._emit_status()
+
+    async def _poll_ring(self, now: float) -> None:
+        """Check the running ring's round deadline (the core's clock); on a timeout say who is
+        missing and send our message of the next attempt, which the core has queued."""
+        ring, group, worker = self._ring, self._group, self._worker
+        if ring is None or group is None or worker is None or now < ring.next_poll:
+            return
+        ring.next_poll = now + _RING_POLL
+        try:
+            await worker.run(group.poll)
+        except RingTimeoutError as exc:
+            ring.timeouts += 1
+            names = ", ".join(m.display_name for m in exc.missing)
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.WARNING,
+                    f"the rekey to epoch {ring.epoch} is waiting for {names} (round {exc.round} timed "
+                    f"out); trying again with fresh keys · offline members are removed after "
+                    f"{self.settings.eviction_grace:g} s",
+                )
+            )
+            await self._send_core_outbox()
+        except GroupChatError as exc:
+            log.warning("polling the ring failed: %s", exc)
+
     async def _on_epoch(self, ev: EpochChanged, timed: Timed) -> None:
         own = self._own_commit
         ms = timed.ms
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            ms += ring.core_ms  # the whole ring rekey's core time, every round of it
+        first_ring_epoch = ring is not None and ev.epoch == self._joined_epoch and own is None and ev.added
         if ev.own and own is not None:
             ms += own.build_ms
             self._own_commit = None
@@ -991,8 +1070,21 @@ class ChatSession:
         await self._handle_outbox(ev)
         before = set(self._members)
         self._adopt(timed)
-        changed = len(self._tree_view_changed())
-        self._emit(TimelineEvent(self._epoch_kind(ev), self._describe(ev, changed, ms)))
+        if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
+            wall = (self._clock() - ring.started) * 1000 if ring is not None else 0.0
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED,
+                    f"you joined · epoch {ev.epoch} · {len(self._members)} members · ring agreed in "
+                    f"{wall:.0f} ms ({ms:.1f} ms of it computing) · code {self._code()}",
+                )
+            )
+            link = self._link
+            if link is not None and link.caught_up:
+                self._set_state(ConnectionState.READY)
+        else:
+            changed = len(self._tree_view_changed())
+            self._emit(TimelineEvent(self._epoch_kind(ev), self._describe(ev, changed, ms)))
         for m in ev.added:
             self._removal_reasons.pop(m.identity_key, None)
         for m in ev.removed:
@@ -1043,6 +1135,7 @@ class ChatSession:
         self._group = None
         self._members = {}
         self._own_commit = None
+        self._ring = None
         if self._leaving:
             self._emit(
                 TimelineEvent(TimelineKind.LEFT, f"you left the group · removed by {by} at epoch {ev.epoch}")
@@ -1078,6 +1171,10 @@ class ChatSession:
             if data in self._old_commits or 0 <= epoch < group.epoch:
                 log.debug("commit for epoch %d lost the race to the one we applied", epoch)
                 return
+            if self._ring is not None and epoch == group.epoch:
+                # Another commit won this epoch and its ring is running: this one lost the race.
+                log.debug("commit for epoch %d lost the race to the running ring's commit", epoch)
+                return
             self._rejoin(
                 f"we missed a change to the group (a commit for epoch {epoch}, we are at "
                 f"{group.epoch}); rejoining"
@@ -1090,6 +1187,23 @@ class ChatSession:
             )
             return
         self._emit(TimelineEvent(TimelineKind.WARNING, f"ignored an invalid change to the group: {exc}"))
+
+    def _on_bad_ring_message(self, exc: GroupChatError, wire: int) -> None:
+        """A ring round or confirmation we could not take. Stale ones (a finished or abandoned
+        attempt, our own echo twice) are normal under the relay's order and only logged; a
+        confirmation that does not match our secret means our view of the ring differs: rejoin."""
+        if isinstance(exc, ReplayError | WrongAttemptError | EpochError):
+            log.debug("stale ring message ignored: %s", exc)
+            return
+        if wire == RING_CONFIRM_WIRE_FORMAT and isinstance(exc, ConfirmationError):
+            self._rejoin(
+                f"cannot follow the last rekey ({exc}); our view of the group keys differs from the "
+                "others' (a fork or a malicious member); rejoining"
+            )
+            return
+        # A fatal problem of this attempt (a divergent round 1, values that do not add up) or an
+        # invalid message: the attempt cannot finish, and its timeout starts the next one.
+        self._emit(TimelineEvent(TimelineKind.WARNING, f"ignored an invalid ring message: {exc}"))
 
     def _on_unreadable(self, exc: GroupChatError, data: bytes) -> None:
         group = self._group
@@ -1136,6 +1250,7 @@ class ChatSession:
         self._group = None
         self._members = {}
         self._own_commit = None
+        self._ring = None
         self._created_nonce = None
         self._pending_join = None
         self._buffer = []
@@ -1180,8 +1295,8 @@ class ChatSession:
 
     async def _send_leave_request(self) -> None:
         group = self._group
-        if group is None or self._worker is None:
-            return
+        if group is None or self._worker is None or group.joining:
+            return  # a ring joiner before its first epoch has no keys to ask with: it just goes
         data, _ = await self._worker.encrypt(group, AppContent.leave().encode())
         if await self._publish(PayloadKind.CORE, data, "leave request") is not None:
             self._leave_sent = True
@@ -1228,6 +1343,11 @@ class ChatSession:
             return
         if now < self._send_pause_until:
             return  # the relay asked us to slow down
+        if self._ring is not None:
+            # A ring rekey is under way: nothing can be committed, and messages typed now wait for
+            # the new epoch (a joiner has no keys to send with before it).
+            await self._poll_ring(now)
+            return
         if self._own_commit is None:
             await self._maybe_commit(now)
         if self._own_commit is None:
@@ -1250,6 +1370,10 @@ class ChatSession:
         return now - since >= rank * self.settings.add_timeout
 
     async def _progress_leave(self, now: float) -> None:
+        if self._group is not None and self._group.joining:
+            self._emit(TimelineEvent(TimelineKind.LEFT, "you left before the rekey letting you in was done"))
+            await self._finish()
+            return
         if len(self._members) <= 1:
             self._emit(TimelineEvent(TimelineKind.LEFT, "you left; the group is now empty"))
             await self._finish()
@@ -1264,7 +1388,9 @@ class ChatSession:
 
     async def _create(self) -> None:
         assert self._worker is not None
-        group, timed = await self._worker.create(self.identity, self._group_id, self._name, self._config)
+        group, timed = await self._worker.create(
+            self.identity, self._group_id, self._name, self._config, self.settings.scheme
+        )
         self._group = group
         self._joined_epoch = 0
         self._last_update = self._clock()
@@ -1387,8 +1513,8 @@ class ChatSession:
         group = self._group
         if group is None:
             return
-        tree = group._tree  # a read between core calls (the worker is idle now)
-        for key in [k for k, d in self._add_duties.items() if tree.has_init_key(d.request.init_key)]:
+        # A read between core calls (the worker is idle now).
+        for key in [k for k, d in self._add_duties.items() if group.has_init_key(d.request.init_key)]:
             del self._add_duties[key]
         keys = {m.identity_key for m in self._members.values()}
         for key in [k for k in self._leave_requests if k not in keys]:
@@ -1406,7 +1532,26 @@ class ChatSession:
         before = self._snapshot
         self._snapshot = snap
         self._members = {m.leaf: m for m in snap.members}
+        if group.joining:  # a ring joiner has no code for the epoch before it joined
+            self._emit_roster()
+            self._emit_status()
+            return
         self._epoch_codes[snap.epoch] = epoch_code(group.epoch_authenticator)
+        if group.scheme == "ring":
+            # Every member took fresh keys in the ring that made this epoch: all of it changed.
+            me = group.my_leaf
+            self._tree_view = TreeView(
+                "ring",
+                snap.epoch,
+                tuple(
+                    TreeNode(i, 0, m.display_name, "", changed=True, mine=m.leaf == me)
+                    for i, m in enumerate(snap.members)
+                ),
+            )
+            self._emit(self._tree_view)
+            self._emit_roster()
+            self._emit_status()
+            return
         changed = snap.changed_since(before)
         mine = snap.my_path()
         nodes = tuple(
@@ -1446,8 +1591,11 @@ class ChatSession:
         parts.extend(f"{m.display_name} joined" for m in ev.added)
         if ev.updated and not parts:
             parts.append("you refreshed your keys" if who == "you" else f"{who} refreshed their keys")
-        keys = "1 key" if changed == 1 else f"{changed} keys"
-        return f"{', '.join(parts)} · epoch {ev.epoch} · {keys} refreshed in {ms:.1f} ms · code changed"
+        if self._group is not None and self._group.scheme == "ring":
+            cost = f"ring of {len(self._members)} agreed in 2 rounds, {ms:.1f} ms"
+        else:
+            cost = f"{'1 key' if changed == 1 else f'{changed} keys'} refreshed in {ms:.1f} ms"
+        return f"{', '.join(parts)} · epoch {ev.epoch} · {cost} · code changed"
 
     def _observe_roster(self) -> None:
         """Trust on first use for every member; warn once per new key for a known name."""

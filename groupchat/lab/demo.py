@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             raise DemoError("--port must be 0..65535")
         from ..client.session import SessionSettings
 
-        # The sessions' own checks, before anything starts (e.g. a scheme they cannot run yet).
+        # The sessions' own checks (room, name), before anything starts.
         SessionSettings("ws://127.0.0.1:1", args.room, args.name, scheme=args.scheme)
         if args.log_dir is not None:
             args.log_dir = Path(args.log_dir)

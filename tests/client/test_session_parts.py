@@ -164,9 +164,8 @@ def test_settings_are_checked_with_clear_errors() -> None:
     SessionSettings(**ok)
     with pytest.raises(UsageError, match="ws:// or wss://"):
         SessionSettings(**{**ok, "relay_url": "http://x"})
-    with pytest.raises(UsageError, match="runs tree groups only"):
-        SessionSettings(**ok, scheme="ring")
-    with pytest.raises(UsageError, match="unknown scheme"):
+    assert SessionSettings(**ok, scheme="ring").scheme == "ring"
+    with pytest.raises(UsageError, match="unknown scheme 'star': choose tree or ring"):
         SessionSettings(**ok, scheme="star")
     with pytest.raises(UsageError, match="room name"):
         SessionSettings(**{**ok, "room": "x" * 65})

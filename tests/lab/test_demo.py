@@ -55,15 +55,19 @@ def test_demo_flag_errors_exit_2(tmp_path: Path) -> None:
     assert "--peers must be between 1 and" in proc.stderr
 
 
-def test_demo_refuses_the_ring_in_one_line(tmp_path: Path) -> None:
-    """The sessions run tree groups only: a clear one-line refusal, never a traceback."""
+def test_headless_demo_with_the_ring(tmp_path: Path) -> None:
+    """The same demo on a ring group: every join and leave reruns the ring, and it checks out."""
     proc = subprocess.run(
-        [sys.executable, "-m", "groupchat.cli", "demo", "--headless", "--scheme", "ring"],
-        capture_output=True, text=True, timeout=60, env=_env(tmp_path), cwd=REPO,
+        [sys.executable, "-m", "groupchat.cli", "demo", "--headless", "--scheme", "ring", "--peers", "3",
+         "--seconds", "4"],
+        capture_output=True, text=True, timeout=90, env=_env(tmp_path), cwd=REPO, stdin=subprocess.DEVNULL,
     )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("groupchat demo: error: the chat session runs tree groups only")
-    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "scheme ring" in out.splitlines()[0]
+    assert re.search(r"^OK: 3 peers, \d+ epochs, \d+ messages", out, re.M), out
+    assert re.search(r"\[alice\] \+ (bob|carol) joined · epoch \d+ · ring of \d agreed in 2 rounds", out), out
+    assert re.search(r"\[alice\] - (bob|carol) left · epoch \d+ · ring of \d agreed", out), out
 
 
 # --- the checker --------------------------------------------------------------------------------------

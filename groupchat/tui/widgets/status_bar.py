@@ -42,6 +42,12 @@ def status_text(status: StatusChanged | None) -> Text:
             text.append(status.epoch_code, style="bold")
     text.append(_SEP)
     text.append(status.scheme)
+    waiting = status.rekey_waiting_for
+    if waiting is not None and status.epoch is not None:
+        text.append(f" · rekeying to epoch {status.epoch + 1}", style="bold")
+        if waiting:
+            shown = ", ".join(waiting[:3]) + (f" +{len(waiting) - 3}" if len(waiting) > 3 else "")
+            text.append(f" (waiting for {shown})")
     text.append(_SEP)
     n = status.member_count
     text.append("1 member" if n == 1 else f"{n} members")

@@ -1,0 +1,126 @@
+"""Ring groups between real sessions over a real relay: the session drives the ring's rounds
+(the core's outbox after every step), holds messages while a rekey runs, shows whom a rekey waits
+for, retries after a timeout that names the missing member, and a joiner takes part in the ring
+that lets it in. The ring's own cryptography is tested in tests/core."""
+
+from __future__ import annotations
+
+import asyncio
+
+from session_harness import (
+    FakeClock,
+    HoldingProxy,
+    Peer,
+    agree,
+    running_relay,
+    start_peer,
+    stop_all,
+    wait_until,
+)
+
+from groupchat.client.notices import ChatLine, StatusChanged, TimelineKind, TreeView
+
+
+def _ring_views(peer: Peer) -> list[TreeView]:
+    return [n for n in peer.notices if isinstance(n, TreeView) and n.scheme == "ring"]
+
+
+async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey() -> None:
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "ring", "alice", scheme="ring")
+        await wait_until(lambda: alice.ready, what="alice ready")
+        # Joiners need no --scheme: they follow the group's.
+        bob = start_peer(relay.port, "ring", "bob")
+        await wait_until(lambda: agree(alice, bob), what="bob in")
+        carol = start_peer(relay.port, "ring", "carol")
+        peers = (alice, bob, carol)
+        try:
+            await wait_until(lambda: agree(*peers) and len(alice.session.roster()) == 3, what="carol in")
+            assert {p.session.status.scheme for p in peers} == {"ring"}
+            # A ring joiner is told it is in only when the ring that lets it in is done.
+            joined = [t for t in carol.timeline() if t.startswith("you joined")]
+            assert len(joined) == 1 and "ring agreed in" in joined[0]
+            assert any(t.startswith("welcome opened in") and "in a ring" in t for t in carol.timeline())
+            assert any(t.startswith("carol joined · epoch ") for t in alice.timeline())
+            view = _ring_views(alice)[-1]
+            assert [n.label for n in view.nodes] == ["alice", "bob", "carol"]
+            assert [n.mine for n in view.nodes] == [True, False, False]
+            # Every member saw a rekey under way (the status bar's "rekeying ... waiting for").
+            assert any(
+                isinstance(n, StatusChanged) and n.rekey_waiting_for is not None for n in bob.notices
+            )
+
+            for p in peers:
+                p.session.send_text(f"from {p.name}")
+            await wait_until(
+                lambda: all(
+                    sorted(p.texts()) == sorted(f"from {q.name}" for q in peers if q is not p) for p in peers
+                ),
+                what="everyone reads everyone",
+            )
+            epoch = alice.epoch
+            assert epoch is not None
+            bob.session.request_rekey()
+            await wait_until(lambda: agree(*peers) and alice.epoch == epoch + 1, what="/rekey reruns the ring")
+            assert any(t.startswith(f"bob refreshed their keys · epoch {epoch + 1}") for t in carol.timeline())
+
+            bob.session.leave()
+            assert bob.task is not None
+            await asyncio.wait_for(bob.task, 10)
+            await wait_until(lambda: agree(alice, carol) and len(alice.session.roster()) == 2, what="bob out")
+            assert any(t.startswith("bob left · epoch ") for t in carol.timeline())
+            alice.session.send_text("after bob")
+            await wait_until(lambda: "after bob" in carol.texts(), what="chat after the leave")
+            assert "after bob" not in bob.texts()
+            # No member ever saw a placeholder or a warning: every ring message was taken.
+            for p in peers:
+                assert p.placeholders() == []
+                assert not [n for n in p.notices if getattr(n, "kind", None) is TimelineKind.WARNING]
+        finally:
+            await stop_all(*peers)
+
+
+async def test_a_ring_rekey_waits_for_a_silent_member_names_it_and_completes_after_retry() -> None:
+    clock = FakeClock()
+    async with running_relay() as relay, HoldingProxy(relay.port) as proxy:
+        alice = start_peer(relay.port, "ring", "alice", scheme="ring", clock=clock)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start_peer(relay.port, "ring", "bob")
+        await wait_until(lambda: agree(alice, bob), what="bob in")
+        carol = start_peer(proxy.port, "ring", "carol")  # through a proxy that can hold her frames
+        peers = (alice, bob, carol)
+        try:
+            await wait_until(lambda: agree(*peers) and len(alice.session.roster()) == 3, what="carol in")
+            epoch = alice.epoch
+            assert epoch is not None
+            # carol's network stalls (still connected, nothing she sends gets through) while bob
+            # asks for a rekey: the ring cannot finish without her.
+            proxy.hold = True
+            bob.session.request_rekey()
+            await wait_until(
+                lambda: "carol" in (alice.session.status.rekey_waiting_for or ()), what="waiting for carol"
+            )
+            typed = alice.session.send_text("typed mid-rekey")
+            await asyncio.sleep(0.3)
+            # Held until the new epoch: nobody read it yet, and it is still pending.
+            assert "typed mid-rekey" not in bob.texts()
+            assert typed not in alice.confirmed()
+            assert alice.epoch == epoch
+            clock.advance(31.0)  # alice's round deadline passes (the core's injected clock)
+            await wait_until(
+                lambda: any("is waiting for carol" in t for t in alice.timeline()),
+                what="the timeout names who is missing",
+            )
+            # carol's network recovers: her stale messages of the first attempt are dropped, she
+            # joins the retry, and everyone enters the new epoch.
+            await proxy.release()
+            await wait_until(lambda: agree(*peers) and alice.epoch == epoch + 1, 20, "the retry completes")
+            await wait_until(lambda: "typed mid-rekey" in bob.texts(), what="the held message is sent")
+            assert any(
+                isinstance(n, ChatLine) and n.text == "typed mid-rekey" and n.epoch == epoch + 1
+                for n in bob.notices
+            )
+            for p in peers:
+                assert p.placeholders() == []
+        finally:
+            await stop_all(*peers)
