@@ -61,8 +61,9 @@ async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey(
             epoch = alice.epoch
             assert epoch is not None
             bob.session.request_rekey()
-            await wait_until(lambda: agree(*peers) and alice.epoch == epoch + 1, what="/rekey reruns the ring")
-            assert any(t.startswith(f"bob refreshed their keys · epoch {epoch + 1}") for t in carol.timeline())
+            await wait_until(lambda: agree(*peers) and alice.epoch == epoch + 1, what="/rekey: a new ring")
+            refreshed = f"bob refreshed their keys · epoch {epoch + 1}"
+            assert any(t.startswith(refreshed) for t in carol.timeline())
 
             bob.session.leave()
             assert bob.task is not None
