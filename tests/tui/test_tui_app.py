@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import datetime
 
@@ -74,6 +75,19 @@ async def test_status_bar_shows_every_field() -> None:
         text = str(app.status_bar.content)
         assert "◌ reconnecting" in text and "no epoch yet" in text and "ms" not in text
         assert app.status_bar.has_class("-reconnecting") and not app.status_bar.has_class("-ready")
+        # A ring rekey under way: the epoch it makes and whom it waits for (at most three named).
+        waiting = ("bob", "carol", "dave", "erin")
+        app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=waiting))
+        await pilot.pause()
+        text = str(app.status_bar.content)
+        assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in text
+        app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=()))
+        await pilot.pause()
+        text = str(app.status_bar.content)
+        assert "ring · rekeying to epoch 8" in text and "waiting" not in text
+        app.deliver(dataclasses.replace(STATUS, scheme="ring"))
+        await pilot.pause()
+        assert "rekeying" not in str(app.status_bar.content)
 
 
 async def test_member_list_badges_and_online_state() -> None:
