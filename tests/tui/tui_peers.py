@@ -39,6 +39,7 @@ class Peer:
         room: str = "lobby",
         identity: Identity | None = None,
         trust: TrustStore | None = None,
+        scheme: str = "tree",
     ) -> None:
         self.name = name
         self.identity = identity or Identity.generate()
@@ -48,6 +49,7 @@ class Peer:
             room=room,
             name=name,
             add_timeout=0.5,
+            scheme=scheme,
         )
         self.session: ChatSession | None = None
         self.app = ChatApp(
