@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..core.identity import JoinRequest
 
-__all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "plan_commit"]
+__all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "plan_commit", "turn_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +51,23 @@ class CommitPlan:
         return bool(self.add or self.remove)
 
 
+def turn_at(
+    my_leaf: int, online_leaves: Iterable[int], since: float, step: float, exclude: int = -1
+) -> float | None:
+    """When ``my_leaf``'s turn comes for a duty pending since ``since`` (None: never, we are not
+    among the online members able to do it); see the module doc."""
+    ranked = sorted(leaf for leaf in set(online_leaves) if leaf != exclude)
+    if my_leaf not in ranked:
+        return None
+    return since + ranked.index(my_leaf) * step
+
+
 def is_my_turn(
     my_leaf: int, online_leaves: Iterable[int], since: float, now: float, step: float, exclude: int = -1
 ) -> bool:
     """Whether ``my_leaf`` should commit a duty pending since ``since`` (see the module doc)."""
-    ranked = sorted(leaf for leaf in set(online_leaves) if leaf != exclude)
-    if my_leaf not in ranked or now < since:
-        return False
-    return now - since >= ranked.index(my_leaf) * step
+    at = turn_at(my_leaf, online_leaves, since, step, exclude)
+    return at is not None and now >= since and now >= at
 
 
 def plan_commit(

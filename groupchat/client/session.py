@@ -93,7 +93,7 @@ from ..relay_protocol import (
 )
 from .app_content import AppContent, ContentKind
 from .backoff import Backoff
-from .coordinator import AddDuty, RemoveDuty, plan_commit
+from .coordinator import AddDuty, RemoveDuty, plan_commit, turn_at
 from .core_worker import CoreWorker, Timed, TreeSnapshot
 from .notices import (
     ChatLine,
@@ -121,7 +121,10 @@ log = logging.getLogger(__name__)
 
 AGENT: Final = "groupchat-session/1"
 MAX_TEXT_BYTES: Final = 16 * 1024
-_TICK: Final = 0.1  # seconds between timer checks
+# The actor is woken for the earliest timed duty (see _next_deadline), and at least this often:
+# a bound on how late anything timed can be, should a deadline not be foreseen (or the injected
+# clock jump, as in tests), at one cheap wake-up a second when idle.
+_MAX_SLEEP: Final = 1.0
 _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 _MAX_FRAME: Final = 4 << 20
@@ -344,6 +347,8 @@ class ChatSession:
         # Lifecycle.
         self._running = False
         self._tick_pending = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the armed timer fires (the injected clock)
         self._leaving = False
         self._leave_deadline = 0.0
         self._leave_sent = False
@@ -364,7 +369,6 @@ class ChatSession:
         tasks = [
             asyncio.create_task(self._actor(), name="session-actor"),
             asyncio.create_task(self._connector(), name="session-connector"),
-            asyncio.create_task(self._ticker(), name="session-ticker"),
         ]
         finished = asyncio.create_task(self._finished.wait())
         try:
@@ -382,6 +386,9 @@ class ChatSession:
             for task in [*tasks, finished]:
                 task.cancel()
             await asyncio.gather(*tasks, finished, return_exceptions=True)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._worker.shutdown()
             self._state = ConnectionState.CLOSED
             self._emit_status()
@@ -514,12 +521,76 @@ class ChatSession:
     def _post(self, item: _Input) -> None:
         self._inbox.put_nowait(item)
 
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(_TICK)
-            if not self._tick_pending:  # one tick in the inbox is enough, however busy the actor
-                self._tick_pending = True
-                self._post(_Command("tick"))
+    def _arm_timer(self) -> None:
+        """Make sure the actor is woken by the next deadline (at most ``_MAX_SLEEP`` from now).
+
+        An idle session costs nothing but that: no ticker polls the timers. Waking early is
+        harmless (the actor finds nothing due and arms again); an earlier wake already armed stays.
+        """
+        now = self._clock()
+        at = min(self._next_deadline(now), now + _MAX_SLEEP)
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, at - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._tick_pending:  # one tick in the inbox is enough, however busy the actor
+            self._tick_pending = True
+            self._post(_Command("tick"))
+
+    def _next_deadline(self, now: float) -> float:
+        """The earliest future moment at which something timed becomes due (inf: nothing).
+
+        Mirrors what :meth:`_progress` checks: the leave deadline, creating or re-asking to join,
+        the relay's pause, the ring's round deadline, the scheduled update, and our turn for each
+        pending Add or Remove (coordinator.turn_at). Times already past are left out: what is due
+        but waits for something (an echo, a connection) is woken by that input.
+        """
+        s = self.settings
+        times = [self._send_pause_until]
+        if self._leaving:
+            times.append(self._leave_deadline)
+        group = self._group
+        if group is None:
+            if self._pending_join is not None:
+                times.append(self._join_next_publish)
+            if not self._traffic_seen:
+                present = sorted(self._present | {self._me})
+                since = self._waiting_since if self._pending_join is not None else now
+                times.append(since + present.index(self._me) * s.add_timeout)
+        else:
+            if self._ring is not None:
+                times.append(self._ring.next_poll)
+            times.append(self._last_update + s.update_interval)
+            if self._want_update is not None:
+                times.append(self._update_not_before)
+            times.extend(self._duty_turns())
+        future = [t for t in times if t > now]
+        return min(future, default=float("inf"))
+
+    def _duty_turns(self) -> list[float]:
+        """When our turn comes for each pending Add and Remove (see :meth:`_maybe_commit`)."""
+        group = self._group
+        if group is None or not (self._add_duties or self._leave_requests or self._offline_since):
+            return []
+        step = self.settings.add_timeout
+        me = group.my_leaf
+        online = [leaf for leaf, m in self._members.items() if member_id(m.identity_key) in self._present]
+        by_key = {m.identity_key: leaf for leaf, m in self._members.items()}
+        by_id = {member_id(m.identity_key): leaf for leaf, m in self._members.items()}
+        turns = [turn_at(me, online, duty.since, step) for duty in self._add_duties.values()]
+        for key, since in self._leave_requests.items():
+            if key in by_key:
+                turns.append(turn_at(me, online, since, step, exclude=by_key[key]))
+        for mid, since in self._offline_since.items():
+            if mid in by_id:
+                due = since + self.settings.eviction_grace
+                turns.append(turn_at(me, online, due, step, exclude=by_id[mid]))
+        return [t for t in turns if t is not None]
 
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
@@ -583,6 +654,7 @@ class ChatSession:
             if self._finished is not None and self._finished.is_set():
                 return
             await self._progress()
+            self._arm_timer()
 
     # --- connection ------------------------------------------------------------------------
 
