@@ -1,11 +1,18 @@
-"""The session's protocol-core calls, run one at a time in one dedicated thread.
+"""The session's protocol-core calls, one at a time, the heavy ones in one dedicated thread.
 
 The UI shares the session's event loop and must never stall for more than 50 ms, but joining a
-large group or processing a commit costs milliseconds of X25519 and Ed25519 work. So every core
-call runs in a single-thread executor: calls are serialised (a :class:`Group` is not
-thread-safe) and the loop only awaits them. Each call also measures the core's own time, which
-the timeline shows ("3 keys refreshed in 0.4 ms"), and takes a public snapshot of the key tree
-for the ``/tree`` panel, both without any key material.
+large group or processing a commit costs milliseconds of X25519 and Ed25519 work. So those calls
+run in a single-thread executor and the loop only awaits them. Application messages are
+different: encrypting or reading one is a signature and an AEAD (well under a millisecond, at most
+``max_forward`` hash steps for a sender that skipped ahead), and a chat moves many of them, so
+they run on the loop itself, without the thread hop.
+
+A :class:`Group` is not thread-safe. The session's actor awaits every call before it makes the
+next, so a call on the loop never overlaps one in the thread: keep it that way.
+
+Each call measures the core's own time, which the timeline shows ("3 keys refreshed in 0.4 ms");
+a call that changed the epoch also takes a public snapshot of the key tree for the ``/tree``
+panel, without any key material.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core import tree_math as tm
-from ..core.events import Event, Member
+from ..core.events import EpochChanged, Event, Member
 from ..core.group import Group, GroupConfig, GroupState
 from ..core.identity import Identity, JoinRequest, PendingJoin
+from ..core.message_protection import WireFormat
 
 __all__ = ["CoreWorker", "Timed", "TreeSnapshot"]
 
@@ -88,14 +96,20 @@ class CoreWorker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn)
 
-    async def timed(self, fn: Callable[[], T], group: Callable[[], Group | None]) -> tuple[T, Timed]:
-        """Run ``fn`` and measure it; then snapshot the tree of ``group()`` (if any)."""
+    async def timed(
+        self,
+        fn: Callable[[], T],
+        group: Callable[[], Group | None],
+        changed: Callable[[T], bool] = lambda _: True,
+    ) -> tuple[T, Timed]:
+        """Run ``fn`` in the thread and measure it; then, if ``changed(result)``, snapshot the tree
+        of ``group()`` (if any)."""
 
         def call() -> tuple[T, Timed]:
             start = time.perf_counter()
             result = fn()
             ms = (time.perf_counter() - start) * 1000
-            g = group()
+            g = group() if changed(result) else None
             snap = snapshot(g) if g is not None and g.state is GroupState.MEMBER else None
             return result, Timed(ms, snap)
 
@@ -131,7 +145,14 @@ class CoreWorker:
         )
 
     async def receive(self, group: Group, data: bytes) -> tuple[Event, Timed]:
-        return await self.timed(functools.partial(group.receive, data), lambda: group)
+        if len(data) >= 4 and int.from_bytes(data[2:4], "big") == WireFormat.PRIVATE_MESSAGE:
+            # An application message (or its echo): cheap, so on the loop (module docstring).
+            start = time.perf_counter()
+            event = group.receive(data)
+            return event, Timed((time.perf_counter() - start) * 1000, None)
+        return await self.timed(
+            functools.partial(group.receive, data), lambda: group, lambda ev: isinstance(ev, EpochChanged)
+        )
 
     async def commit(
         self, group: Group, add: tuple[JoinRequest, ...], remove: tuple[int, ...], update: bool
@@ -139,13 +160,9 @@ class CoreWorker:
         return await self.timed(lambda: group.commit(add=add, remove=remove, update=update), lambda: None)
 
     async def encrypt(self, group: Group, plaintext: bytes) -> tuple[bytes, bytes]:
-        """The message and its core message id (the hash the echo will carry)."""
-
-        def call() -> tuple[bytes, bytes]:
-            data = group.encrypt(plaintext)
-            return data, group.suite.hash(data)
-
-        return await self.run(call)
+        """The message and its core message id (the hash the echo will carry). On the loop: cheap."""
+        data = group.encrypt(plaintext)
+        return data, group.suite.hash(data)
 
     async def discard_pending(self, group: Group) -> None:
         await self.run(group.discard_pending_commit)

@@ -143,6 +143,12 @@ def _fingerprint(identity_key: bytes) -> str:
     return fingerprint(identity_key)
 
 
+@functools.lru_cache(maxsize=32)
+def _levels(width: int) -> tuple[int, ...]:
+    """The level of each node of a tree ``width`` nodes wide (the /tree view's layout)."""
+    return tuple(tm.level(i) for i in range(width))
+
+
 def _message_epoch(data: bytes) -> int | None:
     """The epoch in a core message's public header (PublicMessage and PrivateMessage both start
     ``version, wire_format, group_id<V>, epoch``), or None if it does not parse that far."""
@@ -993,6 +999,13 @@ class ChatSession:
             for data in buffered:
                 if not self._in_group():
                     break
+                epoch = _message_epoch(data)
+                if epoch is not None and epoch < group.epoch:
+                    # Older than anything we can hold keys for: the core would only refuse it by
+                    # its epoch, so we spare it the call (a long room log makes many of these).
+                    if int.from_bytes(data[2:4], "big") == WireFormat.PRIVATE_MESSAGE:
+                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
+                    continue
                 await self._on_core(data)
         finally:
             self._flush_placeholders()
@@ -1141,7 +1154,7 @@ class ChatSession:
             self._update_not_before = self._clock() + jitter * window
         await self._handle_outbox(ev)
         before = set(self._members)
-        self._adopt(timed)
+        self._adopt(timed, announce=False)
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
             wall = (self._clock() - ring.started) * 1000 if ring is not None else 0.0
             self._emit(
@@ -1595,8 +1608,12 @@ class ChatSession:
 
     # --- views and notices -----------------------------------------------------------------------
 
-    def _adopt(self, timed: Timed) -> None:
-        """Take the worker's snapshot of the group after a change (roster, tree, epoch code)."""
+    def _adopt(self, timed: Timed, *, announce: bool = True) -> None:
+        """Take the worker's snapshot of the group after a change (roster, tree, epoch code).
+
+        With ``announce`` it also emits the roster and the status; an epoch change does that
+        itself, once, after everything else (a roster notice costs O(members) at every member).
+        """
         snap = timed.snapshot
         group = self._group
         if snap is None or group is None:
@@ -1604,9 +1621,10 @@ class ChatSession:
         before = self._snapshot
         self._snapshot = snap
         self._members = {m.leaf: m for m in snap.members}
-        if group.joining:  # a ring joiner has no code for the epoch before it joined
+        if announce:
             self._emit_roster()
             self._emit_status()
+        if group.joining:  # a ring joiner has no code for the epoch before it joined
             return
         self._epoch_codes[snap.epoch] = epoch_code(group.epoch_authenticator)
         if group.scheme == "ring":
@@ -1621,26 +1639,16 @@ class ChatSession:
                 ),
             )
             self._emit(self._tree_view)
-            self._emit_roster()
-            self._emit_status()
             return
         changed = snap.changed_since(before)
         mine = snap.my_path()
+        keys, labels = snap.keys, snap.labels
         nodes = tuple(
-            TreeNode(
-                index=i,
-                level=tm.level(i),
-                label=snap.labels[i] if i % 2 == 0 else snap.keys[i][:4],
-                key_id=snap.keys[i],
-                changed=i in changed,
-                mine=i in mine,
-            )
-            for i in range(len(snap.keys))
+            TreeNode(i, level, labels[i] if i % 2 == 0 else keys[i][:4], keys[i], i in changed, i in mine)
+            for i, level in enumerate(_levels(len(keys)))
         )
-        self._tree_view = TreeView(self.settings.scheme, snap.epoch, nodes)
+        self._tree_view = TreeView("tree", snap.epoch, nodes)
         self._emit(self._tree_view)
-        self._emit_roster()
-        self._emit_status()
 
     def _tree_view_changed(self) -> list[TreeNode]:
         return [n for n in self._tree_view.nodes if n.changed]
