@@ -345,7 +345,9 @@ class ChatSession:
         # What the UI reads.
         self._members: dict[int, Member] = {}
         self._snapshot: TreeSnapshot | None = None
-        self._tree_view = TreeView("tree", 0, ())
+        self._tree_view: TreeView | None = None  # built on demand from _snapshot (see tree_view)
+        self._tree_watched = False  # a UI asked for the view: emit it at every change from then on
+        self._tree_changed: frozenset[int] = frozenset()  # nodes the last change gave new keys
         self._epoch_codes: dict[int, str] = {}
         self._warned_keys: set[tuple[str, bytes]] = set()
         self._removal_reasons: dict[bytes, str] = {}  # identity key -> why it is being removed
@@ -462,6 +464,13 @@ class ChatSession:
         self._emit_roster()
 
     def tree_view(self) -> TreeView:
+        """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""
+        self._tree_watched = True
+        snap = self._snapshot
+        if self._tree_view is None:
+            if snap is None or self._group is None or self._group.joining:
+                return TreeView(self._group.scheme if self._group else "tree", 0, ())
+            self._tree_view = self._build_tree_view(snap)
         return self._tree_view
 
     @property
@@ -847,7 +856,8 @@ class ChatSession:
         else:
             self._present.discard(p.member)
             self._offline_since.setdefault(p.member, self._clock())
-        self._emit_roster()
+        if any(member_id(m.identity_key) == p.member for m in self._members.values()):
+            self._emit_roster()  # a group member came or went (a joiner is not in the roster yet)
 
     def _note_absent_members(self) -> None:
         now = self._clock()
@@ -1168,7 +1178,7 @@ class ChatSession:
             if link is not None and link.caught_up:
                 self._set_state(ConnectionState.READY)
         else:
-            changed = len(self._tree_view_changed())
+            changed = len(self._tree_changed)
             self._emit(TimelineEvent(self._epoch_kind(ev), self._describe(ev, changed, ms)))
         for m in ev.added:
             self._removal_reasons.pop(m.identity_key, None)
@@ -1627,31 +1637,32 @@ class ChatSession:
         if group.joining:  # a ring joiner has no code for the epoch before it joined
             return
         self._epoch_codes[snap.epoch] = epoch_code(group.epoch_authenticator)
-        if group.scheme == "ring":
-            # Every member took fresh keys in the ring that made this epoch: all of it changed.
-            me = group.my_leaf
-            self._tree_view = TreeView(
+        self._tree_changed = (
+            frozenset(range(len(snap.members))) if group.scheme == "ring" else snap.changed_since(before)
+        )
+        self._tree_view = None
+        if self._tree_watched:  # only once a UI asked for the view: most members never look
+            self._emit(self.tree_view())
+
+    def _build_tree_view(self, snap: TreeSnapshot) -> TreeView:
+        """The /tree view of ``snap``: the key tree, or the ring (all of it new at every epoch)."""
+        changed = self._tree_changed
+        if snap.capacity == 0:  # a ring: every member took fresh keys in the run that made it
+            return TreeView(
                 "ring",
                 snap.epoch,
                 tuple(
-                    TreeNode(i, 0, m.display_name, "", changed=True, mine=m.leaf == me)
+                    TreeNode(i, 0, m.display_name, "", changed=True, mine=m.leaf == snap.my_leaf)
                     for i, m in enumerate(snap.members)
                 ),
             )
-            self._emit(self._tree_view)
-            return
-        changed = snap.changed_since(before)
         mine = snap.my_path()
         keys, labels = snap.keys, snap.labels
         nodes = tuple(
             TreeNode(i, level, labels[i] if i % 2 == 0 else keys[i][:4], keys[i], i in changed, i in mine)
             for i, level in enumerate(_levels(len(keys)))
         )
-        self._tree_view = TreeView("tree", snap.epoch, nodes)
-        self._emit(self._tree_view)
-
-    def _tree_view_changed(self) -> list[TreeNode]:
-        return [n for n in self._tree_view.nodes if n.changed]
+        return TreeView("tree", snap.epoch, nodes)
 
     def _epoch_kind(self, ev: EpochChanged) -> TimelineKind:
         if ev.added:

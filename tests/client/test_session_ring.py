@@ -10,7 +10,6 @@ import asyncio
 from session_harness import (
     FakeClock,
     HoldingProxy,
-    Peer,
     agree,
     running_relay,
     start_peer,
@@ -19,10 +18,6 @@ from session_harness import (
 )
 
 from groupchat.client.notices import ChatLine, StatusChanged, TimelineKind, TreeView
-
-
-def _ring_views(peer: Peer) -> list[TreeView]:
-    return [n for n in peer.notices if isinstance(n, TreeView) and n.scheme == "ring"]
 
 
 async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey() -> None:
@@ -42,7 +37,8 @@ async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey(
             assert len(joined) == 1 and "ring agreed in" in joined[0]
             assert any(t.startswith("welcome opened in") and "in a ring" in t for t in carol.timeline())
             assert any(t.startswith("carol joined · epoch ") for t in alice.timeline())
-            view = _ring_views(alice)[-1]
+            view = alice.session.tree_view()
+            assert view.scheme == "ring" and view.epoch == alice.epoch
             assert [n.label for n in view.nodes] == ["alice", "bob", "carol"]
             assert [n.mine for n in view.nodes] == [True, False, False]
             # Every member saw a rekey under way (the status bar's "rekeying ... waiting for").
@@ -64,6 +60,9 @@ async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey(
             await wait_until(lambda: agree(*peers) and alice.epoch == epoch + 1, what="/rekey: a new ring")
             refreshed = f"bob refreshed their keys · epoch {epoch + 1}"
             assert any(t.startswith(refreshed) for t in carol.timeline())
+            # The view is built only for a UI that asked for it (alice did, above); then at every change.
+            assert any(isinstance(n, TreeView) and n.epoch == epoch + 1 for n in alice.notices)
+            assert not any(isinstance(n, TreeView) for n in carol.notices)
 
             bob.session.leave()
             assert bob.task is not None

@@ -285,6 +285,7 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
             t0 = time.perf_counter()
             await group.grow_to(n, args.batch, args.timeout)
             fig.build_seconds = time.perf_counter() - t0
+            await asyncio.sleep(0.5)  # the last joiners' updates and their echoes settle first
             cpu0, t0 = time.process_time(), time.perf_counter()
             await asyncio.sleep(1.0)
             fig.idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - t0) / len(group.peers)
