@@ -33,7 +33,7 @@ PUBLIC: dict[str, list[str]] = {
         'default_config_path', 'load_config',
     ],
     'groupchat.client.coordinator': [
-        'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'plan_commit',
+        'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'plan_commit', 'turn_at',
     ],
     'groupchat.client.core_worker': [
         'CoreWorker', 'Timed', 'TreeSnapshot',
@@ -68,8 +68,8 @@ PUBLIC: dict[str, list[str]] = {
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
     ],
     'groupchat.core.commit': [
-        'Commit', 'CommitMessage', 'MAX_OPERATIONS', 'OPERATION_ORDER', 'OpType', 'Operation',
-        'REKEY_LABEL', 'SealedSecret', 'check_operation_order', 'rekey_context',
+        'Commit', 'CommitMessage', 'MAX_COMMIT_BODY', 'MAX_OPERATIONS', 'OPERATION_ORDER', 'OpType',
+        'Operation', 'REKEY_LABEL', 'SealedSecret', 'check_operation_order', 'rekey_context',
     ],
     'groupchat.core.config': [
         'GroupConfigFields', 'check_group_config',

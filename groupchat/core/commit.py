@@ -38,7 +38,7 @@ from enum import IntEnum
 from typing import Final
 
 from .codec import Reader, Writer
-from .errors import InvalidCommitError, InvalidValueError
+from .errors import InvalidCommitError, InvalidValueError, UsageError
 from .identity import JoinRequest
 from .message_protection import (
     MAX_AUTHENTICATED_DATA,
@@ -51,6 +51,7 @@ from .message_protection import (
 from .version import PROTOCOL_VERSION
 
 __all__ = [
+    "MAX_COMMIT_BODY",
     "MAX_OPERATIONS",
     "OPERATION_ORDER",
     "REKEY_LABEL",
@@ -63,7 +64,11 @@ __all__ = [
     "rekey_context",
 ]
 
-MAX_OPERATIONS: Final = 64
+# Every leaf appears at most once in a commit, so no commit has more operations than a tree has
+# leaves (2^16): a member who added many others (their first updates not yet in) must be able to
+# re-key every leaf it tainted in one Update or Remove. The work is bounded by the body's bytes.
+MAX_OPERATIONS: Final = 1 << 16
+MAX_COMMIT_BODY: Final = 1 << 20  # bytes of operations a receiver reads
 _MAX_PATH_KEYS: Final = 17  # a 2^16-leaf tree has 17 keyed nodes on a path
 _KEY: Final = 32
 _SEALED_CT: Final = 48  # a 32-byte leaf secret plus the 16-byte AEAD tag
@@ -168,11 +173,19 @@ class Commit:
         body = Writer()
         for op in self.operations:
             op.write(body)
-        return Writer().opaque(body.bytes()).bytes()
+        data = body.bytes()
+        if len(self.operations) > MAX_OPERATIONS or len(data) > MAX_COMMIT_BODY:
+            # Never build what every receiver would refuse: the group would only see noise.
+            raise UsageError(
+                f"this commit would carry {len(self.operations)} operations in {len(data)} bytes, more "
+                f"than a receiver reads ({MAX_OPERATIONS} operations, {MAX_COMMIT_BODY} bytes): "
+                "split the change into several commits"
+            )
+        return Writer().opaque(data).bytes()
 
     @classmethod
     def read(cls, r: Reader) -> Commit:
-        ops = r.vector("operations", 1 << 20, Operation.read, MAX_OPERATIONS)
+        ops = r.vector("operations", MAX_COMMIT_BODY, Operation.read, MAX_OPERATIONS)
         if not ops:
             raise InvalidValueError("commit has no operations")
         return cls(tuple(ops))

@@ -500,9 +500,12 @@ def test_oversized_fields(h: Harness) -> None:
     body = Writer().u8(OpType.UPDATE).u32(1).raw(encode_varint(18 * 32)).bytes()
     long_path = _commit_header(h.group_id, g.epoch, 1).opaque(b"").u8(3).opaque(body).bytes()
     assert_rejected(h, ["m0"], long_path, FieldTooLargeError)
-    # 65 operations (limit 64).
-    op = Writer().u8(OpType.UPDATE).u32(1).opaque(valid_public()).bytes()
-    many = _commit_header(h.group_id, g.epoch, 1).opaque(b"").u8(3).opaque(op * 65).bytes()
+    # 65537 operations (a leaf appears at most once, and a tree has 2^16 leaves), each of them
+    # minimal, so the count is refused before the body's byte limit.
+    op = Writer().u8(OpType.UPDATE).u32(1).opaque(b"").bytes()
+    many = _commit_header(h.group_id, g.epoch, 1).opaque(b"").u8(3).opaque(op * 65537).bytes()
+    with pytest.raises(FieldTooLargeError, match="operations has more than 65536 entries"):
+        g.receive(many)
     assert_rejected(h, ["m0"], many, FieldTooLargeError)
     # Application message: a declared ciphertext length of 2^30 - 1 bytes, without the bytes.
     esd = Writer().opaque(bytes(28)).bytes()
