@@ -1,11 +1,12 @@
 """The session's protocol-core calls, one at a time, the heavy ones in one dedicated thread.
 
 The UI shares the session's event loop and must never stall for more than 50 ms, but joining a
-large group or processing a commit costs milliseconds of X25519 and Ed25519 work. So those calls
-run in a single-thread executor and the loop only awaits them. Application messages are
-different: encrypting or reading one is a signature and an AEAD (well under a millisecond, at most
-``max_forward`` hash steps for a sender that skipped ahead), and a chat moves many of them, so
-they run on the loop itself, without the thread hop.
+large group (n signature checks) or building a commit and its Welcome costs milliseconds to tens
+of milliseconds. So those calls run in a single-thread executor and the loop only awaits them.
+Reading a message of ordinary size is different: an application message is a signature and an
+AEAD (at most ``max_forward`` hash steps for a sender that skipped ahead), a commit a signature
+and one climb of the tree (O(log n) X25519, about a millisecond at a thousand members), and a chat
+moves many of them, so they run on the loop itself, without the thread hop; so does encrypting.
 
 A :class:`Group` is not thread-safe. The session's actor awaits every call before it makes the
 next, so a call on the loop never overlaps one in the thread: keep it that way.
@@ -23,15 +24,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ..core import tree_math as tm
 from ..core.events import EpochChanged, Event, Member
 from ..core.group import Group, GroupConfig, GroupState
 from ..core.identity import Identity, JoinRequest, PendingJoin
-from ..core.message_protection import WireFormat
 
-__all__ = ["CoreWorker", "Timed", "TreeSnapshot"]
+__all__ = ["INLINE_MAX_BYTES", "CoreWorker", "Timed", "TreeSnapshot"]
+
+# Messages up to this size are read on the loop: an application message, or a commit with a few
+# operations (a signature and one climb: about a millisecond at a thousand members). A larger
+# commit (many operations to check, up to 1 MiB from a malicious member) goes to the thread.
+INLINE_MAX_BYTES: Final = 16 * 1024
 
 T = TypeVar("T")
 
@@ -145,11 +150,14 @@ class CoreWorker:
         )
 
     async def receive(self, group: Group, data: bytes) -> tuple[Event, Timed]:
-        if len(data) >= 4 and int.from_bytes(data[2:4], "big") == WireFormat.PRIVATE_MESSAGE:
-            # An application message (or its echo): cheap, so on the loop (module docstring).
+        if len(data) <= INLINE_MAX_BYTES:
+            # An application message, a commit or a ring round of ordinary size: one signature
+            # check and at most one climb of the tree, so on the loop (module docstring).
             start = time.perf_counter()
             event = group.receive(data)
-            return event, Timed((time.perf_counter() - start) * 1000, None)
+            ms = (time.perf_counter() - start) * 1000
+            changed = isinstance(event, EpochChanged) and group.state is GroupState.MEMBER
+            return event, Timed(ms, snapshot(group) if changed else None)
         return await self.timed(
             functools.partial(group.receive, data), lambda: group, lambda ev: isinstance(ev, EpochChanged)
         )

@@ -491,6 +491,12 @@ class ChatSession:
         )
 
     @property
+    def quiet(self) -> bool:
+        """Nothing of ours will change the epoch unless asked: no commit in flight, no update owed
+        (a joiner's first, a reconnect's), no ring rekey running. For benchmarks and demos."""
+        return self._own_commit is None and self._want_update is None and self._ring is None
+
+    @property
     def epoch_codes(self) -> Mapping[int, str]:
         return types.MappingProxyType(dict(self._epoch_codes))
 

@@ -124,7 +124,9 @@ class _SessionGroup:
         return peer
 
     def settled(self) -> bool:
-        """Everyone is a member at the same epoch with the same code, with all N in the roster."""
+        """Everyone is a member at the same epoch with the same code, with all N in the roster, and
+        quiet (no first update still owed after a lost race): measuring starts from a still group,
+        as the core's does."""
         from ...client.notices import ConnectionState
 
         statuses = [p.session.status for p in self.peers]
@@ -132,6 +134,7 @@ class _SessionGroup:
             all(s.connection is ConnectionState.READY for s in statuses)
             and len({(s.epoch, s.epoch_code) for s in statuses}) == 1
             and all(s.member_count == len(self.peers) for s in statuses)
+            and all(p.session.quiet for p in self.peers)
         )
 
     async def wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
