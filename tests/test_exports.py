@@ -36,7 +36,7 @@ PUBLIC: dict[str, list[str]] = {
         'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'plan_commit', 'turn_at',
     ],
     'groupchat.client.core_worker': [
-        'CoreWorker', 'Timed', 'TreeSnapshot',
+        'CoreWorker', 'INLINE_MAX_BYTES', 'Timed', 'TreeSnapshot',
     ],
     'groupchat.client.identity_store': [
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',

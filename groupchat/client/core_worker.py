@@ -51,6 +51,7 @@ class TreeSnapshot:
     labels: tuple[str, ...]  # member name at a leaf, "" elsewhere
     members: tuple[Member, ...]
     epoch: int
+    taints: tuple[tuple[int, str], ...] = ()  # (leaf, who chose its secret) where not its owner
 
     def changed_since(self, before: TreeSnapshot | None) -> frozenset[int]:
         """Nodes whose public key is new in this snapshot."""
@@ -88,7 +89,13 @@ def snapshot(group: Group) -> TreeSnapshot:
         (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
         for x in range(width)
     )
-    return TreeSnapshot(tree.capacity, group.my_leaf, keys, labels, tuple(group.members()), group.epoch)
+    taints = tuple(
+        (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
+        for leaf, chooser in sorted(group.taint_record().items())
+    )
+    return TreeSnapshot(
+        tree.capacity, group.my_leaf, keys, labels, tuple(group.members()), group.epoch, taints
+    )
 
 
 class CoreWorker:

@@ -155,6 +155,9 @@ class TreeNode:
     key_id: str  # first hex digits of the public key, "" for none
     changed: bool  # touched by the last commit
     mine: bool  # on our own direct path (we hold its secret)
+    # A leaf whose current secret another member chose (docs/protocol.md §5.4: the adder of a
+    # joiner not yet updated, a re-keyer): that member's name, "" when the owner chose it.
+    set_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

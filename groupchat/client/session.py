@@ -1664,8 +1664,17 @@ class ChatSession:
             )
         mine = snap.my_path()
         keys, labels = snap.keys, snap.labels
+        set_by = {2 * leaf: name for leaf, name in snap.taints}
         nodes = tuple(
-            TreeNode(i, level, labels[i] if i % 2 == 0 else keys[i][:4], keys[i], i in changed, i in mine)
+            TreeNode(
+                i,
+                level,
+                labels[i] if i % 2 == 0 else keys[i][:4],
+                keys[i],
+                i in changed,
+                i in mine,
+                set_by.get(i, ""),
+            )
             for i, level in enumerate(_levels(len(keys)))
         )
         return TreeView("tree", snap.epoch, nodes)

@@ -186,3 +186,26 @@ def test_ids() -> None:
     assert len(member_id(key)) == 32 and member_id(key) == member_id(key)
     assert member_id(key) != member_id(Identity.generate().public_key)
     assert group_id_for_room("a") != group_id_for_room("b")
+
+
+# --- the /tree snapshot -------------------------------------------------------------------------------
+
+
+def test_the_tree_snapshot_names_who_chose_a_joiners_leaf_until_its_update() -> None:
+    from groupchat.client.core_worker import snapshot
+    from groupchat.core.events import EpochChanged
+    from groupchat.core.group import Group
+    from groupchat.core.identity import Identity, JoinRequest
+
+    gid = b"groupchat room:tree"
+    alice = Group.create(Identity.generate(), gid, "alice")
+    pending = JoinRequest.create(alice.suite, Identity.generate(), gid, "bob")
+    ev = alice.receive(alice.commit(add=[pending.request]))
+    assert isinstance(ev, EpochChanged) and ev.welcome is not None
+    bob = Group.join(pending, ev.welcome)
+    # alice chose bob's first leaf secret (the taint rule): the view says so at both members.
+    assert snapshot(alice).taints == ((1, "alice"),) == snapshot(bob).taints
+    update = bob.commit(update=True)
+    alice.receive(update)
+    bob.receive(update)
+    assert snapshot(alice).taints == () == snapshot(bob).taints

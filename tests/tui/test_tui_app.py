@@ -246,6 +246,31 @@ def test_tree_drawing_marks_changed_nodes_and_our_path() -> None:
     ]
 
 
+def test_tree_drawing_names_who_chose_a_leaf_and_empty_slots() -> None:
+    view = TreeView("tree", 3, (
+        TreeNode(0, 0, "alice", "a1f0", changed=False, mine=True),
+        TreeNode(1, 1, "", "b2c3", changed=True, mine=True),
+        TreeNode(2, 0, "dave", "c4d5", changed=True, mine=False, set_by="alice"),
+        TreeNode(3, 2, "", "d6e7", changed=True, mine=True),
+        TreeNode(4, 0, "", "e8f9", changed=False, mine=False),
+        TreeNode(5, 1, "", "", changed=False, mine=False),
+        TreeNode(6, 0, "", "", changed=False, mine=False),
+    ))
+    lines = tree_text(view).plain.splitlines()
+    assert lines[:8] == [
+        "Key tree · epoch 3",
+        "d6e7 * ◂",
+        "├─ b2c3 * ◂",
+        "│  ├─ alice a1f0 ◂",
+        "│  └─ dave c4d5 ← set by alice *",
+        "└─ (blank)",
+        "   ├─ (empty slot) e8f9",
+        "   └─ (empty)",
+    ]
+    assert lines[-1].startswith("← set by X: X chose this leaf's secret")
+    assert "set by" not in tree_text(TREE).plain  # no legend without a tainted leaf
+
+
 def test_ring_drawing() -> None:
     ring = TreeView("ring", 2, (
         TreeNode(0, 0, "alice", "a1", changed=False, mine=True),

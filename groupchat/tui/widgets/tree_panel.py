@@ -21,7 +21,7 @@ _MINE_STYLE = "underline"
 
 def _label(node: TreeNode) -> str:
     if node.level == 0:
-        return node.label or "(blank leaf)"
+        return node.label or ("(empty slot)" if node.key_id else "(empty)")
     return node.key_id or "(blank)"
 
 
@@ -30,6 +30,8 @@ def _node_text(node: TreeNode) -> Text:
     text = Text(_label(node), style=style)
     if node.level == 0 and node.key_id:
         text.append(f" {node.key_id}", style="dim")
+    if node.set_by:
+        text.append(f" ← set by {node.set_by}", style="bold")
     if node.changed:
         text.append(" *")
     if node.mine:
@@ -67,6 +69,12 @@ def tree_text(view: TreeView | None) -> Text:
     else:
         _draw_subtree(nodes, "", "", out)
     out.append("\n* changed by the last commit\n◂ your path (keys you hold)", style="dim")
+    if any(n.set_by for n in nodes):
+        out.append(
+            "\n← set by X: X chose this leaf's secret; the owner's next update (or X's removal) "
+            "replaces it",
+            style="dim",
+        )
     return out
 
 
