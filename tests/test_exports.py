@@ -114,9 +114,9 @@ PUBLIC: dict[str, list[str]] = {
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
     ],
     'groupchat.core.schemes': [
-        'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT', 'RingInconsistentError', 'RingRekey',
-        'RingResult', 'RingRound', 'RingState', 'RingStep', 'RingTimeoutError', 'RosterMismatchError',
-        'RoundOrderError', 'WrongAttemptError',
+        'AttemptFailedError', 'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT',
+        'RingInconsistentError', 'RingRekey', 'RingResult', 'RingRound', 'RingState', 'RingStep',
+        'RingTimeoutError', 'RosterMismatchError', 'RoundOrderError', 'WrongAttemptError',
     ],
     'groupchat.core.schemes.base': [
         'EpochInput', 'KeyAgreementScheme', 'OwnChange', 'SCHEME_IDS', 'StagedChange',
@@ -126,8 +126,8 @@ PUBLIC: dict[str, list[str]] = {
         'message_size', 'ring_id', 'roster_hash', 'round1_hash', 'transcript_hash', 'walk_ring', 'xor',
     ],
     'groupchat.core.schemes.ring_errors': [
-        'DivergentViewError', 'EquivocationError', 'RingInconsistentError', 'RingTimeoutError',
-        'RosterMismatchError', 'RoundOrderError', 'WrongAttemptError',
+        'AttemptFailedError', 'DivergentViewError', 'EquivocationError', 'RingInconsistentError',
+        'RingTimeoutError', 'RosterMismatchError', 'RoundOrderError', 'WrongAttemptError',
     ],
     'groupchat.core.schemes.ring_message': [
         'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'RingRound',

@@ -70,7 +70,7 @@ from ..core.identity import (
 )
 from ..core.message_protection import WireFormat
 from ..core.outbox import Joiner, OutboundKind
-from ..core.schemes.ring_errors import RingTimeoutError, WrongAttemptError
+from ..core.schemes.ring_errors import AttemptFailedError, RingTimeoutError, WrongAttemptError
 from ..core.schemes.ring_message import RING_WIRE_FORMAT
 from ..relay_protocol import (
     MAX_ID_LEN,
@@ -1293,7 +1293,7 @@ class ChatSession:
         """A ring round or confirmation we could not take. Stale ones (a finished or abandoned
         attempt, our own echo twice) are normal under the relay's order and only logged; a
         confirmation that does not match our secret means our view of the ring differs: rejoin."""
-        if isinstance(exc, ReplayError | WrongAttemptError | EpochError):
+        if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
             log.debug("stale ring message ignored: %s", exc)
             return
         if wire == RING_CONFIRM_WIRE_FORMAT and isinstance(exc, ConfirmationError):

@@ -90,7 +90,7 @@ from .message_protection import (
 )
 from .outbox import ROOM, Joiner, Outbound, OutboundKind
 from .schemes.base import SCHEME_IDS, EpochInput, KeyAgreementScheme, OwnChange
-from .schemes.ring_errors import RingTimeoutError
+from .schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from .schemes.ring_message import RING_WIRE_FORMAT
 from .schemes.ring_scheme import RingScheme
 from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
@@ -1005,20 +1005,22 @@ class Group:
         """Check the running key agreement's deadline (injected clock); call on the session's timer.
 
         On a timeout it raises :class:`~groupchat.core.schemes.ring_errors.RingTimeoutError` naming
-        the members whose message is missing, and has already queued our message of the next
-        attempt (fresh ephemerals) in :meth:`data_to_send`: the retry completes once they are back.
+        the members whose message is missing, once per attempt, and has queued in
+        :meth:`data_to_send` our proposal of the next attempt (fresh ephemerals). That attempt is in
+        force from the first of its messages in the relay's order; until then late messages of the
+        running one still count. The retry completes once the missing members are back.
         """
         self._require_member()
         self._expire_previous_epoch()
         scheme = self._scheme
         if self._ring is None or not isinstance(scheme, RingScheme):
             return
-        try:
-            scheme.poll()
-        except RingTimeoutError:
-            out, _ = scheme.retry()
-            self._queue_handshake(out)
-            raise
+        timeout = scheme.overdue()
+        if timeout is not None:
+            # Propose the next attempt; it is in force from where the relay orders its first
+            # message (docs/protocol.md §8.3), so the late messages of this one may still finish it.
+            self._queue_handshake([scheme.propose_retry()])
+            raise timeout
 
     def _ring_scheme(self) -> RingScheme:
         scheme = self._scheme
@@ -1051,7 +1053,19 @@ class Group:
         digest = self.suite.hash(data)
         sent_in = self._unechoed.pop(digest, None)
         if sent_in is not None:
-            return MessageEchoed(sent_in, digest)
+            if ring is None or wire_format != RING_WIRE_FORMAT:
+                return MessageEchoed(sent_in, digest)
+            # Our own round message counts where the relay ordered it (§8.3).
+            if scheme.is_own_proposal(data):
+                scheme.adopt_proposal()  # our retry's place in the order: its attempt is in force
+            try:
+                out, secret = scheme.handshake(data)
+            except (WrongAttemptError, AttemptFailedError, EpochError, ReplayError):
+                return MessageEchoed(sent_in, digest)  # of an attempt no longer in force
+            self._queue_handshake(out)
+            if secret is None:
+                return RekeyProgress(self.epoch + 1, scheme.missing())
+            return self._ring_finished(secret)
         if wire_format == RING_CONFIRM_WIRE_FORMAT:
             group_id, epoch, tag = _decode_confirmation(data)
             if group_id != self.group_id:

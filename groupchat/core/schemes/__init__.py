@@ -55,6 +55,7 @@ from __future__ import annotations
 
 from .ring import RingRekey, RingResult, RingState, RingStep
 from .ring_errors import (
+    AttemptFailedError,
     DivergentViewError,
     EquivocationError,
     RingInconsistentError,
@@ -67,6 +68,7 @@ from .ring_message import RING_WIRE_FORMAT, RingRound
 
 __all__ = [
     "RING_WIRE_FORMAT",
+    "AttemptFailedError",
     "DivergentViewError",
     "EquivocationError",
     "RingInconsistentError",

@@ -124,6 +124,7 @@ from ..events import Member
 from ..identity import MAX_GROUP_ID, Identity
 from ..suite import CipherSuite, check_x25519_public
 from .ring_errors import (
+    AttemptFailedError,
     DivergentViewError,
     EquivocationError,
     RingInconsistentError,
@@ -397,8 +398,6 @@ class RingRekey:
 
     def receive(self, data: bytes) -> RingStep:
         """Process one ring message from the room; raise and change nothing if it is not acceptable."""
-        if self.state is RingState.FAILED:
-            raise UsageError(f"this ring attempt failed ({self._failure}); start attempt {self.attempt + 1}")
         msg = RingRound.decode(data)
         self._check_binding(msg)
         pos = self._position.get(msg.sender)
@@ -410,12 +409,17 @@ class RingRekey:
             # this error, so only a roster member's signed word can trigger it, never the relay's.
             msg.verify(self.suite, member.identity_key, describe(member))
             raise WrongAttemptError(msg.attempt, self.attempt, describe(member))
+        if self.state is RingState.FAILED:
+            raise AttemptFailedError(
+                f"ring message from {describe(member)} for attempt {self.attempt}, which failed here "
+                f"({self._failure}); the next attempt replaces it"
+            )
         slots = self._rounds[msg.round]
         held = slots[pos]
         if held is not None and held.encoded == msg.encoded:
             if pos == self._me and msg.round not in self._echoed:
                 self._echoed.add(msg.round)  # the relay's echo of our own message
-                return RingStep()
+                return RingStep((), self._complete() if msg.round == 2 else None)
             raise ReplayError(f"duplicate round-{msg.round} message from {describe(member)}")
         # Verify before judging a second message: only a signed one proves equivocation.
         msg.verify(self.suite, member.identity_key, describe(member))
@@ -438,6 +442,15 @@ class RingRekey:
         missing, round_ = self.missing(), self.round
         self._fail(f"round {round_} timed out")
         raise RingTimeoutError(round_, self.attempt, missing)
+
+    def overdue(self) -> RingTimeoutError | None:
+        """The timeout, if the current round (or the failed attempt) is past its deadline; unlike
+        :meth:`check_timeout` the attempt stays as it is: its late messages may still complete it."""
+        if self.state not in (RingState.ROUND1, RingState.ROUND2, RingState.FAILED):
+            return None
+        if self._round_started is None or self._clock() - self._round_started < self.timeout:
+            return None
+        return RingTimeoutError(self.round, self.attempt, self.missing())
 
     def abort(self) -> None:
         """Give up on this attempt (for example to join a later one) and drop its secrets."""
@@ -523,9 +536,16 @@ class RingRekey:
                 f"retry with attempt {self.attempt + 1}"
             )
         self._store(pos, msg)
+        return self._complete()
+
+    def _complete(self) -> RingResult | None:
+        """Derive the secret once every round-2 message has come *through the relay*, our own
+        included: the attempt completes at the same point of the total order for every member, so
+        a retry ordered before our round-2 message replaces this attempt here as it does elsewhere."""
         slots = self._rounds[2]
-        if self._held[2] < len(slots):
+        if self.state is not RingState.ROUND2 or self._held[2] < len(slots) or 2 not in self._echoed:
             return None
+        assert self._round1_hash is not None
         values = [s.value for s in slots if s is not None]
         total = _ZERO
         for v in values:

@@ -27,6 +27,7 @@ from ..errors import ConfirmationError, InconsistentPathError, ProtocolError
 from ..events import Member
 
 __all__ = [
+    "AttemptFailedError",
     "DivergentViewError",
     "EquivocationError",
     "RingInconsistentError",
@@ -76,6 +77,11 @@ class RoundOrderError(ProtocolError):
     own round-1 message on the same connection. So this is a misbehaving sender or relay; the
     message is refused and the state is unchanged.
     """
+
+
+class AttemptFailedError(ProtocolError):
+    """A ring message for an attempt that already failed here (a fatal check, or its timeout):
+    it cannot complete any more; the next attempt, once the order reaches it, replaces it."""
 
 
 class RingTimeoutError(ProtocolError):

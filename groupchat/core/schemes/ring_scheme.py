@@ -16,6 +16,7 @@ from typing import ClassVar
 from ..codec import Reader, Writer
 from ..commit import Operation, OpType
 from ..errors import (
+    EpochError,
     InvalidCommitError,
     InvalidValueError,
     UnknownMemberError,
@@ -27,7 +28,7 @@ from ..identity import Identity, JoinRequest
 from ..suite import CipherSuite
 from .base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
 from .ring import DEFAULT_TIMEOUT, RingRekey, RingResult
-from .ring_errors import WrongAttemptError
+from .ring_errors import RingTimeoutError, WrongAttemptError
 from .ring_message import RingRound
 
 __all__ = ["RingScheme"]
@@ -59,6 +60,12 @@ class RingScheme(KeyAgreementScheme):
         self._timeout = timeout
         self._verified: set[int] = set()
         self._run: RingRekey | None = None
+        # Our proposal of the next attempt after a timeout: sent, but not yet in force. The switch
+        # happens where the relay's order puts the first message of that attempt (ours or
+        # another's), never at a local clock: members whose deadlines differ still agree on which
+        # attempt's messages count.
+        self._proposal: RingRekey | None = None
+        self._proposal_message = b""
         self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
         self.last_transcript = b""  # transcript hash of the last completed run
 
@@ -193,6 +200,12 @@ class RingScheme(KeyAgreementScheme):
         if self._run is not None:
             self._run.abort()
         self._run = None
+        self._drop_proposal()
+
+    def _drop_proposal(self) -> None:
+        if self._proposal is not None:
+            self._proposal.abort()
+        self._proposal, self._proposal_message = None, b""
 
     def _after(self, ops: Sequence[Operation]) -> dict[int, JoinRequest]:
         roster = dict(self._roster)
@@ -219,8 +232,14 @@ class RingScheme(KeyAgreementScheme):
         """Start (or retry) the run creating ``epoch`` over the current roster: ``(to send, secret)``."""
         if self._run is not None:
             self._run.abort()
+        self._drop_proposal()
         self._run_input = (group_id, epoch, context)
-        self._run = RingRekey(
+        self._run = self._new_run(group_id, epoch, context, attempt)
+        step = self._run.start()
+        return step.outbound, self._finish(step.result)
+
+    def _new_run(self, group_id: bytes, epoch: int, context: bytes, attempt: int) -> RingRekey:
+        return RingRekey(
             suite=self.suite,
             identity=self._identity,
             group_id=group_id,
@@ -232,27 +251,58 @@ class RingScheme(KeyAgreementScheme):
             context=context,
             timeout=self._timeout,
         )
-        step = self._run.start()
-        return step.outbound, self._finish(step.result)
 
-    def retry(self) -> tuple[tuple[bytes, ...], bytes | None]:
-        """Start the next attempt with fresh ephemerals (after a timeout)."""
-        if self._run is None or self._run_input is None:
+    def overdue(self) -> RingTimeoutError | None:
+        """The running attempt's timeout, if its deadline passed and no retry is proposed yet."""
+        if self._run is None or self._proposal is not None:
+            return None
+        return self._run.overdue()
+
+    def propose_retry(self) -> bytes:
+        """Our round-1 message of the next attempt (fresh ephemerals), to send after a timeout.
+
+        The running attempt stays in force: its late messages ordered before the first message of
+        the next attempt still count, and may complete it (then the proposal is dropped)."""
+        run = self._run
+        if run is None or self._run_input is None:
             raise UsageError("no ring rekey to retry")
-        return self.start(*self._run_input, attempt=self._run.attempt + 1)
+        if self._proposal is None:
+            group_id, epoch, context = self._run_input
+            proposal = self._new_run(group_id, epoch, context, run.attempt + 1)
+            (message,) = proposal.start().outbound  # two or more members: exactly our round 1
+            self._proposal, self._proposal_message = proposal, message
+        return self._proposal_message
+
+    def is_own_proposal(self, data: bytes) -> bool:
+        return bool(self._proposal_message) and data == self._proposal_message
+
+    def adopt_proposal(self) -> None:
+        """The relay's echo of our proposal: from here on in the order, its attempt is in force."""
+        if self._proposal is not None and self._run is not None:
+            self._run.abort()
+            self._run, self._proposal, self._proposal_message = self._proposal, None, b""
 
     def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
         run = self._run
         if run is None:
             msg = RingRound.decode(data)
-            raise UsageError(f"ring message for epoch {msg.epoch}, but no ring rekey is running here")
+            raise EpochError(
+                f"ring message for epoch {msg.epoch}: our run for it is already done (a late retry)"
+            )
         try:
             step = run.receive(data)
         except WrongAttemptError as exc:
             if exc.attempt <= run.attempt or self._run_input is None:
                 raise
-            # The others gave up on our attempt and retried: join theirs, then take the message.
-            out, _ = self.start(*self._run_input, attempt=exc.attempt)
+            # The first message of a later attempt in the order: that attempt is now in force
+            # (ours if we proposed the same one, else a fresh run); then take the message.
+            proposal = self._proposal
+            if proposal is not None and proposal.attempt == exc.attempt:
+                run.abort()
+                self._run, self._proposal, self._proposal_message = proposal, None, b""
+                out: tuple[bytes, ...] = ()
+            else:
+                out, _ = self.start(*self._run_input, attempt=exc.attempt)
             more, secret = self.handshake(data)
             return out + more, secret
         return step.outbound, self._finish(step.result)
@@ -261,12 +311,10 @@ class RingScheme(KeyAgreementScheme):
         if result is None:
             return None
         self._run = None
+        self._drop_proposal()  # the attempt in force completed: a proposed retry is moot
         self.last_transcript = result.transcript_hash
         return result.commit_secret
 
-    def poll(self) -> None:
-        if self._run is not None:
-            self._run.check_timeout()
 
 
 def _encode(roster: dict[int, JoinRequest]) -> bytes:

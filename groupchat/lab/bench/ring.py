@@ -189,6 +189,7 @@ def _sample(cast: _Cast, attempt: int, clock: Clock) -> dict[str, int]:
         ).encoded
         for j in range(1, n)
     ]
+    me.receive(mine)  # the relay's echo of our round 2 (ordered first here): completion needs it
     for j in range(1, n):
         t0 = clock()
         step = me.receive(round2[j])
