@@ -254,6 +254,7 @@ class _RingRun:
     started: float
     core_ms: float = 0.0
     waiting_for: tuple[str, ...] = ()
+    waiting_leaves: tuple[int, ...] = ()
     next_poll: float = 0.0
     timeouts: int = 0
 
@@ -1112,6 +1113,7 @@ class ChatSession:
         waiting = tuple(m.display_name for m in ev.waiting_for)
         changed = waiting != ring.waiting_for
         ring.waiting_for = waiting
+        ring.waiting_leaves = tuple(m.leaf for m in ev.waiting_for)
         await self._send_core_outbox()
         if changed:
             self._emit_status()
@@ -1147,7 +1149,9 @@ class ChatSession:
         if ring is not None:
             ms += ring.core_ms  # the whole ring rekey's core time, every round of it
         first_ring_epoch = ring is not None and ev.epoch == self._joined_epoch and own is None and ev.added
-        if ev.own and own is not None:
+        if own is not None and (ev.own or own.applied):
+            # Ours won the epoch (an applied ring commit also when another member's restart, not
+            # ours, then confirmed the ring).
             ms += own.build_ms
             self._own_commit = None
             self._commit_losses = 0
@@ -1445,9 +1449,11 @@ class ChatSession:
         if now < self._send_pause_until:
             return  # the relay asked us to slow down
         if self._ring is not None:
-            # A ring rekey is under way: nothing can be committed, and messages typed now wait for
-            # the new epoch (a joiner has no keys to send with before it).
+            # A ring rekey is under way: only a restart that drops members it waits for can be
+            # committed, and messages typed now wait for the new epoch (a joiner has no keys to
+            # send with before it).
             await self._poll_ring(now)
+            await self._maybe_restart_ring(now)
             return
         if self._own_commit is None:
             await self._maybe_commit(now)
@@ -1580,6 +1586,56 @@ class ChatSession:
             self._kicks -= kicks
             return
         self._own_commit = _OwnCommit(message, timed.ms, update, plan.remove, kicks)
+        if await self._publish(PayloadKind.CORE, message, "commit") is None:
+            await self._discard_own_commit()
+
+    async def _maybe_restart_ring(self, now: float) -> None:
+        """After a ring timed out, remove the members it waits for who are offline past the eviction
+        grace (or whom our user kicked) with a restart commit (docs/protocol.md §8.3); the same
+        rule as any eviction decides who in line commits it."""
+        ring, group, worker = self._ring, self._group, self._worker
+        own = self._own_commit
+        if ring is None or group is None or worker is None or not ring.timeouts:
+            return
+        if own is not None and not own.applied:
+            return  # a restart of ours is on its way
+        removes: list[RemoveDuty] = []
+        kicks: set[bytes] = set()
+        for leaf in ring.waiting_leaves:
+            m = self._members.get(leaf)
+            if m is None or leaf == group.my_leaf:
+                continue
+            mid = member_id(m.identity_key)
+            if m.identity_key in self._kicks:
+                removes.append(RemoveDuty(leaf, now, "kicked"))
+                kicks.add(m.identity_key)
+            elif mid not in self._present and mid in self._offline_since:
+                due = self._offline_since[mid] + self.settings.eviction_grace
+                removes.append(RemoveDuty(leaf, due, "evicted"))
+        if not removes:
+            return
+        members = {leaf: m.identity_key for leaf, m in self._members.items()}
+        online = [leaf for leaf, m in self._members.items() if member_id(m.identity_key) in self._present]
+        plan = plan_commit(
+            my_leaf=group.my_leaf, members=members, online_leaves=online, adds=[], removes=removes,
+            now=now, step=self.settings.add_timeout,
+        )
+        leaves = tuple(sorted(d.leaf for d in plan.remove))
+        if not leaves:
+            return
+        evicted = f"was removed after {self.settings.eviction_grace:g} s offline, during a rekey"
+        for rd in plan.remove:
+            why = evicted if rd.why == "evicted" else f"was removed by {self._name}"
+            self._removal_reasons.setdefault(members[rd.leaf], why)
+        try:
+            message, timed = await worker.commit(group, (), leaves, False)
+        except GroupChatError as exc:
+            warning = f"could not restart the rekey without them: {exc}"
+            self._emit(TimelineEvent(TimelineKind.WARNING, warning))
+            return
+        # Our ring commit (if the ring is ours) has taken effect: its update is kept in the record.
+        update = own.update if own is not None else False
+        self._own_commit = _OwnCommit(message, timed.ms, update, plan.remove, frozenset(kicks))
         if await self._publish(PayloadKind.CORE, message, "commit") is None:
             await self._discard_own_commit()
 

@@ -131,6 +131,9 @@ RING_INTERIM_EXTENSION: Final = 0xF0C5
 # epoch || V(confirmation_tag). A MAC under the new epoch's confirmation key: only a member of
 # that epoch can make it, so it needs no signature.
 RING_CONFIRM_WIRE_FORMAT: Final = 0xF002
+# A restart commit (remove only, while a ring runs) is signed over the GroupContext and this label
+# with the digest of the commit whose ring it restarts (docs/protocol.md §8.3).
+_RESTART_LABEL: Final = b"groupchat v1 ring restart"
 _RECENT_COMMITS: Final = 16
 _MAX_UNECHOED: Final = 1024
 # GroupContext.epoch is a uint64: a group at this epoch can never commit again (epoch + 1 would
@@ -223,6 +226,17 @@ class _RingEpoch:
     superseded: bool = False
     tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
     done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
+    # Restart commits that removed members the ring waited for (docs/protocol.md §8.3), in order:
+    # (content, signature) for the transcript; their digests; the last one binds the next restart.
+    restarts: tuple[tuple[FramedContent, bytes], ...] = ()
+    digests: frozenset[bytes] = frozenset()
+
+    @property
+    def latest(self) -> bytes:
+        """Digest of the commit whose ring is running: the one a restart continues."""
+        return self.restart_digest or self.digest
+
+    restart_digest: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,12 +653,17 @@ class Group:
         self._require_member()
         if self._pending is not None:
             raise UsageError("a commit is already waiting for the relay's echo")
-        if self._ring is not None:
-            raise UsageError(f"the ring is still agreeing epoch {self.epoch + 1}; commit once it is done")
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
         removes = list(dict.fromkeys(remove))
+        if self._ring is not None:
+            if requests or update or not removes:
+                raise UsageError(
+                    f"the ring is still agreeing epoch {self.epoch + 1}: only removals can restart it "
+                    "(to drop members it waits for); commit anything else once it is done"
+                )
+            return self._commit_restart(removes, authenticated_data)
         scheme = self._scheme
         removed_requests: list[JoinRequest] = []
         for leaf in removes:
@@ -760,6 +779,129 @@ class Group:
                 ],
             ).encode_message()
         return message, self._ctx, self._secrets, self._interim, welcome
+
+    def _restart_context(self, ring: _RingEpoch) -> bytes:
+        """What a restart commit is signed over: this epoch's context and the commit whose ring it
+        restarts, so that a commit built before that ring (a lost race) is never taken for one."""
+        return Writer().raw(self._ctx_bytes).opaque(_RESTART_LABEL).opaque(ring.latest).bytes()
+
+    def _commit_restart(self, removes: list[int], authenticated_data: bytes) -> bytes:
+        """A commit on this epoch, while its ring runs, that removes members and restarts the ring."""
+        ring = self._ring
+        assert ring is not None
+        scheme = self._ring_scheme()
+        for leaf in removes:
+            if leaf == self.my_leaf:
+                raise UsageError("a member cannot remove itself; ask another member to commit the remove")
+            if scheme.member(leaf) is None:
+                raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
+        removed = tuple(self.member(leaf) for leaf in removes)
+        epoch_input, rand = EpochInput(self.group_id, self.epoch), self.config.rand
+        change = scheme.build_commit(epoch_input, removes=removes, adds=[], update=False, rand=rand)
+        commit = Commit(change.operations)
+        content = FramedContent(
+            self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
+        )
+        context = self._restart_context(ring)
+        signing_key = self._identity.signing_key
+        signature = sign_framed_content(self.suite, signing_key, WireFormat.PUBLIC_MESSAGE, content, context)
+        message = CommitMessage(content, commit, signature, bytes(32)).encode()
+        intent = _Intent((), tuple(m.identity_key for m in removed), False, authenticated_data)
+        self._pending = _PendingCommit(
+            message, change, self._ctx, self._secrets, self._interim, None, (), removed, False, intent
+        )
+        return message
+
+    def _receive_restart(self, data: bytes, digest: bytes, msg: CommitMessage) -> Event:
+        """A commit on our epoch while its ring runs: a restart that removes members (§8.3), or a
+        commit that lost the race to the ring's own."""
+        ring = self._ring
+        assert ring is not None
+        if digest == ring.digest or digest in ring.digests:
+            # A ring joiner reads the room from the commit that added it: it already started the ring.
+            raise ReplayError("this commit was already applied: it started the ring that is running")
+        scheme = self._ring_scheme()
+        pending = self._pending
+        if pending is not None and pending.message == data:
+            removed = {m.leaf: m for m in pending.removed}
+            overrides = {leaf: self._override_of(ring, leaf) for leaf in removed}
+            scheme.apply_own(pending.change)
+            self._pending = None
+            me = self.member(self.my_leaf)
+            return self._restart_ring(ring, data, msg, me, removed, overrides, own=True)
+        content = msg.content
+        request = scheme.member(content.sender)
+        stale = EpochError(
+            f"commit on epoch {self.epoch} arrived while the ring agrees epoch {self.epoch + 1} "
+            "(another commit already won this epoch)"
+        )
+        if request is None:
+            raise stale
+        self._verify_member(content.sender, request)
+        try:
+            verify_framed_content(
+                self.suite,
+                request.identity_key,
+                WireFormat.PUBLIC_MESSAGE,
+                content,
+                self._restart_context(ring),
+                msg.signature,
+            )
+        except SignatureError:
+            raise stale from None  # not signed as a restart of this ring: built before it
+        if content.sender == self.my_leaf:
+            raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
+        ops = msg.commit.operations
+        if any(op.type != OpType.REMOVE for op in ops):
+            raise InvalidCommitError("a commit that restarts a running ring may only remove members")
+        self._check_operations(content.sender, ops)
+        committer = self._member(content.sender, request)
+        removed = {op.leaf: self.member(op.leaf) for op in ops}
+        if self.my_leaf in removed:
+            return self._removed(committer)
+        overrides = {leaf: self._override_of(ring, leaf) for leaf in removed}
+        scheme.confirm(scheme.stage_commit(EpochInput(self.group_id, self.epoch), content.sender, ops))
+        lost = self._pending
+        self._pending = None
+        superseded = lost is not None
+        return self._restart_ring(ring, data, msg, committer, removed, overrides, own=False, lost=superseded)
+
+    def _override_of(self, ring: _RingEpoch, leaf: int) -> JoinRequest | None:
+        """Who held ``leaf`` at this epoch (before the ring's commit), for late messages of it."""
+        if leaf in ring.overrides:
+            return ring.overrides[leaf]
+        return self._scheme.member(leaf)
+
+    def _restart_ring(
+        self,
+        ring: _RingEpoch,
+        data: bytes,
+        msg: CommitMessage,
+        committer: Member,
+        removed: dict[int, Member],
+        overrides: dict[int, JoinRequest | None],
+        *,
+        own: bool,
+        lost: bool = False,
+    ) -> Event:
+        """The ring restarts over the roster without the removed: new run, bound to every commit so
+        far; the last restarter confirms the epoch (the ring's committer may be among the removed)."""
+        joined = {m.leaf for m in ring.added}
+        restarted = dataclasses.replace(
+            ring,
+            data=ring.data + data,
+            committer=committer,
+            added=tuple(m for m in ring.added if m.leaf not in removed),
+            removed=ring.removed + tuple(m for leaf, m in removed.items() if leaf not in joined),
+            overrides={**overrides, **ring.overrides},
+            own=own,
+            superseded=ring.superseded or lost,
+            tags=[],
+            restarts=(*ring.restarts, (msg.content, msg.signature)),
+            digests=ring.digests | {self.suite.hash(data)},
+            restart_digest=self.suite.hash(data),
+        )
+        return self._begin_ring(restarted)
 
     def discard_pending_commit(self) -> None:
         """Forget a pending commit (for example when the relay rejected it)."""
@@ -904,15 +1046,8 @@ class Group:
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
-        if self._ring is not None and digest == self._ring.digest:
-            # A ring joiner reads the room from the commit that added it: that commit is already
-            # in the ring its Welcome started.
-            raise ReplayError("this commit was already applied: it started the ring that is running")
         if self._ring is not None:
-            raise EpochError(
-                f"commit on epoch {self.epoch} arrived while the ring agrees epoch {self.epoch + 1} "
-                "(another commit already won this epoch)"
-            )
+            return self._receive_restart(data, digest, msg)
         pending = self._pending
         if pending is not None and pending.message == data:
             return self._apply_own(pending, digest)
@@ -1095,6 +1230,10 @@ class Group:
             self.suite,
             self._interim,
             confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, ring.content, ring.signature)
+            + b"".join(
+                confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature)
+                for content, signature in ring.restarts
+            )
             + opaque(self._scheme.last_transcript),
         )
         ctx = GroupContext(

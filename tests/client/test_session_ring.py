@@ -124,3 +124,38 @@ async def test_a_ring_rekey_waits_for_a_silent_member_names_it_and_completes_aft
                 assert p.placeholders() == []
         finally:
             await stop_all(*peers)
+
+
+async def test_a_member_gone_for_good_during_a_ring_rekey_is_removed_by_a_restart() -> None:
+    clock = FakeClock()
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "ring", "alice", scheme="ring", clock=clock, eviction_grace=5.0)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start_peer(relay.port, "ring", "bob", eviction_grace=600.0)
+        await wait_until(lambda: agree(alice, bob), what="bob in")
+        carol = start_peer(relay.port, "ring", "carol")
+        try:
+            await wait_until(lambda: agree(alice, bob, carol) and len(alice.session.roster()) == 3)
+            epoch = alice.epoch
+            assert epoch is not None
+            await carol.stop(leave=False)  # gone, without a word
+            await wait_until(
+                lambda: not {r.name: r.online for r in alice.session.roster()}["carol"], what="carol offline"
+            )
+            bob.session.request_rekey()  # the ring now waits for carol, who never comes back
+            await wait_until(
+                lambda: "carol" in (alice.session.status.rekey_waiting_for or ()), what="waiting for carol"
+            )
+            clock.advance(31.0)  # alice: the round times out and carol is offline past the grace
+            await wait_until(
+                lambda: agree(alice, bob) and len(alice.session.roster()) == 2, 20, "restarted without carol"
+            )
+            assert alice.epoch == epoch + 1
+            removed = f"carol was removed after 5 s offline, during a rekey · epoch {epoch + 1} · ring of 2"
+            assert any(t.startswith(removed) for t in alice.timeline()), alice.timeline()
+            by_alice = f"carol was removed by alice · epoch {epoch + 1}"
+            assert any(t.startswith(by_alice) for t in bob.timeline())
+            alice.session.send_text("without carol")
+            await wait_until(lambda: "without carol" in bob.texts(), what="chat after the restart")
+        finally:
+            await stop_all(alice, bob, carol)

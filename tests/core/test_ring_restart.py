@@ -1,0 +1,195 @@
+"""A member that vanishes during a ring rekey is removed by a *restart* commit (docs/protocol.md
+§8.3): a commit on the ring's epoch that only removes, signed over the commit whose ring it
+restarts. The ring reruns without the removed; the last restarter confirms; everyone else agrees,
+and the removed member's kept state derives nothing of the new epoch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from keeper import harvest
+from test_ring_group import Room, grown
+
+from groupchat.core.errors import EpochError, InvalidCommitError, UsageError
+from groupchat.core.events import EpochChanged, RemovedFromGroup
+from groupchat.core.key_schedule import derive_epoch_secrets
+from groupchat.core.schemes.ring_errors import RingTimeoutError
+
+
+def _stalled(n: int, silent: str, committer: str = "m0") -> Room:
+    """A group of ``n`` whose ring (after ``committer``'s /rekey) waits for ``silent``, timed out."""
+    room = grown(n)
+    room.offline.add(silent)
+    room.commit(committer, update=True)
+    room.pump()
+    room.clock.now += 31
+    for name, group in room.live().items():
+        if name != silent:
+            with pytest.raises(RingTimeoutError, match=silent):
+                group.poll()
+            room.drain(name)  # the retries: they wait for the silent member too
+    room.pump()
+    return room
+
+
+def last_epoch(room: Room, name: str) -> EpochChanged:
+    ev = [e for e in room.events[name] if isinstance(e, EpochChanged)][-1]
+    return ev
+
+
+def _restart(room: Room, by: str, remove: list[str]) -> bytes:
+    data = room.members[by].commit(remove=[room.members[r].my_leaf for r in remove])
+    room.send(by, data)
+    return data
+
+
+def test_a_silent_member_is_removed_by_a_restart_and_the_others_agree() -> None:
+    room = _stalled(4, "m3")
+    epoch = room.members["m0"].epoch
+    _restart(room, "m1", ["m3"])
+    silent = room.members.pop("m3")  # it never comes back
+    room.pump()
+    room.assert_agreement()
+    for name in ("m0", "m1", "m2"):
+        ev = last_epoch(room, name)
+        assert ev.epoch == epoch + 1
+        assert [m.display_name for m in ev.removed] == ["m3"] and ev.updated
+        assert ev.committer.display_name == "m1"  # the restarter confirms
+        assert ev.own == (name == "m1")
+    assert [m.display_name for m in room.members["m0"].members()] == ["m0", "m1", "m2"]
+    assert silent.epoch == epoch
+
+
+def test_the_removed_member_keeps_nothing_that_derives_the_new_epoch() -> None:
+    room = grown(3)
+    victim = room.members["m2"]
+    shared = {id(x): x for x in (victim.suite, victim._identity, victim.config)}
+    kept: set[bytes] = set()
+    room.watch = lambda name: (
+        kept.update(harvest(copy.deepcopy(victim, dict(shared)))) if name == "m2" else None
+    )
+    room.commit("m0", update=True)
+    room.pump()
+    init_before = victim._secrets.init_secret
+    kept.update(harvest(copy.deepcopy(victim, dict(shared))))
+    assert init_before in kept  # control: it holds the init secret the next epoch starts from
+    # m2 takes the next commit (and sends its round 1), then goes silent and is restarted out.
+    room.commit("m1", update=True)
+    while room.cursor["m2"] < len(room.log):
+        victim.receive(room.log[room.cursor["m2"]])
+        room.cursor["m2"] += 1
+        room.drain("m2")
+        room.watch("m2")
+    room.offline.add("m2")
+    room.pump()
+    assert room.members["m0"]._ring is not None  # the ring waits for m2's round 2
+    _restart(room, "m0", ["m2"])
+    room.pump()
+    room.members.pop("m2")
+    room.assert_agreement()
+    traffic = {d[i : i + 32] for d in room.log for i in range(len(d) - 31)}
+    alive = room.members["m0"]
+    real = alive.epoch_authenticator
+    for cs in kept | traffic:
+        secrets = derive_epoch_secrets(alive.suite, init_before, cs, alive._ctx_bytes)
+        assert secrets.epoch_authenticator != real
+
+
+def test_the_rings_committer_can_be_the_one_removed() -> None:
+    room = grown(3)
+    room.commit("m2", update=True)  # m2 commits, then vanishes before the ring
+    room.offline.add("m2")
+    room.pump()
+    _restart(room, "m0", ["m2"])
+    room.members.pop("m2")
+    room.pump()
+    room.assert_agreement()
+    assert last_epoch(room, "m1").committer.display_name == "m0"
+
+
+def test_a_joiner_of_the_rings_commit_follows_the_restart() -> None:
+    room = grown(3)
+    room.offline.add("m2")
+    room.commit("m0", add=["j"])
+    room.pump()
+    assert room.members["j"].joining
+    _restart(room, "m1", ["m2"])
+    room.members.pop("m2")
+    room.pump()
+    room.assert_agreement()
+    assert not room.members["j"].joining
+    assert sorted(m.display_name for m in room.members["j"].members()) == ["j", "m0", "m1"]
+
+
+def test_a_restart_that_removes_a_joiner_of_the_rings_commit_removes_it() -> None:
+    room = grown(2)
+    room.commit("m0", add=["j"])
+    room.offline.add("m1")  # the ring waits for m1 ...
+    room.pump()
+    joiner = room.members["j"]
+    _restart(room, "m0", ["m1", "j"])  # ... and the restart drops m1 and the joiner
+    room.offline.clear()
+    room.pump()
+    assert any(isinstance(ev, RemovedFromGroup) for ev in room.events["j"])
+    assert any(isinstance(ev, RemovedFromGroup) for ev in room.events["m1"])
+    ev = last_epoch(room, "m0")
+    assert ev.added == () and [m.display_name for m in ev.removed] == ["m1"]
+    assert joiner.state.value != "member" and room.members["m0"].members()[0].display_name == "m0"
+
+
+def test_a_commit_built_before_the_ring_is_not_taken_for_a_restart() -> None:
+    room = grown(4)
+    stale = room.members["m2"].commit(remove=[room.members["m3"].my_leaf])  # built on the epoch...
+    room.members["m2"].discard_pending_commit()
+    room.commit("m0", update=True)  # ... that m0's ring commit wins
+    room.offline.add("m3")
+    room.pump()
+    before = room.members["m1"].epoch
+    with pytest.raises(EpochError, match="another commit already won this epoch"):
+        room.members["m1"].receive(stale)
+    assert [m.display_name for m in room.members["m1"].members()] == ["m0", "m1", "m2", "m3"]
+    assert room.members["m1"].epoch == before
+
+
+def test_only_removals_restart_a_ring_and_two_restarts_first_wins() -> None:
+    room = _stalled(4, "m3")
+    with pytest.raises(UsageError, match="only removals can restart it"):
+        room.members["m0"].commit(update=True)
+    first = room.members["m1"].commit(remove=[room.members["m3"].my_leaf])
+    second = room.members["m2"].commit(remove=[room.members["m3"].my_leaf])
+    room.log += [first, second]
+    room.drain("m1")
+    room.drain("m2")
+    room.members.pop("m3")
+    room.pump()
+    room.assert_agreement()
+    assert last_epoch(room, "m0").committer.display_name == "m1"
+    assert last_epoch(room, "m2").superseded_own_commit
+
+
+def test_a_restart_with_anything_but_removals_is_refused() -> None:
+    room = _stalled(3, "m2")
+    group = room.members["m0"]
+    with pytest.raises(UsageError, match="only removals"):
+        group.commit(add=[room.request("x").request], remove=[2])
+
+def test_a_signed_restart_that_adds_is_refused_by_receivers() -> None:
+    """A member that signs a 'restart' carrying an Add (which honest code never builds) is refused."""
+    room = _stalled(3, "m2")
+    m0, m1 = room.members["m0"], room.members["m1"]
+    ring = m0._ring
+    assert ring is not None
+    from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
+    from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
+
+    request = room.request("x").request
+    ops = (Operation(OpType.REMOVE, 2, ()), Operation(OpType.ADD, 3, (), request))
+    content = FramedContent(m0.group_id, m0.epoch, m0.my_leaf, b"", ContentType.COMMIT, Commit(ops).encode())
+    sig = sign_framed_content(m0.suite, m0._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content,
+                              m0._restart_context(ring))
+    forged = CommitMessage(content, Commit(ops), sig, bytes(32)).encode()
+    before = [m.display_name for m in m1.members()]
+    with pytest.raises(InvalidCommitError, match="may only remove members"):
+        m1.receive(forged)
+    assert [m.display_name for m in m1.members()] == before
