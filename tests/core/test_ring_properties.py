@@ -1,5 +1,6 @@
 """The tree's group invariants, run on a ring group: a Hypothesis state machine over adds, removes,
-self-updates and messages (the ring reruns on each), checking after every step that everyone agrees
+self-updates, members vanishing mid-ring and restarted out, and messages (the ring reruns on
+each), checking after every step that everyone agrees
 and everyone decrypts everyone, and that no removed member, holding every 32-byte value its state
 ever had and every window of the room's traffic, derives the epoch that removed it.
 
@@ -18,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from keeper import harvest
 from test_ring_group import Room
 
+from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group
 from groupchat.core.key_schedule import derive_epoch_secrets
 
@@ -79,6 +81,37 @@ class RingMachine(RuleBasedStateMachine):
         record = Removed(victim, self.kept.pop(victim), group._secrets.init_secret, group.epoch + 1)
         self.room.commit(committer, remove=[victim])
         self.room.pump()
+        self.removed.append(record)
+
+    @precondition(lambda self: len(self.room.live()) >= 3)
+    @rule(data=st.data())
+    def vanish_during_a_ring_and_be_restarted_out(self, data: st.DataObject) -> None:
+        """A member goes silent during a ring rekey (after its round 1, or before anything) and
+        never comes back; another member's restart commit removes it (docs/protocol.md §8.3)."""
+        names = self.live()
+        committer = data.draw(st.sampled_from(names))
+        silent = data.draw(st.sampled_from(names))  # may be the ring's own committer
+        restarter = data.draw(st.sampled_from([n for n in names if n != silent]))
+        spoke = data.draw(st.booleans())
+        group = self.room.members[silent]
+        self.room.commit(committer, update=True)
+        if spoke:  # it takes the commit and sends its round 1, then goes silent
+            while self.room.cursor[silent] < len(self.room.log):
+                group.receive(self.room.log[self.room.cursor[silent]])
+                self.room.cursor[silent] += 1
+                self.room.drain(silent)
+                self._watch(silent)
+        self.room.offline.add(silent)
+        self.room.pump()
+        self.kept[silent].update(_keep(group))
+        record = Removed(silent, self.kept.pop(silent), group._secrets.init_secret, group.epoch + 1)
+        restart = self.room.members[restarter].commit(remove=[group.my_leaf])
+        self.room.send(restarter, restart)
+        del self.room.members[silent]
+        self.room.offline.discard(silent)
+        self.room.pump()
+        last = [e for e in self.room.events[restarter] if isinstance(e, EpochChanged)][-1]
+        assert last.committer.display_name == restarter and silent in [m.display_name for m in last.removed]
         self.removed.append(record)
 
     @rule(data=st.data())
