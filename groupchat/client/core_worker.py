@@ -47,7 +47,7 @@ class TreeSnapshot:
 
     capacity: int
     my_leaf: int
-    keys: tuple[str, ...]  # short hex id of each node's public key, "" for none
+    keys: tuple[bytes, ...]  # each node's public key, b"" for none (hex only when drawn)
     labels: tuple[str, ...]  # member name at a leaf, "" elsewhere
     members: tuple[Member, ...]
     epoch: int
@@ -74,28 +74,32 @@ class Timed:
     snapshot: TreeSnapshot | None
 
 
-def snapshot(group: Group) -> TreeSnapshot:
+def snapshot(group: Group, before: TreeSnapshot | None = None, same_roster: bool = False) -> TreeSnapshot:
+    """The public view of ``group`` now. With ``same_roster`` (an update-only epoch) the members and
+    names of ``before`` are reused: taken at every member on every epoch, this is kept cheap."""
     if group.scheme == "ring":
         # A ring has no lasting public keys: every rekey takes fresh ones from every member. The
         # view is the roster in ring order (leaf order), one "node" per member.
         members = tuple(group.members())
         labels = tuple(m.display_name for m in members)
-        return TreeSnapshot(0, group.my_leaf, tuple("" for _ in members), labels, members, group.epoch)
+        return TreeSnapshot(0, group.my_leaf, tuple(b"" for _ in members), labels, members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
-    tree = group._tree  # read-only, between core calls, in the worker thread
+    tree = group._tree  # read-only, between core calls
     width = tm.node_width(tree.capacity)
-    keys = tuple((k.hex()[:8] if (k := tree.own_key(x)) is not None else "") for x in range(width))
-    labels = tuple(
-        (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
-        for x in range(width)
-    )
+    keys = tuple(tree.own_key(x) or b"" for x in range(width))
+    if same_roster and before is not None and before.capacity == tree.capacity:
+        labels, members = before.labels, before.members
+    else:
+        labels = tuple(
+            (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
+            for x in range(width)
+        )
+        members = tuple(group.members())
     taints = tuple(
         (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
         for leaf, chooser in sorted(group.taint_record().items())
     )
-    return TreeSnapshot(
-        tree.capacity, group.my_leaf, keys, labels, tuple(group.members()), group.epoch, taints
-    )
+    return TreeSnapshot(tree.capacity, group.my_leaf, keys, labels, members, group.epoch, taints)
 
 
 class CoreWorker:
@@ -156,15 +160,20 @@ class CoreWorker:
             functools.partial(JoinRequest.create, config.suite(), identity, group_id, name, config.rand)
         )
 
-    async def receive(self, group: Group, data: bytes) -> tuple[Event, Timed]:
+    async def receive(
+        self, group: Group, data: bytes, before: TreeSnapshot | None = None
+    ) -> tuple[Event, Timed]:
+        """Process ``data``; after an epoch change, snapshot the tree (``before``: the last one)."""
         if len(data) <= INLINE_MAX_BYTES:
             # An application message, a commit or a ring round of ordinary size: one signature
             # check and at most one climb of the tree, so on the loop (module docstring).
             start = time.perf_counter()
             event = group.receive(data)
             ms = (time.perf_counter() - start) * 1000
-            changed = isinstance(event, EpochChanged) and group.state is GroupState.MEMBER
-            return event, Timed(ms, snapshot(group) if changed else None)
+            if not isinstance(event, EpochChanged) or group.state is not GroupState.MEMBER:
+                return event, Timed(ms, None)
+            same = not (event.added or event.removed)
+            return event, Timed(ms, snapshot(group, before, same))
         return await self.timed(
             functools.partial(group.receive, data), lambda: group, lambda ev: isinstance(ev, EpochChanged)
         )

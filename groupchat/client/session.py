@@ -1042,7 +1042,7 @@ class ChatSession:
             return
         wire = int.from_bytes(data[2:4], "big") if len(data) >= 4 else -1
         try:
-            event, timed = await self._worker.receive(group, data)
+            event, timed = await self._worker.receive(group, data, self._snapshot)
         except GroupChatError as exc:
             if wire == WireFormat.PUBLIC_MESSAGE:
                 self._on_bad_commit(exc, data)
@@ -1719,7 +1719,7 @@ class ChatSession:
                 ),
             )
         mine = snap.my_path()
-        keys, labels = snap.keys, snap.labels
+        keys, labels = [k.hex()[:8] for k in snap.keys], snap.labels
         set_by = {2 * leaf: name for leaf, name in snap.taints}
         nodes = tuple(
             TreeNode(
