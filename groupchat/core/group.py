@@ -820,6 +820,14 @@ class Group:
         if digest == ring.digest or digest in ring.digests:
             # A ring joiner reads the room from the commit that added it: it already started the ring.
             raise ReplayError("this commit was already applied: it started the ring that is running")
+        if ring.done is not None:
+            # The run completed (every round-2 message came through, at the same point of the order
+            # for every member; the committer already entered the epoch there): too late to change
+            # the roster of this epoch, only the confirmation is missing.
+            raise EpochError(
+                f"commit on epoch {self.epoch} arrived after the ring agreed epoch {self.epoch + 1} "
+                "(another commit already won this epoch)"
+            )
         scheme = self._ring_scheme()
         pending = self._pending
         if pending is not None and pending.message == data:
@@ -1268,6 +1276,9 @@ class Group:
                 "of the ring differs from the committer's"
             )
         self._ring = None
+        # A restart of ours that came too late (after the run completed) is moot now.
+        superseded = ring.superseded or (self._pending is not None and not ring.own)
+        self._pending = None
         interim = interim_transcript_hash(self.suite, confirmed, tag)
         self._enter_epoch(ctx, secrets, interim, ring.overrides, ring.digest)
         return EpochChanged(
@@ -1278,7 +1289,7 @@ class Group:
             ring.updated,
             secrets.epoch_authenticator,
             own=ring.own,
-            superseded_own_commit=ring.superseded,
+            superseded_own_commit=superseded,
         )
 
     # --- commit helpers ------------------------------------------------------------------------

@@ -119,7 +119,9 @@ class Room:
                         # A proposed retry ordered after its ring finished: the session drops it.
                         # Or a commit that lost the race to the ring's (or a restart's) commit.
                         wire = int.from_bytes(data[2:4], "big")
-                        assert wire == RING_WIRE_FORMAT or "already won this epoch" in str(exc), exc
+                        text = str(exc)
+                        lost = "already won this epoch" in text or "another commit won that epoch" in text
+                        assert wire == RING_WIRE_FORMAT or lost, exc
                         self.stale += 1
                         continue
                     self.events.setdefault(name, []).append(ev)

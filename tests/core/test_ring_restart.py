@@ -193,3 +193,37 @@ def test_a_signed_restart_that_adds_is_refused_by_receivers() -> None:
     with pytest.raises(InvalidCommitError, match="may only remove members"):
         m1.receive(forged)
     assert [m.display_name for m in m1.members()] == before
+
+
+def test_a_restart_ordered_after_the_run_completed_is_refused_by_everyone() -> None:
+    """The run completes at one point of the order for all (the last round-2 message); the
+    committer enters the epoch there, the others when its confirmation comes. A restart ordered in
+    between must be refused by all, or the others would rerun a ring the committer has left."""
+    from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
+
+    room = grown(3)
+    m0, m1 = room.members["m0"], room.members["m1"]
+    stash: list[bytes] = []
+
+    def sent_round2(leaf: int) -> bool:  # in the ring that makes epoch 3
+        rounds = [RingRound.decode(d) for d in room.log if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT]
+        return any(r.epoch == 3 and r.round == 2 and r.sender == leaf for r in rounds)
+
+    def watch(name: str) -> None:
+        if name == "m1" and not stash and m1._ring is not None:
+            stash.append(m1.commit(remove=[room.members["m2"].my_leaf]))  # built while the ring runs
+        if name == "m0" and sent_round2(m0.my_leaf):
+            room.offline.add("m0")  # m0 spoke in round 2, then reads nothing for a while
+
+    room.watch = watch
+    room.commit("m0", update=True)
+    room.pump()
+    assert m1._ring is not None and m1._ring.done is not None  # m1 and m2: done, awaiting the tag
+    room.watch = None
+    room.send("m1", stash[0])  # ordered after the run completed, before the confirmation
+    room.offline.clear()
+    room.pump()
+    room.assert_agreement()
+    assert len(room.live()) == 3 and m0.epoch == 3
+    assert last_epoch(room, "m1").superseded_own_commit  # m1's restart came too late
+    assert not m1.has_pending_commit
