@@ -1127,6 +1127,7 @@ class ChatSession:
         ring.next_poll = now + _RING_POLL
         try:
             await worker.run(group.poll)
+            await self._send_core_outbox()  # e.g. our confirmation, when the committer's never came
         except RingTimeoutError as exc:
             ring.timeouts += 1
             names = ", ".join(m.display_name for m in exc.missing)

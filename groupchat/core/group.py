@@ -237,6 +237,8 @@ class _RingEpoch:
         return self.restart_digest or self.digest
 
     restart_digest: bytes = b""
+    done_at: float = 0.0  # when our run completed (we then wait for the committer's confirmation)
+    confirmed_by_us: bool = False  # we sent the confirmation ourselves (the committer's never came)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1158,6 +1160,19 @@ class Group:
         scheme = self._scheme
         if self._ring is None or not isinstance(scheme, RingScheme):
             return
+        ring = self._ring
+        if ring.done is not None:
+            # Our run is done; the committer's confirmation has not come. Past the deadline any
+            # member who completed confirms (the tag needs the epoch's secret, so only a member can
+            # make one, and it still shows that sender and receiver agree); the epoch is entered
+            # where the first confirmation is ordered, ours included (§8.3).
+            overdue = self.config.clock() - ring.done_at >= scheme.timeout
+            if not ring.own and not ring.confirmed_by_us and overdue:
+                ctx, secrets, confirmed = ring.done
+                tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
+                self._queue_handshake([_encode_confirmation(self.group_id, ctx.epoch, tag)])
+                ring.confirmed_by_us = True
+            return
         timeout = scheme.overdue()
         if timeout is not None:
             # Propose the next attempt; it is in force from where the relay orders its first
@@ -1196,6 +1211,8 @@ class Group:
         digest = self.suite.hash(data)
         sent_in = self._unechoed.pop(digest, None)
         if sent_in is not None:
+            if ring is not None and ring.done is not None and wire_format == RING_CONFIRM_WIRE_FORMAT:
+                return self._enter_ring_epoch(ring, [_decode_confirmation(data)[2]])  # ours, first
             if ring is None or wire_format != RING_WIRE_FORMAT:
                 return MessageEchoed(sent_in, digest)
             # Our own round message counts where the relay ordered it (§8.3).
@@ -1254,6 +1271,7 @@ class Group:
         )
         secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
         ring.done = (ctx, secrets, confirmed)
+        ring.done_at = self.config.clock()
         if ring.own:
             tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
             message = _encode_confirmation(self.group_id, ctx.epoch, tag)

@@ -25,7 +25,7 @@ from groupchat.core.errors import (
     WrongSchemeError,
 )
 from groupchat.core.events import EpochChanged, Event, MessageReceived, RekeyProgress, RemovedFromGroup
-from groupchat.core.group import Group, GroupConfig
+from groupchat.core.group import RING_CONFIRM_WIRE_FORMAT, Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.core.message_protection import WireFormat, sign_framed_content
@@ -121,7 +121,7 @@ class Room:
                         wire = int.from_bytes(data[2:4], "big")
                         text = str(exc)
                         lost = "already won this epoch" in text or "another commit won that epoch" in text
-                        assert wire == RING_WIRE_FORMAT or lost, exc
+                        assert wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT) or lost, exc
                         self.stale += 1
                         continue
                     self.events.setdefault(name, []).append(ev)

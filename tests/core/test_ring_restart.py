@@ -227,3 +227,36 @@ def test_a_restart_ordered_after_the_run_completed_is_refused_by_everyone() -> N
     assert len(room.live()) == 3 and m0.epoch == 3
     assert last_epoch(room, "m1").superseded_own_commit  # m1's restart came too late
     assert not m1.has_pending_commit
+
+
+def test_when_the_committers_confirmation_never_comes_the_others_confirm_after_the_deadline() -> None:
+    """The ring's committer speaks in round 2 and vanishes before it completes (so it never sends the
+    confirmation). The others completed: past the deadline each confirms itself, the epoch is entered
+    where the first confirmation is ordered, and the committer, back later, agrees with them."""
+    from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
+
+    room = grown(3)
+    m0, m1 = room.members["m0"], room.members["m1"]
+
+    def watch(name: str) -> None:
+        rounds = [RingRound.decode(d) for d in room.log if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT]
+        if name == "m0" and any(r.epoch == 3 and r.round == 2 and r.sender == m0.my_leaf for r in rounds):
+            room.offline.add("m0")
+
+    room.watch = watch
+    room.commit("m0", update=True)
+    room.pump()
+    room.watch = None
+    assert m1._ring is not None and m1._ring.done is not None and m1.epoch == 2  # done, no confirmation
+    room.members["m1"].poll()  # not yet past the deadline: nothing
+    assert room.members["m1"].data_to_send() == []
+    room.clock.now += 31
+    for name in ("m1", "m2"):
+        room.members[name].poll()
+        room.drain(name)
+    room.pump()
+    assert m1.epoch == 3 and room.members["m2"].epoch == 3
+    assert m1.epoch_authenticator == room.members["m2"].epoch_authenticator
+    room.offline.clear()
+    room.pump()  # m0 completes, confirms late (refused as stale), and is in the same epoch
+    room.assert_agreement()

@@ -220,6 +220,11 @@ class RingScheme(KeyAgreementScheme):
     # --- the run -------------------------------------------------------------------------------
 
     @property
+    def timeout(self) -> float:
+        """Seconds each round (and the wait for the confirmation) may take."""
+        return self._timeout
+
+    @property
     def running(self) -> bool:
         return self._run is not None
 
