@@ -279,6 +279,9 @@ def test_ring_drawing() -> None:
     assert tree_text(ring).plain.splitlines()[:5] == [
         "Ring · epoch 2", "┌ alice a1 ◂", "  ↓", "  bob b2 *", "└ back to alice",
     ]
+    # A ring has no paths: its legend says what the marks mean there.
+    legend = ["* took fresh keys in the last rekey (everyone does)", "◂ you"]
+    assert tree_text(ring).plain.splitlines()[-2:] == legend
 
 
 async def test_tree_panel_toggles_by_command_and_key() -> None:

@@ -68,7 +68,10 @@ def tree_text(view: TreeView | None) -> Text:
             out.append("\n  ↓\n" if i < len(nodes) - 1 else f"\n└ back to {_label(nodes[0])}\n")
     else:
         _draw_subtree(nodes, "", "", out)
-    out.append("\n* changed by the last commit\n◂ your path (keys you hold)", style="dim")
+    if view.scheme == "ring":
+        out.append("\n* took fresh keys in the last rekey (everyone does)\n◂ you", style="dim")
+    else:
+        out.append("\n* changed by the last commit\n◂ your path (keys you hold)", style="dim")
     if any(n.set_by for n in nodes):
         out.append(
             "\n← set by X: X chose this leaf's secret; the owner's next update (or X's removal) "
