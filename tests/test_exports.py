@@ -179,6 +179,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.bench.session': [
         'main',
     ],
+    'groupchat.lab.clock': [
+        'DEFAULT_WALL', 'ManualClock',
+    ],
     'groupchat.lab.demo': [
         'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
     ],
