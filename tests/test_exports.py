@@ -138,6 +138,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.schemes.tree': [
         'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'TreeScheme', 'lowest_common_ancestor',
     ],
+    'groupchat.core.schemes.tree.derivation': [
+        'BlankHashes', 'commit_secret_of', 'hash_leaf', 'hash_parent', 'node_secret',
+    ],
     'groupchat.core.schemes.tree.ratchet_tree': [
         'MAX_CAPACITY', 'PathSecrets', 'RatchetTree', 'TreeChanges', 'lowest_common_ancestor',
     ],

@@ -35,7 +35,8 @@ who chose its current secret: ``chooser(leaf)`` is ``None`` when the leaf's own 
 (its Update, or the group's creator), and otherwise the leaf index of the member who did (the
 adder of a joiner, the remover of a vacated slot, the committer of a re-key). The chooser is in
 the leaf hash and in the encoded tree, so members who disagree about it cannot share an epoch.
-The rules that use it live in :mod:`groupchat.core.taint`.
+The rules that use it live in :mod:`.taint`; the derivations (node secrets, commit_secret, the
+tree hash) in :mod:`.derivation`.
 
 Public state is journaled: a draft of a commit is applied in place and rolled back on any
 error, so a rejected commit leaves the tree byte-for-byte as it was.
@@ -50,7 +51,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ... import tree_math as tm
-from ...codec import Reader, Writer, opaque
+from ...codec import Reader, Writer
 from ...errors import (
     DuplicateKeyError,
     InconsistentPathError,
@@ -59,13 +60,12 @@ from ...errors import (
     UsageError,
 )
 from ...identity import JoinRequest
-from ...suite import CipherSuite, check_x25519_public, x25519_exchange
+from ...suite import CipherSuite, check_x25519_public
+from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
 
 MAX_CAPACITY: Final = 1 << 16
-_NODE_LABEL: Final = b"tgdh node"
-_COMMIT_LABEL: Final = b"tgdh commit"
 
 # Leaf kinds in the serialised tree.
 _BLANK, _VACANT, _MEMBER = 0, 1, 2
@@ -79,12 +79,6 @@ def lowest_common_ancestor(a: int, b: int) -> int:
     """
     k = (a ^ b).bit_length() - 1
     return ((a >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
-
-
-def _node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
-    """secret(P) from one child's private key and the other child's public key."""
-    dh = x25519_exchange(sk, other)
-    return suite.expand_with_label(suite.extract(b"", dh), _NODE_LABEL, opaque(left) + opaque(right), 32)
 
 
 @dataclass(slots=True)
@@ -126,10 +120,10 @@ class RatchetTree:
         self._identities: dict[bytes, int] = {}  # member identity key -> leaf
         self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
         self._verified: set[int] = set()  # leaves whose join request signature we checked
-        self._blank_hash = [self._hash_leaf(None, None, None)]
+        self._blank = BlankHashes(suite)
         self._hash: list[bytes] = [b""] * width
         for x in range(width):
-            self._hash[x] = self._blank_subtree_hash(tm.level(x))
+            self._hash[x] = self._blank.at(tm.level(x))
         self._journal: list[tuple[int, int, object]] | None = None
         # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
         # commit with k paths hashes each shared ancestor once, not k times.
@@ -209,30 +203,6 @@ class RatchetTree:
             return self._members.index(None)
         except ValueError:
             return self._capacity
-
-    # --- hashing -------------------------------------------------------------------------
-
-    def _hash_leaf(self, key: bytes | None, member: JoinRequest | None, chooser: int | None) -> bytes:
-        w = Writer().u8(1)
-        if key is None:
-            w.u8(0)
-        else:
-            w.u8(1).opaque(key).optional(None if member is None else opaque(member.encoded))
-            w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
-        return self.suite.hash(w.bytes())
-
-    def _hash_parent(self, own: bytes | None, left: bytes, right: bytes) -> bytes:
-        # 0x02 || optional<V(own)> || V(left) || V(right), written out: keys and hashes are 32
-        # bytes, so every V() prefix is the one-byte varint 0x20 (the hot path of a commit).
-        assert len(left) == len(right) == 32 and (own is None or len(own) == 32)
-        head = b"\x02\x00" if own is None else b"\x02\x01\x20" + own
-        return self.suite.hash(head + b"\x20" + left + b"\x20" + right)
-
-    def _blank_subtree_hash(self, level: int) -> bytes:
-        while len(self._blank_hash) <= level:
-            h = self._blank_hash[-1]
-            self._blank_hash.append(self._hash_parent(None, h, h))
-        return self._blank_hash[level]
 
     # --- journaled writes ----------------------------------------------------------------
 
@@ -365,11 +335,11 @@ class RatchetTree:
         for node in sorted(self._dirty, key=tm.level):
             self._log(self._HASH, node, self._hash[node])
             if tm.is_leaf(node):
-                leaf = node // 2
-                self._hash[node] = self._hash_leaf(self._own[node], self._members[leaf], self._chooser[leaf])
+                leaf, own = node // 2, self._own[node]
+                self._hash[node] = hash_leaf(self.suite, own, self._members[leaf], self._chooser[leaf])
             else:
                 lft, rgt = tm.left(node), tm.right(node)
-                self._hash[node] = self._hash_parent(self._own[node], self._hash[lft], self._hash[rgt])
+                self._hash[node] = hash_parent(self.suite, self._own[node], self._hash[lft], self._hash[rgt])
         self._dirty.clear()
 
     def grow(self) -> None:
@@ -384,7 +354,7 @@ class RatchetTree:
         extra = new_width - old_width
         self._own.extend([None] * extra)
         self._eff.extend([None] * extra)
-        self._hash.extend(self._blank_subtree_hash(tm.level(x)) for x in range(old_width, new_width))
+        self._hash.extend(self._blank.at(tm.level(x)) for x in range(old_width, new_width))
         self._members.extend([None] * (new_cap - old_cap))
         self._chooser.extend([None] * (new_cap - old_cap))
         self._capacity = new_cap
@@ -481,7 +451,7 @@ class RatchetTree:
                 self._set_own(p, None)
             else:
                 lft, rgt = (pub, other) if x < p else (other, pub)
-                secret = _node_secret(self.suite, sk, other, lft, rgt)
+                secret = node_secret(self.suite, sk, other, lft, rgt)
                 sk = X25519PrivateKey.from_private_bytes(secret)
                 pub = sk.public_key().public_bytes_raw()
                 self._set_own(p, pub)
@@ -536,7 +506,7 @@ class RatchetTree:
         return secret
 
     def commit_secret(self, me: PathSecrets) -> bytes:
-        return self.suite.derive_secret(self.root_secret(me), _COMMIT_LABEL)
+        return commit_secret_of(self.suite, self.root_secret(me))
 
     def refresh_secrets(self, me: PathSecrets, lowest_changed: int) -> PathSecrets:
         """Recompute ``me``'s secrets from ``lowest_changed`` (a node on its path) to the root.
@@ -567,7 +537,7 @@ class RatchetTree:
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
                     sk = X25519PrivateKey.from_private_bytes(secret)
-                secret = _node_secret(self.suite, sk, other, lft, rgt)
+                secret = node_secret(self.suite, sk, other, lft, rgt)
                 sk = X25519PrivateKey.from_private_bytes(secret)
                 if sk.public_key().public_bytes_raw() != own:
                     raise InconsistentPathError(

@@ -1,0 +1,71 @@
+"""What the tree derives from its nodes, stated once: node secrets, commit_secret, the tree hash.
+
+* A keyed parent's secret comes from one child's private key and the other child's public key (the
+  TGDH rule); binding both public keys into the label context ties it to its place and inputs.
+* ``commit_secret`` is derived from the root's secret and feeds the RFC 9420 key schedule.
+* The tree hash is a Merkle hash over leaves (key, member, chooser) and parents (own key, children).
+
+The formulas are in :mod:`.ratchet_tree`'s theory of operation and ``docs/protocol.md`` §5; the
+keeper adversary in ``tests/core/keeper.py`` re-derives them independently from that text.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ...codec import Writer, opaque
+from ...identity import JoinRequest
+from ...suite import CipherSuite, x25519_exchange
+
+__all__ = ["BlankHashes", "commit_secret_of", "hash_leaf", "hash_parent", "node_secret"]
+
+_NODE_LABEL: Final = b"tgdh node"
+_COMMIT_LABEL: Final = b"tgdh commit"
+
+
+def node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
+    """secret(P) from one child's private key and the other child's public key."""
+    dh = x25519_exchange(sk, other)
+    return suite.expand_with_label(suite.extract(b"", dh), _NODE_LABEL, opaque(left) + opaque(right), 32)
+
+
+def commit_secret_of(suite: CipherSuite, root_secret: bytes) -> bytes:
+    """The scheme's output for the key schedule: ``DeriveSecret(secret(root), "tgdh commit")``."""
+    return suite.derive_secret(root_secret, _COMMIT_LABEL)
+
+
+def hash_leaf(
+    suite: CipherSuite, key: bytes | None, member: JoinRequest | None, chooser: int | None
+) -> bytes:
+    """``0x01 || optional<V(key) || optional<V(join_request)> || optional<uint32 chooser>>``."""
+    w = Writer().u8(1)
+    if key is None:
+        w.u8(0)
+    else:
+        w.u8(1).opaque(key).optional(None if member is None else opaque(member.encoded))
+        w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
+    return suite.hash(w.bytes())
+
+
+def hash_parent(suite: CipherSuite, own: bytes | None, left: bytes, right: bytes) -> bytes:
+    """``0x02 || optional<V(own)> || V(left) || V(right)``, written out: keys and hashes are 32
+    bytes, so every V() prefix is the one-byte varint 0x20 (the hot path of a commit)."""
+    assert len(left) == len(right) == 32 and (own is None or len(own) == 32)
+    head = b"\x02\x00" if own is None else b"\x02\x01\x20" + own
+    return suite.hash(head + b"\x20" + left + b"\x20" + right)
+
+
+class BlankHashes:
+    """The hash of an all-blank subtree of each height, computed once per height and kept."""
+
+    def __init__(self, suite: CipherSuite) -> None:
+        self._suite = suite
+        self._by_level = [hash_leaf(suite, None, None, None)]
+
+    def at(self, level: int) -> bytes:
+        while len(self._by_level) <= level:
+            h = self._by_level[-1]
+            self._by_level.append(hash_parent(self._suite, None, h, h))
+        return self._by_level[level]
