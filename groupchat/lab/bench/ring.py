@@ -34,12 +34,9 @@ import argparse
 import dataclasses
 import gc
 import json
-import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -57,7 +54,9 @@ from ...core.schemes.ring import (
 )
 from ...core.schemes.ring_message import RingRound
 from ...core.suite import CipherSuite
-from .rekey import Floor, measure_floor
+from .floor import CLOCKS as _CLOCKS
+from .floor import Clock, Floor, measure_floor
+from .floor import median as _median
 
 __all__ = ["DEFAULT_REPEAT", "DEFAULT_SIZES", "RingFloors", "main", "ring_floors", "run"]
 
@@ -68,17 +67,6 @@ _CONTEXT: Final = bytes(32)  # what the epoch machine binds: a 32-byte hash
 _PHASES: Final = ("round1", "round2", "derive", "whole")
 # Short floor measurements taken next to each sample: ~20 ms each.
 _NEAR_BATCH, _NEAR_ROUNDS = 20, 3
-
-Clock = Callable[[], int]
-_CLOCKS: Final[dict[str, tuple[Clock, str]]] = {
-    "cpu": (time.process_time_ns, "process CPU time (time.process_time_ns)"),
-    "wall": (time.perf_counter_ns, "wall time (time.perf_counter_ns)"),
-}
-
-
-def _median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs)) if xs else math.nan
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RingFloors:
