@@ -53,6 +53,7 @@ from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGrou
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
+from groupchat.lab.clock import ManualClock
 
 P = 2**255 - 19
 
@@ -314,18 +315,10 @@ def test_generation_jump_beyond_max_forward() -> None:
     assert isinstance(ev, MessageReceived) and ev.plaintext == b"msg 3"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_previous_epoch_retention_window() -> None:
     """Messages of the previous epoch decrypt for ``previous_epoch_ttl`` seconds after a commit
     (in-flight messages), then the old keys are gone: EpochError. Two epochs back: always EpochError."""
-    clock = FakeClock()
+    clock = ManualClock()
     h = Harness(GroupConfig(clock=clock, previous_epoch_ttl=30.0))
     h.add("m0", 3)
     in_flight = [h.members["m2"].encrypt(b"in flight %d" % i) for i in range(2)]

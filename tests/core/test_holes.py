@@ -58,24 +58,20 @@ from groupchat.core.message_protection import (
     sign_framed_content,
 )
 from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.lab.clock import ManualClock
 
 NOW = 1_800_000_000.0
 SKEW = 300.0
 LAST_EPOCH = 2**64 - 1
 
 
-class WallClock:
-    """An injected wall clock (Unix seconds) that a test moves by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def wall_clock() -> ManualClock:
+    """The injected clock a test moves by hand; its wall view (``clock.wall``) starts at NOW."""
+    return ManualClock(wall_start=NOW)
 
 
-def harness(members: int = 4, clock: WallClock | None = None) -> Harness:
-    h = Harness(GroupConfig(wall_clock=clock or WallClock(), clock_skew=SKEW))
+def harness(members: int = 4, clock: ManualClock | None = None) -> Harness:
+    h = Harness(GroupConfig(wall_clock=(clock or wall_clock()).wall, clock_skew=SKEW))
     h.add("m0", members - 1)
     return h
 
@@ -222,10 +218,10 @@ def test_joiner_has_every_leaf_verified() -> None:
 
 
 def test_committer_refuses_an_expired_join_request() -> None:
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     pj = request(h, "late", lifetime=600)
-    clock.now += 601
+    clock.advance(601)
     committer = h.members["m1"]
     before = fingerprint(committer)
     with pytest.raises(GroupChatError) as info:
@@ -238,7 +234,7 @@ def test_committer_refuses_an_expired_join_request() -> None:
 def test_receivers_tolerate_the_documented_clock_skew_and_no_more() -> None:
     """The committer's clock is behind: it still accepts the request. A receiver SKEW seconds past
     the expiry accepts (no fork between slightly different clocks); one further past refuses."""
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(4, clock)
     pj = request(h, "edge", lifetime=600)
     committer = h.members["m0"]
@@ -275,12 +271,12 @@ def test_re_adding_a_departed_members_old_request_is_refused() -> None:
     """Bob joined with request R and was removed; R has not expired. A member re-adds R: its own
     commit() refuses, and when a member who forgot R (a malicious one) commits it anyway, every
     honest receiver refuses the commit, so no dead 'bob' leaf appears."""
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     bob = request(h, "bob")
     h.commit("m0", add=[bob])
     h.remove("m1", "bob")
-    clock.now += 60
+    clock.advance(60)
     old = bob.request
     assert old.not_after > NOW + 60  # still unexpired: only the used-init-key set can refuse it
     with pytest.raises(DuplicateKeyError, match="joined and left"):
@@ -299,13 +295,13 @@ def test_re_adding_a_departed_members_old_request_is_refused() -> None:
 
 
 def test_used_init_keys_are_forgotten_once_expired_and_the_expiry_check_takes_over() -> None:
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     bob = request(h, "bob", lifetime=600)
     h.commit("m0", add=[bob])
     h.remove("m1", "bob")
     assert bob.request.init_key in h.members["m2"]._used_init_keys
-    clock.now = bob.request.not_after + SKEW + 1
+    clock.advance(bob.request.not_after + SKEW + 1 - clock.wall())
     h.update("m0")  # any epoch change prunes
     assert bob.request.init_key not in h.members["m2"]._used_init_keys
     with pytest.raises(ExpiredJoinRequestError):

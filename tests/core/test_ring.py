@@ -65,6 +65,7 @@ from groupchat.core.schemes.ring import (
     xor,
 )
 from groupchat.core.suite import CipherSuite
+from groupchat.lab.clock import ManualClock
 
 SUITE = CipherSuite()
 GROUP = b"ring-test"
@@ -86,16 +87,6 @@ LOW_ORDER = {
     "p+1": u(P + 1),
     "top-bit": u(9 + (1 << 255)),
 }
-
-
-class FakeClock:
-    """An injected clock the tests advance by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class RecordingRandom:
@@ -742,7 +733,7 @@ def test_inconsistent_ring_values_fail_and_name_nobody() -> None:
 
 def test_round1_timeout_names_the_missing_member_and_retry_completes() -> None:
     cast = Cast.of(3)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start([0, 1])  # member 2 is offline
@@ -770,7 +761,7 @@ def test_round1_timeout_names_the_missing_member_and_retry_completes() -> None:
 
 def test_round2_timeout_names_who_did_not_answer() -> None:
     cast = Cast.of(4)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start()
@@ -784,7 +775,7 @@ def test_round2_timeout_names_who_did_not_answer() -> None:
 
 def test_round2_deadline_restarts_when_round1_completes() -> None:
     cast = Cast.of(2)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start([0])

@@ -32,23 +32,16 @@ from groupchat.core.message_protection import WireFormat, sign_framed_content
 from groupchat.core.outbox import ROOM, Joiner, OutboundKind
 from groupchat.core.schemes.ring_errors import RingTimeoutError, WrongAttemptError
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
+from groupchat.lab.clock import ManualClock
 
 GROUP_ID = b"ring-room"
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
 class Room:
     """Members, the room's log, and each member's read position in it."""
 
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=ManualClock)
     members: dict[str, Group] = field(default_factory=dict)
     log: list[bytes] = field(default_factory=list)
     cursor: dict[str, int] = field(default_factory=dict)
