@@ -232,9 +232,7 @@ class Harness:
             add=[pj.request for pj in joins], remove=[self.leaf(v) for v in victims], update=update
         )
         retained = {v: snapshot(self.members[v]) for v in victims} if keep_removed else {}
-        for pj in joins:
-            name = pj.request.display_name
-            self.room.expect(name, pj.request.identity_key, self._joiner(pj, self.config_for(name)))
+        self.expect(joins)
         events = self.deliver(message)
         own = events[committer]
         assert isinstance(own, EpochChanged) and own.own, own
@@ -247,12 +245,25 @@ class Harness:
             if name not in victims:
                 assert isinstance(ev, EpochChanged), (name, ev)
                 assert ev.epoch_authenticator == own.epoch_authenticator
-        # The echo released one Welcome per joiner; the room hands each to its joiner, who joins.
+        joined = self.admit(committer, joins)
+        return CommitResult(message, events, joined, victims, retained)
+
+    def expect(self, joins: Iterable[PendingJoin]) -> None:
+        """The room will hand each joiner its Welcome (by display name) when a committer's outbox
+        addresses it; the joiner then joins with its own config."""
+        for pj in joins:
+            name = pj.request.display_name
+            self.room.expect(name, pj.request.identity_key, self._joiner(pj, self.config_for(name)))
+
+    def admit(self, committer: str, joins: Iterable[PendingJoin]) -> list[str]:
+        """After the commit's echo: the committer's outbox holds exactly one Welcome per joiner
+        (and nothing else); the room delivers each to its (expected) joiner, who joins."""
+        joins = list(joins)
         flushed = self.room.flush(committer)
         assert [f.outbound.kind for f in flushed] == [OutboundKind.WELCOME] * len(joins), flushed
         joined = [f.delivery.to for f in flushed if f.delivery.to is not None]
         assert joined == [pj.request.display_name for pj in joins]
-        return CommitResult(message, events, joined, victims, retained)
+        return joined
 
     @staticmethod
     def _joiner(pj: PendingJoin, config: GroupConfig) -> Callable[[bytes], Group]:

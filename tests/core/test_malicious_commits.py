@@ -19,7 +19,7 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from group_harness import Harness
-from test_group_rejections import assert_rejected, finish, rebuild
+from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.commit import CommitMessage, Operation, OpType
 from groupchat.core.errors import (

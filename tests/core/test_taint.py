@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 from group_harness import Harness, fingerprint
-from test_group_rejections import assert_rejected, rebuild
+from rejections import assert_rejected, rebuild
 
 from groupchat.core.commit import CommitMessage, Operation, OpType, SealedSecret
 from groupchat.core.errors import GroupChatError, InvalidValueError, TaintRuleError
