@@ -38,7 +38,7 @@ from groupchat.core.events import EpochChanged, Event, MessageEchoed, MessageRec
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.message_protection import PrivateMessage, decrypt_sender_data
-from groupchat.core.outbox import OutboundKind
+from groupchat.core.outbox import Joiner, OutboundKind
 from groupchat.lab.room import Room
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "fingerprint",
     "keeper_of",
     "snapshot",
+    "welcome_for",
 ]
 
 
@@ -149,6 +150,16 @@ def assert_cannot_read(reader: Group, sent: Sent, deriver: Deriver | None = None
         raise AssertionError(f"{deriver.label} opened a message of epoch {sent.view.epoch}")
 
 
+def welcome_for(committer: Group, *joiners: PendingJoin) -> bytes:
+    """The Welcome, from ``committer``'s outbox after its commit's echo: exactly one item per
+    joiner, addressed to it, all the same Welcome (sealed to every joiner's init key)."""
+    out = committer.data_to_send()
+    wanted = [(Joiner.of(pj.request), OutboundKind.WELCOME) for pj in joiners]
+    assert [(o.to, o.kind) for o in out] == wanted, out
+    assert len({o.data for o in out}) == 1, "one Welcome for all the joiners"
+    return out[0].data
+
+
 @dataclass
 class CommitResult:
     message: bytes
@@ -157,6 +168,8 @@ class CommitResult:
     removed: list[str] = field(default_factory=list)
     # name -> deep copy of that removed member's Group taken just before the commit was delivered
     retained: dict[str, Group] = field(default_factory=dict)
+    # joiner name -> the Welcome the committer's outbox addressed to it
+    welcomes: dict[str, bytes] = field(default_factory=dict)
 
 
 class Harness:
@@ -245,8 +258,8 @@ class Harness:
             if name not in victims:
                 assert isinstance(ev, EpochChanged), (name, ev)
                 assert ev.epoch_authenticator == own.epoch_authenticator
-        joined = self.admit(committer, joins)
-        return CommitResult(message, events, joined, victims, retained)
+        welcomes = self.admit(committer, joins)
+        return CommitResult(message, events, list(welcomes), victims, retained, welcomes)
 
     def expect(self, joins: Iterable[PendingJoin]) -> None:
         """The room will hand each joiner its Welcome (by display name) when a committer's outbox
@@ -255,15 +268,16 @@ class Harness:
             name = pj.request.display_name
             self.room.expect(name, pj.request.identity_key, self._joiner(pj, self.config_for(name)))
 
-    def admit(self, committer: str, joins: Iterable[PendingJoin]) -> list[str]:
+    def admit(self, committer: str, joins: Iterable[PendingJoin]) -> dict[str, bytes]:
         """After the commit's echo: the committer's outbox holds exactly one Welcome per joiner
-        (and nothing else); the room delivers each to its (expected) joiner, who joins."""
+        (and nothing else); the room delivers each to its (expected) joiner, who joins.
+        Returns each joiner's name and its Welcome, in the outbox's order."""
         joins = list(joins)
         flushed = self.room.flush(committer)
         assert [f.outbound.kind for f in flushed] == [OutboundKind.WELCOME] * len(joins), flushed
-        joined = [f.delivery.to for f in flushed if f.delivery.to is not None]
-        assert joined == [pj.request.display_name for pj in joins]
-        return joined
+        welcomes = {f.delivery.to: f.delivery.payload for f in flushed if f.delivery.to is not None}
+        assert list(welcomes) == [pj.request.display_name for pj in joins]
+        return welcomes
 
     @staticmethod
     def _joiner(pj: PendingJoin, config: GroupConfig) -> Callable[[bytes], Group]:

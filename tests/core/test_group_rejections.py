@@ -24,7 +24,7 @@ from collections import deque
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from group_harness import Harness, fingerprint
+from group_harness import Harness, fingerprint, welcome_for
 from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.codec import Writer, encode_varint
@@ -400,9 +400,8 @@ def test_truncated_commit_application_message_and_welcome(h: Harness) -> None:
         assert_rejected(h, ["m2", "m4"], commit[:cut], TruncatedError)
     for cut in range(4, len(message)):
         assert_rejected(h, ["m0"], message[:cut], TruncatedError)
-    events = h.deliver(commit)
-    welcome = events["m1"].welcome
-    assert welcome is not None
+    h.deliver(commit)
+    welcome = welcome_for(h.members["m1"], pj)
     for cut in range(0, len(welcome), 7):
         with pytest.raises(TruncatedError):
             Group.join(pj, welcome[:cut], h.config)
@@ -473,9 +472,8 @@ def test_unknown_version(h: Harness) -> None:
         v = version.to_bytes(2, "big")
         assert_rejected(h, RECEIVERS, v + commit[2:], UnknownVersionError)
         assert_rejected(h, ["m0"], v + message[2:], UnknownVersionError)
-    events = h.deliver(commit)
-    welcome = events["m1"].welcome
-    assert welcome is not None
+    h.deliver(commit)
+    welcome = welcome_for(h.members["m1"], pj)
     with pytest.raises(UnknownVersionError):
         Group.join(pj, b"\x00\x02" + welcome[2:], h.config)
     h.members[pj.request.display_name] = Group.join(pj, welcome, h.config)
@@ -515,7 +513,7 @@ def test_welcome_for_another_group_is_not_joinable(h: Harness) -> None:
     other = Harness(group_id=b"another-room")
     mine = h.join_request()
     res = other.commit("m0", add=[other.join_request()])
-    welcome = res.events["m0"].welcome
+    (welcome,) = res.welcomes.values()
     with pytest.raises(GroupChatError) as info:
         Group.join(mine, welcome, h.config)
     assert type(info.value) is ProtocolError  # "this welcome is not addressed to us"

@@ -21,7 +21,7 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from group_harness import Harness, fingerprint, snapshot
+from group_harness import Harness, fingerprint, snapshot, welcome_for
 
 from groupchat.core.codec import MAX_VARINT, Reader, Writer, encode_varint
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
@@ -165,8 +165,8 @@ def malicious_welcome(h: Harness, adder: str, joiner: PendingJoin, extra: JoinRe
     mal._tree.build_path(free, os.urandom(32), extra, None)
     commit = mal.commit(add=[joiner.request], update=True)
     ev = mal.receive(commit)
-    assert isinstance(ev, EpochChanged) and ev.own and ev.welcome is not None
-    return ev.welcome
+    assert isinstance(ev, EpochChanged) and ev.own
+    return welcome_for(mal, joiner)
 
 
 def test_welcome_listing_a_ghost_is_refused_and_names_the_leaf() -> None:
@@ -315,8 +315,8 @@ def test_pending_join_completes_one_join_only() -> None:
     h = harness(3)
     pj = request(h, "once")
     res = h.commit("m0", add=[pj])
-    welcome = res.events["m0"].welcome  # type: ignore[union-attr]
-    assert welcome is not None and pj.used
+    welcome = res.welcomes["once"]
+    assert pj.used
     with pytest.raises(UsageError, match="already used to join; make a new one"):
         Group.join(pj, welcome, h.config)
     h.assert_consistent(["once"])
@@ -326,8 +326,8 @@ def test_failed_join_does_not_consume_the_pending_join() -> None:
     h = harness(3)
     pj = request(h, "patient")
     msg = h.members["m0"].commit(add=[pj.request])
-    welcome = h.deliver(msg)["m0"].welcome  # type: ignore[union-attr]
-    assert welcome is not None
+    h.deliver(msg)
+    welcome = welcome_for(h.members["m0"], pj)
     bad = welcome[:-1] + bytes([welcome[-1] ^ 1])
     with pytest.raises(GroupChatError):
         Group.join(pj, bad, h.config)
@@ -355,17 +355,18 @@ def test_welcome_at_the_last_epoch_is_refused() -> None:
     joiner = request(h, "joiner")
     commit = mal.commit(add=[joiner.request])
     ev = mal.receive(commit)
-    assert isinstance(ev, EpochChanged) and ev.epoch == LAST_EPOCH and ev.welcome is not None
+    assert isinstance(ev, EpochChanged) and ev.epoch == LAST_EPOCH
+    welcome = welcome_for(mal, joiner)
     with pytest.raises(GroupChatError) as info:
-        Group.join(joiner, ev.welcome, h.config)
+        Group.join(joiner, welcome, h.config)
     assert type(info.value) is CounterLimitError and str(LAST_EPOCH) in str(info.value)
     assert not joiner.used
     # Control: one epoch earlier the same construction is joinable.
     mal2 = at_epoch(h.members["m0"], LAST_EPOCH - 2)
     joiner2 = request(h, "joiner2")
     ev2 = mal2.receive(mal2.commit(add=[joiner2.request]))
-    assert isinstance(ev2, EpochChanged) and ev2.welcome is not None
-    assert Group.join(joiner2, ev2.welcome, h.config).epoch == LAST_EPOCH - 1
+    assert isinstance(ev2, EpochChanged)
+    assert Group.join(joiner2, welcome_for(mal2, joiner2), h.config).epoch == LAST_EPOCH - 1
 
 
 def test_no_commit_is_built_or_applied_at_the_last_epoch() -> None:
