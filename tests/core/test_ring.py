@@ -66,6 +66,8 @@ from groupchat.core.schemes.ring import (
 )
 from groupchat.core.suite import CipherSuite
 from groupchat.lab.clock import ManualClock
+from groupchat.lab.room import Receiver
+from groupchat.lab.room import Room as LabRoom
 
 SUITE = CipherSuite()
 GROUP = b"ring-test"
@@ -148,16 +150,22 @@ class Cast:
 
 
 class Room:
-    """A relay with one total order: every posted message is delivered to every member in order."""
+    """A relay with one total order (the lab's Room, sequencing only): every posted message is
+    delivered to every member in order, each member reading from its own cursor."""
 
     def __init__(self, runs: Sequence[RingRekey]) -> None:
         self.runs = list(runs)
-        self.log: list[bytes] = []
+        self.relay: LabRoom[int, Receiver] = LabRoom()
         self.results: dict[int, RingResult] = {}
         self.cursor = [0] * len(runs)
 
+    @property
+    def log(self) -> list[bytes]:
+        return [d.payload for d in self.relay.log]
+
     def post(self, k: int, step: RingStep) -> None:
-        self.log.extend(step.outbound)
+        for data in step.outbound:
+            self.relay.publish(data, k)
         if step.result is not None:
             assert k not in self.results, "a run produced two results"
             self.results[k] = step.result
@@ -168,7 +176,7 @@ class Room:
 
     def step(self, k: int) -> RingStep:
         """Deliver the next pending message to member ``k`` only."""
-        data = self.log[self.cursor[k]]
+        data = self.relay.log[self.cursor[k]].payload
         self.cursor[k] += 1
         step = self.runs[k].receive(data)
         self.post(k, step)
@@ -180,8 +188,8 @@ class Room:
         for _ in range(4 * len(self.runs) + 4):  # bounded: each pass delivers a round or more
             progressed = False
             for k in who:
-                while self.cursor[k] < len(self.log):
-                    data = self.log[self.cursor[k]]
+                while self.cursor[k] < self.relay.head:
+                    data = self.relay.log[self.cursor[k]].payload
                     self.cursor[k] += 1
                     self.post(k, self.runs[k].receive(data))
                     progressed = True
