@@ -83,13 +83,6 @@ def valid_public() -> bytes:
 # --- fixtures and helpers ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def h() -> Harness:
-    harness = Harness()
-    harness.add("m0", 4)  # m0..m4, capacity 8 (leaves 5..7 never used)
-    return harness
-
-
 def with_path_key(commit: bytes, op_index: int, key_index: int, key: bytes) -> list[Operation]:
     ops = list(CommitMessage.decode(commit).commit.operations)
     op = ops[op_index]

@@ -38,13 +38,6 @@ def fresh_key() -> bytes:
     return X25519PrivateKey.generate().public_key().public_bytes_raw()
 
 
-@pytest.fixture
-def h() -> Harness:
-    harness = Harness()
-    harness.add("m0", 4)  # m0..m4 at leaves 0..4, capacity 8, leaves 5..7 never used
-    return harness
-
-
 def operations(commit: bytes) -> list[Operation]:
     return list(CommitMessage.decode(commit).commit.operations)
 
