@@ -10,23 +10,37 @@ Sans-I/O: :meth:`Room.publish` only sequences and logs (it returns the :class:`D
 gets it); :meth:`Room.deliver` also hands the bytes to each recipient's ``receive`` and returns the
 events. Subclasses may override :meth:`Room.receive` to observe each hand-over (the benchmark
 times it there).
+
+The room also knows the outbox (:mod:`groupchat.core.outbox`): :meth:`Room.flush` drains one
+member's ``data_to_send()`` and publishes each item in order, as a session does after every call
+into its group: a ``to=ROOM`` item goes to the whole room, a ``to=Joiner(...)`` item (the Welcome)
+to the joiner registered with :meth:`Room.expect`, which becomes a member when it arrives.
+:meth:`Room.send` publishes a member's own message (a commit, an application message) and then
+flushes every member the hand-over gave something to send.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from ..core.errors import UsageError
 from ..core.events import Event
+from ..core.outbox import ROOM, Joiner, Outbound
 
-__all__ = ["Delivery", "Receiver", "Room"]
+__all__ = ["Delivery", "Receiver", "Room"]  # pinned in tests/test_exports.py; Flushed, Outboxed importable
 
 class Receiver(Protocol):
     """A room member: anything that takes the relay's bytes and returns one event."""
 
     def receive(self, data: bytes) -> Event: ...
+
+
+class Outboxed(Receiver, Protocol):
+    """A member with an outbox (a Group): what :meth:`Room.flush` drains."""
+
+    def data_to_send(self) -> Sequence[Outbound]: ...
 
 
 K = TypeVar("K", bound=Hashable)
@@ -43,6 +57,21 @@ class Delivery(Generic[K]):
     to: K | None = None  # None: the whole room
 
 
+@dataclass(frozen=True, slots=True)
+class Flushed(Generic[K]):
+    """One outbox item as :meth:`Room.flush` published it, and what its hand-over returned."""
+
+    outbound: Outbound
+    delivery: Delivery[K]
+    events: dict[K, Event] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected(Generic[K, M]):
+    key: K
+    make: Callable[[bytes], M]  # the Welcome's bytes -> the joined member
+
+
 class Room(Generic[K, M]):
     """Members of type ``M`` (a Group) keyed by ``K`` (a name, a leaf) and one total order of
     everything sent to them."""
@@ -50,6 +79,7 @@ class Room(Generic[K, M]):
     def __init__(self) -> None:
         self.members: dict[K, M] = {}
         self.log: list[Delivery[K]] = []
+        self._expected: dict[bytes, _Expected[K, M]] = {}  # joiner identity key -> who it becomes
 
     # --- roster -------------------------------------------------------------------------------
 
@@ -75,7 +105,7 @@ class Room(Generic[K, M]):
 
     def publish(self, payload: bytes, sender: K | None = None, to: K | None = None) -> Delivery[K]:
         """Sequence and log ``payload``; nothing is handed to anyone yet."""
-        if to is not None and to not in self.members:
+        if to is not None and to not in self.members and not self._awaits(to):
             raise UsageError(f"{to!r} is not in the room")
         delivery = Delivery(len(self.log) + 1, payload, sender, to)
         self.log.append(delivery)
@@ -117,3 +147,64 @@ class Room(Generic[K, M]):
             wanted = set(only)
             keys = [k for k in keys if k in wanted]
         return {k: self.receive(k, delivery) for k in keys}
+
+    # --- the outbox -----------------------------------------------------------------------------
+
+    def expect(self, key: K, identity_key: bytes, make: Callable[[bytes], M]) -> None:
+        """A joiner (its join request's ``identity_key``) is waiting for its Welcome as ``key``:
+        when a member's outbox addresses the Welcome to it, the room calls ``make(welcome)`` and
+        the result joins the room (it sees what is sequenced after its Welcome)."""
+        if key in self.members or self._awaits(key):
+            raise UsageError(f"{key!r} is already in the room")
+        self._expected[identity_key] = _Expected(key, make)
+
+    def _awaits(self, key: K) -> bool:
+        return any(e.key == key for e in self._expected.values())
+
+    def flush(self, key: K, *, hand_over: bool = True, cascade: bool = False) -> list[Flushed[K]]:
+        """Drain ``key``'s ``data_to_send()`` and publish each item in order.
+
+        ``to=ROOM`` items are published from ``key`` and, with ``hand_over``, handed to everyone
+        present (like :meth:`deliver`); a Welcome is published directed to its expected joiner,
+        which is then made and joined (a joiner nobody expects is a :class:`UsageError`: the
+        outbox named someone the room cannot reach). With ``hand_over=False`` the room only
+        sequences and logs (a harness that hands over from its own cursors). With ``cascade``,
+        every member a hand-over gave something to send is flushed too, until the room is quiet.
+        """
+        member = self.members[key]
+        if not hasattr(member, "data_to_send"):
+            raise UsageError(f"{key!r} has no outbox")
+        out: list[Flushed[K]] = []
+        for item in member.data_to_send():
+            if item.to is ROOM:
+                delivery = self.publish(item.data, key)
+                events = self._hand_over(delivery) if hand_over else {}
+                out.append(Flushed(item, delivery, events))
+                if cascade:
+                    for k in events:
+                        if k in self.members:
+                            out.extend(self.flush(k, hand_over=hand_over, cascade=True))
+                continue
+            assert isinstance(item.to, Joiner)
+            expected = self._expected.get(item.to.identity_key)
+            if expected is None:
+                raise UsageError(f"no joiner {item.to.display_name!r} is expected in the room")
+            delivery = self.publish(item.data, key, to=expected.key)
+            del self._expected[item.to.identity_key]
+            self.join(expected.key, expected.make(item.data))
+            out.append(Flushed(item, delivery))
+            if cascade:
+                out.extend(self.flush(expected.key, hand_over=hand_over, cascade=True))
+        return out
+
+    def send(self, payload: bytes, sender: K, *, only: Iterable[K] | None = None) -> dict[K, Event]:
+        """What a session does: publish ``payload`` from ``sender``, hand it over (like
+        :meth:`deliver`), then flush the sender's and every recipient's outbox (cascading)."""
+        events = self.deliver(payload, sender, only=only)
+        for k in dict.fromkeys([sender, *events]):
+            if k in self.members and hasattr(self.members[k], "data_to_send"):
+                self.flush(k, cascade=True)
+        return events
+
+    def _hand_over(self, delivery: Delivery[K]) -> dict[K, Event]:
+        return {k: self.receive(k, delivery) for k in self.recipients(delivery)}

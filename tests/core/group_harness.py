@@ -1,14 +1,16 @@
 """A small in-process harness for end-to-end group tests: N real members and a "relay".
 
-The relay is a plain list: every message (commit or application message) is appended to it and
-delivered, in that one total order, to every current member, the sender included (the sender
-gets its echo). There are no mocks: members are real :class:`~groupchat.core.group.Group` objects
+The relay is the lab's :class:`~groupchat.lab.room.Room`: every message (commit or application
+message) is sequenced, logged and delivered, in that one total order, to every current member,
+the sender included (the sender gets its echo); a committer's Welcome comes out of its outbox
+(``data_to_send()``) and the room hands it to the joiner.
+There are no mocks: members are real :class:`~groupchat.core.group.Group` objects
 doing real X25519, Ed25519, HKDF, AEAD and HPKE.
 
 Helpers:
 
 * :meth:`Harness.commit` builds a commit at any member (adds by name, removes by name, update),
-  delivers it, joins the new members from the winning commit's welcome and drops the removed
+  delivers it, joins the new members from the Welcome in the committer's outbox and drops the removed
   ones from the roster, optionally keeping a snapshot of each removed member's state taken just
   before the removing commit was delivered;
 * :meth:`Harness.send` / :meth:`Harness.check_send` deliver an application message and check that
@@ -26,7 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from keeper import Deriver, EpochView, harvest
@@ -36,6 +38,8 @@ from groupchat.core.events import EpochChanged, Event, MessageEchoed, MessageRec
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.message_protection import PrivateMessage, decrypt_sender_data
+from groupchat.core.outbox import Joiner, OutboundKind
+from groupchat.lab.room import Room
 
 __all__ = [
     "CommitResult",
@@ -46,6 +50,7 @@ __all__ = [
     "fingerprint",
     "keeper_of",
     "snapshot",
+    "welcome_for",
 ]
 
 
@@ -145,6 +150,16 @@ def assert_cannot_read(reader: Group, sent: Sent, deriver: Deriver | None = None
         raise AssertionError(f"{deriver.label} opened a message of epoch {sent.view.epoch}")
 
 
+def welcome_for(committer: Group, *joiners: PendingJoin) -> bytes:
+    """The Welcome, from ``committer``'s outbox after its commit's echo: exactly one item per
+    joiner, addressed to it, all the same Welcome (sealed to every joiner's init key)."""
+    out = committer.data_to_send()
+    wanted = [(Joiner.of(pj.request), OutboundKind.WELCOME) for pj in joiners]
+    assert [(o.to, o.kind) for o in out] == wanted, out
+    assert len({o.data for o in out}) == 1, "one Welcome for all the joiners"
+    return out[0].data
+
+
 @dataclass
 class CommitResult:
     message: bytes
@@ -153,6 +168,8 @@ class CommitResult:
     removed: list[str] = field(default_factory=list)
     # name -> deep copy of that removed member's Group taken just before the commit was delivered
     retained: dict[str, Group] = field(default_factory=dict)
+    # joiner name -> the Welcome the committer's outbox addressed to it
+    welcomes: dict[str, bytes] = field(default_factory=dict)
 
 
 class Harness:
@@ -170,8 +187,8 @@ class Harness:
         self.configs: dict[str, GroupConfig] = dict(configs or {})
         self.suite = self.config.suite()
         self.group_id = group_id
-        self.members: dict[str, Group] = {}
-        self.relay: list[bytes] = []
+        self.room: Room[str, Group] = Room()
+        self.members: dict[str, Group] = self.room.members  # one roster: the room's
         self._names = itertools.count(1)
         self.members[creator] = Group.create(Identity.generate(), group_id, creator, self.config_for(creator))
 
@@ -202,11 +219,14 @@ class Harness:
 
     # --- delivery -----------------------------------------------------------------------------
 
+    @property
+    def relay(self) -> list[bytes]:
+        """Everything the room sequenced, in order."""
+        return [d.payload for d in self.room.log]
+
     def deliver(self, message: bytes, to: Iterable[str] | None = None) -> dict[str, Event]:
-        """Append ``message`` to the relay log and hand it to every member (or ``to``)."""
-        self.relay.append(message)
-        names = list(self.members) if to is None else list(to)
-        return {name: self.members[name].receive(message) for name in names}
+        """Sequence ``message`` in the room and hand it to every member (or only ``to``)."""
+        return self.room.deliver(message, only=to)
 
     def commit(
         self,
@@ -225,6 +245,7 @@ class Harness:
             add=[pj.request for pj in joins], remove=[self.leaf(v) for v in victims], update=update
         )
         retained = {v: snapshot(self.members[v]) for v in victims} if keep_removed else {}
+        self.expect(joins)
         events = self.deliver(message)
         own = events[committer]
         assert isinstance(own, EpochChanged) and own.own, own
@@ -237,16 +258,30 @@ class Harness:
             if name not in victims:
                 assert isinstance(ev, EpochChanged), (name, ev)
                 assert ev.epoch_authenticator == own.epoch_authenticator
-        joined = []
-        if joins:
-            assert own.welcome is not None
-            for pj in joins:
-                name = pj.request.display_name
-                self.members[name] = Group.join(pj, own.welcome, self.config_for(name))
-                joined.append(name)
-        else:
-            assert own.welcome is None
-        return CommitResult(message, events, joined, victims, retained)
+        welcomes = self.admit(committer, joins)
+        return CommitResult(message, events, list(welcomes), victims, retained, welcomes)
+
+    def expect(self, joins: Iterable[PendingJoin]) -> None:
+        """The room will hand each joiner its Welcome (by display name) when a committer's outbox
+        addresses it; the joiner then joins with its own config."""
+        for pj in joins:
+            name = pj.request.display_name
+            self.room.expect(name, pj.request.identity_key, self._joiner(pj, self.config_for(name)))
+
+    def admit(self, committer: str, joins: Iterable[PendingJoin]) -> dict[str, bytes]:
+        """After the commit's echo: the committer's outbox holds exactly one Welcome per joiner
+        (and nothing else); the room delivers each to its (expected) joiner, who joins.
+        Returns each joiner's name and its Welcome, in the outbox's order."""
+        joins = list(joins)
+        flushed = self.room.flush(committer)
+        assert [f.outbound.kind for f in flushed] == [OutboundKind.WELCOME] * len(joins), flushed
+        welcomes = {f.delivery.to: f.delivery.payload for f in flushed if f.delivery.to is not None}
+        assert list(welcomes) == [pj.request.display_name for pj in joins]
+        return welcomes
+
+    @staticmethod
+    def _joiner(pj: PendingJoin, config: GroupConfig) -> Callable[[bytes], Group]:
+        return lambda welcome: Group.join(pj, welcome, config)
 
     def add(self, committer: str, count: int = 1) -> list[str]:
         return self.commit(committer, add=[self.fresh_name() for _ in range(count)]).joined

@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 from group_harness import Harness, fingerprint, snapshot
-from test_group_rejections import assert_rejected, finish, rebuild
+from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.codec import Reader, Writer, opaque
 from groupchat.core.errors import (

@@ -16,7 +16,7 @@ import unicodedata
 
 import pytest
 from group_harness import Harness
-from test_group_rejections import assert_rejected, finish, rebuild
+from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.codec import Writer
 from groupchat.core.commit import CommitMessage, Operation, OpType

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from group_harness import Harness, fingerprint
+from group_harness import Harness, fingerprint, welcome_for
+from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.codec import Writer, encode_varint
-from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
+from groupchat.core.commit import CommitMessage, Operation, OpType
 from groupchat.core.errors import (
     ConfirmationError,
     DuplicateKeyError,
@@ -51,8 +51,9 @@ from groupchat.core.errors import (
 )
 from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig
-from groupchat.core.identity import Identity, JoinRequest, PendingJoin
-from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
+from groupchat.core.identity import Identity, JoinRequest
+from groupchat.core.message_protection import WireFormat
+from groupchat.lab.clock import ManualClock
 
 P = 2**255 - 19
 
@@ -82,45 +83,6 @@ def valid_public() -> bytes:
 # --- fixtures and helpers ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def h() -> Harness:
-    harness = Harness()
-    harness.add("m0", 4)  # m0..m4, capacity 8 (leaves 5..7 never used)
-    return harness
-
-
-def rebuild(
-    h: Harness,
-    committer: str,
-    commit: bytes,
-    *,
-    ops: list[Operation] | None = None,
-    sender: int | None = None,
-    epoch: int | None = None,
-    group_id: bytes | None = None,
-    signer: Ed25519PrivateKey | None = None,
-    context: bytes | None = None,
-) -> bytes:
-    """Re-encode ``commit`` with changes and re-sign it (by default with the committer's identity
-    over the committer's current GroupContext). The confirmation tag is copied unchanged."""
-    msg = CommitMessage.decode(commit)
-    c = msg.content
-    body = Commit(tuple(ops)) if ops is not None else msg.commit
-    content = FramedContent(
-        c.group_id if group_id is None else group_id,
-        c.epoch if epoch is None else epoch,
-        c.sender if sender is None else sender,
-        c.authenticated_data,
-        ContentType.COMMIT,
-        body.encode(),
-    )
-    group = h.members[committer]
-    key = signer or group._identity.signing_key
-    ctx = context if context is not None else group._ctx_bytes
-    signature = sign_framed_content(h.suite, key, WireFormat.PUBLIC_MESSAGE, content, ctx)
-    return CommitMessage(content, body, signature, msg.confirmation_tag).encode()
-
-
 def with_path_key(commit: bytes, op_index: int, key_index: int, key: bytes) -> list[Operation]:
     ops = list(CommitMessage.decode(commit).commit.operations)
     op = ops[op_index]
@@ -145,38 +107,6 @@ def forged_request(
     tbs = JoinRequest.tbs(h.suite.id, group_id, identity_key, name.encode(), init_key, not_after)
     signature = h.suite.sign_with_label(signer, b"JoinRequestTBS", tbs)
     return JoinRequest.decode(Writer().raw(tbs).opaque(signature).bytes())
-
-
-def assert_rejected(
-    h: Harness, names: list[str], data: bytes, error: type[GroupChatError], receive: Callable | None = None
-) -> None:
-    """Every receiver in ``names`` rejects ``data`` with exactly ``error`` and changes nothing."""
-    for name in names:
-        group = h.members[name]
-        before = fingerprint(group)
-        with pytest.raises(GroupChatError) as info:
-            (receive or group.receive)(data)
-        assert type(info.value) is error, (name, repr(info.value))
-        assert fingerprint(group) == before, name
-
-
-def finish(
-    h: Harness, committer: str, commit: bytes, senders: list[str], joiners: tuple[PendingJoin, ...] = ()
-) -> None:
-    """Deliver the legitimate pending commit everywhere (joining ``joiners`` from its welcome and
-    dropping whoever it removed), then check that everyone decrypts everyone."""
-    events = h.deliver(commit)
-    own = events[committer]
-    assert isinstance(own, EpochChanged) and own.own
-    for name, ev in events.items():
-        if isinstance(ev, RemovedFromGroup):
-            del h.members[name]
-            continue
-        assert isinstance(ev, EpochChanged) and ev.epoch_authenticator == own.epoch_authenticator
-    for pj in joiners:
-        assert own.welcome is not None
-        h.members[pj.request.display_name] = Group.join(pj, own.welcome, h.config)
-    h.assert_consistent([*senders, *(pj.request.display_name for pj in joiners)])
 
 
 RECEIVERS = ["m0", "m2", "m4"]
@@ -314,18 +244,10 @@ def test_generation_jump_beyond_max_forward() -> None:
     assert isinstance(ev, MessageReceived) and ev.plaintext == b"msg 3"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_previous_epoch_retention_window() -> None:
     """Messages of the previous epoch decrypt for ``previous_epoch_ttl`` seconds after a commit
     (in-flight messages), then the old keys are gone: EpochError. Two epochs back: always EpochError."""
-    clock = FakeClock()
+    clock = ManualClock()
     h = Harness(GroupConfig(clock=clock, previous_epoch_ttl=30.0))
     h.add("m0", 3)
     in_flight = [h.members["m2"].encrypt(b"in flight %d" % i) for i in range(2)]
@@ -471,9 +393,8 @@ def test_truncated_commit_application_message_and_welcome(h: Harness) -> None:
         assert_rejected(h, ["m2", "m4"], commit[:cut], TruncatedError)
     for cut in range(4, len(message)):
         assert_rejected(h, ["m0"], message[:cut], TruncatedError)
-    events = h.deliver(commit)
-    welcome = events["m1"].welcome
-    assert welcome is not None
+    h.deliver(commit)
+    welcome = welcome_for(h.members["m1"], pj)
     for cut in range(0, len(welcome), 7):
         with pytest.raises(TruncatedError):
             Group.join(pj, welcome[:cut], h.config)
@@ -544,9 +465,8 @@ def test_unknown_version(h: Harness) -> None:
         v = version.to_bytes(2, "big")
         assert_rejected(h, RECEIVERS, v + commit[2:], UnknownVersionError)
         assert_rejected(h, ["m0"], v + message[2:], UnknownVersionError)
-    events = h.deliver(commit)
-    welcome = events["m1"].welcome
-    assert welcome is not None
+    h.deliver(commit)
+    welcome = welcome_for(h.members["m1"], pj)
     with pytest.raises(UnknownVersionError):
         Group.join(pj, b"\x00\x02" + welcome[2:], h.config)
     h.members[pj.request.display_name] = Group.join(pj, welcome, h.config)
@@ -586,7 +506,7 @@ def test_welcome_for_another_group_is_not_joinable(h: Harness) -> None:
     other = Harness(group_id=b"another-room")
     mine = h.join_request()
     res = other.commit("m0", add=[other.join_request()])
-    welcome = res.events["m0"].welcome
+    (welcome,) = res.welcomes.values()
     with pytest.raises(GroupChatError) as info:
         Group.join(mine, welcome, h.config)
     assert type(info.value) is ProtocolError  # "this welcome is not addressed to us"

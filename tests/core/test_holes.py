@@ -21,7 +21,7 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from group_harness import Harness, fingerprint, snapshot
+from group_harness import Harness, fingerprint, snapshot, welcome_for
 
 from groupchat.core.codec import MAX_VARINT, Reader, Writer, encode_varint
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
@@ -58,24 +58,20 @@ from groupchat.core.message_protection import (
     sign_framed_content,
 )
 from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.lab.clock import ManualClock
 
 NOW = 1_800_000_000.0
 SKEW = 300.0
 LAST_EPOCH = 2**64 - 1
 
 
-class WallClock:
-    """An injected wall clock (Unix seconds) that a test moves by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def wall_clock() -> ManualClock:
+    """The injected clock a test moves by hand; its wall view (``clock.wall``) starts at NOW."""
+    return ManualClock(wall_start=NOW)
 
 
-def harness(members: int = 4, clock: WallClock | None = None) -> Harness:
-    h = Harness(GroupConfig(wall_clock=clock or WallClock(), clock_skew=SKEW))
+def harness(members: int = 4, clock: ManualClock | None = None) -> Harness:
+    h = Harness(GroupConfig(wall_clock=(clock or wall_clock()).wall, clock_skew=SKEW))
     h.add("m0", members - 1)
     return h
 
@@ -169,8 +165,8 @@ def malicious_welcome(h: Harness, adder: str, joiner: PendingJoin, extra: JoinRe
     mal._tree.build_path(free, os.urandom(32), extra, None)
     commit = mal.commit(add=[joiner.request], update=True)
     ev = mal.receive(commit)
-    assert isinstance(ev, EpochChanged) and ev.own and ev.welcome is not None
-    return ev.welcome
+    assert isinstance(ev, EpochChanged) and ev.own
+    return welcome_for(mal, joiner)
 
 
 def test_welcome_listing_a_ghost_is_refused_and_names_the_leaf() -> None:
@@ -222,10 +218,10 @@ def test_joiner_has_every_leaf_verified() -> None:
 
 
 def test_committer_refuses_an_expired_join_request() -> None:
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     pj = request(h, "late", lifetime=600)
-    clock.now += 601
+    clock.advance(601)
     committer = h.members["m1"]
     before = fingerprint(committer)
     with pytest.raises(GroupChatError) as info:
@@ -238,7 +234,7 @@ def test_committer_refuses_an_expired_join_request() -> None:
 def test_receivers_tolerate_the_documented_clock_skew_and_no_more() -> None:
     """The committer's clock is behind: it still accepts the request. A receiver SKEW seconds past
     the expiry accepts (no fork between slightly different clocks); one further past refuses."""
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(4, clock)
     pj = request(h, "edge", lifetime=600)
     committer = h.members["m0"]
@@ -275,12 +271,12 @@ def test_re_adding_a_departed_members_old_request_is_refused() -> None:
     """Bob joined with request R and was removed; R has not expired. A member re-adds R: its own
     commit() refuses, and when a member who forgot R (a malicious one) commits it anyway, every
     honest receiver refuses the commit, so no dead 'bob' leaf appears."""
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     bob = request(h, "bob")
     h.commit("m0", add=[bob])
     h.remove("m1", "bob")
-    clock.now += 60
+    clock.advance(60)
     old = bob.request
     assert old.not_after > NOW + 60  # still unexpired: only the used-init-key set can refuse it
     with pytest.raises(DuplicateKeyError, match="joined and left"):
@@ -299,13 +295,13 @@ def test_re_adding_a_departed_members_old_request_is_refused() -> None:
 
 
 def test_used_init_keys_are_forgotten_once_expired_and_the_expiry_check_takes_over() -> None:
-    clock = WallClock()
+    clock = wall_clock()
     h = harness(3, clock)
     bob = request(h, "bob", lifetime=600)
     h.commit("m0", add=[bob])
     h.remove("m1", "bob")
     assert bob.request.init_key in h.members["m2"]._used_init_keys
-    clock.now = bob.request.not_after + SKEW + 1
+    clock.advance(bob.request.not_after + SKEW + 1 - clock.wall())
     h.update("m0")  # any epoch change prunes
     assert bob.request.init_key not in h.members["m2"]._used_init_keys
     with pytest.raises(ExpiredJoinRequestError):
@@ -319,8 +315,8 @@ def test_pending_join_completes_one_join_only() -> None:
     h = harness(3)
     pj = request(h, "once")
     res = h.commit("m0", add=[pj])
-    welcome = res.events["m0"].welcome  # type: ignore[union-attr]
-    assert welcome is not None and pj.used
+    welcome = res.welcomes["once"]
+    assert pj.used
     with pytest.raises(UsageError, match="already used to join; make a new one"):
         Group.join(pj, welcome, h.config)
     h.assert_consistent(["once"])
@@ -330,8 +326,8 @@ def test_failed_join_does_not_consume_the_pending_join() -> None:
     h = harness(3)
     pj = request(h, "patient")
     msg = h.members["m0"].commit(add=[pj.request])
-    welcome = h.deliver(msg)["m0"].welcome  # type: ignore[union-attr]
-    assert welcome is not None
+    h.deliver(msg)
+    welcome = welcome_for(h.members["m0"], pj)
     bad = welcome[:-1] + bytes([welcome[-1] ^ 1])
     with pytest.raises(GroupChatError):
         Group.join(pj, bad, h.config)
@@ -359,17 +355,18 @@ def test_welcome_at_the_last_epoch_is_refused() -> None:
     joiner = request(h, "joiner")
     commit = mal.commit(add=[joiner.request])
     ev = mal.receive(commit)
-    assert isinstance(ev, EpochChanged) and ev.epoch == LAST_EPOCH and ev.welcome is not None
+    assert isinstance(ev, EpochChanged) and ev.epoch == LAST_EPOCH
+    welcome = welcome_for(mal, joiner)
     with pytest.raises(GroupChatError) as info:
-        Group.join(joiner, ev.welcome, h.config)
+        Group.join(joiner, welcome, h.config)
     assert type(info.value) is CounterLimitError and str(LAST_EPOCH) in str(info.value)
     assert not joiner.used
     # Control: one epoch earlier the same construction is joinable.
     mal2 = at_epoch(h.members["m0"], LAST_EPOCH - 2)
     joiner2 = request(h, "joiner2")
     ev2 = mal2.receive(mal2.commit(add=[joiner2.request]))
-    assert isinstance(ev2, EpochChanged) and ev2.welcome is not None
-    assert Group.join(joiner2, ev2.welcome, h.config).epoch == LAST_EPOCH - 1
+    assert isinstance(ev2, EpochChanged)
+    assert Group.join(joiner2, welcome_for(mal2, joiner2), h.config).epoch == LAST_EPOCH - 1
 
 
 def test_no_commit_is_built_or_applied_at_the_last_epoch() -> None:

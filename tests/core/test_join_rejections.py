@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from group_harness import welcome_for
 
 from groupchat.core.codec import Writer
 from groupchat.core.errors import (
@@ -85,13 +86,13 @@ class Scene:
         m0 = Group.create(ids["m0"], GID, "m0", CONFIG)
         pj1 = request("m1", ids["m1"])
         ev = m0.receive(m0.commit(add=[pj1.request]))
-        assert isinstance(ev, EpochChanged) and ev.welcome is not None
-        members = {"m0": m0, "m1": Group.join(pj1, ev.welcome, CONFIG)}
+        assert isinstance(ev, EpochChanged)
+        members = {"m0": m0, "m1": Group.join(pj1, welcome_for(m0, pj1), CONFIG)}
         joiner = request("joiner", ids["joiner"])
         commit = members["m1"].commit(add=[joiner.request])
         events = {name: g.receive(commit) for name, g in members.items()}
-        welcome = events["m1"].welcome  # type: ignore[union-attr]
-        assert welcome is not None
+        assert all(isinstance(ev, EpochChanged) for ev in events.values())
+        welcome = welcome_for(members["m1"], joiner)
         return cls(ids, members, joiner, welcome)
 
     def open(self) -> tuple[GroupInfo, GroupSecrets]:

@@ -19,7 +19,7 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from group_harness import Harness
-from test_group_rejections import assert_rejected, finish, rebuild
+from rejections import assert_rejected, finish, rebuild
 
 from groupchat.core.commit import CommitMessage, Operation, OpType
 from groupchat.core.errors import (
@@ -36,13 +36,6 @@ RECEIVERS = ["m0", "m2", "m4"]
 
 def fresh_key() -> bytes:
     return X25519PrivateKey.generate().public_key().public_bytes_raw()
-
-
-@pytest.fixture
-def h() -> Harness:
-    harness = Harness()
-    harness.add("m0", 4)  # m0..m4 at leaves 0..4, capacity 8, leaves 5..7 never used
-    return harness
 
 
 def operations(commit: bytes) -> list[Operation]:

@@ -6,6 +6,7 @@ committer stuck with a commit in flight forever)."""
 from __future__ import annotations
 
 import pytest
+from group_harness import welcome_for
 
 from groupchat.core.commit import MAX_COMMIT_BODY, Commit, Operation, OpType
 from groupchat.core.errors import UsageError
@@ -23,12 +24,10 @@ def test_an_update_that_rekeys_seventy_tainted_leaves_is_read_by_everyone() -> N
         names = [f"m{i}" for i in range(start, start + 35)]
         pendings = [JoinRequest.create(creator.suite, Identity.generate(), GROUP_ID, n) for n in names]
         data = creator.commit(add=[p.request for p in pendings])
-        welcome = None
         for g in members:
             ev = g.receive(data)
             assert isinstance(ev, EpochChanged)
-            welcome = ev.welcome if g is creator else welcome
-        assert welcome is not None
+        welcome = welcome_for(creator, *pendings)
         members += [Group.join(p, welcome) for p in pendings]
     assert len(creator.taint_record()) == 70  # every joiner's leaf still chosen by the creator
 

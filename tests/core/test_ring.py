@@ -65,6 +65,9 @@ from groupchat.core.schemes.ring import (
     xor,
 )
 from groupchat.core.suite import CipherSuite
+from groupchat.lab.clock import ManualClock
+from groupchat.lab.room import Receiver
+from groupchat.lab.room import Room as LabRoom
 
 SUITE = CipherSuite()
 GROUP = b"ring-test"
@@ -86,16 +89,6 @@ LOW_ORDER = {
     "p+1": u(P + 1),
     "top-bit": u(9 + (1 << 255)),
 }
-
-
-class FakeClock:
-    """An injected clock the tests advance by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class RecordingRandom:
@@ -157,16 +150,22 @@ class Cast:
 
 
 class Room:
-    """A relay with one total order: every posted message is delivered to every member in order."""
+    """A relay with one total order (the lab's Room, sequencing only): every posted message is
+    delivered to every member in order, each member reading from its own cursor."""
 
     def __init__(self, runs: Sequence[RingRekey]) -> None:
         self.runs = list(runs)
-        self.log: list[bytes] = []
+        self.relay: LabRoom[int, Receiver] = LabRoom()
         self.results: dict[int, RingResult] = {}
         self.cursor = [0] * len(runs)
 
+    @property
+    def log(self) -> list[bytes]:
+        return [d.payload for d in self.relay.log]
+
     def post(self, k: int, step: RingStep) -> None:
-        self.log.extend(step.outbound)
+        for data in step.outbound:
+            self.relay.publish(data, k)
         if step.result is not None:
             assert k not in self.results, "a run produced two results"
             self.results[k] = step.result
@@ -177,7 +176,7 @@ class Room:
 
     def step(self, k: int) -> RingStep:
         """Deliver the next pending message to member ``k`` only."""
-        data = self.log[self.cursor[k]]
+        data = self.relay.log[self.cursor[k]].payload
         self.cursor[k] += 1
         step = self.runs[k].receive(data)
         self.post(k, step)
@@ -189,8 +188,8 @@ class Room:
         for _ in range(4 * len(self.runs) + 4):  # bounded: each pass delivers a round or more
             progressed = False
             for k in who:
-                while self.cursor[k] < len(self.log):
-                    data = self.log[self.cursor[k]]
+                while self.cursor[k] < self.relay.head:
+                    data = self.relay.log[self.cursor[k]].payload
                     self.cursor[k] += 1
                     self.post(k, self.runs[k].receive(data))
                     progressed = True
@@ -742,7 +741,7 @@ def test_inconsistent_ring_values_fail_and_name_nobody() -> None:
 
 def test_round1_timeout_names_the_missing_member_and_retry_completes() -> None:
     cast = Cast.of(3)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start([0, 1])  # member 2 is offline
@@ -770,7 +769,7 @@ def test_round1_timeout_names_the_missing_member_and_retry_completes() -> None:
 
 def test_round2_timeout_names_who_did_not_answer() -> None:
     cast = Cast.of(4)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start()
@@ -784,7 +783,7 @@ def test_round2_timeout_names_who_did_not_answer() -> None:
 
 def test_round2_deadline_restarts_when_round1_completes() -> None:
     cast = Cast.of(2)
-    clock = FakeClock()
+    clock = ManualClock()
     runs = cast.runs(clock=clock)
     room = Room(runs)
     room.start([0])

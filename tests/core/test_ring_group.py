@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from group_harness import Harness
 from keeper import harvest
+from ring_room import grown
 
 from groupchat.core.commit import CommitMessage
 from groupchat.core.errors import (
@@ -24,138 +23,12 @@ from groupchat.core.errors import (
     UsageError,
     WrongSchemeError,
 )
-from groupchat.core.events import EpochChanged, Event, MessageReceived, RekeyProgress, RemovedFromGroup
-from groupchat.core.group import RING_CONFIRM_WIRE_FORMAT, Group, GroupConfig
-from groupchat.core.identity import Identity, JoinRequest, PendingJoin
+from groupchat.core.events import EpochChanged, RekeyProgress, RemovedFromGroup
+from groupchat.core.group import Group
 from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.core.message_protection import WireFormat, sign_framed_content
-from groupchat.core.outbox import ROOM, Joiner, OutboundKind
-from groupchat.core.schemes.ring_errors import RingTimeoutError, WrongAttemptError
+from groupchat.core.schemes.ring_errors import RingTimeoutError
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
-
-GROUP_ID = b"ring-room"
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Room:
-    """Members, the room's log, and each member's read position in it."""
-
-    clock: Clock = field(default_factory=Clock)
-    members: dict[str, Group] = field(default_factory=dict)
-    log: list[bytes] = field(default_factory=list)
-    cursor: dict[str, int] = field(default_factory=dict)
-    joining: dict[bytes, tuple[str, PendingJoin, int]] = field(default_factory=dict)
-    offline: set[str] = field(default_factory=set)
-    events: dict[str, list[Event]] = field(default_factory=dict)
-    stale: int = 0
-    watch: Callable[[str], object] | None = None  # called after each message a member takes in
-
-    @property
-    def config(self) -> GroupConfig:
-        return GroupConfig(clock=self.clock)
-
-    def create(self, name: str) -> Group:
-        g = Group.create(Identity.generate(), GROUP_ID, name, self.config, scheme="ring")
-        self.members[name] = g
-        self.cursor[name] = 0
-        return g
-
-    def request(self, name: str) -> PendingJoin:
-        pj = JoinRequest.create(self.config.suite(), Identity.generate(), GROUP_ID, name)
-        return pj
-
-    def send(self, name: str, data: bytes) -> None:
-        self.log.append(data)
-        self.drain(name)
-
-    def drain(self, name: str) -> None:
-        for item in self.members[name].data_to_send():
-            if item.to is ROOM:
-                self.log.append(item.data)
-            else:
-                assert isinstance(item.to, Joiner) and item.kind is OutboundKind.WELCOME
-                who, pj, since = self.joining.pop(item.to.identity_key)
-                # The joiner reads the room from the commit that added it (relay resume).
-                self.members[who] = Group.join(pj, item.data, self.config)
-                self.cursor[who] = since
-                self.drain(who)
-
-    def commit(self, name: str, *, add: list[str] = (), remove: list[str] = (), update: bool = False) -> None:  # type: ignore[assignment]
-        pjs = [self.request(a) for a in add]
-        data = self.members[name].commit(
-            add=[pj.request for pj in pjs], remove=[self.members[r].my_leaf for r in remove], update=update
-        )
-        for pj in pjs:
-            self.joining[pj.request.identity_key] = (pj.request.display_name, pj, len(self.log) + 1)
-        self.send(name, data)
-
-    def pump(self, limit: int = 10_000) -> None:
-        """Deliver the log to every online member until nobody has anything new (bounded)."""
-        for _ in range(limit):
-            progress = False
-            for name in list(self.members):
-                if name in self.offline or self.members[name].state.value != "member":
-                    continue
-                while self.cursor[name] < len(self.log) and self.members[name].state.value == "member":
-                    data = self.log[self.cursor[name]]
-                    self.cursor[name] += 1
-                    progress = True
-                    try:
-                        ev = self.members[name].receive(data)
-                    except WrongAttemptError as exc:
-                        # A message of an attempt we already gave up: the session drops it.
-                        assert "earlier attempt" in str(exc)
-                        self.stale += 1
-                        continue
-                    except EpochError as exc:
-                        # A proposed retry ordered after its ring finished: the session drops it.
-                        # Or a commit that lost the race to the ring's (or a restart's) commit.
-                        wire = int.from_bytes(data[2:4], "big")
-                        text = str(exc)
-                        lost = "already won this epoch" in text or "another commit won that epoch" in text
-                        assert wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT) or lost, exc
-                        self.stale += 1
-                        continue
-                    self.events.setdefault(name, []).append(ev)
-                    self.drain(name)
-                    if self.watch is not None:
-                        self.watch(name)
-            if not progress:
-                return
-        raise AssertionError("the room did not settle")
-
-    def live(self) -> dict[str, Group]:
-        return {n: g for n, g in self.members.items() if g.state.value == "member"}
-
-    def assert_agreement(self) -> None:
-        groups = list(self.live().values())
-        assert len({g.epoch for g in groups}) == 1
-        assert len({g.epoch_authenticator for g in groups}) == 1
-        assert len({g.tree_hash for g in groups}) == 1
-        for sender in groups:
-            data = sender.encrypt(b"hello from " + str(sender.my_leaf).encode())
-            for reader in groups:
-                if reader is not sender:
-                    ev = reader.receive(data)
-                    assert isinstance(ev, MessageReceived) and ev.sender.leaf == sender.my_leaf
-
-
-def grown(n: int) -> Room:
-    room = Room()
-    room.create("m0")
-    for i in range(1, n):
-        room.commit("m0", add=[f"m{i}"])
-        room.pump()
-    room.assert_agreement()
-    return room
 
 
 def test_adds_rerun_the_ring_and_everyone_agrees() -> None:

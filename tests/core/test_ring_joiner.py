@@ -5,7 +5,7 @@ can neither send nor read at that epoch, and it never keeps that epoch's placeho
 from __future__ import annotations
 
 import pytest
-from test_ring_group import Room, grown
+from ring_room import Room, grown
 
 from groupchat.core.errors import EpochError, ReplayError, UsageError
 from groupchat.core.events import MessageReceived

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from keeper import harvest
-from test_ring_group import Room
+from ring_room import Room
 
 from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 from keeper import harvest
-from test_ring_group import Room, grown
+from ring_room import Room, grown
 
 from groupchat.core.errors import EpochError, InvalidCommitError, UsageError
 from groupchat.core.events import EpochChanged, RemovedFromGroup
@@ -158,7 +158,8 @@ def test_only_removals_restart_a_ring_and_two_restarts_first_wins() -> None:
         room.members["m0"].commit(update=True)
     first = room.members["m1"].commit(remove=[room.members["m3"].my_leaf])
     second = room.members["m2"].commit(remove=[room.members["m3"].my_leaf])
-    room.log += [first, second]
+    room.post("m1", first)
+    room.post("m2", second)
     room.drain("m1")
     room.drain("m2")
     room.members.pop("m3")

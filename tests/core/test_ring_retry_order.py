@@ -6,7 +6,7 @@ switches at the same point when the retry comes first."""
 from __future__ import annotations
 
 import pytest
-from test_ring_group import Room, grown
+from ring_room import Room, grown
 
 from groupchat.core.events import EpochChanged
 from groupchat.core.schemes.ring_errors import RingTimeoutError
@@ -43,7 +43,7 @@ def test_late_messages_ordered_before_the_retry_still_complete_the_attempt() -> 
     proposal = room.members["m0"].data_to_send()  # m0's retry, still on its way to the relay
     room.offline.clear()
     room.pump()  # m2's late round 2 is ordered first: attempt 0 completes for everyone
-    room.log.extend(item.data for item in proposal)
+    room.post("m0", *(item.data for item in proposal))
     room.pump()  # then the retry arrives, moot: dropped by all
     room.assert_agreement()
     assert room.members["m2"].epoch == 3 and room.stale >= 2

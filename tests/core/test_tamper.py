@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from group_harness import Harness, fingerprint, snapshot
+from group_harness import Harness, fingerprint, snapshot, welcome_for
 
 from groupchat.core.errors import GroupChatError
 from groupchat.core.events import EpochChanged, MessageEchoed, MessageReceived, RemovedFromGroup
@@ -84,8 +84,7 @@ def test_every_flipped_commit_byte_is_rejected(group: Harness) -> None:
         ev = events[name]
         assert isinstance(ev, EpochChanged) and ev.epoch_authenticator == own.epoch_authenticator
     del h.members["m3"]
-    assert own.welcome is not None
-    h.members["newcomer"] = Group.join(pj, own.welcome, h.config)
+    h.members["newcomer"] = Group.join(pj, welcome_for(h.members["m1"], pj), h.config)
     h.assert_consistent(["m1", "m2", "newcomer"])
 
 
@@ -110,8 +109,8 @@ def test_every_flipped_welcome_byte_is_rejected(group: Harness) -> None:
     pj = h.join_request("newcomer")
     res = h.commit("m2", add=[pj], remove=["m1"], update=True)
     own = res.events["m2"]
-    assert isinstance(own, EpochChanged) and own.welcome is not None
-    welcome = own.welcome
+    assert isinstance(own, EpochChanged)
+    welcome = res.welcomes["newcomer"]
     pj = unused_copy(pj)
 
     def join(data: bytes) -> Group:
@@ -136,10 +135,11 @@ def test_flips_in_a_shared_welcome_never_lead_into_another_state(group: Harness)
     pj = h.join_request("newcomer")
     res = h.commit("m2", add=[h.join_request("other"), pj], update=True)
     own = res.events["m2"]
-    assert isinstance(own, EpochChanged) and own.welcome is not None
+    assert isinstance(own, EpochChanged)
+    assert res.welcomes["other"] == res.welcomes["newcomer"]  # one Welcome, sealed to both
     real = h.members["newcomer"].epoch_authenticator
     accepted = []
-    for i, _mask, bad in flips(own.welcome):
+    for i, _mask, bad in flips(res.welcomes["newcomer"]):
         try:
             g = Group.join(unused_copy(pj), bad, h.config)
         except GroupChatError:
