@@ -40,8 +40,10 @@ from typing import ClassVar
 
 from ..commit import Operation
 from ..errors import UsageError
-from ..identity import JoinRequest
+from ..events import Member
+from ..identity import Identity, JoinRequest
 from ..suite import CipherSuite
+from .ring_errors import RingTimeoutError
 
 __all__ = ["SCHEME_IDS", "EpochInput", "KeyAgreementScheme", "OwnChange", "StagedChange"]
 
@@ -184,15 +186,79 @@ class KeyAgreementScheme(ABC):
     def rollback(self, staged: StagedChange) -> None:
         """Undo a staged commit exactly."""
 
+    @classmethod
+    @abstractmethod
+    def found(
+        cls,
+        suite: CipherSuite,
+        request: JoinRequest,
+        *,
+        identity: Identity,
+        group_id: bytes,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> tuple[KeyAgreementScheme, bytes]:
+        """A new group's scheme with ``request`` alone at leaf 0, and epoch 0's ``commit_secret``."""
+
+    @classmethod
+    @abstractmethod
+    def from_public(
+        cls,
+        suite: CipherSuite,
+        public_state: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> KeyAgreementScheme:
+        """A joiner's scheme from the public state its Welcome carries (:meth:`encode_public`)."""
+
     @abstractmethod
     def forget_secrets(self) -> None:
         """Drop every secret (we were removed); the public roster stays readable."""
 
+    # --- one-round joiners -------------------------------------------------------------------
+
+    def take_seat(self, request: JoinRequest, adder: int, leaf_secret: bytes, init_private: bytes) -> None:
+        """A one-round joiner: find our leaf in the Welcome's public state and key it with its secret."""
+        raise UsageError(f"the {self.name} scheme has no seat to take from a Welcome")
+
     # --- multi-round schemes -------------------------------------------------------------------
+
+    multi_round: ClassVar[bool] = False
+    """True if ``commit_secret`` takes rounds of handshake messages after the commit wins its epoch."""
+
+    last_transcript: bytes = b""
+    """Hash of every handshake message of the last completed run (folded into the transcript)."""
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each round (and the wait for the confirmation) may take."""
+        return 0.0
+
+    def start(self, group_id: bytes, epoch: int, context: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Start the run creating ``epoch`` over the current roster: ``(to send, commit_secret or None)``."""
+        raise UsageError(f"the {self.name} scheme agrees its secret in the commit, without a run")
 
     def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
         """Take one handshake message of a multi-round agreement: ``(to send, commit_secret or None)``."""
         raise UsageError(f"the {self.name} scheme has no handshake messages")
 
-    def poll(self) -> None:  # noqa: B027 (a one-round scheme has nothing to time out)
-        """Raise if a multi-round agreement is past its deadline (reads the injected clock)."""
+    def missing(self) -> tuple[Member, ...]:
+        """The members whose message of the running round we still need."""
+        return ()
+
+    def overdue(self) -> RingTimeoutError | None:
+        """The running attempt's timeout (naming who is missing) once its deadline passed (injected clock)."""
+        return None
+
+    def propose_retry(self) -> bytes:
+        """Our first message of the next attempt (fresh keys); the running one stays in force."""
+        raise UsageError(f"the {self.name} scheme has no run to retry")
+
+    def is_own_proposal(self, data: bytes) -> bool:
+        """Whether ``data`` is our proposal of the next attempt (its echo puts that attempt in force)."""
+        return False
+
+    def adopt_proposal(self) -> None:  # noqa: B027 (a one-round scheme proposes nothing)
+        """The relay's echo of our proposal: from here on in the order, its attempt is in force."""

@@ -463,7 +463,11 @@ class RingRekey:
         if msg.group_id != self.group_id:
             raise WrongGroupError("ring message belongs to another group")
         if msg.epoch != self.epoch:
-            raise EpochError(f"ring message is for epoch {msg.epoch}; this rekey creates epoch {self.epoch}")
+            raise EpochError(
+                f"ring message is for epoch {msg.epoch}; this rekey creates epoch {self.epoch}",
+                msg.epoch,
+                self.epoch - 1,
+            )
         if msg.roster_hash != self.roster_hash:
             raise RosterMismatchError(
                 "ring message is bound to another roster: its sender sees other members in this epoch"

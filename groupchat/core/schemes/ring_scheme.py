@@ -41,6 +41,7 @@ class RingScheme(KeyAgreementScheme):
     """One member's ring roster and its current rekey run, if any."""
 
     name: ClassVar[str] = "ring"
+    multi_round: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -68,6 +69,35 @@ class RingScheme(KeyAgreementScheme):
         self._proposal_message = b""
         self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
         self.last_transcript = b""  # transcript hash of the last completed run
+
+    @classmethod
+    def found(
+        cls,
+        suite: CipherSuite,
+        request: JoinRequest,
+        *,
+        identity: Identity,
+        group_id: bytes,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> tuple[RingScheme, bytes]:
+        ring = cls(suite, {0: request}, identity=identity, rand=rand, clock=clock)
+        ring.mark_verified(0)
+        _, commit_secret = ring.start(group_id, 0, b"")  # alone: no message, done at once
+        assert commit_secret is not None
+        return ring, commit_secret
+
+    @classmethod
+    def from_public(
+        cls,
+        suite: CipherSuite,
+        public_state: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> RingScheme:
+        return cls(suite, cls.decode_roster(public_state), identity=identity, rand=rand, clock=clock)
 
     @classmethod
     def decode_roster(cls, data: bytes) -> dict[int, JoinRequest]:
@@ -292,7 +322,8 @@ class RingScheme(KeyAgreementScheme):
         if run is None:
             msg = RingRound.decode(data)
             raise EpochError(
-                f"ring message for epoch {msg.epoch}: our run for it is already done (a late retry)"
+                f"ring message for epoch {msg.epoch}: our run for it is already done (a late retry)",
+                msg.epoch,
             )
         try:
             step = run.receive(data)
