@@ -19,6 +19,7 @@ from ..errors import (
     CounterLimitError,
     EpochError,
     InvalidCommitError,
+    RemoteError,
     ReplayError,
     SignatureError,
     UnknownMemberError,
@@ -153,9 +154,13 @@ class Agreement(Admission):
         if content.sender == self.my_leaf:
             raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
         ops = msg.commit.operations
-        if any(op.type != OpType.REMOVE for op in ops):
-            raise InvalidCommitError("a commit that restarts a running ring may only remove members")
-        self._check_operations(content.sender, ops)
+        try:
+            if any(op.type != OpType.REMOVE for op in ops):
+                raise InvalidCommitError("a commit that restarts a running ring may only remove members")
+            self._check_operations(content.sender, ops)
+        except RemoteError as exc:
+            exc.signed_by(content.sender, request.display_name)
+            raise
         committer = self._member(content.sender, request)
         removed = {op.leaf: self.member(op.leaf) for op in ops}
         if self.my_leaf in removed:

@@ -126,7 +126,7 @@ def check(phase: Phase, inp: Input, *, epoch: int, in_flight: bool = False, acti
         raise UsageError("we are no longer a member of this group")
     if inp is Input.RECEIVE_WELCOME:
         raise UsageError("a welcome is processed with Group.join, not by an existing member")
-    if inp in (Input.COMMIT, Input.COMMIT_REMOVALS) and in_flight:
+    if inp in (Input.COMMIT, Input.COMMIT_REMOVALS) and (in_flight or phase is C):
         raise UsageError("a commit is already waiting for the relay's echo")
     if (phase, inp) in TRANSITIONS:
         return

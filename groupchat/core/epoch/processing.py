@@ -12,6 +12,7 @@ from ..errors import (
     CounterLimitError,
     EpochError,
     InvalidCommitError,
+    RemoteError,
     ReplayError,
     UnknownMemberError,
     WrongGroupError,
@@ -19,6 +20,7 @@ from ..errors import (
 from ..events import (
     EpochChanged,
     Event,
+    Member,
 )
 from ..key_schedule import (
     interim_transcript_hash,
@@ -40,12 +42,14 @@ class Processing(Building):
     """Another member's commit (or our echo), checked and applied in the order of §4.2."""
 
     def _receive_commit(self, data: bytes) -> Event:
-        digest = self.suite.hash(data)
+        """Steps 1-5 of §4.2 (decode, replay, group and epoch, our echo, the committer's
+        signature); then :meth:`_apply_commit`, whose refusals name the committer who signed."""
+        digest = self.suite.hash(data)  # 2: the last commits applied
         if digest in self._recent_commits:
             raise ReplayError("this commit was already applied")
-        msg = CommitMessage.decode(data)
+        msg = CommitMessage.decode(data)  # 1: decodes completely
         content = msg.content
-        if content.group_id != self.group_id:
+        if content.group_id != self.group_id:  # 3: group, epoch, the last epoch
             raise WrongGroupError("commit belongs to another group")
         if content.epoch != self.epoch:
             when = "an earlier" if content.epoch < self.epoch else "a later"
@@ -59,13 +63,13 @@ class Processing(Building):
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
-        if self._ring is not None:
+        if self._ring is not None:  # while an agreement runs: a restart (multi-round, §8.3)
             return self._receive_restart(data, digest, msg)
         pending = self._pending
-        if pending is not None and pending.message == data:
+        if pending is not None and pending.message == data:  # 4: our own echo
             return self._apply_own(pending, digest)
 
-        scheme = self._scheme
+        scheme = self._scheme  # 5: the sender is a member and signed it
         sender = content.sender
         request = scheme.member(sender)
         if request is None:
@@ -87,14 +91,24 @@ class Processing(Building):
                 "(an altered echo, or one we already discarded)"
             )
         committer = self._member(sender, request)
+        try:
+            return self._apply_commit(data, digest, msg, committer)
+        except RemoteError as exc:
+            exc.signed_by(committer.leaf, committer.display_name)
+            raise
+
+    def _apply_commit(self, data: bytes, digest: bytes, msg: CommitMessage, committer: Member) -> Event:
+        """Steps 6-11 of §4.2 for a commit whose signature checked: operations and taint rules
+        (the scheme), our removal, the staged change, the key schedule and the confirmation tag."""
+        scheme, content, sender = self._scheme, msg.content, committer.leaf
         ops = msg.commit.operations
-        self._check_operations(sender, ops)
+        self._check_operations(sender, ops)  # 6-7
         removed = tuple(self.member(op.leaf) for op in ops if op.type == OpType.REMOVE)
-        if any(m.leaf == self.my_leaf for m in removed):
+        if any(m.leaf == self.my_leaf for m in removed):  # 8
             return self._removed(committer)
 
         overrides = {op.leaf: scheme.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
-        staged = scheme.stage_commit(EpochInput(self.group_id, self.epoch), sender, ops)
+        staged = scheme.stage_commit(EpochInput(self.group_id, self.epoch), sender, ops)  # 9-10
         if staged.commit_secret is None:  # ring: the roster changes now, the epoch when it is done
             scheme.confirm(staged)
             lost = self._pending
@@ -120,6 +134,7 @@ class Processing(Building):
             ctx, secrets, confirmed = self._next_epoch(
                 content, msg.signature, staged.public_hash, staged.commit_secret
             )
+            # 11: the confirmation tag
             verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)
         except BaseException:
             scheme.rollback(staged)
