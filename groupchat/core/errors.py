@@ -254,7 +254,7 @@ class RemovedSenderError(ProtocolError):
 
 
 class TaintRuleError(InvalidCommitError):
-    """A commit does not re-key exactly the leaves the taint rules require (see ``core/taint.py``).
+    """A commit does not re-key exactly the leaves the taint rules require (``schemes/tree/taint.py``).
 
     The message names the leaf and the rule, so a report shows which member built a commit that
     would have left a removed or updated member able to compute the new root.

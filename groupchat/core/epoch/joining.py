@@ -18,7 +18,7 @@ from ..errors import (
     UsageError,
     WrongGroupError,
 )
-from ..identity import PendingJoin
+from ..identity import JoinRequest, PendingJoin
 from ..key_schedule import (
     EpochSecrets,
     epoch_secrets_from_joiner,
@@ -32,6 +32,7 @@ from ..message_protection import (
 )
 from ..schemes.base import EpochInput, KeyAgreementScheme
 from ..schemes.registry import scheme_class
+from ..suite import CipherSuite
 from ..welcome import (
     GroupInfo,
     Welcome,
@@ -94,19 +95,7 @@ class Joining(Processing):
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
-        signer = scheme.member(info.signer)
-        if signer is None:
-            raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
-        verify_listed_member(suite, ctx.group_id, info.signer, signer, None)
-        info.verify(suite, signer.identity_key)
-        # Now that we know who built this roster, check every other leaf: a malicious adder
-        # controls the whole welcome and could list a ghost (someone's identity key with a
-        # made-up signature) under a tree hash that matches. After this loop every leaf is
-        # verified; later leaves come only through Adds, verified by _check_adds.
-        for leaf, request in scheme.members():
-            if leaf != info.signer:
-                verify_listed_member(suite, ctx.group_id, leaf, request, (info.signer, signer))
-            scheme.mark_verified(leaf)
+        _verify_roster(suite, info, scheme)
         scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
         secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
         verify_confirmation_tag(
@@ -152,15 +141,7 @@ class Joining(Processing):
             raise InvalidWelcomeError(
                 "ring welcome's roster does not match the roster hash it was signed with"
             )
-        signer = scheme.member(info.signer)
-        if signer is None:
-            raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
-        verify_listed_member(suite, ctx.group_id, info.signer, signer, None)
-        info.verify(suite, signer.identity_key)
-        for leaf, request in scheme.members():
-            if leaf != info.signer:
-                verify_listed_member(suite, ctx.group_id, leaf, request, (info.signer, signer))
-            scheme.mark_verified(leaf)
+        signer = _verify_roster(suite, info, scheme)
         data = ext[RING_COMMIT_EXTENSION]
         msg = CommitMessage.decode(data)
         content = msg.content
@@ -214,3 +195,24 @@ class Joining(Processing):
         group._joining = True
         group._begin_ring(ring)
         return group
+
+
+def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementScheme) -> JoinRequest:
+    """The Welcome's signer is a member whose signature checks, then every other leaf is checked.
+
+    Once we know who built this roster we check every other leaf: a malicious adder controls the
+    whole welcome and could list a ghost (someone's identity key with a made-up signature) under a
+    tree hash that matches. After this every leaf is verified; later leaves come only through
+    Adds, verified by ``Admission._check_adds``. Returns the signer's join request.
+    """
+    group_id = info.group_context.group_id
+    signer = scheme.member(info.signer)
+    if signer is None:
+        raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
+    verify_listed_member(suite, group_id, info.signer, signer, None)
+    info.verify(suite, signer.identity_key)
+    for leaf, request in scheme.members():
+        if leaf != info.signer:
+            verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))
+        scheme.mark_verified(leaf)
+    return signer

@@ -5,7 +5,8 @@ path keys and no re-keys: nobody ever chooses a secret for anybody else, so ther
 track. When a commit wins its epoch, every member of the new roster (the joiners included) runs
 the ring (:class:`~.ring.RingRekey`) with fresh ephemerals; the epoch machine feeds it the room's
 round messages through :meth:`RingScheme.handshake` and polls it for timeouts. A timed-out attempt
-is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.retry`).
+is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.propose_retry`,
+in force from its place in the relay's order).
 """
 
 from __future__ import annotations
