@@ -74,8 +74,6 @@ class Admission(EpochState):
         self._scheme.check_commit(sender, ops)
         self._check_adds([op.request for op in ops if op.request is not None], self.config.clock_skew)
 
-    # --- misc helpers ----------------------------------------------------------------------------
-
     def _verify_member(self, leaf: int, request: JoinRequest) -> None:
         """Backstop: check a leaf's join request signature if we have not yet (then never again).
 

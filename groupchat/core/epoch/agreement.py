@@ -209,7 +209,7 @@ class Agreement(Admission):
         )
         return self._begin_ring(restarted)
 
-    # --- the ring's epoch change ------------------------------------------------------------------
+    # --- the run: deadline, handshakes, confirmation ------------------------------------------------
 
     def _tick(self) -> RekeyTimedOut | None:
         """The running agreement's deadline (see ``Group.tick``): on a timeout, queue our proposal

@@ -218,7 +218,7 @@ class Building(Agreement):
         rest = Intent(adds, removes, intent.update, intent.authenticated_data)
         return None if rest.empty else rest
 
-    # --- commit helpers ------------------------------------------------------------------------
+    # --- the echo and the next epoch ------------------------------------------------------------
 
     def _apply_own(self, pending: PendingCommit, digest: bytes) -> Event:
         overrides = {leaf: self._scheme.member(leaf) for leaf in pending.added}

@@ -165,7 +165,13 @@ class PendingEpoch:
 
 
 class EpochState:
-    """The state of one member at one epoch; ``Group`` is this plus the modules that act on it."""
+    """The state of one member at one epoch; ``Group`` is this plus the modules that act on it.
+
+    The underscored attributes (``_ctx``, ``_ctx_bytes``, ``_secrets``, ``_interim``, ``_keys``,
+    ``_previous``, ``_recent_commits``, ``_used_init_keys``, ``_pending``, ``_ring``, ``_identity``)
+    stay readable on ``Group`` as inspection hooks for the tests and the lab; only the epoch
+    machine's modules change them.
+    """
 
     def __init__(
         self,
@@ -313,7 +319,7 @@ class EpochState:
         self.state = GroupState.REMOVED
         return RemovedFromGroup(epoch, by)
 
-    # --- misc helpers ----------------------------------------------------------------------------
+    # --- helpers -----------------------------------------------------------------------------------
 
     def _member(self, leaf: int, req: JoinRequest) -> Member:
         return Member(leaf, req.display_name, req.identity_key)
