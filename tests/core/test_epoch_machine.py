@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from groupchat.core.commit import CommitMessage
 from groupchat.core.epoch.machine import TRANSITIONS, Input, Phase, check, check_transition, phase_of
-from groupchat.core.errors import UsageError
+from groupchat.core.errors import ConfirmationError, EpochError, UsageError
 from groupchat.core.events import EpochChanged, RekeyTimedOut, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
@@ -246,3 +247,26 @@ def test_poll_still_raises_the_timeout_for_callers_written_before_tick() -> None
         a.poll()
     assert [m.display_name for m in info.value.missing] == ["b"] and info.value.attempt == 0
     assert [o.kind for o in a.data_to_send()] == [OutboundKind.HANDSHAKE]
+
+
+def test_a_refused_commit_names_the_member_who_signed_it_and_epoch_errors_carry_both_epochs() -> None:
+    config = _config(Clock())
+    a = Group.create(Identity.generate(), b"g", "a", config)
+    pj = _request(config, b"g", "b")
+    a.receive(a.commit(add=[pj.request]))
+    (welcome,) = [o.data for o in a.data_to_send() if o.kind is OutboundKind.WELCOME]
+    b = Group.join(pj, welcome, config)
+    early = b.encrypt(b"sent at epoch 1")
+    commit = b.commit(update=True)
+    msg = CommitMessage.decode(commit)
+    forged = CommitMessage(msg.content, msg.commit, msg.signature, bytes(32)).encode()  # the tag is unsigned
+    with pytest.raises(ConfirmationError) as info:
+        a.receive(forged)
+    assert (info.value.signer, info.value.signer_name) == (b.my_leaf, "b")
+    assert a.epoch == 1 and isinstance(a.receive(commit), EpochChanged)  # nothing had changed
+    b.receive(commit)
+    second = a.commit(update=True)
+    a.receive(second)
+    with pytest.raises(EpochError, match="message is for epoch 1") as stale:
+        a.receive(early)
+    assert (stale.value.epoch, stale.value.current) == (1, 3)

@@ -8,7 +8,8 @@ check of every leaf of a Welcome (:func:`verify_listed_member`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from ..commit import Operation, check_operation_order
@@ -17,6 +18,7 @@ from ..errors import (
     ExpiredJoinRequestError,
     ForgedMemberError,
     InvalidPublicKeyError,
+    RemoteError,
     SignatureError,
     WrongGroupError,
 )
@@ -84,6 +86,16 @@ class Admission(EpochState):
         if not self._scheme.is_verified(leaf):
             request.verify(self.suite)
             self._scheme.mark_verified(leaf)
+
+
+@contextmanager
+def signed_by(leaf: int, name: str) -> Iterator[None]:
+    """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked."""
+    try:
+        yield
+    except RemoteError as exc:
+        exc.signed_by(leaf, name)
+        raise
 
 
 def verify_listed_member(

@@ -19,7 +19,6 @@ from ..errors import (
     CounterLimitError,
     EpochError,
     InvalidCommitError,
-    RemoteError,
     ReplayError,
     SignatureError,
     UnknownMemberError,
@@ -55,7 +54,7 @@ from ..outbox import ROOM, Outbound, OutboundKind
 from ..schemes.base import EpochInput, KeyAgreementScheme
 from ..schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from ..schemes.ring_message import RING_WIRE_FORMAT
-from .admission import Admission
+from .admission import Admission, signed_by
 from .state import Intent, PendingCommit, PendingEpoch
 from .wire import (
     LAST_EPOCH,
@@ -154,13 +153,10 @@ class Agreement(Admission):
         if content.sender == self.my_leaf:
             raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
         ops = msg.commit.operations
-        try:
+        with signed_by(content.sender, request.display_name):
             if any(op.type != OpType.REMOVE for op in ops):
                 raise InvalidCommitError("a commit that restarts a running ring may only remove members")
             self._check_operations(content.sender, ops)
-        except RemoteError as exc:
-            exc.signed_by(content.sender, request.display_name)
-            raise
         committer = self._member(content.sender, request)
         removed = {op.leaf: self.member(op.leaf) for op in ops}
         if self.my_leaf in removed:

@@ -40,7 +40,7 @@ from ..welcome import (
     decrypt_group_info,
     open_group_secrets,
 )
-from .admission import verify_listed_member
+from .admission import signed_by, verify_listed_member
 from .processing import Processing
 from .state import GroupConfig, PendingEpoch
 from .wire import (
@@ -95,12 +95,13 @@ class Joining(Processing):
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
-        _verify_roster(suite, info, scheme)
-        scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
-        secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
-        verify_confirmation_tag(
-            suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
-        )
+        signer = _verify_roster(suite, info, scheme)
+        with signed_by(info.signer, signer.display_name):
+            scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
+            secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+            verify_confirmation_tag(
+                suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+            )
         interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
         group = cls(
             config=config,
@@ -154,14 +155,15 @@ class Joining(Processing):
             suite, signer.identity_key, WireFormat.PUBLIC_MESSAGE, content, ctx_bytes, msg.signature
         )
         ops = msg.commit.operations
-        check_operation_order(ops)
-        scheme.check_commit(content.sender, ops)
-        added = [op for op in ops if op.request is not None]
-        for op in added:
-            assert op.request is not None
-            verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
-        if not any(op.request == pending.request for op in added):
-            raise InvalidWelcomeError("ring welcome's commit does not add our join request")
+        with signed_by(info.signer, signer.display_name):
+            check_operation_order(ops)
+            scheme.check_commit(content.sender, ops)
+            added = [op for op in ops if op.request is not None]
+            for op in added:
+                assert op.request is not None
+                verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
+            if not any(op.request == pending.request for op in added):
+                raise InvalidWelcomeError("ring welcome's commit does not add our join request")
         before = {leaf: req for leaf, req in scheme.members()}
         scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
         # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
@@ -211,8 +213,9 @@ def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementSche
         raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
     verify_listed_member(suite, group_id, info.signer, signer, None)
     info.verify(suite, signer.identity_key)
-    for leaf, request in scheme.members():
-        if leaf != info.signer:
-            verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))
-        scheme.mark_verified(leaf)
+    with signed_by(info.signer, signer.display_name):
+        for leaf, request in scheme.members():
+            if leaf != info.signer:
+                verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))
+            scheme.mark_verified(leaf)
     return signer

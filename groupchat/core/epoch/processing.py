@@ -12,7 +12,6 @@ from ..errors import (
     CounterLimitError,
     EpochError,
     InvalidCommitError,
-    RemoteError,
     ReplayError,
     UnknownMemberError,
     WrongGroupError,
@@ -31,6 +30,7 @@ from ..message_protection import (
     verify_framed_content,
 )
 from ..schemes.base import EpochInput
+from .admission import signed_by
 from .building import Building
 from .state import PendingEpoch
 from .wire import (
@@ -91,11 +91,8 @@ class Processing(Building):
                 "(an altered echo, or one we already discarded)"
             )
         committer = self._member(sender, request)
-        try:
+        with signed_by(committer.leaf, committer.display_name):
             return self._apply_commit(data, digest, msg, committer)
-        except RemoteError as exc:
-            exc.signed_by(committer.leaf, committer.display_name)
-            raise
 
     def _apply_commit(self, data: bytes, digest: bytes, msg: CommitMessage, committer: Member) -> Event:
         """Steps 6-11 of §4.2 for a commit whose signature checked: operations and taint rules
