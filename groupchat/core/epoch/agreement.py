@@ -127,7 +127,7 @@ class Agreement(Admission):
             scheme.apply_own(pending.change)
             self._pending = None
             me = self.member(self.my_leaf)
-            return self._restart_ring(ring, data, msg, me, removed, overrides, own=True)
+            return self._restart_run(ring, data, msg, me, removed, overrides, own=True)
         content = msg.content
         request = scheme.member(content.sender)
         stale = EpochError(
@@ -166,7 +166,7 @@ class Agreement(Admission):
         lost = self._pending
         self._pending = None
         superseded = lost is not None
-        return self._restart_ring(ring, data, msg, committer, removed, overrides, own=False, lost=superseded)
+        return self._restart_run(ring, data, msg, committer, removed, overrides, own=False, lost=superseded)
 
     def _override_of(self, ring: PendingEpoch, leaf: int) -> JoinRequest | None:
         """Who held ``leaf`` at this epoch (before the ring's commit), for late messages of it."""
@@ -174,7 +174,7 @@ class Agreement(Admission):
             return ring.overrides[leaf]
         return self._scheme.member(leaf)
 
-    def _restart_ring(
+    def _restart_run(
         self,
         ring: PendingEpoch,
         data: bytes,
@@ -203,7 +203,7 @@ class Agreement(Admission):
             digests=ring.digests | {self.suite.hash(data)},
             restart_digest=self.suite.hash(data),
         )
-        return self._begin_ring(restarted)
+        return self._begin_agreement(restarted)
 
     # --- the run: deadline, handshakes, confirmation ------------------------------------------------
 
@@ -249,8 +249,8 @@ class Agreement(Admission):
             self._outbox.append(Outbound(ROOM, m, OutboundKind.HANDSHAKE))
             self._note_sent(m)  # its echo is recognised by its bytes, even after the run is done
 
-    def _begin_ring(self, ring: PendingEpoch) -> Event:
-        """A ring commit won its epoch: start the run over the new roster (all members, fresh keys)."""
+    def _begin_agreement(self, ring: PendingEpoch) -> Event:
+        """A multi-round commit won its epoch: start the run over the new roster (all members, fresh keys)."""
         scheme = self._multi_round_scheme()
         self._ring = ring
         # Binds the run to the state it continues, so it cannot be replayed into a fork.
@@ -258,7 +258,7 @@ class Agreement(Admission):
         out, secret = scheme.start(self.group_id, self.epoch + 1, context)
         self._queue_handshake(out)
         if secret is not None:
-            return self._ring_finished(secret)
+            return self._run_finished(secret)
         return RekeyProgress(self.epoch + 1, scheme.missing())
 
     def _receive_handshake(self, wire_format: int, data: bytes) -> Event:
@@ -268,7 +268,7 @@ class Agreement(Admission):
         sent_in = self._unechoed.pop(digest, None)
         if sent_in is not None:
             if ring is not None and ring.done is not None and wire_format == RING_CONFIRM_WIRE_FORMAT:
-                return self._enter_ring_epoch(ring, [decode_confirmation(data)[2]])  # ours, first
+                return self._enter_agreed_epoch(ring, [decode_confirmation(data)[2]])  # ours, first
             if ring is None or wire_format != RING_WIRE_FORMAT:
                 return MessageEchoed(sent_in, digest)
             # Our own round message counts where the relay ordered it (§8.3).
@@ -281,7 +281,7 @@ class Agreement(Admission):
             self._queue_handshake(out)
             if secret is None:
                 return RekeyProgress(self.epoch + 1, scheme.missing())
-            return self._ring_finished(secret)
+            return self._run_finished(secret)
         if wire_format == RING_CONFIRM_WIRE_FORMAT:
             group_id, epoch, tag = decode_confirmation(data)
             if group_id != self.group_id:
@@ -293,7 +293,7 @@ class Agreement(Admission):
             if ring.done is None:
                 ring.tags.append(tag)  # checked once our run is done
                 return RekeyProgress(epoch, scheme.missing())
-            return self._enter_ring_epoch(ring, [tag])
+            return self._enter_agreed_epoch(ring, [tag])
         if ring is None:
             raise EpochError(
                 f"ring message, but no ring rekey is running (we are at epoch {self.epoch})",
@@ -303,9 +303,9 @@ class Agreement(Admission):
         self._queue_handshake(out)
         if secret is None:
             return RekeyProgress(self.epoch + 1, scheme.missing())
-        return self._ring_finished(secret)
+        return self._run_finished(secret)
 
-    def _ring_finished(self, commit_secret: bytes) -> Event:
+    def _run_finished(self, commit_secret: bytes) -> Event:
         """Our run is done: the new epoch's GroupContext and secrets; the committer confirms them."""
         ring = self._ring
         assert ring is not None and self._scheme.multi_round
@@ -337,12 +337,12 @@ class Agreement(Admission):
             tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
             message = encode_confirmation(self.group_id, ctx.epoch, tag)
             self._queue_handshake([message])
-            return self._enter_ring_epoch(ring, [tag])
+            return self._enter_agreed_epoch(ring, [tag])
         if ring.tags:
-            return self._enter_ring_epoch(ring, ring.tags)
+            return self._enter_agreed_epoch(ring, ring.tags)
         return RekeyProgress(ctx.epoch, ())
 
-    def _enter_ring_epoch(self, ring: PendingEpoch, tags: Sequence[bytes]) -> Event:
+    def _enter_agreed_epoch(self, ring: PendingEpoch, tags: Sequence[bytes]) -> Event:
         assert ring.done is not None
         ctx, secrets, confirmed = ring.done
         tag = next((t for t in tags if tag_ok(self.suite, secrets.confirmation_key, confirmed, t)), None)

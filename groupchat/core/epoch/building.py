@@ -129,7 +129,7 @@ class Building(Agreement):
         suite = self.suite
         commit = Commit(change.operations)
         if change.commit_secret is None:
-            return self._seal_ring_commit(change, commit, authenticated_data)
+            return self._seal_multi_round_commit(change, commit, authenticated_data)
         content = FramedContent(
             self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
         )
@@ -165,7 +165,7 @@ class Building(Agreement):
             ).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
-    def _seal_ring_commit(
+    def _seal_multi_round_commit(
         self, change: OwnChange, commit: Commit, authenticated_data: bytes
     ) -> tuple[bytes, GroupContext, EpochSecrets, bytes, bytes | None]:
         """A ring commit: signed, no confirmation tag yet (the committer sends it once the ring is done)."""
@@ -241,7 +241,7 @@ class Building(Agreement):
                 digest,
                 own=True,
             )
-            return self._begin_ring(ring)
+            return self._begin_agreement(ring)
         self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
         self._queue_welcome(pending)
         return EpochChanged(

@@ -195,7 +195,7 @@ class Joining(Processing):
             own=False,
         )
         group._joining = True
-        group._begin_ring(ring)
+        group._begin_agreement(ring)
         return group
 
 

@@ -125,7 +125,7 @@ class Processing(Building):
                 own=False,
                 superseded=lost is not None,
             )
-            return self._begin_ring(ring)
+            return self._begin_agreement(ring)
         try:
             assert staged.commit_secret is not None  # a one-round scheme
             ctx, secrets, confirmed = self._next_epoch(
