@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import pathlib
 import re
 
 import pytest
@@ -54,7 +55,7 @@ from groupchat.relay_protocol import (
 
 # --- the hierarchy -------------------------------------------------------------------------------
 
-LOCAL = {"UsageError", "ConfigError"}
+LOCAL = {"UsageError", "ConfigError", "EpochLimitError"}
 
 
 def test_every_error_is_either_local_or_remote() -> None:
@@ -71,6 +72,35 @@ def test_every_error_is_either_local_or_remote() -> None:
 def test_docstring_tree_names_every_class() -> None:
     doc = errors.__doc__ or ""
     assert set(re.findall(r"[├└]── (\w+)", doc)) | {"GroupChatError"} == set(errors.__all__)
+
+
+def test_every_error_is_raised_somewhere() -> None:
+    """No class of the tree is dead weight: each is raised (or subclassed by one that is) in the code."""
+    root = pathlib.Path(errors.__file__).parent.parent
+    source = "\n".join(p.read_text() for p in root.rglob("*.py") if p.name != "errors.py")
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        raised = re.search(rf"\b{name}\(", source) is not None
+        subclassed = any(issubclass(getattr(errors, o), cls) and o != name for o in errors.__all__)
+        assert raised or subclassed or name in {"GroupChatError", "LocalError", "RemoteError"}, name
+
+
+def test_relay_errors_are_not_core_exceptions() -> None:
+    assert not hasattr(errors, "RelayError")  # the relay's answers are claims the session shows
+
+
+def test_epoch_error_carries_both_epochs_and_keeps_its_message() -> None:
+    text = "message is for epoch 3; we hold keys for epoch 5 only"
+    exc = errors.EpochError(text, 3, 5)
+    assert (exc.epoch, exc.current, str(exc)) == (3, 5, text)
+    assert errors.EpochError("no epochs known").epoch is None
+
+
+def test_remote_errors_can_name_their_signer_once() -> None:
+    exc = errors.InvalidCommitError("bad").signed_by(2, "bob")
+    assert (exc.signer, exc.signer_name) == (2, "bob")
+    assert exc.signed_by(4, "mallory").signer == 2  # the first (innermost) attribution stands
+    assert errors.ReplayError("x").signer is None
 
 
 def test_config_error_is_a_value_error_and_invalid_value_stays_a_decode_error() -> None:

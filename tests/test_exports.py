@@ -76,17 +76,20 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.errors': [
         'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError', 'DecodeError',
-        'DecryptionError', 'DuplicateKeyError', 'EpochError', 'ExpiredJoinRequestError',
+        'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError', 'ExpiredJoinRequestError',
         'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
         'InconsistentPathError', 'InvalidCommitError', 'InvalidPublicKeyError', 'InvalidValueError',
-        'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RelayError', 'RemoteError',
+        'InvalidWelcomeError', 'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RemoteError',
         'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
         'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
         'WrongSchemeError',
     ],
+    'groupchat.core.epoch.machine': [
+        'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
+    ],
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyProgress',
-        'RemovedFromGroup',
+        'RekeyTimedOut', 'RemovedFromGroup',
     ],
     'groupchat.core.group': [
         'Group', 'GroupConfig', 'GroupState', 'RING_CONFIRM_WIRE_FORMAT', 'SCHEME_EXTENSION',
@@ -120,6 +123,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.schemes.base': [
         'EpochInput', 'KeyAgreementScheme', 'OwnChange', 'SCHEME_IDS', 'StagedChange',
+    ],
+    'groupchat.core.schemes.registry': [
+        'DEFAULT_SCHEME', 'SCHEMES', 'scheme_class',
     ],
     'groupchat.core.schemes.ring': [
         'DEFAULT_TIMEOUT', 'RingRekey', 'RingResult', 'RingState', 'RingStep', 'commit_secret', 'edge_key',

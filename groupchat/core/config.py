@@ -3,7 +3,7 @@
 Every check raises :class:`~groupchat.core.errors.ConfigError`: a bad setting is the local
 caller's mistake, never a peer's, so it must not look like rejected remote input.
 ``GroupConfig.__post_init__`` calls :func:`check_group_config`, so an invalid config cannot exist
-(the one-line hook lives in group.py).
+(the one-line hook lives in ``core/epoch/state.py``, where ``GroupConfig`` is defined).
 """
 
 from __future__ import annotations

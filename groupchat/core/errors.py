@@ -16,7 +16,8 @@ Hierarchy::
     GroupChatError
     ├── LocalError                         the local caller's mistake
     │   ├── UsageError                     asked for something the current state cannot do
-    │   └── ConfigError (ValueError)       an invalid argument or local setting
+    │   ├── ConfigError (ValueError)       an invalid argument or local setting
+    │   └── EpochLimitError                our commit would need an epoch past the last a uint64 holds
     └── RemoteError                        the peer's or the relay's bad input
         ├── DecodeError                    malformed bytes
         │   ├── TruncatedError             input ended inside a field
@@ -42,13 +43,19 @@ Hierarchy::
         │   ├── InvalidCommitError         a commit whose operations break the rules
         │   │   └── TaintRuleError         it does not re-key exactly what the taint rules require
         │   ├── RemovedSenderError         sent in the old epoch by a member its ending commit removed
+        │   ├── InvalidWelcomeError        a well-formed welcome whose content is wrong for our request
         │   ├── ForgedMemberError          a welcome's tree lists a leaf whose join request is not signed
         │   ├── ExpiredJoinRequestError    a join request past its expiry, or valid for too long
-        │   └── CounterLimitError          an epoch or other counter at the end of its range
-        └── RelayError                     the relay answered with an error frame (has .code)
+        │   └── CounterLimitError          a peer's epoch or other counter at the end of its range
 
 ``InvalidValueError`` means malformed *remote* bytes only; a bad value the local caller passed
-is a :class:`ConfigError`.
+is a :class:`ConfigError`. A well-formed Welcome whose content is wrong is an
+:class:`InvalidWelcomeError`.
+
+Fields a caller needs ride on the error: :class:`EpochError` has ``epoch`` (the message's) and
+``current`` (ours); every :class:`RemoteError` raised about material whose signature we checked
+names its signer in ``signer`` (leaf) and ``signer_name`` (``None``/``""`` when unknown).
+The relay's own error frames are not exceptions of the core: the session shows them as claims.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ __all__ = [
     "DecryptionError",
     "DuplicateKeyError",
     "EpochError",
+    "EpochLimitError",
     "ExpiredJoinRequestError",
     "FieldTooLargeError",
     "ForgedMemberError",
@@ -71,10 +79,10 @@ __all__ = [
     "InvalidCommitError",
     "InvalidPublicKeyError",
     "InvalidValueError",
+    "InvalidWelcomeError",
     "LocalError",
     "NonMinimalLengthError",
     "ProtocolError",
-    "RelayError",
     "RemoteError",
     "RemovedSenderError",
     "ReplayError",
@@ -99,7 +107,20 @@ class LocalError(GroupChatError):
 
 
 class RemoteError(GroupChatError):
-    """A peer or the relay sent input we refuse; our state is unchanged, so drop it and go on."""
+    """A peer or the relay sent input we refuse; our state is unchanged, so drop it and go on.
+
+    ``signer``/``signer_name`` name the member whose valid signature the refused material carried
+    (its leaf and display name), when the refusal came after that signature was checked.
+    """
+
+    signer: int | None = None
+    signer_name: str = ""
+
+    def signed_by(self, leaf: int, name: str) -> RemoteError:
+        """Record who signed the refused material (only if the signature was checked); returns self."""
+        if self.signer is None:
+            self.signer, self.signer_name = leaf, name
+        return self
 
 
 # --- local mistakes ----------------------------------------------------------------------------
@@ -111,6 +132,10 @@ class UsageError(LocalError):
 
 class ConfigError(LocalError, ValueError):
     """An argument or local setting is invalid (a ValueError too, for generic argument checks)."""
+
+
+class EpochLimitError(LocalError):
+    """The group is at the last epoch a uint64 holds: no commit of ours can follow; start a new group."""
 
 
 # --- malformed bytes -------------------------------------------------------------------------
@@ -183,7 +208,15 @@ class WrongGroupError(ProtocolError):
 
 
 class EpochError(ProtocolError):
-    """The message's epoch is neither the current one nor the retained previous one."""
+    """The message's epoch is neither the current one nor the retained previous one.
+
+    ``epoch`` is the message's epoch and ``current`` ours (``None`` where the raiser does not know).
+    """
+
+    def __init__(self, message: str, epoch: int | None = None, current: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.current = current
 
 
 class ReplayError(ProtocolError):
@@ -221,7 +254,7 @@ class RemovedSenderError(ProtocolError):
 
 
 class TaintRuleError(InvalidCommitError):
-    """A commit does not re-key exactly the leaves the taint rules require (see ``core/taint.py``).
+    """A commit does not re-key exactly the leaves the taint rules require (``schemes/tree/taint.py``).
 
     The message names the leaf and the rule, so a report shows which member built a commit that
     would have left a removed or updated member able to compute the new root.
@@ -248,21 +281,14 @@ class ForgedMemberError(ProtocolError):
         self.leaf = leaf
 
 
+class InvalidWelcomeError(ProtocolError):
+    """A welcome that parses but is wrong for us: no leaf secret, a tree or roster that does not match
+    what it was signed with, a ring commit that does not add us, features groupchat does not use."""
+
+
 class ExpiredJoinRequestError(ProtocolError):
     """A join request past its ``not_after``, or one claiming a longer lifetime than allowed."""
 
 
 class CounterLimitError(ProtocolError):
-    """A counter (epoch, ratchet generation) has reached the end of its range."""
-
-
-# --- the relay's answers ----------------------------------------------------------------------
-
-
-class RelayError(RemoteError):
-    """The relay rejected a request; ``code`` is the stable error code from the relay protocol."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"relay error {code}: {reason}")
-        self.code = code
-        self.reason = reason
+    """A peer's counter (epoch, ratchet generation) has reached the end of its range."""

@@ -1,4 +1,4 @@
-"""Events the protocol core returns from :meth:`groupchat.core.group.Group.receive`.
+"""Events the protocol core returns from :meth:`groupchat.core.group.Group.receive` (and ``tick``).
 
 They are frozen dataclasses, like h11's events: the session and the TUI pattern-match on them.
 None of them carries key material.
@@ -17,6 +17,7 @@ __all__ = [
     "MessageEchoed",
     "MessageReceived",
     "RekeyProgress",
+    "RekeyTimedOut",
     "RemovedFromGroup",
 ]
 
@@ -95,6 +96,21 @@ class RekeyProgress:
 
     epoch: int
     waiting_for: tuple[Member, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyTimedOut:
+    """A round of the multi-round agreement for ``epoch`` missed its deadline (from ``Group.tick``).
+
+    ``missing`` names the members whose message of round ``round`` of ``attempt`` never came; our
+    proposal of attempt ``attempt + 1`` (fresh keys) is in ``Group.data_to_send()``. It is in force
+    from where the relay orders its first message; until then late messages of this one still count.
+    """
+
+    epoch: int
+    round: int
+    attempt: int
+    missing: tuple[Member, ...]
 
 
 Event = MessageReceived | MessageEchoed | EpochChanged | RemovedFromGroup | RekeyProgress

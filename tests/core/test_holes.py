@@ -29,6 +29,7 @@ from groupchat.core.errors import (
     ConfigError,
     CounterLimitError,
     DuplicateKeyError,
+    EpochLimitError,
     ExpiredJoinRequestError,
     FieldTooLargeError,
     ForgedMemberError,
@@ -377,7 +378,7 @@ def test_no_commit_is_built_or_applied_at_the_last_epoch() -> None:
     assert isinstance(b.receive(commit), EpochChanged)
     assert a.epoch == b.epoch == LAST_EPOCH and a.epoch_authenticator == b.epoch_authenticator
     before = fingerprint(a)
-    with pytest.raises(CounterLimitError, match="start a new group"):
+    with pytest.raises(EpochLimitError, match="start a new group"):
         a.commit(update=True)
     assert fingerprint(a) == before
     # A commit claiming the last epoch (well formed and signed by a member) is refused on entry.

@@ -31,7 +31,7 @@ from groupchat.core.errors import (
     ForgedMemberError,
     GroupChatError,
     InconsistentPathError,
-    InvalidValueError,
+    InvalidWelcomeError,
     ProtocolError,
     SignatureError,
     TaintRuleError,
@@ -224,14 +224,15 @@ def test_welcome_not_addressed_to_us(s: Scene) -> None:
 
 def test_welcome_without_a_leaf_secret(s: Scene) -> None:
     _, gs = s.open()
-    s.refused(s.forge(secrets=dataclasses.replace(gs, path_secret=None)), InvalidValueError, "no leaf secret")
+    forged = s.forge(secrets=dataclasses.replace(gs, path_secret=None))
+    s.refused(forged, InvalidWelcomeError, "no leaf secret")
 
 
 def test_welcome_asking_for_pre_shared_keys(s: Scene) -> None:
     _, gs = s.open()
     external_psk = b"\x01" + Writer().opaque(b"psk-id").opaque(bytes(32)).bytes()
     forged = s.forge(secrets=dataclasses.replace(gs, psks=[external_psk]))
-    s.refused(forged, InvalidValueError, "pre-shared keys")
+    s.refused(forged, InvalidWelcomeError, "pre-shared keys")
 
 
 def test_welcome_for_another_group(s: Scene) -> None:
@@ -256,10 +257,10 @@ def test_welcome_at_the_last_epoch(s: Scene) -> None:
 
 
 def test_welcome_without_a_public_tree(s: Scene) -> None:
-    s.refused(s.with_info(extensions=b""), InvalidValueError, "exactly one public tree")
+    s.refused(s.with_info(extensions=b""), InvalidWelcomeError, "exactly one public tree")
     # Another extension in its place does not count as a tree.
     other = encode_extensions([(TREE_EXTENSION + 1, b"not a tree")])
-    s.refused(s.with_info(extensions=other), InvalidValueError, "exactly one public tree")
+    s.refused(s.with_info(extensions=other), InvalidWelcomeError, "exactly one public tree")
 
 
 def test_welcome_with_the_public_tree_twice(s: Scene) -> None:
@@ -274,12 +275,12 @@ def test_welcome_with_the_public_tree_twice(s: Scene) -> None:
 def test_welcome_whose_tree_does_not_match_the_signed_tree_hash(s: Scene) -> None:
     info, _ = s.open()
     flipped = bytes([info.group_context.tree_hash[0] ^ 1]) + info.group_context.tree_hash[1:]
-    s.refused(s.with_context(tree_hash=flipped), InvalidValueError, "does not match the tree hash")
+    s.refused(s.with_context(tree_hash=flipped), InvalidWelcomeError, "does not match the tree hash")
     # The signed hash kept, the tree changed at one leaf (our slot vacated): also refused.
     other = s.tree()
     other.set_leaf(2, fresh_key(), None, 1)
     forged = s.with_info(extensions=encode_extensions([(TREE_EXTENSION, other.encode())]))
-    s.refused(forged, InvalidValueError, "does not match the tree hash")
+    s.refused(forged, InvalidWelcomeError, "does not match the tree hash")
 
 
 @pytest.mark.parametrize("signer", [3, 4, 2**32 - 1], ids=["blank-leaf", "beyond-capacity", "uint32-max"])
@@ -326,11 +327,11 @@ def test_welcome_whose_tree_does_not_hold_our_request(s: Scene) -> None:
     tree = s.tree()
     someone = request("someone").request
     tree.set_leaf(2, fresh_key(), someone, 1)
-    s.refused(s.forge(tree=tree), InvalidValueError, "does not contain our join request")
+    s.refused(s.forge(tree=tree), InvalidWelcomeError, "does not contain our join request")
     # Our identity with another request of ours (another init key) is not our request either.
     tree = s.tree()
     tree.set_leaf(2, tree.leaf_key(2) or b"", request("joiner", s.ids["joiner"]).request, 1)
-    s.refused(s.forge(tree=tree), InvalidValueError, "does not contain our join request")
+    s.refused(s.forge(tree=tree), InvalidWelcomeError, "does not contain our join request")
 
 
 @pytest.mark.parametrize("chooser", [None, 0], ids=["untainted", "tainted-by-another-member"])

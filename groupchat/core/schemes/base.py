@@ -1,34 +1,59 @@
-"""The key-agreement interface: what a scheme owns and what the epoch machine asks of it.
+"""The key-agreement interface: THE description of what a scheme owns and what the epoch machine asks.
 
-:class:`~groupchat.core.group.Group` is the *epoch machine*: GroupContext, key schedule,
-transcript hashes, confirmation tag, epoch authenticator, message protection, echo and replay
-bookkeeping, previous-epoch retention, removed-sender refusal and the join-request checks
-(signature, expiry, used init keys). A :class:`KeyAgreementScheme` owns the rest:
+(``schemes/__init__.py`` and docs/protocol.md §9 point here; keep this the only copy.)
+
+The *epoch machine* (:class:`~groupchat.core.group.Group` over :mod:`groupchat.core.epoch`) owns
+GroupContext, key schedule, transcript hashes, confirmation tag, epoch authenticator, message
+protection, echo and replay bookkeeping, previous-epoch retention, removed-sender refusal and the
+join-request checks (signature, expiry, used init keys). A :class:`KeyAgreementScheme` owns the rest:
 
 * the **roster representation** (which leaf holds which verified join request) and its public
-  hash, which goes where ``tree_hash`` sits in the GroupContext;
+  hash, which goes where ``tree_hash`` sits in the GroupContext, and the public state a Welcome
+  carries (:meth:`~KeyAgreementScheme.encode_public` / :meth:`~KeyAgreementScheme.from_public`);
 * what **Add, Remove and Update** do to it, including the taint rules, and which operations a
   commit must carry (the placement of adds, the re-keys);
 * how the members agree on **commit_secret**, the only scheme output the key schedule takes.
-  The scheme never sees ``init_secret``; the epoch machine combines the two (RFC 9420 §8).
+  The scheme never sees ``init_secret`` and the epoch machine never sees a path secret; the epoch
+  machine combines the two (RFC 9420 §8).
 
-One epoch change, at the committer and at a receiver::
+A group is founded with :meth:`~KeyAgreementScheme.found` (epoch 0's secret); the scheme is named
+by ``schemes.registry`` and recorded in the GroupContext extensions. One epoch change::
 
-    change = scheme.build_commit(ctx, removes=..., adds=..., update=..., rand=...)  # state unchanged
-    ...sign, key schedule, confirmation tag, welcome... ; later, on the relay's echo:
-    scheme.apply_own(change)
+    committer:  update = scheme.plan_update(has_changes, update)       # a rule may force our Update
+                change = scheme.build_commit(EpochInput(group_id, epoch), removes=, adds=, update=, rand=)
+                ...sign, key schedule, confirmation tag, Welcome...; on the relay's echo:
+                scheme.apply_own(change)
+    receiver:   scheme.check_commit(sender, ops)                    # pure: every structural and taint rule
+                staged = scheme.stage_commit(EpochInput(...), sender, ops)   # provisional, revertible
+                ...key schedule, confirmation tag...; then exactly one of:
+                scheme.confirm(staged)  |  scheme.rollback(staged)
+    joiner:     scheme = Scheme.from_public(suite, public_state, identity=, rand=, clock=)
+                scheme.take_seat(request, adder, leaf_secret, init_private)  # one-round only
+    removed:    scheme.forget_secrets()
 
-    scheme.check_commit(sender, ops)                   # pure: every structural and taint rule
-    staged = scheme.stage_commit(ctx, sender, ops)     # provisional: state changed, revertible
-    ...key schedule, confirmation tag...; then exactly one of:
-    scheme.confirm(staged)  |  scheme.rollback(staged)
+**One-round schemes** (the tree, ``multi_round = False``) yield ``commit_secret`` from
+``build_commit``/``stage_commit``; the commit carries the confirmation tag and the Welcome carries
+the new epoch.
 
-A one-round scheme (the tree) yields ``commit_secret`` from ``build_commit``/``stage_commit``.
-A multi-round scheme (the ring) yields ``None`` there: the epoch machine then feeds it the room's
-handshake messages (:meth:`KeyAgreementScheme.handshake`) and polls it for timeouts
-(:meth:`KeyAgreementScheme.poll`) until it reports the secret. Every method that takes remote
-input raises a :class:`~groupchat.core.errors.GroupChatError` subclass and changes nothing on
-refusal (``stage_commit`` included: it reverts its own partial work before raising).
+**Multi-round schemes** (the ring, ``multi_round = True``) yield ``None`` there: the commit carries
+only the roster change, and once it wins its epoch the epoch machine runs the scheme::
+
+    out, secret = scheme.start(group_id, epoch + 1, context)   # context = Hash(GroupContext || commits)
+    out, secret = scheme.handshake(data)      # every handshake message in the relay's order, own echoes too
+    scheme.missing()                          # who we still wait for (RekeyProgress)
+    timeout = scheme.overdue()                # on the session's timer (Group.tick): None or who is missing
+    scheme.propose_retry()                    # then our first message of the next attempt
+    scheme.is_own_proposal(data) / scheme.adopt_proposal()   # the retry's place in the order
+    scheme.last_transcript                    # folded into the confirmed transcript hash
+    scheme.timeout                            # seconds per round and for the confirmation
+
+until ``secret`` is not ``None``; the committer (or, after ``timeout``, any member whose run
+completed) then sends the confirmation tag and every member enters the epoch where the first valid
+one is ordered (docs/protocol.md §8.3). Its Welcome carries the epoch *before* the commit, and
+the joiner takes part in the run. The epoch machine asks only ``multi_round``, never which scheme
+it holds. Every method that takes remote input raises a
+:class:`~groupchat.core.errors.GroupChatError` subclass and changes nothing on refusal
+(``stage_commit`` included: it reverts its own partial work before raising).
 """
 
 from __future__ import annotations
@@ -40,8 +65,10 @@ from typing import ClassVar
 
 from ..commit import Operation
 from ..errors import UsageError
-from ..identity import JoinRequest
+from ..events import Member
+from ..identity import Identity, JoinRequest
 from ..suite import CipherSuite
+from .ring_errors import RingTimeoutError
 
 __all__ = ["SCHEME_IDS", "EpochInput", "KeyAgreementScheme", "OwnChange", "StagedChange"]
 
@@ -184,15 +211,79 @@ class KeyAgreementScheme(ABC):
     def rollback(self, staged: StagedChange) -> None:
         """Undo a staged commit exactly."""
 
+    @classmethod
+    @abstractmethod
+    def found(
+        cls,
+        suite: CipherSuite,
+        request: JoinRequest,
+        *,
+        identity: Identity,
+        group_id: bytes,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> tuple[KeyAgreementScheme, bytes]:
+        """A new group's scheme with ``request`` alone at leaf 0, and epoch 0's ``commit_secret``."""
+
+    @classmethod
+    @abstractmethod
+    def from_public(
+        cls,
+        suite: CipherSuite,
+        public_state: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> KeyAgreementScheme:
+        """A joiner's scheme from the public state its Welcome carries (:meth:`encode_public`)."""
+
     @abstractmethod
     def forget_secrets(self) -> None:
         """Drop every secret (we were removed); the public roster stays readable."""
 
+    # --- one-round joiners -------------------------------------------------------------------
+
+    def take_seat(self, request: JoinRequest, adder: int, leaf_secret: bytes, init_private: bytes) -> None:
+        """A one-round joiner: find our leaf in the Welcome's public state and key it with its secret."""
+        raise UsageError(f"the {self.name} scheme has no seat to take from a Welcome")
+
     # --- multi-round schemes -------------------------------------------------------------------
+
+    multi_round: ClassVar[bool] = False
+    """True if ``commit_secret`` takes rounds of handshake messages after the commit wins its epoch."""
+
+    last_transcript: bytes = b""
+    """Hash of every handshake message of the last completed run (folded into the transcript)."""
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each round (and the wait for the confirmation) may take."""
+        return 0.0
+
+    def start(self, group_id: bytes, epoch: int, context: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Start the run creating ``epoch`` over the current roster: ``(to send, commit_secret or None)``."""
+        raise UsageError(f"the {self.name} scheme agrees its secret in the commit, without a run")
 
     def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
         """Take one handshake message of a multi-round agreement: ``(to send, commit_secret or None)``."""
         raise UsageError(f"the {self.name} scheme has no handshake messages")
 
-    def poll(self) -> None:  # noqa: B027 (a one-round scheme has nothing to time out)
-        """Raise if a multi-round agreement is past its deadline (reads the injected clock)."""
+    def missing(self) -> tuple[Member, ...]:
+        """The members whose message of the running round we still need."""
+        return ()
+
+    def overdue(self) -> RingTimeoutError | None:
+        """The running attempt's timeout (naming who is missing) once its deadline passed (injected clock)."""
+        return None
+
+    def propose_retry(self) -> bytes:
+        """Our first message of the next attempt (fresh keys); the running one stays in force."""
+        raise UsageError(f"the {self.name} scheme has no run to retry")
+
+    def is_own_proposal(self, data: bytes) -> bool:
+        """Whether ``data`` is our proposal of the next attempt (its echo puts that attempt in force)."""
+        return False
+
+    def adopt_proposal(self) -> None:  # noqa: B027 (a one-round scheme proposes nothing)
+        """The relay's echo of our proposal: from here on in the order, its attempt is in force."""

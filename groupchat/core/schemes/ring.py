@@ -115,6 +115,7 @@ from ..errors import (
     DuplicateKeyError,
     EpochError,
     InvalidPublicKeyError,
+    RemoteError,
     ReplayError,
     UnknownMemberError,
     UsageError,
@@ -408,7 +409,9 @@ class RingRekey:
             # Checked after the signature: a caller may abandon this attempt for a later one on
             # this error, so only a roster member's signed word can trigger it, never the relay's.
             msg.verify(self.suite, member.identity_key, describe(member))
-            raise WrongAttemptError(msg.attempt, self.attempt, describe(member))
+            raise WrongAttemptError(msg.attempt, self.attempt, describe(member)).signed_by(
+                member.leaf, member.display_name
+            )
         if self.state is RingState.FAILED:
             raise AttemptFailedError(
                 f"ring message from {describe(member)} for attempt {self.attempt}, which failed here "
@@ -428,10 +431,16 @@ class RingRekey:
             raise EquivocationError(
                 f"{describe(member)} signed two different round-{msg.round} messages for attempt "
                 f"{self.attempt}; the first one stands" + (ours if pos == self._me else "")
-            )
-        if msg.round == 1:
-            return RingStep(self._accept_round1(pos, msg, member))
-        return RingStep((), self._accept_round2(pos, msg, member))
+            ).signed_by(member.leaf, member.display_name)
+        try:
+            if msg.round == 1:
+                return RingStep(self._accept_round1(pos, msg, member))
+            return RingStep((), self._accept_round2(pos, msg, member))
+        except RingInconsistentError:
+            raise  # the values of everyone do not add up: it names no one, not the last signer
+        except RemoteError as exc:
+            exc.signed_by(member.leaf, member.display_name)  # a signed message refused
+            raise
 
     def check_timeout(self) -> None:
         """Fail the attempt with :class:`RingTimeoutError` if the current round is past its deadline."""
@@ -463,7 +472,11 @@ class RingRekey:
         if msg.group_id != self.group_id:
             raise WrongGroupError("ring message belongs to another group")
         if msg.epoch != self.epoch:
-            raise EpochError(f"ring message is for epoch {msg.epoch}; this rekey creates epoch {self.epoch}")
+            raise EpochError(
+                f"ring message is for epoch {msg.epoch}; this rekey creates epoch {self.epoch}",
+                msg.epoch,
+                self.epoch - 1,
+            )
         if msg.roster_hash != self.roster_hash:
             raise RosterMismatchError(
                 "ring message is bound to another roster: its sender sees other members in this epoch"

@@ -5,7 +5,8 @@ path keys and no re-keys: nobody ever chooses a secret for anybody else, so ther
 track. When a commit wins its epoch, every member of the new roster (the joiners included) runs
 the ring (:class:`~.ring.RingRekey`) with fresh ephemerals; the epoch machine feeds it the room's
 round messages through :meth:`RingScheme.handshake` and polls it for timeouts. A timed-out attempt
-is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.retry`).
+is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.propose_retry`,
+in force from its place in the relay's order).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class RingScheme(KeyAgreementScheme):
     """One member's ring roster and its current rekey run, if any."""
 
     name: ClassVar[str] = "ring"
+    multi_round: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -68,6 +70,35 @@ class RingScheme(KeyAgreementScheme):
         self._proposal_message = b""
         self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
         self.last_transcript = b""  # transcript hash of the last completed run
+
+    @classmethod
+    def found(
+        cls,
+        suite: CipherSuite,
+        request: JoinRequest,
+        *,
+        identity: Identity,
+        group_id: bytes,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> tuple[RingScheme, bytes]:
+        ring = cls(suite, {0: request}, identity=identity, rand=rand, clock=clock)
+        ring.mark_verified(0)
+        _, commit_secret = ring.start(group_id, 0, b"")  # alone: no message, done at once
+        assert commit_secret is not None
+        return ring, commit_secret
+
+    @classmethod
+    def from_public(
+        cls,
+        suite: CipherSuite,
+        public_state: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> RingScheme:
+        return cls(suite, cls.decode_roster(public_state), identity=identity, rand=rand, clock=clock)
 
     @classmethod
     def decode_roster(cls, data: bytes) -> dict[int, JoinRequest]:
@@ -292,7 +323,8 @@ class RingScheme(KeyAgreementScheme):
         if run is None:
             msg = RingRound.decode(data)
             raise EpochError(
-                f"ring message for epoch {msg.epoch}: our run for it is already done (a late retry)"
+                f"ring message for epoch {msg.epoch}: our run for it is already done (a late retry)",
+                msg.epoch,
             )
         try:
             step = run.receive(data)

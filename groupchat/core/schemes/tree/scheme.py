@@ -19,12 +19,12 @@ from ...errors import (
     DecryptionError,
     InconsistentPathError,
     InvalidCommitError,
-    InvalidValueError,
+    InvalidWelcomeError,
     TaintRuleError,
     UnknownMemberError,
     WrongSchemeError,
 )
-from ...identity import JoinRequest
+from ...identity import Identity, JoinRequest
 from ...suite import CipherSuite
 from ..base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
 from . import taint
@@ -72,6 +72,32 @@ class TreeScheme(KeyAgreementScheme):
         return cls(tree, path)
 
     @classmethod
+    def found(
+        cls,
+        suite: CipherSuite,
+        request: JoinRequest,
+        *,
+        identity: Identity,
+        group_id: bytes,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> tuple[TreeScheme, bytes]:
+        tree = cls.create(suite, request, rand)
+        return tree, tree.commit_secret
+
+    @classmethod
+    def from_public(
+        cls,
+        suite: CipherSuite,
+        public_state: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> TreeScheme:
+        return cls.decode(suite, public_state)
+
+    @classmethod
     def decode(cls, suite: CipherSuite, public_state: bytes) -> TreeScheme:
         """A joiner's tree from the Welcome, before it knows its own seat (see :meth:`take_seat`)."""
         return cls(RatchetTree.decode(suite, public_state), PathSecrets(0))
@@ -83,7 +109,7 @@ class TreeScheme(KeyAgreementScheme):
         tree = self.tree
         me = tree.find_member(request)
         if me is None:
-            raise InvalidValueError("welcome's tree does not contain our join request")
+            raise InvalidWelcomeError("welcome's tree does not contain our join request")
         if tree.tainted_by(me) != adder:
             # Otherwise the group would not re-key our leaf when our adder leaves.
             raise TaintRuleError(

@@ -1,0 +1,370 @@
+"""Multi-round agreement: the epoch change of a scheme whose ``commit_secret`` takes rounds.
+
+When a commit of a multi-round scheme (``KeyAgreementScheme.multi_round``, the ring) wins its
+epoch, :class:`PendingEpoch` holds it while the scheme's run agrees the new epoch's secret: the run's
+round messages (:meth:`Agreement._receive_handshake`), restarts that remove members the run waits
+for (docs/protocol.md §8.3), the deadline (:meth:`Agreement.tick`) and the confirmation that
+enters the epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from ..codec import Writer, opaque
+from ..commit import Commit, CommitMessage, OpType
+from ..errors import (
+    ConfirmationError,
+    CounterLimitError,
+    EpochError,
+    InvalidCommitError,
+    ReplayError,
+    SignatureError,
+    UnknownMemberError,
+    UsageError,
+    WrongGroupError,
+    WrongSchemeError,
+)
+from ..events import (
+    EpochChanged,
+    Event,
+    Member,
+    MessageEchoed,
+    RekeyProgress,
+    RekeyTimedOut,
+)
+from ..identity import JoinRequest
+from ..key_schedule import (
+    GroupContext,
+    confirmation_tag,
+    confirmed_transcript_hash,
+    derive_epoch_secrets,
+    interim_transcript_hash,
+)
+from ..message_protection import (
+    ContentType,
+    FramedContent,
+    WireFormat,
+    confirmed_transcript_input,
+    sign_framed_content,
+    verify_framed_content,
+)
+from ..outbox import ROOM, Outbound, OutboundKind
+from ..schemes.base import EpochInput, KeyAgreementScheme
+from ..schemes.ring_errors import AttemptFailedError, WrongAttemptError
+from ..schemes.ring_message import RING_WIRE_FORMAT
+from .admission import Admission, signed_by
+from .state import Intent, PendingCommit, PendingEpoch
+from .wire import (
+    LAST_EPOCH,
+    RESTART_LABEL,
+    RING_CONFIRM_WIRE_FORMAT,
+    decode_confirmation,
+    encode_confirmation,
+    tag_ok,
+)
+
+
+class Agreement(Admission):
+    """A multi-round scheme's epoch change, from the winning commit to the confirmation."""
+
+    def _restart_context(self, ring: PendingEpoch) -> bytes:
+        """What a restart commit is signed over: this epoch's context and the commit whose ring it
+        restarts, so that a commit built before that ring (a lost race) is never taken for one."""
+        return Writer().raw(self._ctx_bytes).opaque(RESTART_LABEL).opaque(ring.latest).bytes()
+
+    def _commit_restart(self, removes: list[int], authenticated_data: bytes) -> bytes:
+        """A commit on this epoch, while its ring runs, that removes members and restarts the ring."""
+        ring = self._ring
+        assert ring is not None
+        scheme = self._multi_round_scheme()
+        for leaf in removes:
+            if leaf == self.my_leaf:
+                raise UsageError("a member cannot remove itself; ask another member to commit the remove")
+            if scheme.member(leaf) is None:
+                raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
+        removed = tuple(self.member(leaf) for leaf in removes)
+        epoch_input, rand = EpochInput(self.group_id, self.epoch), self.config.rand
+        change = scheme.build_commit(epoch_input, removes=removes, adds=[], update=False, rand=rand)
+        commit = Commit(change.operations)
+        content = FramedContent(
+            self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
+        )
+        context = self._restart_context(ring)
+        signing_key = self._identity.signing_key
+        signature = sign_framed_content(self.suite, signing_key, WireFormat.PUBLIC_MESSAGE, content, context)
+        message = CommitMessage(content, commit, signature, bytes(32)).encode()
+        intent = Intent((), tuple(m.identity_key for m in removed), False, authenticated_data)
+        self._pending = PendingCommit(
+            message, change, self._ctx, self._secrets, self._interim, None, (), removed, False, intent
+        )
+        return message
+
+    def _receive_restart(self, data: bytes, digest: bytes, msg: CommitMessage) -> Event:
+        """A commit on our epoch while its ring runs: a restart that removes members (§8.3), or a
+        commit that lost the race to the ring's own."""
+        ring = self._ring
+        assert ring is not None
+        if digest == ring.digest or digest in ring.digests:
+            # A ring joiner reads the room from the commit that added it: it already started the ring.
+            raise ReplayError("this commit was already applied: it started the ring that is running")
+        if ring.done is not None:
+            # The run completed (every round-2 message came through, at the same point of the order
+            # for every member; the committer already entered the epoch there): too late to change
+            # the roster of this epoch, only the confirmation is missing.
+            raise EpochError(
+                f"commit on epoch {self.epoch} arrived after the ring agreed epoch {self.epoch + 1} "
+                "(another commit already won this epoch)",
+                self.epoch,
+                self.epoch,
+            )
+        scheme = self._multi_round_scheme()
+        pending = self._pending
+        if pending is not None and pending.message == data:
+            removed = {m.leaf: m for m in pending.removed}
+            overrides = {leaf: self._override_of(ring, leaf) for leaf in removed}
+            scheme.apply_own(pending.change)
+            self._pending = None
+            me = self.member(self.my_leaf)
+            return self._restart_run(ring, data, msg, me, removed, overrides, own=True)
+        content = msg.content
+        request = scheme.member(content.sender)
+        stale = EpochError(
+            f"commit on epoch {self.epoch} arrived while the ring agrees epoch {self.epoch + 1} "
+            "(another commit already won this epoch)",
+            self.epoch,
+            self.epoch,
+        )
+        if request is None:
+            raise stale
+        self._verify_member(content.sender, request)
+        try:
+            verify_framed_content(
+                self.suite,
+                request.identity_key,
+                WireFormat.PUBLIC_MESSAGE,
+                content,
+                self._restart_context(ring),
+                msg.signature,
+            )
+        except SignatureError:
+            raise stale from None  # not signed as a restart of this ring: built before it
+        if content.sender == self.my_leaf:
+            raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
+        ops = msg.commit.operations
+        with signed_by(content.sender, request.display_name):
+            if any(op.type != OpType.REMOVE for op in ops):
+                raise InvalidCommitError("a commit that restarts a running ring may only remove members")
+            self._check_operations(content.sender, ops)
+        committer = self._member(content.sender, request)
+        removed = {op.leaf: self.member(op.leaf) for op in ops}
+        if self.my_leaf in removed:
+            return self._removed(committer)
+        overrides = {leaf: self._override_of(ring, leaf) for leaf in removed}
+        scheme.confirm(scheme.stage_commit(EpochInput(self.group_id, self.epoch), content.sender, ops))
+        lost = self._pending
+        self._pending = None
+        superseded = lost is not None
+        return self._restart_run(ring, data, msg, committer, removed, overrides, own=False, lost=superseded)
+
+    def _override_of(self, ring: PendingEpoch, leaf: int) -> JoinRequest | None:
+        """Who held ``leaf`` at this epoch (before the ring's commit), for late messages of it."""
+        if leaf in ring.overrides:
+            return ring.overrides[leaf]
+        return self._scheme.member(leaf)
+
+    def _restart_run(
+        self,
+        ring: PendingEpoch,
+        data: bytes,
+        msg: CommitMessage,
+        committer: Member,
+        removed: dict[int, Member],
+        overrides: dict[int, JoinRequest | None],
+        *,
+        own: bool,
+        lost: bool = False,
+    ) -> Event:
+        """The ring restarts over the roster without the removed: new run, bound to every commit so
+        far; the last restarter confirms the epoch (the ring's committer may be among the removed)."""
+        joined = {m.leaf for m in ring.added}
+        restarted = dataclasses.replace(
+            ring,
+            data=ring.data + data,
+            committer=committer,
+            added=tuple(m for m in ring.added if m.leaf not in removed),
+            removed=ring.removed + tuple(m for leaf, m in removed.items() if leaf not in joined),
+            overrides={**overrides, **ring.overrides},
+            own=own,
+            superseded=ring.superseded or lost,
+            tags=[],
+            restarts=(*ring.restarts, (msg.content, msg.signature)),
+            digests=ring.digests | {self.suite.hash(data)},
+            restart_digest=self.suite.hash(data),
+        )
+        return self._begin_agreement(restarted)
+
+    # --- the run: deadline, handshakes, confirmation ------------------------------------------------
+
+    def _tick(self) -> RekeyTimedOut | None:
+        """The running agreement's deadline (see ``Group.tick``): on a timeout, queue our proposal
+        of the next attempt (fresh ephemerals) and say who is missing, once per attempt."""
+        self._expire_previous_epoch()
+        scheme = self._scheme
+        if self._ring is None or not scheme.multi_round:
+            return None
+        ring = self._ring
+        if ring.done is not None:
+            # Our run is done; the committer's confirmation has not come. Past the deadline any
+            # member who completed confirms (the tag needs the epoch's secret, so only a member can
+            # make one, and it still shows that sender and receiver agree); the epoch is entered
+            # where the first confirmation is ordered, ours included (§8.3).
+            overdue = self.config.clock() - ring.done_at >= scheme.timeout
+            if not ring.own and not ring.confirmed_by_us and overdue:
+                ctx, secrets, confirmed = ring.done
+                tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
+                self._queue_handshake([encode_confirmation(self.group_id, ctx.epoch, tag)])
+                ring.confirmed_by_us = True
+            return None
+        timeout = scheme.overdue()
+        if timeout is None:
+            return None
+        # Propose the next attempt; it is in force from where the relay orders its first
+        # message (docs/protocol.md §8.3), so the late messages of this one may still finish it.
+        self._queue_handshake([scheme.propose_retry()])
+        return RekeyTimedOut(self.epoch + 1, timeout.round, timeout.attempt, timeout.missing)
+
+    def _multi_round_scheme(self) -> KeyAgreementScheme:
+        """Our scheme, which must agree its secrets in rounds for a handshake message to mean anything."""
+        scheme = self._scheme
+        if not scheme.multi_round:
+            raise WrongSchemeError(
+                f"ring handshake message for a group that agrees its keys with the {scheme.name} scheme"
+            )
+        return scheme
+
+    def _queue_handshake(self, messages: Iterable[bytes]) -> None:
+        for m in messages:
+            self._outbox.append(Outbound(ROOM, m, OutboundKind.HANDSHAKE))
+            self._note_sent(m)  # its echo is recognised by its bytes, even after the run is done
+
+    def _begin_agreement(self, ring: PendingEpoch) -> Event:
+        """A multi-round commit won its epoch: start the run over the new roster (all members, fresh keys)."""
+        scheme = self._multi_round_scheme()
+        self._ring = ring
+        # Binds the run to the state it continues, so it cannot be replayed into a fork.
+        context = self.suite.hash(self._ctx_bytes + ring.data)
+        out, secret = scheme.start(self.group_id, self.epoch + 1, context)
+        self._queue_handshake(out)
+        if secret is not None:
+            return self._run_finished(secret)
+        return RekeyProgress(self.epoch + 1, scheme.missing())
+
+    def _receive_handshake(self, wire_format: int, data: bytes) -> Event:
+        scheme = self._multi_round_scheme()
+        ring = self._ring
+        digest = self.suite.hash(data)
+        sent_in = self._unechoed.pop(digest, None)
+        if sent_in is not None:
+            if ring is not None and ring.done is not None and wire_format == RING_CONFIRM_WIRE_FORMAT:
+                return self._enter_agreed_epoch(ring, [decode_confirmation(data)[2]])  # ours, first
+            if ring is None or wire_format != RING_WIRE_FORMAT:
+                return MessageEchoed(sent_in, digest)
+            # Our own round message counts where the relay ordered it (§8.3).
+            if scheme.is_own_proposal(data):
+                scheme.adopt_proposal()  # our retry's place in the order: its attempt is in force
+            try:
+                out, secret = scheme.handshake(data)
+            except (WrongAttemptError, AttemptFailedError, EpochError, ReplayError):
+                return MessageEchoed(sent_in, digest)  # of an attempt no longer in force
+            self._queue_handshake(out)
+            if secret is None:
+                return RekeyProgress(self.epoch + 1, scheme.missing())
+            return self._run_finished(secret)
+        if wire_format == RING_CONFIRM_WIRE_FORMAT:
+            group_id, epoch, tag = decode_confirmation(data)
+            if group_id != self.group_id:
+                raise WrongGroupError("ring confirmation belongs to another group")
+            if ring is None or epoch != self.epoch + 1:
+                raise EpochError(
+                    f"ring confirmation for epoch {epoch}, but no ring is agreeing it here", epoch, self.epoch
+                )
+            if ring.done is None:
+                ring.tags.append(tag)  # checked once our run is done
+                return RekeyProgress(epoch, scheme.missing())
+            return self._enter_agreed_epoch(ring, [tag])
+        if ring is None:
+            raise EpochError(
+                f"ring message, but no ring rekey is running (we are at epoch {self.epoch})",
+                current=self.epoch,
+            )
+        out, secret = scheme.handshake(data)
+        self._queue_handshake(out)
+        if secret is None:
+            return RekeyProgress(self.epoch + 1, scheme.missing())
+        return self._run_finished(secret)
+
+    def _run_finished(self, commit_secret: bytes) -> Event:
+        """Our run is done: the new epoch's GroupContext and secrets; the committer confirms them."""
+        ring = self._ring
+        assert ring is not None and self._scheme.multi_round
+        if self.epoch >= LAST_EPOCH:
+            raise CounterLimitError(f"the group is at epoch {self.epoch}, the last a uint64 holds")
+        # The ring's transcript (every signed round message) joins the commit in the transcript.
+        confirmed = confirmed_transcript_hash(
+            self.suite,
+            self._interim,
+            confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, ring.content, ring.signature)
+            + b"".join(
+                confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature)
+                for content, signature in ring.restarts
+            )
+            + opaque(self._scheme.last_transcript),
+        )
+        ctx = GroupContext(
+            self.suite.id,
+            self.group_id,
+            self.epoch + 1,
+            self._scheme.public_hash,
+            confirmed,
+            self._ctx.extensions,
+        )
+        secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
+        ring.done = (ctx, secrets, confirmed)
+        ring.done_at = self.config.clock()
+        if ring.own:
+            tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
+            message = encode_confirmation(self.group_id, ctx.epoch, tag)
+            self._queue_handshake([message])
+            return self._enter_agreed_epoch(ring, [tag])
+        if ring.tags:
+            return self._enter_agreed_epoch(ring, ring.tags)
+        return RekeyProgress(ctx.epoch, ())
+
+    def _enter_agreed_epoch(self, ring: PendingEpoch, tags: Sequence[bytes]) -> Event:
+        assert ring.done is not None
+        ctx, secrets, confirmed = ring.done
+        tag = next((t for t in tags if tag_ok(self.suite, secrets.confirmation_key, confirmed, t)), None)
+        if tag is None:
+            ring.tags.clear()
+            raise ConfirmationError(
+                f"ring confirmation for epoch {ctx.epoch} does not match the secret we agreed: our view "
+                "of the ring differs from the committer's"
+            )
+        self._ring = None
+        # A restart of ours that came too late (after the run completed) is moot now.
+        superseded = ring.superseded or (self._pending is not None and not ring.own)
+        self._pending = None
+        interim = interim_transcript_hash(self.suite, confirmed, tag)
+        self._enter_epoch(ctx, secrets, interim, ring.overrides, ring.digest)
+        return EpochChanged(
+            ctx.epoch,
+            ring.committer,
+            ring.added,
+            ring.removed,
+            ring.updated,
+            secrets.epoch_authenticator,
+            own=ring.own,
+            superseded_own_commit=superseded,
+        )

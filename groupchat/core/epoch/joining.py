@@ -1,0 +1,221 @@
+"""Joining from a Welcome (RFC 9420 §12.4.3.1): everything is checked before a Group exists.
+
+A one-round scheme's Welcome carries the new epoch; a multi-round scheme's carries the epoch
+before the commit that adds us, and we take part in the run creating our first epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import fields
+from typing import Self
+
+from ..commit import CommitMessage, OpType, check_operation_order
+from ..errors import (
+    CounterLimitError,
+    InvalidWelcomeError,
+    UnknownMemberError,
+    UsageError,
+    WrongGroupError,
+)
+from ..identity import JoinRequest, PendingJoin
+from ..key_schedule import (
+    EpochSecrets,
+    epoch_secrets_from_joiner,
+    interim_transcript_hash,
+    verify_confirmation_tag,
+    welcome_secret,
+)
+from ..message_protection import (
+    WireFormat,
+    verify_framed_content,
+)
+from ..schemes.base import EpochInput, KeyAgreementScheme
+from ..schemes.registry import scheme_class
+from ..suite import CipherSuite
+from ..welcome import (
+    GroupInfo,
+    Welcome,
+    decode_extensions,
+    decrypt_group_info,
+    open_group_secrets,
+)
+from .admission import signed_by, verify_listed_member
+from .processing import Processing
+from .state import GroupConfig, PendingEpoch
+from .wire import (
+    LAST_EPOCH,
+    RING_COMMIT_EXTENSION,
+    RING_INTERIM_EXTENSION,
+    RING_ROSTER_EXTENSION,
+    TREE_EXTENSION,
+    scheme_of,
+)
+
+
+class Joining(Processing):
+    """Entering a group from a Welcome."""
+
+    @classmethod
+    def join(cls, pending: PendingJoin, welcome: bytes, config: GroupConfig | None = None) -> Self:
+        """Enter a group from a Welcome sealed to our join request's init key.
+
+        Everything the welcome says is checked before a Group exists (RFC 9420 §12.4.3.1),
+        including every member's join request signature. ``pending`` is consumed only on success:
+        a rejected welcome leaves it usable for the genuine one. While our leaf is tainted by our
+        adder, :meth:`data_to_send` carries our first Update (the taint rule's way out).
+        """
+        if pending.used:
+            raise UsageError("this join request was already used to join; make a new one")
+        config = config or GroupConfig()
+        suite = config.suite()
+        msg = Welcome.decode_message(welcome)
+        gs = open_group_secrets(suite, msg, pending.request.ref(suite), pending.init_private)
+        if gs.path_secret is None:
+            raise InvalidWelcomeError("welcome carries no leaf secret for us")
+        if gs.psks:
+            raise InvalidWelcomeError("welcome asks for pre-shared keys, which groupchat does not use")
+        info = decrypt_group_info(suite, msg, welcome_secret(suite, gs.joiner_secret))
+        ctx = info.group_context
+        if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
+            raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
+        if ctx.epoch >= LAST_EPOCH:
+            raise CounterLimitError(
+                f"welcome puts the group at epoch {ctx.epoch}, the last a uint64 holds: no commit could "
+                "follow it; refusing the welcome"
+            )
+        scheme_type = scheme_class(scheme_of(ctx))
+        if scheme_type.multi_round:
+            return cls._join_multi_round(pending, info, gs.path_secret, config, scheme_type)
+        trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
+        if len(trees) != 1:
+            raise InvalidWelcomeError("welcome's GroupInfo must carry exactly one public tree")
+        scheme = scheme_type.from_public(
+            suite, trees[0], identity=pending.identity, rand=config.rand, clock=config.clock
+        )
+        if scheme.public_hash != ctx.tree_hash:
+            raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
+        signer = _verify_roster(suite, info, scheme)
+        with signed_by(info.signer, signer.display_name):
+            scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
+            secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+            verify_confirmation_tag(
+                suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+            )
+        interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
+        group = cls(
+            config=config,
+            identity=pending.identity,
+            scheme=scheme,
+            group_context=ctx,
+            secrets=secrets,
+            interim=interim,
+        )
+        pending.used = True  # only now: a rejected welcome must not burn the request
+        return group
+
+    @classmethod
+    def _join_multi_round(
+        cls,
+        pending: PendingJoin,
+        info: GroupInfo,
+        init_secret: bytes,
+        config: GroupConfig,
+        scheme_type: type[KeyAgreementScheme],
+    ) -> Self:
+        """Enter a ring group: the Welcome carries the epoch *before* the commit that adds us.
+
+        We check that epoch's roster (every join request, the signer a member), the commit (signed
+        by the Welcome's signer on that epoch, adding us), then take part in the ring that creates
+        the new epoch like every member; its round 1 is in :meth:`data_to_send`. ``init_secret``
+        of the previous epoch (sealed to our init key) is all we get: the new epoch also needs our
+        own ephemeral, so a stolen init key alone does not reveal it.
+        """
+        suite, ctx = config.suite(), info.group_context
+        ext = dict(decode_extensions(info.extensions))
+        if not {RING_ROSTER_EXTENSION, RING_COMMIT_EXTENSION, RING_INTERIM_EXTENSION} <= set(ext):
+            raise InvalidWelcomeError("ring welcome lacks its roster, commit or transcript extension")
+        scheme = scheme_type.from_public(
+            suite, ext[RING_ROSTER_EXTENSION], identity=pending.identity, rand=config.rand, clock=config.clock
+        )
+        if scheme.public_hash != ctx.tree_hash:
+            raise InvalidWelcomeError(
+                "ring welcome's roster does not match the roster hash it was signed with"
+            )
+        signer = _verify_roster(suite, info, scheme)
+        data = ext[RING_COMMIT_EXTENSION]
+        msg = CommitMessage.decode(data)
+        content = msg.content
+        if content.group_id != ctx.group_id or content.epoch != ctx.epoch or content.sender != info.signer:
+            raise InvalidWelcomeError(
+                "ring welcome's commit is not the signer's commit on the welcome's epoch"
+            )
+        ctx_bytes = ctx.encode()
+        verify_framed_content(
+            suite, signer.identity_key, WireFormat.PUBLIC_MESSAGE, content, ctx_bytes, msg.signature
+        )
+        ops = msg.commit.operations
+        with signed_by(info.signer, signer.display_name):
+            check_operation_order(ops)
+            scheme.check_commit(content.sender, ops)
+            added = [op for op in ops if op.request is not None]
+            for op in added:
+                assert op.request is not None
+                verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
+            if not any(op.request == pending.request for op in added):
+                raise InvalidWelcomeError("ring welcome's commit does not add our join request")
+        before = {leaf: req for leaf, req in scheme.members()}
+        scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
+        # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
+        secrets = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
+        secrets = dataclasses.replace(
+            secrets, init_secret=init_secret, encryption_secret=bytes(32), sender_data_secret=bytes(32)
+        )
+        group = cls(
+            config=config,
+            identity=pending.identity,
+            scheme=scheme,
+            group_context=ctx,
+            secrets=secrets,
+            interim=ext[RING_INTERIM_EXTENSION],
+        )
+        pending.used = True
+        overrides = {op.leaf: before.get(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
+        members = group._member
+        ring = PendingEpoch(
+            data,
+            content,
+            msg.signature,
+            members(content.sender, signer),
+            tuple(members(op.leaf, op.request) for op in added if op.request is not None),
+            tuple(members(op.leaf, r) for op in ops if op.type == OpType.REMOVE and (r := before[op.leaf])),
+            any(op.type == OpType.UPDATE for op in ops),
+            overrides,
+            suite.hash(data),
+            own=False,
+        )
+        group._joining = True
+        group._begin_agreement(ring)
+        return group
+
+
+def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementScheme) -> JoinRequest:
+    """The Welcome's signer is a member whose signature checks, then every other leaf is checked.
+
+    Once we know who built this roster we check every other leaf: a malicious adder controls the
+    whole welcome and could list a ghost (someone's identity key with a made-up signature) under a
+    tree hash that matches. After this every leaf is verified; later leaves come only through
+    Adds, verified by ``Admission._check_adds``. Returns the signer's join request.
+    """
+    group_id = info.group_context.group_id
+    signer = scheme.member(info.signer)
+    if signer is None:
+        raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
+    verify_listed_member(suite, group_id, info.signer, signer, None)
+    info.verify(suite, signer.identity_key)
+    with signed_by(info.signer, signer.display_name):
+        for leaf, request in scheme.members():
+            if leaf != info.signer:
+                verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))
+            scheme.mark_verified(leaf)
+    return signer

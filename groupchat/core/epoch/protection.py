@@ -1,0 +1,127 @@
+"""Application-message glue: protect our messages, open the room's (RFC 9420 §6.3, §9).
+
+The framing and the crypto are :mod:`groupchat.core.message_protection`; this module picks the
+epoch's keys, recognises our own echoes, authenticates the sender against the roster of the epoch
+the message was sent in, and refuses late messages of removed members.
+"""
+
+from __future__ import annotations
+
+from ..codec import opaque
+from ..errors import (
+    InvalidValueError,
+    RemovedSenderError,
+    UnknownMemberError,
+    UsageError,
+    WrongGroupError,
+)
+from ..events import (
+    Event,
+    Member,
+    MessageEchoed,
+    MessageReceived,
+)
+from ..message_protection import (
+    MAX_APPLICATION_DATA,
+    ContentType,
+    FramedContent,
+    PrivateMessage,
+    WireFormat,
+    open_private_message,
+    protect_application,
+    read_application_data,
+    sign_framed_content,
+    verify_framed_content,
+)
+from .admission import Admission
+from .machine import Input
+
+
+class Protection(Admission):
+    """Application messages in and out of the current (or retained previous) epoch."""
+
+    def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
+        """Sign and encrypt an application message for the current epoch."""
+        self._require(Input.ENCRYPT)
+        self._expire_previous_epoch()
+        if len(plaintext) > MAX_APPLICATION_DATA:
+            # Receivers refuse longer application data (read_application_data): never send it.
+            raise UsageError(f"message of {len(plaintext)} bytes is longer than {MAX_APPLICATION_DATA}")
+        content = FramedContent(
+            self.group_id,
+            self.epoch,
+            self.my_leaf,
+            authenticated_data,
+            ContentType.APPLICATION,
+            opaque(plaintext),
+        )
+        signature = sign_framed_content(
+            self.suite, self._identity.signing_key, WireFormat.PRIVATE_MESSAGE, content, self._ctx_bytes
+        )
+        tree = self._keys.secret_tree
+        data = protect_application(
+            self.suite,
+            content=content,
+            signature=signature,
+            secret_tree=tree,
+            sender_data_secret=self._keys.sender_data_secret,
+            padding_block=self.config.padding_block,
+            rand=self.config.rand,
+        )
+        self._note_sent(data)
+        return data
+
+    def _receive_private(self, data: bytes) -> Event:
+        # Our own messages come back from the relay; our key for them is already deleted, so
+        # we recognise the exact bytes we sent instead of decrypting them.
+        digest = self.suite.hash(data)
+        epoch = self._unechoed.pop(digest, None)
+        if epoch is not None:
+            return MessageEchoed(epoch, digest)
+        msg = PrivateMessage.decode(data)
+        if msg.group_id != self.group_id:
+            raise WrongGroupError("message belongs to another group")
+        if msg.content_type != ContentType.APPLICATION:
+            raise InvalidValueError("handshake messages must be sent as public commits")
+        keys = self._keys_for_epoch(msg.epoch)
+        opened, lookup = open_private_message(
+            self.suite,
+            msg,
+            sender_data_secret=keys.sender_data_secret,
+            secret_tree=keys.secret_tree,
+            body_reader=read_application_data,
+        )
+        sender = opened.content.sender
+        gone = keys.removed.get(sender)
+        request = gone or (
+            keys.overrides[sender] if sender in keys.overrides else self._scheme.member(sender)
+        )
+        if request is None:
+            raise UnknownMemberError(f"message claims to come from leaf {sender}, which holds no member")
+        self._verify_member(sender, request)
+        verify_framed_content(
+            self.suite,
+            request.identity_key,
+            WireFormat.PRIVATE_MESSAGE,
+            opened.content,
+            keys.group_context,
+            opened.signature,
+        )
+        if gone is not None:
+            # Checked after the signature, so the error names the real sender. The relay ordered
+            # this after the commit that removed them: it must not read as normal chat.
+            raise RemovedSenderError(
+                f"{gone.display_name!r} ({gone.fingerprint}) sent this message in epoch {msg.epoch} "
+                f"after their removal (the commit that started epoch {msg.epoch + 1} removed them); "
+                "it is refused",
+                sender,
+                gone.display_name,
+            )
+        keys.secret_tree.commit(lookup)
+        return MessageReceived(
+            Member(sender, request.display_name, request.identity_key),
+            opened.parsed,
+            msg.epoch,
+            lookup.generation,
+            msg.authenticated_data,
+        )

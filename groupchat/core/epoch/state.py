@@ -1,0 +1,348 @@
+"""The epoch state one member holds, and what it keeps of the previous epoch.
+
+:class:`EpochState` is the base of ``Group``: the GroupContext, epoch secrets and transcript of the
+current epoch, the retained previous epoch's keys (until ``previous_epoch_ttl``), the recent
+commits and unechoed messages (echo and replay bookkeeping), the init keys of departed members,
+the outbox, and the data of the current :class:`~.machine.Phase` (our pending commit, the running
+agreement, the joiner flag). It enters an epoch (:meth:`EpochState._enter_epoch`) and forgets
+everything when we are removed (:meth:`EpochState._removed`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+from ..config import check_group_config
+from ..errors import (
+    EpochError,
+    UnknownMemberError,
+)
+from ..events import (
+    Member,
+    RemovedFromGroup,
+)
+from ..identity import Identity, JoinRequest
+from ..key_schedule import (
+    EpochSecrets,
+    GroupContext,
+)
+from ..message_protection import (
+    FramedContent,
+)
+from ..outbox import Outbound
+from ..schemes.base import KeyAgreementScheme, OwnChange
+from ..secret_tree import SecretTree
+from ..suite import GROUPCHAT_PREFIX, CipherSuite
+from .machine import Input, Phase, check, phase_of
+
+# Placeholder left behind when a removed member deletes its epoch secrets (never used: every
+# operation first checks that we are still a member).
+_ERASED_SECRETS: Final = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
+_RECENT_COMMITS: Final = 16
+_MAX_UNECHOED: Final = 1024
+
+
+class GroupState(enum.Enum):
+    """The coarse public view of :class:`~groupchat.core.epoch.machine.Phase`: removed or not."""
+
+    MEMBER = "member"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """Tunables and injected effects. Every member of a group must use the same suite and prefix."""
+
+    suite_id: int = 1
+    label_prefix: bytes = GROUPCHAT_PREFIX
+    max_forward: int = 1000  # how far a ratchet generation may jump ahead (RFC 9420 §15.3)
+    max_skipped: int = 256  # skipped message keys kept per sender for out-of-order delivery
+    padding_block: int = 32  # pad application plaintexts to hide exact lengths
+    previous_epoch_ttl: float = 30.0  # seconds the previous epoch's keys stay for in-flight messages
+    # Join-request expiry is judged on the wall clock. The committer is strict; a receiver accepts
+    # a request up to `clock_skew` seconds past its expiry (by the receiver's clock), so members
+    # whose clocks differ by less than that, plus the relay's delivery delay, never disagree on
+    # a commit (a disagreement would fork the group).
+    clock_skew: float = 300.0
+    clock: Callable[[], float] = time.monotonic  # monotonic: TTLs only
+    wall_clock: Callable[[], float] = time.time  # Unix seconds: join-request expiry only
+    rand: Callable[[int], bytes] = os.urandom
+
+    def __post_init__(self) -> None:
+        check_group_config(self)  # an invalid config cannot exist (ConfigError)
+
+    def suite(self) -> CipherSuite:
+        return CipherSuite(self.suite_id, self.label_prefix)
+
+
+@dataclass(slots=True)
+class EpochKeys:
+    """What decrypting and authenticating one epoch's messages needs."""
+
+    epoch: int
+    group_context: bytes
+    secret_tree: SecretTree
+    sender_data_secret: bytes = field(repr=False)
+    # Members whose leaf changed when this epoch ended (only kept for the retained epoch).
+    overrides: dict[int, JoinRequest | None] = field(default_factory=dict)
+    # Members the commit ending this epoch removed, by leaf: their late messages are refused.
+    removed: dict[int, JoinRequest] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PendingCommit:
+    """Our commit, built and sealed, until the relay's echo says whether it won its epoch."""
+
+    message: bytes
+    change: OwnChange
+    group_context: GroupContext
+    secrets: EpochSecrets
+    interim: bytes
+    welcome: bytes | None
+    joiners: tuple[tuple[int, JoinRequest], ...]
+    removed: tuple[Member, ...]
+    updated: bool
+    intent: Intent
+
+    @property
+    def added(self) -> tuple[int, ...]:
+        return tuple(leaf for leaf, _ in self.joiners)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the caller asked a commit to do, kept to rebuild it if another commit wins the epoch.
+
+    Removes are held by identity key: a leaf may change hands between epochs.
+    """
+
+    adds: tuple[JoinRequest, ...]
+    removes: tuple[bytes, ...]
+    update: bool
+    authenticated_data: bytes
+
+    @property
+    def empty(self) -> bool:
+        return not (self.adds or self.removes or self.update)
+
+
+@dataclass(slots=True)
+class PendingEpoch:
+    """A ring commit that won its epoch, while the ring agrees the new epoch's commit_secret."""
+
+    data: bytes
+    content: FramedContent
+    signature: bytes
+    committer: Member
+    added: tuple[Member, ...]
+    removed: tuple[Member, ...]
+    updated: bool
+    overrides: dict[int, JoinRequest | None]
+    digest: bytes
+    own: bool
+    superseded: bool = False
+    tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
+    done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
+    # Restart commits that removed members the ring waited for (docs/protocol.md §8.3), in order:
+    # (content, signature) for the transcript; their digests; the last one binds the next restart.
+    restarts: tuple[tuple[FramedContent, bytes], ...] = ()
+    digests: frozenset[bytes] = frozenset()
+
+    @property
+    def latest(self) -> bytes:
+        """Digest of the commit whose ring is running: the one a restart continues."""
+        return self.restart_digest or self.digest
+
+    restart_digest: bytes = b""
+    done_at: float = 0.0  # when our run completed (we then wait for the committer's confirmation)
+    confirmed_by_us: bool = False  # we sent the confirmation ourselves (the committer's never came)
+
+
+class EpochState:
+    """The state of one member at one epoch; ``Group`` is this plus the modules that act on it.
+
+    The underscored attributes (``_ctx``, ``_ctx_bytes``, ``_secrets``, ``_interim``, ``_keys``,
+    ``_previous``, ``_recent_commits``, ``_used_init_keys``, ``_pending``, ``_ring``, ``_identity``)
+    stay readable on ``Group`` as inspection hooks for the tests and the lab; only the epoch
+    machine's modules change them.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: GroupConfig,
+        identity: Identity,
+        scheme: KeyAgreementScheme,
+        group_context: GroupContext,
+        secrets: EpochSecrets,
+        interim: bytes,
+    ) -> None:
+        self.config = config
+        self.suite = scheme.suite
+        self._identity = identity
+        self._scheme = scheme
+        self._ctx = group_context
+        self._ctx_bytes = group_context.encode()
+        self._secrets = secrets
+        self._interim = interim
+        self._keys = self._epoch_keys(secrets)
+        self._previous: EpochKeys | None = None
+        self._epoch_started = config.clock()
+        self._pending: PendingCommit | None = None
+        self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
+        self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
+        # Init keys of members who left since we joined -> their request's not_after. Current
+        # members' init keys are in the roster; together they are every init key we saw used.
+        self._used_init_keys: dict[bytes, int] = {}
+        # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
+        self._outbox: list[Outbound] = []
+        self._rebuild: Intent | None = None
+        self._ring: PendingEpoch | None = None  # a multi-round epoch being agreed
+        # A ring joiner holds only the init_secret of the epoch its Welcome carries (§8.4): that
+        # epoch's message keys are not ours, so until the ring creating our first epoch is done
+        # nothing can be sent, read or exported at it.
+        self._joining = False
+        self.state = GroupState.MEMBER
+
+    # --- read-only view --------------------------------------------------------------------
+
+    @property
+    def group_id(self) -> bytes:
+        return self._ctx.group_id
+
+    @property
+    def epoch(self) -> int:
+        return self._ctx.epoch
+
+    @property
+    def my_leaf(self) -> int:
+        return self._scheme.my_leaf
+
+    def member(self, leaf: int) -> Member:
+        req = self._scheme.member(leaf)
+        if req is None:
+            raise UnknownMemberError(f"leaf {leaf} holds no member")
+        return self._member(leaf, req)
+
+    def _enter_epoch(
+        self,
+        ctx: GroupContext,
+        secrets: EpochSecrets,
+        interim: bytes,
+        overrides: dict[int, JoinRequest | None],
+        digest: bytes,
+    ) -> None:
+        previous = self._keys
+        previous.overrides = overrides
+        # Removals, recorded explicitly: the leaves whose member this commit took away (a leaf is
+        # never both emptied and refilled by one commit).
+        scheme = self._scheme
+        previous.removed = {
+            leaf: req for leaf, req in overrides.items() if req is not None and scheme.member(leaf) is None
+        }
+        self._remember_init_keys(previous.removed.values())
+        # A ring joiner's placeholder keys for the epoch before it joined are never kept.
+        self._previous = None if self._joining else previous
+        self._joining = False
+        self._ctx, self._ctx_bytes = ctx, ctx.encode()
+        self._secrets, self._interim = secrets, interim
+        self._keys = self._epoch_keys(secrets)
+        self._epoch_started = self.config.clock()
+        self._recent_commits.append(digest)
+
+    def _epoch_keys(self, secrets: EpochSecrets) -> EpochKeys:
+        tree = SecretTree(
+            self.suite,
+            secrets.encryption_secret,
+            self._scheme.capacity,
+            max_forward=self.config.max_forward,
+            max_skipped=self.config.max_skipped,
+        )
+        return EpochKeys(self._ctx.epoch, self._ctx_bytes, tree, secrets.sender_data_secret)
+
+    def _expire_previous_epoch(self) -> None:
+        """Delete the previous epoch's keys once their TTL has passed (forward secrecy)."""
+        if (
+            self._previous is not None
+            and self.config.clock() - self._epoch_started > self.config.previous_epoch_ttl
+        ):
+            self._previous = None
+
+    def _keys_for_epoch(self, epoch: int) -> EpochKeys:
+        if self._joining and epoch <= self.epoch:
+            raise EpochError(
+                f"message is for epoch {epoch}, before we joined (our first epoch will be {self.epoch + 1})",
+                epoch,
+                self.epoch,
+            )
+        if epoch == self.epoch:
+            return self._keys
+        prev = self._previous
+        if prev is not None and epoch == prev.epoch:
+            return prev
+        raise EpochError(
+            f"message is for epoch {epoch}; we hold keys for epoch {self.epoch} only", epoch, self.epoch
+        )
+
+    def _remember_init_keys(self, departed: Iterable[JoinRequest]) -> None:
+        """Keep departed members' init keys so that their old requests cannot be re-added.
+
+        An entry is dropped once its request is expired even by a receiver's tolerant clock:
+        that request is then refused by the expiry check alone, so forgetting it changes nothing.
+        (Another request carrying the same init key would have to be signed by its owner, or be a
+        copycat whose welcome nobody can open; see docs/protocol.md.)
+        """
+        for req in departed:
+            self._used_init_keys[req.init_key] = req.not_after
+        horizon = self.config.wall_clock() - self.config.clock_skew
+        expired = [key for key, not_after in self._used_init_keys.items() if not_after < horizon]
+        for key in expired:
+            del self._used_init_keys[key]
+
+    def _removed(self, by: Member) -> RemovedFromGroup:
+        epoch = self.epoch + 1
+        # Forget every secret: a removed member must not read the group any more, and a later
+        # compromise of this device must not reveal the last epoch either.
+        self._scheme.forget_secrets()
+        self._previous = None
+        self._pending = None
+        self._rebuild = None
+        self._secrets = _ERASED_SECRETS
+        self._keys = EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
+        self._unechoed.clear()
+        self.state = GroupState.REMOVED
+        return RemovedFromGroup(epoch, by)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _member(self, leaf: int, req: JoinRequest) -> Member:
+        return Member(leaf, req.display_name, req.identity_key)
+
+    def _note_sent(self, data: bytes) -> None:
+        self._unechoed[self.suite.hash(data)] = self.epoch
+        if len(self._unechoed) > _MAX_UNECHOED:
+            del self._unechoed[next(iter(self._unechoed))]
+
+    # --- the phase (groupchat.core.epoch.machine) -----------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        """Where we stand (see :class:`~groupchat.core.epoch.machine.Phase`), derived from what we hold."""
+        ring = self._ring
+        return phase_of(
+            removed=self.state is GroupState.REMOVED,
+            joining=self._joining,
+            agreeing=ring is not None,
+            agreed=ring is not None and ring.done is not None,
+            in_flight=self._pending is not None,
+        )
+
+    def _require(self, inp: Input, action: str = "") -> None:
+        """The machine's guard for ``inp`` in our phase: raise its UsageError if it is refused."""
+        check(self.phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)

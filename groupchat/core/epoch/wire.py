@@ -1,0 +1,103 @@
+"""Numbers and small encodings of the epoch machine on the wire (not the commit itself).
+
+The extension numbers a GroupInfo or GroupContext carries, the ring confirmation's wire format and
+codec, the restart label and the last epoch. A commit's own wire format is
+:class:`~groupchat.core.commit.CommitMessage` (``core/commit.py``); a Welcome's, ``core/welcome.py``.
+"""
+
+from typing import Final
+
+from ..codec import Reader, Writer
+from ..errors import (
+    ConfirmationError,
+    InvalidValueError,
+    UnknownVersionError,
+)
+from ..identity import MAX_GROUP_ID
+from ..key_schedule import (
+    GroupContext,
+    verify_confirmation_tag,
+)
+from ..schemes.base import SCHEME_IDS
+from ..suite import CipherSuite
+from ..version import PROTOCOL_VERSION
+from ..welcome import (
+    decode_extensions,
+    encode_extensions,
+)
+
+# GroupInfo extension carrying our public tree (RFC 9420 §13 private-use range).
+TREE_EXTENSION: Final = 0xF0C1
+# GroupContext extension naming a scheme other than the tree (uint16, SCHEME_IDS): bound into
+# every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
+SCHEME_EXTENSION: Final = 0xF0C2
+# A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
+# roster of that epoch, the commit itself, and that epoch's interim transcript hash.
+RING_ROSTER_EXTENSION: Final = 0xF0C3
+RING_COMMIT_EXTENSION: Final = 0xF0C4
+RING_INTERIM_EXTENSION: Final = 0xF0C5
+# The ring committer's confirmation: uint16 version || uint16 0xF002 || V(group_id) || uint64
+# epoch || V(confirmation_tag). A MAC under the new epoch's confirmation key: only a member of
+# that epoch can make it, so it needs no signature.
+RING_CONFIRM_WIRE_FORMAT: Final = 0xF002
+# A restart commit (remove only, while a ring runs) is signed over the GroupContext and this label
+# with the digest of the commit whose ring it restarts (docs/protocol.md §8.3).
+RESTART_LABEL: Final = b"groupchat v1 ring restart"
+# GroupContext.epoch is a uint64: a group at this epoch can never commit again (epoch + 1 would
+# not encode), so no commit may be built or applied from it and no welcome may start there.
+LAST_EPOCH: Final = (1 << 64) - 1
+
+
+def scheme_extension(name: str) -> bytes:
+    """The GroupContext extensions naming a scheme other than the default tree."""
+    return encode_extensions([(SCHEME_EXTENSION, Writer().u16(SCHEME_IDS[name]).bytes())])
+
+
+def scheme_of(ctx: GroupContext) -> str:
+    """The scheme a GroupContext names (no extension: the tree)."""
+    for ext, data in decode_extensions(ctx.extensions):
+        if ext == SCHEME_EXTENSION:
+            names = {v: k for k, v in SCHEME_IDS.items()}
+            r = Reader(data, "scheme extension")
+            scheme_id = r.u16("scheme id")
+            r.end()
+            if scheme_id not in names:
+                raise InvalidValueError(f"unknown key-agreement scheme {scheme_id} in the GroupContext")
+            return names[scheme_id]
+    return "tree"
+
+
+def encode_confirmation(group_id: bytes, epoch: int, tag: bytes) -> bytes:
+    """A multi-round epoch's confirmation message (see RING_CONFIRM_WIRE_FORMAT)."""
+    return (
+        Writer()
+        .u16(PROTOCOL_VERSION)
+        .u16(RING_CONFIRM_WIRE_FORMAT)
+        .opaque(group_id)
+        .u64(epoch)
+        .opaque(tag)
+        .bytes()
+    )
+
+
+def decode_confirmation(data: bytes) -> tuple[bytes, int, bytes]:
+    """``(group_id, epoch, tag)`` of a confirmation message."""
+    r = Reader(data, "ring confirmation")
+    version = r.u16("version")
+    if version != PROTOCOL_VERSION:
+        raise UnknownVersionError(f"ring confirmation has protocol version {version}, we speak only 1")
+    r.u16("wire format")
+    group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
+    epoch = r.u64("epoch")
+    tag = r.opaque_exact("confirmation_tag", 32)
+    r.end()
+    return group_id, epoch, tag
+
+
+def tag_ok(suite: CipherSuite, key: bytes, confirmed: bytes, tag: bytes) -> bool:
+    """Whether ``tag`` is the confirmation tag of ``confirmed`` under ``key``."""
+    try:
+        verify_confirmation_tag(suite, key, confirmed, tag)
+    except ConfirmationError:
+        return False
+    return True
