@@ -100,7 +100,9 @@ async def test_unreadable_messages_get_a_reason() -> None:
         mallory = await _raw_publisher(relay.port, b"r")
         try:
             await wait_until(
-                lambda: agree(alice, bob) and all(p.session._machine.want_update is None for p in (alice, bob)),
+                lambda: (
+                    agree(alice, bob) and all(p.session._machine.want_update is None for p in (alice, bob))
+                ),
                 what="bob in",
             )
             proxy.hold = True

@@ -13,8 +13,8 @@ The rules are documented in ``docs/session.md``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -30,10 +30,30 @@ from ...core.identity import Identity
 from ...relay_protocol import Hello, ServerHello, decode_server, encode
 from .. import wording
 from ..backoff import Backoff
-from ..notices import ChatLine, Notice, RosterChanged, RosterEntry, StatusChanged, TimelineEvent, TimelineKind, TreeView, TrustState
+from ..notices import (
+    ChatLine,
+    Notice,
+    RosterChanged,
+    RosterEntry,
+    StatusChanged,
+    TimelineEvent,
+    TimelineKind,
+    TreeView,
+    TrustState,
+)
 from ..trust import TrustStore, safety_number
 from . import inputs as i
-from .actions import AbortConnection, CallCore, CloseConnection, Effect, Notify, Reply, ResetBackoff, SendFrame, Stop
+from .actions import (
+    AbortConnection,
+    CallCore,
+    CloseConnection,
+    Effect,
+    Notify,
+    Reply,
+    ResetBackoff,
+    SendFrame,
+    Stop,
+)
 from .machine import SessionMachine
 from .settings import AGENT, MAX_FRAME, MAX_TEXT_BYTES, SessionSettings
 from .worker import CoreWorker
@@ -236,7 +256,9 @@ class ChatSession:
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise UsageError(wording.text_too_long(MAX_TEXT_BYTES))
 
-    def _post(self, item: i.Input, done: asyncio.Future[None] | None = None, ws: ClientConnection | None = None) -> None:
+    def _post(
+        self, item: i.Input, done: asyncio.Future[None] | None = None, ws: ClientConnection | None = None
+    ) -> None:
         self._inbox.put_nowait((item, done, ws))
 
     def _emit(self, notice: Notice) -> None:
@@ -255,9 +277,8 @@ class ChatSession:
                     self._finished.set()
             elif isinstance(action, ResetBackoff):
                 self._backoff.reset()
-            elif isinstance(action, AbortConnection):
-                if self._ws is not None:
-                    self._ws.transport.abort()
+            elif isinstance(action, AbortConnection) and self._ws is not None:
+                self._ws.transport.abort()
 
     async def _perform(self, effect: Effect) -> object:
         if isinstance(effect, SendFrame):

@@ -213,7 +213,9 @@ class CommitChange(CoreCall[tuple[bytes, Timed]]):
     update: bool
 
     def run(self) -> tuple[bytes, Timed]:
-        return _timed(lambda: self.group.commit(add=self.add, remove=self.remove, update=self.update), lambda _: None)
+        return _timed(
+            lambda: self.group.commit(add=self.add, remove=self.remove, update=self.update), lambda _: None
+        )
 
 
 @dataclass(frozen=True, slots=True)

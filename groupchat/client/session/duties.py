@@ -45,7 +45,11 @@ def open_duties(
     who is not there); one from a member who lost their state first removes the old leaf.
     """
     by_key = {m.identity_key: leaf for leaf, m in members.items()}
-    removes = [RemoveDuty(by_key[key], since, "left") for key, since in duties.leave_requests.items() if key in by_key]
+    removes = [
+        RemoveDuty(by_key[key], since, "left")
+        for key, since in duties.leave_requests.items()
+        if key in by_key
+    ]
     removes.extend(eviction_removes(members, my_leaf, offline_since, eviction_grace))
     adds: list[AddDuty] = []
     for key, duty in duties.adds.items():

@@ -18,7 +18,11 @@ __all__ = ["eviction_removes", "note_absent", "offline_past_grace"]
 
 
 def note_absent(
-    offline_since: MutableMapping[bytes, float], members: Mapping[int, Member], me: bytes, present: set[bytes], now: float
+    offline_since: MutableMapping[bytes, float],
+    members: Mapping[int, Member],
+    me: bytes,
+    present: set[bytes],
+    now: float,
 ) -> None:
     """Start counting the absence of every member the relay does not list as present."""
     for m in members.values():
@@ -39,7 +43,9 @@ def eviction_removes(
     ]
 
 
-def offline_past_grace(mid: bytes, present: set[bytes], offline_since: Mapping[bytes, float], grace: float) -> float | None:
+def offline_past_grace(
+    mid: bytes, present: set[bytes], offline_since: Mapping[bytes, float], grace: float
+) -> float | None:
     """When an absent member's eviction is due (None: it is present or was never seen leaving)."""
     if mid in present or mid not in offline_since:
         return None

@@ -22,7 +22,17 @@ from types import MappingProxyType
 from ...core.errors import GroupChatError, UsageError
 from ...core.events import Member
 from ...core.identity import JoinRequest
-from ...relay_protocol import Ack, Deliver, Error, ErrorCode, Join, Joined, Presence, PresenceEvent, ServerFrame
+from ...relay_protocol import (
+    Ack,
+    Deliver,
+    Error,
+    ErrorCode,
+    Join,
+    Joined,
+    Presence,
+    PresenceEvent,
+    ServerFrame,
+)
 from .. import wording
 from ..app_content import AppContent
 from ..coordinator import AddDuty, next_turns
@@ -60,7 +70,7 @@ class SessionMachine(Membership):
             self._on_disconnected(item)
         else:
             yield from self._on_command(item)
-        if self._phase is Phase.ENDED:
+        if self._ended():
             return
         yield from self._progress()
 
@@ -179,7 +189,9 @@ class SessionMachine(Membership):
         if link is not None:
             link.in_room = False
         if self._ever_connected:
-            self._emit(TimelineEvent(TimelineKind.DISCONNECTED, wording.disconnected(item.reason, item.retry_in)))
+            self._emit(
+                TimelineEvent(TimelineKind.DISCONNECTED, wording.disconnected(item.reason, item.retry_in))
+            )
         else:
             log.info("relay unreachable: %s", item.reason)
         self._set_state(ConnectionState.RECONNECTING if self._ever_connected else ConnectionState.CONNECTING)
@@ -216,7 +228,9 @@ class SessionMachine(Membership):
         if self._gap_from is not None and link.resume_after is None:
             missed = max(0, joined.head_seq - self._gap_from)
             if missed:
-                self._emit(Placeholder(UnreadableReason.MISSED_OFFLINE, missed, detail=wording.MISSED_FROM_LOG))
+                self._emit(
+                    Placeholder(UnreadableReason.MISSED_OFFLINE, missed, detail=wording.MISSED_FROM_LOG)
+                )
             self._gap_from = None
         if link.resume_after is None:
             self._last_seq = joined.head_seq
@@ -393,7 +407,9 @@ class SessionMachine(Membership):
         if group is None or group.joining:
             return  # a ring joiner before its first epoch has no keys to ask with: it just goes
         data, _ = yield from self._core(Encrypt(group, AppContent.leave().encode()))
-        if (yield from self._publish(PayloadKind.CORE, data, "leave request")) is not None and self._departure:
+        if (
+            yield from self._publish(PayloadKind.CORE, data, "leave request")
+        ) is not None and self._departure:
             self._departure.sent = True
 
     # --- making progress --------------------------------------------------------------------
@@ -413,7 +429,9 @@ class SessionMachine(Membership):
             if departure is not None:
                 self._emit(TimelineEvent(TimelineKind.LEFT, wording.LEFT_ROOM))
                 yield from self._finish()
-            elif should_create(self._traffic_seen, self._present, self._me, since, now, self.settings.add_timeout):
+            elif should_create(
+                self._traffic_seen, self._present, self._me, since, now, self.settings.add_timeout
+            ):
                 yield from self._create()
             elif joining is None:
                 yield from self._ask_to_join(now)
@@ -464,7 +482,9 @@ class SessionMachine(Membership):
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
 
     def _ask_to_join(self, since: float) -> Step[None]:
-        pending = yield from self._core(MakeJoinRequest(self.identity, self._group_id, self._name, self._config))
+        pending = yield from self._core(
+            MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
+        )
         self._enter(Trigger.ASK_TO_JOIN, JoinAttempt(pending, since))
         self._set_state(ConnectionState.JOINING)
         yield from self._publish_join_request()
@@ -472,10 +492,13 @@ class SessionMachine(Membership):
     def _publish_join_request(self) -> Step[None]:
         attempt = self._phase_data
         assert isinstance(attempt, JoinAttempt)
-        if (yield from self._publish(PayloadKind.JOIN_REQUEST, attempt.pending.request.encoded, "join request")) is None:
+        if (
+            yield from self._publish(
+                PayloadKind.JOIN_REQUEST, attempt.pending.request.encoded, "join request"
+            )
+        ) is None:
             return
         # Publish again with backoff until welcomed: the member in line may have been offline.
         delay = join_republish_delay(self.settings.add_timeout, attempt.attempts)
         attempt.attempts += 1
         attempt.next_publish = self._now + delay
-

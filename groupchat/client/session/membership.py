@@ -14,7 +14,14 @@ from typing import Final
 
 from ...core.codec import Reader
 from ...core.errors import GroupChatError
-from ...core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RekeyProgress, RemovedFromGroup
+from ...core.events import (
+    EpochChanged,
+    Event,
+    MessageEchoed,
+    MessageReceived,
+    RekeyProgress,
+    RemovedFromGroup,
+)
 from ...core.group import RING_CONFIRM_WIRE_FORMAT
 from ...core.identity import MAX_GROUP_ID
 from ...core.message_protection import WireFormat
@@ -107,7 +114,11 @@ class Membership(MachineState):
             # our first Update (sent below); should it lose a race, the planner retries it from here.
             self._duties.want_update = "join"
             self._adopt(timed)
-            self._emit(TimelineEvent(TimelineKind.JOINED, wording.joined_tree(group.epoch, n, timed.ms, self._code())))
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED, wording.joined_tree(group.epoch, n, timed.ms, self._code())
+                )
+            )
         self._observe_roster()
         link = self._link
         ready = link is not None and link.caught_up and not group.joining
@@ -118,7 +129,7 @@ class Membership(MachineState):
                 self._placeholder(UnreadableReason.BEFORE_JOIN, None, "", count=self._buffer_dropped)
                 self._buffer_dropped = 0
             for data in buffered:
-                if self._hold is None:
+                if not self._in_group():
                     break
                 epoch = message_epoch(data)
                 if epoch is not None and epoch < group.epoch:
@@ -130,7 +141,7 @@ class Membership(MachineState):
                 yield from self._on_core(data)
         finally:
             self._flush_placeholders()
-        if self._hold is not None:
+        if self._in_group():
             # Our first update (tree), built on the newest epoch we know; our ring messages (ring).
             yield from self._send_core_outbox()
 
@@ -154,7 +165,9 @@ class Membership(MachineState):
             if wire == WireFormat.PUBLIC_MESSAGE:
                 ring_running = hold.ring is not None
                 self._carry_out(
-                    commit_rejection(exc, message_epoch(data), group.epoch, data in self._old_commits, ring_running)
+                    commit_rejection(
+                        exc, message_epoch(data), group.epoch, data in self._old_commits, ring_running
+                    )
                 )
             elif wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT):
                 self._carry_out(ring_rejection(exc, wire == RING_CONFIRM_WIRE_FORMAT))
@@ -263,7 +276,11 @@ class Membership(MachineState):
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
             wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
             code = self._code()
-            self._emit(TimelineEvent(TimelineKind.JOINED, wording.joined_ring(ev.epoch, len(self._members), wall, ms, code)))
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED, wording.joined_ring(ev.epoch, len(self._members), wall, ms, code)
+                )
+            )
             link = self._link
             if link is not None and link.caught_up:
                 self._set_state(ConnectionState.READY)
@@ -388,7 +405,11 @@ class Membership(MachineState):
         if not leaves:
             return
         for rd in plan.remove:
-            why = wording.reason_evicted_in_ring(grace) if rd.why == "evicted" else wording.reason_kicked(self._name)
+            why = (
+                wording.reason_evicted_in_ring(grace)
+                if rd.why == "evicted"
+                else wording.reason_kicked(self._name)
+            )
             self._removal_reasons.setdefault(members[rd.leaf].identity_key, why)
         try:
             message, timed = yield from self._core(CommitChange(group, (), leaves, False))
@@ -436,7 +457,9 @@ class Membership(MachineState):
                 why = wording.REASON_REJOINING
             self._removal_reasons.setdefault(members[rd.leaf], why)
         try:
-            message, timed = yield from self._core(CommitChange(group, plan.add, tuple(remove_leaves), update))
+            message, timed = yield from self._core(
+                CommitChange(group, plan.add, tuple(remove_leaves), update)
+            )
         except GroupChatError as exc:
             # A request the core refuses (e.g. a reused init key) must not block the group: drop it.
             self._warn(wording.could_not_commit(exc))
@@ -469,7 +492,9 @@ class Membership(MachineState):
         while (entry := self._outbox.peek()) is not None and hold.own_commit is None:
             if self._updates.hold_messages():
                 break  # let the scheduled update go first
-            data, digest = yield from self._core(Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode()))
+            data, digest = yield from self._core(
+                Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode())
+            )
             req = yield from self._publish(PayloadKind.CORE, data, "message")
             if req is None:
                 return

@@ -62,7 +62,9 @@ def commit_rejection(
             return Rejection(Outcome.IGNORE, f"commit for epoch {e} lost the race to the one we applied")
         if ring_running and e == ours:
             # Another commit won this epoch and its ring is running: this one lost the race.
-            return Rejection(Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit")
+            return Rejection(
+                Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
+            )
         return Rejection(Outcome.REJOIN, wording.missed_commit(e, ours))
     if isinstance(exc, InconsistentPathError | ConfirmationError):
         return Rejection(Outcome.REJOIN, wording.cannot_follow_change(exc))

@@ -36,7 +36,9 @@ def creation_turn(present: set[bytes], me: bytes, since: float, step: float) -> 
     return since + ranked.index(me) * step
 
 
-def should_create(traffic_seen: bool, present: set[bytes], me: bytes, since: float, now: float, step: float) -> bool:
+def should_create(
+    traffic_seen: bool, present: set[bytes], me: bytes, since: float, now: float, step: float
+) -> bool:
     """Create the group now (see the module doc)."""
     if traffic_seen:
         return False
@@ -47,7 +49,7 @@ def should_create(traffic_seen: bool, present: set[bytes], me: bytes, since: flo
 
 def join_republish_delay(step: float, attempts: int) -> float:
     """How long to wait before publishing our join request again, after ``attempts`` so far."""
-    return min(JOIN_REPUBLISH_MAX, step * 2 ** min(attempts, 5))
+    return min(JOIN_REPUBLISH_MAX, step * float(2 ** min(attempts, 5)))
 
 
 class AfterRemoval(enum.Enum):

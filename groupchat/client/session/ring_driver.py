@@ -69,6 +69,8 @@ def restart_removes(
         if m.identity_key in kicks:
             removes.append(RemoveDuty(leaf, now, "kicked"))
             kicked.add(m.identity_key)
-        elif (due := offline_past_grace(member_id(m.identity_key), present, offline_since, grace)) is not None:
+        elif (
+            due := offline_past_grace(member_id(m.identity_key), present, offline_since, grace)
+        ) is not None:
             removes.append(RemoveDuty(leaf, due, "evicted"))
     return removes, kicked

@@ -15,10 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, TypeVar, cast
 
+from ...core.errors import UsageError
 from ...core.events import Member
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, epoch_code, validate_display_name
-from ...core.errors import UsageError
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
 from ..notices import (
@@ -144,6 +144,14 @@ class MachineState:
     def phase(self) -> Phase:
         return self._phase
 
+    def _in_group(self) -> bool:
+        """We hold a group (a step may have dropped it since the caller looked)."""
+        return self._hold is not None
+
+    def _ended(self) -> bool:
+        """The session is over (a step may have ended it since the caller looked)."""
+        return self._phase is Phase.ENDED
+
     # --- effects and queued actions -----------------------------------------------------------
 
     def take_actions(self) -> list[Queued]:
@@ -172,7 +180,9 @@ class MachineState:
         self._req_ids = self._req_ids % 0xFFFFFFFF + 1
         return self._req_ids
 
-    def _publish(self, kind: PayloadKind, body: bytes, what: str, to: bytes | None = None) -> Step[int | None]:
+    def _publish(
+        self, kind: PayloadKind, body: bytes, what: str, to: bytes | None = None
+    ) -> Step[int | None]:
         """Publish a room payload (or send it to ``to`` alone); returns the request id if sent."""
         link = self._link
         if link is None or not link.in_room:
@@ -190,7 +200,9 @@ class MachineState:
 
     # --- phases: the one place that changes them --------------------------------------------
 
-    def _enter(self, trigger: Trigger, data: Creation | JoinAttempt | None = None, hold: Hold | None = None) -> None:
+    def _enter(
+        self, trigger: Trigger, data: Creation | JoinAttempt | None = None, hold: Hold | None = None
+    ) -> None:
         """Take the transition ``(phase, trigger)`` of :data:`~.phases.TRANSITIONS`: the phase data
         is replaced by ``data``, and the state objects the transition names are replaced whole."""
         transition = TRANSITIONS.get((self._phase, trigger))
@@ -310,7 +322,9 @@ class MachineState:
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:
-        return roster_entries(self._members, self.identity.public_key, self._link is not None, self._present, self._trust)
+        return roster_entries(
+            self._members, self.identity.public_key, self._link is not None, self._present, self._trust
+        )
 
     def tree_view(self) -> TreeView:
         """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""

@@ -36,7 +36,9 @@ def roster_entries(
         mine = m.identity_key == my_key
         online = connected if mine else member_id(m.identity_key) in present
         state = TrustState.VERIFIED if mine else trust.state(m.display_name, m.identity_key)
-        entries.append(RosterEntry(m.display_name, cached_fingerprint(m.identity_key), online, state, is_me=mine))
+        entries.append(
+            RosterEntry(m.display_name, cached_fingerprint(m.identity_key), online, state, is_me=mine)
+        )
     return tuple(entries)
 
 
@@ -90,7 +92,8 @@ def describe_epoch(
     """The timeline line of an epoch change (docs/session.md, "What the timeline says")."""
     who = "you" if ev.committer.identity_key == my_key else ev.committer.display_name
     removed = [
-        (m.display_name, removal_reasons.get(m.identity_key) or wording.reason_kicked(who)) for m in ev.removed
+        (m.display_name, removal_reasons.get(m.identity_key) or wording.reason_kicked(who))
+        for m in ev.removed
     ]
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     return wording.describe_epoch(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from .core_calls import INLINE_MAX_BYTES, CoreCall, Timed, TreeSnapshot
+from .core_calls import CoreCall
 
 __all__ = ["CoreWorker"]
 
