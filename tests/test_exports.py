@@ -29,8 +29,8 @@ PUBLIC: dict[str, list[str]] = {
         'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
     ],
     'groupchat.client.config': [
-        'ClientConfig', 'ConfigError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR', 'add_config_arguments',
-        'default_config_path', 'load_config',
+        'ClientConfig', 'ConfigFileError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR',
+        'add_config_arguments', 'default_config_path', 'load_config',
     ],
     'groupchat.client.coordinator': [
         'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'next_turns', 'plan_commit', 'turn_at',
