@@ -186,3 +186,43 @@ def test_an_idle_member_wakes_only_for_its_scheduled_update(
 ) -> None:
     alice, _ = pair
     assert alice.machine.next_wakeup(clock()) == alice.machine._updates.last_update + 600.0
+
+
+def test_two_arrivals_at_once_take_turns_and_one_creates(room: MemoryRoom, clock: ManualClock) -> None:
+    alice, bob = room.add("alice"), room.add("bob")
+    for m in (alice, bob):
+        m.connected = True
+        room.feed(m, Connected(HELLO, clock()))
+    room.settle()
+    first, second = sorted((alice, bob), key=lambda m: m.mid)
+    # The lowest member id creates at once; the other, whose turn to create was add_timeout
+    # later, saw its marker first and joined instead.
+    assert first.machine.phase is second.machine.phase is Phase.MEMBER
+    creators = [m for m in (alice, bob) if any(t.startswith("you created") for t in m.timeline())]
+    assert creators == [first]
+    assert first.machine.epoch == second.machine.epoch == 2
+
+
+def test_a_creator_whose_marker_comes_second_drops_its_group_and_joins(
+    room: MemoryRoom, clock: ManualClock
+) -> None:
+    alice = room.add("alice")
+    m = alice.machine
+    (join,) = [a.frame for a in drive(m, Connected(HELLO, clock()), clock) if isinstance(a, SendFrame)]
+    assert isinstance(join, Join)
+    out = drive(m, FrameReceived(Joined(join.req_id, join.room, 0, ()), clock()), clock)
+    (sync,) = [a.frame for a in out if isinstance(a, SendFrame)]
+    assert isinstance(sync, SendTo)
+    out = drive(m, FrameReceived(Deliver(1, join.room, alice.mid, alice.mid, sync.payload), clock()), clock)
+    (marker,) = [a.frame for a in out if isinstance(a, SendFrame)]
+    assert isinstance(marker, Publish) and m.phase is Phase.CREATING
+    theirs = RoomPayload(PayloadKind.GROUP_CREATED, b"\x07" * 16).encode()
+    out = drive(m, FrameReceived(Deliver(2, join.room, b"0" * 32, None, theirs), clock()), clock)
+    # The relay ordered the other marker first: ours is dropped, and we ask to join theirs.
+    assert m.phase is Phase.JOINING and m._hold is None and m.epoch is None
+    (request,) = [a.frame for a in out if isinstance(a, SendFrame)]
+    assert isinstance(request, Publish)
+    assert RoomPayload.decode(request.payload).kind is PayloadKind.JOIN_REQUEST
+    out = drive(m, FrameReceived(Deliver(3, join.room, alice.mid, None, marker.payload), clock()), clock)
+    assert m.phase is Phase.JOINING  # our own marker's late echo changes nothing
+    assert not [a for a in out if isinstance(a, Notify) and isinstance(a.notice, TimelineEvent)]
