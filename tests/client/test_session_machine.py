@@ -3,7 +3,7 @@ commands, each with ``now``), actions out, on one ManualClock, in milliseconds."
 
 from __future__ import annotations
 
-from conftest import HELLO, Member, MemoryRoom
+from session_room import HELLO, Member, MemoryRoom
 
 from groupchat.client.notices import ConnectionState, TimelineEvent, TimelineKind
 from groupchat.client.room_payload import PayloadKind, RoomPayload
