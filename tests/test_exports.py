@@ -29,11 +29,11 @@ PUBLIC: dict[str, list[str]] = {
         'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
     ],
     'groupchat.client.config': [
-        'ClientConfig', 'ConfigError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR', 'add_config_arguments',
-        'default_config_path', 'load_config',
+        'ClientConfig', 'ConfigFileError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR',
+        'add_config_arguments', 'default_config_path', 'load_config',
     ],
     'groupchat.client.coordinator': [
-        'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'plan_commit', 'turn_at',
+        'AddDuty', 'CommitPlan', 'RemoveDuty', 'is_my_turn', 'next_turns', 'plan_commit', 'turn_at',
     ],
     'groupchat.client.core_worker': [
         'CoreWorker', 'INLINE_MAX_BYTES', 'Timed', 'TreeSnapshot',
@@ -57,6 +57,80 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session': [
         'ChatSession', 'SessionSettings', 'group_id_for_room', 'member_id',
+    ],
+    'groupchat.client.session.actions': [
+        'AbortConnection', 'Action', 'CallCore', 'CloseConnection', 'Effect', 'Notify', 'Queued', 'Reply',
+        'ResetBackoff', 'SendFrame', 'Step', 'Stop',
+    ],
+    'groupchat.client.session.asyncio_session': [
+        'ChatSession',
+    ],
+    'groupchat.client.session.core_calls': [
+        'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
+        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'PollRing', 'Receive', 'Timed', 'TreeSnapshot',
+        'snapshot',
+    ],
+    'groupchat.client.session.driver': [
+        'drive',
+    ],
+    'groupchat.client.session.duties': [
+        'OpenDuties', 'online_leaves', 'open_duties',
+    ],
+    'groupchat.client.session.eviction': [
+        'eviction_removes', 'note_absent', 'offline_past_grace',
+    ],
+    'groupchat.client.session.inputs': [
+        'CloseRequested', 'Connected', 'Disconnected', 'DropRequested', 'FrameReceived', 'Input',
+        'KickRequested', 'LeaveRequested', 'RekeyRequested', 'Tick', 'Wake',
+    ],
+    'groupchat.client.session.machine': [
+        'SessionMachine',
+    ],
+    'groupchat.client.session.membership': [
+        'Membership', 'message_epoch',
+    ],
+    'groupchat.client.session.phases': [
+        'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
+        'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger',
+    ],
+    'groupchat.client.session.rejections': [
+        'Outcome', 'Rejection', 'commit_rejection', 'message_rejection', 'ring_rejection',
+    ],
+    'groupchat.client.session.rejoin': [
+        'AfterRemoval', 'JOIN_REPUBLISH_MAX', 'after_removal', 'creation_turn', 'join_republish_delay',
+        'should_create',
+    ],
+    'groupchat.client.session.ring_driver': [
+        'RING_POLL', 'follow', 'poll_due', 'restart_removes',
+    ],
+    'groupchat.client.session.settings': [
+        'AGENT', 'MAX_FRAME', 'MAX_TEXT_BYTES', 'SessionSettings', 'group_id_for_room', 'member_id',
+    ],
+    'groupchat.client.session.state': [
+        'MachineState',
+    ],
+    'groupchat.client.session.updates': [
+        'UpdateSchedule',
+    ],
+    'groupchat.client.session.views': [
+        'build_tree_view', 'describe_epoch', 'epoch_kind', 'roster_entries',
+    ],
+    'groupchat.client.session.worker': [
+        'CoreWorker',
+    ],
+    'groupchat.client.wording': [
+        'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
+        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'REASON_LEFT',
+        'REASON_REJOINING', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UNREACHABLE_EPOCH',
+        'UPDATE_EVERY_TOO_SMALL', 'at_epoch', 'bad_display_name', 'bad_relay_url', 'bad_room_name',
+        'bad_scheme', 'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload',
+        'could_not_commit', 'could_not_restart_ring', 'created', 'describe_epoch', 'disconnected',
+        'ejected_while_away', 'epoch_code_hint', 'fork_detail', 'gap_rejoin', 'invalid_change',
+        'invalid_ring_message', 'joined_ring', 'joined_tree', 'key_changed', 'kick_self', 'left_removed_by',
+        'marked_verified', 'missed_commit', 'no_member_named', 'not_a_payload', 'not_positive',
+        'reason_evicted', 'reason_evicted_in_ring', 'reason_kicked', 'reconnected', 'refused_room',
+        'relay_said', 'removed_by', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
+        'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.client.transcript': [
         'Transcript', 'render',

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import platformdirs
 
-from ..core.errors import UsageError
+from ..core.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from .session import SessionSettings
@@ -42,7 +42,7 @@ __all__ = [
     "ENV_DATA_DIR",
     "ENV_LOG_DIR",
     "ClientConfig",
-    "ConfigError",
+    "ConfigFileError",
     "add_config_arguments",
     "default_config_path",
     "load_config",
@@ -56,8 +56,11 @@ LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 SCHEMES: Final = ("tree", "ring")
 
 
-class ConfigError(UsageError):
-    """The configuration (file, flags or environment) is invalid; the message names the culprit."""
+class ConfigFileError(ConfigError, UsageError):
+    """The configuration (file, flags or environment) is invalid; the message names the culprit.
+
+    One tree with the core's errors: a :class:`~groupchat.core.errors.ConfigError` (an invalid
+    local setting) that callers catching :class:`~groupchat.core.errors.UsageError` still see."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +85,16 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
-            raise ConfigError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
+            raise ConfigFileError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
         if self.log_level not in LOG_LEVELS:
-            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+            raise ConfigFileError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         for key in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
             if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be positive, not {getattr(self, key)}")
+                raise ConfigFileError(f"{key} must be positive, not {getattr(self, key)}")
         if self.update_every < 1:
-            raise ConfigError(f"update_every must be at least 1, not {self.update_every}")
+            raise ConfigFileError(f"update_every must be at least 1, not {self.update_every}")
         if self.reconnect_min > self.reconnect_max:
-            raise ConfigError("reconnect_min must not be larger than reconnect_max")
+            raise ConfigFileError("reconnect_min must not be larger than reconnect_max")
 
     @property
     def data_path(self) -> Path:
@@ -112,11 +115,11 @@ class ClientConfig:
         return self.data_path / "trust.json"
 
     def require(self, *keys: str) -> None:
-        """Raise a ConfigError naming the first of ``keys`` (relay, room, name) that is unset."""
+        """Raise a ConfigFileError naming the first of ``keys`` (relay, room, name) that is unset."""
         for key in keys:
             if getattr(self, key) is None:
                 where = self.config_file or "the config file"
-                raise ConfigError(f"no {key} given: pass --{key} or set {key} in {where}")
+                raise ConfigFileError(f"no {key} given: pass --{key} or set {key} in {where}")
 
     def session_settings(self) -> SessionSettings:
         """The settings for a :class:`~groupchat.client.session.ChatSession` (needs relay, room, name)."""
@@ -204,23 +207,23 @@ def add_config_arguments(
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse and type-check one TOML config file; raise ConfigError naming any bad key."""
+    """Parse and type-check one TOML config file; raise ConfigFileError naming any bad key."""
     try:
         with path.open("rb") as f:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        raise ConfigFileError(f"config file {path} is not valid TOML: {e}") from None
     except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        raise ConfigFileError(f"cannot read config file {path}: {e.strerror}") from None
     out: dict[str, Any] = {}
     for key, value in doc.items():
         types = _FILE_KEYS.get(key)
         if types is None:
             known = ", ".join(sorted(_FILE_KEYS))
-            raise ConfigError(f"config file {path}: unknown key {key!r} (known keys: {known})")
+            raise ConfigFileError(f"config file {path}: unknown key {key!r} (known keys: {known})")
         # bool is an int subclass in Python; `update_every = true` is a mistake, not 1.
         if isinstance(value, bool) or not isinstance(value, types):
-            raise ConfigError(
+            raise ConfigFileError(
                 f"config file {path}: {key!r} must be {_TYPE_NAMES[types[0]]}, not {type(value).__name__}"
             )
         if key in _PATH_KEYS:
@@ -245,7 +248,7 @@ def load_config(
     file_used: Path | None = None
     if explicit is not None or path.exists():
         if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigFileError(f"config file {path} does not exist")
         values = read_config_file(path)
         file_used = path
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..core.identity import JoinRequest
 
-__all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "plan_commit", "turn_at"]
+__all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "next_turns", "plan_commit", "turn_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +103,21 @@ def plan_commit(
             planned_adds.append(add.request)
             seen.add(key)
     return CommitPlan(tuple(planned_adds), tuple(planned_removes))
+
+
+def next_turns(
+    *,
+    my_leaf: int,
+    online_leaves: Iterable[int],
+    adds: Iterable[AddDuty],
+    removes: Iterable[RemoveDuty],
+    step: float,
+) -> list[float]:
+    """When our turn comes for each duty that :func:`plan_commit` would weigh: the same rule, so
+    the session's timer wakes exactly when a duty becomes ours (None turns, never ours, left out)."""
+    online = list(online_leaves)
+    turns = [turn_at(my_leaf, online, add.since, step) for add in adds]
+    turns.extend(
+        turn_at(my_leaf, online, d.since, step, exclude=d.leaf) for d in removes if d.leaf != my_leaf
+    )
+    return [t for t in turns if t is not None]

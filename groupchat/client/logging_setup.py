@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from .config import LOG_LEVELS, ConfigError
+from .config import LOG_LEVELS, ConfigFileError
 
 __all__ = ["configure_logging"]
 
@@ -29,14 +29,14 @@ def configure_logging(path: Path, level: str = "info") -> Path:
     (which prints to stderr when no handler matches) is disabled. Returns ``path``.
     """
     if level not in LOG_LEVELS:
-        raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+        raise ConfigFileError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS, encoding="utf-8"
         )
     except OSError as e:
-        raise ConfigError(f"cannot open log file {path}: {e.strerror}") from None
+        raise ConfigFileError(f"cannot open log file {path}: {e.strerror}") from None
     handler.setFormatter(logging.Formatter(_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

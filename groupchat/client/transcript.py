@@ -1,7 +1,8 @@
 """A readable plain-text transcript of a session's notices, for ``groupchat bot`` and the headless demo.
 
-Timeline wording comes from the notices themselves (:mod:`groupchat.client.notices` composes it
-once for every UI); this module only adds a time stamp, the viewer's name and a mark per kind, and
+Timeline wording comes from the session (every sentence is in :mod:`groupchat.client.wording`)
+and the notices themselves (:mod:`groupchat.client.notices` composes a placeholder's text once for
+every UI); this module only adds a time stamp, the viewer's name and a mark per kind, and
 leaves out what is noise in a log (status refreshes that change nothing, roster redraws, tree views).
 """
 

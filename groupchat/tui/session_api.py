@@ -17,7 +17,7 @@ NoticeSink = Callable[[Notice], None]
 
 
 class SessionAPI(Protocol):
-    """What the UI calls on a chat session (see ``groupchat/client/session.py``)."""
+    """What the UI calls on a chat session (see ``groupchat/client/session/asyncio_session.py``)."""
 
     async def run(self) -> None: ...
     def send_text(self, text: str) -> int: ...

@@ -28,7 +28,7 @@ async def main(n: int) -> None:
                 lambda: (
                     agree(*peers)
                     and len(first.session.roster()) == n
-                    and all(p.session._want_update is None for p in peers)
+                    and all(p.session._machine.want_update is None for p in peers)
                 ),
                 120,
                 f"{n} members and their first updates",

@@ -97,19 +97,6 @@ def start_peer(port: int, room: str, name: str, identity: Identity | None = None
     return peer
 
 
-class FakeClock:
-    """A monotonic clock that a test can move forward (the session's timers read only this)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.monotonic() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Poll ``pred`` every 20 ms; fail after ``timeout`` seconds with ``what`` in the message."""
     deadline = time.monotonic() + timeout

@@ -33,7 +33,7 @@ async def test_message_that_raced_two_commits_is_resent_once() -> None:
         peers = (alice, bob, carol)
         try:
             await wait_until(
-                lambda: agree(*peers) and all(p.session._want_update is None for p in peers), 10, "3"
+                lambda: agree(*peers) and all(p.session._machine.want_update is None for p in peers), 10, "3"
             )
             epoch = alice.epoch
             assert epoch is not None
@@ -100,7 +100,9 @@ async def test_unreadable_messages_get_a_reason() -> None:
         mallory = await _raw_publisher(relay.port, b"r")
         try:
             await wait_until(
-                lambda: agree(alice, bob) and all(p.session._want_update is None for p in (alice, bob)),
+                lambda: (
+                    agree(alice, bob) and all(p.session._machine.want_update is None for p in (alice, bob))
+                ),
                 what="bob in",
             )
             proxy.hold = True

@@ -116,7 +116,9 @@ async def _scenario(loop: MeasuringLoop) -> tuple[float, float]:
                 me.session.request_rekey()
                 assert await crowd.ask("rekey") == "ok"  # a commit we must process, racing ours
                 await wait_until(
-                    lambda e=epoch: (me.epoch or 0) >= e + 2 and me.session._want_update is None, 60, "rekeys"
+                    lambda e=epoch: (me.epoch or 0) >= e + 2 and me.session._machine.want_update is None,
+                    60,
+                    "rekeys",
                 )
             me.session.send_text("hello 64")
             deadline = time.monotonic() + 30

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from session_harness import FakeClock, agree, running_relay, start_peer, stop_all, wait_until
+from session_harness import agree, running_relay, start_peer, stop_all, wait_until
 
 from groupchat.client.notices import TimelineKind, TrustState
 from groupchat.core.identity import Identity
+from groupchat.lab.clock import ManualClock
 
 
 async def test_three_members_chat_then_one_leaves() -> None:
@@ -125,7 +126,7 @@ async def test_key_change_warns_and_safety_numbers() -> None:
 
 
 async def test_injected_clock_drives_eviction_and_scheduled_update() -> None:
-    clock = FakeClock()
+    clock = ManualClock.following()
     async with running_relay() as relay:
         alice = start_peer(relay.port, "r", "alice", clock=clock, eviction_grace=60.0, update_interval=600.0)
         await wait_until(lambda: alice.ready, what="alice ready")

@@ -25,7 +25,7 @@ async def test_a_message_from_a_removed_member_is_shown_as_sent_after_removal() 
             epoch = alice.epoch
             assert epoch is not None
             # What carol keeps: her group state at this epoch (the session is idle: no core call runs).
-            kept = carol.session._group
+            kept = carol.session._machine._group
             assert kept is not None and kept.epoch == epoch
             late = kept.encrypt(AppContent.chat(b"\x01" * 8, "still here?").encode())
 

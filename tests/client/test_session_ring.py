@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 from session_harness import (
-    FakeClock,
     HoldingProxy,
     agree,
     running_relay,
@@ -18,6 +17,7 @@ from session_harness import (
 )
 
 from groupchat.client.notices import ChatLine, StatusChanged, TimelineKind, TreeView
+from groupchat.lab.clock import ManualClock
 
 
 async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey() -> None:
@@ -81,7 +81,7 @@ async def test_ring_group_joins_chats_and_leaves_with_every_change_a_ring_rekey(
 
 
 async def test_a_ring_rekey_waits_for_a_silent_member_names_it_and_completes_after_retry() -> None:
-    clock = FakeClock()
+    clock = ManualClock.following()
     async with running_relay() as relay, HoldingProxy(relay.port) as proxy:
         alice = start_peer(relay.port, "ring", "alice", scheme="ring", clock=clock)
         await wait_until(lambda: alice.ready, what="alice ready")
@@ -127,7 +127,7 @@ async def test_a_ring_rekey_waits_for_a_silent_member_names_it_and_completes_aft
 
 
 async def test_a_member_gone_for_good_during_a_ring_rekey_is_removed_by_a_restart() -> None:
-    clock = FakeClock()
+    clock = ManualClock.following()
     async with running_relay() as relay:
         alice = start_peer(relay.port, "ring", "alice", scheme="ring", clock=clock, eviction_grace=5.0)
         await wait_until(lambda: alice.ready, what="alice ready")

@@ -19,7 +19,7 @@ from groupchat.client.config import (
     ENV_CONFIG,
     ENV_DATA_DIR,
     ENV_LOG_DIR,
-    ConfigError,
+    ConfigFileError,
     add_config_arguments,
     default_config_path,
     load_config,
@@ -261,19 +261,19 @@ def test_env_data_dir_overrides_identity_from_file(tmp_path: Path) -> None:
 )
 def test_bad_config_file_names_the_key(tmp_path: Path, text: str, pattern: str) -> None:
     conf = _write(tmp_path / "c.toml", text)
-    with pytest.raises(ConfigError, match=pattern):
+    with pytest.raises(ConfigFileError, match=pattern):
         load_config(_parse(), {ENV_CONFIG: str(conf)})
 
 
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigFileError, match="does not exist"):
         load_config(_parse(), {ENV_CONFIG: str(tmp_path / "nope.toml")})
 
 
 def test_require_names_the_missing_option(tmp_path: Path) -> None:
     cfg = load_config(_parse("--relay", "ws://127.0.0.1:1", "--room", "r"), {ENV_CONFIG: str(_write(
         tmp_path / "c.toml", ""))})
-    with pytest.raises(ConfigError, match="no name given: pass --name"):
+    with pytest.raises(ConfigFileError, match="no name given: pass --name"):
         cfg.require("relay", "room", "name")
 
 
@@ -301,7 +301,7 @@ def test_logging_goes_to_the_file_only(tmp_path: Path) -> None:
 
 
 def test_logging_rejects_unknown_level(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="log level"):
+    with pytest.raises(ConfigFileError, match="log level"):
         configure_logging(tmp_path / "x.log", "loud")
 
 
@@ -324,3 +324,9 @@ def test_logging_reconfigure_replaces_the_file_handler(tmp_path: Path) -> None:
         root.setLevel(saved[1])
         logging.lastResort = saved[2]
         logging.captureWarnings(False)
+
+
+def test_a_config_file_error_is_one_tree_with_the_core_errors() -> None:
+    from groupchat.core.errors import ConfigError, UsageError
+
+    assert issubclass(ConfigFileError, ConfigError) and issubclass(ConfigFileError, UsageError)

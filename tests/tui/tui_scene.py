@@ -69,7 +69,7 @@ TREE = TreeView("tree", 9, (
     TreeNode(6, 0, "dave", "0c6b4f8e", changed=False, mine=False),
 ))
 
-# The session's own phrasing (groupchat/client/session.py), so the pictures show what users read.
+# The session's own phrasing (groupchat/client/wording.py), so the pictures show what users read.
 SCENE: tuple[Notice, ...] = (
     _status(6, "7d1e 02a9", 3),
     RosterChanged(_roster(TrustState.UNVERIFIED).members[:3]),

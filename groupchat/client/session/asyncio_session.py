@@ -1,0 +1,409 @@
+"""The asyncio glue: :class:`ChatSession` runs a :class:`~.machine.SessionMachine` over a websocket.
+
+It only executes what the machine asks: a connector task opens the websocket, sends ``Hello`` and
+posts each relay frame to the inbox, and reconnects with backoff and jitter; an actor task feeds
+one input at a time to the machine and performs its effects (send a frame, run a core call on the
+loop or, for a heavy one, in the :class:`~.worker.CoreWorker` thread, close or abort the socket);
+a timer wakes the actor at the machine's next deadline, at most a second ahead. The actor awaits
+each effect before resuming the machine, so its state is never touched concurrently.
+
+The rules are documented in ``docs/session.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ...core.errors import DecodeError, GroupChatError, InvalidValueError, UsageError
+from ...core.group import GroupConfig
+from ...core.identity import Identity
+from ...relay_protocol import Hello, ServerHello, decode_server, encode
+from .. import wording
+from ..backoff import Backoff
+from ..notices import (
+    ChatLine,
+    Notice,
+    RosterChanged,
+    RosterEntry,
+    StatusChanged,
+    TimelineEvent,
+    TimelineKind,
+    TreeView,
+    TrustState,
+)
+from ..trust import TrustStore, safety_number
+from . import inputs as i
+from .actions import (
+    AbortConnection,
+    CallCore,
+    CloseConnection,
+    Effect,
+    Notify,
+    Reply,
+    ResetBackoff,
+    SendFrame,
+    Stop,
+)
+from .machine import SessionMachine
+from .settings import AGENT, MAX_FRAME, MAX_TEXT_BYTES, SessionSettings
+from .worker import CoreWorker
+
+__all__ = ["ChatSession"]
+
+log = logging.getLogger("groupchat.client.session")
+
+# The actor is woken for the earliest timed duty (SessionMachine.next_wakeup), and at least this
+# often: a bound on how late anything timed can be, should a deadline not be foreseen (or the
+# injected clock jump, as in tests), at one cheap wake-up a second when idle.
+_MAX_SLEEP: Final = 1.0
+
+# An input, the future to resolve once it is handled, and the websocket a Connected is about.
+_Item = tuple[i.Input, "asyncio.Future[None] | None", "ClientConnection | None"]
+
+
+class ChatSession:
+    """One member's chat session in one room (see the module docstring and docs/session.md)."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        identity: Identity,
+        trust: TrustStore,
+        notify: Callable[[Notice], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.settings = settings
+        self.identity = identity
+        self._trust = trust
+        self._notify = notify
+        self._clock = clock
+        self._machine = SessionMachine(
+            settings, identity, trust, config=GroupConfig(clock=clock, rand=rand), rand=rand, now=clock()
+        )
+        self._worker: CoreWorker | None = None
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max, rand)
+        self._ws: ClientConnection | None = None
+        self._running = False
+        self._tick_pending = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the armed timer fires (the injected clock)
+        self._finished: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # --- the public API ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, join the room and the group, and serve until :meth:`close` or until we left."""
+        if self._running:
+            raise UsageError(wording.ALREADY_RUNNING)
+        self._running = True
+        self._worker = CoreWorker()
+        self._finished = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._emit(self.status)
+        tasks = [
+            asyncio.create_task(self._actor(), name="session-actor"),
+            asyncio.create_task(self._connector(), name="session-connector"),
+        ]
+        finished = asyncio.create_task(self._finished.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, finished], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = None if task is finished or task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            ws, self._ws = self._ws, None
+            if ws is not None:  # a clean close (1000) before the connector is cancelled
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await ws.close()
+            for task in [*tasks, finished]:
+                task.cancel()
+            await asyncio.gather(*tasks, finished, return_exceptions=True)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._worker.shutdown()
+            self._machine.mark_closed()
+            self._deliver_queued()
+            self._stopped.set()
+
+    def send_text(self, text: str) -> int:
+        """Queue ``text`` for the group; returns its local id. Shown at once as pending."""
+        if self._machine.closed:
+            raise UsageError(wording.LEFT_SESSION)
+        self._check_text(text)
+        entry = self._machine.queue_text(text)
+        self._emit(
+            ChatLine(
+                self._name,
+                text,
+                self._machine.current_epoch,
+                own=True,
+                pending=True,
+                local_id=entry.local_id,
+                trust=TrustState.VERIFIED,
+            )
+        )
+        self._post(i.Wake(self._clock()))
+        return entry.local_id
+
+    def request_rekey(self) -> None:
+        """``/rekey``: commit a self-Update as soon as possible."""
+        self._post(i.RekeyRequested(self._clock()))
+
+    def kick(self, name: str) -> None:
+        """``/kick NAME``: commit the removal of that member ourselves."""
+        member = self._machine.member_named(name)
+        if member.identity_key == self.identity.public_key:
+            raise UsageError(wording.kick_self())
+        self._post(i.KickRequested(member.identity_key, self._clock()))
+
+    def leave(self) -> None:
+        """``/leave``: publish a signed leave request; :meth:`run` ends once a member removed us."""
+        self._post(i.LeaveRequested(self._clock()))
+
+    def roster(self) -> tuple[RosterEntry, ...]:
+        return self._machine.roster()
+
+    def safety_number(self, name: str) -> str:
+        member = self._machine.member_named(name)
+        return safety_number(self.identity.public_key, member.identity_key)
+
+    def trust(self, name: str) -> None:
+        """``/trust NAME``: mark the key we see for ``name`` as verified out of band."""
+        member = self._machine.member_named(name)
+        self._trust.trust(member.display_name, member.identity_key)
+        self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(member.display_name)))
+        self._emit(RosterChanged(self.roster()))
+
+    def tree_view(self) -> TreeView:
+        """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""
+        return self._machine.tree_view()
+
+    @property
+    def status(self) -> StatusChanged:
+        return self._machine.status
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing of ours will change the epoch unless asked: no commit in flight, no update owed
+        (a joiner's first, a reconnect's), no ring rekey running. For benchmarks and demos."""
+        return self._machine.quiet
+
+    @property
+    def epoch_codes(self) -> Mapping[int, str]:
+        return self._machine.epoch_codes
+
+    @property
+    def epoch(self) -> int | None:
+        """Our current epoch; None before we are a member (a ring joiner: before its first ring is done)."""
+        return self._machine.epoch
+
+    async def close(self, *, leave: bool = True, timeout: float = 5.0) -> None:
+        """Stop the session. With ``leave`` (quitting), first publish a leave request so that the
+        others remove us at once instead of after the eviction grace period."""
+        if not self._running or self._stopped is None:
+            self._machine.mark_closed()
+            self._machine.take_actions()  # nobody listens before run()
+            return
+        if self._stopped.is_set():
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(i.CloseRequested(leave, self._clock()), done)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(done)
+        if self._finished is not None:
+            self._finished.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._stopped.wait()
+
+    async def drop_connection(self) -> None:
+        """Close the websocket as if the network failed; the session reconnects by itself.
+
+        For demos and tests of the reconnect path."""
+        if not self._running or self._stopped is None or self._stopped.is_set():
+            raise UsageError(wording.NOT_RUNNING)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(i.DropRequested(self._clock()), done)
+        await done
+
+    # --- internals -----------------------------------------------------------------------------
+
+    @property
+    def _name(self) -> str:
+        return self._machine._name
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise UsageError(wording.EMPTY_MESSAGE)
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise UsageError(wording.text_too_long(MAX_TEXT_BYTES))
+
+    def _post(
+        self, item: i.Input, done: asyncio.Future[None] | None = None, ws: ClientConnection | None = None
+    ) -> None:
+        self._inbox.put_nowait((item, done, ws))
+
+    def _emit(self, notice: Notice) -> None:
+        try:
+            self._notify(notice)
+        except Exception:  # the UI's bug must not take the session down; it is logged, not hidden
+            log.exception("the notify callback raised on %s", type(notice).__name__)
+
+    def _deliver_queued(self) -> None:
+        """Carry out what the machine queued: notices, and the signals for this glue."""
+        for action in self._machine.take_actions():
+            if isinstance(action, Notify):
+                self._emit(action.notice)
+            elif isinstance(action, Stop):
+                if self._finished is not None:
+                    self._finished.set()
+            elif isinstance(action, ResetBackoff):
+                self._backoff.reset()
+            elif isinstance(action, AbortConnection) and self._ws is not None:
+                self._ws.transport.abort()
+
+    async def _perform(self, effect: Effect) -> object:
+        if isinstance(effect, SendFrame):
+            ws = self._ws
+            if ws is None:
+                return False
+            try:
+                await ws.send(encode(effect.frame))
+            except ConnectionClosed:
+                return False
+            return True
+        if isinstance(effect, CallCore):
+            assert self._worker is not None
+            return await self._worker.call(effect.call)
+        if isinstance(effect, CloseConnection):
+            if self._ws is not None:
+                await self._ws.close()
+            return None
+        raise UsageError(f"unknown effect {effect!r}")
+
+    async def _drive(self, item: i.Input) -> None:
+        """Run one machine step to its end, performing each effect it yields."""
+        step = self._machine.step(item)
+        reply: Reply | None = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is not None:
+                    effect = step.throw(error)
+                else:
+                    effect = step.send(reply) if reply is not None else next(step)
+            except StopIteration:
+                break
+            finally:
+                self._deliver_queued()
+            error = None
+            try:
+                value = await self._perform(effect)
+            except GroupChatError as exc:
+                error, reply = exc, None
+                continue
+            reply = Reply(value, self._clock())
+        self._deliver_queued()
+
+    def _arm_timer(self) -> None:
+        """Make sure the actor is woken by the next deadline (at most ``_MAX_SLEEP`` from now).
+
+        An idle session costs nothing but that: no ticker polls the timers. Waking early is
+        harmless (the machine finds nothing due and is armed again); an earlier wake stays.
+        """
+        now = self._clock()
+        at = min(self._machine.next_wakeup(now), now + _MAX_SLEEP)
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, at - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._tick_pending:  # one tick in the inbox is enough, however busy the actor
+            self._tick_pending = True
+            self._post(i.Tick(self._clock()))
+
+    async def _actor(self) -> None:
+        """Feed one input at a time to the machine; everything that changes its state happens here."""
+        while True:
+            item, done, ws = await self._inbox.get()
+            if isinstance(item, i.Tick):
+                self._tick_pending = False
+            elif isinstance(item, i.Connected):
+                self._ws = ws
+            elif isinstance(item, i.Disconnected):
+                self._ws = None
+            await self._drive(dataclasses.replace(item, now=self._clock()))  # handled now
+            if done is not None and not done.done():
+                done.set_result(None)
+            if self._finished is not None and self._finished.is_set():
+                return
+            self._arm_timer()
+
+    async def _connector(self) -> None:
+        """Connect, read frames into the actor's inbox, and reconnect with backoff."""
+        while True:
+            reason = "connection closed"
+            try:
+                async with connect(
+                    self.settings.relay_url,
+                    compression=None,
+                    max_size=MAX_FRAME,
+                    open_timeout=10,
+                    user_agent_header=AGENT,
+                ) as ws:
+                    await ws.send(encode(Hello(AGENT)))
+                    async with asyncio.timeout(10):
+                        first = await ws.recv()
+                    if not isinstance(first, bytes):
+                        raise InvalidValueError("the relay answered Hello with a text frame")
+                    hello = decode_server(first, MAX_FRAME)
+                    if not isinstance(hello, ServerHello):
+                        raise InvalidValueError(f"the relay answered Hello with {type(hello).__name__}")
+                    self._post(i.Connected(hello, self._clock()), ws=ws)
+                    max_frame = max(hello.limits.max_frame, 1024) * 2
+                    async for message in ws:
+                        if not isinstance(message, bytes):
+                            log.warning("relay sent a text frame; ignored")
+                            continue
+                        try:
+                            frame = decode_server(message, max_frame)
+                        except DecodeError as exc:
+                            log.warning("relay sent an undecodable frame (%s); ignored", exc)
+                            continue
+                        self._post(i.FrameReceived(frame, self._clock()))
+                    reason = (
+                        f"the relay closed the connection ({ws.close_code} {ws.close_reason or ''})".strip()
+                    )
+            except ConnectionClosed as exc:
+                reason = f"connection lost ({exc})"
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, GroupChatError) as exc:
+                reason = (
+                    f"cannot reach the relay: {exc}"
+                    if str(exc)
+                    else f"cannot reach the relay ({type(exc).__name__})"
+                )
+            delay = self._backoff.next()
+            self._post(i.Disconnected(reason, delay, self._clock()))
+            await asyncio.sleep(delay)

@@ -1,0 +1,262 @@
+"""The session's calls into the sans-I/O core, as values: what to call, and whether it is heavy.
+
+The machine (:mod:`.machine`) does not call the core directly: it yields a :class:`CoreCall` and
+gets the result back (or the core's exception thrown in). Each call knows how to run itself
+(:meth:`CoreCall.run`, synchronous, pure core work plus its timing) and says whether it is heavy
+(``offload``): the asyncio glue runs a heavy one in the core worker's thread, the others on the
+loop (docs/session.md, "How it runs"); a sans-I/O test runs them all inline. A :class:`Group` is
+not thread-safe: the glue awaits each call before resuming the machine, so two never overlap.
+
+Each call measures the core's own time, which the timeline shows ("3 keys refreshed in 0.4 ms");
+a call that changed the epoch also takes a public snapshot of the key tree for the ``/tree``
+panel, without any key material.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from ...core import tree_math as tm
+from ...core.events import EpochChanged, Event, Member
+from ...core.group import Group, GroupConfig, GroupState
+from ...core.identity import Identity, JoinRequest, PendingJoin
+from ...core.outbox import Outbound
+
+__all__ = [
+    "INLINE_MAX_BYTES",
+    "CommitChange",
+    "CoreCall",
+    "CreateGroup",
+    "DiscardPending",
+    "DrainOutbox",
+    "Encrypt",
+    "MakeJoinRequest",
+    "OpenWelcome",
+    "PollRing",
+    "Receive",
+    "Timed",
+    "TreeSnapshot",
+    "snapshot",
+]
+
+# Messages up to this size are read on the loop: an application message, or a commit with a few
+# operations (a signature and one climb: about a millisecond at a thousand members). A larger
+# commit (many operations to check, up to 1 MiB from a malicious member) goes to the thread.
+INLINE_MAX_BYTES: Final = 16 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSnapshot:
+    """Public facts about each node of the key tree: nothing secret, nothing mutable."""
+
+    capacity: int
+    my_leaf: int
+    keys: tuple[bytes, ...]  # each node's public key, b"" for none (hex only when drawn)
+    labels: tuple[str, ...]  # member name at a leaf, "" elsewhere
+    members: tuple[Member, ...]
+    epoch: int
+    taints: tuple[tuple[int, str], ...] = ()  # (leaf, who chose its secret) where not its owner
+
+    def changed_since(self, before: TreeSnapshot | None) -> frozenset[int]:
+        """Nodes whose public key is new in this snapshot."""
+        if before is None or before.capacity != self.capacity:
+            return frozenset(i for i, k in enumerate(self.keys) if k)
+        return frozenset(
+            i for i, (a, b) in enumerate(zip(before.keys, self.keys, strict=True)) if b and a != b
+        )
+
+    def my_path(self) -> frozenset[int]:
+        me = 2 * self.my_leaf
+        return frozenset([me, *tm.direct_path(me, self.capacity)])
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A core result with the core's own time in milliseconds and the tree after it."""
+
+    ms: float
+    snapshot: TreeSnapshot | None
+
+
+def snapshot(group: Group, before: TreeSnapshot | None = None, same_roster: bool = False) -> TreeSnapshot:
+    """The public view of ``group`` now. With ``same_roster`` (an update-only epoch) the members and
+    names of ``before`` are reused: taken at every member on every epoch, this is kept cheap."""
+    if group.scheme == "ring":
+        # A ring has no lasting public keys: every rekey takes fresh ones from every member. The
+        # view is the roster in ring order (leaf order), one "node" per member.
+        members = tuple(group.members())
+        labels = tuple(m.display_name for m in members)
+        return TreeSnapshot(0, group.my_leaf, tuple(b"" for _ in members), labels, members, group.epoch)
+    # The core has no public tree view yet; this reads public keys and names only (no secrets).
+    tree = group._tree  # read-only, between core calls
+    width = tm.node_width(tree.capacity)
+    keys = tuple(tree.own_key(x) or b"" for x in range(width))
+    if same_roster and before is not None and before.capacity == tree.capacity:
+        labels, members = before.labels, before.members
+    else:
+        labels = tuple(
+            (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
+            for x in range(width)
+        )
+        members = tuple(group.members())
+    taints = tuple(
+        (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
+        for leaf, chooser in sorted(group.taint_record().items())
+    )
+    return TreeSnapshot(tree.capacity, group.my_leaf, keys, labels, members, group.epoch, taints)
+
+
+def _timed(fn: Callable[[], T], group: Callable[[T], Group | None]) -> tuple[T, Timed]:
+    """Run ``fn`` and measure it; then snapshot ``group(result)`` if there is one and it is a member."""
+    start = time.perf_counter()
+    result = fn()
+    ms = (time.perf_counter() - start) * 1000
+    g = group(result)
+    snap = snapshot(g) if g is not None and g.state is GroupState.MEMBER else None
+    return result, Timed(ms, snap)
+
+
+class CoreCall(ABC, Generic[T]):
+    """One call into the core. ``offload``: heavy enough to keep off the UI's loop."""
+
+    @property
+    def offload(self) -> bool:
+        return True
+
+    @abstractmethod
+    def run(self) -> T:
+        """Make the call (synchronously) and return its result; the core's errors propagate."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateGroup(CoreCall[tuple[Group, Timed]]):
+    identity: Identity
+    group_id: bytes
+    name: str
+    config: GroupConfig
+    scheme: str
+
+    def run(self) -> tuple[Group, Timed]:
+        return _timed(
+            lambda: Group.create(self.identity, self.group_id, self.name, self.config, scheme=self.scheme),
+            lambda g: g,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWelcome(CoreCall[tuple[Group, Timed]]):
+    """Join with a welcome: one signature check per member."""
+
+    pending: PendingJoin
+    welcome: bytes
+    config: GroupConfig
+
+    def run(self) -> tuple[Group, Timed]:
+        return _timed(lambda: Group.join(self.pending, self.welcome, self.config), lambda g: g)
+
+
+@dataclass(frozen=True, slots=True)
+class MakeJoinRequest(CoreCall[PendingJoin]):
+    identity: Identity
+    group_id: bytes
+    name: str
+    config: GroupConfig
+
+    def run(self) -> PendingJoin:
+        return JoinRequest.create(
+            self.config.suite(), self.identity, self.group_id, self.name, self.config.rand
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Receive(CoreCall[tuple[Event, Timed]]):
+    """Process a core message; after an epoch change, snapshot the tree (``before``: the last one)."""
+
+    group: Group
+    data: bytes
+    before: TreeSnapshot | None = None
+
+    @property
+    def offload(self) -> bool:
+        # An application message, a commit or a ring round of ordinary size: one signature check
+        # and at most one climb of the tree, so on the loop (module docstring).
+        return len(self.data) > INLINE_MAX_BYTES
+
+    def run(self) -> tuple[Event, Timed]:
+        group = self.group
+        if self.offload:
+            return _timed(
+                lambda: group.receive(self.data), lambda ev: group if isinstance(ev, EpochChanged) else None
+            )
+        start = time.perf_counter()
+        event = group.receive(self.data)
+        ms = (time.perf_counter() - start) * 1000
+        if not isinstance(event, EpochChanged) or group.state is not GroupState.MEMBER:
+            return event, Timed(ms, None)
+        same = not (event.added or event.removed)
+        return event, Timed(ms, snapshot(group, self.before, same))
+
+
+@dataclass(frozen=True, slots=True)
+class CommitChange(CoreCall[tuple[bytes, Timed]]):
+    """Build our commit (and its Welcome, kept in the core's outbox until the echo)."""
+
+    group: Group
+    add: tuple[JoinRequest, ...]
+    remove: tuple[int, ...]
+    update: bool
+
+    def run(self) -> tuple[bytes, Timed]:
+        return _timed(
+            lambda: self.group.commit(add=self.add, remove=self.remove, update=self.update), lambda _: None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Encrypt(CoreCall[tuple[bytes, bytes]]):
+    """An application message and its core message id (the hash its echo will carry). Cheap."""
+
+    group: Group
+    plaintext: bytes
+
+    @property
+    def offload(self) -> bool:
+        return False
+
+    def run(self) -> tuple[bytes, bytes]:
+        data = self.group.encrypt(self.plaintext)
+        return data, self.group.suite.hash(data)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardPending(CoreCall[None]):
+    group: Group
+
+    def run(self) -> None:
+        self.group.discard_pending_commit()
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOutbox(CoreCall[list[Outbound]]):
+    """The core's ``data_to_send()``: what the protocol requires us to send now."""
+
+    group: Group
+
+    def run(self) -> list[Outbound]:
+        return list(self.group.data_to_send())
+
+
+@dataclass(frozen=True, slots=True)
+class PollRing(CoreCall[None]):
+    """Check a running ring's round deadline (the core's clock); raises RingTimeoutError."""
+
+    group: Group
+
+    def run(self) -> None:
+        self.group.poll()

@@ -1,0 +1,118 @@
+"""What goes into the session machine: relay frames, connection changes, timer ticks, commands.
+
+Every input carries ``now`` (the session's monotonic clock, seconds) so that the machine never
+reads a clock itself. Which inputs are *evidence* and which are *claims* (architecture.md, "The
+relay's claims are not evidence"): a :class:`FrameReceived` whose payload is a core message is
+signed by a member and checked by the core; everything else the relay says (presence, seqs,
+``Joined`` lists, errors, markers, timing) may only prompt, delay or be shown as its claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...relay_protocol import ServerFrame, ServerHello
+
+__all__ = [
+    "CloseRequested",
+    "Connected",
+    "Disconnected",
+    "DropRequested",
+    "FrameReceived",
+    "Input",
+    "KickRequested",
+    "LeaveRequested",
+    "RekeyRequested",
+    "Tick",
+    "Wake",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A websocket is open and the relay said hello (with its limits)."""
+
+    hello: ServerHello
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReceived:
+    """One decoded frame from the relay."""
+
+    frame: ServerFrame
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection ended; the glue reconnects in ``retry_in`` seconds."""
+
+    reason: str
+    retry_in: float | None
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The timer the machine asked for (``Machine.next_wakeup``) fired."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Something was queued outside a step (a typed message): see whether it can go out."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyRequested:
+    """``/rekey``: commit a self-Update as soon as possible."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class KickRequested:
+    """``/kick NAME``: commit the removal of ``identity_key`` ourselves."""
+
+    identity_key: bytes
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRequested:
+    """``/leave``: ask the others to remove us, and end once they did (or after a deadline)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """Stop; with ``leave`` first publish a leave request (quitting)."""
+
+    leave: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class DropRequested:
+    """Close the connection as a network failure would (demos and tests)."""
+
+    now: float
+
+
+Input = (
+    Connected
+    | FrameReceived
+    | Disconnected
+    | Tick
+    | Wake
+    | RekeyRequested
+    | KickRequested
+    | LeaveRequested
+    | CloseRequested
+    | DropRequested
+)

@@ -1,0 +1,526 @@
+"""The session machine's steps inside the group: core messages and events, our commits, the ring.
+
+Everything here runs on a :class:`~.phases.Hold` (the core's ``Group``): reading a core message and
+acting on its event (a chat line, an echo, an epoch change, a ring's progress, our removal),
+carrying out a rejection (:mod:`.rejections`), planning and publishing our commits
+(:mod:`..coordinator`, :mod:`.duties`, :mod:`.updates`, :mod:`.ring_driver`), sending queued
+messages. Each step is a generator of effects (see :mod:`.actions`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final
+
+from ...core.codec import Reader
+from ...core.errors import GroupChatError
+from ...core.events import (
+    EpochChanged,
+    Event,
+    MessageEchoed,
+    MessageReceived,
+    RekeyProgress,
+    RemovedFromGroup,
+)
+from ...core.group import RING_CONFIRM_WIRE_FORMAT
+from ...core.identity import MAX_GROUP_ID
+from ...core.message_protection import WireFormat
+from ...core.outbox import Joiner, OutboundKind
+from ...core.schemes.ring_errors import RingTimeoutError
+from ...core.schemes.ring_message import RING_WIRE_FORMAT
+from .. import wording
+from ..app_content import AppContent, ContentKind
+from ..coordinator import plan_commit
+from ..notices import (
+    ChatLine,
+    ConnectionState,
+    MessageConfirmed,
+    TimelineEvent,
+    TimelineKind,
+    TrustState,
+    UnreadableReason,
+)
+from ..room_payload import PayloadKind
+from . import ring_driver
+from .actions import Step
+from .core_calls import (
+    CommitChange,
+    DiscardPending,
+    DrainOutbox,
+    Encrypt,
+    OpenWelcome,
+    PollRing,
+    Receive,
+    Timed,
+)
+from .duties import online_leaves, open_duties
+from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
+from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
+from .rejoin import AfterRemoval, after_removal
+from .settings import member_id
+from .state import MachineState, log
+from .views import describe_epoch, epoch_kind
+
+__all__ = ["Membership", "message_epoch"]
+
+_MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
+_SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
+
+
+def message_epoch(data: bytes) -> int | None:
+    """The epoch in a core message's public header (PublicMessage and PrivateMessage both start
+    ``version, wire_format, group_id<V>, epoch``), or None if it does not parse that far. The
+    header is not authenticated until the core has checked the message: only a hint."""
+    try:
+        r = Reader(data, "message header")
+        r.u16("version")
+        r.u16("wire_format")
+        r.opaque("group_id", MAX_GROUP_ID)
+        return r.u64("epoch")
+    except GroupChatError:
+        return None
+
+
+class Membership(MachineState):
+    """The steps that need the group (see the module docstring)."""
+
+    # --- welcome ------------------------------------------------------------------------------
+
+    def _on_welcome(self, welcome: bytes) -> Step[None]:
+        attempt = self._phase_data
+        if self._hold is not None or not isinstance(attempt, JoinAttempt):
+            return
+        try:
+            group, timed = yield from self._core(OpenWelcome(attempt.pending, welcome, self._config))
+        except GroupChatError as exc:
+            # A welcome for an older request of ours (we restarted): we keep asking.
+            log.info("a welcome could not be opened with our current join request: %s", exc)
+            return
+        buffered = self._arrival.buffer
+        n = len(group.members())
+        if group.joining:
+            # A ring Welcome carries the epoch before ours: we are in once the ring creating our
+            # first epoch is done, with every member (us included) contributing fresh keys. Nothing
+            # was chosen for us, so no first Update is owed.
+            hold = Hold(group, group.epoch + 1, ring=RingRun(group.epoch + 1, self._now, timed.ms))
+            self._enter(Trigger.WELCOMED, hold=hold)
+            self._updates.last_update = self._now
+            self._adopt(timed)
+            self._emit(TimelineEvent(TimelineKind.INFO, wording.welcome_ring(timed.ms, group.epoch + 1, n)))
+        else:
+            self._enter(Trigger.WELCOMED, hold=Hold(group, group.epoch))
+            self._updates.last_update = self._now
+            # The taint rule: our adder chose our first leaf secret, so the core's outbox carries
+            # our first Update (sent below); should it lose a race, the planner retries it from here.
+            self._duties.want_update = "join"
+            self._adopt(timed)
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED, wording.joined_tree(group.epoch, n, timed.ms, self._code())
+                )
+            )
+        self._observe_roster()
+        link = self._link
+        ready = link is not None and link.caught_up and not group.joining
+        self._set_state(ConnectionState.READY if ready else ConnectionState.JOINING)
+        self._placeholder_batch = {}
+        try:
+            if self._buffer_dropped:
+                self._placeholder(UnreadableReason.BEFORE_JOIN, None, "", count=self._buffer_dropped)
+                self._buffer_dropped = 0
+            for data in buffered:
+                if not self._in_group():
+                    break
+                epoch = message_epoch(data)
+                if epoch is not None and epoch < group.epoch:
+                    # Older than anything we can hold keys for: the core would only refuse it by
+                    # its epoch, so we spare it the call (a long room log makes many of these).
+                    if int.from_bytes(data[2:4], "big") == WireFormat.PRIVATE_MESSAGE:
+                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
+                    continue
+                yield from self._on_core(data)
+        finally:
+            self._flush_placeholders()
+        if self._in_group():
+            # Our first update (tree), built on the newest epoch we know; our ring messages (ring).
+            yield from self._send_core_outbox()
+
+    # --- core messages --------------------------------------------------------------------------
+
+    def _on_core(self, data: bytes) -> Step[None]:
+        hold = self._hold
+        if hold is None or self._phase is Phase.CREATING:
+            # Not (yet) a member: keep it for when our welcome comes. Commits and messages at
+            # our first epoch may arrive before the welcome, which is sent only after the echo.
+            if len(self._arrival.buffer) < _MAX_BUFFERED:
+                self._arrival.buffer.append(data)
+            else:
+                self._buffer_dropped += 1
+            return
+        wire = int.from_bytes(data[2:4], "big") if len(data) >= 4 else -1
+        try:
+            event, timed = yield from self._core(Receive(hold.group, data, self._snapshot))
+        except GroupChatError as exc:
+            group = hold.group
+            if wire == WireFormat.PUBLIC_MESSAGE:
+                ring_running = hold.ring is not None
+                self._carry_out(
+                    commit_rejection(
+                        exc, message_epoch(data), group.epoch, data in self._old_commits, ring_running
+                    )
+                )
+            elif wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT):
+                self._carry_out(ring_rejection(exc, wire == RING_CONFIRM_WIRE_FORMAT))
+            else:
+                self._carry_out(
+                    message_rejection(exc, message_epoch(data), group.epoch, hold.joined_epoch, self._code())
+                )
+            return
+        own = hold.own_commit
+        if own is not None and isinstance(event, RekeyProgress) and data == own.message:
+            own.applied = True  # our ring commit won the epoch; its EpochChanged ends the ring
+        yield from self._on_event(event, timed)
+
+    def _carry_out(self, r: Rejection) -> None:
+        """Do what the rejection table (rejections.py) decided."""
+        if r.outcome is Outcome.IGNORE:
+            log.debug("%s", r.text)
+        elif r.outcome is Outcome.WARN:
+            self._warn(r.text)
+        elif r.outcome is Outcome.REJOIN:
+            self._rejoin(r.text)
+        else:
+            assert r.reason is not None
+            self._placeholder(r.reason, r.sender, r.detail)
+            if r.then_rejoin is not None:
+                self._rejoin(r.then_rejoin)
+
+    def _on_event(self, event: Event, timed: Timed) -> Step[None]:
+        if isinstance(event, MessageReceived):
+            self._on_message(event)
+        elif isinstance(event, MessageEchoed):
+            self._on_echo(event)
+        elif isinstance(event, EpochChanged):
+            yield from self._on_epoch(event, timed)
+        elif isinstance(event, RekeyProgress):
+            yield from self._on_ring_progress(event, timed)
+        else:
+            yield from self._on_removed(event)
+
+    def _on_message(self, ev: MessageReceived) -> None:
+        sender = ev.sender
+        try:
+            content = AppContent.decode(ev.plaintext)
+        except GroupChatError as exc:
+            self._placeholder(UnreadableReason.TAMPERED, sender.display_name, wording.unknown_content(exc))
+            return
+        if content.kind is ContentKind.LEAVE:
+            self._duties.leave_requests.setdefault(sender.identity_key, self._now)
+            self._removal_reasons[sender.identity_key] = wording.REASON_LEFT
+            return
+        seen = self._seen_ids.setdefault(sender.identity_key, OrderedDict())
+        if content.msg_id in seen:
+            log.info("a second copy of a message from %s was not shown", sender.display_name)
+            return
+        seen[content.msg_id] = None
+        if len(seen) > _SEEN_PER_SENDER:
+            seen.popitem(last=False)
+        trust = self._trust.state(sender.display_name, sender.identity_key)
+        self._emit(ChatLine(sender.display_name, content.text, ev.epoch, trust=trust))
+
+    def _on_echo(self, ev: MessageEchoed) -> None:
+        entry = self._outbox.echoed(ev.message_id)
+        group = self._group
+        if entry is None or group is None:
+            return
+        if ev.epoch < group.epoch - 1:
+            # Receivers keep one previous epoch's keys only: this copy came too late to be read.
+            log.info("message %d raced %d commits; re-encrypting it", entry.local_id, group.epoch - ev.epoch)
+            self._outbox.requeue(entry)
+            return
+        self._emit(MessageConfirmed(entry.local_id))
+
+    # --- epochs ---------------------------------------------------------------------------------
+
+    def _on_epoch(self, ev: EpochChanged, timed: Timed) -> Step[None]:
+        hold = self._hold
+        assert hold is not None
+        own = hold.own_commit
+        ms = timed.ms
+        ring, hold.ring = hold.ring, None
+        if ring is not None:
+            ms += ring.core_ms  # the whole ring rekey's core time, every round of it
+        first_ring_epoch = ring is not None and ev.epoch == hold.joined_epoch and own is None and ev.added
+        if own is not None and (ev.own or own.applied):
+            # Ours won the epoch (an applied ring commit also when another member's restart, not
+            # ours, then confirmed the ring).
+            ms += own.build_ms
+            hold.own_commit = None
+            self._updates.committed(self._now, own.update)
+            if own.update:
+                self._duties.want_update = None
+            for key in own.kicks:
+                self._duties.kicks.discard(key)
+        elif own is not None and ev.superseded_own_commit:
+            remember(self._old_commits, own.message)
+            hold.own_commit = None
+            # Lost the race: rebuild on the new epoch after a random pause (updates.py).
+            self._updates.lost(self._now, self._rand)
+        if ev.own:
+            # The core's outbox after our own commit won: its Welcome, one per joiner. After a lost
+            # race we do not drain: the planner commits again after the pause, and that explicit
+            # commit, which carries every duty still open, replaces the core's rebuild.
+            yield from self._send_core_outbox()
+        before = set(self._members)
+        self._adopt(timed, announce=False)
+        if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
+            wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
+            code = self._code()
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.JOINED, wording.joined_ring(ev.epoch, len(self._members), wall, ms, code)
+                )
+            )
+            link = self._link
+            if link is not None and link.caught_up:
+                self._set_state(ConnectionState.READY)
+        else:
+            group = self._group
+            text = describe_epoch(
+                ev,
+                self.identity.public_key,
+                self._removal_reasons,
+                group is not None and group.scheme == "ring",
+                len(self._members),
+                len(self._tree_changed),
+                ms,
+            )
+            self._emit(TimelineEvent(epoch_kind(ev, self._removal_reasons), text))
+        for m in ev.added:
+            self._removal_reasons.pop(m.identity_key, None)
+        for m in ev.removed:
+            self._duties.leave_requests.pop(m.identity_key, None)
+            self._removal_reasons.pop(m.identity_key, None)
+            self._offline_since.pop(member_id(m.identity_key), None)
+        self._forget_done_duties()
+        if set(self._members) != before or ev.added:
+            self._observe_roster()
+        self._emit_status()
+
+    def _send_core_outbox(self) -> Step[None]:
+        """Drain the core's outbox and move each item: to the room, or to one joiner alone."""
+        hold = self._hold
+        if hold is None:
+            return
+        try:
+            items = yield from self._core(DrainOutbox(hold.group))
+        except GroupChatError as exc:  # a rebuild the core could not make; the planner retries
+            log.warning("the core could not prepare what it must send: %s", exc)
+            return
+        for item in items:
+            if isinstance(item.to, Joiner):
+                to = member_id(item.to.identity_key)
+                yield from self._publish(PayloadKind.WELCOME, item.data, "welcome", to=to)
+            elif item.kind is OutboundKind.COMMIT:
+                # A commit the protocol itself requires (our first update after joining): ours to
+                # track like any other, so its echo, a lost race and its timing are handled alike.
+                yield from self._commit_out(OwnCommit(item.data, 0.0, True, (), frozenset()))
+            else:
+                yield from self._publish(PayloadKind.CORE, item.data, item.kind.value)
+
+    def _on_removed(self, ev: RemovedFromGroup) -> Step[None]:
+        by = ev.by.display_name
+        link = self._link
+        what = after_removal(self._departure is not None, link is None or link.caught_up)
+        if what is AfterRemoval.REJOIN:
+            # Removed while we were away (the others evicted us): come back in.
+            if self._hold is not None:
+                self._hold.own_commit = None
+            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.ejected_while_away(by)))
+            self._rejoin(None)
+            return
+        if what is AfterRemoval.LEFT:
+            self._emit(TimelineEvent(TimelineKind.LEFT, wording.left_removed_by(by, ev.epoch)))
+        else:
+            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.removed_by(by)))
+        yield from self._finish(Trigger.REMOVED)
+
+    # --- the ring driver ------------------------------------------------------------------------
+
+    def _on_ring_progress(self, ev: RekeyProgress, timed: Timed) -> Step[None]:
+        """A ring rekey moved on: send our round messages, and show whom it still waits for."""
+        hold = self._hold
+        assert hold is not None
+        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms)
+        yield from self._send_core_outbox()
+        if changed:
+            self._emit_status()
+
+    def _poll_ring(self, now: float) -> Step[None]:
+        """Check the running ring's round deadline (the core's clock); on a timeout say who is
+        missing and send our message of the next attempt, which the core has queued."""
+        hold = self._hold
+        ring = hold.ring if hold is not None else None
+        if hold is None or ring is None or not ring_driver.poll_due(ring, now):
+            return
+        try:
+            yield from self._core(PollRing(hold.group))
+            yield from self._send_core_outbox()  # e.g. our confirmation, when the committer's never came
+        except RingTimeoutError as exc:
+            ring.timeouts += 1
+            names = ", ".join(m.display_name for m in exc.missing)
+            self._warn(wording.ring_timed_out(ring.epoch, names, exc.round, self.settings.eviction_grace))
+            yield from self._send_core_outbox()
+        except GroupChatError as exc:
+            log.warning("polling the ring failed: %s", exc)
+
+    def _maybe_restart_ring(self, now: float) -> Step[None]:
+        """After a ring timed out, remove the members it waits for who are offline past the eviction
+        grace (or whom our user kicked) with a restart commit (docs/protocol.md §8.3); the same
+        rule as any eviction decides who in line commits it."""
+        hold = self._hold
+        ring = hold.ring if hold is not None else None
+        if hold is None or ring is None or not ring.timeouts:
+            return
+        own = hold.own_commit
+        if own is not None and not own.applied:
+            return  # a restart of ours is on its way
+        group, members = hold.group, hold.members
+        grace = self.settings.eviction_grace
+        removes, kicks = ring_driver.restart_removes(
+            ring, members, group.my_leaf, self._duties.kicks, self._present, self._offline_since, grace, now
+        )
+        if not removes:
+            return
+        plan = plan_commit(
+            my_leaf=group.my_leaf,
+            members={leaf: m.identity_key for leaf, m in members.items()},
+            online_leaves=online_leaves(members, self._present),
+            adds=[],
+            removes=removes,
+            now=now,
+            step=self.settings.add_timeout,
+        )
+        leaves = tuple(sorted(d.leaf for d in plan.remove))
+        if not leaves:
+            return
+        for rd in plan.remove:
+            why = (
+                wording.reason_evicted_in_ring(grace)
+                if rd.why == "evicted"
+                else wording.reason_kicked(self._name)
+            )
+            self._removal_reasons.setdefault(members[rd.leaf].identity_key, why)
+        try:
+            message, timed = yield from self._core(CommitChange(group, (), leaves, False))
+        except GroupChatError as exc:
+            self._warn(wording.could_not_restart_ring(exc))
+            return
+        # Our ring commit (if the ring is ours) has taken effect: its update is kept in the record.
+        update = own.update if own is not None else False
+        yield from self._commit_out(OwnCommit(message, timed.ms, update, plan.remove, frozenset(kicks)))
+
+    # --- our commits ----------------------------------------------------------------------------
+
+    def _maybe_commit(self, now: float) -> Step[None]:
+        """Commit what is ours to commit now: due Adds and Removes (coordinator.py), kicks, an update."""
+        hold = self._hold
+        assert hold is not None
+        group, duties = hold.group, self._duties
+        update_due = self._updates.due(now, duties.want_update is not None)
+        if not (update_due or duties.adds or duties.leave_requests or duties.kicks or self._offline_since):
+            return  # the common case, after every input: nothing to commit
+        self._forget_done_duties()
+        members = {leaf: m.identity_key for leaf, m in hold.members.items()}
+        by_key = {key: leaf for leaf, key in members.items()}
+        grace = self.settings.eviction_grace
+        pending = open_duties(duties, hold.members, group.my_leaf, self._present, self._offline_since, grace)
+        plan = plan_commit(
+            my_leaf=group.my_leaf,
+            members=members,
+            online_leaves=online_leaves(hold.members, self._present),
+            adds=pending.adds,
+            removes=pending.removes,
+            now=now,
+            step=self.settings.add_timeout,
+        )
+        kicks = frozenset(k for k in duties.kicks if k in by_key and by_key[k] != group.my_leaf)
+        remove_leaves = sorted({d.leaf for d in plan.remove} | {by_key[k] for k in kicks})
+        update = update_due and self._updates.may_commit(now)
+        if not (plan.add or remove_leaves or update):
+            return
+        for rd in plan.remove:
+            why = rd.why
+            if why == "evicted":
+                why = wording.reason_evicted(grace)
+            elif why == "rejoining":
+                why = wording.REASON_REJOINING
+            self._removal_reasons.setdefault(members[rd.leaf], why)
+        try:
+            message, timed = yield from self._core(
+                CommitChange(group, plan.add, tuple(remove_leaves), update)
+            )
+        except GroupChatError as exc:
+            # A request the core refuses (e.g. a reused init key) must not block the group: drop it.
+            self._warn(wording.could_not_commit(exc))
+            for request in plan.add:
+                duties.adds.pop(request.identity_key, None)
+            duties.kicks -= kicks
+            return
+        yield from self._commit_out(OwnCommit(message, timed.ms, update, plan.remove, kicks))
+
+    def _commit_out(self, own: OwnCommit) -> Step[None]:
+        """Publish our commit and wait for its echo; if it cannot go out, forget it."""
+        assert self._hold is not None
+        self._hold.own_commit = own
+        if (yield from self._publish(PayloadKind.CORE, own.message, "commit")) is None:
+            yield from self._discard_own_commit()
+
+    def _discard_own_commit(self) -> Step[None]:
+        hold = self._hold
+        if hold is None:
+            return
+        own, hold.own_commit = hold.own_commit, None
+        if own is not None:
+            remember(self._old_commits, own.message)
+        yield from self._core(DiscardPending(hold.group))
+
+    def _flush_outbox(self) -> Step[None]:
+        hold = self._hold
+        assert hold is not None
+        group = hold.group
+        while (entry := self._outbox.peek()) is not None and hold.own_commit is None:
+            if self._updates.hold_messages():
+                break  # let the scheduled update go first
+            data, digest = yield from self._core(
+                Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode())
+            )
+            req = yield from self._publish(PayloadKind.CORE, data, "message")
+            if req is None:
+                return
+            self._outbox.mark_sent(entry, digest, group.epoch, req)
+            self._updates.sent_since += 1
+
+    def _forget_done_duties(self) -> None:
+        group = self._group
+        if group is None:
+            return
+        duties = self._duties
+        # A read between core calls (no call runs now).
+        for key in [k for k, d in duties.adds.items() if group.has_init_key(d.request.init_key)]:
+            del duties.adds[key]
+        keys = {m.identity_key for m in self._members.values()}
+        for key in [k for k in duties.leave_requests if k not in keys]:
+            del duties.leave_requests[key]
+        duties.kicks &= keys
+
+    def _observe_roster(self) -> None:
+        """Trust on first use for every member; warn once per new key for a known name."""
+        for m in self._members.values():
+            if m.identity_key == self.identity.public_key:
+                continue
+            state = self._trust.observe(m.display_name, m.identity_key)
+            if state is TrustState.KEY_CHANGED and (m.display_name, m.identity_key) not in self._warned_keys:
+                self._warned_keys.add((m.display_name, m.identity_key))
+                self._warn(wording.key_changed(m.display_name, m.fingerprint))
+        self._emit_roster()

@@ -1,0 +1,112 @@
+"""The rejection table of docs/session.md ("Forks and rejections"): which core error, on which
+kind of message, leads to which outcome. Every rejection has its own outcome; none is silent.
+
+:func:`commit_rejection`, :func:`ring_rejection` and :func:`message_rejection` are pure: they
+read the error and a few facts (epochs, whether the commit was one of ours) and return a
+:class:`Rejection` that the machine carries out. The core has already rejected the input and
+changed nothing; what is decided here is only what we show and whether we rejoin.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ...core.errors import (
+    ConfirmationError,
+    DecodeError,
+    DecryptionError,
+    EpochError,
+    GenerationError,
+    GroupChatError,
+    InconsistentPathError,
+    RemovedSenderError,
+    ReplayError,
+    SignatureError,
+    UnknownMemberError,
+    WrongGroupError,
+)
+from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
+from .. import wording
+from ..notices import UnreadableReason
+
+__all__ = ["Outcome", "Rejection", "commit_rejection", "message_rejection", "ring_rejection"]
+
+
+class Outcome(enum.Enum):
+    IGNORE = "ignore"  # normal under the relay's order: a debug log line
+    WARN = "warn"  # a timeline warning
+    REJOIN = "rejoin"  # our view differs: drop the group and ask to be let in again
+    PLACEHOLDER = "placeholder"  # an unreadable message, shown as such
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    outcome: Outcome
+    text: str = ""  # the log line (IGNORE) or the sentence shown (WARN, REJOIN)
+    reason: UnreadableReason | None = None  # PLACEHOLDER: which
+    sender: str | None = None
+    detail: str = ""
+    then_rejoin: str | None = None  # a placeholder that is also a reason to rejoin
+
+
+def commit_rejection(
+    exc: GroupChatError, epoch: int | None, ours: int, superseded_own: bool, ring_running: bool
+) -> Rejection:
+    """A commit (PublicMessage) the core refused; ``epoch`` is its header's, ``ours`` our epoch."""
+    if isinstance(exc, ReplayError):
+        return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
+    if isinstance(exc, EpochError):
+        e = -1 if epoch is None else epoch
+        if superseded_own or 0 <= e < ours:
+            return Rejection(Outcome.IGNORE, f"commit for epoch {e} lost the race to the one we applied")
+        if ring_running and e == ours:
+            # Another commit won this epoch and its ring is running: this one lost the race.
+            return Rejection(
+                Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
+            )
+        return Rejection(Outcome.REJOIN, wording.missed_commit(e, ours))
+    if isinstance(exc, InconsistentPathError | ConfirmationError):
+        return Rejection(Outcome.REJOIN, wording.cannot_follow_change(exc))
+    return Rejection(Outcome.WARN, wording.invalid_change(exc))
+
+
+def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
+    """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
+    our own echo twice) are normal under the relay's order; a confirmation that does not match our
+    secret means our view of the ring differs: rejoin. Anything else is fatal to the attempt (a
+    divergent round 1, values that do not add up): its timeout starts the next one."""
+    if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
+        return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
+    if confirmation and isinstance(exc, ConfirmationError):
+        return Rejection(Outcome.REJOIN, wording.cannot_follow_rekey(exc))
+    return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
+
+
+def message_rejection(exc: GroupChatError, epoch: int | None, ours: int, joined: int, code: str) -> Rejection:
+    """An application message we cannot read: which placeholder (and whether to rejoin)."""
+
+    def shown(reason: UnreadableReason, detail: str = "", sender: str | None = None) -> Rejection:
+        return Rejection(Outcome.PLACEHOLDER, reason=reason, sender=sender, detail=detail)
+
+    if isinstance(exc, EpochError) and epoch is not None:
+        if epoch < joined:
+            return shown(UnreadableReason.BEFORE_JOIN)
+        if epoch < ours:
+            return shown(UnreadableReason.EXPIRED_EPOCH, wording.sent_at_epoch(epoch))
+        return Rejection(
+            Outcome.PLACEHOLDER,
+            reason=UnreadableReason.POSSIBLE_FORK,
+            detail=wording.fork_detail(epoch, ours),
+            then_rejoin=wording.UNREACHABLE_EPOCH,
+        )
+    if isinstance(exc, DecryptionError) and epoch == ours:
+        return shown(UnreadableReason.POSSIBLE_FORK, wording.epoch_code_hint(ours, code))
+    if isinstance(exc, RemovedSenderError):
+        # The core checked the signature first, so the name is the sender's own.
+        return shown(UnreadableReason.AFTER_REMOVAL, wording.at_epoch(epoch), exc.name or None)
+    if isinstance(exc, UnknownMemberError | WrongGroupError):
+        return shown(UnreadableReason.UNKNOWN_SENDER, str(exc))
+    if isinstance(exc, SignatureError | DecryptionError | ReplayError | GenerationError | DecodeError):
+        return shown(UnreadableReason.TAMPERED, str(exc))
+    return shown(UnreadableReason.TAMPERED, f"{type(exc).__name__}: {exc}")

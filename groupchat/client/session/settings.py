@@ -1,0 +1,78 @@
+"""What a session is configured with, and the names it goes by on the relay and in the group.
+
+Pure: no I/O, no clock. :class:`SessionSettings` is checked when built, so a mistake is reported
+before connecting; :func:`member_id` and :func:`group_id_for_room` are the two derived names every
+member computes the same way (docs/session.md, "Room payloads").
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Final
+
+from ...core.errors import InvalidValueError, UsageError
+from ...core.identity import fingerprint, validate_display_name
+from ...relay_protocol import MAX_ID_LEN
+from .. import wording
+
+__all__ = ["AGENT", "MAX_FRAME", "MAX_TEXT_BYTES", "SessionSettings", "group_id_for_room", "member_id"]
+
+AGENT: Final = "groupchat-session/1"
+MAX_TEXT_BYTES: Final = 16 * 1024
+MAX_FRAME: Final = 4 << 20  # the largest websocket frame we accept before the relay's hello
+_GROUP_ID_PREFIX: Final = b"groupchat room:"
+
+
+@functools.lru_cache(maxsize=8192)
+def member_id(identity_key: bytes) -> bytes:
+    """Our relay member id: the identity fingerprint in compact form (32 hex digits)."""
+    return fingerprint(identity_key).replace(" ", "").encode("ascii")
+
+
+@functools.lru_cache(maxsize=8192)
+def cached_fingerprint(identity_key: bytes) -> str:
+    """The fingerprint of ``identity_key``, cached: the roster shows it for every member often."""
+    return fingerprint(identity_key)
+
+
+def group_id_for_room(room: str) -> bytes:
+    """The group id bound into every join request for ``room``, so a request is good for that
+    room's group only (threats.md §1.1: no request replayed into another group)."""
+    return _GROUP_ID_PREFIX + room.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """What a session needs to know; checked here so that a mistake is reported before connecting."""
+
+    relay_url: str
+    room: str
+    name: str
+    scheme: str = "tree"  # "tree" | "ring": for a group we create; a joiner follows the group's
+    add_timeout: float = 3.0  # seconds before the next member in line commits a pending Add
+    eviction_grace: float = 60.0  # offline longer than this -> removed by the others
+    update_interval: float = 600.0  # self-Update at least this often (seconds)...
+    update_every: int = 200  # ...or after this many messages sent, whichever first
+    reconnect_min: float = 0.2
+    reconnect_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.relay_url.startswith(("ws://", "wss://")):
+            raise UsageError(wording.bad_relay_url(self.relay_url))
+        room = self.room.encode("utf-8")
+        if not room or len(room) > MAX_ID_LEN:
+            raise UsageError(wording.bad_room_name(MAX_ID_LEN))
+        try:
+            validate_display_name(self.name)
+        except InvalidValueError as exc:
+            raise UsageError(wording.bad_display_name(self.name, exc)) from None
+        if self.scheme not in ("tree", "ring"):
+            raise UsageError(wording.bad_scheme(self.scheme))
+        for name in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
+            if not getattr(self, name) > 0:
+                raise UsageError(wording.not_positive(name))
+        if self.reconnect_min > self.reconnect_max:
+            raise UsageError(wording.RECONNECT_ORDER)
+        if self.update_every < 1:
+            raise UsageError(wording.UPDATE_EVERY_TOO_SMALL)

@@ -1,0 +1,337 @@
+"""The session machine's state and its few primitives: effects, notices, phase changes.
+
+:class:`MachineState` holds every field of the session machine (grouped by what owns it, see
+:mod:`.phases`) and the primitives the steps are written with: yield an effect and get its
+outcome (:meth:`_core`, :meth:`_send`), queue a notice (:meth:`_emit`), and change phase
+(:meth:`_enter`, the one place that does, with :meth:`_rejoin` and :meth:`_finish` on top). The
+steps themselves are in :mod:`.membership` (the group's life) and :mod:`.machine` (the relay and
+the room). Sans-I/O: no clock (``now`` comes with every input and reply), no socket, no thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final, TypeVar, cast
+
+from ...core.errors import UsageError
+from ...core.events import Member
+from ...core.group import Group, GroupConfig
+from ...core.identity import Identity, epoch_code, validate_display_name
+from ...relay_protocol import Join, Leave, Publish, SendTo
+from .. import wording
+from ..notices import (
+    ConnectionState,
+    Notice,
+    Placeholder,
+    RosterChanged,
+    RosterEntry,
+    StatusChanged,
+    TimelineEvent,
+    TimelineKind,
+    TreeView,
+    UnreadableReason,
+)
+from ..outbound_queue import OutboundQueue
+from ..room_payload import PayloadKind, RoomPayload
+from ..trust import TrustStore
+from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
+from .core_calls import CoreCall, Timed, TreeSnapshot
+from .phases import (
+    TRANSITIONS,
+    Arrival,
+    Creation,
+    Departure,
+    Duties,
+    Fresh,
+    Hold,
+    JoinAttempt,
+    Link,
+    Phase,
+    Trigger,
+    remember,
+)
+from .settings import SessionSettings, group_id_for_room, member_id
+from .updates import UpdateSchedule
+from .views import build_tree_view, roster_entries
+
+__all__ = ["MachineState"]
+
+log = logging.getLogger("groupchat.client.session")
+
+T = TypeVar("T")
+
+_NO_MEMBERS: Final[dict[int, Member]] = {}
+
+
+class MachineState:
+    """Every field of the session machine, and the primitives its steps use."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        identity: Identity,
+        trust: TrustStore,
+        *,
+        config: GroupConfig,
+        rand: Callable[[int], bytes],
+        now: float,
+    ) -> None:
+        self.settings = settings
+        self.identity = identity
+        self._trust = trust
+        self._config = config
+        self._rand = rand
+        self._me = member_id(identity.public_key)
+        self._room = settings.room.encode("utf-8")
+        self._group_id = group_id_for_room(settings.room)
+        self._name = validate_display_name(settings.name)
+        self._now = now
+        self._actions: list[Queued] = []
+        self._req_ids = 0
+
+        # Where we are (phases.py): the phase, its data, and the state objects that span phases.
+        self._phase = Phase.ARRIVING
+        self._phase_data: Creation | JoinAttempt | None = None
+        self._arrival = Arrival()
+        self._hold: Hold | None = None
+        self._duties = Duties()
+        self._departure: Departure | None = None
+
+        # The connection and the room: what the relay says (claims, never evidence).
+        self._link: Link | None = None
+        self._state = ConnectionState.CONNECTING
+        self._ever_connected = False
+        self._last_seq: int | None = None  # the last room seq we processed
+        self._gap_from: int | None = None  # last seq before a gap, to count what we missed
+        self._present: set[bytes] = set()
+        self._offline_since: dict[bytes, float] = {}
+        self._latency_ms: float | None = None
+        self._send_pause_until = 0.0  # after the relay said rate_limited
+        self._traffic_seen = False  # any group traffic in the room (decides create vs join)
+        self._buffer_dropped = 0  # core messages not kept while waiting for a welcome
+
+        # Our commits and updates.
+        self._updates = UpdateSchedule(settings.update_interval, settings.update_every, now)
+        self._old_commits: OrderedDict[bytes, None] = OrderedDict()  # ours, superseded or discarded
+
+        # Messages.
+        self._outbox = OutboundQueue(lambda: self._rand(8))
+        self._seen_ids: dict[bytes, OrderedDict[bytes, None]] = {}
+        self._placeholder_batch: dict[tuple[UnreadableReason, str | None, str], int] | None = None
+
+        # What the UI reads.
+        self._snapshot: TreeSnapshot | None = None
+        self._tree_view_cache: TreeView | None = None  # built on demand from _snapshot (see tree_view)
+        self._tree_watched = False  # a UI asked for the view: emit it at every change from then on
+        self._tree_changed: frozenset[int] = frozenset()  # nodes the last change gave new keys
+        self._epoch_codes: dict[int, str] = {}
+        self._warned_keys: set[tuple[str, bytes]] = set()
+        self._removal_reasons: dict[bytes, str] = {}  # identity key -> why it is being removed
+
+    # --- reading the hold ------------------------------------------------------------------------
+
+    @property
+    def _group(self) -> Group | None:
+        return self._hold.group if self._hold is not None else None
+
+    @property
+    def _members(self) -> dict[int, Member]:
+        return self._hold.members if self._hold is not None else _NO_MEMBERS
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    def _in_group(self) -> bool:
+        """We hold a group (a step may have dropped it since the caller looked)."""
+        return self._hold is not None
+
+    def _ended(self) -> bool:
+        """The session is over (a step may have ended it since the caller looked)."""
+        return self._phase is Phase.ENDED
+
+    # --- effects and queued actions -----------------------------------------------------------
+
+    def take_actions(self) -> list[Queued]:
+        """The notices and other actions queued since the last call, in order."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _do(self, effect: Effect) -> Step[object]:
+        reply = yield effect
+        if not isinstance(reply, Reply):
+            raise UsageError("a session machine step must be resumed with a Reply")
+        self._now = reply.now
+        return reply.value
+
+    def _core(self, call: CoreCall[T]) -> Step[T]:
+        """Run a core call (the glue decides where) and return its result."""
+        return cast(T, (yield from self._do(CallCore(call))))
+
+    def _send(self, frame: Join | Leave | Publish | SendTo) -> Step[bool]:
+        """Send a frame on the current connection; False if there is none or it closed."""
+        if self._link is None:
+            return False
+        return bool((yield from self._do(SendFrame(frame))))
+
+    def _next_req(self) -> int:
+        self._req_ids = self._req_ids % 0xFFFFFFFF + 1
+        return self._req_ids
+
+    def _publish(
+        self, kind: PayloadKind, body: bytes, what: str, to: bytes | None = None
+    ) -> Step[int | None]:
+        """Publish a room payload (or send it to ``to`` alone); returns the request id if sent."""
+        link = self._link
+        if link is None or not link.in_room:
+            return None
+        payload = RoomPayload(kind, body).encode()
+        if len(payload) > link.max_payload:
+            self._warn(wording.cannot_send_payload(what, len(payload), link.max_payload))
+            return None
+        req = self._next_req()
+        frame = Publish(req, self._room, payload) if to is None else SendTo(req, self._room, to, payload)
+        if not (yield from self._send(frame)):
+            return None
+        link.pending_acks[req] = (what, self._now)
+        return req
+
+    # --- phases: the one place that changes them --------------------------------------------
+
+    def _enter(
+        self, trigger: Trigger, data: Creation | JoinAttempt | None = None, hold: Hold | None = None
+    ) -> None:
+        """Take the transition ``(phase, trigger)`` of :data:`~.phases.TRANSITIONS`: the phase data
+        is replaced by ``data``, and the state objects the transition names are replaced whole."""
+        transition = TRANSITIONS.get((self._phase, trigger))
+        if transition is None:
+            raise UsageError(f"no transition from {self._phase.name} on {trigger.name}")
+        log.debug("phase %s -> %s (%s)", self._phase.name, transition.target.name, trigger.value)
+        self._phase = transition.target
+        self._phase_data = data
+        if transition.fresh & Fresh.ARRIVAL:
+            self._arrival = Arrival()
+        if transition.fresh & Fresh.HOLD:
+            self._hold = hold
+        if transition.fresh & Fresh.DUTIES:
+            self._duties = Duties()
+
+    def _rejoin(self, reason: str | None) -> None:
+        """Drop our group state and ask to be let in again with a fresh join request."""
+        if reason:
+            self._warn(reason)
+        if self._hold is not None and self._hold.own_commit is not None:
+            remember(self._old_commits, self._hold.own_commit.message)
+        if self._phase is not Phase.ENDED:
+            self._enter(Trigger.REJOIN)
+        self._outbox.requeue_in_flight()
+        self._set_state(ConnectionState.JOINING)
+        self._emit_roster()
+
+    def _finish(self, trigger: Trigger = Trigger.FINISH) -> Step[None]:
+        """End the session (``trigger``: FINISH, or REMOVED, which drops the group): say goodbye
+        to the room, and stop."""
+        if self._phase is Phase.ENDED:
+            return
+        self._enter(trigger)
+        link = self._link
+        if link is not None and link.in_room:
+            yield from self._send(Leave(self._next_req(), self._room))
+        self._actions.append(Stop())
+
+    # --- notices -----------------------------------------------------------------------------
+
+    def _emit(self, notice: Notice) -> None:
+        self._actions.append(Notify(notice))
+
+    def _warn(self, text: str) -> None:
+        self._emit(TimelineEvent(TimelineKind.WARNING, text))
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is not self._state:
+            self._state = state
+            self._emit_status()
+
+    def _emit_status(self) -> None:
+        self._emit(self.status)
+
+    def _emit_roster(self) -> None:
+        self._emit(RosterChanged(self.roster()))
+
+    def _placeholder(self, reason: UnreadableReason, sender: str | None, detail: str, count: int = 1) -> None:
+        if self._placeholder_batch is not None and reason is UnreadableReason.BEFORE_JOIN:
+            key = (reason, sender, detail)
+            self._placeholder_batch[key] = self._placeholder_batch.get(key, 0) + count
+            return
+        self._emit(Placeholder(reason, count, sender, detail))
+
+    def _flush_placeholders(self) -> None:
+        batch, self._placeholder_batch = self._placeholder_batch, None
+        for (reason, sender, detail), count in (batch or {}).items():
+            self._emit(Placeholder(reason, count, sender, detail))
+
+    def _code(self) -> str:
+        group = self._group
+        return self._epoch_codes.get(group.epoch, "") if group is not None else ""
+
+    def _adopt(self, timed: Timed, *, announce: bool = True) -> None:
+        """Take the core's snapshot of the group after a change (roster, tree, epoch code).
+
+        With ``announce`` it also emits the roster and the status; an epoch change does that
+        itself, once, after everything else (a roster notice costs O(members) at every member).
+        """
+        snap, hold = timed.snapshot, self._hold
+        if snap is None or hold is None:
+            return
+        before = self._snapshot
+        self._snapshot = snap
+        hold.members = {m.leaf: m for m in snap.members}
+        if announce:
+            self._emit_roster()
+            self._emit_status()
+        group = hold.group
+        if group.joining:  # a ring joiner has no code for the epoch before it joined
+            return
+        self._epoch_codes[snap.epoch] = epoch_code(group.epoch_authenticator)
+        self._tree_changed = (
+            frozenset(range(len(snap.members))) if group.scheme == "ring" else snap.changed_since(before)
+        )
+        self._tree_view_cache = None
+        if self._tree_watched:  # only once a UI asked for the view: most members never look
+            self._emit(self.tree_view())
+
+    # --- what the UI reads ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> StatusChanged:
+        group = self._group
+        epoch = group.epoch if group is not None and not group.joining else None
+        ring = self._hold.ring if self._hold is not None else None
+        return StatusChanged(
+            connection=self._state,
+            relay=self.settings.relay_url,
+            room=self.settings.room,
+            scheme=group.scheme if group is not None else self.settings.scheme,
+            member_count=len(self._members),
+            epoch=epoch,
+            epoch_code=self._epoch_codes.get(epoch) if epoch is not None else None,
+            latency_ms=self._latency_ms,
+            rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
+        )
+
+    def roster(self) -> tuple[RosterEntry, ...]:
+        return roster_entries(
+            self._members, self.identity.public_key, self._link is not None, self._present, self._trust
+        )
+
+    def tree_view(self) -> TreeView:
+        """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""
+        self._tree_watched = True
+        snap, group = self._snapshot, self._group
+        if self._tree_view_cache is None:
+            if snap is None or group is None or group.joining:
+                return TreeView(group.scheme if group else "tree", 0, ())
+            self._tree_view_cache = build_tree_view(snap, self._tree_changed)
+        return self._tree_view_cache

@@ -1,0 +1,139 @@
+"""The session's policy modules, pure: the rejection table, updates, rejoin, the phase table."""
+
+from __future__ import annotations
+
+import pytest
+
+from groupchat.client.notices import UnreadableReason
+from groupchat.client.session.phases import TRANSITIONS, Fresh, Phase, Trigger
+from groupchat.client.session.rejections import Outcome, commit_rejection, message_rejection, ring_rejection
+from groupchat.client.session.rejoin import (
+    AfterRemoval,
+    after_removal,
+    creation_turn,
+    join_republish_delay,
+    should_create,
+)
+from groupchat.client.session.updates import UpdateSchedule
+from groupchat.core.errors import (
+    ConfirmationError,
+    DecryptionError,
+    EpochError,
+    InconsistentPathError,
+    InvalidCommitError,
+    RemovedSenderError,
+    ReplayError,
+    SignatureError,
+    UnknownMemberError,
+)
+from groupchat.core.schemes.ring_errors import WrongAttemptError
+
+# --- the rejection table (docs/session.md, "Forks and rejections") ----------------------------
+
+
+def test_commit_rejections_follow_the_table() -> None:
+    assert commit_rejection(ReplayError("x"), 3, 5, False, False).outcome is Outcome.IGNORE
+    assert commit_rejection(EpochError("x"), 3, 5, False, False).outcome is Outcome.IGNORE  # a lost race
+    assert commit_rejection(EpochError("x"), 9, 5, True, False).outcome is Outcome.IGNORE  # one of ours
+    assert commit_rejection(EpochError("x"), 5, 5, False, True).outcome is Outcome.IGNORE  # the ring's winner
+    later = commit_rejection(EpochError("x"), 7, 5, False, False)
+    assert later.outcome is Outcome.REJOIN and "a commit for epoch 7, we are at 5" in later.text
+    for exc in (InconsistentPathError("p"), ConfirmationError("c")):
+        r = commit_rejection(exc, 5, 5, False, False)
+        assert r.outcome is Outcome.REJOIN and r.text.startswith("cannot follow the last change to the group")
+    r = commit_rejection(InvalidCommitError("bad"), 5, 5, False, False)
+    assert r.outcome is Outcome.WARN and r.text == "ignored an invalid change to the group: bad"
+
+
+def test_ring_rejections_follow_the_table() -> None:
+    assert ring_rejection(WrongAttemptError(1, 2, "bob"), False).outcome is Outcome.IGNORE
+    assert ring_rejection(ConfirmationError("c"), True).outcome is Outcome.REJOIN
+    assert ring_rejection(ConfirmationError("c"), False).outcome is Outcome.WARN
+
+
+@pytest.mark.parametrize(
+    ("exc", "epoch", "reason", "rejoin"),
+    [
+        (EpochError("e"), 1, UnreadableReason.BEFORE_JOIN, False),
+        (EpochError("e"), 3, UnreadableReason.EXPIRED_EPOCH, False),
+        (EpochError("e"), 9, UnreadableReason.POSSIBLE_FORK, True),
+        (DecryptionError("d"), 5, UnreadableReason.POSSIBLE_FORK, False),
+        (UnknownMemberError("u"), 5, UnreadableReason.UNKNOWN_SENDER, False),
+        (SignatureError("s"), 5, UnreadableReason.TAMPERED, False),
+        (DecryptionError("d"), 4, UnreadableReason.TAMPERED, False),
+    ],
+)
+def test_message_rejections_follow_the_table(
+    exc: Exception, epoch: int, reason: UnreadableReason, rejoin: bool
+) -> None:
+    r = message_rejection(exc, epoch, ours=5, joined=2, code="1234")  # type: ignore[arg-type]
+    assert r.outcome is Outcome.PLACEHOLDER and r.reason is reason
+    assert (r.then_rejoin is not None) is rejoin
+
+
+def test_a_removed_sender_is_named() -> None:
+    exc = RemovedSenderError("gone", 2, "carol")
+    r = message_rejection(exc, 4, ours=5, joined=0, code="")
+    assert r.reason is UnreadableReason.AFTER_REMOVAL and r.sender == "carol" and r.detail == "epoch 4"
+
+
+# --- updates ---------------------------------------------------------------------------------
+
+
+def test_updates_are_due_by_reason_age_or_count() -> None:
+    u = UpdateSchedule(interval=600.0, every=3, last_update=100.0)
+    assert not u.due(200.0, wanted=False)
+    assert u.due(200.0, wanted=True)
+    assert u.due(700.0, wanted=False)
+    u.sent_since = 3
+    assert u.due(200.0, wanted=False) and u.hold_messages()
+    u.committed(250.0, update=True)
+    assert u.last_update == 250.0 and u.sent_since == 0 and not u.hold_messages()
+
+
+def test_lost_races_pause_within_a_doubling_window() -> None:
+    u = UpdateSchedule(interval=600.0, every=200, last_update=0.0)
+    windows = []
+    for _ in range(9):
+        u.lost(10.0, lambda n: b"\xff" * n)  # the top of each window
+        windows.append(round(u.not_before - 10.0, 3))
+    assert windows[:3] == [0.1, 0.2, 0.4] and max(windows) <= 5.0
+    assert not u.may_commit(10.0) and u.may_commit(10.0 + windows[-1])
+    u.committed(20.0, update=False)
+    assert u.losses == 0
+
+
+# --- rejoin ------------------------------------------------------------------------------------
+
+
+def test_creators_take_turns_by_member_id() -> None:
+    assert should_create(False, set(), b"m", 0.0, 0.0, 3.0)  # alone
+    assert not should_create(True, set(), b"m", 0.0, 0.0, 3.0)  # the room had traffic
+    assert creation_turn({b"a", b"z"}, b"m", 10.0, 3.0) == 13.0  # second in line
+    assert not should_create(False, {b"a"}, b"m", 10.0, 12.9, 3.0)
+    assert should_create(False, {b"a"}, b"m", 10.0, 13.0, 3.0)
+
+
+def test_join_requests_are_published_again_with_backoff() -> None:
+    assert [join_republish_delay(3.0, n) for n in range(6)] == [3.0, 6.0, 12.0, 24.0, 30.0, 30.0]
+
+
+def test_what_a_removal_means() -> None:
+    assert after_removal(leaving=True, caught_up=True) is AfterRemoval.LEFT
+    assert after_removal(leaving=False, caught_up=False) is AfterRemoval.REJOIN
+    assert after_removal(leaving=False, caught_up=True) is AfterRemoval.ENDED
+
+
+# --- the phase table ----------------------------------------------------------------------------
+
+
+def test_every_live_phase_can_rejoin_and_finish_and_only_rejoin_forgets_duties() -> None:
+    for phase in (Phase.ARRIVING, Phase.CREATING, Phase.JOINING, Phase.MEMBER):
+        assert TRANSITIONS[(phase, Trigger.REJOIN)].target is Phase.ARRIVING
+        assert TRANSITIONS[(phase, Trigger.FINISH)].target is Phase.ENDED
+    with_duties = [key for key, t in TRANSITIONS.items() if t.fresh & Fresh.DUTIES]
+    assert {trigger for _, trigger in with_duties} == {Trigger.REJOIN}
+    assert (Phase.ENDED, Trigger.REJOIN) not in TRANSITIONS
+    # A lost creation race keeps what we saw while arriving; a welcome consumes it.
+    assert not TRANSITIONS[(Phase.CREATING, Trigger.CREATION_LOST)].fresh & Fresh.ARRIVAL
+    assert TRANSITIONS[(Phase.JOINING, Trigger.WELCOMED)].fresh & Fresh.ARRIVAL
