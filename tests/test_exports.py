@@ -67,7 +67,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.core_calls': [
         'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
-        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'PollRing', 'Receive', 'Timed', 'TreeSnapshot',
+        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed', 'TreeSnapshot',
         'snapshot',
     ],
     'groupchat.client.session.driver': [
@@ -87,7 +87,7 @@ PUBLIC: dict[str, list[str]] = {
         'SessionMachine',
     ],
     'groupchat.client.session.membership': [
-        'Membership', 'message_epoch',
+        'Membership',
     ],
     'groupchat.client.session.phases': [
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
@@ -189,6 +189,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.outbox': [
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
+    ],
+    'groupchat.core.peek': [
+        'MessageKind', 'Peek', 'peek',
     ],
     'groupchat.core.schemes': [
         'AttemptFailedError', 'DivergentViewError', 'EquivocationError', 'RING_WIRE_FORMAT',

@@ -54,7 +54,8 @@ is a :class:`ConfigError`. A well-formed Welcome whose content is wrong is an
 
 Fields a caller needs ride on the error: :class:`EpochError` has ``epoch`` (the message's) and
 ``current`` (ours); every :class:`RemoteError` raised about material whose signature we checked
-names its signer in ``signer`` (leaf) and ``signer_name`` (``None``/``""`` when unknown).
+names its signer in ``signer`` (leaf) and ``signer_name`` (``None``/``""`` when unknown), and every
+refusal from ``Group.receive`` carries the epoch the message claimed in ``epoch``.
 The relay's own error frames are not exceptions of the core: the session shows them as claims.
 """
 
@@ -115,6 +116,9 @@ class RemoteError(GroupChatError):
 
     signer: int | None = None
     signer_name: str = ""
+    # The epoch the refused message claimed (its public header, unauthenticated; for an EpochError
+    # the one the core judged), set by Group.receive; None when it did not parse that far.
+    epoch: int | None = None
 
     def signed_by(self, leaf: int, name: str) -> RemoteError:
         """Record who signed the refused material (only if the signature was checked); returns self."""

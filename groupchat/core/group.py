@@ -34,14 +34,13 @@ from .epoch.machine import Input, Phase, check_transition
 from .epoch.protection import Protection
 from .epoch.state import GroupConfig, GroupState
 from .epoch.wire import RING_CONFIRM_WIRE_FORMAT, SCHEME_EXTENSION, TREE_EXTENSION, scheme_extension
-from .errors import ConfigError, InvalidValueError, UsageError
+from .errors import ConfigError, RemoteError, UsageError
 from .events import Event, Member, RekeyTimedOut
 from .identity import MAX_GROUP_ID, Identity, JoinRequest
 from .key_schedule import GroupContext, derive_epoch_secrets, exporter
-from .message_protection import WireFormat
 from .outbox import Outbound
+from .peek import MessageKind, peek
 from .schemes.registry import DEFAULT_SCHEME, scheme_class
-from .schemes.ring_errors import RingTimeoutError
 from .schemes.ring_message import RING_WIRE_FORMAT
 from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
 
@@ -54,13 +53,13 @@ __all__ = [
     "GroupState",
 ]
 
-# Which input of the epoch machine a message is, by its wire format (bytes 2..4 of every message).
-_WIRE_INPUTS: Final = {
-    WireFormat.PUBLIC_MESSAGE: Input.RECEIVE_COMMIT,
-    WireFormat.PRIVATE_MESSAGE: Input.RECEIVE_MESSAGE,
-    RING_WIRE_FORMAT: Input.RECEIVE_HANDSHAKE,
-    RING_CONFIRM_WIRE_FORMAT: Input.RECEIVE_HANDSHAKE,
-    WireFormat.WELCOME: Input.RECEIVE_WELCOME,
+# Which input of the epoch machine a message is, by the kind its public header claims (peek.py).
+_KIND_INPUTS: Final = {
+    MessageKind.COMMIT: Input.RECEIVE_COMMIT,
+    MessageKind.APPLICATION: Input.RECEIVE_MESSAGE,
+    MessageKind.ROUND: Input.RECEIVE_HANDSHAKE,
+    MessageKind.CONFIRMATION: Input.RECEIVE_HANDSHAKE,
+    MessageKind.WELCOME: Input.RECEIVE_WELCOME,
 }
 
 
@@ -213,20 +212,23 @@ class Group(Joining, Protection):
         """Process one message from the relay; raise and change nothing if it is not acceptable."""
         self._require(Input.RECEIVE_MESSAGE)  # allowed in every phase but REMOVED
         self._expire_previous_epoch()
-        if len(data) < 4:
-            raise InvalidValueError(f"message of {len(data)} bytes is too short to have a header")
-        wire_format = int.from_bytes(data[2:4], "big")
-        inp = _WIRE_INPUTS.get(wire_format)
-        if inp is None:
-            raise InvalidValueError(f"unknown wire format {wire_format}")
+        claim = peek(data)
+        inp = _KIND_INPUTS[claim.kind]
         self._require(inp)
         before = self.phase
-        if inp is Input.RECEIVE_COMMIT:
-            event = self._receive_commit(data)
-        elif inp is Input.RECEIVE_MESSAGE:
-            event = self._receive_private(data)
-        else:
-            event = self._receive_handshake(wire_format, data)
+        try:
+            if inp is Input.RECEIVE_COMMIT:
+                event = self._receive_commit(data)
+            elif inp is Input.RECEIVE_MESSAGE:
+                event = self._receive_private(data)
+            else:
+                confirmation = claim.kind is MessageKind.CONFIRMATION
+                wire_format = RING_CONFIRM_WIRE_FORMAT if confirmation else RING_WIRE_FORMAT
+                event = self._receive_handshake(wire_format, data)
+        except RemoteError as exc:
+            if exc.epoch is None:
+                exc.epoch = claim.epoch  # so no caller re-reads the header to word the refusal
+            raise
         check_transition(before, inp, self.phase)
         return event
 
@@ -242,18 +244,6 @@ class Group(Joining, Protection):
         event = self._tick()
         check_transition(before, Input.POLL, self.phase)
         return event
-
-    def poll(self) -> None:
-        """Deprecated form of :meth:`tick` for callers written before it: raises the timeout.
-
-        On a timeout it raises :class:`~groupchat.core.schemes.ring_errors.RingTimeoutError`
-        (naming the members whose message is missing) *after* queuing our proposal of the next
-        attempt in :meth:`data_to_send`; that raise is the one exception of the core that does not
-        mean "rejected, nothing changed". Use :meth:`tick`.
-        """
-        timed_out = self.tick()
-        if timed_out is not None:
-            raise RingTimeoutError(timed_out.round, timed_out.attempt, timed_out.missing)
 
     def data_to_send(self) -> list[Outbound]:
         """Everything the protocol requires us to send now, in order; call after every call into the group.

@@ -19,8 +19,10 @@ from groupchat.core.errors import (
     ConfirmationError,
     DecryptionError,
     EpochError,
+    GroupChatError,
     InconsistentPathError,
     InvalidCommitError,
+    RemoteError,
     RemovedSenderError,
     ReplayError,
     SignatureError,
@@ -31,17 +33,27 @@ from groupchat.core.schemes.ring_errors import WrongAttemptError
 # --- the rejection table (docs/session.md, "Forks and rejections") ----------------------------
 
 
+def _at(exc: GroupChatError, epoch: int) -> GroupChatError:
+    """The refusal as Group.receive raises it: carrying the epoch the message claimed."""
+    assert isinstance(exc, RemoteError)
+    if exc.epoch is None:
+        exc.epoch = epoch
+    return exc
+
+
 def test_commit_rejections_follow_the_table() -> None:
-    assert commit_rejection(ReplayError("x"), 3, 5, False, False).outcome is Outcome.IGNORE
-    assert commit_rejection(EpochError("x"), 3, 5, False, False).outcome is Outcome.IGNORE  # a lost race
-    assert commit_rejection(EpochError("x"), 9, 5, True, False).outcome is Outcome.IGNORE  # one of ours
-    assert commit_rejection(EpochError("x"), 5, 5, False, True).outcome is Outcome.IGNORE  # the ring's winner
-    later = commit_rejection(EpochError("x"), 7, 5, False, False)
+    assert commit_rejection(_at(ReplayError("x"), 3), 5, False, False).outcome is Outcome.IGNORE
+    assert commit_rejection(_at(EpochError("x"), 3), 5, False, False).outcome is Outcome.IGNORE  # a lost race
+    assert commit_rejection(_at(EpochError("x"), 9), 5, True, False).outcome is Outcome.IGNORE  # one of ours
+    assert (
+        commit_rejection(_at(EpochError("x"), 5), 5, False, True).outcome is Outcome.IGNORE
+    )  # the ring's winner
+    later = commit_rejection(_at(EpochError("x"), 7), 5, False, False)
     assert later.outcome is Outcome.REJOIN and "a commit for epoch 7, we are at 5" in later.text
     for exc in (InconsistentPathError("p"), ConfirmationError("c")):
-        r = commit_rejection(exc, 5, 5, False, False)
+        r = commit_rejection(_at(exc, 5), 5, False, False)
         assert r.outcome is Outcome.REJOIN and r.text.startswith("cannot follow the last change to the group")
-    r = commit_rejection(InvalidCommitError("bad"), 5, 5, False, False)
+    r = commit_rejection(_at(InvalidCommitError("bad"), 5), 5, False, False)
     assert r.outcome is Outcome.WARN and r.text == "ignored an invalid change to the group: bad"
 
 
@@ -66,14 +78,14 @@ def test_ring_rejections_follow_the_table() -> None:
 def test_message_rejections_follow_the_table(
     exc: Exception, epoch: int, reason: UnreadableReason, rejoin: bool
 ) -> None:
-    r = message_rejection(exc, epoch, ours=5, joined=2, code="1234")  # type: ignore[arg-type]
+    r = message_rejection(_at(exc, epoch), ours=5, joined=2, code="1234")  # type: ignore[arg-type]
     assert r.outcome is Outcome.PLACEHOLDER and r.reason is reason
     assert (r.then_rejoin is not None) is rejoin
 
 
 def test_a_removed_sender_is_named() -> None:
     exc = RemovedSenderError("gone", 2, "carol")
-    r = message_rejection(exc, 4, ours=5, joined=0, code="")
+    r = message_rejection(_at(exc, 4), ours=5, joined=0, code="")
     assert r.reason is UnreadableReason.AFTER_REMOVAL and r.sender == "carol" and r.detail == "epoch 4"
 
 

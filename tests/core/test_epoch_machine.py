@@ -15,7 +15,6 @@ from groupchat.core.events import EpochChanged, RekeyTimedOut, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.outbox import OutboundKind
-from groupchat.core.schemes.ring_errors import RingTimeoutError
 
 M, C, A, F, J, R = (
     Phase.MEMBER,
@@ -237,16 +236,6 @@ def test_tick_returns_the_timeout_as_an_event_once_per_attempt() -> None:
     assert [o.kind for o in a.data_to_send()] == [OutboundKind.HANDSHAKE]  # our next attempt
     assert a.tick() is None  # once per attempt
     assert a.phase is A
-
-
-def test_poll_still_raises_the_timeout_for_callers_written_before_tick() -> None:
-    room = _RingRoom()
-    a, _ = _ring_pair(room)
-    room.clock.now += 3600
-    with pytest.raises(RingTimeoutError, match="timed out waiting for 'b'") as info:
-        a.poll()
-    assert [m.display_name for m in info.value.missing] == ["b"] and info.value.attempt == 0
-    assert [o.kind for o in a.data_to_send()] == [OutboundKind.HANDSHAKE]
 
 
 def test_a_refused_commit_names_the_member_who_signed_it_and_epoch_errors_carry_both_epochs() -> None:

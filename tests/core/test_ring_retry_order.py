@@ -5,11 +5,9 @@ switches at the same point when the retry comes first."""
 
 from __future__ import annotations
 
-import pytest
 from ring_room import Room, grown
 
-from groupchat.core.events import EpochChanged
-from groupchat.core.schemes.ring_errors import RingTimeoutError
+from groupchat.core.events import EpochChanged, RekeyTimedOut
 
 
 def _m2_sends_round1_then_goes_silent() -> Room:
@@ -32,9 +30,11 @@ def _m2_sends_round1_then_goes_silent() -> Room:
 def _m0_times_out() -> Room:
     room = _m2_sends_round1_then_goes_silent()
     room.clock.now += 31  # m0 notices; m1 has not polled yet
-    with pytest.raises(RingTimeoutError, match="round 2 of attempt 0 timed out waiting for 'm2'"):
-        room.members["m0"].poll()
-    room.members["m0"].poll()  # once per attempt: the proposal is on its way
+    timed_out = room.members["m0"].tick()
+    assert isinstance(timed_out, RekeyTimedOut)
+    assert (timed_out.round, timed_out.attempt) == (2, 0)
+    assert [m.display_name for m in timed_out.missing] == ["m2"]
+    assert room.members["m0"].tick() is None  # once per attempt: the proposal is on its way
     return room
 
 

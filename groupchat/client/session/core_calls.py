@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from ...core import tree_math as tm
-from ...core.events import EpochChanged, Event, Member
+from ...core.events import EpochChanged, Event, Member, RekeyTimedOut
 from ...core.group import Group, GroupConfig, GroupState
 from ...core.identity import Identity, JoinRequest, PendingJoin
 from ...core.outbox import Outbound
@@ -36,8 +36,8 @@ __all__ = [
     "Encrypt",
     "MakeJoinRequest",
     "OpenWelcome",
-    "PollRing",
     "Receive",
+    "TickRing",
     "Timed",
     "TreeSnapshot",
     "snapshot",
@@ -253,10 +253,10 @@ class DrainOutbox(CoreCall[list[Outbound]]):
 
 
 @dataclass(frozen=True, slots=True)
-class PollRing(CoreCall[None]):
-    """Check a running ring's round deadline (the core's clock); raises RingTimeoutError."""
+class TickRing(CoreCall[RekeyTimedOut | None]):
+    """Check a running ring's round deadline (the core's clock): the timeout, if one passed."""
 
     group: Group
 
-    def run(self) -> None:
-        self.group.poll()
+    def run(self) -> RekeyTimedOut | None:
+        return self.group.tick()

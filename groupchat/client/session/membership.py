@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
-from ...core.codec import Reader
 from ...core.errors import GroupChatError
 from ...core.events import (
     EpochChanged,
@@ -22,12 +21,8 @@ from ...core.events import (
     RekeyProgress,
     RemovedFromGroup,
 )
-from ...core.group import RING_CONFIRM_WIRE_FORMAT
-from ...core.identity import MAX_GROUP_ID
-from ...core.message_protection import WireFormat
 from ...core.outbox import Joiner, OutboundKind
-from ...core.schemes.ring_errors import RingTimeoutError
-from ...core.schemes.ring_message import RING_WIRE_FORMAT
+from ...core.peek import MessageKind, Peek, peek
 from .. import wording
 from ..app_content import AppContent, ContentKind
 from ..coordinator import plan_commit
@@ -49,8 +44,8 @@ from .core_calls import (
     DrainOutbox,
     Encrypt,
     OpenWelcome,
-    PollRing,
     Receive,
+    TickRing,
     Timed,
 )
 from .duties import online_leaves, open_duties
@@ -61,24 +56,10 @@ from .settings import member_id
 from .state import MachineState, log
 from .views import describe_epoch, epoch_kind
 
-__all__ = ["Membership", "message_epoch"]
+__all__ = ["Membership"]
 
 _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
-
-
-def message_epoch(data: bytes) -> int | None:
-    """The epoch in a core message's public header (PublicMessage and PrivateMessage both start
-    ``version, wire_format, group_id<V>, epoch``), or None if it does not parse that far. The
-    header is not authenticated until the core has checked the message: only a hint."""
-    try:
-        r = Reader(data, "message header")
-        r.u16("version")
-        r.u16("wire_format")
-        r.opaque("group_id", MAX_GROUP_ID)
-        return r.u64("epoch")
-    except GroupChatError:
-        return None
 
 
 class Membership(MachineState):
@@ -131,11 +112,11 @@ class Membership(MachineState):
             for data in buffered:
                 if not self._in_group():
                     break
-                epoch = message_epoch(data)
-                if epoch is not None and epoch < group.epoch:
+                claim = _claim(data)
+                if claim is not None and claim.epoch is not None and claim.epoch < group.epoch:
                     # Older than anything we can hold keys for: the core would only refuse it by
                     # its epoch, so we spare it the call (a long room log makes many of these).
-                    if int.from_bytes(data[2:4], "big") == WireFormat.PRIVATE_MESSAGE:
+                    if claim.kind is MessageKind.APPLICATION:
                         self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
                     continue
                 yield from self._on_core(data)
@@ -157,24 +138,19 @@ class Membership(MachineState):
             else:
                 self._buffer_dropped += 1
             return
-        wire = int.from_bytes(data[2:4], "big") if len(data) >= 4 else -1
         try:
             event, timed = yield from self._core(Receive(hold.group, data, self._snapshot))
         except GroupChatError as exc:
             group = hold.group
-            if wire == WireFormat.PUBLIC_MESSAGE:
+            claim = _claim(data)
+            kind = claim.kind if claim is not None else None
+            if kind is MessageKind.COMMIT:
                 ring_running = hold.ring is not None
-                self._carry_out(
-                    commit_rejection(
-                        exc, message_epoch(data), group.epoch, data in self._old_commits, ring_running
-                    )
-                )
-            elif wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT):
-                self._carry_out(ring_rejection(exc, wire == RING_CONFIRM_WIRE_FORMAT))
+                self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
+            elif kind in (MessageKind.ROUND, MessageKind.CONFIRMATION):
+                self._carry_out(ring_rejection(exc, kind is MessageKind.CONFIRMATION))
             else:
-                self._carry_out(
-                    message_rejection(exc, message_epoch(data), group.epoch, hold.joined_epoch, self._code())
-                )
+                self._carry_out(message_rejection(exc, group.epoch, hold.joined_epoch, self._code()))
             return
         own = hold.own_commit
         if own is not None and isinstance(event, RekeyProgress) and data == own.message:
@@ -364,15 +340,17 @@ class Membership(MachineState):
         if hold is None or ring is None or not ring_driver.poll_due(ring, now):
             return
         try:
-            yield from self._core(PollRing(hold.group))
-            yield from self._send_core_outbox()  # e.g. our confirmation, when the committer's never came
-        except RingTimeoutError as exc:
-            ring.timeouts += 1
-            names = ", ".join(m.display_name for m in exc.missing)
-            self._warn(wording.ring_timed_out(ring.epoch, names, exc.round, self.settings.eviction_grace))
-            yield from self._send_core_outbox()
+            timed_out = yield from self._core(TickRing(hold.group))
         except GroupChatError as exc:
-            log.warning("polling the ring failed: %s", exc)
+            log.warning("checking the ring's deadline failed: %s", exc)
+            return
+        if timed_out is not None:
+            ring.timeouts += 1
+            names = ", ".join(m.display_name for m in timed_out.missing)
+            grace = self.settings.eviction_grace
+            self._warn(wording.ring_timed_out(ring.epoch, names, timed_out.round, grace))
+        # Our proposal of the next attempt, or our confirmation when the committer's never came.
+        yield from self._send_core_outbox()
 
     def _maybe_restart_ring(self, now: float) -> Step[None]:
         """After a ring timed out, remove the members it waits for who are offline past the eviction
@@ -524,3 +502,11 @@ class Membership(MachineState):
                 self._warned_keys.add((m.display_name, m.identity_key))
                 self._warn(wording.key_changed(m.display_name, m.fingerprint))
         self._emit_roster()
+
+
+def _claim(data: bytes) -> Peek | None:
+    """What the message's public header claims (the core's reading; unauthenticated), if anything."""
+    try:
+        return peek(data)
+    except GroupChatError:
+        return None

@@ -20,6 +20,7 @@ from ...core.errors import (
     GenerationError,
     GroupChatError,
     InconsistentPathError,
+    RemoteError,
     RemovedSenderError,
     ReplayError,
     SignatureError,
@@ -50,14 +51,12 @@ class Rejection:
     then_rejoin: str | None = None  # a placeholder that is also a reason to rejoin
 
 
-def commit_rejection(
-    exc: GroupChatError, epoch: int | None, ours: int, superseded_own: bool, ring_running: bool
-) -> Rejection:
-    """A commit (PublicMessage) the core refused; ``epoch`` is its header's, ``ours`` our epoch."""
+def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_running: bool) -> Rejection:
+    """A commit (PublicMessage) the core refused (``exc.epoch``: the commit's); ``ours`` our epoch."""
     if isinstance(exc, ReplayError):
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
     if isinstance(exc, EpochError):
-        e = -1 if epoch is None else epoch
+        e = -1 if exc.epoch is None else exc.epoch
         if superseded_own or 0 <= e < ours:
             return Rejection(Outcome.IGNORE, f"commit for epoch {e} lost the race to the one we applied")
         if ring_running and e == ours:
@@ -83,8 +82,10 @@ def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 
 
-def message_rejection(exc: GroupChatError, epoch: int | None, ours: int, joined: int, code: str) -> Rejection:
-    """An application message we cannot read: which placeholder (and whether to rejoin)."""
+def message_rejection(exc: GroupChatError, ours: int, joined: int, code: str) -> Rejection:
+    """An application message we cannot read (``exc.epoch``: its epoch): which placeholder, and
+    whether to rejoin."""
+    epoch = exc.epoch if isinstance(exc, RemoteError) else None
 
     def shown(reason: UnreadableReason, detail: str = "", sender: str | None = None) -> Rejection:
         return Rejection(Outcome.PLACEHOLDER, reason=reason, sender=sender, detail=detail)
