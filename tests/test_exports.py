@@ -284,6 +284,16 @@ PUBLIC: dict[str, list[str]] = {
         'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'decode', 'decode_client',
         'decode_server', 'deliver_prefix', 'deliver_rest', 'encode', 'error_code_for', 'max_payload_for',
     ],
+    'groupchat.relay_protocol.codec': [
+        'decode', 'decode_client', 'decode_server', 'deliver_prefix', 'deliver_rest', 'encode',
+        'error_code_for'
+    ],
+    'groupchat.relay_protocol.frames': [
+        'Ack', 'ClientFrame', 'DEFAULT_MAX_FRAME', 'Deliver', 'ENVELOPE_VERSION', 'Error', 'ErrorCode',
+        'Frame', 'FrameType', 'Hello', 'Join', 'Joined', 'Leave', 'MAX_CODE_LEN', 'MAX_ID_LEN',
+        'MAX_MEMBERS_LISTED', 'MAX_REASON_LEN', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
+        'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'max_payload_for'
+    ],
     'groupchat.tui': [
         'ChatApp', 'run_chat',
     ],
