@@ -190,7 +190,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.bench.scene': [
         'COMMITTER', 'COMMITTER_SIBLING', 'CREATOR', 'GROUP_ID', 'Scene', 'VICTIM', 'VICTIM_SIBLING',
-        'build_group', 'deliver', 'lca_level',
+        'build_group', 'deliver', 'lca_level', 'take_welcome',
     ],
     'groupchat.lab.bench.session': [
         'main',

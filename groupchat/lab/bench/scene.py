@@ -23,6 +23,7 @@ from ...core.commit import MAX_OPERATIONS
 from ...core.events import EpochChanged
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
+from ...core.outbox import OutboundKind
 
 __all__ = [
     "COMMITTER",
@@ -35,6 +36,7 @@ __all__ = [
     "build_group",
     "deliver",
     "lca_level",
+    "take_welcome",
 ]
 
 GROUP_ID: Final = b"bench-rekey"
@@ -83,6 +85,20 @@ class Scene:
             raise RuntimeError(f"held members disagree on the epoch at n={self.n}: {self.held}")
 
 
+def take_welcome(committer: Group, joiners: int) -> bytes:
+    """Drain the Welcome of ``committer``'s applied add commit from its ``data_to_send()``.
+
+    The core queues one item per joiner, all the same bytes; anything else in the outbox (a commit
+    the protocol asks for) would change what the bench measures, so it is an error. Call it outside
+    the timed sections.
+    """
+    items = committer.data_to_send()
+    welcomes = {item.data for item in items if item.kind is OutboundKind.WELCOME}
+    if len(items) != joiners or len(welcomes) != 1 or any(i.kind is not OutboundKind.WELCOME for i in items):
+        raise RuntimeError(f"expected {joiners} copies of one Welcome in the outbox, got {items}")
+    return welcomes.pop()
+
+
 def build_group(n: int, config: GroupConfig) -> Scene:
     """Create an n-member group in commits of ≤ MAX_OPERATIONS adds; only measured members join.
 
@@ -102,18 +118,16 @@ def build_group(n: int, config: GroupConfig) -> Scene:
     while next_leaf < n:
         batch = [scene.pending_join() for _ in range(min(MAX_OPERATIONS, n - next_leaf))]
         msg = creator.commit(add=[pj.request for pj in batch])
-        welcome: bytes | None = None
         for leaf, group in scene.held.items():
             event = group.receive(msg)
             assert isinstance(event, EpochChanged)
             if leaf == CREATOR:
-                welcome = event.welcome
                 got = [m.leaf for m in event.added]
                 if got != list(range(next_leaf, next_leaf + len(batch))):
                     raise RuntimeError(
                         f"adds landed on leaves {got}, expected them in order from {next_leaf}"
                     )
-        assert welcome is not None
+        welcome = take_welcome(creator, len(batch))
         for i, pj in enumerate(batch):
             if next_leaf + i in wanted:
                 scene.held[next_leaf + i] = Group.join(pj, welcome, config)

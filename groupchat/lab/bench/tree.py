@@ -5,7 +5,8 @@ removes the member at leaf 2, adds a fresh joiner, who lands in that same (leftm
 commits its own first update right after joining (not timed; the protocol asks every joiner to),
 and then the committer updates its own path, with nothing to re-key. The group therefore returns to
 n members after every sample, and the add always fills a leaf whose path has all d levels, as in a
-steady-state group; the tree is never grown by the bench.
+steady-state group; the tree is never grown by the bench. Welcomes are drained from the committer's
+``data_to_send()`` outside the timed sections.
 
 The raw samples come back as :class:`SizeResult`; ``rekey`` turns them into the report. Beside
 ``ring`` (the ring bench's samplers), and like it built on ``floor`` only, never on ``rekey``.
@@ -31,6 +32,7 @@ from .scene import (
     build_group,
     deliver,
     lca_level,
+    take_welcome,
 )
 
 __all__ = [
@@ -135,10 +137,12 @@ def _run_commit(
     own_ns = clock() - s
     assert isinstance(own, EpochChanged) and own.own
     join_ns = 0
+    welcome = b""
     if op == "add":
-        assert pj is not None and own.welcome is not None
+        assert pj is not None
+        welcome = take_welcome(c, 1)  # untimed: between the echo and the join
         s = clock()
-        joined = Group.join(pj, own.welcome, scene.config)
+        joined = Group.join(pj, welcome, scene.config)
         join_ns = clock() - s
         if joined.my_leaf != VICTIM or joined.epoch_authenticator != c.epoch_authenticator:
             raise RuntimeError(f"joiner is at leaf {joined.my_leaf} or in another epoch")
@@ -154,8 +158,7 @@ def _run_commit(
         samples.process_ns.setdefault(role, []).append(times[str(leaf)])
     samples.commit_bytes.append(len(msg))
     if op == "add":
-        assert own.welcome is not None
-        samples.welcome_bytes.append(len(own.welcome))
+        samples.welcome_bytes.append(len(welcome))
         samples.join_ns.append(join_ns)
 
 
@@ -197,9 +200,8 @@ def _run_taint(scene: Scene, variant: str, k: int, clock: Clock, samples: TaintS
     committer removes T: that commit carries 1 remove + k re-keys; time it and its receivers."""
     c, config = scene.committer, scene.config
     pj = scene.pending_join()
-    own = deliver(scene, c, c.commit(add=[pj.request]))
-    assert own.welcome is not None
-    tainter = Group.join(pj, own.welcome, config)  # lands in the free leaf 2, next to leaf 3
+    deliver(scene, c, c.commit(add=[pj.request]))
+    tainter = Group.join(pj, take_welcome(c, 1), config)  # lands in the free leaf 2, next to leaf 3
     if tainter.my_leaf != VICTIM:
         raise RuntimeError(f"the tainting member landed at leaf {tainter.my_leaf}, not {VICTIM}")
     if variant == "vacated":
