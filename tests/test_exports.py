@@ -265,8 +265,16 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.bench.ring': [
         'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'RingFloors', 'main', 'ring_floors', 'run',
     ],
+    'groupchat.lab.bench.scene': [
+        'COMMITTER', 'COMMITTER_SIBLING', 'CREATOR', 'GROUP_ID', 'Scene', 'VICTIM', 'VICTIM_SIBLING',
+        'build_group', 'deliver', 'lca_level', 'take_welcome',
+    ],
     'groupchat.lab.bench.session': [
         'main',
+    ],
+    'groupchat.lab.bench.tree': [
+        'OPS', 'OpSamples', 'SizeResult', 'TAINT_KS', 'TAINT_VARIANTS', 'TaintSamples', 'bench_size',
+        'bench_taint',
     ],
     'groupchat.lab.clock': [
         'DEFAULT_WALL', 'ManualClock',

@@ -1,8 +1,8 @@
 """The floor the bench ratios are measured against: X25519, Ed25519 and AEAD costs per operation.
 
 Measured with pyca/cryptography directly in the same run, so load drift cancels out of the ratios.
-Its own module so that the tree bench (``rekey``) and the ring bench (``ring``) both build on it
-without importing each other.
+Its own module so that the tree bench (``scene``, ``tree``, reported by ``rekey``) and the ring
+bench (``ring``) both build on it without importing each other.
 """
 
 from __future__ import annotations
