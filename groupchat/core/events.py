@@ -62,9 +62,8 @@ class EpochChanged:
 
     ``own`` is true when the commit was ours and the relay's echo confirmed it won the epoch.
     ``superseded_own_commit`` is true when someone else's commit won over one we had pending;
-    what is left of it comes out of ``Group.data_to_send()`` rebuilt on the new epoch.
-    ``welcome`` is deprecated: the Welcome is in ``Group.data_to_send()``, addressed to each
-    joiner; the field still carries it for callers written before the outbox.
+    what is left of it comes out of ``Group.data_to_send()`` rebuilt on the new epoch. The Welcome
+    of our commit is there too, addressed to each joiner (:class:`~groupchat.core.outbox.Outbound`).
     """
 
     epoch: int
@@ -74,7 +73,6 @@ class EpochChanged:
     updated: bool
     epoch_authenticator: bytes = field(repr=False)
     own: bool = False
-    welcome: bytes | None = field(default=None, repr=False)
     superseded_own_commit: bool = False
 
 

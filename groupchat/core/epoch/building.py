@@ -252,7 +252,6 @@ class Building(Agreement):
             pending.updated,
             pending.secrets.epoch_authenticator,
             own=True,
-            welcome=pending.welcome,
         )
 
     def _queue_welcome(self, pending: PendingCommit) -> None:
