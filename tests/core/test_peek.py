@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 from group_harness import Harness, fingerprint
+from rejections import rebuild
 
-from groupchat.core.errors import DecryptionError, EpochError, InvalidValueError
+from groupchat.core.commit import CommitMessage, Operation
+from groupchat.core.errors import (
+    ConfirmationError,
+    DecryptionError,
+    EpochError,
+    InvalidValueError,
+    RemoteError,
+)
 from groupchat.core.peek import MessageKind, peek
 
 
@@ -50,3 +58,23 @@ def test_an_epoch_error_keeps_the_epoch_the_core_judged(h: Harness) -> None:
     with pytest.raises(EpochError) as info:
         h.members["m3"].receive(old)
     assert info.value.epoch == h.epoch - 2 and info.value.current == h.epoch
+
+
+def test_a_refusal_of_what_the_committer_signed_names_the_committer(h: Harness) -> None:
+    """The path keys are inside the signature: a commit whose signed path is wrong is m1's own doing,
+    so the refusal names m1; a flipped confirmation tag (outside it) names no one."""
+    commit = h.members["m1"].commit(update=True)
+    ops = list(CommitMessage.decode(commit).commit.operations)
+    op = ops[-1]
+    ops[-1] = Operation(op.type, op.leaf, (op.path[0], *reversed(op.path[1:])), op.request)
+    crafted = rebuild(h, "m1", commit, ops=ops)
+    with pytest.raises(RemoteError) as info:
+        h.members["m2"].receive(crafted)
+    assert (info.value.signer, info.value.signer_name) == (h.leaf("m1"), "m1")
+    msg = CommitMessage.decode(commit)
+    tag = bytearray(msg.confirmation_tag)
+    tag[0] ^= 1
+    flipped = CommitMessage(msg.content, msg.commit, msg.signature, bytes(tag)).encode()
+    with pytest.raises(ConfirmationError) as unsigned:
+        h.members["m2"].receive(flipped)
+    assert unsigned.value.signer is None

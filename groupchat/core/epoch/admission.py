@@ -89,12 +89,17 @@ class Admission(EpochState):
 
 
 @contextmanager
-def signed_by(leaf: int, name: str) -> Iterator[None]:
-    """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked."""
+def signed_by(leaf: int, name: str, outside: tuple[type[RemoteError], ...] = ()) -> Iterator[None]:
+    """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked.
+
+    ``outside`` lists refusals about parts the signature does not cover (a commit's confirmation
+    tag): anyone on the path could have altered those, so they name no one.
+    """
     try:
         yield
     except RemoteError as exc:
-        exc.signed_by(leaf, name)
+        if not isinstance(exc, outside):
+            exc.signed_by(leaf, name)
         raise
 
 

@@ -95,13 +95,14 @@ class Joining(Processing):
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
-        signer = _verify_roster(suite, info, scheme)
-        with signed_by(info.signer, signer.display_name):
-            scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
-            secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
-            verify_confirmation_tag(
-                suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
-            )
+        _verify_roster(suite, info, scheme)  # the roster and its signer, before anything is used
+        # Our seat and the joiner secret come from the sealed GroupSecrets, which no one signs
+        # (anyone can seal to our init key): a refusal here names no signer.
+        scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
+        secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+        verify_confirmation_tag(
+            suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+        )
         interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
         group = cls(
             config=config,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..commit import CommitMessage, OpType
 from ..errors import (
+    ConfirmationError,
     CounterLimitError,
     EpochError,
     InvalidCommitError,
@@ -91,7 +92,8 @@ class Processing(Building):
                 "(an altered echo, or one we already discarded)"
             )
         committer = self._member(sender, request)
-        with signed_by(committer.leaf, committer.display_name):
+        # The confirmation tag is outside the signature (RFC 9420 §6.1): its refusal names no one.
+        with signed_by(committer.leaf, committer.display_name, outside=(ConfirmationError,)):
             return self._apply_commit(data, digest, msg, committer)
 
     def _apply_commit(self, data: bytes, digest: bytes, msg: CommitMessage, committer: Member) -> Event:
