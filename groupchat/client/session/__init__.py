@@ -17,7 +17,21 @@ The rules are documented in ``docs/session.md``.
 
 from __future__ import annotations
 
-from .asyncio_session import ChatSession
+from typing import TYPE_CHECKING
+
 from .settings import SessionSettings, group_id_for_room, member_id
 
+if TYPE_CHECKING:
+    from .asyncio_session import ChatSession
+
 __all__ = ["ChatSession", "SessionSettings", "group_id_for_room", "member_id"]
+
+
+def __getattr__(name: str) -> object:
+    """``ChatSession`` is imported on first use, so that importing the sans-I/O machine (a test,
+    a simulation) never loads asyncio or websockets through this package."""
+    if name == "ChatSession":
+        from .asyncio_session import ChatSession
+
+        return ChatSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
