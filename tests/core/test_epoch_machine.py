@@ -15,6 +15,7 @@ from groupchat.core.events import EpochChanged, RekeyTimedOut, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.outbox import OutboundKind
+from groupchat.lab.clock import ManualClock
 
 M, C, A, F, J, R = (
     Phase.MEMBER,
@@ -117,15 +118,7 @@ def test_a_transition_outside_the_table_is_an_internal_error() -> None:
 # --- real groups walk the phases --------------------------------------------------------------
 
 
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _config(clock: Clock) -> GroupConfig:
+def _config(clock: ManualClock) -> GroupConfig:
     return GroupConfig(clock=clock)
 
 
@@ -134,7 +127,7 @@ def _request(config: GroupConfig, group_id: bytes, name: str) -> PendingJoin:
 
 
 def test_tree_group_phases() -> None:
-    config = _config(Clock())
+    config = _config(ManualClock())
     a = Group.create(Identity.generate(), b"g", "a", config)
     assert a.phase is M and a.state is GroupState.MEMBER
     pj = _request(config, b"g", "b")
@@ -166,7 +159,7 @@ def test_tree_group_phases() -> None:
 class _RingRoom:
     """A one-log room: every member reads every message in order, its own included."""
 
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=ManualClock)
     members: dict[str, Group] = field(default_factory=dict)
     cursor: dict[str, int] = field(default_factory=dict)
     log: list[bytes] = field(default_factory=list)
@@ -239,7 +232,7 @@ def test_tick_returns_the_timeout_as_an_event_once_per_attempt() -> None:
 
 
 def test_a_refused_commit_names_the_member_who_signed_it_and_epoch_errors_carry_both_epochs() -> None:
-    config = _config(Clock())
+    config = _config(ManualClock())
     a = Group.create(Identity.generate(), b"g", "a", config)
     pj = _request(config, b"g", "b")
     a.receive(a.commit(add=[pj.request]))
