@@ -18,7 +18,7 @@ depends on it: joining is deterministic given the welcome's *plaintext*.)
 
 Any change to the scheme, its labels, encodings or the order of random draws changes these
 values. If the change is intended, regenerate with ``GROUPCHAT_REGEN_GOLDEN=1 pytest
-tests/core/test_tree_golden.py`` and review the diff of ``tests/golden/tree_scheme.json``.
+tests/core/test_tree_golden.py`` and review the diff of ``tests/core/golden/tree_scheme.json``.
 """
 
 from __future__ import annotations
