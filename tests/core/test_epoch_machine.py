@@ -4,9 +4,8 @@ UsageError), how the phase is derived, and real groups walking through the phase
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
+from ring_room import Room
 
 from groupchat.core.commit import CommitMessage
 from groupchat.core.epoch.machine import TRANSITIONS, Input, Phase, check, check_transition, phase_of
@@ -155,59 +154,22 @@ def test_tree_group_phases() -> None:
         a.encrypt(b"x")
 
 
-@dataclass
-class _RingRoom:
-    """A one-log room: every member reads every message in order, its own included."""
-
-    clock: ManualClock = field(default_factory=ManualClock)
-    members: dict[str, Group] = field(default_factory=dict)
-    cursor: dict[str, int] = field(default_factory=dict)
-    log: list[bytes] = field(default_factory=list)
-    welcomes: list[bytes] = field(default_factory=list)
-
-    def drain(self, name: str) -> None:
-        for item in self.members[name].data_to_send():
-            if item.kind is OutboundKind.WELCOME:
-                self.welcomes.append(item.data)
-            else:
-                self.log.append(item.data)
-
-    def pump(self, skip: frozenset[str] = frozenset()) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for name, group in self.members.items():
-                if name in skip:
-                    continue
-                while self.cursor[name] < len(self.log):
-                    data = self.log[self.cursor[name]]
-                    self.cursor[name] += 1
-                    group.receive(data)
-                    self.drain(name)
-                    moved = True
-
-
-def _ring_pair(room: _RingRoom) -> tuple[Group, Group]:
-    config = _config(room.clock)
-    a = Group.create(Identity.generate(), b"ring", "a", config, scheme="ring")
-    room.members["a"], room.cursor["a"] = a, 0
-    pj = _request(config, b"ring", "b")
-    commit = a.commit(add=[pj.request])
-    assert a.phase is C
-    room.log.append(commit)
+def _ring_pair(room: Room) -> tuple[Group, Group]:
+    """a creates a ring group and adds b, stepping the room by hand to see each phase."""
+    a = room.create("a")
+    room.commit("a", add=["b"])  # sequenced; a has not read its echo yet
+    assert a.phase is C and "b" not in room.members
     room.cursor["a"] = 1
-    a.receive(commit)
+    a.receive(room.log[0])
     assert a.phase is A
-    room.drain("a")
-    b = Group.join(pj, room.welcomes.pop(), config)
+    room.drain("a")  # its Welcome: b joins (reading from after the commit) and sends its round 1
+    b = room.members["b"]
     assert b.phase is J and b.joining
-    room.members["b"], room.cursor["b"] = b, 1  # a joiner reads from after the commit adding it
-    room.drain("b")
     return a, b
 
 
 def test_ring_group_phases_agree_then_member() -> None:
-    room = _RingRoom()
+    room = Room()
     a, b = _ring_pair(room)
     with pytest.raises(UsageError, match="cannot send a message yet"):
         b.encrypt(b"x")
@@ -219,7 +181,7 @@ def test_ring_group_phases_agree_then_member() -> None:
 
 
 def test_tick_returns_the_timeout_as_an_event_once_per_attempt() -> None:
-    room = _RingRoom()
+    room = Room()
     a, _ = _ring_pair(room)
     assert a.tick() is None  # before the deadline
     room.clock.now += 3600
