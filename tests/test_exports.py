@@ -60,7 +60,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.actions': [
         'AbortConnection', 'Action', 'CallCore', 'CloseConnection', 'Effect', 'Notify', 'Queued', 'Reply',
-        'ResetBackoff', 'SendFrame', 'Step', 'Stop',
+        'ResetBackoff', 'SendFrame', 'Step', 'Stop', 'resume',
     ],
     'groupchat.client.session.asyncio_session': [
         'ChatSession',

@@ -31,6 +31,7 @@ __all__ = [
     "SendFrame",
     "Step",
     "Stop",
+    "resume",
 ]
 
 T = TypeVar("T")
@@ -95,3 +96,15 @@ class Reply:
 
 
 Step = Generator[Effect, Reply, T]
+
+
+def resume(step: Step[object], reply: Reply | None, error: BaseException | None) -> Effect | None:
+    """Advance ``step`` once: start it, send it ``reply``, or throw ``error`` (an effect that failed)
+    into it. Returns the next effect it asks for, or ``None`` when the step is done. The one loop
+    body every driver of the machine shares (the asyncio glue and :mod:`.driver`)."""
+    try:
+        if error is not None:
+            return step.throw(error)
+        return step.send(reply) if reply is not None else next(step)
+    except StopIteration:
+        return None

@@ -53,6 +53,7 @@ from .actions import (
     ResetBackoff,
     SendFrame,
     Stop,
+    resume,
 )
 from .machine import SessionMachine
 from .settings import AGENT, MAX_FRAME, MAX_TEXT_BYTES, SessionSettings
@@ -306,14 +307,11 @@ class ChatSession:
         error: BaseException | None = None
         while True:
             try:
-                if error is not None:
-                    effect = step.throw(error)
-                else:
-                    effect = step.send(reply) if reply is not None else next(step)
-            except StopIteration:
-                break
+                effect = resume(step, reply, error)
             finally:
                 self._deliver_queued()
+            if effect is None:
+                break
             error = None
             try:
                 value = await self._perform(effect)

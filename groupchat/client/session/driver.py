@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...core.errors import GroupChatError
-from .actions import Action, CallCore, Reply, SendFrame
+from .actions import Action, CallCore, Reply, SendFrame, resume
 from .inputs import Input
 from .machine import SessionMachine
 
@@ -28,14 +28,11 @@ def drive(
     error: GroupChatError | None = None
     while True:
         try:
-            if error is not None:
-                effect = step.throw(error)
-            else:
-                effect = step.send(reply) if reply is not None else next(step)
-        except StopIteration:
-            break
+            effect = resume(step, reply, error)
         finally:
             out.extend(machine.take_actions())
+        if effect is None:
+            break
         out.append(effect)
         error, value = None, None
         if isinstance(effect, CallCore):
