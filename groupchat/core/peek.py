@@ -60,7 +60,9 @@ def peek(data: bytes) -> Peek:
     if kind is MessageKind.WELCOME:
         return Peek(kind, None)
     try:
-        r = Reader(data[4:], "message header")
+        r = Reader(data, "message header")
+        r.u16("version")
+        r.u16("wire_format")
         r.opaque("group_id", MAX_GROUP_ID)
         epoch: int | None = r.u64("epoch")
     except GroupChatError:
