@@ -22,28 +22,32 @@ __all__ = [
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
+    "NO_WELCOME_YET",
     "REASON_LEFT",
     "REASON_REJOINING",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
-    "UNREACHABLE_EPOCH",
     "UPDATE_EVERY_TOO_SMALL",
+    "WELCOME_UNOPENED",
     "at_epoch",
     "bad_display_name",
     "bad_relay_url",
     "bad_room_name",
     "bad_scheme",
+    "behind_reentering",
     "cannot_follow_change",
     "cannot_follow_rekey",
     "cannot_send_payload",
     "could_not_commit",
     "could_not_restart_ring",
     "created",
+    "creation_fallback",
     "describe_epoch",
     "disconnected",
     "ejected_while_away",
     "epoch_code_hint",
     "fork_detail",
+    "fresh_join_request",
     "gap_rejoin",
     "invalid_change",
     "invalid_ring_message",
@@ -64,6 +68,7 @@ __all__ = [
     "refused_room",
     "relay_said",
     "removed_by",
+    "removed_for_readd",
     "ring_cost",
     "ring_timed_out",
     "sent_at_epoch",
@@ -172,15 +177,15 @@ MISSED_FROM_LOG: Final = (
     "the relay had already dropped them from its log (every room message counts, not only chat)"
 )
 RELAY_RESTARTED: Final = (
-    "the relay restarted and lost its log: messages sent while you were offline cannot be read; "
-    "re-forming the group"
+    "the relay says it lost its log (a restart?): messages sent while you were offline cannot be "
+    "read; we keep our group and read its new log from the start"
 )
 
 
 def gap_rejoin() -> str:
     return (
-        "the relay no longer has the messages sent while you were offline (its log was trimmed); "
-        "rejoining the group"
+        "the relay says it no longer has the messages sent while you were offline (its log was "
+        "trimmed); we keep our group, and ask to be re-added only if the others turn out to be ahead"
     )
 
 
@@ -277,20 +282,23 @@ def key_changed(name: str, fp: str) -> str:
 
 
 def missed_commit(epoch: int, ours: int) -> str:
-    return f"we missed a change to the group (a commit for epoch {epoch}, we are at {ours}); rejoining"
+    return (
+        f"a change to the group claims epoch {epoch}, we are at {ours}: the relay may be withholding "
+        "a commit, or the claim is forged; we keep our group and watch"
+    )
 
 
 def cannot_follow_change(exc: Exception) -> str:
     return (
-        f"cannot follow the last change to the group ({exc}); our view of the group keys differs "
-        "from the others' (a fork or a malicious member); rejoining"
+        f"cannot follow the last change to the group ({exc}): altered on the way, or our view of "
+        "the group keys differs from the others'; we keep our group and watch"
     )
 
 
 def cannot_follow_rekey(exc: Exception) -> str:
     return (
-        f"cannot follow the last rekey ({exc}); our view of the group keys differs from the "
-        "others' (a fork or a malicious member); rejoining"
+        f"cannot follow the last rekey ({exc}): altered on the way, or our view of the group keys "
+        "differs from the others'; we keep our group and watch"
     )
 
 
@@ -302,7 +310,31 @@ def invalid_ring_message(exc: Exception) -> str:
     return f"ignored an invalid ring message: {exc}"
 
 
-UNREACHABLE_EPOCH: Final = "messages come from an epoch we never reached; rejoining"
+def behind_reentering(epoch: int, seconds: float) -> str:
+    return (
+        f"traffic claiming epoch {epoch} has kept coming for {seconds:.0f} s and nothing readable "
+        "has: we seem to be behind the group; asking to be re-added (we keep our group until a "
+        "welcome comes)"
+    )
+
+
+def creation_fallback(seconds: float) -> str:
+    return (
+        f"no one let us into the group the relay said was created first (no welcome in "
+        f"{seconds:.0f} s): keeping the group we created"
+    )
+
+
+def fresh_join_request(why: str) -> str:
+    return f"{why}: asking again with a fresh join request"
+
+
+WELCOME_UNOPENED: Final = "a welcome for us could not be opened"
+
+
+def removed_for_readd(by: str) -> str:
+    return f"{by} removed our old place in the group to re-add us, as we asked; waiting for the welcome"
+NO_WELCOME_YET: Final = "no welcome has come for our join request"
 
 
 def sent_at_epoch(epoch: int | None) -> str:

@@ -58,7 +58,7 @@ async def test_message_that_raced_two_commits_is_resent_once() -> None:
             await stop_all(*peers)
 
 
-async def test_altered_commit_makes_the_receiver_rejoin() -> None:
+async def test_altered_commit_is_refused_and_the_original_still_applies() -> None:
     async with running_relay() as relay, HoldingProxy(relay.port) as proxy:
         alice = start_peer(proxy.port, "r", "alice")
         await wait_until(lambda: alice.ready, what="alice ready")
@@ -82,11 +82,12 @@ async def test_altered_commit_makes_the_receiver_rejoin() -> None:
                 lambda: any("cannot follow the last change to the group" in t for t in bob.timeline()),
                 what="bob notices",
             )
-            # bob rejoins: alice removes his old leaf and adds him again; both agree once more.
-            await wait_until(lambda: agree(alice, bob) and len(alice.session.roster()) == 2, 15, "rejoined")
-            assert any(t.startswith("bob is rejoining") for t in alice.timeline())
-            bob.session.send_text("back")
-            await wait_until(lambda: alice.texts() == ["back"], what="chat after rejoining")
+            # The altered copy is unsigned where it was altered: bob keeps his group, and the
+            # original, right behind it in the log, moves him on with alice. Nobody rejoins.
+            await wait_until(lambda: agree(alice, bob) and (bob.epoch or 0) >= 3, 15, "both moved on")
+            assert not any("rejoin" in t for t in alice.timeline() + bob.timeline())
+            bob.session.send_text("still here")
+            await wait_until(lambda: alice.texts() == ["still here"], what="chat goes on")
         finally:
             await mallory.close()
             await stop_all(alice, bob)

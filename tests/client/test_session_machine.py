@@ -95,22 +95,21 @@ def test_the_next_wakeup_is_the_turn_the_coordinator_gives(room: MemoryRoom, clo
     assert any(t.startswith("carol joined") for t in bob.timeline())
 
 
-def test_a_gap_on_resume_makes_us_rejoin_with_fresh_state(
-    pair: tuple[Member, Member], clock: ManualClock
-) -> None:
+def test_a_gap_on_resume_keeps_our_group(pair: tuple[Member, Member], clock: ManualClock) -> None:
+    # GAP is the relay's claim: it is shown and the room is read without resume, but the group,
+    # our duties and our update stay (issue 13: nothing unsigned resets a member).
     _, bob = pair
     m = bob.machine
+    epoch = m.epoch
     m._duties.want_update = "request"
     drive(m, Disconnected("test", 0.1, clock()), clock)
     out = drive(m, Connected(HELLO, clock()), clock)
     (join,) = [a.frame for a in out if isinstance(a, SendFrame)]
     assert isinstance(join, Join) and join.resume_after is not None and join.resume_after > 0
     out = drive(m, FrameReceived(Error(ErrorCode.GAP, "trimmed", join.req_id, join.room), clock()), clock)
-    assert m.phase is Phase.ARRIVING
-    assert m._hold is None and m._duties.want_update is None and m._arrival.buffer == []
-    assert m.status.connection is ConnectionState.JOINING
+    assert m.phase is Phase.MEMBER and m.epoch == epoch and m._duties.want_update == "request"
     warnings = [a.notice.text for a in out if isinstance(a, Notify) and isinstance(a.notice, TimelineEvent)]
-    assert warnings[0].startswith("the relay no longer has the messages sent while you were offline")
+    assert warnings[0].startswith("the relay says it no longer has the messages sent while you were offline")
     (again,) = [a.frame for a in out if isinstance(a, SendFrame)]
     assert isinstance(again, Join) and again.resume_after is None  # the room again, without resume
 

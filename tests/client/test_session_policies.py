@@ -48,23 +48,26 @@ def test_commit_rejections_follow_the_table() -> None:
     assert (
         commit_rejection(_at(EpochError("x"), 5), 5, False, True).outcome is Outcome.IGNORE
     )  # the ring's winner
+    # A later epoch is only the header's claim: a hint (behind.py), never a rejoin.
     later = commit_rejection(_at(EpochError("x"), 7), 5, False, False)
-    assert later.outcome is Outcome.REJOIN and "a commit for epoch 7, we are at 5" in later.text
+    assert later.outcome is Outcome.BEHIND and later.behind_epoch == 7
+    assert "claims epoch 7, we are at 5" in later.text and "we keep our group" in later.text
     for exc in (InconsistentPathError("p"), ConfirmationError("c")):
         r = commit_rejection(_at(exc, 5), 5, False, False)
-        assert r.outcome is Outcome.REJOIN and r.text.startswith("cannot follow the last change to the group")
+        assert r.outcome is Outcome.BEHIND and r.behind_epoch == 6
+        assert r.text.startswith("cannot follow the last change to the group")
     r = commit_rejection(_at(InvalidCommitError("bad"), 5), 5, False, False)
     assert r.outcome is Outcome.WARN and r.text == "ignored an invalid change to the group: bad"
 
 
 def test_ring_rejections_follow_the_table() -> None:
     assert ring_rejection(WrongAttemptError(1, 2, "bob"), False).outcome is Outcome.IGNORE
-    assert ring_rejection(ConfirmationError("c"), True).outcome is Outcome.REJOIN
+    assert ring_rejection(ConfirmationError("c"), True).outcome is Outcome.BEHIND
     assert ring_rejection(ConfirmationError("c"), False).outcome is Outcome.WARN
 
 
 @pytest.mark.parametrize(
-    ("exc", "epoch", "reason", "rejoin"),
+    ("exc", "epoch", "reason", "hint"),
     [
         (EpochError("e"), 1, UnreadableReason.BEFORE_JOIN, False),
         (EpochError("e"), 3, UnreadableReason.EXPIRED_EPOCH, False),
@@ -76,11 +79,11 @@ def test_ring_rejections_follow_the_table() -> None:
     ],
 )
 def test_message_rejections_follow_the_table(
-    exc: Exception, epoch: int, reason: UnreadableReason, rejoin: bool
+    exc: Exception, epoch: int, reason: UnreadableReason, hint: bool
 ) -> None:
     r = message_rejection(_at(exc, epoch), ours=5, joined=2, code="1234")  # type: ignore[arg-type]
     assert r.outcome is Outcome.PLACEHOLDER and r.reason is reason
-    assert (r.then_rejoin is not None) is rejoin
+    assert r.behind_epoch == (epoch if hint else None)
 
 
 def test_a_removed_sender_is_named() -> None:

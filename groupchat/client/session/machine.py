@@ -41,12 +41,13 @@ from ..outbound_queue import Outgoing
 from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
+from .behind import should_reenter
 from .core_calls import CreateGroup, Encrypt, MakeJoinRequest
 from .duties import online_leaves, open_duties
 from .eviction import note_absent
 from .membership import Membership
 from .phases import Creation, Departure, Hold, JoinAttempt, Link, Phase, Trigger
-from .rejoin import creation_turn, join_republish_delay, should_create
+from .rejoin import creation_turn, fresh_request_due, join_republish_delay, should_create
 from .settings import member_id
 from .state import log
 
@@ -146,12 +147,16 @@ class SessionMachine(Membership):
         if hold is None:
             if isinstance(attempt, JoinAttempt):
                 times.append(attempt.next_publish)
+            if self._arrival.fallback is not None:
+                times.append(self._arrival.fallback_since + self.settings.creation_fallback)
             if not self._traffic_seen:
                 since = attempt.since if isinstance(attempt, JoinAttempt) else now
                 times.append(creation_turn(self._present, self._me, since, self.settings.add_timeout))
         else:
             if hold.ring is not None:
                 times.append(hold.ring.next_poll)
+            if hold.reentry is not None:
+                times.append(hold.reentry.next_publish)
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
             times.extend(self._duty_turns(hold))
         future = [t for t in times if t > now]
@@ -274,19 +279,22 @@ class SessionMachine(Membership):
             self._traffic_seen = True
             yield from self._join_room(None)
             return
+        # Both answers are the relay's claims: neither drops our group (behind.py says what would).
         if err.code == ErrorCode.GAP:
+            # What was trimmed is counted and shown; if it held a commit, the others' traffic at
+            # a later epoch will say so, and behind.py decides.
             self._gap_from = self._last_seq
             self._traffic_seen = True
-            self._rejoin(wording.gap_rejoin())
+            if self._hold is not None:
+                self._warn(wording.gap_rejoin())
             yield from self._join_room(None)
             return
-        # future_seq: the relay lost its log (an in-memory relay restarted): nobody can tell what
-        # was lost, so every member re-forms the group and the new room log is read from seq 1.
+        # future_seq: the relay lost its log (an in-memory relay restarted). We keep our group
+        # and read the new log from its start; whoever holds no group decides afresh.
         self._warn(wording.RELAY_RESTARTED)
-        self._traffic_seen = False
+        if self._hold is None:
+            self._traffic_seen = False
         self._last_seq = None
-        self._rejoin(None)
-        self._epoch_codes.clear()  # the new group counts its epochs from 0 again
         yield from self._join_room(0)
 
     def _on_presence(self, p: Presence) -> None:
@@ -359,17 +367,23 @@ class SessionMachine(Membership):
             return
         if creation is not None:
             # Two of us found the room empty at once; the relay's order says the other was first.
+            # The marker is unsigned, so we keep our group: if no welcome comes, it stands.
             log.info("another member created the group first; joining theirs")
+            fallback = self._hold
             self._enter(Trigger.CREATION_LOST)
+            self._arrival.fallback, self._arrival.fallback_since = fallback, self._now
         self._traffic_seen = True
 
     def _on_join_request(self, body: bytes) -> None:
         try:
             request = JoinRequest.decode(body)
+            if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
+                return
+            # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
+            # public, so an unchecked request would let the relay remove any member.
+            request.verify(self._suite)
         except GroupChatError as exc:
-            log.warning("ignored an undecodable join request: %s", exc)
-            return
-        if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
+            log.warning("ignored a join request that is not validly signed: %s", exc)
             return
         group = self._group
         adds = self._duties.adds
@@ -435,6 +449,8 @@ class SessionMachine(Membership):
                 yield from self._create()
             elif joining is None:
                 yield from self._ask_to_join(now)
+            elif self._fallback_due(now):
+                self._resume_own_group()
             elif now >= joining.next_publish:
                 yield from self._publish_join_request()
             return
@@ -452,6 +468,7 @@ class SessionMachine(Membership):
             yield from self._poll_ring(now)
             yield from self._maybe_restart_ring(now)
             return
+        yield from self._maybe_reenter(hold, now)
         if hold.own_commit is None:
             yield from self._maybe_commit(now)
         if hold.own_commit is None:
@@ -489,9 +506,23 @@ class SessionMachine(Membership):
         self._set_state(ConnectionState.JOINING)
         yield from self._publish_join_request()
 
-    def _publish_join_request(self) -> Step[None]:
-        attempt = self._phase_data
-        assert isinstance(attempt, JoinAttempt)
+    def _publish_join_request(self, attempt: JoinAttempt | None = None) -> Step[None]:
+        """Publish our join request (JOINING's, or a member's re-add request); first replace it
+        with a fresh one when rejoin.py says the old one will not get us in."""
+        if attempt is None:
+            assert isinstance(self._phase_data, JoinAttempt)
+            attempt = self._phase_data
+        step = self.settings.add_timeout
+        why = attempt.fresh_due or fresh_request_due(attempt.first_published, self._now, step)
+        if why is not None:
+            pending = yield from self._core(
+                MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
+            )
+            attempt.previous, attempt.pending, attempt.fresh_due = attempt.pending, pending, None
+            attempt.first_published = None
+            self._emit(TimelineEvent(TimelineKind.INFO, wording.fresh_join_request(why)))
+        if attempt.first_published is None:
+            attempt.first_published = self._now
         if (
             yield from self._publish(
                 PayloadKind.JOIN_REQUEST, attempt.pending.request.encoded, "join request"
@@ -502,3 +533,33 @@ class SessionMachine(Membership):
         delay = join_republish_delay(self.settings.add_timeout, attempt.attempts)
         attempt.attempts += 1
         attempt.next_publish = self._now + delay
+
+    # --- coming back: a lost creation race, falling behind ------------------------------------
+
+    def _fallback_due(self, now: float) -> bool:
+        fallback = self._arrival.fallback
+        return fallback is not None and now >= self._arrival.fallback_since + self.settings.creation_fallback
+
+    def _resume_own_group(self) -> None:
+        """No welcome came after a creation race we were told we lost: the group we made stands."""
+        fallback = self._arrival.fallback
+        assert fallback is not None
+        self._enter(Trigger.RESUME_OWN, hold=fallback)
+        self._warn(wording.creation_fallback(self.settings.creation_fallback))
+        self._set_state(ConnectionState.READY)
+        self._emit_roster()
+
+    def _maybe_reenter(self, hold: Hold, now: float) -> Step[None]:
+        """Ask to be re-added (keeping our group) once behind.py says the hints warrant it, and
+        publish that request again with backoff until a welcome for it comes."""
+        if should_reenter(hold.behind, self.settings.behind_after):
+            assert hold.behind is not None
+            hold.behind.asked = True
+            self._warn(wording.behind_reentering(hold.behind.epoch, hold.behind.last - hold.behind.first))
+            if hold.reentry is None:
+                pending = yield from self._core(
+                    MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
+                )
+                hold.reentry = JoinAttempt(pending, now)
+        if hold.reentry is not None and now >= hold.reentry.next_publish:
+            yield from self._publish_join_request(hold.reentry)

@@ -38,6 +38,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
+from .behind import note_hint
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -68,15 +69,30 @@ class Membership(MachineState):
     # --- welcome ------------------------------------------------------------------------------
 
     def _on_welcome(self, welcome: bytes) -> Step[None]:
-        attempt = self._phase_data
-        if self._hold is not None or not isinstance(attempt, JoinAttempt):
+        """A welcome addressed to us: for our join request (JOINING) or our re-add request (a
+        member that fell behind, :attr:`Hold.reentry`). Only one that opens, every signature in it
+        checked by the core, replaces the group we hold."""
+        hold = self._hold
+        attempt = hold.reentry if hold is not None and self._phase is Phase.MEMBER else self._phase_data
+        if not isinstance(attempt, JoinAttempt) or (hold is not None and attempt is not hold.reentry):
             return
-        try:
-            group, timed = yield from self._core(OpenWelcome(attempt.pending, welcome, self._config))
-        except GroupChatError as exc:
-            # A welcome for an older request of ours (we restarted): we keep asking.
-            log.info("a welcome could not be opened with our current join request: %s", exc)
+        opened = None
+        for pending in (attempt.pending, attempt.previous):
+            if pending is None:
+                continue
+            try:
+                opened = yield from self._core(OpenWelcome(pending, welcome, self._config))
+                break
+            except GroupChatError as exc:
+                log.info("a welcome could not be opened with our join request: %s", exc)
+        if opened is None:
+            # Tampered on the way, or for a request of ours we no longer hold: a fresh request
+            # is answered (a stale one, whose init key may already be in the tree, never is).
+            attempt.fresh_due = wording.WELCOME_UNOPENED
+            attempt.next_publish = self._now
             return
+        group, timed = opened
+        trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
         if group.joining:
@@ -84,12 +100,12 @@ class Membership(MachineState):
             # first epoch is done, with every member (us included) contributing fresh keys. Nothing
             # was chosen for us, so no first Update is owed.
             hold = Hold(group, group.epoch + 1, ring=RingRun(group.epoch + 1, self._now, timed.ms))
-            self._enter(Trigger.WELCOMED, hold=hold)
+            self._enter(trigger, hold=hold)
             self._updates.last_update = self._now
             self._adopt(timed)
             self._emit(TimelineEvent(TimelineKind.INFO, wording.welcome_ring(timed.ms, group.epoch + 1, n)))
         else:
-            self._enter(Trigger.WELCOMED, hold=Hold(group, group.epoch))
+            self._enter(trigger, hold=Hold(group, group.epoch))
             self._updates.last_update = self._now
             # The taint rule: our adder chose our first leaf secret, so the core's outbox carries
             # our first Update (sent below); should it lose a race, the planner retries it from here.
@@ -144,6 +160,9 @@ class Membership(MachineState):
             group = hold.group
             claim = _claim(data)
             kind = claim.kind if claim is not None else None
+            later = claim is not None and claim.epoch is not None and claim.epoch > group.epoch
+            if later and hold.reentry is not None and len(self._arrival.buffer) < _MAX_BUFFERED:
+                self._arrival.buffer.append(data)  # for the group our re-add request will open
             if kind is MessageKind.COMMIT:
                 ring_running = hold.ring is not None
                 self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
@@ -163,15 +182,32 @@ class Membership(MachineState):
             log.debug("%s", r.text)
         elif r.outcome is Outcome.WARN:
             self._warn(r.text)
-        elif r.outcome is Outcome.REJOIN:
-            self._rejoin(r.text)
+        elif r.outcome is Outcome.BEHIND:
+            if self._note_behind(r.behind_epoch):
+                self._warn(r.text)
+            else:
+                log.info("%s", r.text)
         else:
             assert r.reason is not None
-            self._placeholder(r.reason, r.sender, r.detail)
-            if r.then_rejoin is not None:
-                self._rejoin(r.then_rejoin)
+            if r.behind_epoch is None or self._note_behind(r.behind_epoch):
+                self._placeholder(r.reason, r.sender, r.detail)
+            else:
+                log.info("another message claims epoch %d (not shown; the first one was)", r.behind_epoch)
+
+    def _note_behind(self, epoch: int | None) -> bool:
+        """Count a hint that we fell behind (behind.py); True for the first of a run of hints,
+        which is shown (the rest are counted, not repeated: the relay can send any number)."""
+        hold = self._hold
+        if hold is None:
+            return True
+        first = hold.behind is None
+        hold.behind = note_hint(hold.behind, self._now, hold.group.epoch + 1 if epoch is None else epoch)
+        return first
 
     def _on_event(self, event: Event, timed: Timed) -> Step[None]:
+        hold = self._hold
+        if hold is not None and hold.behind is not None and _readable_from_others(event, hold.group.epoch):
+            hold.behind = None  # authenticated traffic at our epoch: whatever was claimed, we are not behind
         if isinstance(event, MessageReceived):
             self._on_message(event)
         elif isinstance(event, MessageEchoed):
@@ -307,6 +343,15 @@ class Membership(MachineState):
     def _on_removed(self, ev: RemovedFromGroup) -> Step[None]:
         by = ev.by.display_name
         link = self._link
+        hold = self._hold
+        if hold is not None and hold.reentry is not None and self._departure is None:
+            # Our re-add request is being carried out: the old leaf goes first, the Add follows.
+            reentry = hold.reentry
+            self._enter(Trigger.READDING, reentry)
+            self._emit(TimelineEvent(TimelineKind.INFO, wording.removed_for_readd(by)))
+            self._set_state(ConnectionState.JOINING)
+            self._emit_roster()
+            return
         what = after_removal(self._departure is not None, link is None or link.caught_up)
         if what is AfterRemoval.REJOIN:
             # Removed while we were away (the others evicted us): come back in.
@@ -510,3 +555,13 @@ def _claim(data: bytes) -> Peek | None:
         return peek(data)
     except GroupChatError:
         return None
+
+
+def _readable_from_others(event: Event, epoch: int) -> bool:
+    """Whether ``event`` is authenticated traffic from another member at ``epoch`` (or moved us
+    to it): the evidence that ends a run of hints that we fell behind."""
+    if isinstance(event, MessageReceived | RekeyProgress):
+        return event.epoch >= epoch
+    if isinstance(event, EpochChanged):
+        return not event.own
+    return False

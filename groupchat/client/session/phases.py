@@ -25,6 +25,9 @@ Transitions (phase, trigger) -> phase [fresh]::
     CREATING  --marker_echoed--> MEMBER     [arrival]   (our marker came first: the group stands)
     CREATING  --creation_lost--> ARRIVING   [hold]      (another marker came first: join theirs)
     JOINING   --welcomed-->      MEMBER     [arrival, hold]
+    JOINING   --resume_own-->    MEMBER     [arrival, hold]  (lost creation race, no welcome came)
+    MEMBER    --reentered-->     MEMBER     [arrival, hold]  (a welcome for our re-add request)
+    MEMBER    --readding-->      JOINING    [hold]      (removed while our re-add request is out)
     any live  --rejoin-->        ARRIVING   [arrival, hold, duties]
     MEMBER    --removed-->       ENDED      [hold]
     any       --finish-->        ENDED
@@ -41,6 +44,7 @@ from ...core.events import Member
 from ...core.group import Group
 from ...core.identity import PendingJoin
 from ..coordinator import AddDuty, RemoveDuty
+from .behind import Behind
 
 __all__ = [
     "TRANSITIONS",
@@ -77,6 +81,9 @@ class Trigger(enum.Enum):
     CREATION_LOST = "creation_lost"
     WELCOMED = "welcomed"
     REJOIN = "rejoin"
+    RESUME_OWN = "resume_own"
+    REENTERED = "reentered"
+    READDING = "readding"
     REMOVED = "removed"
     FINISH = "finish"
 
@@ -105,6 +112,9 @@ TRANSITIONS: Final[dict[tuple[Phase, Trigger], Transition]] = {
     (Phase.CREATING, Trigger.MARKER_ECHOED): Transition(Phase.MEMBER, Fresh.ARRIVAL),
     (Phase.CREATING, Trigger.CREATION_LOST): Transition(Phase.ARRIVING, Fresh.HOLD),
     (Phase.JOINING, Trigger.WELCOMED): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
+    (Phase.JOINING, Trigger.RESUME_OWN): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
+    (Phase.MEMBER, Trigger.REENTERED): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
+    (Phase.MEMBER, Trigger.READDING): Transition(Phase.JOINING, Fresh.HOLD),
     **{
         (p, Trigger.REJOIN): Transition(Phase.ARRIVING, Fresh.ARRIVAL | Fresh.HOLD | Fresh.DUTIES)
         for p in _LIVE
@@ -126,12 +136,16 @@ class Creation:
 
 @dataclass(slots=True)
 class JoinAttempt:
-    """JOINING: our signed join request, published again with backoff until a welcome comes."""
+    """JOINING (and a member's re-add request, :attr:`Hold.reentry`): our signed join request,
+    published again with backoff until a welcome comes."""
 
     pending: PendingJoin
     since: float  # when we started waiting (the creators' turn rule counts from here)
     next_publish: float = 0.0
     attempts: int = 0
+    previous: PendingJoin | None = None  # the request this one replaced: its welcome may be late
+    fresh_due: str | None = None  # why the next publish makes a fresh request (see rejoin.py)
+    first_published: float | None = None  # when the current request first went out
 
 
 # --- state that spans phases -------------------------------------------------------------------
@@ -143,6 +157,8 @@ class Arrival:
     (commits and messages at our first epoch can reach us before the welcome does)."""
 
     buffer: list[bytes] = field(default_factory=list)
+    fallback: Hold | None = None  # the group we created before losing the creation race
+    fallback_since: float = 0.0
 
 
 @dataclass(slots=True)
@@ -179,6 +195,8 @@ class Hold:
     members: dict[int, Member] = field(default_factory=dict)
     own_commit: OwnCommit | None = None
     ring: RingRun | None = None
+    behind: Behind | None = None  # unverifiable hints that we fell behind (behind.py)
+    reentry: JoinAttempt | None = None  # our request to be re-added, while we keep this group
 
 
 @dataclass(slots=True)

@@ -4,7 +4,9 @@ kind of message, leads to which outcome. Every rejection has its own outcome; no
 :func:`commit_rejection`, :func:`ring_rejection` and :func:`message_rejection` are pure: they
 read the error and a few facts (epochs, whether the commit was one of ours) and return a
 :class:`Rejection` that the machine carries out. The core has already rejected the input and
-changed nothing; what is decided here is only what we show and whether we rejoin.
+changed nothing; what is decided here is only what we show and whether it hints that we fell
+behind. Nothing here drops the group: a refused input is either unsigned or not verifiable by us,
+so it may only prompt a check (:mod:`.behind`), never a reset.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ __all__ = ["Outcome", "Rejection", "commit_rejection", "message_rejection", "rin
 class Outcome(enum.Enum):
     IGNORE = "ignore"  # normal under the relay's order: a debug log line
     WARN = "warn"  # a timeline warning
-    REJOIN = "rejoin"  # our view differs: drop the group and ask to be let in again
+    BEHIND = "behind"  # we may have fallen behind or diverged: a hint for behind.py; the group is kept
     PLACEHOLDER = "placeholder"  # an unreadable message, shown as such
 
 
@@ -48,7 +50,7 @@ class Rejection:
     reason: UnreadableReason | None = None  # PLACEHOLDER: which
     sender: str | None = None
     detail: str = ""
-    then_rejoin: str | None = None  # a placeholder that is also a reason to rejoin
+    behind_epoch: int | None = None  # BEHIND, or a placeholder that also hints it: the epoch claimed
 
 
 def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_running: bool) -> Rejection:
@@ -64,27 +66,29 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
             return Rejection(
                 Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
             )
-        return Rejection(Outcome.REJOIN, wording.missed_commit(e, ours))
+        return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
     if isinstance(exc, InconsistentPathError | ConfirmationError):
-        return Rejection(Outcome.REJOIN, wording.cannot_follow_change(exc))
+        # A confirmation tag is not covered by the signature: the relay can flip it, so this is no
+        # evidence that we diverged. If the others applied the commit, their traffic will say so.
+        return Rejection(Outcome.BEHIND, wording.cannot_follow_change(exc), behind_epoch=ours + 1)
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
 
 
 def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
     """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
     our own echo twice) are normal under the relay's order; a confirmation that does not match our
-    secret means our view of the ring differs: rejoin. Anything else is fatal to the attempt (a
-    divergent round 1, values that do not add up): its timeout starts the next one."""
+    secret is unsigned, so it only hints that our view of the ring differs. Anything else is fatal
+    to the attempt (a divergent round 1, values that do not add up): its timeout starts the next."""
     if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
         return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
     if confirmation and isinstance(exc, ConfirmationError):
-        return Rejection(Outcome.REJOIN, wording.cannot_follow_rekey(exc))
+        return Rejection(Outcome.BEHIND, wording.cannot_follow_rekey(exc))
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 
 
 def message_rejection(exc: GroupChatError, ours: int, joined: int, code: str) -> Rejection:
     """An application message we cannot read (``exc.epoch``: its epoch): which placeholder, and
-    whether to rejoin."""
+    whether it hints that we are behind (a later epoch: its header is unsigned, so only a hint)."""
     epoch = exc.epoch if isinstance(exc, RemoteError) else None
 
     def shown(reason: UnreadableReason, detail: str = "", sender: str | None = None) -> Rejection:
@@ -99,7 +103,7 @@ def message_rejection(exc: GroupChatError, ours: int, joined: int, code: str) ->
             Outcome.PLACEHOLDER,
             reason=UnreadableReason.POSSIBLE_FORK,
             detail=wording.fork_detail(epoch, ours),
-            then_rejoin=wording.UNREACHABLE_EPOCH,
+            behind_epoch=epoch,
         )
     if isinstance(exc, DecryptionError) and epoch == ours:
         return shown(UnreadableReason.POSSIBLE_FORK, wording.epoch_code_hint(ours, code))

@@ -5,7 +5,10 @@
   member id, ``add_timeout`` apart, so exactly one usually creates; if two do, the relay's order
   of their creation markers decides (the first wins, the other joins it).
 * **Re-ask** to join with backoff (``add_timeout``, doubling, at most 30 s) until a welcome comes:
-  the member in line may have been offline.
+  the member in line may have been offline. When no welcome has come :func:`fresh_after` seconds
+  after a request was first published, and after a welcome that does not open (tampered on the way, or for a request we replaced), the request is
+  replaced by a fresh one: a request whose init key is already in the tree is never answered again,
+  while a fresh one (strictly newer) re-adds us in place of that leaf.
 * **Removed** while away (the Remove is in our backlog): ask to rejoin. Removed while connected
   (kicked), or after our own ``/leave``: the session ends.
 
@@ -18,16 +21,22 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from .. import wording
+
 __all__ = [
+    "FRESH_AFTER_MIN",
     "JOIN_REPUBLISH_MAX",
     "AfterRemoval",
     "after_removal",
     "creation_turn",
+    "fresh_after",
+    "fresh_request_due",
     "join_republish_delay",
     "should_create",
 ]
 
 JOIN_REPUBLISH_MAX: Final = 30.0
+FRESH_AFTER_MIN: Final = 30.0
 
 
 def creation_turn(present: set[bytes], me: bytes, since: float, step: float) -> float:
@@ -50,6 +59,19 @@ def should_create(
 def join_republish_delay(step: float, attempts: int) -> float:
     """How long to wait before publishing our join request again, after ``attempts`` so far."""
     return min(JOIN_REPUBLISH_MAX, step * float(2 ** min(attempts, 5)))
+
+
+def fresh_after(step: float) -> float:
+    """How long a published request may go unanswered before it is replaced by a fresh one: long
+    enough for every member in line to have had its turn, never under half a minute."""
+    return max(FRESH_AFTER_MIN, 8 * step)
+
+
+def fresh_request_due(first_published: float | None, now: float, step: float) -> str | None:
+    """Why the next publish replaces our request with a fresh one (None: it does not)."""
+    if first_published is not None and now - first_published >= fresh_after(step):
+        return wording.NO_WELCOME_YET
+    return None
 
 
 class AfterRemoval(enum.Enum):

@@ -56,6 +56,8 @@ class SessionSettings:
     update_every: int = 200  # ...or after this many messages sent, whichever first
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
+    behind_after: float = 30.0  # unverifiable later-epoch hints for this long -> ask to be re-added
+    creation_fallback: float = 30.0  # lost a creation race and no welcome for this long -> keep ours
 
     def __post_init__(self) -> None:
         if not self.relay_url.startswith(("ws://", "wss://")):
@@ -69,7 +71,15 @@ class SessionSettings:
             raise UsageError(wording.bad_display_name(self.name, exc)) from None
         if self.scheme not in ("tree", "ring"):
             raise UsageError(wording.bad_scheme(self.scheme))
-        for name in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
+        for name in (
+            "add_timeout",
+            "eviction_grace",
+            "update_interval",
+            "reconnect_min",
+            "reconnect_max",
+            "behind_after",
+            "creation_fallback",
+        ):
             if not getattr(self, name) > 0:
                 raise UsageError(wording.not_positive(name))
         if self.reconnect_min > self.reconnect_max:

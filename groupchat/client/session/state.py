@@ -82,6 +82,7 @@ class MachineState:
         self.identity = identity
         self._trust = trust
         self._config = config
+        self._suite = config.suite()
         self._rand = rand
         self._me = member_id(identity.public_key)
         self._room = settings.room.encode("utf-8")
