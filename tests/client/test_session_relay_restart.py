@@ -64,7 +64,6 @@ async def test_relay_restart_with_redis_loses_nothing(redis_proc: RedisProcess) 
         await wait_until(lambda: agree(alice, bob) and (alice.epoch or 0) >= 2, what="bob in")
         alice.session.send_text("before")
         await wait_until(lambda: bob.texts() == ["before"], what="first message")
-        epoch, code = alice.epoch, alice.session.epoch_codes[alice.epoch or 0]
     try:
         # Typed while the relay is down: queued, then sent once the relay is back.
         alice.session.send_text("during")

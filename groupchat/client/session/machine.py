@@ -529,6 +529,8 @@ class SessionMachine(Membership):
             )
         ) is None:
             return
+        if attempt.pending not in self._published:
+            self._published = [*self._published[-2:], attempt.pending]
         # Publish again with backoff until welcomed: the member in line may have been offline.
         delay = join_republish_delay(self.settings.add_timeout, attempt.attempts)
         attempt.attempts += 1

@@ -77,9 +77,8 @@ class Membership(MachineState):
         if not isinstance(attempt, JoinAttempt) or (hold is not None and attempt is not hold.reentry):
             return
         opened = None
-        for pending in (attempt.pending, attempt.previous):
-            if pending is None:
-                continue
+        candidates = [attempt.pending, attempt.previous, *reversed(self._published)]
+        for pending in dict.fromkeys(p for p in candidates if p is not None):
             try:
                 opened = yield from self._core(OpenWelcome(pending, welcome, self._config))
                 break
@@ -92,6 +91,7 @@ class Membership(MachineState):
             attempt.next_publish = self._now
             return
         group, timed = opened
+        self._published = []
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
@@ -344,9 +344,9 @@ class Membership(MachineState):
         by = ev.by.display_name
         link = self._link
         hold = self._hold
-        if hold is not None and hold.reentry is not None and self._departure is None:
-            # Our re-add request is being carried out: the old leaf goes first, the Add follows.
-            reentry = hold.reentry
+        if hold is not None and (hold.reentry is not None or self._published) and self._departure is None:
+            # A request of ours is being carried out: the old leaf goes first, the Add follows.
+            reentry = hold.reentry or JoinAttempt(self._published[-1], self._now, first_published=self._now)
             self._enter(Trigger.READDING, reentry)
             self._emit(TimelineEvent(TimelineKind.INFO, wording.removed_for_readd(by)))
             self._set_state(ConnectionState.JOINING)

@@ -3,12 +3,15 @@
 * **Create** only in a room with no group traffic in its whole log. If others are present but
   none has a group either (they arrived at the same moment), the present members take turns by
   member id, ``add_timeout`` apart, so exactly one usually creates; if two do, the relay's order
-  of their creation markers decides (the first wins, the other joins it).
+  of their creation markers decides (the first wins, the other joins it). The markers are the
+  relay's claims: the loser keeps the group it made, and if no welcome comes within
+  ``creation_fallback`` seconds its own group stands (no fake marker strands a creator).
 * **Re-ask** to join with backoff (``add_timeout``, doubling, at most 30 s) until a welcome comes:
   the member in line may have been offline. When no welcome has come :func:`fresh_after` seconds
-  after a request was first published, and after a welcome that does not open (tampered on the way, or for a request we replaced), the request is
-  replaced by a fresh one: a request whose init key is already in the tree is never answered again,
-  while a fresh one (strictly newer) re-adds us in place of that leaf.
+  after a request was first published, or a welcome does not open (tampered on the way, or for a
+  request we replaced), the request is replaced by a fresh one: a request whose init key is
+  already in the tree is never answered again, while a fresh one (strictly newer) re-adds us in
+  place of that leaf.
 * **Removed** while away (the Remove is in our backlog): ask to rejoin. Removed while connected
   (kicked), or after our own ``/leave``: the session ends.
 

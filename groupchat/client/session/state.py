@@ -18,7 +18,7 @@ from typing import Final, TypeVar, cast
 from ...core.errors import UsageError
 from ...core.events import Member
 from ...core.group import Group, GroupConfig
-from ...core.identity import Identity, epoch_code, validate_display_name
+from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
 from ..notices import (
@@ -112,6 +112,9 @@ class MachineState:
         self._send_pause_until = 0.0  # after the relay said rate_limited
         self._traffic_seen = False  # any group traffic in the room (decides create vs join)
         self._buffer_dropped = 0  # core messages not kept while waiting for a welcome
+        # Join requests we published since our last welcome: a member may act on any of them (a
+        # rejoin's Remove, then the Add), so a welcome for any must open (see _on_removed).
+        self._published: list[PendingJoin] = []
 
         # Our commits and updates.
         self._updates = UpdateSchedule(settings.update_interval, settings.update_every, now)
