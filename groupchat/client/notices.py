@@ -167,6 +167,4 @@ class TreeView:
     nodes: tuple[TreeNode, ...]
 
 
-Notice = (
-    StatusChanged | RosterChanged | ChatLine | MessageConfirmed | Placeholder | TimelineEvent | TreeView
-)
+Notice = StatusChanged | RosterChanged | ChatLine | MessageConfirmed | Placeholder | TimelineEvent | TreeView

@@ -334,6 +334,8 @@ WELCOME_UNOPENED: Final = "a welcome for us could not be opened"
 
 def removed_for_readd(by: str) -> str:
     return f"{by} removed our old place in the group to re-add us, as we asked; waiting for the welcome"
+
+
 NO_WELCOME_YET: Final = "no welcome has come for our join request"
 
 

@@ -79,7 +79,7 @@ class MemoryRoom:
         s = SessionSettings("ws://memory", "room", name, **{"add_timeout": 0.5, **settings})
         self.room = s.room.encode()
         rand: Callable[[int], bytes] = os.urandom
-        config = GroupConfig(clock=self.clock, rand=rand)
+        config = GroupConfig(clock=self.clock, wall_clock=self.clock.wall, rand=rand)
         m = SessionMachine(
             s, Identity.generate(), TrustStore(None), config=config, rand=rand, now=self.clock()
         )

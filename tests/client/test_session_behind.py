@@ -7,7 +7,7 @@ from __future__ import annotations
 from session_room import HELLO, Member, MemoryRoom
 
 from groupchat.client.notices import ChatLine, Placeholder
-from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.room_payload import JoinAsk, PayloadKind, RoomPayload
 from groupchat.client.session.inputs import Connected, FrameReceived
 from groupchat.client.session.phases import Phase
 from groupchat.core.codec import Writer
@@ -164,7 +164,7 @@ def test_a_forged_join_request_removes_nobody(room: MemoryRoom, pair: tuple[Memb
     body = bytearray(forged.encoded)
     at = bytes(body).index(impostor.public_key)
     body[at : at + 32] = bob.machine.identity.public_key
-    _deliver(room, alice, PayloadKind.JOIN_REQUEST, bytes(body))
+    _deliver(room, alice, PayloadKind.JOIN_REQUEST, JoinAsk(bytes(body)).encode())
     for _ in range(4):
         room.clock.advance(2)
         room.tick()

@@ -170,7 +170,12 @@ class MakeJoinRequest(CoreCall[PendingJoin]):
 
     def run(self) -> PendingJoin:
         return JoinRequest.create(
-            self.config.suite(), self.identity, self.group_id, self.name, self.config.rand
+            self.config.suite(),
+            self.identity,
+            self.group_id,
+            self.name,
+            self.config.rand,
+            wall_clock=self.config.wall_clock,
         )
 
 

@@ -38,7 +38,7 @@ from ..app_content import AppContent
 from ..coordinator import AddDuty, next_turns
 from ..notices import ConnectionState, Placeholder, TimelineEvent, TimelineKind, UnreadableReason
 from ..outbound_queue import Outgoing
-from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
+from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, JoinAsk, PayloadKind, RoomPayload
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
 from .behind import should_reenter
@@ -376,7 +376,8 @@ class SessionMachine(Membership):
 
     def _on_join_request(self, body: bytes) -> None:
         try:
-            request = JoinRequest.decode(body)
+            ask = JoinAsk.decode(body)
+            request = JoinRequest.decode(ask.request)
             if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
                 return
             # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
@@ -525,7 +526,7 @@ class SessionMachine(Membership):
             attempt.first_published = self._now
         if (
             yield from self._publish(
-                PayloadKind.JOIN_REQUEST, attempt.pending.request.encoded, "join request"
+                PayloadKind.JOIN_REQUEST, JoinAsk(attempt.pending.request.encoded).encode(), "join request"
             )
         ) is None:
             return
