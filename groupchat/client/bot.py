@@ -109,27 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bot's flags, plus every client configuration flag."""
     from .config import add_config_arguments
 
-    parser.add_argument(
-        "--say",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="send TEXT once joined (repeat for several messages)",
-    )
+    parser.add_argument("--say", action="append", default=[], metavar="TEXT",
+                        help="send TEXT once joined (repeat for several messages)")
     parser.add_argument("--script", type=Path, metavar="FILE", help="run the commands in FILE (see --help)")
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        metavar="N",
-        help="stay until N seconds after start, then leave (default: leave when done)",
-    )
-    parser.add_argument(
-        "--join-timeout",
-        type=float,
-        default=30.0,
-        metavar="SEC",
-        help="give up if not a member after this long (default 30)",
-    )
+    parser.add_argument("--seconds", type=float, metavar="N",
+                        help="stay until N seconds after start, then leave (default: leave when done)")
+    parser.add_argument("--join-timeout", type=float, default=30.0, metavar="SEC",
+                        help="give up if not a member after this long (default 30)")
     add_config_arguments(parser, ephemeral_identity=True)
 
 
@@ -185,14 +171,8 @@ def run(args: argparse.Namespace) -> int:
     if stay_until is None and not steps:
         stay_until = float("inf")  # nothing to do: stay until interrupted
     return asyncio.run(
-        run_bot(
-            session,
-            watcher,
-            steps,
-            stay_until=stay_until,
-            join_timeout=args.join_timeout,
-            say=transcript.line,
-        )
+        run_bot(session, watcher, steps, stay_until=stay_until, join_timeout=args.join_timeout,
+                say=transcript.line)
     )
 
 

@@ -176,59 +176,32 @@ def add_config_arguments(
     command makes a fresh identity unless ``--identity`` is given (bots).
     """
     g = parser.add_argument_group("configuration")
-    g.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help=f"config file (default: ${ENV_CONFIG} or {default_config_path()})",
-    )
-    g.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help=f"identity and trust store directory (default: ${ENV_DATA_DIR} or the platform's)",
-    )
-    g.add_argument(
-        "--log-dir",
-        type=Path,
-        metavar="DIR",
-        help=f"log file directory (default: ${ENV_LOG_DIR} or the platform's)",
-    )
+    g.add_argument("--config", type=Path, metavar="FILE",
+                   help=f"config file (default: ${ENV_CONFIG} or {default_config_path()})")
+    g.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help=f"identity and trust store directory (default: ${ENV_DATA_DIR} or the platform's)")
+    g.add_argument("--log-dir", type=Path, metavar="DIR",
+                   help=f"log file directory (default: ${ENV_LOG_DIR} or the platform's)")
     g.add_argument("--log-level", choices=LOG_LEVELS, help="log file detail (default info)")
     default_identity = "a fresh one each run" if ephemeral_identity else "DATA_DIR/identity.key"
-    g.add_argument(
-        "--identity", type=Path, metavar="FILE", help=f"identity key file (default: {default_identity})"
-    )
+    g.add_argument("--identity", type=Path, metavar="FILE",
+                   help=f"identity key file (default: {default_identity})")
     if not session:
         return
     s = parser.add_argument_group("session")
     s.add_argument("--relay", metavar="URL", help="relay address, e.g. ws://127.0.0.1:8765")
     s.add_argument("--room", help="room to join")
     s.add_argument("--name", help="your display name in the room")
-    s.add_argument(
-        "--scheme", choices=SCHEMES, help="group key scheme when creating the group (default tree)"
-    )
-    s.add_argument(
-        "--add-timeout",
-        type=float,
-        metavar="SEC",
-        help="seconds before the next member commits a pending join (default 3)",
-    )
-    s.add_argument(
-        "--eviction-grace",
-        type=float,
-        metavar="SEC",
-        help="remove members offline longer than this (default 60)",
-    )
-    s.add_argument(
-        "--update-interval",
-        type=float,
-        metavar="SEC",
-        help="refresh your own keys at least this often (default 600)",
-    )
-    s.add_argument(
-        "--update-every", type=int, metavar="N", help="...or after sending this many messages (default 200)"
-    )
+    s.add_argument("--scheme", choices=SCHEMES,
+                   help="group key scheme when creating the group (default tree)")
+    s.add_argument("--add-timeout", type=float, metavar="SEC",
+                   help="seconds before the next member commits a pending join (default 3)")
+    s.add_argument("--eviction-grace", type=float, metavar="SEC",
+                   help="remove members offline longer than this (default 60)")
+    s.add_argument("--update-interval", type=float, metavar="SEC",
+                   help="refresh your own keys at least this often (default 600)")
+    s.add_argument("--update-every", type=int, metavar="N",
+                   help="...or after sending this many messages (default 200)")
     s.add_argument("--reconnect-min", type=float, metavar="SEC", help="first reconnect delay (default 0.2)")
     s.add_argument("--reconnect-max", type=float, metavar="SEC", help="longest reconnect delay (default 10)")
 

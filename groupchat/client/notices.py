@@ -167,4 +167,6 @@ class TreeView:
     nodes: tuple[TreeNode, ...]
 
 
-Notice = StatusChanged | RosterChanged | ChatLine | MessageConfirmed | Placeholder | TimelineEvent | TreeView
+Notice = (
+    StatusChanged | RosterChanged | ChatLine | MessageConfirmed | Placeholder | TimelineEvent | TreeView
+)
