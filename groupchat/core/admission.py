@@ -326,33 +326,47 @@ def apply_changes(
     for c in changes:
         if c.type == ChangeType.REVOKE:
             if c.invite_key not in live or c.invite_key in revoked:
-                raise InvalidInviteError("commit revokes an invite that is not live (unknown, used up or revoked twice)")
+                raise InvalidInviteError(
+                    "commit revokes an invite that is not live (unknown, used up or revoked twice)"
+                )
             revoked.append(c.invite_key)
         elif c.type == ChangeType.INVITE:
             if c.invite_key in live or any(i.invite_key == c.invite_key for i in created):
-                raise AdmissionChangeError("commit creates an invite whose key is already live or listed twice")
+                raise AdmissionChangeError(
+                    "commit creates an invite whose key is already live or listed twice"
+                )
             created.append(Invite(c.invite_key, c.uses, c.not_after, committer, c.label))
         elif c.type == ChangeType.ADMIT:
             request = added.get(c.leaf)
             if request is None or c.leaf in admit_leaves:
-                raise AdmissionChangeError(f"commit's admit names leaf {c.leaf}, which is not an Add of this commit (or twice)")
+                raise AdmissionChangeError(
+                    f"commit's admit names leaf {c.leaf}, which is not an Add of this commit (or twice)"
+                )
             admit_leaves.add(c.leaf)
             if c.invite_key not in live or c.invite_key in revoked:
-                raise InvalidInviteError(f"commit admits {request.display_name!r} with an invite that is not live")
+                raise InvalidInviteError(
+                    f"commit admits {request.display_name!r} with an invite that is not live"
+                )
             if uses[c.invite_key] == 0:
-                raise InvalidInviteError(f"commit admits {request.display_name!r} with an invite that is used up")
+                raise InvalidInviteError(
+                    f"commit admits {request.display_name!r} with an invite that is used up"
+                )
             verify_proof(c.invite_key, group_id, request, c.proof, suite)
             uses[c.invite_key] -= 1
             admitted[request.identity_key] = c.invite_key
         else:
             gone = removed.get(c.leaf)
             if gone is None or c.leaf in reason_leaves:
-                raise AdmissionChangeError(f"commit gives a reason for leaf {c.leaf}, which it does not remove (or twice)")
+                raise AdmissionChangeError(
+                    f"commit gives a reason for leaf {c.leaf}, which it does not remove (or twice)"
+                )
             reason_leaves.add(c.leaf)
             assert c.reason is not None
             reasons[gone.identity_key] = c.reason
     kept = [
-        inv if uses[inv.invite_key] == inv.uses_left else Invite(inv.invite_key, uses[inv.invite_key], inv.not_after, inv.inviter, inv.label)
+        inv
+        if uses[inv.invite_key] == inv.uses_left
+        else Invite(inv.invite_key, uses[inv.invite_key], inv.not_after, inv.inviter, inv.label)
         for inv in state.invites
         if inv.invite_key not in revoked and uses[inv.invite_key] > 0
     ]

@@ -64,17 +64,25 @@ class InviteSecret:
         """Read an invite code (:attr:`code`); surrounding spaces and letter case are ignored."""
         code = text.strip().lower()
         if not code.startswith(INVITE_CODE_PREFIX):
-            raise InvalidInviteCodeError(f"an invite code starts with {INVITE_CODE_PREFIX!r}; check that it was copied whole")
+            raise InvalidInviteCodeError(
+                f"an invite code starts with {INVITE_CODE_PREFIX!r}; check that it was copied whole"
+            )
         body = code[len(INVITE_CODE_PREFIX) :].upper()
         try:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
         except (binascii.Error, ValueError):
-            raise InvalidInviteCodeError("this invite code has characters an invite code never has; check it for typos") from None
+            raise InvalidInviteCodeError(
+                "this invite code has characters an invite code never has; check it for typos"
+            ) from None
         if len(raw) != _SEED + _CHECK:
-            raise InvalidInviteCodeError("this invite code is too short or too long; check that it was copied whole")
+            raise InvalidInviteCodeError(
+                "this invite code is too short or too long; check that it was copied whole"
+            )
         seed, check = raw[:_SEED], raw[_SEED:]
         if not hmac.compare_digest(check, _checksum(seed)):
-            raise InvalidInviteCodeError("this invite code does not check out (a typo?); ask the inviter for it again")
+            raise InvalidInviteCodeError(
+                "this invite code does not check out (a typo?); ask the inviter for it again"
+            )
         return cls(seed)
 
     @property
@@ -101,7 +109,9 @@ def prove(
     secret: InviteSecret, group_id: bytes, request: JoinRequest, suite: CipherSuite = _DEFAULT_SUITE
 ) -> bytes:
     """SignWithLabel(invite, "InviteProof", V(group_id) || V(Hash(request))): one request, one group."""
-    return suite.sign_with_label(secret.signing_key, INVITE_PROOF_LABEL, _proof_content(group_id, request, suite))
+    return suite.sign_with_label(
+        secret.signing_key, INVITE_PROOF_LABEL, _proof_content(group_id, request, suite)
+    )
 
 
 def verify_proof(
@@ -111,12 +121,14 @@ def verify_proof(
     proof: bytes,
     suite: CipherSuite = _DEFAULT_SUITE,
 ) -> None:
-    """Refuse (:class:`InvalidInviteError`) a proof not made with ``invite_key`` for this group and request."""
+    """Refuse (:class:`InvalidInviteError`) a proof not made with ``invite_key`` for this request."""
     who = f"invite proof of {request.display_name!r} ({request.fingerprint})"
     if len(proof) != 64:
         raise InvalidInviteError(f"{who} is {len(proof)} bytes, not a 64-byte signature")
     try:
-        suite.verify_with_label(invite_key, INVITE_PROOF_LABEL, _proof_content(group_id, request, suite), proof, who)
+        suite.verify_with_label(
+            invite_key, INVITE_PROOF_LABEL, _proof_content(group_id, request, suite), proof, who
+        )
     except (CryptoError, InvalidValueError) as exc:
         raise InvalidInviteError(
             f"{exc}: it was not made with this invite for this group and this join request"

@@ -2,10 +2,11 @@
 
 The agreed admission state (``core/admission.py``): :meth:`Admission.classify_request` (how a
 verified join request may come in), :meth:`Admission._admission_after` (a commit's changes,
-checked and applied the same way by every member). Every Add's join request (signed, for this group, unexpired, not valid too long, identity and init
-key new, init key never used by a departed member), the structural and scheme rules of a received
-commit (:meth:`Admission._check_operations`), the once-per-leaf signature backstop, and a joiner's
-check of every leaf of a Welcome (:func:`verify_listed_member`).
+checked and applied the same way by every member). Every Add's join request (signed, for this
+group, unexpired, not valid too long, identity and init key new, init key never used by a
+departed member), the structural and scheme rules of a received commit
+(:meth:`Admission._check_operations`), the once-per-leaf signature backstop, and a joiner's check
+of every leaf of a Welcome (:func:`verify_listed_member`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class Admission(EpochState):
         state = self._admission
         after = state.returning_after(request.identity_key)
         if after is not None:
-            return Classification(Admissibility.RETURNING if request.not_after > after else Admissibility.STALE)
+            return Classification(
+                Admissibility.RETURNING if request.not_after > after else Admissibility.STALE
+            )
         problem = ""
         if invite_key is not None:
             invite = state.invite(invite_key)
@@ -105,10 +108,18 @@ class Admission(EpochState):
         scheme = self._scheme
         added = {op.leaf: op.request for op in ops if op.request is not None}
         removed = {
-            op.leaf: req for op in ops if op.type == OpType.REMOVE and (req := scheme.member(op.leaf)) is not None
+            op.leaf: req
+            for op in ops
+            if op.type == OpType.REMOVE and (req := scheme.member(op.leaf)) is not None
         }
         return apply_changes(
-            state, changes, added=added, removed=removed, committer=committer, group_id=self.group_id, suite=self.suite
+            state,
+            changes,
+            added=added,
+            removed=removed,
+            committer=committer,
+            group_id=self.group_id,
+            suite=self.suite,
         )
 
     def _extensions_after(self, outcome: AdmissionOutcome) -> bytes:
@@ -155,8 +166,8 @@ class Admission(EpochState):
                 raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
             if req.init_key in self._used_init_keys:
                 raise DuplicateKeyError(
-                    f"join request from {req.display_name!r} ({req.fingerprint}) reuses the init key of a member who already joined and left: an old "
-                    "request replayed; ask them for a new one"
+                    f"join request from {req.display_name!r} ({req.fingerprint}) reuses the init key of a "
+                    "member who already joined and left: an old request replayed; ask them for a new one"
                 )
             seen_identities.add(req.identity_key)
             seen_init.add(req.init_key)

@@ -99,7 +99,9 @@ class Agreement(Admission):
         removed = tuple(self.member(leaf) for leaf in removes)
         epoch_input, rand = EpochInput(self.group_id, self.epoch), self.config.rand
         change = scheme.build_commit(epoch_input, removes=removes, adds=[], update=False, rand=rand)
-        changes = tuple(AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons))
+        changes = tuple(
+            AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)
+        )
         outcome = self._restart_admission(ring, change.operations, changes, self._identity.public_key)
         commit = Commit(change.operations, changes)
         content = FramedContent(
@@ -117,7 +119,17 @@ class Agreement(Admission):
             reasons=tuple((m.identity_key, reasons[m.leaf]) for m in removed if m.leaf in reasons),
         )
         self._pending = PendingCommit(
-            message, change, self._ctx, self._secrets, self._interim, None, (), removed, False, intent, outcome
+            message,
+            change,
+            self._ctx,
+            self._secrets,
+            self._interim,
+            None,
+            (),
+            removed,
+            False,
+            intent,
+            outcome,
         )
         return message
 
@@ -192,7 +204,11 @@ class Agreement(Admission):
         )
 
     def _restart_admission(
-        self, ring: PendingEpoch, ops: Sequence[Operation], changes: Sequence[AdmissionChange], committer: bytes
+        self,
+        ring: PendingEpoch,
+        ops: Sequence[Operation],
+        changes: Sequence[AdmissionChange],
+        committer: bytes,
     ) -> AdmissionOutcome:
         """A restart's changes (reasons only) on top of the admission state the ring's commit leads to."""
         if any(c.type != ChangeType.REASON for c in changes):
@@ -203,7 +219,13 @@ class Agreement(Admission):
         if not changes and not before.state.returning:
             return before
         after = apply_changes(
-            before.state, changes, added={}, removed=removed, committer=committer, group_id=self.group_id, suite=self.suite
+            before.state,
+            changes,
+            added={},
+            removed=removed,
+            committer=committer,
+            group_id=self.group_id,
+            suite=self.suite,
         )
         return AdmissionOutcome(
             after.state,

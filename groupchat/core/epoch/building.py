@@ -19,8 +19,7 @@ from ..admission import (
     NewInvite,
     RemovalReason,
 )
-
-from ..commit import Commit, CommitMessage
+from ..commit import Commit, CommitMessage, Operation
 from ..errors import (
     ConfigError,
     EpochLimitError,
@@ -32,7 +31,6 @@ from ..events import (
     EpochChanged,
     Event,
 )
-from ..commit import Operation
 from ..identity import JoinRequest
 from ..invite import verify_proof
 from ..key_schedule import (
@@ -140,7 +138,11 @@ class Building(Agreement):
             update or not (requests or removes),
             authenticated_data,
             tuple(admits.values()),
-            tuple((scheme_req.identity_key, reasons[leaf]) for leaf, scheme_req in zip(removes, removed_requests, strict=True) if leaf in reasons),
+            tuple(
+                (scheme_req.identity_key, reasons[leaf])
+                for leaf, scheme_req in zip(removes, removed_requests, strict=True)
+                if leaf in reasons
+            ),
             tuple(invites),
             tuple(revokes),
         )
@@ -158,7 +160,9 @@ class Building(Agreement):
             outcome = self._admission_after(change.operations, changes, self._identity.public_key)
         except RemoteError as exc:  # never build what every receiver would refuse
             raise UsageError(f"this commit's admission changes would be refused: {exc}") from None
-        message, ctx, secrets, interim, welcome = self._seal_commit(change, authenticated_data, changes, outcome)
+        message, ctx, secrets, interim, welcome = self._seal_commit(
+            change, authenticated_data, changes, outcome
+        )
         joiners = tuple((op.leaf, op.request) for op in change.operations if op.request is not None)
         self._pending = PendingCommit(
             message, change, ctx, secrets, interim, welcome, joiners, removed, update, intent, outcome
@@ -174,7 +178,9 @@ class Building(Agreement):
         for a in admits:
             live = state.invite(a.invite_key)
             if live is None:
-                raise UsageError(f"cannot admit {a.request.display_name!r}: that invite is not live (revoked or used up)")
+                raise UsageError(
+                    f"cannot admit {a.request.display_name!r}: that invite is not live (revoked or used up)"
+                )
             if live.expired(now):
                 raise UsageError(f"cannot admit {a.request.display_name!r}: that invite has expired")
             verify_proof(a.invite_key, self.group_id, a.request, a.proof, self.suite)
@@ -380,7 +386,9 @@ def own_changes(
     """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons."""
     out = [AdmissionChange(ChangeType.REVOKE, invite_key=k) for k in revokes]
     out += [
-        AdmissionChange(ChangeType.INVITE, invite_key=i.public_key, uses=i.uses, not_after=i.not_after, label=i.label)
+        AdmissionChange(
+            ChangeType.INVITE, invite_key=i.public_key, uses=i.uses, not_after=i.not_after, label=i.label
+        )
         for i in invites
     ]
     for op in ops:

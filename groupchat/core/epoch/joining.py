@@ -173,7 +173,9 @@ class Joining(Processing):
                 admission_of(ctx),
                 msg.commit.changes,
                 added={op.leaf: op.request for op in added if op.request is not None},
-                removed={op.leaf: before[op.leaf] for op in ops if op.type == OpType.REMOVE and op.leaf in before},
+                removed={
+                    op.leaf: before[op.leaf] for op in ops if op.type == OpType.REMOVE and op.leaf in before
+                },
                 committer=signer.identity_key,
                 group_id=ctx.group_id,
                 suite=suite,

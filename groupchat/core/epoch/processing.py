@@ -133,7 +133,11 @@ class Processing(Building):
         try:
             assert staged.commit_secret is not None  # a one-round scheme
             ctx, secrets, confirmed = self._next_epoch(
-                content, msg.signature, staged.public_hash, staged.commit_secret, self._extensions_after(admission)
+                content,
+                msg.signature,
+                staged.public_hash,
+                staged.commit_secret,
+                self._extensions_after(admission),
             )
             # 11: the confirmation tag
             verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)

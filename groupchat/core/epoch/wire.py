@@ -82,7 +82,9 @@ def admission_of(ctx: GroupContext) -> AdmissionState:
 
 def with_admission(extensions: bytes, state: AdmissionState) -> bytes:
     """``extensions`` with the admission extension replaced by ``state``'s (none for the default)."""
-    items = [(t, d) for t, d in decode_extensions(extensions) if t != ADMISSION_EXTENSION] if extensions else []
+    items = (
+        [(t, d) for t, d in decode_extensions(extensions) if t != ADMISSION_EXTENSION] if extensions else []
+    )
     if not state.is_default:
         items.append((ADMISSION_EXTENSION, state.encode()))
     return encode_extensions(items)
