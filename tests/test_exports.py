@@ -155,7 +155,8 @@ PUBLIC: dict[str, list[str]] = {
         'GroupConfigFields', 'check_group_config',
     ],
     'groupchat.core.errors': [
-        'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError', 'DecodeError',
+        'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
+        'DecodeError',
         'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError', 'ExpiredJoinRequestError',
         'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
         'InconsistentPathError', 'InvalidCommitError', 'InvalidInviteCodeError', 'InvalidInviteError',

@@ -17,10 +17,10 @@ from group_harness import Harness, fingerprint
 
 from groupchat.core.admission import (
     ADMISSION_EXTENSION,
-    Admissibility,
     DEFAULT_ADMISSION,
     MAX_INVITES,
     MAX_RETURNING,
+    Admissibility,
     AdmissionChange,
     AdmissionOutcome,
     AdmissionState,
@@ -34,6 +34,8 @@ from groupchat.core.admission import (
 )
 from groupchat.core.codec import Reader, Writer
 from groupchat.core.commit import Commit, CommitMessage
+from groupchat.core.epoch import state as epoch_state
+from groupchat.core.epoch.wire import with_admission
 from groupchat.core.errors import (
     AdmissionChangeError,
     ConfigError,
@@ -50,7 +52,7 @@ from groupchat.core.group import Group
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.invite import InviteSecret, prove, verify_proof
 from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
-from groupchat.core.welcome import decode_extensions
+from groupchat.core.welcome import decode_extensions, encode_extensions
 
 Add = PendingJoin | tuple[PendingJoin, InviteSecret]
 
@@ -63,7 +65,9 @@ def admit_of(h: Harness, pj: PendingJoin, secret: InviteSecret) -> Admit:
     return Admit(pj.request, secret.public_key, prove(secret, h.group_id, pj.request, h.suite))
 
 
-def run(h: Harness, committer: str, *, add: Iterable[Add] = (), remove: Iterable[str] = (), **kw: object) -> dict[str, Event]:
+def run(
+    h: Harness, committer: str, *, add: Iterable[Add] = (), remove: Iterable[str] = (), **kw: object
+) -> dict[str, Event]:
     """Commit at ``committer`` with admission arguments, deliver it, join the added, drop the removed;
     then every member (joiners included) holds the same admission state and epoch."""
     items: list[object] = []
@@ -98,9 +102,13 @@ def resign(h: Harness, committer: str, data: bytes, changes: tuple[AdmissionChan
     msg = CommitMessage.decode(data)
     c = msg.content
     body = Commit(msg.commit.operations, changes)
-    content = FramedContent(c.group_id, c.epoch, c.sender, c.authenticated_data, ContentType.COMMIT, body.encode())
+    content = FramedContent(
+        c.group_id, c.epoch, c.sender, c.authenticated_data, ContentType.COMMIT, body.encode()
+    )
     group = h.members[committer]
-    sig = sign_framed_content(h.suite, group._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, group._ctx_bytes)
+    sig = sign_framed_content(
+        h.suite, group._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, group._ctx_bytes
+    )
     return CommitMessage(content, body, sig, msg.confirmation_tag).encode()
 
 
@@ -165,7 +173,10 @@ def test_a_proof_binds_the_request_and_the_group() -> None:
 
 
 def full_state() -> AdmissionState:
-    invites = (Invite(bytes(32), 3, 0, bytes([1]) * 32, "for ann"), Invite(bytes([9]) * 32, 1, 1_900_000_000, bytes(32), ""))
+    invites = (
+        Invite(bytes(32), 3, 0, bytes([1]) * 32, "for ann"),
+        Invite(bytes([9]) * 32, 1, 1_900_000_000, bytes(32), ""),
+    )
     return AdmissionState(True, invites, (Returning(bytes([5]) * 32, 1234),))
 
 
@@ -197,7 +208,10 @@ def _returning_bytes(i: int) -> bytes:
     ("data", "error"),
     [
         (_encoded(2, [], []), InvalidValueError),
-        (_encoded(0, [_invite_bytes(i.to_bytes(32, "big")) for i in range(MAX_INVITES + 1)], []), FieldTooLargeError),
+        (
+            _encoded(0, [_invite_bytes(i.to_bytes(32, "big")) for i in range(MAX_INVITES + 1)], []),
+            FieldTooLargeError,
+        ),
         (_encoded(0, [], [_returning_bytes(i) for i in range(MAX_RETURNING + 1)]), FieldTooLargeError),
         (_encoded(0, [_invite_bytes(bytes(32), label=b"x" * 65)], []), FieldTooLargeError),
         (_encoded(0, [_invite_bytes(bytes(32), label=b"\xff")], []), InvalidValueError),
@@ -279,16 +293,24 @@ def test_an_approved_add_uses_no_invite_and_revoke_drops_one(h: Harness) -> None
     run(h, "m0", invite=[NewInvite(s1.public_key), NewInvite(s2.public_key, not_after=2_000_000_000)])
     events = run(h, "m3", add=[h.join_request("dan")], revoke=[s1.public_key])
     ev = events["m0"]
-    assert isinstance(ev, EpochChanged) and ev.admitted_by_invite == {} and ev.invites_revoked == (s1.public_key,)
+    assert (
+        isinstance(ev, EpochChanged)
+        and ev.admitted_by_invite == {}
+        and ev.invites_revoked == (s1.public_key,)
+    )
     assert [i.invite_key for i in h.members["dan"].admission.invites] == [s2.public_key]
 
 
 def test_reasons_travel_in_the_commit(h: Harness) -> None:
     victim_key = h.members["m4"]._identity.public_key
     events = run(h, "m0", remove=["m4", "m3"], reasons={h.leaf("m4"): RemovalReason(RemovalCode.KICKED)})
-    assert events["m4"] == RemovedFromGroup(events["m4"].epoch, events["m4"].by, RemovalReason(RemovalCode.KICKED))  # type: ignore[union-attr]
+    assert events["m4"] == RemovedFromGroup(
+        events["m4"].epoch, events["m4"].by, RemovalReason(RemovalCode.KICKED)
+    )  # type: ignore[union-attr]
     ev = events["m1"]
-    assert isinstance(ev, EpochChanged) and ev.removal_reasons == {victim_key: RemovalReason(RemovalCode.KICKED)}
+    assert isinstance(ev, EpochChanged) and ev.removal_reasons == {
+        victim_key: RemovalReason(RemovalCode.KICKED)
+    }
     assert h.members["m1"].admission == DEFAULT_ADMISSION  # a kick lists no one as returning
     with pytest.raises(UsageError, match="does not remove"):
         h.members["m0"].commit(remove=[h.leaf("m1")], reasons={h.leaf("m2"): RemovalReason(RemovalCode.LEFT)})
@@ -384,9 +406,24 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
 @pytest.mark.parametrize(
     ("make", "error"),
     [
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.ADMIT, rm_leaf, key, proof=proof),), AdmissionChangeError),
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.ADMIT, add_leaf, bytes(32), proof=proof),), InvalidInviteError),
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.ADMIT, add_leaf, key, proof=bytes(64)),), InvalidInviteError),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.ADMIT, rm_leaf, key, proof=proof),
+            ),
+            AdmissionChangeError,
+        ),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.ADMIT, add_leaf, bytes(32), proof=proof),
+            ),
+            InvalidInviteError,
+        ),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.ADMIT, add_leaf, key, proof=bytes(64)),
+            ),
+            InvalidInviteError,
+        ),
         (
             lambda add_leaf, rm_leaf, key, proof: (
                 AdmissionChange(ChangeType.ADMIT, add_leaf, key, proof=proof),
@@ -394,7 +431,12 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
             ),
             AdmissionChangeError,
         ),
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.REASON, add_leaf, reason=RemovalReason(RemovalCode.LEFT)),), AdmissionChangeError),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.REASON, add_leaf, reason=RemovalReason(RemovalCode.LEFT)),
+            ),
+            AdmissionChangeError,
+        ),
         (
             lambda add_leaf, rm_leaf, key, proof: (
                 AdmissionChange(ChangeType.REASON, rm_leaf, reason=RemovalReason(RemovalCode.LEFT)),
@@ -402,7 +444,12 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
             ),
             AdmissionChangeError,
         ),
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.INVITE, invite_key=key, uses=1),), AdmissionChangeError),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.INVITE, invite_key=key, uses=1),
+            ),
+            AdmissionChangeError,
+        ),
         (
             lambda add_leaf, rm_leaf, key, proof: (
                 AdmissionChange(ChangeType.INVITE, invite_key=bytes(32), uses=1),
@@ -410,7 +457,10 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
             ),
             AdmissionChangeError,
         ),
-        (lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.REVOKE, invite_key=bytes(32)),), InvalidInviteError),
+        (
+            lambda add_leaf, rm_leaf, key, proof: (AdmissionChange(ChangeType.REVOKE, invite_key=bytes(32)),),
+            InvalidInviteError,
+        ),
         (
             lambda add_leaf, rm_leaf, key, proof: (
                 AdmissionChange(ChangeType.REVOKE, invite_key=key),
@@ -420,7 +470,8 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
         ),
         (
             lambda add_leaf, rm_leaf, key, proof: tuple(
-                AdmissionChange(ChangeType.INVITE, invite_key=i.to_bytes(32, "big"), uses=1) for i in range(MAX_INVITES)
+                AdmissionChange(ChangeType.INVITE, invite_key=i.to_bytes(32, "big"), uses=1)
+                for i in range(MAX_INVITES)
             ),
             AdmissionChangeError,
         ),
@@ -439,7 +490,9 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
         "too-many-invites",
     ],
 )
-def test_inconsistent_changes_are_refused_and_change_nothing(h: Harness, make: object, error: type[GroupChatError]) -> None:
+def test_inconsistent_changes_are_refused_and_change_nothing(
+    h: Harness, make: object, error: type[GroupChatError]
+) -> None:
     secret = invite_secret(11)
     run(h, "m0", invite=[NewInvite(secret.public_key, uses=3)])
     pj = h.join_request("ann")
@@ -457,3 +510,34 @@ def test_inconsistent_changes_are_refused_and_change_nothing(h: Harness, make: o
     assert isinstance(events["m2"], EpochChanged)
     assert_agreed(h)
     assert h.members["ann"].admission.invites[0].uses_left == 2
+
+
+# --- the Welcome ---------------------------------------------------------------------------------
+
+
+def test_a_joiner_reads_the_state_from_its_welcome_and_refuses_one_out_of_bounds(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = invite_secret(12)
+    run(h, "m0", invite=[NewInvite(secret.public_key, uses=5, label="welcome")])
+    run(h, "m1", add=[h.join_request("ann")])
+    assert h.members["ann"].admission == h.members["m0"].admission  # from the Welcome's GroupContext
+    # A committer that writes an out-of-bounds state (65 invites) into the GroupContext: the joiner
+    # refuses the Welcome. (The committer's own echo is let through so that the Welcome goes out.)
+    m2 = h.members["m2"]
+    bad = _encoded(0, [_invite_bytes(i.to_bytes(32, "big")) for i in range(MAX_INVITES + 1)], [])
+    items = [
+        (t, d) for t, d in decode_extensions(with_admission(b"", m2.admission)) if t != ADMISSION_EXTENSION
+    ]
+    object.__setattr__(
+        m2, "_extensions_after", lambda outcome: encode_extensions([*items, (ADMISSION_EXTENSION, bad)])
+    )
+    pj = h.join_request("bob")
+    data = m2.commit(add=[pj.request])
+    monkeypatch.setattr(epoch_state, "admission_of", lambda ctx: DEFAULT_ADMISSION)
+    m2.receive(data)
+    monkeypatch.undo()
+    welcome = next(o.data for o in m2.data_to_send() if o.kind.name == "WELCOME")
+    with pytest.raises(FieldTooLargeError):
+        Group.join(pj, welcome, h.config)
+    assert not pj.used

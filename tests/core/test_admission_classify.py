@@ -27,7 +27,9 @@ def at(seconds: int) -> GroupConfig:
     return GroupConfig(wall_clock=lambda: float(seconds))
 
 
-def request(h: Harness, name: str, *, identity: Identity | None = None, when: int = NOW, group_id: bytes | None = None) -> JoinRequest:
+def request(
+    h: Harness, name: str, *, identity: Identity | None = None, when: int = NOW, group_id: bytes | None = None
+) -> JoinRequest:
     return JoinRequest.create(
         h.suite, identity or Identity.generate(), group_id or h.group_id, name, wall_clock=lambda: when
     ).request
@@ -35,7 +37,14 @@ def request(h: Harness, name: str, *, identity: Identity | None = None, when: in
 
 def forged(req: JoinRequest) -> JoinRequest:
     """``req`` re-encoded with a later expiry and its old signature: anyone can make this."""
-    tbs = JoinRequest.tbs(req.cipher_suite, req.group_id, req.identity_key, req.display_name.encode(), req.init_key, req.not_after + 60)
+    tbs = JoinRequest.tbs(
+        req.cipher_suite,
+        req.group_id,
+        req.identity_key,
+        req.display_name.encode(),
+        req.init_key,
+        req.not_after + 60,
+    )
     return JoinRequest.decode(Writer().raw(tbs).opaque(req.signature).bytes())
 
 
@@ -46,7 +55,9 @@ def h3() -> Harness:
     return h
 
 
-def kind(g: Group, req: JoinRequest, proof: bytes | None = None, key: bytes | None = None, now: int = NOW) -> Admissibility:
+def kind(
+    g: Group, req: JoinRequest, proof: bytes | None = None, key: bytes | None = None, now: int = NOW
+) -> Admissibility:
     return g.classify_request(req, proof, key, now).admissibility
 
 
@@ -94,7 +105,9 @@ def test_invited_open_and_needs_approval(h3: Harness) -> None:
     ann = request(h3, "ann")
     proof = prove(secret, h3.group_id, ann, h3.suite)
     result = g.classify_request(ann, proof, secret.public_key, NOW)
-    assert result.admissibility is Admissibility.INVITED and result.invite == g.admission.invite(secret.public_key)
+    assert result.admissibility is Admissibility.INVITED and result.invite == g.admission.invite(
+        secret.public_key
+    )
     late = g.classify_request(ann, proof, secret.public_key, NOW + 101)  # expired by the caller's clock
     assert late.admissibility is Admissibility.NEEDS_APPROVAL and "expired" in late.invite_problem
     with pytest.raises(InvalidInviteError):  # a proof for another request
@@ -126,7 +139,11 @@ def test_a_returning_member_and_a_replay_of_its_old_request() -> None:
     gone = h.members["m2"]
     old = gone._scheme.member(gone.my_leaf)
     assert old is not None
-    h.deliver(h.members["m0"].commit(remove=[gone.my_leaf], reasons={gone.my_leaf: RemovalReason(RemovalCode.OFFLINE, 120)}))
+    h.deliver(
+        h.members["m0"].commit(
+            remove=[gone.my_leaf], reasons={gone.my_leaf: RemovalReason(RemovalCode.OFFLINE, 120)}
+        )
+    )
     del h.members["m2"]
     g = h.members["m1"]
     assert kind(g, old) is Admissibility.STALE  # its old request replayed (its init key was used)
@@ -135,7 +152,11 @@ def test_a_returning_member_and_a_replay_of_its_old_request() -> None:
     assert kind(g, back, now=NOW + 60) is Admissibility.RETURNING
     # A kicked member is not returning: it needs a new invite or an approval.
     kicked = h.members["m1"]
-    h.deliver(h.members["m0"].commit(remove=[kicked.my_leaf], reasons={kicked.my_leaf: RemovalReason(RemovalCode.KICKED)}))
+    h.deliver(
+        h.members["m0"].commit(
+            remove=[kicked.my_leaf], reasons={kicked.my_leaf: RemovalReason(RemovalCode.KICKED)}
+        )
+    )
     del h.members["m1"]
     again = request(h, "m1", identity=kicked._identity, when=NOW + 60)
     assert kind(h.members["m0"], again, now=NOW + 60) is Admissibility.NEEDS_APPROVAL

@@ -70,7 +70,7 @@ def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
         elif action == "remove" and len(h.members) > 1:
             victim = data.draw(st.sampled_from(sorted(set(h.members) - {committer})))
             victims.append(victim)
-            code = data.draw(st.sampled_from(list(RemovalCode) + [None]))
+            code = data.draw(st.sampled_from([*RemovalCode, None]))
             leaf = h.leaf(victim)
             kw["remove"] = [leaf]
             if code is not None:
@@ -85,7 +85,10 @@ def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
             identity_key = data.draw(st.sampled_from(sorted(returning)))
             name = next(n for n, i in identities.items() if i.public_key == identity_key)
             pj = JoinRequest.create(h.suite, identities[name], h.group_id, name, wall_clock=lambda: clock[0])
-            assert group.classify_request(pj.request, None, None, int(clock[0])).admissibility.value == "returning"
+            assert (
+                group.classify_request(pj.request, None, None, int(clock[0])).admissibility.value
+                == "returning"
+            )
             joins.append(pj)
             kw["add"] = [pj.request]
             del returning[identity_key]

@@ -65,9 +65,9 @@ def test_invites_and_admits_reach_the_ring_epoch_and_its_joiner() -> None:
     add_with_invite(room, "ann", "bob", secret)
     agreed(room)
     assert room.members["bob"].admission.invites == ()
-    assert [t for t, _ in decode_extensions(room.members["bob"]._ctx.extensions)] != [] and ADMISSION_EXTENSION not in dict(
-        decode_extensions(room.members["bob"]._ctx.extensions)
-    )
+    assert [
+        t for t, _ in decode_extensions(room.members["bob"]._ctx.extensions)
+    ] != [] and ADMISSION_EXTENSION not in dict(decode_extensions(room.members["bob"]._ctx.extensions))
 
 
 def cheat(group: Group) -> None:
@@ -114,13 +114,17 @@ def test_reasons_and_the_returning_list_in_the_ring() -> None:
     gone = room.members["m3"]
     old = gone._scheme.member(gone.my_leaf)
     assert old is not None
-    data = room.members["m0"].commit(remove=[gone.my_leaf], reasons={gone.my_leaf: RemovalReason(RemovalCode.OFFLINE, 75)})
+    data = room.members["m0"].commit(
+        remove=[gone.my_leaf], reasons={gone.my_leaf: RemovalReason(RemovalCode.OFFLINE, 75)}
+    )
     room.send("m0", data)
     room.pump()
     room.members.pop("m3")
     agreed(room)
     assert room.members["m1"].admission.returning == (Returning(gone._identity.public_key, old.not_after),)
-    assert last_epoch(room, "m2").removal_reasons == {gone._identity.public_key: RemovalReason(RemovalCode.OFFLINE, 75)}
+    assert last_epoch(room, "m2").removal_reasons == {
+        gone._identity.public_key: RemovalReason(RemovalCode.OFFLINE, 75)
+    }
     removed = [e for e in room.events["m3"] if isinstance(e, RemovedFromGroup)]
     assert removed and removed[-1].reason == RemovalReason(RemovalCode.OFFLINE, 75)
 
@@ -162,7 +166,9 @@ def test_a_restart_with_another_change_is_refused() -> None:
     msg = CommitMessage.decode(honest)
     body = Commit(msg.commit.operations, (AdmissionChange(ChangeType.INVITE, invite_key=bytes(32), uses=1),))
     c = msg.content
-    content = FramedContent(c.group_id, c.epoch, c.sender, c.authenticated_data, ContentType.COMMIT, body.encode())
+    content = FramedContent(
+        c.group_id, c.epoch, c.sender, c.authenticated_data, ContentType.COMMIT, body.encode()
+    )
     signature = sign_framed_content(
         m1.suite, m1._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, m1._restart_context(ring)
     )
