@@ -16,7 +16,13 @@ from enum import Enum, IntEnum
 from typing import Final
 
 from .codec import Reader, Writer
-from .errors import AdmissionChangeError, DuplicateKeyError, InvalidInviteError, InvalidValueError
+from .errors import (
+    AdmissionChangeError,
+    DuplicateKeyError,
+    InvalidInviteError,
+    InvalidValueError,
+    UsageError,
+)
 from .identity import JoinRequest
 from .invite import verify_proof
 from .suite import CipherSuite
@@ -273,7 +279,14 @@ def encode_changes(w: Writer, changes: Sequence[AdmissionChange]) -> None:
         body = Writer()
         for c in changes:
             c.write(body)
-        w.opaque(body.bytes())
+        data = body.bytes()
+        if len(changes) > MAX_CHANGES or len(data) > MAX_CHANGES_BODY:
+            # Never build what every receiver would refuse.
+            raise UsageError(
+                f"this commit would carry {len(changes)} admission changes in {len(data)} bytes, more than "
+                f"a receiver reads ({MAX_CHANGES}, {MAX_CHANGES_BODY} bytes): split it into several commits"
+            )
+        w.opaque(data)
 
 
 def read_changes(r: Reader) -> tuple[AdmissionChange, ...]:

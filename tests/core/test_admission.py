@@ -541,3 +541,36 @@ def test_a_joiner_reads_the_state_from_its_welcome_and_refuses_one_out_of_bounds
     with pytest.raises(FieldTooLargeError):
         Group.join(pj, welcome, h.config)
     assert not pj.used
+
+
+def test_a_lost_commit_is_rebuilt_with_its_admission_changes(h: Harness) -> None:
+    s1, s2 = invite_secret(20), invite_secret(21)
+    run(h, "m0", invite=[NewInvite(s1.public_key, uses=2)])
+    ann = h.join_request("ann")
+    loser, m4_key = h.members["m1"], h.members["m4"]._identity.public_key
+    lost = loser.commit(
+        add=[admit_of(h, ann, s1)],
+        remove=[h.leaf("m4")],
+        reasons={h.leaf("m4"): RemovalReason(RemovalCode.OFFLINE, 30)},
+        invite=[NewInvite(s2.public_key)],
+    )
+    winner = h.members["m2"].commit(update=True)
+    events = h.deliver(winner)
+    assert isinstance(events["m1"], EpochChanged) and events["m1"].superseded_own_commit
+    with pytest.raises(GroupChatError):
+        loser.receive(lost)  # built on the old epoch
+    rebuilt = [o.data for o in loser.data_to_send() if o.kind.name == "COMMIT"]
+    assert len(rebuilt) == 1
+    changes = CommitMessage.decode(rebuilt[0]).commit.changes
+    assert sorted(c.type.name for c in changes) == ["ADMIT", "INVITE", "REASON"]
+    h.expect([ann])
+    events = h.deliver(rebuilt[0])
+    del h.members["m4"]
+    h.admit("m1", [ann])
+    assert_agreed(h)
+    state = h.members["ann"].admission
+    assert [(i.invite_key, i.uses_left) for i in state.invites] == [(s1.public_key, 1), (s2.public_key, 1)]
+    assert [e.identity_key for e in state.returning] == [m4_key]
+    assert isinstance(events["m4"], RemovedFromGroup) and events["m4"].reason == RemovalReason(
+        RemovalCode.OFFLINE, 30
+    )
