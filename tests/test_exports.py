@@ -138,6 +138,12 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.trust': [
         'TrustStore', 'TrustStoreError', 'safety_number',
     ],
+    'groupchat.core.admission': [
+        'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
+        'Admit', 'ChangeType', 'Classification', 'DEFAULT_ADMISSION', 'Invite', 'MAX_CHANGES',
+        'MAX_INVITES', 'MAX_LABEL', 'MAX_RETURNING', 'NewInvite', 'RemovalCode', 'RemovalReason',
+        'Returning', 'apply_changes',
+    ],
     'groupchat.core.codec': [
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',
     ],
@@ -149,10 +155,12 @@ PUBLIC: dict[str, list[str]] = {
         'GroupConfigFields', 'check_group_config',
     ],
     'groupchat.core.errors': [
-        'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError', 'DecodeError',
+        'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
+        'DecodeError',
         'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError', 'ExpiredJoinRequestError',
         'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
-        'InconsistentPathError', 'InvalidCommitError', 'InvalidPublicKeyError', 'InvalidValueError',
+        'InconsistentPathError', 'InvalidCommitError', 'InvalidInviteCodeError', 'InvalidInviteError',
+        'InvalidPublicKeyError', 'InvalidValueError',
         'InvalidWelcomeError', 'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RemoteError',
         'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
         'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
@@ -172,6 +180,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.identity': [
         'DEFAULT_JOIN_REQUEST_LIFETIME', 'Identity', 'JoinRequest', 'MAX_DISPLAY_NAME', 'MAX_GROUP_ID',
         'MAX_JOIN_REQUEST_LIFETIME', 'PendingJoin', 'epoch_code', 'fingerprint', 'validate_display_name',
+    ],
+    'groupchat.core.invite': [
+        'INVITE_CODE_PREFIX', 'INVITE_PROOF_LABEL', 'InviteSecret', 'prove', 'verify_proof',
     ],
     'groupchat.core.key_schedule': [
         'EpochSecrets', 'GroupContext', 'confirmation_tag', 'confirmed_transcript_hash',

@@ -17,7 +17,15 @@ authenticated by its identity signature, which every member checks against the t
         };
         opaque path<V>;     /* the 32-byte public keys of the keyed nodes on leaf's path, leaf first */
     } Operation;
-    struct { Operation operations<V>; } Commit;     /* order: removes, rekeys, adds, update */
+    struct {
+        Operation operations<V>;                     /* order: removes, rekeys, adds, update */
+        AdmissionChange changes<V>;                  /* only when non-empty (core/admission.py) */
+    } Commit;
+
+The trailing ``changes`` vector is absent when the commit changes nothing about admission, so a
+commit without changes is byte-identical to one before admission existed. A receiver tells the
+two apart by length: what follows the body (``V(signature) || V(confirmation_tag)``) has a fixed
+size (:data:`_TRAILER`), so any bytes before it are the changes.
 
 A *rekey* gives a fresh secret, chosen by the committer, to a leaf that is not the committer's
 and that the taint rules (:mod:`groupchat.core.schemes.tree.taint`) require to be refreshed. When the leaf
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from .admission import AdmissionChange, encode_changes, read_changes
 from .codec import Reader, Writer
 from .errors import InvalidCommitError, InvalidValueError, UsageError
 from .identity import JoinRequest
@@ -73,6 +82,7 @@ _MAX_PATH_KEYS: Final = 17  # a 2^16-leaf tree has 17 keyed nodes on a path
 _KEY: Final = 32
 _SEALED_CT: Final = 48  # a 32-byte leaf secret plus the 16-byte AEAD tag
 REKEY_LABEL: Final = b"Rekey"
+_TRAILER: Final = 2 + 64 + 1 + 32  # V(signature) || V(confirmation_tag) after the commit body
 
 
 class OpType(IntEnum):
@@ -168,6 +178,7 @@ class Operation:
 @dataclass(frozen=True, slots=True)
 class Commit:
     operations: tuple[Operation, ...]
+    changes: tuple[AdmissionChange, ...] = ()  # admission changes, signed with the commit
 
     def encode(self) -> bytes:
         body = Writer()
@@ -181,14 +192,18 @@ class Commit:
                 f"than a receiver reads ({MAX_OPERATIONS} operations, {MAX_COMMIT_BODY} bytes): "
                 "split the change into several commits"
             )
-        return Writer().opaque(data).bytes()
+        w = Writer().opaque(data)
+        encode_changes(w, self.changes)
+        return w.bytes()
 
     @classmethod
-    def read(cls, r: Reader) -> Commit:
+    def read(cls, r: Reader, trailer: int = 0) -> Commit:
+        """Read a commit body; bytes beyond the ``trailer`` that follows it are its admission changes."""
         ops = r.vector("operations", MAX_COMMIT_BODY, Operation.read, MAX_OPERATIONS)
         if not ops:
             raise InvalidValueError("commit has no operations")
-        return cls(tuple(ops))
+        changes = read_changes(r) if r.remaining > trailer else ()
+        return cls(tuple(ops), changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +241,7 @@ class CommitMessage:
         if content_type != ContentType.COMMIT:
             raise InvalidValueError(f"public messages must carry commits, got content type {content_type}")
         body_start = r.position
-        commit = Commit.read(r)
+        commit = Commit.read(r, _TRAILER)
         body = r.since(body_start)
         signature = r.opaque_exact("signature", 64)
         tag = r.opaque_exact("confirmation_tag", 32)

@@ -17,6 +17,7 @@ Hierarchy::
     ├── LocalError                         the local caller's mistake
     │   ├── UsageError                     asked for something the current state cannot do
     │   ├── ConfigError (ValueError)       an invalid argument or local setting
+    │   │   └── InvalidInviteCodeError     a mistyped or truncated invite code
     │   └── EpochLimitError                our commit would need an epoch past the last a uint64 holds
     └── RemoteError                        the peer's or the relay's bad input
         ├── DecodeError                    malformed bytes
@@ -41,11 +42,13 @@ Hierarchy::
         │   ├── UnknownMemberError         a sender or target leaf that holds no member
         │   ├── GenerationError            a ratchet generation too far ahead or too old
         │   ├── InvalidCommitError         a commit whose operations break the rules
-        │   │   └── TaintRuleError         it does not re-key exactly what the taint rules require
+        │   │   ├── TaintRuleError         it does not re-key exactly what the taint rules require
+    │   │   └── AdmissionChangeError   its admission changes do not fit its operations or the state
         │   ├── RemovedSenderError         sent in the old epoch by a member its ending commit removed
         │   ├── InvalidWelcomeError        a well-formed welcome whose content is wrong for our request
         │   ├── ForgedMemberError          a welcome's tree lists a leaf whose join request is not signed
         │   ├── ExpiredJoinRequestError    a join request past its expiry, or valid for too long
+    │   ├── InvalidInviteError         an unknown or used-up invite, or a proof that does not verify
         │   └── CounterLimitError          a peer's epoch or other counter at the end of its range
 
 ``InvalidValueError`` means malformed *remote* bytes only; a bad value the local caller passed
@@ -62,6 +65,7 @@ The relay's own error frames are not exceptions of the core: the session shows t
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionChangeError",
     "ConfigError",
     "ConfirmationError",
     "CounterLimitError",
@@ -78,6 +82,8 @@ __all__ = [
     "GroupChatError",
     "InconsistentPathError",
     "InvalidCommitError",
+    "InvalidInviteCodeError",
+    "InvalidInviteError",
     "InvalidPublicKeyError",
     "InvalidValueError",
     "InvalidWelcomeError",
@@ -136,6 +142,10 @@ class UsageError(LocalError):
 
 class ConfigError(LocalError, ValueError):
     """An argument or local setting is invalid (a ValueError too, for generic argument checks)."""
+
+
+class InvalidInviteCodeError(ConfigError):
+    """An invite code that is mistyped or truncated (its checksum does not match); ask for it again."""
 
 
 class EpochLimitError(LocalError):
@@ -263,6 +273,14 @@ class TaintRuleError(InvalidCommitError):
     The message names the leaf and the rule, so a report shows which member built a commit that
     would have left a removed or updated member able to compute the new root.
     """
+
+
+class AdmissionChangeError(InvalidCommitError):
+    """A commit's admission changes contradict its operations or the agreed admission state."""
+
+
+class InvalidInviteError(ProtocolError):
+    """An invite that is not live (unknown, revoked, used up) or a proof of it that does not verify."""
 
 
 class WrongSchemeError(ProtocolError):

@@ -6,8 +6,10 @@ None of them carries key material.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .admission import Invite, RemovalReason
 from .identity import fingerprint
 
 __all__ = [
@@ -64,6 +66,11 @@ class EpochChanged:
     ``superseded_own_commit`` is true when someone else's commit won over one we had pending;
     what is left of it comes out of ``Group.data_to_send()`` rebuilt on the new epoch. The Welcome
     of our commit is there too, addressed to each joiner (:class:`~groupchat.core.outbox.Outbound`).
+
+    What the signed commit said about admission: ``removal_reasons`` (by removed identity key;
+    a removal without a reason is absent), ``admitted_by_invite`` (added identity key -> the
+    invite key it used; an added member absent from it was approved by the committer),
+    ``invites_created`` and ``invites_revoked`` (invite keys).
     """
 
     epoch: int
@@ -74,14 +81,22 @@ class EpochChanged:
     epoch_authenticator: bytes = field(repr=False)
     own: bool = False
     superseded_own_commit: bool = False
+    removal_reasons: Mapping[bytes, RemovalReason] = field(default_factory=dict)
+    admitted_by_invite: Mapping[bytes, bytes] = field(default_factory=dict)
+    invites_created: tuple[Invite, ...] = ()
+    invites_revoked: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RemovedFromGroup:
-    """A valid, signed commit removed us. All our secrets for the group are deleted."""
+    """A valid, signed commit removed us. All our secrets for the group are deleted.
+
+    ``reason`` is the one the commit gave (``None`` if it gave none).
+    """
 
     epoch: int
     by: Member
+    reason: RemovalReason | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,21 @@ request it adds. Joining verifies every member's join request once (n signature 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
+from .admission import AdmissionState, Admit, NewInvite, RemovalReason
 from .epoch.joining import Joining
 from .epoch.machine import Input, Phase, check_transition
 from .epoch.protection import Protection
 from .epoch.state import GroupConfig, GroupState
-from .epoch.wire import RING_CONFIRM_WIRE_FORMAT, SCHEME_EXTENSION, TREE_EXTENSION, scheme_extension
+from .epoch.wire import (
+    RING_CONFIRM_WIRE_FORMAT,
+    SCHEME_EXTENSION,
+    TREE_EXTENSION,
+    scheme_extension,
+    with_admission,
+)
 from .errors import ConfigError, RemoteError, UsageError
 from .events import Event, Member, RekeyTimedOut
 from .identity import MAX_GROUP_ID, Identity, JoinRequest
@@ -81,11 +88,14 @@ class Group(Joining, Protection):
         config: GroupConfig | None = None,
         *,
         scheme: str = DEFAULT_SCHEME,
+        open_room: bool = False,
     ) -> Group:
         """Start a group with ourselves as the only member, at epoch 0.
 
         ``scheme`` (``"tree"`` or ``"ring"``) is fixed for the group's life: a non-default one is
-        recorded in the GroupContext extensions, so it is bound into every epoch.
+        recorded in the GroupContext extensions, so it is bound into every epoch. ``open_room``
+        (fixed too) makes :meth:`classify_request` call any valid request OPEN; the default is
+        invite-only (see :attr:`admission`).
         """
         config = config or GroupConfig()
         suite = config.suite()
@@ -99,6 +109,8 @@ class Group(Joining, Protection):
             suite, pending.request, identity=identity, group_id=group_id, rand=config.rand, clock=config.clock
         )
         extensions = b"" if scheme == DEFAULT_SCHEME else scheme_extension(scheme)
+        if open_room:
+            extensions = with_admission(extensions, AdmissionState(open=True))
         ctx = GroupContext(suite.id, group_id, 0, agreement.public_hash, b"", extensions)
         # RFC 9420 §11: epoch 0 starts from a fresh random init secret.
         secrets = derive_epoch_secrets(suite, config.rand(32), commit_secret, ctx.encode())
@@ -192,19 +204,32 @@ class Group(Joining, Protection):
     def commit(
         self,
         *,
-        add: Iterable[JoinRequest | bytes] = (),
+        add: Iterable[JoinRequest | bytes | Admit] = (),
         remove: Iterable[int] = (),
         update: bool = False,
         authenticated_data: bytes = b"",
+        reasons: Mapping[int, RemovalReason] | None = None,
+        invite: Iterable[NewInvite] = (),
+        revoke: Iterable[bytes] = (),
     ) -> bytes:
         """Build a commit and return its bytes; it takes effect when the relay echoes it to :meth:`receive`.
 
-        See :meth:`groupchat.core.epoch.building.Building.commit`.
+        ``add`` takes join requests (approved by us) or :class:`~groupchat.core.admission.Admit`
+        (using an invite); ``reasons`` maps removed leaves to their reason; ``invite`` and
+        ``revoke`` change the live invites. See :meth:`groupchat.core.epoch.building.Building.commit`.
         """
-        add, remove = list(add), list(remove)
-        inp = Input.COMMIT if add or update or not remove else Input.COMMIT_REMOVALS
+        add, remove, invite, revoke = list(add), list(remove), list(invite), list(revoke)
+        inp = Input.COMMIT if add or update or not remove or invite or revoke else Input.COMMIT_REMOVALS
         before = self.phase
-        data = super().commit(add=add, remove=remove, update=update, authenticated_data=authenticated_data)
+        data = super().commit(
+            add=add,
+            remove=remove,
+            update=update,
+            authenticated_data=authenticated_data,
+            reasons=reasons,
+            invite=invite,
+            revoke=revoke,
+        )
         check_transition(before, inp, self.phase)
         return data
 
@@ -264,12 +289,17 @@ class Group(Joining, Protection):
         if before is Phase.MEMBER:
             intent, self._rebuild = self._rebuild, None
             if intent is not None:
+                admits = {a.request.identity_key: a for a in intent.admits}
+                leaves = {key: leaf for key in intent.removes if (leaf := self._leaf_of(key)) is not None}
                 self._queue_commit(
                     self.commit(
-                        add=intent.adds,
-                        remove=[leaf for key in intent.removes if (leaf := self._leaf_of(key)) is not None],
+                        add=[admits.get(r.identity_key, r) for r in intent.adds],
+                        remove=list(leaves.values()),
                         update=intent.update,
                         authenticated_data=intent.authenticated_data,
+                        reasons={leaves[key]: reason for key, reason in intent.reasons if key in leaves},
+                        invite=intent.invites,
+                        revoke=intent.revokes,
                     )
                 )
             elif self._scheme.plan_update(True, False):

@@ -1,9 +1,12 @@
 """Admission checks: who may enter the group and whose signed material we rely on.
 
-Every Add's join request (signed, for this group, unexpired, not valid too long, identity and init
-key new, init key never used by a departed member), the structural and scheme rules of a received
-commit (:meth:`Admission._check_operations`), the once-per-leaf signature backstop, and a joiner's
-check of every leaf of a Welcome (:func:`verify_listed_member`).
+The agreed admission state (``core/admission.py``): :meth:`Admission.classify_request` (how a
+verified join request may come in), :meth:`Admission._admission_after` (a commit's changes,
+checked and applied the same way by every member). Every Add's join request (signed, for this
+group, unexpired, not valid too long, identity and init key new, init key never used by a
+departed member), the structural and scheme rules of a received commit
+(:meth:`Admission._check_operations`), the once-per-leaf signature backstop, and a joiner's check
+of every leaf of a Welcome (:func:`verify_listed_member`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ..commit import Operation, check_operation_order
+from ..admission import (
+    Admissibility,
+    AdmissionChange,
+    AdmissionOutcome,
+    AdmissionState,
+    Classification,
+    apply_changes,
+)
+from ..commit import Operation, OpType, check_operation_order
 from ..errors import (
     DuplicateKeyError,
     ExpiredJoinRequestError,
@@ -23,12 +34,116 @@ from ..errors import (
     WrongGroupError,
 )
 from ..identity import MAX_JOIN_REQUEST_LIFETIME, JoinRequest
+from ..invite import verify_proof
 from ..suite import CipherSuite
 from .state import EpochState
+from .wire import with_admission
 
 
 class Admission(EpochState):
     """The checks every member runs before it relies on a join request or a commit's operations."""
+
+    @property
+    def admission(self) -> AdmissionState:
+        """The admission state every member agrees on (bound into the key schedule); immutable."""
+        return self._admission
+
+    def classify_request(
+        self, request: JoinRequest, proof: bytes | None, invite_key: bytes | None, now: float
+    ) -> Classification:
+        """How ``request`` may come in, from the agreed state only (so every member decides alike).
+
+        First the request itself: for this group and suite, signed by its identity, valid at
+        ``now`` (Unix seconds) and not for too long; a forged or expired one raises its
+        :class:`RemoteError` before anything is classified. Then, in this order: ALREADY_IN (its
+        init key is in the roster), REJOINING / STALE (the identity is a member: a strictly newer
+        request means it lost its state, an older or equal one is a replay; an init key of a
+        departed member is STALE too), RETURNING / STALE (the returning list), INVITED (``invite_key``
+        live, not expired at ``now``, and ``proof`` valid: a bad proof raises
+        :class:`~groupchat.core.errors.InvalidInviteError`), OPEN, NEEDS_APPROVAL. An offered invite
+        that is not usable leaves the reason in ``invite_problem``.
+        """
+        self._check_request(request, now, 0.0)
+        scheme = self._scheme
+        if scheme.has_init_key(request.init_key):
+            return Classification(Admissibility.ALREADY_IN, leaf=self._leaf_of_init(request.init_key))
+        leaf = scheme.leaf_of_identity(request.identity_key)
+        if leaf is not None:
+            current = scheme.member(leaf)
+            assert current is not None
+            newer = request.not_after > current.not_after
+            return Classification(Admissibility.REJOINING if newer else Admissibility.STALE, leaf=leaf)
+        if request.init_key in self._used_init_keys:
+            return Classification(Admissibility.STALE)
+        state = self._admission
+        after = state.returning_after(request.identity_key)
+        if after is not None:
+            return Classification(
+                Admissibility.RETURNING if request.not_after > after else Admissibility.STALE
+            )
+        problem = ""
+        if invite_key is not None:
+            invite = state.invite(invite_key)
+            if invite is None:
+                problem = "the invite is not live (never committed, revoked or used up)"
+            elif invite.expired(now):
+                problem = f"the invite expired at {_utc(invite.not_after)}"
+            else:
+                verify_proof(invite_key, self.group_id, request, proof or b"", self.suite)
+                return Classification(Admissibility.INVITED, invite=invite)
+        if state.open:
+            return Classification(Admissibility.OPEN, invite_problem=problem)
+        return Classification(Admissibility.NEEDS_APPROVAL, invite_problem=problem)
+
+    def _leaf_of_init(self, init_key: bytes) -> int | None:
+        return next((leaf for leaf, r in self._scheme.members() if r.init_key == init_key), None)
+
+    def _admission_after(
+        self, ops: Sequence[Operation], changes: Sequence[AdmissionChange], committer: bytes
+    ) -> AdmissionOutcome:
+        """The admission state a commit with ``ops`` and ``changes`` leads to; raise if inconsistent."""
+        state = self._admission
+        if not changes and not state.returning:
+            return AdmissionOutcome(state)  # the hot path: no extension to read or write
+        scheme = self._scheme
+        added = {op.leaf: op.request for op in ops if op.request is not None}
+        removed = {
+            op.leaf: req
+            for op in ops
+            if op.type == OpType.REMOVE and (req := scheme.member(op.leaf)) is not None
+        }
+        return apply_changes(
+            state,
+            changes,
+            added=added,
+            removed=removed,
+            committer=committer,
+            group_id=self.group_id,
+            suite=self.suite,
+        )
+
+    def _extensions_after(self, outcome: AdmissionOutcome) -> bytes:
+        """The next epoch's GroupContext extensions: ours, with the admission state ``outcome`` leads to."""
+        if outcome.state is self._admission:
+            return self._ctx.extensions
+        return with_admission(self._ctx.extensions, outcome.state)
+
+    def _check_request(self, req: JoinRequest, now: float, skew: float) -> None:
+        """A join request is for us, signed by its identity, and valid at ``now`` (give or take ``skew``)."""
+        if req.group_id != self.group_id:
+            raise WrongGroupError(f"join request from {req.display_name!r} is for another group")
+        req.verify(self.suite)
+        who = f"join request from {req.display_name!r} ({req.fingerprint})"
+        if now > req.not_after + skew:
+            raise ExpiredJoinRequestError(
+                f"{who} expired {_ago(now - req.not_after)} ago (not after {_utc(req.not_after)}); "
+                "ask them for a new one"
+            )
+        if req.not_after - now > MAX_JOIN_REQUEST_LIFETIME + skew:
+            raise ExpiredJoinRequestError(
+                f"{who} claims to stay valid until {_utc(req.not_after)}, longer than the "
+                f"{MAX_JOIN_REQUEST_LIFETIME // 86400} days allowed; ask them for a new one"
+            )
 
     def _check_adds(self, requests: Sequence[JoinRequest], skew: float = 0.0) -> None:
         """Every member runs these checks on every Add: a signed request, for us, unexpired, new.
@@ -40,20 +155,7 @@ class Admission(EpochState):
         seen_init: set[bytes] = set()
         now = self.config.wall_clock()
         for req in requests:
-            if req.group_id != self.group_id:
-                raise WrongGroupError(f"join request from {req.display_name!r} is for another group")
-            req.verify(self.suite)
-            who = f"join request from {req.display_name!r} ({req.fingerprint})"
-            if now > req.not_after + skew:
-                raise ExpiredJoinRequestError(
-                    f"{who} expired {_ago(now - req.not_after)} ago (not after {_utc(req.not_after)}); "
-                    "ask them for a new one"
-                )
-            if req.not_after - now > MAX_JOIN_REQUEST_LIFETIME + skew:
-                raise ExpiredJoinRequestError(
-                    f"{who} claims to stay valid until {_utc(req.not_after)}, longer than the "
-                    f"{MAX_JOIN_REQUEST_LIFETIME // 86400} days allowed; ask them for a new one"
-                )
+            self._check_request(req, now, skew)
             leaf = self._scheme.leaf_of_identity(req.identity_key)
             if leaf is not None or req.identity_key in seen_identities:
                 where = f"at leaf {leaf}" if leaf is not None else "twice in this commit"
@@ -64,8 +166,8 @@ class Admission(EpochState):
                 raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
             if req.init_key in self._used_init_keys:
                 raise DuplicateKeyError(
-                    f"{who} reuses the init key of a member who already joined and left: an old "
-                    "request replayed; ask them for a new one"
+                    f"join request from {req.display_name!r} ({req.fingerprint}) reuses the init key of a "
+                    "member who already joined and left: an old request replayed; ask them for a new one"
                 )
             seen_identities.add(req.identity_key)
             seen_init.add(req.init_key)

@@ -10,11 +10,19 @@ enters the epoch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from ..admission import (
+    AdmissionChange,
+    AdmissionOutcome,
+    ChangeType,
+    RemovalReason,
+    apply_changes,
+)
 from ..codec import Writer, opaque
-from ..commit import Commit, CommitMessage, OpType
+from ..commit import Commit, CommitMessage, Operation, OpType
 from ..errors import (
+    AdmissionChangeError,
     ConfirmationError,
     CounterLimitError,
     EpochError,
@@ -74,8 +82,12 @@ class Agreement(Admission):
         restarts, so that a commit built before that ring (a lost race) is never taken for one."""
         return Writer().raw(self._ctx_bytes).opaque(RESTART_LABEL).opaque(ring.latest).bytes()
 
-    def _commit_restart(self, removes: list[int], authenticated_data: bytes) -> bytes:
-        """A commit on this epoch, while its ring runs, that removes members and restarts the ring."""
+    def _commit_restart(
+        self, removes: list[int], authenticated_data: bytes, reasons: Mapping[int, RemovalReason]
+    ) -> bytes:
+        """A commit on this epoch, while its ring runs, that removes members and restarts the ring.
+
+        It may give reasons for its removes, no other admission change."""
         ring = self._ring
         assert ring is not None
         scheme = self._multi_round_scheme()
@@ -87,7 +99,11 @@ class Agreement(Admission):
         removed = tuple(self.member(leaf) for leaf in removes)
         epoch_input, rand = EpochInput(self.group_id, self.epoch), self.config.rand
         change = scheme.build_commit(epoch_input, removes=removes, adds=[], update=False, rand=rand)
-        commit = Commit(change.operations)
+        changes = tuple(
+            AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)
+        )
+        outcome = self._restart_admission(ring, change.operations, changes, self._identity.public_key)
+        commit = Commit(change.operations, changes)
         content = FramedContent(
             self.group_id, self.epoch, self.my_leaf, authenticated_data, ContentType.COMMIT, commit.encode()
         )
@@ -95,9 +111,25 @@ class Agreement(Admission):
         signing_key = self._identity.signing_key
         signature = sign_framed_content(self.suite, signing_key, WireFormat.PUBLIC_MESSAGE, content, context)
         message = CommitMessage(content, commit, signature, bytes(32)).encode()
-        intent = Intent((), tuple(m.identity_key for m in removed), False, authenticated_data)
+        intent = Intent(
+            (),
+            tuple(m.identity_key for m in removed),
+            False,
+            authenticated_data,
+            reasons=tuple((m.identity_key, reasons[m.leaf]) for m in removed if m.leaf in reasons),
+        )
         self._pending = PendingCommit(
-            message, change, self._ctx, self._secrets, self._interim, None, (), removed, False, intent
+            message,
+            change,
+            self._ctx,
+            self._secrets,
+            self._interim,
+            None,
+            (),
+            removed,
+            False,
+            intent,
+            outcome,
         )
         return message
 
@@ -127,7 +159,7 @@ class Agreement(Admission):
             scheme.apply_own(pending.change)
             self._pending = None
             me = self.member(self.my_leaf)
-            return self._restart_run(ring, data, msg, me, removed, overrides, own=True)
+            return self._restart_run(ring, data, msg, me, removed, overrides, pending.admission, own=True)
         content = msg.content
         request = scheme.member(content.sender)
         stale = EpochError(
@@ -157,16 +189,51 @@ class Agreement(Admission):
             if any(op.type != OpType.REMOVE for op in ops):
                 raise InvalidCommitError("a commit that restarts a running ring may only remove members")
             self._check_operations(content.sender, ops)
+            admission = self._restart_admission(ring, ops, msg.commit.changes, request.identity_key)
         committer = self._member(content.sender, request)
         removed = {op.leaf: self.member(op.leaf) for op in ops}
         if self.my_leaf in removed:
-            return self._removed(committer)
+            return self._removed(committer, admission.reasons.get(self._identity.public_key))
         overrides = {leaf: self._override_of(ring, leaf) for leaf in removed}
         scheme.confirm(scheme.stage_commit(EpochInput(self.group_id, self.epoch), content.sender, ops))
         lost = self._pending
         self._pending = None
         superseded = lost is not None
-        return self._restart_run(ring, data, msg, committer, removed, overrides, own=False, lost=superseded)
+        return self._restart_run(
+            ring, data, msg, committer, removed, overrides, admission, own=False, lost=superseded
+        )
+
+    def _restart_admission(
+        self,
+        ring: PendingEpoch,
+        ops: Sequence[Operation],
+        changes: Sequence[AdmissionChange],
+        committer: bytes,
+    ) -> AdmissionOutcome:
+        """A restart's changes (reasons only) on top of the admission state the ring's commit leads to."""
+        if any(c.type != ChangeType.REASON for c in changes):
+            raise AdmissionChangeError("a commit that restarts a running ring may only give removal reasons")
+        scheme = self._scheme
+        removed = {op.leaf: req for op in ops if (req := scheme.member(op.leaf)) is not None}
+        before = ring.admission
+        if not changes and not before.state.returning:
+            return before
+        after = apply_changes(
+            before.state,
+            changes,
+            added={},
+            removed=removed,
+            committer=committer,
+            group_id=self.group_id,
+            suite=self.suite,
+        )
+        return AdmissionOutcome(
+            after.state,
+            {**before.reasons, **after.reasons},
+            {k: v for k, v in before.admitted.items() if k not in removed_identities(removed)},
+            before.created,
+            before.revoked,
+        )
 
     def _override_of(self, ring: PendingEpoch, leaf: int) -> JoinRequest | None:
         """Who held ``leaf`` at this epoch (before the ring's commit), for late messages of it."""
@@ -182,6 +249,7 @@ class Agreement(Admission):
         committer: Member,
         removed: dict[int, Member],
         overrides: dict[int, JoinRequest | None],
+        admission: AdmissionOutcome,
         *,
         own: bool,
         lost: bool = False,
@@ -197,6 +265,7 @@ class Agreement(Admission):
             removed=ring.removed + tuple(m for leaf, m in removed.items() if leaf not in joined),
             overrides={**overrides, **ring.overrides},
             own=own,
+            admission=admission,
             superseded=ring.superseded or lost,
             tags=[],
             restarts=(*ring.restarts, (msg.content, msg.signature)),
@@ -328,7 +397,7 @@ class Agreement(Admission):
             self.epoch + 1,
             self._scheme.public_hash,
             confirmed,
-            self._ctx.extensions,
+            self._extensions_after(ring.admission),
         )
         secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
         ring.done = (ctx, secrets, confirmed)
@@ -367,4 +436,12 @@ class Agreement(Admission):
             secrets.epoch_authenticator,
             own=ring.own,
             superseded_own_commit=superseded,
+            removal_reasons=ring.admission.reasons,
+            admitted_by_invite=ring.admission.admitted,
+            invites_created=ring.admission.created,
+            invites_revoked=ring.admission.revoked,
         )
+
+
+def removed_identities(removed: Mapping[int, JoinRequest]) -> set[bytes]:
+    return {r.identity_key for r in removed.values()}

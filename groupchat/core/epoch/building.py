@@ -8,11 +8,22 @@ the epoch, :meth:`Building._rebuild_intent` keeps what is left to redo.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
-from ..commit import Commit, CommitMessage
+from ..admission import (
+    MAX_LABEL,
+    AdmissionChange,
+    AdmissionOutcome,
+    Admit,
+    ChangeType,
+    NewInvite,
+    RemovalReason,
+)
+from ..commit import Commit, CommitMessage, Operation
 from ..errors import (
+    ConfigError,
     EpochLimitError,
+    RemoteError,
     UnknownMemberError,
     UsageError,
 )
@@ -21,6 +32,7 @@ from ..events import (
     Event,
 )
 from ..identity import JoinRequest
+from ..invite import verify_proof
 from ..key_schedule import (
     EpochSecrets,
     GroupContext,
@@ -64,10 +76,13 @@ class Building(Agreement):
     def commit(
         self,
         *,
-        add: Iterable[JoinRequest | bytes] = (),
+        add: Iterable[JoinRequest | bytes | Admit] = (),
         remove: Iterable[int] = (),
         update: bool = False,
         authenticated_data: bytes = b"",
+        reasons: Mapping[int, RemovalReason] | None = None,
+        invite: Iterable[NewInvite] = (),
+        revoke: Iterable[bytes] = (),
     ) -> bytes:
         """Build a commit and return its bytes; it takes effect when the relay echoes it to :meth:`receive`.
 
@@ -78,16 +93,33 @@ class Building(Agreement):
         sends the returned bytes itself (it asked for them); everything the protocol sends on its
         own, including the Welcome this commit releases, comes out of :meth:`data_to_send`. An
         explicit commit replaces a rebuild of a lost commit that was not drained yet.
+
+        Admission changes ride in the same signed commit: an :class:`~groupchat.core.admission.Admit`
+        in ``add`` uses an invite (refused here if it is not live, expired by our wall clock, or
+        its proof is bad), ``reasons`` gives the reason of removes (by leaf), ``invite`` creates
+        invites (we are the inviter), ``revoke`` drops live ones. A commit of admission changes
+        only carries our own update, like any commit with no operations.
         """
         self._require(Input.COMMIT_REMOVALS)  # a member with no commit in flight
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
-        requests = [JoinRequest.decode(r) if isinstance(r, bytes) else r for r in add]
+        requests: list[JoinRequest] = []
+        admits: dict[bytes, Admit] = {}
+        for r in add:
+            if isinstance(r, Admit):
+                admits[r.request.identity_key] = r
+                r = r.request
+            requests.append(JoinRequest.decode(r) if isinstance(r, bytes) else r)
         removes = list(dict.fromkeys(remove))
-        if requests or update or not removes:
+        reasons = dict(reasons or {})
+        invites, revokes = list(invite), list(dict.fromkeys(revoke))
+        if requests or update or not removes or invites or revokes:
             self._require(Input.COMMIT)  # while an agreement runs, only removals (a restart)
+        for leaf in reasons:
+            if leaf not in removes:
+                raise UsageError(f"a removal reason for leaf {leaf}, which this commit does not remove")
         if self._ring is not None:
-            return self._commit_restart(removes, authenticated_data)
+            return self._commit_restart(removes, authenticated_data, reasons)
         scheme = self._scheme
         removed_requests: list[JoinRequest] = []
         for leaf in removes:
@@ -98,12 +130,21 @@ class Building(Agreement):
                 raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
             removed_requests.append(gone)
         self._check_adds(requests)
+        self._check_own_admission(admits.values(), invites, revokes)
         # What the caller asked for, to rebuild it on the next epoch if another commit wins.
         intent = Intent(
             tuple(requests),
             tuple(r.identity_key for r in removed_requests),
             update or not (requests or removes),
             authenticated_data,
+            tuple(admits.values()),
+            tuple(
+                (scheme_req.identity_key, reasons[leaf])
+                for leaf, scheme_req in zip(removes, removed_requests, strict=True)
+                if leaf in reasons
+            ),
+            tuple(invites),
+            tuple(revokes),
         )
         update = scheme.plan_update(bool(requests or removes), update)
         removed = tuple(self.member(leaf) for leaf in removes)
@@ -114,20 +155,56 @@ class Building(Agreement):
             update=update,
             rand=self.config.rand,
         )
-        message, ctx, secrets, interim, welcome = self._seal_commit(change, authenticated_data)
+        changes = own_changes(change.operations, admits, reasons, invites, revokes)
+        try:
+            outcome = self._admission_after(change.operations, changes, self._identity.public_key)
+        except RemoteError as exc:  # never build what every receiver would refuse
+            raise UsageError(f"this commit's admission changes would be refused: {exc}") from None
+        message, ctx, secrets, interim, welcome = self._seal_commit(
+            change, authenticated_data, changes, outcome
+        )
         joiners = tuple((op.leaf, op.request) for op in change.operations if op.request is not None)
         self._pending = PendingCommit(
-            message, change, ctx, secrets, interim, welcome, joiners, removed, update, intent
+            message, change, ctx, secrets, interim, welcome, joiners, removed, update, intent, outcome
         )
         self._rebuild = None
         return message
 
+    def _check_own_admission(
+        self, admits: Iterable[Admit], invites: Sequence[NewInvite], revokes: Sequence[bytes]
+    ) -> None:
+        """An honest committer's checks: live, unexpired invites with valid proofs; sane new invites."""
+        state, now = self._admission, self.config.wall_clock()
+        for a in admits:
+            live = state.invite(a.invite_key)
+            if live is None:
+                raise UsageError(
+                    f"cannot admit {a.request.display_name!r}: that invite is not live (revoked or used up)"
+                )
+            if live.expired(now):
+                raise UsageError(f"cannot admit {a.request.display_name!r}: that invite has expired")
+            verify_proof(a.invite_key, self.group_id, a.request, a.proof, self.suite)
+        for inv in invites:
+            if len(inv.public_key) != 32 or not 1 <= inv.uses <= 0xFFFF or not 0 <= inv.not_after < 1 << 64:
+                raise ConfigError("an invite needs a 32-byte key, 1..65535 uses and a Unix expiry (0 = none)")
+            if len(inv.label.encode()) > MAX_LABEL:
+                raise ConfigError(f"an invite label is at most {MAX_LABEL} bytes of UTF-8")
+            if state.invite(inv.public_key) is not None:
+                raise UsageError("this invite is already live")
+        for key in revokes:
+            if state.invite(key) is None:
+                raise UsageError("cannot revoke an invite that is not live")
+
     def _seal_commit(
-        self, change: OwnChange, authenticated_data: bytes
+        self,
+        change: OwnChange,
+        authenticated_data: bytes,
+        changes: tuple[AdmissionChange, ...],
+        outcome: AdmissionOutcome,
     ) -> tuple[bytes, GroupContext, EpochSecrets, bytes, bytes | None]:
         """Sign our commit, run the key schedule for the epoch it creates, and build its Welcome."""
         suite = self.suite
-        commit = Commit(change.operations)
+        commit = Commit(change.operations, changes)
         if change.commit_secret is None:
             return self._seal_multi_round_commit(change, commit, authenticated_data)
         content = FramedContent(
@@ -138,7 +215,7 @@ class Building(Agreement):
         )
         assert change.commit_secret is not None  # a one-round scheme
         ctx, secrets, confirmed = self._next_epoch(
-            content, signature, change.public_hash, change.commit_secret
+            content, signature, change.public_hash, change.commit_secret, self._extensions_after(outcome)
         )
         tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
         message = CommitMessage(content, commit, signature, tag).encode()
@@ -212,10 +289,20 @@ class Building(Agreement):
 
     def _rebuild_intent(self, lost: PendingCommit) -> Intent | None:
         """What of our lost commit is still to do on the new epoch (``None``: nothing)."""
-        intent = lost.intent
+        intent, state = lost.intent, self._admission
         adds = tuple(r for r in intent.adds if self._leaf_of(r.identity_key) is None)
         removes = tuple(k for k in intent.removes if self._leaf_of(k) is not None)
-        rest = Intent(adds, removes, intent.update, intent.authenticated_data)
+        added = {r.identity_key for r in adds}
+        rest = Intent(
+            adds,
+            removes,
+            intent.update,
+            intent.authenticated_data,
+            tuple(a for a in intent.admits if a.request.identity_key in added),
+            tuple((k, r) for k, r in intent.reasons if k in removes),
+            tuple(i for i in intent.invites if state.invite(i.public_key) is None),
+            tuple(k for k in intent.revokes if state.invite(k) is not None),
+        )
         return None if rest.empty else rest
 
     # --- the echo and the next epoch ------------------------------------------------------------
@@ -240,6 +327,7 @@ class Building(Agreement):
                 overrides,
                 digest,
                 own=True,
+                admission=pending.admission,
             )
             return self._begin_agreement(ring)
         self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
@@ -252,6 +340,10 @@ class Building(Agreement):
             pending.updated,
             pending.secrets.epoch_authenticator,
             own=True,
+            removal_reasons=pending.admission.reasons,
+            admitted_by_invite=pending.admission.admitted,
+            invites_created=pending.admission.created,
+            invites_revoked=pending.admission.revoked,
         )
 
     def _queue_welcome(self, pending: PendingCommit) -> None:
@@ -261,7 +353,12 @@ class Building(Agreement):
                 self._outbox.append(Outbound(Joiner.of(request), pending.welcome, OutboundKind.WELCOME))
 
     def _next_epoch(
-        self, content: FramedContent, signature: bytes, public_hash: bytes, commit_secret: bytes
+        self,
+        content: FramedContent,
+        signature: bytes,
+        public_hash: bytes,
+        commit_secret: bytes,
+        extensions: bytes,
     ) -> tuple[GroupContext, EpochSecrets, bytes]:
         """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule."""
         if self.epoch >= LAST_EPOCH:
@@ -274,6 +371,29 @@ class Building(Agreement):
             self._interim,
             confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature),
         )
-        ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, public_hash, confirmed)
+        ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, public_hash, confirmed, extensions)
         secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
         return ctx, secrets, confirmed
+
+
+def own_changes(
+    ops: Sequence[Operation],
+    admits: Mapping[bytes, Admit],
+    reasons: Mapping[int, RemovalReason],
+    invites: Sequence[NewInvite],
+    revokes: Sequence[bytes],
+) -> tuple[AdmissionChange, ...]:
+    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons."""
+    out = [AdmissionChange(ChangeType.REVOKE, invite_key=k) for k in revokes]
+    out += [
+        AdmissionChange(
+            ChangeType.INVITE, invite_key=i.public_key, uses=i.uses, not_after=i.not_after, label=i.label
+        )
+        for i in invites
+    ]
+    for op in ops:
+        admit = admits.get(op.request.identity_key) if op.request is not None else None
+        if admit is not None:
+            out.append(AdmissionChange(ChangeType.ADMIT, op.leaf, admit.invite_key, proof=admit.proof))
+    out += [AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)]
+    return tuple(out)

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import fields
 from typing import Self
 
+from ..admission import apply_changes
 from ..commit import CommitMessage, OpType, check_operation_order
 from ..errors import (
     CounterLimitError,
@@ -49,6 +50,7 @@ from .wire import (
     RING_INTERIM_EXTENSION,
     RING_ROSTER_EXTENSION,
     TREE_EXTENSION,
+    admission_of,
     scheme_of,
 )
 
@@ -79,6 +81,7 @@ class Joining(Processing):
         ctx = info.group_context
         if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
             raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
+        admission_of(ctx)  # the agreed admission state decodes within its bounds (signed with the info)
         if ctx.epoch >= LAST_EPOCH:
             raise CounterLimitError(
                 f"welcome puts the group at epoch {ctx.epoch}, the last a uint64 holds: no commit could "
@@ -165,7 +168,18 @@ class Joining(Processing):
                 verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
             if not any(op.request == pending.request for op in added):
                 raise InvalidWelcomeError("ring welcome's commit does not add our join request")
-        before = {leaf: req for leaf, req in scheme.members()}
+            before = {leaf: req for leaf, req in scheme.members()}
+            admission = apply_changes(
+                admission_of(ctx),
+                msg.commit.changes,
+                added={op.leaf: op.request for op in added if op.request is not None},
+                removed={
+                    op.leaf: before[op.leaf] for op in ops if op.type == OpType.REMOVE and op.leaf in before
+                },
+                committer=signer.identity_key,
+                group_id=ctx.group_id,
+                suite=suite,
+            )
         scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
         # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
         secrets = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
@@ -194,6 +208,7 @@ class Joining(Processing):
             overrides,
             suite.hash(data),
             own=False,
+            admission=admission,
         )
         group._joining = True
         group._begin_agreement(ring)

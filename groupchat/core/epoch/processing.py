@@ -102,9 +102,10 @@ class Processing(Building):
         scheme, content, sender = self._scheme, msg.content, committer.leaf
         ops = msg.commit.operations
         self._check_operations(sender, ops)  # 6-7
+        admission = self._admission_after(ops, msg.commit.changes, committer.identity_key)  # 7b
         removed = tuple(self.member(op.leaf) for op in ops if op.type == OpType.REMOVE)
         if any(m.leaf == self.my_leaf for m in removed):  # 8
-            return self._removed(committer)
+            return self._removed(committer, admission.reasons.get(self._identity.public_key))
 
         overrides = {op.leaf: scheme.member(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
         staged = scheme.stage_commit(EpochInput(self.group_id, self.epoch), sender, ops)  # 9-10
@@ -125,13 +126,18 @@ class Processing(Building):
                 overrides,
                 digest,
                 own=False,
+                admission=admission,
                 superseded=lost is not None,
             )
             return self._begin_agreement(ring)
         try:
             assert staged.commit_secret is not None  # a one-round scheme
             ctx, secrets, confirmed = self._next_epoch(
-                content, msg.signature, staged.public_hash, staged.commit_secret
+                content,
+                msg.signature,
+                staged.public_hash,
+                staged.commit_secret,
+                self._extensions_after(admission),
             )
             # 11: the confirmation tag
             verify_confirmation_tag(self.suite, secrets.confirmation_key, confirmed, msg.confirmation_tag)
@@ -157,4 +163,8 @@ class Processing(Building):
             updated,
             secrets.epoch_authenticator,
             superseded_own_commit=lost is not None,
+            removal_reasons=admission.reasons,
+            admitted_by_invite=admission.admitted,
+            invites_created=admission.created,
+            invites_revoked=admission.revoked,
         )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+from ..admission import AdmissionOutcome, AdmissionState, Admit, NewInvite, RemovalReason
 from ..config import check_group_config
 from ..errors import (
     EpochError,
@@ -40,6 +41,7 @@ from ..schemes.base import KeyAgreementScheme, OwnChange
 from ..secret_tree import SecretTree
 from ..suite import GROUPCHAT_PREFIX, CipherSuite
 from .machine import Input, Phase, check, phase_of
+from .wire import admission_of
 
 # Placeholder left behind when a removed member deletes its epoch secrets (never used: every
 # operation first checks that we are still a member).
@@ -109,6 +111,7 @@ class PendingCommit:
     removed: tuple[Member, ...]
     updated: bool
     intent: Intent
+    admission: AdmissionOutcome  # the admission state this commit leads to, and what it changed
 
     @property
     def added(self) -> tuple[int, ...]:
@@ -126,10 +129,14 @@ class Intent:
     removes: tuple[bytes, ...]
     update: bool
     authenticated_data: bytes
+    admits: tuple[Admit, ...] = ()  # the adds that use an invite
+    reasons: tuple[tuple[bytes, RemovalReason], ...] = ()  # by removed identity key
+    invites: tuple[NewInvite, ...] = ()
+    revokes: tuple[bytes, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.adds or self.removes or self.update)
+        return not (self.adds or self.removes or self.update or self.invites or self.revokes)
 
 
 @dataclass(slots=True)
@@ -146,6 +153,7 @@ class PendingEpoch:
     overrides: dict[int, JoinRequest | None]
     digest: bytes
     own: bool
+    admission: AdmissionOutcome
     superseded: bool = False
     tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
     done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
@@ -189,6 +197,7 @@ class EpochState:
         self._scheme = scheme
         self._ctx = group_context
         self._ctx_bytes = group_context.encode()
+        self._admission: AdmissionState = admission_of(group_context)
         self._secrets = secrets
         self._interim = interim
         self._keys = self._epoch_keys(secrets)
@@ -251,6 +260,7 @@ class EpochState:
         self._previous = None if self._joining else previous
         self._joining = False
         self._ctx, self._ctx_bytes = ctx, ctx.encode()
+        self._admission = admission_of(ctx)
         self._secrets, self._interim = secrets, interim
         self._keys = self._epoch_keys(secrets)
         self._epoch_started = self.config.clock()
@@ -305,7 +315,7 @@ class EpochState:
         for key in expired:
             del self._used_init_keys[key]
 
-    def _removed(self, by: Member) -> RemovedFromGroup:
+    def _removed(self, by: Member, reason: RemovalReason | None = None) -> RemovedFromGroup:
         epoch = self.epoch + 1
         # Forget every secret: a removed member must not read the group any more, and a later
         # compromise of this device must not reveal the last epoch either.
@@ -317,7 +327,7 @@ class EpochState:
         self._keys = EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
         self._unechoed.clear()
         self.state = GroupState.REMOVED
-        return RemovedFromGroup(epoch, by)
+        return RemovedFromGroup(epoch, by, reason)
 
     # --- helpers -----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ codec, the restart label and the last epoch. A commit's own wire format is
 
 from typing import Final
 
+from ..admission import ADMISSION_EXTENSION, DEFAULT_ADMISSION, AdmissionState
 from ..codec import Reader, Writer
 from ..errors import (
     ConfirmationError,
@@ -31,6 +32,8 @@ TREE_EXTENSION: Final = 0xF0C1
 # GroupContext extension naming a scheme other than the tree (uint16, SCHEME_IDS): bound into
 # every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
 SCHEME_EXTENSION: Final = 0xF0C2
+# The agreed admission state (core/admission.py) is ADMISSION_EXTENSION = 0xF0C6, absent while
+# it is the default.
 # A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
 # roster of that epoch, the commit itself, and that epoch's interim transcript hash.
 RING_ROSTER_EXTENSION: Final = 0xF0C3
@@ -65,6 +68,26 @@ def scheme_of(ctx: GroupContext) -> str:
                 raise InvalidValueError(f"unknown key-agreement scheme {scheme_id} in the GroupContext")
             return names[scheme_id]
     return "tree"
+
+
+def admission_of(ctx: GroupContext) -> AdmissionState:
+    """The admission state a GroupContext carries (no extension: the default); bounds enforced."""
+    if not ctx.extensions:
+        return DEFAULT_ADMISSION
+    for ext, data in decode_extensions(ctx.extensions):
+        if ext == ADMISSION_EXTENSION:
+            return AdmissionState.decode(data)
+    return DEFAULT_ADMISSION
+
+
+def with_admission(extensions: bytes, state: AdmissionState) -> bytes:
+    """``extensions`` with the admission extension replaced by ``state``'s (none for the default)."""
+    items = (
+        [(t, d) for t, d in decode_extensions(extensions) if t != ADMISSION_EXTENSION] if extensions else []
+    )
+    if not state.is_default:
+        items.append((ADMISSION_EXTENSION, state.encode()))
+    return encode_extensions(items)
 
 
 def encode_confirmation(group_id: bytes, epoch: int, tag: bytes) -> bytes:

@@ -1,0 +1,111 @@
+"""Hypothesis: random sequences of invites, revokes, admits, approvals and removals with reasons
+keep every member's ``admission`` equal (joiners included, from their Welcome) and equal to a
+plain model of the rules (uses, FIFO returning list)."""
+
+from __future__ import annotations
+
+import os
+
+from group_harness import Harness
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from groupchat.core.admission import Admit, NewInvite, RemovalCode, RemovalReason
+from groupchat.core.events import EpochChanged, RemovedFromGroup
+from groupchat.core.group import GroupConfig
+from groupchat.core.identity import JoinRequest, PendingJoin
+from groupchat.core.invite import InviteSecret, prove
+
+EXAMPLES = int(os.environ.get("GROUPCHAT_PROPERTY_EXAMPLES", "12"))
+ACTIONS = ("invite", "revoke", "admit", "approve", "remove", "return")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), steps=st.integers(3, 12))
+def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
+    clock = [1_800_000_000.0]
+    h = Harness(GroupConfig(wall_clock=lambda: clock[0]))
+    h.add("m0", 2)
+    invites: dict[bytes, int] = {}  # the model: invite key -> uses left, in commit order
+    returning: dict[bytes, int] = {}  # identity -> not_after, oldest first
+    identities = {n: g._identity for n, g in h.members.items()}
+    counter = [0]
+
+    def fresh_secret() -> InviteSecret:
+        counter[0] += 1
+        return InviteSecret(counter[0].to_bytes(32, "big"))
+
+    secrets: dict[bytes, InviteSecret] = {}
+    for _ in range(steps):
+        clock[0] += 1  # every request is newer than the last
+        action = data.draw(st.sampled_from(ACTIONS))
+        committer = data.draw(st.sampled_from(sorted(h.members)))
+        group = h.members[committer]
+        joins: list[PendingJoin] = []
+        victims: list[str] = []
+        kw: dict[str, object] = {}
+        if action == "invite":
+            secret = fresh_secret()
+            secrets[secret.public_key] = secret
+            uses = data.draw(st.integers(1, 3))
+            kw["invite"] = [NewInvite(secret.public_key, uses=uses)]
+            invites[secret.public_key] = uses
+        elif action == "revoke" and invites:
+            key = data.draw(st.sampled_from(sorted(invites)))
+            kw["revoke"] = [key]
+            del invites[key]
+        elif action in ("admit", "approve") and len(h.members) < 8:
+            name = h.fresh_name()
+            pj = h.join_request(name)
+            identities[name] = pj.identity
+            joins.append(pj)
+            if action == "admit" and invites:
+                key = data.draw(st.sampled_from(sorted(invites)))
+                kw["add"] = [Admit(pj.request, key, prove(secrets[key], h.group_id, pj.request, h.suite))]
+                invites[key] -= 1
+                if invites[key] == 0:
+                    del invites[key]
+            else:
+                kw["add"] = [pj.request]
+        elif action == "remove" and len(h.members) > 1:
+            victim = data.draw(st.sampled_from(sorted(set(h.members) - {committer})))
+            victims.append(victim)
+            code = data.draw(st.sampled_from([*RemovalCode, None]))
+            leaf = h.leaf(victim)
+            kw["remove"] = [leaf]
+            if code is not None:
+                seconds = 60 if code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE) else 0
+                kw["reasons"] = {leaf: RemovalReason(code, seconds)}
+                if code is RemovalCode.OFFLINE:
+                    request = h.members[victim]._scheme.member(leaf)
+                    assert request is not None
+                    returning.pop(request.identity_key, None)
+                    returning[request.identity_key] = request.not_after
+        elif action == "return" and returning and len(h.members) < 8:
+            identity_key = data.draw(st.sampled_from(sorted(returning)))
+            name = next(n for n, i in identities.items() if i.public_key == identity_key)
+            pj = JoinRequest.create(h.suite, identities[name], h.group_id, name, wall_clock=lambda: clock[0])
+            assert (
+                group.classify_request(pj.request, None, None, int(clock[0])).admissibility.value
+                == "returning"
+            )
+            joins.append(pj)
+            kw["add"] = [pj.request]
+            del returning[identity_key]
+        else:
+            kw["update"] = True
+        data_bytes = group.commit(**kw)  # type: ignore[arg-type]
+        h.expect(joins)
+        events = h.deliver(data_bytes)
+        for v in victims:
+            assert isinstance(events[v], RemovedFromGroup)
+            del h.members[v]
+        h.admit(committer, joins)
+        assert all(isinstance(e, EpochChanged) for n, e in events.items() if n not in victims)
+        h.assert_consistent()
+        states = {g.admission for g in h.members.values()}
+        assert len(states) == 1, states
+        state = states.pop()
+        assert {i.invite_key: i.uses_left for i in state.invites} == invites
+        assert [i.invite_key for i in state.invites] == list(invites)
+        assert [(e.identity_key, e.not_after) for e in state.returning] == list(returning.items())
