@@ -53,7 +53,8 @@ PUBLIC: dict[str, list[str]] = {
         'OutboundQueue', 'Outgoing',
     ],
     'groupchat.client.room_payload': [
-        'CREATION_NONCE_LEN', 'PayloadKind', 'RoomPayload', 'SYNC_NONCE_LEN', 'UnknownPayloadKindError',
+        'CREATION_NONCE_LEN', 'JoinAsk', 'PayloadKind', 'RoomPayload', 'SYNC_NONCE_LEN',
+        'UnknownPayloadKindError',
     ],
     'groupchat.client.session': [
         'ChatSession', 'SessionSettings', 'group_id_for_room', 'member_id',
@@ -62,13 +63,19 @@ PUBLIC: dict[str, list[str]] = {
         'AbortConnection', 'Action', 'CallCore', 'CloseConnection', 'Effect', 'Notify', 'Queued', 'Reply',
         'ResetBackoff', 'SendFrame', 'Step', 'Stop', 'resume',
     ],
+    'groupchat.client.session.admitting': [
+        'Admitting', 'MAX_APPROVALS', 'MAX_PENDING_ADDS',
+    ],
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
     ],
+    'groupchat.client.session.behind': [
+        'Behind', 'note_hint', 'should_reenter',
+    ],
     'groupchat.client.session.core_calls': [
-        'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
-        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed', 'TreeSnapshot',
-        'snapshot',
+        'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
+        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed',
+        'TreeSnapshot', 'snapshot',
     ],
     'groupchat.client.session.driver': [
         'drive',
@@ -80,8 +87,9 @@ PUBLIC: dict[str, list[str]] = {
         'eviction_removes', 'note_absent', 'offline_past_grace',
     ],
     'groupchat.client.session.inputs': [
-        'CloseRequested', 'Connected', 'Disconnected', 'DropRequested', 'FrameReceived', 'Input',
-        'KickRequested', 'LeaveRequested', 'RekeyRequested', 'Tick', 'Wake',
+        'ApproveRequested', 'CloseRequested', 'Connected', 'Disconnected', 'DropRequested', 'FrameReceived',
+        'Input', 'InviteRequested', 'KickRequested', 'LeaveRequested', 'RekeyRequested', 'RevokeRequested',
+        'Tick', 'Wake',
     ],
     'groupchat.client.session.machine': [
         'SessionMachine',
@@ -91,14 +99,14 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.phases': [
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
-        'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger',
+        'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger', 'WantedInvite',
     ],
     'groupchat.client.session.rejections': [
         'Outcome', 'Rejection', 'commit_rejection', 'message_rejection', 'ring_rejection',
     ],
     'groupchat.client.session.rejoin': [
-        'AfterRemoval', 'JOIN_REPUBLISH_MAX', 'after_removal', 'creation_turn', 'join_republish_delay',
-        'should_create',
+        'AfterRemoval', 'FRESH_AFTER_MIN', 'JOIN_REPUBLISH_MAX', 'after_removal', 'creation_turn',
+        'fresh_after', 'fresh_request_due', 'join_republish_delay', 'should_create',
     ],
     'groupchat.client.session.ring_driver': [
         'RING_POLL', 'follow', 'poll_due', 'restart_removes',
@@ -118,25 +126,26 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.worker': [
         'CoreWorker',
     ],
-    'groupchat.client.wording': [
-        'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
-        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'REASON_LEFT',
-        'REASON_REJOINING', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UNREACHABLE_EPOCH',
-        'UPDATE_EVERY_TOO_SMALL', 'at_epoch', 'bad_display_name', 'bad_relay_url', 'bad_room_name',
-        'bad_scheme', 'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload',
-        'could_not_commit', 'could_not_restart_ring', 'created', 'describe_epoch', 'disconnected',
-        'ejected_while_away', 'epoch_code_hint', 'fork_detail', 'gap_rejoin', 'invalid_change',
-        'invalid_ring_message', 'joined_ring', 'joined_tree', 'key_changed', 'kick_self', 'left_removed_by',
-        'marked_verified', 'missed_commit', 'no_member_named', 'not_a_payload', 'not_positive',
-        'reason_evicted', 'reason_evicted_in_ring', 'reason_kicked', 'reconnected', 'refused_room',
-        'relay_said', 'removed_by', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
-        'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
-    ],
     'groupchat.client.transcript': [
         'Transcript', 'render',
     ],
     'groupchat.client.trust': [
         'TrustStore', 'TrustStoreError', 'safety_number',
+    ],
+    'groupchat.client.wording': [
+        'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
+        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_WELCOME_YET',
+        'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED',
+        'ambiguous_asker', 'asks_to_join', 'at_epoch', 'bad_display_name', 'bad_invite', 'bad_relay_url',
+        'bad_room_name', 'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_follow_rekey',
+        'cannot_send_payload', 'could_not_commit', 'could_not_restart_ring', 'created', 'creation_fallback',
+        'describe_epoch', 'disconnected', 'epoch_code_hint', 'evicted_coming_back', 'fork_detail',
+        'fresh_join_request', 'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_ready',
+        'joined_ring', 'joined_tree', 'key_changed', 'kick_self', 'left_removed_by', 'marked_verified',
+        'missed_commit', 'no_member_named', 'no_one_asking', 'not_a_payload', 'not_positive', 'reconnected',
+        'refused_room', 'relay_said', 'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost',
+        'ring_timed_out', 'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost', 'unknown_content',
+        'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -154,20 +163,18 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.config': [
         'GroupConfigFields', 'check_group_config',
     ],
-    'groupchat.core.errors': [
-        'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
-        'DecodeError',
-        'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError', 'ExpiredJoinRequestError',
-        'FieldTooLargeError', 'ForgedMemberError', 'GenerationError', 'GroupChatError',
-        'InconsistentPathError', 'InvalidCommitError', 'InvalidInviteCodeError', 'InvalidInviteError',
-        'InvalidPublicKeyError', 'InvalidValueError',
-        'InvalidWelcomeError', 'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RemoteError',
-        'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
-        'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
-        'WrongSchemeError',
-    ],
     'groupchat.core.epoch.machine': [
         'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
+    ],
+    'groupchat.core.errors': [
+        'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
+        'DecodeError', 'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError',
+        'ExpiredJoinRequestError', 'FieldTooLargeError', 'ForgedMemberError', 'GenerationError',
+        'GroupChatError', 'InconsistentPathError', 'InvalidCommitError', 'InvalidInviteCodeError',
+        'InvalidInviteError', 'InvalidPublicKeyError', 'InvalidValueError', 'InvalidWelcomeError',
+        'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RemoteError', 'RemovedSenderError',
+        'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError', 'TruncatedError',
+        'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError', 'WrongSchemeError',
     ],
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyProgress',
@@ -305,13 +312,13 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.relay_protocol.codec': [
         'decode', 'decode_client', 'decode_server', 'deliver_prefix', 'deliver_rest', 'encode',
-        'error_code_for'
+        'error_code_for',
     ],
     'groupchat.relay_protocol.frames': [
         'Ack', 'ClientFrame', 'DEFAULT_MAX_FRAME', 'Deliver', 'ENVELOPE_VERSION', 'Error', 'ErrorCode',
         'Frame', 'FrameType', 'Hello', 'Join', 'Joined', 'Leave', 'MAX_CODE_LEN', 'MAX_ID_LEN',
         'MAX_MEMBERS_LISTED', 'MAX_REASON_LEN', 'Presence', 'PresenceEvent', 'Publish', 'SendTo',
-        'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'max_payload_for'
+        'ServerFrame', 'ServerHello', 'ServerLimits', 'UnknownFrameTypeError', 'max_payload_for',
     ],
     'groupchat.tui': [
         'ChatApp', 'run_chat',

@@ -81,6 +81,8 @@ class ClientConfig:
     update_every: int = 200
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
+    invite: str | None = None  # an invite code (flag only: a secret does not belong in a file)
+    open_room: bool = False  # create an open room (flag only: a choice made on purpose)
     config_file: Path | None = None  # the file that was read, if any (not itself a file key)
 
     def __post_init__(self) -> None:
@@ -138,6 +140,8 @@ class ClientConfig:
             update_every=self.update_every,
             reconnect_min=self.reconnect_min,
             reconnect_max=self.reconnect_max,
+            invite=self.invite,
+            open_room=self.open_room,
         )
 
 
@@ -192,6 +196,11 @@ def add_config_arguments(
     s.add_argument("--relay", metavar="URL", help="relay address, e.g. ws://127.0.0.1:8765")
     s.add_argument("--room", help="room to join")
     s.add_argument("--name", help="your display name in the room")
+    s.add_argument("--invite", metavar="CODE",
+                   help="the invite code a member gave you (from their /invite): your way in")
+    s.add_argument("--open", dest="open_room", action="store_true", default=None,
+                   help="if this creates the room's group, admit anyone who knows the room's name "
+                        "(default: invite-only)")
     s.add_argument("--scheme", choices=SCHEMES,
                    help="group key scheme when creating the group (default tree)")
     s.add_argument("--add-timeout", type=float, metavar="SEC",

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..core.admission import Admissibility, Admit
 from ..core.identity import JoinRequest
 
 __all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "next_turns", "plan_commit", "turn_at"]
@@ -26,10 +27,27 @@ __all__ = ["AddDuty", "CommitPlan", "RemoveDuty", "is_my_turn", "next_turns", "p
 
 @dataclass(frozen=True, slots=True)
 class AddDuty:
-    """A joiner's signed request, first seen at ``since``, waiting for someone to commit the Add."""
+    """A joiner's signed request, first seen at ``since``, waiting for someone to commit the Add.
+
+    ``admissibility`` is what the agreed group state said of it at epoch ``classified_at``
+    (``Group.classify_request``; None: not classified yet, so not planned); ``invite_key`` and
+    ``proof`` are the invite it offered. ``exclude`` is a leaf left out of the ranking (a
+    rejoining member's old leaf, removed in the same commit)."""
 
     request: JoinRequest
     since: float
+    invite_key: bytes | None = None
+    proof: bytes | None = None
+    admissibility: Admissibility | None = None
+    classified_at: int = -1
+    exclude: int = -1
+
+    @property
+    def add(self) -> JoinRequest | Admit:
+        """What the commit adds: the request, with its invite when it came in by one."""
+        if self.admissibility is Admissibility.INVITED and self.invite_key and self.proof:
+            return Admit(self.request, self.invite_key, self.proof)
+        return self.request
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +62,7 @@ class RemoveDuty:
 
 @dataclass(frozen=True, slots=True)
 class CommitPlan:
-    add: tuple[JoinRequest, ...]
+    add: tuple[AddDuty, ...]
     remove: tuple[RemoveDuty, ...]
 
     def __bool__(self) -> bool:
@@ -83,7 +101,8 @@ def plan_commit(
     """The adds and removes that are ours to commit now.
 
     ``members`` maps each leaf to its identity key. An add is planned only for an identity that
-    is not a member (a rejoining member's old leaf is removed first, by a :class:`RemoveDuty`).
+    is not a member, or whose old leaf this same plan removes (a rejoining member: both go in one
+    commit, so the Add is judged while the member is still known to be rejoining).
     """
     online = [leaf for leaf in online_leaves if leaf in members]
     identities = set(members.values())
@@ -93,14 +112,15 @@ def plan_commit(
             continue
         if is_my_turn(my_leaf, online, duty.since, now, step, exclude=duty.leaf):
             planned_removes.append(duty)
-    planned_adds: list[JoinRequest] = []
+    leaving = {members[d.leaf] for d in planned_removes}
+    planned_adds: list[AddDuty] = []
     seen: set[bytes] = set()
     for add in adds:
         key = add.request.identity_key
-        if key in identities or key in seen:
+        if (key in identities and key not in leaving) or key in seen:
             continue
-        if is_my_turn(my_leaf, online, add.since, now, step):
-            planned_adds.append(add.request)
+        if is_my_turn(my_leaf, online, add.since, now, step, exclude=add.exclude):
+            planned_adds.append(add)
             seen.add(key)
     return CommitPlan(tuple(planned_adds), tuple(planned_removes))
 
@@ -116,7 +136,7 @@ def next_turns(
     """When our turn comes for each duty that :func:`plan_commit` would weigh: the same rule, so
     the session's timer wakes exactly when a duty becomes ours (None turns, never ours, left out)."""
     online = list(online_leaves)
-    turns = [turn_at(my_leaf, online, add.since, step) for add in adds]
+    turns = [turn_at(my_leaf, online, add.since, step, exclude=add.exclude) for add in adds]
     turns.extend(
         turn_at(my_leaf, online, d.since, step, exclude=d.leaf) for d in removes if d.leaf != my_leaf
     )

@@ -9,7 +9,10 @@ the table says so, as the relay's claim.
 
 from __future__ import annotations
 
+import time
 from typing import Final
+
+from ..core.admission import RemovalCode
 
 __all__ = [
     "ALREADY_RUNNING",
@@ -23,14 +26,15 @@ __all__ = [
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
     "NO_WELCOME_YET",
-    "REASON_LEFT",
-    "REASON_REJOINING",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
     "UPDATE_EVERY_TOO_SMALL",
     "WELCOME_UNOPENED",
+    "ambiguous_asker",
+    "asks_to_join",
     "at_epoch",
     "bad_display_name",
+    "bad_invite",
     "bad_relay_url",
     "bad_room_name",
     "bad_scheme",
@@ -44,13 +48,14 @@ __all__ = [
     "creation_fallback",
     "describe_epoch",
     "disconnected",
-    "ejected_while_away",
     "epoch_code_hint",
+    "evicted_coming_back",
     "fork_detail",
     "fresh_join_request",
     "gap_rejoin",
     "invalid_change",
     "invalid_ring_message",
+    "invite_ready",
     "joined_ring",
     "joined_tree",
     "key_changed",
@@ -59,14 +64,13 @@ __all__ = [
     "marked_verified",
     "missed_commit",
     "no_member_named",
+    "no_one_asking",
     "not_a_payload",
     "not_positive",
-    "reason_evicted",
-    "reason_evicted_in_ring",
-    "reason_kicked",
     "reconnected",
     "refused_room",
     "relay_said",
+    "removal_reason",
     "removed_by",
     "removed_for_readd",
     "ring_cost",
@@ -202,8 +206,9 @@ def left_removed_by(by: str, epoch: int) -> str:
     return f"you left the group · removed by {by} at epoch {epoch}"
 
 
-def ejected_while_away(by: str) -> str:
-    return f"{by} removed you while you were offline; asking to rejoin"
+def evicted_coming_back(by: str, seconds: int) -> str:
+    heard = f" (not heard from you for {seconds} s)" if seconds else ""
+    return f"{by} removed you as offline{heard}; coming back in (no invite needed)"
 
 
 def removed_by(by: str) -> str:
@@ -211,20 +216,18 @@ def removed_by(by: str) -> str:
 
 
 # Why a member is being removed, as the epoch line shows it ("bob left", "bob was removed ...").
-REASON_LEFT: Final = "left"
-REASON_REJOINING: Final = "is rejoining"
-
-
-def reason_kicked(by: str) -> str:
-    return f"was removed by {by}"
-
-
-def reason_evicted(grace: float) -> str:
-    return f"was removed after {grace:g} s offline"
-
-
-def reason_evicted_in_ring(grace: float) -> str:
-    return f"was removed after {grace:g} s offline, during a rekey"
+def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> str:
+    """Why a member was removed, from the reason in the signed commit: every member shows the
+    same sentence (only who committed it differs as "you" or a name)."""
+    if code is RemovalCode.LEFT:
+        return "left"
+    if code is RemovalCode.REJOINING:
+        return f"is rejoining (asked again with a new key; re-added by {committer})"
+    if code is RemovalCode.OFFLINE:
+        return f"was removed by {committer}: not heard from for {seconds} s"
+    if code is RemovalCode.UNRESPONSIVE:
+        return f"was removed by {committer}: stalled a rekey for {seconds} s"
+    return f"was removed by {committer}"
 
 
 def could_not_commit(exc: Exception) -> str:
@@ -361,3 +364,36 @@ def not_a_payload(exc: Exception) -> str:
 
 def unknown_content(exc: Exception) -> str:
     return f"unknown content: {exc}"
+
+
+# --- admission ---------------------------------------------------------------------------------
+
+
+def asks_to_join(name: str, fingerprint: str, problem: str) -> str:
+    why = f" (their invite: {problem})" if problem else ""
+    return f"{name} (fingerprint {fingerprint}) asks to join{why}: type /approve {name} to let them in"
+
+
+def no_one_asking(query: str) -> str:
+    return f"no one waiting to join matches {query!r}: /approve takes a name or a fingerprint prefix"
+
+
+def ambiguous_asker(query: str, fingerprints: list[str]) -> str:
+    return f"several joiners match {query!r}; use a fingerprint prefix: " + ", ".join(fingerprints)
+
+
+def invite_ready(code: str, relay: str, room: str, uses: int, not_after: int) -> str:
+    expiry = "never expires" if not not_after else f"valid until {_utc(not_after)}"
+    times = "once" if uses == 1 else f"{uses} times"
+    return (
+        f"invite ready (usable {times}, {expiry}); pass this on privately, the relay never sees it: "
+        f"groupchat chat --relay {relay} --room {room} --invite {code}"
+    )
+
+
+def bad_invite(exc: Exception) -> str:
+    return f"that invite code cannot be used: {exc}"
+
+
+def _utc(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))

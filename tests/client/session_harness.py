@@ -25,6 +25,7 @@ from server.relay import Relay
 
 FAST: dict[str, Any] = {
     "add_timeout": 0.5,
+    "open_room": True,  # most tests are about something else than admission
     "eviction_grace": 60.0,
     "update_interval": 600.0,
     "reconnect_min": 0.05,

@@ -76,7 +76,10 @@ class MemoryRoom:
         self.room = b""
 
     def add(self, name: str, **settings: Any) -> Member:
-        s = SessionSettings("ws://memory", "room", name, **{"add_timeout": 0.5, **settings})
+        # Open rooms unless a test says otherwise: most tests are about something else than who
+        # may come in (tests/client/test_session_admission.py and tests/adversarial are).
+        defaults: dict[str, Any] = {"add_timeout": 0.5, "open_room": True}
+        s = SessionSettings("ws://memory", "room", name, **{**defaults, **settings})
         self.room = s.room.encode()
         rand: Callable[[int], bytes] = os.urandom
         config = GroupConfig(clock=self.clock, wall_clock=self.clock.wall, rand=rand)

@@ -150,7 +150,9 @@ async def test_two_bots_chat_over_a_real_relay(relay: Relay, tmp_path: Path) -> 
     alice_script.write_text("wait-members 2\nsay hello bob\nsleep 3\nleave\n")
     bob_script = tmp_path / "bob.txt"
     bob_script.write_text("wait-members 2\nsleep 0.5\nsay hi alice\nrekey\nsleep 4\n")
-    alice = await _bot(tmp_path, relay.port, "alice", "--script", str(alice_script), "--seconds", "30")
+    alice = await _bot(
+        tmp_path, relay.port, "alice", "--script", str(alice_script), "--seconds", "30", "--open"
+    )
     await asyncio.sleep(0.5)  # alice creates the group; bob joins it
     bob = await _bot(tmp_path, relay.port, "bob", "--script", str(bob_script))
     try:

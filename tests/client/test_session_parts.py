@@ -110,7 +110,7 @@ def test_plan_commit_skips_members_and_self_removal() -> None:
         now=1.0,
         step=3.0,
     )
-    assert plan.add == (carol,)  # dave's is not due for us yet; carol's once only
+    assert tuple(d.request for d in plan.add) == (carol,)  # dave's is not due for us yet; carol's once only
     assert [d.leaf for d in plan.remove] == [1]  # never ourselves, never an empty leaf
     other_view = plan_commit(
         my_leaf=1,

@@ -15,6 +15,7 @@ from groupchat.client.session.rejoin import (
     should_create,
 )
 from groupchat.client.session.updates import UpdateSchedule
+from groupchat.core.admission import RemovalCode
 from groupchat.core.errors import (
     ConfirmationError,
     DecryptionError,
@@ -134,9 +135,19 @@ def test_join_requests_are_published_again_with_backoff() -> None:
 
 
 def test_what_a_removal_means() -> None:
-    assert after_removal(leaving=True, caught_up=True) is AfterRemoval.LEFT
-    assert after_removal(leaving=False, caught_up=False) is AfterRemoval.REJOIN
-    assert after_removal(leaving=False, caught_up=True) is AfterRemoval.ENDED
+    # By the reason in the signed commit (None: an older client's commit with no reason).
+    assert after_removal(True, True, None, False) is AfterRemoval.LEFT
+    assert after_removal(False, True, RemovalCode.LEFT, False) is AfterRemoval.LEFT
+    assert after_removal(False, False, None, False) is AfterRemoval.REJOIN
+    assert after_removal(False, True, None, False) is AfterRemoval.ENDED
+    # Kicked stays out even when it happened while we were away.
+    assert after_removal(False, False, RemovalCode.KICKED, False) is AfterRemoval.ENDED
+    # Evicted as offline while connected: the relay hid our traffic; we come back (no invite).
+    assert after_removal(False, True, RemovalCode.OFFLINE, False) is AfterRemoval.REJOIN
+    assert after_removal(False, True, RemovalCode.UNRESPONSIVE, False) is AfterRemoval.REJOIN
+    # Removed to be re-added: ours if we asked; otherwise we ask again.
+    assert after_removal(False, True, RemovalCode.REJOINING, True) is AfterRemoval.READD
+    assert after_removal(False, True, RemovalCode.REJOINING, False) is AfterRemoval.REJOIN
 
 
 # --- the phase table ----------------------------------------------------------------------------

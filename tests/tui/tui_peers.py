@@ -50,6 +50,7 @@ class Peer:
             name=name,
             add_timeout=0.5,
             scheme=scheme,
+            open_room=True,  # these tests are about the TUI, not about who may come in
         )
         self.session: ChatSession | None = None
         self.app = ChatApp(

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from ...core import tree_math as tm
+from ...core.admission import Admit, Classification, NewInvite, RemovalReason
 from ...core.events import EpochChanged, Event, Member, RekeyTimedOut
 from ...core.group import Group, GroupConfig, GroupState
 from ...core.identity import Identity, JoinRequest, PendingJoin
@@ -28,6 +29,7 @@ from ...core.outbox import Outbound
 
 __all__ = [
     "INLINE_MAX_BYTES",
+    "Classify",
     "CommitChange",
     "CoreCall",
     "CreateGroup",
@@ -141,10 +143,18 @@ class CreateGroup(CoreCall[tuple[Group, Timed]]):
     name: str
     config: GroupConfig
     scheme: str
+    open_room: bool = False
 
     def run(self) -> tuple[Group, Timed]:
         return _timed(
-            lambda: Group.create(self.identity, self.group_id, self.name, self.config, scheme=self.scheme),
+            lambda: Group.create(
+                self.identity,
+                self.group_id,
+                self.name,
+                self.config,
+                scheme=self.scheme,
+                open_room=self.open_room,
+            ),
             lambda g: g,
         )
 
@@ -213,14 +223,44 @@ class CommitChange(CoreCall[tuple[bytes, Timed]]):
     """Build our commit (and its Welcome, kept in the core's outbox until the echo)."""
 
     group: Group
-    add: tuple[JoinRequest, ...]
+    add: tuple[JoinRequest | Admit, ...]
     remove: tuple[int, ...]
     update: bool
+    reasons: Mapping[int, RemovalReason] = field(default_factory=dict)  # by removed leaf
+    invite: tuple[NewInvite, ...] = ()
+    revoke: tuple[bytes, ...] = ()
 
     def run(self) -> tuple[bytes, Timed]:
         return _timed(
-            lambda: self.group.commit(add=self.add, remove=self.remove, update=self.update), lambda _: None
+            lambda: self.group.commit(
+                add=self.add,
+                remove=self.remove,
+                update=self.update,
+                reasons=self.reasons,
+                invite=self.invite,
+                revoke=self.revoke,
+            ),
+            lambda _: None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Classify(CoreCall[Classification]):
+    """How a verified-to-be join request may come in, by the agreed group state (two signature
+    checks at most: the request's and its invite proof's). Raises for a forged or expired one."""
+
+    group: Group
+    request: JoinRequest
+    invite_key: bytes | None
+    proof: bytes | None
+    wall_clock: Callable[[], float]
+
+    @property
+    def offload(self) -> bool:
+        return False
+
+    def run(self) -> Classification:
+        return self.group.classify_request(self.request, self.proof, self.invite_key, self.wall_clock())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ duty becomes ours and the two can never drift apart. Pure.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
+from ...core.admission import Admissibility
 from ...core.events import Member
 from ..coordinator import AddDuty, RemoveDuty
 from .eviction import eviction_removes
@@ -18,6 +20,10 @@ from .phases import Duties
 from .settings import member_id
 
 __all__ = ["OpenDuties", "online_leaves", "open_duties"]
+
+_ADMITTED: Final = frozenset(
+    {Admissibility.INVITED, Admissibility.RETURNING, Admissibility.OPEN, Admissibility.REJOINING}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +47,11 @@ def open_duties(
 ) -> OpenDuties:
     """Leave requests, evictions and join requests as Add and Remove duties.
 
-    A join request is weighed only while its sender is present (a welcome is useless to someone
-    who is not there); one from a member who lost their state first removes the old leaf.
+    A join request is weighed only once the agreed group state admits it (an invite, a member
+    returning after an eviction, an open room: :attr:`AddDuty.admissibility`) and while its sender
+    is present (a welcome is useless to someone who is not there); one from a member who lost its
+    state (REJOINING) removes the old leaf and adds the new one in one commit. A request that needs
+    a member's approval is not here: the session keeps it aside until our user approves it.
     """
     by_key = {m.identity_key: leaf for leaf, m in members.items()}
     removes = [
@@ -53,10 +62,15 @@ def open_duties(
     removes.extend(eviction_removes(members, my_leaf, offline_since, eviction_grace))
     adds: list[AddDuty] = []
     for key, duty in duties.adds.items():
-        if member_id(key) not in present:
+        how = duty.admissibility
+        if how not in _ADMITTED or member_id(key) not in present:
             continue
-        if key in by_key:
-            removes.append(RemoveDuty(by_key[key], duty.since, "rejoining"))
-        else:
+        if how is Admissibility.REJOINING:
+            leaf = by_key.get(key)
+            if leaf is None or leaf == my_leaf:
+                continue
+            removes.append(RemoveDuty(leaf, duty.since, "rejoining"))
+            adds.append(replace(duty, exclude=leaf))
+        elif key not in by_key:
             adds.append(duty)
     return OpenDuties(tuple(adds), tuple(removes))

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from ...relay_protocol import ServerFrame, ServerHello
 
 __all__ = [
+    "ApproveRequested",
     "CloseRequested",
     "Connected",
     "Disconnected",
     "DropRequested",
     "FrameReceived",
     "Input",
+    "InviteRequested",
     "KickRequested",
     "LeaveRequested",
     "RekeyRequested",
+    "RevokeRequested",
     "Tick",
     "Wake",
 ]
@@ -104,6 +107,33 @@ class DropRequested:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class InviteRequested:
+    """``/invite``: commit a new invite (``uses`` joins, valid ``lifetime`` seconds, 0 = no
+    expiry); its code is shown once our commit is in."""
+
+    uses: int
+    lifetime: float
+    label: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeRequested:
+    """``/revoke``: commit the withdrawal of a live invite."""
+
+    invite_key: bytes
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveRequested:
+    """``/approve``: let in a joiner whose request needs a member's approval (we commit it)."""
+
+    identity_key: bytes
+    now: float
+
+
 Input = (
     Connected
     | FrameReceived
@@ -115,4 +145,7 @@ Input = (
     | LeaveRequested
     | CloseRequested
     | DropRequested
+    | InviteRequested
+    | RevokeRequested
+    | ApproveRequested
 )

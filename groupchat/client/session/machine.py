@@ -21,7 +21,6 @@ from types import MappingProxyType
 
 from ...core.errors import GroupChatError, UsageError
 from ...core.events import Member
-from ...core.identity import JoinRequest
 from ...relay_protocol import (
     Ack,
     Deliver,
@@ -35,10 +34,10 @@ from ...relay_protocol import (
 )
 from .. import wording
 from ..app_content import AppContent
-from ..coordinator import AddDuty, next_turns
+from ..coordinator import next_turns
 from ..notices import ConnectionState, Placeholder, TimelineEvent, TimelineKind, UnreadableReason
 from ..outbound_queue import Outgoing
-from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, JoinAsk, PayloadKind, RoomPayload
+from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
 from .behind import should_reenter
@@ -149,7 +148,7 @@ class SessionMachine(Membership):
                 times.append(attempt.next_publish)
             if self._arrival.fallback is not None:
                 times.append(self._arrival.fallback_since + self.settings.creation_fallback)
-            if not self._traffic_seen:
+            if not self._traffic_seen and self.settings.invite is None:
                 since = attempt.since if isinstance(attempt, JoinAttempt) else now
                 times.append(creation_turn(self._present, self._me, since, self.settings.add_timeout))
         else:
@@ -328,7 +327,7 @@ class SessionMachine(Membership):
         if kind is PayloadKind.GROUP_CREATED:
             self._on_group_created(d, payload.body)
         elif kind is PayloadKind.JOIN_REQUEST:
-            self._on_join_request(payload.body)
+            yield from self._on_join_request(payload.body)
         elif kind is PayloadKind.WELCOME:
             self._traffic_seen = True
             if d.to == self._me and d.sender != self._me:
@@ -374,28 +373,6 @@ class SessionMachine(Membership):
             self._arrival.fallback, self._arrival.fallback_since = fallback, self._now
         self._traffic_seen = True
 
-    def _on_join_request(self, body: bytes) -> None:
-        try:
-            ask = JoinAsk.decode(body)
-            request = JoinRequest.decode(ask.request)
-            if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
-                return
-            # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
-            # public, so an unchecked request would let the relay remove any member.
-            request.verify(self._suite)
-        except GroupChatError as exc:
-            log.warning("ignored a join request that is not validly signed: %s", exc)
-            return
-        group = self._group
-        adds = self._duties.adds
-        if group is not None and group.has_init_key(request.init_key):  # a read between core calls
-            # Already added: any earlier request of the same identity is stale (log order).
-            adds.pop(request.identity_key, None)
-            return
-        previous = adds.get(request.identity_key)
-        since = previous.since if previous is not None and previous.request == request else self._now
-        adds[request.identity_key] = AddDuty(request, since)
-
     # --- commands -------------------------------------------------------------------------------
 
     def _on_command(self, cmd: i.Input) -> Step[None]:
@@ -404,7 +381,12 @@ class SessionMachine(Membership):
             self._updates.asked()
         elif isinstance(cmd, i.KickRequested):
             self._duties.kicks.add(cmd.identity_key)
-            self._removal_reasons[cmd.identity_key] = wording.reason_kicked(self._name)
+        elif isinstance(cmd, i.InviteRequested):
+            self._want_invite(cmd.uses, cmd.lifetime, cmd.label)
+        elif isinstance(cmd, i.RevokeRequested):
+            self._duties.revokes.add(cmd.invite_key)
+        elif isinstance(cmd, i.ApproveRequested):
+            self._approve(cmd.identity_key)
         elif isinstance(cmd, i.LeaveRequested):
             if self._departure is None:
                 self._departure = Departure(self._now + max(5.0, 3 * self.settings.add_timeout))
@@ -444,9 +426,10 @@ class SessionMachine(Membership):
             if departure is not None:
                 self._emit(TimelineEvent(TimelineKind.LEFT, wording.LEFT_ROOM))
                 yield from self._finish()
-            elif should_create(
+            elif self.settings.invite is None and should_create(
                 self._traffic_seen, self._present, self._me, since, now, self.settings.add_timeout
             ):
+                # (An invitee never creates: its way in is the group that invited it.)
                 yield from self._create()
             elif joining is None:
                 yield from self._ask_to_join(now)
@@ -491,7 +474,14 @@ class SessionMachine(Membership):
             yield from self._finish()
 
     def _create(self) -> Step[None]:
-        call = CreateGroup(self.identity, self._group_id, self._name, self._config, self.settings.scheme)
+        call = CreateGroup(
+            self.identity,
+            self._group_id,
+            self._name,
+            self._config,
+            self.settings.scheme,
+            self.settings.open_room,
+        )
         group, timed = yield from self._core(call)
         self._updates.last_update = self._now
         nonce = self._rand(CREATION_NONCE_LEN)
@@ -526,7 +516,7 @@ class SessionMachine(Membership):
             attempt.first_published = self._now
         if (
             yield from self._publish(
-                PayloadKind.JOIN_REQUEST, JoinAsk(attempt.pending.request.encoded).encode(), "join request"
+                PayloadKind.JOIN_REQUEST, self._join_ask(attempt), "join request"
             )
         ) is None:
             return

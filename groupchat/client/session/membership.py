@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
+from ...core.admission import RemovalCode, RemovalReason
 from ...core.errors import GroupChatError
 from ...core.events import (
     EpochChanged,
@@ -38,6 +39,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
+from .admitting import Admitting
 from .behind import note_hint
 from .core_calls import (
     CommitChange,
@@ -54,7 +56,7 @@ from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remem
 from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
 from .rejoin import AfterRemoval, after_removal
 from .settings import member_id
-from .state import MachineState, log
+from .state import log
 from .views import describe_epoch, epoch_kind
 
 __all__ = ["Membership"]
@@ -63,7 +65,7 @@ _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
-class Membership(MachineState):
+class Membership(Admitting):
     """The steps that need the group (see the module docstring)."""
 
     # --- welcome ------------------------------------------------------------------------------
@@ -228,7 +230,6 @@ class Membership(MachineState):
             return
         if content.kind is ContentKind.LEAVE:
             self._duties.leave_requests.setdefault(sender.identity_key, self._now)
-            self._removal_reasons[sender.identity_key] = wording.REASON_LEFT
             return
         seen = self._seen_ids.setdefault(sender.identity_key, OrderedDict())
         if content.msg_id in seen:
@@ -273,6 +274,9 @@ class Membership(MachineState):
                 self._duties.want_update = None
             for key in own.kicks:
                 self._duties.kicks.discard(key)
+            self._after_own_admission(
+                {i.invite_key for i in ev.invites_created}, set(ev.invites_revoked)
+            )
         elif own is not None and ev.superseded_own_commit:
             remember(self._old_commits, own.message)
             hold.own_commit = None
@@ -301,20 +305,20 @@ class Membership(MachineState):
             text = describe_epoch(
                 ev,
                 self.identity.public_key,
-                self._removal_reasons,
                 group is not None and group.scheme == "ring",
                 len(self._members),
                 len(self._tree_changed),
                 ms,
             )
-            self._emit(TimelineEvent(epoch_kind(ev, self._removal_reasons), text))
+            self._emit(TimelineEvent(epoch_kind(ev), text))
         for m in ev.added:
-            self._removal_reasons.pop(m.identity_key, None)
+            self._duties.approvals.pop(m.identity_key, None)
+            self._duties.approved.discard(m.identity_key)
         for m in ev.removed:
             self._duties.leave_requests.pop(m.identity_key, None)
-            self._removal_reasons.pop(m.identity_key, None)
             self._offline_since.pop(member_id(m.identity_key), None)
         self._forget_done_duties()
+        yield from self._classify_pending()  # the state requests are judged by has moved on
         if set(self._members) != before or ev.added:
             self._observe_roster()
         self._emit_status()
@@ -342,22 +346,24 @@ class Membership(MachineState):
 
     def _on_removed(self, ev: RemovedFromGroup) -> Step[None]:
         by = ev.by.display_name
-        link = self._link
-        hold = self._hold
-        if hold is not None and (hold.reentry is not None or self._published) and self._departure is None:
+        link, hold = self._link, self._hold
+        code = ev.reason.code if ev.reason is not None else None
+        asked = hold is not None and (hold.reentry is not None or bool(self._published))
+        what = after_removal(self._departure is not None, link is None or link.caught_up, code, asked)
+        if what is AfterRemoval.READD:
             # A request of ours is being carried out: the old leaf goes first, the Add follows.
+            assert hold is not None
             reentry = hold.reentry or JoinAttempt(self._published[-1], self._now, first_published=self._now)
             self._enter(Trigger.READDING, reentry)
             self._emit(TimelineEvent(TimelineKind.INFO, wording.removed_for_readd(by)))
             self._set_state(ConnectionState.JOINING)
             self._emit_roster()
             return
-        what = after_removal(self._departure is not None, link is None or link.caught_up)
         if what is AfterRemoval.REJOIN:
-            # Removed while we were away (the others evicted us): come back in.
-            if self._hold is not None:
-                self._hold.own_commit = None
-            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.ejected_while_away(by)))
+            if hold is not None:
+                hold.own_commit = None
+            seconds = ev.reason.seconds if ev.reason is not None else 0
+            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.evicted_coming_back(by, seconds)))
             self._rejoin(None)
             return
         if what is AfterRemoval.LEFT:
@@ -427,15 +433,14 @@ class Membership(MachineState):
         leaves = tuple(sorted(d.leaf for d in plan.remove))
         if not leaves:
             return
-        for rd in plan.remove:
-            why = (
-                wording.reason_evicted_in_ring(grace)
-                if rd.why == "evicted"
-                else wording.reason_kicked(self._name)
-            )
-            self._removal_reasons.setdefault(members[rd.leaf].identity_key, why)
+        reasons = {
+            rd.leaf: RemovalReason(RemovalCode.UNRESPONSIVE, int(grace))
+            if rd.why == "evicted"
+            else RemovalReason(RemovalCode.KICKED)
+            for rd in plan.remove
+        }
         try:
-            message, timed = yield from self._core(CommitChange(group, (), leaves, False))
+            message, timed = yield from self._core(CommitChange(group, (), leaves, False, reasons))
         except GroupChatError as exc:
             self._warn(wording.could_not_restart_ring(exc))
             return
@@ -446,14 +451,18 @@ class Membership(MachineState):
     # --- our commits ----------------------------------------------------------------------------
 
     def _maybe_commit(self, now: float) -> Step[None]:
-        """Commit what is ours to commit now: due Adds and Removes (coordinator.py), kicks, an update."""
+        """Commit what is ours to commit now: due Adds and Removes (coordinator.py), kicks, an
+        update, and what our user asked for (approvals, invites, revocations: ours at once)."""
         hold = self._hold
         assert hold is not None
         group, duties = hold.group, self._duties
         update_due = self._updates.due(now, duties.want_update is not None)
-        if not (update_due or duties.adds or duties.leave_requests or duties.kicks or self._offline_since):
+        ours = duties.approved or duties.invites or duties.revokes
+        waiting = duties.adds or duties.leave_requests or duties.kicks or self._offline_since
+        if not (update_due or ours or waiting):
             return  # the common case, after every input: nothing to commit
         self._forget_done_duties()
+        yield from self._classify_pending()  # requests seen before we were in, or at an older epoch
         members = {leaf: m.identity_key for leaf, m in hold.members.items()}
         by_key = {key: leaf for leaf, key in members.items()}
         grace = self.settings.eviction_grace
@@ -469,26 +478,32 @@ class Membership(MachineState):
         )
         kicks = frozenset(k for k in duties.kicks if k in by_key and by_key[k] != group.my_leaf)
         remove_leaves = sorted({d.leaf for d in plan.remove} | {by_key[k] for k in kicks})
+        adds = {d.request.identity_key: d.add for d in plan.add}
+        for key in duties.approved:
+            approved = duties.approvals.get(key)
+            if approved is not None and key not in by_key:
+                adds.setdefault(key, approved.request)
+        invites, revokes = self._own_admission_changes()
         update = update_due and self._updates.may_commit(now)
-        if not (plan.add or remove_leaves or update):
+        if not (adds or remove_leaves or update or invites or revokes):
             return
-        for rd in plan.remove:
-            why = rd.why
-            if why == "evicted":
-                why = wording.reason_evicted(grace)
-            elif why == "rejoining":
-                why = wording.REASON_REJOINING
-            self._removal_reasons.setdefault(members[rd.leaf], why)
+        reasons = {rd.leaf: _reason(rd.why, grace) for rd in plan.remove}
+        reasons.update({by_key[k]: RemovalReason(RemovalCode.KICKED) for k in kicks})
         try:
-            message, timed = yield from self._core(
-                CommitChange(group, plan.add, tuple(remove_leaves), update)
+            call = CommitChange(
+                group, tuple(adds.values()), tuple(remove_leaves), update, reasons, invites, revokes
             )
+            message, timed = yield from self._core(call)
         except GroupChatError as exc:
             # A request the core refuses (e.g. a reused init key) must not block the group: drop it.
             self._warn(wording.could_not_commit(exc))
-            for request in plan.add:
-                duties.adds.pop(request.identity_key, None)
+            for key in adds:
+                duties.adds.pop(key, None)
+                duties.approvals.pop(key, None)
+                duties.approved.discard(key)
             duties.kicks -= kicks
+            duties.invites.clear()
+            duties.revokes.clear()
             return
         yield from self._commit_out(OwnCommit(message, timed.ms, update, plan.remove, kicks))
 
@@ -565,3 +580,12 @@ def _readable_from_others(event: Event, epoch: int) -> bool:
     if isinstance(event, EpochChanged):
         return not event.own
     return False
+
+
+def _reason(why: str, grace: float) -> RemovalReason:
+    """The signed reason of a planned removal (coordinator.RemoveDuty.why)."""
+    if why == "left":
+        return RemovalReason(RemovalCode.LEFT)
+    if why == "rejoining":
+        return RemovalReason(RemovalCode.REJOINING)
+    return RemovalReason(RemovalCode.OFFLINE, int(grace))

@@ -43,6 +43,7 @@ from typing import Final
 from ...core.events import Member
 from ...core.group import Group
 from ...core.identity import PendingJoin
+from ...core.invite import InviteSecret
 from ..coordinator import AddDuty, RemoveDuty
 from .behind import Behind
 
@@ -61,6 +62,7 @@ __all__ = [
     "RingRun",
     "Transition",
     "Trigger",
+    "WantedInvite",
 ]
 
 
@@ -207,6 +209,22 @@ class Duties:
     leave_requests: dict[bytes, float] = field(default_factory=dict)  # identity key -> when asked
     kicks: set[bytes] = field(default_factory=set)  # identity keys our user asked to remove
     want_update: str | None = None  # why we owe a self-update, if we do
+    # Admission (session/admitting.py): requests only a member's approval can let in, those our
+    # user approved (ours to commit at once), and invites to create or revoke (ours too).
+    approvals: dict[bytes, AddDuty] = field(default_factory=dict)
+    approved: set[bytes] = field(default_factory=set)
+    invites: list[WantedInvite] = field(default_factory=list)
+    revokes: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class WantedInvite:
+    """An invite our user asked for: its secret (shown once committed) and what it allows."""
+
+    secret: InviteSecret
+    uses: int
+    not_after: int  # Unix seconds, 0 = never
+    label: str
 
 
 @dataclass(slots=True)

@@ -12,8 +12,9 @@
   request we replaced), the request is replaced by a fresh one: a request whose init key is
   already in the tree is never answered again, while a fresh one (strictly newer) re-adds us in
   place of that leaf.
-* **Removed** while away (the Remove is in our backlog): ask to rejoin. Removed while connected
-  (kicked), or after our own ``/leave``: the session ends.
+* **Removed**: the signed commit says why (:func:`after_removal`): evicted as offline, come back
+  (no invite needed); kicked, or after our own ``/leave``, the session ends; removed to be re-added
+  as we asked, wait for the welcome.
 
 Presence is the relay's claim: it only decides whose turn it is to create, never who is in.
 Pure: times are given.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ...core.admission import RemovalCode
 from .. import wording
 
 __all__ = [
@@ -79,12 +81,27 @@ def fresh_request_due(first_published: float | None, now: float, step: float) ->
 
 class AfterRemoval(enum.Enum):
     LEFT = "left"  # our /leave completed
-    REJOIN = "rejoin"  # evicted while we were away: come back in
-    ENDED = "ended"  # kicked while connected
+    READD = "readd"  # a request of ours is being carried out: wait for the welcome
+    REJOIN = "rejoin"  # evicted (while away, or by a relay that hid our traffic): come back in
+    ENDED = "ended"  # kicked
 
 
-def after_removal(leaving: bool, caught_up: bool) -> AfterRemoval:
-    """What a removal from the group means for us (see the module doc)."""
-    if leaving:
+def after_removal(
+    leaving: bool, caught_up: bool, code: RemovalCode | None, asked: bool
+) -> AfterRemoval:
+    """What a removal from the group means for us, by the reason its signed commit gives
+    (``asked``: we have a join request out, so a REJOINING removal is ours being carried out).
+
+    Evicted as offline (or as stalling a rekey) we come back: we are on the returning list, so
+    no invite is needed, and if we were in fact online the relay hid our traffic. Kicked, we stay
+    out. A removal with no reason (an older client) is read as before: away means evicted.
+    """
+    if leaving or code is RemovalCode.LEFT:
         return AfterRemoval.LEFT
+    if code is RemovalCode.REJOINING:
+        return AfterRemoval.READD if asked else AfterRemoval.REJOIN
+    if code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE):
+        return AfterRemoval.REJOIN
+    if code is RemovalCode.KICKED:
+        return AfterRemoval.ENDED
     return AfterRemoval.ENDED if caught_up else AfterRemoval.REJOIN

@@ -11,8 +11,9 @@ import functools
 from dataclasses import dataclass
 from typing import Final
 
-from ...core.errors import InvalidValueError, UsageError
+from ...core.errors import GroupChatError, InvalidValueError, UsageError
 from ...core.identity import fingerprint, validate_display_name
+from ...core.invite import InviteSecret
 from ...relay_protocol import MAX_ID_LEN
 from .. import wording
 
@@ -56,6 +57,8 @@ class SessionSettings:
     update_every: int = 200  # ...or after this many messages sent, whichever first
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
+    invite: str | None = None  # an invite code (``/invite`` printed it): our way in
+    open_room: bool = False  # a group we create admits anyone who knows the room (on purpose)
     behind_after: float = 30.0  # unverifiable later-epoch hints for this long -> ask to be re-added
     creation_fallback: float = 30.0  # lost a creation race and no welcome for this long -> keep ours
 
@@ -84,5 +87,10 @@ class SessionSettings:
                 raise UsageError(wording.not_positive(name))
         if self.reconnect_min > self.reconnect_max:
             raise UsageError(wording.RECONNECT_ORDER)
+        if self.invite is not None:
+            try:
+                InviteSecret.from_code(self.invite)
+            except GroupChatError as exc:
+                raise UsageError(wording.bad_invite(exc)) from None
         if self.update_every < 1:
             raise UsageError(wording.UPDATE_EVERY_TOO_SMALL)

@@ -132,7 +132,7 @@ class MachineState:
         self._tree_changed: frozenset[int] = frozenset()  # nodes the last change gave new keys
         self._epoch_codes: dict[int, str] = {}
         self._warned_keys: set[tuple[str, bytes]] = set()
-        self._removal_reasons: dict[bytes, str] = {}  # identity key -> why it is being removed
+        self._invite_codes: dict[bytes, str] = {}  # invite key -> code, for invites we made
 
     # --- reading the hold ------------------------------------------------------------------------
 

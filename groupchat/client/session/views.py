@@ -10,6 +10,7 @@ import functools
 from collections.abc import Mapping
 
 from ...core import tree_math as tm
+from ...core.admission import RemovalCode
 from ...core.events import EpochChanged, Member
 from .. import wording
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
@@ -71,11 +72,14 @@ def build_tree_view(snap: TreeSnapshot, changed: frozenset[int]) -> TreeView:
     return TreeView("tree", snap.epoch, nodes)
 
 
-def epoch_kind(ev: EpochChanged, removal_reasons: Mapping[bytes, str]) -> TimelineKind:
+def epoch_kind(ev: EpochChanged) -> TimelineKind:
     if ev.added:
         return TimelineKind.JOINED
     if ev.removed:
-        left = all(removal_reasons.get(m.identity_key) == wording.REASON_LEFT for m in ev.removed)
+        reasons = ev.removal_reasons
+        left = all(
+            (r := reasons.get(m.identity_key)) is not None and r.code is RemovalCode.LEFT for m in ev.removed
+        )
         return TimelineKind.LEFT if left else TimelineKind.REMOVED
     return TimelineKind.UPDATED
 
@@ -83,18 +87,19 @@ def epoch_kind(ev: EpochChanged, removal_reasons: Mapping[bytes, str]) -> Timeli
 def describe_epoch(
     ev: EpochChanged,
     my_key: bytes,
-    removal_reasons: Mapping[bytes, str],
     ring: bool,
     member_count: int,
     changed: int,
     ms: float,
 ) -> str:
-    """The timeline line of an epoch change (docs/session.md, "What the timeline says")."""
+    """The timeline line of an epoch change (docs/session.md, "What the timeline says"); a
+    removal's reason is the one the signed commit gives, so every member tells the same story."""
     who = "you" if ev.committer.identity_key == my_key else ev.committer.display_name
-    removed = [
-        (m.display_name, removal_reasons.get(m.identity_key) or wording.reason_kicked(who))
-        for m in ev.removed
-    ]
+    removed = []
+    for m in ev.removed:
+        reason = ev.removal_reasons.get(m.identity_key)
+        code, seconds = (reason.code, reason.seconds) if reason is not None else (None, 0)
+        removed.append((m.display_name, wording.removal_reason(code, seconds, who)))
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     return wording.describe_epoch(
         removed, [m.display_name for m in ev.added], who if ev.updated else None, ev.epoch, cost

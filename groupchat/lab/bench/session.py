@@ -113,8 +113,9 @@ class _SessionGroup:
 
         self._n += 1
         name = f"m{self._n}"
+        # An open room: the bench measures joins, rekeys and fan-out, the same with invites.
         settings = SessionSettings(self.url, ROOM, name, eviction_grace=3600.0, update_interval=3600.0,
-                                   update_every=1_000_000)
+                                   update_every=1_000_000, open_room=True)
         holder: list[_Peer] = []
         session = ChatSession(settings, Identity.generate(), TrustStore(None), lambda n: holder[0].notify(n))
         peer = _Peer(name, session)

@@ -1,0 +1,179 @@
+"""Who may come in: join requests judged by the agreed group state, approvals, invites.
+
+Every member decides the same way because it asks the core (``Group.classify_request``), which
+reads only state all members agree on (the invites and the returning list in the GroupContext,
+the roster's join requests): an invited joiner, a member evicted for being offline coming back, a
+member who lost its state (a strictly newer request), or anyone in an open room is let in by the
+member in line (coordinator.py); anyone else waits for one member's ``/approve``, which that
+member commits itself. A request is checked (its signature, then its invite proof) before it can
+plan anything; the relay, which sees every request, can make no request admissible (it never
+learns an invite's secret) and cannot remove a member with one (identity keys are public, so a
+request naming one proves nothing until its signature checks).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ...core.admission import Admissibility, NewInvite
+from ...core.errors import GroupChatError, UsageError
+from ...core.identity import JoinRequest
+from ...core.invite import InviteSecret, prove
+from .. import wording
+from ..coordinator import AddDuty
+from ..notices import TimelineEvent, TimelineKind
+from ..room_payload import JoinAsk
+from .actions import Step
+from .core_calls import Classify
+from .phases import JoinAttempt, Phase, WantedInvite
+from .state import MachineState, log
+
+__all__ = ["MAX_APPROVALS", "MAX_PENDING_ADDS", "Admitting"]
+
+MAX_PENDING_ADDS: Final = 256  # join requests kept per room (the relay chooses how many arrive)
+MAX_APPROVALS: Final = 32  # requests waiting for a member's approval; the oldest goes first
+
+_DROP: Final = frozenset({Admissibility.STALE, Admissibility.ALREADY_IN})
+
+
+class Admitting(MachineState):
+    """The admission steps of the session machine (see the module docstring)."""
+
+    # --- a joiner's side -----------------------------------------------------------------------
+
+    def _join_ask(self, attempt: JoinAttempt) -> bytes:
+        """Our JOIN_REQUEST body: the request and, if we hold an invite, its proof."""
+        request = attempt.pending.request
+        code = self.settings.invite
+        if code is None:
+            return JoinAsk(request.encoded).encode()
+        secret = InviteSecret.from_code(code)
+        proof = prove(secret, self._group_id, request, self._suite)
+        return JoinAsk(request.encoded, secret.public_key, proof).encode()
+
+    # --- a member's side -------------------------------------------------------------------------
+
+    def _on_join_request(self, body: bytes) -> Step[None]:
+        try:
+            ask = JoinAsk.decode(body)
+            request = JoinRequest.decode(ask.request)
+            if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
+                return
+            # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
+            # public, so an unchecked request would let the relay remove any member.
+            request.verify(self._suite)
+        except GroupChatError as exc:
+            log.warning("ignored a join request that is not validly signed: %s", exc)
+            return
+        adds = self._duties.adds
+        previous = adds.get(request.identity_key)
+        if previous is not None and previous.request == request:
+            return  # published again: nothing new
+        if previous is None and len(adds) >= MAX_PENDING_ADDS:
+            oldest = min(adds, key=lambda k: adds[k].since)
+            log.info("too many pending join requests; the oldest is dropped")
+            del adds[oldest]
+        adds[request.identity_key] = AddDuty(request, self._now, ask.invite_key, ask.proof)
+        yield from self._classify_pending()
+
+    def _classify_pending(self) -> Step[None]:
+        """Judge every pending request not yet judged at our epoch (once per request and epoch)."""
+        hold = self._hold
+        if hold is None or self._phase is not Phase.MEMBER or hold.group.joining:
+            return  # not a member yet: judged once we are (the state to judge by is the group's)
+        group, duties = hold.group, self._duties
+        for key, duty in list(duties.adds.items()):
+            if duty.classified_at == group.epoch:
+                continue
+            try:
+                c = yield from self._core(
+                    Classify(group, duty.request, duty.invite_key, duty.proof, self._config.wall_clock)
+                )
+            except GroupChatError as exc:
+                log.info("join request of %s refused: %s", duty.request.display_name, exc)
+                del duties.adds[key]
+                continue
+            how = c.admissibility
+            if how in _DROP:
+                del duties.adds[key]
+            elif how is Admissibility.NEEDS_APPROVAL:
+                del duties.adds[key]
+                self._ask_for_approval(duty, c.invite_problem)
+            else:
+                duties.adds[key] = AddDuty(
+                    duty.request, duty.since, duty.invite_key, duty.proof, how, group.epoch
+                )
+
+    def _ask_for_approval(self, duty: AddDuty, problem: str) -> None:
+        approvals = self._duties.approvals
+        key = duty.request.identity_key
+        if key in approvals:
+            approvals[key] = duty
+            return
+        if len(approvals) >= MAX_APPROVALS:
+            del approvals[next(iter(approvals))]
+        approvals[key] = duty
+        fp = duty.request.fingerprint
+        self._emit(
+            TimelineEvent(TimelineKind.INFO, wording.asks_to_join(duty.request.display_name, fp, problem))
+        )
+
+    def pending_approvals(self) -> tuple[JoinRequest, ...]:
+        """The requests waiting for a member's ``/approve``, oldest first."""
+        return tuple(d.request for d in self._duties.approvals.values())
+
+    def approval_for(self, query: str) -> JoinRequest:
+        """The waiting request that ``query`` (a name, or a fingerprint prefix) names."""
+        q = query.strip().casefold()
+        compact = q.replace(" ", "")
+        found = [
+            d.request
+            for d in self._duties.approvals.values()
+            if d.request.display_name.casefold() == q
+            or (len(compact) >= 4 and d.request.fingerprint.replace(" ", "").startswith(compact))
+        ]
+        if not found:
+            raise UsageError(wording.no_one_asking(query))
+        if len(found) > 1:
+            raise UsageError(wording.ambiguous_asker(query, [r.fingerprint for r in found]))
+        return found[0]
+
+    def _approve(self, identity_key: bytes) -> None:
+        duty = self._duties.approvals.get(identity_key)
+        if duty is None:
+            self._warn(wording.no_one_asking(identity_key.hex()[:8]))
+            return
+        self._duties.approved.add(identity_key)
+
+    # --- invites -----------------------------------------------------------------------------------
+
+    def _want_invite(self, uses: int, lifetime: float, label: str) -> None:
+        wall = self._config.wall_clock()
+        not_after = int(wall + lifetime) if lifetime > 0 else 0
+        secret = InviteSecret.generate(self._rand)
+        self._duties.invites.append(WantedInvite(secret, uses, not_after, label))
+
+    def _own_admission_changes(self) -> tuple[tuple[NewInvite, ...], tuple[bytes, ...]]:
+        """The invites and revocations our user asked for, for our next commit."""
+        group = self._group
+        live = {i.invite_key for i in group.admission.invites} if group is not None else set()
+        invites = tuple(
+            NewInvite(w.secret.public_key, w.uses, w.not_after, w.label) for w in self._duties.invites
+        )
+        return invites, tuple(k for k in self._duties.revokes if k in live)
+
+    def _after_own_admission(self, created: set[bytes], revoked: set[bytes]) -> None:
+        """Our commit is in: show each new invite's code (once), forget what is done."""
+        duties = self._duties
+        for w in [w for w in duties.invites if w.secret.public_key in created]:
+            duties.invites.remove(w)
+            self._invite_codes[w.secret.public_key] = w.secret.code
+            self._emit(
+                TimelineEvent(
+                    TimelineKind.INFO,
+                    wording.invite_ready(
+                        w.secret.code, self.settings.relay_url, self.settings.room, w.uses, w.not_after
+                    ),
+                )
+            )
+        duties.revokes -= revoked
