@@ -75,7 +75,7 @@ class MemoryRoom:
         self.inbox: list[tuple[Member, ServerFrame]] = []
         self.room = b""
 
-    def add(self, name: str, **settings: Any) -> Member:
+    def add(self, name: str, identity: Identity | None = None, **settings: Any) -> Member:
         # Open rooms unless a test says otherwise: most tests are about something else than who
         # may come in (tests/client/test_session_admission.py and tests/adversarial are).
         defaults: dict[str, Any] = {"add_timeout": 0.5, "open_room": True}
@@ -84,7 +84,7 @@ class MemoryRoom:
         rand: Callable[[int], bytes] = os.urandom
         config = GroupConfig(clock=self.clock, wall_clock=self.clock.wall, rand=rand)
         m = SessionMachine(
-            s, Identity.generate(), TrustStore(None), config=config, rand=rand, now=self.clock()
+            s, identity or Identity.generate(), TrustStore(None), config=config, rand=rand, now=self.clock()
         )
         member = Member(name, m)
         self.members[member.mid] = member
