@@ -35,6 +35,7 @@ __all__ = [
     "at_epoch",
     "bad_display_name",
     "bad_invite",
+    "bad_invite_options",
     "bad_relay_url",
     "bad_room_name",
     "bad_scheme",
@@ -55,6 +56,7 @@ __all__ = [
     "gap_rejoin",
     "invalid_change",
     "invalid_ring_message",
+    "invite_line",
     "invite_ready",
     "joined_ring",
     "joined_tree",
@@ -65,6 +67,7 @@ __all__ = [
     "missed_commit",
     "no_member_named",
     "no_one_asking",
+    "no_such_invite",
     "not_a_payload",
     "not_positive",
     "reconnected",
@@ -397,3 +400,22 @@ def bad_invite(exc: Exception) -> str:
 
 def _utc(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def no_such_invite(query: str, live: int) -> str:
+    if not live:
+        return "there are no live invites to revoke (/invite makes one)"
+    return f"no live invite is numbered or labelled {query!r}: /invites lists them (1..{live})"
+
+
+def bad_invite_options(uses: int, hours: float, most: int) -> str:
+    return (
+        f"an invite is good for 1..{most} uses and 0 (never expires) or more hours, "
+        f"not {uses} uses, {hours:g} hours"
+    )
+
+
+def invite_line(number: int, label: str, uses_left: int, not_after: int, inviter: str) -> str:
+    expiry = "no expiry" if not not_after else f"until {_utc(not_after)}"
+    name = f" “{label}”" if label else ""
+    return f"{number}.{name} {uses_left} use{'s' if uses_left != 1 else ''} left · {expiry} · by {inviter}"

@@ -21,10 +21,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input
 
+from groupchat.client import wording
 from groupchat.client.notices import Notice, RosterEntry, TrustState
 from groupchat.core.errors import GroupChatError, UsageError
 
-from .commands import Command, CommandError, CommandName, SendText, help_lines, parse_input
+from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -141,9 +142,7 @@ class ChatApp(App[int]):
                 self.message_log.add_error(f"cannot start the session: {exc}")
                 return
         if self.session is not None:
-            self.run_worker(
-                self._run_session(self.session), group="net", exclusive=True, exit_on_error=False
-            )
+            self.run_worker(self._run_session(self.session), group="net", exclusive=True, exit_on_error=False)
 
     # -- from the session -----------------------------------------------------------------------
 
@@ -265,6 +264,26 @@ class ChatApp(App[int]):
             case CommandName.KICK:
                 self._require_session().kick(arg)
                 out.add_info(f"asked the group to remove {arg}…")
+            case CommandName.INVITE:
+                uses, hours = invite_options(command.arg)
+                self._require_session().invite(uses, hours)
+                out.add_info("making an invite… its code appears here once the group has it")
+            case CommandName.INVITES:
+                views = self._require_session().invites()
+                if not views:
+                    out.add_info("no live invites (/invite makes one)")
+                for v in views:
+                    out.add_info(
+                        "  " + wording.invite_line(v.number, v.label, v.uses_left, v.not_after, v.inviter)
+                    )
+                    if v.code:
+                        out.add_info(f"     code: {v.code}")
+            case CommandName.REVOKE:
+                self._require_session().revoke(arg)
+                out.add_info(f"withdrawing invite {arg}…")
+            case CommandName.APPROVE:
+                self._require_session().approve(arg)
+                out.add_info(f"letting {arg} in…")
             case CommandName.LEAVE:
                 self._require_session().leave()
                 out.add_info("leaving the group…")

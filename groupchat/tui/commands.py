@@ -18,6 +18,7 @@ __all__ = [
     "CommandName",
     "SendText",
     "help_lines",
+    "invite_options",
     "parse_input",
     "usage",
 ]
@@ -34,6 +35,10 @@ class CommandName(enum.Enum):
     TRUST = "trust"
     REKEY = "rekey"
     KICK = "kick"
+    INVITE = "invite"
+    INVITES = "invites"
+    REVOKE = "revoke"
+    APPROVE = "approve"
     LEAVE = "leave"
     TREE = "tree"
     QUIT = "quit"
@@ -43,6 +48,7 @@ class CommandName(enum.Enum):
 class _Spec:
     arg: str | None  # the argument's name in the usage line, None if the command takes none
     help: str
+    optional: bool = False  # the argument may be left out
 
 
 COMMANDS: dict[CommandName, _Spec] = {
@@ -52,6 +58,14 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),
     CommandName.REKEY: _Spec(None, "refresh your own keys now (self-update)"),
     CommandName.KICK: _Spec("NAME", "remove NAME from the group (rekeys)"),
+    CommandName.INVITE: _Spec(
+        "[USES] [HOURS]",
+        "make an invite (default: once, for 24 h; 0 hours: no expiry) to pass on privately",
+        True,
+    ),
+    CommandName.INVITES: _Spec(None, "list the group's live invites"),
+    CommandName.REVOKE: _Spec("N", "withdraw live invite number N (see /invites)"),
+    CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
@@ -104,6 +118,8 @@ def parse_input(line: str) -> Command | SendText | None:
             raise CommandError(f"/{name.value} takes no argument: type {usage(name)}")
         return Command(name)
     if not rest:
+        if spec.optional:
+            return Command(name)
         raise CommandError(f"/{name.value} needs a {spec.arg}: type {usage(name)}")
     # Display names may contain spaces and every command takes at most one name, so the name is
     # everything after the command word: no quoting rules to get wrong.
@@ -116,3 +132,18 @@ def help_lines() -> list[str]:
     lines = [f"{usage(n):<{width}}  {spec.help}" for n, spec in COMMANDS.items()]
     lines.append(f"{'//text':<{width}}  send a line that starts with /")
     return lines
+
+
+def invite_options(arg: str | None) -> tuple[int, float]:
+    """``/invite [USES] [HOURS]`` as (uses, hours); a CommandError says what to type instead."""
+    words = (arg or "").split()
+    if len(words) > 2:
+        raise CommandError(f"/invite takes at most two numbers: type {usage(CommandName.INVITE)}")
+    try:
+        uses = int(words[0]) if words else 1
+        hours = float(words[1]) if len(words) > 1 else 24.0
+    except ValueError:
+        raise CommandError(
+            f"/invite takes numbers: type {usage(CommandName.INVITE)}, e.g. /invite 3 48"
+        ) from None
+    return uses, hours

@@ -76,7 +76,7 @@ def tmux() -> Iterator[Tmux]:
         t.kill()
 
 
-def _chat_command(tmp_path: Path, name: str, port: int) -> tuple[str, Path]:
+def _chat_command(tmp_path: Path, name: str, port: int, *extra: str) -> tuple[str, Path]:
     """The shell command for ``name``'s window, and the file its exit status is written to.
 
     The status goes through a file because tmux may report a pane dead (its terminal closed) a
@@ -92,7 +92,7 @@ def _chat_command(tmp_path: Path, name: str, port: int) -> tuple[str, Path]:
         "TERM": "xterm-256color",
     }
     argv = [sys.executable, "-m", "groupchat.cli", "chat", "--relay", f"ws://127.0.0.1:{port}",
-            "--room", "tmux-test", "--name", name]
+            "--room", "tmux-test", "--name", name, *extra]
     status = home / "exit-status"
     chat = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
     return f"{chat}; echo $? > {shlex.quote(str(status))}", status
@@ -115,11 +115,23 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
     port = int(m.group(1))
 
     status: dict[str, Path] = {}
-    for who in ("alice", "bob"):
-        command, status[who] = _chat_command(tmp_path, who, port)
-        tmux("new-window", "-d", "-c", str(REPO), "-n", who, command)
-        # alice creates the group alone; bob then joins it.
-        tmux.wait_for(who, lambda s: "● ready" in s, f"{who} ready", status[who])
+    # alice creates the group alone (invite-only, as every room is by default) and makes an
+    # invite; bob joins with it, as the README's "Chat from two terminals" says.
+    command, status["alice"] = _chat_command(tmp_path, "alice", port)
+    tmux("new-window", "-d", "-c", str(REPO), "-n", "alice", command)
+    tmux.wait_for("alice", lambda s: "● ready" in s, "alice ready", status["alice"])
+    for keys in ("/invite", "Enter"):
+        tmux("send-keys", "-t", "gc:alice", *(["-l", keys] if keys != "Enter" else [keys]))
+    tmux.wait_for("alice", lambda s: "invite ready" in s, "alice's invite", status["alice"])
+    for keys in ("/invites", "Enter"):
+        tmux("send-keys", "-t", "gc:alice", *(["-l", keys] if keys != "Enter" else [keys]))
+    screen = tmux.wait_for("alice", lambda s: re.search(r"code: (gci1-[a-z2-7]+)", s) is not None,
+                           "the invite code", status["alice"])
+    code = re.search(r"code: (gci1-[a-z2-7]+)", screen)
+    assert code is not None
+    command, status["bob"] = _chat_command(tmp_path, "bob", port, "--invite", code.group(1))
+    tmux("new-window", "-d", "-c", str(REPO), "-n", "bob", command)
+    tmux.wait_for("bob", lambda s: "● ready" in s, "bob ready", status["bob"])
     for who in ("alice", "bob"):
         tmux.wait_for(who, lambda s: "● ready" in s and "Members (2)" in s, f"{who} sees 2 members",
                       status[who])

@@ -13,6 +13,7 @@ request naming one proves nothing until its signature checks).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Final
 
 from ...core.admission import Admissibility, NewInvite
@@ -28,12 +29,27 @@ from .core_calls import Classify
 from .phases import JoinAttempt, Phase, WantedInvite
 from .state import MachineState, log
 
-__all__ = ["MAX_APPROVALS", "MAX_PENDING_ADDS", "Admitting"]
+__all__ = ["MAX_APPROVALS", "MAX_INVITE_USES", "MAX_PENDING_ADDS", "Admitting", "InviteView"]
 
 MAX_PENDING_ADDS: Final = 256  # join requests kept per room (the relay chooses how many arrive)
 MAX_APPROVALS: Final = 32  # requests waiting for a member's approval; the oldest goes first
 
+MAX_INVITE_USES: Final = 1000
+
 _DROP: Final = frozenset({Admissibility.STALE, Admissibility.ALREADY_IN})
+
+
+@dataclass(frozen=True, slots=True)
+class InviteView:
+    """One live invite as ``/invites`` shows it (``code``: only for the invites we made)."""
+
+    number: int
+    invite_key: bytes = field(repr=False)
+    label: str
+    uses_left: int
+    not_after: int
+    inviter: str
+    code: str | None = field(default=None, repr=False)
 
 
 class Admitting(MachineState):
@@ -146,6 +162,34 @@ class Admitting(MachineState):
         self._duties.approved.add(identity_key)
 
     # --- invites -----------------------------------------------------------------------------------
+
+    def live_invites(self) -> tuple[InviteView, ...]:
+        """The group's live invites (agreed state), numbered for ``/revoke``; our own show their code."""
+        group = self._group
+        if group is None or group.joining:
+            return ()
+        names = {m.identity_key: m.display_name for m in self._members.values()}
+        return tuple(
+            InviteView(
+                n,
+                i.invite_key,
+                i.label,
+                i.uses_left,
+                i.not_after,
+                names.get(i.inviter, "a former member"),
+                self._invite_codes.get(i.invite_key),
+            )
+            for n, i in enumerate(group.admission.invites, start=1)
+        )
+
+    def invite_named(self, query: str) -> bytes:
+        """The invite key ``query`` names: its number in :meth:`live_invites`, or its label."""
+        views = self.live_invites()
+        q = query.strip()
+        found = [v for v in views if str(v.number) == q or (v.label and v.label == q)]
+        if len(found) != 1:
+            raise UsageError(wording.no_such_invite(query, len(views)))
+        return found[0].invite_key
 
     def _want_invite(self, uses: int, lifetime: float, label: str) -> None:
         wall = self._config.wall_clock()

@@ -55,6 +55,7 @@ from .actions import (
     Stop,
     resume,
 )
+from .admitting import MAX_INVITE_USES, InviteView
 from .machine import SessionMachine
 from .settings import AGENT, MAX_FRAME, MAX_TEXT_BYTES, SessionSettings
 from .worker import CoreWorker
@@ -173,6 +174,25 @@ class ChatSession:
         if member.identity_key == self.identity.public_key:
             raise UsageError(wording.kick_self())
         self._post(i.KickRequested(member.identity_key, self._clock()))
+
+    def invite(self, uses: int = 1, hours: float = 24.0, label: str = "") -> None:
+        """``/invite [USES] [HOURS]``: commit a new invite; its code is shown once it is in."""
+        if not 1 <= uses <= MAX_INVITE_USES or hours < 0:
+            raise UsageError(wording.bad_invite_options(uses, hours, MAX_INVITE_USES))
+        self._post(i.InviteRequested(uses, hours * 3600.0, label, self._clock()))
+
+    def invites(self) -> tuple[InviteView, ...]:
+        """``/invites``: the group's live invites (the codes of our own)."""
+        return self._machine.live_invites()
+
+    def revoke(self, query: str) -> None:
+        """``/revoke N``: commit the withdrawal of a live invite (its number or label)."""
+        self._post(i.RevokeRequested(self._machine.invite_named(query), self._clock()))
+
+    def approve(self, query: str) -> None:
+        """``/approve NAME``: let in a joiner who asked without an invite (we commit the Add)."""
+        request = self._machine.approval_for(query)
+        self._post(i.ApproveRequested(request.identity_key, self._clock()))
 
     def leave(self) -> None:
         """``/leave``: publish a signed leave request; :meth:`run` ends once a member removed us."""
