@@ -44,6 +44,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.logging_setup': [
         'configure_logging',
     ],
+    'groupchat.client.names': [
+        'MIN_SUFFIX', 'SEPARATOR', 'AmbiguousMember', 'KnownNames', 'Labeler', 'NameIndex', 'NoSuchMember',
+        'compact_fingerprint', 'label_members', 'resolve', 'skeleton',
+    ],
     'groupchat.client.notices': [
         'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',
         'RosterEntry', 'StatusChanged', 'TimelineEvent', 'TimelineKind', 'TreeNode', 'TreeView',
@@ -122,12 +126,12 @@ PUBLIC: dict[str, list[str]] = {
         'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
         'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'REASON_LEFT',
         'REASON_REJOINING', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UNREACHABLE_EPOCH',
-        'UPDATE_EVERY_TOO_SMALL', 'at_epoch', 'bad_display_name', 'bad_relay_url', 'bad_room_name',
+        'UPDATE_EVERY_TOO_SMALL', 'ambiguous_member', 'at_epoch', 'bad_display_name', 'bad_relay_url', 'bad_room_name',
         'bad_scheme', 'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload',
         'could_not_commit', 'could_not_restart_ring', 'created', 'describe_epoch', 'disconnected',
         'ejected_while_away', 'epoch_code_hint', 'fork_detail', 'gap_rejoin', 'invalid_change',
-        'invalid_ring_message', 'joined_ring', 'joined_tree', 'key_changed', 'kick_self', 'left_removed_by',
-        'marked_verified', 'missed_commit', 'no_member_named', 'not_a_payload', 'not_positive',
+        'invalid_ring_message', 'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by',
+        'lookalike_member', 'marked_verified', 'member_renamed', 'missed_commit', 'no_member_named', 'not_a_payload', 'not_positive',
         'reason_evicted', 'reason_evicted_in_ring', 'reason_kicked', 'reconnected', 'refused_room',
         'relay_said', 'removed_by', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
         'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
@@ -136,7 +140,7 @@ PUBLIC: dict[str, list[str]] = {
         'Transcript', 'render',
     ],
     'groupchat.client.trust': [
-        'TrustStore', 'TrustStoreError', 'safety_number',
+        'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
     ],
     'groupchat.core.codec': [
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',

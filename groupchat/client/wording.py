@@ -28,6 +28,7 @@ __all__ = [
     "RELAY_RESTARTED",
     "UNREACHABLE_EPOCH",
     "UPDATE_EVERY_TOO_SMALL",
+    "ambiguous_member",
     "at_epoch",
     "bad_display_name",
     "bad_relay_url",
@@ -49,10 +50,11 @@ __all__ = [
     "invalid_ring_message",
     "joined_ring",
     "joined_tree",
-    "key_changed",
     "kick_self",
     "left_removed_by",
+    "lookalike_member",
     "marked_verified",
+    "member_renamed",
     "missed_commit",
     "no_member_named",
     "not_a_payload",
@@ -265,14 +267,6 @@ def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
     )
 
 
-def key_changed(name: str, fp: str) -> str:
-    return (
-        f"{name}'s key changed (fingerprint now {fp}): this may be a "
-        f"new device or an impostor. Compare safety numbers with /verify {name}, "
-        f"then /trust {name}"
-    )
-
-
 # --- rejections (the table in docs/session.md, decided in session/rejections.py) -----------------
 
 
@@ -327,3 +321,25 @@ def not_a_payload(exc: Exception) -> str:
 
 def unknown_content(exc: Exception) -> str:
     return f"unknown content: {exc}"
+
+
+# --- telling members apart (client/names.py) ------------------------------------------------------
+
+
+def ambiguous_member(query: str, candidates: tuple[str, ...]) -> str:
+    return (
+        f"{query!r} could be any of {len(candidates)} members: {', '.join(candidates)}. "
+        "Type one of these (# works for ·), or a fingerprint prefix (see /who)"
+    )
+
+
+def lookalike_member(label: str, others: tuple[str, ...]) -> str:
+    return (
+        f"{label} is a new member whose name looks like {', '.join(others)}, with another key: "
+        f"a different person or device, shown with a fingerprint suffix. Compare safety numbers "
+        f"with /verify {label} before trusting them"
+    )
+
+
+def member_renamed(label: str, earlier: tuple[str, ...]) -> str:
+    return f"{label} was called {', '.join(earlier)} before (same key)"

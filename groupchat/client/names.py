@@ -1,0 +1,233 @@
+"""Telling members apart: name skeletons (UTS #39), display labels and the one command resolver.
+
+Two names are *confusable* when their skeletons are equal: NFKD, the Unicode confusables mapping
+(``confusables.txt``, vendored data), case folding, the mapping again, whitespace runs made one
+space, NFD. So "bob", "b\u043eb" (Cyrillic o), "b\u03bfb" (Greek omicron), fullwidth "bob" and "BOB"
+are all one skeleton. A member whose name is confusable with another current member's, or with a
+name our trust store holds under another key, is shown as ``name·3f2a``: the name, a middle dot
+and the first hex digits of the fingerprint (at least 4, more until no look-alike shares them). The labels are
+computed once per roster (or trust store) change, never per message (:class:`Labeler`).
+
+Commands address one member with :func:`resolve`: a name, a label (``bob·3f2a``; ``bob#3f2a`` is
+the same, for keyboards without ``·``), or a fingerprint prefix. Every reading of the query counts,
+and more than one matching member is refused with the candidates' labels (:class:`AmbiguousMember`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping
+from importlib import resources
+from typing import Final, Protocol
+
+from ..core.errors import UsageError
+from ..core.events import Member
+from ..core.identity import fingerprint
+from . import wording
+
+__all__ = [
+    "MIN_SUFFIX",
+    "SEPARATOR",
+    "AmbiguousMember",
+    "KnownNames",
+    "Labeler",
+    "NameIndex",
+    "NoSuchMember",
+    "compact_fingerprint",
+    "label_members",
+    "resolve",
+    "skeleton",
+]
+
+SEPARATOR: Final = "·"  # between a name and its fingerprint suffix
+_TYPED_SEPARATORS: Final = (SEPARATOR, "#")  # what a user may type instead
+MIN_SUFFIX: Final = 4  # hex digits of the fingerprint in a label, at least
+_FP_HEX: Final = 32  # hex digits in a compact fingerprint
+_HEX: Final = frozenset("0123456789abcdef")
+_KEEP_PREVIOUS: Final = 4096  # labels of members no longer in the roster, for the lines about them
+
+
+class NoSuchMember(UsageError):
+    """No current member matches what the user typed."""
+
+
+class AmbiguousMember(UsageError):
+    """More than one member matches; ``candidates`` are their labels, each of which is unambiguous."""
+
+    def __init__(self, query: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(wording.ambiguous_member(query, candidates))
+        self.candidates = candidates
+
+
+@functools.cache
+def _table() -> dict[int, str]:
+    """The confusables mapping, code point to prototype string, read once from the vendored data."""
+    text = resources.files(__package__).joinpath("confusables.txt").read_text(encoding="utf-8")
+    table: dict[int, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        source, _, target = line.partition(";")
+        table[int(source, 16)] = "".join(chr(int(c, 16)) for c in target.split())
+    return table
+
+
+@functools.lru_cache(maxsize=4096)
+def skeleton(name: str) -> str:
+    """The UTS #39 skeleton of ``name``, case-folded: equal skeletons mean names that look alike."""
+    table = _table()
+    s = unicodedata.normalize("NFKD", name).translate(table)
+    s = unicodedata.normalize("NFKD", s.casefold()).translate(table)
+    return unicodedata.normalize("NFD", " ".join(s.split()))
+
+
+@functools.lru_cache(maxsize=4096)
+def compact_fingerprint(identity_key: bytes) -> str:
+    """The fingerprint as 32 hex digits without spaces (what labels and prefixes are cut from)."""
+    return fingerprint(identity_key).replace(" ", "")
+
+
+_SEPARATOR_SKELETONS: Final = tuple(skeleton(s) for s in _TYPED_SEPARATORS)
+
+
+def _hex_query(text: str) -> str | None:
+    """``text`` as a fingerprint prefix (spaces allowed, any case), if it can be one."""
+    compact = "".join(text.split()).lower()
+    if MIN_SUFFIX <= len(compact) <= _FP_HEX and set(compact) <= _HEX:
+        return compact
+    return None
+
+
+class NameIndex:
+    """Who a typed query can mean among ``(name, identity key)`` pairs: by skeleton and by prefix."""
+
+    def __init__(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        self.names: dict[bytes, str] = {}
+        self._by_skeleton: dict[str, set[bytes]] = {}
+        for name, key in entries:
+            self.names[key] = name
+            self._by_skeleton.setdefault(skeleton(name), set()).add(key)
+        self._hex = sorted((compact_fingerprint(k), k) for k in self.names)
+
+    def like(self, skel: str) -> Collection[bytes]:
+        """The keys whose name has the skeleton ``skel``."""
+        return self._by_skeleton.get(skel, ())
+
+    def _prefixed(self, prefix: str, among: Collection[bytes] | None = None) -> set[bytes]:
+        if among is not None:
+            return {k for k in among if compact_fingerprint(k).startswith(prefix)}
+        found = set()
+        i = bisect.bisect_left(self._hex, (prefix, b""))
+        while i < len(self._hex) and self._hex[i][0].startswith(prefix):
+            found.add(self._hex[i][1])
+            i += 1
+        return found
+
+    def matches(self, query: str) -> set[bytes]:
+        """Every key ``query`` can mean: as a name, as ``name·prefix``, as a fingerprint prefix."""
+        q = query.strip()
+        found = set(self.like(skeleton(q)))
+        prefix = _hex_query(q)
+        if prefix is not None:
+            found |= self._prefixed(prefix)
+        for sep in _TYPED_SEPARATORS:
+            name, found_sep, tail = q.rpartition(sep)
+            tail_prefix = _hex_query(tail) if found_sep and name.strip() else None
+            if tail_prefix is not None:
+                found |= self._prefixed(tail_prefix, self.like(skeleton(name.strip())))
+        return found
+
+    def unambiguous_label(self, key: bytes, rivals: Collection[bytes] = ()) -> str:
+        """``name·prefix`` for ``key``: the shortest prefix (at least 4) that no rival's fingerprint
+        shares and that this index resolves to ``key`` alone (32 digits if none does)."""
+        name, hexfp = self.names[key], compact_fingerprint(key)
+        rival_fps = [compact_fingerprint(r) for r in rivals if r != key]
+        for n in range(MIN_SUFFIX, _FP_HEX + 1):
+            if any(fp.startswith(hexfp[:n]) for fp in rival_fps):
+                continue
+            label = f"{name}{SEPARATOR}{hexfp[:n]}"
+            if self.matches(label) == {key}:
+                return label
+        return f"{name}{SEPARATOR}{hexfp}"
+
+    def needs_suffix(self, key: bytes, rivals: Collection[bytes]) -> bool:
+        """A name shown alone would be ambiguous: it looks like a rival's, contains a separator (it
+        could pass for a label), or a query of it would also mean someone else."""
+        name = self.names[key]
+        if any(r != key for r in rivals):
+            return True
+        skel = skeleton(name)
+        if any(sep in skel for sep in _SEPARATOR_SKELETONS):
+            return True
+        return self.matches(name) != {key}
+
+
+class KnownNames(Protocol):
+    """The names we met before, by key (the trust store): look-alikes count against them too."""
+
+    @property
+    def version(self) -> int: ...
+    def keys_like(self, skel: str) -> Collection[bytes]: ...
+
+
+def label_members(entries: Iterable[tuple[str, bytes]], known: KnownNames | None = None) -> dict[bytes, str]:
+    """The label of each ``(name, key)``: the name alone, or ``name·prefix`` when it needs one."""
+    index = NameIndex(entries)
+    labels = {}
+    for key, name in index.names.items():
+        skel = skeleton(name)
+        rivals = set(index.like(skel))
+        if known is not None:
+            rivals |= set(known.keys_like(skel))
+        rivals.discard(key)
+        labels[key] = index.unambiguous_label(key, rivals) if index.needs_suffix(key, rivals) else name
+    return labels
+
+
+def resolve(query: str, members: Iterable[Member]) -> Member:
+    """The one member ``query`` means (a name, a label or a fingerprint prefix).
+
+    Raises:
+        NoSuchMember: nobody matches.
+        AmbiguousMember: several do; the message lists an unambiguous label for each.
+    """
+    by_key = {m.identity_key: m for m in members}
+    index = NameIndex((m.display_name, k) for k, m in by_key.items())
+    found = index.matches(query)
+    if not found:
+        raise NoSuchMember(wording.no_member_named(query))
+    if len(found) > 1:
+        labels = tuple(sorted(index.unambiguous_label(k, found) for k in found))
+        raise AmbiguousMember(query, labels)
+    return by_key[found.pop()]
+
+
+class Labeler:
+    """Each member's label, recomputed only when the roster (a new members mapping) or the trust
+    store changed; the previous roster's labels are kept for members who just left it."""
+
+    def __init__(self, known: KnownNames | None) -> None:
+        self._known = known
+        self._members: Mapping[int, Member] | None = None
+        self._version = -1
+        self._labels: dict[bytes, str] = {}
+        self._previous: dict[bytes, str] = {}
+
+    def labels(self, members: Mapping[int, Member]) -> Mapping[bytes, str]:
+        """The labels for ``members`` (the very mapping the machine holds; compared by identity)."""
+        version = self._known.version if self._known is not None else 0
+        if members is not self._members or version != self._version:
+            fresh = label_members(((m.display_name, m.identity_key) for m in members.values()), self._known)
+            if members is not self._members:  # bounded: the labels of the last few rosters only
+                keep = self._previous if len(self._previous) < _KEEP_PREVIOUS else {}
+                self._previous = {**keep, **self._labels}
+            self._members, self._version, self._labels = members, version, fresh
+        return self._labels
+
+    def label(self, members: Mapping[int, Member], member: Member) -> str:
+        """How ``member`` is shown: its label in ``members``, or in the roster before, or its name."""
+        key = member.identity_key
+        labels = self.labels(members)
+        return labels.get(key) or self._previous.get(key) or member.display_name
