@@ -117,7 +117,7 @@ PUBLIC: dict[str, list[str]] = {
         'UpdateSchedule',
     ],
     'groupchat.client.session.views': [
-        'build_tree_view', 'describe_epoch', 'epoch_kind', 'roster_entries',
+        'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes', 'roster_entries',
     ],
     'groupchat.client.session.worker': [
         'CoreWorker',

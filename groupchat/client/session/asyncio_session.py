@@ -188,8 +188,8 @@ class ChatSession:
     def trust(self, name: str) -> None:
         """``/trust NAME``: mark the key we see for ``name`` as verified out of band."""
         member = self._machine.member_named(name)
-        self._trust.trust(member.display_name, member.identity_key)
-        self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(member.display_name)))
+        self._trust.trust(member.identity_key, member.display_name)
+        self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(self._machine.label(member))))
         self._emit(RosterChanged(self.roster()))
 
     def tree_view(self) -> TreeView:

@@ -21,6 +21,7 @@ from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
+from ..names import Labeler
 from ..notices import (
     ConnectionState,
     Notice,
@@ -81,6 +82,7 @@ class MachineState:
         self.settings = settings
         self.identity = identity
         self._trust = trust
+        self._labeler = Labeler(trust)  # how each member is shown (client/names.py)
         self._config = config
         self._rand = rand
         self._me = member_id(identity.public_key)
@@ -127,7 +129,6 @@ class MachineState:
         self._tree_watched = False  # a UI asked for the view: emit it at every change from then on
         self._tree_changed: frozenset[int] = frozenset()  # nodes the last change gave new keys
         self._epoch_codes: dict[int, str] = {}
-        self._warned_keys: set[tuple[str, bytes]] = set()
         self._removal_reasons: dict[bytes, str] = {}  # identity key -> why it is being removed
 
     # --- reading the hold ------------------------------------------------------------------------
@@ -143,6 +144,10 @@ class MachineState:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    def label(self, member: Member) -> str:
+        """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
+        return self._labeler.label(self._members, member)
 
     def _in_group(self) -> bool:
         """We hold a group (a step may have dropped it since the caller looked)."""
@@ -322,8 +327,14 @@ class MachineState:
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:
+        members = self._members
         return roster_entries(
-            self._members, self.identity.public_key, self._link is not None, self._present, self._trust
+            members,
+            self.identity.public_key,
+            self._link is not None,
+            self._present,
+            self._trust,
+            self._labeler.labels(members),
         )
 
     def tree_view(self) -> TreeView:

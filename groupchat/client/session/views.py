@@ -7,17 +7,18 @@ is ever read here (the tree snapshot holds public keys and names only).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ...core import tree_math as tm
 from ...core.events import EpochChanged, Member
 from .. import wording
+from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint, skeleton
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
 from ..trust import TrustStore
 from .core_calls import TreeSnapshot
 from .settings import cached_fingerprint, member_id
 
-__all__ = ["build_tree_view", "describe_epoch", "epoch_kind", "roster_entries"]
+__all__ = ["build_tree_view", "describe_epoch", "epoch_kind", "lookalikes", "roster_entries"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -27,19 +28,45 @@ def _levels(width: int) -> tuple[int, ...]:
 
 
 def roster_entries(
-    members: Mapping[int, Member], my_key: bytes, connected: bool, present: set[bytes], trust: TrustStore
+    members: Mapping[int, Member],
+    my_key: bytes,
+    connected: bool,
+    present: set[bytes],
+    trust: TrustStore,
+    labels: Mapping[bytes, str],
 ) -> tuple[RosterEntry, ...]:
-    """The roster in leaf order; online is the relay's presence claim (ours: our connection)."""
+    """The roster in leaf order, each member by its label (client/names.py); online is the relay's
+    presence claim (ours: our connection)."""
     entries = []
     for leaf in sorted(members):
         m = members[leaf]
         mine = m.identity_key == my_key
         online = connected if mine else member_id(m.identity_key) in present
-        state = TrustState.VERIFIED if mine else trust.state(m.display_name, m.identity_key)
-        entries.append(
-            RosterEntry(m.display_name, cached_fingerprint(m.identity_key), online, state, is_me=mine)
-        )
+        state = TrustState.VERIFIED if mine else trust.state(m.identity_key)
+        name = labels.get(m.identity_key, m.display_name)
+        entries.append(RosterEntry(name, cached_fingerprint(m.identity_key), online, state, is_me=mine))
     return tuple(entries)
+
+
+def lookalikes(
+    member: Member, members: Mapping[int, Member], trust: TrustStore, labels: Mapping[bytes, str]
+) -> tuple[str, ...]:
+    """Who ``member``'s name looks like under another key: current members (by their labels) and
+    keys of our trust store (by the name they last used and a fingerprint prefix)."""
+    skel, key = skeleton(member.display_name), member.identity_key
+    current = {m.identity_key: labels.get(m.identity_key, m.display_name) for m in members.values()}
+    found = [
+        current[m.identity_key]
+        for m in members.values()
+        if m.identity_key != key and skeleton(m.display_name) == skel
+    ]
+    mine = compact_fingerprint(key)
+    for k in trust.keys_like(skel):
+        if k != key and k not in current:
+            theirs = compact_fingerprint(k)
+            n = next((n for n in range(MIN_SUFFIX, len(theirs)) if theirs[:n] != mine[:n]), len(theirs))
+            found.append(f"{trust.names(k)[-1]}{SEPARATOR}{theirs[:n]}")
+    return tuple(sorted(found))
 
 
 def build_tree_view(snap: TreeSnapshot, changed: frozenset[int]) -> TreeView:
@@ -81,6 +108,7 @@ def epoch_kind(ev: EpochChanged, removal_reasons: Mapping[bytes, str]) -> Timeli
 
 
 def describe_epoch(
+    label: Callable[[Member], str],
     ev: EpochChanged,
     my_key: bytes,
     removal_reasons: Mapping[bytes, str],
@@ -89,13 +117,13 @@ def describe_epoch(
     changed: int,
     ms: float,
 ) -> str:
-    """The timeline line of an epoch change (docs/session.md, "What the timeline says")."""
-    who = "you" if ev.committer.identity_key == my_key else ev.committer.display_name
+    """The timeline line of an epoch change (docs/session.md, "What the timeline says"); members
+    are named by ``label`` (client/names.py)."""
+    who = "you" if ev.committer.identity_key == my_key else label(ev.committer)
     removed = [
-        (m.display_name, removal_reasons.get(m.identity_key) or wording.reason_kicked(who))
-        for m in ev.removed
+        (label(m), removal_reasons.get(m.identity_key) or wording.reason_kicked(who)) for m in ev.removed
     ]
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     return wording.describe_epoch(
-        removed, [m.display_name for m in ev.added], who if ev.updated else None, ev.epoch, cost
+        removed, [label(m) for m in ev.added], who if ev.updated else None, ev.epoch, cost
     )
