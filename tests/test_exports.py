@@ -46,7 +46,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.names': [
         'MIN_SUFFIX', 'SEPARATOR', 'AmbiguousMember', 'KnownNames', 'Labeler', 'NameIndex', 'NoSuchMember',
-        'compact_fingerprint', 'label_members', 'resolve', 'skeleton',
+        'compact_fingerprint', 'confusable', 'label_members', 'resolve', 'skeletons',
     ],
     'groupchat.client.notices': [
         'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',

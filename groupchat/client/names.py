@@ -1,9 +1,10 @@
 """Telling members apart: name skeletons (UTS #39), display labels and the one command resolver.
 
-Two names are *confusable* when their skeletons are equal: NFKD, the Unicode confusables mapping
+Two names are *confusable* when they share a skeleton: NFKD, the Unicode confusables mapping
 (``confusables.txt``, vendored data), case folding, the mapping again, whitespace runs made one
-space, NFD. So "bob", "b\u043eb" (Cyrillic o), "b\u03bfb" (Greek omicron), fullwidth "bob" and "BOB"
-are all one skeleton. A member whose name is confusable with another current member's, or with a
+space, NFD; and the same after a case folding first (so "ALICE" is "alice" although "I" maps to
+"l"). So "bob", "b\u043eb" (Cyrillic o), "b\u03bfb" (Greek omicron), fullwidth "bob", "b0b" and
+"BOB" all look alike. A member whose name is confusable with another current member's, or with a
 name our trust store holds under another key, is shown as ``name·3f2a``: the name, a middle dot
 and the first hex digits of the fingerprint (at least 4, more until no look-alike shares them). The labels are
 computed once per roster (or trust store) change, never per message (:class:`Labeler`).
@@ -36,9 +37,10 @@ __all__ = [
     "NameIndex",
     "NoSuchMember",
     "compact_fingerprint",
+    "confusable",
     "label_members",
     "resolve",
-    "skeleton",
+    "skeletons",
 ]
 
 SEPARATOR: Final = "·"  # between a name and its fingerprint suffix
@@ -74,13 +76,23 @@ def _table() -> dict[int, str]:
     return table
 
 
-@functools.lru_cache(maxsize=4096)
-def skeleton(name: str) -> str:
-    """The UTS #39 skeleton of ``name``, case-folded: equal skeletons mean names that look alike."""
+def _skeleton(name: str) -> str:
+    """The UTS #39 skeleton of ``name``, then case-folded and mapped again."""
     table = _table()
     s = unicodedata.normalize("NFKD", name).translate(table)
     s = unicodedata.normalize("NFKD", s.casefold()).translate(table)
     return unicodedata.normalize("NFD", " ".join(s.split()))
+
+
+@functools.lru_cache(maxsize=4096)
+def skeletons(name: str) -> frozenset[str]:
+    """The skeletons of ``name`` (see the module docstring): a shared one means a look-alike."""
+    return frozenset((_skeleton(name), _skeleton(name.casefold())))
+
+
+def confusable(a: str, b: str) -> bool:
+    """``a`` and ``b`` look alike (or are equal)."""
+    return not skeletons(a).isdisjoint(skeletons(b))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,7 +101,7 @@ def compact_fingerprint(identity_key: bytes) -> str:
     return fingerprint(identity_key).replace(" ", "")
 
 
-_SEPARATOR_SKELETONS: Final = tuple(skeleton(s) for s in _TYPED_SEPARATORS)
+_SEPARATOR_SKELETONS: Final = frozenset().union(*(skeletons(s) for s in _TYPED_SEPARATORS))
 
 
 def _hex_query(text: str) -> str | None:
@@ -108,12 +120,13 @@ class NameIndex:
         self._by_skeleton: dict[str, set[bytes]] = {}
         for name, key in entries:
             self.names[key] = name
-            self._by_skeleton.setdefault(skeleton(name), set()).add(key)
+            for skel in skeletons(name):
+                self._by_skeleton.setdefault(skel, set()).add(key)
         self._hex = sorted((compact_fingerprint(k), k) for k in self.names)
 
-    def like(self, skel: str) -> Collection[bytes]:
-        """The keys whose name has the skeleton ``skel``."""
-        return self._by_skeleton.get(skel, ())
+    def like(self, name: str) -> set[bytes]:
+        """The keys whose name looks like ``name``."""
+        return set().union(*(self._by_skeleton.get(s, ()) for s in skeletons(name)))
 
     def _prefixed(self, prefix: str, among: Collection[bytes] | None = None) -> set[bytes]:
         if among is not None:
@@ -128,7 +141,7 @@ class NameIndex:
     def matches(self, query: str) -> set[bytes]:
         """Every key ``query`` can mean: as a name, as ``name·prefix``, as a fingerprint prefix."""
         q = query.strip()
-        found = set(self.like(skeleton(q)))
+        found = self.like(q)
         prefix = _hex_query(q)
         if prefix is not None:
             found |= self._prefixed(prefix)
@@ -136,7 +149,7 @@ class NameIndex:
             name, found_sep, tail = q.rpartition(sep)
             tail_prefix = _hex_query(tail) if found_sep and name.strip() else None
             if tail_prefix is not None:
-                found |= self._prefixed(tail_prefix, self.like(skeleton(name.strip())))
+                found |= self._prefixed(tail_prefix, self.like(name.strip()))
         return found
 
     def unambiguous_label(self, key: bytes, rivals: Collection[bytes] = ()) -> str:
@@ -158,8 +171,7 @@ class NameIndex:
         name = self.names[key]
         if any(r != key for r in rivals):
             return True
-        skel = skeleton(name)
-        if any(sep in skel for sep in _SEPARATOR_SKELETONS):
+        if any(sep in skel for sep in _SEPARATOR_SKELETONS for skel in skeletons(name)):
             return True
         return self.matches(name) != {key}
 
@@ -169,7 +181,7 @@ class KnownNames(Protocol):
 
     @property
     def version(self) -> int: ...
-    def keys_like(self, skel: str) -> Collection[bytes]: ...
+    def keys_like(self, name: str) -> Collection[bytes]: ...
 
 
 def label_members(entries: Iterable[tuple[str, bytes]], known: KnownNames | None = None) -> dict[bytes, str]:
@@ -177,10 +189,9 @@ def label_members(entries: Iterable[tuple[str, bytes]], known: KnownNames | None
     index = NameIndex(entries)
     labels = {}
     for key, name in index.names.items():
-        skel = skeleton(name)
-        rivals = set(index.like(skel))
+        rivals = index.like(name)
         if known is not None:
-            rivals |= set(known.keys_like(skel))
+            rivals |= set(known.keys_like(name))
         rivals.discard(key)
         labels[key] = index.unambiguous_label(key, rivals) if index.needs_suffix(key, rivals) else name
     return labels

@@ -27,7 +27,7 @@ from typing import Final
 
 from ..core.errors import UsageError
 from .identity_store import write_private_file
-from .names import skeleton
+from .names import skeletons
 from .notices import TrustState
 
 __all__ = ["Sighting", "TrustStore", "TrustStoreError", "safety_number"]
@@ -105,9 +105,9 @@ class TrustStore:
         known = self._keys.get(identity_key)
         return tuple(known.names) if known is not None else ()
 
-    def keys_like(self, skel: str) -> Collection[bytes]:
-        """The keys that used a name with skeleton ``skel`` (see :func:`.names.skeleton`)."""
-        return self._by_skeleton.get(skel, ())
+    def keys_like(self, name: str) -> Collection[bytes]:
+        """The keys that used a name that looks like ``name`` (see :func:`.names.skeletons`)."""
+        return set().union(*(self._by_skeleton.get(s, ()) for s in skeletons(name)))
 
     def observe(self, name: str, identity_key: bytes) -> Sighting:
         """Record that ``identity_key`` calls itself ``name``."""
@@ -141,7 +141,8 @@ class TrustStore:
         self._by_skeleton = {}
         for k, entry in self._keys.items():  # rebuilt: rare (a new key or name), and names drop out
             for n in entry.names:
-                self._by_skeleton.setdefault(skeleton(n), set()).add(k)
+                for skel in skeletons(n):
+                    self._by_skeleton.setdefault(skel, set()).add(k)
 
     def _load(self, path: Path) -> None:
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from ...core import tree_math as tm
 from ...core.events import EpochChanged, Member
 from .. import wording
-from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint, skeleton
+from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint, confusable
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
 from ..trust import TrustStore
 from .core_calls import TreeSnapshot
@@ -53,15 +53,15 @@ def lookalikes(
 ) -> tuple[str, ...]:
     """Who ``member``'s name looks like under another key: current members (by their labels) and
     keys of our trust store (by the name they last used and a fingerprint prefix)."""
-    skel, key = skeleton(member.display_name), member.identity_key
+    name, key = member.display_name, member.identity_key
     current = {m.identity_key: labels.get(m.identity_key, m.display_name) for m in members.values()}
     found = [
         current[m.identity_key]
         for m in members.values()
-        if m.identity_key != key and skeleton(m.display_name) == skel
+        if m.identity_key != key and confusable(m.display_name, name)
     ]
     mine = compact_fingerprint(key)
-    for k in trust.keys_like(skel):
+    for k in trust.keys_like(name):
         if k != key and k not in current:
             theirs = compact_fingerprint(k)
             n = next((n for n in range(MIN_SUFFIX, len(theirs)) if theirs[:n] != mine[:n]), len(theirs))
