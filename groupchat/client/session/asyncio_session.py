@@ -181,6 +181,11 @@ class ChatSession:
     def roster(self) -> tuple[RosterEntry, ...]:
         return self._machine.roster()
 
+    def member_label(self, name: str) -> str:
+        """How the one member ``name`` means is shown (a name, ``name·3f2a`` or a fingerprint
+        prefix; client/names.py): raises if nobody, or several, match."""
+        return self._machine.label(self._machine.member_named(name))
+
     def safety_number(self, name: str) -> str:
         member = self._machine.member_named(name)
         return safety_number(self.identity.public_key, member.identity_key)
