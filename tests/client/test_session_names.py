@@ -82,6 +82,9 @@ def test_lookalikes_are_shown_with_distinct_suffixes_in_every_notice(
     ]
     assert wording.lookalike_member(imp_label, (bob_label,)) in warnings
     assert not any("key changed" in w for w in warnings)
+    # The /tree view names the leaves the same way.
+    leaves = {n.label for n in alice.machine.tree_view().nodes if n.index % 2 == 0 and n.label}
+    assert leaves == {"alice", bob_label, imp_label}
     # Every notice each member got since its roster first held both shows each with its suffix.
     for who in (alice, bob, impostor):
         notices = who.notices()

@@ -344,5 +344,6 @@ class MachineState:
         if self._tree_view_cache is None:
             if snap is None or group is None or group.joining:
                 return TreeView(group.scheme if group else "tree", 0, ())
-            self._tree_view_cache = build_tree_view(snap, self._tree_changed)
+            labels = self._labeler.labels(self._members)
+            self._tree_view_cache = build_tree_view(snap, self._tree_changed, labels)
         return self._tree_view_cache

@@ -69,25 +69,29 @@ def lookalikes(
     return tuple(sorted(found))
 
 
-def build_tree_view(snap: TreeSnapshot, changed: frozenset[int]) -> TreeView:
-    """The /tree view of ``snap``: the key tree, or the ring (all of it new at every epoch)."""
+def build_tree_view(
+    snap: TreeSnapshot, changed: frozenset[int], labels: Mapping[bytes, str] | None = None
+) -> TreeView:
+    """The /tree view of ``snap``: the key tree, or the ring (all of it new at every epoch); leaves
+    are named by ``labels`` (by identity key, client/names.py) where given."""
+    shown = {m.leaf: (labels or {}).get(m.identity_key, m.display_name) for m in snap.members}
     if snap.capacity == 0:  # a ring: every member took fresh keys in the run that made it
         return TreeView(
             "ring",
             snap.epoch,
             tuple(
-                TreeNode(i, 0, m.display_name, "", changed=True, mine=m.leaf == snap.my_leaf)
+                TreeNode(i, 0, shown[m.leaf], "", changed=True, mine=m.leaf == snap.my_leaf)
                 for i, m in enumerate(snap.members)
             ),
         )
     mine = snap.my_path()
-    keys, labels = [k.hex()[:8] for k in snap.keys], snap.labels
+    keys, names = [k.hex()[:8] for k in snap.keys], snap.labels
     set_by = {2 * leaf: name for leaf, name in snap.taints}
     nodes = tuple(
         TreeNode(
             i,
             level,
-            labels[i] if i % 2 == 0 else keys[i][:4],
+            shown.get(i // 2, names[i]) if i % 2 == 0 else keys[i][:4],
             keys[i],
             i in changed,
             i in mine,
