@@ -224,18 +224,26 @@ class Labeler:
         self._members: Mapping[int, Member] | None = None
         self._version = -1
         self._labels: dict[bytes, str] = {}
+        self._index = NameIndex(())
         self._previous: dict[bytes, str] = {}
 
     def labels(self, members: Mapping[int, Member]) -> Mapping[bytes, str]:
         """The labels for ``members`` (the very mapping the machine holds; compared by identity)."""
         version = self._known.version if self._known is not None else 0
         if members is not self._members or version != self._version:
-            fresh = label_members(((m.display_name, m.identity_key) for m in members.values()), self._known)
+            entries = [(m.display_name, m.identity_key) for m in members.values()]
+            fresh = label_members(entries, self._known)
             if members is not self._members:  # bounded: the labels of the last few rosters only
                 keep = self._previous if len(self._previous) < _KEEP_PREVIOUS else {}
                 self._previous = {**keep, **self._labels}
+                self._index = NameIndex(entries)
             self._members, self._version, self._labels = members, version, fresh
         return self._labels
+
+    def lookalikes(self, members: Mapping[int, Member], member: Member) -> set[bytes]:
+        """The keys of the other members in ``members`` whose name looks like ``member``'s."""
+        self.labels(members)
+        return self._index.like(member.display_name) - {member.identity_key}
 
     def label(self, members: Mapping[int, Member], member: Member) -> str:
         """How ``member`` is shown: its label in ``members``, or in the roster before, or its name."""

@@ -136,13 +136,13 @@ class TrustStore:
         if name in known.names:
             return
         known.names.append(name)
-        del known.names[:-_MAX_NAMES]
+        dropped, known.names[:] = known.names[:-_MAX_NAMES], known.names[-_MAX_NAMES:]
         self._version += 1
-        self._by_skeleton = {}
-        for k, entry in self._keys.items():  # rebuilt: rare (a new key or name), and names drop out
-            for n in entry.names:
-                for skel in skeletons(n):
-                    self._by_skeleton.setdefault(skel, set()).add(k)
+        for skel in skeletons(name):
+            self._by_skeleton.setdefault(skel, set()).add(key)
+        kept = set().union(*(skeletons(n) for n in known.names))
+        for skel in set().union(*(skeletons(n) for n in dropped)) - kept:
+            self._by_skeleton[skel].discard(key)
 
     def _load(self, path: Path) -> None:
         try:

@@ -501,7 +501,7 @@ class Membership(MachineState):
         for m in members.values():
             if m.identity_key == self.identity.public_key:
                 continue
-            others = lookalikes(m, members, self._trust, labels)
+            others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
             seen = self._trust.observe(m.display_name, m.identity_key)
             label = labels.get(m.identity_key, m.display_name)
             if seen.earlier_names:

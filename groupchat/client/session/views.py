@@ -7,12 +7,12 @@ is ever read here (the tree snapshot holds public keys and names only).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from ...core import tree_math as tm
 from ...core.events import EpochChanged, Member
 from .. import wording
-from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint, confusable
+from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
 from ..trust import TrustStore
 from .core_calls import TreeSnapshot
@@ -49,20 +49,16 @@ def roster_entries(
 
 
 def lookalikes(
-    member: Member, members: Mapping[int, Member], trust: TrustStore, labels: Mapping[bytes, str]
+    member: Member, current: Collection[bytes], trust: TrustStore, labels: Mapping[bytes, str]
 ) -> tuple[str, ...]:
-    """Who ``member``'s name looks like under another key: current members (by their labels) and
-    keys of our trust store (by the name they last used and a fingerprint prefix)."""
-    name, key = member.display_name, member.identity_key
-    current = {m.identity_key: labels.get(m.identity_key, m.display_name) for m in members.values()}
-    found = [
-        current[m.identity_key]
-        for m in members.values()
-        if m.identity_key != key and confusable(m.display_name, name)
-    ]
+    """Who ``member``'s name looks like under another key: the ``current`` members' keys given
+    (shown by their labels) and keys of our trust store that are not current members (by the name
+    they last used and a fingerprint prefix)."""
+    key = member.identity_key
+    found = [labels[k] for k in current if k != key]
     mine = compact_fingerprint(key)
-    for k in trust.keys_like(name):
-        if k != key and k not in current:
+    for k in trust.keys_like(member.display_name):
+        if k != key and k not in labels:
             theirs = compact_fingerprint(k)
             n = next((n for n in range(MIN_SUFFIX, len(theirs)) if theirs[:n] != mine[:n]), len(theirs))
             found.append(f"{trust.names(k)[-1]}{SEPARATOR}{theirs[:n]}")
