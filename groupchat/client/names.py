@@ -21,7 +21,7 @@ import functools
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from importlib import resources
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from ..core.errors import UsageError
 from ..core.events import Member
@@ -35,6 +35,7 @@ __all__ = [
     "KnownNames",
     "Labeler",
     "NameIndex",
+    "Named",
     "NoSuchMember",
     "compact_fingerprint",
     "confusable",
@@ -176,6 +177,19 @@ class NameIndex:
         return self.matches(name) != {key}
 
 
+class Named(Protocol):
+    """Anyone a command can address: a :class:`~groupchat.core.events.Member`, or a joiner's
+    :class:`~groupchat.core.identity.JoinRequest` (for ``/approve``)."""
+
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def identity_key(self) -> bytes: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
 class KnownNames(Protocol):
     """The names we met before, by key (the trust store): look-alikes count against them too."""
 
@@ -197,8 +211,9 @@ def label_members(entries: Iterable[tuple[str, bytes]], known: KnownNames | None
     return labels
 
 
-def resolve(query: str, members: Iterable[Member]) -> Member:
-    """The one member ``query`` means (a name, a label or a fingerprint prefix).
+def resolve(query: str, members: Iterable[N]) -> N:
+    """The one member ``query`` means (a name, a label or a fingerprint prefix) among ``members``
+    (current members, or joiners waiting for ``/approve``: anything :class:`Named`).
 
     Raises:
         NoSuchMember: nobody matches.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from importlib import resources
 
 import pytest
@@ -215,6 +216,21 @@ def test_keys_sharing_a_prefix_are_told_apart_by_a_longer_one() -> None:
     with pytest.raises(AmbiguousMember):
         resolve(compact_fingerprint(a)[:4], members)
     assert resolve(compact_fingerprint(a)[:8], members).identity_key == a
+
+
+@dataclass(frozen=True)
+class Joiner:
+    """What /approve addresses: anything with a name and an identity key."""
+
+    display_name: str
+    identity_key: bytes
+
+
+def test_the_resolver_addresses_joiners_too() -> None:
+    waiting = [Joiner("mallory", key(7)), Joiner("carol", key(8))]
+    assert resolve("carol", waiting) == waiting[1]
+    with pytest.raises(NoSuchMember):
+        resolve("bob", waiting)
 
 
 def test_the_vendored_data_is_the_unicode_mapping() -> None:

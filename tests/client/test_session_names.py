@@ -6,6 +6,7 @@ Every notice about either carries its fingerprint suffix, and a command addresse
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pytest
 from session_room import Member, MemoryRoom
@@ -47,7 +48,7 @@ def _labels(*members: Member) -> dict[bytes, str]:
     return label_members((m.name, m.machine.identity.public_key) for m in members)
 
 
-def _texts(notices: list[object]) -> list[str]:
+def _texts(notices: Sequence[object]) -> list[str]:
     out = []
     for n in notices:
         if isinstance(n, ChatLine):
@@ -82,6 +83,9 @@ def test_lookalikes_are_shown_with_distinct_suffixes_in_every_notice(
     ]
     assert wording.lookalike_member(imp_label, (bob_label,)) in warnings
     assert not any("key changed" in w for w in warnings)
+    # Our own lines (the glue shows them at once) carry our label too.
+    assert bob.machine.own_label == bob_label and impostor.machine.own_label == imp_label
+    assert alice.machine.own_label == "alice"
     # The /tree view names the leaves the same way.
     leaves = {n.label for n in alice.machine.tree_view().nodes if n.index % 2 == 0 and n.label}
     assert leaves == {"alice", bob_label, imp_label}

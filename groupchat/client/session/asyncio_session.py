@@ -151,7 +151,7 @@ class ChatSession:
         entry = self._machine.queue_text(text)
         self._emit(
             ChatLine(
-                self._name,
+                self._machine.own_label,
                 text,
                 self._machine.current_epoch,
                 own=True,

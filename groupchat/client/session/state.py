@@ -145,6 +145,11 @@ class MachineState:
     def phase(self) -> Phase:
         return self._phase
 
+    @property
+    def own_label(self) -> str:
+        """How our own name is shown (with a suffix when another member's looks like it)."""
+        return self._labeler.labels(self._members).get(self.identity.public_key, self._name)
+
     def label(self, member: Member) -> str:
         """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
         return self._labeler.label(self._members, member)
