@@ -256,8 +256,10 @@ class Labeler:
         return self._labels
 
     def lookalikes(self, members: Mapping[int, Member], member: Member) -> set[bytes]:
-        """The keys of the other members in ``members`` whose name looks like ``member``'s."""
-        self.labels(members)
+        """The keys of the other members in ``members`` whose name looks like ``member``'s (from
+        the roster's index: no relabelling while the trust store learns the roster's keys)."""
+        if members is not self._members:
+            self.labels(members)
         return self._index.like(member.display_name) - {member.identity_key}
 
     def label(self, members: Mapping[int, Member], member: Member) -> str:
