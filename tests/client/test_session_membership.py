@@ -133,6 +133,27 @@ async def test_a_new_key_under_a_verified_name_is_another_member_and_safety_numb
             await stop_all(alice, bob)
 
 
+async def test_a_known_key_under_a_new_name_is_noted_and_stays_verified() -> None:
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "r", "alice")
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob_id = Identity.generate()
+        bob = start_peer(relay.port, "r", "bob", identity=bob_id)
+        robert = None
+        try:
+            await wait_until(lambda: agree(alice, bob), what="bob in")
+            alice.session.trust("bob")
+            await bob.stop(leave=True)
+            await wait_until(lambda: len(alice.session.roster()) == 1, what="bob gone")
+            robert = start_peer(relay.port, "r", "robert", identity=bob_id)  # same key, new name
+            await wait_until(lambda: agree(alice, robert), what="robert in")
+            assert wording.member_renamed("robert", ("bob",)) in alice.timeline()
+            assert not any("looks like" in t for t in alice.timeline())
+            assert {r.name: r.trust for r in alice.session.roster()}["robert"] is TrustState.VERIFIED
+        finally:
+            await stop_all(alice, bob, *([robert] if robert is not None else []))
+
+
 async def test_injected_clock_drives_eviction_and_scheduled_update() -> None:
     clock = ManualClock.following()
     async with running_relay() as relay:
