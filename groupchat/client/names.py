@@ -245,6 +245,8 @@ class Labeler:
     def labels(self, members: Mapping[int, Member]) -> Mapping[bytes, str]:
         """The labels for ``members`` (the very mapping the machine holds; compared by identity)."""
         version = self._known.version if self._known is not None else 0
+        if members is not self._members and members == self._members:
+            self._members = members  # an update-only epoch: a new mapping of the same members
         if members is not self._members or version != self._version:
             entries = [(m.display_name, m.identity_key) for m in members.values()]
             fresh = label_members(entries, self._known)

@@ -163,6 +163,8 @@ def test_labeler_recomputes_only_when_the_roster_or_the_trust_store_changes() ->
     trust.observe("b\u043eb", key(2))
     assert labeler.labels(roster) is not first
     assert labeler.label(roster, roster[0]).startswith(f"bob{SEPARATOR}")
+    relabelled = labeler.labels(roster)
+    assert labeler.labels(dict(roster)) is relabelled  # a new mapping of the same members
     gone = Member(1, "carol", key(3))
     with_carol = {**roster, 1: gone}
     assert labeler.label(with_carol, gone) == "carol"
