@@ -501,13 +501,15 @@ class Membership(MachineState):
         for m in members.values():
             if m.identity_key == self.identity.public_key:
                 continue
-            others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
             seen = self._trust.observe(m.display_name, m.identity_key)
+            if not (seen.new_key or seen.earlier_names):
+                continue  # the common case: a key we know, under a name it used before
             label = labels.get(m.identity_key, m.display_name)
             if seen.earlier_names:
                 renamed = wording.member_renamed(label, seen.earlier_names)
                 self._emit(TimelineEvent(TimelineKind.INFO, renamed))
-            if others and (seen.new_key or seen.earlier_names):
+            others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
+            if others:
                 self._warn(wording.lookalike_member(label, others))
         self._emit_roster()
 
