@@ -44,6 +44,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.logging_setup': [
         'configure_logging',
     ],
+    'groupchat.client.names': [
+        'AmbiguousMember', 'KnownNames', 'Labeler', 'MIN_SUFFIX', 'NameIndex', 'Named', 'NoSuchMember',
+        'SEPARATOR', 'compact_fingerprint', 'confusable', 'label_members', 'resolve', 'skeletons',
+    ],
     'groupchat.client.notices': [
         'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',
         'RosterEntry', 'StatusChanged', 'TimelineEvent', 'TimelineKind', 'TreeNode', 'TreeView',
@@ -121,7 +125,7 @@ PUBLIC: dict[str, list[str]] = {
         'UpdateSchedule',
     ],
     'groupchat.client.session.views': [
-        'build_tree_view', 'describe_epoch', 'epoch_kind', 'roster_entries',
+        'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes', 'roster_entries',
     ],
     'groupchat.client.session.worker': [
         'CoreWorker',
@@ -130,23 +134,23 @@ PUBLIC: dict[str, list[str]] = {
         'Transcript', 'render',
     ],
     'groupchat.client.trust': [
-        'TrustStore', 'TrustStoreError', 'safety_number',
+        'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
     ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
         'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_WELCOME_YET',
         'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED',
-        'ambiguous_asker', 'asks_to_join', 'at_epoch', 'bad_display_name', 'bad_invite',
+        'ambiguous_asker', 'ambiguous_member', 'asks_to_join', 'at_epoch', 'bad_display_name', 'bad_invite',
         'bad_invite_options', 'bad_relay_url', 'bad_room_name', 'bad_scheme', 'behind_reentering',
         'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload', 'could_not_commit',
         'could_not_restart_ring', 'created', 'creation_fallback', 'describe_epoch', 'disconnected',
         'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request', 'gap_rejoin',
         'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'joined_ring',
-        'joined_tree', 'key_changed', 'kick_self', 'left_removed_by', 'marked_verified', 'missed_commit',
-        'no_member_named', 'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_positive',
-        'reconnected', 'refused_room', 'relay_said', 'removal_reason', 'removed_by', 'removed_for_readd',
-        'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost',
-        'unknown_content', 'welcome_ring',
+        'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
+        'member_renamed', 'missed_commit', 'no_member_named', 'no_one_asking', 'no_such_invite',
+        'not_a_payload', 'not_positive', 'reconnected', 'refused_room', 'relay_said', 'removal_reason',
+        'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
+        'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

@@ -14,7 +14,7 @@ A script holds one command per line; blank lines and lines starting with ``#`` a
     say hello, all      # send a message (the rest of the line, verbatim)
     sleep 1.5           # wait (seconds)
     rekey               # commit a self-Update (fresh keys on our path)
-    kick carol          # ask the group to remove carol
+    kick carol          # ask the group to remove carol (or carol·3f2a: one member, see /who)
     leave               # leave the group and stop here
 
 Bots are ephemeral by default: a fresh identity per run (``--identity FILE`` keeps one) and an

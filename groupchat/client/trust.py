@@ -1,10 +1,17 @@
-"""Trust on first use: each display name's pinned identity key, and whether the user verified it.
+"""Trust on first use, by identity key: each key we met, the names it used, and whether we verified it.
 
-The first key seen for a name is pinned. A different key later is KEY_CHANGED: the pinned key stays
-(the new one is persisted only when the user runs ``/trust`` on it), and any earlier "verified"
-mark is dropped at once and for good, because verification belongs to a key, never to a name
-(Signal-Android #7072: verified status that survived a key change). Safety numbers are computed
-from both identity keys so that two people can compare them out of band.
+A key is a person (or a device); a name is only what that key calls itself. So a new key under a
+name we know is a new member, never "bob's key changed": the session shows it with a fingerprint
+suffix (:mod:`.names`) and warns that it looks like someone we met, and "verified" stays with the
+key that the user compared (Signal-Android #7072: verified status that must never move to another
+key). A known key under a new name is noted. Safety numbers are computed from both identity keys so
+that two people can compare them out of band.
+
+On disk (``groupchat-trust-v2``)::
+
+    {"format": "groupchat-trust-v2", "keys": {"<key hex>": {"names": ["bob"], "verified": false}}}
+
+A ``groupchat-trust-v1`` file (name -> pinned key) is read and rewritten as v2 at once.
 """
 
 from __future__ import annotations
@@ -13,17 +20,21 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from ..core.errors import UsageError
 from .identity_store import write_private_file
+from .names import skeletons
 from .notices import TrustState
 
-__all__ = ["TrustStore", "TrustStoreError", "safety_number"]
+__all__ = ["Sighting", "TrustStore", "TrustStoreError", "safety_number"]
 
-_FORMAT: Final = "groupchat-trust-v1"
+_FORMAT: Final = "groupchat-trust-v2"
+_FORMAT_V1: Final = "groupchat-trust-v1"
+_MAX_NAMES: Final = 8  # names remembered per key, the latest last
 _SAFETY_LABEL: Final = b"groupchat safety number v1\x00"
 _KEY_LEN: Final = 32  # Ed25519 public key
 
@@ -48,20 +59,30 @@ def safety_number(my_identity_key: bytes, their_identity_key: bytes) -> str:
 
 
 @dataclass(slots=True)
-class _Pin:
-    key: bytes
-    verified: bool
+class _Known:
+    names: list[str] = field(default_factory=list)
+    verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What :meth:`TrustStore.observe` learnt: a key never met before, or a known key's new name."""
+
+    new_key: bool
+    earlier_names: tuple[str, ...] = ()  # a known key under a new name: the names it used before
 
 
 class TrustStore:
-    """Pinned identity keys by display name; ``path=None`` keeps them in memory only (bots, tests).
+    """Identity keys we met, by key; ``path=None`` keeps them in memory only (bots, tests).
 
-    Every change is written at once (atomically, mode 0600), so a crash never loses a pin.
+    Every change is written at once (atomically, mode 0600), so a crash never loses a key.
     """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        self._pins: dict[str, _Pin] = {}
+        self._keys: dict[bytes, _Known] = {}
+        self._by_skeleton: dict[str, set[bytes]] = {}
+        self._version = 0
         if path is not None:
             self._load(path)
 
@@ -69,39 +90,59 @@ class TrustStore:
     def path(self) -> Path | None:
         return self._path
 
-    def state(self, name: str, identity_key: bytes) -> TrustState:
-        """The trust state of ``identity_key`` for ``name``, without pinning anything."""
-        pin = self._pins.get(name)
-        if pin is None:
-            return TrustState.UNVERIFIED
-        if pin.key != identity_key:
-            return TrustState.KEY_CHANGED
-        return TrustState.VERIFIED if pin.verified else TrustState.UNVERIFIED
+    @property
+    def version(self) -> int:
+        """Grows at every change of the keys or names held (labels depend on them)."""
+        return self._version
 
-    def observe(self, name: str, identity_key: bytes) -> TrustState:
-        """Record that ``name`` presented ``identity_key``: pin it if the name is new.
+    def state(self, identity_key: bytes) -> TrustState:
+        """Whether the user verified ``identity_key``."""
+        known = self._keys.get(identity_key)
+        return TrustState.VERIFIED if known is not None and known.verified else TrustState.UNVERIFIED
 
-        A key that differs from the pin returns KEY_CHANGED and drops the pin's verified mark.
-        """
-        pin = self._pins.get(name)
-        if pin is None:
-            self._pins[name] = _Pin(identity_key, verified=False)
+    def names(self, identity_key: bytes) -> tuple[str, ...]:
+        """The names ``identity_key`` used, oldest first (empty: never met)."""
+        known = self._keys.get(identity_key)
+        return tuple(known.names) if known is not None else ()
+
+    def keys_like(self, name: str) -> Collection[bytes]:
+        """The keys that used a name that looks like ``name`` (see :func:`.names.skeletons`)."""
+        return set().union(*(self._by_skeleton.get(s, ()) for s in skeletons(name)))
+
+    def observe(self, name: str, identity_key: bytes) -> Sighting:
+        """Record that ``identity_key`` calls itself ``name``."""
+        known = self._keys.get(identity_key)
+        if known is None:
+            self._remember(identity_key, name, verified=False)
             self._save()
-            return TrustState.UNVERIFIED
-        if pin.key != identity_key and pin.verified:
-            pin.verified = False  # someone claimed this name with another key: re-verify both ways
-            self._save()
-        return self.state(name, identity_key)
-
-    def trust(self, name: str, identity_key: bytes) -> None:
-        """The user compared the safety number: pin ``identity_key`` for ``name`` as verified."""
-        self._pins[name] = _Pin(identity_key, verified=True)
+            return Sighting(new_key=True)
+        if name in known.names:
+            return Sighting(new_key=False)
+        earlier = tuple(known.names)
+        self._remember(identity_key, name, verified=known.verified)
         self._save()
+        return Sighting(new_key=False, earlier_names=earlier)
 
-    def pinned_key(self, name: str) -> bytes | None:
-        """The key pinned for ``name``, if any."""
-        pin = self._pins.get(name)
-        return pin.key if pin else None
+    def trust(self, identity_key: bytes, name: str) -> None:
+        """The user compared the safety number: ``identity_key`` (calling itself ``name``) is verified."""
+        known = self._keys.get(identity_key)
+        self._remember(identity_key, name, verified=True)
+        if known is None or not known.verified or name not in known.names:
+            self._save()
+
+    def _remember(self, key: bytes, name: str, *, verified: bool) -> None:
+        known = self._keys.setdefault(key, _Known())
+        known.verified = verified
+        if name in known.names:
+            return
+        known.names.append(name)
+        dropped, known.names[:] = known.names[:-_MAX_NAMES], known.names[-_MAX_NAMES:]
+        self._version += 1
+        for skel in skeletons(name):
+            self._by_skeleton.setdefault(skel, set()).add(key)
+        kept = set().union(*(skeletons(n) for n in known.names))
+        for skel in set().union(*(skeletons(n) for n in dropped)) - kept:
+            self._by_skeleton[skel].discard(key)
 
     def _load(self, path: Path) -> None:
         try:
@@ -117,22 +158,50 @@ class TrustStore:
             doc = json.loads(path.read_bytes())
         except (OSError, ValueError) as e:
             raise TrustStoreError(f"cannot read trust store {path}: {e}") from None
-        peers = doc.get("peers") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or not isinstance(peers, dict):
+        if isinstance(doc, dict) and doc.get("format") == _FORMAT_V1 and isinstance(doc.get("peers"), dict):
+            self._load_v1(path, doc["peers"])
+            self._save()  # migrated: from now on the file is v2
+            return
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or not isinstance(keys, dict):
             raise TrustStoreError(f"trust store {path} is not a groupchat trust store ({_FORMAT})")
+        for key_hex, entry in keys.items():
+            try:
+                key = bytes.fromhex(key_hex)
+                names, verified = entry["names"], entry["verified"]
+            except (TypeError, KeyError, ValueError):
+                raise TrustStoreError(f"trust store {path}: the entry for {key_hex!r} is malformed") from None
+            if (
+                len(key) != _KEY_LEN
+                or not isinstance(verified, bool)
+                or not isinstance(names, list)
+                or not names
+                or not all(isinstance(n, str) for n in names)
+            ):
+                raise TrustStoreError(f"trust store {path}: the entry for {key_hex!r} is malformed")
+            for name in names:
+                self._remember(key, name, verified=verified)
+
+    def _load_v1(self, path: Path, peers: dict[object, object]) -> None:
+        """A v1 file pinned one key per name; each pin becomes its key's entry (same verified mark)."""
         for name, entry in peers.items():
             try:
+                if not isinstance(entry, dict) or not isinstance(name, str):
+                    raise TypeError(name)
                 key = bytes.fromhex(entry["key"])
                 verified = entry["verified"]
             except (TypeError, KeyError, ValueError):
                 raise TrustStoreError(f"trust store {path}: the entry for {name!r} is malformed") from None
             if len(key) != _KEY_LEN or not isinstance(verified, bool):
                 raise TrustStoreError(f"trust store {path}: the entry for {name!r} is malformed")
-            self._pins[name] = _Pin(key, verified)
+            known = self._keys.get(key)
+            self._remember(key, name, verified=verified or (known is not None and known.verified))
 
     def _save(self) -> None:
         if self._path is None:
             return
-        peers = {n: {"key": p.key.hex(), "verified": p.verified} for n, p in sorted(self._pins.items())}
-        data = json.dumps({"format": _FORMAT, "peers": peers}, indent=1, ensure_ascii=False)
+        keys = {
+            k.hex(): {"names": e.names, "verified": e.verified} for k, e in sorted(self._keys.items())
+        }
+        data = json.dumps({"format": _FORMAT, "keys": keys}, indent=1, ensure_ascii=False)
         write_private_file(self._path, (data + "\n").encode())

@@ -31,6 +31,7 @@ __all__ = [
     "UPDATE_EVERY_TOO_SMALL",
     "WELCOME_UNOPENED",
     "ambiguous_asker",
+    "ambiguous_member",
     "asks_to_join",
     "at_epoch",
     "bad_display_name",
@@ -60,10 +61,11 @@ __all__ = [
     "invite_ready",
     "joined_ring",
     "joined_tree",
-    "key_changed",
     "kick_self",
     "left_removed_by",
+    "lookalike_member",
     "marked_verified",
+    "member_renamed",
     "missed_commit",
     "no_member_named",
     "no_one_asking",
@@ -276,14 +278,6 @@ def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
     )
 
 
-def key_changed(name: str, fp: str) -> str:
-    return (
-        f"{name}'s key changed (fingerprint now {fp}): this may be a "
-        f"new device or an impostor. Compare safety numbers with /verify {name}, "
-        f"then /trust {name}"
-    )
-
-
 # --- rejections (the table in docs/session.md, decided in session/rejections.py) -----------------
 
 
@@ -419,3 +413,23 @@ def invite_line(number: int, label: str, uses_left: int, not_after: int, inviter
     expiry = "no expiry" if not not_after else f"until {_utc(not_after)}"
     name = f" “{label}”" if label else ""
     return f"{number}.{name} {uses_left} use{'s' if uses_left != 1 else ''} left · {expiry} · by {inviter}"
+# --- telling members apart (client/names.py) ------------------------------------------------------
+
+
+def ambiguous_member(query: str, candidates: tuple[str, ...]) -> str:
+    return (
+        f"{query!r} could be any of {len(candidates)} members: {', '.join(candidates)}. "
+        "Type one of these (# works for ·), or a fingerprint prefix (see /who)"
+    )
+
+
+def lookalike_member(label: str, others: tuple[str, ...]) -> str:
+    return (
+        f"{label} is a new member whose name looks like {', '.join(others)}, with another key: "
+        f"a different person or device, shown with a fingerprint suffix. Compare safety numbers "
+        f"with /verify {label} before trusting them"
+    )
+
+
+def member_renamed(label: str, earlier: tuple[str, ...]) -> str:
+    return f"{label} was called {', '.join(earlier)} before (same key)"

@@ -249,12 +249,14 @@ class ChatApp(App[int]):
                 members = self.session.roster() if self.session is not None else self.member_list.members
                 self._show_who(members)
             case CommandName.VERIFY:
-                number = self._require_session().safety_number(arg)
-                out.add_info(f"safety number with {arg}:")
+                session = self._require_session()
+                who = session.member_label(arg)  # refuses a name that several members look like
+                number = session.safety_number(who)
+                out.add_info(f"safety number with {who}:")
                 out.add_info(f"  {number}")
                 out.add_info(
-                    f"  compare it with {arg} in person or over a channel you trust; "
-                    f"if it matches, type /trust {arg}"
+                    f"  compare it with {who} in person or over a channel you trust; "
+                    f"if it matches, type /trust {who}"
                 )
             case CommandName.TRUST:
                 self._require_session().trust(arg)  # the session confirms it in the timeline
@@ -262,8 +264,10 @@ class ChatApp(App[int]):
                 self._require_session().request_rekey()
                 out.add_info("refreshing your keys (self-update)…")
             case CommandName.KICK:
-                self._require_session().kick(arg)
-                out.add_info(f"asked the group to remove {arg}…")
+                session = self._require_session()
+                who = session.member_label(arg)
+                session.kick(who)
+                out.add_info(f"asked the group to remove {who}…")
             case CommandName.INVITE:
                 uses, hours = invite_options(command.arg)
                 self._require_session().invite(uses, hours)

@@ -6,6 +6,8 @@ import asyncio
 
 from session_harness import agree, running_relay, start_peer, stop_all, wait_until
 
+from groupchat.client import wording
+from groupchat.client.names import compact_fingerprint
 from groupchat.client.notices import TimelineKind, TrustState
 from groupchat.core.identity import Identity
 from groupchat.lab.clock import ManualClock
@@ -102,7 +104,7 @@ async def test_two_joiners_at_once_and_two_eligible_committers() -> None:
             await stop_all(*peers)
 
 
-async def test_key_change_warns_and_safety_numbers() -> None:
+async def test_a_new_key_under_a_verified_name_is_another_member_and_safety_numbers() -> None:
     async with running_relay() as relay:
         alice = start_peer(relay.port, "r", "alice")
         await wait_until(lambda: alice.ready, what="alice ready")
@@ -118,12 +120,39 @@ async def test_key_change_warns_and_safety_numbers() -> None:
             await wait_until(lambda: len(alice.session.roster()) == 1, what="bob gone")
             impostor = start_peer(relay.port, "r", "bob")
             await wait_until(lambda: agree(alice, impostor), what="new bob in")
+            # Another key is another member: shown with its fingerprint suffix (alice's trust store
+            # knows a "bob" under the first key), warned about once, and not verified.
+            label = next(r.name for r in alice.session.roster() if not r.is_me)
+            assert label.startswith("bob·" + compact_fingerprint(impostor.session.identity.public_key)[:4])
             warnings = [n.text for n in alice.notices if getattr(n, "kind", None) is TimelineKind.WARNING]
-            assert any("bob's key changed" in w for w in warnings)
-            assert {r.name: r.trust for r in alice.session.roster()}["bob"] is TrustState.KEY_CHANGED
+            assert [w for w in warnings if "looks like" in w] == [
+                wording.lookalike_member(label, ("bob·" + compact_fingerprint(bob_id.public_key)[:4],))
+            ]
+            assert {r.name: r.trust for r in alice.session.roster()}[label] is TrustState.UNVERIFIED
             await impostor.stop()
         finally:
             await stop_all(alice, bob)
+
+
+async def test_a_known_key_under_a_new_name_is_noted_and_stays_verified() -> None:
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "r", "alice")
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob_id = Identity.generate()
+        bob = start_peer(relay.port, "r", "bob", identity=bob_id)
+        robert = None
+        try:
+            await wait_until(lambda: agree(alice, bob), what="bob in")
+            alice.session.trust("bob")
+            await bob.stop(leave=True)
+            await wait_until(lambda: len(alice.session.roster()) == 1, what="bob gone")
+            robert = start_peer(relay.port, "r", "robert", identity=bob_id)  # same key, new name
+            await wait_until(lambda: agree(alice, robert), what="robert in")
+            assert wording.member_renamed("robert", ("bob",)) in alice.timeline()
+            assert not any("looks like" in t for t in alice.timeline())
+            assert {r.name: r.trust for r in alice.session.roster()}["robert"] is TrustState.VERIFIED
+        finally:
+            await stop_all(alice, bob, *([robert] if robert is not None else []))
 
 
 async def test_injected_clock_drives_eviction_and_scheduled_update() -> None:

@@ -4,6 +4,7 @@ configuration precedence and errors, and file-only logging."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import stat
@@ -27,7 +28,7 @@ from groupchat.client.config import (
 from groupchat.client.identity_store import IdentityFileError, load_or_create_identity
 from groupchat.client.logging_setup import configure_logging
 from groupchat.client.notices import TrustState
-from groupchat.client.trust import TrustStore, TrustStoreError, safety_number
+from groupchat.client.trust import Sighting, TrustStore, TrustStoreError, safety_number
 from groupchat.core.errors import GroupChatError, UsageError
 from groupchat.core.identity import Identity
 
@@ -88,42 +89,81 @@ def test_identity_file_never_holds_the_public_key_only(tmp_path: Path) -> None:
 # --- trust store -------------------------------------------------------------------------------------
 
 
-def test_tofu_pins_first_key_then_flags_a_change() -> None:
+def test_trust_is_keyed_by_identity_key_and_a_new_key_is_another_member() -> None:
     store = TrustStore(None)
-    assert store.state("bob", KEY_B) is TrustState.UNVERIFIED
-    assert store.observe("bob", KEY_B) is TrustState.UNVERIFIED
-    assert store.pinned_key("bob") == KEY_B
-    assert store.observe("bob", KEY_C) is TrustState.KEY_CHANGED
-    assert store.pinned_key("bob") == KEY_B  # the new key is not pinned until the user trusts it
-    assert store.observe("bob", KEY_B) is TrustState.UNVERIFIED
+    assert store.state(KEY_B) is TrustState.UNVERIFIED
+    assert store.observe("bob", KEY_B) == Sighting(new_key=True)
+    assert store.observe("bob", KEY_B) == Sighting(new_key=False)
+    # Another key calling itself bob is another member: a new key, never a "changed" one.
+    assert store.observe("bob", KEY_C) == Sighting(new_key=True)
+    assert set(store.keys_like("b\u043eb")) == {KEY_B, KEY_C}  # Cyrillic o: same skeleton
+    assert store.names(KEY_B) == ("bob",) and store.names(KEY_A) == ()
 
 
-def test_trust_marks_verified_and_a_key_change_drops_it_for_good() -> None:
+def test_verified_belongs_to_the_key_never_to_the_name() -> None:
     store = TrustStore(None)
     store.observe("bob", KEY_B)
-    store.trust("bob", KEY_B)
-    assert store.observe("bob", KEY_B) is TrustState.VERIFIED
-    assert store.observe("bob", KEY_C) is TrustState.KEY_CHANGED
-    # Even the old, once-verified key is no longer "verified": verification must be redone.
-    assert store.state("bob", KEY_B) is TrustState.UNVERIFIED
-    store.trust("bob", KEY_C)
-    assert store.state("bob", KEY_C) is TrustState.VERIFIED
-    assert store.state("bob", KEY_B) is TrustState.KEY_CHANGED
+    store.trust(KEY_B, "bob")
+    store.observe("bob", KEY_C)  # an impostor (or a new device) under the same name
+    assert store.state(KEY_B) is TrustState.VERIFIED
+    assert store.state(KEY_C) is TrustState.UNVERIFIED
+    # A known key under a new name is noted (the names it used before) and stays verified.
+    assert store.observe("robert", KEY_B) == Sighting(new_key=False, earlier_names=("bob",))
+    assert store.state(KEY_B) is TrustState.VERIFIED and store.names(KEY_B) == ("bob", "robert")
+
+
+def test_names_per_key_are_bounded_and_version_counts_changes() -> None:
+    store = TrustStore(None)
+    v0 = store.version
+    for i in range(20):
+        store.observe(f"bob{i}", KEY_B)
+    assert store.names(KEY_B) == tuple(f"bob{i}" for i in range(12, 20))
+    assert not store.keys_like("bob0")  # dropped names no longer count as look-alikes
+    assert store.version == v0 + 20
+    store.observe("bob19", KEY_B)
+    assert store.version == v0 + 20  # nothing new: labels need not be recomputed
 
 
 def test_trust_store_persists_0600_and_reloads(tmp_path: Path) -> None:
     path = tmp_path / "d" / "trust.json"
     store = TrustStore(path)
     store.observe("bob", KEY_B)
-    store.trust("carol", KEY_C)
-    store.observe("carol", KEY_A)  # key change: drops carol's verified mark
+    store.trust(KEY_C, "carol")
+    store.observe("carol", KEY_A)  # another carol: carol's key stays verified
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = TrustStore(path)
-    assert again.state("bob", KEY_B) is TrustState.UNVERIFIED
-    assert again.state("carol", KEY_A) is TrustState.KEY_CHANGED
-    assert again.state("carol", KEY_C) is TrustState.UNVERIFIED
-    assert again.state("dave", KEY_A) is TrustState.UNVERIFIED
+    assert again.state(KEY_B) is TrustState.UNVERIFIED
+    assert again.state(KEY_C) is TrustState.VERIFIED
+    assert again.state(KEY_A) is TrustState.UNVERIFIED
+    assert set(again.keys_like("carol")) == {KEY_A, KEY_C}
+    assert json.loads(path.read_text())["format"] == "groupchat-trust-v2"
+
+
+def test_a_v1_trust_store_is_read_and_rewritten_as_v2(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    v1 = {
+        "format": "groupchat-trust-v1",
+        "peers": {
+            "bob": {"key": KEY_B.hex(), "verified": True},
+            "carol": {"key": KEY_C.hex(), "verified": False},
+            "caroline": {"key": KEY_C.hex(), "verified": False},  # one key, two names
+        },
+    }
+    path.write_text(json.dumps(v1))
+    path.chmod(0o600)
+    store = TrustStore(path)
+    assert store.state(KEY_B) is TrustState.VERIFIED and store.state(KEY_C) is TrustState.UNVERIFIED
+    assert store.names(KEY_C) == ("carol", "caroline")
+    doc = json.loads(path.read_text())
+    assert doc == {
+        "format": "groupchat-trust-v2",
+        "keys": {
+            KEY_B.hex(): {"names": ["bob"], "verified": True},
+            KEY_C.hex(): {"names": ["carol", "caroline"], "verified": False},
+        },
+    }
+    assert TrustStore(path).state(KEY_B) is TrustState.VERIFIED
 
 
 @posix_only
@@ -139,7 +179,10 @@ def test_trust_store_writable_by_others_is_refused(tmp_path: Path) -> None:
     "content",
     [b"{", b"[]", b'{"format": "other", "peers": {}}',
      b'{"format": "groupchat-trust-v1", "peers": {"b": {}}}',
-     b'{"format": "groupchat-trust-v1", "peers": {"b": {"key": "00", "verified": true}}}'],
+     b'{"format": "groupchat-trust-v1", "peers": {"b": {"key": "00", "verified": true}}}',
+     b'{"format": "groupchat-trust-v2", "keys": {"00": {"names": ["b"], "verified": true}}}',
+     b'{"format": "groupchat-trust-v2", "keys": {"' + b"ab" * 32 + b'": {"names": [], "verified": true}}}',
+     b'{"format": "groupchat-trust-v2", "keys": {"' + b"ab" * 32 + b'": {"names": ["b"]}}}'],
 )
 def test_trust_store_malformed_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "trust.json"

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from tui_peers import Peer
 
+from groupchat.client.names import compact_fingerprint
 from groupchat.client.notices import TrustState
 from groupchat.client.trust import TrustStore
+from groupchat.tui.app import ChatApp
 from server.relay import Relay
 
 PeerFactory = Callable[..., Awaitable[Peer]]
@@ -101,7 +103,7 @@ async def test_verify_and_trust(peers: PeerFactory) -> None:
     assert line.startswith("✕ ") and "nobody" in line
 
 
-async def test_key_change_warning(peers: PeerFactory) -> None:
+async def test_a_new_key_under_a_verified_name_is_shown_as_another_member(peers: PeerFactory) -> None:
     alice_trust = TrustStore(None)
     alice = await peers("alice", trust=alice_trust)
     await alice.wait_ready(1)
@@ -113,19 +115,48 @@ async def test_key_change_warning(peers: PeerFactory) -> None:
 
     await bob.stop()
     await alice.wait_ready(1)
-    # Someone else now calls themselves bob: a different identity key under a pinned name.
+    # Someone else now calls themselves bob: another identity key, so another member.
     impostor = await peers("bob")
     await impostor.wait_ready(2)
     await alice.wait_ready(2)
-    await alice.wait_until(
-        "key-changed badge", lambda app: "! bob key changed" in str(app.member_list.content)
-    )
-    warning = next(line for line in await alice.lines() if "⚠" in line and "bob" in line)
-    assert "key" in warning
-    assert await alice.trust_of("bob") is TrustState.KEY_CHANGED
+    label = "bob·" + compact_fingerprint(impostor.identity.public_key)[:4]
+    await alice.wait_until("suffixed roster", lambda app: f"● ? {label}" in str(app.member_list.content))
+    warning = next(line for line in await alice.lines() if "⚠" in line and "looks like" in line)
+    assert label in warning and "bob·" + compact_fingerprint(bob.identity.public_key)[:4] in warning
+    assert await alice.trust_of(label) is TrustState.UNVERIFIED
+    assert alice_trust.state(bob.identity.public_key) is TrustState.VERIFIED  # the key keeps its mark
 
     await impostor.type("trust me")
-    assert await alice.wait_line("bob: trust me") == "09:41 ! bob: trust me"
+    assert await alice.wait_line(f"{label}: trust me") == f"09:41 {label}: trust me"
+
+
+async def test_lookalike_members_are_told_apart_in_the_roster_and_by_commands(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    impostor = await peers("b\u043eb")  # Cyrillic o
+    await impostor.wait_ready(3)
+    await alice.wait_ready(3)
+    bob_label = "bob·" + compact_fingerprint(bob.identity.public_key)[:4]
+    imp_label = "b\u043eb·" + compact_fingerprint(impostor.identity.public_key)[:4]
+    def both_suffixed(app: ChatApp) -> bool:
+        shown = str(app.member_list.content)  # what is drawn, and the entries it is drawn from
+        listed = {m.name for m in app.member_list.members}
+        return listed >= {bob_label, imp_label} and bob_label in shown and imp_label in shown
+
+    for peer in (alice, bob, impostor):
+        await peer.wait_until("both suffixed", both_suffixed)
+
+    await alice.type("/kick bob")
+    refused = (await alice.lines())[-1]
+    assert refused.startswith("✕ ") and bob_label in refused and imp_label in refused
+    await alice.type(f"/verify {imp_label.replace('·', '#')}")
+    assert f"safety number with {imp_label}:" in await alice.lines()
+    await alice.type(f"/kick {imp_label}")
+    await alice.wait_line(f"{imp_label} was removed by alice")
+    await alice.wait_ready(2)
+    assert await alice.trust_of(bob_label) is TrustState.UNVERIFIED  # bob is still in, still apart
 
 
 async def test_tree_panel_shows_the_group(peers: PeerFactory) -> None:

@@ -152,7 +152,7 @@ class ChatSession:
         entry = self._machine.queue_text(text)
         self._emit(
             ChatLine(
-                self._name,
+                self._machine.own_label,
                 text,
                 self._machine.current_epoch,
                 own=True,
@@ -201,6 +201,11 @@ class ChatSession:
     def roster(self) -> tuple[RosterEntry, ...]:
         return self._machine.roster()
 
+    def member_label(self, name: str) -> str:
+        """How the one member ``name`` means is shown (a name, ``name·3f2a`` or a fingerprint
+        prefix; client/names.py): raises if nobody, or several, match."""
+        return self._machine.label(self._machine.member_named(name))
+
     def safety_number(self, name: str) -> str:
         member = self._machine.member_named(name)
         return safety_number(self.identity.public_key, member.identity_key)
@@ -208,8 +213,8 @@ class ChatSession:
     def trust(self, name: str) -> None:
         """``/trust NAME``: mark the key we see for ``name`` as verified out of band."""
         member = self._machine.member_named(name)
-        self._trust.trust(member.display_name, member.identity_key)
-        self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(member.display_name)))
+        self._trust.trust(member.identity_key, member.display_name)
+        self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(self._machine.label(member))))
         self._emit(RosterChanged(self.roster()))
 
     def tree_view(self) -> TreeView:

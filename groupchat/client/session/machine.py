@@ -35,6 +35,7 @@ from ...relay_protocol import (
 from .. import wording
 from ..app_content import AppContent
 from ..coordinator import next_turns
+from ..names import resolve
 from ..notices import ConnectionState, Placeholder, TimelineEvent, TimelineKind, UnreadableReason
 from ..outbound_queue import Outgoing
 from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
@@ -92,11 +93,10 @@ class SessionMachine(Membership):
         self._state = ConnectionState.CLOSED
         self._emit_status()
 
-    def member_named(self, name: str) -> Member:
-        for m in self._members.values():
-            if m.display_name == name:
-                return m
-        raise UsageError(wording.no_member_named(name))
+    def member_named(self, query: str) -> Member:
+        """The one member ``query`` means: a name, ``name·3f2a`` or a fingerprint prefix
+        (:func:`..names.resolve`; an ambiguous name raises with the candidates)."""
+        return resolve(query, self._members.values())
 
     @property
     def current_epoch(self) -> int:

@@ -33,7 +33,6 @@ from ..notices import (
     MessageConfirmed,
     TimelineEvent,
     TimelineKind,
-    TrustState,
     UnreadableReason,
 )
 from ..room_payload import PayloadKind
@@ -57,7 +56,7 @@ from .rejections import Outcome, Rejection, commit_rejection, message_rejection,
 from .rejoin import AfterRemoval, after_removal
 from .settings import member_id
 from .state import log
-from .views import describe_epoch, epoch_kind
+from .views import describe_epoch, epoch_kind, lookalikes
 
 __all__ = ["Membership"]
 
@@ -226,7 +225,7 @@ class Membership(Admitting):
         try:
             content = AppContent.decode(ev.plaintext)
         except GroupChatError as exc:
-            self._placeholder(UnreadableReason.TAMPERED, sender.display_name, wording.unknown_content(exc))
+            self._placeholder(UnreadableReason.TAMPERED, self.label(sender), wording.unknown_content(exc))
             return
         if content.kind is ContentKind.LEAVE:
             self._duties.leave_requests.setdefault(sender.identity_key, self._now)
@@ -238,8 +237,8 @@ class Membership(Admitting):
         seen[content.msg_id] = None
         if len(seen) > _SEEN_PER_SENDER:
             seen.popitem(last=False)
-        trust = self._trust.state(sender.display_name, sender.identity_key)
-        self._emit(ChatLine(sender.display_name, content.text, ev.epoch, trust=trust))
+        trust = self._trust.state(sender.identity_key)
+        self._emit(ChatLine(self.label(sender), content.text, ev.epoch, trust=trust))
 
     def _on_echo(self, ev: MessageEchoed) -> None:
         entry = self._outbox.echoed(ev.message_id)
@@ -303,6 +302,7 @@ class Membership(Admitting):
         else:
             group = self._group
             text = describe_epoch(
+                self.label,
                 ev,
                 self.identity.public_key,
                 group is not None and group.scheme == "ring",
@@ -345,7 +345,7 @@ class Membership(Admitting):
                 yield from self._publish(PayloadKind.CORE, item.data, item.kind.value)
 
     def _on_removed(self, ev: RemovedFromGroup) -> Step[None]:
-        by = ev.by.display_name
+        by = self.label(ev.by)
         link, hold = self._link, self._hold
         code = ev.reason.code if ev.reason is not None else None
         asked = hold is not None and (hold.reentry is not None or bool(self._published))
@@ -378,7 +378,7 @@ class Membership(Admitting):
         """A ring rekey moved on: send our round messages, and show whom it still waits for."""
         hold = self._hold
         assert hold is not None
-        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms)
+        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms, self.label)
         yield from self._send_core_outbox()
         if changed:
             self._emit_status()
@@ -397,7 +397,7 @@ class Membership(Admitting):
             return
         if timed_out is not None:
             ring.timeouts += 1
-            names = ", ".join(m.display_name for m in timed_out.missing)
+            names = ", ".join(self.label(m) for m in timed_out.missing)
             grace = self.settings.eviction_grace
             self._warn(wording.ring_timed_out(ring.epoch, names, timed_out.round, grace))
         # Our proposal of the next attempt, or our confirmation when the committer's never came.
@@ -553,14 +553,24 @@ class Membership(Admitting):
         duties.kicks &= keys
 
     def _observe_roster(self) -> None:
-        """Trust on first use for every member; warn once per new key for a known name."""
-        for m in self._members.values():
+        """Record every member's key in the trust store (client/trust.py, keyed by identity key):
+        warn when a key new to us (or a known key under a new name) looks like another's, and note
+        a known key's new name. Never "key changed": another key is another member."""
+        members = self._members
+        labels = self._labeler.labels(members)
+        for m in members.values():
             if m.identity_key == self.identity.public_key:
                 continue
-            state = self._trust.observe(m.display_name, m.identity_key)
-            if state is TrustState.KEY_CHANGED and (m.display_name, m.identity_key) not in self._warned_keys:
-                self._warned_keys.add((m.display_name, m.identity_key))
-                self._warn(wording.key_changed(m.display_name, m.fingerprint))
+            seen = self._trust.observe(m.display_name, m.identity_key)
+            if not (seen.new_key or seen.earlier_names):
+                continue  # the common case: a key we know, under a name it used before
+            label = labels.get(m.identity_key, m.display_name)
+            if seen.earlier_names:
+                renamed = wording.member_renamed(label, seen.earlier_names)
+                self._emit(TimelineEvent(TimelineKind.INFO, renamed))
+            others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
+            if others:
+                self._warn(wording.lookalike_member(label, others))
         self._emit_roster()
 
 

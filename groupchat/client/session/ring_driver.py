@@ -13,7 +13,7 @@ Pure: times are given; presence (the relay's claim) only decides who acts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from ...core.events import Member, RekeyProgress
@@ -27,13 +27,16 @@ __all__ = ["RING_POLL", "follow", "poll_due", "restart_removes"]
 RING_POLL: Final = 1.0  # seconds between checks of a running ring's round deadline
 
 
-def follow(ring: RingRun | None, ev: RekeyProgress, now: float, core_ms: float) -> tuple[RingRun, bool]:
-    """The ring after ``ev`` (a new run if it is another epoch's), and whether whom it waits for changed."""
+def follow(
+    ring: RingRun | None, ev: RekeyProgress, now: float, core_ms: float, label: Callable[[Member], str]
+) -> tuple[RingRun, bool]:
+    """The ring after ``ev`` (a new run if it is another epoch's), and whether whom it waits for
+    changed; members are named by ``label`` (client/names.py)."""
     if ring is None or ring.epoch != ev.epoch:
         ring = RingRun(ev.epoch, now)
         ring.next_poll = ring.started + RING_POLL
     ring.core_ms += core_ms
-    waiting = tuple(m.display_name for m in ev.waiting_for)
+    waiting = tuple(label(m) for m in ev.waiting_for)
     changed = waiting != ring.waiting_for
     ring.waiting_for = waiting
     ring.waiting_leaves = tuple(m.leaf for m in ev.waiting_for)

@@ -21,6 +21,7 @@ from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
+from ..names import Labeler
 from ..notices import (
     ConnectionState,
     Notice,
@@ -81,6 +82,7 @@ class MachineState:
         self.settings = settings
         self.identity = identity
         self._trust = trust
+        self._labeler = Labeler(trust)  # how each member is shown (client/names.py)
         self._config = config
         self._suite = config.suite()
         self._rand = rand
@@ -147,6 +149,15 @@ class MachineState:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    @property
+    def own_label(self) -> str:
+        """How our own name is shown (with a suffix when another member's looks like it)."""
+        return self._labeler.labels(self._members).get(self.identity.public_key, self._name)
+
+    def label(self, member: Member) -> str:
+        """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
+        return self._labeler.label(self._members, member)
 
     def _in_group(self) -> bool:
         """We hold a group (a step may have dropped it since the caller looked)."""
@@ -326,8 +337,14 @@ class MachineState:
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:
+        members = self._members
         return roster_entries(
-            self._members, self.identity.public_key, self._link is not None, self._present, self._trust
+            members,
+            self.identity.public_key,
+            self._link is not None,
+            self._present,
+            self._trust,
+            self._labeler.labels(members),
         )
 
     def tree_view(self) -> TreeView:
@@ -337,5 +354,6 @@ class MachineState:
         if self._tree_view_cache is None:
             if snap is None or group is None or group.joining:
                 return TreeView(group.scheme if group else "tree", 0, ())
-            self._tree_view_cache = build_tree_view(snap, self._tree_changed)
+            labels = self._labeler.labels(self._members)
+            self._tree_view_cache = build_tree_view(snap, self._tree_changed, labels)
         return self._tree_view_cache

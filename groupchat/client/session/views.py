@@ -7,18 +7,19 @@ is ever read here (the tree snapshot holds public keys and names only).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from ...core import tree_math as tm
 from ...core.admission import RemovalCode
 from ...core.events import EpochChanged, Member
 from .. import wording
+from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
 from ..trust import TrustStore
 from .core_calls import TreeSnapshot
 from .settings import cached_fingerprint, member_id
 
-__all__ = ["build_tree_view", "describe_epoch", "epoch_kind", "roster_entries"]
+__all__ = ["build_tree_view", "describe_epoch", "epoch_kind", "lookalikes", "roster_entries"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -28,40 +29,66 @@ def _levels(width: int) -> tuple[int, ...]:
 
 
 def roster_entries(
-    members: Mapping[int, Member], my_key: bytes, connected: bool, present: set[bytes], trust: TrustStore
+    members: Mapping[int, Member],
+    my_key: bytes,
+    connected: bool,
+    present: set[bytes],
+    trust: TrustStore,
+    labels: Mapping[bytes, str],
 ) -> tuple[RosterEntry, ...]:
-    """The roster in leaf order; online is the relay's presence claim (ours: our connection)."""
+    """The roster in leaf order, each member by its label (client/names.py); online is the relay's
+    presence claim (ours: our connection)."""
     entries = []
     for leaf in sorted(members):
         m = members[leaf]
         mine = m.identity_key == my_key
         online = connected if mine else member_id(m.identity_key) in present
-        state = TrustState.VERIFIED if mine else trust.state(m.display_name, m.identity_key)
-        entries.append(
-            RosterEntry(m.display_name, cached_fingerprint(m.identity_key), online, state, is_me=mine)
-        )
+        state = TrustState.VERIFIED if mine else trust.state(m.identity_key)
+        name = labels.get(m.identity_key, m.display_name)
+        entries.append(RosterEntry(name, cached_fingerprint(m.identity_key), online, state, is_me=mine))
     return tuple(entries)
 
 
-def build_tree_view(snap: TreeSnapshot, changed: frozenset[int]) -> TreeView:
-    """The /tree view of ``snap``: the key tree, or the ring (all of it new at every epoch)."""
+def lookalikes(
+    member: Member, current: Collection[bytes], trust: TrustStore, labels: Mapping[bytes, str]
+) -> tuple[str, ...]:
+    """Who ``member``'s name looks like under another key: the ``current`` members' keys given
+    (shown by their labels) and keys of our trust store that are not current members (by the name
+    they last used and a fingerprint prefix)."""
+    key = member.identity_key
+    found = [labels[k] for k in current if k != key]
+    mine = compact_fingerprint(key)
+    for k in trust.keys_like(member.display_name):
+        if k != key and k not in labels:
+            theirs = compact_fingerprint(k)
+            n = next((n for n in range(MIN_SUFFIX, len(theirs)) if theirs[:n] != mine[:n]), len(theirs))
+            found.append(f"{trust.names(k)[-1]}{SEPARATOR}{theirs[:n]}")
+    return tuple(sorted(found))
+
+
+def build_tree_view(
+    snap: TreeSnapshot, changed: frozenset[int], labels: Mapping[bytes, str] | None = None
+) -> TreeView:
+    """The /tree view of ``snap``: the key tree, or the ring (all of it new at every epoch); leaves
+    are named by ``labels`` (by identity key, client/names.py) where given."""
+    shown = {m.leaf: (labels or {}).get(m.identity_key, m.display_name) for m in snap.members}
     if snap.capacity == 0:  # a ring: every member took fresh keys in the run that made it
         return TreeView(
             "ring",
             snap.epoch,
             tuple(
-                TreeNode(i, 0, m.display_name, "", changed=True, mine=m.leaf == snap.my_leaf)
+                TreeNode(i, 0, shown[m.leaf], "", changed=True, mine=m.leaf == snap.my_leaf)
                 for i, m in enumerate(snap.members)
             ),
         )
     mine = snap.my_path()
-    keys, labels = [k.hex()[:8] for k in snap.keys], snap.labels
+    keys, names = [k.hex()[:8] for k in snap.keys], snap.labels
     set_by = {2 * leaf: name for leaf, name in snap.taints}
     nodes = tuple(
         TreeNode(
             i,
             level,
-            labels[i] if i % 2 == 0 else keys[i][:4],
+            shown.get(i // 2, names[i]) if i % 2 == 0 else keys[i][:4],
             keys[i],
             i in changed,
             i in mine,
@@ -85,6 +112,7 @@ def epoch_kind(ev: EpochChanged) -> TimelineKind:
 
 
 def describe_epoch(
+    label: Callable[[Member], str],
     ev: EpochChanged,
     my_key: bytes,
     ring: bool,
@@ -92,15 +120,16 @@ def describe_epoch(
     changed: int,
     ms: float,
 ) -> str:
-    """The timeline line of an epoch change (docs/session.md, "What the timeline says"); a
-    removal's reason is the one the signed commit gives, so every member tells the same story."""
-    who = "you" if ev.committer.identity_key == my_key else ev.committer.display_name
+    """The timeline line of an epoch change (docs/session.md, "What the timeline says"): members
+    are named by ``label`` (client/names.py), and a removal's reason is the one the signed commit
+    gives, so every member tells the same story."""
+    who = "you" if ev.committer.identity_key == my_key else label(ev.committer)
     removed = []
     for m in ev.removed:
         reason = ev.removal_reasons.get(m.identity_key)
         code, seconds = (reason.code, reason.seconds) if reason is not None else (None, 0)
-        removed.append((m.display_name, wording.removal_reason(code, seconds, who)))
+        removed.append((label(m), wording.removal_reason(code, seconds, who)))
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     return wording.describe_epoch(
-        removed, [m.display_name for m in ev.added], who if ev.updated else None, ev.epoch, cost
+        removed, [label(m) for m in ev.added], who if ev.updated else None, ev.epoch, cost
     )
