@@ -324,7 +324,7 @@ def apply_changes(
 
     Order: revokes, admits (one use each, dropped at 0), new invites, then the returning list:
     removed-offline members join its end, added identities leave it, the oldest fall off past
-    :data:`MAX_RETURNING`. Invite expiry is not checked here (see the module doc of protocol.md).
+    :data:`MAX_RETURNING`. Invite expiry is not checked here (docs/protocol.md §4.5: the admitting member's decision).
     """
     if not changes and not state.returning:
         return AdmissionOutcome(state)  # the hot path: nothing to read, nothing changes
@@ -336,14 +336,17 @@ def apply_changes(
     admitted: dict[bytes, bytes] = {}
     admit_leaves: set[int] = set()
     reason_leaves: set[int] = set()
-    for c in changes:
+    for c in changes:  # revokes first, wherever they stand: a revoked invite admits no one
         if c.type == ChangeType.REVOKE:
             if c.invite_key not in live or c.invite_key in revoked:
                 raise InvalidInviteError(
                     "commit revokes an invite that is not live (unknown, used up or revoked twice)"
                 )
             revoked.append(c.invite_key)
-        elif c.type == ChangeType.INVITE:
+    for c in changes:
+        if c.type == ChangeType.REVOKE:
+            continue
+        if c.type == ChangeType.INVITE:
             if c.invite_key in live or any(i.invite_key == c.invite_key for i in created):
                 raise AdmissionChangeError(
                     "commit creates an invite whose key is already live or listed twice"

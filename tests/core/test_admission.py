@@ -469,6 +469,13 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
             InvalidInviteError,
         ),
         (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.ADMIT, add_leaf, key, proof=proof),
+                AdmissionChange(ChangeType.REVOKE, invite_key=key),
+            ),
+            InvalidInviteError,
+        ),
+        (
             lambda add_leaf, rm_leaf, key, proof: tuple(
                 AdmissionChange(ChangeType.INVITE, invite_key=i.to_bytes(32, "big"), uses=1)
                 for i in range(MAX_INVITES)
@@ -487,6 +494,7 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
         "invite-twice",
         "revoke-unknown",
         "revoked-then-used",
+        "used-then-revoked",
         "too-many-invites",
     ],
 )
