@@ -324,7 +324,8 @@ def apply_changes(
 
     Order: revokes, admits (one use each, dropped at 0), new invites, then the returning list:
     removed-offline members join its end, added identities leave it, the oldest fall off past
-    :data:`MAX_RETURNING`. Invite expiry is not checked here (docs/protocol.md §4.5: the admitting member's decision).
+    :data:`MAX_RETURNING`. Invite expiry is not checked here: it is the admitting member's decision
+    (docs/protocol.md §4.5).
     """
     if not changes and not state.returning:
         return AdmissionOutcome(state)  # the hot path: nothing to read, nothing changes
