@@ -18,6 +18,7 @@ from typing import Final
 from .codec import Reader, Writer
 from .errors import (
     AdmissionChangeError,
+    ConfigError,
     DuplicateKeyError,
     InvalidInviteError,
     InvalidValueError,
@@ -79,9 +80,16 @@ class RemovalReason:
     seconds: int = 0
 
     def __post_init__(self) -> None:
-        timed = self.code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE)
-        if not 0 <= self.seconds <= _U32_MAX or (self.seconds and not timed):
-            raise InvalidValueError(f"removal reason {self.code.name.lower()} with {self.seconds} seconds")
+        if not _reason_ok(self.code, self.seconds):  # a caller's mistake (decoding checks first)
+            raise ConfigError(
+                f"removal reason {self.code.name.lower()} with {self.seconds} seconds: only offline "
+                f"and unresponsive carry 0..{_U32_MAX} seconds, the others 0"
+            )
+
+
+def _reason_ok(code: RemovalCode, seconds: int) -> bool:
+    timed = code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE)
+    return 0 <= seconds <= _U32_MAX and (timed or seconds == 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +278,10 @@ class AdmissionChange:
             code = RemovalCode(raw_code)
         except ValueError:
             raise InvalidValueError(f"unknown removal reason {raw_code}") from None
-        return cls(kind, leaf, reason=RemovalReason(code, r.u32("seconds")))
+        seconds = r.u32("seconds")
+        if not _reason_ok(code, seconds):
+            raise InvalidValueError(f"removal reason {code.name.lower()} with {seconds} seconds")
+        return cls(kind, leaf, reason=RemovalReason(code, seconds))
 
 
 def encode_changes(w: Writer, changes: Sequence[AdmissionChange]) -> None:

@@ -257,8 +257,10 @@ def test_changes_round_trip_and_a_commit_without_them_is_unchanged() -> None:
     empty = dataclasses.replace(msg.content, body=msg.content.body + Writer().opaque(b"").bytes())
     with pytest.raises(InvalidValueError, match="empty admission change"):
         CommitMessage.decode(dataclasses.replace(msg, content=empty).encode())
-    with pytest.raises(InvalidValueError):
+    with pytest.raises(ConfigError):  # a caller's mistake
         RemovalReason(RemovalCode.KICKED, 5)
+    with pytest.raises(InvalidValueError, match="kicked with 5 seconds"):  # a peer's bad bytes
+        AdmissionChange.read(Reader(Writer().u8(4).u32(0).u8(2).u32(5).bytes(), "x"))
     r = Reader(Writer().u8(4).u32(0).u8(9).u32(0).bytes(), "x")
     with pytest.raises(InvalidValueError, match="removal reason 9"):
         AdmissionChange.read(r)
