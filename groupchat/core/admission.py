@@ -342,8 +342,9 @@ def apply_changes(
         return AdmissionOutcome(state)  # the hot path: nothing to read, nothing changes
     live = {i.invite_key: i for i in state.invites}
     uses = {k: i.uses_left for k, i in live.items()}
-    revoked: list[bytes] = []
+    revoked: list[bytes] = []  # at most MAX_INVITES: each must be live
     created: list[Invite] = []
+    created_keys: set[bytes] = set()
     reasons: dict[bytes, RemovalReason] = {}
     admitted: dict[bytes, bytes] = {}
     admit_leaves: set[int] = set()
@@ -359,10 +360,13 @@ def apply_changes(
         if c.type == ChangeType.REVOKE:
             continue
         if c.type == ChangeType.INVITE:
-            if c.invite_key in live or any(i.invite_key == c.invite_key for i in created):
+            if c.invite_key in live or c.invite_key in created_keys:
                 raise AdmissionChangeError(
                     "commit creates an invite whose key is already live or listed twice"
                 )
+            if len(created) >= MAX_INVITES:  # refused at once: no work grows past the bound
+                raise AdmissionChangeError(f"commit creates more than {MAX_INVITES} invites")
+            created_keys.add(c.invite_key)
             created.append(Invite(c.invite_key, c.uses, c.not_after, committer, c.label))
         elif c.type == ChangeType.ADMIT:
             request = added.get(c.leaf)
@@ -402,9 +406,9 @@ def apply_changes(
     if len(invites) > MAX_INVITES:
         raise AdmissionChangeError(f"commit would leave {len(invites)} live invites, more than {MAX_INVITES}")
     back: dict[bytes, int] = {e.identity_key: e.not_after for e in state.returning}
-    for leaf, request in removed.items():
+    for request in removed.values():
         reason = reasons.get(request.identity_key)
-        if reason is not None and reason.code == RemovalCode.OFFLINE and leaf in reason_leaves:
+        if reason is not None and reason.code == RemovalCode.OFFLINE:
             back.pop(request.identity_key, None)  # re-listed at the end: the newest entry
             back[request.identity_key] = request.not_after
     for request in added.values():
