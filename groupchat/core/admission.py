@@ -18,6 +18,7 @@ from typing import Final
 from .codec import Reader, Writer
 from .errors import (
     AdmissionChangeError,
+    ConfigError,
     DuplicateKeyError,
     InvalidInviteError,
     InvalidValueError,
@@ -79,9 +80,16 @@ class RemovalReason:
     seconds: int = 0
 
     def __post_init__(self) -> None:
-        timed = self.code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE)
-        if not 0 <= self.seconds <= _U32_MAX or (self.seconds and not timed):
-            raise InvalidValueError(f"removal reason {self.code.name.lower()} with {self.seconds} seconds")
+        if not _reason_ok(self.code, self.seconds):  # a caller's mistake (decoding checks first)
+            raise ConfigError(
+                f"removal reason {self.code.name.lower()} with {self.seconds} seconds: only offline "
+                f"and unresponsive carry 0..{_U32_MAX} seconds, the others 0"
+            )
+
+
+def _reason_ok(code: RemovalCode, seconds: int) -> bool:
+    timed = code in (RemovalCode.OFFLINE, RemovalCode.UNRESPONSIVE)
+    return 0 <= seconds <= _U32_MAX and (timed or seconds == 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +278,10 @@ class AdmissionChange:
             code = RemovalCode(raw_code)
         except ValueError:
             raise InvalidValueError(f"unknown removal reason {raw_code}") from None
-        return cls(kind, leaf, reason=RemovalReason(code, r.u32("seconds")))
+        seconds = r.u32("seconds")
+        if not _reason_ok(code, seconds):
+            raise InvalidValueError(f"removal reason {code.name.lower()} with {seconds} seconds")
+        return cls(kind, leaf, reason=RemovalReason(code, seconds))
 
 
 def encode_changes(w: Writer, changes: Sequence[AdmissionChange]) -> None:
@@ -324,30 +335,38 @@ def apply_changes(
 
     Order: revokes, admits (one use each, dropped at 0), new invites, then the returning list:
     removed-offline members join its end, added identities leave it, the oldest fall off past
-    :data:`MAX_RETURNING`. Invite expiry is not checked here (see the module doc of protocol.md).
+    :data:`MAX_RETURNING`. Invite expiry is not checked here: it is the admitting member's decision
+    (docs/protocol.md §4.5).
     """
     if not changes and not state.returning:
         return AdmissionOutcome(state)  # the hot path: nothing to read, nothing changes
     live = {i.invite_key: i for i in state.invites}
     uses = {k: i.uses_left for k, i in live.items()}
-    revoked: list[bytes] = []
+    revoked: list[bytes] = []  # at most MAX_INVITES: each must be live
     created: list[Invite] = []
+    created_keys: set[bytes] = set()
     reasons: dict[bytes, RemovalReason] = {}
     admitted: dict[bytes, bytes] = {}
     admit_leaves: set[int] = set()
     reason_leaves: set[int] = set()
-    for c in changes:
+    for c in changes:  # revokes first, wherever they stand: a revoked invite admits no one
         if c.type == ChangeType.REVOKE:
             if c.invite_key not in live or c.invite_key in revoked:
                 raise InvalidInviteError(
                     "commit revokes an invite that is not live (unknown, used up or revoked twice)"
                 )
             revoked.append(c.invite_key)
-        elif c.type == ChangeType.INVITE:
-            if c.invite_key in live or any(i.invite_key == c.invite_key for i in created):
+    for c in changes:
+        if c.type == ChangeType.REVOKE:
+            continue
+        if c.type == ChangeType.INVITE:
+            if c.invite_key in live or c.invite_key in created_keys:
                 raise AdmissionChangeError(
                     "commit creates an invite whose key is already live or listed twice"
                 )
+            if len(created) >= MAX_INVITES:  # refused at once: no work grows past the bound
+                raise AdmissionChangeError(f"commit creates more than {MAX_INVITES} invites")
+            created_keys.add(c.invite_key)
             created.append(Invite(c.invite_key, c.uses, c.not_after, committer, c.label))
         elif c.type == ChangeType.ADMIT:
             request = added.get(c.leaf)
@@ -387,9 +406,9 @@ def apply_changes(
     if len(invites) > MAX_INVITES:
         raise AdmissionChangeError(f"commit would leave {len(invites)} live invites, more than {MAX_INVITES}")
     back: dict[bytes, int] = {e.identity_key: e.not_after for e in state.returning}
-    for leaf, request in removed.items():
+    for request in removed.values():
         reason = reasons.get(request.identity_key)
-        if reason is not None and reason.code == RemovalCode.OFFLINE and leaf in reason_leaves:
+        if reason is not None and reason.code == RemovalCode.OFFLINE:
             back.pop(request.identity_key, None)  # re-listed at the end: the newest entry
             back[request.identity_key] = request.not_after
     for request in added.values():

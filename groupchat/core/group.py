@@ -11,6 +11,9 @@ reads a clock or a random source it was not given (see :class:`GroupConfig`).
 * :meth:`Group.receive` takes any message from the relay and returns an event, or raises a
   :class:`~groupchat.core.errors.GroupChatError` subclass and leaves the state exactly as it was.
 * :meth:`Group.tick` checks a multi-round agreement's deadline and returns what happened.
+* :attr:`Group.admission` is the admission state every member agrees on (invites, open flag,
+  returning members; ``core/admission.py``), changed only by signed commits, and
+  :meth:`Group.classify_request` says how a verified join request may come in (docs/protocol.md §4.5).
 
 The epoch machine behind it is :mod:`groupchat.core.epoch`: its phases, inputs and transitions in
 :mod:`~groupchat.core.epoch.machine`, and one module per job (epoch state, admission, message

@@ -257,8 +257,10 @@ def test_changes_round_trip_and_a_commit_without_them_is_unchanged() -> None:
     empty = dataclasses.replace(msg.content, body=msg.content.body + Writer().opaque(b"").bytes())
     with pytest.raises(InvalidValueError, match="empty admission change"):
         CommitMessage.decode(dataclasses.replace(msg, content=empty).encode())
-    with pytest.raises(InvalidValueError):
+    with pytest.raises(ConfigError):  # a caller's mistake
         RemovalReason(RemovalCode.KICKED, 5)
+    with pytest.raises(InvalidValueError, match="kicked with 5 seconds"):  # a peer's bad bytes
+        AdmissionChange.read(Reader(Writer().u8(4).u32(0).u8(2).u32(5).bytes(), "x"))
     r = Reader(Writer().u8(4).u32(0).u8(9).u32(0).bytes(), "x")
     with pytest.raises(InvalidValueError, match="removal reason 9"):
         AdmissionChange.read(r)
@@ -469,6 +471,13 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
             InvalidInviteError,
         ),
         (
+            lambda add_leaf, rm_leaf, key, proof: (
+                AdmissionChange(ChangeType.ADMIT, add_leaf, key, proof=proof),
+                AdmissionChange(ChangeType.REVOKE, invite_key=key),
+            ),
+            InvalidInviteError,
+        ),
+        (
             lambda add_leaf, rm_leaf, key, proof: tuple(
                 AdmissionChange(ChangeType.INVITE, invite_key=i.to_bytes(32, "big"), uses=1)
                 for i in range(MAX_INVITES)
@@ -487,6 +496,7 @@ def test_a_used_up_invite_is_refused_even_from_a_cheating_committer(h: Harness) 
         "invite-twice",
         "revoke-unknown",
         "revoked-then-used",
+        "used-then-revoked",
         "too-many-invites",
     ],
 )

@@ -9,6 +9,7 @@ import os
 from group_harness import Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ring_room import GROUP_ID, grown
 
 from groupchat.core.admission import Admit, NewInvite, RemovalCode, RemovalReason
 from groupchat.core.events import EpochChanged, RemovedFromGroup
@@ -109,3 +110,57 @@ def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
         assert {i.invite_key: i.uses_left for i in state.invites} == invites
         assert [i.invite_key for i in state.invites] == list(invites)
         assert [(e.identity_key, e.not_after) for e in state.returning] == list(returning.items())
+
+
+RING_ACTIONS = ("invite", "revoke", "admit", "approve", "remove")
+
+
+@settings(max_examples=max(1, EXAMPLES // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), steps=st.integers(2, 6))
+def test_ring_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
+    """The same in the ring, where the new epoch's GroupContext is built when the ring ends."""
+    room = grown(3)
+    counter = [0]
+    secrets: dict[bytes, InviteSecret] = {}
+    for _ in range(steps):
+        action = data.draw(st.sampled_from(RING_ACTIONS))
+        live = room.live()
+        committer = data.draw(st.sampled_from(sorted(live)))
+        group = live[committer]
+        state = group.admission
+        kw: dict[str, object] = {}
+        joiner: PendingJoin | None = None
+        if action == "invite":
+            counter[0] += 1
+            secret = InviteSecret(counter[0].to_bytes(32, "big"))
+            secrets[secret.public_key] = secret
+            kw["invite"] = [NewInvite(secret.public_key, uses=data.draw(st.integers(1, 2)))]
+        elif action == "revoke" and state.invites:
+            kw["revoke"] = [data.draw(st.sampled_from([i.invite_key for i in state.invites]))]
+        elif action in ("admit", "approve") and len(live) < 6:
+            counter[0] += 1
+            joiner = room.request(f"j{counter[0]}")
+            if action == "admit" and state.invites:
+                key = data.draw(st.sampled_from([i.invite_key for i in state.invites]))
+                kw["add"] = [Admit(joiner.request, key, prove(secrets[key], GROUP_ID, joiner.request))]
+            else:
+                kw["add"] = [joiner.request]
+        elif action == "remove" and len(live) > 2:
+            victim = data.draw(st.sampled_from(sorted(set(live) - {committer})))
+            leaf = live[victim].my_leaf
+            code = data.draw(st.sampled_from([RemovalCode.OFFLINE, RemovalCode.KICKED, RemovalCode.LEFT]))
+            kw["remove"] = [leaf]
+            kw["reasons"] = {leaf: RemovalReason(code, 60 if code is RemovalCode.OFFLINE else 0)}
+        else:
+            kw["update"] = True
+        message = group.commit(**kw)  # type: ignore[arg-type]
+        if joiner is not None:
+            name = joiner.request.display_name
+            room.relay.expect(name, joiner.request.identity_key, room._joiner(joiner, len(room.log) + 1))
+        room.send(committer, message)
+        room.pump()
+        for name in [n for n, g in room.members.items() if g.state.value != "member"]:
+            room.members.pop(name)
+        room.assert_agreement()
+        assert len({g.admission for g in room.live().values()}) == 1
+        assert len({g._ctx_bytes for g in room.live().values()}) == 1

@@ -259,8 +259,9 @@ class EpochState:
         # A ring joiner's placeholder keys for the epoch before it joined are never kept.
         self._previous = None if self._joining else previous
         self._joining = False
+        if ctx.extensions != self._ctx.extensions:  # same extensions: same admission state
+            self._admission = admission_of(ctx)
         self._ctx, self._ctx_bytes = ctx, ctx.encode()
-        self._admission = admission_of(ctx)
         self._secrets, self._interim = secrets, interim
         self._keys = self._epoch_keys(secrets)
         self._epoch_started = self.config.clock()
