@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .codec import Writer
@@ -34,10 +36,16 @@ __all__ = [
 
 INVITE_CODE_PREFIX: Final = "gci1-"
 INVITE_PROOF_LABEL: Final = b"InviteProof"
-_SEED: Final = 32
+_SEED: Final = 16  # bytes of secret: 128 bits, a short code
+_KEY_INFO: Final = b"groupchat v1 invite key"
 _CHECK: Final = 3  # checksum bytes: a mistyped code is refused, never read as another invite
 _CHECK_LABEL: Final = b"groupchat invite code"
 _DEFAULT_SUITE: Final = CipherSuite()
+
+
+def _key_seed(secret: bytes) -> bytes:
+    """The Ed25519 seed of an invite: HKDF-SHA256 of its 16-byte secret (so the code stays short)."""
+    return HKDF(SHA256(), 32, salt=None, info=_KEY_INFO).derive(secret)
 
 
 def _checksum(seed: bytes) -> bytes:
@@ -46,13 +54,14 @@ def _checksum(seed: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class InviteSecret:
-    """The seed of one invite: whoever holds it may prove the invite (keep it out of logs)."""
+    """The secret of one invite (128 bits): whoever holds it may prove the invite (keep it out of
+    logs). Its Ed25519 key is derived from it with HKDF, so the code to pass on stays short."""
 
     seed: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
         if len(self.seed) != _SEED:
-            raise InvalidInviteCodeError(f"an invite seed is {_SEED} bytes, not {len(self.seed)}")
+            raise InvalidInviteCodeError(f"an invite secret is {_SEED} bytes, not {len(self.seed)}")
 
     @classmethod
     def generate(cls, rand: Callable[[int], bytes]) -> InviteSecret:
@@ -93,7 +102,7 @@ class InviteSecret:
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.seed)
+        return Ed25519PrivateKey.from_private_bytes(_key_seed(self.seed))
 
     @property
     def public_key(self) -> bytes:

@@ -58,7 +58,7 @@ Add = PendingJoin | tuple[PendingJoin, InviteSecret]
 
 
 def invite_secret(n: int) -> InviteSecret:
-    return InviteSecret(bytes([n]) * 32)
+    return InviteSecret(bytes([n]) * 16)
 
 
 def admit_of(h: Harness, pj: PendingJoin, secret: InviteSecret) -> Admit:

@@ -97,7 +97,7 @@ def test_members_rejoining_replays_and_requests_already_in(h3: Harness) -> None:
 
 
 def test_invited_open_and_needs_approval(h3: Harness) -> None:
-    secret, spent = InviteSecret(bytes([1]) * 32), InviteSecret(bytes([2]) * 32)
+    secret, spent = InviteSecret(bytes([1]) * 16), InviteSecret(bytes([2]) * 16)
     m0 = h3.members["m0"]
     data = m0.commit(invite=[NewInvite(secret.public_key, not_after=NOW + 100), NewInvite(spent.public_key)])
     h3.deliver(data)

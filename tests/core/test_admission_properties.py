@@ -34,7 +34,7 @@ def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
 
     def fresh_secret() -> InviteSecret:
         counter[0] += 1
-        return InviteSecret(counter[0].to_bytes(32, "big"))
+        return InviteSecret(counter[0].to_bytes(16, "big"))
 
     secrets: dict[bytes, InviteSecret] = {}
     for _ in range(steps):
@@ -132,7 +132,7 @@ def test_ring_members_agree_on_admission(data: st.DataObject, steps: int) -> Non
         joiner: PendingJoin | None = None
         if action == "invite":
             counter[0] += 1
-            secret = InviteSecret(counter[0].to_bytes(32, "big"))
+            secret = InviteSecret(counter[0].to_bytes(16, "big"))
             secrets[secret.public_key] = secret
             kw["invite"] = [NewInvite(secret.public_key, uses=data.draw(st.integers(1, 2)))]
         elif action == "revoke" and state.invites:

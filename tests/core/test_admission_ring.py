@@ -49,7 +49,7 @@ def add_with_invite(room: Room, by: str, name: str, secret: InviteSecret) -> Non
 
 def test_invites_and_admits_reach_the_ring_epoch_and_its_joiner() -> None:
     room = grown(3)
-    secret = InviteSecret(bytes([3]) * 32)
+    secret = InviteSecret(bytes([3]) * 16)
     room.send("m1", room.members["m1"].commit(invite=[NewInvite(secret.public_key, uses=2, label="ring")]))
     room.pump()
     agreed(room)
@@ -86,7 +86,7 @@ def cheat(group: Group) -> None:
 
 def test_a_ring_commit_with_a_used_up_invite_is_refused_by_the_members() -> None:
     room = grown(3)
-    secret = InviteSecret(bytes([4]) * 32)
+    secret = InviteSecret(bytes([4]) * 16)
     room.send("m0", room.members["m0"].commit(invite=[NewInvite(secret.public_key)]))
     room.pump()
     add_with_invite(room, "m0", "ann", secret)
