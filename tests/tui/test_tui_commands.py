@@ -50,9 +50,12 @@ def test_unknown_command_says_what_to_type() -> None:
         parse_input("/")
 
 
-@pytest.mark.parametrize("name", [n for n, spec in COMMANDS.items() if spec.arg is not None])
-def test_missing_name_is_refused_with_usage(name: CommandName) -> None:
-    with pytest.raises(CommandError, match=rf"/{name.value} needs a NAME: type /{name.value} NAME"):
+@pytest.mark.parametrize(
+    "name", [n for n, spec in COMMANDS.items() if spec.arg is not None and not spec.optional]
+)
+def test_missing_argument_is_refused_with_usage(name: CommandName) -> None:
+    arg = COMMANDS[name].arg
+    with pytest.raises(CommandError, match=rf"/{name.value} needs a {arg}: type /{name.value} {arg}"):
         parse_input(f"/{name.value}")
 
 
