@@ -1,0 +1,102 @@
+"""What the attack tests observe, in one place: the lead adapts these as issue 13's fixes land.
+
+Every assumption about an API or a sentence that does not exist yet (beacons' reports, invites,
+the approval prompt, bounds) lives here, so a test says *what* must hold and this module says
+*how* it is seen through the machine (notices, ``machine.epoch``, the roster, frames sent).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Final
+
+from session_room import Member
+
+from groupchat.client.notices import Placeholder, TimelineEvent
+
+__all__ = [
+    "JOINER_BUFFER_MAX_BYTES",
+    "MAX_COST_RATIO",
+    "foreign_control",
+    "holds_group",
+    "joiner_buffer_bytes",
+    "notice_texts",
+    "removal_sentence",
+    "reports_fork",
+    "reports_loss",
+    "reports_not_heard",
+    "reports_unconfirmed",
+    "roster_keys",
+    "roster_names",
+]
+
+#: A waiting joiner keeps at most this many bytes of what the relay sends before its welcome.
+JOINER_BUFFER_MAX_BYTES: Final = 8 << 20
+#: Per-input cost with a huge relay-chosen set over the cost with a small one: "flat" means below.
+MAX_COST_RATIO: Final = 4.0
+
+
+def notice_texts(member: Member) -> list[str]:
+    """Every sentence the member's UI was given (timeline lines and placeholders' words)."""
+    out: list[str] = []
+    for n in member.notices():
+        if isinstance(n, TimelineEvent):
+            out.append(n.text)
+        elif isinstance(n, Placeholder):
+            out.append(" ".join(x for x in (n.sender or "", n.detail, n.reason.value) if x))
+    return out
+
+
+def holds_group(member: Member) -> bool:
+    return member.machine.epoch is not None and not member.stopped
+
+
+def roster_names(member: Member) -> set[str]:
+    return {e.name for e in member.machine.roster()}
+
+
+def roster_keys(member: Member) -> set[bytes]:
+    """The identity keys in the member's group (its roster)."""
+    return {m.identity_key for m in member.machine._members.values()}
+
+
+def _said(member: Member, *words: str) -> list[str]:
+    return [t for t in notice_texts(member) if all(w.lower() in t.lower() for w in words)]
+
+
+def reports_loss(member: Member, sender: str) -> bool:
+    """'3 messages from bob did not reach you' (a beacon or a generation gap)."""
+    return bool(_said(member, sender, "did not reach"))
+
+
+def reports_unconfirmed(member: Member) -> bool:
+    """'nobody has confirmed your last 2 messages / your update after 15 s'."""
+    return bool(_said(member, "nobody has confirmed"))
+
+
+def reports_not_heard(member: Member, name: str) -> bool:
+    """'not heard from bob for 60 s; the relay may be withholding his messages'."""
+    return bool(_said(member, "not heard from", name))
+
+
+def reports_fork(member: Member, name: str) -> bool:
+    """'fork: bob's view of the group differs from ours'."""
+    return bool(_said(member, "fork", name))
+
+
+def removal_sentence(member: Member, name: str) -> str | None:
+    """The member's timeline sentence for ``name``'s removal, without the epoch and cost tail."""
+    for t in notice_texts(member):
+        if t.startswith(f"{name} ") and ("removed" in t or "left" in t):
+            return t.split(" · ")[0]
+    return None
+
+
+def foreign_control(text: str) -> list[str]:
+    """Control, escape and bidi-format characters (category Cc/Cf) left in ``text``, but newline."""
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")]
+
+
+def joiner_buffer_bytes(member: Member) -> int:
+    """Bytes a waiting joiner keeps of what the relay sent before its welcome."""
+    return sum(len(x) for x in member.machine._arrival.buffer)
