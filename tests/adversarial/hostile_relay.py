@@ -20,6 +20,8 @@ The hooks (all on :class:`Policy` unless said otherwise; :meth:`Policy.behave` u
 * ``answer_join(code, member=None, times=1)``: the next Join of ``member`` (anyone) is answered
   with an Error of ``code`` (``gap``, ``future_seq``, or any other) instead of ``Joined``.
 * ``hold(recipient)`` / room ``release(recipient, reverse)``: reorder what one member receives.
+* room ``on_publish``: callbacks run before a member's publish is logged, to forge what must
+  come just before it in the relay's order.
 
 On the room (either face): ``forge(sender, payload, to=None, recipients=None)`` injects a
 Deliver as if from any member id (one with no machine behind it included); ``replay(seq)``
@@ -276,6 +278,9 @@ class HostileRoom(MemoryRoom):
         self.fake_present: set[bytes] = set()
         self.held: dict[bytes, list[tuple[Member, ServerFrame]]] = {}
         self.visible: dict[int, frozenset[bytes] | None] = {}  # seq -> who may get it on resume
+        # Called with (sender, frame) before a member's Publish/SendTo is logged: a test forges here
+        # what must come just before it in the relay's order.
+        self.on_publish: list[Callable[[Member, Publish | SendTo], None]] = []
         self.config = GroupConfig(clock=clock, rand=os.urandom)
         self.room_name = "room"
 
@@ -400,6 +405,8 @@ class HostileRoom(MemoryRoom):
             return
         if isinstance(frame, Leave):
             return
+        for hook in self.on_publish:
+            hook(sender, frame)
         to = frame.to if isinstance(frame, SendTo) else None
         d = Deliver(len(self.log) + 1, self.room, sender.mid, to, frame.payload)
         self.log.append(d)

@@ -1,0 +1,176 @@
+"""Issue 13, "one forged frame can destroy the group" and "no deadlock"; threats.md §1 items 9
+(replays), 16 (bit flips), 20 (malformed frames) and 27 (unsigned claims that remove or reset).
+No frame that no member signed makes a member discard its group, and once the relay behaves again
+the room ends with one group that every honest member is in."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from expect import holds_group
+from hostile_relay import HostileRoom, is_chat, is_commit, payload_kind, start_room, with_epoch
+from session_room import Member
+
+from groupchat.client.notices import ChatLine, Placeholder
+from groupchat.client.room_payload import CREATION_NONCE_LEN, PayloadKind, RoomPayload
+from groupchat.lab.clock import ManualClock
+from groupchat.relay_protocol import Deliver, ErrorCode, Publish, SendTo, ServerFrame
+
+
+def wait(room: HostileRoom, clock: ManualClock, seconds: float, step: float = 0.5) -> None:
+    for _ in range(int(seconds / step)):
+        clock.advance(step)
+        room.tick()
+
+
+def chat(member: Member) -> list[str]:
+    return [n.text for n in member.notices() if isinstance(n, ChatLine) and not n.own]
+
+
+def agree(*members: Member) -> bool:
+    """Everyone holds a group, at one epoch, with one epoch code."""
+    epochs = {m.machine.epoch for m in members}
+    if None in epochs or len(epochs) != 1 or not all(holds_group(m) for m in members):
+        return False
+    epoch = epochs.pop()
+    assert epoch is not None
+    return len({m.machine.epoch_codes.get(epoch) for m in members}) == 1
+
+
+def chat_continues(room: HostileRoom, sender: Member, *readers: Member) -> bool:
+    text = f"still here {os.urandom(4).hex()}"
+    sender.machine.queue_text(text)
+    room.tick()
+    return all(text in chat(r) for r in readers)
+
+
+def flip_last(payload: bytes) -> bytes:
+    return payload[:-1] + bytes([payload[-1] ^ 1])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a later-epoch header alone makes a member drop its group")
+def test_one_forged_later_epoch_frame_to_everyone_leaves_every_member_in_its_group(
+    clock: ManualClock,
+) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    alice, bob, carol = members
+    epoch = alice.machine.epoch
+    assert epoch is not None
+    alice.machine.queue_text("hello")
+    room.tick()
+    real = next(d for d in room.log if is_chat(d.payload))
+    body = RoomPayload.decode(real.payload).body
+    forged = RoomPayload(PayloadKind.CORE, with_epoch(body, epoch + 1)).encode()
+    room.forge(alice.mid, forged)
+    for m in members:
+        assert holds_group(m), f"{m.name} dropped its group"
+        assert m.machine.epoch == epoch
+    wait(room, clock, 5)
+    assert agree(*members)
+    assert chat_continues(room, bob, alice, carol)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a forged group-created marker leaves the creator waiting")
+def test_a_fake_group_created_marker_leaves_nobody_without_a_group(clock: ManualClock) -> None:
+    room = HostileRoom(clock)
+    ghost = room.virtual("ghost")
+
+    def forge_first(sender: Member, frame: Publish | SendTo) -> None:
+        if payload_kind(frame.payload) is PayloadKind.GROUP_CREATED and sender.mid != ghost.mid:
+            room.on_publish.clear()
+            marker = RoomPayload(PayloadKind.GROUP_CREATED, os.urandom(CREATION_NONCE_LEN)).encode()
+            room.forge(ghost.mid, marker, settle=False)
+
+    room.on_publish.append(forge_first)
+    alice = room.add("alice")
+    room.connect(alice)
+    wait(room, clock, 10)
+    bob = room.add("bob")
+    room.connect(bob)
+    wait(room, clock, 40)
+    assert agree(alice, bob), "the room ended without one group that both are in"
+    assert chat_continues(room, alice, bob)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: future_seq makes every member drop its group and wait")
+def test_a_future_seq_answer_to_every_member_leaves_every_member_in_the_group(clock: ManualClock) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    for m in members:
+        room.policy.answer_join(ErrorCode.FUTURE_SEQ, m.mid)
+        room.disconnect(m)
+    for m in members:
+        room.connect(m)
+    for m in members:
+        assert holds_group(m), f"{m.name} dropped its group on the relay's word"
+    room.policy.behave()
+    wait(room, clock, 40)
+    assert agree(*members)
+    assert chat_continues(room, members[0], *members[1:])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a joiner whose welcome does not open never retries freshly")
+def test_a_tampered_welcome_makes_the_joiner_retry_and_get_in_once_the_relay_behaves(
+    clock: ManualClock,
+) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    carol = room.add("carol")
+
+    def spoil(to: bytes, f: ServerFrame) -> ServerFrame | None:
+        if to == carol.mid and isinstance(f, Deliver) and payload_kind(f.payload) is PayloadKind.WELCOME:
+            room.policy.alters.clear()  # once
+            return Deliver(f.seq, f.room, f.sender, f.to, flip_last(f.payload))
+        return None
+
+    room.policy.alter(spoil)
+    room.connect(carol)
+    wait(room, clock, 60)
+    assert agree(alice, bob, carol), "the joiner never got in after the relay behaved"
+    assert chat_continues(room, carol, alice, bob)
+
+
+def test_a_replayed_chat_message_is_shown_once_and_changes_nothing(clock: ManualClock) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    alice.machine.queue_text("pay 10")
+    room.tick()
+    epoch = bob.machine.epoch
+    seq = next(d.seq for d in room.log if is_chat(d.payload))
+    room.replay(seq)
+    room.replay(seq)
+    assert chat(bob).count("pay 10") == 1
+    assert bob.machine.epoch == epoch and agree(alice, bob)
+
+
+def test_a_replayed_old_commit_changes_nobodys_epoch(clock: ManualClock) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    epochs = [m.machine.epoch for m in members]
+    for d in [d for d in room.log if is_commit(d.payload)]:
+        room.replay(d.seq)
+    assert [m.machine.epoch for m in members] == epochs and agree(*members)
+
+
+def test_a_bit_flipped_message_is_shown_as_tampered_and_changes_nothing(clock: ManualClock) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    epoch = bob.machine.epoch
+
+    def flip(to: bytes, f: ServerFrame) -> ServerFrame | None:
+        if to == bob.mid and isinstance(f, Deliver) and is_chat(f.payload):
+            room.policy.alters.clear()
+            return Deliver(f.seq, f.room, f.sender, f.to, flip_last(f.payload))
+        return None
+
+    room.policy.alter(flip)
+    alice.machine.queue_text("flipped")
+    room.tick()
+    assert "flipped" not in chat(bob)
+    assert any(isinstance(n, Placeholder) for n in bob.notices())
+    assert bob.machine.epoch == epoch and chat_continues(room, alice, bob)
+
+
+def test_malformed_payloads_are_refused_and_change_nothing(clock: ManualClock) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    epoch = bob.machine.epoch
+    for junk in (b"", b"\xff" * 40, bytes([PayloadKind.CORE]) + os.urandom(300), bytes([2, 0, 1, 0, 2])):
+        room.forge(alice.mid, junk)
+    assert agree(alice, bob) and bob.machine.epoch == epoch
+    assert chat_continues(room, alice, bob)
