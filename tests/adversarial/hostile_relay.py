@@ -17,8 +17,8 @@ The hooks (all on :class:`Policy` unless said otherwise; :meth:`Policy.behave` u
   shows everyone online.
 * ``hide(member, recipient=None)``: presence says ``member`` is gone (to ``recipient``, or all),
   though its frames still flow; ``Joined`` lists leave it out.
-* ``answer_join(code, member=None, times=1)``: the next Join of ``member`` (anyone) is answered
-  with an Error of ``code`` (``gap``, ``future_seq``, or any other) instead of ``Joined``.
+* ``answer_join(code, member=None, times=1, reason=None)``: the next Join of ``member`` (anyone)
+  is answered with an Error of ``code`` (``gap``, ``future_seq``, any other) instead of ``Joined``.
 * ``hold(recipient)`` / room ``release(recipient, reverse)``: reorder what one member receives.
 * room ``on_publish``: callbacks run before a member's publish is logged, to forge what must
   come just before it in the relay's order.
@@ -135,7 +135,7 @@ class Policy:
     swallowed: list[tuple[bytes, Callable[[bytes], bool]]] = field(default_factory=list)
     halves: tuple[frozenset[bytes], frozenset[bytes]] | None = None
     hidden: set[tuple[bytes, bytes | None]] = field(default_factory=set)
-    join_answers: list[list[Any]] = field(default_factory=list)  # [code, member|None, times]
+    join_answers: list[list[Any]] = field(default_factory=list)  # [code, member|None, times, reason]
     holding: set[bytes] = field(default_factory=set)
     dropped: list[tuple[bytes, ServerFrame]] = field(default_factory=list)  # what drop/withhold ate
 
@@ -171,8 +171,10 @@ class Policy:
     def hold(self, recipient: bytes) -> None:
         self.holding.add(recipient)
 
-    def answer_join(self, code: str, member: bytes | None = None, times: int = 1) -> None:
-        self.join_answers.append([code, member, times])
+    def answer_join(
+        self, code: str, member: bytes | None = None, times: int = 1, reason: str | None = None
+    ) -> None:
+        self.join_answers.append([code, member, times, reason or f"the relay says {code}"])
 
     # --- what the faces ask --------------------------------------------------------------------
 
@@ -184,10 +186,10 @@ class Policy:
 
     def join_error(self, join: Join) -> Error | None:
         for answer in self.join_answers:
-            code, member, times = answer
+            code, member, times, reason = answer
             if times > 0 and member in (None, join.member):
                 answer[2] -= 1
-                return Error(code, f"the relay says {code}", join.req_id, join.room)
+                return Error(code, reason, join.req_id, join.room)
         return None
 
     def admit(self, recipient: bytes, frame: ServerFrame) -> ServerFrame | None:
