@@ -54,10 +54,11 @@ def test_a_dropped_message_is_reported_to_its_recipient(clock: ManualClock) -> N
     dropped: list[bytes] = []
 
     def drop_one(to: bytes, f: ServerFrame) -> bool:
-        if to == bob.mid and isinstance(f, Deliver) and f.sender == alice.mid and is_chat(f.payload):
-            if not dropped:
-                dropped.append(f.payload)
-                return True
+        ours = to == bob.mid and isinstance(f, Deliver) and f.sender == alice.mid and is_chat(f.payload)
+        if ours and not dropped:
+            assert isinstance(f, Deliver)
+            dropped.append(f.payload)
+            return True
         return False
 
     room.policy.drop(drop_one)
