@@ -1,0 +1,95 @@
+"""Issue 13, "relay-chosen text reaches the terminal" and "relay-chosen sizes cost memory and
+time"; threats.md §1 item 29. No control, escape or bidi character the relay chose reaches a
+notice or a log line; no input's cost grows with a set the relay chose; a waiting joiner keeps a
+bounded number of bytes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+from expect import JOINER_BUFFER_MAX_BYTES, MAX_COST_RATIO, foreign_control, joiner_buffer_bytes, notice_texts
+from hostile_relay import HostileRoom, payload_kind, start_room
+from session_room import Member
+
+from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.session.driver import drive
+from groupchat.client.session.inputs import FrameReceived
+from groupchat.lab.clock import ManualClock
+from groupchat.relay_protocol import Deliver, ErrorCode, Presence, PresenceEvent, ServerFrame
+
+EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c\r\n* alice was removed by bob \x9b31m"
+NOT_SANITISED = "issue 13: relay-chosen text reaches notices and logs with its escapes"
+
+
+def leaks(member: Member) -> list[str]:
+    return [t for t in notice_texts(member) if foreign_control(t)]
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_SANITISED)
+def test_an_error_frames_reason_never_reaches_a_notice_or_log_with_its_escapes(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    room, (alice, _bob) = start_room(clock, "alice", "bob")
+    with caplog.at_level(logging.DEBUG, logger="groupchat"):
+        for code in (ErrorCode.REPLACED, ErrorCode.SLOW_CONSUMER, ErrorCode.SHUTTING_DOWN, EVIL):
+            room.error(alice, code, EVIL)
+    assert any("fake" in t for t in notice_texts(alice)), "the relay's words were not shown at all"
+    assert leaks(alice) == []
+    assert [r.getMessage() for r in caplog.records if foreign_control(r.getMessage())] == []
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_SANITISED)
+def test_a_join_refusals_reason_never_reaches_a_notice_with_its_escapes(clock: ManualClock) -> None:
+    room = HostileRoom(clock)
+    alice = room.add("alice")
+    room.policy.answer_join(ErrorCode.ROOM_FULL, reason=EVIL)
+    room.connect(alice)
+    assert any("fake" in t for t in notice_texts(alice))
+    assert leaks(alice) == []
+
+
+def _presence_cost(member: Member, clock: ManualClock, ids: list[bytes]) -> float:
+    """Seconds for the member to take one presence input per id (and arm its timer, as the glue does)."""
+    m = member.machine
+    start = time.perf_counter()
+    for mid in ids:
+        for event in (PresenceEvent.JOINED, PresenceEvent.LEFT):
+            drive(m, FrameReceived(Presence(b"room", mid, event), clock()), clock)
+            m.next_wakeup(clock())
+    return time.perf_counter() - start
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: fake presence ids accumulate and each input walks them")
+def test_a_flood_of_fake_presence_ids_keeps_the_cost_per_input_flat(clock: ManualClock) -> None:
+    _room, (alice, _bob) = start_room(clock, "alice", "bob")
+
+    def fake(n: int) -> list[bytes]:
+        return [os.urandom(16).hex().encode() for _ in range(n)]
+
+    probe = 200
+    small = min(_presence_cost(alice, clock, fake(probe)) for _ in range(3))
+    _presence_cost(alice, clock, fake(3000))  # the flood
+    large = min(_presence_cost(alice, clock, fake(probe)) for _ in range(3))
+    took = f"{probe} inputs took {large:.3f} s after the flood, {small:.3f} s before"
+    assert large <= MAX_COST_RATIO * small, took
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a waiting joiner buffers relay frames with no byte bound")
+def test_a_waiting_joiner_keeps_a_bounded_number_of_bytes(clock: ManualClock) -> None:
+    room, (alice, _bob) = start_room(clock, "alice", "bob")
+    carol = room.add("carol")
+
+    def no_welcome(to: bytes, f: ServerFrame) -> bool:
+        return isinstance(f, Deliver) and to == carol.mid and payload_kind(f.payload) is PayloadKind.WELCOME
+
+    room.policy.drop(no_welcome)
+    room.connect(carol)
+    junk = RoomPayload(PayloadKind.CORE, os.urandom(60_000)).encode()
+    for _ in range(300):  # 18 MB
+        room.forge(alice.mid, junk, recipients=[carol], settle=False)
+    room.settle()
+    assert carol.machine.epoch is None  # still waiting
+    assert joiner_buffer_bytes(carol) <= JOINER_BUFFER_MAX_BYTES
