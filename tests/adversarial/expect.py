@@ -17,10 +17,12 @@ from groupchat.client.notices import Placeholder, TimelineEvent
 __all__ = [
     "JOINER_BUFFER_MAX_BYTES",
     "MAX_COST_RATIO",
+    "PRESENCE_IDS_MAX",
     "foreign_control",
     "holds_group",
     "joiner_buffer_bytes",
     "notice_texts",
+    "relay_ids_kept",
     "removal_sentence",
     "reports_fork",
     "reports_loss",
@@ -32,6 +34,8 @@ __all__ = [
 
 #: A waiting joiner keeps at most this many bytes of what the relay sends before its welcome.
 JOINER_BUFFER_MAX_BYTES: Final = 8 << 20
+#: Ids a member keeps of what the relay says about presence (present or offline since).
+PRESENCE_IDS_MAX: Final = 1024
 #: Per-input cost with a huge relay-chosen set over the cost with a small one: "flat" means below.
 MAX_COST_RATIO: Final = 4.0
 
@@ -100,3 +104,9 @@ def foreign_control(text: str) -> list[str]:
 def joiner_buffer_bytes(member: Member) -> int:
     """Bytes a waiting joiner keeps of what the relay sent before its welcome."""
     return sum(len(x) for x in member.machine._arrival.buffer)
+
+
+def relay_ids_kept(member: Member) -> int:
+    """How many member ids the machine keeps on the relay's word (present, offline since)."""
+    m = member.machine
+    return len(m._present) + len(m._offline_since)
