@@ -34,6 +34,7 @@ with real keys and correctly signed join requests, which records every welcome s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -506,6 +507,12 @@ class LoopbackRelay:
             await ws.close(code, reason)
 
     async def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            await self._serve(ws)
+
+    async def _serve(self, ws: Any) -> None:
         from groupchat.relay_protocol import ENVELOPE_VERSION, ServerHello
 
         first = decode_client(await ws.recv())
