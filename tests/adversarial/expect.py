@@ -17,11 +17,15 @@ from groupchat.client.notices import Placeholder, TimelineEvent
 __all__ = [
     "JOINER_BUFFER_MAX_BYTES",
     "MAX_COST_RATIO",
+    "PENDING_JOINERS_MAX",
     "PRESENCE_IDS_MAX",
+    "approve",
+    "asks_to_join",
     "foreign_control",
     "holds_group",
     "joiner_buffer_bytes",
     "notice_texts",
+    "pending_joiners",
     "relay_ids_kept",
     "removal_sentence",
     "reports_fork",
@@ -110,3 +114,26 @@ def relay_ids_kept(member: Member) -> int:
     """How many member ids the machine keeps on the relay's word (present, offline since)."""
     m = member.machine
     return len(m._present) + len(m._offline_since)
+
+
+#: Join requests a member keeps waiting for an invite check or an approval.
+PENDING_JOINERS_MAX: Final = 256
+
+
+def pending_joiners(member: Member) -> int:
+    """How many join requests the member keeps (waiting to be added, checked or approved)."""
+    return len(member.machine._duties.adds)
+
+
+def asks_to_join(member: Member, name: str, fingerprint: str) -> bool:
+    """'mallory (fingerprint 1a2b …) asks to join: /approve mallory': shown, with its fingerprint."""
+    short = fingerprint.split()[0]
+    return bool(_said(member, name, "asks to join", short))
+
+
+def approve(room: object, member: Member, name: str) -> None:
+    """``/approve NAME`` on ``member`` (issue 13, admission by a member's approval).
+
+    The lead wires this to the real input once it exists (e.g. ``room.feed(member,
+    ApproveRequested(key, now))``); until then the approval cannot be given."""
+    raise NotImplementedError("issue 13: there is no /approve yet")
