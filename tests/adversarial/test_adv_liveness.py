@@ -120,3 +120,16 @@ def test_every_member_tells_the_same_story_of_one_removal(clock: ManualClock) ->
     assert carol.machine.identity.public_key not in roster_keys(alice) | roster_keys(bob)
     told = {removal_sentence(alice, "carol"), removal_sentence(bob, "carol")}
     assert None not in told and len(told) == 1, told
+
+
+@pytest.mark.xfail(strict=True, reason=NO_BEACONS)
+def test_a_suppressed_removal_is_reported_to_its_committer(clock: ManualClock) -> None:
+    from groupchat.client.session.inputs import KickRequested
+
+    room, (alice, _bob, carol) = start_room(clock, "alice", "bob", "carol")
+    room.policy.swallow(alice.mid, is_commit)  # the kick is acknowledged and reaches nobody
+    room.feed(alice, KickRequested(carol.machine.identity.public_key, clock()))
+    room.settle()
+    talk(room, clock, 30, alice)
+    assert not carol.stopped  # the relay did suppress it
+    assert reports_unconfirmed(alice), "alice was not told that her removal of carol went nowhere"

@@ -174,3 +174,57 @@ def test_malformed_payloads_are_refused_and_change_nothing(clock: ManualClock) -
         room.forge(alice.mid, junk)
     assert agree(alice, bob) and bob.machine.epoch == epoch
     assert chat_continues(room, alice, bob)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a gap answer to every member leaves everyone waiting")
+def test_a_gap_answer_to_every_member_ends_in_one_group_once_the_relay_behaves(clock: ManualClock) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    for m in members:
+        room.policy.answer_join(ErrorCode.GAP, m.mid)
+        room.disconnect(m)
+    for m in members:
+        room.connect(m)
+    room.policy.behave()
+    wait(room, clock, 60, step=1.0)
+    assert agree(*members), "the room did not end with one group every member is in"
+    assert chat_continues(room, members[2], *members[:2])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a newcomer shown an empty room with traffic waits for good")
+def test_a_newcomer_shown_an_empty_room_creates_a_group_and_says_so(clock: ManualClock) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    dave = room.add("dave")
+    for m in (alice, bob):
+        room.policy.hide(m.mid, dave.mid)  # dave's view: nobody is here...
+    room.policy.withhold(dave.mid)  # ...and nobody hears him; the log shows the room's traffic
+    room.connect(dave)
+    wait(room, clock, 40, step=1.0)
+    assert holds_group(dave), "dave waits for a welcome that cannot come"
+    assert any("the relay showed no one here" in t for t in dave.timeline())
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: commits delivered in per-member orders fork the group for good")
+def test_concurrent_commits_delivered_in_different_orders_end_in_one_group(clock: ManualClock) -> None:
+    from groupchat.client.session.inputs import RekeyRequested
+
+    room, (alice, bob, carol) = start_room(clock, "alice", "bob", "carol")
+    room.policy.hold(bob.mid)
+    room.feed(alice, RekeyRequested(clock()))
+    room.feed(carol, RekeyRequested(clock()))
+    room.settle()
+    room.release(bob, reverse=True)  # bob sees carol's commit first, the others alice's
+    epoch = alice.machine.epoch
+    assert epoch is not None and bob.machine.epoch == epoch  # the attack: one epoch, two stories
+    assert bob.machine.epoch_codes[epoch] != alice.machine.epoch_codes[epoch]
+    wait(room, clock, 60, step=1.0)
+    assert agree(alice, bob, carol), "the members never converged on one epoch code"
+    assert chat_continues(room, bob, alice, carol)
+
+
+def test_replayed_welcomes_change_nothing(clock: ManualClock) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    epochs = [m.machine.epoch for m in members]
+    for d in [d for d in room.log if payload_kind(d.payload) is PayloadKind.WELCOME]:
+        room.replay(d.seq)
+        room.forge(d.sender, d.payload, to=None)  # and to everyone
+    assert [m.machine.epoch for m in members] == epochs and agree(*members)
