@@ -203,7 +203,7 @@ def test_a_newcomer_shown_an_empty_room_creates_a_group_and_says_so(clock: Manua
     assert any("the relay showed no one here" in t for t in dave.timeline())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: commits delivered in per-member orders fork the group for good")
+@pytest.mark.xfail(strict=True, reason="issue 13: commits in per-member orders fork the group for good")
 def test_concurrent_commits_delivered_in_different_orders_end_in_one_group(clock: ManualClock) -> None:
     from groupchat.client.session.inputs import RekeyRequested
 
