@@ -41,7 +41,7 @@ JOINER_BUFFER_MAX_BYTES: Final = 8 << 20
 #: Ids a member keeps of what the relay says about presence (present or offline since).
 PRESENCE_IDS_MAX: Final = 1024
 #: Per-input cost with a huge relay-chosen set over the cost with a small one: "flat" means below.
-MAX_COST_RATIO: Final = 4.0
+MAX_COST_RATIO: Final = 3.0
 
 
 def notice_texts(member: Member) -> list[str]:

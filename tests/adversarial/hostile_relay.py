@@ -19,14 +19,17 @@ The hooks (all on :class:`Policy` unless said otherwise; :meth:`Policy.behave` u
   though its frames still flow; ``Joined`` lists leave it out.
 * ``answer_join(code, member=None, times=1, reason=None)``: the next Join of ``member`` (anyone)
   is answered with an Error of ``code`` (``gap``, ``future_seq``, any other) instead of ``Joined``.
-* ``hold(recipient)`` / room ``release(recipient, reverse)``: reorder what one member receives.
+* ``hold(recipient)`` / room ``release(recipient, reverse)``: reorder what one member receives
+  (sans-I/O face only).
 * room ``on_publish``: callbacks run before a member's publish is logged, to forge what must
-  come just before it in the relay's order.
+  come just before it in the relay's order (sans-I/O face only).
 
 On the room (either face): ``forge(sender, payload, to=None, recipients=None)`` injects a
 Deliver as if from any member id (one with no machine behind it included); ``replay(seq)``
 delivers a logged frame again under a new seq; ``announce(mid)`` / ``retract(mid)`` fake
-presence; ``error(member, code, reason)`` sends an Error frame with any code and reason;
+presence; ``report_offline(member)`` says a member left while its frames still flow;
+``error(member, code, reason)`` sends an Error frame with any code and reason; the loopback
+face's ``close(mid, code, reason)`` closes a member's websocket with any close reason;
 ``virtual(name)`` makes a :class:`VirtualMember`: an identity that exists only inside the relay,
 with real keys and correctly signed join requests, which records every welcome sent to it.
 """
@@ -497,6 +500,13 @@ class LoopbackRelay:
         for other in list(self.conns):
             room = self.rooms[other]
             await self._send(other, Presence(room, mid, PresenceEvent.JOINED))
+
+    async def report_offline(self, mid: bytes) -> None:
+        """Presence says ``mid`` left (to everyone else); its frames still flow."""
+        for other in list(self.conns):
+            if other != mid:
+                self.policy.hide(mid, other)
+                await self._send(other, Presence(self.rooms[other], mid, PresenceEvent.LEFT))
 
     async def error(self, mid: bytes, code: str, reason: str) -> None:
         await self._send(mid, Error(code, reason), filtered=False)

@@ -15,6 +15,7 @@ from session_harness import Peer, agree, start_peer, stop_all, wait_until
 from groupchat.client.notices import TimelineEvent
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.settings import member_id
+from groupchat.core.errors import UsageError
 
 ROOM = "hostile"
 EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c * bob was removed"
@@ -85,5 +86,27 @@ async def test_a_forged_later_epoch_frame_leaves_both_sessions_in_the_group() ->
             assert alice.epoch == bob.epoch == epoch, "a member dropped its group"
             bob.session.send_text("still here")
             await wait_until(lambda: "still here" in alice.texts(), 5, "alice reads bob")
+        finally:
+            await stop_all(alice, bob)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: eviction follows the relay's presence, not signed traffic")
+async def test_a_session_whose_messages_arrive_is_not_evicted_when_the_relay_says_it_left() -> None:
+    async with LoopbackRelay() as relay:
+        alice = start_peer(relay.port, ROOM, "alice", eviction_grace=1.0)
+        await wait_until(lambda: alice.epoch is not None, 5, "alice's group")
+        bob = start_peer(relay.port, ROOM, "bob", eviction_grace=1.0)
+        try:
+            await wait_until(lambda: agree(alice, bob) and bool(bob.epoch), 8, "bob in alice's group")
+            await relay.report_offline(member_id(bob.session.identity.public_key))
+            for i in range(15):  # 3 s: three times the grace, bob talking all along
+                try:
+                    bob.session.send_text(f"bob {i}")
+                except UsageError:
+                    raise AssertionError(f"bob's session ended after {i * 0.2:.1f} s") from None
+                await asyncio.sleep(0.2)
+            await wait_until(lambda: "bob 14" in alice.texts(), 3, "bob's messages to flow")
+            assert bob.task is not None and not bob.task.done(), "bob's session ended"
+            assert "bob" in {e.name for e in alice.session.roster()}, "bob was evicted"
         finally:
             await stop_all(alice, bob)
