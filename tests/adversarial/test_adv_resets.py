@@ -228,3 +228,26 @@ def test_replayed_welcomes_change_nothing(clock: ManualClock) -> None:
         room.replay(d.seq)
         room.forge(d.sender, d.payload, to=None)  # and to everyone
     assert [m.machine.epoch for m in members] == epochs and agree(*members)
+
+
+def test_frames_replayed_from_another_room_change_nothing(clock: ManualClock) -> None:
+    """threats.md §1 item 17: a chat message, a commit and a join request of room G1 fed into G2."""
+    other = HostileRoom(clock)
+    other.room_name = "other"
+    for name in ("xavier", "yvonne"):
+        m = other.add(name)
+        other.connect(m)
+        other.tick()
+    wait(other, clock, 3)
+    next(iter(other.members.values())).machine.queue_text("from the other room")
+    other.tick()
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    epochs = [alice.machine.epoch, bob.machine.epoch]
+    assert any(is_chat(d.payload) for d in other.log) and any(is_commit(d.payload) for d in other.log)
+    for d in other.log:
+        if payload_kind(d.payload) in (PayloadKind.CORE, PayloadKind.JOIN_REQUEST):
+            room.forge(alice.mid, d.payload)
+    wait(room, clock, 5)
+    assert [alice.machine.epoch, bob.machine.epoch] == epochs and agree(alice, bob)
+    assert "from the other room" not in chat(bob) + chat(alice)
+    assert len(alice.machine.roster()) == 2
