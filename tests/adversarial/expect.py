@@ -8,7 +8,7 @@ the approval prompt, bounds) lives here, so a test says *what* must hold and thi
 from __future__ import annotations
 
 import unicodedata
-from typing import Final
+from typing import Any, Final
 
 from session_room import Member
 
@@ -23,7 +23,10 @@ __all__ = [
     "asks_to_join",
     "foreign_control",
     "holds_group",
+    "invited",
+    "invited_peer",
     "joiner_buffer_bytes",
+    "let_in",
     "notice_texts",
     "pending_joiners",
     "relay_ids_kept",
@@ -42,6 +45,28 @@ JOINER_BUFFER_MAX_BYTES: Final = 8 << 20
 PRESENCE_IDS_MAX: Final = 1024
 #: Per-input cost with a huge relay-chosen set over the cost with a small one: "flat" means below.
 MAX_COST_RATIO: Final = 3.0
+
+
+# --- how an honest member gets in (today: it connects, and the member in line adds it) ---------
+
+
+def invited(room: Any, inviter: Member, name: str) -> dict[str, Any]:
+    """``SessionSettings`` overrides for a newcomer ``name`` whom ``inviter`` let in out of band.
+
+    Today admission is automatic, so nothing. Once invites exist: run ``/invite`` on ``inviter``
+    (e.g. ``room.feed(inviter, InviteRequested(...))``) and return what the newcomer's settings
+    carry (e.g. ``{"invite": code}``)."""
+    return {}
+
+
+def let_in(room: Any, inviter: Member, newcomer: Member) -> None:
+    """Whatever else an honest admission takes once ``newcomer`` is connected (nothing today)."""
+
+
+async def invited_peer(inviter: Any, name: str) -> dict[str, Any]:
+    """The loopback face's :func:`invited`: ``start_peer`` overrides for a newcomer that the
+    running ``ChatSession`` of ``inviter`` (a ``session_harness.Peer``) invited. Nothing today."""
+    return {}
 
 
 def notice_texts(member: Member) -> list[str]:

@@ -428,12 +428,18 @@ class HostileRoom(MemoryRoom):
 
 
 def start_room(clock: ManualClock, *names: str, **settings: Any) -> tuple[HostileRoom, list[Member]]:
-    """A hostile room where ``names`` (the first creates) all joined, one after the other, honestly."""
+    """A hostile room where ``names`` all joined, one after the other, honestly: the first creates
+    the group and lets each of the others in (``expect.invited`` and ``expect.let_in``)."""
+    from expect import invited, let_in
+
     room = HostileRoom(clock)
-    members = []
+    members: list[Member] = []
     for name in names:
-        m = room.add(name, **settings)
+        extra = invited(room, members[0], name) if members else {}
+        m = room.add(name, **{**extra, **settings})
         room.connect(m)
+        if members:
+            let_in(room, members[0], m)
         room.tick()
         members.append(m)
     for _ in range(3):

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 
 import pytest
-from expect import foreign_control
+from expect import foreign_control, invited_peer
 from hostile_relay import LoopbackRelay, is_chat, with_epoch
 from session_harness import Peer, agree, start_peer, stop_all, wait_until
 
@@ -24,7 +24,7 @@ EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c * bob was removed"
 async def two(relay: LoopbackRelay) -> tuple[Peer, Peer]:
     alice = start_peer(relay.port, ROOM, "alice")
     await wait_until(lambda: alice.epoch is not None, 5, "alice's group")
-    bob = start_peer(relay.port, ROOM, "bob")
+    bob = start_peer(relay.port, ROOM, "bob", **await invited_peer(alice, "bob"))
     await wait_until(lambda: agree(alice, bob) and bool(bob.epoch), 8, "bob in alice's group")
     return alice, bob
 
@@ -95,7 +95,7 @@ async def test_a_session_whose_messages_arrive_is_not_evicted_when_the_relay_say
     async with LoopbackRelay() as relay:
         alice = start_peer(relay.port, ROOM, "alice", eviction_grace=1.0)
         await wait_until(lambda: alice.epoch is not None, 5, "alice's group")
-        bob = start_peer(relay.port, ROOM, "bob", eviction_grace=1.0)
+        bob = start_peer(relay.port, ROOM, "bob", eviction_grace=1.0, **await invited_peer(alice, "bob"))
         try:
             await wait_until(lambda: agree(alice, bob) and bool(bob.epoch), 8, "bob in alice's group")
             await relay.report_offline(member_id(bob.session.identity.public_key))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from expect import holds_group
+from expect import holds_group, invited, let_in
 from hostile_relay import HostileRoom, is_chat, is_commit, payload_kind, start_room, with_epoch
 from session_room import Member
 
@@ -86,8 +86,9 @@ def test_a_fake_group_created_marker_leaves_nobody_without_a_group(clock: Manual
     alice = room.add("alice")
     room.connect(alice)
     wait(room, clock, 10)
-    bob = room.add("bob")
+    bob = room.add("bob", **invited(room, alice, "bob"))
     room.connect(bob)
+    let_in(room, alice, bob)
     wait(room, clock, 40)
     assert agree(alice, bob), "the room ended without one group that both are in"
     assert chat_continues(room, alice, bob)
@@ -114,7 +115,7 @@ def test_a_tampered_welcome_makes_the_joiner_retry_and_get_in_once_the_relay_beh
     clock: ManualClock,
 ) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
-    carol = room.add("carol")
+    carol = room.add("carol", **invited(room, alice, "carol"))
 
     def spoil(to: bytes, f: ServerFrame) -> ServerFrame | None:
         if to == carol.mid and isinstance(f, Deliver) and payload_kind(f.payload) is PayloadKind.WELCOME:
@@ -124,6 +125,7 @@ def test_a_tampered_welcome_makes_the_joiner_retry_and_get_in_once_the_relay_beh
 
     room.policy.alter(spoil)
     room.connect(carol)
+    let_in(room, alice, carol)
     wait(room, clock, 60)
     assert agree(alice, bob, carol), "the joiner never got in after the relay behaved"
     assert chat_continues(room, carol, alice, bob)
@@ -193,7 +195,7 @@ def test_a_gap_answer_to_every_member_ends_in_one_group_once_the_relay_behaves(c
 @pytest.mark.xfail(strict=True, reason="issue 13: a newcomer shown an empty room with traffic waits for good")
 def test_a_newcomer_shown_an_empty_room_creates_a_group_and_says_so(clock: ManualClock) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
-    dave = room.add("dave")
+    dave = room.add("dave", **invited(room, alice, "dave"))
     for m in (alice, bob):
         room.policy.hide(m.mid, dave.mid)  # dave's view: nobody is here...
     room.policy.withhold(dave.mid)  # ...and nobody hears him; the log shows the room's traffic
@@ -234,12 +236,13 @@ def test_frames_replayed_from_another_room_change_nothing(clock: ManualClock) ->
     """threats.md §1 item 17: a chat message, a commit and a join request of room G1 fed into G2."""
     other = HostileRoom(clock)
     other.room_name = "other"
-    for name in ("xavier", "yvonne"):
-        m = other.add(name)
-        other.connect(m)
-        other.tick()
+    xavier = other.add("xavier")
+    other.connect(xavier)
+    yvonne = other.add("yvonne", **invited(other, xavier, "yvonne"))
+    other.connect(yvonne)
+    let_in(other, xavier, yvonne)
     wait(other, clock, 3)
-    next(iter(other.members.values())).machine.queue_text("from the other room")
+    xavier.machine.queue_text("from the other room")
     other.tick()
     room, (alice, bob) = start_room(clock, "alice", "bob")
     epochs = [alice.machine.epoch, bob.machine.epoch]
