@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 
 import pytest
 from expect import foreign_control, invited_peer
@@ -16,6 +18,7 @@ from groupchat.client.notices import TimelineEvent
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.settings import member_id
 from groupchat.core.errors import UsageError
+from groupchat.relay_protocol import Presence, PresenceEvent
 
 ROOM = "hostile"
 EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c * bob was removed"
@@ -110,3 +113,53 @@ async def test_a_session_whose_messages_arrive_is_not_evicted_when_the_relay_say
             assert "bob" in {e.name for e in alice.session.roster()}, "bob was evicted"
         finally:
             await stop_all(alice, bob)
+
+
+FLOOD_IDS = 4000
+LOOP_BUDGET = 0.050
+
+
+class MeasuringLoop(asyncio.SelectorEventLoop):
+    """An event loop that records the most CPU time one of its iterations took (the measure of
+    tests/client/test_session_loop_lag.py: independent of how busy the machine is)."""
+
+    worst_cpu = 0.0
+    measuring = False
+
+    def _run_once(self) -> None:
+        start = time.thread_time()
+        super()._run_once()  # type: ignore[misc]
+        if self.measuring:
+            self.worst_cpu = max(self.worst_cpu, time.thread_time() - start)
+
+
+async def _flood(loop: MeasuringLoop) -> None:
+    async with LoopbackRelay() as relay:
+        alice, bob = await two(relay)
+        try:
+            me = member_id(alice.session.identity.public_key)
+            loop.measuring = True
+            for i in range(FLOOD_IDS):  # in chunks, so the relay's own sending stays small per iteration
+                mid = os.urandom(16).hex().encode()
+                await relay._send(me, Presence(ROOM.encode(), mid, PresenceEvent.JOINED))
+                await relay._send(me, Presence(ROOM.encode(), mid, PresenceEvent.LEFT))
+                if i % 50 == 0:
+                    await asyncio.sleep(0)
+            bob.session.send_text("after the flood")
+            await wait_until(lambda: "after the flood" in alice.texts(), 20, "alice reads bob afterwards")
+        finally:
+            loop.measuring = False
+            await stop_all(alice, bob)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: each presence input walks every id the relay made up")
+def test_a_flood_of_fake_presence_never_stalls_the_event_loop() -> None:
+    """Issue 13 §6: under a flood of junk the UI loop never stalls longer than 50 ms (the CPU time
+    of one loop iteration, as in tests/client/test_session_loop_lag.py; the relay shares the loop)."""
+    loop = MeasuringLoop()
+    try:
+        loop.run_until_complete(_flood(loop))
+    finally:
+        loop.close()
+    took = f"one event-loop iteration took {loop.worst_cpu * 1000:.1f} ms of CPU"
+    assert loop.worst_cpu < LOOP_BUDGET, took
