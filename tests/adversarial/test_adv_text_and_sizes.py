@@ -16,6 +16,7 @@ from expect import (
     MAX_COST_RATIO,
     PRESENCE_IDS_MAX,
     foreign_control,
+    holds_group,
     invited,
     joiner_buffer_bytes,
     let_in,
@@ -29,7 +30,14 @@ from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.driver import drive
 from groupchat.client.session.inputs import FrameReceived
 from groupchat.lab.clock import ManualClock
-from groupchat.relay_protocol import Deliver, ErrorCode, Presence, PresenceEvent, ServerFrame
+from groupchat.relay_protocol import (
+    MAX_MEMBERS_LISTED,
+    Deliver,
+    ErrorCode,
+    Presence,
+    PresenceEvent,
+    ServerFrame,
+)
 
 EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c\r\n* alice was removed by bob \x9b31m"
 PRESENCE_FLOOD = 2 * PRESENCE_IDS_MAX
@@ -106,6 +114,12 @@ def test_fake_presence_ids_are_kept_within_a_bound(clock: ManualClock) -> None:
     for _ in range(PRESENCE_FLOOD):
         room.inbox.append((alice, Presence(room.room, os.urandom(16).hex().encode(), PresenceEvent.JOINED)))
     room.settle()
+    assert relay_ids_kept(alice) <= PRESENCE_IDS_MAX
+    # And a Joined list as long as the protocol allows, on a reconnect.
+    room.fake_present = {os.urandom(16).hex().encode() for _ in range(MAX_MEMBERS_LISTED - 8)}
+    room.disconnect(alice)
+    room.connect(alice)
+    assert holds_group(alice)
     assert relay_ids_kept(alice) <= PRESENCE_IDS_MAX
 
 
