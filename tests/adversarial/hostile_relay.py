@@ -19,19 +19,22 @@ The hooks (all on :class:`Policy` unless said otherwise; :meth:`Policy.behave` u
   though its frames still flow; ``Joined`` lists leave it out.
 * ``answer_join(code, member=None, times=1, reason=None)``: the next Join of ``member`` (anyone)
   is answered with an Error of ``code`` (``gap``, ``future_seq``, any other) instead of ``Joined``.
-* ``hold(recipient)`` / room ``release(recipient, reverse)``: reorder what one member receives
-  (sans-I/O face only).
+* ``hold(recipient)`` / room ``release(recipient, reverse, renumber)``: reorder what one member
+  receives, with seqs in the new order or keeping the old ones (sans-I/O face only).
 * room ``on_publish``: callbacks run before a member's publish is logged, to forge what must
   come just before it in the relay's order (sans-I/O face only).
 
-On the room (either face): ``forge(sender, payload, to=None, recipients=None)`` injects a
-Deliver as if from any member id (one with no machine behind it included); ``replay(seq)``
-delivers a logged frame again under a new seq; ``announce(mid)`` / ``retract(mid)`` fake
-presence; ``report_offline(member)`` says a member left while its frames still flow;
-``error(member, code, reason)`` sends an Error frame with any code and reason; the loopback
-face's ``close(mid, code, reason)`` closes a member's websocket with any close reason;
-``virtual(name)`` makes a :class:`VirtualMember`: an identity that exists only inside the relay,
-with real keys and correctly signed join requests, which records every welcome sent to it.
+On both faces' rooms: ``forge(sender, payload, to=None)`` injects a Deliver as if from any
+member id (one with no machine behind it included); ``announce(mid)`` fakes presence;
+``report_offline(member)`` says a member left while its frames still flow; ``error(member, code,
+reason)`` sends an Error frame with any code and reason; ``virtual(name)`` makes a
+:class:`VirtualMember`: an identity that exists only inside the relay, with real keys and correctly
+signed join requests, which records every welcome sent to it. The sans-I/O room also has
+``forge(..., recipients=[...])`` (a per-member view, kept out of the others' resumes),
+``replay(seq)`` (a logged frame again, under a new seq), ``retract(mid)`` and ``welcomes_for(mid)``;
+the loopback relay has ``close(mid, code, reason)`` (any close reason). :func:`start_room` builds a
+hostile room whose members all joined honestly; :func:`forged_request` and :func:`with_epoch` make
+the forged payloads (a badly signed join request for a member's key; a later-epoch header).
 """
 
 from __future__ import annotations
@@ -79,9 +82,11 @@ __all__ = [
     "Policy",
     "VirtualMember",
     "core_kind",
+    "forged_request",
     "is_chat",
     "is_commit",
     "payload_kind",
+    "start_room",
     "with_epoch",
 ]
 
@@ -319,11 +324,21 @@ class HostileRoom(MemoryRoom):
         else:
             self.inbox.append((member, out))
 
-    def release(self, member: Member, reverse: bool = True) -> None:
-        """Deliver what was held for ``member``, in reverse order by default; stop holding."""
+    def release(self, member: Member, reverse: bool = True, renumber: bool = True) -> None:
+        """Deliver what was held for ``member``, in reverse order by default; stop holding.
+
+        With ``renumber`` the held Delivers take their seqs in the new order (the relay's order for
+        this member is what it says); without, they keep theirs, so later seqs arrive first."""
         self.policy.holding.discard(member.mid)
         held = self.held.pop(member.mid, [])
-        self.inbox.extend(reversed(held) if reverse else held)
+        order = list(reversed(held)) if reverse else held
+        if renumber:
+            seqs = iter(sorted(f.seq for _, f in order if isinstance(f, Deliver)))
+            order = [
+                (m, Deliver(next(seqs), f.room, f.sender, f.to, f.payload) if isinstance(f, Deliver) else f)
+                for m, f in order
+            ]
+        self.inbox.extend(order)
         self.settle()
 
     def _connected(self) -> list[Member]:

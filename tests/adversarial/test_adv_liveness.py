@@ -18,6 +18,7 @@ from expect import (
 from hostile_relay import HostileRoom, is_chat, is_commit, start_room
 from session_room import Member
 
+from groupchat.client.notices import ChatLine
 from groupchat.client.session.inputs import RekeyRequested
 from groupchat.lab.clock import ManualClock
 from groupchat.relay_protocol import Deliver, ServerFrame
@@ -133,3 +134,18 @@ def test_a_suppressed_removal_is_reported_to_its_committer(clock: ManualClock) -
     talk(room, clock, 30, alice)
     assert not carol.stopped  # the relay did suppress it
     assert reports_unconfirmed(alice), "alice was not told that her removal of carol went nowhere"
+
+
+@pytest.mark.xfail(strict=True, reason=NO_BEACONS + " (a frame under an older seq is dropped silently)")
+def test_messages_the_relay_delivers_out_of_seq_order_are_reported_if_not_shown(clock: ManualClock) -> None:
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    room.policy.hold(bob.mid)
+    for text in ("one", "two", "three"):
+        alice.machine.queue_text(text)
+    room.tick(alice)
+    room.release(bob, reverse=True, renumber=False)  # "three" first, under its own (highest) seq
+    shown = [n.text for n in bob.notices() if isinstance(n, ChatLine)]
+    missing = {"one", "two", "three"} - set(shown)
+    assert missing, "the attack did not hide anything"
+    talk(room, clock, 30, alice)
+    assert reports_loss(bob, "alice"), f"bob was not told of {sorted(missing)}"
