@@ -143,7 +143,7 @@ async def _flood(loop: MeasuringLoop) -> None:
                 mid = os.urandom(16).hex().encode()
                 await relay._send(me, Presence(ROOM.encode(), mid, PresenceEvent.JOINED))
                 await relay._send(me, Presence(ROOM.encode(), mid, PresenceEvent.LEFT))
-                if i % 50 == 0:
+                if i % 200 == 0:
                     await asyncio.sleep(0)
             bob.session.send_text("after the flood")
             await wait_until(lambda: "after the flood" in alice.texts(), 20, "alice reads bob afterwards")
