@@ -213,8 +213,11 @@ class Policy:
                 if (sender in a and recipient in b) or (sender in b and recipient in a):
                     self.dropped.append((recipient, frame))
                     return None
-        joined = isinstance(frame, Presence) and frame.event is PresenceEvent.JOINED
-        if joined and not self.shows_presence(frame.member, recipient):
+        if (
+            isinstance(frame, Presence)
+            and frame.event is PresenceEvent.JOINED
+            and not self.shows_presence(frame.member, recipient)
+        ):
             return None
         if any(pred(recipient, frame) for pred in self.drops):
             self.dropped.append((recipient, frame))
@@ -295,7 +298,7 @@ class HostileRoom(MemoryRoom):
         self.config = GroupConfig(clock=clock, rand=os.urandom)
         self.room_name = "room"
 
-    def add(self, name: str, identity: Identity | None = None, **settings: Any) -> Member:  # type: ignore[override]
+    def add(self, name: str, identity: Identity | None = None, **settings: Any) -> Member:
         s = SessionSettings("ws://memory", self.room_name, name, **{"add_timeout": 0.5, **settings})
         self.room = s.room.encode()
         config = GroupConfig(clock=self.clock, rand=os.urandom)
