@@ -37,6 +37,8 @@ __all__ = [
     "reports_unconfirmed",
     "roster_keys",
     "roster_names",
+    "shown_names",
+    "skeleton",
 ]
 
 #: A waiting joiner keeps at most this many bytes of what the relay sends before its welcome.
@@ -162,3 +164,20 @@ def approve(room: object, member: Member, name: str) -> None:
     The lead wires this to the real input once it exists (e.g. ``room.feed(member,
     ApproveRequested(key, now))``); until then the approval cannot be given."""
     raise NotImplementedError("issue 13: there is no /approve yet")
+
+
+# A few Cyrillic and Greek letters that look like Latin ones: enough for the tests' names. The real
+# check (Unicode's confusables skeleton) belongs to the fix; this only has to catch the attack.
+_CONFUSABLE = str.maketrans("аеорсхуіјѕԁһοαρντκ", "aeopcxyijsdhoapvtk")
+
+
+def skeleton(name: str) -> str:
+    """A crude confusable skeleton of ``name`` (NFKC, look-alike letters mapped; case is kept,
+    as in Unicode's skeleton)."""
+    return unicodedata.normalize("NFKC", name).translate(_CONFUSABLE)
+
+
+def shown_names(member: Member) -> list[str]:
+    """Every member's name as the roster shows it (with a fingerprint suffix, if the fix adds
+    one to the displayed name; adapt here if the suffix lives elsewhere)."""
+    return [e.name for e in member.machine.roster()]

@@ -11,9 +11,13 @@ from expect import (
     approve,
     asks_to_join,
     holds_group,
+    invited,
+    let_in,
     pending_joiners,
     roster_keys,
     roster_names,
+    shown_names,
+    skeleton,
 )
 from hostile_relay import HostileRoom, VirtualMember, forged_request, is_chat, payload_kind, start_room
 
@@ -202,3 +206,16 @@ def test_a_flood_of_signed_join_requests_is_kept_within_a_bound_and_admits_nobod
     room.settle()
     assert pending_joiners(alice) <= PENDING_JOINERS_MAX
     assert len(roster_keys(alice)) == 2
+
+
+@pytest.mark.parametrize("name", ["bob", "b\u043eb", "\uff42\uff4f\uff42"])
+@pytest.mark.xfail(strict=True, reason="issue 13: equal or confusable names are shown as they are")
+def test_no_two_members_look_alike_even_when_let_in(clock: ManualClock, name: str) -> None:
+    room, (alice, _bob) = start_room(clock, "alice", "bob")
+    twin = room.add(name, **invited(room, alice, name))
+    room.connect(twin)
+    let_in(room, alice, twin)
+    wait(room, clock, 5)
+    for m in room.members.values():
+        shown = [skeleton(n) for n in shown_names(m)]
+        assert len(shown) == len(set(shown)), f"{m.name} shows two members alike: {shown_names(m)}"
