@@ -17,6 +17,7 @@ from groupchat.client.notices import Placeholder, TimelineEvent
 __all__ = [
     "JOINER_BUFFER_MAX_BYTES",
     "MAX_COST_RATIO",
+    "OPEN_ROOM",
     "PENDING_JOINERS_MAX",
     "PRESENCE_IDS_MAX",
     "approve",
@@ -37,6 +38,7 @@ __all__ = [
     "reports_unconfirmed",
     "roster_keys",
     "roster_names",
+    "says_open",
     "shown_names",
     "skeleton",
 ]
@@ -181,3 +183,12 @@ def shown_names(member: Member) -> list[str]:
     """Every member's name as the roster shows it (with a fingerprint suffix, if the fix adds
     one to the displayed name; adapt here if the suffix lives elsewhere)."""
     return [e.name for e in member.machine.roster()]
+
+
+#: ``SessionSettings`` overrides for a room created ``--open`` (admits anyone who knows its name).
+OPEN_ROOM: Final[dict[str, Any]] = {"open": True}
+
+
+def says_open(member: Member) -> bool:
+    """The status bar shows the room is open (chosen on purpose, shown as such)."""
+    return bool(getattr(member.machine.status, "open", False))

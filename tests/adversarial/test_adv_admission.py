@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from expect import (
+    OPEN_ROOM,
     PENDING_JOINERS_MAX,
     approve,
     asks_to_join,
@@ -16,6 +17,7 @@ from expect import (
     pending_joiners,
     roster_keys,
     roster_names,
+    says_open,
     shown_names,
     skeleton,
 )
@@ -219,3 +221,16 @@ def test_no_two_members_look_alike_even_when_let_in(clock: ManualClock, name: st
     for m in room.members.values():
         shown = [skeleton(n) for n in shown_names(m)]
         assert len(shown) == len(set(shown)), f"{m.name} shows two members alike: {shown_names(m)}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: there is no --open room (and no invite-only default)")
+def test_an_open_room_admits_a_newcomer_without_an_invite_and_says_so(clock: ManualClock) -> None:
+    room = HostileRoom(clock)
+    alice = room.add("alice", **OPEN_ROOM)
+    room.connect(alice)
+    wait(room, clock, 2)
+    dave = room.add("dave")
+    room.connect(dave)
+    wait(room, clock, 5)
+    assert holds_group(dave) and dave.machine.epoch == alice.machine.epoch
+    assert says_open(alice) and says_open(dave)
