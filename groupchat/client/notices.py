@@ -79,6 +79,7 @@ class StatusChanged:
     # Ring groups: a rekey under way, and whose message it waits for (empty: only the committer's
     # confirmation); None when no multi-round rekey is running.
     rekey_waiting_for: tuple[str, ...] | None = None
+    open_room: bool = False  # the group admits anyone who knows the room's name (chosen on purpose)
 
 
 @dataclass(frozen=True, slots=True)

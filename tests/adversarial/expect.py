@@ -7,12 +7,14 @@ the approval prompt, bounds) lives here, so a test says *what* must hold and thi
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any, Final
 
 from session_room import Member
 
 from groupchat.client.notices import Placeholder, TimelineEvent
+from groupchat.client.session.inputs import ApproveRequested, InviteRequested
 
 __all__ = [
     "JOINER_BUFFER_MAX_BYTES",
@@ -54,23 +56,41 @@ MAX_COST_RATIO: Final = 3.0
 # --- how an honest member gets in (today: it connects, and the member in line adds it) ---------
 
 
-def invited(room: Any, inviter: Member, name: str) -> dict[str, Any]:
-    """``SessionSettings`` overrides for a newcomer ``name`` whom ``inviter`` let in out of band.
+def _code_in(lines: list[str]) -> str | None:
+    for line in reversed(lines):
+        match = re.search(r"--invite (gci1-\S+)", line)
+        if match is not None:
+            return match.group(1)
+    return None
 
-    Today admission is automatic, so nothing. Once invites exist: run ``/invite`` on ``inviter``
-    (e.g. ``room.feed(inviter, InviteRequested(...))``) and return what the newcomer's settings
-    carry (e.g. ``{"invite": code}``)."""
-    return {}
+
+def invited(room: Any, inviter: Member, name: str) -> dict[str, Any]:
+    """``SessionSettings`` overrides for a newcomer ``name`` whom ``inviter`` let in out of band:
+    ``/invite`` on ``inviter``, and the code its timeline shows once the group has the invite."""
+    before = len(inviter.timeline())
+    room.feed(inviter, InviteRequested(1, 3600.0, name, room.clock()))
+    room.settle()
+    code = _code_in(inviter.timeline()[before:])
+    assert code is not None, f"{inviter.name} made no invite: {inviter.timeline()[before:]}"
+    return {"invite": code}
 
 
 def let_in(room: Any, inviter: Member, newcomer: Member) -> None:
-    """Whatever else an honest admission takes once ``newcomer`` is connected (nothing today)."""
+    """Whatever else an honest admission takes once ``newcomer`` is connected: nothing (the
+    invite does it, committed by the member in line)."""
 
 
 async def invited_peer(inviter: Any, name: str) -> dict[str, Any]:
     """The loopback face's :func:`invited`: ``start_peer`` overrides for a newcomer that the
-    running ``ChatSession`` of ``inviter`` (a ``session_harness.Peer``) invited. Nothing today."""
-    return {}
+    running ``ChatSession`` of ``inviter`` (a ``session_harness.Peer``) invited."""
+    from session_harness import wait_until
+
+    before = len(inviter.timeline())
+    inviter.session.invite(1, 1.0, name)
+    await wait_until(lambda: _code_in(inviter.timeline()[before:]) is not None, 10, "an invite")
+    code = _code_in(inviter.timeline()[before:])
+    assert code is not None
+    return {"invite": code}
 
 
 def notice_texts(member: Member) -> list[str]:
@@ -160,12 +180,11 @@ def asks_to_join(member: Member, name: str, fingerprint: str) -> bool:
     return bool(_said(member, name, "asks to join", short))
 
 
-def approve(room: object, member: Member, name: str) -> None:
-    """``/approve NAME`` on ``member`` (issue 13, admission by a member's approval).
-
-    The lead wires this to the real input once it exists (e.g. ``room.feed(member,
-    ApproveRequested(key, now))``); until then the approval cannot be given."""
-    raise NotImplementedError("issue 13: there is no /approve yet")
+def approve(room: Any, member: Member, name: str) -> None:
+    """``/approve NAME`` on ``member``."""
+    key = member.machine.approval_for(name).identity_key
+    room.feed(member, ApproveRequested(key, room.clock()))
+    room.settle()
 
 
 # A few Cyrillic and Greek letters that look like Latin ones: enough for the tests' names. The real
@@ -186,9 +205,9 @@ def shown_names(member: Member) -> list[str]:
 
 
 #: ``SessionSettings`` overrides for a room created ``--open`` (admits anyone who knows its name).
-OPEN_ROOM: Final[dict[str, Any]] = {"open": True}
+OPEN_ROOM: Final[dict[str, Any]] = {"open_room": True}
 
 
 def says_open(member: Member) -> bool:
     """The status bar shows the room is open (chosen on purpose, shown as such)."""
-    return bool(getattr(member.machine.status, "open", False))
+    return member.machine.status.open_room

@@ -301,7 +301,8 @@ class HostileRoom(MemoryRoom):
     def add(self, name: str, identity: Identity | None = None, **settings: Any) -> Member:
         s = SessionSettings("ws://memory", self.room_name, name, **{"add_timeout": 0.5, **settings})
         self.room = s.room.encode()
-        config = GroupConfig(clock=self.clock, rand=os.urandom)
+        # Invite-only (the default), and join requests dated by the room's clock.
+        config = GroupConfig(clock=self.clock, wall_clock=self.clock.wall, rand=os.urandom)
         m = SessionMachine(
             s, identity or Identity.generate(), TrustStore(None), config=config, rand=os.urandom,
             now=self.clock(),

@@ -53,7 +53,6 @@ def wait(room: object, clock: ManualClock, seconds: float, step: float = 0.5) ->
         room.tick()  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason=ADMITS_ON_PRESENCE)
 def test_the_relays_own_identity_is_never_admitted_and_decrypts_nothing(clock: ManualClock) -> None:
     room, members = start_room(clock, "alice", "bob", "carol")
     mallory = room.virtual("mallory")
@@ -70,7 +69,6 @@ def test_the_relays_own_identity_is_never_admitted_and_decrypts_nothing(clock: M
         assert "mallory" not in roster_names(m)
 
 
-@pytest.mark.xfail(strict=True, reason=ADMITS_ON_PRESENCE)
 def test_a_lookalike_name_is_never_admitted_on_the_relays_word(clock: ManualClock) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
     impostor = room.virtual("b\u043eb")  # a Cyrillic o
@@ -82,7 +80,6 @@ def test_a_lookalike_name_is_never_admitted_on_the_relays_word(clock: ManualCloc
         assert impostor.identity.public_key not in roster_keys(m)
 
 
-@pytest.mark.xfail(strict=True, reason=ADMITS_ON_PRESENCE)
 def test_an_exact_duplicate_name_is_never_admitted_on_the_relays_word(clock: ManualClock) -> None:
     room, (alice, _bob) = start_room(clock, "alice", "bob")
     impostor = room.virtual("bob")
@@ -93,7 +90,6 @@ def test_an_exact_duplicate_name_is_never_admitted_on_the_relays_word(clock: Man
     assert impostor.identity.public_key not in roster_keys(alice)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a kicked member who asks again is let back in")
 def test_a_kicked_member_asking_again_is_not_back_without_an_invite(clock: ManualClock) -> None:
     room, (alice, bob, carol) = start_room(clock, "alice", "bob", "carol")
     room.feed(alice, KickRequested(carol.machine.identity.public_key, clock()))
@@ -106,7 +102,6 @@ def test_a_kicked_member_asking_again_is_not_back_without_an_invite(clock: Manua
     assert not holds_group(again)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a join request plans a removal before it is verified")
 def test_a_forged_join_request_for_each_member_removes_nobody(clock: ManualClock) -> None:
     room, members = start_room(clock, "alice", "bob", "carol")
     keys = {m.machine.identity.public_key for m in members}
@@ -142,7 +137,6 @@ def test_an_uninvited_request_is_shown_as_asking_to_join_with_its_fingerprint(cl
         assert dave.identity.public_key not in roster_keys(m)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: there is no approval of a join request")
 def test_an_approved_joiner_gets_in_and_only_then(clock: ManualClock) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
     dave = room.add("dave")
@@ -199,7 +193,6 @@ def test_a_kicked_members_saved_state_reads_nothing_afterwards(clock: ManualCloc
     assert any(is_chat(d.payload) for d in room.log[start:])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: join requests the relay sends are kept without bound")
 def test_a_flood_of_signed_join_requests_is_kept_within_a_bound_and_admits_nobody(clock: ManualClock) -> None:
     room, (alice, _bob) = start_room(clock, "alice", "bob")
     for i in range(PENDING_JOINERS_MAX + 100):
@@ -211,7 +204,6 @@ def test_a_flood_of_signed_join_requests_is_kept_within_a_bound_and_admits_nobod
 
 
 @pytest.mark.parametrize("name", ["bob", "b\u043eb", "\uff42\uff4f\uff42"])
-@pytest.mark.xfail(strict=True, reason="issue 13: equal or confusable names are shown as they are")
 def test_no_two_members_look_alike_even_when_let_in(clock: ManualClock, name: str) -> None:
     room, (alice, _bob) = start_room(clock, "alice", "bob")
     twin = room.add(name, **invited(room, alice, name))
@@ -223,7 +215,6 @@ def test_no_two_members_look_alike_even_when_let_in(clock: ManualClock, name: st
         assert len(shown) == len(set(shown)), f"{m.name} shows two members alike: {shown_names(m)}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: there is no --open room (and no invite-only default)")
 def test_an_open_room_admits_a_newcomer_without_an_invite_and_says_so(clock: ManualClock) -> None:
     room = HostileRoom(clock)
     alice = room.add("alice", **OPEN_ROOM)

@@ -42,7 +42,6 @@ async def test_two_sessions_chat_over_the_hostile_relay_when_it_behaves() -> Non
             await stop_all(alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: admission follows presence, not an invite")
 async def test_the_relays_own_identity_is_never_admitted_over_loopback() -> None:
     async with LoopbackRelay() as relay:
         alice, bob = await two(relay)
@@ -73,7 +72,6 @@ async def test_a_close_reason_with_escapes_never_reaches_a_notice() -> None:
             await stop_all(alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a later-epoch header alone makes a member drop its group")
 async def test_a_forged_later_epoch_frame_leaves_both_sessions_in_the_group() -> None:
     async with LoopbackRelay() as relay:
         alice, bob = await two(relay)

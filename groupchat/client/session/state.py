@@ -334,6 +334,7 @@ class MachineState:
             epoch_code=self._epoch_codes.get(epoch) if epoch is not None else None,
             latency_ms=self._latency_ms,
             rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
+            open_room=group is not None and group.admission.open,
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:

@@ -32,6 +32,8 @@ def status_text(status: StatusChanged | None) -> Text:
         text.append(f" {status.latency_ms:.0f} ms")
     text.append(_SEP)
     text.append(f"#{status.room}", style="bold")
+    if status.open_room:
+        text.append(" · open room: anyone who knows its name gets in", style="bold yellow")
     text.append(_SEP)
     if status.epoch is None:
         text.append("no epoch yet")
