@@ -12,6 +12,7 @@ of every leaf of a Welcome (:func:`verify_listed_member`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -145,11 +146,15 @@ class Admission(EpochState):
                 f"{MAX_JOIN_REQUEST_LIFETIME // 86400} days allowed; ask them for a new one"
             )
 
-    def _check_adds(self, requests: Sequence[JoinRequest], skew: float = 0.0) -> None:
+    def _check_adds(
+        self, requests: Sequence[JoinRequest], skew: float = 0.0, removed: AbstractSet[int] = frozenset()
+    ) -> None:
         """Every member runs these checks on every Add: a signed request, for us, unexpired, new.
 
         ``skew`` is 0 for the committer (strict) and ``config.clock_skew`` for receivers, so
-        members with slightly different clocks never disagree about a commit.
+        members with slightly different clocks never disagree about a commit. An identity may be
+        added while it is a member only if the same commit removes its leaf (``removed``): a member
+        who lost its state, replaced in one step.
         """
         seen_identities: set[bytes] = set()
         seen_init: set[bytes] = set()
@@ -157,6 +162,8 @@ class Admission(EpochState):
         for req in requests:
             self._check_request(req, now, skew)
             leaf = self._scheme.leaf_of_identity(req.identity_key)
+            if leaf in removed:
+                leaf = None
             if leaf is not None or req.identity_key in seen_identities:
                 where = f"at leaf {leaf}" if leaf is not None else "twice in this commit"
                 raise DuplicateKeyError(
@@ -176,7 +183,9 @@ class Admission(EpochState):
         """Every rule a received commit must meet before anything is derived from it."""
         check_operation_order(ops)
         self._scheme.check_commit(sender, ops)
-        self._check_adds([op.request for op in ops if op.request is not None], self.config.clock_skew)
+        removed = {op.leaf for op in ops if op.type == OpType.REMOVE}
+        adds = [op.request for op in ops if op.request is not None]
+        self._check_adds(adds, self.config.clock_skew, removed)
 
     def _verify_member(self, leaf: int, request: JoinRequest) -> None:
         """Backstop: check a leaf's join request signature if we have not yet (then never again).

@@ -129,7 +129,7 @@ class Building(Agreement):
             if gone is None:
                 raise UnknownMemberError(f"cannot remove leaf {leaf}: it holds no member")
             removed_requests.append(gone)
-        self._check_adds(requests)
+        self._check_adds(requests, removed=set(removes))
         self._check_own_admission(admits.values(), invites, revokes)
         # What the caller asked for, to rebuild it on the next epoch if another commit wins.
         intent = Intent(
