@@ -240,6 +240,7 @@ PUBLIC: dict[str, list[str]] = {
         'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
         'x25519_exchange',
     ],
+    'groupchat.core.text': ['UNSAFE_CATEGORIES', 'sanitise'],
     'groupchat.core.tree_math': [
         'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',
         'sibling',
