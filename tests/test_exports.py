@@ -42,7 +42,7 @@ PUBLIC: dict[str, list[str]] = {
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
     ],
     'groupchat.client.logging_setup': [
-        'configure_logging',
+        'SanitisingFormatter', 'configure_logging',
     ],
     'groupchat.client.notices': [
         'ChatLine', 'ConnectionState', 'MessageConfirmed', 'Notice', 'Placeholder', 'RosterChanged',
@@ -120,8 +120,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
-        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'REASON_LEFT',
-        'REASON_REJOINING', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UNREACHABLE_EPOCH',
+        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_REASON',
+        'REASON_LEFT', 'REASON_REJOINING', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UNREACHABLE_EPOCH',
         'UPDATE_EVERY_TOO_SMALL', 'at_epoch', 'bad_display_name', 'bad_relay_url', 'bad_room_name',
         'bad_scheme', 'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload',
         'could_not_commit', 'could_not_restart_ring', 'created', 'describe_epoch', 'disconnected',
@@ -129,7 +129,8 @@ PUBLIC: dict[str, list[str]] = {
         'invalid_ring_message', 'joined_ring', 'joined_tree', 'key_changed', 'kick_self', 'left_removed_by',
         'marked_verified', 'missed_commit', 'no_member_named', 'not_a_payload', 'not_positive',
         'reason_evicted', 'reason_evicted_in_ring', 'reason_kicked', 'reconnected', 'refused_room',
-        'relay_said', 'removed_by', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
+        'relay_said', 'relay_text', 'removed_by', 'ring_cost', 'ring_timed_out', 'sent_at_epoch',
+        'text_too_long',
         'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.client.transcript': [

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..core.text import sanitise
+
 __all__ = [
     "ALREADY_RUNNING",
     "EMPTY_MESSAGE",
@@ -22,6 +24,7 @@ __all__ = [
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
+    "NO_REASON",
     "REASON_LEFT",
     "REASON_REJOINING",
     "RECONNECT_ORDER",
@@ -63,6 +66,7 @@ __all__ = [
     "reconnected",
     "refused_room",
     "relay_said",
+    "relay_text",
     "removed_by",
     "ring_cost",
     "ring_timed_out",
@@ -144,7 +148,7 @@ def joined_ring(epoch: int, members: int, wall_ms: float, core_ms: float, code: 
 
 def disconnected(reason: str, retry_in: float | None) -> str:
     when = f"; reconnecting in {retry_in:.1f} s" if retry_in is not None else ""
-    return f"{reason}{when}"
+    return f"{relay_text(reason)}{when}"
 
 
 def reconnected(epoch: int) -> str:
@@ -153,11 +157,11 @@ def reconnected(epoch: int) -> str:
 
 def refused_room(reason: str) -> str:
     """The relay's own reason, shown as its claim."""
-    return f"the relay refused to let us into the room: {reason}"
+    return f"the relay refused to let us into the room: {relay_text(reason)}"
 
 
 def relay_said(reason: str) -> str:
-    return f"relay: {reason}"
+    return f"relay: {relay_text(reason)}"
 
 
 def too_large(local_id: int) -> str:
@@ -327,3 +331,13 @@ def not_a_payload(exc: Exception) -> str:
 
 def unknown_content(exc: Exception) -> str:
     return f"unknown content: {exc}"
+
+
+# --- issue 13 item 7: text the relay chose -------------------------------------------------------
+
+NO_REASON: Final = "no reason given"
+
+
+def relay_text(reason: str) -> str:
+    """A reason the relay (or the connection) gave, without escapes, bidi or control characters."""
+    return sanitise(reason).strip() or NO_REASON
