@@ -65,6 +65,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
     ],
+    'groupchat.client.session.bounds': [
+        'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_JOINERS', 'MAX_PRESENT', 'RoomPresence',
+        'sane_max_payload',
+    ],
     'groupchat.client.session.core_calls': [
         'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
         'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed', 'TreeSnapshot',

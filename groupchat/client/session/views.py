@@ -7,7 +7,7 @@ is ever read here (the tree snapshot holds public keys and names only).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from ...core import tree_math as tm
 from ...core.events import EpochChanged, Member
@@ -27,7 +27,7 @@ def _levels(width: int) -> tuple[int, ...]:
 
 
 def roster_entries(
-    members: Mapping[int, Member], my_key: bytes, connected: bool, present: set[bytes], trust: TrustStore
+    members: Mapping[int, Member], my_key: bytes, connected: bool, present: Set[bytes], trust: TrustStore
 ) -> tuple[RosterEntry, ...]:
     """The roster in leaf order; online is the relay's presence claim (ours: our connection)."""
     entries = []
