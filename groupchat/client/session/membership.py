@@ -38,6 +38,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
+from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -58,7 +59,6 @@ from .views import describe_epoch, epoch_kind
 
 __all__ = ["Membership"]
 
-_MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
@@ -133,9 +133,13 @@ class Membership(MachineState):
         if hold is None or self._phase is Phase.CREATING:
             # Not (yet) a member: keep it for when our welcome comes. Commits and messages at
             # our first epoch may arrive before the welcome, which is sent only after the echo.
-            if len(self._arrival.buffer) < _MAX_BUFFERED:
-                self._arrival.buffer.append(data)
-            else:
+            # Bounded in count and bytes (bounds.py); the oldest go first, the newest being the
+            # likeliest to be at our first epoch. Each dropped one is counted in a placeholder.
+            arrival = self._arrival
+            arrival.buffer.append(data)
+            arrival.buffered_bytes += len(data)
+            while len(arrival.buffer) > MAX_BUFFERED or arrival.buffered_bytes > MAX_BUFFERED_BYTES:
+                arrival.buffered_bytes -= len(arrival.buffer.pop(0))
                 self._buffer_dropped += 1
             return
         try:
