@@ -150,9 +150,24 @@ async def test_the_bot_prints_no_escape_to_stdout(tmp_path: Path) -> None:
     script.write_text("sleep 3\n")
     async with hostile_relay() as port:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "groupchat.cli", "bot", "--relay", f"ws://127.0.0.1:{port}",
-            "--room", "r", "--name", "bob", "--script", str(script), "--seconds", "6",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+            sys.executable,
+            "-m",
+            "groupchat.cli",
+            "bot",
+            "--relay",
+            f"ws://127.0.0.1:{port}",
+            "--room",
+            "r",
+            "--name",
+            "bob",
+            "--script",
+            str(script),
+            "--seconds",
+            "6",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=REPO,
         )
         try:
             async with asyncio.timeout(60):
