@@ -66,8 +66,8 @@ PUBLIC: dict[str, list[str]] = {
         'ChatSession',
     ],
     'groupchat.client.session.bounds': [
-        'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_JOINERS', 'MAX_PRESENT', 'RoomPresence',
-        'sane_max_payload',
+        'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_ACKS', 'MAX_PENDING_JOINERS', 'MAX_PRESENT',
+        'RoomPresence', 'sane_max_payload',
     ],
     'groupchat.client.session.core_calls': [
         'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',

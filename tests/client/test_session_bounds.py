@@ -16,13 +16,14 @@ from groupchat.client.notices import Placeholder, UnreadableReason
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.bounds import (
     MAX_BUFFERED_BYTES,
+    MAX_PENDING_ACKS,
     MAX_PENDING_JOINERS,
     MAX_PRESENT,
 )
 from groupchat.client.session.inputs import Connected, FrameReceived, Tick
 from groupchat.core.group import GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
-from groupchat.relay_protocol import Deliver, Joined, Presence, PresenceEvent
+from groupchat.relay_protocol import Ack, Deliver, Joined, Presence, PresenceEvent
 
 FACTOR = 5.0  # generous: a sorted 10,000-id set made each input ~100x dearer
 
@@ -140,3 +141,14 @@ def test_a_waiting_joiner_keeps_at_most_16_mib_and_counts_the_rest(room: MemoryR
     )
     assert shown >= n - kept
     room.feed(bob, Tick(room.clock()))
+
+
+def test_a_relay_that_never_acks_costs_a_bounded_table(pair: tuple[Member, Member], room: MemoryRoom) -> None:
+    alice, _ = pair
+    for k in range(MAX_PENDING_ACKS + 200):
+        alice.machine.queue_text(f"m{k}")
+        room.feed(alice, Tick(room.clock()))
+        room.inbox = [(m, f) for m, f in room.inbox if not isinstance(f, Ack)]  # never acked
+        room.settle()
+    link = alice.machine._link
+    assert link is not None and len(link.pending_acks) == MAX_PENDING_ACKS

@@ -11,6 +11,7 @@ protocol itself (``relay_protocol.frames``: ids of 64 bytes, 4,096 ids in a ``Jo
 * :data:`MAX_PENDING_JOINERS` join requests waiting for an Add (the oldest goes first).
 * :data:`MAX_BUFFERED` frames and :data:`MAX_BUFFERED_BYTES` bytes kept while we wait for a
   welcome (the oldest go first; each dropped one is counted in the "cannot be shown" placeholder).
+* :data:`MAX_PENDING_ACKS` of our frames waiting for the relay's ``Ack`` (the oldest is forgotten).
 * :func:`sane_max_payload`: the relay's announced payload limit, clamped to what our frames hold.
 
 Pure: no clock, no I/O.
@@ -27,6 +28,7 @@ from .settings import MAX_FRAME
 __all__ = [
     "MAX_BUFFERED",
     "MAX_BUFFERED_BYTES",
+    "MAX_PENDING_ACKS",
     "MAX_PENDING_JOINERS",
     "MAX_PRESENT",
     "RoomPresence",
@@ -35,6 +37,7 @@ __all__ = [
 
 MAX_PRESENT: Final = 1024
 MAX_PENDING_JOINERS: Final = 256
+MAX_PENDING_ACKS: Final = 1024
 MAX_BUFFERED: Final = 4096
 MAX_BUFFERED_BYTES: Final = 16 << 20
 

@@ -37,7 +37,7 @@ from ..outbound_queue import OutboundQueue
 from ..room_payload import PayloadKind, RoomPayload
 from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
-from .bounds import RoomPresence
+from .bounds import MAX_PENDING_ACKS, RoomPresence
 from .core_calls import CoreCall, Timed, TreeSnapshot
 from .phases import (
     TRANSITIONS,
@@ -198,7 +198,10 @@ class MachineState:
         frame = Publish(req, self._room, payload) if to is None else SendTo(req, self._room, to, payload)
         if not (yield from self._send(frame)):
             return None
-        link.pending_acks[req] = (what, self._now)
+        acks = link.pending_acks
+        acks[req] = (what, self._now)
+        if len(acks) > MAX_PENDING_ACKS:  # a relay that never acks: forget the oldest
+            del acks[next(iter(acks))]
         return req
 
     # --- phases: the one place that changes them --------------------------------------------
