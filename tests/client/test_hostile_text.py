@@ -188,9 +188,12 @@ async def test_the_bot_prints_no_escape_to_stdout(tmp_path: Path) -> None:
 @pytest.mark.parametrize("markup", ["[red]x[/red]", "[bold]bob[/]", "[link=http://e]y[/link]"])
 def test_peer_text_is_not_rich_markup(markup: str) -> None:
     """The TUI builds rich Text objects from plain strings: a bracket in a name or a line is text."""
-    from groupchat.client.notices import ChatLine
+    from groupchat.client.notices import ChatLine, RosterEntry, TrustState
+    from groupchat.tui.widgets.member_list import roster_text
     from groupchat.tui.widgets.message_log import MessageLog
 
     text = MessageLog._chat_text(ChatLine(markup, markup, 1), pending=False)
     assert text.plain == f"{markup}: {markup}"
     assert not any(span.style for span in text.spans if span.start >= len(markup))
+    roster = roster_text((RosterEntry(markup, "fp", True, TrustState.UNVERIFIED),))
+    assert markup in roster.plain
