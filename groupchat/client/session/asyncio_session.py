@@ -418,7 +418,7 @@ class ChatSession:
                         except DecodeError as exc:
                             log.warning("relay sent an undecodable frame (%s); ignored", exc)
                             continue
-                        await self._frame_slots.acquire()  # released once the actor handled it
+                        await self._frame_slots.acquire()  # released when the actor takes it
                         self._post(i.FrameReceived(frame, self._clock()))
                     reason = (
                         f"the relay closed the connection ({ws.close_code} {ws.close_reason or ''})".strip()
