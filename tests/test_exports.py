@@ -42,7 +42,7 @@ PUBLIC: dict[str, list[str]] = {
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
     ],
     'groupchat.client.logging_setup': [
-        'configure_logging',
+        'SanitisingFormatter', 'configure_logging',
     ],
     'groupchat.client.names': [
         'AmbiguousMember', 'KnownNames', 'Labeler', 'MIN_SUFFIX', 'NameIndex', 'Named', 'NoSuchMember',
@@ -68,13 +68,17 @@ PUBLIC: dict[str, list[str]] = {
         'ResetBackoff', 'SendFrame', 'Step', 'Stop', 'resume',
     ],
     'groupchat.client.session.admitting': [
-        'Admitting', 'InviteView', 'MAX_APPROVALS', 'MAX_INVITE_USES', 'MAX_PENDING_ADDS',
+        'Admitting', 'InviteView', 'MAX_APPROVALS', 'MAX_INVITE_USES',
     ],
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
     ],
     'groupchat.client.session.behind': [
         'Behind', 'note_hint', 'should_reenter',
+    ],
+    'groupchat.client.session.bounds': [
+        'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_ACKS', 'MAX_PENDING_JOINERS', 'MAX_PRESENT',
+        'RoomPresence', 'sane_max_payload',
     ],
     'groupchat.client.session.core_calls': [
         'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
@@ -138,19 +142,19 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
-        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_WELCOME_YET',
-        'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED',
-        'ambiguous_asker', 'ambiguous_member', 'asks_to_join', 'at_epoch', 'bad_display_name', 'bad_invite',
-        'bad_invite_options', 'bad_relay_url', 'bad_room_name', 'bad_scheme', 'behind_reentering',
-        'cannot_follow_change', 'cannot_follow_rekey', 'cannot_send_payload', 'could_not_commit',
-        'could_not_restart_ring', 'created', 'creation_fallback', 'describe_epoch', 'disconnected',
-        'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request', 'gap_rejoin',
-        'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'joined_ring',
-        'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
-        'member_renamed', 'missed_commit', 'no_member_named', 'no_one_asking', 'no_such_invite',
-        'not_a_payload', 'not_positive', 'reconnected', 'refused_room', 'relay_said', 'removal_reason',
-        'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
-        'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
+        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_REASON',
+        'NO_WELCOME_YET', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'UPDATE_EVERY_TOO_SMALL',
+        'WELCOME_UNOPENED', 'ambiguous_asker', 'ambiguous_member', 'asks_to_join', 'at_epoch',
+        'bad_display_name', 'bad_invite', 'bad_invite_options', 'bad_relay_url', 'bad_room_name',
+        'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_follow_rekey',
+        'cannot_send_payload', 'could_not_commit', 'could_not_restart_ring', 'created', 'creation_fallback',
+        'describe_epoch', 'disconnected', 'epoch_code_hint', 'evicted_coming_back', 'fork_detail',
+        'fresh_join_request', 'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_line',
+        'invite_ready', 'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member',
+        'marked_verified', 'member_renamed', 'missed_commit', 'no_member_named', 'no_one_asking',
+        'no_such_invite', 'not_a_payload', 'not_positive', 'reconnected', 'refused_room', 'relay_said',
+        'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out',
+        'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -262,6 +266,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
         'x25519_exchange',
+    ],
+    'groupchat.core.text': [
+        'UNSAFE_CATEGORIES', 'sanitise',
     ],
     'groupchat.core.tree_math': [
         'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',

@@ -2,7 +2,9 @@
 
 The chat owns the terminal, so a stray log line or warning would corrupt the screen; and logs may
 be shared in bug reports, so nothing here ever formats key material (callers log names, epochs,
-sizes and timings only).
+sizes and timings only). Log lines quote the relay and peers (error reasons, exception texts), so
+every record is sanitised as it is formatted: a ``less`` or ``tail -f`` of the file runs no escape
+sequence, and no message forges a second log line (issue 13 item 7).
 """
 
 from __future__ import annotations
@@ -13,13 +15,28 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from ..core.text import sanitise
 from .config import LOG_LEVELS, ConfigFileError
 
-__all__ = ["configure_logging"]
+__all__ = ["SanitisingFormatter", "configure_logging"]
 
 _FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _MAX_BYTES: Final = 5 << 20
 _BACKUPS: Final = 3
+
+
+class SanitisingFormatter(logging.Formatter):
+    """A formatter whose message is one sanitised line and whose traceback keeps only its newlines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = sanitise(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: logging._SysExcInfoType) -> str:
+        return sanitise(super().formatException(ei), multiline=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return sanitise(super().formatStack(stack_info), multiline=True)
 
 
 def configure_logging(path: Path, level: str = "info") -> Path:
@@ -37,7 +54,7 @@ def configure_logging(path: Path, level: str = "info") -> Path:
         )
     except OSError as e:
         raise ConfigFileError(f"cannot open log file {path}: {e.strerror}") from None
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(SanitisingFormatter(_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         stream = getattr(old, "stream", None)

@@ -4,12 +4,21 @@ The session (:mod:`groupchat.client.session`) turns relay frames and core events
 notices; the Textual app (:mod:`groupchat.tui`) and the headless bot transcript render them.
 The words a user reads for timeline events and placeholders are composed here, once, so that
 the TUI, the bot and the headless demo all say the same thing.
+
+Every text field that can carry words a peer or the relay chose (a chat line and its sender, an
+event's sentence, a placeholder's sender and detail, a roster or tree name) passes through
+:func:`~groupchat.core.text.sanitise` when the notice is made: whatever the session composes, no
+escape sequence, bidi control or second line reaches a screen (issue 13 item 7). Chat text is one
+line: newlines and tabs in a peer's message are shown as spaces (our own input has none), so a
+message cannot paint a line that looks like the client's own.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from ..core.text import sanitise
 
 __all__ = [
     "ChatLine",
@@ -90,6 +99,9 @@ class RosterEntry:
     trust: TrustState
     is_me: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", sanitise(self.name))
+
 
 @dataclass(frozen=True, slots=True)
 class RosterChanged:
@@ -108,6 +120,10 @@ class ChatLine:
     pending: bool = False
     local_id: int | None = None
     trust: TrustState = TrustState.UNVERIFIED
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sender", sanitise(self.sender))
+        object.__setattr__(self, "text", sanitise(self.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +145,11 @@ class Placeholder:
     sender: str | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        if self.sender is not None:
+            object.__setattr__(self, "sender", sanitise(self.sender))
+        object.__setattr__(self, "detail", sanitise(self.detail))
+
     @property
     def text(self) -> str:
         who = f" from {self.sender}" if self.sender else ""
@@ -145,6 +166,9 @@ class TimelineEvent:
     kind: TimelineKind
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", sanitise(self.text))
+
 
 @dataclass(frozen=True, slots=True)
 class TreeNode:
@@ -159,6 +183,10 @@ class TreeNode:
     # A leaf whose current secret another member chose (docs/protocol.md §5.4: the adder of a
     # joiner not yet updated, a re-keyer): that member's name, "" when the owner chose it.
     set_by: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", sanitise(self.label))
+        object.__setattr__(self, "set_by", sanitise(self.set_by))
 
 
 @dataclass(frozen=True, slots=True)

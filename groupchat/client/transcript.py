@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from ..core.text import sanitise
 from .notices import (
     ChatLine,
     ConnectionState,
@@ -89,4 +90,5 @@ class Transcript:
     def line(self, text: str) -> None:
         """Write one line of our own (the bot's and demo's remarks) with the same prefix."""
         who = f"[{self._viewer}] " if self._viewer else ""
-        self._write(f"{self._clock() - self._start:7.2f}s {who}{text}")
+        # stdout may be a terminal: nothing a peer chose (a name in a remark) writes an escape
+        self._write(f"{self._clock() - self._start:7.2f}s {sanitise(who + text)}")

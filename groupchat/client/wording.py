@@ -13,6 +13,7 @@ import time
 from typing import Final
 
 from ..core.admission import RemovalCode
+from ..core.text import sanitise
 
 __all__ = [
     "ALREADY_RUNNING",
@@ -25,6 +26,7 @@ __all__ = [
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
+    "NO_REASON",
     "NO_WELCOME_YET",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
@@ -75,6 +77,7 @@ __all__ = [
     "reconnected",
     "refused_room",
     "relay_said",
+    "relay_text",
     "removal_reason",
     "removed_by",
     "removed_for_readd",
@@ -158,7 +161,7 @@ def joined_ring(epoch: int, members: int, wall_ms: float, core_ms: float, code: 
 
 def disconnected(reason: str, retry_in: float | None) -> str:
     when = f"; reconnecting in {retry_in:.1f} s" if retry_in is not None else ""
-    return f"{reason}{when}"
+    return f"{relay_text(reason)}{when}"
 
 
 def reconnected(epoch: int) -> str:
@@ -167,11 +170,11 @@ def reconnected(epoch: int) -> str:
 
 def refused_room(reason: str) -> str:
     """The relay's own reason, shown as its claim."""
-    return f"the relay refused to let us into the room: {reason}"
+    return f"the relay refused to let us into the room: {relay_text(reason)}"
 
 
 def relay_said(reason: str) -> str:
-    return f"relay: {reason}"
+    return f"relay: {relay_text(reason)}"
 
 
 def too_large(local_id: int) -> str:
@@ -433,3 +436,13 @@ def lookalike_member(label: str, others: tuple[str, ...]) -> str:
 
 def member_renamed(label: str, earlier: tuple[str, ...]) -> str:
     return f"{label} was called {', '.join(earlier)} before (same key)"
+
+
+# --- issue 13 item 7: text the relay chose -------------------------------------------------------
+
+NO_REASON: Final = "no reason given"
+
+
+def relay_text(reason: str) -> str:
+    """A reason the relay (or the connection) gave, without escapes, bidi or control characters."""
+    return sanitise(reason).strip() or NO_REASON

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .codec import Reader, Writer
 from .errors import ConfigError, InvalidValueError, UnknownVersionError
 from .suite import CipherSuite, check_x25519_public
+from .text import UNSAFE_CATEGORIES
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -81,7 +82,7 @@ def validate_display_name(name: str) -> str:
         raise InvalidValueError("display name is not valid Unicode text (it contains a lone surrogate)")
     if not name.strip():
         raise InvalidValueError("display name must not be empty")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+    if any(unicodedata.category(c) in UNSAFE_CATEGORIES for c in name):  # what sanitise() strips
         raise InvalidValueError("display name must not contain control or formatting characters")
     if len(name.encode()) > MAX_DISPLAY_NAME:
         raise InvalidValueError(f"display name is longer than {MAX_DISPLAY_NAME} bytes")

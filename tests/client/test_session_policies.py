@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from groupchat.client.notices import UnreadableReason
+from groupchat.client.session.bounds import MAX_PRESENT, RoomPresence
 from groupchat.client.session.phases import TRANSITIONS, Fresh, Phase, Trigger
 from groupchat.client.session.rejections import Outcome, commit_rejection, message_rejection, ring_rejection
 from groupchat.client.session.rejoin import (
@@ -122,12 +123,44 @@ def test_lost_races_pause_within_a_doubling_window() -> None:
 # --- rejoin ------------------------------------------------------------------------------------
 
 
+def _present(me: bytes, *ids: bytes) -> RoomPresence:
+    present = RoomPresence(me)
+    for mid in ids:
+        present.add(mid)
+    return present
+
+
 def test_creators_take_turns_by_member_id() -> None:
-    assert should_create(False, set(), b"m", 0.0, 0.0, 3.0)  # alone
-    assert not should_create(True, set(), b"m", 0.0, 0.0, 3.0)  # the room had traffic
-    assert creation_turn({b"a", b"z"}, b"m", 10.0, 3.0) == 13.0  # second in line
-    assert not should_create(False, {b"a"}, b"m", 10.0, 12.9, 3.0)
-    assert should_create(False, {b"a"}, b"m", 10.0, 13.0, 3.0)
+    assert should_create(False, _present(b"m"), 0.0, 0.0, 3.0)  # alone
+    assert should_create(False, _present(b"m", b"m"), 0.0, 0.0, 3.0)  # alone, ourselves listed
+    assert not should_create(True, _present(b"m"), 0.0, 0.0, 3.0)  # the room had traffic
+    assert creation_turn(_present(b"m", b"a", b"z"), 10.0, 3.0) == 13.0  # second in line
+    assert not should_create(False, _present(b"m", b"a"), 10.0, 12.9, 3.0)
+    assert should_create(False, _present(b"m", b"a"), 10.0, 13.0, 3.0)
+
+
+def test_the_creation_rank_follows_presence_changes() -> None:
+    present = _present(b"m", b"a", b"b", b"z", b"m")
+    assert present.below_me == 2 and len(present) == 4
+    present.discard(b"a")
+    present.discard(b"a")  # twice: counted once
+    present.discard(b"z")
+    assert present.below_me == 1
+    present.reset([b"c", b"d", b"y"], members=set())
+    assert present.below_me == 2 and set(present) == {b"c", b"d", b"y"}
+    present.clear()
+    assert present.below_me == 0 and present.only_me
+
+
+def test_presence_is_capped_but_members_are_always_noted() -> None:
+    present = RoomPresence(b"m")
+    for n in range(MAX_PRESENT + 500):
+        present.add(b"fake%05d" % n)
+    assert len(present) == MAX_PRESENT and present.ignored == 500
+    assert present.add(b"bob", member=True) and b"bob" in present
+    present.reset([b"fake%05d" % n for n in range(4096)] + [b"carol"], members={b"carol"})
+    assert b"carol" in present and len(present) == MAX_PRESENT  # the member first, then the rest
+    assert present.below_me == sum(1 for p in present if p < b"m")
 
 
 def test_join_requests_are_published_again_with_backoff() -> None:

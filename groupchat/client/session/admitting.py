@@ -25,13 +25,13 @@ from ..coordinator import AddDuty
 from ..notices import TimelineEvent, TimelineKind
 from ..room_payload import JoinAsk
 from .actions import Step
+from .bounds import MAX_PENDING_JOINERS
 from .core_calls import Classify
 from .phases import JoinAttempt, Phase, WantedInvite
 from .state import MachineState, log
 
-__all__ = ["MAX_APPROVALS", "MAX_INVITE_USES", "MAX_PENDING_ADDS", "Admitting", "InviteView"]
+__all__ = ["MAX_APPROVALS", "MAX_INVITE_USES", "Admitting", "InviteView"]
 
-MAX_PENDING_ADDS: Final = 256  # join requests kept per room (the relay chooses how many arrive)
 MAX_APPROVALS: Final = 32  # requests waiting for a member's approval; the oldest goes first
 
 MAX_INVITE_USES: Final = 1000
@@ -85,7 +85,7 @@ class Admitting(MachineState):
         previous = adds.get(request.identity_key)
         if previous is not None and previous.request == request:
             return  # published again: nothing new
-        if previous is None and len(adds) >= MAX_PENDING_ADDS:
+        if previous is None and len(adds) >= MAX_PENDING_JOINERS:
             oldest = min(adds, key=lambda k: adds[k].since)
             log.info("too many pending join requests; the oldest is dropped")
             del adds[oldest]

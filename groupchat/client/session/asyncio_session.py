@@ -68,6 +68,21 @@ log = logging.getLogger("groupchat.client.session")
 # often: a bound on how late anything timed can be, should a deadline not be foreseen (or the
 # injected clock jump, as in tests), at one cheap wake-up a second when idle.
 _MAX_SLEEP: Final = 1.0
+# The longest the actor or the reader runs without letting the loop (the UI) have a turn: both
+# can find many inputs ready at once (a relay's flood), and an await on a ready queue or socket
+# buffer does not yield (issue 13 item 6).
+_SLICE: Final = 0.002
+_READ_SIZE: Final = 64 << 10  # bytes per socket read (asyncio's default: 256 KiB)
+_INBOX_FRAMES: Final = 256
+
+
+async def _yield_if_busy(since: float) -> float:
+    """Let the loop run if we have held it for ``_SLICE`` since ``since``; the new ``since``."""
+    if time.perf_counter() - since < _SLICE:
+        return since
+    await asyncio.sleep(0)
+    return time.perf_counter()
+
 
 # An input, the future to resolve once it is handled, and the websocket a Connected is about.
 _Item = tuple[i.Input, "asyncio.Future[None] | None", "ClientConnection | None"]
@@ -96,6 +111,9 @@ class ChatSession:
         )
         self._worker: CoreWorker | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        # Frames read but not yet handled: past the bound the reader waits for the actor, so the
+        # socket (and the relay) wait too, and a flood cannot fill memory (issue 13 item 6).
+        self._frame_slots = asyncio.Semaphore(_INBOX_FRAMES)
         self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max, rand)
         self._ws: ClientConnection | None = None
         self._running = False
@@ -369,8 +387,12 @@ class ChatSession:
 
     async def _actor(self) -> None:
         """Feed one input at a time to the machine; everything that changes its state happens here."""
+        since = time.perf_counter()
         while True:
+            since = await _yield_if_busy(since)
             item, done, ws = await self._inbox.get()
+            if isinstance(item, i.FrameReceived):
+                self._frame_slots.release()
             if isinstance(item, i.Tick):
                 self._tick_pending = False
             elif isinstance(item, i.Connected):
@@ -396,6 +418,10 @@ class ChatSession:
                     open_timeout=10,
                     user_agent_header=AGENT,
                 ) as ws:
+                    # One read is parsed whole, in one callback: a smaller read bounds what a relay
+                    # packing thousands of tiny frames into it can cost the loop at once.
+                    if isinstance(getattr(ws.transport, "max_size", None), int):
+                        ws.transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
                     await ws.send(encode(Hello(AGENT)))
                     async with asyncio.timeout(10):
                         first = await ws.recv()
@@ -406,7 +432,9 @@ class ChatSession:
                         raise InvalidValueError(f"the relay answered Hello with {type(hello).__name__}")
                     self._post(i.Connected(hello, self._clock()), ws=ws)
                     max_frame = max(hello.limits.max_frame, 1024) * 2
+                    since = time.perf_counter()
                     async for message in ws:
+                        since = await _yield_if_busy(since)
                         if not isinstance(message, bytes):
                             log.warning("relay sent a text frame; ignored")
                             continue
@@ -415,6 +443,7 @@ class ChatSession:
                         except DecodeError as exc:
                             log.warning("relay sent an undecodable frame (%s); ignored", exc)
                             continue
+                        await self._frame_slots.acquire()  # released when the actor takes it
                         self._post(i.FrameReceived(frame, self._clock()))
                     reason = (
                         f"the relay closed the connection ({ws.close_code} {ws.close_reason or ''})".strip()

@@ -8,7 +8,7 @@ duty becomes ours and the two can never drift apart. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -32,7 +32,7 @@ class OpenDuties:
     removes: tuple[RemoveDuty, ...]
 
 
-def online_leaves(members: Mapping[int, Member], present: set[bytes]) -> list[int]:
+def online_leaves(members: Mapping[int, Member], present: Set[bytes]) -> list[int]:
     """The leaves whose member the relay says is in the room (a claim: it only picks who acts)."""
     return [leaf for leaf, m in members.items() if member_id(m.identity_key) in present]
 
@@ -41,7 +41,7 @@ def open_duties(
     duties: Duties,
     members: Mapping[int, Member],
     my_leaf: int,
-    present: set[bytes],
+    present: Set[bytes],
     offline_since: Mapping[bytes, float],
     eviction_grace: float,
 ) -> OpenDuties:

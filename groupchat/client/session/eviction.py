@@ -8,7 +8,7 @@ absence is counted from then. Pure: times are given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Set
 
 from ...core.events import Member
 from ..coordinator import RemoveDuty
@@ -21,7 +21,7 @@ def note_absent(
     offline_since: MutableMapping[bytes, float],
     members: Mapping[int, Member],
     me: bytes,
-    present: set[bytes],
+    present: Set[bytes],
     now: float,
 ) -> None:
     """Start counting the absence of every member the relay does not list as present."""
@@ -44,7 +44,7 @@ def eviction_removes(
 
 
 def offline_past_grace(
-    mid: bytes, present: set[bytes], offline_since: Mapping[bytes, float], grace: float
+    mid: bytes, present: Set[bytes], offline_since: Mapping[bytes, float], grace: float
 ) -> float | None:
     """When an absent member's eviction is due (None: it is present or was never seen leaving)."""
     if mid in present or mid not in offline_since:

@@ -42,6 +42,7 @@ from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, Room
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
 from .behind import should_reenter
+from .bounds import MAX_PRESENT, sane_max_payload
 from .core_calls import CreateGroup, Encrypt, MakeJoinRequest
 from .duties import online_leaves, open_duties
 from .eviction import note_absent
@@ -65,7 +66,7 @@ class SessionMachine(Membership):
         if isinstance(item, i.FrameReceived):
             yield from self._on_frame(item.frame)
         elif isinstance(item, i.Connected):
-            self._link = Link(item.hello.limits.max_payload)
+            self._link = Link(sane_max_payload(item.hello.limits))
             yield from self._join_room(self._last_seq if self._last_seq is not None else 0)
         elif isinstance(item, i.Disconnected):
             self._on_disconnected(item)
@@ -150,7 +151,7 @@ class SessionMachine(Membership):
                 times.append(self._arrival.fallback_since + self.settings.creation_fallback)
             if not self._traffic_seen and self.settings.invite is None:
                 since = attempt.since if isinstance(attempt, JoinAttempt) else now
-                times.append(creation_turn(self._present, self._me, since, self.settings.add_timeout))
+                times.append(creation_turn(self._present, since, self.settings.add_timeout))
         else:
             if hold.ring is not None:
                 times.append(hold.ring.next_poll)
@@ -224,8 +225,9 @@ class SessionMachine(Membership):
     def _on_joined(self, link: Link, joined: Joined) -> Step[None]:
         link.in_room = True
         self._actions.append(ResetBackoff())
-        self._present = set(joined.members)
+        self._present.reset(joined.members, self._member_ids())
         self._present.add(self._me)
+        self._log_ignored_presence()
         # We cannot know when the absent ones left while we were away: count from now.
         self._offline_since = {}
         note_absent(self._offline_since, self._members, self._me, self._present, self._now)
@@ -297,14 +299,35 @@ class SessionMachine(Membership):
         yield from self._join_room(0)
 
     def _on_presence(self, p: Presence) -> None:
+        # O(1) in the number of ids the relay announced: a bounded set, member ids cached per roster.
+        member = p.member in self._member_ids()
         if p.event is PresenceEvent.JOINED:
-            self._present.add(p.member)
+            if not self._present.add(p.member, member=member):
+                self._log_ignored_presence()
             self._offline_since.pop(p.member, None)
         else:
             self._present.discard(p.member)
-            self._offline_since.setdefault(p.member, self._now)
-        if any(member_id(m.identity_key) == p.member for m in self._members.values()):
+            if member:  # only a member's absence can matter (eviction); others are not remembered
+                self._offline_since.setdefault(p.member, self._now)
+        if member:
             self._emit_roster()  # a group member came or went (a joiner is not in the roster yet)
+
+    def _member_ids(self) -> frozenset[bytes]:
+        """The relay ids of the group's members, computed once per roster (``_members`` is replaced,
+        never changed in place, when the roster changes)."""
+        members = self._members
+        cached = self._member_ids_cache
+        if cached is None or cached[0] is not members:
+            cached = self._member_ids_cache = (
+                members,
+                frozenset(member_id(m.identity_key) for m in members.values()),
+            )
+        return cached[1]
+
+    def _log_ignored_presence(self) -> None:
+        n = self._present.ignored
+        if n and n & (n - 1) == 0:  # 1, 2, 4, 8...: a flood costs a few log lines
+            log.warning("the relay announced more than %d present ids; %d ignored so far", MAX_PRESENT, n)
 
     # --- room payloads ----------------------------------------------------------------------
 
@@ -427,7 +450,7 @@ class SessionMachine(Membership):
                 self._emit(TimelineEvent(TimelineKind.LEFT, wording.LEFT_ROOM))
                 yield from self._finish()
             elif self.settings.invite is None and should_create(
-                self._traffic_seen, self._present, self._me, since, now, self.settings.add_timeout
+                self._traffic_seen, self._present, since, now, self.settings.add_timeout
             ):
                 # (An invitee never creates: its way in is the group that invited it.)
                 yield from self._create()

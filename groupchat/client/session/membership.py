@@ -40,6 +40,7 @@ from . import ring_driver
 from .actions import Step
 from .admitting import Admitting
 from .behind import note_hint
+from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -60,7 +61,6 @@ from .views import describe_epoch, epoch_kind, lookalikes
 
 __all__ = ["Membership"]
 
-_MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
@@ -150,10 +150,9 @@ class Membership(Admitting):
         if hold is None or self._phase is Phase.CREATING:
             # Not (yet) a member: keep it for when our welcome comes. Commits and messages at
             # our first epoch may arrive before the welcome, which is sent only after the echo.
-            if len(self._arrival.buffer) < _MAX_BUFFERED:
-                self._arrival.buffer.append(data)
-            else:
-                self._buffer_dropped += 1
+            # Bounded in count and bytes (bounds.py); the oldest go first, the newest being the
+            # likeliest to be at our first epoch. Each dropped one is counted in a placeholder.
+            self._keep_for_welcome(data)
             return
         try:
             event, timed = yield from self._core(Receive(hold.group, data, self._snapshot))
@@ -162,8 +161,8 @@ class Membership(Admitting):
             claim = _claim(data)
             kind = claim.kind if claim is not None else None
             later = claim is not None and claim.epoch is not None and claim.epoch > group.epoch
-            if later and hold.reentry is not None and len(self._arrival.buffer) < _MAX_BUFFERED:
-                self._arrival.buffer.append(data)  # for the group our re-add request will open
+            if later and hold.reentry is not None:
+                self._keep_for_welcome(data)  # for the group our re-add request will open
             if kind is MessageKind.COMMIT:
                 ring_running = hold.ring is not None
                 self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
@@ -176,6 +175,17 @@ class Membership(Admitting):
         if own is not None and isinstance(event, RekeyProgress) and data == own.message:
             own.applied = True  # our ring commit won the epoch; its EpochChanged ends the ring
         yield from self._on_event(event, timed)
+
+    def _keep_for_welcome(self, data: bytes) -> None:
+        """Keep a core message for the group a welcome will give us. Bounded in count and bytes
+        (bounds.py); the oldest go first, the newest being the likeliest to be at our first
+        epoch. Each dropped one is counted in a placeholder."""
+        arrival = self._arrival
+        arrival.buffer.append(data)
+        arrival.buffered_bytes += len(data)
+        while len(arrival.buffer) > MAX_BUFFERED or arrival.buffered_bytes > MAX_BUFFERED_BYTES:
+            arrival.buffered_bytes -= len(arrival.buffer.pop(0))
+            self._buffer_dropped += 1
 
     def _carry_out(self, r: Rejection) -> None:
         """Do what the rejection table (rejections.py) decided."""

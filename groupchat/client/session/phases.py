@@ -159,6 +159,7 @@ class Arrival:
     (commits and messages at our first epoch can reach us before the welcome does)."""
 
     buffer: list[bytes] = field(default_factory=list)
+    buffered_bytes: int = 0  # the sum of the buffer's lengths (bounded: bounds.py)
     fallback: Hold | None = None  # the group we created before losing the creation race
     fallback_since: float = 0.0
 

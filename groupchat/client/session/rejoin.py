@@ -27,6 +27,7 @@ from typing import Final
 
 from ...core.admission import RemovalCode
 from .. import wording
+from .bounds import RoomPresence
 
 __all__ = [
     "FRESH_AFTER_MIN",
@@ -44,21 +45,17 @@ JOIN_REPUBLISH_MAX: Final = 30.0
 FRESH_AFTER_MIN: Final = 30.0
 
 
-def creation_turn(present: set[bytes], me: bytes, since: float, step: float) -> float:
-    """When it is our turn to create the group, counting from ``since``."""
-    ranked = sorted(present | {me})
-    return since + ranked.index(me) * step
+def creation_turn(present: RoomPresence, since: float, step: float) -> float:
+    """When it is our turn to create the group, counting from ``since``: our rank among the
+    present ids (kept by :class:`~.bounds.RoomPresence`, so this costs nothing however many)."""
+    return since + present.below_me * step
 
 
-def should_create(
-    traffic_seen: bool, present: set[bytes], me: bytes, since: float, now: float, step: float
-) -> bool:
+def should_create(traffic_seen: bool, present: RoomPresence, since: float, now: float, step: float) -> bool:
     """Create the group now (see the module doc)."""
     if traffic_seen:
         return False
-    if sorted(present | {me}) == [me]:
-        return True
-    return now >= creation_turn(present, me, since, step)
+    return present.only_me or now >= creation_turn(present, since, step)
 
 
 def join_republish_delay(step: float, attempts: int) -> float:

@@ -13,7 +13,7 @@ Pure: times are given; presence (the relay's claim) only decides who acts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from typing import Final
 
 from ...core.events import Member, RekeyProgress
@@ -56,7 +56,7 @@ def restart_removes(
     members: Mapping[int, Member],
     my_leaf: int,
     kicks: set[bytes],
-    present: set[bytes],
+    present: Set[bytes],
     offline_since: Mapping[bytes, float],
     grace: float,
     now: float,

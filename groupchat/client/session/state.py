@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar, cast
 
 from ...core.errors import UsageError
@@ -38,6 +38,7 @@ from ..outbound_queue import OutboundQueue
 from ..room_payload import PayloadKind, RoomPayload
 from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
+from .bounds import MAX_PENDING_ACKS, RoomPresence
 from .core_calls import CoreCall, Timed, TreeSnapshot
 from .phases import (
     TRANSITIONS,
@@ -108,7 +109,9 @@ class MachineState:
         self._ever_connected = False
         self._last_seq: int | None = None  # the last room seq we processed
         self._gap_from: int | None = None  # last seq before a gap, to count what we missed
-        self._present: set[bytes] = set()
+        self._present = RoomPresence(self._me)  # bounded (bounds.py)
+        self._member_ids_cache: tuple[Mapping[int, Member], frozenset[bytes]] | None = None
+        self._joiners_dropped = 0  # pending join requests dropped at the bound (for the log)
         self._offline_since: dict[bytes, float] = {}
         self._latency_ms: float | None = None
         self._send_pause_until = 0.0  # after the relay said rate_limited
@@ -210,7 +213,10 @@ class MachineState:
         frame = Publish(req, self._room, payload) if to is None else SendTo(req, self._room, to, payload)
         if not (yield from self._send(frame)):
             return None
-        link.pending_acks[req] = (what, self._now)
+        acks = link.pending_acks
+        acks[req] = (what, self._now)
+        if len(acks) > MAX_PENDING_ACKS:  # a relay that never acks: forget the oldest
+            del acks[next(iter(acks))]
         return req
 
     # --- phases: the one place that changes them --------------------------------------------

@@ -7,7 +7,7 @@ is ever read here (the tree snapshot holds public keys and names only).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Set
 
 from ...core import tree_math as tm
 from ...core.admission import RemovalCode
@@ -32,7 +32,7 @@ def roster_entries(
     members: Mapping[int, Member],
     my_key: bytes,
     connected: bool,
-    present: set[bytes],
+    present: Set[bytes],
     trust: TrustStore,
     labels: Mapping[bytes, str],
 ) -> tuple[RosterEntry, ...]:

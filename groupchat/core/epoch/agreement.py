@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
 
 from ..admission import (
     AdmissionChange,
@@ -72,6 +73,9 @@ from .wire import (
     encode_confirmation,
     tag_ok,
 )
+
+#: Distinct ring confirmations kept while our own run is still going (issue 13 item 6).
+_MAX_EARLY_CONFIRMATIONS: Final = 8
 
 
 class Agreement(Admission):
@@ -360,7 +364,10 @@ class Agreement(Admission):
                     f"ring confirmation for epoch {epoch}, but no ring is agreeing it here", epoch, self.epoch
                 )
             if ring.done is None:
-                ring.tags.append(tag)  # checked once our run is done
+                # Checked once our run is done. Unsigned, so the relay can send any number: every
+                # honest member's tag is the same, so distinct ones are kept, and only a few.
+                if tag not in ring.tags and len(ring.tags) < _MAX_EARLY_CONFIRMATIONS:
+                    ring.tags.append(tag)
                 return RekeyProgress(epoch, scheme.missing())
             return self._enter_agreed_epoch(ring, [tag])
         if ring is None:
