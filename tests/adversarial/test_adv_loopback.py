@@ -58,7 +58,6 @@ async def test_the_relays_own_identity_is_never_admitted_over_loopback() -> None
             await stop_all(alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the relay's close reason reaches the timeline with escapes")
 async def test_a_close_reason_with_escapes_never_reaches_a_notice() -> None:
     async with LoopbackRelay() as relay:
         alice, bob = await two(relay)
@@ -150,7 +149,6 @@ async def _flood(loop: MeasuringLoop) -> None:
             await stop_all(alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: each presence input walks every id the relay made up")
 def test_a_flood_of_fake_presence_never_stalls_the_event_loop() -> None:
     """Issue 13 §6: under a flood of junk the UI loop never stalls longer than 50 ms (the CPU time
     of one loop iteration, as in tests/client/test_session_loop_lag.py; the relay shares the loop)."""

@@ -108,7 +108,6 @@ def test_a_future_seq_answer_to_every_member_leaves_every_member_in_the_group(cl
     assert chat_continues(room, members[0], *members[1:])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a joiner whose welcome does not open never retries freshly")
 def test_a_tampered_welcome_makes_the_joiner_retry_and_get_in_once_the_relay_behaves(
     clock: ManualClock,
 ) -> None:
