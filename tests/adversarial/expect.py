@@ -14,7 +14,9 @@ from typing import Any, Final
 from session_room import Member
 
 from groupchat.client.notices import Placeholder, TimelineEvent
+from groupchat.client.session.bounds import MAX_BUFFERED_BYTES, MAX_PRESENT
 from groupchat.client.session.inputs import ApproveRequested, InviteRequested
+from groupchat.client.session.settings import member_id
 
 __all__ = [
     "JOINER_BUFFER_MAX_BYTES",
@@ -46,9 +48,9 @@ __all__ = [
 ]
 
 #: A waiting joiner keeps at most this many bytes of what the relay sends before its welcome.
-JOINER_BUFFER_MAX_BYTES: Final = 8 << 20
-#: Ids a member keeps of what the relay says about presence (present or offline since).
-PRESENCE_IDS_MAX: Final = 1024
+JOINER_BUFFER_MAX_BYTES: Final = MAX_BUFFERED_BYTES
+#: Ids of non-members a member keeps of what the relay says about presence.
+PRESENCE_IDS_MAX: Final = MAX_PRESENT
 #: Per-input cost with a huge relay-chosen set over the cost with a small one: "flat" means below.
 MAX_COST_RATIO: Final = 3.0
 
@@ -160,9 +162,11 @@ def joiner_buffer_bytes(member: Member) -> int:
 
 
 def relay_ids_kept(member: Member) -> int:
-    """How many member ids the machine keeps on the relay's word (present, offline since)."""
+    """How many ids of non-members the machine keeps on the relay's word (present, offline since):
+    the group's members are bounded by the signed roster, not by the relay."""
     m = member.machine
-    return len(m._present) + len(m._offline_since)
+    members = {member_id(x.identity_key) for x in m._members.values()} | {m._me}
+    return len(set(m._present) - members) + len(set(m._offline_since) - members)
 
 
 #: Join requests a member keeps waiting for an invite check or an approval.

@@ -48,7 +48,7 @@ from typing import Any
 
 from session_room import HELLO, Member, MemoryRoom
 
-from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.room_payload import JoinAsk, PayloadKind, RoomPayload
 from groupchat.client.session import SessionSettings
 from groupchat.client.session.machine import SessionMachine
 from groupchat.client.session.settings import group_id_for_room, member_id
@@ -248,10 +248,15 @@ class VirtualMember:
     def join_request(self) -> bytes:
         """A fresh, correctly signed join request, as a room payload."""
         p = JoinRequest.create(
-            self.config.suite(), self.identity, group_id_for_room(self.room), self.name, self.config.rand
+            self.config.suite(),
+            self.identity,
+            group_id_for_room(self.room),
+            self.name,
+            self.config.rand,
+            wall_clock=self.config.wall_clock,
         )
         self.pending.append(p)
-        return RoomPayload(PayloadKind.JOIN_REQUEST, p.request.encoded).encode()
+        return RoomPayload(PayloadKind.JOIN_REQUEST, JoinAsk(p.request.encoded).encode()).encode()
 
     def opened(self) -> list[Group]:
         """Every group a welcome sent to it opens into, with any of its requests (it should be none)."""
@@ -267,7 +272,14 @@ class VirtualMember:
 
 def forged_request(victim: Identity, room: str, config: GroupConfig, name: str) -> bytes:
     """A join request carrying ``victim``'s public identity key, signed by someone else."""
-    p = JoinRequest.create(config.suite(), Identity.generate(), group_id_for_room(room), name, config.rand)
+    p = JoinRequest.create(
+        config.suite(),
+        Identity.generate(),
+        group_id_for_room(room),
+        name,
+        config.rand,
+        wall_clock=config.wall_clock,
+    )
     req = p.request
     tbs = JoinRequest.tbs(
         req.cipher_suite, req.group_id, victim.public_key, name.encode(), req.init_key, req.not_after
@@ -276,7 +288,7 @@ def forged_request(victim: Identity, room: str, config: GroupConfig, name: str) 
 
     encoded = Writer().raw(tbs).opaque(req.signature).bytes()
     JoinRequest.decode(encoded)  # well-formed, badly signed
-    return RoomPayload(PayloadKind.JOIN_REQUEST, encoded).encode()
+    return RoomPayload(PayloadKind.JOIN_REQUEST, JoinAsk(encoded).encode()).encode()
 
 
 # --- the sans-I/O face --------------------------------------------------------------------------
@@ -295,7 +307,7 @@ class HostileRoom(MemoryRoom):
         # Called with (sender, frame) before a member's Publish/SendTo is logged: a test forges here
         # what must come just before it in the relay's order.
         self.on_publish: list[Callable[[Member, Publish | SendTo], None]] = []
-        self.config = GroupConfig(clock=clock, rand=os.urandom)
+        self.config = GroupConfig(clock=clock, wall_clock=clock.wall, rand=os.urandom)
         self.room_name = "room"
 
     def add(self, name: str, identity: Identity | None = None, **settings: Any) -> Member:
@@ -304,7 +316,11 @@ class HostileRoom(MemoryRoom):
         # Invite-only (the default), and join requests dated by the room's clock.
         config = GroupConfig(clock=self.clock, wall_clock=self.clock.wall, rand=os.urandom)
         m = SessionMachine(
-            s, identity or Identity.generate(), TrustStore(None), config=config, rand=os.urandom,
+            s,
+            identity or Identity.generate(),
+            TrustStore(None),
+            config=config,
+            rand=os.urandom,
             now=self.clock(),
         )
         member = Member(name, m)

@@ -125,7 +125,6 @@ def test_a_replayed_old_join_request_removes_nobody(clock: ManualClock) -> None:
     assert {m.machine.epoch for m in members} == epochs  # nothing was committed for them
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: an uninvited request is not shown as 'asks to join'")
 def test_an_uninvited_request_is_shown_as_asking_to_join_with_its_fingerprint(clock: ManualClock) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
     dave = room.virtual("dave")

@@ -113,7 +113,6 @@ def test_a_partition_is_reported_on_both_sides(clock: ManualClock) -> None:
         assert len(roster_keys(m)) == 4
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the reason for a removal does not travel in the commit")
 def test_every_member_tells_the_same_story_of_one_removal(clock: ManualClock) -> None:
     room, (alice, bob, carol) = start_room(clock, "alice", "bob", "carol")
     room.disconnect(carol)

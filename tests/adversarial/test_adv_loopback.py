@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import os
 import time
+from typing import Any
 
 import pytest
 from expect import foreign_control, invited_peer
 from hostile_relay import LoopbackRelay, is_chat, with_epoch
-from session_harness import Peer, agree, start_peer, stop_all, wait_until
+from session_harness import Peer, agree, stop_all, wait_until
+from session_harness import start_peer as _start_peer
 
 from groupchat.client.notices import TimelineEvent
 from groupchat.client.room_payload import PayloadKind, RoomPayload
@@ -21,6 +23,11 @@ from groupchat.core.errors import UsageError
 from groupchat.relay_protocol import Presence, PresenceEvent
 
 ROOM = "hostile"
+
+
+def start_peer(port: int, room: str, name: str, **overrides: Any) -> Peer:
+    """The harness's peer, in an invite-only room (the harness makes open ones by default)."""
+    return _start_peer(port, room, name, **{"open_room": False, **overrides})
 EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c * bob was removed"
 
 

@@ -37,10 +37,10 @@ def test_withhold_and_drop_act_per_recipient(clock: ManualClock) -> None:
 def test_a_virtual_member_signs_real_requests(clock: ManualClock) -> None:
     room = HostileRoom(clock)
     v = room.virtual("mallory")
-    from groupchat.client.room_payload import RoomPayload
+    from groupchat.client.room_payload import JoinAsk, RoomPayload
     from groupchat.core.identity import JoinRequest
 
-    req = JoinRequest.decode(RoomPayload.decode(v.join_request()).body)
+    req = JoinRequest.decode(JoinAsk.decode(RoomPayload.decode(v.join_request()).body).request)
     req.verify(room.config.suite())  # correctly signed: the attack is not a bad signature
     assert req.identity_key == v.identity.public_key
 

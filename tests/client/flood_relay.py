@@ -15,7 +15,7 @@ import sys
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.room_payload import JoinAsk, PayloadKind, RoomPayload
 from groupchat.client.session.settings import group_id_for_room
 from groupchat.core.group import GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
@@ -56,7 +56,7 @@ def junk_payloads() -> list[bytes]:
     out = [
         RoomPayload(
             PayloadKind.JOIN_REQUEST,
-            JoinRequest.create(suite, Identity.generate(), gid, f"fake{k}").request.encoded,
+            JoinAsk(JoinRequest.create(suite, Identity.generate(), gid, f"fake{k}").request.encoded).encode(),
         ).encode()
         for k in range(JOIN_REQUESTS)
     ]

@@ -13,7 +13,7 @@ import time
 from session_room import HELLO, Member, MemoryRoom
 
 from groupchat.client.notices import Placeholder, UnreadableReason
-from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.room_payload import JoinAsk, PayloadKind, RoomPayload
 from groupchat.client.session.bounds import (
     MAX_BUFFERED_BYTES,
     MAX_PENDING_ACKS,
@@ -98,8 +98,10 @@ def test_fake_join_requests_are_bounded(pair: tuple[Member, Member], room: Memor
     suite = GroupConfig().suite()
     gid = alice.machine._group_id
     for k in range(MAX_PENDING_JOINERS + 100):
-        req = JoinRequest.create(suite, Identity.generate(), gid, f"fake{k}").request
-        body = RoomPayload(PayloadKind.JOIN_REQUEST, req.encoded).encode()
+        req = JoinRequest.create(
+            suite, Identity.generate(), gid, f"fake{k}", wall_clock=room.clock.wall
+        ).request
+        body = RoomPayload(PayloadKind.JOIN_REQUEST, JoinAsk(req.encoded).encode()).encode()
         d = Deliver(len(room.log) + 1, room.room, _fake(k), None, body)
         room.log.append(d)
         room.feed(alice, FrameReceived(d, room.clock()))

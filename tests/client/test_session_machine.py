@@ -122,7 +122,7 @@ def test_a_kick_removes_the_member_and_ends_its_session(
     room.settle()
     assert bob.stopped and Stop() in bob.actions
     assert "you were removed from the group by alice" in bob.timeline()
-    assert any(t.startswith("bob was removed by you · epoch 3") for t in alice.timeline())
+    assert any(t.startswith("bob was removed by alice · epoch 3") for t in alice.timeline())
     assert bob.machine.phase is Phase.ENDED and bob.machine.epoch is None
 
 
@@ -172,7 +172,7 @@ def test_an_absent_member_is_evicted_after_the_grace(room: MemoryRoom, clock: Ma
     assert alice.machine.next_wakeup(clock()) == clock() + 10.0
     clock.advance(10.0)
     room.tick(alice)
-    evicted = "bob was removed by you: not heard from for 10 s · epoch 3"
+    evicted = "bob was removed by alice: not heard from for 10 s · epoch 3"
     assert any(t.startswith(evicted) for t in alice.timeline())
 
 

@@ -173,6 +173,6 @@ async def test_injected_clock_drives_eviction_and_scheduled_update() -> None:
             assert len(alice.session.roster()) == 2  # 60 s have not passed on alice's clock
             clock.advance(61.0)
             await wait_until(lambda: len(alice.session.roster()) == 1, what="eviction")
-            assert any("bob was removed by you: not heard from for 60 s" in t for t in alice.timeline())
+            assert any("bob was removed by alice: not heard from for 60 s" in t for t in alice.timeline())
         finally:
             await stop_all(alice, bob)

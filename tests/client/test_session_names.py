@@ -117,8 +117,8 @@ def test_kick_by_an_ambiguous_name_is_refused_and_a_label_kicks_the_right_one(
     room.settle()
     assert impostor.stopped and not bob.stopped
     _settle_roster(room, clock, [alice, bob], 2)
-    # Both tell the same story (the committer is "you" at alice), naming the impostor by its label.
-    for who, by in ((alice, "you"), (bob, "alice")):
+    # Both tell the same story, naming the impostor by its label.
+    for who, by in ((alice, "alice"), (bob, "alice")):
         assert any(t.startswith(f"{labels[imp_key]} was removed by {by}") for t in who.timeline())
     # alice's trust store still knows the impostor's key under a look-alike name: bob keeps his suffix.
     assert {e.name for e in alice.machine.roster()} == {"alice", labels[bob_key]}

@@ -151,7 +151,7 @@ async def test_a_member_gone_for_good_during_a_ring_rekey_is_removed_by_a_restar
                 lambda: agree(alice, bob) and len(alice.session.roster()) == 2, 20, "restarted without carol"
             )
             assert alice.epoch == epoch + 1
-            removed = f"carol was removed by you: stalled a rekey for 5 s · epoch {epoch + 1} · ring of 2"
+            removed = f"carol was removed by alice: stalled a rekey for 5 s · epoch {epoch + 1} · ring of 2"
             assert any(t.startswith(removed) for t in alice.timeline()), alice.timeline()
             # bob tells the same story: the reason is in the signed commit.
             by_alice = f"carol was removed by alice: stalled a rekey for 5 s · epoch {epoch + 1}"

@@ -154,7 +154,7 @@ async def test_lookalike_members_are_told_apart_in_the_roster_and_by_commands(pe
     await alice.type(f"/verify {imp_label.replace('·', '#')}")
     assert f"safety number with {imp_label}:" in await alice.lines()
     await alice.type(f"/kick {imp_label}")
-    await alice.wait_line(f"{imp_label} was removed by you")
+    await alice.wait_line(f"{imp_label} was removed by alice")
     await alice.wait_ready(2)
     assert await alice.trust_of(bob_label) is TrustState.UNVERIFIED  # bob is still in, still apart
 
@@ -215,7 +215,7 @@ async def test_rekey_kick_and_messages_from_before_joining(peers: PeerFactory) -
     refused = (await alice.lines())[-1]
     assert refused.startswith("✕ no member named") and "nobody" in refused
     await alice.type("/kick carol")
-    for peer, by in ((alice, "you"), (bob, "alice")):
+    for peer, by in ((alice, "alice"), (bob, "alice")):
         await peer.wait_ready(2)
         await peer.wait_line(f"carol was removed by {by}")
     await carol.wait_line("you were removed from the group by alice")

@@ -86,9 +86,13 @@ class Admitting(MachineState):
         if previous is not None and previous.request == request:
             return  # published again: nothing new
         if previous is None and len(adds) >= MAX_PENDING_JOINERS:
-            oldest = min(adds, key=lambda k: adds[k].since)
-            log.info("too many pending join requests; the oldest is dropped")
-            del adds[oldest]
+            del adds[next(iter(adds))]  # the oldest pending request gives way (the relay may flood)
+            self._joiners_dropped += 1
+            n = self._joiners_dropped
+            if n & (n - 1) == 0:
+                log.warning(
+                    "more than %d pending join requests; %d oldest dropped so far", MAX_PENDING_JOINERS, n
+                )
         adds[request.identity_key] = AddDuty(request, self._now, ask.invite_key, ask.proof)
         yield from self._classify_pending()
 

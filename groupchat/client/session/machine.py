@@ -255,7 +255,8 @@ class SessionMachine(Membership):
             yield from self._do(CloseConnection())
             return
         what = link.pending_acks.pop(err.req_id, (None, 0.0))[0] if err.req_id else None
-        log.warning("relay error %s for %s: %r", err.code, what or "no request", err.reason)
+        code, reason = wording.relay_text(str(err.code)), wording.relay_text(err.reason)
+        log.warning("relay error %s for %s: %s", code, what or "no request", reason)
         entry = self._outbox.by_request(err.req_id) if err.req_id else None
         if entry is not None:
             if err.code == ErrorCode.TOO_LARGE:

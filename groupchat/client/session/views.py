@@ -128,7 +128,8 @@ def describe_epoch(
     for m in ev.removed:
         reason = ev.removal_reasons.get(m.identity_key)
         code, seconds = (reason.code, reason.seconds) if reason is not None else (None, 0)
-        removed.append((label(m), wording.removal_reason(code, seconds, who)))
+        # The committer by name even at the committer: one sentence at every member.
+        removed.append((label(m), wording.removal_reason(code, seconds, label(ev.committer))))
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     return wording.describe_epoch(
         removed, [label(m) for m in ev.added], who if ev.updated else None, ev.epoch, cost
