@@ -26,10 +26,13 @@ __all__ = [
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
+    "NO_MARKER_ECHO",
     "NO_REASON",
+    "NO_SYNC_ECHO",
     "NO_WELCOME_YET",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
+    "STRANDED_CREATED",
     "UPDATE_EVERY_TOO_SMALL",
     "WELCOME_UNOPENED",
     "ambiguous_asker",
@@ -340,6 +343,18 @@ def removed_for_readd(by: str) -> str:
 
 
 NO_WELCOME_YET: Final = "no welcome has come for our join request"
+NO_MARKER_ECHO: Final = (
+    "the relay has not echoed our group's creation in 10 s, and showed no other before it: our "
+    "group stands"
+)
+NO_SYNC_ECHO: Final = (
+    "the relay has not echoed our own marker in 10 s: going on with what it has shown us (it may "
+    "be withholding our messages)"
+)
+STRANDED_CREATED: Final = (
+    "the relay showed no one here and no welcome came: we made a group of our own, and keep asking "
+    "to join the room's (if its members let us in, we move there)"
+)
 
 
 def sent_at_epoch(epoch: int | None) -> str:

@@ -72,6 +72,11 @@ def invited(room: Any, inviter: Member, name: str) -> dict[str, Any]:
     before = len(inviter.timeline())
     room.feed(inviter, InviteRequested(1, 3600.0, name, room.clock()))
     room.settle()
+    for _ in range(120):  # the inviter may not be a member yet: its user waits until it is
+        if _code_in(inviter.timeline()[before:]) is not None:
+            break
+        room.clock.advance(0.5)
+        room.tick()
     code = _code_in(inviter.timeline()[before:])
     assert code is not None, f"{inviter.name} made no invite: {inviter.timeline()[before:]}"
     return {"invite": code}

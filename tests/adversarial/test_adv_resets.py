@@ -70,7 +70,6 @@ def test_one_forged_later_epoch_frame_to_everyone_leaves_every_member_in_its_gro
     assert chat_continues(room, bob, alice, carol)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a forged group-created marker leaves the creator waiting")
 def test_a_fake_group_created_marker_leaves_nobody_without_a_group(clock: ManualClock) -> None:
     room = HostileRoom(clock)
     ghost = room.virtual("ghost")
@@ -175,7 +174,6 @@ def test_malformed_payloads_are_refused_and_change_nothing(clock: ManualClock) -
     assert chat_continues(room, alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a gap answer to every member leaves everyone waiting")
 def test_a_gap_answer_to_every_member_ends_in_one_group_once_the_relay_behaves(clock: ManualClock) -> None:
     room, members = start_room(clock, "alice", "bob", "carol")
     for m in members:
@@ -189,7 +187,6 @@ def test_a_gap_answer_to_every_member_ends_in_one_group_once_the_relay_behaves(c
     assert chat_continues(room, members[2], *members[:2])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a newcomer shown an empty room with traffic waits for good")
 def test_a_newcomer_shown_an_empty_room_creates_a_group_and_says_so(clock: ManualClock) -> None:
     room, (alice, bob) = start_room(clock, "alice", "bob")
     dave = room.add("dave", **invited(room, alice, "dave"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 from ...core.errors import GroupChatError, UsageError
 from ...core.events import Member
@@ -48,7 +49,15 @@ from .duties import online_leaves, open_duties
 from .eviction import note_absent
 from .membership import Membership
 from .phases import Creation, Departure, Hold, JoinAttempt, Link, Phase, Trigger
-from .rejoin import creation_turn, fresh_request_due, join_republish_delay, should_create
+from .rejoin import (
+    GAP_RETRIES,
+    GAP_RETRY_DELAY,
+    creation_turn,
+    fresh_request_due,
+    join_republish_delay,
+    should_create,
+    stranded,
+)
 from .settings import member_id
 from .state import log
 
@@ -63,6 +72,21 @@ class SessionMachine(Membership):
         self._now = item.now
         if self._phase is Phase.ENDED:
             return
+        link = self._link
+        if link is not None and link.retry_resume_at is not None and item.now >= link.retry_resume_at:
+            link.retry_resume_at = None
+            yield from self._join_room(link.resume_after)
+        if link is not None and _sync_overdue(link, item.now):
+            # The relay never echoed our sync marker: its backlog is all we will get. Going on
+            # beats waiting for good (a relay that withholds our own frames must not freeze us).
+            self._warn(wording.NO_SYNC_ECHO)
+            yield from self._on_caught_up(link)
+        creation = self._phase_data
+        if isinstance(creation, Creation) and item.now >= creation.at + SYNC_TIMEOUT:
+            # Our creation marker never came back: no other marker came before it either, so
+            # the group we made stands (a relay that withholds it must not freeze us).
+            self._warn(wording.NO_MARKER_ECHO)
+            self._group_stands(creation)
         if isinstance(item, i.FrameReceived):
             yield from self._on_frame(item.frame)
         elif isinstance(item, i.Connected):
@@ -141,6 +165,12 @@ class SessionMachine(Membership):
         out: what is due but waits for something (an echo, a connection) is woken by that input.
         """
         times = [self._send_pause_until]
+        if self._link is not None and self._link.retry_resume_at is not None:
+            times.append(self._link.retry_resume_at)
+        if self._link is not None and self._link.joined_at is not None and not self._link.caught_up:
+            times.append(self._link.joined_at + SYNC_TIMEOUT)
+        if isinstance(self._phase_data, Creation):
+            times.append(self._phase_data.at + SYNC_TIMEOUT)
         if self._departure is not None:
             times.append(self._departure.deadline)
         hold, attempt = self._hold, self._phase_data
@@ -224,6 +254,7 @@ class SessionMachine(Membership):
 
     def _on_joined(self, link: Link, joined: Joined) -> Step[None]:
         link.in_room = True
+        link.joined_at = self._now
         self._actions.append(ResetBackoff())
         self._present.reset(joined.members, self._member_ids())
         self._present.add(self._me)
@@ -282,6 +313,12 @@ class SessionMachine(Membership):
             yield from self._join_room(None)
             return
         # Both answers are the relay's claims: neither drops our group (behind.py says what would).
+        if err.code == ErrorCode.GAP and self._hold is not None and link.gap_retries < GAP_RETRIES:
+            # The relay may be lying (it costs it nothing): ask again for the resume before we
+            # skip to the head, since what we would skip may hold commits the others applied.
+            link.gap_retries += 1
+            link.retry_resume_at = self._now + GAP_RETRY_DELAY * link.gap_retries
+            return
         if err.code == ErrorCode.GAP:
             # What was trimmed is counted and shown; if it held a commit, the others' traffic at
             # a later epoch will say so, and behind.py decides.
@@ -383,10 +420,7 @@ class SessionMachine(Membership):
     def _on_group_created(self, d: Deliver, nonce: bytes) -> None:
         creation = self._phase_data if isinstance(self._phase_data, Creation) else None
         if creation is not None and d.sender == self._me and nonce == creation.nonce:
-            self._enter(Trigger.MARKER_ECHOED)  # nothing before our own group's creation concerns it
-            self._emit(TimelineEvent(TimelineKind.JOINED, wording.created(self.settings.room, self._code())))
-            self._set_state(ConnectionState.READY)
-            self._emit_status()
+            self._group_stands(creation)
             return
         if creation is not None:
             # Two of us found the room empty at once; the relay's order says the other was first.
@@ -396,6 +430,18 @@ class SessionMachine(Membership):
             self._enter(Trigger.CREATION_LOST)
             self._arrival.fallback, self._arrival.fallback_since = fallback, self._now
         self._traffic_seen = True
+
+    def _group_stands(self, creation: Creation) -> None:
+        """Our creation marker came first (or never came back, and nothing came before it)."""
+        self._enter(Trigger.MARKER_ECHOED)  # nothing before our own group's creation concerns it
+        self._emit(TimelineEvent(TimelineKind.JOINED, wording.created(self.settings.room, self._code())))
+        if creation.keep_asking is not None and self._hold is not None:
+            # A stranded newcomer: the relay showed no one. We keep asking to join the room's
+            # group, and its welcome replaces ours while we are still alone in it.
+            self._hold.reentry, self._hold.solo = creation.keep_asking, True
+            self._warn(wording.STRANDED_CREATED)
+        self._set_state(ConnectionState.READY)
+        self._emit_status()
 
     # --- commands -------------------------------------------------------------------------------
 
@@ -459,6 +505,10 @@ class SessionMachine(Membership):
                 yield from self._ask_to_join(now)
             elif self._fallback_due(now):
                 self._resume_own_group()
+            elif joining is not None and stranded(
+                self._present, now, joining.since, self.settings.creation_fallback
+            ):
+                yield from self._create(keep_asking=joining)
             elif now >= joining.next_publish:
                 yield from self._publish_join_request()
             return
@@ -497,7 +547,7 @@ class SessionMachine(Membership):
             self._emit(TimelineEvent(TimelineKind.LEFT, wording.LEFT_NO_CONFIRMATION))
             yield from self._finish()
 
-    def _create(self) -> Step[None]:
+    def _create(self, keep_asking: JoinAttempt | None = None) -> Step[None]:
         call = CreateGroup(
             self.identity,
             self._group_id,
@@ -509,7 +559,7 @@ class SessionMachine(Membership):
         group, timed = yield from self._core(call)
         self._updates.last_update = self._now
         nonce = self._rand(CREATION_NONCE_LEN)
-        self._enter(Trigger.CREATE, Creation(nonce), Hold(group, 0))
+        self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking), Hold(group, 0))
         self._adopt(timed)
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
 
@@ -539,9 +589,7 @@ class SessionMachine(Membership):
         if attempt.first_published is None:
             attempt.first_published = self._now
         if (
-            yield from self._publish(
-                PayloadKind.JOIN_REQUEST, self._join_ask(attempt), "join request"
-            )
+            yield from self._publish(PayloadKind.JOIN_REQUEST, self._join_ask(attempt), "join request")
         ) is None:
             return
         if attempt.pending not in self._published:
@@ -561,7 +609,12 @@ class SessionMachine(Membership):
         """No welcome came after a creation race we were told we lost: the group we made stands."""
         fallback = self._arrival.fallback
         assert fallback is not None
+        attempt = self._phase_data
         self._enter(Trigger.RESUME_OWN, hold=fallback)
+        if isinstance(attempt, JoinAttempt):
+            # Should the group said to be first exist after all, its welcome still moves us there
+            # while no one has joined ours.
+            fallback.reentry, fallback.solo = attempt, True
         self._warn(wording.creation_fallback(self.settings.creation_fallback))
         self._set_state(ConnectionState.READY)
         self._emit_roster()
@@ -580,3 +633,15 @@ class SessionMachine(Membership):
                 hold.reentry = JoinAttempt(pending, now)
         if hold.reentry is not None and now >= hold.reentry.next_publish:
             yield from self._publish_join_request(hold.reentry)
+
+
+SYNC_TIMEOUT: Final = 10.0  # seconds we wait for our sync marker's echo before going on without it
+
+
+def _sync_overdue(link: Link, now: float) -> bool:
+    return (
+        link.in_room
+        and not link.caught_up
+        and link.joined_at is not None
+        and now >= link.joined_at + SYNC_TIMEOUT
+    )

@@ -77,6 +77,8 @@ class Membership(Admitting):
         attempt = hold.reentry if hold is not None and self._phase is Phase.MEMBER else self._phase_data
         if not isinstance(attempt, JoinAttempt) or (hold is not None and attempt is not hold.reentry):
             return
+        if hold is not None and hold.solo and len(hold.members) > 1:
+            return  # others joined the group we made meanwhile: we stay with them
         opened = None
         candidates = [attempt.pending, attempt.previous, *reversed(self._published)]
         for pending in dict.fromkeys(p for p in candidates if p is not None):
@@ -327,6 +329,8 @@ class Membership(Admitting):
         for m in ev.removed:
             self._duties.leave_requests.pop(m.identity_key, None)
             self._offline_since.pop(member_id(m.identity_key), None)
+        if hold.solo and len(self._members) > 1:
+            hold.reentry, hold.solo = None, False  # others joined the group we made: it stands
         self._forget_done_duties()
         yield from self._classify_pending()  # the state requests are judged by has moved on
         if set(self._members) != before or ev.added:

@@ -134,6 +134,8 @@ class Creation:
     """CREATING: our creation marker, until its echo says whether our group stands."""
 
     nonce: bytes
+    at: float = 0.0  # when we published it
+    keep_asking: JoinAttempt | None = None  # a stranded newcomer's request, still published (solo)
 
 
 @dataclass(slots=True)
@@ -200,6 +202,7 @@ class Hold:
     ring: RingRun | None = None
     behind: Behind | None = None  # unverifiable hints that we fell behind (behind.py)
     reentry: JoinAttempt | None = None  # our request to be re-added, while we keep this group
+    solo: bool = False  # reentry is a stranded newcomer's: a welcome replaces us only while alone
 
 
 @dataclass(slots=True)
@@ -246,6 +249,9 @@ class Link:
     in_room: bool = False
     sync_nonce: bytes = b""
     caught_up: bool = False
+    joined_at: float | None = None  # when the relay said Joined: our sync marker's echo is due
+    gap_retries: int = 0  # resumes retried after the relay said GAP (it may have lied)
+    retry_resume_at: float | None = None
     pending_acks: dict[int, tuple[str, float]] = field(default_factory=dict)
 
 

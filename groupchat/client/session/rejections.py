@@ -106,7 +106,13 @@ def message_rejection(exc: GroupChatError, ours: int, joined: int, code: str) ->
             behind_epoch=epoch,
         )
     if isinstance(exc, DecryptionError) and epoch == ours:
-        return shown(UnreadableReason.POSSIBLE_FORK, wording.epoch_code_hint(ours, code))
+        # Our epoch's number, not its keys: a fork, or bytes the relay made up. A hint either way.
+        return Rejection(
+            Outcome.PLACEHOLDER,
+            reason=UnreadableReason.POSSIBLE_FORK,
+            detail=wording.epoch_code_hint(ours, code),
+            behind_epoch=ours,
+        )
     if isinstance(exc, RemovedSenderError):
         # The core checked the signature first, so the name is the sender's own.
         return shown(UnreadableReason.AFTER_REMOVAL, wording.at_epoch(epoch), exc.name or None)

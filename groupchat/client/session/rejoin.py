@@ -31,6 +31,8 @@ from .bounds import RoomPresence
 
 __all__ = [
     "FRESH_AFTER_MIN",
+    "GAP_RETRIES",
+    "GAP_RETRY_DELAY",
     "JOIN_REPUBLISH_MAX",
     "AfterRemoval",
     "after_removal",
@@ -39,9 +41,12 @@ __all__ = [
     "fresh_request_due",
     "join_republish_delay",
     "should_create",
+    "stranded",
 ]
 
 JOIN_REPUBLISH_MAX: Final = 30.0
+GAP_RETRIES: Final = 2  # a member asks for its resume again this often before skipping to the head
+GAP_RETRY_DELAY: Final = 1.0  # seconds, times the retry's number
 FRESH_AFTER_MIN: Final = 30.0
 
 
@@ -56,6 +61,12 @@ def should_create(traffic_seen: bool, present: RoomPresence, since: float, now: 
     if traffic_seen:
         return False
     return present.only_me or now >= creation_turn(present, since, step)
+
+
+def stranded(present: RoomPresence, now: float, since: float, after: float) -> bool:
+    """A newcomer the relay shows no one to, with no welcome for ``after`` seconds: it makes a
+    group of its own (and keeps asking to join the room's: see machine._create)."""
+    return present.only_me and now >= since + after
 
 
 def join_republish_delay(step: float, attempts: int) -> float:

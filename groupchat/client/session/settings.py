@@ -60,7 +60,8 @@ class SessionSettings:
     invite: str | None = None  # an invite code (``/invite`` printed it): our way in
     open_room: bool = False  # a group we create admits anyone who knows the room (on purpose)
     behind_after: float = 30.0  # unverifiable later-epoch hints for this long -> ask to be re-added
-    creation_fallback: float = 30.0  # lost a creation race and no welcome for this long -> keep ours
+    # No welcome this long after a lost creation race, or shown an empty room: a group of our own.
+    creation_fallback: float = 20.0
 
     def __post_init__(self) -> None:
         if not self.relay_url.startswith(("ws://", "wss://")):
