@@ -153,6 +153,8 @@ class SessionMachine(Membership):
             if hold.ring is not None:
                 times.append(hold.ring.next_poll)
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
+            if self._departure is None:
+                times.extend(self._beacons.wakeups())
             times.extend(self._duty_turns(hold))
         future = [t for t in times if t > now]
         return min(future, default=float("inf"))
@@ -456,6 +458,7 @@ class SessionMachine(Membership):
             yield from self._maybe_commit(now)
         if hold.own_commit is None:
             yield from self._flush_outbox()
+        yield from self._beacon_duty()
 
     def _progress_leave(self, hold: Hold, departure: Departure, now: float) -> Step[None]:
         if hold.group.joining:

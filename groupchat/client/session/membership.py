@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
-from ...core.errors import GroupChatError
+from ...core.errors import GroupChatError, InvalidValueError
 from ...core.events import (
     EpochChanged,
     Event,
@@ -38,6 +38,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
+from .beacons import Beacon
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -188,7 +189,12 @@ class Membership(MachineState):
         try:
             content = AppContent.decode(ev.plaintext)
         except GroupChatError as exc:
+            self._beacon_received(ev, False)
             self._placeholder(UnreadableReason.TAMPERED, sender.display_name, wording.unknown_content(exc))
+            return
+        self._beacon_received(ev, content.kind is ContentKind.CHAT)
+        if content.kind is ContentKind.BEACON:
+            self._on_beacon(ev, content.body)
             return
         if content.kind is ContentKind.LEAVE:
             self._duties.leave_requests.setdefault(sender.identity_key, self._now)
@@ -209,6 +215,7 @@ class Membership(MachineState):
         group = self._group
         if entry is None or group is None:
             return
+        self._beacons.echoed_chat(ev.epoch, self._now)
         if ev.epoch < group.epoch - 1:
             # Receivers keep one previous epoch's keys only: this copy came too late to be read.
             log.info("message %d raced %d commits; re-encrypting it", entry.local_id, group.epoch - ev.epoch)
@@ -249,6 +256,7 @@ class Membership(MachineState):
             yield from self._send_core_outbox()
         before = set(self._members)
         self._adopt(timed, announce=False)
+        self._beacon_epoch(ev, own is not None and own.update)
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
             wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
             code = self._code()
@@ -478,6 +486,66 @@ class Membership(MachineState):
                 return
             self._outbox.mark_sent(entry, digest, group.epoch, req)
             self._updates.sent_since += 1
+
+    # --- beacons (beacons.py) ---------------------------------------------------------------------
+
+    def _beacon_sync(self, hold: Hold) -> None:
+        """Open the book's account of our epoch when we reach a new one (cheap when we did)."""
+        group = hold.group
+        if group.joining or (self._beacon_group is group and self._beacons.epoch == group.epoch):
+            return
+        self._beacon_group = group
+        book, seq, now = self._beacons, self._last_seq or 0, self._now
+        if book.enter(group.epoch, group.epoch_authenticator, group.my_leaf, seq, now, len(hold.members)):
+            self._beacons.watch(hold.members.values(), self.identity.public_key, self._now)
+
+    def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
+        hold = self._hold
+        if hold is not None:
+            self._beacon_sync(hold)
+            self._beacons.received(ev.sender, ev.epoch, ev.generation, chat, self._now)
+
+    def _beacon_epoch(self, ev: EpochChanged, update: bool) -> None:
+        hold = self._hold
+        if hold is None:
+            return
+        self._beacon_sync(hold)
+        if ev.own:
+            self._beacons.own_commit(ev.epoch, update, self._now)
+        else:
+            self._beacons.commit_from(ev.committer, ev.epoch, self._now)
+
+    def _on_beacon(self, ev: MessageReceived, body: bytes) -> None:
+        try:
+            beacon = Beacon.decode(body)
+        except GroupChatError as exc:
+            self._placeholder(UnreadableReason.TAMPERED, ev.sender.display_name, wording.bad_beacon(exc))
+            return
+        if beacon.epoch != ev.epoch:
+            wrong = InvalidValueError(f"it names epoch {beacon.epoch} but was sent at epoch {ev.epoch}")
+            self._placeholder(UnreadableReason.TAMPERED, ev.sender.display_name, wording.bad_beacon(wrong))
+            return
+        for text in self._beacons.read_beacon(ev.sender, beacon, self._now):
+            self._warn(text)
+
+    def _beacon_duty(self) -> Step[None]:
+        """Report what the beacons' bounds say now; send our beacon when it is due."""
+        hold, book, now = self._hold, self._beacons, self._now
+        if hold is None or hold.group.joining:
+            return
+        self._beacon_sync(hold)
+        members = hold.members
+        if book.next_check is not None and now >= book.next_check:
+            by_key = {m.identity_key: m.display_name for m in members.values()}
+            present = self._present
+            for text in book.poll(now, by_key.get, lambda key: member_id(key) in present):
+                self._warn(text)
+        if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
+            return
+        beacon = book.beacon(self._last_seq or 0)
+        if beacon is not None:
+            data, _ = yield from self._core(Encrypt(hold.group, AppContent.beacon(beacon.encode()).encode()))
+            yield from self._publish(PayloadKind.CORE, data, "beacon")
 
     def _forget_done_duties(self) -> None:
         group = self._group

@@ -56,6 +56,12 @@ class SessionSettings:
     update_every: int = 200  # ...or after this many messages sent, whichever first
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
+    # Beacons (beacons.py): a periodic one at most this often while chat flows, and the bounds
+    # after which an unconfirmed message or commit, a lost message, a silent member are reported.
+    beacon_interval: float = 10.0
+    confirm_after: float = 15.0
+    loss_after: float = 20.0
+    silence_after: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.relay_url.startswith(("ws://", "wss://")):
@@ -69,7 +75,10 @@ class SessionSettings:
             raise UsageError(wording.bad_display_name(self.name, exc)) from None
         if self.scheme not in ("tree", "ring"):
             raise UsageError(wording.bad_scheme(self.scheme))
-        for name in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
+        for name in (
+            "add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max",
+            "beacon_interval", "confirm_after", "loss_after", "silence_after",
+        ):
             if not getattr(self, name) > 0:
                 raise UsageError(wording.not_positive(name))
         if self.reconnect_min > self.reconnect_max:

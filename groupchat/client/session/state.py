@@ -37,6 +37,7 @@ from ..outbound_queue import OutboundQueue
 from ..room_payload import PayloadKind, RoomPayload
 from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
+from .beacons import BeaconBook
 from .core_calls import CoreCall, Timed, TreeSnapshot
 from .phases import (
     TRANSITIONS,
@@ -130,6 +131,17 @@ class MachineState:
         self._warned_keys: set[tuple[str, bytes]] = set()
         self._removal_reasons: dict[bytes, str] = {}  # identity key -> why it is being removed
 
+        # Beacons (beacons.py): what we and the others sent and received, and the signed traffic
+        # last heard from each member.
+        self._beacons = BeaconBook(
+            settings.beacon_interval,
+            settings.confirm_after,
+            settings.loss_after,
+            settings.silence_after,
+            fraction=lambda: int.from_bytes(self._rand(2), "big") / 65536,
+        )
+        self._beacon_group: Group | None = None  # the group the book's accounts are of
+
     # --- reading the hold ------------------------------------------------------------------------
 
     @property
@@ -143,6 +155,11 @@ class MachineState:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    def last_heard(self, identity_key: bytes) -> float | None:
+        """When the last signed traffic (chat, beacon, commit) of this member reached us (None:
+        none since it entered our roster). Only its own signed traffic moves it, never the relay."""
+        return self._beacons.last_heard.get(identity_key)
 
     def _in_group(self) -> bool:
         """We hold a group (a step may have dropped it since the caller looked)."""
