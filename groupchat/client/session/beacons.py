@@ -189,14 +189,23 @@ class BeaconBook:
     # --- our epoch -------------------------------------------------------------------------------
 
     def enter(
-        self, epoch: int, authenticator: bytes, my_leaf: int, seq: int, now: float, members: int
+        self,
+        epoch: int,
+        authenticator: bytes,
+        my_leaf: int,
+        seq: int,
+        now: float,
+        members: int,
+        *,
+        fresh: bool = False,
     ) -> bool:
         """We hold ``epoch`` (idempotent; ``seq``: the room seq that took us there); on a new one,
         schedule our beacon after a random pause that grows with the group (at most 8 s), so that
-        the members do not all send at once. True if the epoch is new to us."""
+        the members do not all send at once. ``fresh``: it is another group than before (we
+        rejoined). True if the epoch is new to us."""
         if epoch == self.epoch and authenticator == self._authenticator:
             return False
-        if self.epoch is not None and epoch != self.epoch + 1:
+        if fresh or (self.epoch is not None and epoch != self.epoch + 1):
             self.ledgers.clear()  # a new group, or epochs we never saw: the old accounts say nothing
         self.epoch, self._authenticator = epoch, authenticator
         self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq)
@@ -247,6 +256,12 @@ class BeaconBook:
         before = self.ledgers.get(epoch - 1)
         self.next_beacon, self.chat_pending = None, False
         return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None)
+
+    def retry(self, now: float) -> None:
+        """Our beacon did not go out (or the relay refused it): send another after a while, whose
+        claim explains the generation it used."""
+        if self.next_beacon is None:
+            self.next_beacon = now + self.interval * (0.5 + 0.5 * self.fraction())
 
     def beacon_due(self, now: float) -> bool:
         return self.next_beacon is not None and now >= self.next_beacon

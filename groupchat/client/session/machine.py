@@ -252,6 +252,8 @@ class SessionMachine(Membership):
             return
         what = link.pending_acks.pop(err.req_id, (None, 0.0))[0] if err.req_id else None
         log.warning("relay error %s for %s: %r", err.code, what or "no request", err.reason)
+        if what == "beacon":
+            self._beacons.retry(self._now)  # its generation is used: the next beacon explains it
         entry = self._outbox.by_request(err.req_id) if err.req_id else None
         if entry is not None:
             if err.code == ErrorCode.TOO_LARGE:

@@ -494,9 +494,9 @@ class Membership(MachineState):
         group = hold.group
         if group.joining or (self._beacon_group is group and self._beacons.epoch == group.epoch):
             return
-        self._beacon_group = group
-        book, seq, now = self._beacons, self._last_seq or 0, self._now
-        if book.enter(group.epoch, group.epoch_authenticator, group.my_leaf, seq, now, len(hold.members)):
+        fresh, self._beacon_group = self._beacon_group is not group, group
+        book, seq, n = self._beacons, self._last_seq or 0, len(hold.members)
+        if book.enter(group.epoch, group.epoch_authenticator, group.my_leaf, seq, self._now, n, fresh=fresh):
             self._beacons.watch(hold.members.values(), self.identity.public_key, self._now)
 
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
@@ -545,7 +545,8 @@ class Membership(MachineState):
         beacon = book.beacon(self._last_seq or 0)
         if beacon is not None:
             data, _ = yield from self._core(Encrypt(hold.group, AppContent.beacon(beacon.encode()).encode()))
-            yield from self._publish(PayloadKind.CORE, data, "beacon")
+            if (yield from self._publish(PayloadKind.CORE, data, "beacon")) is None:
+                book.retry(self._now)
 
     def _forget_done_duties(self) -> None:
         group = self._group
