@@ -65,6 +65,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
     ],
+    'groupchat.client.session.beacons': [
+        'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'Tally', 'authenticator_digest',
+    ],
     'groupchat.client.session.core_calls': [
         'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
         'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed', 'TreeSnapshot',
