@@ -66,7 +66,8 @@ PUBLIC: dict[str, list[str]] = {
         'ChatSession',
     ],
     'groupchat.client.session.beacons': [
-        'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'Tally', 'authenticator_digest',
+        'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'SPEAKERS', 'Tally', 'authenticator_digest',
+        'speakers',
     ],
     'groupchat.client.session.core_calls': [
         'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',

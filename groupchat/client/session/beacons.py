@@ -33,13 +33,32 @@ from ...core.codec import Reader, Writer
 from ...core.events import Member
 from .. import wording
 
-__all__ = ["DIGEST_LEN", "MAX_ENTRIES", "Beacon", "BeaconBook", "Tally", "authenticator_digest"]
+__all__ = [
+    "DIGEST_LEN",
+    "MAX_ENTRIES",
+    "SPEAKERS",
+    "Beacon",
+    "BeaconBook",
+    "Tally",
+    "authenticator_digest",
+    "speakers",
+]
 
 DIGEST_LEN: Final = 8
+SPEAKERS: Final = 2  # members who confirm each commit with a beacon
 MAX_ENTRIES: Final = 64  # sender leaves a tally lists at most (the busiest first)
 _ENTRY_BYTES: Final = 8
 _WAITING: Final = 4096  # our unconfirmed messages watched per epoch at most
 _CHAT_TIMES: Final = 64  # chat moments remembered (coalesced to one a second) for the silence rule
+
+
+def speakers(online_leaves: Iterable[int], committer: int, k: int = SPEAKERS) -> list[int]:
+    """Who confirms a commit with a beacon at the new epoch: the first ``k`` members after the
+    committer in leaf order (cyclic) that the relay says are online. A few suffice (any one
+    confirms the commit, and each beacon carries a digest of the epoch to compare); N of them
+    would cost every member N decryptions at every epoch change."""
+    leaves = sorted(set(online_leaves) - {committer})
+    return ([lf for lf in leaves if lf > committer] + [lf for lf in leaves if lf < committer])[:k]
 
 
 def authenticator_digest(authenticator: bytes) -> bytes:
@@ -197,12 +216,15 @@ class BeaconBook:
         now: float,
         members: int,
         *,
+        speak: bool = True,
         fresh: bool = False,
     ) -> bool:
         """We hold ``epoch`` (idempotent; ``seq``: the room seq that took us there); on a new one,
         schedule our beacon after a random pause that grows with the group (at most 8 s), so that
-        the members do not all send at once. ``fresh``: it is another group than before (we
-        rejoined). True if the epoch is new to us."""
+        the members do not all send at once. ``speak``: we are one of the few who confirm the
+        commit (:func:`speakers`); we also send one when chat of the epoch before is not yet in a
+        beacon of ours. ``fresh``: it is another group than before (we rejoined). True if the
+        epoch is new to us."""
         if epoch == self.epoch and authenticator == self._authenticator:
             return False
         if fresh or (self.epoch is not None and epoch != self.epoch + 1):
@@ -211,7 +233,10 @@ class BeaconBook:
         self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq)
         for old in [e for e in self.ledgers if e < epoch - 1]:
             del self.ledgers[old]
-        self.next_beacon = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
+        if speak or self.chat_pending:
+            self.next_beacon = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
+        else:
+            self.next_beacon = None
         self.chat_pending = False
         return True
 

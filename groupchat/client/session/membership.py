@@ -16,6 +16,7 @@ from ...core.errors import GroupChatError, InvalidValueError
 from ...core.events import (
     EpochChanged,
     Event,
+    Member,
     MessageEchoed,
     MessageReceived,
     RekeyProgress,
@@ -38,7 +39,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
-from .beacons import Beacon
+from .beacons import Beacon, speakers
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -489,15 +490,20 @@ class Membership(MachineState):
 
     # --- beacons (beacons.py) ---------------------------------------------------------------------
 
-    def _beacon_sync(self, hold: Hold) -> None:
-        """Open the book's account of our epoch when we reach a new one (cheap when we did)."""
+    def _beacon_sync(self, hold: Hold, committer: Member | None = None) -> None:
+        """Open the book's account of our epoch when we reach a new one (cheap when we did);
+        ``committer``: whose commit took us there (we may be one who confirms it)."""
         group = hold.group
         if group.joining or (self._beacon_group is group and self._beacons.epoch == group.epoch):
             return
         fresh, self._beacon_group = self._beacon_group is not group, group
-        book, seq, n = self._beacons, self._last_seq or 0, len(hold.members)
-        if book.enter(group.epoch, group.epoch_authenticator, group.my_leaf, seq, self._now, n, fresh=fresh):
-            self._beacons.watch(hold.members.values(), self.identity.public_key, self._now)
+        book, present, members = self._beacons, self._present, hold.members
+        online = (lf for lf, m in members.items() if member_id(m.identity_key) in present)
+        speak = committer is not None and group.my_leaf in speakers(online, committer.leaf)
+        seq, now = self._last_seq or 0, self._now
+        auth, leaf = group.epoch_authenticator, group.my_leaf
+        if book.enter(group.epoch, auth, leaf, seq, now, len(members), speak=speak, fresh=fresh):
+            book.watch(members.values(), self.identity.public_key, now)
 
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
         hold = self._hold
@@ -509,7 +515,7 @@ class Membership(MachineState):
         hold = self._hold
         if hold is None:
             return
-        self._beacon_sync(hold)
+        self._beacon_sync(hold, ev.committer)
         if ev.own:
             self._beacons.own_commit(ev.epoch, update, self._now)
         else:
