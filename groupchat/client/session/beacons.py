@@ -196,6 +196,7 @@ class BeaconBook:
     _authenticator: bytes = b""
     next_beacon: float | None = None
     chat_pending: bool = False  # chat since our last beacon
+    addressee: bytes | None = None  # our next beacon only confirms this member's commit: to it alone
     next_check: float | None = None
     last_heard: dict[bytes, float] = field(default_factory=dict)  # identity key -> time
     _watched: dict[bytes, float] = field(default_factory=dict)  # identity key -> counting since
@@ -216,15 +217,15 @@ class BeaconBook:
         now: float,
         members: int,
         *,
-        speak: bool = True,
+        confirm: bytes | None = None,
         fresh: bool = False,
     ) -> bool:
         """We hold ``epoch`` (idempotent; ``seq``: the room seq that took us there); on a new one,
         schedule our beacon after a random pause that grows with the group (at most 8 s), so that
-        the members do not all send at once. ``speak``: we are one of the few who confirm the
-        commit (:func:`speakers`); we also send one when chat of the epoch before is not yet in a
-        beacon of ours. ``fresh``: it is another group than before (we rejoined). True if the
-        epoch is new to us."""
+        the members do not all send at once. ``confirm``: the committer's identity key when we are
+        one of the few who confirm its commit (:func:`speakers`), to it alone (:attr:`addressee`);
+        we also send one, to everyone, when chat of the epoch before is in no beacon of ours yet.
+        ``fresh``: it is another group than before (we rejoined). True if the epoch is new to us."""
         if epoch == self.epoch and authenticator == self._authenticator:
             return False
         if fresh or (self.epoch is not None and epoch != self.epoch + 1):
@@ -233,10 +234,11 @@ class BeaconBook:
         self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq)
         for old in [e for e in self.ledgers if e < epoch - 1]:
             del self.ledgers[old]
-        if speak or self.chat_pending:
+        if confirm is not None or self.chat_pending:
             self.next_beacon = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
         else:
             self.next_beacon = None
+        self.addressee = None if self.chat_pending else confirm
         self.chat_pending = False
         return True
 
@@ -279,7 +281,7 @@ class BeaconBook:
             return None
         ledger = self.ledgers[epoch]
         before = self.ledgers.get(epoch - 1)
-        self.next_beacon, self.chat_pending = None, False
+        self.next_beacon, self.chat_pending, self.addressee = None, False, None
         return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None)
 
     def retry(self, now: float) -> None:
@@ -424,6 +426,7 @@ class BeaconBook:
     def _chat(self, now: float) -> None:
         if not self.chat_pending:
             self.chat_pending = True
+            self.addressee = None  # it tells of chat now: everyone needs it
             if self.next_beacon is None:
                 self.next_beacon = now + self.interval * (0.5 + 0.5 * self.fraction())
         times = self._chat_times

@@ -500,9 +500,10 @@ class Membership(MachineState):
         book, present, members = self._beacons, self._present, hold.members
         online = (lf for lf, m in members.items() if member_id(m.identity_key) in present)
         speak = committer is not None and group.my_leaf in speakers(online, committer.leaf)
+        confirm = committer.identity_key if committer is not None and speak else None
         seq, now = self._last_seq or 0, self._now
         auth, leaf = group.epoch_authenticator, group.my_leaf
-        if book.enter(group.epoch, auth, leaf, seq, now, len(members), speak=speak, fresh=fresh):
+        if book.enter(group.epoch, auth, leaf, seq, now, len(members), confirm=confirm, fresh=fresh):
             book.watch(members.values(), self.identity.public_key, now)
 
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
@@ -548,10 +549,13 @@ class Membership(MachineState):
                 self._warn(text)
         if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
             return
+        to = book.addressee
         beacon = book.beacon(self._last_seq or 0)
         if beacon is not None:
             data, _ = yield from self._core(Encrypt(hold.group, AppContent.beacon(beacon.encode()).encode()))
-            if (yield from self._publish(PayloadKind.CORE, data, "beacon")) is None:
+            # One that only confirms a commit goes to its committer alone (one decryption, not N).
+            addressed = member_id(to) if to is not None else None
+            if (yield from self._publish(PayloadKind.CORE, data, "beacon", to=addressed)) is None:
                 book.retry(self._now)
 
     def _forget_done_duties(self) -> None:
