@@ -65,6 +65,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
     ],
+    'groupchat.client.session.beacon_steps': [
+        'BeaconSteps',
+    ],
     'groupchat.client.session.beacons': [
         'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'SPEAKERS', 'Tally', 'authenticator_digest',
         'speakers',

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
-from ...core.errors import GroupChatError, InvalidValueError
+from ...core.errors import GroupChatError
 from ...core.events import (
     EpochChanged,
     Event,
-    Member,
     MessageEchoed,
     MessageReceived,
     RekeyProgress,
@@ -39,7 +38,7 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
-from .beacons import Beacon, speakers
+from .beacon_steps import BeaconSteps
 from .core_calls import (
     CommitChange,
     DiscardPending,
@@ -55,7 +54,7 @@ from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remem
 from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
 from .rejoin import AfterRemoval, after_removal
 from .settings import member_id
-from .state import MachineState, log
+from .state import log
 from .views import describe_epoch, epoch_kind
 
 __all__ = ["Membership"]
@@ -64,7 +63,7 @@ _MAX_BUFFERED: Final = 4096  # core messages kept while waiting for our welcome
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
-class Membership(MachineState):
+class Membership(BeaconSteps):
     """The steps that need the group (see the module docstring)."""
 
     # --- welcome ------------------------------------------------------------------------------
@@ -487,76 +486,6 @@ class Membership(MachineState):
                 return
             self._outbox.mark_sent(entry, digest, group.epoch, req)
             self._updates.sent_since += 1
-
-    # --- beacons (beacons.py) ---------------------------------------------------------------------
-
-    def _beacon_sync(self, hold: Hold, committer: Member | None = None) -> None:
-        """Open the book's account of our epoch when we reach a new one (cheap when we did);
-        ``committer``: whose commit took us there (we may be one who confirms it)."""
-        group = hold.group
-        if group.joining or (self._beacon_group is group and self._beacons.epoch == group.epoch):
-            return
-        fresh, self._beacon_group = self._beacon_group is not group, group
-        book, present, members = self._beacons, self._present, hold.members
-        online = (lf for lf, m in members.items() if member_id(m.identity_key) in present)
-        speak = committer is not None and group.my_leaf in speakers(online, committer.leaf)
-        confirm = committer.identity_key if committer is not None and speak else None
-        seq, now = self._last_seq or 0, self._now
-        auth, leaf = group.epoch_authenticator, group.my_leaf
-        if book.enter(group.epoch, auth, leaf, seq, now, len(members), confirm=confirm, fresh=fresh):
-            book.watch(members.values(), self.identity.public_key, now)
-
-    def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
-        hold = self._hold
-        if hold is not None:
-            self._beacon_sync(hold)
-            self._beacons.received(ev.sender, ev.epoch, ev.generation, chat, self._now)
-
-    def _beacon_epoch(self, ev: EpochChanged, update: bool) -> None:
-        hold = self._hold
-        if hold is None:
-            return
-        self._beacon_sync(hold, ev.committer)
-        if ev.own:
-            self._beacons.own_commit(ev.epoch, update, self._now)
-        else:
-            self._beacons.commit_from(ev.committer, ev.epoch, self._now)
-
-    def _on_beacon(self, ev: MessageReceived, body: bytes) -> None:
-        try:
-            beacon = Beacon.decode(body)
-        except GroupChatError as exc:
-            self._placeholder(UnreadableReason.TAMPERED, ev.sender.display_name, wording.bad_beacon(exc))
-            return
-        if beacon.epoch != ev.epoch:
-            wrong = InvalidValueError(f"it names epoch {beacon.epoch} but was sent at epoch {ev.epoch}")
-            self._placeholder(UnreadableReason.TAMPERED, ev.sender.display_name, wording.bad_beacon(wrong))
-            return
-        for text in self._beacons.read_beacon(ev.sender, beacon, self._now):
-            self._warn(text)
-
-    def _beacon_duty(self) -> Step[None]:
-        """Report what the beacons' bounds say now; send our beacon when it is due."""
-        hold, book, now = self._hold, self._beacons, self._now
-        if hold is None or hold.group.joining:
-            return
-        self._beacon_sync(hold)
-        members = hold.members
-        if book.next_check is not None and now >= book.next_check:
-            by_key = {m.identity_key: m.display_name for m in members.values()}
-            present = self._present
-            for text in book.poll(now, by_key.get, lambda key: member_id(key) in present):
-                self._warn(text)
-        if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
-            return
-        to = book.addressee
-        beacon = book.beacon(self._last_seq or 0)
-        if beacon is not None:
-            data, _ = yield from self._core(Encrypt(hold.group, AppContent.beacon(beacon.encode()).encode()))
-            # One that only confirms a commit goes to its committer alone (one decryption, not N).
-            addressed = member_id(to) if to is not None else None
-            if (yield from self._publish(PayloadKind.CORE, data, "beacon", to=addressed)) is None:
-                book.retry(self._now)
 
     def _forget_done_duties(self) -> None:
         group = self._group
