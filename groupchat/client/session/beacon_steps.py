@@ -86,7 +86,7 @@ class BeaconSteps(MachineState):
         if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
             return
         to = book.addressee
-        beacon = book.beacon(self._last_seq or 0)
+        beacon = book.beacon(self._last_seq or 0, now)
         if beacon is not None:
             data, _ = yield from self._core(Encrypt(hold.group, AppContent.beacon(beacon.encode()).encode()))
             # One that only confirms a commit goes to its committer alone (one decryption, not N).

@@ -148,6 +148,7 @@ class _Sender:
     missing: int = 0  # generations skipped and not yet explained by a beacon
     gap_since: float | None = None
     reported: int = 0  # losses already reported
+    seen_by_others: int = 0  # the most of its chat messages another member's beacon counted
 
 
 @dataclass(slots=True)
@@ -195,7 +196,10 @@ class BeaconBook:
     epoch: int | None = None
     _authenticator: bytes = b""
     next_beacon: float | None = None
-    chat_pending: bool = False  # chat since our last beacon
+    chat_pending: bool = False  # chat since our last beacon that no two beacons of others cover
+    sent_pending: bool = False  # chat of ours since our last beacon (only we can claim it)
+    last_life: float | None = None  # when we last sent a beacon to everyone (or arrived)
+    _must_by: float | None = None  # a beacon owed (epoch change, retry): no standing down delays it
     addressee: bytes | None = None  # our next beacon only confirms this member's commit: to it alone
     next_check: float | None = None
     last_heard: dict[bytes, float] = field(default_factory=dict)  # identity key -> time
@@ -228,17 +232,21 @@ class BeaconBook:
         ``fresh``: it is another group than before (we rejoined). True if the epoch is new to us."""
         if epoch == self.epoch and authenticator == self._authenticator:
             return False
+        if self.last_life is None or fresh:
+            self.last_life = now  # the others count our silence from about now (our arrival)
         if fresh or (self.epoch is not None and epoch != self.epoch + 1):
             self.ledgers.clear()  # a new group, or epochs we never saw: the old accounts say nothing
         self.epoch, self._authenticator = epoch, authenticator
         self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq)
         for old in [e for e in self.ledgers if e < epoch - 1]:
             del self.ledgers[old]
-        if confirm is not None or self.chat_pending:
+        pending = self.chat_pending or self.sent_pending
+        if confirm is not None or pending:
             self.next_beacon = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
         else:
             self.next_beacon = None
-        self.addressee = None if self.chat_pending else confirm
+        self._must_by = self.next_beacon
+        self.addressee = None if pending else confirm
         self.chat_pending = False
         return True
 
@@ -272,23 +280,27 @@ class BeaconBook:
             if len(ledger.waiting) > _WAITING:
                 ledger.settle(ledger.settled + 1)
             self._arm_at(now + self.confirm_after)
-        self._chat(now)
+        self._chat(now, own=True)
 
-    def beacon(self, seq: int) -> Beacon | None:
+    def beacon(self, seq: int, now: float) -> Beacon | None:
         """Our beacon (None before we hold an epoch); marks it sent."""
         epoch = self.epoch
         if epoch is None:
             return None
         ledger = self.ledgers[epoch]
         before = self.ledgers.get(epoch - 1)
+        if self.addressee is None:
+            self.last_life = now
         self.next_beacon, self.chat_pending, self.addressee = None, False, None
+        self.sent_pending, self._must_by = False, None
         return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None)
 
     def retry(self, now: float) -> None:
-        """Our beacon did not go out (or the relay refused it): send another after a while, whose
-        claim explains the generation it used."""
+        """Our beacon did not go out (or the relay refused it): send another in a second or two
+        (its claim also explains the ratchet generation the lost one used)."""
         if self.next_beacon is None:
-            self.next_beacon = now + self.interval * (0.5 + 0.5 * self.fraction())
+            self.next_beacon = now + 1.0 + self.fraction()
+        self._must_by = self.next_beacon if self._must_by is None else min(self._must_by, self.next_beacon)
 
     def beacon_due(self, now: float) -> bool:
         return self.next_beacon is not None and now >= self.next_beacon
@@ -315,7 +327,7 @@ class BeaconBook:
         s.top_gen = max(s.top_gen, generation)
         if chat:
             s.chat += 1
-            self._chat(now)
+            self._chat(now, own=False)
 
     def read_beacon(self, sender: Member, b: Beacon, now: float) -> list[str]:
         """Another member's beacon (already counted by :meth:`received`): what it tells."""
@@ -340,6 +352,12 @@ class BeaconBook:
                 out.append(wording.messages_lost(lost - s.reported, name))
                 s.reported = lost
         self._confirm(ledger, b.current)
+        for leaf, n in b.current.heard:
+            got = ledger.senders.get(leaf)
+            if got is not None and leaf != sender.leaf and n > got.seen_by_others:
+                got.seen_by_others = n
+        if self.chat_pending and not self.sent_pending and b.epoch == self.epoch and self._covered(ledger):
+            self._stand_down(now)
         before = self.ledgers.get(b.epoch - 1)
         if before is not None and b.previous is not None:
             self._confirm(before, b.previous)
@@ -423,18 +441,33 @@ class BeaconBook:
         if own is not None and epoch >= own.epoch:
             self._own_commit = None
 
-    def _chat(self, now: float) -> None:
+    def _chat(self, now: float, *, own: bool) -> None:
+        self.sent_pending |= own
         if not self.chat_pending:
             self.chat_pending = True
             self.addressee = None  # it tells of chat now: everyone needs it
-            if self.next_beacon is None:
-                self.next_beacon = now + self.interval * (0.5 + 0.5 * self.fraction())
+            due = now + self.interval * (0.5 + 0.5 * self.fraction())
+            if self.next_beacon is None or due < self.next_beacon:
+                self.next_beacon = due
         times = self._chat_times
         if not times or now - times[-1] >= 1.0:
             times.append(now)
             if len(times) > _CHAT_TIMES:
                 times.popleft()
             self._arm_at(now + 2 * self.interval)
+
+    @staticmethod
+    def _covered(ledger: _Ledger) -> bool:
+        """Every chat message we got in the epoch is counted by a beacon of someone other than its
+        sender, so each sender has its confirmation without ours."""
+        return all(s.seen_by_others >= s.chat for s in ledger.senders.values())
+
+    def _stand_down(self, now: float) -> None:
+        """Others' beacons already confirm all we got: ours can wait. One still goes out
+        within half the silence bound of our last, so that nobody takes us for withheld."""
+        self.chat_pending = False
+        life = (self.last_life if self.last_life is not None else now) + self.silence_after / 2
+        self.next_beacon = max(now, life) if self._must_by is None else min(self._must_by, max(now, life))
 
     def _confirm(self, ledger: _Ledger, tally: Tally) -> None:
         n = tally.count_from(ledger.my_leaf)
