@@ -464,9 +464,10 @@ class BeaconBook:
 
     def _stand_down(self, now: float) -> None:
         """Others' beacons already confirm all we got: ours can wait. One still goes out
-        within half the silence bound of our last, so that nobody takes us for withheld."""
+        ``interval`` before the silence bound after our last, so nobody takes us for withheld."""
         self.chat_pending = False
-        life = (self.last_life if self.last_life is not None else now) + self.silence_after / 2
+        # The others report us after silence_after: speak ``interval`` before that.
+        life = (self.last_life if self.last_life is not None else now) + self.silence_after - self.interval
         self.next_beacon = max(now, life) if self._must_by is None else min(self._must_by, max(now, life))
 
     def _confirm(self, ledger: _Ledger, tally: Tally) -> None:
