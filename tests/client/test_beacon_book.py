@@ -14,6 +14,7 @@ from groupchat.client.session.beacons import (
     BeaconBook,
     Tally,
     authenticator_digest,
+    speakers,
 )
 from groupchat.core.codec import Writer
 from groupchat.core.errors import DecodeError, FieldTooLargeError, GroupChatError
@@ -140,6 +141,7 @@ ops = st.lists(
         st.tuples(st.just("burn"), WHO),  # a chat message the relay refused, sent again
         st.tuples(st.just("refused"), WHO),  # a beacon the relay refused
         st.tuples(st.just("wait"), st.integers(1, 40)),
+        st.tuples(st.just("commit"), WHO),  # a commit, applied by everyone in the relay's order
     ),
     max_size=60,
 )
@@ -160,25 +162,29 @@ def test_no_report_at_all_when_the_relay_delivers_everything(
         book.watch(members, m.identity_key, 0.0)
     gens = [0, 0, 0]
     now = 1.0
+    epoch, seq = 1, 5
     reports: list[str] = []
 
     def names(key: bytes) -> str | None:
         return next((m.display_name for m in members if m.identity_key == key), None)
 
-    def send(i: int, chat: bool, body: Beacon | None = None) -> None:
+    def send(i: int, chat: bool, body: Beacon | None = None, to: bytes | None = None) -> None:
+        nonlocal seq
+        seq += 1
         gen, gens[i] = gens[i], gens[i] + 1
         if chat:
-            books[i].echoed_chat(1, now)
+            books[i].echoed_chat(epoch, now)
         for j, other in enumerate(books):
-            if j != i:
-                other.received(members[i], 1, gen, chat, now)
+            if j != i and to in (None, members[j].identity_key):
+                other.received(members[i], epoch, gen, chat, now)
                 if body is not None:
                     reports.extend(other.read_beacon(members[i], body, now))
 
     def beacons_due() -> None:
         for i, book in enumerate(books):
             if book.beacon_due(now):
-                send(i, False, book.beacon(0, now))
+                to = book.addressee
+                send(i, False, book.beacon(seq, now), to)
             reports.extend(book.poll(now, names, _online))
 
     for op, arg in [*script, ("wait", 120)]:
@@ -186,6 +192,20 @@ def test_no_report_at_all_when_the_relay_delivers_everything(
             for _ in range(arg):
                 now += 1.0
                 beacons_due()
+            continue
+        if op == "commit":
+            seq += 1
+            epoch += 1
+            gens[:] = [0, 0, 0]
+            chosen = speakers([m.leaf for m in members], arg)
+            for j, book in enumerate(books):
+                confirm = members[arg].identity_key if j in chosen else None
+                book.enter(epoch, AUTH + bytes([epoch]), j, seq, now, 3, confirm=confirm)
+                if j == arg:
+                    book.own_commit(epoch, True, now)
+                else:
+                    book.commit_from(members[arg], epoch, now)
+            beacons_due()
             continue
         gens[arg] += op in ("burn", "refused")  # the generation is used all the same
         if op == "refused":

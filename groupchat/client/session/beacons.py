@@ -242,11 +242,11 @@ class BeaconBook:
             del self.ledgers[old]
         pending = self.chat_pending or self.sent_pending
         if confirm is not None or pending:
-            self.next_beacon = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
-        else:
-            self.next_beacon = None
-        self._must_by = self.next_beacon
-        self.addressee = None if pending else confirm
+            due = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
+            # One already scheduled (a silent member's, say) serves everyone: it stays a Publish.
+            self.addressee = confirm if self.next_beacon is None and not pending else None
+            self.next_beacon = due if self.next_beacon is None else min(self.next_beacon, due)
+            self._must_by = due if self._must_by is None else min(self._must_by, due)
         self.chat_pending = False
         return True
 
@@ -362,10 +362,11 @@ class BeaconBook:
         if before is not None and b.previous is not None:
             self._confirm(before, b.previous)
             p = before.senders.get(sender.leaf)
-            if p is not None and b.previous.sent - p.chat > p.reported:
-                out.append(wording.messages_lost(b.previous.sent - p.chat - p.reported, name))
-                p.reported = b.previous.sent - p.chat
-                p.missing, p.gap_since = 0, None
+            if p is not None:
+                p.missing, p.gap_since = 0, None  # its final claim for that epoch explains it all
+                if b.previous.sent - p.chat > p.reported:
+                    out.append(wording.messages_lost(b.previous.sent - p.chat - p.reported, name))
+                    p.reported = b.previous.sent - p.chat
         return out
 
     # --- timed reports ---------------------------------------------------------------------------
