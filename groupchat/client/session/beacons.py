@@ -241,6 +241,9 @@ class BeaconBook:
         for old in [e for e in self.ledgers if e < epoch - 1]:
             del self.ledgers[old]
         pending = self.chat_pending or self.sent_pending
+        if self.addressee is not None:
+            # A confirmation of the commit before, not sent yet: this commit confirmed that one.
+            self.next_beacon = self._must_by = self.addressee = None
         if confirm is not None or pending:
             due = now + 1.0 + self.fraction() * min(7.0, 0.1 * members)
             # One already scheduled (a silent member's, say) serves everyone: it stays a Publish.
