@@ -45,7 +45,8 @@ class BeaconSteps(MachineState):
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
         hold = self._hold
         if hold is not None:
-            self._beacon_sync(hold)
+            if self._beacon_group is not hold.group or self._beacons.epoch != hold.group.epoch:
+                self._beacon_sync(hold)
             self._beacons.received(ev.sender, ev.epoch, ev.generation, chat, self._now)
 
     def _beacon_epoch(self, ev: EpochChanged, update: bool) -> None:
@@ -72,7 +73,8 @@ class BeaconSteps(MachineState):
             self._warn(text)
 
     def _beacon_duty(self) -> Step[None]:
-        """Report what the beacons' bounds say now; send our beacon when it is due."""
+        """Report what the beacons' bounds say now; send our beacon when it is due (the machine
+        asks only when the book says something is, see ``BeaconBook.due``)."""
         hold, book, now = self._hold, self._beacons, self._now
         if hold is None or hold.group.joining:
             return

@@ -305,6 +305,11 @@ class BeaconBook:
             self.next_beacon = now + 1.0 + self.fraction()
         self._must_by = self.next_beacon if self._must_by is None else min(self._must_by, self.next_beacon)
 
+    def due(self, now: float) -> bool:
+        """A beacon or a look at the timed reports is due (checked after every input: cheap)."""
+        nb, nc = self.next_beacon, self.next_check
+        return (nb is not None and now >= nb) or (nc is not None and now >= nc)
+
     def beacon_due(self, now: float) -> bool:
         return self.next_beacon is not None and now >= self.next_beacon
 

@@ -460,7 +460,8 @@ class SessionMachine(Membership):
             yield from self._maybe_commit(now)
         if hold.own_commit is None:
             yield from self._flush_outbox()
-        yield from self._beacon_duty()
+        if self._beacons.due(now):
+            yield from self._beacon_duty()
 
     def _progress_leave(self, hold: Hold, departure: Departure, now: float) -> Step[None]:
         if hold.group.joining:
