@@ -131,6 +131,34 @@ def test_a_beacon_at_our_epoch_with_another_digest_is_a_fork_naming_its_signer()
     assert bob.read_beacon(ALICE, beacon, 2.0) == []  # named once per epoch
 
 
+def test_receivers_whose_news_others_already_told_stand_down() -> None:
+    """One chat message in a room of four: its sender and the first receiver due send beacons;
+    the other two, seeing that one count all they got, wait (until their silence bound nears)."""
+    members = [Member(i, f"m{i}", bytes([i]) * 32) for i in range(4)]
+    books = [BeaconBook(fraction=lambda i=i: i / 4) for i in range(4)]
+    for book, m in zip(books, members, strict=True):
+        book.enter(1, AUTH, m.leaf, 5, 0.0, 4)
+        book.watch(members, m.identity_key, 0.0)
+    books[0].echoed_chat(1, 1.0)
+    for j in (1, 2, 3):
+        books[j].received(members[0], 1, 0, True, 1.0)
+    spoke = []
+    for step in range(1, 700):
+        now = 1.0 + step / 10
+        for i, book in enumerate(books):
+            if book.beacon_due(now):
+                b = book.beacon(6, now)
+                assert b is not None
+                spoke.append((i, now))
+                for j, other in enumerate(books):
+                    if j != i:
+                        other.received(members[i], 1, 1, False, now)
+                        assert other.read_beacon(members[i], b, now) == []
+    assert [i for i, t in spoke if t < 40] == [0, 1]  # the sender, then the first receiver
+    assert {i for i, t in spoke if t >= 40} == {2, 3}  # the others, before the silence bound
+    assert all(t < 60 for _, t in spoke)
+
+
 # --- no false report when nothing is dropped --------------------------------------------------------
 
 CAROL = Member(2, "carol", b"c" * 32)

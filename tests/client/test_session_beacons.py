@@ -215,3 +215,19 @@ def test_a_malformed_beacon_is_a_placeholder_not_a_crash(froom: FaultyRoom) -> N
     assert shown[0].detail.startswith("a malformed beacon: beacon: truncated")
     _say(froom, alice, "still fine")
     assert _texts(bob) == ["still fine"]
+
+
+def test_a_commit_is_confirmed_by_two_beacons_to_its_committer_alone(froom: FaultyRoom) -> None:
+    members = _group(froom, "alice", "bob", "carol", "dave")
+    alice = members[0]
+    before = len(froom.log)
+    sent = [_beacons_sent(m) for m in members]
+    froom.feed(alice, RekeyRequested(froom.clock()))
+    froom.settle()
+    froom.run(20)
+    new = froom.log[before:]
+    addressed = [d for d in new if d.to is not None]
+    assert len(addressed) == 2 and all(d.to == alice.mid for d in addressed)
+    assert [_beacons_sent(m) - s for m, s in zip(members, sent, strict=True)].count(1) == 2
+    assert len(new) == 3  # the commit and the two beacons: nobody else spoke
+    assert _warnings(alice) == []
