@@ -7,6 +7,7 @@
         select (type) {
             case CHAT:  opaque msg_id[8]; opaque text[..];   // UTF-8, the rest of the plaintext
             case LEAVE: ;                                    // empty: "please remove me"
+            case BEACON: opaque body[..];                    // session/beacons.py, the rest
         }
     } AppContent;
 
@@ -14,7 +15,8 @@ Chat text and control requests share the application channel on purpose: the cor
 signs the whole plaintext, so a leave request is authenticated by the group key and the sender's
 own signature, with no new cryptography. ``msg_id`` is chosen once per typed message and kept
 when the session re-encrypts it after a lost race, so a receiver that somehow gets both copies
-shows it once.
+shows it once. A beacon (what its sender sent and received, session/beacons.py) travels the same
+way, so it is signed and readable by members only; it is never shown as a chat line.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class UnknownContentKindError(InvalidValueError):
 class ContentKind(enum.IntEnum):
     CHAT = 1
     LEAVE = 2
+    BEACON = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class AppContent:
     kind: ContentKind
     msg_id: bytes = b""
     text: str = ""
+    body: bytes = b""
 
     @classmethod
     def chat(cls, msg_id: bytes, text: str) -> AppContent:
@@ -55,10 +59,14 @@ class AppContent:
     def leave(cls) -> AppContent:
         return cls(ContentKind.LEAVE)
 
+    @classmethod
+    def beacon(cls, body: bytes) -> AppContent:
+        return cls(ContentKind.BEACON, body=body)
+
     def encode(self) -> bytes:
         if self.kind is ContentKind.CHAT:
             return bytes((self.kind,)) + self.msg_id + self.text.encode("utf-8")
-        return bytes((self.kind,))
+        return bytes((self.kind,)) + self.body
 
     @classmethod
     def decode(cls, data: bytes) -> AppContent:
@@ -72,6 +80,8 @@ class AppContent:
             if len(data) != 1:
                 raise TrailingDataError("a leave request carries no content")
             return cls(kind)
+        if kind is ContentKind.BEACON:
+            return cls(kind, body=data[1:])
         if len(data) < 1 + MSG_ID_LEN:
             raise TruncatedError("chat message is shorter than its message id")
         try:

@@ -461,3 +461,31 @@ NO_REASON: Final = "no reason given"
 def relay_text(reason: str) -> str:
     """A reason the relay (or the connection) gave, without escapes, bidi or control characters."""
     return sanitise(reason).strip() or NO_REASON
+# --- beacons: loss, withholding and forks (session/beacons.py) -----------------------------------
+
+
+def messages_lost(n: int, name: str) -> str:
+    return f"{n} message{'s' if n != 1 else ''} from {name} did not reach you"
+
+
+def messages_unconfirmed(n: int) -> str:
+    if n == 1:
+        return "nobody has confirmed your last message"
+    return f"nobody has confirmed your last {n} messages"
+
+
+def commit_unconfirmed(update: bool, seconds: float) -> str:
+    what = "your update" if update else "your change to the group"
+    return f"nobody has confirmed {what} after {seconds:g} s"
+
+
+def fork_view(name: str) -> str:
+    return f"fork: {name}'s view of the group differs from ours"
+
+
+def not_heard(name: str, seconds: float) -> str:
+    return f"not heard from {name} for {seconds:g} s; the relay may be withholding their messages"
+
+
+def bad_beacon(exc: Exception) -> str:
+    return f"a malformed beacon: {exc}"

@@ -188,6 +188,8 @@ class SessionMachine(Membership):
             if hold.reentry is not None:
                 times.append(hold.reentry.next_publish)
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
+            if self._departure is None:
+                times.extend(self._beacons.wakeups())
             times.extend(self._duty_turns(hold))
         future = [t for t in times if t > now]
         return min(future, default=float("inf"))
@@ -288,6 +290,8 @@ class SessionMachine(Membership):
         what = link.pending_acks.pop(err.req_id, (None, 0.0))[0] if err.req_id else None
         code, reason = wording.relay_text(str(err.code)), wording.relay_text(err.reason)
         log.warning("relay error %s for %s: %s", code, what or "no request", reason)
+        if what == "beacon":
+            self._beacons.retry(self._now)  # its generation is used: the next beacon explains it
         entry = self._outbox.by_request(err.req_id) if err.req_id else None
         if entry is not None:
             if err.code == ErrorCode.TOO_LARGE:
@@ -531,6 +535,8 @@ class SessionMachine(Membership):
             yield from self._maybe_commit(now)
         if hold.own_commit is None:
             yield from self._flush_outbox()
+        if self._beacons.due(now):
+            yield from self._beacon_duty()
 
     def _progress_leave(self, hold: Hold, departure: Departure, now: float) -> Step[None]:
         if hold.group.joining:

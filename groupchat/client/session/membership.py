@@ -39,6 +39,7 @@ from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
 from .admitting import Admitting
+from .beacon_steps import BeaconSteps
 from .behind import note_hint
 from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
@@ -64,7 +65,7 @@ __all__ = ["Membership"]
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
-class Membership(Admitting):
+class Membership(Admitting, BeaconSteps):
     """The steps that need the group (see the module docstring)."""
 
     # --- welcome ------------------------------------------------------------------------------
@@ -237,7 +238,12 @@ class Membership(Admitting):
         try:
             content = AppContent.decode(ev.plaintext)
         except GroupChatError as exc:
+            self._beacon_received(ev, False)
             self._placeholder(UnreadableReason.TAMPERED, self.label(sender), wording.unknown_content(exc))
+            return
+        self._beacon_received(ev, content.kind is ContentKind.CHAT)
+        if content.kind is ContentKind.BEACON:
+            self._on_beacon(ev, content.body)
             return
         if content.kind is ContentKind.LEAVE:
             self._duties.leave_requests.setdefault(sender.identity_key, self._now)
@@ -257,6 +263,7 @@ class Membership(Admitting):
         group = self._group
         if entry is None or group is None:
             return
+        self._beacons.echoed_chat(ev.epoch, self._now)
         if ev.epoch < group.epoch - 1:
             # Receivers keep one previous epoch's keys only: this copy came too late to be read.
             log.info("message %d raced %d commits; re-encrypting it", entry.local_id, group.epoch - ev.epoch)
@@ -300,6 +307,7 @@ class Membership(Admitting):
             yield from self._send_core_outbox()
         before = set(self._members)
         self._adopt(timed, announce=False)
+        self._beacon_epoch(ev, own is not None and own.update)
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
             wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
             code = self._code()

@@ -62,6 +62,12 @@ class SessionSettings:
     behind_after: float = 30.0  # unverifiable later-epoch hints for this long -> ask to be re-added
     # No welcome this long after a lost creation race, or shown an empty room: a group of our own.
     creation_fallback: float = 20.0
+    # Beacons (beacons.py): a periodic one at most this often while chat flows, and the bounds
+    # after which an unconfirmed message or commit, a lost message, a silent member are reported.
+    beacon_interval: float = 10.0
+    confirm_after: float = 15.0
+    loss_after: float = 20.0
+    silence_after: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.relay_url.startswith(("ws://", "wss://")):
@@ -83,6 +89,10 @@ class SessionSettings:
             "reconnect_max",
             "behind_after",
             "creation_fallback",
+            "beacon_interval",
+            "confirm_after",
+            "loss_after",
+            "silence_after",
         ):
             if not getattr(self, name) > 0:
                 raise UsageError(wording.not_positive(name))

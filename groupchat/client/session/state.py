@@ -38,6 +38,7 @@ from ..outbound_queue import OutboundQueue
 from ..room_payload import PayloadKind, RoomPayload
 from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
+from .beacons import BeaconBook
 from .bounds import MAX_PENDING_ACKS, RoomPresence
 from .core_calls import CoreCall, Timed, TreeSnapshot
 from .phases import (
@@ -139,6 +140,17 @@ class MachineState:
         self._warned_keys: set[tuple[str, bytes]] = set()
         self._invite_codes: dict[bytes, str] = {}  # invite key -> code, for invites we made
 
+        # Beacons (beacons.py): what we and the others sent and received, and the signed traffic
+        # last heard from each member.
+        self._beacons = BeaconBook(
+            settings.beacon_interval,
+            settings.confirm_after,
+            settings.loss_after,
+            settings.silence_after,
+            fraction=lambda: int.from_bytes(self._rand(2), "big") / 65536,
+        )
+        self._beacon_group: Group | None = None  # the group the book's accounts are of
+
     # --- reading the hold ------------------------------------------------------------------------
 
     @property
@@ -161,6 +173,10 @@ class MachineState:
     def label(self, member: Member) -> str:
         """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
         return self._labeler.label(self._members, member)
+    def last_heard(self, identity_key: bytes) -> float | None:
+        """When the last signed traffic (chat, beacon, commit) of this member reached us (None:
+        none since it entered our roster). Only its own signed traffic moves it, never the relay."""
+        return self._beacons.last_heard.get(identity_key)
 
     def _in_group(self) -> bool:
         """We hold a group (a step may have dropped it since the caller looked)."""
