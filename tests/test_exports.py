@@ -98,6 +98,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.duties': [
         'OpenDuties', 'online_leaves', 'open_duties',
     ],
+    'groupchat.client.session.entry': [
+        'Entry',
+    ],
     'groupchat.client.session.eviction': [
         'eviction_removes', 'note_absent', 'offline_past_grace',
     ],

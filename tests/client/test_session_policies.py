@@ -74,7 +74,7 @@ def test_ring_rejections_follow_the_table() -> None:
         (EpochError("e"), 1, UnreadableReason.BEFORE_JOIN, False),
         (EpochError("e"), 3, UnreadableReason.EXPIRED_EPOCH, False),
         (EpochError("e"), 9, UnreadableReason.POSSIBLE_FORK, True),
-        (DecryptionError("d"), 5, UnreadableReason.POSSIBLE_FORK, False),
+        (DecryptionError("d"), 5, UnreadableReason.POSSIBLE_FORK, True),
         (UnknownMemberError("u"), 5, UnreadableReason.UNKNOWN_SENDER, False),
         (SignatureError("s"), 5, UnreadableReason.TAMPERED, False),
         (DecryptionError("d"), 4, UnreadableReason.TAMPERED, False),

@@ -42,9 +42,8 @@ from ..outbound_queue import Outgoing
 from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
-from .behind import should_reenter
 from .bounds import MAX_PRESENT, sane_max_payload
-from .core_calls import CreateGroup, Encrypt, MakeJoinRequest
+from .core_calls import CreateGroup, Encrypt
 from .duties import online_leaves, open_duties
 from .eviction import note_absent
 from .membership import Membership
@@ -53,8 +52,6 @@ from .rejoin import (
     GAP_RETRIES,
     GAP_RETRY_DELAY,
     creation_turn,
-    fresh_request_due,
-    join_republish_delay,
     should_create,
     stranded,
 )
@@ -568,77 +565,6 @@ class SessionMachine(Membership):
         self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking), Hold(group, 0))
         self._adopt(timed)
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
-
-    def _ask_to_join(self, since: float) -> Step[None]:
-        pending = yield from self._core(
-            MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-        )
-        self._enter(Trigger.ASK_TO_JOIN, JoinAttempt(pending, since))
-        self._set_state(ConnectionState.JOINING)
-        yield from self._publish_join_request()
-
-    def _publish_join_request(self, attempt: JoinAttempt | None = None) -> Step[None]:
-        """Publish our join request (JOINING's, or a member's re-add request); first replace it
-        with a fresh one when rejoin.py says the old one will not get us in."""
-        if attempt is None:
-            assert isinstance(self._phase_data, JoinAttempt)
-            attempt = self._phase_data
-        step = self.settings.add_timeout
-        why = attempt.fresh_due or fresh_request_due(attempt.first_published, self._now, step)
-        if why is not None:
-            pending = yield from self._core(
-                MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-            )
-            attempt.previous, attempt.pending, attempt.fresh_due = attempt.pending, pending, None
-            attempt.first_published = None
-            self._emit(TimelineEvent(TimelineKind.INFO, wording.fresh_join_request(why)))
-        if attempt.first_published is None:
-            attempt.first_published = self._now
-        if (
-            yield from self._publish(PayloadKind.JOIN_REQUEST, self._join_ask(attempt), "join request")
-        ) is None:
-            return
-        if attempt.pending not in self._published:
-            self._published = [*self._published[-2:], attempt.pending]
-        # Publish again with backoff until welcomed: the member in line may have been offline.
-        delay = join_republish_delay(self.settings.add_timeout, attempt.attempts)
-        attempt.attempts += 1
-        attempt.next_publish = self._now + delay
-
-    # --- coming back: a lost creation race, falling behind ------------------------------------
-
-    def _fallback_due(self, now: float) -> bool:
-        fallback = self._arrival.fallback
-        return fallback is not None and now >= self._arrival.fallback_since + self.settings.creation_fallback
-
-    def _resume_own_group(self) -> None:
-        """No welcome came after a creation race we were told we lost: the group we made stands."""
-        fallback = self._arrival.fallback
-        assert fallback is not None
-        attempt = self._phase_data
-        self._enter(Trigger.RESUME_OWN, hold=fallback)
-        if isinstance(attempt, JoinAttempt):
-            # Should the group said to be first exist after all, its welcome still moves us there
-            # while no one has joined ours.
-            fallback.reentry, fallback.solo = attempt, True
-        self._warn(wording.creation_fallback(self.settings.creation_fallback))
-        self._set_state(ConnectionState.READY)
-        self._emit_roster()
-
-    def _maybe_reenter(self, hold: Hold, now: float) -> Step[None]:
-        """Ask to be re-added (keeping our group) once behind.py says the hints warrant it, and
-        publish that request again with backoff until a welcome for it comes."""
-        if should_reenter(hold.behind, self.settings.behind_after):
-            assert hold.behind is not None
-            hold.behind.asked = True
-            self._warn(wording.behind_reentering(hold.behind.epoch, hold.behind.last - hold.behind.first))
-            if hold.reentry is None:
-                pending = yield from self._core(
-                    MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-                )
-                hold.reentry = JoinAttempt(pending, now)
-        if hold.reentry is not None and now >= hold.reentry.next_publish:
-            yield from self._publish_join_request(hold.reentry)
 
 
 SYNC_TIMEOUT: Final = 10.0  # seconds we wait for our sync marker's echo before going on without it

@@ -38,7 +38,6 @@ from ..notices import (
 from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
-from .admitting import Admitting
 from .beacon_steps import BeaconSteps
 from .behind import note_hint
 from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
@@ -53,6 +52,7 @@ from .core_calls import (
     Timed,
 )
 from .duties import online_leaves, open_duties
+from .entry import Entry
 from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
 from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
 from .rejoin import AfterRemoval, after_removal
@@ -65,7 +65,7 @@ __all__ = ["Membership"]
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
-class Membership(Admitting, BeaconSteps):
+class Membership(Entry, BeaconSteps):
     """The steps that need the group (see the module docstring)."""
 
     # --- welcome ------------------------------------------------------------------------------
