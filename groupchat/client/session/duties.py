@@ -44,6 +44,7 @@ def open_duties(
     present: Set[bytes],
     offline_since: Mapping[bytes, float],
     eviction_grace: float,
+    last_heard: Mapping[bytes, float] | None = None,
 ) -> OpenDuties:
     """Leave requests, evictions and join requests as Add and Remove duties.
 
@@ -59,7 +60,7 @@ def open_duties(
         for key, since in duties.leave_requests.items()
         if key in by_key
     ]
-    removes.extend(eviction_removes(members, my_leaf, offline_since, eviction_grace))
+    removes.extend(eviction_removes(members, my_leaf, offline_since, eviction_grace, last_heard))
     adds: list[AddDuty] = []
     for key, duty in duties.adds.items():
         how = duty.admissibility

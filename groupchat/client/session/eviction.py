@@ -1,9 +1,12 @@
-"""Eviction: a member absent from the room for longer than the grace period is removed.
+"""Eviction: a member that is absent and silent for longer than the grace period is removed.
 
 Absence is the relay's claim (presence events), so it never removes anyone by itself: it only
-makes a Remove *due*, which the member in line (coordinator.py) commits as a signed commit that
-every member checks. After our own reconnect we cannot know when the absent ones left, so their
-absence is counted from then. Pure: times are given.
+starts a count. The count is of *silence*: it restarts whenever the member's own signed traffic
+(a chat message, a beacon, a commit: ``last_heard``) reaches us, so a member whose messages
+arrive is never evicted, whatever the relay says of its presence. Once due, the Remove is
+committed by the member in line (coordinator.py) as a signed commit every member checks, with
+the reason "offline" in it. After our own reconnect we cannot know when the absent ones left, so
+their absence is counted from then. Pure: times are given.
 """
 
 from __future__ import annotations
@@ -32,15 +35,25 @@ def note_absent(
 
 
 def eviction_removes(
-    members: Mapping[int, Member], my_leaf: int, offline_since: Mapping[bytes, float], grace: float
+    members: Mapping[int, Member],
+    my_leaf: int,
+    offline_since: Mapping[bytes, float],
+    grace: float,
+    last_heard: Mapping[bytes, float] | None = None,
 ) -> list[RemoveDuty]:
-    """A Remove for each absent member, due ``grace`` seconds after it left (never our own leaf)."""
-    by_id = {member_id(m.identity_key): leaf for leaf, m in members.items()}
-    return [
-        RemoveDuty(by_id[mid], since + grace, "evicted")
-        for mid, since in offline_since.items()
-        if mid in by_id and by_id[mid] != my_leaf
-    ]
+    """A Remove for each absent member, due ``grace`` seconds after it left or after its last
+    signed traffic reached us (``last_heard``, by identity key), whichever is later; never our
+    own leaf."""
+    heard = last_heard or {}
+    by_id = {member_id(m.identity_key): (leaf, m.identity_key) for leaf, m in members.items()}
+    removes = []
+    for mid, since in offline_since.items():
+        found = by_id.get(mid)
+        if found is None or found[0] == my_leaf:
+            continue
+        leaf, key = found
+        removes.append(RemoveDuty(leaf, max(since, heard.get(key, since)) + grace, "evicted"))
+    return removes
 
 
 def offline_past_grace(

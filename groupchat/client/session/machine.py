@@ -197,7 +197,9 @@ class SessionMachine(Membership):
             return []
         my_leaf = hold.group.my_leaf
         grace = self.settings.eviction_grace
-        pending = open_duties(duties, hold.members, my_leaf, self._present, self._offline_since, grace)
+        pending = open_duties(
+            duties, hold.members, my_leaf, self._present, self._offline_since, grace, self._beacons.last_heard
+        )
         return next_turns(
             my_leaf=my_leaf,
             online_leaves=online_leaves(hold.members, self._present),

@@ -488,7 +488,15 @@ class Membership(Entry, BeaconSteps):
         members = {leaf: m.identity_key for leaf, m in hold.members.items()}
         by_key = {key: leaf for leaf, key in members.items()}
         grace = self.settings.eviction_grace
-        pending = open_duties(duties, hold.members, group.my_leaf, self._present, self._offline_since, grace)
+        pending = open_duties(
+            duties,
+            hold.members,
+            group.my_leaf,
+            self._present,
+            self._offline_since,
+            grace,
+            self._beacons.last_heard,
+        )
         plan = plan_commit(
             my_leaf=group.my_leaf,
             members=members,
