@@ -24,6 +24,7 @@ class Outgoing:
     digest: bytes | None = field(default=None, repr=False)
     epoch: int | None = None
     req_id: int | None = None
+    sent_at: float = 0.0  # when this copy went out (its echo is expected soon after)
 
 
 class OutboundQueue:
@@ -55,12 +56,12 @@ class OutboundQueue:
     def peek(self) -> Outgoing | None:
         return self._queued[0][1] if self._queued else None
 
-    def mark_sent(self, entry: Outgoing, digest: bytes, epoch: int, req_id: int) -> None:
-        """``entry`` (the head of the queue) went out as the core message ``digest``."""
+    def mark_sent(self, entry: Outgoing, digest: bytes, epoch: int, req_id: int, now: float = 0.0) -> None:
+        """``entry`` (the head of the queue) went out as the core message ``digest`` at ``now``."""
         if not self._queued or self._queued[0][1] is not entry:
             raise ValueError("only the head of the queue can be sent")
         self._queued.pop(0)
-        entry.digest, entry.epoch, entry.req_id = digest, epoch, req_id
+        entry.digest, entry.epoch, entry.req_id, entry.sent_at = digest, epoch, req_id, now
         entry.attempts += 1
         self._in_flight[digest] = entry
 
@@ -80,6 +81,14 @@ class OutboundQueue:
             self._in_flight.pop(entry.digest, None)
         entry.digest = entry.epoch = entry.req_id = None
         bisect.insort(self._queued, (entry.local_id, entry), key=lambda item: item[0])
+
+    def oldest_sent(self) -> float | None:
+        """When the oldest copy in flight went out (None: none is)."""
+        return min((e.sent_at for e in self._in_flight.values()), default=None)
+
+    def overdue(self, before: float) -> list[Outgoing]:
+        """The copies in flight sent before ``before`` (their echo is overdue)."""
+        return [e for e in self._in_flight.values() if e.sent_at < before]
 
     def requeue_in_flight(self) -> int:
         """Every copy in flight is lost (its echo will never come): queue them all again."""

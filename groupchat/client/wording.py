@@ -479,6 +479,22 @@ def commit_unconfirmed(update: bool, seconds: float) -> str:
     return f"nobody has confirmed {what} after {seconds:g} s"
 
 
+def commit_not_echoed(update: bool, seconds: float) -> str:
+    what = "your update" if update else "your change to the group"
+    return (
+        f"nobody has confirmed {what} after {seconds:g} s: the relay took it but never delivered it "
+        "back (it may be withholding it); trying again"
+    )
+
+
+def messages_not_echoed(n: int, seconds: float) -> str:
+    what = "your last message" if n == 1 else f"your last {n} messages"
+    return (
+        f"nobody has confirmed {what} after {seconds:g} s: the relay took them but never delivered "
+        "them back (it may be withholding them); sending again"
+    )
+
+
 def fork_view(name: str) -> str:
     return f"fork: {name}'s view of the group differs from ours"
 

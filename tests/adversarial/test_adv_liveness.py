@@ -39,7 +39,6 @@ def talk(room: HostileRoom, clock: ManualClock, seconds: float, *talkers: Member
         t += every
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: eviction follows the relay's presence, not signed traffic")
 def test_an_online_member_whose_messages_arrive_is_never_evicted(clock: ManualClock) -> None:
     room, (alice, bob, carol) = start_room(clock, "alice", "bob", "carol")
     room.report_offline(bob)  # to alice and carol: "bob left"; his frames still flow
@@ -78,7 +77,6 @@ def test_a_withheld_member_is_reported_as_not_heard_from(clock: ManualClock) -> 
     assert bob.machine.identity.public_key in roster_keys(alice)  # reported, not removed
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BEACONS)
 def test_a_withheld_self_update_is_reported_to_its_sender(clock: ManualClock) -> None:
     room, (alice, bob, _carol) = start_room(clock, "alice", "bob", "carol")
     room.policy.swallow(bob.mid, is_commit)  # acknowledged, delivered to nobody
@@ -88,7 +86,6 @@ def test_a_withheld_self_update_is_reported_to_its_sender(clock: ManualClock) ->
     assert reports_unconfirmed(bob), "bob was not told that nobody confirmed his update"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BEACONS)
 def test_unconfirmed_messages_are_reported_to_their_sender(clock: ManualClock) -> None:
     room, (alice, bob, _carol) = start_room(clock, "alice", "bob", "carol")
     room.policy.swallow(bob.mid, is_chat)
@@ -120,7 +117,6 @@ def test_every_member_tells_the_same_story_of_one_removal(clock: ManualClock) ->
     assert None not in told and len(told) == 1, told
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BEACONS)
 def test_a_suppressed_removal_is_reported_to_its_committer(clock: ManualClock) -> None:
     from groupchat.client.session.inputs import KickRequested
 

@@ -10,7 +10,6 @@ import os
 import time
 from typing import Any
 
-import pytest
 from expect import foreign_control, invited_peer
 from hostile_relay import LoopbackRelay, is_chat, with_epoch
 from session_harness import Peer, agree, stop_all, wait_until
@@ -97,7 +96,6 @@ async def test_a_forged_later_epoch_frame_leaves_both_sessions_in_the_group() ->
             await stop_all(alice, bob)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: eviction follows the relay's presence, not signed traffic")
 async def test_a_session_whose_messages_arrive_is_not_evicted_when_the_relay_says_it_left() -> None:
     async with LoopbackRelay() as relay:
         alice = start_peer(relay.port, ROOM, "alice", eviction_grace=1.0)

@@ -95,3 +95,31 @@ class BeaconSteps(MachineState):
             addressed = member_id(to) if to is not None else None
             if (yield from self._publish(PayloadKind.CORE, data, "beacon", to=addressed)) is None:
                 book.retry(self._now)
+
+    def _check_echoes(self, hold: Hold, now: float) -> Step[None]:
+        """What the relay took and never delivered back to us (it acknowledges what it likes):
+        our commit, or chat messages, whose echo is ``confirm_after`` seconds overdue. We say so
+        and send again (a commit: planned anew; a message: re-encrypted, shown once anyway)."""
+        after = self.settings.confirm_after
+        own = hold.own_commit
+        if own is not None and not own.applied and now >= own.sent_at + after:
+            self._warn(wording.commit_not_echoed(own.update, after))
+            self._send_pause_until = now + 0.25
+            yield from self._discard_own_commit()
+        overdue = self._outbox.overdue(now - after)
+        if overdue:
+            self._warn(wording.messages_not_echoed(len(overdue), after))
+            for entry in overdue:
+                self._outbox.requeue(entry)
+
+    def _echo_deadlines(self, hold: Hold) -> list[float]:
+        """When :meth:`_check_echoes` next has something to look at."""
+        after = self.settings.confirm_after
+        times = []
+        own = hold.own_commit
+        if own is not None and not own.applied:
+            times.append(own.sent_at + after)
+        oldest = self._outbox.oldest_sent()
+        if oldest is not None:
+            times.append(oldest + after)
+        return times

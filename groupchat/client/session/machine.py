@@ -184,6 +184,7 @@ class SessionMachine(Membership):
                 times.append(hold.ring.next_poll)
             if hold.reentry is not None:
                 times.append(hold.reentry.next_publish)
+            times.extend(self._echo_deadlines(hold))
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
             if self._departure is None:
                 times.extend(self._beacons.wakeups())
@@ -529,6 +530,7 @@ class SessionMachine(Membership):
             yield from self._poll_ring(now)
             yield from self._maybe_restart_ring(now)
             return
+        yield from self._check_echoes(hold, now)
         yield from self._maybe_reenter(hold, now)
         if hold.own_commit is None:
             yield from self._maybe_commit(now)

@@ -43,7 +43,6 @@ from .behind import note_hint
 from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
     CommitChange,
-    DiscardPending,
     DrainOutbox,
     Encrypt,
     OpenWelcome,
@@ -537,22 +536,6 @@ class Membership(Entry, BeaconSteps):
             return
         yield from self._commit_out(OwnCommit(message, timed.ms, update, plan.remove, kicks))
 
-    def _commit_out(self, own: OwnCommit) -> Step[None]:
-        """Publish our commit and wait for its echo; if it cannot go out, forget it."""
-        assert self._hold is not None
-        self._hold.own_commit = own
-        if (yield from self._publish(PayloadKind.CORE, own.message, "commit")) is None:
-            yield from self._discard_own_commit()
-
-    def _discard_own_commit(self) -> Step[None]:
-        hold = self._hold
-        if hold is None:
-            return
-        own, hold.own_commit = hold.own_commit, None
-        if own is not None:
-            remember(self._old_commits, own.message)
-        yield from self._core(DiscardPending(hold.group))
-
     def _flush_outbox(self) -> Step[None]:
         hold = self._hold
         assert hold is not None
@@ -566,7 +549,7 @@ class Membership(Entry, BeaconSteps):
             req = yield from self._publish(PayloadKind.CORE, data, "message")
             if req is None:
                 return
-            self._outbox.mark_sent(entry, digest, group.epoch, req)
+            self._outbox.mark_sent(entry, digest, group.epoch, req, self._now)
             self._updates.sent_since += 1
 
     def _forget_done_duties(self) -> None:

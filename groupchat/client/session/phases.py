@@ -176,6 +176,7 @@ class OwnCommit:
     removes: tuple[RemoveDuty, ...]
     kicks: frozenset[bytes]
     applied: bool = False  # ring: its echo won the epoch; the ring it started is still running
+    sent_at: float = 0.0  # when it went out: its echo is expected soon after
 
 
 @dataclass(slots=True)

@@ -40,7 +40,7 @@ from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
 from .beacons import BeaconBook
 from .bounds import MAX_PENDING_ACKS, RoomPresence
-from .core_calls import CoreCall, Timed, TreeSnapshot
+from .core_calls import CoreCall, DiscardPending, Timed, TreeSnapshot
 from .phases import (
     TRANSITIONS,
     Arrival,
@@ -51,6 +51,7 @@ from .phases import (
     Hold,
     JoinAttempt,
     Link,
+    OwnCommit,
     Phase,
     Trigger,
     remember,
@@ -277,6 +278,25 @@ class MachineState:
         if link is not None and link.in_room:
             yield from self._send(Leave(self._next_req(), self._room))
         self._actions.append(Stop())
+
+    # --- our commit in flight ----------------------------------------------------------------
+
+    def _commit_out(self, own: OwnCommit) -> Step[None]:
+        """Publish our commit and wait for its echo; if it cannot go out, forget it."""
+        assert self._hold is not None
+        self._hold.own_commit = own
+        own.sent_at = self._now
+        if (yield from self._publish(PayloadKind.CORE, own.message, "commit")) is None:
+            yield from self._discard_own_commit()
+
+    def _discard_own_commit(self) -> Step[None]:
+        hold = self._hold
+        if hold is None:
+            return
+        own, hold.own_commit = hold.own_commit, None
+        if own is not None:
+            remember(self._old_commits, own.message)
+        yield from self._core(DiscardPending(hold.group))
 
     # --- notices -----------------------------------------------------------------------------
 
