@@ -64,6 +64,7 @@ __all__ = [
     "invalid_ring_message",
     "invite_line",
     "invite_ready",
+    "invites_changed",
     "joined_ring",
     "joined_tree",
     "kick_self",
@@ -241,6 +242,16 @@ def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> st
     return f"was removed by {committer}"
 
 
+def invites_changed(who: str, created: int, revoked: int) -> tuple[str, ...]:
+    """The epoch line's words for invites a commit created or withdrew."""
+    out = []
+    if created:
+        out.append(f"{who} made {'an invite' if created == 1 else f'{created} invites'}")
+    if revoked:
+        out.append(f"{who} withdrew {'an invite' if revoked == 1 else f'{revoked} invites'}")
+    return tuple(out)
+
+
 def could_not_commit(exc: Exception) -> str:
     return f"could not commit a pending change: {exc}"
 
@@ -258,11 +269,13 @@ def describe_epoch(
     updater: str | None,
     epoch: int,
     cost: str,
+    admission: tuple[str, ...] = (),
 ) -> str:
     """The epoch line: who left or was removed (name, why), who joined, or who refreshed keys
     (``updater``: "you" or a name, only when nothing else changed), then the epoch and its cost."""
     parts = [f"{name} {why}" for name, why in removed]
     parts.extend(f"{name} joined" for name in added)
+    parts.extend(admission)
     if updater is not None and not parts:
         parts.append("you refreshed your keys" if updater == "you" else f"{updater} refreshed their keys")
     return f"{', '.join(parts)} · epoch {epoch} · {cost} · code changed"

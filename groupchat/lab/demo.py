@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import random
+import re
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["PeerView", "SentMessage", "add_arguments", "find_problems", "main", "run"]
 
 HEADLESS_DEFAULT_SECONDS: Final = 15.0
+INVITE_TIMEOUT: Final = 20.0  # how long the host may take to be in and to have an invite committed
 SETTLE_TIMEOUT: Final = 15.0  # after the run: how long deliveries and pending joins may take
 LEAVE_TIMEOUT: Final = 5.0
 _BOT_NAMES: Final = (
@@ -265,13 +267,37 @@ class DemoRun:
         self._counter = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.observer: _Peer | None = None  # whose timeline the transcript shows in full
+        # The room is invite-only, as every room is by default: the first bot (the host) makes
+        # it, and every later peer, the user's own window included, comes in with its invite.
+        self._codes: list[str] = []  # invite codes the host's timeline showed, in order
 
     def say(self, text: str) -> None:
         self.write(f"{time.monotonic() - self.start:7.2f}s demo: {text}")
 
     # --- peers ----------------------------------------------------------------------------------
 
-    def start_peer(self) -> _Peer:
+    async def invite(self, name: str, uses: int = 1, hours: float = 1.0) -> str | None:
+        """``/invite`` at the host for ``name``; its code once the group has it (None: no host,
+        or no code within the timeout)."""
+        host = self.observer
+        if host is None:
+            return None
+        deadline = time.monotonic() + INVITE_TIMEOUT
+        while not host.ready and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        before = len(self._codes)
+        host.session.invite(uses, hours, name)
+        while len(self._codes) == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._codes[before] if len(self._codes) > before else None
+
+    async def start_peer(self) -> _Peer:
+        """A bot: the host if there is none yet, else a joiner with the host's invite."""
+        name = next(self._names)
+        code = await self.invite(name) if self.observer is not None else None
+        return self._start(name, code)
+
+    def _start(self, name: str, code: str | None) -> _Peer:
         from ..client.notices import (
             ChatLine,
             MessageConfirmed,
@@ -285,7 +311,6 @@ class DemoRun:
         from ..client.trust import TrustStore
         from ..core.identity import Identity
 
-        name = next(self._names)
         transcript = Transcript(self.write, name, start=self.start)
         own_kinds = (TimelineKind.WARNING, TimelineKind.RECONNECTED, TimelineKind.DISCONNECTED)
         peer: _Peer
@@ -298,6 +323,10 @@ class DemoRun:
                     peer.received[(notice.sender, notice.text)] = notice.epoch
             elif isinstance(notice, MessageConfirmed):
                 peer.confirmed.add(notice.local_id)
+            elif peer is self.observer and isinstance(notice, TimelineEvent):
+                code = _invite_code(notice.text)
+                if code is not None:
+                    self._codes.append(code)
             # The observer's whole timeline; from the others only what is theirs alone.
             if peer is self.observer or isinstance(notice, Placeholder | StatusChanged) or (
                 isinstance(notice, TimelineEvent) and notice.kind in own_kinds
@@ -307,7 +336,11 @@ class DemoRun:
         # Each bot connects on its own path so that the demo can find its connection on the relay
         # (to drop it for the reconnect); the relay serves any path.
         settings = SessionSettings(
-            relay_url=f"{self.url}/demo/{name}", room=self.options.room, name=name, scheme=self.options.scheme
+            relay_url=f"{self.url}/demo/{name}",
+            room=self.options.room,
+            name=name,
+            scheme=self.options.scheme,
+            invite=code,
         )
         session = ChatSession(settings, Identity.generate(), TrustStore(None), notify)
         task = asyncio.create_task(session.run(), name=f"demo-{name}")
@@ -385,8 +418,9 @@ class DemoRun:
             if kind == "leave" and candidates:
                 await self.leave(self.rng.choice(candidates))
             elif kind == "join":
-                peer = self.start_peer()
-                self.say(f"{peer.name} arrives and asks to join")
+                peer = await self.start_peer()
+                host = self.observer.name if self.observer is not None else "nobody"
+                self.say(f"{peer.name} arrives with an invite from {host}")
             elif kind == "reconnect" and candidates:
                 self.drop(self.rng.choice(candidates))
 
@@ -405,7 +439,7 @@ class DemoRun:
                  f"{self.options.peers} peers, churn {self.options.churn_per_min:g}/min, "
                  f"seed {self.options.seed}")
         for _ in range(self.options.peers):
-            self.start_peer()
+            await self.start_peer()
             await asyncio.sleep(0.25)
         await self.churn(until)
         await asyncio.sleep(max(0.0, until - time.monotonic()))
@@ -468,8 +502,17 @@ async def _start_relay(port: int) -> Relay:
     return relay
 
 
-def _chat_command(relay: Relay, options: DemoOptions, name: str = "NAME") -> str:
-    return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}"
+def _chat_command(relay: Relay, options: DemoOptions, code: str | None, name: str = "NAME") -> str:
+    invite = f" --invite {code}" if code else ""
+    return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}{invite}"
+
+
+def _invite_code(text: str) -> str | None:
+    """The code in an "invite ready" line of the session (wording.invite_ready)."""
+    if not text.startswith("invite ready"):
+        return None
+    match = re.search(r"--invite (\S+)", text)
+    return match.group(1) if match else None
 
 
 async def _headless(options: DemoOptions) -> int:
@@ -492,8 +535,9 @@ async def _headless(options: DemoOptions) -> int:
             return 1
         write("OK: " + demo.summary())
         if options.keep_relay:
-            write("the relay stays open; join from another terminal with:\n  "
-                  f"{_chat_command(relay, options)}\n(Ctrl-C to stop)")
+            code = await demo.invite("you", uses=10, hours=24.0)
+            write("the relay stays open; join from another terminal with (an invite for 10):\n  "
+                  f"{_chat_command(relay, options, code)}\n(Ctrl-C to stop)")
             await asyncio.Event().wait()
         return 0
     finally:
@@ -511,6 +555,7 @@ def _with_tui(options: DemoOptions) -> int:
 
     ready = threading.Event()
     box: dict[str, Relay] = {}
+    demos: list[DemoRun] = []
     failure: list[BaseException] = []
     loop = asyncio.new_event_loop()
     stop: asyncio.Event | None = None
@@ -528,6 +573,7 @@ def _with_tui(options: DemoOptions) -> int:
             ready.set()
         # The bots' transcript goes to the log file: the terminal belongs to the TUI.
         demo = DemoRun(options, relay, log.info)
+        demos.append(demo)
         try:
             seconds = options.seconds if options.seconds is not None else float("inf")
             runner = asyncio.ensure_future(demo.run(min(seconds, 10 * 365 * 86400.0)))
@@ -538,8 +584,8 @@ def _with_tui(options: DemoOptions) -> int:
         finally:
             await demo.close()
             if options.keep_relay:
-                print(f"the relay stays open; join from another terminal with:\n  "
-                      f"{_chat_command(relay, options)}\n(Ctrl-C to stop)", flush=True)
+                print("the relay stays open; the bots are gone, so the room starts anew for whoever "
+                      "joins (Ctrl-C to stop)", flush=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()
             await relay.stop()
@@ -561,10 +607,26 @@ def _with_tui(options: DemoOptions) -> int:
         return 1
     relay = box["relay"]
     url = f"ws://127.0.0.1:{relay.port}"
+    # The user's window comes in as everyone does: with an invite from the host bot.
+    code = None
+    deadline = time.monotonic() + 5.0
+    while not demos and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with contextlib.suppress(Exception):
+        future = asyncio.run_coroutine_threadsafe(demos[0].invite(options.name), loop)
+        code = future.result(INVITE_TIMEOUT + 5)
+    if code is None:
+        log.warning("the demo's host made no invite for you; your window will ask to be approved")
     if options.keep_relay:
-        print("join from another terminal with:\n  " + _chat_command(relay, options), flush=True)
+        extra = None
+        with contextlib.suppress(Exception):
+            extra = asyncio.run_coroutine_threadsafe(demos[0].invite("you", 10, 24.0), loop).result(30)
+        print("join from another terminal with (an invite for 10):\n  "
+              + _chat_command(relay, options, extra), flush=True)
     identity = Identity.generate()
-    settings = SessionSettings(relay_url=url, room=options.room, name=options.name, scheme=options.scheme)
+    settings = SessionSettings(
+        relay_url=url, room=options.room, name=options.name, scheme=options.scheme, invite=code
+    )
 
     def make_session(notify: Callable[[_Notice], None]) -> ChatSession:
         return ChatSession(settings, identity, TrustStore(None), notify)

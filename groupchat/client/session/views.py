@@ -131,6 +131,6 @@ def describe_epoch(
         # The committer by name even at the committer: one sentence at every member.
         removed.append((label(m), wording.removal_reason(code, seconds, label(ev.committer))))
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
-    return wording.describe_epoch(
-        removed, [label(m) for m in ev.added], who if ev.updated else None, ev.epoch, cost
-    )
+    admission = wording.invites_changed(who, len(ev.invites_created), len(ev.invites_revoked))
+    updater = who if ev.updated and not admission else None
+    return wording.describe_epoch(removed, [label(m) for m in ev.added], updater, ev.epoch, cost, admission)
