@@ -324,6 +324,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.demo': [
         'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
     ],
+    'groupchat.lab.demo_checks': [
+        'PeerView', 'SentMessage', 'find_problems',
+    ],
     'groupchat.lab.room': [
         'Delivery', 'Receiver', 'Room',
     ],
