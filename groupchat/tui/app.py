@@ -10,6 +10,7 @@ session's business (it uses thread workers for it). User input goes the other wa
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -366,5 +367,8 @@ def run_chat(session_factory: SessionFactory, *, no_color: bool = False) -> int:
     if no_color:
         os.environ["NO_COLOR"] = "1"
     app = ChatApp(session_factory)
+    # Everything imported and built so far lives as long as the app: out of the collector's way,
+    # so a full collection under a flood of relay junk does not stall the UI (issue 13 item 6).
+    gc.freeze()
     app.run()
     return app.return_code or 0

@@ -199,3 +199,21 @@ def test_a_replayed_old_request_of_a_member_removes_nobody(room: MemoryRoom, ali
 
 def test_clock(clock: ManualClock) -> None:
     assert clock.wall() > 1e9  # the room's join requests expire by this wall clock
+
+
+def test_a_ring_group_is_invite_only_too(room: MemoryRoom) -> None:
+    alice = room.add("alice", scheme="ring", **CLOSED)
+    room.connect(alice)
+    code = _invite(room, alice)
+    bob = room.add("bob", invite=code, **CLOSED)
+    room.connect(bob)
+    _settle_for(room, 5)
+    mallory = room.add("mallory", **CLOSED)
+    room.connect(mallory)
+    _settle_for(room, 10)
+    assert bob.machine.phase is Phase.MEMBER and bob.machine.epoch == alice.machine.epoch
+    assert mallory.machine.epoch is None and any("mallory" in t and "asks to join" in t for t in bob.timeline())
+    group = alice.machine._group
+    assert group is not None and group.scheme == "ring"
+    assert sorted(m.display_name for m in group.members()) == ["alice", "bob"]
+    assert _reads(room, bob, alice, "ring and invites")
