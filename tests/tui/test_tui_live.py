@@ -140,6 +140,7 @@ async def test_lookalike_members_are_told_apart_in_the_roster_and_by_commands(pe
     await alice.wait_ready(3)
     bob_label = "bob·" + compact_fingerprint(bob.identity.public_key)[:4]
     imp_label = "b\u043eb·" + compact_fingerprint(impostor.identity.public_key)[:4]
+
     def both_suffixed(app: ChatApp) -> bool:
         shown = str(app.member_list.content)  # what is drawn, and the entries it is drawn from
         listed = {m.name for m in app.member_list.members}
@@ -221,3 +222,24 @@ async def test_rekey_kick_and_messages_from_before_joining(peers: PeerFactory) -
     await carol.wait_line("you were removed from the group by alice")
     await carol.wait_line("the session has ended")
     assert await alice.epoch() == await bob.epoch()
+
+
+async def test_invite_only_room_through_the_commands(peers: PeerFactory) -> None:
+    """/invite shows a code; a newcomer with it gets in; one without it is shown as asking, and
+    /approve lets it in: what a person types and reads, with real sessions."""
+    alice = await peers("alice", open_room=False)
+    await alice.wait_ready(1)
+    await alice.type("/invite")
+    line = await alice.wait_line("invite ready")
+    await alice.type("/invites")
+    codes = [t.split("code: ")[1].strip() for t in await alice.lines() if "code: gci1-" in t]
+    assert len(codes) == 1 and "--invite gci1-" in line
+    code = codes[0]
+    bob = await peers("bob", open_room=False, invite=code)
+    await bob.wait_ready(2)
+    carol = await peers("carol", open_room=False)
+    asks = await alice.wait_line("carol (fingerprint")
+    assert "asks to join" in asks and "/approve carol" in asks
+    await alice.type("/approve carol")
+    await carol.wait_ready(3)
+    assert await carol.epoch() == await alice.epoch() == await bob.epoch()

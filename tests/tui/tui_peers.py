@@ -40,6 +40,8 @@ class Peer:
         identity: Identity | None = None,
         trust: TrustStore | None = None,
         scheme: str = "tree",
+        open_room: bool = True,  # most of these tests are about the TUI, not about who may come in
+        invite: str | None = None,
     ) -> None:
         self.name = name
         self.identity = identity or Identity.generate()
@@ -50,7 +52,8 @@ class Peer:
             name=name,
             add_timeout=0.5,
             scheme=scheme,
-            open_room=True,  # these tests are about the TUI, not about who may come in
+            open_room=open_room,
+            invite=invite,
         )
         self.session: ChatSession | None = None
         self.app = ChatApp(
