@@ -248,6 +248,7 @@ class SessionMachine(Membership):
             sent = link.pending_acks.pop(frame.req_id, None)
             if sent is not None:
                 self._latency_ms = (self._now - sent[1]) * 1000
+                self._check_numbering(frame.seq)
         elif isinstance(frame, Joined):
             if frame.req_id == link.join_req:
                 yield from self._on_joined(link, frame)
@@ -372,6 +373,19 @@ class SessionMachine(Membership):
             log.warning("the relay announced more than %d present ids; %d ignored so far", MAX_PRESENT, n)
 
     # --- room payloads ----------------------------------------------------------------------
+
+    def _check_numbering(self, acked: int) -> None:
+        """The relay numbered our publish ``acked``, not above a seq it delivered before: that one
+        was made up (seqs are its claims), and dropping every frame not above it would leave us
+        deaf for good. We read on from just before our own frame."""
+        if self._last_seq is not None and acked <= self._last_seq:
+            log.warning(
+                "the relay numbered our frame %d after delivering seq %d: reading on from %d",
+                acked,
+                self._last_seq,
+                acked - 1,
+            )
+            self._last_seq = acked - 1
 
     def _on_deliver(self, d: Deliver) -> Step[None]:
         if self._last_seq is not None and d.seq <= self._last_seq:

@@ -1,0 +1,73 @@
+"""Issue 13 review: attacks found by the adversarial review, each mounted on real sessions in a
+hostile room (hostile_relay.py) and asserting the specific outcome."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hostile_relay import HostileRoom, is_chat, is_commit, start_room, with_epoch
+from session_room import Member
+
+from groupchat.client.notices import ChatLine
+from groupchat.client.room_payload import PayloadKind, RoomPayload
+from groupchat.client.session import SessionSettings
+from groupchat.core.invite import InviteSecret
+from groupchat.lab.clock import ManualClock
+from groupchat.relay_protocol import Deliver
+
+
+def wait(room: HostileRoom, clock: ManualClock, seconds: float, step: float = 0.5) -> None:
+    for _ in range(int(seconds / step)):
+        clock.advance(step)
+        room.tick()
+
+
+def chat(member: Member) -> list[str]:
+    return [n.text for n in member.notices() if isinstance(n, ChatLine) and not n.own]
+
+
+def test_one_forged_huge_sequence_number_does_not_deafen_a_member_for_good(clock: ManualClock) -> None:
+    """A Deliver whose seq is far ahead (a relay claim, on junk) made the member drop every later
+    frame as "already processed": deaf to chat and commits until it reconnected."""
+    room, (alice, bob, _carol) = start_room(clock, "alice", "bob", "carol")
+    room.inbox.append((bob, Deliver(1 << 40, room.room, alice.mid, None, b"\x05" + os.urandom(8))))
+    room.settle()
+    bob.machine.queue_text("bob speaks")  # any publish of bob's is acknowledged with the real seq
+    room.tick()
+    wait(room, clock, 20)
+    alice.machine.queue_text("after the forged seq")
+    room.tick()
+    wait(room, clock, 5)
+    assert "after the forged seq" in chat(bob)
+    assert chat(alice).count("bob speaks") == 1
+
+
+def test_the_invite_code_never_shows_in_the_settings_repr() -> None:
+    """SessionSettings is a dataclass: its repr (a log line, a traceback with locals) printed the code."""
+    code = InviteSecret(bytes(16)).code
+    settings = SessionSettings("ws://memory", "room", "dave", invite=code)
+    assert code not in repr(settings)
+    assert code[5:] not in repr(settings)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding: in an idle room nothing readable clears the hints, so forged "
+    "later-epoch frames make every member ask to be re-added every behind_after seconds, for good",
+)
+def test_forged_later_epoch_frames_in_an_idle_room_do_not_churn_the_group(clock: ManualClock) -> None:
+    room, members = start_room(clock, "alice", "bob", "carol")
+    alice = members[0]
+    alice.machine.queue_text("hello")
+    room.tick()
+    body = RoomPayload.decode(next(d for d in room.log if is_chat(d.payload)).payload).body
+    before = sum(is_commit(d.payload) for d in room.log)
+    for _ in range(180):  # three minutes of one forged frame a second, nothing else said
+        epoch = max(m.machine.epoch or 0 for m in members)
+        forged = RoomPayload(PayloadKind.CORE, with_epoch(body, epoch + 5)).encode()
+        room.forge(alice.mid, forged, settle=False)
+        clock.advance(1.0)
+        room.tick()
+    commits = sum(is_commit(d.payload) for d in room.log) - before
+    assert commits <= 6, f"{commits} commits (re-adds and their updates) caused by unsigned frames"
