@@ -71,3 +71,24 @@ def test_forged_later_epoch_frames_in_an_idle_room_do_not_churn_the_group(clock:
         room.tick()
     commits = sum(is_commit(d.payload) for d in room.log) - before
     assert commits <= 6, f"{commits} commits (re-adds and their updates) caused by unsigned frames"
+
+
+def test_a_revoke_that_lost_its_race_is_forgotten(clock: ManualClock) -> None:
+    """Two members revoke one invite at once: the loser's revoke named an invite no longer live,
+    so it was never committed and never forgotten (every input then planned a commit for it)."""
+    from expect import invited
+
+    from groupchat.client.session.inputs import RevokeRequested
+
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    invited(room, alice, "spare")
+    (view,) = bob.machine.live_invites()
+    room.policy.hold(bob.mid)  # bob has not yet seen alice's revoke when he asks for his
+    room.feed(alice, RevokeRequested(view.invite_key, clock()))
+    room.feed(bob, RevokeRequested(view.invite_key, clock()))
+    room.settle()
+    room.release(bob, reverse=False)
+    wait(room, clock, 10)
+    assert alice.machine.live_invites() == () and bob.machine.live_invites() == ()
+    assert alice.machine.epoch == bob.machine.epoch
+    assert not alice.machine._duties.revokes and not bob.machine._duties.revokes

@@ -564,6 +564,8 @@ class Membership(Entry, BeaconSteps):
         for key in [k for k in duties.leave_requests if k not in keys]:
             del duties.leave_requests[key]
         duties.kicks &= keys
+        # A revoke whose invite is no longer live (used up, or revoked by another first) is done.
+        duties.revokes &= {i.invite_key for i in group.admission.invites}
 
     def _observe_roster(self) -> None:
         """Record every member's key in the trust store (client/trust.py, keyed by identity key):
