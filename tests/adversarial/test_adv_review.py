@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from expect import holds_group
 from hostile_relay import HostileRoom, is_chat, is_commit, start_room, with_epoch
 from session_room import Member
 
@@ -92,3 +93,29 @@ def test_a_revoke_that_lost_its_race_is_forgotten(clock: ManualClock) -> None:
     assert alice.machine.live_invites() == () and bob.machine.live_invites() == ()
     assert alice.machine.epoch == bob.machine.epoch
     assert not alice.machine._duties.revokes and not bob.machine._duties.revokes
+
+
+def test_future_seq_answered_to_every_join_costs_a_bounded_number_of_joins(clock: ManualClock) -> None:
+    """future_seq to a resume from 0 (nothing is ahead of the log's start) was answered with another
+    Join from 0 at once: a relay that says it every time made the member loop as fast as it answered,
+    a warning on the timeline each round."""
+    from groupchat.client.session.actions import CloseConnection
+    from groupchat.relay_protocol import ErrorCode, Join
+
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    room.policy.answer_join(ErrorCode.FUTURE_SEQ, bob.mid, times=1000)
+    before = len(bob.sent())
+    room.disconnect(bob)
+    room.connect(bob)  # settles: the room raises if the member never stops asking
+    joins = [a for a in bob.sent()[before:] if isinstance(a.frame, Join)]
+    assert len(joins) <= 3
+    assert any(isinstance(a, CloseConnection) for a in bob.actions)
+    assert holds_group(bob)
+    room.policy.behave()
+    room.disconnect(bob)
+    room.connect(bob)
+    wait(room, clock, 10)
+    assert alice.machine.epoch == bob.machine.epoch
+    alice.machine.queue_text("once it behaves")
+    room.tick()
+    assert "once it behaves" in chat(bob)

@@ -333,6 +333,13 @@ class SessionMachine(Membership):
                 self._warn(wording.gap_rejoin())
             yield from self._join_room(None)
             return
+        if not link.resume_after:
+            # future_seq for the log's start: nothing lies ahead of it, the relay contradicts
+            # itself. Asking again at once would loop as fast as it answers; the glue reconnects
+            # with its backoff.
+            self._warn(wording.refused_room(err.reason))
+            yield from self._do(CloseConnection())
+            return
         # future_seq: the relay lost its log (an in-memory relay restarted). We keep our group
         # and read the new log from its start; whoever holds no group decides afresh.
         self._warn(wording.RELAY_RESTARTED)
