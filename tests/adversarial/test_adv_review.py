@@ -119,3 +119,54 @@ def test_future_seq_answered_to_every_join_costs_a_bounded_number_of_joins(clock
     alice.machine.queue_text("once it behaves")
     room.tick()
     assert "once it behaves" in chat(bob)
+
+
+def test_a_replayed_newer_request_of_a_joined_member_costs_one_readd_told_alike(clock: ManualClock) -> None:
+    """The relay hides dave's welcome until he asks again with a fresh request, hides that one,
+    then lets the welcome through and, once dave is in, replays the fresh request: the others
+    re-add dave for it (its signature is his). He comes back in, and his sentence says what the
+    others say (re-added), not "removed you as offline"."""
+    from expect import invited, roster_names
+    from hostile_relay import payload_kind
+
+    from groupchat.relay_protocol import Deliver, ServerFrame
+
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    dave = room.add("dave", **invited(room, alice, "dave"))
+
+    def welcome_to_dave(r: bytes, f: ServerFrame) -> bool:
+        return isinstance(f, Deliver) and r == dave.mid and payload_kind(f.payload) is PayloadKind.WELCOME
+
+    def request_from_dave(r: bytes, f: ServerFrame) -> bool:
+        return (
+            isinstance(f, Deliver)
+            and f.sender == dave.mid
+            and r != dave.mid
+            and payload_kind(f.payload) is PayloadKind.JOIN_REQUEST
+        )
+
+    room.policy.drop(welcome_to_dave)
+    room.connect(dave)
+    wait(room, clock, 2)
+    room.policy.drop(request_from_dave)
+    wait(room, clock, 40)  # dave asks again with a fresh request that nobody gets
+    room.policy.behave()
+    requests = [
+        d.seq
+        for d in room.log
+        if d.sender == dave.mid and payload_kind(d.payload) is PayloadKind.JOIN_REQUEST
+    ]
+    (welcome,) = [
+        d.seq for d in room.log if d.to == dave.mid and payload_kind(d.payload) is PayloadKind.WELCOME
+    ]
+    room.replay(welcome, recipients=[dave])
+    wait(room, clock, 3)
+    assert holds_group(dave)
+    before = len(dave.timeline())
+    room.replay(requests[-1], recipients=[alice, bob])
+    wait(room, clock, 30)
+    assert roster_names(alice) == roster_names(dave) == {"alice", "bob", "dave"}
+    assert alice.machine.epoch == bob.machine.epoch == dave.machine.epoch
+    told = dave.timeline()[before:]
+    assert not [t for t in told if "offline" in t], told
+    assert any("re-added us" in t for t in told), told

@@ -384,7 +384,11 @@ class Membership(Entry, BeaconSteps):
             if hold is not None:
                 hold.own_commit = None
             seconds = ev.reason.seconds if ev.reason is not None else 0
-            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.evicted_coming_back(by, seconds)))
+            if code is RemovalCode.REJOINING:  # the others say "rejoining": so do we, not "offline"
+                text = wording.readded_unasked(by)
+            else:
+                text = wording.evicted_coming_back(by, seconds)
+            self._emit(TimelineEvent(TimelineKind.REMOVED, text))
             self._rejoin(None)
             return
         if what is AfterRemoval.LEFT:
