@@ -170,3 +170,25 @@ def test_a_replayed_newer_request_of_a_joined_member_costs_one_readd_told_alike(
     told = dave.timeline()[before:]
     assert not [t for t in told if "offline" in t], told
     assert any("re-added us" in t for t in told), told
+
+
+def test_a_stale_left_claim_does_not_keep_an_evicted_member_out_once_the_relay_behaves(
+    clock: ManualClock,
+) -> None:
+    """The relay hides carol's traffic and says she left; she is evicted (a silence it can cause),
+    comes back with signed requests every few seconds, yet the others still took her for absent
+    on that one old LEFT (nothing re-announces a member who never reconnected): out for good,
+    her requests unanswered, after the relay behaved."""
+    from expect import roster_keys
+
+    room, (alice, bob, carol) = start_room(clock, "alice", "bob", "carol")
+    room.policy.withhold(carol.mid)
+    room.report_offline(carol)
+    wait(room, clock, 130, step=2.0)
+    key = carol.machine.identity.public_key
+    assert key not in roster_keys(alice), "carol was not evicted: the scenario did not happen"
+    room.policy.behave()
+    wait(room, clock, 90, step=1.0)
+    assert holds_group(carol)
+    assert key in roster_keys(alice) and key in roster_keys(bob)
+    assert roster_keys(carol) == roster_keys(alice)

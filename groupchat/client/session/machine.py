@@ -381,6 +381,13 @@ class SessionMachine(Membership):
 
     # --- room payloads ----------------------------------------------------------------------
 
+    def _note_live_sender(self, mid: bytes) -> None:
+        """A join request sent now (past the backlog) says, as the relay's claim, that its sender
+        is here, as a Presence would: one LEFT said before must not keep a joiner out for good."""
+        link = self._link
+        if link is not None and link.caught_up and mid not in self._present:
+            self._present.add(mid, member=mid in self._member_ids())
+
     def _check_numbering(self, acked: int) -> None:
         """The relay numbered our publish ``acked``, not above a seq it delivered before: that one
         was made up (seqs are its claims), and dropping every frame not above it would leave us
@@ -413,6 +420,7 @@ class SessionMachine(Membership):
         if kind is PayloadKind.GROUP_CREATED:
             self._on_group_created(d, payload.body)
         elif kind is PayloadKind.JOIN_REQUEST:
+            self._note_live_sender(d.sender)
             yield from self._on_join_request(payload.body)
         elif kind is PayloadKind.WELCOME:
             self._traffic_seen = True
