@@ -192,3 +192,22 @@ def test_a_stale_left_claim_does_not_keep_an_evicted_member_out_once_the_relay_b
     assert holds_group(carol)
     assert key in roster_keys(alice) and key in roster_keys(bob)
     assert roster_keys(carol) == roster_keys(alice)
+
+
+def test_the_relay_saying_each_member_itself_left_does_not_stop_admission(clock: ManualClock) -> None:
+    """One Presence LEFT naming each member's own id, sent to that member: each took itself for
+    absent, so none was ever in line to commit, and an invited joiner never got in."""
+    from expect import invited, roster_names
+
+    from groupchat.relay_protocol import Presence, PresenceEvent
+
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    extra = invited(room, alice, "dave")
+    for m in (alice, bob):
+        room.inbox.append((m, Presence(room.room, m.mid, PresenceEvent.LEFT)))
+    room.settle()
+    dave = room.add("dave", **extra)
+    room.connect(dave)
+    wait(room, clock, 20)
+    assert holds_group(dave)
+    assert roster_names(alice) == roster_names(bob) == roster_names(dave) == {"alice", "bob", "dave"}

@@ -355,7 +355,7 @@ class SessionMachine(Membership):
             if not self._present.add(p.member, member=member):
                 self._log_ignored_presence()
             self._offline_since.pop(p.member, None)
-        else:
+        elif p.member != self._me:  # we are here, whatever the relay says of us
             self._present.discard(p.member)
             if member:  # only a member's absence can matter (eviction); others are not remembered
                 self._offline_since.setdefault(p.member, self._now)
