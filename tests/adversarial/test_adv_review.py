@@ -211,3 +211,18 @@ def test_the_relay_saying_each_member_itself_left_does_not_stop_admission(clock:
     wait(room, clock, 20)
     assert holds_group(dave)
     assert roster_names(alice) == roster_names(bob) == roster_names(dave) == {"alice", "bob", "dave"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding: in an idle room no member sends signed traffic, so one LEFT from the "
+    "relay and a minute of ordinary silence evict a member who never left (it comes back, re-added)",
+)
+def test_an_idle_member_the_relay_says_left_is_not_evicted(clock: ManualClock) -> None:
+    from expect import roster_keys
+
+    room, (alice, bob, _carol) = start_room(clock, "alice", "bob", "carol")
+    room.report_offline(bob)  # bob is connected all along; nobody says anything
+    wait(room, clock, 200, step=2.0)
+    assert bob.machine.identity.public_key in roster_keys(alice)
+    assert not [t for t in bob.timeline() if "removed you" in t]
