@@ -164,9 +164,9 @@ PUBLIC: dict[str, list[str]] = {
         'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'invites_changed',
         'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
         'member_renamed', 'missed_commit', 'no_member_named', 'no_one_asking', 'no_such_invite',
-        'not_a_payload', 'not_positive', 'reconnected', 'refused_room', 'relay_said', 'relay_text',
-        'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch',
-        'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
+        'not_a_payload', 'not_positive', 'readded_unasked', 'reconnected', 'refused_room', 'relay_said',
+        'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out',
+        'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

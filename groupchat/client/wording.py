@@ -78,6 +78,7 @@ __all__ = [
     "no_such_invite",
     "not_a_payload",
     "not_positive",
+    "readded_unasked",
     "reconnected",
     "refused_room",
     "relay_said",
@@ -349,6 +350,14 @@ def fresh_join_request(why: str) -> str:
 
 
 WELCOME_UNOPENED: Final = "a welcome for us could not be opened"
+
+
+def readded_unasked(by: str) -> str:
+    """Removed to be re-added for a join request of ours we no longer hold (an old one, replayed)."""
+    return (
+        f"{by} re-added us for an old join request of ours (the relay may have replayed it); "
+        "coming back in (no invite needed)"
+    )
 
 
 def removed_for_readd(by: str) -> str:

@@ -248,6 +248,7 @@ class SessionMachine(Membership):
             sent = link.pending_acks.pop(frame.req_id, None)
             if sent is not None:
                 self._latency_ms = (self._now - sent[1]) * 1000
+                self._check_numbering(frame.seq)
         elif isinstance(frame, Joined):
             if frame.req_id == link.join_req:
                 yield from self._on_joined(link, frame)
@@ -332,6 +333,13 @@ class SessionMachine(Membership):
                 self._warn(wording.gap_rejoin())
             yield from self._join_room(None)
             return
+        if not link.resume_after:
+            # future_seq for the log's start: nothing lies ahead of it, the relay contradicts
+            # itself. Asking again at once would loop as fast as it answers; the glue reconnects
+            # with its backoff.
+            self._warn(wording.refused_room(err.reason))
+            yield from self._do(CloseConnection())
+            return
         # future_seq: the relay lost its log (an in-memory relay restarted). We keep our group
         # and read the new log from its start; whoever holds no group decides afresh.
         self._warn(wording.RELAY_RESTARTED)
@@ -347,7 +355,7 @@ class SessionMachine(Membership):
             if not self._present.add(p.member, member=member):
                 self._log_ignored_presence()
             self._offline_since.pop(p.member, None)
-        else:
+        elif p.member != self._me:  # we are here, whatever the relay says of us
             self._present.discard(p.member)
             if member:  # only a member's absence can matter (eviction); others are not remembered
                 self._offline_since.setdefault(p.member, self._now)
@@ -373,6 +381,26 @@ class SessionMachine(Membership):
 
     # --- room payloads ----------------------------------------------------------------------
 
+    def _note_live_sender(self, mid: bytes) -> None:
+        """A join request sent now (past the backlog) says, as the relay's claim, that its sender
+        is here, as a Presence would: one LEFT said before must not keep a joiner out for good."""
+        link = self._link
+        if link is not None and link.caught_up and mid not in self._present:
+            self._present.add(mid, member=mid in self._member_ids())
+
+    def _check_numbering(self, acked: int) -> None:
+        """The relay numbered our publish ``acked``, not above a seq it delivered before: that one
+        was made up (seqs are its claims), and dropping every frame not above it would leave us
+        deaf for good. We read on from just before our own frame."""
+        if self._last_seq is not None and acked <= self._last_seq:
+            log.warning(
+                "the relay numbered our frame %d after delivering seq %d: reading on from %d",
+                acked,
+                self._last_seq,
+                acked - 1,
+            )
+            self._last_seq = acked - 1
+
     def _on_deliver(self, d: Deliver) -> Step[None]:
         if self._last_seq is not None and d.seq <= self._last_seq:
             return  # already processed (the relay never sends one twice; a safety net)
@@ -392,6 +420,7 @@ class SessionMachine(Membership):
         if kind is PayloadKind.GROUP_CREATED:
             self._on_group_created(d, payload.body)
         elif kind is PayloadKind.JOIN_REQUEST:
+            self._note_live_sender(d.sender)
             yield from self._on_join_request(payload.body)
         elif kind is PayloadKind.WELCOME:
             self._traffic_seen = True

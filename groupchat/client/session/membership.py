@@ -384,7 +384,11 @@ class Membership(Entry, BeaconSteps):
             if hold is not None:
                 hold.own_commit = None
             seconds = ev.reason.seconds if ev.reason is not None else 0
-            self._emit(TimelineEvent(TimelineKind.REMOVED, wording.evicted_coming_back(by, seconds)))
+            if code is RemovalCode.REJOINING:  # the others say "rejoining": so do we, not "offline"
+                text = wording.readded_unasked(by)
+            else:
+                text = wording.evicted_coming_back(by, seconds)
+            self._emit(TimelineEvent(TimelineKind.REMOVED, text))
             self._rejoin(None)
             return
         if what is AfterRemoval.LEFT:
@@ -564,6 +568,8 @@ class Membership(Entry, BeaconSteps):
         for key in [k for k in duties.leave_requests if k not in keys]:
             del duties.leave_requests[key]
         duties.kicks &= keys
+        # A revoke whose invite is no longer live (used up, or revoked by another first) is done.
+        duties.revokes &= {i.invite_key for i in group.admission.invites}
 
     def _observe_roster(self) -> None:
         """Record every member's key in the trust store (client/trust.py, keyed by identity key):

@@ -8,7 +8,7 @@ member computes the same way (docs/session.md, "Room payloads").
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ...core.errors import GroupChatError, InvalidValueError, UsageError
@@ -57,7 +57,7 @@ class SessionSettings:
     update_every: int = 200  # ...or after this many messages sent, whichever first
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
-    invite: str | None = None  # an invite code (``/invite`` printed it): our way in
+    invite: str | None = field(default=None, repr=False)  # an invite code: a secret, kept out of repr
     open_room: bool = False  # a group we create admits anyone who knows the room (on purpose)
     behind_after: float = 30.0  # unverifiable later-epoch hints for this long -> ask to be re-added
     # No welcome this long after a lost creation race, or shown an empty room: a group of our own.
