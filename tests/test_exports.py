@@ -77,11 +77,11 @@ PUBLIC: dict[str, list[str]] = {
         'BeaconSteps',
     ],
     'groupchat.client.session.beacons': [
-        'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'SPEAKERS', 'Tally', 'authenticator_digest',
-        'speakers',
+        'ASK_GAP', 'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'SPEAKERS', 'Tally',
+        'authenticator_digest', 'speakers',
     ],
     'groupchat.client.session.behind': [
-        'Behind', 'note_hint', 'should_reenter',
+        'Behind', 'PROBE_WAIT', 'note_hint', 'probe_due', 'should_reenter',
     ],
     'groupchat.client.session.bounds': [
         'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_ACKS', 'MAX_PENDING_JOINERS', 'MAX_PRESENT',
@@ -102,7 +102,7 @@ PUBLIC: dict[str, list[str]] = {
         'Entry',
     ],
     'groupchat.client.session.eviction': [
-        'eviction_removes', 'note_absent', 'offline_past_grace',
+        'ASK_AHEAD', 'eviction_removes', 'note_absent', 'offline_past_grace',
     ],
     'groupchat.client.session.inputs': [
         'ApproveRequested', 'CloseRequested', 'Connected', 'Disconnected', 'DropRequested', 'FrameReceived',

@@ -34,6 +34,7 @@ from ...core.events import Member
 from .. import wording
 
 __all__ = [
+    "ASK_GAP",
     "DIGEST_LEN",
     "MAX_ENTRIES",
     "SPEAKERS",
@@ -47,6 +48,7 @@ __all__ = [
 DIGEST_LEN: Final = 8
 SPEAKERS: Final = 2  # members who confirm each commit with a beacon
 MAX_ENTRIES: Final = 64  # sender leaves a tally lists at most (the busiest first)
+ASK_GAP: Final = 20.0  # seconds: how often we ask for signs of life, and answer
 _ENTRY_BYTES: Final = 8
 _WAITING: Final = 4096  # our unconfirmed messages watched per epoch at most
 _CHAT_TIMES: Final = 64  # chat moments remembered (coalesced to one a second) for the silence rule
@@ -118,13 +120,16 @@ class Beacon:
     seq: int
     current: Tally
     previous: Tally | None = None
+    ask: bool = False  # "are you there?": members long silent answer with a beacon of their own
 
     def encode(self) -> bytes:
         w = Writer().u64(self.epoch).raw(self.digest).u64(self.seq)
         self.current._write(w)
         if self.previous is None:
-            return w.u8(0).bytes()
-        return self.previous._write(w.u8(1)).bytes()
+            w.u8(0)
+        else:
+            self.previous._write(w.u8(1))
+        return w.u8(1 if self.ask else 0).bytes()
 
     @classmethod
     def decode(cls, data: bytes) -> Beacon:
@@ -134,8 +139,11 @@ class Beacon:
         seq = r.u64("seq")
         current = Tally._read(r)
         previous = r.optional("previous", Tally._read)
+        ask = r.u8("ask")
+        if ask not in (0, 1):
+            raise _invalid(f"beacon: ask octet must be 0 or 1, not {ask}")
         r.end()
-        return cls(epoch, digest, seq, current, previous)
+        return cls(epoch, digest, seq, current, previous, bool(ask))
 
 
 @dataclass(slots=True)
@@ -208,6 +216,8 @@ class BeaconBook:
     _forks_told: set[tuple[int, bytes]] = field(default_factory=set)
     _chat_times: deque[float] = field(default_factory=deque)
     _own_commit: _OwnCommit | None = None
+    _asking: bool = False  # our next beacon asks for signs of life
+    _asked_at: float | None = None
     fraction: Callable[[], float] = lambda: 1.0  # a random number in [0, 1): spreads beacons out
 
     # --- our epoch -------------------------------------------------------------------------------
@@ -296,7 +306,27 @@ class BeaconBook:
             self.last_life = now
         self.next_beacon, self.chat_pending, self.addressee = None, False, None
         self.sent_pending, self._must_by = False, None
-        return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None)
+        ask, self._asking = self._asking, False
+        return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None, ask)
+
+    def ask_for_life(self, now: float) -> None:
+        """Someone's eviction is coming due: ask everyone (our next beacon, soon) to show signs of
+        life, so that only a member truly gone stays silent (at most once per ``ASK_GAP``)."""
+        if self._asked_at is not None and now - self._asked_at < ASK_GAP:
+            return
+        self._asked_at, self._asking = now, True
+        self._schedule_broadcast(now + 0.2 + self.fraction())
+
+    def _answer(self, now: float) -> None:
+        """Another member asked for signs of life: answer with a beacon if we have been quiet."""
+        if self.last_life is not None and now - self.last_life < ASK_GAP:
+            return
+        self._schedule_broadcast(now + 0.5 + 2.0 * self.fraction())
+
+    def _schedule_broadcast(self, due: float) -> None:
+        self.addressee = None  # to everyone
+        self.next_beacon = due if self.next_beacon is None else min(self.next_beacon, due)
+        self._must_by = due if self._must_by is None else min(self._must_by, due)
 
     def retry(self, now: float) -> None:
         """Our beacon did not go out (or the relay refused it): send another in a second or two
@@ -341,6 +371,8 @@ class BeaconBook:
         """Another member's beacon (already counted by :meth:`received`): what it tells."""
         out: list[str] = []
         name = sender.display_name
+        if b.ask:
+            self._answer(now)
         ledger = self.ledgers.get(b.epoch)
         if ledger is None:
             return out

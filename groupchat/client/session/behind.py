@@ -5,17 +5,22 @@ does not match, a ring confirmation that does not match our secret: none of thes
 way we can check, so the relay can make every one of them up. Each is only a *hint*. Hints never
 drop our group. They count only while nothing readable comes from any other member (any
 authenticated traffic at our epoch clears them), and only once they have kept coming for
-``after`` seconds do we ask to be re-added with a fresh, signed join request, **keeping our group**
-until a welcome for it opens. One forged frame, or a burst of them, changes nothing; a relay that
-withholds every readable message and forges for ``after`` seconds costs one re-add (liveness),
-never our membership. Pure: times are given.
+``after`` seconds do we act, and first only by asking everyone for signs of life (a beacon with
+``ask``): in a room that is merely idle their signed answers are readable and end the run. Only
+if nothing readable comes within :data:`PROBE_WAIT` do we ask to be re-added with a fresh, signed
+join request, **keeping our group** until a welcome for it opens. One forged frame, or a burst of
+them, changes nothing; a relay that withholds every readable message and forges for ``after``
+seconds costs one re-add (liveness), never our membership. Pure: times are given.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["Behind", "note_hint", "should_reenter"]
+__all__ = ["PROBE_WAIT", "Behind", "note_hint", "probe_due", "should_reenter"]
+
+PROBE_WAIT: Final = 8.0  # seconds the members' answers to our ask may take
 
 
 @dataclass(slots=True)
@@ -27,6 +32,7 @@ class Behind:
     epoch: int
     hints: int = 1
     asked: bool = False  # we asked to be re-added for these hints
+    probed_at: float | None = None  # when we asked everyone for signs of life for these hints
 
 
 def note_hint(behind: Behind | None, now: float, epoch: int) -> Behind:
@@ -39,6 +45,23 @@ def note_hint(behind: Behind | None, now: float, epoch: int) -> Behind:
     return behind
 
 
-def should_reenter(behind: Behind | None, after: float) -> bool:
-    """Whether hints have kept coming for ``after`` seconds with nothing readable in between."""
-    return behind is not None and not behind.asked and behind.last - behind.first >= after
+def probe_due(behind: Behind | None, after: float) -> bool:
+    """Whether hints have kept coming for ``after`` seconds with nothing readable in between, and
+    we have not yet asked everyone for signs of life."""
+    return (
+        behind is not None
+        and not behind.asked
+        and behind.probed_at is None
+        and behind.last - behind.first >= after
+    )
+
+
+def should_reenter(behind: Behind | None, now: float) -> bool:
+    """Whether we asked for signs of life :data:`PROBE_WAIT` seconds ago and nothing readable has
+    come since (readable traffic would have ended the run: ``behind`` would be None)."""
+    return (
+        behind is not None
+        and not behind.asked
+        and behind.probed_at is not None
+        and now >= behind.probed_at + PROBE_WAIT
+    )

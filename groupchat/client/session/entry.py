@@ -12,7 +12,7 @@ from ..notices import ConnectionState, TimelineEvent, TimelineKind
 from ..room_payload import PayloadKind
 from .actions import Step
 from .admitting import Admitting
-from .behind import should_reenter
+from .behind import probe_due, should_reenter
 from .core_calls import MakeJoinRequest
 from .phases import Hold, JoinAttempt, Trigger
 from .rejoin import fresh_request_due, join_republish_delay
@@ -82,7 +82,11 @@ class Entry(Admitting):
     def _maybe_reenter(self, hold: Hold, now: float) -> Step[None]:
         """Ask to be re-added (keeping our group) once behind.py says the hints warrant it, and
         publish that request again with backoff until a welcome for it comes."""
-        if should_reenter(hold.behind, self.settings.behind_after):
+        if probe_due(hold.behind, self.settings.behind_after):
+            assert hold.behind is not None
+            hold.behind.probed_at = now
+            self._beacons.ask_for_life(now)  # an idle room answers, readably, and ends the run
+        if should_reenter(hold.behind, now):
             assert hold.behind is not None
             hold.behind.asked = True
             self._warn(wording.behind_reentering(hold.behind.epoch, hold.behind.last - hold.behind.first))

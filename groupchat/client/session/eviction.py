@@ -3,7 +3,9 @@
 Absence is the relay's claim (presence events), so it never removes anyone by itself: it only
 starts a count. The count is of *silence*: it restarts whenever the member's own signed traffic
 (a chat message, a beacon, a commit: ``last_heard``) reaches us, so a member whose messages
-arrive is never evicted, whatever the relay says of its presence. Once due, the Remove is
+arrive is never evicted, whatever the relay says of its presence; and ``ASK_AHEAD`` seconds before
+a silence comes due, the members ask everyone for signs of life, so that an idle member (one with
+nothing to say) answers with a signed beacon and is not evicted either. Once due, the Remove is
 committed by the member in line (coordinator.py) as a signed commit every member checks, with
 the reason "offline" in it. After our own reconnect we cannot know when the absent ones left, so
 their absence is counted from then. Pure: times are given.
@@ -12,12 +14,17 @@ their absence is counted from then. Pure: times are given.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Set
+from typing import Final
 
 from ...core.events import Member
 from ..coordinator import RemoveDuty
 from .settings import member_id
 
-__all__ = ["eviction_removes", "note_absent", "offline_past_grace"]
+__all__ = ["ASK_AHEAD", "eviction_removes", "note_absent", "offline_past_grace"]
+
+#: Seconds before an eviction for silence comes due when the members ask everyone for signs of
+#: life (a beacon with ``ask``): an idle member the relay only claims is gone answers in time.
+ASK_AHEAD: Final = 15.0
 
 
 def note_absent(

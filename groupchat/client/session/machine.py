@@ -42,10 +42,11 @@ from ..outbound_queue import Outgoing
 from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, RoomPayload
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
+from .behind import PROBE_WAIT
 from .bounds import MAX_PRESENT, sane_max_payload
 from .core_calls import CreateGroup, Encrypt
 from .duties import online_leaves, open_duties
-from .eviction import note_absent
+from .eviction import ASK_AHEAD, note_absent
 from .membership import Membership
 from .phases import Creation, Departure, Hold, JoinAttempt, Link, Phase, Trigger
 from .rejoin import (
@@ -185,6 +186,8 @@ class SessionMachine(Membership):
             if hold.reentry is not None:
                 times.append(hold.reentry.next_publish)
             times.extend(self._echo_deadlines(hold))
+            if hold.behind is not None and hold.behind.probed_at is not None:
+                times.append(hold.behind.probed_at + PROBE_WAIT)
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
             if self._departure is None:
                 times.extend(self._beacons.wakeups())
@@ -201,7 +204,8 @@ class SessionMachine(Membership):
         pending = open_duties(
             duties, hold.members, my_leaf, self._present, self._offline_since, grace, self._beacons.last_heard
         )
-        return next_turns(
+        asks = [d.since - ASK_AHEAD for d in pending.removes if d.why == "evicted"]
+        return asks + next_turns(
             my_leaf=my_leaf,
             online_leaves=online_leaves(hold.members, self._present),
             adds=pending.adds,

@@ -52,6 +52,7 @@ from .core_calls import (
 )
 from .duties import online_leaves, open_duties
 from .entry import Entry
+from .eviction import ASK_AHEAD
 from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
 from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
 from .rejoin import AfterRemoval, after_removal
@@ -500,6 +501,10 @@ class Membership(Entry, BeaconSteps):
             grace,
             self._beacons.last_heard,
         )
+        if any(d.why == "evicted" and d.since - now <= ASK_AHEAD for d in pending.removes):
+            # Before anyone is evicted for silence, ask everyone for signs of life: a member the
+            # relay only says is gone answers (signed), and its eviction moves out of reach.
+            self._beacons.ask_for_life(now)
         plan = plan_commit(
             my_leaf=group.my_leaf,
             members=members,
