@@ -215,3 +215,25 @@ def test_an_idle_member_the_relay_says_left_is_not_evicted(clock: ManualClock) -
     wait(room, clock, 200, step=2.0)
     assert bob.machine.identity.public_key in roster_keys(alice)
     assert not [t for t in bob.timeline() if "removed you" in t]
+
+
+def test_a_flood_of_made_up_present_ids_does_not_keep_an_invited_joiner_out(clock: ManualClock) -> None:
+    """MAX_PRESENT made-up ids filled the presence set; past the cap every new id was ignored, the
+    invited joiner's too, so it was never "present" and never added (until everyone reconnected)."""
+    from expect import invited, roster_names
+
+    from groupchat.client.session.bounds import MAX_PRESENT
+    from groupchat.relay_protocol import Presence, PresenceEvent
+
+    room, (alice, bob) = start_room(clock, "alice", "bob")
+    extra = invited(room, alice, "dave")
+    for m in (alice, bob):
+        for _ in range(MAX_PRESENT):
+            room.inbox.append((m, Presence(room.room, os.urandom(16), PresenceEvent.JOINED)))
+    room.settle()
+    dave = room.add("dave", **extra)
+    room.connect(dave)
+    wait(room, clock, 30)
+    assert holds_group(dave)
+    assert roster_names(alice) == roster_names(dave) == {"alice", "bob", "dave"}
+    assert len(alice.machine._present) <= MAX_PRESENT + 2

@@ -45,17 +45,19 @@ MAX_BUFFERED_BYTES: Final = 16 << 20
 class RoomPresence(Set[bytes]):
     """The member ids the relay says are in the room (its claim), bounded, ranked against ours.
 
-    :meth:`add` notes at most :data:`MAX_PRESENT` ids that are not group members and counts the
-    rest in :attr:`ignored`. :attr:`below_me` (how many present ids sort before our own id: our
+    :meth:`add` notes at most :data:`MAX_PRESENT` ids that are not group members: past that, the
+    oldest such id gives way (counted in :attr:`ignored`), so a flood of made-up ids never keeps
+    a real joiner out for good. :attr:`below_me` (how many present ids sort before our own id: our
     turn to create, rejoin.py) is kept on every change, so reading it costs nothing however many
     ids the relay announced.
     """
 
-    __slots__ = ("_below", "_ids", "_me", "ignored")
+    __slots__ = ("_below", "_ids", "_me", "_others", "ignored")
 
     def __init__(self, me: bytes) -> None:
         self._me = me
         self._ids: set[bytes] = set()
+        self._others: dict[bytes, None] = {}  # the ids noted as not members, oldest first
         self._below = 0
         self.ignored = 0  # ids not noted because the set was full (cumulative, for the log)
 
@@ -87,25 +89,34 @@ class RoomPresence(Set[bytes]):
         return len(self._ids) == (1 if self._me in self._ids else 0)
 
     def add(self, mid: bytes, *, member: bool = False) -> bool:
-        """Note ``mid`` as present; past the cap only a group ``member`` is. False: ignored."""
+        """Note ``mid`` as present; past the cap a non-member makes the oldest non-member give
+        way (none left to give way: it is ignored). False: an id was dropped."""
         if mid in self._ids:
             return True
-        if not member and mid != self._me and len(self._ids) >= MAX_PRESENT:
-            self.ignored += 1
-            return False
+        dropped = False
+        if not member and mid != self._me:
+            if len(self._ids) >= MAX_PRESENT:
+                self.ignored += 1
+                dropped = True
+                if not self._others:
+                    return False
+                self.discard(next(iter(self._others)))
+            self._others[mid] = None
         self._ids.add(mid)
         if mid < self._me:
             self._below += 1
-        return True
+        return not dropped
 
     def discard(self, mid: bytes) -> None:
         if mid in self._ids:
             self._ids.remove(mid)
+            self._others.pop(mid, None)
             if mid < self._me:
                 self._below -= 1
 
     def clear(self) -> None:
         self._ids.clear()
+        self._others.clear()
         self._below = 0
 
     def reset(self, ids: Iterable[bytes], members: Set[bytes]) -> None:
