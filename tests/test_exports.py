@@ -68,7 +68,7 @@ PUBLIC: dict[str, list[str]] = {
         'ResetBackoff', 'SendFrame', 'Step', 'Stop', 'resume',
     ],
     'groupchat.client.session.admitting': [
-        'Admitting', 'InviteView', 'MAX_APPROVALS', 'MAX_INVITE_USES',
+        'Admitting', 'InviteView', 'MAX_APPROVALS', 'MAX_INVITE_USES', 'PROMPTS_PER_MINUTE',
     ],
     'groupchat.client.session.asyncio_session': [
         'ChatSession',
@@ -163,10 +163,11 @@ PUBLIC: dict[str, list[str]] = {
         'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request', 'gap_rejoin',
         'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'invites_changed',
         'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
-        'member_renamed', 'missed_commit', 'no_member_named', 'no_one_asking', 'no_such_invite',
-        'not_a_payload', 'not_positive', 'readded_unasked', 'reconnected', 'refused_room', 'relay_said',
-        'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out',
-        'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
+        'member_renamed', 'missed_commit', 'more_asking', 'no_member_named', 'no_one_asking',
+        'no_such_invite', 'not_a_payload', 'not_positive', 'readded_unasked', 'reconnected', 'refused_room',
+        'relay_said', 'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'ring_cost',
+        'ring_timed_out', 'sent_at_epoch', 'text_too_long', 'too_large', 'tree_cost', 'unknown_content',
+        'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

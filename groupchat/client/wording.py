@@ -73,6 +73,7 @@ __all__ = [
     "marked_verified",
     "member_renamed",
     "missed_commit",
+    "more_asking",
     "no_member_named",
     "no_one_asking",
     "no_such_invite",
@@ -409,6 +410,10 @@ def unknown_content(exc: Exception) -> str:
 def asks_to_join(name: str, fingerprint: str, problem: str) -> str:
     why = f" (their invite: {problem})" if problem else ""
     return f"{name} (fingerprint {fingerprint}) asks to join{why}: type /approve {name} to let them in"
+
+
+def more_asking(n: int) -> str:
+    return f" (and {n} more asked meanwhile: /approve takes a name or a fingerprint prefix)"
 
 
 def no_one_asking(query: str) -> str:

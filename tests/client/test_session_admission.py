@@ -218,3 +218,27 @@ def test_a_ring_group_is_invite_only_too(room: MemoryRoom) -> None:
     assert group is not None and group.scheme == "ring"
     assert sorted(m.display_name for m in group.members()) == ["alice", "bob"]
     assert _reads(room, bob, alice, "ring and invites")
+
+
+def test_a_flood_of_askers_is_shown_a_few_lines_a_minute(room: MemoryRoom, alice: Member) -> None:
+    # The relay can make up any number of signed askers: the timeline does not drown.
+    for k in range(40):
+        ident = Identity.generate()
+        req = JoinRequest.create(
+            alice.machine._suite, ident, alice.machine._group_id, f"ghost{k}", wall_clock=room.clock.wall
+        ).request
+        body = RoomPayload(PayloadKind.JOIN_REQUEST, JoinAsk(req.encoded).encode()).encode()
+        room.log.append(Deliver(len(room.log) + 1, room.room, member_id(ident.public_key), None, body))
+        room.feed(alice, FrameReceived(room.log[-1], room.clock()))
+    asks = [t for t in alice.timeline() if "asks to join" in t]
+    assert len(asks) == 5
+    room.clock.advance(61)
+    ident = Identity.generate()
+    req = JoinRequest.create(
+        alice.machine._suite, ident, alice.machine._group_id, "late", wall_clock=room.clock.wall
+    ).request
+    body = RoomPayload(PayloadKind.JOIN_REQUEST, JoinAsk(req.encoded).encode()).encode()
+    room.log.append(Deliver(len(room.log) + 1, room.room, member_id(ident.public_key), None, body))
+    room.feed(alice, FrameReceived(room.log[-1], room.clock()))
+    last = [t for t in alice.timeline() if "asks to join" in t][-1]
+    assert last.startswith("late ") and "and 35 more asked meanwhile" in last

@@ -30,11 +30,12 @@ from .core_calls import Classify
 from .phases import JoinAttempt, Phase, WantedInvite
 from .state import MachineState, log
 
-__all__ = ["MAX_APPROVALS", "MAX_INVITE_USES", "Admitting", "InviteView"]
+__all__ = ["MAX_APPROVALS", "MAX_INVITE_USES", "PROMPTS_PER_MINUTE", "Admitting", "InviteView"]
 
 MAX_APPROVALS: Final = 32  # requests waiting for a member's approval; the oldest goes first
 
 MAX_INVITE_USES: Final = 1000
+PROMPTS_PER_MINUTE: Final = 5  # "asks to join" lines shown a minute at most (the rest are counted)
 
 _DROP: Final = frozenset({Admissibility.STALE, Admissibility.ALREADY_IN})
 
@@ -133,10 +134,21 @@ class Admitting(MachineState):
         if len(approvals) >= MAX_APPROVALS:
             del approvals[next(iter(approvals))]
         approvals[key] = duty
+        # The relay can make up any number of signed askers: at most PROMPTS_PER_MINUTE lines a
+        # minute; the rest are counted into the next line that is shown.
+        shown = self._prompt_times
+        while shown and shown[0] <= self._now - 60.0:
+            shown.popleft()
+        if len(shown) >= PROMPTS_PER_MINUTE:
+            self._prompts_held += 1
+            return
+        shown.append(self._now)
+        held, self._prompts_held = self._prompts_held, 0
         fp = duty.request.fingerprint
-        self._emit(
-            TimelineEvent(TimelineKind.INFO, wording.asks_to_join(duty.request.display_name, fp, problem))
-        )
+        text = wording.asks_to_join(duty.request.display_name, fp, problem)
+        if held:
+            text += wording.more_asking(held)
+        self._emit(TimelineEvent(TimelineKind.INFO, text))
 
     def pending_approvals(self) -> tuple[JoinRequest, ...]:
         """The requests waiting for a member's ``/approve``, oldest first."""

@@ -11,7 +11,7 @@ the room). Sans-I/O: no clock (``now`` comes with every input and reply), no soc
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from typing import Final, TypeVar, cast
 
@@ -140,6 +140,8 @@ class MachineState:
         self._epoch_codes: dict[int, str] = {}
         self._warned_keys: set[tuple[str, bytes]] = set()
         self._invite_codes: dict[bytes, str] = {}  # invite key -> code, for invites we made
+        self._prompt_times: deque[float] = deque()  # when "asks to join" lines were shown (a minute)
+        self._prompts_held = 0  # askers not shown since the last line (rate limit)
 
         # Beacons (beacons.py): what we and the others sent and received, and the signed traffic
         # last heard from each member.
