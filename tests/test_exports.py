@@ -77,7 +77,7 @@ PUBLIC: dict[str, list[str]] = {
         'BeaconSteps',
     ],
     'groupchat.client.session.beacons': [
-        'ASK_GAP', 'Beacon', 'BeaconBook', 'DIGEST_LEN', 'MAX_ENTRIES', 'SPEAKERS', 'Tally',
+        'ASK_GAP', 'Beacon', 'BeaconBook', 'DIGEST_LEN', 'KEEPALIVE', 'MAX_ENTRIES', 'SPEAKERS', 'Tally',
         'authenticator_digest', 'speakers',
     ],
     'groupchat.client.session.behind': [

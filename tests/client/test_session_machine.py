@@ -8,6 +8,7 @@ from session_room import HELLO, Member, MemoryRoom
 from groupchat.client.notices import ConnectionState, TimelineEvent, TimelineKind
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.actions import AbortConnection, CallCore, Notify, SendFrame, Stop
+from groupchat.client.session.beacons import KEEPALIVE
 from groupchat.client.session.core_calls import CreateGroup
 from groupchat.client.session.driver import drive
 from groupchat.client.session.inputs import (
@@ -195,12 +196,14 @@ def test_drop_asks_the_glue_to_abort(pair: tuple[Member, Member], room: MemoryRo
     assert AbortConnection() in room.feed(alice, DropRequested(room.clock()))
 
 
-def test_an_idle_member_wakes_only_for_its_scheduled_update(
+def test_an_idle_member_wakes_only_for_its_scheduled_update_and_its_keepalive(
     room: MemoryRoom, pair: tuple[Member, Member], clock: ManualClock
 ) -> None:
     alice, _ = pair
     _beacons_done(room, clock)
-    assert alice.machine.next_wakeup(clock()) == alice.machine._updates.last_update + 600.0
+    keepalive = alice.machine._beacons._keepalive_due
+    assert keepalive is not None and keepalive >= clock() + 0.75 * KEEPALIVE - 30.0
+    assert alice.machine.next_wakeup(clock()) == min(alice.machine._updates.last_update + 600.0, keepalive)
 
 
 def _beacons_done(room: MemoryRoom, clock: ManualClock) -> None:

@@ -36,6 +36,7 @@ from .. import wording
 __all__ = [
     "ASK_GAP",
     "DIGEST_LEN",
+    "KEEPALIVE",
     "MAX_ENTRIES",
     "SPEAKERS",
     "Beacon",
@@ -49,6 +50,7 @@ DIGEST_LEN: Final = 8
 SPEAKERS: Final = 2  # members who confirm each commit with a beacon
 MAX_ENTRIES: Final = 64  # sender leaves a tally lists at most (the busiest first)
 ASK_GAP: Final = 20.0  # seconds: how often we ask for signs of life, and answer
+KEEPALIVE: Final = 300.0  # seconds: a beacon to everyone at least this often (give or take a quarter)
 _ENTRY_BYTES: Final = 8
 _WAITING: Final = 4096  # our unconfirmed messages watched per epoch at most
 _CHAT_TIMES: Final = 64  # chat moments remembered (coalesced to one a second) for the silence rule
@@ -216,6 +218,8 @@ class BeaconBook:
     _forks_told: set[tuple[int, bytes]] = field(default_factory=set)
     _chat_times: deque[float] = field(default_factory=deque)
     _own_commit: _OwnCommit | None = None
+    keepalive: float = KEEPALIVE  # a beacon to everyone at least this often, even in an idle room
+    _keepalive_due: float | None = None
     _asking: bool = False  # our next beacon asks for signs of life
     _asked_at: float | None = None
     fraction: Callable[[], float] = lambda: 1.0  # a random number in [0, 1): spreads beacons out
@@ -244,6 +248,7 @@ class BeaconBook:
             return False
         if self.last_life is None or fresh:
             self.last_life = now  # the others count our silence from about now (our arrival)
+            self._next_keepalive(now)
         if fresh or (self.epoch is not None and epoch != self.epoch + 1):
             self.ledgers.clear()  # a new group, or epochs we never saw: the old accounts say nothing
         self.epoch, self._authenticator = epoch, authenticator
@@ -304,6 +309,7 @@ class BeaconBook:
         before = self.ledgers.get(epoch - 1)
         if self.addressee is None:
             self.last_life = now
+            self._next_keepalive(now)
         self.next_beacon, self.chat_pending, self.addressee = None, False, None
         self.sent_pending, self._must_by = False, None
         ask, self._asking = self._asking, False
@@ -335,8 +341,18 @@ class BeaconBook:
             self.next_beacon = now + 1.0 + self.fraction()
         self._must_by = self.next_beacon if self._must_by is None else min(self._must_by, self.next_beacon)
 
+    def _next_keepalive(self, now: float) -> None:
+        self._keepalive_due = now + self.keepalive * (0.75 + 0.5 * self.fraction())
+
     def due(self, now: float) -> bool:
         """A beacon or a look at the timed reports is due (checked after every input: cheap)."""
+        ka = self._keepalive_due
+        if ka is not None and now >= ka and self.next_beacon is None and self.epoch is not None:
+            # Even an idle room hears from each member now and then: a fork of equal epoch
+            # numbers shows as hints at its minority (behind.py), a member the relay calls gone
+            # shows it is not.
+            self._schedule_broadcast(now)
+            self._keepalive_due = None
         nb, nc = self.next_beacon, self.next_check
         return (nb is not None and now >= nb) or (nc is not None and now >= nc)
 
@@ -344,7 +360,7 @@ class BeaconBook:
         return self.next_beacon is not None and now >= self.next_beacon
 
     def wakeups(self) -> list[float]:
-        return [t for t in (self.next_beacon, self.next_check) if t is not None]
+        return [t for t in (self.next_beacon, self.next_check, self._keepalive_due) if t is not None]
 
     # --- what we receive -------------------------------------------------------------------------
 
