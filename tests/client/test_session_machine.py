@@ -24,7 +24,7 @@ from groupchat.client.session.inputs import (
 from groupchat.client.session.phases import Phase
 from groupchat.client.session.rejoin import GAP_RETRIES
 from groupchat.lab.clock import ManualClock
-from groupchat.relay_protocol import Deliver, Error, ErrorCode, Join, Joined, Publish, SendTo
+from groupchat.relay_protocol import Ack, Deliver, Error, ErrorCode, Join, Joined, Publish, SendTo
 
 
 def test_a_lone_member_creates_the_group_step_by_step(room: MemoryRoom, clock: ManualClock) -> None:
@@ -251,3 +251,17 @@ def test_a_creator_whose_marker_comes_second_drops_its_group_and_joins(
     out = drive(m, FrameReceived(Deliver(3, join.room, alice.mid, None, marker.payload), clock()), clock)
     assert m.phase is Phase.JOINING  # our own marker's late echo changes nothing
     assert not [a for a in out if isinstance(a, Notify) and isinstance(a.notice, TimelineEvent)]
+
+
+def test_an_ack_just_behind_what_we_took_is_not_taken_for_a_made_up_seq(
+    pair: tuple[Member, Member], clock: ManualClock
+) -> None:
+    # An honest relay may deliver our own echo (or a frame just after ours) before our Ack: that
+    # is no evidence of a made-up seq, and nothing is read again.
+    _, bob = pair
+    m = bob.machine
+    assert m._link is not None and m._last_seq is not None
+    taken = m._last_seq
+    m._link.pending_acks[999] = ("message", clock())
+    drive(m, FrameReceived(Ack(999, taken - 1), clock()), clock)
+    assert m._last_seq == taken

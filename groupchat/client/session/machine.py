@@ -396,7 +396,9 @@ class SessionMachine(Membership):
         """The relay numbered our publish ``acked``, not above a seq it delivered before: that one
         was made up (seqs are its claims), and dropping every frame not above it would leave us
         deaf for good. We read on from just before our own frame."""
-        if self._last_seq is not None and acked <= self._last_seq:
+        # Our own echo may come before its Ack, and frames of others just after ours may too:
+        # only an Ack well below what we took is evidence (an honest relay never lags that far).
+        if self._last_seq is not None and acked < self._last_seq - NUMBERING_SLACK:
             log.warning(
                 "the relay numbered our frame %d after delivering seq %d: reading on from %d",
                 acked,
@@ -604,6 +606,7 @@ class SessionMachine(Membership):
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
 
 
+NUMBERING_SLACK: Final = 64  # seqs an Ack of ours may trail what the relay already delivered
 SYNC_TIMEOUT: Final = 10.0  # seconds we wait for our sync marker's echo before going on without it
 
 
