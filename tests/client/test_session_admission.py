@@ -242,3 +242,13 @@ def test_a_flood_of_askers_is_shown_a_few_lines_a_minute(room: MemoryRoom, alice
     room.feed(alice, FrameReceived(room.log[-1], room.clock()))
     last = [t for t in alice.timeline() if "asks to join" in t][-1]
     assert last.startswith("late ") and "and 35 more asked meanwhile" in last
+
+
+def test_the_codes_of_used_invites_are_not_kept(room: MemoryRoom, alice: Member) -> None:
+    code = _invite(room, alice)
+    assert list(alice.machine._invite_codes.values()) == [code]  # /invites can show it again
+    bob = room.add("bob", invite=code, **CLOSED)
+    room.connect(bob)
+    _settle_for(room, 3)
+    assert bob.machine.phase is Phase.MEMBER
+    assert alice.machine._invite_codes == {}  # used up: its secret is forgotten

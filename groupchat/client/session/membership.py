@@ -573,8 +573,13 @@ class Membership(Entry, BeaconSteps):
         for key in [k for k in duties.leave_requests if k not in keys]:
             del duties.leave_requests[key]
         duties.kicks &= keys
-        # A revoke whose invite is no longer live (used up, or revoked by another first) is done.
-        duties.revokes &= {i.invite_key for i in group.admission.invites}
+        # A revoke whose invite is no longer live (used up, or revoked by another first) is done,
+        # and the code of an invite of ours that is gone need not be kept.
+        live = {i.invite_key for i in group.admission.invites}
+        duties.revokes &= live
+        for gone in [k for k in self._invite_codes if k not in live]:
+            del self._invite_codes[gone]
+        duties.approved &= duties.approvals.keys()  # an approval whose asker gave way is moot
 
     def _observe_roster(self) -> None:
         """Record every member's key in the trust store (client/trust.py, keyed by identity key):
