@@ -15,7 +15,6 @@ from groupchat.client.session.inputs import ApproveRequested, FrameReceived, Inv
 from groupchat.client.session.phases import Phase
 from groupchat.client.session.settings import member_id
 from groupchat.core.identity import Identity, JoinRequest
-from groupchat.lab.clock import ManualClock
 from groupchat.relay_protocol import Deliver, Presence, PresenceEvent, SendTo
 
 CLOSED = {"open_room": False}
@@ -196,9 +195,6 @@ def test_a_replayed_old_request_of_a_member_removes_nobody(room: MemoryRoom, ali
     assert alice.machine.epoch == epoch
     assert bob.machine.phase is Phase.MEMBER
 
-
-def test_clock(clock: ManualClock) -> None:
-    assert clock.wall() > 1e9  # the room's join requests expire by this wall clock
 
 
 def test_a_ring_group_is_invite_only_too(room: MemoryRoom) -> None:
