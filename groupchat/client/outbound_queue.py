@@ -83,12 +83,20 @@ class OutboundQueue:
         bisect.insort(self._queued, (entry.local_id, entry), key=lambda item: item[0])
 
     def oldest_sent(self) -> float | None:
-        """When the oldest copy in flight went out (None: none is)."""
-        return min((e.sent_at for e in self._in_flight.values()), default=None)
+        """When the oldest copy in flight went out (None: none is). Copies enter ``_in_flight`` in
+        the order they are sent, so the first is the oldest: O(1) after every input."""
+        first = next(iter(self._in_flight.values()), None)
+        return first.sent_at if first is not None else None
 
     def overdue(self, before: float) -> list[Outgoing]:
-        """The copies in flight sent before ``before`` (their echo is overdue)."""
-        return [e for e in self._in_flight.values() if e.sent_at < before]
+        """The copies in flight sent before ``before`` (their echo is overdue), oldest first: the
+        scan stops at the first that is not."""
+        out = []
+        for entry in self._in_flight.values():
+            if entry.sent_at >= before:
+                break
+            out.append(entry)
+        return out
 
     def requeue_in_flight(self) -> int:
         """Every copy in flight is lost (its echo will never come): queue them all again."""

@@ -156,6 +156,20 @@ def test_outbound_queue_keeps_typing_order_through_requeues() -> None:
         q.mark_sent(c, b"dc", 2, 13)
 
 
+def test_outbound_queue_finds_overdue_echoes_oldest_first() -> None:
+    ids = iter(bytes([i]) * 8 for i in range(100))
+    q = OutboundQueue(lambda: next(ids))
+    a, b, c = q.add("a"), q.add("b"), q.add("c")
+    assert q.oldest_sent() is None and q.overdue(99.0) == []
+    q.mark_sent(a, b"da", 1, 10, now=1.0)
+    q.mark_sent(b, b"db", 1, 11, now=2.0)
+    q.mark_sent(c, b"dc", 1, 12, now=3.0)
+    assert q.oldest_sent() == 1.0
+    assert q.overdue(2.5) == [a, b]
+    q.echoed(b"da")
+    assert q.oldest_sent() == 2.0 and q.overdue(2.5) == [b] and q.overdue(2.0) == []
+
+
 # --- settings and names ----------------------------------------------------------------------------
 
 
