@@ -35,7 +35,6 @@ __all__ = [
     "STRANDED_CREATED",
     "UPDATE_EVERY_TOO_SMALL",
     "WELCOME_UNOPENED",
-    "ambiguous_asker",
     "ambiguous_member",
     "asks_to_join",
     "at_epoch",
@@ -418,10 +417,6 @@ def more_asking(n: int) -> str:
 
 def no_one_asking(query: str) -> str:
     return f"no one waiting to join matches {query!r}: /approve takes a name or a fingerprint prefix"
-
-
-def ambiguous_asker(query: str, fingerprints: list[str]) -> str:
-    return f"several joiners match {query!r}; use a fingerprint prefix: " + ", ".join(fingerprints)
 
 
 def invite_ready(code: str, relay: str, room: str, uses: int, not_after: int) -> str:

@@ -9,11 +9,13 @@ import re
 import pytest
 from session_room import Member, MemoryRoom
 
+from groupchat.client.names import AmbiguousMember
 from groupchat.client.notices import ChatLine
 from groupchat.client.room_payload import JoinAsk, PayloadKind, RoomPayload
 from groupchat.client.session.inputs import ApproveRequested, FrameReceived, InviteRequested, KickRequested
 from groupchat.client.session.phases import Phase
 from groupchat.client.session.settings import member_id
+from groupchat.core.errors import UsageError
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.relay_protocol import Deliver, Presence, PresenceEvent, SendTo
 
@@ -248,3 +250,18 @@ def test_the_codes_of_used_invites_are_not_kept(room: MemoryRoom, alice: Member)
     _settle_for(room, 3)
     assert bob.machine.phase is Phase.MEMBER
     assert alice.machine._invite_codes == {}  # used up: its secret is forgotten
+
+
+def test_approve_names_one_asker_as_commands_name_one_member(room: MemoryRoom, alice: Member) -> None:
+    twins = [room.add("carol", **CLOSED) for _ in range(2)]
+    for m in twins:
+        room.connect(m)
+    _settle_for(room, 2)
+    with pytest.raises(AmbiguousMember) as refused:
+        alice.machine.approval_for("carol")
+    assert len(refused.value.candidates) == 2
+    with pytest.raises(UsageError, match="no one waiting to join matches 'dave'"):
+        alice.machine.approval_for("dave")
+    chosen = twins[1].machine.identity
+    fp = chosen.fingerprint.replace(" ", "")[:8]
+    assert alice.machine.approval_for(fp).identity_key == chosen.public_key

@@ -22,6 +22,7 @@ from ...core.identity import JoinRequest
 from ...core.invite import InviteSecret, prove
 from .. import wording
 from ..coordinator import AddDuty
+from ..names import NoSuchMember, resolve
 from ..notices import TimelineEvent, TimelineKind
 from ..room_payload import JoinAsk
 from .actions import Step
@@ -155,20 +156,12 @@ class Admitting(MachineState):
         return tuple(d.request for d in self._duties.approvals.values())
 
     def approval_for(self, query: str) -> JoinRequest:
-        """The waiting request that ``query`` (a name, or a fingerprint prefix) names."""
-        q = query.strip().casefold()
-        compact = q.replace(" ", "")
-        found = [
-            d.request
-            for d in self._duties.approvals.values()
-            if d.request.display_name.casefold() == q
-            or (len(compact) >= 4 and d.request.fingerprint.replace(" ", "").startswith(compact))
-        ]
-        if not found:
-            raise UsageError(wording.no_one_asking(query))
-        if len(found) > 1:
-            raise UsageError(wording.ambiguous_asker(query, [r.fingerprint for r in found]))
-        return found[0]
+        """The waiting request that ``query`` names (a name, a label or a fingerprint prefix, as
+        for members: client/names.py)."""
+        try:
+            return resolve(query, (d.request for d in self._duties.approvals.values()))
+        except NoSuchMember:
+            raise UsageError(wording.no_one_asking(query)) from None
 
     def _approve(self, identity_key: bytes) -> None:
         duty = self._duties.approvals.get(identity_key)
