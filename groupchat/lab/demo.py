@@ -440,6 +440,11 @@ def _chat_command(relay: Relay, options: DemoOptions, code: str | None, name: st
     return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}{invite}"
 
 
+def _redact_invites(line: str) -> str:
+    """``line`` with every invite code's secret left out (for a log file)."""
+    return re.sub(r"gci1-[a-z2-7]+", "gci1-…", line)
+
+
 def _invite_code(text: str) -> str | None:
     """The code in an "invite ready" line of the session (wording.invite_ready)."""
     if not text.startswith("invite ready"):
@@ -489,6 +494,7 @@ def _with_tui(options: DemoOptions) -> int:
     ready = threading.Event()
     box: dict[str, Relay] = {}
     demos: list[DemoRun] = []
+    demo_ready = threading.Event()
     failure: list[BaseException] = []
     loop = asyncio.new_event_loop()
     stop: asyncio.Event | None = None
@@ -504,9 +510,11 @@ def _with_tui(options: DemoOptions) -> int:
             raise
         finally:
             ready.set()
-        # The bots' transcript goes to the log file: the terminal belongs to the TUI.
-        demo = DemoRun(options, relay, log.info)
+        # The bots' transcript goes to the log file (the terminal belongs to the TUI), without
+        # the secret of the host's invites: a log is no place for a bearer secret.
+        demo = DemoRun(options, relay, lambda line: log.info("%s", _redact_invites(line)))
         demos.append(demo)
+        demo_ready.set()
         try:
             seconds = options.seconds if options.seconds is not None else float("inf")
             runner = asyncio.ensure_future(demo.run(min(seconds, 10 * 365 * 86400.0)))
@@ -540,20 +548,26 @@ def _with_tui(options: DemoOptions) -> int:
         return 1
     relay = box["relay"]
     url = f"ws://127.0.0.1:{relay.port}"
-    # The user's window comes in as everyone does: with an invite from the host bot.
-    code = None
-    deadline = time.monotonic() + 5.0
-    while not demos and time.monotonic() < deadline:
-        time.sleep(0.01)
-    with contextlib.suppress(Exception):
-        future = asyncio.run_coroutine_threadsafe(demos[0].invite(options.name), loop)
-        code = future.result(INVITE_TIMEOUT + 5)
-    if code is None:
-        log.warning("the demo's host made no invite for you; your window will ask to be approved")
+    def host_invite(name: str, uses: int = 1, hours: float = 1.0) -> str | None:
+        """An invite from the host bot, made on the demo's loop (None, and a log line, if not)."""
+        if not demo_ready.wait(5):
+            log.warning("the demo's bots did not start: no invite for %s", name)
+            return None
+        future = asyncio.run_coroutine_threadsafe(demos[0].invite(name, uses, hours), loop)
+        try:
+            code = future.result(INVITE_TIMEOUT + 5)
+        except Exception as exc:  # the TUI must start anyway: say why in the log
+            log.warning("the demo's host made no invite for %s: %s", name, exc)
+            return None
+        if code is None:
+            log.warning("the demo's host made no invite for %s in time", name)
+        return code
+
+    # The user's window comes in as everyone does: with an invite from the host bot (without
+    # one, it asks and is shown to the bots as asking to join).
+    code = host_invite(options.name)
     if options.keep_relay:
-        extra = None
-        with contextlib.suppress(Exception):
-            extra = asyncio.run_coroutine_threadsafe(demos[0].invite("you", 10, 24.0), loop).result(30)
+        extra = host_invite("you", 10, 24.0)
         print("join from another terminal with (an invite for 10):\n  "
               + _chat_command(relay, options, extra), flush=True)
     identity = Identity.generate()

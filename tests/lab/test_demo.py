@@ -132,3 +132,15 @@ def test_checker_reports_lost_and_unechoed_messages() -> None:
     assert find_problems(peers, sent)[1] == (
         "alice's 'two' was read in different epochs: {'carol': 2, 'dave': 3}"
     )
+
+
+def test_the_transcript_the_demo_logs_leaves_out_invite_secrets() -> None:
+    from groupchat.client import wording
+    from groupchat.core.invite import InviteSecret
+    from groupchat.lab.demo import _invite_code, _redact_invites
+
+    code = InviteSecret.generate(os.urandom).code
+    line = wording.invite_ready(code, "ws://127.0.0.1:1", "demo", 1, 0)
+    assert _invite_code(line) == code  # the host's own reading of it
+    logged = _redact_invites(f"  0.45s [alice] * {line}")
+    assert code not in logged and code[len("gci1-") :][:8] not in logged and "gci1-…" in logged
