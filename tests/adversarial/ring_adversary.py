@@ -22,7 +22,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -30,7 +30,7 @@ from ed25519_nonce import NonceKey
 
 from groupchat.core import errors
 from groupchat.core.epoch.machine import Phase
-from groupchat.core.errors import GroupChatError, RemoteError
+from groupchat.core.errors import GroupChatError, RemoteError, UsageError
 from groupchat.core.events import Event, RekeyTimedOut
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
@@ -41,6 +41,7 @@ from groupchat.core.schemes.ring_message import RingRound
 from groupchat.lab.clock import ManualClock
 
 __all__ = [
+    "BUGGY",
     "GROUP_ID",
     "KEYED",
     "LOW_ORDER",
@@ -49,11 +50,15 @@ __all__ = [
     "Frame",
     "Net",
     "Told",
+    "describe",
     "insider_variant",
     "is_kind",
     "keep",
     "public_state",
     "resign",
+    "settle",
+    "split_untold",
+    "unchanged_on_raise",
 ]
 
 GROUP_ID = b"ring-under-attack"
@@ -61,6 +66,16 @@ TIMEOUT = 30.0  # the ring's default round timeout (RingScheme's DEFAULT_TIMEOUT
 U32 = 2**32 - 1
 P = 2**255 - 19
 LOW_ORDER = [(0).to_bytes(32, "little"), (1).to_bytes(32, "little"), (P - 1).to_bytes(32, "little")]
+
+#: The attacks today's code fails, by the issue 14 item each reproduces: the state machine mounts
+#: them only when switched on, and each has an ``xfail(strict=True)`` regression test.
+BUGGY: Final = {
+    "vary_signature": "issue 14: signatures feed the key, so the fallback confirmation splits silently",
+    "max_attempt": "issue 14: a round 1 claiming attempt 2^32-1 freezes the ring (tick raises)",
+    "next_attempt_bad": "issue 14: a bad message of the next attempt abandons the running attempt",
+    "forged_confirmation": "issue 14: the round-2 message completing the run raises after the state advanced",
+    "encrypt_while_removing": "issue 14: encrypt works at an epoch whose successor removes someone",
+}
 
 # Phases in which a member holds the keys of its current epoch (epoch_authenticator is readable).
 KEYED = (Phase.MEMBER, Phase.COMMITTING, Phase.AGREEING, Phase.CONFIRMING)
@@ -235,7 +250,9 @@ class Net:
         first = Group.create(Identity.generate(), GROUP_ID, names[0], net.config, scheme="ring")
         net._enrol(names[0], first)
         for name in names[1:]:
-            pj = JoinRequest.create(net.config.suite(), Identity.generate(), GROUP_ID, name, wall_clock=net.clock.wall)
+            pj = JoinRequest.create(
+                net.config.suite(), Identity.generate(), GROUP_ID, name, wall_clock=net.clock.wall
+            )
             net.publish(names[0], first.commit(add=[pj.request]))
             net.settle_honestly(joiners={pj.request.identity_key: (name, pj)})
         return net
@@ -290,12 +307,15 @@ class Net:
             return None
         frame = queue.popleft()
         self.log.append(frame)
-        for name in self.members:
-            if frame.to is not None and name not in frame.to:
-                continue
-            self.queues[name].append(frame.variants.get(name, frame.data))
-            if name in frame.variants and name != self.insider:
-                self.unclean.add(name)
+        got = {
+            n: frame.variants.get(n, frame.data) for n in self.members if frame.to is None or n in frame.to
+        }
+        for name, data in got.items():
+            self.queues[name].append(data)
+        # Honest members given different versions are no longer in step with the rest; one
+        # version for every honest member is just what the insider said.
+        if len({d for n, d in got.items() if n != self.insider}) > 1:
+            self.unclean.update(n for n, d in got.items() if n != self.insider and d != frame.data)
         return frame
 
     def sequence_all(self) -> None:
@@ -305,7 +325,9 @@ class Net:
 
     # --- delivering ----------------------------------------------------------------------------
 
-    def deliver(self, name: str, *, check: Callable[[str, Group, tuple[object, ...]], None] | None = None) -> bool:
+    def deliver(
+        self, name: str, *, check: Callable[[str, Group, tuple[object, ...]], None] | None = None
+    ) -> bool:
         """Hand ``name`` the next frame of its queue; record a rejection; send what it must.
 
         ``check`` is called after a rejection with the state before it (invariant b)."""
@@ -329,7 +351,7 @@ class Net:
         self.events.setdefault(name, []).append(ev)
         if TOLD_EVENTS and isinstance(ev, TOLD_EVENTS):
             self.told.setdefault(name, []).append(Told(epoch, type(ev).__name__))
-        if g.phase is Phase.REMOVED:
+        if g.state.value == "removed":
             self.removed[name] = g
         self.drain(name)
         return True
@@ -373,3 +395,86 @@ class Net:
 
     def all_tick(self) -> dict[str, RekeyTimedOut | None]:
         return {name: self.tick(name) for name in sorted(self.members)}
+
+
+SETTLE_CYCLES = 8  # timeouts settle() allows for the run to complete or restart
+
+
+# --- the invariants (issue 14), shared by the machine and the regression tests ------------------
+
+
+def split_untold(net: Net) -> list[tuple[str, str, int]]:
+    """Invariant (a): pairs of honest members at one epoch with different keys, neither told."""
+    keyed = [(n, g) for n, g in net.live().items() if n != net.insider and g.phase in KEYED]
+    out = []
+    for i, (a, ga) in enumerate(keyed):
+        for b, gb in keyed[i + 1 :]:
+            if ga.epoch != gb.epoch or ga.epoch_authenticator == gb.epoch_authenticator:
+                continue
+            told = [t for n in (a, b) for t in net.told.get(n, []) if t.epoch >= ga.epoch - 1]
+            if not told:
+                out.append((a, b, ga.epoch))
+    return out
+
+
+def unchanged_on_raise(name: str, g: Group, before: tuple[object, ...]) -> None:
+    """Invariant (b), the ``check`` of ``Net.deliver``."""
+    after = public_state(g)
+    assert after == before, f"{name} raised {g!r} and its state changed: {before} -> {after}"
+
+
+def settle(net: Net, cycles: int = SETTLE_CYCLES) -> None:
+    """Invariant (c): the relay behaves and the insider stops; within ``cycles`` timeouts every
+    member the relay never hid a frame from is at one epoch with one key, with no ring running.
+
+    On a timeout the session would retry (the core's proposal is in the outbox) and, from the
+    second one on, remove whom the ring waits for by a restart commit: done here for it."""
+    net.tamper = None
+    timeouts = 0
+    for _ in range(cycles):
+        net.pump(check=unchanged_on_raise)
+        if _settled(net):
+            return
+        net.clock.advance(TIMEOUT + 1)
+        ticked = net.all_tick()  # raises if tick does: the test fails there (no freeze)
+        if any(isinstance(ev, RekeyTimedOut) for ev in ticked.values()):
+            timeouts += 1
+        if timeouts >= 2:
+            _restart(net, ticked)
+    net.pump(check=unchanged_on_raise)
+    assert _settled(net), describe(net)
+
+
+def describe(net: Net) -> str:
+    """Each member's phase, epoch, key (a prefix) and what it was told, for failure messages."""
+    rows = []
+    for n, g in sorted(net.members.items()):
+        key = g.epoch_authenticator.hex()[:8] if g.phase in KEYED else "-"
+        flags = ("unclean " if n in net.unclean else "") + ("insider " if n == net.insider else "")
+        told = [f"{t.what}@{t.epoch}" for t in net.told.get(n, [])]
+        rows.append(
+            f"{n}: {g.phase.value} epoch {g.epoch} key {key} {flags}told {told} "
+            f"raised {net.raised.get(n, [])}"
+        )
+    return "\n".join(rows)
+
+
+def _settled(net: Net) -> bool:
+    clean = [g for n, g in net.live().items() if n != net.insider and n not in net.unclean]
+    if not clean or any(g.phase is not Phase.MEMBER for g in clean):
+        return False
+    return len({(g.epoch, g.epoch_authenticator) for g in clean}) == 1
+
+
+def _restart(net: Net, ticked: dict[str, RekeyTimedOut | None]) -> None:
+    for name, ev in ticked.items():
+        g = net.members[name]
+        if name == net.insider or name in net.unclean or not isinstance(ev, RekeyTimedOut):
+            continue
+        missing = [m.leaf for m in ev.missing if m.leaf != g.my_leaf]
+        if missing and g.phase is Phase.AGREEING and not g.has_pending_commit:
+            try:
+                net.publish(name, g.commit(remove=missing))
+            except UsageError:
+                continue
+            return  # one restarter; the others follow it

@@ -30,32 +30,34 @@ CI-sized; ``GROUPCHAT_RINGSM_EXAMPLES`` / ``GROUPCHAT_RINGSM_STEPS`` make it lon
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Final
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import Phase as Phase_
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from ring_adversary import KEYED, TIMEOUT, Frame, Net, insider_variant, is_kind, keep, public_state
+from ring_adversary import (
+    BUGGY,
+    KEYED,
+    TIMEOUT,
+    Frame,
+    Net,
+    insider_variant,
+    is_kind,
+    keep,
+    settle,
+    split_untold,
+    unchanged_on_raise,
+)
 
 from groupchat.core.epoch.machine import Phase
 from groupchat.core.errors import GroupChatError, UsageError
-from groupchat.core.events import EpochChanged, MessageReceived, RekeyTimedOut
+from groupchat.core.events import MessageReceived
 from groupchat.core.group import Group
 
-EXAMPLES = int(os.environ.get("GROUPCHAT_RINGSM_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("GROUPCHAT_RINGSM_EXAMPLES", "25"))
 STEPS = int(os.environ.get("GROUPCHAT_RINGSM_STEPS", "30"))
 
-#: The attacks today's code fails, by the issue 14 item each reproduces (see the xfail tests).
-BUGGY: Final = {
-    "vary_signature": "issue 14: signatures feed the key, so the fallback confirmation splits silently",
-    "max_attempt": "issue 14: a round 1 claiming attempt 2^32-1 freezes the ring (tick raises)",
-    "next_attempt_bad": "issue 14: a bad message of the next attempt abandons the running attempt",
-    "forged_confirmation": "issue 14: the round-2 message completing the run raises after the state advanced",
-    "encrypt_while_removing": "issue 14: encrypt works at an epoch whose successor removes someone",
-}
 #: Switch an attack on here once the rewrite fixes it (its regression test then XPASSes).
 KNOWN_BUGS: Final[frozenset[str]] = frozenset()
 _ENV = {b for b in os.environ.get("GROUPCHAT_RINGSM_BUGS", "").split(",") if b}
@@ -64,95 +66,17 @@ ENABLED: Final = frozenset(BUGGY) if "all" in _ENV else KNOWN_BUGS | (_ENV & set
 HONEST = ("h0", "h1", "h2", "h3")
 CORE = ("h0", "h1")  # never removed, so the group keeps two honest members
 WITNESS = "h0"  # the relay never hides or swaps a frame for it: (c) has someone to settle
-SETTLE_CYCLES = 8  # timeouts the teardown allows for the run to complete or restart
-
-
-def _xfail_unless_fixed(name: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=BUGGY[name])
-
-
-# --- the checks shared by the machine and the regression tests -----------------------------------
-
-
-def split_untold(net: Net) -> list[tuple[str, str, int]]:
-    """Invariant (a): pairs of honest members at one epoch with different keys, neither told."""
-    keyed = [(n, g) for n, g in net.live().items() if n != net.insider and g.phase in KEYED]
-    out = []
-    for i, (a, ga) in enumerate(keyed):
-        for b, gb in keyed[i + 1 :]:
-            if ga.epoch != gb.epoch or ga.epoch_authenticator == gb.epoch_authenticator:
-                continue
-            told = [t for n in (a, b) for t in net.told.get(n, []) if t.epoch >= ga.epoch - 1]
-            if not told:
-                out.append((a, b, ga.epoch))
-    return out
-
-
-def unchanged_on_raise(name: str, g: Group, before: tuple[object, ...]) -> None:
-    """Invariant (b), the ``check`` of ``Net.deliver``."""
-    after = public_state(g)
-    assert after == before, f"{name} raised {g!r} and its state changed: {before} -> {after}"
-
-
-def settle(net: Net, cycles: int = SETTLE_CYCLES) -> None:
-    """Invariant (c): the relay behaves and the insider stops; within ``cycles`` timeouts every
-    member the relay never hid a frame from is at one epoch with one key, with no ring running.
-
-    On a timeout the session would retry (the core's proposal is in the outbox) and, from the
-    second one on, remove whom the ring waits for by a restart commit: done here for it."""
-    net.tamper = None
-    timeouts = 0
-    for _ in range(cycles):
-        net.pump(check=unchanged_on_raise)
-        if _settled(net):
-            return
-        net.clock.advance(TIMEOUT + 1)
-        ticked = net.all_tick()  # raises if tick does: the test fails there (no freeze)
-        if any(isinstance(ev, RekeyTimedOut) for ev in ticked.values()):
-            timeouts += 1
-        if timeouts >= 2:
-            _restart(net, ticked)
-    net.pump(check=unchanged_on_raise)
-    assert _settled(net), describe(net)
-
-
-def describe(net: Net) -> str:
-    """Each member's phase, epoch, key (a prefix) and what it was told, for failure messages."""
-    rows = []
-    for n, g in sorted(net.members.items()):
-        key = g.epoch_authenticator.hex()[:8] if g.phase in KEYED else "-"
-        flags = ("unclean " if n in net.unclean else "") + ("insider " if n == net.insider else "")
-        told = [f"{t.what}@{t.epoch}" for t in net.told.get(n, [])]
-        rows.append(f"{n}: {g.phase.value} epoch {g.epoch} key {key} {flags}told {told} raised {net.raised.get(n, [])}")
-    return "\n".join(rows)
-
-
-def _settled(net: Net) -> bool:
-    clean = [g for n, g in net.live().items() if n != net.insider and n not in net.unclean]
-    if not clean or any(g.phase is not Phase.MEMBER for g in clean):
-        return False
-    return len({(g.epoch, g.epoch_authenticator) for g in clean}) == 1
-
-
-def _restart(net: Net, ticked: dict[str, RekeyTimedOut | None]) -> None:
-    for name, ev in ticked.items():
-        g = net.members[name]
-        if name == net.insider or name in net.unclean or not isinstance(ev, RekeyTimedOut):
-            continue
-        missing = [m.leaf for m in ev.missing if m.leaf != g.my_leaf]
-        if missing and g.phase is Phase.AGREEING and not g.has_pending_commit:
-            try:
-                net.publish(name, g.commit(remove=missing))
-            except UsageError:
-                continue
-            return  # one restarter; the others follow it
 
 
 # --- the machine --------------------------------------------------------------------------------
 
 FORGERIES = ("random", "truncated", "flipped")
 EXTRAS = ("value", "attempt+1", "attempt+2", "attempt-max", "next-low-order", "next-round2")
-_EXTRA_BUG = {"attempt-max": "max_attempt", "next-low-order": "next_attempt_bad", "next-round2": "next_attempt_bad"}
+_EXTRA_BUG = {
+    "attempt-max": "max_attempt",
+    "next-low-order": "next_attempt_bad",
+    "next-round2": "next_attempt_bad",
+}
 
 
 class RingUnderAttack(RuleBasedStateMachine):
@@ -283,7 +207,9 @@ class RingUnderAttack(RuleBasedStateMachine):
         else:
             base = data.draw(st.sampled_from(real))
             i = data.draw(st.integers(0, len(base) - 1))
-            frame = base[:i] if how == "truncated" else base[:i] + bytes([base[i] ^ 1 << (i % 8)]) + base[i + 1 :]
+            frame = (
+                base[:i] if how == "truncated" else base[:i] + bytes([base[i] ^ 1 << (i % 8)]) + base[i + 1 :]
+            )
         self.net.queues[name].appendleft(frame)
 
     # --- the insider (with the relay) -----------------------------------------------------------
@@ -328,7 +254,9 @@ class RingUnderAttack(RuleBasedStateMachine):
 
 RingUnderAttack.TestCase.settings = settings(
     max_examples=EXAMPLES,
-    phases=tuple(Phase_) if os.environ.get("GROUPCHAT_RINGSM_SHRINK", "1") == "1" else (Phase_.explicit, Phase_.generate),
+    phases=tuple(Phase_)
+    if os.environ.get("GROUPCHAT_RINGSM_SHRINK", "1") == "1"
+    else (Phase_.explicit, Phase_.generate),
     stateful_step_count=STEPS,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
