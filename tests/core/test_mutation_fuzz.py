@@ -19,6 +19,9 @@ message is attributed to the malicious member itself (no impersonation); a group
 accepted welcome can still encrypt, commit and receive without anything but a ``GroupChatError``
 escaping.
 
+The ring's wire messages (rounds, confirmation, restart commit, ring Welcome) are fuzzed in
+``test_mutation_fuzz_ring.py``.
+
 Size: ``GROUPCHAT_FUZZ_EXAMPLES`` examples per message kind (CI default is small; raise it for a
 soak, e.g. ``GROUPCHAT_FUZZ_EXAMPLES=5000``).
 """
