@@ -190,6 +190,18 @@ class RingUnderAttack(RuleBasedStateMachine):
             self.net.unclean.add(name)
 
     @rule(data=st.data())
+    def hide_what_ends_a_run(self, data: st.DataObject) -> None:
+        """A drop aimed at the end of a run: every frame in a member's queue that is not a round
+        message or a commit (today the confirmation) is dropped for it."""
+        name = data.draw(st.sampled_from([n for n in self._names() if n != WITNESS]))
+        queue = self.net.queues[name]
+        kept = [d for d in queue if is_kind(d, "ROUND") or is_kind(d, "COMMIT") or is_kind(d, "APPLICATION")]
+        if len(kept) < len(queue):
+            queue.clear()
+            queue.extend(kept)
+            self.net.unclean.add(name)
+
+    @rule(data=st.data())
     def duplicate(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(self._names()))
         seen = self.net.delivered[name]
@@ -241,6 +253,8 @@ class RingUnderAttack(RuleBasedStateMachine):
         base = data.draw(st.sampled_from(frames[-4:]))
         crafted = insider_variant(self.net.members[self.net.insider], base, how)
         self.net.publish(self.net.insider, crafted, to=frozenset(self._names()))
+        while self.net.held[self.net.insider]:  # the colluding relay orders it at once
+            self.net.sequence(self.net.insider)
 
     # --- invariants and the end ---------------------------------------------------------------
 
