@@ -19,14 +19,19 @@ import copy
 import dataclasses
 import inspect
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from ed25519_nonce import NonceKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))  # the keeper adversary
+from keeper import harvest
 
 from groupchat.core import errors
 from groupchat.core.epoch.machine import Phase
@@ -34,6 +39,7 @@ from groupchat.core.errors import GroupChatError, RemoteError, UsageError
 from groupchat.core.events import Event, RekeyTimedOut
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
+from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.core.outbox import ROOM, Outbound
 from groupchat.core.peek import MessageKind, peek
 from groupchat.core.schemes import ring_errors
@@ -50,6 +56,7 @@ __all__ = [
     "Frame",
     "Net",
     "Told",
+    "derives_epoch",
     "describe",
     "insider_variant",
     "is_kind",
@@ -478,3 +485,20 @@ def _restart(net: Net, ticked: dict[str, RekeyTimedOut | None]) -> None:
             except UsageError:
                 continue
             return  # one restarter; the others follow it
+
+
+def derives_epoch(kept: Group, member: Group, traffic: Iterable[bytes]) -> bool:
+    """Invariant (d), the keeper's attack (``tests/core/keeper.py``): does a removed member's kept
+    state derive ``member``'s current epoch (the one its removal created)? Every 32-byte value it
+    kept, and every 32-byte window of ``traffic``, is tried as the commit secret on top of the init
+    secret it kept of the epoch before."""
+    held = harvest(kept)
+    init_secret = kept._secrets.init_secret
+    assert init_secret in held, "control: the keeper holds the init secret the attacked epoch starts from"
+    windows = {d[i : i + 32] for d in traffic for i in range(len(d) - 31)}
+    real = member.epoch_authenticator
+    ctx = member._ctx_bytes
+    return any(
+        derive_epoch_secrets(member.suite, init_secret, secret, ctx).epoch_authenticator == real
+        for secret in held | windows
+    )

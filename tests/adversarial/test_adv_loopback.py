@@ -28,6 +28,8 @@ ROOM = "hostile"
 def start_peer(port: int, room: str, name: str, **overrides: Any) -> Peer:
     """The harness's peer, in an invite-only room (the harness makes open ones by default)."""
     return _start_peer(port, room, name, **{"open_room": False, **overrides})
+
+
 EVIL = "\x1b[2J\x1b]0;owned\x07\u202efake\u202c * bob was removed"
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import Phase as Phase_
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -42,6 +42,7 @@ from ring_adversary import (
     TIMEOUT,
     Frame,
     Net,
+    derives_epoch,
     insider_variant,
     is_kind,
     keep,
@@ -52,7 +53,7 @@ from ring_adversary import (
 
 from groupchat.core.epoch.machine import Phase
 from groupchat.core.errors import GroupChatError, UsageError
-from groupchat.core.events import MessageReceived
+from groupchat.core.events import EpochChanged, MessageReceived
 from groupchat.core.group import Group
 
 EXAMPLES = int(os.environ.get("GROUPCHAT_RINGSM_EXAMPLES", "25"))
@@ -97,10 +98,26 @@ class RingUnderAttack(RuleBasedStateMachine):
         victim = self.victims.get(queue[0]) if queue else None
         if victim == name and name not in self.kept:
             self.kept[name] = keep(self.net.members[name])
+        seen = len(self.net.events.get(name, []))
         ok = self.net.deliver(name, check=unchanged_on_raise)
-        if victim is not None and victim != name and self.net.events.get(name):
+        events = self.net.events.get(name, [])
+        if victim is not None and victim != name and len(events) > seen:
             self.applied.setdefault(name, set()).add(victim)
+        if name == WITNESS and len(events) > seen and isinstance(events[-1], EpochChanged):
+            self._attack_the_epoch(events[-1])
         return ok
+
+    def _attack_the_epoch(self, ev: EpochChanged) -> None:
+        """(d): a member this epoch removed derives nothing of it from all it kept and the room."""
+        witness = self.net.members[WITNESS]
+        for member in ev.removed:
+            kept = self.kept.get(member.display_name)
+            if kept is not None and kept.epoch == witness.epoch - 1:
+                event("attacked the epoch that removed a member")
+                traffic = [f.data for f in self.net.log[-60:]]
+                assert not derives_epoch(kept, witness, traffic), (
+                    f"{member.display_name} derives epoch {ev.epoch}"
+                )
 
     def _insider_ring_frames(self) -> list[bytes]:
         sent = [f.data for f in self.net.log if f.sender == self.net.insider]
