@@ -15,6 +15,7 @@ with an ``xfail(strict=True)`` test below. Size: ``GROUPCHAT_FUZZ_EXAMPLES`` per
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -52,6 +53,8 @@ FUZZ = settings(
 U64, U32 = 2**64 - 1, 2**32 - 1
 P = 2**255 - 19
 LOW_ORDER = [(0).to_bytes(32, "little"), (1).to_bytes(32, "little"), (P - 1).to_bytes(32, "little")]
+#: The round message's field signing the sender's view of the rounds before (renamed by round 3).
+VIEW: Final = "view" if "view" in {f.name for f in dataclasses.fields(RingRound)} else "round1_hash"
 LEAVES = st.one_of(st.integers(0, 6), st.sampled_from([2**16, U32]))
 
 #: Mutations today's code gets wrong, by issue 14 item (switch on once fixed).
@@ -186,7 +189,7 @@ def world() -> World:
         kind = _kind(data)
         if sent_by_m1 and kind is MessageKind.ROUND:
             targets.setdefault(f"round {RingRound.decode(data).round}", Target(data, keep(m2)))
-        elif sent_by_m1 and kind is MessageKind.CONFIRMATION:
+        elif sent_by_m1 and kind is not None and kind.name == "CONFIRMATION":  # before round 3
             targets.setdefault("confirmation", Target(data, keep(m2)))
         m2.receive(data)
         room.cursor["m2"] += 1
@@ -241,7 +244,8 @@ def _sent(room: Room, name: str) -> set[bytes]:
 def test_the_ring_fuzz_world_is_live() -> None:
     """Control: every genuine target is accepted by its receiver, and the genuine Welcome joins."""
     w = world()
-    assert set(w.targets) == {"round 1", "round 2", "confirmation", "restart commit"}, sorted(w.targets)
+    assert {"round 1", "round 2", "restart commit"} <= set(w.targets), sorted(w.targets)
+    assert ("round 3" in w.targets) != ("confirmation" in w.targets), sorted(w.targets)  # one confirms
     for name, target in w.targets.items():
         target.fresh().receive(target.data)  # raises if the world is wrong
         del name
@@ -284,7 +288,7 @@ def mutated_round(draw: st.DrawFn, name: str) -> bytes:
         field = draw(
             st.sampled_from(
                 ["group_id", "epoch", "attempt", "roster_hash", "context", "round", "sender", "value",
-                 "round1_hash"]
+                 VIEW]
             )
         )  # fmt: skip
         if field == "group_id":
@@ -293,14 +297,14 @@ def mutated_round(draw: st.DrawFn, name: str) -> bytes:
             changes[field] = draw(st.sampled_from([0, msg.epoch - 1, msg.epoch + 1, U64]))
         elif field == "attempt":
             changes[field] = draw(st.sampled_from([msg.attempt + 1, msg.attempt + 2, U32]))
-        elif field in ("roster_hash", "round1_hash"):
+        elif field in ("roster_hash", VIEW):
             changes[field] = draw(st.binary(min_size=32, max_size=32))
         elif field == "context":
             changes[field] = draw(st.binary(max_size=64))
         elif field == "round":
-            other = 3 - msg.round
+            other = draw(st.sampled_from([r for r in (1, 2, 3) if r != msg.round]))
             changes[field] = other
-            changes["round1_hash"] = b"" if other == 1 else draw(st.binary(min_size=32, max_size=32))
+            changes[VIEW] = b"" if other == 1 else draw(st.binary(min_size=32, max_size=32))
         elif field == "sender":
             changes[field] = draw(LEAVES)
         elif field == "value":
@@ -315,8 +319,8 @@ def mutated_round(draw: st.DrawFn, name: str) -> bytes:
             changes = {"attempt": changes["attempt"]}
         else:
             del changes["attempt"]
-    if "round1_hash" in changes and changes.get("round", msg.round) == 1:
-        changes["round1_hash"] = b""
+    if VIEW in changes and changes.get("round", msg.round) == 1:
+        changes[VIEW] = b""
     try:
         data = _resign(target.data, w, **changes)
     except GroupChatError:  # a field our own encoder refuses (a UsageError): keep the genuine one
@@ -326,11 +330,13 @@ def mutated_round(draw: st.DrawFn, name: str) -> bytes:
     return draw(raw_mutation(data))
 
 
-@pytest.mark.parametrize("name", ["round 1", "round 2"])
+@pytest.mark.parametrize("name", ["round 1", "round 2", "round 3"])
 @FUZZ
 @given(data=st.data())
 def test_mutated_and_re_signed_ring_rounds(name: str, data: st.DataObject) -> None:
     w = world()
+    if name not in w.targets:
+        pytest.skip(f"this ring has no {name}")
     receiver = w.targets[name].fresh()
     bad = data.draw(mutated_round(name))
     feed(lambda: receiver.receive(bad), lambda: ring_state(receiver))
@@ -465,7 +471,8 @@ def mutated_ring_welcome(draw: st.DrawFn) -> bytes:
             i = draw(st.integers(0, len(roster) - 1))
             roster = roster[:i] + bytes([draw(st.integers(0, 255))]) + roster[i + 1 :]
         elif kind == "roster-lists-joiner":
-            roster = _with_joiner_listed(w, roster)
+            with contextlib.suppress(GroupChatError):  # a roster cut short above stays as it is
+                roster = _with_joiner_listed(w, roster)
         elif kind == "commit-ops":
             ops = draw(st.sampled_from([[], ops + ops, [Operation(OpType.UPDATE, signer, ())]]))
         elif kind == "interim":
