@@ -149,6 +149,17 @@ class RingUnderAttack(RuleBasedStateMachine):
         self.net.publish(committer, commit)
 
     @rule(data=st.data())
+    def restart(self, data: st.DataObject) -> None:
+        """An honest member whose ring waits removes whom it waits for (the session's restart)."""
+        name = data.draw(st.sampled_from(self._names()))
+        g = self.net.members[name]
+        if g.phase is not Phase.AGREEING or g.has_pending_commit:
+            return
+        missing = [m.leaf for m in g._scheme.missing() if m.leaf != g.my_leaf]
+        if missing:
+            self.net.publish(name, g.commit(remove=missing))
+
+    @rule(data=st.data())
     def send_message(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(self._names()))
         g = self.net.members[name]
