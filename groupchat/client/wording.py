@@ -46,7 +46,6 @@ __all__ = [
     "bad_scheme",
     "behind_reentering",
     "cannot_follow_change",
-    "cannot_follow_rekey",
     "cannot_send_payload",
     "could_not_commit",
     "could_not_restart_ring",
@@ -298,6 +297,21 @@ def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
     )
 
 
+def ring_failed(epoch: int, kind: str, who: str | None) -> str:
+    """A ring attempt that a signed message showed can never complete (core RekeyFailed)."""
+    reasons = {
+        "round 1 diverged": f"{who} signed over other round-1 messages than we got",
+        "round 2 diverged": f"{who} confirmed other round-2 messages than we got",
+        "values inconsistent": "the ring values do not add up (who sent a wrong one cannot be known)",
+        "confirmation mismatch": f"{who} confirmed another group state than ours",
+    }
+    return (
+        f"the rekey to epoch {epoch} cannot complete ({reasons[kind]}): a member or the relay "
+        "showed members different messages, or a member is faulty; nobody enters that epoch "
+        "from this attempt · trying again with fresh keys when it times out"
+    )
+
+
 # --- rejections (the table in docs/session.md, decided in session/rejections.py) -----------------
 
 
@@ -312,13 +326,6 @@ def cannot_follow_change(exc: Exception) -> str:
     return (
         f"cannot follow the last change to the group ({exc}): altered on the way, or our view of "
         "the group keys differs from the others'; we keep our group and watch"
-    )
-
-
-def cannot_follow_rekey(exc: Exception) -> str:
-    return (
-        f"cannot follow the last rekey ({exc}): altered on the way, or our view of the group keys "
-        "differs from the others'; we keep our group and watch"
     )
 
 

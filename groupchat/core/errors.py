@@ -80,6 +80,7 @@ __all__ = [
     "ForgedMemberError",
     "GenerationError",
     "GroupChatError",
+    "HoldMessagesError",
     "InconsistentPathError",
     "InvalidCommitError",
     "InvalidInviteCodeError",
@@ -146,6 +147,11 @@ class ConfigError(LocalError, ValueError):
 
 class InvalidInviteCodeError(ConfigError):
     """An invite code that is mistyped or truncated (its checksum does not match); ask for it again."""
+
+
+class HoldMessagesError(UsageError):
+    """An application message cannot be sent now: a change that removes members is being agreed
+    (a ring's run), and they still hold this epoch's keys. Hold it and send after the epoch changes."""
 
 
 class EpochLimitError(LocalError):

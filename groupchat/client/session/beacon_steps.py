@@ -87,6 +87,8 @@ class BeaconSteps(MachineState):
                 self._warn(text)
         if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
             return
+        if hold.group.holding_messages:
+            return  # a ring that removes someone is agreed: its epoch's keys are not ours alone
         to = book.addressee
         beacon = book.beacon(self._last_seq or 0, now)
         if beacon is not None:

@@ -510,8 +510,10 @@ class SessionMachine(Membership):
 
     def _send_leave_request(self) -> Step[None]:
         group = self._group
-        if group is None or group.joining:
-            return  # a ring joiner before its first epoch has no keys to ask with: it just goes
+        if group is None or group.joining or group.holding_messages:
+            # A ring joiner before its first epoch has no keys to ask with, and while a ring that
+            # removes someone runs the removed could read it: we just go (eviction follows).
+            return
         data, _ = yield from self._core(Encrypt(group, AppContent.leave().encode()))
         if (
             yield from self._publish(PayloadKind.CORE, data, "leave request")

@@ -19,6 +19,7 @@ from ...core.events import (
     Event,
     MessageEchoed,
     MessageReceived,
+    RekeyFailed,
     RekeyProgress,
     RemovedFromGroup,
 )
@@ -169,8 +170,8 @@ class Membership(Entry, BeaconSteps):
             if kind is MessageKind.COMMIT:
                 ring_running = hold.ring is not None
                 self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
-            elif kind in (MessageKind.ROUND, MessageKind.CONFIRMATION):
-                self._carry_out(ring_rejection(exc, kind is MessageKind.CONFIRMATION))
+            elif kind is MessageKind.ROUND:
+                self._carry_out(ring_rejection(exc))
             else:
                 self._carry_out(message_rejection(exc, group.epoch, hold.joined_epoch, self._code()))
             return
@@ -230,6 +231,8 @@ class Membership(Entry, BeaconSteps):
             yield from self._on_epoch(event, timed)
         elif isinstance(event, RekeyProgress):
             yield from self._on_ring_progress(event, timed)
+        elif isinstance(event, RekeyFailed):
+            self._on_ring_failed(event)
         else:
             yield from self._on_removed(event)
 
@@ -409,6 +412,11 @@ class Membership(Entry, BeaconSteps):
         if changed:
             self._emit_status()
 
+    def _on_ring_failed(self, ev: RekeyFailed) -> None:
+        """A signed ring message showed the attempt can never complete: say so, naming its signer."""
+        who = self.label(ev.signer) if ev.signer is not None else None
+        self._warn(wording.ring_failed(ev.epoch, ev.kind.value, who))
+
     def _poll_ring(self, now: float) -> Step[None]:
         """Check the running ring's round deadline (the core's clock); on a timeout say who is
         missing and send our message of the next attempt, which the core has queued."""
@@ -426,7 +434,7 @@ class Membership(Entry, BeaconSteps):
             names = ", ".join(self.label(m) for m in timed_out.missing)
             grace = self.settings.eviction_grace
             self._warn(wording.ring_timed_out(ring.epoch, names, timed_out.round, grace))
-        # Our proposal of the next attempt, or our confirmation when the committer's never came.
+        # Our proposal of the next attempt (none at the last attempt number: a restart goes on).
         yield from self._send_core_outbox()
 
     def _maybe_restart_ring(self, now: float) -> Step[None]:
@@ -550,8 +558,8 @@ class Membership(Entry, BeaconSteps):
         assert hold is not None
         group = hold.group
         while (entry := self._outbox.peek()) is not None and hold.own_commit is None:
-            if self._updates.hold_messages():
-                break  # let the scheduled update go first
+            if self._updates.hold_messages() or group.holding_messages:
+                break  # let the scheduled update go first; or the removed could read it
             data, digest = yield from self._core(
                 Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode())
             )

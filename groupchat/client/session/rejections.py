@@ -74,15 +74,13 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
 
 
-def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
-    """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
-    our own echo twice) are normal under the relay's order; a confirmation that does not match our
-    secret is unsigned, so it only hints that our view of the ring differs. Anything else is fatal
-    to the attempt (a divergent round 1, values that do not add up): its timeout starts the next."""
+def ring_rejection(exc: GroupChatError) -> Rejection:
+    """A ring round we could not take. Stale ones (a finished or abandoned attempt, our own echo
+    twice, a second signature of one content) are normal under the relay's order; anything else
+    was refused and changed nothing (a message that shows the attempt cannot complete is not
+    refused: the core reports it as RekeyFailed)."""
     if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
         return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
-    if confirmation and isinstance(exc, ConfirmationError):
-        return Rejection(Outcome.BEHIND, wording.cannot_follow_rekey(exc))
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 
 

@@ -101,6 +101,13 @@ class Building(Agreement):
         only carries our own update, like any commit with no operations.
         """
         self._require(Input.COMMIT_REMOVALS)  # a member with no commit in flight
+        if self.epoch >= LAST_EPOCH:
+            # Refused here for every scheme (a ring commit carries no key schedule of its own, so
+            # nothing further on would notice): every receiver would refuse it.
+            raise EpochLimitError(
+                f"the group is at epoch {self.epoch}, the last a uint64 holds: no further commit is "
+                "possible; start a new group"
+            )
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         requests: list[JoinRequest] = []

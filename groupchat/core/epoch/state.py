@@ -155,8 +155,9 @@ class PendingEpoch:
     own: bool
     admission: AdmissionOutcome
     superseded: bool = False
-    tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
-    done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
+    # The epoch the run's secret gives (ctx, secrets, confirmed transcript hash, our tag), while
+    # round 3 confirms it; entered only once every member confirmed the same tag.
+    done: tuple[GroupContext, EpochSecrets, bytes, bytes] | None = None
     # Restart commits that removed members the ring waited for (docs/protocol.md §8.3), in order:
     # (content, signature) for the transcript; their digests; the last one binds the next restart.
     restarts: tuple[tuple[FramedContent, bytes], ...] = ()
@@ -168,8 +169,6 @@ class PendingEpoch:
         return self.restart_digest or self.digest
 
     restart_digest: bytes = b""
-    done_at: float = 0.0  # when our run completed (we then wait for the committer's confirmation)
-    confirmed_by_us: bool = False  # we sent the confirmation ourselves (the committer's never came)
 
 
 class EpochState:
