@@ -31,20 +31,26 @@ from groupchat.core.admission import (
     init_key_ref,
     used_after,
 )
+from groupchat.core.codec import Writer
 from groupchat.core.commit import Commit, CommitMessage
+from groupchat.core.epoch.wire import admission_of
 from groupchat.core.errors import (
     AdmissionChangeError,
     DuplicateKeyError,
     ExpiredJoinRequestError,
+    FieldTooLargeError,
     GroupChatError,
+    InvalidValueError,
+    TrailingDataError,
     UsageError,
 )
 from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
+from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
 from groupchat.core.suite import CipherSuite
-from groupchat.core.welcome import decode_extensions
+from groupchat.core.welcome import decode_extensions, encode_extensions
 from groupchat.lab.clock import ManualClock
 
 NOW = 1_800_000_000.0
@@ -388,3 +394,29 @@ def test_no_extension_while_nobody_left() -> None:
     ev = h.commit("m0", remove=["m3"]).events["m1"]
     assert isinstance(ev, EpochChanged)
     assert [t for t, _ in decode_extensions(h.members["m1"]._ctx.extensions)] == [USED_INIT_KEYS_EXTENSION]
+
+
+def _entries(n: int, ref: bytes | None = None) -> bytes:
+    body = b"".join((ref or i.to_bytes(16, "big")) + (7).to_bytes(8, "big") for i in range(n))
+    return Writer().opaque(body).bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (_entries(MAX_USED_INIT_KEYS + 1), FieldTooLargeError),  # past the bound
+        (_entries(2, bytes(16)), DuplicateKeyError),  # one init key twice
+        (_entries(0), InvalidValueError),  # empty is encoded as no extension
+        (_entries(1) + b"\x00", TrailingDataError),
+    ],
+)
+def test_a_groupcontext_with_a_malformed_list_is_refused_on_decode(
+    body: bytes, error: type[Exception]
+) -> None:
+    """What a joiner reads from its Welcome's GroupContext before a Group exists (Group.join)."""
+    ctx = GroupContext(
+        1, b"g", 5, bytes(32), bytes(32), encode_extensions([(USED_INIT_KEYS_EXTENSION, body)])
+    )
+    with pytest.raises(error):
+        admission_of(ctx)
+    assert len(AdmissionState.decode_used_init_keys(_entries(MAX_USED_INIT_KEYS))) == MAX_USED_INIT_KEYS
