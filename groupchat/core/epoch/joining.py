@@ -179,7 +179,7 @@ class Joining(Processing):
                     )
             before = {leaf: req for leaf, req in scheme.members()}
             admission = apply_changes(
-                admission_of(ctx),
+                state,
                 msg.commit.changes,
                 added={op.leaf: op.request for op in added if op.request is not None},
                 removed={
