@@ -12,11 +12,13 @@ import dataclasses
 import pytest
 from ring_room import Room, grown
 
-from groupchat.core.admission import init_key_ref
-from groupchat.core.errors import DuplicateKeyError, GroupChatError
+from groupchat.core.admission import AdmissionChange, ChangeType, init_key_ref
+from groupchat.core.commit import Commit, CommitMessage
+from groupchat.core.errors import AdmissionChangeError, DuplicateKeyError, GroupChatError
 from groupchat.core.events import RekeyTimedOut
 from groupchat.core.group import Group
 from groupchat.core.identity import JoinRequest
+from groupchat.core.message_protection import ContentType, FramedContent, WireFormat, sign_framed_content
 from groupchat.core.outbox import OutboundKind
 
 
@@ -136,3 +138,32 @@ def test_a_ring_joiner_refuses_a_welcome_whose_commit_re_adds_a_departed_request
         Group.join(dan, welcomes[0].data, room.config)
     assert info.value.signer_name == "m2"
     assert not dan.used  # a refused Welcome does not use the request up
+
+
+def test_a_restart_carrying_a_prune_is_refused_naming_its_signer() -> None:
+    """A restart may only give reasons: a prune in one (re-signed by a malicious restarter) is
+    refused by every member, naming it, and changes nothing."""
+    room, _ = bob_left_and_carol_joined()
+    room.offline.add("m2")
+    room.commit("m0", update=True)
+    room.pump()
+    m1, silent = room.members["m1"], room.members["m2"]
+    ring = m1._ring
+    assert ring is not None
+    msg = CommitMessage.decode(m1.commit(remove=[silent.my_leaf]))
+    body = Commit(msg.commit.operations, (AdmissionChange(ChangeType.PRUNE, not_after=1 << 40),))
+    c = msg.content
+    content = FramedContent(
+        c.group_id, c.epoch, c.sender, c.authenticated_data, ContentType.COMMIT, body.encode()
+    )
+    signature = sign_framed_content(
+        m1.suite, m1._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, m1._restart_context(ring)
+    )
+    forged = CommitMessage(content, body, signature, msg.confirmation_tag).encode()
+    for name in ("m0", "carol"):
+        g = room.members[name]
+        before = (g._ctx_bytes, g.admission, g.members(), g._ring)
+        with pytest.raises(AdmissionChangeError, match="restarts") as info:
+            g.receive(forged)
+        assert info.value.signer_name == "m1"
+        assert (g._ctx_bytes, g.admission, g.members(), g._ring) == before
