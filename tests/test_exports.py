@@ -171,8 +171,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
         'Admit', 'ChangeType', 'Classification', 'DEFAULT_ADMISSION', 'Invite', 'MAX_CHANGES',
-        'MAX_INVITES', 'MAX_LABEL', 'MAX_RETURNING', 'NewInvite', 'RemovalCode', 'RemovalReason',
-        'Returning', 'apply_changes',
+        'MAX_INVITES', 'MAX_LABEL', 'MAX_RETURNING', 'MAX_USED_INIT_KEYS', 'NewInvite', 'RemovalCode',
+        'RemovalReason', 'Returning', 'USED_INIT_KEYS_EXTENSION', 'UsedInitKey', 'apply_changes',
+        'init_key_ref', 'used_after',
     ],
     'groupchat.core.codec': [
         'MAX_VARINT', 'Reader', 'Writer', 'encode_varint', 'opaque',

@@ -198,7 +198,7 @@ class Agreement(Admission):
         scheme = self._scheme
         removed = {op.leaf: req for op in ops if (req := scheme.member(op.leaf)) is not None}
         before = ring.admission
-        if not changes and not before.state.returning:
+        if not changes and not before.state.returning and not removed:
             return before
         after = apply_changes(
             before.state,

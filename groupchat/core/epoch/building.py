@@ -162,7 +162,8 @@ class Building(Agreement):
             update=update,
             rand=self.config.rand,
         )
-        changes = own_changes(change.operations, admits, reasons, invites, revokes)
+        prune = self._own_prune(removed_requests)
+        changes = own_changes(change.operations, admits, reasons, invites, revokes, prune)
         try:
             outcome = self._admission_after(change.operations, changes, self._identity.public_key)
         except RemoteError as exc:  # never build what every receiver would refuse
@@ -389,8 +390,10 @@ def own_changes(
     reasons: Mapping[int, RemovalReason],
     invites: Sequence[NewInvite],
     revokes: Sequence[bytes],
+    prune: int | None = None,
 ) -> tuple[AdmissionChange, ...]:
-    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons."""
+    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons,
+    prune (of the used init keys, :meth:`~.admission.Admission._own_prune`)."""
     out = [AdmissionChange(ChangeType.REVOKE, invite_key=k) for k in revokes]
     out += [
         AdmissionChange(
@@ -403,4 +406,6 @@ def own_changes(
         if admit is not None:
             out.append(AdmissionChange(ChangeType.ADMIT, op.leaf, admit.invite_key, proof=admit.proof))
     out += [AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)]
+    if prune is not None:
+        out.append(AdmissionChange(ChangeType.PRUNE, not_after=prune))
     return tuple(out)

@@ -14,6 +14,7 @@ from ..admission import apply_changes
 from ..commit import CommitMessage, OpType, check_operation_order
 from ..errors import (
     CounterLimitError,
+    DuplicateKeyError,
     InvalidWelcomeError,
     UnknownMemberError,
     UsageError,
@@ -168,9 +169,17 @@ class Joining(Processing):
                 verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
             if not any(op.request == pending.request for op in added):
                 raise InvalidWelcomeError("ring welcome's commit does not add our join request")
+            state = admission_of(ctx)
+            for op in added:  # as every member checks it (Admission._check_adds), from the same state
+                assert op.request is not None
+                if state.init_key_used(suite, op.request.init_key):
+                    raise DuplicateKeyError(
+                        f"ring welcome's commit adds {op.request.display_name!r} with the init key of a "
+                        "member who already joined and left: an old request replayed"
+                    )
             before = {leaf: req for leaf, req in scheme.members()}
             admission = apply_changes(
-                admission_of(ctx),
+                state,
                 msg.commit.changes,
                 added={op.leaf: op.request for op in added if op.request is not None},
                 removed={

@@ -5,9 +5,16 @@ A commit's own wire format is :class:`~groupchat.core.commit.CommitMessage` (``c
 a Welcome's, ``core/welcome.py``.
 """
 
+import dataclasses
 from typing import Final
 
-from ..admission import ADMISSION_EXTENSION, DEFAULT_ADMISSION, AdmissionState
+from ..admission import (
+    ADMISSION_EXTENSION,
+    DEFAULT_ADMISSION,
+    USED_INIT_KEYS_EXTENSION,
+    AdmissionState,
+    UsedInitKey,
+)
 from ..codec import Reader, Writer
 from ..errors import InvalidValueError
 from ..key_schedule import GroupContext
@@ -23,7 +30,8 @@ TREE_EXTENSION: Final = 0xF0C1
 # every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
 SCHEME_EXTENSION: Final = 0xF0C2
 # The agreed admission state (core/admission.py) is ADMISSION_EXTENSION = 0xF0C6, absent while
-# it is the default.
+# it is the default, and USED_INIT_KEYS_EXTENSION = 0xF0C7 (departed members' init keys), absent
+# while there are none.
 # A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
 # roster of that epoch, the commit itself, and that epoch's interim transcript hash.
 RING_ROSTER_EXTENSION: Final = 0xF0C3
@@ -59,20 +67,24 @@ def scheme_of(ctx: GroupContext) -> str:
 
 
 def admission_of(ctx: GroupContext) -> AdmissionState:
-    """The admission state a GroupContext carries (no extension: the default); bounds enforced."""
+    """The admission state a GroupContext carries (no extensions: the default); bounds enforced."""
     if not ctx.extensions:
         return DEFAULT_ADMISSION
+    state, used = DEFAULT_ADMISSION, tuple[UsedInitKey, ...]()
     for ext, data in decode_extensions(ctx.extensions):
         if ext == ADMISSION_EXTENSION:
-            return AdmissionState.decode(data)
-    return DEFAULT_ADMISSION
+            state = AdmissionState.decode(data)
+        elif ext == USED_INIT_KEYS_EXTENSION:
+            used = AdmissionState.decode_used_init_keys(data)
+    return dataclasses.replace(state, used_init_keys=used) if used else state
 
 
 def with_admission(extensions: bytes, state: AdmissionState) -> bytes:
-    """``extensions`` with the admission extension replaced by ``state``'s (none for the default)."""
-    items = (
-        [(t, d) for t, d in decode_extensions(extensions) if t != ADMISSION_EXTENSION] if extensions else []
-    )
-    if not state.is_default:
+    """``extensions`` with the admission extensions replaced by ``state``'s (none for the default)."""
+    ours = (ADMISSION_EXTENSION, USED_INIT_KEYS_EXTENSION)
+    items = [(t, d) for t, d in decode_extensions(extensions) if t not in ours] if extensions else []
+    if not state.policy_is_default:
         items.append((ADMISSION_EXTENSION, state.encode()))
+    if state.used_init_keys:
+        items.append((USED_INIT_KEYS_EXTENSION, state.encode_used_init_keys()))
     return encode_extensions(items)
