@@ -601,8 +601,11 @@ def test_wrong_attempt_says_which_way(trio: tuple[Cast, list[RingRekey], Room]) 
     err = assert_rejected(later[0], room.log[1], WrongAttemptError, "earlier attempt")
     assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (0, 3)
     future = later[1].start().outbound[0]
-    err = assert_rejected(room.runs[0], future, WrongAttemptError, r"from 'm1' \(leaf 2.*start that attempt")
+    err = assert_rejected(room.runs[0], future, WrongAttemptError, r"m1. \(leaf 2.*not the next attempt")
     assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (3, 0)
+    following = cast.runs(attempt=1)[1].start().outbound[0]
+    err = assert_rejected(room.runs[0], following, WrongAttemptError, "the next attempt, in force from here")
+    assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (1, 0)
     # Only a signed message can make a caller leave its attempt: a forged one is a SignatureError.
     forged = future[:-1] + bytes([future[-1] ^ 1])
     assert_rejected(room.runs[0], forged, SignatureError)

@@ -45,17 +45,21 @@ def describe(member: Member) -> str:
 class WrongAttemptError(ProtocolError):
     """A ring message for another attempt of this rekey; ``attempt`` is the message's attempt.
 
-    Raised only for a correctly signed message of a roster member, so the caller may act on it: a
-    later attempt means the others gave up on ours and retried (start that attempt and feed the
-    message again); an earlier one is stale and can be dropped.
+    Raised only for a correctly signed message of a roster member, so the caller may act on it: the
+    next attempt (ours + 1) means the others gave up on ours and retried (start that attempt and
+    feed the message again, if it is acceptable to it); one further ahead is refused (attempts
+    advance one at a time, so one message cannot jump the group to the last attempt number); an
+    earlier one is stale and can be dropped.
     """
 
     def __init__(self, attempt: int, ours: int, sender: str) -> None:
-        when = "a later" if attempt > ours else "an earlier"
-        hint = "start that attempt to take part" if attempt > ours else "it is stale; drop it"
-        super().__init__(
-            f"ring message from {sender} is for {when} attempt ({attempt}) than ours ({ours}): {hint}"
-        )
+        if attempt == ours + 1:
+            hint = "the next attempt, in force from here: start it to take part"
+        elif attempt > ours:
+            hint = "not the next attempt: attempts advance one at a time, so it is refused"
+        else:
+            hint = "an earlier attempt: stale, drop it"
+        super().__init__(f"ring message from {sender} is for attempt {attempt}, ours is {ours}: {hint}")
         self.attempt = attempt
         self.ours = ours
 
