@@ -11,9 +11,10 @@ reads the others' to report, as sentences of ``client/wording.py``:
   not explained by the sender's next beacon within ``loss_after``, or a beacon claiming more
   chat messages than we got);
 - to a sender, its messages (or its commit) that no other member confirmed within ``confirm_after``;
-- a fork: a beacon at our epoch with another authenticator; a split: one at the epoch before
-  ours whose sender had processed the room log past the commit that took us to ours (it could
-  not follow that commit: told with whose it was);
+- a fork: a beacon at our epoch with another authenticator, or one at the epoch before ours whose
+  sender had processed the room log past the commit that took us to ours;
+- a split: one at the epoch before ours whose sender says (``refused``) it could not follow the
+  commit that took us to ours: told with whose commit it was;
 - a member from whom no signed traffic came for ``silence_after`` seconds although the room had
   chat it should have answered and the relay says it is online.
 
