@@ -126,7 +126,8 @@ class Beacon:
     previous: Tally | None = None
     ask: bool = False  # "are you there?": members long silent answer with a beacon of their own
     # The leaf of the member whose commit on this epoch we could not follow (signed, consistent
-    # only above some node: the members who took it moved on without us). None: none.
+    # only above some node: the members who took it moved on without us). None: none (then the
+    # field is absent: the beacon is encoded as before it existed).
     refused: int | None = None
 
     def encode(self) -> bytes:
@@ -136,8 +137,9 @@ class Beacon:
             w.u8(0)
         else:
             self.previous._write(w.u8(1))
-        w.u8(1 if self.ask else 0)
-        return w.optional(None if self.refused is None else self.refused.to_bytes(4, "big")).bytes()
+        # The ask octet's bit 1 says a refused leaf follows (absent, the beacon is as before it was).
+        w.u8((1 if self.ask else 0) | (0 if self.refused is None else 2))
+        return (w if self.refused is None else w.u32(self.refused)).bytes()
 
     @classmethod
     def decode(cls, data: bytes) -> Beacon:
@@ -148,11 +150,11 @@ class Beacon:
         current = Tally._read(r)
         previous = r.optional("previous", Tally._read)
         ask = r.u8("ask")
-        if ask not in (0, 1):
-            raise _invalid(f"beacon: ask octet must be 0 or 1, not {ask}")
-        refused = r.optional("refused", lambda s: s.u32("refused"))
+        if ask > 3:
+            raise _invalid(f"beacon: ask octet must be 0 to 3, not {ask}")
+        refused = r.u32("refused") if ask & 2 else None
         r.end()
-        return cls(epoch, digest, seq, current, previous, bool(ask), refused)
+        return cls(epoch, digest, seq, current, previous, bool(ask & 1), refused)
 
 
 @dataclass(slots=True)

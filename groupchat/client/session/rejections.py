@@ -29,7 +29,7 @@ from ...core.errors import (
     UnknownMemberError,
     WrongGroupError,
 )
-from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
+from ...core.schemes.ring_errors import AttemptFailedError, RingInconsistentError, WrongAttemptError
 from .. import wording
 from ..notices import UnreadableReason
 
@@ -69,7 +69,7 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
                 Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
             )
         return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
-    if isinstance(exc, InconsistentPathError) and exc.signer is not None:
+    if isinstance(exc, InconsistentPathError) and exc.signer is not None and not _ring(exc):
         # Signed by a member over our epoch's context (the relay cannot make this up; the core
         # checked the epoch and the signature before the path): in a DH tree the members
         # above the node where the path lies accept it, so the group moves on without us (§7).
@@ -81,6 +81,10 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
         # evidence that we diverged. If the others applied the commit, their traffic will say so.
         return Rejection(Outcome.BEHIND, wording.cannot_follow_change(exc), behind_epoch=ours + 1)
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
+
+
+def _ring(exc: GroupChatError) -> bool:
+    return isinstance(exc, RingInconsistentError)  # a ring's values, not a tree path: ring_rejection
 
 
 def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
