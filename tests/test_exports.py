@@ -81,7 +81,7 @@ PUBLIC: dict[str, list[str]] = {
         'authenticator_digest', 'speakers',
     ],
     'groupchat.client.session.behind': [
-        'Behind', 'PROBE_WAIT', 'note_hint', 'probe_due', 'should_reenter',
+        'Behind', 'PROBE_WAIT', 'Split', 'note_hint', 'probe_due', 'should_reenter',
     ],
     'groupchat.client.session.bounds': [
         'MAX_BUFFERED', 'MAX_BUFFERED_BYTES', 'MAX_PENDING_ACKS', 'MAX_PENDING_JOINERS', 'MAX_PRESENT',

@@ -534,3 +534,39 @@ def not_heard(name: str, seconds: float) -> str:
 
 def bad_beacon(exc: Exception) -> str:
     return f"a malformed beacon: {exc}"
+
+
+# --- a split by an inconsistent path (session/behind.py Split, session/beacons.py) -------------
+
+
+def cut_off(by: str, exc: Exception) -> str:
+    """We could not follow a signed commit at our epoch: the members above its lie moved on."""
+    return (
+        f"{by}'s change to the group cannot be followed here: their update is inconsistent for our "
+        f"part of the group's keys ({exc}; they may be faulty or malicious). The members it is "
+        "consistent for have moved on without us: asking to be re-added (we keep our group until a "
+        "welcome comes; what you type waits until then)"
+    )
+
+
+def cut_off_over(by: str, seconds: float) -> str:
+    return (
+        f"no welcome {seconds:.0f} s after {by}'s change we could not follow: nobody else seems to "
+        "have taken it; going on in the group we hold"
+    )
+
+
+def split_seen(name: str, by: str | None, epoch: int) -> str:
+    """``name``'s beacon at the epoch before ours: it processed the commit that took us on and
+    could not follow it (``by``: its committer; "" ours; None not known)."""
+    whose = "the last change" if by is None else "your change" if not by else f"{by}'s change"
+    blame = "" if not by else f" ({by} may be faulty or malicious)"
+    return (
+        f"split: {name} could not follow {whose} to epoch {epoch}{blame} and is cut off from the "
+        f"group: {name} cannot read what is sent now until re-added, which their session asks for"
+    )
+
+
+SENT_WHILE_CUT_OFF: Final = (
+    "sent while we were cut off by a change we could not follow (those keys never reached us)"
+)

@@ -97,6 +97,7 @@ class Membership(Entry, BeaconSteps):
             return
         group, timed = opened
         self._published = []
+        split = hold is not None and hold.split is not None
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
@@ -138,7 +139,8 @@ class Membership(Entry, BeaconSteps):
                     # Older than anything we can hold keys for: the core would only refuse it by
                     # its epoch, so we spare it the call (a long room log makes many of these).
                     if claim.kind is MessageKind.APPLICATION:
-                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
+                        detail = wording.SENT_WHILE_CUT_OFF if split else ""
+                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, detail)
                     continue
                 yield from self._on_core(data)
         finally:
@@ -197,6 +199,8 @@ class Membership(Entry, BeaconSteps):
             log.debug("%s", r.text)
         elif r.outcome is Outcome.WARN:
             self._warn(r.text)
+        elif r.outcome is Outcome.SPLIT:
+            self._split_off(r)
         elif r.outcome is Outcome.BEHIND:
             if self._note_behind(r.behind_epoch):
                 self._warn(r.text)

@@ -41,6 +41,7 @@ class Outcome(enum.Enum):
     WARN = "warn"  # a timeline warning
     BEHIND = "behind"  # we may have fallen behind or diverged: a hint for behind.py; the group is kept
     PLACEHOLDER = "placeholder"  # an unreadable message, shown as such
+    SPLIT = "split"  # a signed commit at our epoch we cannot follow: cut off, ask to be re-added
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Rejection:
     sender: str | None = None
     detail: str = ""
     behind_epoch: int | None = None  # BEHIND, or a placeholder that also hints it: the epoch claimed
+    signer: int | None = None  # SPLIT: the leaf of the committer who signed what we cannot follow
 
 
 def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_running: bool) -> Rejection:
@@ -67,6 +69,13 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
                 Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
             )
         return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
+    if isinstance(exc, InconsistentPathError) and exc.signer is not None:
+        # Signed by a member over our epoch's context (the relay cannot make this up; the core
+        # checked the epoch and the signature before the path): in a DH tree the members
+        # above the node where the path lies accept it, so the group moves on without us (§7).
+        by = exc.signer_name
+        text = wording.cut_off(by, exc)
+        return Rejection(Outcome.SPLIT, text, sender=by, behind_epoch=ours + 1, signer=exc.signer)
     if isinstance(exc, InconsistentPathError | ConfirmationError):
         # A confirmation tag is not covered by the signature: the relay can flip it, so this is no
         # evidence that we diverged. If the others applied the commit, their traffic will say so.

@@ -66,7 +66,7 @@ Security argument
   epoch, attempt, roster hash, the caller's ``context``, round, sender and value; the transcript of
   all of them goes into the secret. A relay cannot inject, move or alter a message; a member who
   signs two different messages for one round is refused (the first stands), and a round-2 message
-  signed over another round-1 view is detected at once (:class:`DivergentViewError`).
+  signed over another round-1 view is detected at once (:class:`~groupchat.core.events.RekeyFailed`).
 * **What round 3 catches.** Two colluding members can change their ``X`` by the same amount,
   keeping the XOR at zero, and show different values to different members (with a relay that
   equivocates per recipient); honest members then walk to different edge keys. Round 2 has no
