@@ -76,11 +76,11 @@ Security argument
   signed confirmation that differs (:class:`~groupchat.core.events.RekeyFailed`), or never
   receives them all and times out.
 * **Who can bias the secret.** Signatures never enter a hash, so nobody steers the secret by
-  choosing a signature nonce. The member whose round-1 key is the last one the others wait for
-  can still try many ephemeral keys before sending (it sees every other ``E_j`` first) and keep
-  the one that gives a secret it likes, which biases a few bits per 2^k tries (threats.md item 7);
-  a commit-then-reveal round would stop it at the price of another round. Round 2 gives no such
-  choice: ``X_i`` is fixed by the keys of round 1.
+  choosing signature nonces (the last round-2 sender could, when signatures were hashed: it can
+  walk the ring and evaluate each candidate). A round-1 sender cannot evaluate the secret while it
+  chooses its key (it knows only its own two edges), and rounds 2 and 3 leave no choice. The bias
+  left is aborting: a member that dislikes the secret it computed can withhold its next message
+  and force a retry, at the cost of a timeout that names it.
 
 Limits
 ------
