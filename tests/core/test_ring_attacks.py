@@ -265,3 +265,39 @@ def test_a_ring_commit_at_the_last_epoch_is_refused_by_its_committer() -> None:
         m0.commit(update=True)
     assert m0.phase.value == "member" and not m0.has_pending_commit
     assert not [e for e in room.events.get("m1", []) if isinstance(e, EpochChanged) and e.epoch > 2]
+
+
+def test_a_joiner_given_a_wrong_transcript_hash_never_enters_a_solo_epoch() -> None:
+    """Before: a ring joiner whose Welcome carried a wrong interim transcript hash refused the
+    committer's tag and then, after the deadline, confirmed its own secret: a fork of one. Now its
+    round-3 confirmation differs from everyone's: nobody enters with it, each side is told naming
+    the other, and a restart that removes it lets the others go on."""
+    room = grown(3)
+    m0 = room.members["m0"]
+    old = m0.epoch
+    pj = room.request("j")
+    honest = m0._interim
+    m0._interim = bytes(32)  # a malicious committer: the Welcome it builds now carries this
+    data = m0.commit(add=[pj.request])
+    m0._interim = honest
+    room.relay.expect("j", pj.request.identity_key, room._joiner(pj, len(room.log) + 1))
+    room.send("m0", data)
+    room.pump()
+    joiner = room.members["j"]
+    assert joiner.joining and joiner.epoch == old  # never entered anything
+    assert all(g.epoch == old for g in room.members.values())
+    failures = {
+        name: [e for e in room.events.get(name, []) if isinstance(e, RekeyFailed)] for name in room.members
+    }
+    (seen_by_joiner,) = failures["j"]
+    assert seen_by_joiner.kind is FailureKind.CONFIRMATION_MISMATCH and seen_by_joiner.signer is not None
+    for name in ("m0", "m1", "m2"):
+        (failure,) = failures[name]
+        assert failure.kind is FailureKind.CONFIRMATION_MISMATCH
+        assert failure.signer is not None and failure.signer.display_name == "j"  # the only one differing
+    # A restart removing the joiner: the others agree the epoch without it.
+    restart = room.members["m1"].commit(remove=[joiner.my_leaf])
+    room.send("m1", restart)
+    room.pump()
+    assert all(room.members[n].epoch == old + 1 for n in ("m0", "m1", "m2"))
+    assert sorted(m.display_name for m in m0.members()) == ["m0", "m1", "m2"]
