@@ -130,6 +130,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.ring_driver': [
         'RING_POLL', 'follow', 'poll_due', 'restart_removes',
     ],
+    'groupchat.client.session.ring_steps': [
+        'RingSteps',
+    ],
     'groupchat.client.session.settings': [
         'AGENT', 'MAX_FRAME', 'MAX_TEXT_BYTES', 'SessionSettings', 'group_id_for_room', 'member_id',
     ],

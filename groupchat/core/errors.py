@@ -16,6 +16,7 @@ Hierarchy::
     GroupChatError
     ├── LocalError                         the local caller's mistake
     │   ├── UsageError                     asked for something the current state cannot do
+    │   │   └── HoldMessagesError          a ring that removes members runs: send after it
     │   ├── ConfigError (ValueError)       an invalid argument or local setting
     │   │   └── InvalidInviteCodeError     a mistyped or truncated invite code
     │   └── EpochLimitError                our commit would need an epoch past the last a uint64 holds
