@@ -282,7 +282,7 @@ def describe_epoch(
 
 
 def ring_cost(members: int, ms: float) -> str:
-    return f"ring of {members} agreed in 2 rounds, {ms:.1f} ms"
+    return f"ring of {members} agreed in 3 rounds, {ms:.1f} ms"
 
 
 def tree_cost(changed: int, ms: float) -> str:
