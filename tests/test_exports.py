@@ -128,7 +128,7 @@ PUBLIC: dict[str, list[str]] = {
         'should_create', 'stranded',
     ],
     'groupchat.client.session.ring_driver': [
-        'RING_POLL', 'follow', 'poll_due', 'restart_removes',
+        'JOINER_PATIENCE', 'RING_POLL', 'follow', 'joiner_failed', 'poll_due', 'restart_removes',
     ],
     'groupchat.client.session.ring_steps': [
         'RingSteps',
@@ -166,10 +166,10 @@ PUBLIC: dict[str, list[str]] = {
         'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready',
         'invites_changed', 'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member',
         'marked_verified', 'member_renamed', 'missed_commit', 'more_asking', 'no_member_named',
-        'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_positive', 'readded_unasked',
-        'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason', 'removed_by',
-        'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long', 'too_large',
-        'tree_cost', 'unknown_content', 'welcome_ring',
+        'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_admitted', 'not_positive',
+        'readded_unasked', 'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason',
+        'removed_by', 'removed_for_readd', 'ring_cost', 'ring_failed', 'ring_timed_out', 'sent_at_epoch',
+        'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

@@ -76,6 +76,7 @@ __all__ = [
     "no_one_asking",
     "no_such_invite",
     "not_a_payload",
+    "not_admitted",
     "not_positive",
     "readded_unasked",
     "reconnected",
@@ -86,6 +87,7 @@ __all__ = [
     "removed_by",
     "removed_for_readd",
     "ring_cost",
+    "ring_failed",
     "ring_timed_out",
     "sent_at_epoch",
     "text_too_long",
@@ -240,6 +242,11 @@ def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> st
     if code is RemovalCode.UNRESPONSIVE:
         return f"was removed by {committer}: stalled a rekey for {seconds} s"
     return f"was removed by {committer}"
+
+
+def not_admitted(seconds: int, committer: str) -> str:
+    """A joiner of a ring rekey that a restart dropped before it was ever in."""
+    return f"was not let in by {committer}: stalled the rekey for {seconds} s (may ask again)"
 
 
 def invites_changed(who: str, created: int, revoked: int) -> tuple[str, ...]:

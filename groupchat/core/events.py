@@ -88,6 +88,9 @@ class EpochChanged:
     admitted_by_invite: Mapping[bytes, bytes] = field(default_factory=dict)
     invites_created: tuple[Invite, ...] = ()
     invites_revoked: tuple[bytes, ...] = ()
+    # Joiners of a multi-round commit that a restart dropped before they reached an epoch (their
+    # reasons are in ``removal_reasons``): never members, they may simply ask again.
+    not_admitted: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

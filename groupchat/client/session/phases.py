@@ -190,6 +190,10 @@ class RingRun:
     waiting_leaves: tuple[int, ...] = ()
     next_poll: float = 0.0
     timeouts: int = 0
+    # Joiners of the ring's commit (not in the old roster): whom the ring waited for, and how many
+    # attempts failed on a signed message of theirs (a joiner given a bad Welcome fails them all).
+    joiners: dict[int, Member] = field(default_factory=dict)
+    failed_by: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ class RingSteps(MachineState):
         """A ring rekey moved on: send our round messages, and show whom it still waits for."""
         hold = self._hold
         assert hold is not None
-        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms, self.label)
+        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms, self.label, hold.members)
         yield from self._send_core_outbox()
         if changed:
             self._emit_status()
@@ -63,6 +63,9 @@ class RingSteps(MachineState):
         """A signed ring message showed the attempt can never complete: say so, naming its signer."""
         who = self.label(ev.signer) if ev.signer is not None else None
         self._warn(wording.ring_failed(ev.epoch, ev.kind.value, who))
+        hold = self._hold
+        if hold is not None and hold.ring is not None:
+            ring_driver.joiner_failed(hold.ring, ev.signer, hold.members)
 
     def _poll_ring(self, now: float) -> Step[None]:
         """Check the running ring's round deadline (the core's clock); on a timeout say who is
@@ -86,8 +89,9 @@ class RingSteps(MachineState):
 
     def _maybe_restart_ring(self, now: float) -> Step[None]:
         """After a ring timed out, remove the members it waits for who are offline past the eviction
-        grace (or whom our user kicked) with a restart commit (docs/protocol.md §8.3); the same
-        rule as any eviction decides who in line commits it."""
+        grace (or whom our user kicked), and joiners that stalled it or failed it repeatedly, with
+        a restart commit (docs/protocol.md §8.3); the same rule as any eviction decides who in line
+        commits it."""
         hold = self._hold
         ring = hold.ring if hold is not None else None
         if hold is None or ring is None or not ring.timeouts:
@@ -95,17 +99,20 @@ class RingSteps(MachineState):
         own = hold.own_commit
         if own is not None and not own.applied:
             return  # a restart of ours is on its way
-        group, members = hold.group, hold.members
+        if hold.group.joining:
+            return  # a joiner of the ring removes nobody: it may be the one whose state is wrong
+        group, members = hold.group, {**ring.joiners, **hold.members}
         grace = self.settings.eviction_grace
+        kicks_wanted, present, offline_since = self._duties.kicks, self._present, self._offline_since
         removes, kicks = ring_driver.restart_removes(
-            ring, members, group.my_leaf, self._duties.kicks, self._present, self._offline_since, grace, now
+            ring, hold.members, group.my_leaf, kicks_wanted, present, offline_since, grace, now
         )
         if not removes:
             return
         plan = plan_commit(
             my_leaf=group.my_leaf,
             members={leaf: m.identity_key for leaf, m in members.items()},
-            online_leaves=online_leaves(members, self._present),
+            online_leaves=online_leaves(hold.members, self._present),  # joiners never commit
             adds=[],
             removes=removes,
             now=now,
@@ -117,6 +124,8 @@ class RingSteps(MachineState):
         reasons = {
             rd.leaf: RemovalReason(RemovalCode.UNRESPONSIVE, int(grace))
             if rd.why == "evicted"
+            else RemovalReason(RemovalCode.UNRESPONSIVE, int(now - ring.started))
+            if rd.why == "stalled"
             else RemovalReason(RemovalCode.KICKED)
             for rd in plan.remove
         }

@@ -244,6 +244,7 @@ class Agreement(Admission):
             data=ring.data + data,
             committer=committer,
             added=tuple(m for m in ring.added if m.leaf not in removed),
+            dropped=ring.dropped + tuple(m for m in ring.added if m.leaf in removed),
             removed=ring.removed + tuple(m for leaf, m in removed.items() if leaf not in joined),
             overrides={**overrides, **ring.overrides},
             own=own,
@@ -395,6 +396,7 @@ class Agreement(Admission):
             admitted_by_invite=ring.admission.admitted,
             invites_created=ring.admission.created,
             invites_revoked=ring.admission.revoked,
+            not_admitted=ring.dropped,
         )
 
 

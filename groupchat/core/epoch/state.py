@@ -170,6 +170,7 @@ class PendingEpoch:
         return self.restart_digest or self.digest
 
     restart_digest: bytes = b""
+    dropped: tuple[Member, ...] = ()  # joiners of the ring's commit that a restart removed
 
 
 class EpochState:
