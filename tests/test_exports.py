@@ -201,6 +201,7 @@ PUBLIC: dict[str, list[str]] = {
         'EpochChanged', 'Event', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyProgress',
         'RekeyTimedOut', 'RemovedFromGroup',
     ],
+    'groupchat.core.fingerprints': ['fingerprint'],
     'groupchat.core.group': [
         'Group', 'GroupConfig', 'GroupState', 'RING_CONFIRM_WIRE_FORMAT', 'SCHEME_EXTENSION',
         'TREE_EXTENSION',
@@ -290,9 +291,9 @@ PUBLIC: dict[str, list[str]] = {
         'PROTOCOL_VERSION',
     ],
     'groupchat.core.welcome': [
-        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'Welcome',
-        'decode_extensions', 'decrypt_group_info', 'encode_extensions', 'key_package_ref',
-        'open_group_secrets', 'seal_welcome',
+        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'SECRETS_EXTENSION',
+        'Welcome', 'committed_secrets', 'decode_extensions', 'decrypt_group_info', 'encode_extensions',
+        'key_package_ref', 'open_group_secrets', 'seal_welcome', 'secrets_commitment',
     ],
     'groupchat.lab.bench.floor': [
         'CLOCKS', 'Clock', 'Floor', 'MESSAGE_BYTES', 'depth', 'measure_floor', 'median', 'per_op_us',
