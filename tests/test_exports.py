@@ -167,6 +167,8 @@ PUBLIC: dict[str, list[str]] = {
         'readded_unasked', 'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason',
         'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
         'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
+        'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'INCONSISTENT_UPDATE', 'signed_change_refused',
+        'welcome_refused',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

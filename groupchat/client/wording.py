@@ -17,7 +17,11 @@ from ..core.text import sanitise
 
 __all__ = [
     "ALREADY_RUNNING",
+    "BROKEN_CHANGE",
+    "BROKEN_REKEY",
+    "BROKEN_WELCOME",
     "EMPTY_MESSAGE",
+    "INCONSISTENT_UPDATE",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
     "LEFT_NO_CONFIRMATION",
@@ -89,10 +93,12 @@ __all__ = [
     "ring_cost",
     "ring_timed_out",
     "sent_at_epoch",
+    "signed_change_refused",
     "text_too_long",
     "too_large",
     "tree_cost",
     "unknown_content",
+    "welcome_refused",
     "welcome_ring",
 ]
 
@@ -326,6 +332,34 @@ def invalid_change(exc: Exception) -> str:
     return f"ignored an invalid change to the group: {exc}"
 
 
+# What a signed refusal found wrong, in the words of signed_change_refused / welcome_refused.
+INCONSISTENT_UPDATE: Final = "the update is inconsistent"
+BROKEN_REKEY: Final = "its re-keying breaks the rules"
+BROKEN_CHANGE: Final = "it breaks the rules for changes"
+BROKEN_WELCOME: Final = "it does not fit what it was signed with"
+
+
+def signed_change_refused(who: str, problem: str, detail: str, watching: bool) -> str:
+    """A change whose signature checked (``who`` is the committer's label) refused here."""
+    then = (
+        "we keep our group and watch, and ask to be re-added if the others went on with it"
+        if watching
+        else "ignored"
+    )
+    return (
+        f"{who}'s change to the group could not be verified here: {problem} ({detail}); {who} may be "
+        f"faulty or malicious; {then}"
+    )
+
+
+def welcome_refused(who: str, fingerprint: str, problem: str, detail: str) -> str:
+    """A welcome whose signature checked (by ``who``, fingerprint given: we hold no roster yet)."""
+    return (
+        f"a welcome for us from {who} ({fingerprint}) could not be opened: {problem} ({detail}); "
+        f"{who} may be faulty or malicious"
+    )
+
+
 def invalid_ring_message(exc: Exception) -> str:
     return f"ignored an invalid ring message: {exc}"
 
@@ -366,8 +400,7 @@ def removed_for_readd(by: str) -> str:
 
 NO_WELCOME_YET: Final = "no welcome has come for our join request"
 NO_MARKER_ECHO: Final = (
-    "the relay has not echoed our group's creation in 10 s, and showed no other before it: our "
-    "group stands"
+    "the relay has not echoed our group's creation in 10 s, and showed no other before it: our group stands"
 )
 NO_SYNC_ECHO: Final = (
     "the relay has not echoed our own marker in 10 s: going on with what it has shown us (it may "
@@ -453,6 +486,8 @@ def invite_line(number: int, label: str, uses_left: int, not_after: int, inviter
     expiry = "no expiry" if not not_after else f"until {_utc(not_after)}"
     name = f" “{label}”" if label else ""
     return f"{number}.{name} {uses_left} use{'s' if uses_left != 1 else ''} left · {expiry} · by {inviter}"
+
+
 # --- telling members apart (client/names.py) ------------------------------------------------------
 
 
@@ -483,6 +518,8 @@ NO_REASON: Final = "no reason given"
 def relay_text(reason: str) -> str:
     """A reason the relay (or the connection) gave, without escapes, bidi or control characters."""
     return sanitise(reason).strip() or NO_REASON
+
+
 # --- beacons: loss, withholding and forks (session/beacons.py) -----------------------------------
 
 

@@ -12,6 +12,7 @@ so it may only prompt a check (:mod:`.behind`), never a reset.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...core.errors import (
@@ -26,14 +27,23 @@ from ...core.errors import (
     RemovedSenderError,
     ReplayError,
     SignatureError,
+    TaintRuleError,
     UnknownMemberError,
     WrongGroupError,
 )
+from ...core.events import Member
 from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from .. import wording
 from ..notices import UnreadableReason
 
-__all__ = ["Outcome", "Rejection", "commit_rejection", "message_rejection", "ring_rejection"]
+__all__ = [
+    "Outcome",
+    "Rejection",
+    "commit_rejection",
+    "message_rejection",
+    "ring_rejection",
+    "welcome_unopened",
+]
 
 
 class Outcome(enum.Enum):
@@ -53,8 +63,17 @@ class Rejection:
     behind_epoch: int | None = None  # BEHIND, or a placeholder that also hints it: the epoch claimed
 
 
-def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_running: bool) -> Rejection:
-    """A commit (PublicMessage) the core refused (``exc.epoch``: the commit's); ``ours`` our epoch."""
+def commit_rejection(
+    exc: GroupChatError,
+    ours: int,
+    superseded_own: bool,
+    ring_running: bool,
+    label: Callable[[Member], str] | None = None,
+) -> Rejection:
+    """A commit (PublicMessage) the core refused (``exc.epoch``: the commit's); ``ours`` our epoch.
+
+    A refusal after the committer's signature checked names the committer (``label``: how the
+    session shows a member, so a look-alike name carries its fingerprint)."""
     if isinstance(exc, ReplayError):
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
     if isinstance(exc, EpochError):
@@ -67,11 +86,41 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
                 Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
             )
         return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
+    who = _signer(exc, label)
     if isinstance(exc, InconsistentPathError | ConfirmationError):
         # A confirmation tag is not covered by the signature: the relay can flip it, so this is no
         # evidence that we diverged. If the others applied the commit, their traffic will say so.
-        return Rejection(Outcome.BEHIND, wording.cannot_follow_change(exc), behind_epoch=ours + 1)
+        # A signed inconsistent path is the committer's (members above the bad node accept it).
+        text = (
+            wording.cannot_follow_change(exc)
+            if who is None
+            else wording.signed_change_refused(who, wording.INCONSISTENT_UPDATE, str(exc), True)
+        )
+        return Rejection(Outcome.BEHIND, text, behind_epoch=ours + 1)
+    if who is not None:
+        problem = wording.BROKEN_REKEY if isinstance(exc, TaintRuleError) else wording.BROKEN_CHANGE
+        return Rejection(Outcome.WARN, wording.signed_change_refused(who, problem, str(exc), False))
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
+
+
+def welcome_unopened(refusals: Sequence[GroupChatError]) -> str:
+    """Why the next join request is fresh after no held request opened a welcome: a refusal whose
+    signature checked names the welcome's signer (name and fingerprint: we hold no roster yet)."""
+    for exc in refusals:
+        if isinstance(exc, RemoteError) and exc.signer is not None and exc.signer_key is not None:
+            return wording.welcome_refused(
+                exc.signer_name, exc.signer_fingerprint, wording.BROKEN_WELCOME, str(exc)
+            )
+    return wording.WELCOME_UNOPENED
+
+
+def _signer(exc: GroupChatError, label: Callable[[Member], str] | None) -> str | None:
+    """The label of the member who signed the refused material, if the core names one."""
+    if not isinstance(exc, RemoteError) or exc.signer is None:
+        return None
+    if label is None or exc.signer_key is None:
+        return exc.signer_name or None
+    return label(Member(exc.signer, exc.signer_name, exc.signer_key))
 
 
 def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:

@@ -99,14 +99,15 @@ class Joining(Processing):
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
         signer = _verify_roster(suite, info, scheme)  # the roster and its signer, before anything is used
         # The sealed GroupSecrets are the signer's once they match its signed commitment: a leaf
-        # secret that does not fit the signed tree then names the signer.
+        # secret that does not fit the signed tree, or a joiner secret that does not give the
+        # signed confirmation tag, then names the signer.
         path_secret = _opened_secret(suite, info, signer, ref, gs)
         with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
             scheme.take_seat(pending.request, info.signer, path_secret, pending.init_private)
-        secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
-        verify_confirmation_tag(
-            suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
-        )
+            secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+            verify_confirmation_tag(
+                suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+            )
         interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
         group = cls(
             config=config,
