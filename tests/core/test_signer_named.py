@@ -33,6 +33,7 @@ from groupchat.core.identity import fingerprint as fingerprint_of
 from groupchat.core.key_schedule import welcome_secret
 from groupchat.core.message_protection import FramedContent, WireFormat, sign_framed_content
 from groupchat.core.schemes.base import EpochInput, OwnChange
+from groupchat.core.schemes.ring_errors import WrongAttemptError
 from groupchat.core.schemes.tree import TreeScheme, ratchet_tree
 from groupchat.core.welcome import (
     GroupInfo,
@@ -252,3 +253,42 @@ def test_a_crafted_ring_welcome_is_refused_naming_its_signer_and_the_genuine_one
     assert pj.used
     room.assert_agreement()
     assert room.members["joiner"].group_id == GROUP_ID and not room.members["joiner"].joining
+
+
+# --- a ring message: the facade adds the signer's key -------------------------------------------------
+
+
+def test_a_refused_signed_ring_message_carries_its_signers_key() -> None:
+    """The ring names the member whose signed message it refuses by leaf and name; Group.receive
+    adds the identity key from the (unchanged) roster. m2 sends its round 2 of attempt 0 after
+    the retry (attempt 1) was ordered: m1 refuses it as stale, naming m2."""
+    room = grown(3)
+    room.commit("m0", update=True)
+    m1, m2 = room.members["m1"], room.members["m2"]
+    while room.cursor["m2"] < len(room.log):  # m2 takes the commit, sends its round 1, goes silent
+        m2.receive(room.log[room.cursor["m2"]])
+        room.cursor["m2"] += 1
+        room.drain("m2")
+    room.offline.add("m2")
+    room.pump()
+    room.clock.now += 31
+    assert room.members["m0"].tick() is not None
+    room.drain("m0")  # m0's retry is ordered first
+    room.pump()
+    caught: list[GroupChatError] = []
+    receive = m1.receive
+
+    def recording(data: bytes) -> object:
+        try:
+            return receive(data)
+        except GroupChatError as exc:
+            caught.append(exc)
+            raise
+
+    m1.receive = recording  # type: ignore[method-assign]
+    room.offline.clear()
+    room.pump()  # m2's stale round 2 of attempt 0 reaches m1, then m2 switches and completes
+    room.assert_agreement()
+    stale = [e for e in caught if isinstance(e, WrongAttemptError)]
+    assert stale, caught
+    assert_names(stale[0], m2)
