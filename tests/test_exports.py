@@ -121,6 +121,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.rejections': [
         'Outcome', 'Rejection', 'commit_rejection', 'message_rejection', 'ring_rejection',
+        'welcome_unopened',
     ],
     'groupchat.client.session.rejoin': [
         'AfterRemoval', 'FRESH_AFTER_MIN', 'GAP_RETRIES', 'GAP_RETRY_DELAY', 'JOIN_REPUBLISH_MAX',
@@ -168,7 +169,7 @@ PUBLIC: dict[str, list[str]] = {
         'removed_by', 'removed_for_readd', 'ring_cost', 'ring_timed_out', 'sent_at_epoch', 'text_too_long',
         'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
         'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'INCONSISTENT_UPDATE', 'signed_change_refused',
-        'welcome_refused',
+        'signed_ring_message_refused', 'welcome_refused',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

@@ -94,6 +94,7 @@ __all__ = [
     "ring_timed_out",
     "sent_at_epoch",
     "signed_change_refused",
+    "signed_ring_message_refused",
     "text_too_long",
     "too_large",
     "tree_cost",
@@ -357,6 +358,14 @@ def welcome_refused(who: str, fingerprint: str, problem: str, detail: str) -> st
     return (
         f"a welcome for us from {who} ({fingerprint}) could not be opened: {problem} ({detail}); "
         f"{who} may be faulty or malicious"
+    )
+
+
+def signed_ring_message_refused(who: str, detail: str) -> str:
+    """A ring message whose signature checked (``who`` is its sender's label) refused here."""
+    return (
+        f"{who}'s ring message could not be verified here ({detail}); {who} may be faulty or "
+        "malicious; ignored"
     )
 
 

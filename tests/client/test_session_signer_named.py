@@ -16,11 +16,18 @@ from session_room import Member, MemoryRoom
 from groupchat.client import wording
 from groupchat.client.names import compact_fingerprint
 from groupchat.client.room_payload import PayloadKind, RoomPayload
-from groupchat.client.session.rejections import Outcome, commit_rejection, welcome_unopened
-from groupchat.core.errors import ConfirmationError, InvalidWelcomeError, ProtocolError, TaintRuleError
+from groupchat.client.session.rejections import Outcome, commit_rejection, ring_rejection, welcome_unopened
+from groupchat.core.errors import (
+    ConfirmationError,
+    InvalidValueError,
+    InvalidWelcomeError,
+    ProtocolError,
+    TaintRuleError,
+)
 from groupchat.core.events import Member as CoreMember
 from groupchat.core.group import Group
 from groupchat.core.identity import fingerprint
+from groupchat.core.schemes.ring_errors import WrongAttemptError
 from groupchat.core.schemes.tree import ratchet_tree
 from groupchat.relay_protocol import Deliver
 
@@ -114,3 +121,17 @@ def test_the_rejection_table_names_a_signer_and_only_a_signer() -> None:
     assert text.startswith(f"a welcome for us from mallory ({fingerprint(key)}) could not be opened")
     assert "mallory may be faulty or malicious" in text
     assert welcome_unopened([InvalidWelcomeError("re-sealed")]) == wording.WELCOME_UNOPENED
+
+
+def test_a_refused_signed_ring_message_names_its_sender_and_stale_ones_stay_quiet() -> None:
+    key = bytes(32)
+    bad = InvalidValueError("round-2 value is a low-order point")
+    bad.signed_by(2, "mallory", key)
+    r = ring_rejection(bad, False, lambda m: f"{m.display_name}!")
+    assert r.outcome is Outcome.WARN
+    assert r.text.startswith("mallory!'s ring message could not be verified here (round-2 value")
+    assert r.text.endswith("mallory! may be faulty or malicious; ignored")
+    stale = WrongAttemptError(0, 1, "'mallory'")
+    stale.signed_by(2, "mallory", key)
+    assert ring_rejection(stale, False, lambda m: "x").outcome is Outcome.IGNORE  # a normal outcome
+    assert ring_rejection(InvalidValueError("?"), False).text == "ignored an invalid ring message: ?"

@@ -171,7 +171,7 @@ class Membership(Entry, BeaconSteps):
                 ring_running, old = hold.ring is not None, data in self._old_commits
                 self._carry_out(commit_rejection(exc, group.epoch, old, ring_running, self.label))
             elif kind in (MessageKind.ROUND, MessageKind.CONFIRMATION):
-                self._carry_out(ring_rejection(exc, kind is MessageKind.CONFIRMATION))
+                self._carry_out(ring_rejection(exc, kind is MessageKind.CONFIRMATION, self.label))
             else:
                 self._carry_out(message_rejection(exc, group.epoch, hold.joined_epoch, self._code()))
             return

@@ -123,7 +123,9 @@ def _signer(exc: GroupChatError, label: Callable[[Member], str] | None) -> str |
     return label(Member(exc.signer, exc.signer_name, exc.signer_key))
 
 
-def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
+def ring_rejection(
+    exc: GroupChatError, confirmation: bool, label: Callable[[Member], str] | None = None
+) -> Rejection:
     """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
     our own echo twice) are normal under the relay's order; a confirmation that does not match our
     secret is unsigned, so it only hints that our view of the ring differs. Anything else is fatal
@@ -132,6 +134,9 @@ def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
         return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
     if confirmation and isinstance(exc, ConfirmationError):
         return Rejection(Outcome.BEHIND, wording.cannot_follow_rekey(exc))
+    who = _signer(exc, label)
+    if who is not None:  # a signed round message that fails a check: its sender is named
+        return Rejection(Outcome.WARN, wording.signed_ring_message_refused(who, str(exc)))
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 
 
