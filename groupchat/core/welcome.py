@@ -56,7 +56,7 @@ _MAX_RECIPIENTS: Final = 65536
 _MAX_GROUP_SECRETS_CT: Final = _MAX_PSK_BYTES + 1024
 # GroupInfo extension (RFC 9420 §13 private-use range): the signer's commitment to the GroupSecrets
 # it sealed to each joiner, so a secret that does not fit the signed tree is provably the signer's.
-SECRETS_EXTENSION: Final = 0xF0C7
+SECRETS_EXTENSION: Final = 0xF0C8
 _SECRETS_LABEL: Final = b"GroupSecrets Commitment"
 
 
