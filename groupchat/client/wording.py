@@ -21,7 +21,6 @@ __all__ = [
     "BROKEN_REKEY",
     "BROKEN_WELCOME",
     "EMPTY_MESSAGE",
-    "INCONSISTENT_UPDATE",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
     "LEFT_NO_CONFIRMATION",
@@ -50,7 +49,6 @@ __all__ = [
     "bad_scheme",
     "behind_reentering",
     "cannot_follow_change",
-    "cannot_follow_rekey",
     "cannot_send_payload",
     "could_not_commit",
     "could_not_restart_ring",
@@ -305,6 +303,21 @@ def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
     )
 
 
+def ring_failed(epoch: int, kind: str, who: str | None) -> str:
+    """A ring attempt that a signed message showed can never complete (core RekeyFailed)."""
+    reasons = {
+        "round 1 diverged": f"{who} signed over other round-1 messages than we got",
+        "round 2 diverged": f"{who} confirmed other round-2 messages than we got",
+        "values inconsistent": "the ring values do not add up (who sent a wrong one cannot be known)",
+        "confirmation mismatch": f"{who} confirmed another group state than ours",
+    }
+    return (
+        f"the rekey to epoch {epoch} cannot complete ({reasons[kind]}): a member or the relay "
+        "showed members different messages, or a member is faulty; nobody enters that epoch "
+        "from this attempt · trying again with fresh keys when it times out"
+    )
+
+
 # --- rejections (the table in docs/session.md, decided in session/rejections.py) -----------------
 
 
@@ -322,34 +335,22 @@ def cannot_follow_change(exc: Exception) -> str:
     )
 
 
-def cannot_follow_rekey(exc: Exception) -> str:
-    return (
-        f"cannot follow the last rekey ({exc}): altered on the way, or our view of the group keys "
-        "differs from the others'; we keep our group and watch"
-    )
-
-
 def invalid_change(exc: Exception) -> str:
     return f"ignored an invalid change to the group: {exc}"
 
 
 # What a signed refusal found wrong, in the words of signed_change_refused / welcome_refused.
-INCONSISTENT_UPDATE: Final = "the update is inconsistent"
 BROKEN_REKEY: Final = "its re-keying breaks the rules"
 BROKEN_CHANGE: Final = "it breaks the rules for changes"
 BROKEN_WELCOME: Final = "it does not fit what it was signed with"
 
 
-def signed_change_refused(who: str, problem: str, detail: str, watching: bool) -> str:
-    """A change whose signature checked (``who`` is the committer's label) refused here."""
-    then = (
-        "we keep our group and watch, and ask to be re-added if the others went on with it"
-        if watching
-        else "ignored"
-    )
+def signed_change_refused(who: str, problem: str, detail: str) -> str:
+    """A change whose signature checked (``who`` is the committer's label) refused here (an
+    inconsistent path is :func:`cut_off`)."""
     return (
         f"{who}'s change to the group could not be verified here: {problem} ({detail}); {who} may be "
-        f"faulty or malicious; {then}"
+        "faulty or malicious; ignored"
     )
 
 
@@ -409,7 +410,8 @@ def removed_for_readd(by: str) -> str:
 
 NO_WELCOME_YET: Final = "no welcome has come for our join request"
 NO_MARKER_ECHO: Final = (
-    "the relay has not echoed our group's creation in 10 s, and showed no other before it: our group stands"
+    "the relay has not echoed our group's creation in 10 s, and showed no other before it: our "
+    "group stands"
 )
 NO_SYNC_ECHO: Final = (
     "the relay has not echoed our own marker in 10 s: going on with what it has shown us (it may "
@@ -495,8 +497,6 @@ def invite_line(number: int, label: str, uses_left: int, not_after: int, inviter
     expiry = "no expiry" if not not_after else f"until {_utc(not_after)}"
     name = f" “{label}”" if label else ""
     return f"{number}.{name} {uses_left} use{'s' if uses_left != 1 else ''} left · {expiry} · by {inviter}"
-
-
 # --- telling members apart (client/names.py) ------------------------------------------------------
 
 
@@ -527,8 +527,6 @@ NO_REASON: Final = "no reason given"
 def relay_text(reason: str) -> str:
     """A reason the relay (or the connection) gave, without escapes, bidi or control characters."""
     return sanitise(reason).strip() or NO_REASON
-
-
 # --- beacons: loss, withholding and forks (session/beacons.py) -----------------------------------
 
 
@@ -573,3 +571,39 @@ def not_heard(name: str, seconds: float) -> str:
 
 def bad_beacon(exc: Exception) -> str:
     return f"a malformed beacon: {exc}"
+
+
+# --- a split by an inconsistent path (session/behind.py Split, session/beacons.py) -------------
+
+
+def cut_off(by: str, exc: Exception) -> str:
+    """We could not follow a signed commit at our epoch: the members above its lie moved on."""
+    return (
+        f"{by}'s change to the group cannot be followed here: their update is inconsistent for our "
+        f"part of the group's keys ({exc}; they may be faulty or malicious). The members it is "
+        "consistent for have moved on without us: asking to be re-added (we keep our group until a "
+        "welcome comes; what you type waits until then)"
+    )
+
+
+def cut_off_over(by: str, seconds: float) -> str:
+    return (
+        f"no welcome {seconds:.0f} s after {by}'s change we could not follow: nobody else seems to "
+        "have taken it; going on in the group we hold"
+    )
+
+
+def split_seen(name: str, by: str | None, epoch: int) -> str:
+    """``name``'s beacon at the epoch before ours: it processed the commit that took us on and
+    could not follow it (``by``: its committer; "" ours; None not known)."""
+    whose = "the last change" if by is None else "your change" if not by else f"{by}'s change"
+    blame = "" if not by else f" ({by} may be faulty or malicious)"
+    return (
+        f"split: {name} could not follow {whose} to epoch {epoch}{blame} and is cut off from the "
+        f"group: {name} cannot read what is sent now until re-added, which their session asks for"
+    )
+
+
+SENT_WHILE_CUT_OFF: Final = (
+    "sent while we were cut off by a change we could not follow (those keys never reached us)"
+)

@@ -16,6 +16,7 @@ Hierarchy::
     GroupChatError
     ├── LocalError                         the local caller's mistake
     │   ├── UsageError                     asked for something the current state cannot do
+    │   │   └── HoldMessagesError          a ring that removes members runs: send after it
     │   ├── ConfigError (ValueError)       an invalid argument or local setting
     │   │   └── InvalidInviteCodeError     a mistyped or truncated invite code
     │   └── EpochLimitError                our commit would need an epoch past the last a uint64 holds
@@ -83,6 +84,7 @@ __all__ = [
     "ForgedMemberError",
     "GenerationError",
     "GroupChatError",
+    "HoldMessagesError",
     "InconsistentPathError",
     "InvalidCommitError",
     "InvalidInviteCodeError",
@@ -162,6 +164,11 @@ class ConfigError(LocalError, ValueError):
 
 class InvalidInviteCodeError(ConfigError):
     """An invite code that is mistyped or truncated (its checksum does not match); ask for it again."""
+
+
+class HoldMessagesError(UsageError):
+    """An application message cannot be sent now: a change that removes members is being agreed
+    (a ring's run), and they still hold this epoch's keys. Hold it and send after the epoch changes."""
 
 
 class EpochLimitError(LocalError):

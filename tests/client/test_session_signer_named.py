@@ -1,5 +1,5 @@
-"""The session says who signed a change it could not verify, with the label it shows that member
-by (a look-alike name carries its fingerprint), and that the member may be faulty or malicious.
+"""The session says who signed a change it could not follow or verify, with the label it shows that
+member by (a look-alike name carries its fingerprint), and that the member may be faulty or malicious.
 
 The attack is real: bob's own group state builds an update whose path carries a made-up secret at
 the node above alice and bob (docs/protocol.md §7), signed with bob's key, and it reaches the
@@ -77,13 +77,13 @@ def test_a_refused_signed_change_names_its_committer_by_label(
     (bob_member,) = [m for m in groups["alice"].members() if m.leaf == 1]
     label = alice.machine.label(bob_member)
     assert label.startswith("bob\u00b7") and bob_member.fingerprint.replace(" ", "").startswith(label[4:])
-    lines = [t for t in alice.timeline() if "could not be verified here" in t]
+    lines = [t for t in alice.timeline() if "cannot be followed here" in t]
     assert len(lines) == 1, alice.timeline()
     assert lines[0].startswith(
-        f"{label}'s change to the group could not be verified here: the update is inconsistent"
+        f"{label}'s change to the group cannot be followed here: their update is inconsistent"
     )
-    assert f"{label} may be faulty or malicious" in lines[0]
-    assert "we keep our group and watch" in lines[0]  # the behaviour stays: a hint (behind.py)
+    assert "may be faulty or malicious" in lines[0]
+    assert "asking to be re-added" in lines[0]  # the behaviour stays: cut off, re-added (the split helper's)
     assert groups["alice"].epoch == epoch  # refused: nothing changed
     assert groups["b\u043eb"].epoch == epoch + 1  # above the bad node: applied
     assert not [t for t in _timelines(alice, twin) if "cannot follow the last change" in t]
@@ -127,11 +127,11 @@ def test_a_refused_signed_ring_message_names_its_sender_and_stale_ones_stay_quie
     key = bytes(32)
     bad = InvalidValueError("round-2 value is a low-order point")
     bad.signed_by(2, "mallory", key)
-    r = ring_rejection(bad, False, lambda m: f"{m.display_name}!")
+    r = ring_rejection(bad, lambda m: f"{m.display_name}!")
     assert r.outcome is Outcome.WARN
     assert r.text.startswith("mallory!'s ring message could not be verified here (round-2 value")
     assert r.text.endswith("mallory! may be faulty or malicious; ignored")
     stale = WrongAttemptError(0, 1, "'mallory'")
     stale.signed_by(2, "mallory", key)
-    assert ring_rejection(stale, False, lambda m: "x").outcome is Outcome.IGNORE  # a normal outcome
-    assert ring_rejection(InvalidValueError("?"), False).text == "ignored an invalid ring message: ?"
+    assert ring_rejection(stale, lambda m: "x").outcome is Outcome.IGNORE  # a normal outcome
+    assert ring_rejection(InvalidValueError("?")).text == "ignored an invalid ring message: ?"

@@ -45,7 +45,7 @@ from ...core.group import Group
 from ...core.identity import PendingJoin
 from ...core.invite import InviteSecret
 from ..coordinator import AddDuty, RemoveDuty
-from .behind import Behind
+from .behind import Behind, Split
 
 __all__ = [
     "TRANSITIONS",
@@ -202,6 +202,7 @@ class Hold:
     own_commit: OwnCommit | None = None
     ring: RingRun | None = None
     behind: Behind | None = None  # unverifiable hints that we fell behind (behind.py)
+    split: Split | None = None  # a signed commit we could not follow: cut off (behind.py)
     reentry: JoinAttempt | None = None  # our request to be re-added, while we keep this group
     solo: bool = False  # reentry is a stranded newcomer's: a welcome replaces us only while alone
 

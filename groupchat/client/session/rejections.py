@@ -51,6 +51,7 @@ class Outcome(enum.Enum):
     WARN = "warn"  # a timeline warning
     BEHIND = "behind"  # we may have fallen behind or diverged: a hint for behind.py; the group is kept
     PLACEHOLDER = "placeholder"  # an unreadable message, shown as such
+    SPLIT = "split"  # a signed commit at our epoch we cannot follow: cut off, ask to be re-added
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class Rejection:
     sender: str | None = None
     detail: str = ""
     behind_epoch: int | None = None  # BEHIND, or a placeholder that also hints it: the epoch claimed
+    signer: int | None = None  # SPLIT: the leaf of the committer who signed what we cannot follow
 
 
 def commit_rejection(
@@ -87,19 +89,20 @@ def commit_rejection(
             )
         return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
     who = _signer(exc, label)
+    if isinstance(exc, InconsistentPathError) and exc.signer is not None:
+        # Signed by a member over our epoch's context (the relay cannot make this up; the core
+        # checked the epoch and the signature before the path): in a DH tree the members
+        # above the node where the path lies accept it, so the group moves on without us (§7).
+        by = who or exc.signer_name
+        text = wording.cut_off(by, exc)
+        return Rejection(Outcome.SPLIT, text, sender=by, behind_epoch=ours + 1, signer=exc.signer)
     if isinstance(exc, InconsistentPathError | ConfirmationError):
         # A confirmation tag is not covered by the signature: the relay can flip it, so this is no
         # evidence that we diverged. If the others applied the commit, their traffic will say so.
-        # A signed inconsistent path is the committer's (members above the bad node accept it).
-        text = (
-            wording.cannot_follow_change(exc)
-            if who is None
-            else wording.signed_change_refused(who, wording.INCONSISTENT_UPDATE, str(exc), True)
-        )
-        return Rejection(Outcome.BEHIND, text, behind_epoch=ours + 1)
+        return Rejection(Outcome.BEHIND, wording.cannot_follow_change(exc), behind_epoch=ours + 1)
     if who is not None:
         problem = wording.BROKEN_REKEY if isinstance(exc, TaintRuleError) else wording.BROKEN_CHANGE
-        return Rejection(Outcome.WARN, wording.signed_change_refused(who, problem, str(exc), False))
+        return Rejection(Outcome.WARN, wording.signed_change_refused(who, problem, str(exc)))
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
 
 
@@ -123,19 +126,15 @@ def _signer(exc: GroupChatError, label: Callable[[Member], str] | None) -> str |
     return label(Member(exc.signer, exc.signer_name, exc.signer_key))
 
 
-def ring_rejection(
-    exc: GroupChatError, confirmation: bool, label: Callable[[Member], str] | None = None
-) -> Rejection:
-    """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
-    our own echo twice) are normal under the relay's order; a confirmation that does not match our
-    secret is unsigned, so it only hints that our view of the ring differs. Anything else is fatal
-    to the attempt (a divergent round 1, values that do not add up): its timeout starts the next."""
+def ring_rejection(exc: GroupChatError, label: Callable[[Member], str] | None = None) -> Rejection:
+    """A ring round we could not take. Stale ones (a finished or abandoned attempt, our own echo
+    twice, a second signature of one content) are normal under the relay's order; anything else
+    was refused and changed nothing (a message that shows the attempt cannot complete is not
+    refused: the core reports it as RekeyFailed). A signed one that failed a check names its sender."""
     if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
         return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
-    if confirmation and isinstance(exc, ConfirmationError):
-        return Rejection(Outcome.BEHIND, wording.cannot_follow_rekey(exc))
     who = _signer(exc, label)
-    if who is not None:  # a signed round message that fails a check: its sender is named
+    if who is not None:
         return Rejection(Outcome.WARN, wording.signed_ring_message_refused(who, str(exc)))
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 

@@ -103,6 +103,13 @@ class Building(Agreement):
         only carries our own update, like any commit with no operations.
         """
         self._require(Input.COMMIT_REMOVALS)  # a member with no commit in flight
+        if self.epoch >= LAST_EPOCH:
+            # Refused here for every scheme (a ring commit carries no key schedule of its own, so
+            # nothing further on would notice): every receiver would refuse it.
+            raise EpochLimitError(
+                f"the group is at epoch {self.epoch}, the last a uint64 holds: no further commit is "
+                "possible; start a new group"
+            )
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         requests: list[JoinRequest] = []
@@ -157,7 +164,8 @@ class Building(Agreement):
             update=update,
             rand=self.config.rand,
         )
-        changes = own_changes(change.operations, admits, reasons, invites, revokes)
+        prune = self._own_prune(removed_requests)
+        changes = own_changes(change.operations, admits, reasons, invites, revokes, prune)
         try:
             outcome = self._admission_after(change.operations, changes, self._identity.public_key)
         except RemoteError as exc:  # never build what every receiver would refuse
@@ -384,8 +392,10 @@ def own_changes(
     reasons: Mapping[int, RemovalReason],
     invites: Sequence[NewInvite],
     revokes: Sequence[bytes],
+    prune: int | None = None,
 ) -> tuple[AdmissionChange, ...]:
-    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons."""
+    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons,
+    prune (of the used init keys, :meth:`~.admission.Admission._own_prune`)."""
     out = [AdmissionChange(ChangeType.REVOKE, invite_key=k) for k in revokes]
     out += [
         AdmissionChange(
@@ -398,4 +408,6 @@ def own_changes(
         if admit is not None:
             out.append(AdmissionChange(ChangeType.ADMIT, op.leaf, admit.invite_key, proof=admit.proof))
     out += [AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)]
+    if prune is not None:
+        out.append(AdmissionChange(ChangeType.PRUNE, not_after=prune))
     return tuple(out)
