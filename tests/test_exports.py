@@ -121,6 +121,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.rejections': [
         'Outcome', 'Rejection', 'commit_rejection', 'message_rejection', 'ring_rejection',
+        'welcome_unopened',
     ],
     'groupchat.client.session.rejoin': [
         'AfterRemoval', 'FRESH_AFTER_MIN', 'GAP_RETRIES', 'GAP_RETRY_DELAY', 'JOIN_REPUBLISH_MAX',
@@ -155,12 +156,13 @@ PUBLIC: dict[str, list[str]] = {
         'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
     ],
     'groupchat.client.wording': [
-        'ALREADY_RUNNING', 'EMPTY_MESSAGE', 'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION',
-        'LEFT_OFFLINE', 'LEFT_ROOM', 'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_MARKER_ECHO',
-        'NO_REASON', 'NO_SYNC_ECHO', 'NO_WELCOME_YET', 'RECONNECT_ORDER', 'RELAY_RESTARTED',
-        'STRANDED_CREATED', 'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED', 'ambiguous_member',
-        'asks_to_join', 'at_epoch', 'bad_display_name', 'bad_invite', 'bad_invite_options', 'bad_relay_url',
-        'bad_room_name', 'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_send_payload',
+        'ALREADY_RUNNING', 'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'EMPTY_MESSAGE',
+        'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION', 'LEFT_OFFLINE', 'LEFT_ROOM',
+        'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_MARKER_ECHO', 'NO_REASON', 'NO_SYNC_ECHO',
+        'NO_WELCOME_YET', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'STRANDED_CREATED',
+        'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED', 'ambiguous_member', 'asks_to_join', 'at_epoch',
+        'bad_display_name', 'bad_invite', 'bad_invite_options', 'bad_relay_url', 'bad_room_name',
+        'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_send_payload',
         'could_not_commit', 'could_not_restart_ring', 'created', 'creation_fallback', 'describe_epoch',
         'disconnected', 'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request',
         'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready',
@@ -169,7 +171,8 @@ PUBLIC: dict[str, list[str]] = {
         'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_admitted', 'not_positive',
         'readded_unasked', 'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason',
         'removed_by', 'removed_for_readd', 'ring_cost', 'ring_failed', 'ring_timed_out', 'sent_at_epoch',
-        'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_ring',
+        'signed_change_refused', 'signed_ring_message_refused', 'text_too_long', 'too_large', 'tree_cost',
+        'unknown_content', 'welcome_refused', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -205,6 +208,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'FailureKind', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyFailed',
         'RekeyProgress', 'RekeyTimedOut', 'RemovedFromGroup',
+    ],
+    'groupchat.core.fingerprints': [
+        'fingerprint',
     ],
     'groupchat.core.group': [
         'Group', 'GroupConfig', 'GroupState', 'SCHEME_EXTENSION', 'TREE_EXTENSION',
@@ -299,9 +305,9 @@ PUBLIC: dict[str, list[str]] = {
         'PROTOCOL_VERSION',
     ],
     'groupchat.core.welcome': [
-        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'Welcome',
-        'decode_extensions', 'decrypt_group_info', 'encode_extensions', 'key_package_ref',
-        'open_group_secrets', 'seal_welcome',
+        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'SECRETS_EXTENSION',
+        'Welcome', 'committed_secrets', 'decode_extensions', 'decrypt_group_info', 'encode_extensions',
+        'key_package_ref', 'open_group_secrets', 'seal_welcome', 'secrets_commitment',
     ],
     'groupchat.lab.bench.floor': [
         'CLOCKS', 'Clock', 'Floor', 'MESSAGE_BYTES', 'depth', 'measure_floor', 'median', 'per_op_us',

@@ -17,6 +17,9 @@ from ..core.text import sanitise
 
 __all__ = [
     "ALREADY_RUNNING",
+    "BROKEN_CHANGE",
+    "BROKEN_REKEY",
+    "BROKEN_WELCOME",
     "EMPTY_MESSAGE",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
@@ -90,10 +93,13 @@ __all__ = [
     "ring_failed",
     "ring_timed_out",
     "sent_at_epoch",
+    "signed_change_refused",
+    "signed_ring_message_refused",
     "text_too_long",
     "too_large",
     "tree_cost",
     "unknown_content",
+    "welcome_refused",
     "welcome_ring",
 ]
 
@@ -338,6 +344,37 @@ def cannot_follow_change(exc: Exception) -> str:
 
 def invalid_change(exc: Exception) -> str:
     return f"ignored an invalid change to the group: {exc}"
+
+
+# What a signed refusal found wrong, in the words of signed_change_refused / welcome_refused.
+BROKEN_REKEY: Final = "its re-keying breaks the rules"
+BROKEN_CHANGE: Final = "it breaks the rules for changes"
+BROKEN_WELCOME: Final = "it does not fit what it was signed with"
+
+
+def signed_change_refused(who: str, problem: str, detail: str) -> str:
+    """A change whose signature checked (``who`` is the committer's label) refused here (an
+    inconsistent path is :func:`cut_off`)."""
+    return (
+        f"{who}'s change to the group could not be verified here: {problem} ({detail}); {who} may be "
+        "faulty or malicious; ignored"
+    )
+
+
+def welcome_refused(who: str, fingerprint: str, problem: str, detail: str) -> str:
+    """A welcome whose signature checked (by ``who``, fingerprint given: we hold no roster yet)."""
+    return (
+        f"a welcome for us from {who} ({fingerprint}) could not be opened: {problem} ({detail}); "
+        f"{who} may be faulty or malicious"
+    )
+
+
+def signed_ring_message_refused(who: str, detail: str) -> str:
+    """A ring message whose signature checked (``who`` is its sender's label) refused here."""
+    return (
+        f"{who}'s ring message could not be verified here ({detail}); {who} may be faulty or "
+        "malicious; ignored"
+    )
 
 
 def invalid_ring_message(exc: Exception) -> str:

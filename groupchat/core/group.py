@@ -250,9 +250,18 @@ class Group(Joining, Protection):
         except RemoteError as exc:
             if exc.epoch is None:
                 exc.epoch = claim.epoch  # so no caller re-reads the header to word the refusal
+            self._name_signer_key(exc)
             raise
         check_transition(before, inp, self.phase)
         return event
+
+    def _name_signer_key(self, exc: RemoteError) -> None:
+        """Add the identity key of a named signer that its raiser did not give: nothing changed on
+        refusal, so the member at that leaf (under that name) is still the one who signed."""
+        if exc.signer is not None and exc.signer_key is None:
+            request = self._scheme.member(exc.signer)
+            if request is not None and request.display_name == exc.signer_name:
+                exc.signed_by(exc.signer, exc.signer_name, request.identity_key)
 
     def tick(self) -> RekeyTimedOut | None:
         """Check the running agreement's deadline (injected clock); call on the session's timer.

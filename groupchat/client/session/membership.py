@@ -51,7 +51,14 @@ from .duties import online_leaves, open_duties
 from .entry import Entry
 from .eviction import ASK_AHEAD
 from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
-from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
+from .rejections import (
+    Outcome,
+    Rejection,
+    commit_rejection,
+    message_rejection,
+    ring_rejection,
+    welcome_unopened,
+)
 from .rejoin import AfterRemoval, after_removal
 from .ring_steps import RingSteps
 from .settings import member_id
@@ -78,18 +85,19 @@ class Membership(Entry, BeaconSteps, RingSteps):
             return
         if hold is not None and hold.solo and len(hold.members) > 1:
             return  # others joined the group we made meanwhile: we stay with them
-        opened = None
+        opened, refusals = None, []
         candidates = [attempt.pending, attempt.previous, *reversed(self._published)]
         for pending in dict.fromkeys(p for p in candidates if p is not None):
             try:
                 opened = yield from self._core(OpenWelcome(pending, welcome, self._config))
                 break
             except GroupChatError as exc:
+                refusals.append(exc)
                 log.info("a welcome could not be opened with our join request: %s", exc)
         if opened is None:
             # Tampered on the way, or for a request of ours we no longer hold: a fresh request
             # is answered (a stale one, whose init key may already be in the tree, never is).
-            attempt.fresh_due = wording.WELCOME_UNOPENED
+            attempt.fresh_due = welcome_unopened(refusals)
             attempt.next_publish = self._now
             return
         group, timed = opened
@@ -167,10 +175,10 @@ class Membership(Entry, BeaconSteps, RingSteps):
             if later and hold.reentry is not None:
                 self._keep_for_welcome(data)  # for the group our re-add request will open
             if kind is MessageKind.COMMIT:
-                ring_running = hold.ring is not None
-                self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
+                ring_running, old = hold.ring is not None, data in self._old_commits
+                self._carry_out(commit_rejection(exc, group.epoch, old, ring_running, self.label))
             elif kind is MessageKind.ROUND:
-                self._carry_out(ring_rejection(exc))
+                self._carry_out(ring_rejection(exc, self.label))
             else:
                 self._carry_out(message_rejection(exc, group.epoch, hold.joined_epoch, self._code()))
             return

@@ -210,17 +210,23 @@ class Admission(EpochState):
 
 
 @contextmanager
-def signed_by(leaf: int, name: str, outside: tuple[type[RemoteError], ...] = ()) -> Iterator[None]:
+def signed_by(
+    leaf: int,
+    name: str,
+    outside: tuple[type[RemoteError], ...] = (),
+    identity_key: bytes | None = None,
+) -> Iterator[None]:
     """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked.
 
-    ``outside`` lists refusals about parts the signature does not cover (a commit's confirmation
-    tag): anyone on the path could have altered those, so they name no one.
+    ``identity_key`` (the signer's) lets the error show its fingerprint. ``outside`` lists
+    refusals about parts the signature does not cover (a commit's confirmation tag): anyone on
+    the path could have altered those, so they name no one.
     """
     try:
         yield
     except RemoteError as exc:
         if not isinstance(exc, outside):
-            exc.signed_by(leaf, name)
+            exc.signed_by(leaf, name, identity_key)
         raise
 
 

@@ -53,10 +53,12 @@ from ..message_protection import (
 from ..outbox import ROOM, Joiner, Outbound, OutboundKind
 from ..schemes.base import EpochInput, OwnChange
 from ..welcome import (
+    SECRETS_EXTENSION,
     GroupInfo,
     GroupSecrets,
     encode_extensions,
     seal_welcome,
+    secrets_commitment,
 )
 from .agreement import Agreement
 from .machine import Input
@@ -231,23 +233,24 @@ class Building(Agreement):
         joiners = [op for op in change.operations if op.request is not None]
         if joiners:
             assert change.public_state is not None
+            recipients = [
+                (
+                    op.request.ref(suite),
+                    op.request.init_key,
+                    GroupSecrets(secrets.joiner_secret, change.joiner_secrets[op.leaf], []),
+                )
+                for op in joiners
+                if op.request is not None
+            ]
+            committed = secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])
             info = GroupInfo(
-                ctx, encode_extensions([(TREE_EXTENSION, change.public_state)]), tag, self.my_leaf, b""
+                ctx,
+                encode_extensions([(TREE_EXTENSION, change.public_state), (SECRETS_EXTENSION, committed)]),
+                tag,
+                self.my_leaf,
+                b"",
             ).sign(suite, self._identity.signing_key)
-            welcome = seal_welcome(
-                suite,
-                info.encode(),
-                secrets.welcome_secret,
-                [
-                    (
-                        op.request.ref(suite),
-                        op.request.init_key,
-                        GroupSecrets(secrets.joiner_secret, change.joiner_secrets[op.leaf], []),
-                    )
-                    for op in joiners
-                    if op.request is not None
-                ],
-            ).encode_message()
+            welcome = seal_welcome(suite, info.encode(), secrets.welcome_secret, recipients).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def _seal_multi_round_commit(
@@ -266,26 +269,25 @@ class Building(Agreement):
         joiners = [op.request for op in change.operations if op.request is not None]
         if joiners:
             assert change.public_state is not None
+            # The joiner gets this epoch's init_secret; joiner_secret only protects the GroupInfo.
+            joiner_secret = self.config.rand(32)
+            recipients = [
+                (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
+                for r in joiners
+            ]
             extensions = encode_extensions(
                 [
                     (RING_ROSTER_EXTENSION, change.public_state),
                     (RING_COMMIT_EXTENSION, message),
                     (RING_INTERIM_EXTENSION, self._interim),
+                    (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
                 ]
             )
             info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").sign(
                 suite, self._identity.signing_key
             )
-            # The joiner gets this epoch's init_secret; joiner_secret only protects the GroupInfo.
-            joiner_secret = self.config.rand(32)
             welcome = seal_welcome(
-                suite,
-                info.encode(),
-                welcome_secret(suite, joiner_secret),
-                [
-                    (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
-                    for r in joiners
-                ],
+                suite, info.encode(), welcome_secret(suite, joiner_secret), recipients
             ).encode_message()
         return message, self._ctx, self._secrets, self._interim, welcome
 
