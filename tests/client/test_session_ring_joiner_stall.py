@@ -52,3 +52,25 @@ def test_a_silent_ring_joiner_is_dropped_by_a_restart_and_the_group_goes_on(room
         assert "puppet was not let in by" in line and "stalled the rekey for" in line, line
     # Chat goes on.
     assert alice.machine._group is not None and alice.machine._group.phase.value == "member"
+
+
+def test_a_joiner_whose_signed_messages_fail_two_attempts_is_due_for_removal() -> None:
+    """The pure rule: two attempts that failed on a joiner's signed message make it due; one is not
+    enough, and a member of the old roster is never counted (it may be us who are wrong)."""
+    from groupchat.client.session.phases import RingRun
+    from groupchat.client.session.ring_driver import joiner_failed, restart_removes
+    from groupchat.core.events import Member as CoreMember
+
+    old = {0: CoreMember(0, "alice", b"a" * 32), 1: CoreMember(1, "bob", b"b" * 32)}
+    joiner = CoreMember(2, "j", b"j" * 32)
+    ring = RingRun(epoch=5, started=100.0, timeouts=1)
+
+    def due() -> list[int]:
+        removes, _ = restart_removes(ring, old, 0, set(), set(), {}, 60.0, 200.0)
+        return [d.leaf for d in removes]
+
+    joiner_failed(ring, old[1], old)  # bob's message showed it: bob is no joiner, never counted
+    joiner_failed(ring, joiner, old)
+    assert due() == []
+    joiner_failed(ring, joiner, old)
+    assert due() == [2] and ring.failed_by == {2: JOINER_PATIENCE}

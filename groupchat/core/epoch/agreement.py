@@ -167,7 +167,7 @@ class Agreement(Admission):
         if content.sender == self.my_leaf:
             raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
         ops = msg.commit.operations
-        with signed_by(content.sender, request.display_name):
+        with signed_by(content.sender, request.display_name, identity_key=request.identity_key):
             if any(op.type != OpType.REMOVE for op in ops):
                 raise InvalidCommitError("a commit that restarts a running ring may only remove members")
             self._check_operations(content.sender, ops)

@@ -389,7 +389,7 @@ class RingRekey:
             # so only a roster member's signed word can trigger it, never the relay's.
             msg.verify(self.suite, member.identity_key, describe(member))
             raise WrongAttemptError(msg.attempt, self.attempt, describe(member)).signed_by(
-                member.leaf, member.display_name
+                member.leaf, member.display_name, member.identity_key
             )
         if self.state is RingState.FAILED:
             raise AttemptFailedError(
@@ -415,7 +415,7 @@ class RingRekey:
             raise EquivocationError(
                 f"{describe(member)} signed two different round-{msg.round} messages for attempt "
                 f"{self.attempt}; the first one stands" + (ours if pos == self._me else "")
-            ).signed_by(member.leaf, member.display_name)
+            ).signed_by(member.leaf, member.display_name, member.identity_key)
         try:
             if msg.round == 1:
                 return RingStep(self._accept_round1(pos, msg, member))
@@ -423,7 +423,7 @@ class RingRekey:
                 return self._accept_round2(pos, msg, member)
             return self._accept_round3(pos, msg, member)
         except RemoteError as exc:
-            exc.signed_by(member.leaf, member.display_name)  # a signed message refused
+            exc.signed_by(member.leaf, member.display_name, member.identity_key)  # a signed one refused
             raise
 
     def overdue(self) -> RingTimeoutError | None:
