@@ -1,0 +1,166 @@
+"""Adversarial review of the issue-14 ring (round 3, attempts, check-then-switch, held messages).
+
+Each test mounts one attack through the public ``Group`` API with real crypto and asserts what the
+rules of issue 14 promise. They are marked ``xfail(strict=True)``: each fails today, proving a flaw
+(the reason says which); a fix turns it into a pass, and strict makes the suite say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from ring_room import Room, grown
+
+from groupchat.core.errors import GroupChatError, RemoteError
+from groupchat.core.events import Event, RekeyFailed, RekeyTimedOut
+from groupchat.core.group import Group
+from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
+from groupchat.core.schemes.ring_scheme import RingScheme
+
+
+def rounds(room: Room, epoch: int) -> list[RingRound]:
+    return [
+        RingRound.decode(d)
+        for d in room.log
+        if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT and RingRound.decode(d).epoch == epoch
+    ]
+
+
+def forge(room: Room, signer: str, like: RingRound, **changes: object) -> bytes:
+    """A message ``signer`` (a real member, so it verifies) signs, bound like ``like``."""
+    g = room.members[signer]
+    fields: dict[str, object] = {
+        "group_id": like.group_id, "epoch": like.epoch, "attempt": like.attempt,
+        "roster_hash": like.roster_hash, "context": like.context, "round_": 1,
+        "sender": g.my_leaf, "value": X25519PrivateKey.generate().public_key().public_bytes_raw(),
+        "view": b"",
+    }  # fmt: skip
+    fields.update(changes)
+    return RingRound.create(g.suite, g._identity.signing_key, **fields).encoded  # type: ignore[arg-type]
+
+
+def is_round(data: bytes, round_: int) -> bool:
+    return int.from_bytes(data[2:4], "big") == RING_WIRE_FORMAT and RingRound.decode(data).round == round_
+
+
+def deliver(
+    room: Room,
+    names: list[str],
+    events: dict[str, list[Event]],
+    hold: dict[str, list[bytes]] | None = None,
+    keep: object = None,
+) -> None:
+    """The relay in order, to ``names`` only; what ``keep(name, data)`` says is held back from the
+    room goes to ``hold[name]`` instead of being sequenced (bounded)."""
+    for _ in range(100):
+        progress = False
+        for name in names:
+            g = room.members[name]
+            while room.cursor[name] < len(room.log):
+                data = room.log[room.cursor[name]]
+                room.cursor[name] += 1
+                progress = True
+                try:
+                    events.setdefault(name, []).append(g.receive(data))
+                except RemoteError:
+                    continue
+                for out in g.data_to_send():
+                    if hold is not None and callable(keep) and keep(name, out.data):
+                        hold.setdefault(name, []).append(out.data)
+                    else:
+                        room.post(name, out.data)
+        if not progress:
+            return
+    raise AssertionError("did not settle")
+
+
+def names_member(ev: Event, name: str) -> bool:
+    if isinstance(ev, RekeyFailed):
+        return ev.signer is not None and ev.signer.display_name == name
+    if isinstance(ev, RekeyTimedOut):
+        return name in [m.display_name for m in ev.missing]
+    return False
+
+
+# --- joining: a crafted ring Welcome ---------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a ring Welcome whose roster lists the joiner's identity twice raises a local "
+    "UsageError from Group.join after pending.used was set; the genuine Welcome is then refused",
+)
+def test_a_ring_welcome_listing_our_identity_twice_is_refused_as_remote_and_keeps_our_request() -> None:
+    """``_join_multi_round`` sets ``pending.used = True`` before ``_begin_agreement``, whose
+    ``RingRekey`` refuses a roster listing one identity key twice with a ``UsageError``. The joiner
+    runs no duplicate-identity check of its own on the Welcome's roster and commit (members do, in
+    ``Admission._check_adds``), so a malicious member (m1) that lists the joiner's own request in
+    the old roster and adds it again gets exactly the issue-14 item back: a refused Welcome burns
+    the request, refused with a local error for remote input."""
+    room = grown(2)
+    m0, m1 = room.members["m0"], room.members["m1"]
+    pj = room.request("j")
+    m0.commit(add=[pj.request])  # the genuine Welcome (m0's commit; not delivered, not needed)
+    assert m0._pending is not None and m0._pending.welcome is not None
+    genuine = m0._pending.welcome
+    # m1, malicious: its roster already lists j (a real, signed request), its GroupContext matches
+    # that roster, and it skips the add checks every honest member runs.
+    scheme = m1._scheme
+    assert isinstance(scheme, RingScheme)
+    scheme._roster = {**scheme._roster, 2: pj.request}
+    m1._ctx = dataclasses.replace(m1._ctx, tree_hash=scheme.public_hash)
+    m1._ctx_bytes = m1._ctx.encode()
+    m1._check_adds = lambda *a, **k: None  # type: ignore[method-assign]
+    m1.commit(add=[pj.request])  # j again, at leaf 3
+    assert m1._pending is not None and m1._pending.welcome is not None
+    forged = m1._pending.welcome
+
+    with pytest.raises(GroupChatError) as info:
+        Group.join(pj, forged, room.config)
+    refused = info.value
+    assert not pj.used, f"the refused Welcome burned the request ({type(refused).__name__}: {refused})"
+    assert isinstance(refused, RemoteError), f"remote input refused with {type(refused).__name__}"
+    assert refused.signer == m1.my_leaf  # m1 signed the GroupInfo and the commit
+    joined = Group.join(pj, genuine, room.config)
+    assert joined.joining
+
+
+# --- attempts: one signed message of the next attempt -------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a signed round-1 message of attempt+1 kills an attempt one message from "
+    "completion, before any deadline, and nobody is told who did it (no timeout, no failure)",
+)
+def test_a_member_that_jumps_to_the_next_attempt_before_any_deadline_is_named() -> None:
+    """Every member has confirmed attempt 0 but the relay has not yet sequenced m2's confirmation.
+    m1 (malicious) signs a round-1 message of attempt 1 at once (no timeout anywhere): every member
+    abandons attempt 0 (check, then switch: the message is acceptable) and m2's confirmation, which
+    would have completed it, is stale. Withholding a message gets the withholder named by the
+    timeout (``RekeyTimedOut.missing``) and evicted by the session's restart rule; this gets
+    nobody named, no ``RekeyTimedOut`` ever fires (so the session never restarts), and m1 can do
+    it again in every attempt: a livelock that, in a ring that removes someone, also holds every
+    member's chat (``HoldMessagesError``) indefinitely."""
+    room = grown(3)
+    honest = ["m0", "m2"]
+    old = room.members["m0"].epoch
+    events: dict[str, list[Event]] = {}
+    held: dict[str, list[bytes]] = {}
+    room.commit("m0", update=True)
+    deliver(room, ["m0", "m1", "m2"], events, held, lambda name, data: name == "m2" and is_round(data, 3))
+    # Attempt 0 is one message from completion everywhere: only m2's confirmation is missing.
+    for name in ("m0", "m1", "m2"):
+        assert room.members[name].phase.value == "confirming", name
+    assert len(held["m2"]) == 1
+    like = next(r for r in rounds(room, old + 1) if r.round == 1)
+    room.post("m1", forge(room, "m1", like, attempt=1))  # no deadline passed anywhere
+    room.post("m2", *held["m2"])  # the confirmation that completes attempt 0
+    deliver(room, honest, events)
+    done = all(room.members[n].epoch == old + 1 for n in honest)
+    told = {n: any(names_member(e, "m1") for e in events.get(n, [])) for n in honest}
+    assert done or all(told.values()), (
+        f"attempt 0 (everyone confirmed) was killed by m1's early retry, and nobody was told: {told}"
+    )
