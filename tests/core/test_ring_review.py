@@ -284,3 +284,53 @@ def test_a_restart_by_a_member_that_missed_the_last_confirmation_does_not_split_
         f"m0 and m1 both at epoch {m0.epoch} with different keys; m1 refused the restart with "
         f"{type(refusal).__name__}: {refusal}, which the session ignores"
     )
+
+
+# --- a wrong ring value, every attempt ---------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: one member that sends a wrong round-2 value in every attempt fails every "
+    "attempt anonymously (VALUES_INCONSISTENT names nobody, the timeouts miss nobody): the ring "
+    "never completes and nobody can be removed for it",
+)
+def test_a_member_that_sends_wrong_ring_values_is_eventually_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """m1 (malicious) takes part in every round but signs a round-2 value with one bit flipped.
+    Every honest member gets ``RekeyFailed(VALUES_INCONSISTENT, signer=None)`` ("who sent a wrong
+    one cannot be known"), then the failed attempt's timeout, whose ``missing`` is empty (every
+    round-2 message came), and the next attempt fails the same way. Docs §8.5 says the remedy for
+    a member that stops a rekey is a restart that removes it; here nothing ever names m1, so no
+    member and no session rule can choose whom to remove, and the group never rekeys (in a ring
+    that removes someone its chat is held for as long). The attempt that failed is dead, so its
+    secrets could be revealed safely to find the liar (a blame step): nothing does."""
+    from groupchat.core.schemes.ring import RingRekey
+
+    room = grown(3)
+    old = room.members["m0"].epoch
+    liar = room.members["m1"]._identity.public_key
+    sign = RingRekey._sign
+
+    def lying_sign(self: RingRekey, round_: int, value: bytes, view: bytes) -> RingRound:
+        if round_ == 2 and self._identity.public_key == liar:
+            value = bytes([value[0] ^ 1]) + value[1:]
+        return sign(self, round_, value, view)
+
+    monkeypatch.setattr(RingRekey, "_sign", lying_sign)
+    room.commit("m0", update=True)
+    room.pump()
+    for _ in range(4):  # four attempts, each one failed by m1, then its deadline
+        room.clock.now += 31
+        for name in ("m0", "m2"):
+            ev = room.members[name].tick()
+            if ev is not None:
+                room.events.setdefault(name, []).append(ev)
+            room.drain(name)
+        room.members["m1"].tick()
+        room.drain("m1")
+        room.pump()
+    failures = [e for n in ("m0", "m2") for e in room.events.get(n, []) if isinstance(e, RekeyFailed)]
+    assert len(failures) >= 8  # every attempt failed, at both honest members
+    done = all(room.members[n].epoch == old + 1 for n in ("m0", "m2"))
+    named = [e for n in ("m0", "m2") for e in room.events.get(n, []) if names_member(e, "m1")]
+    assert done or named, f"{len(failures)} failed attempts, none of them names m1: {failures[-1]}"
