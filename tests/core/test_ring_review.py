@@ -334,3 +334,56 @@ def test_a_member_that_sends_wrong_ring_values_is_eventually_named(monkeypatch: 
     done = all(room.members[n].epoch == old + 1 for n in ("m0", "m2"))
     named = [e for n in ("m0", "m2") for e in room.events.get(n, []) if names_member(e, "m1")]
     assert done or named, f"{len(failures)} failed attempts, none of them names m1: {failures[-1]}"
+
+
+# --- retries: dropped proposals -------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: once a member proposed the next attempt, tick() never fires again until that "
+    "proposal is in force; if the relay drops every proposal the ring is frozen for good",
+)
+def test_dropped_proposals_of_the_next_attempt_are_sent_again() -> None:
+    """m0 and m1 run the /rekey ring; the relay drops m1's round-1 message (so attempt 0 cannot
+    complete) and then both proposals of attempt 1 (three messages in all), then behaves. Each
+    member holds its proposal, never echoed, and ``RingScheme.overdue`` returns None while a
+    proposal exists: no later deadline, no new proposal, nothing sent again, for ever. The
+    session's restart rule never fires either (both are online)."""
+    room = grown(2)
+    old = room.members["m0"].epoch
+    events: dict[str, list[Event]] = {}
+    m1_leaf = room.members["m1"].my_leaf
+
+    def relay_drops(name: str, index: int, data: bytes) -> bool:
+        attempt = attempt_of(data)
+        return (attempt == 0 and is_round(data, 1) and RingRound.decode(data).sender == m1_leaf) or (
+            attempt == 1
+        )
+
+    room.commit("m0", update=True)
+    deliver(room, ["m0", "m1"], events, drop=relay_drops)
+    room.clock.now += 31
+    tick_all(room, ["m0", "m1"], events)
+    assert [type(e).__name__ for n in ("m0", "m1") for e in events[n][-1:]] == ["RekeyTimedOut"] * 2
+    deliver(room, ["m0", "m1"], events, drop=relay_drops)  # both proposals dropped for everyone
+    cut = len(room.log)  # from here on the relay delivers everything
+
+    def behaves(name: str, index: int, data: bytes) -> bool:
+        return index < cut and relay_drops(name, index, data)
+
+    timeouts = 0
+    for _ in range(10):
+        if all(room.members[n].epoch == old + 1 for n in ("m0", "m1")):
+            break
+        room.clock.now += 31
+        before = sum(isinstance(e, RekeyTimedOut) for n in ("m0", "m1") for e in events.get(n, []))
+        tick_all(room, ["m0", "m1"], events)
+        timeouts += (
+            sum(isinstance(e, RekeyTimedOut) for n in ("m0", "m1") for e in events.get(n, [])) - before
+        )
+        deliver(room, ["m0", "m1"], events, drop=behaves)
+    sent_after = len(room.log) - cut
+    assert all(room.members[n].epoch == old + 1 for n in ("m0", "m1")), (
+        f"frozen: {timeouts} timeouts and {sent_after} messages in 310 s once the relay behaved"
+    )
