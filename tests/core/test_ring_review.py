@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from ring_room import Room, grown
 
-from groupchat.core.errors import GroupChatError, RemoteError
+from groupchat.core.errors import DuplicateKeyError, GroupChatError, RemoteError
 from groupchat.core.events import Event, RekeyFailed, RekeyTimedOut
 from groupchat.core.group import Group
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
@@ -386,4 +386,56 @@ def test_dropped_proposals_of_the_next_attempt_are_sent_again() -> None:
     sent_after = len(room.log) - cut
     assert all(room.members[n].epoch == old + 1 for n in ("m0", "m1")), (
         f"frozen: {timeouts} timeouts and {sent_after} messages in 310 s once the relay behaved"
+    )
+
+
+# --- check, then switch: acceptance that depends on who judges --------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: check-then-switch judges the next attempt's first message against our own "
+    "proposal's key, so members disagree on the switch at one point of the order; a malicious "
+    "member with the relay leaves one honest member behind for good",
+)
+def test_the_switch_to_the_next_attempt_is_decided_alike_by_every_member() -> None:
+    """Attempt 0 waits only for m2's confirmation. m0's deadline passes first: it proposes attempt
+    1 with ephemeral key E0. The relay holds the proposal back and shows it to m2 (malicious), who
+    signs its own attempt-1 round-1 message with the same key E0; the relay sequences that first.
+    m0 judges it against its proposal (check, then switch): a duplicate of its own key, refused,
+    so m0 stays in attempt 0. m1 has no proposal: a fresh candidate accepts it, and m1 switches.
+    One message, one order, two decisions. m2's confirmation of attempt 0 follows: m0 enters the
+    epoch, m1 (in attempt 1) drops it as stale, and m0's proposal then reaches m1 as a duplicate
+    key. m0 is done and answers no later attempt, so m1 is stuck in the ring for good."""
+    room = grown(3)
+    m0, m1 = room.members["m0"], room.members["m1"]
+    old = m0.epoch
+    events: dict[str, list[Event]] = {}
+    held: dict[str, list[bytes]] = {}
+    room.commit("m0", update=True)
+    deliver(room, ["m0", "m1", "m2"], events, held, lambda name, data: name == "m2" and is_round(data, 3))
+    assert [m.display_name for m in m0._scheme.missing()] == ["m2"]  # type: ignore[attr-defined]
+    room.clock.now += 31
+    assert isinstance(m0.tick(), RekeyTimedOut)  # m0's deadline only (m1's is a little later)
+    (proposal,) = [o.data for o in m0.data_to_send()]  # the relay holds it back
+    e0 = RingRound.decode(proposal)
+    stolen = forge(room, "m2", e0, value=e0.value)  # m2's attempt-1 round 1, with m0's key
+    room.post("m2", stolen, *held["m2"])  # then m2's confirmation of attempt 0, before anyone reacts
+    with pytest.raises(DuplicateKeyError):
+        m0.receive(stolen)  # judged against m0's own proposal: refused, attempt 0 stays in force
+    room.cursor["m0"] += 1
+    deliver(room, ["m0", "m1"], events)
+    assert m0.epoch == old + 1  # attempt 0 completed at m0 with m2's confirmation
+    assert m1._scheme._run.attempt == 1 and m1.epoch == old  # type: ignore[attr-defined]
+    room.post("m0", proposal)  # the relay lets the proposal through, and behaves from here on
+    deliver(room, ["m0", "m1", "m2"], events)  # m2 stops attacking: it reads and answers too
+    for _ in range(6):  # six more deadlines, everyone honest and everything delivered
+        if len({g.epoch for g in room.members.values()}) == 1:
+            break
+        room.clock.now += 31
+        tick_all(room, ["m0", "m1", "m2"], events)
+        deliver(room, ["m0", "m1", "m2"], events)
+    assert m0.epoch == m1.epoch == old + 1, (
+        f"one signed message, one order: m0 entered epoch {m0.epoch} from attempt 0, m1 switched to "
+        f"attempt 1 and is at epoch {m1.epoch} ({m1.phase.value}) for good"
     )
