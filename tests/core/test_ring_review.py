@@ -439,3 +439,38 @@ def test_the_switch_to_the_next_attempt_is_decided_alike_by_every_member() -> No
         f"one signed message, one order: m0 entered epoch {m0.epoch} from attempt 0, m1 switched to "
         f"attempt 1 and is at epoch {m1.epoch} ({m1.phase.value}) for good"
     )
+
+
+# --- held messages: our own removal in flight ----------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: while our own ring commit that removes someone awaits its echo, encrypt still "
+    "works (holding_messages looks only at a running ring); the message is ordered after the commit",
+)
+def test_nothing_is_encrypted_while_our_ring_commit_that_removes_someone_is_in_flight() -> None:
+    """m0 commits the removal of m2 (ring) and, before the relay's echo, encrypts a message. The
+    relay orders it after the commit (one connection), so it sits at an epoch whose successor
+    removes m2, exactly what ``HoldMessagesError`` is for: every member still at that epoch reads
+    it, and so does a copy of m2's state taken before the commit (a member who keeps everything).
+    The session never sends chat with a commit in flight; the core promise is the one that fails."""
+    import copy
+
+    from groupchat.core.events import MessageReceived
+
+    room = grown(3)
+    m0, m2 = room.members["m0"], room.members["m2"]
+    shared: dict[int, object] = {id(x): x for x in (m2.suite, m2._identity, m2.config)}
+    kept = copy.deepcopy(m2, shared)  # m2 keeps everything
+    commit = m0.commit(remove=[m2.my_leaf])
+    try:
+        message = m0.encrypt(b"m2 must not read this")
+    except GroupChatError as exc:
+        assert type(exc).__name__ == "HoldMessagesError"
+        return
+    room.post("m0", commit, message)
+    room.members["m1"].receive(commit)
+    assert room.members["m1"].holding_messages  # m1 holds its own chat at this epoch, yet m0 sent
+    ev = kept.receive(message)
+    assert not isinstance(ev, MessageReceived), "the removed member's kept state read it"
