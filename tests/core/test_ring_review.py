@@ -55,7 +55,8 @@ def deliver(
     drop: Callable[[str, int, bytes], bool] | set[tuple[str, int]] = frozenset(),  # type: ignore[assignment]
 ) -> None:
     """The relay in order, to ``names`` only; what ``keep(name, data)`` says is held back from the
-    room goes to ``hold[name]`` instead of being sequenced (bounded)."""
+    room goes to ``hold[name]`` instead of being sequenced; what ``drop`` names (``(name, index)``
+    pairs, or a predicate on name, index and bytes) is never delivered to that member (bounded)."""
     for _ in range(100):
         progress = False
         for name in names:
