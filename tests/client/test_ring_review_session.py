@@ -38,11 +38,6 @@ def _group(m: Member) -> Any:
     return m.machine._group
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: one dropped ring Welcome freezes the group for good: the ring waits for the "
-    "joiner, who is online (so never evicted) and asks again with fresh requests nobody answers",
-)
 def test_a_dropped_ring_welcome_does_not_freeze_the_group() -> None:
     """bob is in alice's ring group; carol asks to join and alice's commit adding her wins, so the
     ring of 3 starts; the relay drops the Welcome to carol (one frame) and then behaves. The ring

@@ -93,11 +93,6 @@ def names_member(ev: Event, name: str) -> bool:
 # --- joining: a crafted ring Welcome ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a ring Welcome whose roster lists the joiner's identity twice raises a local "
-    "UsageError from Group.join after pending.used was set; the genuine Welcome is then refused",
-)
 def test_a_ring_welcome_listing_our_identity_twice_is_refused_as_remote_and_keeps_our_request() -> None:
     """``_join_multi_round`` sets ``pending.used = True`` before ``_begin_agreement``, whose
     ``RingRekey`` refuses a roster listing one identity key twice with a ``UsageError``. The joiner
