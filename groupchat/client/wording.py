@@ -303,6 +303,11 @@ def tree_cost(changed: int, ms: float) -> str:
 
 
 def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
+    if not names:  # the attempt had failed (every message came, and showed it cannot complete)
+        return (
+            f"the rekey to epoch {epoch}: round {round_} timed out after the attempt failed; "
+            "trying again with fresh keys"
+        )
     return (
         f"the rekey to epoch {epoch} is waiting for {names} (round {round_} timed "
         f"out); trying again with fresh keys · offline members are removed after "

@@ -92,11 +92,6 @@ def _ring_round3_senders(room: MemoryRoom, epoch: int) -> set[int]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a /kick carried by a restart of our own ring is dropped without a word when the "
-    "ring completes first: the ring's EpochChanged (own) is taken as our restart having won",
-)
 def test_a_kick_whose_restart_loses_to_the_completing_ring_is_not_forgotten() -> None:
     """alice's /rekey ring waits for carol (disconnected) and times out. carol comes back and takes
     part; when every confirmation is sequenced but alice has not read them yet, alice's user types
@@ -160,11 +155,6 @@ def test_a_kick_whose_restart_loses_to_the_completing_ring_is_not_forgotten() ->
     assert names == ["alice", "bob"] or warned, f"the /kick of carol was dropped silently: {names}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the timeout of an attempt that already failed (nobody missing) is worded "
-    "'the rekey to epoch N is waiting for  (round 2 timed out)', naming nobody",
-)
 def test_the_timeout_after_a_failed_attempt_is_worded_for_what_happened(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

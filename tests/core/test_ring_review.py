@@ -440,11 +440,6 @@ def test_the_switch_to_the_next_attempt_is_decided_alike_by_every_member() -> No
 # --- held messages: our own removal in flight ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: while our own ring commit that removes someone awaits its echo, encrypt still "
-    "works (holding_messages looks only at a running ring); the message is ordered after the commit",
-)
 def test_nothing_is_encrypted_while_our_ring_commit_that_removes_someone_is_in_flight() -> None:
     """m0 commits the removal of m2 (ring) and, before the relay's echo, encrypts a message. The
     relay orders it after the commit (one connection), so it sits at an epoch whose successor

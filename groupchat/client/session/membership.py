@@ -294,7 +294,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         if ring is not None:
             ms += ring.core_ms  # the whole ring rekey's core time, every round of it
         first_ring_epoch = ring is not None and ev.epoch == hold.joined_epoch and own is None and ev.added
-        if own is not None and (ev.own or own.applied):
+        if own is not None and (own.applied or (ev.own and not ev.superseded_own_commit)):
             # Ours won the epoch (an applied ring commit also when another member's restart, not
             # ours, then confirmed the ring).
             ms += own.build_ms

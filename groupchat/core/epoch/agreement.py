@@ -378,8 +378,8 @@ class Agreement(Admission):
         assert ring is not None and ring.done is not None
         ctx, secrets, confirmed, tag = ring.done
         self._ring = None
-        # A restart of ours that came too late (after the run completed) is moot now.
-        superseded = ring.superseded or (self._pending is not None and not ring.own)
+        # A restart of ours still in flight is moot now (even if the ring's commit was ours).
+        superseded = ring.superseded or self._pending is not None
         self._pending = None
         interim = interim_transcript_hash(self.suite, confirmed, tag)
         self._enter_epoch(ctx, secrets, interim, ring.overrides, ring.digest)
