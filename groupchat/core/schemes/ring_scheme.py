@@ -18,6 +18,7 @@ from typing import ClassVar
 from ..codec import Reader, Writer
 from ..commit import Operation, OpType
 from ..errors import (
+    DuplicateKeyError,
     EpochError,
     InvalidCommitError,
     InvalidValueError,
@@ -365,12 +366,20 @@ class RingScheme(KeyAgreementScheme):
         assert self._run_input is not None
         proposal = self._proposal
         out: tuple[bytes, ...] = ()
+        candidate: RingRekey | None = None
+        step: RingStep | None = None
         if proposal is not None and proposal.attempt == attempt:
-            candidate = proposal  # ours: its round 1 is already out
-        else:
+            try:
+                step, candidate = proposal.receive(data), proposal  # ours: its round 1 is out
+            except DuplicateKeyError:
+                # It copies our proposal's key (shown to its sender before the relay ordered it).
+                # Judge it as a member without a proposal does, so every member decides alike.
+                candidate = None
+        if candidate is None:
             candidate = self._new_run(*self._run_input, attempt)
             out = candidate.start().outbound
-        step = candidate.receive(data)  # raises, and nothing of ours changed, if it is refused
+        if step is None:
+            step = candidate.receive(data)  # raises, and nothing of ours changed, if refused
         run.abort()
         if proposal is not None and proposal is not candidate:
             proposal.abort()
