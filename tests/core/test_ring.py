@@ -597,14 +597,14 @@ def test_messages_bound_elsewhere_are_refused(
 
 def test_wrong_attempt_says_which_way(trio: tuple[Cast, list[RingRekey], Room]) -> None:
     cast, _, room = trio
-    later = cast.runs(attempt=3)
+    later = cast.runs(attempt=17)
     err = assert_rejected(later[0], room.log[1], WrongAttemptError, "earlier attempt")
-    assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (0, 3)
+    assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (0, 17)
     future = later[1].start().outbound[0]
-    err = assert_rejected(room.runs[0], future, WrongAttemptError, r"m1. \(leaf 2.*not the next attempt")
-    assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (3, 0)
+    err = assert_rejected(room.runs[0], future, WrongAttemptError, r"m1. \(leaf 2.*than 16 attempts ahead")
+    assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (17, 0)
     following = cast.runs(attempt=1)[1].start().outbound[0]
-    err = assert_rejected(room.runs[0], following, WrongAttemptError, "the next attempt, in force from here")
+    err = assert_rejected(room.runs[0], following, WrongAttemptError, "a later attempt, in force from here")
     assert isinstance(err, WrongAttemptError) and (err.attempt, err.ours) == (1, 0)
     # Only a signed message can make a caller leave its attempt: a forged one is a SignatureError.
     forged = future[:-1] + bytes([future[-1] ^ 1])

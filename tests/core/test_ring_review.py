@@ -182,12 +182,6 @@ def tick_all(room: Room, names: list[str], events: dict[str, list[Event]]) -> No
             room.post(name, out.data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a member that missed two whole attempts (a few dropped messages) never catches "
-    "up, since attempts advance one at a time and its own retries advance it as fast as the "
-    "others': the ring never completes after the relay behaves again",
-)
 def test_a_member_that_missed_two_attempts_catches_up_once_the_relay_behaves() -> None:
     """m2 is away while attempt 0 times out twice (m0 and m1 go on to attempts 1, then 2); the
     relay drops every message of attempts 1 and 2 for m2 (four messages), then behaves. m2 reads
@@ -335,11 +329,6 @@ def test_a_member_that_sends_wrong_ring_values_is_eventually_named(monkeypatch: 
 # --- retries: dropped proposals -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: once a member proposed the next attempt, tick() never fires again until that "
-    "proposal is in force; if the relay drops every proposal the ring is frozen for good",
-)
 def test_dropped_proposals_of_the_next_attempt_are_sent_again() -> None:
     """m0 and m1 run the /rekey ring; the relay drops m1's round-1 message (so attempt 0 cannot
     complete) and then both proposals of attempt 1 (three messages in all), then behaves. Each

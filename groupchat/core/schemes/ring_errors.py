@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from ..errors import ProtocolError
 from ..events import Member
+from .ring_message import ATTEMPT_WINDOW
 
 __all__ = [
     "AttemptFailedError",
@@ -45,18 +46,18 @@ def describe(member: Member) -> str:
 class WrongAttemptError(ProtocolError):
     """A ring message for another attempt of this rekey; ``attempt`` is the message's attempt.
 
-    Raised only for a correctly signed message of a roster member, so the caller may act on it: the
-    next attempt (ours + 1) means the others gave up on ours and retried (start that attempt and
-    feed the message again, if it is acceptable to it); one further ahead is refused (attempts
-    advance one at a time, so one message cannot jump the group to the last attempt number); an
-    earlier one is stale and can be dropped.
+    Raised only for a correctly signed message of a roster member, so the caller may act on it: a
+    later attempt within :data:`~.ring_message.ATTEMPT_WINDOW` of ours means the others gave up on
+    ours and retried (start that attempt and feed the message again, if it is acceptable to it);
+    one further ahead is refused (so one message cannot jump the group to the last attempt
+    number); an earlier one is stale and can be dropped.
     """
 
     def __init__(self, attempt: int, ours: int, sender: str) -> None:
-        if attempt == ours + 1:
-            hint = "the next attempt, in force from here: start it to take part"
+        if ours < attempt <= ours + ATTEMPT_WINDOW:
+            hint = "a later attempt, in force from here: start it to take part"
         elif attempt > ours:
-            hint = "not the next attempt: attempts advance one at a time, so it is refused"
+            hint = f"more than {ATTEMPT_WINDOW} attempts ahead of ours, so it is refused"
         else:
             hint = "an earlier attempt: stale, drop it"
         super().__init__(f"ring message from {sender} is for attempt {attempt}, ours is {ours}: {hint}")

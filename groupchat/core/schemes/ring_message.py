@@ -41,7 +41,7 @@ from ..identity import MAX_GROUP_ID
 from ..suite import CipherSuite
 from ..version import PROTOCOL_VERSION
 
-__all__ = ["MAX_CONTEXT", "RING_WIRE_FORMAT", "ROUNDS", "RingRound"]
+__all__ = ["ATTEMPT_WINDOW", "MAX_CONTEXT", "RING_WIRE_FORMAT", "ROUNDS", "RingRound"]
 
 RING_WIRE_FORMAT: Final = 0xF001
 MAX_CONTEXT: Final = 64
@@ -54,6 +54,10 @@ _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
 #: The rounds of one attempt: ephemeral keys, ring values, confirmations.
 ROUNDS: Final = (1, 2, 3)
+#: How far ahead of ours an attempt may be for its first signed message to put it in force: a
+#: member that missed a few attempts catches up, and one message can never jump the group to the
+#: last attempt number (it would take 2^32 / 16 of them).
+ATTEMPT_WINDOW: Final = 16
 
 
 def _view_len(round_: int) -> int:

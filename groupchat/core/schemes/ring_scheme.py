@@ -32,7 +32,7 @@ from ..suite import CipherSuite
 from .base import EpochInput, KeyAgreementScheme, OwnChange, RunStep, StagedChange
 from .ring import DEFAULT_TIMEOUT, MAX_ATTEMPT, RingRekey, RingStep
 from .ring_errors import AttemptFailedError, RingTimeoutError, RosterMismatchError, WrongAttemptError
-from .ring_message import RingRound
+from .ring_message import ATTEMPT_WINDOW, RingRound
 
 __all__ = ["RingScheme"]
 
@@ -72,6 +72,7 @@ class RingScheme(KeyAgreementScheme):
         self._proposal_message = b""
         self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
         self._timed_out: int | None = None  # the attempt whose timeout was reported
+        self._proposed_at = 0.0  # when our proposal was (last) queued
         # (roster hash, context) of the runs of this epoch that a restart replaced: their late
         # messages are stale, not invalid.
         self._replaced: set[tuple[bytes, bytes]] = set()
@@ -301,11 +302,18 @@ class RingScheme(KeyAgreementScheme):
         )
 
     def overdue(self) -> RingTimeoutError | None:
-        """The running attempt's timeout, once per attempt: if its deadline passed and no retry
-        was proposed for it yet."""
+        """The running attempt's timeout, once per deadline: when its deadline passed and no retry
+        was proposed for it yet, or when our proposal has not come in force within another one
+        (the relay may have dropped it: it is sent again)."""
         run = self._run
-        if run is None or self._proposal is not None or self._timed_out == run.attempt:
+        if run is None:
             return None
+        if self._proposal is not None:
+            if self._clock() - self._proposed_at < self._timeout:
+                return None
+            return RingTimeoutError(run.round, run.attempt, run.missing())
+        if self._timed_out == run.attempt:
+            return None  # at the last attempt number: reported once, nothing to propose
         return run.overdue()
 
     def propose_retry(self) -> bytes | None:
@@ -325,6 +333,7 @@ class RingScheme(KeyAgreementScheme):
             proposal = self._new_run(group_id, epoch, context, run.attempt + 1)
             (message,) = proposal.start().outbound  # two or more members: exactly our round 1
             self._proposal, self._proposal_message = proposal, message
+        self._proposed_at = self._clock()  # the same bytes again if it does not come in force
         return self._proposal_message
 
     def is_own_proposal(self, data: bytes) -> bool:
@@ -354,8 +363,8 @@ class RingScheme(KeyAgreementScheme):
                 ) from None
             raise
         except WrongAttemptError as exc:
-            if exc.attempt != run.attempt + 1 or self._run_input is None:
-                raise  # stale, or not the next attempt: attempts advance one at a time
+            if not run.attempt < exc.attempt <= run.attempt + ATTEMPT_WINDOW or self._run_input is None:
+                raise  # stale, or too far ahead: one message cannot jump the group far
             return self._switch(run, exc.attempt, data)
         return self._finish(step)
 
