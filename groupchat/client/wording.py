@@ -91,6 +91,7 @@ __all__ = [
     "removed_for_readd",
     "ring_cost",
     "ring_failed",
+    "ring_retried_early",
     "ring_timed_out",
     "sent_at_epoch",
     "signed_change_refused",
@@ -300,6 +301,13 @@ def ring_cost(members: int, ms: float) -> str:
 
 def tree_cost(changed: int, ms: float) -> str:
     return f"{'1 key' if changed == 1 else f'{changed} keys'} refreshed in {ms:.1f} ms"
+
+
+def ring_retried_early(epoch: int, who: str) -> str:
+    return (
+        f"{who} started the rekey to epoch {epoch} over before its deadline (its signed message); "
+        "the attempt under way is dropped · a member that keeps doing this stalls the group: /kick it"
+    )
 
 
 def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:

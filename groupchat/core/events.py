@@ -115,6 +115,11 @@ class RekeyProgress:
 
     epoch: int
     waiting_for: tuple[Member, ...]
+    # Set when this step put a later attempt in force at another member's signed message: who
+    # started it, and whether that came before our own deadline for the attempt it replaced (a
+    # member that keeps doing so stalls the ring as surely as one that withholds: it is named).
+    retried_by: Member | None = None
+    early: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,11 @@ class RingSteps(MachineState):
         hold = self._hold
         assert hold is not None
         hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms, self.label, hold.members)
+        if ev.retried_by is not None and ev.early:
+            # Starting attempts before the deadline stalls a ring like withholding does: name it,
+            # and count it as a timeout so the restart and kick rules apply to this ring too.
+            hold.ring.timeouts += 1
+            self._warn(wording.ring_retried_early(ev.epoch, self.label(ev.retried_by)))
         yield from self._send_core_outbox()
         if changed:
             self._emit_status()

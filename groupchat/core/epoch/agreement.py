@@ -338,7 +338,7 @@ class Agreement(Admission):
             return step.failure
         if step.secret is not None:
             return self._run_finished(step.secret)
-        return RekeyProgress(self.epoch + 1, self._scheme.missing())
+        return RekeyProgress(self.epoch + 1, self._scheme.missing(), step.retried_by, step.early)
 
     def _run_finished(self, commit_secret: bytes) -> Event:
         """Rounds 1 and 2 agreed ``commit_secret``: derive the new epoch's GroupContext and secrets,

@@ -87,6 +87,8 @@ class RunStep:
     secret: bytes | None = field(default=None, repr=False)
     confirmed: bool = False
     failure: RekeyFailed | None = None
+    retried_by: Member | None = None  # a later attempt came in force at this member's message
+    early: bool = False  # ... before our deadline for the attempt it replaced
 
 
 @dataclass(frozen=True, slots=True)

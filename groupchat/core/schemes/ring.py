@@ -435,6 +435,13 @@ class RingRekey:
             return None
         return RingTimeoutError(self.round, self.attempt, self.missing())
 
+    def early(self) -> bool:
+        """Whether less than half of the current round's deadline has passed: a retry that comes in
+        force now was not proposed at a deadline (members' deadlines differ by far less)."""
+        if self._round_started is None or self.state not in (*_WAITING, RingState.FAILED):
+            return False
+        return self._clock() - self._round_started < self.timeout / 2
+
     def abort(self) -> None:
         """Give up on this attempt (for example to join a later one) and drop its secrets."""
         if self.state is not RingState.DONE:

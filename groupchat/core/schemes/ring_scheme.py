@@ -389,12 +389,15 @@ class RingScheme(KeyAgreementScheme):
             out = candidate.start().outbound
         if step is None:
             step = candidate.receive(data)  # raises, and nothing of ours changed, if refused
+        early = run.early()  # far from our own deadline for the replaced attempt
         run.abort()
         if proposal is not None and proposal is not candidate:
             proposal.abort()
         self._run, self._proposal, self._proposal_message = candidate, None, b""
         done = self._finish(step)
-        return RunStep(out + done.outbound, done.secret, done.confirmed, done.failure)
+        sender = RingRound.decode(data).sender
+        by = next(m for m in candidate.roster if m.leaf == sender)
+        return RunStep(out + done.outbound, done.secret, done.confirmed, done.failure, by, early)
 
     def send_confirmation(self, value: bytes) -> RunStep:
         """Round 3: our signed confirmation of the epoch the run's secret created."""
