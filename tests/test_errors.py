@@ -55,7 +55,7 @@ from groupchat.relay_protocol import (
 
 # --- the hierarchy -------------------------------------------------------------------------------
 
-LOCAL = {"UsageError", "ConfigError", "EpochLimitError", "InvalidInviteCodeError"}
+LOCAL = {"UsageError", "ConfigError", "EpochLimitError", "InvalidInviteCodeError", "HoldMessagesError"}
 
 
 def test_every_error_is_either_local_or_remote() -> None:

@@ -17,6 +17,9 @@ from ..core.text import sanitise
 
 __all__ = [
     "ALREADY_RUNNING",
+    "BROKEN_CHANGE",
+    "BROKEN_REKEY",
+    "BROKEN_WELCOME",
     "EMPTY_MESSAGE",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
@@ -46,7 +49,6 @@ __all__ = [
     "bad_scheme",
     "behind_reentering",
     "cannot_follow_change",
-    "cannot_follow_rekey",
     "cannot_send_payload",
     "could_not_commit",
     "could_not_restart_ring",
@@ -77,6 +79,7 @@ __all__ = [
     "no_one_asking",
     "no_such_invite",
     "not_a_payload",
+    "not_admitted",
     "not_positive",
     "readded_unasked",
     "reconnected",
@@ -87,12 +90,17 @@ __all__ = [
     "removed_by",
     "removed_for_readd",
     "ring_cost",
+    "ring_failed",
+    "ring_retried_early",
     "ring_timed_out",
     "sent_at_epoch",
+    "signed_change_refused",
+    "signed_ring_message_refused",
     "text_too_long",
     "too_large",
     "tree_cost",
     "unknown_content",
+    "welcome_refused",
     "welcome_ring",
 ]
 
@@ -243,6 +251,11 @@ def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> st
     return f"was removed by {committer}"
 
 
+def not_admitted(seconds: int, committer: str) -> str:
+    """A joiner of a ring rekey that a restart dropped before it was ever in."""
+    return f"was not let in by {committer}: stalled the rekey for {seconds} s (may ask again)"
+
+
 def invites_changed(who: str, created: int, revoked: int) -> tuple[str, ...]:
     """The epoch line's words for invites a commit created or withdrew."""
     out = []
@@ -283,18 +296,45 @@ def describe_epoch(
 
 
 def ring_cost(members: int, ms: float) -> str:
-    return f"ring of {members} agreed in 2 rounds, {ms:.1f} ms"
+    return f"ring of {members} agreed in 3 rounds, {ms:.1f} ms"
 
 
 def tree_cost(changed: int, ms: float) -> str:
     return f"{'1 key' if changed == 1 else f'{changed} keys'} refreshed in {ms:.1f} ms"
 
 
+def ring_retried_early(epoch: int, who: str) -> str:
+    return (
+        f"{who} started the rekey to epoch {epoch} over before its deadline (its signed message); "
+        "the attempt under way is dropped · a member that keeps doing this stalls the group: /kick it"
+    )
+
+
 def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
+    if not names:  # the attempt had failed (every message came, and showed it cannot complete)
+        return (
+            f"the rekey to epoch {epoch}: round {round_} timed out after the attempt failed; "
+            "trying again with fresh keys"
+        )
     return (
         f"the rekey to epoch {epoch} is waiting for {names} (round {round_} timed "
         f"out); trying again with fresh keys · offline members are removed after "
         f"{grace:g} s"
+    )
+
+
+def ring_failed(epoch: int, kind: str, who: str | None) -> str:
+    """A ring attempt that a signed message showed can never complete (core RekeyFailed)."""
+    reasons = {
+        "round 1 diverged": f"{who} signed over other round-1 messages than we got",
+        "round 2 diverged": f"{who} confirmed other round-2 messages than we got",
+        "values inconsistent": "the ring values do not add up (who sent a wrong one cannot be known)",
+        "confirmation mismatch": f"{who} confirmed another group state than ours",
+    }
+    return (
+        f"the rekey to epoch {epoch} cannot complete ({reasons[kind]}): a member or the relay "
+        "showed members different messages, or a member is faulty; nobody enters that epoch "
+        "from this attempt · trying again with fresh keys when it times out"
     )
 
 
@@ -315,15 +355,39 @@ def cannot_follow_change(exc: Exception) -> str:
     )
 
 
-def cannot_follow_rekey(exc: Exception) -> str:
+def invalid_change(exc: Exception) -> str:
+    return f"ignored an invalid change to the group: {exc}"
+
+
+# What a signed refusal found wrong, in the words of signed_change_refused / welcome_refused.
+BROKEN_REKEY: Final = "its re-keying breaks the rules"
+BROKEN_CHANGE: Final = "it breaks the rules for changes"
+BROKEN_WELCOME: Final = "it does not fit what it was signed with"
+
+
+def signed_change_refused(who: str, problem: str, detail: str) -> str:
+    """A change whose signature checked (``who`` is the committer's label) refused here (an
+    inconsistent path is :func:`cut_off`)."""
     return (
-        f"cannot follow the last rekey ({exc}): altered on the way, or our view of the group keys "
-        "differs from the others'; we keep our group and watch"
+        f"{who}'s change to the group could not be verified here: {problem} ({detail}); {who} may be "
+        "faulty or malicious; ignored"
     )
 
 
-def invalid_change(exc: Exception) -> str:
-    return f"ignored an invalid change to the group: {exc}"
+def welcome_refused(who: str, fingerprint: str, problem: str, detail: str) -> str:
+    """A welcome whose signature checked (by ``who``, fingerprint given: we hold no roster yet)."""
+    return (
+        f"a welcome for us from {who} ({fingerprint}) could not be opened: {problem} ({detail}); "
+        f"{who} may be faulty or malicious"
+    )
+
+
+def signed_ring_message_refused(who: str, detail: str) -> str:
+    """A ring message whose signature checked (``who`` is its sender's label) refused here."""
+    return (
+        f"{who}'s ring message could not be verified here ({detail}); {who} may be faulty or "
+        "malicious; ignored"
+    )
 
 
 def invalid_ring_message(exc: Exception) -> str:
@@ -527,3 +591,39 @@ def not_heard(name: str, seconds: float) -> str:
 
 def bad_beacon(exc: Exception) -> str:
     return f"a malformed beacon: {exc}"
+
+
+# --- a split by an inconsistent path (session/behind.py Split, session/beacons.py) -------------
+
+
+def cut_off(by: str, exc: Exception) -> str:
+    """We could not follow a signed commit at our epoch: the members above its lie moved on."""
+    return (
+        f"{by}'s change to the group cannot be followed here: their update is inconsistent for our "
+        f"part of the group's keys ({exc}; they may be faulty or malicious). The members it is "
+        "consistent for have moved on without us: asking to be re-added (we keep our group until a "
+        "welcome comes; what you type waits until then)"
+    )
+
+
+def cut_off_over(by: str, seconds: float) -> str:
+    return (
+        f"no welcome {seconds:.0f} s after {by}'s change we could not follow: nobody else seems to "
+        "have taken it; going on in the group we hold"
+    )
+
+
+def split_seen(name: str, by: str | None, epoch: int) -> str:
+    """``name``'s beacon at the epoch before ours: it processed the commit that took us on and
+    could not follow it (``by``: its committer; "" ours; None not known)."""
+    whose = "the last change" if by is None else "your change" if not by else f"{by}'s change"
+    blame = "" if not by else f" ({by} may be faulty or malicious)"
+    return (
+        f"split: {name} could not follow {whose} to epoch {epoch}{blame} and is cut off from the "
+        f"group: {name} cannot read what is sent now until re-added, which their session asks for"
+    )
+
+
+SENT_WHILE_CUT_OFF: Final = (
+    "sent while we were cut off by a change we could not follow (those keys never reached us)"
+)

@@ -2,7 +2,8 @@
 
 Every member holds the same :class:`AdmissionState`: it rides in the GroupContext extension
 :data:`ADMISSION_EXTENSION` (absent while it is the default: invite-only, no invites, nobody
-returning), so it is bound into the key schedule and a Welcome carries it. Only a signed commit
+returning), and the init keys of departed members in :data:`USED_INIT_KEYS_EXTENSION` (absent
+while none), so it is bound into the key schedule and a Welcome carries it. Only a signed commit
 changes it, through its :class:`AdmissionChange` entries, applied by :func:`apply_changes` the
 same way by every member (docs/protocol.md "Admission"). The session's admission policy reads it
 through ``Group.admission`` and ``Group.classify_request``.
@@ -35,6 +36,8 @@ __all__ = [
     "MAX_INVITES",
     "MAX_LABEL",
     "MAX_RETURNING",
+    "MAX_USED_INIT_KEYS",
+    "USED_INIT_KEYS_EXTENSION",
     "Admissibility",
     "AdmissionChange",
     "AdmissionOutcome",
@@ -47,12 +50,21 @@ __all__ = [
     "RemovalCode",
     "RemovalReason",
     "Returning",
+    "UsedInitKey",
     "apply_changes",
+    "init_key_ref",
+    "used_after",
 ]
 
 ADMISSION_EXTENSION: Final = 0xF0C6  # GroupContext extension (RFC 9420 §13 private-use range)
 MAX_INVITES: Final = 64
 MAX_RETURNING: Final = 256
+# The init keys of departed members (docs/protocol.md §4.5): every member refuses an Add reusing
+# one. 24 bytes an entry (a 16-byte reference and the request's not_after), at most 256: 6 KiB.
+USED_INIT_KEYS_EXTENSION: Final = 0xF0C7
+MAX_USED_INIT_KEYS: Final = 256
+_INIT_KEY_REF: Final = 16
+_INIT_KEY_REF_LABEL: Final = b"UsedInitKey"
 MAX_LABEL: Final = 64  # bytes of UTF-8
 MAX_CHANGES: Final = 1 << 16  # entries of one commit (at most one per leaf for admits and reasons)
 MAX_CHANGES_BODY: Final = 1 << 20
@@ -129,16 +141,44 @@ class Returning:
 
 
 @dataclass(frozen=True, slots=True)
+class UsedInitKey:
+    """A departed member's init key (its :func:`init_key_ref`) and its join request's not_after."""
+
+    ref: bytes
+    not_after: int
+
+
+def init_key_ref(suite: CipherSuite, init_key: bytes) -> bytes:
+    """The 16 bytes the agreed state keeps of a departed member's init key (a labelled hash)."""
+    return suite.ref_hash(suite.label_prefix + _INIT_KEY_REF_LABEL, init_key)[:_INIT_KEY_REF]
+
+
+@dataclass(frozen=True, slots=True)
 class AdmissionState:
     """What every member agrees on about admission (see the module doc); immutable."""
 
     open: bool = False
     invites: tuple[Invite, ...] = ()  # in the order they were committed
     returning: tuple[Returning, ...] = ()  # oldest first; bounded by MAX_RETURNING
+    # Init keys of members who left, oldest first; bounded by MAX_USED_INIT_KEYS. Carried in its
+    # own extension (USED_INIT_KEYS_EXTENSION), not in the body of encode().
+    used_init_keys: tuple[UsedInitKey, ...] = ()
 
     @property
     def is_default(self) -> bool:
+        return self.policy_is_default and not self.used_init_keys
+
+    @property
+    def policy_is_default(self) -> bool:
+        """Whether the part in ADMISSION_EXTENSION is the default (then that extension is absent)."""
         return not (self.open or self.invites or self.returning)
+
+    def init_key_used(self, suite: CipherSuite, init_key: bytes) -> bool:
+        """Whether ``init_key`` is one a departed member joined with (so its request is used)."""
+        if not self.used_init_keys:
+            return False
+        ref = init_key_ref(suite, init_key)
+        return any(e.ref == ref for e in self.used_init_keys)
 
     def invite(self, invite_key: bytes) -> Invite | None:
         return next((i for i in self.invites if i.invite_key == invite_key), None)
@@ -148,7 +188,7 @@ class AdmissionState:
         return next((e.not_after for e in self.returning if e.identity_key == identity_key), None)
 
     def encode(self) -> bytes:
-        """The extension body: ``uint8 open || Invite invites<V> || Returning returning<V>``."""
+        """ADMISSION_EXTENSION's body: ``uint8 open || Invite invites<V> || Returning returning<V>``."""
         invites, returning = Writer(), Writer()
         for inv in self.invites:
             inv.write(invites)
@@ -178,9 +218,35 @@ class AdmissionState:
         if len({e.identity_key for e in returning}) != len(returning):
             raise DuplicateKeyError("admission extension lists a returning member twice")
         state = cls(bool(flag), invites, returning)
-        if state.is_default:
+        if state.policy_is_default:
             raise InvalidValueError("admission extension holds the default state, which is encoded as none")
         return state
+
+    def encode_used_init_keys(self) -> bytes:
+        """USED_INIT_KEYS_EXTENSION's body: ``UsedInitKey entries<V>``, each ``ref[16] || uint64``."""
+        w = Writer()
+        for e in self.used_init_keys:
+            w.raw(e.ref).u64(e.not_after)
+        return Writer().opaque(w.bytes()).bytes()
+
+    @staticmethod
+    def decode_used_init_keys(data: bytes) -> tuple[UsedInitKey, ...]:
+        """Read USED_INIT_KEYS_EXTENSION's body: at most MAX_USED_INIT_KEYS, none twice, not empty."""
+        r = Reader(data, "used init keys extension")
+        entries = tuple(
+            r.vector(
+                "used init keys",
+                _MAX_STATE,
+                lambda s: UsedInitKey(s.fixed(_INIT_KEY_REF, "init key ref"), s.u64("not_after")),
+                MAX_USED_INIT_KEYS,
+            )
+        )
+        r.end()
+        if not entries:
+            raise InvalidValueError("used init keys extension is empty (no entries is encoded as none)")
+        if len({e.ref for e in entries}) != len(entries):
+            raise DuplicateKeyError("used init keys extension lists an init key twice")
+        return entries
 
 
 DEFAULT_ADMISSION: Final = AdmissionState()
@@ -224,6 +290,7 @@ class ChangeType(IntEnum):
     REVOKE = 2
     ADMIT = 3
     REASON = 4
+    PRUNE = 5  # the committer judged the used init keys of requests expired before ``not_after``
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +299,8 @@ class AdmissionChange:
 
     ``invite``: invite_key, uses, not_after, label (inviter = the committer). ``revoke``:
     invite_key. ``admit``: leaf (an Add of this commit), invite_key, proof. ``reason``: leaf (a
-    Remove of this commit) and reason.
+    Remove of this commit) and reason. ``prune``: not_after (``uint64 before``: the used init keys
+    whose request's not_after is earlier go, by the committer's clock).
     """
 
     type: ChangeType
@@ -252,6 +320,8 @@ class AdmissionChange:
             w.opaque(self.invite_key)
         elif self.type == ChangeType.ADMIT:
             w.u32(self.leaf).opaque(self.invite_key).opaque(self.proof)
+        elif self.type == ChangeType.PRUNE:
+            w.u64(self.not_after)
         else:
             assert self.reason is not None
             w.u32(self.leaf).u8(self.reason.code).u32(self.reason.seconds)
@@ -270,6 +340,8 @@ class AdmissionChange:
             return cls(kind, invite_key=key, uses=uses, not_after=not_after, label=_read_label(r))
         if kind == ChangeType.REVOKE:
             return cls(kind, invite_key=r.opaque_exact("invite_key", _KEY))
+        if kind == ChangeType.PRUNE:
+            return cls(kind, not_after=r.u64("before"))
         leaf = r.u32("leaf")
         if kind == ChangeType.ADMIT:
             return cls(kind, leaf, r.opaque_exact("invite_key", _KEY), proof=r.opaque_exact("proof", 64))
@@ -335,10 +407,10 @@ def apply_changes(
 
     Order: revokes, admits (one use each, dropped at 0), new invites, then the returning list:
     removed-offline members join its end, added identities leave it, the oldest fall off past
-    :data:`MAX_RETURNING`. Invite expiry is not checked here: it is the admitting member's decision
-    (docs/protocol.md §4.5).
+    :data:`MAX_RETURNING`; last the used init keys (:func:`used_after`). Invite and request expiry
+    are not checked here: they are the committer's decision (docs/protocol.md §4.5).
     """
-    if not changes and not state.returning:
+    if not changes and not state.returning and not removed:
         return AdmissionOutcome(state)  # the hot path: nothing to read, nothing changes
     live = {i.invite_key: i for i in state.invites}
     uses = {k: i.uses_left for k, i in live.items()}
@@ -349,6 +421,7 @@ def apply_changes(
     admitted: dict[bytes, bytes] = {}
     admit_leaves: set[int] = set()
     reason_leaves: set[int] = set()
+    prune: int | None = None
     for c in changes:  # revokes first, wherever they stand: a revoked invite admits no one
         if c.type == ChangeType.REVOKE:
             if c.invite_key not in live or c.invite_key in revoked:
@@ -386,6 +459,10 @@ def apply_changes(
             verify_proof(c.invite_key, group_id, request, c.proof, suite)
             uses[c.invite_key] -= 1
             admitted[request.identity_key] = c.invite_key
+        elif c.type == ChangeType.PRUNE:
+            if prune is not None:
+                raise AdmissionChangeError("commit prunes the used init keys twice")
+            prune = c.not_after
         else:
             gone = removed.get(c.leaf)
             if gone is None or c.leaf in reason_leaves:
@@ -414,8 +491,36 @@ def apply_changes(
     for request in added.values():
         back.pop(request.identity_key, None)
     returning = tuple(Returning(k, v) for k, v in back.items())[-MAX_RETURNING:]
-    new = AdmissionState(state.open, invites, returning)
+    used = used_after(state.used_init_keys, [removed[leaf] for leaf in sorted(removed)], prune, suite)
+    new = AdmissionState(state.open, invites, returning, used)
     return AdmissionOutcome(new, reasons, admitted, tuple(created), tuple(revoked))
+
+
+def used_after(
+    used: Sequence[UsedInitKey], departed: Sequence[JoinRequest], prune: int | None, suite: CipherSuite
+) -> tuple[UsedInitKey, ...]:
+    """The used init keys after a commit: ``departed`` (its removed members, by leaf) join the end,
+    then a ``prune`` (the committer's signed judgement: requests expired before it) drops entries
+    and must drop one, then the oldest fall off past :data:`MAX_USED_INIT_KEYS`; raise, pure.
+
+    No receiver reads its own clock here, so every member computes the same list.
+    """
+    if not departed and prune is None:
+        return tuple(used)
+    kept = {e.ref: e.not_after for e in used}
+    for request in departed:
+        ref = init_key_ref(suite, request.init_key)
+        kept.pop(ref, None)  # re-listed at the end: the newest entry
+        kept[ref] = request.not_after
+    if prune is not None:
+        live = {ref: not_after for ref, not_after in kept.items() if not_after >= prune}
+        if len(live) == len(kept):
+            raise AdmissionChangeError(
+                f"commit prunes the used init keys of join requests expired before Unix time {prune}, "
+                "but lists none (a prune that drops nothing is not canonical)"
+            )
+        kept = live
+    return tuple(UsedInitKey(ref, not_after) for ref, not_after in kept.items())[-MAX_USED_INIT_KEYS:]
 
 
 # --- how a join request may come in ----------------------------------------------------------------

@@ -16,6 +16,7 @@ Hierarchy::
     GroupChatError
     ├── LocalError                         the local caller's mistake
     │   ├── UsageError                     asked for something the current state cannot do
+    │   │   └── HoldMessagesError          a ring that removes members runs: send after it
     │   ├── ConfigError (ValueError)       an invalid argument or local setting
     │   │   └── InvalidInviteCodeError     a mistyped or truncated invite code
     │   └── EpochLimitError                our commit would need an epoch past the last a uint64 holds
@@ -57,12 +58,15 @@ is a :class:`ConfigError`. A well-formed Welcome whose content is wrong is an
 
 Fields a caller needs ride on the error: :class:`EpochError` has ``epoch`` (the message's) and
 ``current`` (ours); every :class:`RemoteError` raised about material whose signature we checked
-names its signer in ``signer`` (leaf) and ``signer_name`` (``None``/``""`` when unknown), and every
+names its signer in ``signer`` (leaf), ``signer_name`` and ``signer_key`` (identity key; its
+fingerprint in ``signer_fingerprint``), all ``None``/``""`` when unknown, and every
 refusal from ``Group.receive`` carries the epoch the message claimed in ``epoch``.
 The relay's own error frames are not exceptions of the core: the session shows them as claims.
 """
 
 from __future__ import annotations
+
+from .fingerprints import fingerprint
 
 __all__ = [
     "AdmissionChangeError",
@@ -80,6 +84,7 @@ __all__ = [
     "ForgedMemberError",
     "GenerationError",
     "GroupChatError",
+    "HoldMessagesError",
     "InconsistentPathError",
     "InvalidCommitError",
     "InvalidInviteCodeError",
@@ -116,21 +121,34 @@ class LocalError(GroupChatError):
 class RemoteError(GroupChatError):
     """A peer or the relay sent input we refuse; our state is unchanged, so drop it and go on.
 
-    ``signer``/``signer_name`` name the member whose valid signature the refused material carried
-    (its leaf and display name), when the refusal came after that signature was checked.
+    ``signer``/``signer_name``/``signer_key`` name the member whose valid signature the refused
+    material carried (its leaf, display name and identity key; :attr:`signer_fingerprint` shows
+    the key), when the refusal came after that signature was checked.
     """
 
     signer: int | None = None
     signer_name: str = ""
+    signer_key: bytes | None = None
     # The epoch the refused message claimed (its public header, unauthenticated; for an EpochError
     # the one the core judged), set by Group.receive; None when it did not parse that far.
     epoch: int | None = None
 
-    def signed_by(self, leaf: int, name: str) -> RemoteError:
-        """Record who signed the refused material (only if the signature was checked); returns self."""
+    def signed_by(self, leaf: int, name: str, identity_key: bytes | None = None) -> RemoteError:
+        """Record who signed the refused material (only if the signature was checked); returns self.
+
+        The first signer recorded stays (the innermost check knows best); a later call that knows
+        the same leaf's identity key adds it.
+        """
         if self.signer is None:
             self.signer, self.signer_name = leaf, name
+        if self.signer == leaf and self.signer_key is None:
+            self.signer_key = identity_key
         return self
+
+    @property
+    def signer_fingerprint(self) -> str:
+        """The signer's fingerprint (``core.identity.fingerprint``), ``""`` when its key is unknown."""
+        return "" if self.signer_key is None else fingerprint(self.signer_key)
 
 
 # --- local mistakes ----------------------------------------------------------------------------
@@ -146,6 +164,11 @@ class ConfigError(LocalError, ValueError):
 
 class InvalidInviteCodeError(ConfigError):
     """An invite code that is mistyped or truncated (its checksum does not match); ask for it again."""
+
+
+class HoldMessagesError(UsageError):
+    """An application message cannot be sent now: a change that removes members is being agreed
+    (a ring's run), and they still hold this epoch's keys. Hold it and send after the epoch changes."""
 
 
 class EpochLimitError(LocalError):

@@ -6,6 +6,7 @@ None of them carries key material.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,9 +16,11 @@ from .identity import fingerprint
 __all__ = [
     "EpochChanged",
     "Event",
+    "FailureKind",
     "Member",
     "MessageEchoed",
     "MessageReceived",
+    "RekeyFailed",
     "RekeyProgress",
     "RekeyTimedOut",
     "RemovedFromGroup",
@@ -85,6 +88,9 @@ class EpochChanged:
     admitted_by_invite: Mapping[bytes, bytes] = field(default_factory=dict)
     invites_created: tuple[Invite, ...] = ()
     invites_revoked: tuple[bytes, ...] = ()
+    # Joiners of a multi-round commit that a restart dropped before they reached an epoch (their
+    # reasons are in ``removal_reasons``): never members, they may simply ask again.
+    not_admitted: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,11 @@ class RekeyProgress:
 
     epoch: int
     waiting_for: tuple[Member, ...]
+    # Set when this step put a later attempt in force at another member's signed message: who
+    # started it, and whether that came before our own deadline for the attempt it replaced (a
+    # member that keeps doing so stalls the ring as surely as one that withholds: it is named).
+    retried_by: Member | None = None
+    early: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,41 @@ class RekeyTimedOut:
     round: int
     attempt: int
     missing: tuple[Member, ...]
+    retry: bool = True  # False only at the last attempt number: a restart commit is the way on
 
 
-Event = MessageReceived | MessageEchoed | EpochChanged | RemovedFromGroup | RekeyProgress
+class FailureKind(enum.Enum):
+    """Why an attempt of the multi-round agreement can never complete (docs/protocol.md §8.2)."""
+
+    ROUND1_DIVERGED = "round 1 diverged"  # a member signed round 2 over another round 1
+    ROUND2_DIVERGED = "round 2 diverged"  # a member signed its confirmation over another round 2
+    VALUES_INCONSISTENT = "values inconsistent"  # the round-2 values do not XOR to zero
+    CONFIRMATION_MISMATCH = "confirmation mismatch"  # same rounds, another epoch state
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyFailed:
+    """Attempt ``attempt`` of the agreement for ``epoch`` can never complete here; we will not enter
+    that epoch from it. The signed message that showed it was taken (a replacement would be
+    equivocation), so this is an outcome, not a refusal: its deadline proposes the next attempt.
+
+    ``signer`` is the member whose signed message showed the divergence (``None`` when nobody can
+    be named: values that do not add up). It is not proof that the signer lied: an equivocating
+    member or relay may have shown it, or us, another round. ``detail`` says what differed.
+    """
+
+    epoch: int
+    attempt: int
+    kind: FailureKind
+    signer: Member | None
+    detail: str
+
+
+Event = (
+    MessageReceived
+    | MessageEchoed
+    | EpochChanged
+    | RemovedFromGroup
+    | RekeyProgress
+    | RekeyFailed
+)

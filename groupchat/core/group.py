@@ -38,7 +38,6 @@ from .epoch.machine import Input, Phase, check_transition
 from .epoch.protection import Protection
 from .epoch.state import GroupConfig, GroupState
 from .epoch.wire import (
-    RING_CONFIRM_WIRE_FORMAT,
     SCHEME_EXTENSION,
     TREE_EXTENSION,
     scheme_extension,
@@ -51,11 +50,9 @@ from .key_schedule import GroupContext, derive_epoch_secrets, exporter
 from .outbox import Outbound
 from .peek import MessageKind, peek
 from .schemes.registry import DEFAULT_SCHEME, scheme_class
-from .schemes.ring_message import RING_WIRE_FORMAT
 from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
 
 __all__ = [
-    "RING_CONFIRM_WIRE_FORMAT",
     "SCHEME_EXTENSION",
     "TREE_EXTENSION",
     "Group",
@@ -68,7 +65,6 @@ _KIND_INPUTS: Final = {
     MessageKind.COMMIT: Input.RECEIVE_COMMIT,
     MessageKind.APPLICATION: Input.RECEIVE_MESSAGE,
     MessageKind.ROUND: Input.RECEIVE_HANDSHAKE,
-    MessageKind.CONFIRMATION: Input.RECEIVE_HANDSHAKE,
     MessageKind.WELCOME: Input.RECEIVE_WELCOME,
 }
 
@@ -250,22 +246,30 @@ class Group(Joining, Protection):
             elif inp is Input.RECEIVE_MESSAGE:
                 event = self._receive_private(data)
             else:
-                confirmation = claim.kind is MessageKind.CONFIRMATION
-                wire_format = RING_CONFIRM_WIRE_FORMAT if confirmation else RING_WIRE_FORMAT
-                event = self._receive_handshake(wire_format, data)
+                event = self._receive_handshake(data)
         except RemoteError as exc:
             if exc.epoch is None:
                 exc.epoch = claim.epoch  # so no caller re-reads the header to word the refusal
+            self._name_signer_key(exc)
             raise
         check_transition(before, inp, self.phase)
         return event
+
+    def _name_signer_key(self, exc: RemoteError) -> None:
+        """Add the identity key of a named signer that its raiser did not give: nothing changed on
+        refusal, so the member at that leaf (under that name) is still the one who signed."""
+        if exc.signer is not None and exc.signer_key is None:
+            request = self._scheme.member(exc.signer)
+            if request is not None and request.display_name == exc.signer_name:
+                exc.signed_by(exc.signer, exc.signer_name, request.identity_key)
 
     def tick(self) -> RekeyTimedOut | None:
         """Check the running agreement's deadline (injected clock); call on the session's timer.
 
         Returns :class:`~groupchat.core.events.RekeyTimedOut` (once per attempt) when a round timed
-        out: our proposal of the next attempt is then in :meth:`data_to_send`. ``None`` otherwise
-        (our confirmation, when the committer's never came, may also be in the outbox).
+        out: our proposal of the next attempt is then in :meth:`data_to_send` (none when no attempt
+        number is left: ``retry`` is then false, and a restart commit is the way on). ``None``
+        otherwise. Never raises for the state of the run: a timeout is an outcome.
         """
         self._require(Input.POLL)
         before = self.phase

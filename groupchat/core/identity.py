@@ -13,7 +13,6 @@ time, so an old request of someone who left cannot be replayed into the group in
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import unicodedata
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .codec import Reader, Writer
 from .errors import ConfigError, InvalidValueError, UnknownVersionError
+from .fingerprints import fingerprint
 from .suite import CipherSuite, check_x25519_public
 from .text import UNSAFE_CATEGORIES
 from .version import PROTOCOL_VERSION
@@ -53,12 +53,6 @@ _MAX_U64: Final = (1 << 64) - 1
 
 Random = Callable[[int], bytes]
 WallClock = Callable[[], float]
-
-
-def fingerprint(identity_key: bytes) -> str:
-    """Human-comparable fingerprint: 8 groups of 4 hex digits of SHA-256(identity key)."""
-    digest = hashlib.sha256(b"groupchat fingerprint\x00" + identity_key).hexdigest()[:32]
-    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
 def epoch_code(epoch_authenticator: bytes) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from .codec import Reader
-from .epoch.wire import RING_CONFIRM_WIRE_FORMAT
 from .errors import GroupChatError, InvalidValueError
 from .identity import MAX_GROUP_ID
 from .message_protection import WireFormat
@@ -27,8 +26,7 @@ class MessageKind(enum.Enum):
 
     COMMIT = "commit"  # a PublicMessage: a signed commit
     APPLICATION = "application"  # a PrivateMessage: chat
-    ROUND = "round"  # a multi-round scheme's round message
-    CONFIRMATION = "confirmation"  # a multi-round epoch's confirmation tag
+    ROUND = "round"  # a multi-round scheme's round message (its round 3 confirms the epoch)
     WELCOME = "welcome"  # for Group.join, not for a member
 
 
@@ -36,7 +34,6 @@ _KINDS: Final = {
     WireFormat.PUBLIC_MESSAGE: MessageKind.COMMIT,
     WireFormat.PRIVATE_MESSAGE: MessageKind.APPLICATION,
     RING_WIRE_FORMAT: MessageKind.ROUND,
-    RING_CONFIRM_WIRE_FORMAT: MessageKind.CONFIRMATION,
     WireFormat.WELCOME: MessageKind.WELCOME,
 }
 

@@ -28,16 +28,19 @@ from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_GROUP_INFO",
+    "SECRETS_EXTENSION",
     "EncryptedGroupSecrets",
     "GroupInfo",
     "GroupSecrets",
     "Welcome",
+    "committed_secrets",
     "decode_extensions",
     "decrypt_group_info",
     "encode_extensions",
     "key_package_ref",
     "open_group_secrets",
     "seal_welcome",
+    "secrets_commitment",
 ]
 
 _WIRE_WELCOME: Final = 3
@@ -51,6 +54,10 @@ _MAX_PSK_BYTES: Final = 64 * 1024
 _MAX_SECRETS_BYTES: Final = 8 << 20
 _MAX_RECIPIENTS: Final = 65536
 _MAX_GROUP_SECRETS_CT: Final = _MAX_PSK_BYTES + 1024
+# GroupInfo extension (RFC 9420 §13 private-use range): the signer's commitment to the GroupSecrets
+# it sealed to each joiner, so a secret that does not fit the signed tree is provably the signer's.
+SECRETS_EXTENSION: Final = 0xF0C8
+_SECRETS_LABEL: Final = b"GroupSecrets Commitment"
 
 
 def key_package_ref(suite: CipherSuite, key_package: bytes) -> bytes:
@@ -267,6 +274,33 @@ def seal_welcome(
         kem_output, ct = suite.encrypt_with_label(init_pk, b"Welcome", egi, secrets.encode())
         sealed.append(EncryptedGroupSecrets(ref, kem_output, ct))
     return Welcome(suite.id, sealed, egi)
+
+
+def _commitment(suite: CipherSuite, ref: bytes, secrets: GroupSecrets) -> bytes:
+    return suite.ref_hash(suite.label_prefix + _SECRETS_LABEL, ref + secrets.encode())
+
+
+def secrets_commitment(suite: CipherSuite, recipients: Sequence[tuple[bytes, GroupSecrets]]) -> bytes:
+    """The :data:`SECRETS_EXTENSION` data: per joiner ``ref || RefHash(ref || GroupSecrets)``.
+
+    Signed with the GroupInfo, it binds the signer to what it sealed: anyone who knows the joiner
+    secret (every member of the new epoch) could otherwise re-seal other secrets under the same
+    signed GroupInfo, and a bad secret would name no one. The hash hides the secrets (each holds
+    32 fresh random bytes beyond what a reader of the GroupInfo knows).
+    """
+    return b"".join(ref + _commitment(suite, ref, gs) for ref, gs in recipients)
+
+
+def committed_secrets(suite: CipherSuite, data: bytes, ref: bytes, secrets: GroupSecrets) -> bool | None:
+    """Whether ``secrets`` (opened for ``ref``) are the ones the signed ``data`` commits to;
+    ``None`` when ``data`` is malformed or commits to nothing for ``ref`` (the signer's fault)."""
+    size = 2 * _NH
+    if len(data) % size:
+        return None
+    for at in range(0, len(data), size):
+        if data[at : at + _NH] == ref:
+            return data[at + _NH : at + size] == _commitment(suite, ref, secrets)
+    return None
 
 
 def open_group_secrets(

@@ -41,6 +41,8 @@ beacons = st.builds(
     st.integers(0, 2**64 - 1),
     tallies(),
     st.none() | tallies(),
+    st.booleans(),
+    st.none() | u32,
 )
 
 
@@ -48,7 +50,7 @@ beacons = st.builds(
 def test_a_beacon_survives_its_encoding(b: Beacon) -> None:
     data = b.encode()
     assert Beacon.decode(data) == b
-    assert len(data) <= 8 + DIGEST_LEN + 8 + 2 * (4 + 1 + 2 + MAX_ENTRIES * 8) + 1
+    assert len(data) <= 8 + DIGEST_LEN + 8 + 2 * (4 + 1 + 2 + MAX_ENTRIES * 8) + 1 + 4
 
 
 @given(beacons, st.data())
@@ -129,6 +131,38 @@ def test_a_beacon_at_our_epoch_with_another_digest_is_a_fork_naming_its_signer()
     bob.received(ALICE, 1, 0, False, 1.0)
     assert bob.read_beacon(ALICE, beacon, 1.0) == [wording.fork_view("alice")]
     assert bob.read_beacon(ALICE, beacon, 2.0) == []  # named once per epoch
+
+
+def test_a_beacon_refusing_the_commit_that_took_us_on_is_a_split_naming_its_committer() -> None:
+    # alice could not follow carol's commit on epoch 1 (cut off, session/behind.py); bob took it.
+    alice, bob = _pair()
+    bob.enter(2, b"\x08" * 32, BOB.leaf, 9, 1.0, 3, by="carol", by_leaf=2)
+    alice.cut_off(2, 1.0)
+    assert alice.beacon_due(2.2)  # within about a second: the others keep epoch 1's keys a while
+    beacon = alice.beacon(9, 2.2)
+    assert beacon is not None and beacon.refused == 2 and beacon.epoch == 1
+    assert Beacon.decode(beacon.encode()) == beacon
+    bob.received(ALICE, 1, 0, False, 2.5)
+    assert bob.read_beacon(ALICE, beacon, 2.5) == [wording.split_seen("alice", "carol", 2)]
+    assert bob.read_beacon(ALICE, beacon, 3.0) == []  # told once
+    assert wording.split_seen("alice", "carol", 2).startswith("split: alice could not follow carol's change")
+    # A refusal of another member's commit than the one that took us on is not this split.
+    other = BeaconBook(fraction=lambda: 0.5)
+    other.enter(1, AUTH, ALICE.leaf, 5, 0.0, 2)
+    other.cut_off(3, 1.0)
+    stale = other.beacon(5, 2.2)  # and it had not processed the log as far as the commit
+    assert stale is not None and stale.refused == 3
+    carol = BeaconBook(fraction=lambda: 0.5)
+    carol.enter(1, AUTH, 2, 5, 0.0, 3)
+    carol.enter(2, b"\x08" * 32, 2, 9, 1.0, 3, by="", by_leaf=2)
+    carol.received(ALICE, 1, 0, False, 2.5)
+    assert carol.read_beacon(ALICE, stale, 2.5) == []
+    assert carol.read_beacon(ALICE, beacon, 2.5) == [wording.split_seen("alice", "", 2)]
+    assert "could not follow your change" in wording.split_seen("alice", "", 2)
+    # Reaching a new epoch (re-added) ends what we say we refused.
+    alice.enter(3, b"\x09" * 32, ALICE.leaf, 12, 4.0, 3, fresh=True)
+    later = alice.beacon(12, 9.0)
+    assert later is not None and later.refused is None
 
 
 def test_receivers_whose_news_others_already_told_stand_down() -> None:

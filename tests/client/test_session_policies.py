@@ -30,7 +30,7 @@ from groupchat.core.errors import (
     SignatureError,
     UnknownMemberError,
 )
-from groupchat.core.schemes.ring_errors import WrongAttemptError
+from groupchat.core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
 
 # --- the rejection table (docs/session.md, "Forks and rejections") ----------------------------
 
@@ -63,9 +63,10 @@ def test_commit_rejections_follow_the_table() -> None:
 
 
 def test_ring_rejections_follow_the_table() -> None:
-    assert ring_rejection(WrongAttemptError(1, 2, "bob"), False).outcome is Outcome.IGNORE
-    assert ring_rejection(ConfirmationError("c"), True).outcome is Outcome.BEHIND
-    assert ring_rejection(ConfirmationError("c"), False).outcome is Outcome.WARN
+    assert ring_rejection(WrongAttemptError(1, 2, "bob")).outcome is Outcome.IGNORE
+    assert ring_rejection(AttemptFailedError("stale")).outcome is Outcome.IGNORE
+    # Every confirmation is signed now (round 3): a refused one changed nothing and hints nothing.
+    assert ring_rejection(SignatureError("s")).outcome is Outcome.WARN
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from groupchat.core.errors import EpochError
 from groupchat.core.events import Event, MessageReceived
-from groupchat.core.group import RING_CONFIRM_WIRE_FORMAT, Group, GroupConfig
+from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.outbox import OutboundKind
-from groupchat.core.schemes.ring_errors import WrongAttemptError
+from groupchat.core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
 from groupchat.lab.clock import ManualClock
 from groupchat.lab.room import Room as LabRoom
@@ -120,13 +120,17 @@ class Room:
                         assert "earlier attempt" in str(exc)
                         self.stale += 1
                         continue
+                    except AttemptFailedError:
+                        # Of a run a restart replaced, or of an attempt that failed: dropped too.
+                        self.stale += 1
+                        continue
                     except EpochError as exc:
                         # A proposed retry ordered after its ring finished: the session drops it.
                         # Or a commit that lost the race to the ring's (or a restart's) commit.
                         wire = int.from_bytes(data[2:4], "big")
                         text = str(exc)
                         lost = "already won this epoch" in text or "another commit won that epoch" in text
-                        assert wire in (RING_WIRE_FORMAT, RING_CONFIRM_WIRE_FORMAT) or lost, exc
+                        assert wire == RING_WIRE_FORMAT or lost, exc
                         self.stale += 1
                         continue
                     self.events.setdefault(name, []).append(ev)

@@ -45,6 +45,7 @@ from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.key_schedule import welcome_secret
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.welcome import (
+    SECRETS_EXTENSION,
     GroupInfo,
     GroupSecrets,
     Welcome,
@@ -53,6 +54,7 @@ from groupchat.core.welcome import (
     encode_extensions,
     open_group_secrets,
     seal_welcome,
+    secrets_commitment,
 )
 
 NOW = 1_800_000_000.0
@@ -125,8 +127,9 @@ class Scene:
             info = dataclasses.replace(
                 info, group_context=ctx, extensions=encode_extensions([(TREE_EXTENSION, tree.encode())])
             )
-        signed = info.sign(SUITE, (signer or self.ids["m1"]).signing_key)
         to = to or self.joiner
+        info = committing(info, to, secrets)
+        signed = info.sign(SUITE, (signer or self.ids["m1"]).signing_key)
         return seal_welcome(
             SUITE,
             signed.encode(),
@@ -160,6 +163,17 @@ class Scene:
         ev = group.receive(self.members["m0"].encrypt(b"welcome in"))
         assert isinstance(ev, MessageReceived) and ev.plaintext == b"welcome in"
         return group
+
+
+def committing(info: GroupInfo, to: PendingJoin, secrets: GroupSecrets) -> GroupInfo:
+    """``info`` committing to the ``secrets`` sealed to ``to`` (SECRETS_EXTENSION), as the signer's
+    Group.commit does; extensions that do not decode (a test's malformed list) are left as they are."""
+    try:
+        kept = [(t, d) for t, d in decode_extensions(info.extensions) if t != SECRETS_EXTENSION]
+    except GroupChatError:
+        return info
+    committed = secrets_commitment(SUITE, [(to.request.ref(SUITE), secrets)])
+    return dataclasses.replace(info, extensions=encode_extensions([*kept, (SECRETS_EXTENSION, committed)]))
 
 
 @pytest.fixture

@@ -62,12 +62,14 @@ from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.core.suite import CipherSuite
 from groupchat.core.welcome import (
+    SECRETS_EXTENSION,
     GroupSecrets,
     Welcome,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
     seal_welcome,
+    secrets_commitment,
 )
 
 EXAMPLES = int(os.environ.get("GROUPCHAT_FUZZ_EXAMPLES", "60"))
@@ -363,6 +365,11 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         secrets = epoch_secrets_from_joiner(suite, joiner_secret, ctx.encode())
         tag = confirmation_tag(suite, secrets.confirmation_key, ctx.confirmed_transcript_hash)
+    gs = GroupSecrets(joiner_secret, leaf_secret, psks)
+    if draw(st.booleans()):  # the committer commits to the secrets it seals (as Group.commit does)
+        committed = secrets_commitment(suite, [(w.joiner.request.ref(suite), gs)])
+        extensions = [(t, d) for t, d in extensions if t != SECRETS_EXTENSION]
+        extensions.append((SECRETS_EXTENSION, committed))
     try:
         ext_body = encode_extensions(extensions)
     except GroupChatError:
@@ -371,7 +378,6 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
         info, group_context=ctx, extensions=ext_body, confirmation_tag=tag, signer=signer
     )
     new_info = new_info.sign(suite, w.h.members[w.attacker]._identity.signing_key)
-    gs = GroupSecrets(joiner_secret, leaf_secret, psks)
     try:
         recipient = (w.joiner.request.ref(suite), w.joiner.request.init_key, gs)
         sealed = seal_welcome(

@@ -1,6 +1,6 @@
 """A member that vanishes during a ring rekey is removed by a *restart* commit (docs/protocol.md
 §8.3): a commit on the ring's epoch that only removes, signed over the commit whose ring it
-restarts. The ring reruns without the removed; the last restarter confirms; everyone else agrees,
+restarts. The ring reruns without the removed; every member confirms in round 3; everyone agrees,
 and the removed member's kept state derives nothing of the new epoch."""
 
 from __future__ import annotations
@@ -196,68 +196,64 @@ def test_a_signed_restart_that_adds_is_refused_by_receivers() -> None:
     assert [m.display_name for m in m1.members()] == before
 
 
-def test_a_restart_ordered_after_the_run_completed_is_refused_by_everyone() -> None:
-    """The run completes at one point of the order for all (the last round-2 message); the
-    committer enters the epoch there, the others when its confirmation comes. A restart ordered in
-    between must be refused by all, or the others would rerun a ring the committer has left."""
+def _offline_after_round2(room: Room, name: str) -> None:
+    """Take ``name`` offline once its round-2 message of the ring making epoch 3 is on the log."""
     from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
 
-    room = grown(3)
-    m0, m1 = room.members["m0"], room.members["m1"]
-    stash: list[bytes] = []
+    leaf = room.members[name].my_leaf
 
-    def sent_round2(leaf: int) -> bool:  # in the ring that makes epoch 3
+    def watch(who: str) -> None:
         rounds = [RingRound.decode(d) for d in room.log if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT]
-        return any(r.epoch == 3 and r.round == 2 and r.sender == leaf for r in rounds)
-
-    def watch(name: str) -> None:
-        if name == "m1" and not stash and m1._ring is not None:
-            stash.append(m1.commit(remove=[room.members["m2"].my_leaf]))  # built while the ring runs
-        if name == "m0" and sent_round2(m0.my_leaf):
-            room.offline.add("m0")  # m0 spoke in round 2, then reads nothing for a while
+        if who == name and any(r.epoch == 3 and r.round == 2 and r.sender == leaf for r in rounds):
+            room.offline.add(name)
 
     room.watch = watch
+
+
+def test_a_restart_ordered_while_members_confirm_restarts_the_ring_for_everyone() -> None:
+    """Nobody enters the next epoch before every member's confirmation came through (the same point
+    of the order for all), so a restart ordered in round 3 is a restart for everyone."""
+    room = grown(3)
+    m0, m1 = room.members["m0"], room.members["m1"]
+    _offline_after_round2(room, "m0")
     room.commit("m0", update=True)
     room.pump()
-    assert m1._ring is not None and m1._ring.done is not None  # m1 and m2: done, awaiting the tag
     room.watch = None
-    room.send("m1", stash[0])  # ordered after the run completed, before the confirmation
+    assert m1._ring is not None and m1._ring.done is not None and m1.epoch == 2  # confirming
+    assert m1.phase.value == "confirming"
+    restart = m1.commit(remove=[room.members["m2"].my_leaf])  # ordered before m0's confirmation
+    room.send("m1", restart)
     room.offline.clear()
     room.pump()
     room.assert_agreement()
-    assert len(room.live()) == 3 and m0.epoch == 3
-    assert last_epoch(room, "m1").superseded_own_commit  # m1's restart came too late
-    assert not m1.has_pending_commit
+    assert sorted(room.live()) == ["m0", "m1"] and m0.epoch == 3
+    assert [m.display_name for m in last_epoch(room, "m0").removed] == ["m2"]
 
 
-def test_when_the_committers_confirmation_never_comes_the_others_confirm_after_the_deadline() -> None:
-    """The ring's committer speaks in round 2 and vanishes before it completes (so it never sends the
-    confirmation). The others completed: past the deadline each confirms itself, the epoch is entered
-    where the first confirmation is ordered, and the committer, back later, agrees with them."""
-    from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
-
+def test_a_member_that_never_confirms_holds_the_epoch_until_a_retry_completes() -> None:
+    """The ring's committer speaks in round 2 and vanishes. The others derive the epoch and
+    confirm, but nobody enters it on fewer than every member's confirmation: round 3 times out
+    naming the committer, the retry is in force where its first message is ordered, and once the
+    committer is back everyone completes the retry and agrees."""
     room = grown(3)
-    m0, m1 = room.members["m0"], room.members["m1"]
-
-    def watch(name: str) -> None:
-        rounds = [RingRound.decode(d) for d in room.log if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT]
-        if name == "m0" and any(r.epoch == 3 and r.round == 2 and r.sender == m0.my_leaf for r in rounds):
-            room.offline.add("m0")
-
-    room.watch = watch
+    m0, m1, m2 = (room.members[k] for k in ("m0", "m1", "m2"))
+    _offline_after_round2(room, "m0")
     room.commit("m0", update=True)
     room.pump()
     room.watch = None
-    assert m1._ring is not None and m1._ring.done is not None and m1.epoch == 2  # done, no confirmation
-    assert room.members["m1"].tick() is None  # not yet past the deadline: nothing
-    assert room.members["m1"].data_to_send() == []
+    assert m1.epoch == 2 and m1.phase.value == "confirming"
+    assert m1.tick() is None and m1.data_to_send() == []  # not yet past the deadline
     room.clock.now += 31
     for name in ("m1", "m2"):
-        assert room.members[name].tick() is None  # the run completed: no timeout, our confirmation
-        room.drain(name)
+        timed_out = room.members[name].tick()
+        assert isinstance(timed_out, RekeyTimedOut) and timed_out.round == 3 and timed_out.retry
+        assert [m.display_name for m in timed_out.missing] == ["m0"]
+        room.drain(name)  # the proposal of attempt 1
     room.pump()
-    assert m1.epoch == 3 and room.members["m2"].epoch == 3
-    assert m1.epoch_authenticator == room.members["m2"].epoch_authenticator
+    assert m1.epoch == 2 and m2.epoch == 2  # still waiting: the retry needs m0 too
     room.offline.clear()
-    room.pump()  # m0 completes, confirms late (refused as stale), and is in the same epoch
+    room.pump()  # m0 confirms attempt 0 too late (ordered after the retry), then takes part in 1
     room.assert_agreement()
+    assert m0.epoch == 3 and m1.epoch == 3
+
+

@@ -66,7 +66,7 @@ def test_headless_demo_with_the_ring(tmp_path: Path) -> None:
     assert proc.returncode == 0, out + proc.stderr
     assert "scheme ring" in out.splitlines()[0]
     assert re.search(r"^OK: 3 peers, \d+ epochs, \d+ messages", out, re.M), out
-    assert re.search(r"\[alice\] \+ (bob|carol) joined · epoch \d+ · ring of \d agreed in 2 rounds", out), out
+    assert re.search(r"\[alice\] \+ (bob|carol) joined · epoch \d+ · ring of \d agreed in 3 rounds", out), out
     assert re.search(r"\[alice\] - (bob|carol) left · epoch \d+ · ring of \d agreed", out), out
 
 

@@ -39,7 +39,14 @@ class BeaconSteps(MachineState):
         confirm = committer.identity_key if committer is not None and speak else None
         seq, now = self._last_seq or 0, self._now
         auth, leaf = group.epoch_authenticator, group.my_leaf
-        if book.enter(group.epoch, auth, leaf, seq, now, len(members), confirm=confirm, fresh=fresh):
+        by = None if committer is None else self.label(committer)
+        if committer is not None and committer.identity_key == self.identity.public_key:
+            by = ""  # our own commit
+        by_leaf = None if committer is None else committer.leaf
+        n = len(members)
+        if book.enter(
+            group.epoch, auth, leaf, seq, now, n, confirm=confirm, fresh=fresh, by=by, by_leaf=by_leaf
+        ):
             book.watch(members.values(), self.identity.public_key, now)
 
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
@@ -87,6 +94,8 @@ class BeaconSteps(MachineState):
                 self._warn(text)
         if hold.own_commit is not None or not book.beacon_due(now) or len(members) < 2:
             return
+        if hold.group.holding_messages:
+            return  # a ring that removes someone is agreed: its epoch's keys are not ours alone
         to = book.addressee
         beacon = book.beacon(self._last_seq or 0, now)
         if beacon is not None:

@@ -13,6 +13,8 @@ reads the others' to report, as sentences of ``client/wording.py``:
 - to a sender, its messages (or its commit) that no other member confirmed within ``confirm_after``;
 - a fork: a beacon at our epoch with another authenticator, or one at the epoch before ours whose
   sender had processed the room log past the commit that took us to ours;
+- a split: one at the epoch before ours whose sender says (``refused``) it could not follow the
+  commit that took us to ours: told with whose commit it was;
 - a member from whom no signed traffic came for ``silence_after`` seconds although the room had
   chat it should have answered and the relay says it is online.
 
@@ -123,6 +125,10 @@ class Beacon:
     current: Tally
     previous: Tally | None = None
     ask: bool = False  # "are you there?": members long silent answer with a beacon of their own
+    # The leaf of the member whose commit on this epoch we could not follow (signed, consistent
+    # only above some node: the members who took it moved on without us). None: none (then the
+    # field is absent: the beacon is encoded as before it existed).
+    refused: int | None = None
 
     def encode(self) -> bytes:
         w = Writer().u64(self.epoch).raw(self.digest).u64(self.seq)
@@ -131,7 +137,9 @@ class Beacon:
             w.u8(0)
         else:
             self.previous._write(w.u8(1))
-        return w.u8(1 if self.ask else 0).bytes()
+        # The ask octet's bit 1 says a refused leaf follows (absent, the beacon is as before it was).
+        w.u8((1 if self.ask else 0) | (0 if self.refused is None else 2))
+        return (w if self.refused is None else w.u32(self.refused)).bytes()
 
     @classmethod
     def decode(cls, data: bytes) -> Beacon:
@@ -142,10 +150,11 @@ class Beacon:
         current = Tally._read(r)
         previous = r.optional("previous", Tally._read)
         ask = r.u8("ask")
-        if ask not in (0, 1):
-            raise _invalid(f"beacon: ask octet must be 0 or 1, not {ask}")
+        if ask > 3:
+            raise _invalid(f"beacon: ask octet must be 0 to 3, not {ask}")
+        refused = r.u32("refused") if ask & 2 else None
         r.end()
-        return cls(epoch, digest, seq, current, previous, bool(ask))
+        return cls(epoch, digest, seq, current, previous, bool(ask & 1), refused)
 
 
 @dataclass(slots=True)
@@ -169,6 +178,8 @@ class _Ledger:
     digest: bytes
     my_leaf: int
     start_seq: int
+    by: str | None = None  # whose commit took us here ("" ours; None: not known)
+    by_leaf: int | None = None  # its leaf
     sent: int = 0  # our chat messages the relay echoed
     settled: int = 0  # of them, confirmed by another member's beacon or reported as unconfirmed
     waiting: deque[float] = field(default_factory=deque)  # echo times of the others, in order
@@ -222,6 +233,7 @@ class BeaconBook:
     _keepalive_due: float | None = None
     _asking: bool = False  # our next beacon asks for signs of life
     _asked_at: float | None = None
+    _refused: int | None = None  # the committer whose commit on our epoch we could not follow
     fraction: Callable[[], float] = lambda: 1.0  # a random number in [0, 1): spreads beacons out
 
     # --- our epoch -------------------------------------------------------------------------------
@@ -237,13 +249,16 @@ class BeaconBook:
         *,
         confirm: bytes | None = None,
         fresh: bool = False,
+        by: str | None = None,
+        by_leaf: int | None = None,
     ) -> bool:
         """We hold ``epoch`` (idempotent; ``seq``: the room seq that took us there); on a new one,
         schedule our beacon after a random pause that grows with the group (at most 8 s), so that
         the members do not all send at once. ``confirm``: the committer's identity key when we are
         one of the few who confirm its commit (:func:`speakers`), to it alone (:attr:`addressee`);
         we also send one, to everyone, when chat of the epoch before is in no beacon of ours yet.
-        ``fresh``: it is another group than before (we rejoined). True if the epoch is new to us."""
+        ``fresh``: it is another group than before (we rejoined). ``by``: whose commit took us there
+        ("" ours) and its leaf, for the split report. True if the epoch is new to us."""
         if epoch == self.epoch and authenticator == self._authenticator:
             return False
         if self.last_life is None or fresh:
@@ -252,7 +267,8 @@ class BeaconBook:
         if fresh or (self.epoch is not None and epoch != self.epoch + 1):
             self.ledgers.clear()  # a new group, or epochs we never saw: the old accounts say nothing
         self.epoch, self._authenticator = epoch, authenticator
-        self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq)
+        self.ledgers[epoch] = _Ledger(epoch, authenticator_digest(authenticator), my_leaf, seq, by, by_leaf)
+        self._refused = None  # a commit we could not follow was built on the epoch we leave
         for old in [e for e in self.ledgers if e < epoch - 1]:
             del self.ledgers[old]
         pending = self.chat_pending or self.sent_pending
@@ -313,7 +329,8 @@ class BeaconBook:
         self.next_beacon, self.chat_pending, self.addressee = None, False, None
         self.sent_pending, self._must_by = False, None
         ask, self._asking = self._asking, False
-        return Beacon(epoch, ledger.digest, seq, ledger.tally(), before.tally() if before else None, ask)
+        previous = before.tally() if before else None
+        return Beacon(epoch, ledger.digest, seq, ledger.tally(), previous, ask, self._refused)
 
     def ask_for_life(self, now: float) -> None:
         """Someone's eviction is coming due: ask everyone (our next beacon, soon) to show signs of
@@ -321,6 +338,13 @@ class BeaconBook:
         if self._asked_at is not None and now - self._asked_at < ASK_GAP:
             return
         self._asked_at, self._asking = now, True
+        self._schedule_broadcast(now + 0.2 + self.fraction())
+
+    def cut_off(self, committer: int, now: float) -> None:
+        """We could not follow ``committer``'s signed commit on our epoch: say so to everyone soon,
+        in our beacons at this epoch, which the members who took it still read for a while (the
+        core keeps the previous epoch's keys for ``previous_epoch_ttl``)."""
+        self._refused = committer
         self._schedule_broadcast(now + 0.2 + self.fraction())
 
     def _answer(self, now: float) -> None:
@@ -395,7 +419,11 @@ class BeaconBook:
         if b.digest != ledger.digest:
             out += self._fork(b.epoch, sender)
         newer = self.ledgers.get(b.epoch + 1)
-        if newer is not None and b.seq >= newer.start_seq:
+        if newer is not None and b.refused is not None and b.refused == newer.by_leaf:
+            # It could not follow the commit that took us on (signed, inconsistent below some
+            # node: we are above it): it is cut off (session/behind.py, Split).
+            out += self._fork(b.epoch, sender, newer)
+        elif newer is not None and b.seq >= newer.start_seq:
             # It had processed the room log past the commit that took us on, yet stayed behind.
             out += self._fork(b.epoch, sender)
         if out:
@@ -532,13 +560,15 @@ class BeaconBook:
         if n is not None:
             ledger.settle(n)
 
-    def _fork(self, epoch: int, sender: Member) -> list[str]:
+    def _fork(self, epoch: int, sender: Member, newer: _Ledger | None = None) -> list[str]:
         key = (epoch, sender.identity_key)
         if key in self._forks_told:
             return []
         self._forks_told.add(key)
         if len(self._forks_told) > 4096:
             self._forks_told.clear()
+        if newer is not None:
+            return [wording.split_seen(sender.display_name, newer.by, newer.epoch)]
         return [wording.fork_view(sender.display_name)]
 
     def _arm_at(self, t: float) -> None:

@@ -10,7 +10,15 @@ authenticated traffic at our epoch clears them), and only once they have kept co
 if nothing readable comes within :data:`PROBE_WAIT` do we ask to be re-added with a fresh, signed
 join request, **keeping our group** until a welcome for it opens. One forged frame, or a burst of
 them, changes nothing; a relay that withholds every readable message and forges for ``after``
-seconds costs one re-add (liveness), never our membership. Pure: times are given.
+seconds costs one re-add (liveness), never our membership.
+
+**Cut off** (:class:`Split`) is not a hint: a commit at our epoch whose committer's signature
+checked and whose path does not match the secrets we derive (``InconsistentPathError``) was built
+by a member, not the relay. In a DH tree the members above the node where it lies accept it
+(docs/protocol.md §7), so the group has moved on without us: we ask to be re-added at once,
+commit nothing and hold our chat meanwhile (our epoch is one the others left), and keep our
+group. Should no welcome come within ``rejoin.fresh_after`` (nobody else took the change: a lie
+at the root is refused by all), the group we hold stands again. Pure: times are given.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["PROBE_WAIT", "Behind", "note_hint", "probe_due", "should_reenter"]
+__all__ = ["PROBE_WAIT", "Behind", "Split", "note_hint", "probe_due", "should_reenter"]
 
 PROBE_WAIT: Final = 8.0  # seconds the members' answers to our ask may take
 
@@ -33,6 +41,16 @@ class Behind:
     hints: int = 1
     asked: bool = False  # we asked to be re-added for these hints
     probed_at: float | None = None  # when we asked everyone for signs of life for these hints
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """We could not follow a signed commit at our epoch: the group moved on without us."""
+
+    epoch: int  # ours, the one the commit ended for the others
+    by: str  # the committer who signed it (its name)
+    leaf: int  # the committer's leaf
+    since: float
 
 
 def note_hint(behind: Behind | None, now: float, epoch: int) -> Behind:

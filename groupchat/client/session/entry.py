@@ -12,10 +12,12 @@ from ..notices import ConnectionState, TimelineEvent, TimelineKind
 from ..room_payload import PayloadKind
 from .actions import Step
 from .admitting import Admitting
-from .behind import probe_due, should_reenter
+from .behind import Split, probe_due, should_reenter
 from .core_calls import MakeJoinRequest
 from .phases import Hold, JoinAttempt, Trigger
-from .rejoin import fresh_request_due, join_republish_delay
+from .rejections import Rejection
+from .rejoin import fresh_after, fresh_request_due, join_republish_delay
+from .state import log
 
 __all__ = ["Entry"]
 
@@ -81,12 +83,25 @@ class Entry(Admitting):
 
     def _maybe_reenter(self, hold: Hold, now: float) -> Step[None]:
         """Ask to be re-added (keeping our group) once behind.py says the hints warrant it, and
-        publish that request again with backoff until a welcome for it comes."""
-        if probe_due(hold.behind, self.settings.behind_after):
+        publish that request again with backoff until a welcome for it comes. Cut off by a commit
+        we could not follow (``hold.split``), we ask at once, and wait ``fresh_after`` at most."""
+        split = hold.split
+        if split is not None:
+            wait = fresh_after(self.settings.add_timeout)
+            if now >= split.since + wait:
+                hold.split = None  # nobody took the change: the group we hold stands
+                self._warn(wording.cut_off_over(split.by, wait))
+                self._set_state(ConnectionState.READY)
+            elif hold.reentry is None:
+                pending = yield from self._core(
+                    MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
+                )
+                hold.reentry = JoinAttempt(pending, now)
+        elif probe_due(hold.behind, self.settings.behind_after):
             assert hold.behind is not None
             hold.behind.probed_at = now
             self._beacons.ask_for_life(now)  # an idle room answers, readably, and ends the run
-        if should_reenter(hold.behind, now):
+        if hold.split is None and should_reenter(hold.behind, now):
             assert hold.behind is not None
             hold.behind.asked = True
             self._warn(wording.behind_reentering(hold.behind.epoch, hold.behind.last - hold.behind.first))
@@ -97,3 +112,18 @@ class Entry(Admitting):
                 hold.reentry = JoinAttempt(pending, now)
         if hold.reentry is not None and now >= hold.reentry.next_publish:
             yield from self._publish_join_request(hold.reentry)
+
+    def _split_off(self, r: Rejection) -> None:
+        """A signed commit at our epoch we could not follow (behind.py, "cut off"): say whose,
+        tell the others with a beacon at our epoch soon, and let ``_maybe_reenter`` ask to be
+        re-added; until a welcome comes we commit nothing and hold our chat."""
+        hold = self._hold
+        if hold is None or hold.split is not None:
+            log.info("%s", r.text)
+            return
+        self._warn(r.text)
+        assert r.signer is not None
+        hold.split = Split(hold.group.epoch, r.sender or "", r.signer, self._now)
+        hold.behind = None  # not a hint: signed; hints no longer decide anything until we are back
+        self._beacons.cut_off(r.signer, self._now)
+        self._set_state(ConnectionState.JOINING)

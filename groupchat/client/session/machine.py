@@ -53,6 +53,7 @@ from .rejoin import (
     GAP_RETRIES,
     GAP_RETRY_DELAY,
     creation_turn,
+    fresh_after,
     should_create,
     stranded,
 )
@@ -188,6 +189,8 @@ class SessionMachine(Membership):
             times.extend(self._echo_deadlines(hold))
             if hold.behind is not None and hold.behind.probed_at is not None:
                 times.append(hold.behind.probed_at + PROBE_WAIT)
+            if hold.split is not None:
+                times.append(hold.split.since + fresh_after(self.settings.add_timeout))
             times.extend(self._updates.wakeups(self._duties.want_update is not None))
             if self._departure is None:
                 times.extend(self._beacons.wakeups())
@@ -510,8 +513,10 @@ class SessionMachine(Membership):
 
     def _send_leave_request(self) -> Step[None]:
         group = self._group
-        if group is None or group.joining:
-            return  # a ring joiner before its first epoch has no keys to ask with: it just goes
+        if group is None or group.joining or group.holding_messages:
+            # A ring joiner before its first epoch has no keys to ask with, and while a ring that
+            # removes someone runs the removed could read it: we just go (eviction follows).
+            return
         data, _ = yield from self._core(Encrypt(group, AppContent.leave().encode()))
         if (
             yield from self._publish(PayloadKind.CORE, data, "leave request")
@@ -567,9 +572,11 @@ class SessionMachine(Membership):
             return
         yield from self._check_echoes(hold, now)
         yield from self._maybe_reenter(hold, now)
-        if hold.own_commit is None:
+        # Cut off (behind.py): our epoch is one the others left; a commit of ours would fork what
+        # is left of it, and chat sent at it would reach only the others cut off. Both wait.
+        if hold.own_commit is None and hold.split is None:
             yield from self._maybe_commit(now)
-        if hold.own_commit is None:
+        if hold.own_commit is None and hold.split is None:
             yield from self._flush_outbox()
         if self._beacons.due(now):
             yield from self._beacon_duty()

@@ -19,10 +19,10 @@ from ...core.events import (
     Event,
     MessageEchoed,
     MessageReceived,
+    RekeyFailed,
     RekeyProgress,
     RemovedFromGroup,
 )
-from ...core.outbox import Joiner, OutboundKind
 from ...core.peek import MessageKind, Peek, peek
 from .. import wording
 from ..app_content import AppContent, ContentKind
@@ -36,26 +36,31 @@ from ..notices import (
     UnreadableReason,
 )
 from ..room_payload import PayloadKind
-from . import ring_driver
 from .actions import Step
 from .beacon_steps import BeaconSteps
 from .behind import note_hint
 from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
     CommitChange,
-    DrainOutbox,
     Encrypt,
     OpenWelcome,
     Receive,
-    TickRing,
     Timed,
 )
 from .duties import online_leaves, open_duties
 from .entry import Entry
 from .eviction import ASK_AHEAD
 from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
-from .rejections import Outcome, Rejection, commit_rejection, message_rejection, ring_rejection
+from .rejections import (
+    Outcome,
+    Rejection,
+    commit_rejection,
+    message_rejection,
+    ring_rejection,
+    welcome_unopened,
+)
 from .rejoin import AfterRemoval, after_removal
+from .ring_steps import RingSteps
 from .settings import member_id
 from .state import log
 from .views import describe_epoch, epoch_kind, lookalikes
@@ -65,7 +70,7 @@ __all__ = ["Membership"]
 _SEEN_PER_SENDER: Final = 4096  # chat message ids remembered per sender, to show each once
 
 
-class Membership(Entry, BeaconSteps):
+class Membership(Entry, BeaconSteps, RingSteps):
     """The steps that need the group (see the module docstring)."""
 
     # --- welcome ------------------------------------------------------------------------------
@@ -80,22 +85,24 @@ class Membership(Entry, BeaconSteps):
             return
         if hold is not None and hold.solo and len(hold.members) > 1:
             return  # others joined the group we made meanwhile: we stay with them
-        opened = None
+        opened, refusals = None, []
         candidates = [attempt.pending, attempt.previous, *reversed(self._published)]
         for pending in dict.fromkeys(p for p in candidates if p is not None):
             try:
                 opened = yield from self._core(OpenWelcome(pending, welcome, self._config))
                 break
             except GroupChatError as exc:
+                refusals.append(exc)
                 log.info("a welcome could not be opened with our join request: %s", exc)
         if opened is None:
             # Tampered on the way, or for a request of ours we no longer hold: a fresh request
             # is answered (a stale one, whose init key may already be in the tree, never is).
-            attempt.fresh_due = wording.WELCOME_UNOPENED
+            attempt.fresh_due = welcome_unopened(refusals)
             attempt.next_publish = self._now
             return
         group, timed = opened
         self._published = []
+        split = hold is not None and hold.split is not None
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
@@ -137,7 +144,8 @@ class Membership(Entry, BeaconSteps):
                     # Older than anything we can hold keys for: the core would only refuse it by
                     # its epoch, so we spare it the call (a long room log makes many of these).
                     if claim.kind is MessageKind.APPLICATION:
-                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, "")
+                        detail = wording.SENT_WHILE_CUT_OFF if split else ""
+                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, detail)
                     continue
                 yield from self._on_core(data)
         finally:
@@ -167,10 +175,10 @@ class Membership(Entry, BeaconSteps):
             if later and hold.reentry is not None:
                 self._keep_for_welcome(data)  # for the group our re-add request will open
             if kind is MessageKind.COMMIT:
-                ring_running = hold.ring is not None
-                self._carry_out(commit_rejection(exc, group.epoch, data in self._old_commits, ring_running))
-            elif kind in (MessageKind.ROUND, MessageKind.CONFIRMATION):
-                self._carry_out(ring_rejection(exc, kind is MessageKind.CONFIRMATION))
+                ring_running, old = hold.ring is not None, data in self._old_commits
+                self._carry_out(commit_rejection(exc, group.epoch, old, ring_running, self.label))
+            elif kind is MessageKind.ROUND:
+                self._carry_out(ring_rejection(exc, self.label))
             else:
                 self._carry_out(message_rejection(exc, group.epoch, hold.joined_epoch, self._code()))
             return
@@ -196,6 +204,8 @@ class Membership(Entry, BeaconSteps):
             log.debug("%s", r.text)
         elif r.outcome is Outcome.WARN:
             self._warn(r.text)
+        elif r.outcome is Outcome.SPLIT:
+            self._split_off(r)
         elif r.outcome is Outcome.BEHIND:
             if self._note_behind(r.behind_epoch):
                 self._warn(r.text)
@@ -230,6 +240,8 @@ class Membership(Entry, BeaconSteps):
             yield from self._on_epoch(event, timed)
         elif isinstance(event, RekeyProgress):
             yield from self._on_ring_progress(event, timed)
+        elif isinstance(event, RekeyFailed):
+            self._on_ring_failed(event)
         else:
             yield from self._on_removed(event)
 
@@ -282,7 +294,7 @@ class Membership(Entry, BeaconSteps):
         if ring is not None:
             ms += ring.core_ms  # the whole ring rekey's core time, every round of it
         first_ring_epoch = ring is not None and ev.epoch == hold.joined_epoch and own is None and ev.added
-        if own is not None and (ev.own or own.applied):
+        if own is not None and (own.applied or (ev.own and not ev.superseded_own_commit)):
             # Ours won the epoch (an applied ring commit also when another member's restart, not
             # ours, then confirmed the ring).
             ms += own.build_ms
@@ -345,27 +357,6 @@ class Membership(Entry, BeaconSteps):
             self._observe_roster()
         self._emit_status()
 
-    def _send_core_outbox(self) -> Step[None]:
-        """Drain the core's outbox and move each item: to the room, or to one joiner alone."""
-        hold = self._hold
-        if hold is None:
-            return
-        try:
-            items = yield from self._core(DrainOutbox(hold.group))
-        except GroupChatError as exc:  # a rebuild the core could not make; the planner retries
-            log.warning("the core could not prepare what it must send: %s", exc)
-            return
-        for item in items:
-            if isinstance(item.to, Joiner):
-                to = member_id(item.to.identity_key)
-                yield from self._publish(PayloadKind.WELCOME, item.data, "welcome", to=to)
-            elif item.kind is OutboundKind.COMMIT:
-                # A commit the protocol itself requires (our first update after joining): ours to
-                # track like any other, so its echo, a lost race and its timing are handled alike.
-                yield from self._commit_out(OwnCommit(item.data, 0.0, True, (), frozenset()))
-            else:
-                yield from self._publish(PayloadKind.CORE, item.data, item.kind.value)
-
     def _on_removed(self, ev: RemovedFromGroup) -> Step[None]:
         by = self.label(ev.by)
         link, hold = self._link, self._hold
@@ -399,80 +390,6 @@ class Membership(Entry, BeaconSteps):
         yield from self._finish(Trigger.REMOVED)
 
     # --- the ring driver ------------------------------------------------------------------------
-
-    def _on_ring_progress(self, ev: RekeyProgress, timed: Timed) -> Step[None]:
-        """A ring rekey moved on: send our round messages, and show whom it still waits for."""
-        hold = self._hold
-        assert hold is not None
-        hold.ring, changed = ring_driver.follow(hold.ring, ev, self._now, timed.ms, self.label)
-        yield from self._send_core_outbox()
-        if changed:
-            self._emit_status()
-
-    def _poll_ring(self, now: float) -> Step[None]:
-        """Check the running ring's round deadline (the core's clock); on a timeout say who is
-        missing and send our message of the next attempt, which the core has queued."""
-        hold = self._hold
-        ring = hold.ring if hold is not None else None
-        if hold is None or ring is None or not ring_driver.poll_due(ring, now):
-            return
-        try:
-            timed_out = yield from self._core(TickRing(hold.group))
-        except GroupChatError as exc:
-            log.warning("checking the ring's deadline failed: %s", exc)
-            return
-        if timed_out is not None:
-            ring.timeouts += 1
-            names = ", ".join(self.label(m) for m in timed_out.missing)
-            grace = self.settings.eviction_grace
-            self._warn(wording.ring_timed_out(ring.epoch, names, timed_out.round, grace))
-        # Our proposal of the next attempt, or our confirmation when the committer's never came.
-        yield from self._send_core_outbox()
-
-    def _maybe_restart_ring(self, now: float) -> Step[None]:
-        """After a ring timed out, remove the members it waits for who are offline past the eviction
-        grace (or whom our user kicked) with a restart commit (docs/protocol.md §8.3); the same
-        rule as any eviction decides who in line commits it."""
-        hold = self._hold
-        ring = hold.ring if hold is not None else None
-        if hold is None or ring is None or not ring.timeouts:
-            return
-        own = hold.own_commit
-        if own is not None and not own.applied:
-            return  # a restart of ours is on its way
-        group, members = hold.group, hold.members
-        grace = self.settings.eviction_grace
-        removes, kicks = ring_driver.restart_removes(
-            ring, members, group.my_leaf, self._duties.kicks, self._present, self._offline_since, grace, now
-        )
-        if not removes:
-            return
-        plan = plan_commit(
-            my_leaf=group.my_leaf,
-            members={leaf: m.identity_key for leaf, m in members.items()},
-            online_leaves=online_leaves(members, self._present),
-            adds=[],
-            removes=removes,
-            now=now,
-            step=self.settings.add_timeout,
-        )
-        leaves = tuple(sorted(d.leaf for d in plan.remove))
-        if not leaves:
-            return
-        reasons = {
-            rd.leaf: RemovalReason(RemovalCode.UNRESPONSIVE, int(grace))
-            if rd.why == "evicted"
-            else RemovalReason(RemovalCode.KICKED)
-            for rd in plan.remove
-        }
-        try:
-            message, timed = yield from self._core(CommitChange(group, (), leaves, False, reasons))
-        except GroupChatError as exc:
-            self._warn(wording.could_not_restart_ring(exc))
-            return
-        # Our ring commit (if the ring is ours) has taken effect: its update is kept in the record.
-        update = own.update if own is not None else False
-        yield from self._commit_out(OwnCommit(message, timed.ms, update, plan.remove, frozenset(kicks)))
 
     # --- our commits ----------------------------------------------------------------------------
 
@@ -550,8 +467,8 @@ class Membership(Entry, BeaconSteps):
         assert hold is not None
         group = hold.group
         while (entry := self._outbox.peek()) is not None and hold.own_commit is None:
-            if self._updates.hold_messages():
-                break  # let the scheduled update go first
+            if self._updates.hold_messages() or group.holding_messages:
+                break  # let the scheduled update go first; or the removed could read it
             data, digest = yield from self._core(
                 Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode())
             )

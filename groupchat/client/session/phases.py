@@ -45,7 +45,7 @@ from ...core.group import Group
 from ...core.identity import PendingJoin
 from ...core.invite import InviteSecret
 from ..coordinator import AddDuty, RemoveDuty
-from .behind import Behind
+from .behind import Behind, Split
 
 __all__ = [
     "TRANSITIONS",
@@ -190,6 +190,10 @@ class RingRun:
     waiting_leaves: tuple[int, ...] = ()
     next_poll: float = 0.0
     timeouts: int = 0
+    # Joiners of the ring's commit (not in the old roster): whom the ring waited for, and how many
+    # attempts failed on a signed message of theirs (a joiner given a bad Welcome fails them all).
+    joiners: dict[int, Member] = field(default_factory=dict)
+    failed_by: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -202,6 +206,7 @@ class Hold:
     own_commit: OwnCommit | None = None
     ring: RingRun | None = None
     behind: Behind | None = None  # unverifiable hints that we fell behind (behind.py)
+    split: Split | None = None  # a signed commit we could not follow: cut off (behind.py)
     reentry: JoinAttempt | None = None  # our request to be re-added, while we keep this group
     solo: bool = False  # reentry is a stranded newcomer's: a welcome replaces us only while alone
 

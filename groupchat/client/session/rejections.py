@@ -12,6 +12,7 @@ so it may only prompt a check (:mod:`.behind`), never a reset.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...core.errors import (
@@ -26,14 +27,23 @@ from ...core.errors import (
     RemovedSenderError,
     ReplayError,
     SignatureError,
+    TaintRuleError,
     UnknownMemberError,
     WrongGroupError,
 )
+from ...core.events import Member
 from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from .. import wording
 from ..notices import UnreadableReason
 
-__all__ = ["Outcome", "Rejection", "commit_rejection", "message_rejection", "ring_rejection"]
+__all__ = [
+    "Outcome",
+    "Rejection",
+    "commit_rejection",
+    "message_rejection",
+    "ring_rejection",
+    "welcome_unopened",
+]
 
 
 class Outcome(enum.Enum):
@@ -41,6 +51,7 @@ class Outcome(enum.Enum):
     WARN = "warn"  # a timeline warning
     BEHIND = "behind"  # we may have fallen behind or diverged: a hint for behind.py; the group is kept
     PLACEHOLDER = "placeholder"  # an unreadable message, shown as such
+    SPLIT = "split"  # a signed commit at our epoch we cannot follow: cut off, ask to be re-added
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +62,20 @@ class Rejection:
     sender: str | None = None
     detail: str = ""
     behind_epoch: int | None = None  # BEHIND, or a placeholder that also hints it: the epoch claimed
+    signer: int | None = None  # SPLIT: the leaf of the committer who signed what we cannot follow
 
 
-def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_running: bool) -> Rejection:
-    """A commit (PublicMessage) the core refused (``exc.epoch``: the commit's); ``ours`` our epoch."""
+def commit_rejection(
+    exc: GroupChatError,
+    ours: int,
+    superseded_own: bool,
+    ring_running: bool,
+    label: Callable[[Member], str] | None = None,
+) -> Rejection:
+    """A commit (PublicMessage) the core refused (``exc.epoch``: the commit's); ``ours`` our epoch.
+
+    A refusal after the committer's signature checked names the committer (``label``: how the
+    session shows a member, so a look-alike name carries its fingerprint)."""
     if isinstance(exc, ReplayError):
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
     if isinstance(exc, EpochError):
@@ -67,22 +88,54 @@ def commit_rejection(exc: GroupChatError, ours: int, superseded_own: bool, ring_
                 Outcome.IGNORE, f"commit for epoch {e} lost the race to the running ring's commit"
             )
         return Rejection(Outcome.BEHIND, wording.missed_commit(e, ours), behind_epoch=e)
+    who = _signer(exc, label)
+    if isinstance(exc, InconsistentPathError) and exc.signer is not None:
+        # Signed by a member over our epoch's context (the relay cannot make this up; the core
+        # checked the epoch and the signature before the path): in a DH tree the members
+        # above the node where the path lies accept it, so the group moves on without us (§7).
+        by = who or exc.signer_name
+        text = wording.cut_off(by, exc)
+        return Rejection(Outcome.SPLIT, text, sender=by, behind_epoch=ours + 1, signer=exc.signer)
     if isinstance(exc, InconsistentPathError | ConfirmationError):
         # A confirmation tag is not covered by the signature: the relay can flip it, so this is no
         # evidence that we diverged. If the others applied the commit, their traffic will say so.
         return Rejection(Outcome.BEHIND, wording.cannot_follow_change(exc), behind_epoch=ours + 1)
+    if who is not None:
+        problem = wording.BROKEN_REKEY if isinstance(exc, TaintRuleError) else wording.BROKEN_CHANGE
+        return Rejection(Outcome.WARN, wording.signed_change_refused(who, problem, str(exc)))
     return Rejection(Outcome.WARN, wording.invalid_change(exc))
 
 
-def ring_rejection(exc: GroupChatError, confirmation: bool) -> Rejection:
-    """A ring round or confirmation we could not take. Stale ones (a finished or abandoned attempt,
-    our own echo twice) are normal under the relay's order; a confirmation that does not match our
-    secret is unsigned, so it only hints that our view of the ring differs. Anything else is fatal
-    to the attempt (a divergent round 1, values that do not add up): its timeout starts the next."""
+def welcome_unopened(refusals: Sequence[GroupChatError]) -> str:
+    """Why the next join request is fresh after no held request opened a welcome: a refusal whose
+    signature checked names the welcome's signer (name and fingerprint: we hold no roster yet)."""
+    for exc in refusals:
+        if isinstance(exc, RemoteError) and exc.signer is not None and exc.signer_key is not None:
+            return wording.welcome_refused(
+                exc.signer_name, exc.signer_fingerprint, wording.BROKEN_WELCOME, str(exc)
+            )
+    return wording.WELCOME_UNOPENED
+
+
+def _signer(exc: GroupChatError, label: Callable[[Member], str] | None) -> str | None:
+    """The label of the member who signed the refused material, if the core names one."""
+    if not isinstance(exc, RemoteError) or exc.signer is None:
+        return None
+    if label is None or exc.signer_key is None:
+        return exc.signer_name or None
+    return label(Member(exc.signer, exc.signer_name, exc.signer_key))
+
+
+def ring_rejection(exc: GroupChatError, label: Callable[[Member], str] | None = None) -> Rejection:
+    """A ring round we could not take. Stale ones (a finished or abandoned attempt, our own echo
+    twice, a second signature of one content) are normal under the relay's order; anything else
+    was refused and changed nothing (a message that shows the attempt cannot complete is not
+    refused: the core reports it as RekeyFailed). A signed one that failed a check names its sender."""
     if isinstance(exc, ReplayError | WrongAttemptError | AttemptFailedError | EpochError):
         return Rejection(Outcome.IGNORE, f"stale ring message ignored: {exc}")
-    if confirmation and isinstance(exc, ConfirmationError):
-        return Rejection(Outcome.BEHIND, wording.cannot_follow_rekey(exc))
+    who = _signer(exc, label)
+    if who is not None:
+        return Rejection(Outcome.WARN, wording.signed_ring_message_refused(who, str(exc)))
     return Rejection(Outcome.WARN, wording.invalid_ring_message(exc))
 
 

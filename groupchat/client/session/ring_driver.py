@@ -6,7 +6,10 @@ without members who are gone for good (docs/session.md, "Ring groups"; docs/prot
 * while a ring runs the core's deadline is polled once every :data:`RING_POLL` seconds;
 * once it timed out, a member it waits for who is offline past the eviction grace (or whom our
   user kicked) is removed by a *restart* commit, committed by the member in line (the same
-  coordinator rule as any eviction).
+  coordinator rule as any eviction); so is a *joiner* of the ring's commit (it never held an
+  epoch, and may simply ask again) that the ring waited for through :data:`JOINER_PATIENCE`
+  timeouts, or whose signed messages failed that many attempts (a joiner given a bad Welcome
+  confirms another epoch than everyone, every time).
 
 Pure: times are given; presence (the relay's claim) only decides who acts.
 """
@@ -22,20 +25,27 @@ from .eviction import offline_past_grace
 from .phases import RingRun
 from .settings import member_id
 
-__all__ = ["RING_POLL", "follow", "poll_due", "restart_removes"]
+__all__ = ["JOINER_PATIENCE", "RING_POLL", "follow", "joiner_failed", "poll_due", "restart_removes"]
 
 RING_POLL: Final = 1.0  # seconds between checks of a running ring's round deadline
+JOINER_PATIENCE: Final = 2  # timeouts (or failed attempts) a ring waits on one of its joiners
 
 
 def follow(
-    ring: RingRun | None, ev: RekeyProgress, now: float, core_ms: float, label: Callable[[Member], str]
+    ring: RingRun | None,
+    ev: RekeyProgress,
+    now: float,
+    core_ms: float,
+    label: Callable[[Member], str],
+    roster: Mapping[int, Member],
 ) -> tuple[RingRun, bool]:
     """The ring after ``ev`` (a new run if it is another epoch's), and whether whom it waits for
-    changed; members are named by ``label`` (client/names.py)."""
+    changed; members are named by ``label`` (client/names.py); ``roster`` is the old epoch's."""
     if ring is None or ring.epoch != ev.epoch:
         ring = RingRun(ev.epoch, now)
         ring.next_poll = ring.started + RING_POLL
     ring.core_ms += core_ms
+    ring.joiners.update({m.leaf: m for m in ev.waiting_for if m.leaf not in roster})
     waiting = tuple(label(m) for m in ev.waiting_for)
     changed = waiting != ring.waiting_for
     ring.waiting_for = waiting
@@ -49,6 +59,13 @@ def poll_due(ring: RingRun, now: float) -> bool:
         return False
     ring.next_poll = now + RING_POLL
     return True
+
+
+def joiner_failed(ring: RingRun, signer: Member | None, roster: Mapping[int, Member]) -> None:
+    """An attempt failed on ``signer``'s signed message: count it if ``signer`` is a joiner."""
+    if signer is not None and signer.leaf not in roster:
+        ring.joiners[signer.leaf] = signer
+        ring.failed_by[signer.leaf] = ring.failed_by.get(signer.leaf, 0) + 1
 
 
 def restart_removes(
@@ -76,4 +93,8 @@ def restart_removes(
             due := offline_past_grace(member_id(m.identity_key), present, offline_since, grace)
         ) is not None:
             removes.append(RemoveDuty(leaf, due, "evicted"))
+    for leaf in sorted(ring.joiners):
+        waited = leaf in ring.waiting_leaves and ring.timeouts >= JOINER_PATIENCE
+        if leaf != my_leaf and (waited or ring.failed_by.get(leaf, 0) >= JOINER_PATIENCE):
+            removes.append(RemoveDuty(leaf, ring.started, "stalled"))
     return removes, kicked

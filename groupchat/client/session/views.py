@@ -130,6 +130,9 @@ def describe_epoch(
         code, seconds = (reason.code, reason.seconds) if reason is not None else (None, 0)
         # The committer by name even at the committer: one sentence at every member.
         removed.append((label(m), wording.removal_reason(code, seconds, label(ev.committer))))
+    for m in ev.not_admitted:
+        reason = ev.removal_reasons.get(m.identity_key)
+        removed.append((label(m), wording.not_admitted(reason.seconds if reason else 0, label(ev.committer))))
     cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     admission = wording.invites_changed(who, len(ev.invites_created), len(ev.invites_revoked))
     updater = who if ev.updated and not admission else None

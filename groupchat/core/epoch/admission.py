@@ -3,15 +3,16 @@
 The agreed admission state (``core/admission.py``): :meth:`Admission.classify_request` (how a
 verified join request may come in), :meth:`Admission._admission_after` (a commit's changes,
 checked and applied the same way by every member). Every Add's join request (signed, for this
-group, unexpired, not valid too long, identity and init key new, init key never used by a
-departed member), the structural and scheme rules of a received commit
+group, unexpired, not valid too long, identity and init key new, init key not one of a departed
+member in the agreed state), the committer's prune of that list (:meth:`Admission._own_prune`),
+the structural and scheme rules of a received commit
 (:meth:`Admission._check_operations`), the once-per-leaf signature backstop, and a joiner's check
 of every leaf of a Welcome (:func:`verify_listed_member`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -74,9 +75,9 @@ class Admission(EpochState):
             assert current is not None
             newer = request.not_after > current.not_after
             return Classification(Admissibility.REJOINING if newer else Admissibility.STALE, leaf=leaf)
-        if request.init_key in self._used_init_keys:
-            return Classification(Admissibility.STALE)
         state = self._admission
+        if state.init_key_used(self.suite, request.init_key):
+            return Classification(Admissibility.STALE)
         after = state.returning_after(request.identity_key)
         if after is not None:
             return Classification(
@@ -104,7 +105,7 @@ class Admission(EpochState):
     ) -> AdmissionOutcome:
         """The admission state a commit with ``ops`` and ``changes`` leads to; raise if inconsistent."""
         state = self._admission
-        if not changes and not state.returning:
+        if not changes and not state.returning and not any(op.type == OpType.REMOVE for op in ops):
             return AdmissionOutcome(state)  # the hot path: no extension to read or write
         scheme = self._scheme
         added = {op.leaf: op.request for op in ops if op.request is not None}
@@ -122,6 +123,15 @@ class Admission(EpochState):
             group_id=self.group_id,
             suite=self.suite,
         )
+
+    def _own_prune(self, departing: Iterable[JoinRequest]) -> int | None:
+        """Our commit's prune of the used init keys, or ``None``: judged by our wall clock, it drops
+        the requests that every member whose clock is within ``clock_skew`` of ours refuses anyway
+        (expired more than ``clock_skew`` ago), and is written only when it drops one."""
+        before = max(0, int(self.config.wall_clock() - self.config.clock_skew))
+        used = self._admission.used_init_keys
+        expired = any(e.not_after < before for e in used) or any(r.not_after < before for r in departing)
+        return before if expired else None
 
     def _extensions_after(self, outcome: AdmissionOutcome) -> bytes:
         """The next epoch's GroupContext extensions: ours, with the admission state ``outcome`` leads to."""
@@ -171,7 +181,7 @@ class Admission(EpochState):
                 )
             if self._scheme.has_init_key(req.init_key) or req.init_key in seen_init:
                 raise DuplicateKeyError(f"join request from {req.display_name!r} reuses an init key")
-            if req.init_key in self._used_init_keys:
+            if self._admission.init_key_used(self.suite, req.init_key):
                 raise DuplicateKeyError(
                     f"join request from {req.display_name!r} ({req.fingerprint}) reuses the init key of a "
                     "member who already joined and left: an old request replayed; ask them for a new one"
@@ -200,17 +210,23 @@ class Admission(EpochState):
 
 
 @contextmanager
-def signed_by(leaf: int, name: str, outside: tuple[type[RemoteError], ...] = ()) -> Iterator[None]:
+def signed_by(
+    leaf: int,
+    name: str,
+    outside: tuple[type[RemoteError], ...] = (),
+    identity_key: bytes | None = None,
+) -> Iterator[None]:
     """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked.
 
-    ``outside`` lists refusals about parts the signature does not cover (a commit's confirmation
-    tag): anyone on the path could have altered those, so they name no one.
+    ``identity_key`` (the signer's) lets the error show its fingerprint. ``outside`` lists
+    refusals about parts the signature does not cover (a commit's confirmation tag): anyone on
+    the path could have altered those, so they name no one.
     """
     try:
         yield
     except RemoteError as exc:
         if not isinstance(exc, outside):
-            exc.signed_by(leaf, name)
+            exc.signed_by(leaf, name, identity_key)
         raise
 
 

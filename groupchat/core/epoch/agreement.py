@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
 
 from ..admission import (
     AdmissionChange,
@@ -24,15 +23,13 @@ from ..codec import Writer, opaque
 from ..commit import Commit, CommitMessage, Operation, OpType
 from ..errors import (
     AdmissionChangeError,
-    ConfirmationError,
-    CounterLimitError,
     EpochError,
     InvalidCommitError,
+    RemoteError,
     ReplayError,
     SignatureError,
     UnknownMemberError,
     UsageError,
-    WrongGroupError,
     WrongSchemeError,
 )
 from ..events import (
@@ -60,22 +57,10 @@ from ..message_protection import (
     verify_framed_content,
 )
 from ..outbox import ROOM, Outbound, OutboundKind
-from ..schemes.base import EpochInput, KeyAgreementScheme
-from ..schemes.ring_errors import AttemptFailedError, WrongAttemptError
-from ..schemes.ring_message import RING_WIRE_FORMAT
+from ..schemes.base import EpochInput, KeyAgreementScheme, RunStep
 from .admission import Admission, signed_by
 from .state import Intent, PendingCommit, PendingEpoch
-from .wire import (
-    LAST_EPOCH,
-    RESTART_LABEL,
-    RING_CONFIRM_WIRE_FORMAT,
-    decode_confirmation,
-    encode_confirmation,
-    tag_ok,
-)
-
-#: Distinct ring confirmations kept while our own run is still going (issue 13 item 6).
-_MAX_EARLY_CONFIRMATIONS: Final = 8
+from .wire import LAST_EPOCH, RESTART_LABEL
 
 
 class Agreement(Admission):
@@ -145,16 +130,9 @@ class Agreement(Admission):
         if digest == ring.digest or digest in ring.digests:
             # A ring joiner reads the room from the commit that added it: it already started the ring.
             raise ReplayError("this commit was already applied: it started the ring that is running")
-        if ring.done is not None:
-            # The run completed (every round-2 message came through, at the same point of the order
-            # for every member; the committer already entered the epoch there): too late to change
-            # the roster of this epoch, only the confirmation is missing.
-            raise EpochError(
-                f"commit on epoch {self.epoch} arrived after the ring agreed epoch {self.epoch + 1} "
-                "(another commit already won this epoch)",
-                self.epoch,
-                self.epoch,
-            )
+        # Until every member's confirmation came through (the same point of the order for all),
+        # nobody is in the next epoch, so a restart ordered before that is one for everyone; one
+        # ordered after it is on an old epoch and never gets here.
         scheme = self._multi_round_scheme()
         pending = self._pending
         if pending is not None and pending.message == data:
@@ -189,7 +167,7 @@ class Agreement(Admission):
         if content.sender == self.my_leaf:
             raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
         ops = msg.commit.operations
-        with signed_by(content.sender, request.display_name):
+        with signed_by(content.sender, request.display_name, identity_key=request.identity_key):
             if any(op.type != OpType.REMOVE for op in ops):
                 raise InvalidCommitError("a commit that restarts a running ring may only remove members")
             self._check_operations(content.sender, ops)
@@ -220,7 +198,7 @@ class Agreement(Admission):
         scheme = self._scheme
         removed = {op.leaf: req for op in ops if (req := scheme.member(op.leaf)) is not None}
         before = ring.admission
-        if not changes and not before.state.returning:
+        if not changes and not before.state.returning and not removed:
             return before
         after = apply_changes(
             before.state,
@@ -266,12 +244,13 @@ class Agreement(Admission):
             data=ring.data + data,
             committer=committer,
             added=tuple(m for m in ring.added if m.leaf not in removed),
+            dropped=ring.dropped + tuple(m for m in ring.added if m.leaf in removed),
             removed=ring.removed + tuple(m for leaf, m in removed.items() if leaf not in joined),
             overrides={**overrides, **ring.overrides},
             own=own,
             admission=admission,
             superseded=ring.superseded or lost,
-            tags=[],
+            done=None,
             restarts=(*ring.restarts, (msg.content, msg.signature)),
             digests=ring.digests | {self.suite.hash(data)},
             restart_digest=self.suite.hash(data),
@@ -287,26 +266,17 @@ class Agreement(Admission):
         scheme = self._scheme
         if self._ring is None or not scheme.multi_round:
             return None
-        ring = self._ring
-        if ring.done is not None:
-            # Our run is done; the committer's confirmation has not come. Past the deadline any
-            # member who completed confirms (the tag needs the epoch's secret, so only a member can
-            # make one, and it still shows that sender and receiver agree); the epoch is entered
-            # where the first confirmation is ordered, ours included (§8.3).
-            overdue = self.config.clock() - ring.done_at >= scheme.timeout
-            if not ring.own and not ring.confirmed_by_us and overdue:
-                ctx, secrets, confirmed = ring.done
-                tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
-                self._queue_handshake([encode_confirmation(self.group_id, ctx.epoch, tag)])
-                ring.confirmed_by_us = True
-            return None
         timeout = scheme.overdue()
         if timeout is None:
             return None
         # Propose the next attempt; it is in force from where the relay orders its first
         # message (docs/protocol.md §8.3), so the late messages of this one may still finish it.
-        self._queue_handshake([scheme.propose_retry()])
-        return RekeyTimedOut(self.epoch + 1, timeout.round, timeout.attempt, timeout.missing)
+        proposal = scheme.propose_retry()
+        if proposal is not None:
+            self._queue_handshake([proposal])
+        return RekeyTimedOut(
+            self.epoch + 1, timeout.round, timeout.attempt, timeout.missing, retry=proposal is not None
+        )
 
     def _multi_round_scheme(self) -> KeyAgreementScheme:
         """Our scheme, which must agree its secrets in rounds for a handshake message to mean anything."""
@@ -328,66 +298,57 @@ class Agreement(Admission):
         self._ring = ring
         # Binds the run to the state it continues, so it cannot be replayed into a fork.
         context = self.suite.hash(self._ctx_bytes + ring.data)
-        out, secret = scheme.start(self.group_id, self.epoch + 1, context)
-        self._queue_handshake(out)
-        if secret is not None:
-            return self._run_finished(secret)
-        return RekeyProgress(self.epoch + 1, scheme.missing())
+        return self._after(scheme.start(self.group_id, self.epoch + 1, context))
 
-    def _receive_handshake(self, wire_format: int, data: bytes) -> Event:
+    def _receive_handshake(self, data: bytes) -> Event:
         scheme = self._multi_round_scheme()
         ring = self._ring
         digest = self.suite.hash(data)
         sent_in = self._unechoed.pop(digest, None)
         if sent_in is not None:
-            if ring is not None and ring.done is not None and wire_format == RING_CONFIRM_WIRE_FORMAT:
-                return self._enter_agreed_epoch(ring, [decode_confirmation(data)[2]])  # ours, first
-            if ring is None or wire_format != RING_WIRE_FORMAT:
+            if ring is None:
                 return MessageEchoed(sent_in, digest)
             # Our own round message counts where the relay ordered it (§8.3).
             if scheme.is_own_proposal(data):
                 scheme.adopt_proposal()  # our retry's place in the order: its attempt is in force
             try:
-                out, secret = scheme.handshake(data)
-            except (WrongAttemptError, AttemptFailedError, EpochError, ReplayError):
-                return MessageEchoed(sent_in, digest)  # of an attempt no longer in force
-            self._queue_handshake(out)
-            if secret is None:
-                return RekeyProgress(self.epoch + 1, scheme.missing())
-            return self._run_finished(secret)
-        if wire_format == RING_CONFIRM_WIRE_FORMAT:
-            group_id, epoch, tag = decode_confirmation(data)
-            if group_id != self.group_id:
-                raise WrongGroupError("ring confirmation belongs to another group")
-            if ring is None or epoch != self.epoch + 1:
-                raise EpochError(
-                    f"ring confirmation for epoch {epoch}, but no ring is agreeing it here", epoch, self.epoch
-                )
-            if ring.done is None:
-                # Checked once our run is done. Unsigned, so the relay can send any number: every
-                # honest member's tag is the same, so distinct ones are kept, and only a few.
-                if tag not in ring.tags and len(ring.tags) < _MAX_EARLY_CONFIRMATIONS:
-                    ring.tags.append(tag)
-                return RekeyProgress(epoch, scheme.missing())
-            return self._enter_agreed_epoch(ring, [tag])
+                step = scheme.handshake(data)
+            except RemoteError:
+                # Ours, so not forged: of an attempt or a run (before a restart) no longer in force.
+                return MessageEchoed(sent_in, digest)
+            return self._after(step)
         if ring is None:
             raise EpochError(
                 f"ring message, but no ring rekey is running (we are at epoch {self.epoch})",
                 current=self.epoch,
             )
-        out, secret = scheme.handshake(data)
-        self._queue_handshake(out)
-        if secret is None:
-            return RekeyProgress(self.epoch + 1, scheme.missing())
-        return self._run_finished(secret)
+        return self._after(scheme.handshake(data))
+
+    def _after(self, step: RunStep) -> Event:
+        """Send what the run sends, then act on what it reached: a secret (derive the epoch and
+        confirm it), every confirmation (enter the epoch), or a failure (say so; the deadline
+        proposes the next attempt)."""
+        self._queue_handshake(step.outbound)
+        if step.confirmed:
+            return self._enter_agreed_epoch()
+        ring = self._ring
+        if ring is not None and not self._scheme.keyed:
+            ring.done = None  # the attempt in force (a retry) has not derived its epoch yet
+        if step.failure is not None:
+            return step.failure
+        if step.secret is not None:
+            return self._run_finished(step.secret)
+        return RekeyProgress(self.epoch + 1, self._scheme.missing(), step.retried_by, step.early)
 
     def _run_finished(self, commit_secret: bytes) -> Event:
-        """Our run is done: the new epoch's GroupContext and secrets; the committer confirms them."""
+        """Rounds 1 and 2 agreed ``commit_secret``: derive the new epoch's GroupContext and secrets,
+        and confirm its tag in round 3; the epoch is entered once every member confirmed it."""
         ring = self._ring
-        assert ring is not None and self._scheme.multi_round
-        if self.epoch >= LAST_EPOCH:
-            raise CounterLimitError(f"the group is at epoch {self.epoch}, the last a uint64 holds")
-        # The ring's transcript (every signed round message) joins the commit in the transcript.
+        scheme = self._scheme
+        assert ring is not None and scheme.multi_round
+        # A commit at the last epoch is refused by its committer and by every receiver.
+        assert self.epoch < LAST_EPOCH
+        # The ring's transcript (every signed round content) joins the commit in the transcript.
         confirmed = confirmed_transcript_hash(
             self.suite,
             self._interim,
@@ -396,41 +357,29 @@ class Agreement(Admission):
                 confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature)
                 for content, signature in ring.restarts
             )
-            + opaque(self._scheme.last_transcript),
+            + opaque(scheme.last_transcript),
         )
         ctx = GroupContext(
             self.suite.id,
             self.group_id,
             self.epoch + 1,
-            self._scheme.public_hash,
+            scheme.public_hash,
             confirmed,
             self._extensions_after(ring.admission),
         )
         secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
-        ring.done = (ctx, secrets, confirmed)
-        ring.done_at = self.config.clock()
-        if ring.own:
-            tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
-            message = encode_confirmation(self.group_id, ctx.epoch, tag)
-            self._queue_handshake([message])
-            return self._enter_agreed_epoch(ring, [tag])
-        if ring.tags:
-            return self._enter_agreed_epoch(ring, ring.tags)
-        return RekeyProgress(ctx.epoch, ())
+        tag = confirmation_tag(self.suite, secrets.confirmation_key, confirmed)
+        ring.done = (ctx, secrets, confirmed, tag)
+        return self._after(scheme.send_confirmation(tag))
 
-    def _enter_agreed_epoch(self, ring: PendingEpoch, tags: Sequence[bytes]) -> Event:
-        assert ring.done is not None
-        ctx, secrets, confirmed = ring.done
-        tag = next((t for t in tags if tag_ok(self.suite, secrets.confirmation_key, confirmed, t)), None)
-        if tag is None:
-            ring.tags.clear()
-            raise ConfirmationError(
-                f"ring confirmation for epoch {ctx.epoch} does not match the secret we agreed: our view "
-                "of the ring differs from the committer's"
-            )
+    def _enter_agreed_epoch(self) -> Event:
+        """Every member confirmed the tag of the epoch our run derived: enter it."""
+        ring = self._ring
+        assert ring is not None and ring.done is not None
+        ctx, secrets, confirmed, tag = ring.done
         self._ring = None
-        # A restart of ours that came too late (after the run completed) is moot now.
-        superseded = ring.superseded or (self._pending is not None and not ring.own)
+        # A restart of ours still in flight is moot now (even if the ring's commit was ours).
+        superseded = ring.superseded or self._pending is not None
         self._pending = None
         interim = interim_transcript_hash(self.suite, confirmed, tag)
         self._enter_epoch(ctx, secrets, interim, ring.overrides, ring.digest)
@@ -447,6 +396,7 @@ class Agreement(Admission):
             admitted_by_invite=ring.admission.admitted,
             invites_created=ring.admission.created,
             invites_revoked=ring.admission.revoked,
+            not_admitted=ring.dropped,
         )
 
 

@@ -53,10 +53,12 @@ from ..message_protection import (
 from ..outbox import ROOM, Joiner, Outbound, OutboundKind
 from ..schemes.base import EpochInput, OwnChange
 from ..welcome import (
+    SECRETS_EXTENSION,
     GroupInfo,
     GroupSecrets,
     encode_extensions,
     seal_welcome,
+    secrets_commitment,
 )
 from .agreement import Agreement
 from .machine import Input
@@ -101,6 +103,13 @@ class Building(Agreement):
         only carries our own update, like any commit with no operations.
         """
         self._require(Input.COMMIT_REMOVALS)  # a member with no commit in flight
+        if self.epoch >= LAST_EPOCH:
+            # Refused here for every scheme (a ring commit carries no key schedule of its own, so
+            # nothing further on would notice): every receiver would refuse it.
+            raise EpochLimitError(
+                f"the group is at epoch {self.epoch}, the last a uint64 holds: no further commit is "
+                "possible; start a new group"
+            )
         if len(authenticated_data) > MAX_AUTHENTICATED_DATA:
             raise UsageError(f"authenticated data is longer than {MAX_AUTHENTICATED_DATA} bytes")
         requests: list[JoinRequest] = []
@@ -155,7 +164,8 @@ class Building(Agreement):
             update=update,
             rand=self.config.rand,
         )
-        changes = own_changes(change.operations, admits, reasons, invites, revokes)
+        prune = self._own_prune(removed_requests)
+        changes = own_changes(change.operations, admits, reasons, invites, revokes, prune)
         try:
             outcome = self._admission_after(change.operations, changes, self._identity.public_key)
         except RemoteError as exc:  # never build what every receiver would refuse
@@ -223,23 +233,24 @@ class Building(Agreement):
         joiners = [op for op in change.operations if op.request is not None]
         if joiners:
             assert change.public_state is not None
+            recipients = [
+                (
+                    op.request.ref(suite),
+                    op.request.init_key,
+                    GroupSecrets(secrets.joiner_secret, change.joiner_secrets[op.leaf], []),
+                )
+                for op in joiners
+                if op.request is not None
+            ]
+            committed = secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])
             info = GroupInfo(
-                ctx, encode_extensions([(TREE_EXTENSION, change.public_state)]), tag, self.my_leaf, b""
+                ctx,
+                encode_extensions([(TREE_EXTENSION, change.public_state), (SECRETS_EXTENSION, committed)]),
+                tag,
+                self.my_leaf,
+                b"",
             ).sign(suite, self._identity.signing_key)
-            welcome = seal_welcome(
-                suite,
-                info.encode(),
-                secrets.welcome_secret,
-                [
-                    (
-                        op.request.ref(suite),
-                        op.request.init_key,
-                        GroupSecrets(secrets.joiner_secret, change.joiner_secrets[op.leaf], []),
-                    )
-                    for op in joiners
-                    if op.request is not None
-                ],
-            ).encode_message()
+            welcome = seal_welcome(suite, info.encode(), secrets.welcome_secret, recipients).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def _seal_multi_round_commit(
@@ -258,26 +269,25 @@ class Building(Agreement):
         joiners = [op.request for op in change.operations if op.request is not None]
         if joiners:
             assert change.public_state is not None
+            # The joiner gets this epoch's init_secret; joiner_secret only protects the GroupInfo.
+            joiner_secret = self.config.rand(32)
+            recipients = [
+                (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
+                for r in joiners
+            ]
             extensions = encode_extensions(
                 [
                     (RING_ROSTER_EXTENSION, change.public_state),
                     (RING_COMMIT_EXTENSION, message),
                     (RING_INTERIM_EXTENSION, self._interim),
+                    (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
                 ]
             )
             info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").sign(
                 suite, self._identity.signing_key
             )
-            # The joiner gets this epoch's init_secret; joiner_secret only protects the GroupInfo.
-            joiner_secret = self.config.rand(32)
             welcome = seal_welcome(
-                suite,
-                info.encode(),
-                welcome_secret(suite, joiner_secret),
-                [
-                    (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
-                    for r in joiners
-                ],
+                suite, info.encode(), welcome_secret(suite, joiner_secret), recipients
             ).encode_message()
         return message, self._ctx, self._secrets, self._interim, welcome
 
@@ -382,8 +392,10 @@ def own_changes(
     reasons: Mapping[int, RemovalReason],
     invites: Sequence[NewInvite],
     revokes: Sequence[bytes],
+    prune: int | None = None,
 ) -> tuple[AdmissionChange, ...]:
-    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons."""
+    """Our commit's admission changes, in the canonical order: revokes, invites, admits, reasons,
+    prune (of the used init keys, :meth:`~.admission.Admission._own_prune`)."""
     out = [AdmissionChange(ChangeType.REVOKE, invite_key=k) for k in revokes]
     out += [
         AdmissionChange(
@@ -396,4 +408,6 @@ def own_changes(
         if admit is not None:
             out.append(AdmissionChange(ChangeType.ADMIT, op.leaf, admit.invite_key, proof=admit.proof))
     out += [AdmissionChange(ChangeType.REASON, leaf, reason=reasons[leaf]) for leaf in sorted(reasons)]
+    if prune is not None:
+        out.append(AdmissionChange(ChangeType.PRUNE, not_after=prune))
     return tuple(out)

@@ -10,8 +10,7 @@ import dataclasses
 from dataclasses import fields
 from typing import Self
 
-from ..admission import apply_changes
-from ..commit import CommitMessage, OpType, check_operation_order
+from ..commit import CommitMessage, OpType
 from ..errors import (
     CounterLimitError,
     InvalidWelcomeError,
@@ -35,8 +34,11 @@ from ..schemes.base import EpochInput, KeyAgreementScheme
 from ..schemes.registry import scheme_class
 from ..suite import CipherSuite
 from ..welcome import (
+    SECRETS_EXTENSION,
     GroupInfo,
+    GroupSecrets,
     Welcome,
+    committed_secrets,
     decode_extensions,
     decrypt_group_info,
     open_group_secrets,
@@ -72,11 +74,8 @@ class Joining(Processing):
         config = config or GroupConfig()
         suite = config.suite()
         msg = Welcome.decode_message(welcome)
-        gs = open_group_secrets(suite, msg, pending.request.ref(suite), pending.init_private)
-        if gs.path_secret is None:
-            raise InvalidWelcomeError("welcome carries no leaf secret for us")
-        if gs.psks:
-            raise InvalidWelcomeError("welcome asks for pre-shared keys, which groupchat does not use")
+        ref = pending.request.ref(suite)
+        gs = open_group_secrets(suite, msg, ref, pending.init_private)
         info = decrypt_group_info(suite, msg, welcome_secret(suite, gs.joiner_secret))
         ctx = info.group_context
         if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
@@ -89,7 +88,7 @@ class Joining(Processing):
             )
         scheme_type = scheme_class(scheme_of(ctx))
         if scheme_type.multi_round:
-            return cls._join_multi_round(pending, info, gs.path_secret, config, scheme_type)
+            return cls._join_multi_round(pending, info, gs, config, scheme_type)
         trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
         if len(trees) != 1:
             raise InvalidWelcomeError("welcome's GroupInfo must carry exactly one public tree")
@@ -98,14 +97,17 @@ class Joining(Processing):
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
-        _verify_roster(suite, info, scheme)  # the roster and its signer, before anything is used
-        # Our seat and the joiner secret come from the sealed GroupSecrets, which no one signs
-        # (anyone can seal to our init key): a refusal here names no signer.
-        scheme.take_seat(pending.request, info.signer, gs.path_secret, pending.init_private)
-        secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
-        verify_confirmation_tag(
-            suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
-        )
+        signer = _verify_roster(suite, info, scheme)  # the roster and its signer, before anything is used
+        # The sealed GroupSecrets are the signer's once they match its signed commitment: a leaf
+        # secret that does not fit the signed tree, or a joiner secret that does not give the
+        # signed confirmation tag, then names the signer.
+        path_secret = _opened_secret(suite, info, signer, ref, gs)
+        with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
+            scheme.take_seat(pending.request, info.signer, path_secret, pending.init_private)
+            secrets = epoch_secrets_from_joiner(suite, gs.joiner_secret, ctx.encode())
+            verify_confirmation_tag(
+                suite, secrets.confirmation_key, ctx.confirmed_transcript_hash, info.confirmation_tag
+            )
         interim = interim_transcript_hash(suite, ctx.confirmed_transcript_hash, info.confirmation_tag)
         group = cls(
             config=config,
@@ -123,17 +125,19 @@ class Joining(Processing):
         cls,
         pending: PendingJoin,
         info: GroupInfo,
-        init_secret: bytes,
+        gs: GroupSecrets,
         config: GroupConfig,
         scheme_type: type[KeyAgreementScheme],
     ) -> Self:
         """Enter a ring group: the Welcome carries the epoch *before* the commit that adds us.
 
         We check that epoch's roster (every join request, the signer a member), the commit (signed
-        by the Welcome's signer on that epoch, adding us), then take part in the ring that creates
-        the new epoch like every member; its round 1 is in :meth:`data_to_send`. ``init_secret``
-        of the previous epoch (sealed to our init key) is all we get: the new epoch also needs our
-        own ephemeral, so a stolen init key alone does not reveal it.
+        by the Welcome's signer on that epoch, adding us, passing every check a member runs on
+        it), then take part in the ring that creates the new epoch like every member; its round 1
+        is in :meth:`data_to_send`. The sealed init_secret of the previous epoch is all we get:
+        the new epoch also needs our own ephemeral, so a stolen init key alone does not reveal it.
+        Everything is checked before ``pending`` is consumed; a refusal after the signer's
+        signature checked names the signer.
         """
         suite, ctx = config.suite(), info.group_context
         ext = dict(decode_extensions(info.extensions))
@@ -147,72 +151,107 @@ class Joining(Processing):
                 "ring welcome's roster does not match the roster hash it was signed with"
             )
         signer = _verify_roster(suite, info, scheme)
-        data = ext[RING_COMMIT_EXTENSION]
-        msg = CommitMessage.decode(data)
-        content = msg.content
-        if content.group_id != ctx.group_id or content.epoch != ctx.epoch or content.sender != info.signer:
-            raise InvalidWelcomeError(
-                "ring welcome's commit is not the signer's commit on the welcome's epoch"
+        init_secret = _opened_secret(suite, info, signer, pending.request.ref(suite), gs)
+        with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
+            data = ext[RING_COMMIT_EXTENSION]
+            msg = CommitMessage.decode(data)
+            content = msg.content
+            if (
+                content.group_id != ctx.group_id
+                or content.epoch != ctx.epoch
+                or content.sender != info.signer
+            ):
+                raise InvalidWelcomeError(
+                    "ring welcome's commit is not the signer's commit on the welcome's epoch"
+                )
+            verify_framed_content(
+                suite, signer.identity_key, WireFormat.PUBLIC_MESSAGE, content, ctx.encode(), msg.signature
             )
-        ctx_bytes = ctx.encode()
-        verify_framed_content(
-            suite, signer.identity_key, WireFormat.PUBLIC_MESSAGE, content, ctx_bytes, msg.signature
-        )
-        ops = msg.commit.operations
-        with signed_by(info.signer, signer.display_name):
-            check_operation_order(ops)
-            scheme.check_commit(content.sender, ops)
+            ops = msg.commit.operations
             added = [op for op in ops if op.request is not None]
             for op in added:
                 assert op.request is not None
                 verify_listed_member(suite, ctx.group_id, op.leaf, op.request, (info.signer, signer))
             if not any(op.request == pending.request for op in added):
                 raise InvalidWelcomeError("ring welcome's commit does not add our join request")
-            before = {leaf: req for leaf, req in scheme.members()}
-            admission = apply_changes(
-                admission_of(ctx),
-                msg.commit.changes,
-                added={op.leaf: op.request for op in added if op.request is not None},
-                removed={
-                    op.leaf: before[op.leaf] for op in ops if op.type == OpType.REMOVE and op.leaf in before
-                },
-                committer=signer.identity_key,
-                group_id=ctx.group_id,
-                suite=suite,
+            # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
+            secrets = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
+            secrets = dataclasses.replace(
+                secrets, init_secret=init_secret, encryption_secret=bytes(32), sender_data_secret=bytes(32)
             )
-        scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
-        # Only init_secret of this epoch is ours; the rest stays unknown (we never read epoch n).
-        secrets = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
-        secrets = dataclasses.replace(
-            secrets, init_secret=init_secret, encryption_secret=bytes(32), sender_data_secret=bytes(32)
-        )
-        group = cls(
-            config=config,
-            identity=pending.identity,
-            scheme=scheme,
-            group_context=ctx,
-            secrets=secrets,
-            interim=ext[RING_INTERIM_EXTENSION],
-        )
-        pending.used = True
-        overrides = {op.leaf: before.get(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
-        members = group._member
-        ring = PendingEpoch(
-            data,
-            content,
-            msg.signature,
-            members(content.sender, signer),
-            tuple(members(op.leaf, op.request) for op in added if op.request is not None),
-            tuple(members(op.leaf, r) for op in ops if op.type == OpType.REMOVE and (r := before[op.leaf])),
-            any(op.type == OpType.UPDATE for op in ops),
-            overrides,
-            suite.hash(data),
-            own=False,
-            admission=admission,
-        )
-        group._joining = True
-        group._begin_agreement(ring)
+            before = {leaf: req for leaf, req in scheme.members()}
+            # The checks every member runs on this commit, on the roster before it (order, scheme
+            # rules, every Add signed, unexpired and new), so that we decide about it alike.
+            checker = cls(
+                config=config,
+                identity=pending.identity,
+                scheme=scheme,
+                group_context=ctx,
+                secrets=secrets,
+                interim=ext[RING_INTERIM_EXTENSION],
+            )
+            checker._check_operations(content.sender, ops)
+            admission = checker._admission_after(ops, msg.commit.changes, signer.identity_key)
+            scheme.confirm(scheme.stage_commit(EpochInput(ctx.group_id, ctx.epoch), content.sender, ops))
+            group = cls(
+                config=config,
+                identity=pending.identity,
+                scheme=scheme,
+                group_context=ctx,
+                secrets=secrets,
+                interim=ext[RING_INTERIM_EXTENSION],
+            )
+            overrides = {op.leaf: before.get(op.leaf) for op in ops if op.type in (OpType.ADD, OpType.REMOVE)}
+            members = group._member
+            ring = PendingEpoch(
+                data,
+                content,
+                msg.signature,
+                members(content.sender, signer),
+                tuple(members(op.leaf, op.request) for op in added if op.request is not None),
+                tuple(
+                    members(op.leaf, r) for op in ops if op.type == OpType.REMOVE and (r := before[op.leaf])
+                ),
+                any(op.type == OpType.UPDATE for op in ops),
+                overrides,
+                suite.hash(data),
+                own=False,
+                admission=admission,
+            )
+            group._joining = True
+            try:
+                group._begin_agreement(ring)
+            except UsageError as exc:
+                # Every input of the run (roster, epoch, context) is the welcome's: remote input.
+                raise InvalidWelcomeError(f"ring welcome's roster cannot start a ring: {exc}") from exc
+        pending.used = True  # only now: a rejected welcome must not burn the request
         return group
+
+
+def _opened_secret(
+    suite: CipherSuite, info: GroupInfo, signer: JoinRequest, ref: bytes, gs: GroupSecrets
+) -> bytes:
+    """The secret sealed to us, once it is what the (verified) GroupInfo's signer committed to.
+
+    Anyone who knows the new epoch's joiner secret (a member) can seal other GroupSecrets under
+    the same signed GroupInfo: those are refused naming no one. What matches the commitment is
+    the signer's, so every refusal about it, here and later, names the signer.
+    """
+    data = dict(decode_extensions(info.extensions)).get(SECRETS_EXTENSION)
+    verdict = None if data is None else committed_secrets(suite, data, ref, gs)
+    if verdict is False:
+        raise InvalidWelcomeError(
+            "the secrets sealed to us are not the ones the welcome's signer committed to: someone "
+            "who could read the welcome (a member) sealed others; refusing the welcome"
+        )
+    with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
+        if verdict is None:
+            raise InvalidWelcomeError("welcome's GroupInfo commits to no secrets for us")
+        if gs.path_secret is None:
+            raise InvalidWelcomeError("welcome carries no leaf secret for us")
+        if gs.psks:
+            raise InvalidWelcomeError("welcome asks for pre-shared keys, which groupchat does not use")
+    return gs.path_secret
 
 
 def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementScheme) -> JoinRequest:
@@ -229,7 +268,7 @@ def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementSche
         raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
     verify_listed_member(suite, group_id, info.signer, signer, None)
     info.verify(suite, signer.identity_key)
-    with signed_by(info.signer, signer.display_name):
+    with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
         for leaf, request in scheme.members():
             if leaf != info.signer:
                 verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))

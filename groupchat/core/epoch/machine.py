@@ -28,7 +28,7 @@ class Phase(enum.Enum):
     MEMBER = "member"  # at an epoch, nothing of ours in flight
     COMMITTING = "committing"  # our commit awaits the relay's echo (it wins or loses the epoch)
     AGREEING = "agreeing"  # a multi-round scheme's run for the next epoch is under way
-    CONFIRMING = "confirming"  # that run completed here; the next epoch awaits its confirmation
+    CONFIRMING = "confirming"  # that run derived the next epoch here; every member confirms it
     JOINING = "joining"  # a multi-round joiner before its first epoch: no keys for the current one
     REMOVED = "removed"  # a commit removed us; every secret is gone
 
@@ -42,7 +42,7 @@ class Input(enum.Enum):
     COMMIT_REMOVALS = "commit removals"  # a commit of removals only: a restart while agreeing
     RECEIVE_MESSAGE = "receive message"  # an application message (PrivateMessage)
     RECEIVE_COMMIT = "receive commit"  # a commit (PublicMessage), ours or another's
-    RECEIVE_HANDSHAKE = "receive handshake"  # a multi-round scheme's round or confirmation
+    RECEIVE_HANDSHAKE = "receive handshake"  # a multi-round scheme's round (round 3 confirms)
     RECEIVE_WELCOME = "receive welcome"  # a Welcome: only Group.join takes one
     POLL = "poll"  # the session's timer: check the running agreement's deadline
     DATA_TO_SEND = "data to send"  # drain the outbox (may build a rebuild or our first update)
@@ -80,15 +80,17 @@ TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     # finishes it at once when we are alone); a commit removing us ends everything.
     (M, Input.RECEIVE_COMMIT): frozenset({M, A, R}),
     (C, Input.RECEIVE_COMMIT): frozenset({M, A, R}),
-    # While agreeing only a restart is taken: the run starts over, or ends at once.
+    # While agreeing (or confirming: nobody is in the next epoch until every member confirmed it)
+    # only a restart is taken: the run starts over, or ends at once.
     (A, Input.RECEIVE_COMMIT): frozenset({A, F, M, R}),
-    (F, Input.RECEIVE_COMMIT): frozenset({F}),  # a restart after the run completed is refused
+    (F, Input.RECEIVE_COMMIT): frozenset({A, F, M, R}),
     (J, Input.RECEIVE_COMMIT): frozenset({J, M, R}),
     # Handshakes: echoes of old ones outside an agreement; rounds and confirmations inside.
     (M, Input.RECEIVE_HANDSHAKE): frozenset({M}),
     (C, Input.RECEIVE_HANDSHAKE): frozenset({C}),
     (A, Input.RECEIVE_HANDSHAKE): frozenset({A, F, M}),
-    (F, Input.RECEIVE_HANDSHAKE): frozenset({F, M}),
+    # Confirming: every confirmation enters the epoch; the next attempt, in force, agrees anew.
+    (F, Input.RECEIVE_HANDSHAKE): frozenset({A, F, M}),
     (J, Input.RECEIVE_HANDSHAKE): frozenset({J, M}),
     # Draining builds a rebuild of a lost commit, or the first update of a tainted joiner.
     (M, Input.DATA_TO_SEND): frozenset({M, C}),

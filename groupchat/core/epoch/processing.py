@@ -93,7 +93,7 @@ class Processing(Building):
             )
         committer = self._member(sender, request)
         # The confirmation tag is outside the signature (RFC 9420 §6.1): its refusal names no one.
-        with signed_by(committer.leaf, committer.display_name, outside=(ConfirmationError,)):
+        with signed_by(committer.leaf, committer.display_name, (ConfirmationError,), committer.identity_key):
             return self._apply_commit(data, digest, msg, committer)
 
     def _apply_commit(self, data: bytes, digest: bytes, msg: CommitMessage, committer: Member) -> Event:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..codec import opaque
 from ..errors import (
+    HoldMessagesError,
     InvalidValueError,
     RemovedSenderError,
     UnknownMemberError,
@@ -40,10 +41,27 @@ from .machine import Input
 class Protection(Admission):
     """Application messages in and out of the current (or retained previous) epoch."""
 
+    @property
+    def holding_messages(self) -> bool:
+        """True while a change that removes members is in flight (our commit awaiting its echo) or
+        agreed (a ring's run): a message sent now is ordered after it, yet the removed still hold
+        this epoch's keys, so :meth:`encrypt` refuses until the next epoch is entered."""
+        ring, pending = self._ring, self._pending
+        return (ring is not None and bool(ring.removed)) or (pending is not None and bool(pending.removed))
+
     def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
         """Sign and encrypt an application message for the current epoch."""
         self._require(Input.ENCRYPT)
         self._expire_previous_epoch()
+        if self.holding_messages:
+            removed = self._ring.removed if self._ring is not None else ()
+            if not removed and self._pending is not None:
+                removed = self._pending.removed
+            names = ", ".join(repr(m.display_name) for m in removed)
+            raise HoldMessagesError(
+                f"cannot send at epoch {self.epoch}: the change that removes {names} is being agreed, "
+                f"and they could read it; send once epoch {self.epoch + 1} is entered"
+            )
         if len(plaintext) > MAX_APPLICATION_DATA:
             # Receivers refuse longer application data (read_application_data): never send it.
             raise UsageError(f"message of {len(plaintext)} bytes is longer than {MAX_APPLICATION_DATA}")

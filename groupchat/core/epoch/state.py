@@ -2,10 +2,11 @@
 
 :class:`EpochState` is the base of ``Group``: the GroupContext, epoch secrets and transcript of the
 current epoch, the retained previous epoch's keys (until ``previous_epoch_ttl``), the recent
-commits and unechoed messages (echo and replay bookkeeping), the init keys of departed members,
-the outbox, and the data of the current :class:`~.machine.Phase` (our pending commit, the running
-agreement, the joiner flag). It enters an epoch (:meth:`EpochState._enter_epoch`) and forgets
-everything when we are removed (:meth:`EpochState._removed`).
+commits and unechoed messages (echo and replay bookkeeping), the agreed admission state (with
+the init keys of departed members, docs/protocol.md §4.5), the outbox, and the data of the
+current :class:`~.machine.Phase` (our pending commit, the running agreement, the joiner flag).
+It enters an epoch (:meth:`EpochState._enter_epoch`) and forgets everything when we are removed
+(:meth:`EpochState._removed`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import enum
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Final
 
@@ -155,8 +156,9 @@ class PendingEpoch:
     own: bool
     admission: AdmissionOutcome
     superseded: bool = False
-    tags: list[bytes] = field(default_factory=list)  # confirmations received before we finished
-    done: tuple[GroupContext, EpochSecrets, bytes] | None = None  # ctx, secrets, confirmed
+    # The epoch the run's secret gives (ctx, secrets, confirmed transcript hash, our tag), while
+    # round 3 confirms it; entered only once every member confirmed the same tag.
+    done: tuple[GroupContext, EpochSecrets, bytes, bytes] | None = None
     # Restart commits that removed members the ring waited for (docs/protocol.md §8.3), in order:
     # (content, signature) for the transcript; their digests; the last one binds the next restart.
     restarts: tuple[tuple[FramedContent, bytes], ...] = ()
@@ -168,15 +170,14 @@ class PendingEpoch:
         return self.restart_digest or self.digest
 
     restart_digest: bytes = b""
-    done_at: float = 0.0  # when our run completed (we then wait for the committer's confirmation)
-    confirmed_by_us: bool = False  # we sent the confirmation ourselves (the committer's never came)
+    dropped: tuple[Member, ...] = ()  # joiners of the ring's commit that a restart removed
 
 
 class EpochState:
     """The state of one member at one epoch; ``Group`` is this plus the modules that act on it.
 
     The underscored attributes (``_ctx``, ``_ctx_bytes``, ``_secrets``, ``_interim``, ``_keys``,
-    ``_previous``, ``_recent_commits``, ``_used_init_keys``, ``_pending``, ``_ring``, ``_identity``)
+    ``_previous``, ``_recent_commits``, ``_admission``, ``_pending``, ``_ring``, ``_identity``)
     stay readable on ``Group`` as inspection hooks for the tests and the lab; only the epoch
     machine's modules change them.
     """
@@ -206,9 +207,6 @@ class EpochState:
         self._pending: PendingCommit | None = None
         self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
         self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
-        # Init keys of members who left since we joined -> their request's not_after. Current
-        # members' init keys are in the roster; together they are every init key we saw used.
-        self._used_init_keys: dict[bytes, int] = {}
         # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
         self._outbox: list[Outbound] = []
         self._rebuild: Intent | None = None
@@ -255,7 +253,6 @@ class EpochState:
         previous.removed = {
             leaf: req for leaf, req in overrides.items() if req is not None and scheme.member(leaf) is None
         }
-        self._remember_init_keys(previous.removed.values())
         # A ring joiner's placeholder keys for the epoch before it joined are never kept.
         self._previous = None if self._joining else previous
         self._joining = False
@@ -300,21 +297,6 @@ class EpochState:
         raise EpochError(
             f"message is for epoch {epoch}; we hold keys for epoch {self.epoch} only", epoch, self.epoch
         )
-
-    def _remember_init_keys(self, departed: Iterable[JoinRequest]) -> None:
-        """Keep departed members' init keys so that their old requests cannot be re-added.
-
-        An entry is dropped once its request is expired even by a receiver's tolerant clock:
-        that request is then refused by the expiry check alone, so forgetting it changes nothing.
-        (Another request carrying the same init key would have to be signed by its owner, or be a
-        copycat whose welcome nobody can open; see docs/protocol.md.)
-        """
-        for req in departed:
-            self._used_init_keys[req.init_key] = req.not_after
-        horizon = self.config.wall_clock() - self.config.clock_skew
-        expired = [key for key, not_after in self._used_init_keys.items() if not_after < horizon]
-        for key in expired:
-            del self._used_init_keys[key]
 
     def _removed(self, by: Member, reason: RemovalReason | None = None) -> RemovedFromGroup:
         epoch = self.epoch + 1

@@ -1,27 +1,24 @@
 """Numbers and small encodings of the epoch machine on the wire (not the commit itself).
 
-The extension numbers a GroupInfo or GroupContext carries, the ring confirmation's wire format and
-codec, the restart label and the last epoch. A commit's own wire format is
-:class:`~groupchat.core.commit.CommitMessage` (``core/commit.py``); a Welcome's, ``core/welcome.py``.
+The extension numbers a GroupInfo or GroupContext carries, the restart label and the last epoch.
+A commit's own wire format is :class:`~groupchat.core.commit.CommitMessage` (``core/commit.py``);
+a Welcome's, ``core/welcome.py``.
 """
 
+import dataclasses
 from typing import Final
 
-from ..admission import ADMISSION_EXTENSION, DEFAULT_ADMISSION, AdmissionState
+from ..admission import (
+    ADMISSION_EXTENSION,
+    DEFAULT_ADMISSION,
+    USED_INIT_KEYS_EXTENSION,
+    AdmissionState,
+    UsedInitKey,
+)
 from ..codec import Reader, Writer
-from ..errors import (
-    ConfirmationError,
-    InvalidValueError,
-    UnknownVersionError,
-)
-from ..identity import MAX_GROUP_ID
-from ..key_schedule import (
-    GroupContext,
-    verify_confirmation_tag,
-)
+from ..errors import InvalidValueError
+from ..key_schedule import GroupContext
 from ..schemes.base import SCHEME_IDS
-from ..suite import CipherSuite
-from ..version import PROTOCOL_VERSION
 from ..welcome import (
     decode_extensions,
     encode_extensions,
@@ -33,16 +30,15 @@ TREE_EXTENSION: Final = 0xF0C1
 # every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
 SCHEME_EXTENSION: Final = 0xF0C2
 # The agreed admission state (core/admission.py) is ADMISSION_EXTENSION = 0xF0C6, absent while
-# it is the default.
+# it is the default, and USED_INIT_KEYS_EXTENSION = 0xF0C7 (departed members' init keys), absent
+# while there are none.
 # A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
 # roster of that epoch, the commit itself, and that epoch's interim transcript hash.
 RING_ROSTER_EXTENSION: Final = 0xF0C3
 RING_COMMIT_EXTENSION: Final = 0xF0C4
 RING_INTERIM_EXTENSION: Final = 0xF0C5
-# The ring committer's confirmation: uint16 version || uint16 0xF002 || V(group_id) || uint64
-# epoch || V(confirmation_tag). A MAC under the new epoch's confirmation key: only a member of
-# that epoch can make it, so it needs no signature.
-RING_CONFIRM_WIRE_FORMAT: Final = 0xF002
+# (0xF002 was an unsigned ring confirmation; every member now confirms in the ring's signed
+# round 3, core/schemes/ring.py. The number is not reused.)
 # A restart commit (remove only, while a ring runs) is signed over the GroupContext and this label
 # with the digest of the commit whose ring it restarts (docs/protocol.md §8.3).
 RESTART_LABEL: Final = b"groupchat v1 ring restart"
@@ -71,56 +67,24 @@ def scheme_of(ctx: GroupContext) -> str:
 
 
 def admission_of(ctx: GroupContext) -> AdmissionState:
-    """The admission state a GroupContext carries (no extension: the default); bounds enforced."""
+    """The admission state a GroupContext carries (no extensions: the default); bounds enforced."""
     if not ctx.extensions:
         return DEFAULT_ADMISSION
+    state, used = DEFAULT_ADMISSION, tuple[UsedInitKey, ...]()
     for ext, data in decode_extensions(ctx.extensions):
         if ext == ADMISSION_EXTENSION:
-            return AdmissionState.decode(data)
-    return DEFAULT_ADMISSION
+            state = AdmissionState.decode(data)
+        elif ext == USED_INIT_KEYS_EXTENSION:
+            used = AdmissionState.decode_used_init_keys(data)
+    return dataclasses.replace(state, used_init_keys=used) if used else state
 
 
 def with_admission(extensions: bytes, state: AdmissionState) -> bytes:
-    """``extensions`` with the admission extension replaced by ``state``'s (none for the default)."""
-    items = (
-        [(t, d) for t, d in decode_extensions(extensions) if t != ADMISSION_EXTENSION] if extensions else []
-    )
-    if not state.is_default:
+    """``extensions`` with the admission extensions replaced by ``state``'s (none for the default)."""
+    ours = (ADMISSION_EXTENSION, USED_INIT_KEYS_EXTENSION)
+    items = [(t, d) for t, d in decode_extensions(extensions) if t not in ours] if extensions else []
+    if not state.policy_is_default:
         items.append((ADMISSION_EXTENSION, state.encode()))
+    if state.used_init_keys:
+        items.append((USED_INIT_KEYS_EXTENSION, state.encode_used_init_keys()))
     return encode_extensions(items)
-
-
-def encode_confirmation(group_id: bytes, epoch: int, tag: bytes) -> bytes:
-    """A multi-round epoch's confirmation message (see RING_CONFIRM_WIRE_FORMAT)."""
-    return (
-        Writer()
-        .u16(PROTOCOL_VERSION)
-        .u16(RING_CONFIRM_WIRE_FORMAT)
-        .opaque(group_id)
-        .u64(epoch)
-        .opaque(tag)
-        .bytes()
-    )
-
-
-def decode_confirmation(data: bytes) -> tuple[bytes, int, bytes]:
-    """``(group_id, epoch, tag)`` of a confirmation message."""
-    r = Reader(data, "ring confirmation")
-    version = r.u16("version")
-    if version != PROTOCOL_VERSION:
-        raise UnknownVersionError(f"ring confirmation has protocol version {version}, we speak only 1")
-    r.u16("wire format")
-    group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
-    epoch = r.u64("epoch")
-    tag = r.opaque_exact("confirmation_tag", 32)
-    r.end()
-    return group_id, epoch, tag
-
-
-def tag_ok(suite: CipherSuite, key: bytes, confirmed: bytes, tag: bytes) -> bool:
-    """Whether ``tag`` is the confirmation tag of ``confirmed`` under ``key``."""
-    try:
-        verify_confirmation_tag(suite, key, confirmed, tag)
-    except ConfirmationError:
-        return False
-    return True

@@ -10,9 +10,7 @@ from __future__ import annotations
 from .ring import RingRekey, RingResult, RingState, RingStep
 from .ring_errors import (
     AttemptFailedError,
-    DivergentViewError,
     EquivocationError,
-    RingInconsistentError,
     RingTimeoutError,
     RosterMismatchError,
     RoundOrderError,
@@ -23,9 +21,7 @@ from .ring_message import RING_WIRE_FORMAT, RingRound
 __all__ = [
     "RING_WIRE_FORMAT",
     "AttemptFailedError",
-    "DivergentViewError",
     "EquivocationError",
-    "RingInconsistentError",
     "RingRekey",
     "RingResult",
     "RingRound",

@@ -38,18 +38,21 @@ the new epoch.
 **Multi-round schemes** (the ring, ``multi_round = True``) yield ``None`` there: the commit carries
 only the roster change, and once it wins its epoch the epoch machine runs the scheme::
 
-    out, secret = scheme.start(group_id, epoch + 1, context)   # context = Hash(GroupContext || commits)
-    out, secret = scheme.handshake(data)      # every handshake message in the relay's order, own echoes too
+    step = scheme.start(group_id, epoch + 1, context)   # context = Hash(GroupContext || commits)
+    step = scheme.handshake(data)             # every handshake message in the relay's order, own echoes too
+    step = scheme.send_confirmation(tag)      # once step.secret came: the new epoch's confirmation tag
     scheme.missing()                          # who we still wait for (RekeyProgress)
     timeout = scheme.overdue()                # on the session's timer (Group.tick): None or who is missing
-    scheme.propose_retry()                    # then our first message of the next attempt
+    scheme.propose_retry()                    # then our first message of the next attempt (None: none left)
     scheme.is_own_proposal(data) / scheme.adopt_proposal()   # the retry's place in the order
     scheme.last_transcript                    # folded into the confirmed transcript hash
-    scheme.timeout                            # seconds per round and for the confirmation
+    scheme.timeout                            # seconds per round
 
-until ``secret`` is not ``None``; the committer (or, after ``timeout``, any member whose run
-completed) then sends the confirmation tag and every member enters the epoch where the first valid
-one is ordered (docs/protocol.md §8.3). Its Welcome carries the epoch *before* the commit, and
+Each call returns a :class:`RunStep`: messages to send, then at most one of ``secret`` (the run
+agreed ``commit_secret``: derive the epoch and hand its confirmation tag back),
+``confirmed`` (every member confirmed the same tag: enter the epoch, at the same point of the
+relay's order for everyone) and ``failure`` (a signed message showed the attempt can never
+complete; its deadline proposes the next). Its Welcome carries the epoch *before* the commit, and
 the joiner takes part in the run. The epoch machine asks only ``multi_round``, never which scheme
 it holds. Every method that takes remote input raises a
 :class:`~groupchat.core.errors.GroupChatError` subclass and changes nothing on refusal
@@ -65,15 +68,27 @@ from typing import ClassVar
 
 from ..commit import Operation
 from ..errors import UsageError
-from ..events import Member
+from ..events import Member, RekeyFailed
 from ..identity import Identity, JoinRequest
 from ..suite import CipherSuite
 from .ring_errors import RingTimeoutError
 
-__all__ = ["SCHEME_IDS", "EpochInput", "KeyAgreementScheme", "OwnChange", "StagedChange"]
+__all__ = ["SCHEME_IDS", "EpochInput", "KeyAgreementScheme", "OwnChange", "RunStep", "StagedChange"]
 
 SCHEME_IDS: dict[str, int] = {"tree": 1, "ring": 2}
 """Wire identifiers of the schemes, as recorded in the GroupContext extensions."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunStep:
+    """One step of a multi-round run (see the module docstring): what to send, then what happened."""
+
+    outbound: tuple[bytes, ...] = ()
+    secret: bytes | None = field(default=None, repr=False)
+    confirmed: bool = False
+    failure: RekeyFailed | None = None
+    retried_by: Member | None = None  # a later attempt came in force at this member's message
+    early: bool = False  # ... before our deadline for the attempt it replaced
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,27 +273,37 @@ class KeyAgreementScheme(ABC):
 
     @property
     def timeout(self) -> float:
-        """Seconds each round (and the wait for the confirmation) may take."""
+        """Seconds each round may take."""
         return 0.0
 
-    def start(self, group_id: bytes, epoch: int, context: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
-        """Start the run creating ``epoch`` over the current roster: ``(to send, commit_secret or None)``."""
+    def start(self, group_id: bytes, epoch: int, context: bytes) -> RunStep:
+        """Start the run creating ``epoch`` over the current roster."""
         raise UsageError(f"the {self.name} scheme agrees its secret in the commit, without a run")
 
-    def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
-        """Take one handshake message of a multi-round agreement: ``(to send, commit_secret or None)``."""
+    def handshake(self, data: bytes) -> RunStep:
+        """Take one handshake message of a multi-round agreement."""
         raise UsageError(f"the {self.name} scheme has no handshake messages")
+
+    def send_confirmation(self, value: bytes) -> RunStep:
+        """Confirm the epoch derived from the run's secret (its confirmation tag), signed."""
+        raise UsageError(f"the {self.name} scheme confirms its epochs in the commit")
 
     def missing(self) -> tuple[Member, ...]:
         """The members whose message of the running round we still need."""
         return ()
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the attempt in force derived its secret (it is confirming the epoch)."""
+        return False
+
     def overdue(self) -> RingTimeoutError | None:
         """The running attempt's timeout (naming who is missing) once its deadline passed (injected clock)."""
         return None
 
-    def propose_retry(self) -> bytes:
-        """Our first message of the next attempt (fresh keys); the running one stays in force."""
+    def propose_retry(self) -> bytes | None:
+        """Our first message of the next attempt (fresh keys; ``None`` if no attempt number is left);
+        the running one stays in force."""
         raise UsageError(f"the {self.name} scheme has no run to retry")
 
     def is_own_proposal(self, data: bytes) -> bool:

@@ -23,8 +23,15 @@ has neighbours ``i-1`` and ``i+1`` (mod n), and edge ``j`` joins positions ``j``
       commit_secret   = ExpandWithLabel(Extract(transcript_hash, k_0 || ... || k_{n-1}),
                                         "ring commit", ring_id, 32)
 
-  Messages enter the hashes in roster order, not arrival order, so every member that accepted
-  the same 2n signed messages derives the same secret whatever order the relay delivered them in.
+  Messages enter the hashes by their signed content (never their signature bytes) in roster
+  order, not arrival order, so every member that accepted the same 2n signed contents derives the
+  same secret whatever order the relay delivered them in (:mod:`.ring_kdf`).
+* **Round 3.** The caller (the epoch machine) derives the new epoch from ``commit_secret`` and
+  hands back its confirmation tag (:meth:`RingRekey.confirm`); every member broadcasts it, signed
+  with ``transcript_hash`` as its view of round 2. The attempt completes only when every member's
+  confirmation came through the relay and matched ours: a member that saw another round 2, or
+  derived another epoch, shows it here, signed, and nobody enters an epoch whose key not every
+  member confirmed.
 
 The raw X25519 output is only ever the input of the labelled KDF, and the KDF binds the edge to
 its index, both public keys and the whole rekey (``ring_id``), so an edge key of one rekey says
@@ -59,24 +66,37 @@ Security argument
   epoch, attempt, roster hash, the caller's ``context``, round, sender and value; the transcript of
   all of them goes into the secret. A relay cannot inject, move or alter a message; a member who
   signs two different messages for one round is refused (the first stands), and a round-2 message
-  signed over another round-1 view is detected at once (:class:`DivergentViewError`).
-* **What the XOR check does not catch.** Two colluding members can change their ``X`` by the same
-  amount, keeping the XOR at zero; honest members between them then walk to different edge keys
-  and derive different secrets. They learn nothing they did not know (they are members); the
-  split is caught by the epoch machine's confirmation tag, as for a tree member who sends an
-  inconsistent path. The last member to speak in round 1 can grind its ephemeral key to bias a
-  few bits of the secret (threats.md item 7); a commit-then-reveal round would stop it at the
-  price of a third round.
+  signed over another round-1 view is detected at once (:class:`~groupchat.core.events.RekeyFailed`).
+* **What round 3 catches.** Two colluding members can change their ``X`` by the same amount,
+  keeping the XOR at zero, and show different values to different members (with a relay that
+  equivocates per recipient); honest members then walk to different edge keys. Round 2 has no
+  later round of its own to expose this, so round 3 is that cross-check: each member signs its
+  view of round 2 and the tag of the epoch it derived, and completion needs all n to match. Two
+  honest members therefore never enter one epoch with different keys: at least one of them sees a
+  signed confirmation that differs (:class:`~groupchat.core.events.RekeyFailed`), or never
+  receives them all and times out.
+* **Who can bias the secret.** Signatures never enter a hash, so nobody steers the secret by
+  choosing signature nonces (the last round-2 sender could, when signatures were hashed: it can
+  walk the ring and evaluate each candidate). A round-1 sender cannot evaluate the secret while it
+  chooses its key (it knows only its own two edges), and rounds 2 and 3 leave no choice. The bias
+  left is aborting: a member that dislikes the secret it computed can withhold its next message
+  and force a retry, at the cost of a timeout that names it.
 
 Limits
 ------
 All members must take part. Each round has a deadline (``timeout`` seconds after the round
-started for us, read from the injected clock); :meth:`RingRekey.check_timeout` raises
-:class:`RingTimeoutError` naming the members whose message is missing, and the attempt is dead.
-A retry is a new :class:`RingRekey` with ``attempt + 1`` and fresh ephemerals from everyone.
+started for us, read from the injected clock); :meth:`RingRekey.overdue` names the members whose
+message is missing. A retry is a new :class:`RingRekey` with ``attempt + 1`` and fresh ephemerals
+from everyone (the caller, :class:`~.ring_scheme.RingScheme`, decides when one is in force).
 
-Costs (per member, n members): 2 rounds, 2 broadcasts each (2n in all, ``message_size`` bytes
-each), 1 key generation, 2 X25519 (1 when n = 2), 2 Ed25519 signatures, 2(n-1) signature
+Every check of a received message happens before anything is stored: a refused message raises
+and changes nothing. A signed message that proves the attempt can never complete (a divergent
+view, values that do not add up, a confirmation that differs) is *taken*, because a replacement
+would be equivocation; it fails the attempt and the step reports it as
+:class:`~groupchat.core.events.RekeyFailed`.
+
+Costs (per member, n members): 3 rounds, 3 broadcasts each (3n in all, ``message_size`` bytes
+each), 1 key generation, 2 X25519 (1 when n = 2), 3 Ed25519 signatures, 3(n-1) signature
 verifications and O(n) 32-byte XORs. The verifications dominate from n of about 4.
 
 Joiners
@@ -110,7 +130,6 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from ..codec import Writer, encode_varint
 from ..errors import (
     DuplicateKeyError,
     EpochError,
@@ -121,24 +140,35 @@ from ..errors import (
     UsageError,
     WrongGroupError,
 )
-from ..events import Member
+from ..events import FailureKind, Member, RekeyFailed
 from ..identity import MAX_GROUP_ID, Identity
 from ..suite import CipherSuite, check_x25519_public
 from .ring_errors import (
     AttemptFailedError,
-    DivergentViewError,
     EquivocationError,
-    RingInconsistentError,
     RingTimeoutError,
     RosterMismatchError,
     RoundOrderError,
     WrongAttemptError,
     describe,
 )
+from .ring_kdf import (
+    KEY_LEN,
+    commit_secret,
+    edge_key,
+    message_size,
+    ring_id,
+    roster_hash,
+    round1_hash,
+    transcript_hash,
+    walk_ring,
+    xor,
+)
 from .ring_message import MAX_CONTEXT, RingRound
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_ATTEMPT",
     "RingRekey",
     "RingResult",
     "RingState",
@@ -155,63 +185,11 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = 30.0  # seconds per round
-_KEY_LEN: Final = 32
-_ZERO: Final = bytes(_KEY_LEN)
-_MAX_ATTEMPT: Final = 2**32 - 1
+MAX_ATTEMPT: Final = 2**32 - 1  # the last attempt number a uint32 holds
+_ZERO: Final = bytes(KEY_LEN)
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], float]
-
-
-# --- the pure derivations (shared by every member; the keeper test and the bench use them too) ---
-
-
-def roster_hash(suite: CipherSuite, roster: Sequence[Member]) -> bytes:
-    """Hash of the roster in leaf order: ``RefHash("ring roster", (uint32 leaf || V(identity))*)``."""
-    w = Writer()
-    for m in sorted(roster, key=lambda m: m.leaf):
-        w.u32(m.leaf).opaque(m.identity_key)
-    return suite.ref_hash(suite.label_prefix + b"ring roster", w.bytes())
-
-
-def ring_id(
-    suite: CipherSuite, group_id: bytes, epoch: int, attempt: int, roster: bytes, context: bytes
-) -> bytes:
-    """The name of one rekey attempt; it salts every edge key and labels the commit secret."""
-    body = Writer().opaque(group_id).u64(epoch).u32(attempt).opaque(roster).opaque(context).bytes()
-    return suite.ref_hash(suite.label_prefix + b"ring id", body)
-
-
-def edge_key(suite: CipherSuite, rid: bytes, index: int, dh: bytes, left: bytes, right: bytes) -> bytes:
-    """``k_index`` from the raw X25519 output of its two endpoints' ephemeral keys ``left``, ``right``."""
-    context = Writer().u32(index).opaque(left).opaque(right).bytes()
-    return suite.expand_with_label(suite.extract(rid, dh), b"ring edge", context, _KEY_LEN)
-
-
-def round1_hash(suite: CipherSuite, rid: bytes, messages: Sequence[bytes]) -> bytes:
-    """Hash of every round-1 message in roster order: what a round-2 message signs as its view."""
-    w = Writer().raw(rid)
-    for m in messages:
-        w.opaque(m)
-    return suite.ref_hash(suite.label_prefix + b"ring round 1", w.bytes())
-
-
-def transcript_hash(suite: CipherSuite, r1_hash: bytes, messages: Sequence[bytes]) -> bytes:
-    """Hash of the whole transcript: the round-1 hash, then every round-2 message in roster order."""
-    w = Writer().raw(r1_hash)
-    for m in messages:
-        w.opaque(m)
-    return suite.ref_hash(suite.label_prefix + b"ring transcript", w.bytes())
-
-
-def commit_secret(suite: CipherSuite, rid: bytes, edges: Sequence[bytes], transcript: bytes) -> bytes:
-    """``ExpandWithLabel(Extract(transcript_hash, k_0 || ... || k_{n-1}), "ring commit", ring_id)``."""
-    return suite.expand_with_label(suite.extract(transcript, b"".join(edges)), b"ring commit", rid, _KEY_LEN)
-
-
-def xor(a: bytes, b: bytes) -> bytes:
-    """XOR of two equal-length byte strings."""
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def _exchange(private: X25519PrivateKey, public: bytes) -> bytes:
@@ -222,31 +200,6 @@ def _exchange(private: X25519PrivateKey, public: bytes) -> bytes:
         raise InvalidPublicKeyError("ring X25519 exchange with a low-order public key") from exc
 
 
-def walk_ring(values: Sequence[bytes], start: int, start_key: bytes) -> list[bytes]:
-    """Every edge key from one: ``k_start`` is known, and ``k_j = X_j XOR k_{j-1}`` around the ring.
-
-    ``values[j]`` is ``X_j = k_{j-1} XOR k_j``. The result is indexed by edge.
-    """
-    n = len(values)
-    edges = [b""] * n
-    edges[start] = start_key
-    for step in range(1, n):
-        j = (start + step) % n
-        edges[j] = xor(values[j], edges[j - 1])
-    return edges
-
-
-def _vector_size(length: int) -> int:
-    return len(encode_varint(length)) + length
-
-
-def message_size(group_id_len: int, context_len: int, round_: int) -> int:
-    """Exact size in bytes of one ring round message (for the bench and capacity planning)."""
-    fixed = 2 + 2 + 8 + 4 + 1 + 4  # version, wire format, epoch, attempt, round, sender
-    vectors = (group_id_len, _KEY_LEN, context_len, _KEY_LEN, 0 if round_ == 1 else _KEY_LEN, 64)
-    return fixed + sum(_vector_size(k) for k in vectors)
-
-
 # --- the per-attempt state machine ---------------------------------------------------------------
 
 
@@ -254,13 +207,18 @@ class RingState(enum.Enum):
     NEW = "new"  # built; may already buffer round-1 messages of others
     ROUND1 = "round 1"  # our round-1 message is out; waiting for everyone's
     ROUND2 = "round 2"  # our round-2 message is out; waiting for everyone's
-    DONE = "done"  # commit_secret derived, ephemeral secrets dropped
-    FAILED = "failed"  # timed out or proven unable to complete; secrets dropped
+    KEYED = "keyed"  # commit_secret derived, secrets dropped; waiting for the caller's confirmation
+    ROUND3 = "round 3"  # our confirmation is out; waiting for everyone's
+    DONE = "done"  # every member confirmed the same epoch
+    FAILED = "failed"  # proven unable to complete, or given up; secrets dropped
+
+
+_WAITING: Final = (RingState.ROUND1, RingState.ROUND2, RingState.ROUND3)
 
 
 @dataclass(frozen=True, slots=True)
 class RingResult:
-    """What one completed rekey gives the epoch machine."""
+    """What one rekey's rounds 1 and 2 give the epoch machine (before round 3 confirms it)."""
 
     epoch: int
     attempt: int
@@ -271,23 +229,25 @@ class RingResult:
 
 @dataclass(frozen=True, slots=True)
 class RingStep:
-    """The outcome of :meth:`RingRekey.start` or :meth:`RingRekey.receive`.
+    """The outcome of one call into :class:`RingRekey`.
 
     ``outbound`` are messages to broadcast to the room, in order; ``result`` is set exactly once,
-    by the call that completed the rekey.
+    by the call that completed round 2; ``confirmed`` by the call that completed round 3;
+    ``failure`` by the call whose signed message showed that the attempt can never complete.
     """
 
     outbound: tuple[bytes, ...] = ()
     result: RingResult | None = None
+    confirmed: bool = False
+    failure: RekeyFailed | None = None
 
 
 class RingRekey:
     """One member's run of one attempt of one ring rekey. Sans-I/O: bytes in, bytes and a result out.
 
-    Rejected input raises a :class:`~groupchat.core.errors.GroupChatError` subclass and changes
-    nothing, with two exceptions that are fatal to the attempt because no message can ever repair
-    them (a replacement would be equivocation): :class:`RingInconsistentError` and
-    :class:`DivergentViewError`. After them, and after a timeout, the attempt is ``FAILED``.
+    A refused input raises a :class:`~groupchat.core.errors.GroupChatError` subclass and changes
+    nothing. A signed message that shows the attempt cannot complete is taken and reported in
+    :attr:`RingStep.failure`; the attempt is then ``FAILED``.
     """
 
     def __init__(
@@ -318,7 +278,7 @@ class RingRekey:
             raise UsageError(f"group id must be 1..{MAX_GROUP_ID} bytes")
         if len(context) > MAX_CONTEXT:
             raise UsageError(f"ring context must be at most {MAX_CONTEXT} bytes")
-        if not 0 <= attempt <= _MAX_ATTEMPT or not 0 <= epoch < 2**64:
+        if not 0 <= attempt <= MAX_ATTEMPT or not 0 <= epoch < 2**64:
             raise UsageError("ring attempt or epoch out of range")
         if not timeout > 0:
             raise UsageError("ring round timeout must be positive")
@@ -337,13 +297,14 @@ class RingRekey:
         self._me = mine[0]
         self._position = {m.leaf: i for i, m in enumerate(members)}
         n = len(members)
-        self._rounds: dict[int, list[RingRound | None]] = {1: [None] * n, 2: [None] * n}
-        self._held = {1: 0, 2: 0}  # filled slots per round: completion is an O(1) check
+        self._rounds: dict[int, list[RingRound | None]] = {r: [None] * n for r in (1, 2, 3)}
+        self._held = {1: 0, 2: 0, 3: 0}  # filled slots per round: completion is an O(1) check
         self._ephemerals: dict[bytes, int] = {}  # round-1 value -> position, for duplicate keys
         self._echoed: set[int] = set()  # rounds whose echo of our own message we have seen
         self._ephemeral: X25519PrivateKey | None = None
         self._edges: tuple[bytes, bytes] | None = None  # (k_{me-1}, k_me): only between the rounds
         self._round1_hash: bytes | None = None
+        self._confirmation = b""  # our round-3 value, once the caller gave it
         self._round_started: float | None = None
         self._failure: str | None = None
         self.state = RingState.NEW
@@ -357,8 +318,10 @@ class RingRekey:
 
     @property
     def round(self) -> int:
-        """The round we are waiting on: 1 until round 1 is complete, then 2."""
-        return 1 if self._round1_hash is None else 2
+        """The round we are waiting on: 1 until round 1 is complete, 2 until the secret, then 3."""
+        if self._round1_hash is None:
+            return 1
+        return 2 if self.result is None else 3
 
     def missing(self) -> tuple[Member, ...]:
         """Members whose message of the current round we do not have (in roster order)."""
@@ -381,21 +344,37 @@ class RingRekey:
             # Nobody to agree with: the one edge is fresh randomness and the transcript is empty.
             r1 = round1_hash(self.suite, self.ring_id, [])
             transcript = transcript_hash(self.suite, r1, [])
-            secret = commit_secret(self.suite, self.ring_id, [self._rand(_KEY_LEN)], transcript)
-            self.state = RingState.DONE
+            secret = commit_secret(self.suite, self.ring_id, [self._rand(KEY_LEN)], transcript)
+            self._round1_hash = r1
+            self.state = RingState.KEYED
             self.result = RingResult(self.epoch, self.attempt, self.roster_hash, transcript, secret)
             return RingStep((), self.result)
-        self._ephemeral = X25519PrivateKey.from_private_bytes(self._rand(_KEY_LEN))
-        public = self._ephemeral.public_key().public_bytes_raw()
+        ephemeral = X25519PrivateKey.from_private_bytes(self._rand(KEY_LEN))
+        public = ephemeral.public_key().public_bytes_raw()
         if public in self._ephemerals:
             # Only a broken random source gets here; a member who reused our key knows our secret.
-            self._ephemeral = None
             raise UsageError("the random source repeated another member's ephemeral key")
+        self._ephemeral = ephemeral
         own = self._sign(1, public, b"")
         self._store(self._me, own)
-        self.state = RingState.ROUND1
-        self._round_started = self._clock()
+        self._enter(RingState.ROUND1)
         return RingStep((own.encoded, *self._after_round1()))
+
+    def confirm(self, value: bytes) -> RingStep:
+        """Round 3: sign and send the confirmation ``value`` (the new epoch's tag) over our view of
+        round 2. Alone, the attempt is confirmed at once."""
+        if self.state is not RingState.KEYED or self.result is None:
+            raise UsageError(f"nothing to confirm: this ring attempt is in state {self.state.value}")
+        if len(value) != KEY_LEN:
+            raise UsageError(f"a ring confirmation is {KEY_LEN} bytes, not {len(value)}")
+        self._confirmation = value
+        if len(self.roster) == 1:
+            self.state = RingState.DONE
+            return RingStep(confirmed=True)
+        own = self._sign(3, value, self.result.transcript_hash)
+        self._store(self._me, own)
+        self._enter(RingState.ROUND3)
+        return RingStep((own.encoded,))
 
     def receive(self, data: bytes) -> RingStep:
         """Process one ring message from the room; raise and change nothing if it is not acceptable."""
@@ -406,24 +385,29 @@ class RingRekey:
             raise UnknownMemberError(f"ring message claims to come from leaf {msg.sender}, not in the roster")
         member = self.roster[pos]
         if msg.attempt != self.attempt:
-            # Checked after the signature: a caller may abandon this attempt for a later one on
-            # this error, so only a roster member's signed word can trigger it, never the relay's.
+            # Checked after the signature: a caller may switch to another attempt on this error,
+            # so only a roster member's signed word can trigger it, never the relay's.
             msg.verify(self.suite, member.identity_key, describe(member))
             raise WrongAttemptError(msg.attempt, self.attempt, describe(member)).signed_by(
-                member.leaf, member.display_name
+                member.leaf, member.display_name, member.identity_key
             )
         if self.state is RingState.FAILED:
             raise AttemptFailedError(
                 f"ring message from {describe(member)} for attempt {self.attempt}, which failed here "
                 f"({self._failure}); the next attempt replaces it"
             )
-        slots = self._rounds[msg.round]
-        held = slots[pos]
+        if self.state is RingState.DONE:
+            raise ReplayError(f"ring message from {describe(member)}: attempt {self.attempt} is already done")
+        held = self._rounds[msg.round][pos]
         if held is not None and held.encoded == msg.encoded:
             if pos == self._me and msg.round not in self._echoed:
                 self._echoed.add(msg.round)  # the relay's echo of our own message
-                return RingStep((), self._complete() if msg.round == 2 else None)
+                return self._progress(msg.round)
             raise ReplayError(f"duplicate round-{msg.round} message from {describe(member)}")
+        if held is not None and held.content == msg.content:
+            # Another signature of the same content (Ed25519 signers choose their nonces): it says
+            # nothing new, and no hash covers signature bytes, so it cannot change the secret.
+            raise ReplayError(f"round-{msg.round} message from {describe(member)} signed again")
         # Verify before judging a second message: only a signed one proves equivocation.
         msg.verify(self.suite, member.identity_key, describe(member))
         if held is not None or pos == self._me:
@@ -431,35 +415,32 @@ class RingRekey:
             raise EquivocationError(
                 f"{describe(member)} signed two different round-{msg.round} messages for attempt "
                 f"{self.attempt}; the first one stands" + (ours if pos == self._me else "")
-            ).signed_by(member.leaf, member.display_name)
+            ).signed_by(member.leaf, member.display_name, member.identity_key)
         try:
             if msg.round == 1:
                 return RingStep(self._accept_round1(pos, msg, member))
-            return RingStep((), self._accept_round2(pos, msg, member))
-        except RingInconsistentError:
-            raise  # the values of everyone do not add up: it names no one, not the last signer
+            if msg.round == 2:
+                return self._accept_round2(pos, msg, member)
+            return self._accept_round3(pos, msg, member)
         except RemoteError as exc:
-            exc.signed_by(member.leaf, member.display_name)  # a signed message refused
+            exc.signed_by(member.leaf, member.display_name, member.identity_key)  # a signed one refused
             raise
 
-    def check_timeout(self) -> None:
-        """Fail the attempt with :class:`RingTimeoutError` if the current round is past its deadline."""
-        if self.state not in (RingState.ROUND1, RingState.ROUND2) or self._round_started is None:
-            return
-        if self._clock() - self._round_started < self.timeout:
-            return
-        missing, round_ = self.missing(), self.round
-        self._fail(f"round {round_} timed out")
-        raise RingTimeoutError(round_, self.attempt, missing)
-
     def overdue(self) -> RingTimeoutError | None:
-        """The timeout, if the current round (or the failed attempt) is past its deadline; unlike
-        :meth:`check_timeout` the attempt stays as it is: its late messages may still complete it."""
-        if self.state not in (RingState.ROUND1, RingState.ROUND2, RingState.FAILED):
+        """The timeout, if the current round (or the failed attempt) is past its deadline. The
+        attempt stays as it is: its late messages may still complete it (the caller decides)."""
+        if self.state not in (*_WAITING, RingState.FAILED):
             return None
         if self._round_started is None or self._clock() - self._round_started < self.timeout:
             return None
         return RingTimeoutError(self.round, self.attempt, self.missing())
+
+    def early(self) -> bool:
+        """Whether less than half of the current round's deadline has passed: a retry that comes in
+        force now was not proposed at a deadline (members' deadlines differ by far less)."""
+        if self._round_started is None or self.state not in (*_WAITING, RingState.FAILED):
+            return False
+        return self._clock() - self._round_started < self.timeout / 2
 
     def abort(self) -> None:
         """Give up on this attempt (for example to join a later one) and drop its secrets."""
@@ -486,7 +467,7 @@ class RingRekey:
                 "ring message is bound to another group state (its context differs): a fork or a stale rekey"
             )
 
-    def _sign(self, round_: int, value: bytes, r1_hash: bytes) -> RingRound:
+    def _sign(self, round_: int, value: bytes, view: bytes) -> RingRound:
         return RingRound.create(
             self.suite,
             self._identity.signing_key,
@@ -498,8 +479,20 @@ class RingRekey:
             round_=round_,
             sender=self.me.leaf,
             value=value,
-            round1_hash=r1_hash,
+            view=view,
         )
+
+    def _enter(self, state: RingState) -> None:
+        self.state = state
+        self._round_started = self._clock()
+
+    def _progress(self, round_: int) -> RingStep:
+        """After the echo of our own message of ``round_``: it may be the one that completes it."""
+        if round_ == 2:
+            return self._complete()
+        if round_ == 3:
+            return self._confirmed()
+        return RingStep()
 
     def _accept_round1(self, pos: int, msg: RingRound, member: Member) -> tuple[bytes, ...]:
         check_x25519_public(msg.value, f"ephemeral key of {describe(member)}")
@@ -528,57 +521,91 @@ class RingRekey:
         # Forward secrecy: the ephemeral key is needed for nothing else; drop it now.
         self._ephemeral = None
         self._edges = (k_left, k_right)
-        self._round1_hash = round1_hash(self.suite, self.ring_id, [s.encoded for s in slots if s is not None])
+        self._round1_hash = round1_hash(self.suite, self.ring_id, [s.content for s in slots if s is not None])
         own = self._sign(2, xor(k_left, k_right), self._round1_hash)
         self._store(me, own)
-        self.state = RingState.ROUND2
-        self._round_started = self._clock()
+        self._enter(RingState.ROUND2)
         return (own.encoded,)
 
-    def _accept_round2(self, pos: int, msg: RingRound, member: Member) -> RingResult | None:
+    def _accept_round2(self, pos: int, msg: RingRound, member: Member) -> RingStep:
         if self._round1_hash is None:
             raise RoundOrderError(
                 f"round-2 message from {describe(member)} arrived before round 1 was complete "
                 f"(still missing: {', '.join(describe(m) for m in self.missing())})"
             )
-        if not hmac.compare_digest(msg.round1_hash, self._round1_hash):
-            self._fail(f"{describe(member)} saw a different round 1")
-            raise DivergentViewError(
-                f"{describe(member)} signed its round-2 value over a different round 1 than ours: a "
-                "member or the relay equivocated; this attempt cannot complete, "
-                f"retry with attempt {self.attempt + 1}"
-            )
         self._store(pos, msg)
+        if not hmac.compare_digest(msg.view, self._round1_hash):
+            return self._failed(
+                FailureKind.ROUND1_DIVERGED,
+                member,
+                f"{describe(member)} signed its round-2 value over a different round 1 than ours: a "
+                "member or the relay showed us different round-1 messages",
+            )
         return self._complete()
 
-    def _complete(self) -> RingResult | None:
+    def _complete(self) -> RingStep:
         """Derive the secret once every round-2 message has come *through the relay*, our own
-        included: the attempt completes at the same point of the total order for every member, so
-        a retry ordered before our round-2 message replaces this attempt here as it does elsewhere."""
+        included: round 2 completes at the same point of the total order for every member."""
         slots = self._rounds[2]
         if self.state is not RingState.ROUND2 or self._held[2] < len(slots) or 2 not in self._echoed:
-            return None
+            return RingStep()
         assert self._round1_hash is not None
         values = [s.value for s in slots if s is not None]
         total = _ZERO
         for v in values:
             total = xor(total, v)
         if not hmac.compare_digest(total, _ZERO):
-            self._fail("ring values are inconsistent")
-            raise RingInconsistentError(
-                "ring values are inconsistent: the round-2 values do not XOR to zero, so a member or the "
-                f"relay sent a wrong one; this attempt cannot complete, retry with attempt {self.attempt + 1}"
+            return self._failed(
+                FailureKind.VALUES_INCONSISTENT,
+                None,
+                "the round-2 values do not XOR to zero, so a member or the relay sent a wrong one "
+                "(which one cannot be known)",
             )
         assert self._edges is not None  # set with _round1_hash
         # Walking from our right edge ends at our left edge exactly because the values XOR to zero.
         edges = walk_ring(values, self._me, self._edges[1])
-        messages = [s.encoded for s in slots if s is not None]
-        transcript = transcript_hash(self.suite, self._round1_hash, messages)
+        contents = [s.content for s in slots if s is not None]
+        transcript = transcript_hash(self.suite, self._round1_hash, contents)
         secret = commit_secret(self.suite, self.ring_id, edges, transcript)
         self._edges = None  # forward secrecy: nothing left recomputes the secret
-        self.state = RingState.DONE
+        self.state = RingState.KEYED
         self.result = RingResult(self.epoch, self.attempt, self.roster_hash, transcript, secret)
-        return self.result
+        return RingStep((), self.result)
+
+    def _accept_round3(self, pos: int, msg: RingRound, member: Member) -> RingStep:
+        if self.state is not RingState.ROUND3 or self.result is None:
+            raise RoundOrderError(
+                f"confirmation from {describe(member)} arrived before our round 2 was complete "
+                f"(still missing: {', '.join(describe(m) for m in self.missing()) or 'our confirmation'})"
+            )
+        self._store(pos, msg)
+        if not hmac.compare_digest(msg.view, self.result.transcript_hash):
+            return self._failed(
+                FailureKind.ROUND2_DIVERGED,
+                member,
+                f"{describe(member)} confirmed a different round 2 than ours: a member or the relay "
+                "showed us different round-2 messages",
+            )
+        if not hmac.compare_digest(msg.value, self._confirmation):
+            return self._failed(
+                FailureKind.CONFIRMATION_MISMATCH,
+                member,
+                f"{describe(member)} confirmed the same rounds but another epoch: its group state "
+                "differs from ours (it or we hold a wrong one)",
+            )
+        return self._confirmed()
+
+    def _confirmed(self) -> RingStep:
+        """Done once every confirmation, our own echo included, came through and matched ours."""
+        if self.state is not RingState.ROUND3 or self._held[3] < len(self.roster) or 3 not in self._echoed:
+            return RingStep()
+        self.state = RingState.DONE
+        self._round_started = None
+        return RingStep(confirmed=True)
+
+    def _failed(self, kind: FailureKind, signer: Member | None, detail: str) -> RingStep:
+        self._fail(detail)
+        return RingStep(failure=RekeyFailed(self.epoch, self.attempt, kind, signer, detail))
 
     def _store(self, pos: int, msg: RingRound) -> None:
         self._rounds[msg.round][pos] = msg

@@ -11,26 +11,26 @@ Hierarchy (new classes only)::
     ├── WrongAttemptError        a message of another rekey attempt (``.attempt`` is theirs)
     ├── RosterMismatchError      a message bound to another roster or group state
     ├── EquivocationError        a second, different, validly signed message from one member and round
-    ├── RoundOrderError          a round-2 message before our round 1 was complete
+    ├── RoundOrderError          a message of a round whose previous round is not complete here
+    ├── AttemptFailedError       a message of an attempt that already failed here
     └── RingTimeoutError         a round did not complete in time (``.missing`` names who)
-    ConfirmationError
-    └── DivergentViewError       a member signed round 2 over a round 1 different from ours (fatal)
-    InconsistentPathError
-    └── RingInconsistentError    the round-2 values do not XOR to zero (fatal)
+
+A signed message that shows an attempt can never complete (another view, values that do not add
+up, another confirmation) is not refused but taken: the outcome is the event
+:class:`~groupchat.core.events.RekeyFailed`, since the state changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import ConfirmationError, InconsistentPathError, ProtocolError
+from ..errors import ProtocolError
 from ..events import Member
+from .ring_message import ATTEMPT_WINDOW
 
 __all__ = [
     "AttemptFailedError",
-    "DivergentViewError",
     "EquivocationError",
-    "RingInconsistentError",
     "RingTimeoutError",
     "RosterMismatchError",
     "RoundOrderError",
@@ -47,16 +47,20 @@ class WrongAttemptError(ProtocolError):
     """A ring message for another attempt of this rekey; ``attempt`` is the message's attempt.
 
     Raised only for a correctly signed message of a roster member, so the caller may act on it: a
-    later attempt means the others gave up on ours and retried (start that attempt and feed the
-    message again); an earlier one is stale and can be dropped.
+    later attempt within :data:`~.ring_message.ATTEMPT_WINDOW` of ours means the others gave up on
+    ours and retried (start that attempt and feed the message again, if it is acceptable to it);
+    one further ahead is refused (so one message cannot jump the group to the last attempt
+    number); an earlier one is stale and can be dropped.
     """
 
     def __init__(self, attempt: int, ours: int, sender: str) -> None:
-        when = "a later" if attempt > ours else "an earlier"
-        hint = "start that attempt to take part" if attempt > ours else "it is stale; drop it"
-        super().__init__(
-            f"ring message from {sender} is for {when} attempt ({attempt}) than ours ({ours}): {hint}"
-        )
+        if ours < attempt <= ours + ATTEMPT_WINDOW:
+            hint = "a later attempt, in force from here: start it to take part"
+        elif attempt > ours:
+            hint = f"more than {ATTEMPT_WINDOW} attempts ahead of ours, so it is refused"
+        else:
+            hint = "an earlier attempt: stale, drop it"
+        super().__init__(f"ring message from {sender} is for attempt {attempt}, ours is {ours}: {hint}")
         self.attempt = attempt
         self.ours = ours
 
@@ -70,12 +74,12 @@ class EquivocationError(ProtocolError):
 
 
 class RoundOrderError(ProtocolError):
-    """A round-2 message arrived before we had every round-1 message.
+    """A message of round r arrived before round r - 1 was complete here.
 
-    The relay's total order puts every round-1 message before any round-2 message: a member
-    sends round 2 only after the relay delivered it every other round-1 message, and after its
-    own round-1 message on the same connection. So this is a misbehaving sender or relay; the
-    message is refused and the state is unchanged.
+    The relay's total order puts every message of a round before any of the next: a member sends
+    round r only after the relay delivered it every message of round r - 1, and after its own on
+    the same connection. So this is a misbehaving sender or relay; the message is refused and the
+    state is unchanged.
     """
 
 
@@ -97,18 +101,3 @@ class RingTimeoutError(ProtocolError):
         self.round = round_
         self.attempt = attempt
         self.missing = tuple(missing)
-
-
-class DivergentViewError(ConfirmationError):
-    """A member signed its round-2 value over a different set of round-1 messages than ours.
-
-    Fatal to the attempt: that member can never send another round-2 message for it (that would
-    be equivocation), so no agreement is possible. A member or the relay equivocated in round 1.
-    """
-
-
-class RingInconsistentError(InconsistentPathError):
-    """The round-2 values of an attempt do not XOR to zero. Fatal to the attempt.
-
-    The check cannot tell which member (or the relay) is at fault, so the error names no one.
-    """

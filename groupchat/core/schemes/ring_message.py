@@ -10,17 +10,22 @@
       uint32 attempt;                /* 0, then +1 on every retry */
       opaque roster_hash<V>;         /* 32: hash of the ordered (leaf, identity key) roster */
       opaque context<V>;             /* 0..64: the group state the epoch machine binds to */
-      uint8  round;                  /* 1 or 2 */
+      uint8  round;                  /* 1, 2 or 3 */
       uint32 sender;                 /* the sender's leaf */
-      opaque value<V>;               /* 32: round 1 = ephemeral X25519 key, round 2 = X_i */
-      opaque round1_hash<V>;         /* round 1: empty; round 2: 32, hash of all round-1 messages */
+      opaque value<V>;               /* 32: round 1 = ephemeral X25519 key, round 2 = X_i,
+                                        round 3 = the new epoch's confirmation tag */
+      opaque view<V>;                /* round 1: empty; round 2: 32, hash of round 1;
+                                        round 3: 32, hash of rounds 1 and 2 (the transcript) */
       opaque signature<V>;           /* 64: SignWithLabel(identity, "RingRoundTBS", all above) */
     } RingRound;
 
 Every field a receiver checks is inside the signature, so neither the relay nor another member
 can move a message to another group, epoch, attempt, roster, round or sender. A round-2 message
-also signs the sender's view of round 1, so a member who saw a different round 1 (an equivocating
-member or relay) is caught at round 2 instead of silently deriving another key.
+signs the sender's view of round 1 and a round-3 message its view of round 2, so a member who saw
+another round (an equivocating member or relay) is caught at the next round instead of silently
+deriving another key. The hashes cover each message's *signed content* (:attr:`RingRound.content`),
+never its signature bytes: Ed25519 lets a signer make many valid signatures of one content, and
+none of them may steer or split the key.
 """
 
 from __future__ import annotations
@@ -30,22 +35,34 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..codec import Reader, Writer
+from ..codec import Reader, Writer, encode_varint
 from ..errors import InvalidValueError, UnknownVersionError, UsageError
 from ..identity import MAX_GROUP_ID
 from ..suite import CipherSuite
 from ..version import PROTOCOL_VERSION
 
-__all__ = ["MAX_CONTEXT", "RING_WIRE_FORMAT", "RingRound"]
+__all__ = ["ATTEMPT_WINDOW", "MAX_CONTEXT", "RING_WIRE_FORMAT", "ROUNDS", "RingRound"]
 
 RING_WIRE_FORMAT: Final = 0xF001
 MAX_CONTEXT: Final = 64
 _HASH_LEN: Final = 32
 _VALUE_LEN: Final = 32
 _SIGNATURE_LEN: Final = 64
+_SIGNATURE_VECTOR: Final = len(encode_varint(_SIGNATURE_LEN)) + _SIGNATURE_LEN
 _SIGN_LABEL: Final = b"RingRoundTBS"
 _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
+#: The rounds of one attempt: ephemeral keys, ring values, confirmations.
+ROUNDS: Final = (1, 2, 3)
+#: How far ahead of ours an attempt may be for its first signed message to put it in force: a
+#: member that missed a few attempts catches up, and one message can never jump the group to the
+#: last attempt number (it would take 2^32 / 16 of them).
+ATTEMPT_WINDOW: Final = 16
+
+
+def _view_len(round_: int) -> int:
+    """Round 1 signs no view; rounds 2 and 3 sign the hash of the rounds before them."""
+    return 0 if round_ == 1 else _HASH_LEN
 
 
 def _check_fields(
@@ -57,21 +74,21 @@ def _check_fields(
     round_: int,
     sender: int,
     value: bytes,
-    round1_hash: bytes,
+    view: bytes,
 ) -> None:
     """Raise :class:`UsageError` unless every field fits the wire format."""
     if not 0 < len(group_id) <= MAX_GROUP_ID:
         raise UsageError(f"ring message: group id must be 1..{MAX_GROUP_ID} bytes")
     if not (0 <= epoch <= _MAX_U64 and 0 <= attempt <= _MAX_U32 and 0 <= sender <= _MAX_U32):
         raise UsageError("ring message: epoch, attempt or sender leaf out of range")
-    if round_ not in (1, 2):
-        raise UsageError(f"ring message: round must be 1 or 2, not {round_}")
+    if round_ not in ROUNDS:
+        raise UsageError(f"ring message: round must be 1, 2 or 3, not {round_}")
     if len(roster_hash) != _HASH_LEN or len(value) != _VALUE_LEN:
         raise UsageError("ring message: roster hash and value must be 32 bytes")
     if len(context) > MAX_CONTEXT:
         raise UsageError(f"ring message: context is longer than {MAX_CONTEXT} bytes")
-    if len(round1_hash) != (0 if round_ == 1 else _HASH_LEN):
-        raise UsageError(f"ring message: a round-{round_} message carries a round-1 hash of the wrong size")
+    if len(view) != _view_len(round_):
+        raise UsageError(f"ring message: a round-{round_} message carries a view of the wrong size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +103,7 @@ class RingRound:
     round: int
     sender: int
     value: bytes
-    round1_hash: bytes
+    view: bytes
     signature: bytes
     encoded: bytes
 
@@ -95,10 +112,16 @@ class RingRound:
         # for a message built locally with bad fields: the caller's mistake.
         _check_fields(
             self.group_id, self.epoch, self.attempt, self.roster_hash, self.context, self.round,
-            self.sender, self.value, self.round1_hash,
+            self.sender, self.value, self.view,
         )  # fmt: skip
         if len(self.signature) != _SIGNATURE_LEN:
             raise UsageError("ring message: signature must be 64 bytes")
+
+    @property
+    def content(self) -> bytes:
+        """The signed content: the wire bytes without the signature. The hashes bind this, so a
+        second valid signature of the same content changes nothing (Ed25519 signers choose nonces)."""
+        return self.encoded[: len(self.encoded) - _SIGNATURE_VECTOR]
 
     @staticmethod
     def _tbs(
@@ -110,7 +133,7 @@ class RingRound:
         round_: int,
         sender: int,
         value: bytes,
-        round1_hash: bytes,
+        view: bytes,
     ) -> bytes:
         return (
             Writer()
@@ -124,7 +147,7 @@ class RingRound:
             .u8(round_)
             .u32(sender)
             .opaque(value)
-            .opaque(round1_hash)
+            .opaque(view)
             .bytes()
         )
 
@@ -142,15 +165,15 @@ class RingRound:
         round_: int,
         sender: int,
         value: bytes,
-        round1_hash: bytes = b"",
+        view: bytes = b"",
     ) -> RingRound:
         """Build and sign a round message."""
-        _check_fields(group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash)
-        tbs = cls._tbs(group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash)
+        _check_fields(group_id, epoch, attempt, roster_hash, context, round_, sender, value, view)
+        tbs = cls._tbs(group_id, epoch, attempt, roster_hash, context, round_, sender, value, view)
         signature = suite.sign_with_label(signing_key, _SIGN_LABEL, tbs)
         encoded = Writer().raw(tbs).opaque(signature).bytes()
         return cls(
-            group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash,
+            group_id, epoch, attempt, roster_hash, context, round_, sender, value, view,
             signature, encoded,
         )  # fmt: skip
 
@@ -170,15 +193,15 @@ class RingRound:
         roster_hash = r.opaque_exact("roster_hash", _HASH_LEN)
         context = r.opaque("context", MAX_CONTEXT)
         round_ = r.u8("round")
-        if round_ not in (1, 2):
-            raise InvalidValueError(f"ring message: round must be 1 or 2, not {round_}")
+        if round_ not in ROUNDS:
+            raise InvalidValueError(f"ring message: round must be 1, 2 or 3, not {round_}")
         sender = r.u32("sender")
         value = r.opaque_exact("value", _VALUE_LEN)
-        round1_hash = r.opaque_exact("round1_hash", 0 if round_ == 1 else _HASH_LEN)
+        view = r.opaque_exact("view", _view_len(round_))
         signature = r.opaque_exact("signature", _SIGNATURE_LEN)
         r.end()
         return cls(
-            group_id, epoch, attempt, roster_hash, context, round_, sender, value, round1_hash,
+            group_id, epoch, attempt, roster_hash, context, round_, sender, value, view,
             signature, bytes(data),
         )  # fmt: skip
 
@@ -186,7 +209,7 @@ class RingRound:
         """Check the signature under the sender's identity key; raise :class:`SignatureError`."""
         tbs = self._tbs(
             self.group_id, self.epoch, self.attempt, self.roster_hash, self.context, self.round,
-            self.sender, self.value, self.round1_hash,
+            self.sender, self.value, self.view,
         )  # fmt: skip
         what = f"ring round {self.round} from {who}"
         suite.verify_with_label(identity_key, _SIGN_LABEL, tbs, self.signature, what)

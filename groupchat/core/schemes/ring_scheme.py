@@ -6,7 +6,8 @@ track. When a commit wins its epoch, every member of the new roster (the joiners
 the ring (:class:`~.ring.RingRekey`) with fresh ephemerals; the epoch machine feeds it the room's
 round messages through :meth:`RingScheme.handshake` and polls it for timeouts. A timed-out attempt
 is retried with ``attempt + 1`` and fresh ephemerals from everyone (:meth:`RingScheme.propose_retry`,
-in force from its place in the relay's order).
+in force from its place in the relay's order). The run's round 3 confirms the epoch the epoch
+machine derived from its secret (:meth:`RingScheme.send_confirmation`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import ClassVar
 from ..codec import Reader, Writer
 from ..commit import Operation, OpType
 from ..errors import (
+    DuplicateKeyError,
     EpochError,
     InvalidCommitError,
     InvalidValueError,
@@ -27,10 +29,10 @@ from ..errors import (
 from ..events import Member
 from ..identity import Identity, JoinRequest
 from ..suite import CipherSuite
-from .base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
-from .ring import DEFAULT_TIMEOUT, RingRekey, RingResult
-from .ring_errors import RingTimeoutError, WrongAttemptError
-from .ring_message import RingRound
+from .base import EpochInput, KeyAgreementScheme, OwnChange, RunStep, StagedChange
+from .ring import DEFAULT_TIMEOUT, MAX_ATTEMPT, RingRekey, RingStep
+from .ring_errors import AttemptFailedError, RingTimeoutError, RosterMismatchError, WrongAttemptError
+from .ring_message import ATTEMPT_WINDOW, RingRound
 
 __all__ = ["RingScheme"]
 
@@ -69,6 +71,11 @@ class RingScheme(KeyAgreementScheme):
         self._proposal: RingRekey | None = None
         self._proposal_message = b""
         self._run_input: tuple[bytes, int, bytes] | None = None  # group_id, epoch, context
+        self._timed_out: int | None = None  # the attempt whose timeout was reported
+        self._proposed_at = 0.0  # when our proposal was (last) queued
+        # (roster hash, context) of the runs of this epoch that a restart replaced: their late
+        # messages are stale, not invalid.
+        self._replaced: set[tuple[bytes, bytes]] = set()
         self.last_transcript = b""  # transcript hash of the last completed run
 
     @classmethod
@@ -84,9 +91,10 @@ class RingScheme(KeyAgreementScheme):
     ) -> tuple[RingScheme, bytes]:
         ring = cls(suite, {0: request}, identity=identity, rand=rand, clock=clock)
         ring.mark_verified(0)
-        _, commit_secret = ring.start(group_id, 0, b"")  # alone: no message, done at once
-        assert commit_secret is not None
-        return ring, commit_secret
+        step = ring.start(group_id, 0, b"")  # alone: no message, keyed at once
+        assert step.secret is not None
+        ring.forget_secrets()  # nobody to confirm with: epoch 0 needs no round 3
+        return ring, step.secret
 
     @classmethod
     def from_public(
@@ -262,17 +270,22 @@ class RingScheme(KeyAgreementScheme):
     def missing(self) -> tuple[Member, ...]:
         return () if self._run is None else self._run.missing()
 
-    def start(
-        self, group_id: bytes, epoch: int, context: bytes, attempt: int = 0
-    ) -> tuple[tuple[bytes, ...], bytes | None]:
-        """Start (or retry) the run creating ``epoch`` over the current roster: ``(to send, secret)``."""
+    @property
+    def keyed(self) -> bool:
+        return self._run is not None and self._run.result is not None
+
+    def start(self, group_id: bytes, epoch: int, context: bytes, attempt: int = 0) -> RunStep:
+        """Start (or restart) the run creating ``epoch`` over the current roster."""
+        if self._run_input is None or self._run_input[1] != epoch:
+            self._replaced.clear()
         if self._run is not None:
+            self._replaced.add((self._run.roster_hash, self._run.context))
             self._run.abort()
         self._drop_proposal()
+        self._timed_out = None
         self._run_input = (group_id, epoch, context)
         self._run = self._new_run(group_id, epoch, context, attempt)
-        step = self._run.start()
-        return step.outbound, self._finish(step.result)
+        return self._finish(self._run.start())
 
     def _new_run(self, group_id: bytes, epoch: int, context: bytes, attempt: int) -> RingRekey:
         return RingRekey(
@@ -289,24 +302,38 @@ class RingScheme(KeyAgreementScheme):
         )
 
     def overdue(self) -> RingTimeoutError | None:
-        """The running attempt's timeout, if its deadline passed and no retry is proposed yet."""
-        if self._run is None or self._proposal is not None:
+        """The running attempt's timeout, once per deadline: when its deadline passed and no retry
+        was proposed for it yet, or when our proposal has not come in force within another one
+        (the relay may have dropped it: it is sent again)."""
+        run = self._run
+        if run is None:
             return None
-        return self._run.overdue()
+        if self._proposal is not None:
+            if self._clock() - self._proposed_at < self._timeout:
+                return None
+            return RingTimeoutError(run.round, run.attempt, run.missing())
+        if self._timed_out == run.attempt:
+            return None  # at the last attempt number: reported once, nothing to propose
+        return run.overdue()
 
-    def propose_retry(self) -> bytes:
-        """Our round-1 message of the next attempt (fresh ephemerals), to send after a timeout.
+    def propose_retry(self) -> bytes | None:
+        """Our round-1 message of the next attempt (fresh ephemerals), to send after a timeout;
+        ``None`` at the last attempt number (only a restart commit goes on from there).
 
         The running attempt stays in force: its late messages ordered before the first message of
         the next attempt still count, and may complete it (then the proposal is dropped)."""
         run = self._run
         if run is None or self._run_input is None:
             raise UsageError("no ring rekey to retry")
+        self._timed_out = run.attempt
+        if run.attempt >= MAX_ATTEMPT:
+            return None
         if self._proposal is None:
             group_id, epoch, context = self._run_input
             proposal = self._new_run(group_id, epoch, context, run.attempt + 1)
             (message,) = proposal.start().outbound  # two or more members: exactly our round 1
             self._proposal, self._proposal_message = proposal, message
+        self._proposed_at = self._clock()  # the same bytes again if it does not come in force
         return self._proposal_message
 
     def is_own_proposal(self, data: bytes) -> bool:
@@ -318,7 +345,7 @@ class RingScheme(KeyAgreementScheme):
             self._run.abort()
             self._run, self._proposal, self._proposal_message = self._proposal, None, b""
 
-    def handshake(self, data: bytes) -> tuple[tuple[bytes, ...], bytes | None]:
+    def handshake(self, data: bytes) -> RunStep:
         run = self._run
         if run is None:
             msg = RingRound.decode(data)
@@ -328,30 +355,66 @@ class RingScheme(KeyAgreementScheme):
             )
         try:
             step = run.receive(data)
+        except RosterMismatchError:
+            msg = RingRound.decode(data)
+            if (msg.roster_hash, msg.context) in self._replaced:
+                raise AttemptFailedError(
+                    f"ring message from leaf {msg.sender} of a run that a restart replaced: stale"
+                ) from None
+            raise
         except WrongAttemptError as exc:
-            if exc.attempt <= run.attempt or self._run_input is None:
-                raise
-            # The first message of a later attempt in the order: that attempt is now in force
-            # (ours if we proposed the same one, else a fresh run); then take the message.
-            proposal = self._proposal
-            if proposal is not None and proposal.attempt == exc.attempt:
-                run.abort()
-                self._run, self._proposal, self._proposal_message = proposal, None, b""
-                out: tuple[bytes, ...] = ()
-            else:
-                out, _ = self.start(*self._run_input, attempt=exc.attempt)
-            more, secret = self.handshake(data)
-            return out + more, secret
-        return step.outbound, self._finish(step.result)
+            if not run.attempt < exc.attempt <= run.attempt + ATTEMPT_WINDOW or self._run_input is None:
+                raise  # stale, or too far ahead: one message cannot jump the group far
+            return self._switch(run, exc.attempt, data)
+        return self._finish(step)
 
-    def _finish(self, result: RingResult | None) -> bytes | None:
-        if result is None:
-            return None
-        self._run = None
-        self._drop_proposal()  # the attempt in force completed: a proposed retry is moot
-        self.last_transcript = result.transcript_hash
-        return result.commit_secret
+    def _switch(self, run: RingRekey, attempt: int, data: bytes) -> RunStep:
+        """The first message of the next attempt in the relay's order: that attempt comes in force,
+        but only if the message is acceptable to it (check, then switch: a refused one leaves the
+        running attempt and our proposal as they were)."""
+        assert self._run_input is not None
+        proposal = self._proposal
+        out: tuple[bytes, ...] = ()
+        candidate: RingRekey | None = None
+        step: RingStep | None = None
+        if proposal is not None and proposal.attempt == attempt:
+            try:
+                step, candidate = proposal.receive(data), proposal  # ours: its round 1 is out
+            except DuplicateKeyError:
+                # It copies our proposal's key (shown to its sender before the relay ordered it).
+                # Judge it as a member without a proposal does, so every member decides alike.
+                candidate = None
+        if candidate is None:
+            candidate = self._new_run(*self._run_input, attempt)
+            out = candidate.start().outbound
+        if step is None:
+            step = candidate.receive(data)  # raises, and nothing of ours changed, if refused
+        early = run.early()  # far from our own deadline for the replaced attempt
+        run.abort()
+        if proposal is not None and proposal is not candidate:
+            proposal.abort()
+        self._run, self._proposal, self._proposal_message = candidate, None, b""
+        done = self._finish(step)
+        sender = RingRound.decode(data).sender
+        by = next(m for m in candidate.roster if m.leaf == sender)
+        return RunStep(out + done.outbound, done.secret, done.confirmed, done.failure, by, early)
 
+    def send_confirmation(self, value: bytes) -> RunStep:
+        """Round 3: our signed confirmation of the epoch the run's secret created."""
+        if self._run is None:
+            raise UsageError("no ring rekey to confirm")
+        return self._finish(self._run.confirm(value))
+
+    def _finish(self, step: RingStep) -> RunStep:
+        secret = None
+        if step.result is not None:
+            self.last_transcript = step.result.transcript_hash
+            secret = step.result.commit_secret
+        if step.confirmed:
+            self._run = None
+            self._drop_proposal()  # the attempt in force completed: a proposed retry is moot
+            self._timed_out = None
+        return RunStep(step.outbound, secret, step.confirmed, step.failure)
 
 
 def _encode(roster: dict[int, JoinRequest]) -> bytes:

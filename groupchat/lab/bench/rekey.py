@@ -521,8 +521,8 @@ def print_beside(tree: Sequence[dict[str, Any]], ring: Sequence[dict[str, Any]],
             file=out,
         )
     print(
-        "Tree: one commit, O(log n) X25519 at each member, one signature check. Ring: 2 rounds, every "
-        "member signs twice and checks 2(n-1) signatures, and the relay delivers n x 2n messages.",
+        "Tree: one commit, O(log n) X25519 at each member, one signature check. Ring: 3 rounds, every "
+        "member signs three times and checks 3(n-1) signatures, and the relay delivers n x 3n messages.",
         file=out,
     )
 

@@ -8,7 +8,8 @@ peers, and we time, per sample:
   round-1 hash and the round-2 signature;
 * **derive**: the ``receive`` that completes round 2: a verification, the XOR check, the walk
   around the ring, the transcript hash and the commit secret;
-* **whole**: ``start()`` plus all 2(n - 1) receives: everything the member pays for the rekey.
+* **whole**: ``start()``, all 3(n - 1) receives and our confirmation (round 3, signed): everything
+  the member pays for the rekey.
 
 Floors are built from primitive costs measured with pyca/cryptography in the same run, right
 before each sample (so load drift cancels out of the ratios, as in ``bench rekey``):
@@ -16,10 +17,10 @@ before each sample (so load drift cancels out of the ratios, as in ``bench rekey
 * round 1 = X25519 key pair + Ed25519 sign;
 * round 2 = Ed25519 verify + 2 X25519 exchanges + Ed25519 sign;
 * derive = Ed25519 verify;
-* whole = X25519 key pair + 2 Ed25519 sign + 2(n - 1) Ed25519 verify + 2 X25519 exchanges.
+* whole = X25519 key pair + 3 Ed25519 sign + 3(n - 1) Ed25519 verify + 2 X25519 exchanges.
 
-Bytes are exact: every member broadcasts one round-1 and one round-2 message; the rekey puts 2n
-messages on the relay, which delivers each to all n members (echo included).
+Bytes are exact: every member broadcasts one message per round; the rekey puts 3n messages on the
+relay, which delivers each to all n members (echo included).
 
 How the peers are played: running n full members costs O(n^2) signature checks, so the n - 1
 peers do not run :class:`RingRekey`. Their random sources are recorded, and their round-2 values
@@ -86,8 +87,8 @@ def ring_floors(floor: Floor, n: int) -> RingFloors:
         round2=floor.ed25519_verify + exchanges * floor.x25519_exchange + floor.ed25519_sign,
         derive=floor.ed25519_verify,
         whole=floor.x25519_keypair
-        + 2 * floor.ed25519_sign
-        + 2 * (n - 1) * floor.ed25519_verify
+        + 3 * floor.ed25519_sign
+        + 3 * (n - 1) * floor.ed25519_verify
         + exchanges * floor.x25519_exchange,
     )
 
@@ -154,7 +155,8 @@ def _sample(cast: _Cast, attempt: int, clock: Clock) -> dict[str, int]:
     mine = step.outbound[0]
 
     # The peers' round-2 messages, computed from their recorded ephemeral keys.
-    rid, r1_hash = me.ring_id, round1_hash(suite, me.ring_id, round1)
+    rid = me.ring_id
+    r1_hash = round1_hash(suite, rid, [RingRound.decode(m).content for m in round1])
     edges = []
     for j in range(n):
         right = (j + 1) % n
@@ -173,7 +175,7 @@ def _sample(cast: _Cast, attempt: int, clock: Clock) -> dict[str, int]:
             round_=2,
             sender=j,
             value=xor(edges[j - 1], edges[j]),
-            round1_hash=r1_hash,
+            view=r1_hash,
         ).encoded
         for j in range(1, n)
     ]
@@ -184,10 +186,40 @@ def _sample(cast: _Cast, attempt: int, clock: Clock) -> dict[str, int]:
         spent = clock() - t0
         whole += spent
     times["derive"] = spent
-    times["whole"] = whole
-    expected = commit_secret(suite, rid, edges, transcript_hash(suite, r1_hash, round2))
+    transcript = transcript_hash(suite, r1_hash, [RingRound.decode(m).content for m in round2])
+    expected = commit_secret(suite, rid, edges, transcript)
     if step.result is None or step.result.commit_secret != expected:
         raise RuntimeError(f"the measured member derived a wrong secret at n={n}")
+
+    # Round 3: every member signs the same confirmation (the epoch machine's tag) over round 2.
+    tag = suite.hash(expected)
+    t0 = clock()
+    (own3,) = me.confirm(tag).outbound
+    whole += clock() - t0
+    round3 = [
+        RingRound.create(
+            suite,
+            cast.identities[j].signing_key,
+            group_id=_GROUP_ID,
+            epoch=1,
+            attempt=attempt,
+            roster_hash=me.roster_hash,
+            context=_CONTEXT,
+            round_=3,
+            sender=j,
+            value=tag,
+            view=transcript,
+        ).encoded
+        for j in range(1, n)
+    ]
+    me.receive(own3)
+    for data in round3:
+        t0 = clock()
+        step = me.receive(data)
+        whole += clock() - t0
+    if not step.confirmed:
+        raise RuntimeError(f"the measured member did not confirm at n={n}")
+    times["whole"] = whole
     return times
 
 
@@ -207,17 +239,14 @@ class SizeResult:
             )
             for phase in _PHASES
         }
-        r1, r2 = (
-            message_size(len(_GROUP_ID), len(_CONTEXT), 1),
-            message_size(len(_GROUP_ID), len(_CONTEXT), 2),
-        )
+        r1, r2, r3 = (message_size(len(_GROUP_ID), len(_CONTEXT), r) for r in (1, 2, 3))
         return {
             "n": self.n,
             "us": {phase: _median([s[phase] / 1000 for s in self.samples]) for phase in _PHASES},
             "x_floor": ratios,
-            "bytes_per_member": r1 + r2,
-            "bytes_broadcast": self.n * (r1 + r2),
-            "bytes_delivered": self.n * self.n * (r1 + r2),
+            "bytes_per_member": r1 + r2 + r3,
+            "bytes_broadcast": self.n * (r1 + r2 + r3),
+            "bytes_delivered": self.n * self.n * (r1 + r2 + r3),
         }
 
 
@@ -262,14 +291,14 @@ def _print_report(
         p(f"  {s['n']:4d} | " + " | ".join(cells))
     p()
     p("Ring rekey bytes (exact)")
-    p("     n | sent per member | broadcast (2n msgs) | delivered by the relay (n x 2n)")
+    p("     n | sent per member | broadcast (3n msgs) | delivered by the relay (n x 3n)")
     for s in summaries:
         per, total, fanout = s["bytes_per_member"], s["bytes_broadcast"], s["bytes_delivered"]
         p(f"  {s['n']:4d} | {per:15d} | {total:18d} | {fanout:20d}")
     p()
     p("Floors: round 1 = keypair + sign; round 2 = verify + 2 X25519 + sign; derive = verify;")
-    p("whole = keypair + 2 sign + 2(n-1) verify + 2 X25519. Ratios near 1 mean the Python around the")
-    p("primitives costs little; 'whole' grows with n only through the 2(n-1) signature checks.")
+    p("whole = keypair + 3 sign + 3(n-1) verify + 2 X25519. Ratios near 1 mean the Python around the")
+    p("primitives costs little; 'whole' grows with n only through the 3(n-1) signature checks.")
 
 
 def _parse_sizes(text: str) -> list[int]:
