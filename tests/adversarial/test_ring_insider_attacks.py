@@ -1,16 +1,16 @@
 """Issue 14: one small deterministic test per ring attack that breaks an invariant of the state
 machine (``test_ring_state_machine.py``) on today's code. Each mounts the attack through the public
 API on a ring group of three honest members and the insider ``x`` (``ring_adversary.Net``) and
-asserts the invariant, not the current behaviour, so it passes once the ring's run is rewritten:
-``xfail(strict=True)`` until then (an XPASS is the signal to drop the mark and switch the attack
-on in the machine's ``KNOWN_BUGS``).
+asserts the invariant, not the behaviour of one version. They were ``xfail(strict=True)`` on the
+ring before its rewrite (three signed rounds, content-bound hashes, one attempt at a time, check
+then switch, encrypt held during a removing ring), which passes them all; ``ring_adversary.BUGGY``
+names the issue item each reproduces, and the machine mounts them all.
 """
 
 from __future__ import annotations
 
 import pytest
 from ring_adversary import (
-    BUGGY,
     KEYED,
     TIMEOUT,
     Frame,
@@ -28,10 +28,6 @@ from groupchat.core.epoch.machine import Phase
 from groupchat.core.errors import GroupChatError, RemoteError, UsageError
 from groupchat.core.events import MessageReceived
 from groupchat.core.schemes.ring_message import RingRound
-
-
-def _xfail(bug: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=BUGGY[bug])
 
 
 def _started(n_honest: int = 3) -> Net:
@@ -108,13 +104,11 @@ def _round_of(data: bytes) -> int:
     return RingRound.decode(data).round
 
 
-@_xfail("vary_signature")
 def test_two_signatures_of_one_round2_value_and_a_hidden_confirmation_do_not_split_silently() -> None:
     net = _split_by_signature_bytes(drop_tag=True)
     assert split_untold(net) == [], describe(net)
 
 
-@_xfail("vary_signature")
 def test_a_member_that_saw_a_mismatching_confirmation_never_enters_that_epoch() -> None:
     net = _split_by_signature_bytes(drop_tag=False)
     h0, h2 = net.members["h0"], net.members["h2"]
@@ -141,7 +135,6 @@ def test_other_signature_bytes_for_everyone_is_no_attack() -> None:
 # --- (c) no freeze --------------------------------------------------------------------------------
 
 
-@_xfail("max_attempt")
 def test_a_round1_claiming_the_last_attempt_does_not_freeze_the_ring() -> None:
     net = _started()
     net.sequence_all()
@@ -183,7 +176,6 @@ def _one_message_from_done() -> tuple[Net, str]:
 
 
 @pytest.mark.parametrize("how", ["next-low-order", "next-round2"])
-@_xfail("next_attempt_bad")
 def test_a_bad_message_of_the_next_attempt_does_not_abandon_the_running_one(how: str) -> None:
     net, name = _one_message_from_done()
     g = net.members[name]
@@ -207,7 +199,6 @@ def test_the_last_message_completes_the_run() -> None:
 # --- (b) a forged unsigned frame changes nothing, even later -------------------------------------
 
 
-@_xfail("forged_confirmation")
 def test_a_forged_confirmation_does_not_make_the_completing_round2_raise_after_a_change() -> None:
     net, name = _one_message_from_done()
     for other in ("h0", "h2"):  # h0 completes first and sends what it sends then (held)
@@ -231,7 +222,6 @@ def test_a_forged_confirmation_does_not_make_the_completing_round2_raise_after_a
 # --- (d) nothing sent at an epoch whose successor removes someone ------------------------------
 
 
-@_xfail("encrypt_while_removing")
 def test_no_message_a_removed_member_can_read_is_sent_once_its_removal_is_applied() -> None:
     net = Net.grown(["h0", "h1", "h2", "h3"])
     h0, h3 = net.members["h0"], net.members["h3"]

@@ -19,10 +19,10 @@ Invariants, after every step:
     number of timeouts, the session's restart (removing whom the ring waits for) included;
 (d) a removed member's kept state reads no message sent after its removal was applied.
 
-Behaviours that today's code gets wrong (issue 14) are opt-in: :data:`BUGGY` names them with the
-issue item; the machine mounts one only if it is in :data:`KNOWN_BUGS` (switch them on after the
-rewrite) or in ``GROUPCHAT_RINGSM_BUGS`` (comma-separated, or ``all``). Each has its deterministic
-regression test below, ``xfail(strict=True)`` while the bug is there.
+The attacks the ring got wrong before its rewrite (issue 14) are listed in :data:`BUGGY` with the
+issue item; the machine mounts one if it is in :data:`KNOWN_BUGS` (all of them since the rewrite)
+or in ``GROUPCHAT_RINGSM_BUGS`` (comma-separated, or ``all``). Each has its deterministic
+regression test in ``test_ring_insider_attacks.py``.
 
 CI-sized; ``GROUPCHAT_RINGSM_EXAMPLES`` / ``GROUPCHAT_RINGSM_STEPS`` make it longer.
 """
@@ -59,8 +59,8 @@ from groupchat.core.group import Group
 EXAMPLES = int(os.environ.get("GROUPCHAT_RINGSM_EXAMPLES", "25"))
 STEPS = int(os.environ.get("GROUPCHAT_RINGSM_STEPS", "30"))
 
-#: Switch an attack on here once the rewrite fixes it (its regression test then XPASSes).
-KNOWN_BUGS: Final[frozenset[str]] = frozenset()
+#: The attacks of ``BUGGY`` the ring withstands (all since the rewrite): the machine mounts these.
+KNOWN_BUGS: Final[frozenset[str]] = frozenset(BUGGY)
 _ENV = {b for b in os.environ.get("GROUPCHAT_RINGSM_BUGS", "").split(",") if b}
 ENABLED: Final = frozenset(BUGGY) if "all" in _ENV else KNOWN_BUGS | (_ENV & set(BUGGY))
 
@@ -172,7 +172,9 @@ class RingUnderAttack(RuleBasedStateMachine):
         try:
             msg = g.encrypt(b"from " + name.encode())
         except UsageError:
-            assert removing, f"{name} could not encrypt in phase {g.phase.value}"
+            # Held while a removal of ours is in flight or a ring that removes someone runs.
+            held = removing or g.has_pending_commit or g.phase in (Phase.AGREEING, Phase.CONFIRMING)
+            assert held, f"{name} could not encrypt in phase {g.phase.value}"
             return  # refused while a ring that removes someone runs: what the issue asks
         self.net.publish(name, msg)
         for victim in self.applied.get(name, set()):  # (d): sent after the removal was applied
