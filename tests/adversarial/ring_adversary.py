@@ -82,6 +82,10 @@ BUGGY: Final = {
     "next_attempt_bad": "issue 14: a bad message of the next attempt abandons the running attempt",
     "forged_confirmation": "issue 14: the round-2 message completing the run raises after the state advanced",
     "encrypt_while_removing": "issue 14: encrypt works at an epoch whose successor removes someone",
+    "commit_tag": (
+        "issue 14 (found by the ring state machine): a ring commit's unsigned confirmation_tag "
+        "is malleable, so the relay splits one member off the ring (it binds its run to other bytes)"
+    ),
 }
 
 # Phases in which a member holds the keys of its current epoch (epoch_authenticator is readable).
