@@ -69,6 +69,7 @@ __all__ = [
     "joined_ring",
     "joined_tree",
     "kick_self",
+    "late_restart",
     "left_removed_by",
     "lookalike_member",
     "marked_verified",
@@ -301,6 +302,14 @@ def ring_cost(members: int, ms: float) -> str:
 
 def tree_cost(changed: int, ms: float) -> str:
     return f"{'1 key' if changed == 1 else f'{changed} keys'} refreshed in {ms:.1f} ms"
+
+
+def late_restart(who: str, epoch: int) -> str:
+    return (
+        f"fork: {who} restarted the rekey to epoch {epoch} after we entered it (the relay kept the "
+        f"last confirmation from {who}), so {who} holds another epoch {epoch}: {who} cannot read us "
+        "until re-added; our group stands"
+    )
 
 
 def ring_retried_early(epoch: int, who: str) -> str:

@@ -23,6 +23,7 @@ from ...core.errors import (
     GenerationError,
     GroupChatError,
     InconsistentPathError,
+    LateRestartError,
     RemoteError,
     RemovedSenderError,
     ReplayError,
@@ -78,6 +79,9 @@ def commit_rejection(
     session shows a member, so a look-alike name carries its fingerprint)."""
     if isinstance(exc, ReplayError):
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
+    if isinstance(exc, LateRestartError):
+        # Signed as a restart of the ring that made our epoch: its signer went on without us.
+        return Rejection(Outcome.WARN, wording.late_restart(_signer(exc, label) or exc.signer_name, ours))
     if isinstance(exc, EpochError):
         e = -1 if exc.epoch is None else exc.epoch
         if superseded_own or 0 <= e < ours:
