@@ -1,6 +1,6 @@
 """Adversarial review of the issue-14 ring, session side: real session machines in the in-memory
-room (session_room.py), real cryptography. Marked ``xfail(strict=True)``: each test fails today,
-proving a flaw (the reason says which)."""
+room (session_room.py), real cryptography. Each test failed against the first version of the
+rewrite, proving the flaw its docstring tells, and passes since its fix."""
 
 from __future__ import annotations
 

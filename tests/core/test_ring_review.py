@@ -1,8 +1,10 @@
 """Adversarial review of the issue-14 ring (round 3, attempts, check-then-switch, held messages).
 
 Each test mounts one attack through the public ``Group`` API with real crypto and asserts what the
-rules of issue 14 promise. They are marked ``xfail(strict=True)``: each fails today, proving a flaw
-(the reason says which); a fix turns it into a pass, and strict makes the suite say so.
+rules of issue 14 promise. Each failed against the first version of the rewrite (its docstring
+tells the flaw it found, in the past of that version) and passes since its fix; the one still
+marked ``xfail(strict=True)`` is a known limit (docs/protocol.md §8.5): a fix turns it into a pass,
+and strict makes the suite say so.
 """
 
 from __future__ import annotations
