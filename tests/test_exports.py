@@ -264,8 +264,8 @@ PUBLIC: dict[str, list[str]] = {
         'RoundOrderError', 'WrongAttemptError',
     ],
     'groupchat.core.schemes.ring_kdf': [
-        'KEY_LEN', 'commit_secret', 'edge_key', 'message_size', 'ring_id', 'roster_hash', 'round1_hash',
-        'transcript_hash', 'walk_ring', 'xor',
+        'KEY_LEN', 'commit_secret', 'edge_key', 'message_size', 'revealed_value', 'ring_id', 'roster_hash',
+        'round1_hash', 'transcript_hash', 'walk_ring', 'xor',
     ],
     'groupchat.core.schemes.ring_message': [
         'ATTEMPT_WINDOW', 'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'ROUNDS', 'RingRound',

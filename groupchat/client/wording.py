@@ -339,6 +339,7 @@ def ring_failed(epoch: int, kind: str, who: str | None) -> str:
         "round 2 diverged": f"{who} confirmed other round-2 messages than we got",
         "values inconsistent": "the ring values do not add up (who sent a wrong one cannot be known)",
         "confirmation mismatch": f"{who} confirmed another group state than ours",
+        "wrong value": f"{who} signed a ring value its own revealed key does not give: {who} lied",
     }
     return (
         f"the rekey to epoch {epoch} cannot complete ({reasons[kind]}): a member or the relay "

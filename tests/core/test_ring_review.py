@@ -2,9 +2,7 @@
 
 Each test mounts one attack through the public ``Group`` API with real crypto and asserts what the
 rules of issue 14 promise. Each failed against the first version of the rewrite (its docstring
-tells the flaw it found, in the past of that version) and passes since its fix; the one still
-marked ``xfail(strict=True)`` is a known limit (docs/protocol.md §8.5): a fix turns it into a pass,
-and strict makes the suite say so.
+tells the flaw it found, in the past of that version) and passes since its fix.
 """
 
 from __future__ import annotations
@@ -276,12 +274,6 @@ def test_a_restart_by_a_member_that_missed_the_last_confirmation_does_not_split_
 # --- a wrong ring value, every attempt ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: one member that sends a wrong round-2 value in every attempt fails every "
-    "attempt anonymously (VALUES_INCONSISTENT names nobody, the timeouts miss nobody): the ring "
-    "never completes and nobody can be removed for it",
-)
 def test_a_member_that_sends_wrong_ring_values_is_eventually_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """m1 (malicious) takes part in every round but signs a round-2 value with one bit flipped.
     Every honest member gets ``RekeyFailed(VALUES_INCONSISTENT, signer=None)`` ("who sent a wrong

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...core.admission import RemovalCode, RemovalReason
 from ...core.errors import GroupChatError
-from ...core.events import RekeyFailed, RekeyProgress
+from ...core.events import FailureKind, RekeyFailed, RekeyProgress
 from ...core.outbox import Joiner, OutboundKind
 from .. import wording
 from ..coordinator import plan_commit
@@ -70,7 +70,8 @@ class RingSteps(MachineState):
         self._warn(wording.ring_failed(ev.epoch, ev.kind.value, who))
         hold = self._hold
         if hold is not None and hold.ring is not None:
-            ring_driver.joiner_failed(hold.ring, ev.signer, hold.members)
+            proven = ev.kind is FailureKind.WRONG_VALUE
+            ring_driver.joiner_failed(hold.ring, ev.signer, hold.members, proven)
 
     def _poll_ring(self, now: float) -> Step[None]:
         """Check the running ring's round deadline (the core's clock); on a timeout say who is
@@ -112,6 +113,8 @@ class RingSteps(MachineState):
         removes, kicks = ring_driver.restart_removes(
             ring, hold.members, group.my_leaf, kicks_wanted, present, offline_since, grace, now
         )
+        live = {m.leaf for m in group.members()}  # the run's roster: a restart may have gone out
+        removes = [d for d in removes if d.leaf in live]
         if not removes:
             return
         plan = plan_commit(
@@ -131,7 +134,7 @@ class RingSteps(MachineState):
             if rd.why == "evicted"
             else RemovalReason(RemovalCode.UNRESPONSIVE, int(now - ring.started))
             if rd.why == "stalled"
-            else RemovalReason(RemovalCode.KICKED)
+            else RemovalReason(RemovalCode.KICKED)  # kicked, or proven to lie: stays out
             for rd in plan.remove
         }
         try:
