@@ -69,7 +69,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["bogus"], "invalid choice: 'bogus'"),
         (["bench"], "required: COMMAND"),
         (["bench", "nope"], "invalid choice: 'nope'"),
-        (["relay", "--port", "x"], "argument --port: invalid int value: 'x'"),
+        (["relay", "--port", "x"], "argument --port: a port is a number from 0 to 65535, not 'x'"),
         (["demo", "--scheme", "cone"], "argument --scheme: invalid choice: 'cone'"),
         (["bench", "rekey", "--sizes", "4"], "every size must be at least 8"),
         (["relay", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
@@ -126,3 +126,89 @@ def test_relay_command_loads_no_key_material_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- issue 15: every CLI error is one line ---------------------------------------------------------
+
+
+def _groupchat(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``groupchat`` script (a real process), with its files under no home."""
+    bindir = Path(sys.executable).parent
+    return subprocess.run([bindir / "groupchat", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_relay_port_out_of_range_is_one_line(port: str) -> None:
+    """``groupchat relay --port 99999`` ended in a 33-line OverflowError traceback."""
+    done = _groupchat("relay", "--port", port)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("groupchat relay: error: argument --port: a port is a number from 0 to 65535")
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["demo", "--port", "70000"], "argument --port: a port is a number from 0 to 65535"),
+        (["relay", "--rate", "nan"], "argument --rate: wants a finite number"),
+        (["bench", "relay", "--clients", "-1"], "argument --clients: wants a whole number of at least 1"),
+        (["bench", "session", "--joins", "0"], "argument --joins: wants a whole number of at least 1"),
+    ],
+)
+def test_out_of_range_flags_are_refused_by_argparse(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and reason in err, err
+
+
+def test_relay_port_in_use_is_one_line() -> None:
+    """A relay that cannot listen (the port is taken, here by a socket of ours) says so in one line."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _groupchat("relay", "--port", str(port))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert [line for line in lines if not line.startswith("ts=")] == lines[-1:], done.stderr
+    assert lines[-1].startswith(f"groupchat relay: error: cannot listen on 127.0.0.1:{port}: "), done.stderr
+    assert "in use" in lines[-1]
+
+
+def test_relay_bad_redis_url_is_one_line() -> None:
+    """A setting checked only when used (the Redis URL's scheme) used to end in a traceback."""
+    pytest.importorskip("redis")
+    done = _groupchat("relay", "--port", "0", "--redis", "bogus://x")
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert last.startswith("groupchat relay: error: Redis URL must specify"), done.stderr
+
+
+def test_main_turns_an_escaping_startup_error_into_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The net in main(): an OSError or GroupChatError a command lets out is one line, 1 or 2."""
+    import groupchat.client.bot as bot
+    from groupchat.core.errors import ConfigError
+
+    def fail_os(_args: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/x")
+
+    monkeypatch.setattr(bot, "run", fail_os)
+    assert main(["bot"]) == 1
+    err = capsys.readouterr().err
+    assert err == "groupchat bot: error: No such file or directory: /nowhere/x\n"
+
+    def fail_config(_args: object) -> int:
+        raise ConfigError("a bad\nsetting")
+
+    monkeypatch.setattr(bot, "run", fail_config)
+    assert main(["bot"]) == 2
+    assert capsys.readouterr().err == "groupchat bot: error: a bad setting\n"

@@ -17,7 +17,8 @@ import server
 
 PUBLIC: dict[str, list[str]] = {
     'groupchat.cli': [
-        'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'main',
+        'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'error_line', 'main', 'port_number',
+        'positive_int',
     ],
     'groupchat.client.app_content': [
         'AppContent', 'ContentKind', 'MSG_ID_LEN', 'UnknownContentKindError',

@@ -70,7 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-relay", action="store_true",
                         help="keep the relay open after the run and print the command to join from "
                         "another terminal")
-    parser.add_argument("--port", type=int, default=0, help="relay port on 127.0.0.1 (default: any free)")
+    from ..cli import port_number
+
+    parser.add_argument("--port", type=port_number, default=0,
+                        help="relay port on 127.0.0.1 (default: any free)")
     parser.add_argument("--room", default="demo", help="room name")
     parser.add_argument("--name", default="you", help="your name in the TUI")
     parser.add_argument("--seed", type=int, help="seed for the chat and churn schedule (default random)")
