@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     Each failure is one line on stderr, never a traceback (issue 15)."""
     import asyncio
+    import os
+    import ssl
 
     from .logs import configure
 
@@ -153,10 +155,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    for path in (config.certfile, config.keyfile):
+        if path is not None and not os.access(path, os.R_OK):
+            print(f"{prog}: error: cannot read TLS file {path}", file=sys.stderr)
+            return 2
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         return 130
+    except ssl.SSLError as exc:
+        print(f"{prog}: error: cannot load the TLS certificate {config.certfile}: {exc.reason or exc}",
+              file=sys.stderr)
+        return 2
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.filename is not None:  # a certificate or key file

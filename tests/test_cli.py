@@ -212,3 +212,16 @@ def test_main_turns_an_escaping_startup_error_into_one_line(
     monkeypatch.setattr(bot, "run", fail_config)
     assert main(["bot"]) == 2
     assert capsys.readouterr().err == "groupchat bot: error: a bad setting\n"
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate\n"])
+def test_relay_bad_tls_file_is_one_line(content: str | None, tmp_path: Path) -> None:
+    """A missing or unparsable --certfile: one line naming the file, status 2."""
+    cert = tmp_path / "cert.pem"
+    if content is not None:
+        cert.write_text(content)
+    done = _groupchat("relay", "--port", "0", "--certfile", str(cert))
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("ts=")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("groupchat relay: error: ") and str(cert) in lines[0]
