@@ -225,3 +225,21 @@ def test_relay_bad_tls_file_is_one_line(content: str | None, tmp_path: Path) -> 
     lines = [line for line in done.stderr.splitlines() if not line.startswith("ts=")]
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("groupchat relay: error: ") and str(cert) in lines[0]
+
+
+def test_package_metadata_has_an_spdx_license_and_the_venv_step_is_quiet() -> None:
+    """The first ``make demo`` printed ~60 lines of setuptools warnings (``project.license`` as a
+    TOML table is deprecated): the license is an SPDX string, the installed metadata says so, and
+    ``make venv`` keeps pip's chatter in a log file unless the install fails."""
+    import importlib.metadata
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert project["build-system"]["requires"] == ["setuptools>=77"]  # PEP 639 support
+    assert importlib.metadata.metadata("groupchat")["License-Expression"] == "MIT"
+    recipe = (root / "Makefile").read_text().split("$(STAMP): pyproject.toml", 1)[1].split("\nvenv:", 1)[0]
+    assert "> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log" in recipe
+    assert all(line.startswith("\t@") for line in recipe.splitlines() if line.startswith("\t") and
+               not line.startswith("\t\t"))
