@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"run for N seconds (headless default {HEADLESS_DEFAULT_SECONDS:g}; "
                         "with the TUI: until you quit)")
     parser.add_argument("--keep-relay", action="store_true",
-                        help="keep the relay open after the run and print the command to join from "
-                        "another terminal")
+                        help="keep the relay and the bots after the run and print the command (with an "
+                        "invite) to join from another terminal")
     from ..cli import port_number
 
     parser.add_argument("--port", type=port_number, default=0,
@@ -438,9 +438,24 @@ async def _start_relay(port: int) -> Relay:
     return relay
 
 
+def _groupchat_executable() -> str:
+    """How to run ``groupchat`` from another terminal: the script beside this Python (the venv's
+    ``bin/groupchat``, absolute, since ``make demo`` puts nothing on PATH), else ``python -m``."""
+    import os
+    import shlex
+
+    script = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "groupchat")
+    if os.access(script, os.X_OK):
+        return shlex.quote(script)
+    return f"{shlex.quote(os.path.abspath(sys.executable))} -m groupchat.cli"
+
+
 def _chat_command(relay: Relay, options: DemoOptions, code: str | None, name: str = "NAME") -> str:
+    import shlex
+
     invite = f" --invite {code}" if code else ""
-    return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}{invite}"
+    return (f"{_groupchat_executable()} chat --relay ws://127.0.0.1:{relay.port} "
+            f"--room {shlex.quote(options.room)} --name {name}{invite}")
 
 
 def _redact_invites(line: str) -> str:
@@ -525,13 +540,17 @@ def _with_tui(options: DemoOptions) -> int:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
-        finally:
-            await demo.close()
             if options.keep_relay:
-                print("the relay stays open; the bots are gone, so the room starts anew for whoever "
-                      "joins (Ctrl-C to stop)", flush=True)
+                # The bots stay, quiet: the host holds the group the printed invite is for (with
+                # the bots gone, a joiner would wait for a welcome nobody can send, for good).
+                for p in demo.peers:
+                    p.chatting = False
+                print("the relay and the bots stay for whoever joins with the command above "
+                      "(Ctrl-C to stop)", flush=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()
+        finally:
+            await demo.close()
             await relay.stop()
 
     def thread_main() -> None:
