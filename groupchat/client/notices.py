@@ -75,7 +75,8 @@ class UnreadableReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged:
-    """Everything the status bar shows."""
+    """Everything the status bar shows. ``problem`` is why we are not connected and when we retry
+    ("cannot reach the relay (connection refused); retry 5 in 8 s"), "" once the relay answered."""
 
     connection: ConnectionState
     relay: str
@@ -89,6 +90,12 @@ class StatusChanged:
     # confirmation); None when no multi-round rekey is running.
     rekey_waiting_for: tuple[str, ...] | None = None
     open_room: bool = False  # the group admits anyone who knows the room's name (chosen on purpose)
+    problem: str = ""
+
+    def __post_init__(self) -> None:
+        # One rule for everything shown (issue 15): our own settings pass the sanitiser too.
+        for name in ("relay", "room", "problem"):
+            object.__setattr__(self, name, sanitise(getattr(self, name)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Timeline wording comes from the session (every sentence is in :mod:`groupchat.client.wording`)
 and the notices themselves (:mod:`groupchat.client.notices` composes a placeholder's text once for
 every UI); this module only adds a time stamp, the viewer's name and a mark per kind, and
-leaves out what is noise in a log (status refreshes that change nothing, roster redraws, tree views).
+leaves out what is noise in a log (status refreshes that change nothing, retries of the same failed
+connection, roster redraws, tree views).
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def render(notice: Notice) -> str | None:
             return f"! {notice.text}"
         case TimelineEvent(kind=kind, text=text):
             return f"{_MARKS[kind]} {text}"
-        case StatusChanged(connection=state, epoch=epoch, epoch_code=code):
+        case StatusChanged(connection=state, epoch=epoch, epoch_code=code, problem=problem):
             where = f" · epoch {epoch}" if epoch is not None else ""
             code_text = f" · code {code}" if code else ""
-            return f"= {state.value}{where}{code_text}"
+            why = f" · {problem}" if problem else ""
+            return f"= {state.value}{where}{code_text}{why}"
         case MessageConfirmed() | RosterChanged() | TreeView():
             return None
 
@@ -74,15 +76,18 @@ class Transcript:
         self._viewer = viewer
         self._clock = clock
         self._start = clock() if start is None else start
-        self._state: ConnectionState | None = None
+        self._state: tuple[ConnectionState, str] | None = None
         self.notices: list[Notice] = []  # everything seen, for checks after the run
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
         if isinstance(notice, StatusChanged):
-            if notice.connection is self._state:
+            # A line when the state or the reason for not being connected changes; a retry of
+            # the same failure is not news ("...; retry 5 in 8 s" stays one line, as on screen).
+            key = (notice.connection, notice.problem.split("; retry ", 1)[0])
+            if key == self._state:
                 return
-            self._state = notice.connection
+            self._state = key
         line = render(notice)
         if line is not None:
             self.line(line)

@@ -9,6 +9,7 @@ the table says so, as the relay's claim.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Final
 
@@ -20,7 +21,10 @@ __all__ = [
     "BROKEN_CHANGE",
     "BROKEN_REKEY",
     "BROKEN_WELCOME",
+    "CONNECTION_CLOSED",
+    "CONNECTION_REFUSED",
     "EMPTY_MESSAGE",
+    "HOST_NOT_FOUND",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
     "LEFT_NO_CONFIRMATION",
@@ -29,9 +33,11 @@ __all__ = [
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
     "NOT_RUNNING",
+    "NO_ANSWER",
     "NO_MARKER_ECHO",
     "NO_REASON",
     "NO_SYNC_ECHO",
+    "NO_WEBSOCKET",
     "NO_WELCOME_YET",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
@@ -42,9 +48,12 @@ __all__ = [
     "asks_to_join",
     "at_epoch",
     "bad_display_name",
+    "bad_hello",
     "bad_invite",
     "bad_invite_options",
+    "bad_relay_port",
     "bad_relay_url",
+    "bad_room_characters",
     "bad_room_name",
     "bad_scheme",
     "behind_reentering",
@@ -61,6 +70,7 @@ __all__ = [
     "fork_detail",
     "fresh_join_request",
     "gap_rejoin",
+    "http_status",
     "invalid_change",
     "invalid_ring_message",
     "invite_line",
@@ -79,6 +89,7 @@ __all__ = [
     "no_one_asking",
     "no_such_invite",
     "not_a_payload",
+    "not_a_relay",
     "not_admitted",
     "not_positive",
     "readded_unasked",
@@ -86,9 +97,11 @@ __all__ = [
     "refused_room",
     "relay_said",
     "relay_text",
+    "relay_url_without_host",
     "removal_reason",
     "removed_by",
     "removed_for_readd",
+    "retrying",
     "ring_cost",
     "ring_failed",
     "ring_timed_out",
@@ -96,9 +109,11 @@ __all__ = [
     "signed_change_refused",
     "signed_ring_message_refused",
     "text_too_long",
+    "tls_failed",
     "too_large",
     "tree_cost",
     "unknown_content",
+    "unreachable",
     "welcome_refused",
     "welcome_ring",
 ]
@@ -114,11 +129,23 @@ EMPTY_MESSAGE: Final = "an empty message is not sent"
 
 
 def bad_relay_url(url: str) -> str:
-    return f"relay URL {url!r} must start with ws:// or wss://"
+    return f"relay URL {url!r} must start with ws:// or wss:// and hold no control characters"
+
+
+def relay_url_without_host(url: str) -> str:
+    return f"relay URL {url!r} names no host (e.g. ws://127.0.0.1:8765)"
+
+
+def bad_relay_port(url: str) -> str:
+    return f"relay URL {url!r} has a port outside 0..65535"
 
 
 def bad_room_name(max_len: int) -> str:
     return f"room name must be 1 to {max_len} bytes of UTF-8"
+
+
+def bad_room_characters(room: str) -> str:
+    return f"room name {room!r} cannot be used: it must not contain control or formatting characters"
 
 
 def bad_display_name(name: str, exc: Exception) -> str:
@@ -178,6 +205,48 @@ def disconnected(reason: str, retry_in: float | None) -> str:
 
 def reconnected(epoch: int) -> str:
     return f"reconnected · epoch {epoch}"
+
+
+# Why a connection attempt failed (asyncio_session._failure): short, in the user's terms, shown on
+# screen in the status bar as "cannot reach the relay (connection refused); retry 5 in 8 s".
+CONNECTION_REFUSED: Final = "connection refused"
+HOST_NOT_FOUND: Final = "no such host"
+NO_ANSWER: Final = "no answer"
+CONNECTION_CLOSED: Final = "connection closed"
+
+
+def unreachable(detail: str) -> str:
+    """A connection attempt failed before the relay said hello (nothing listening, no such host)."""
+    return f"cannot reach the relay ({relay_text(detail)})"
+
+
+def not_a_relay(detail: str) -> str:
+    """Something answered at the address, but not as a relay (an HTTP server, another service)."""
+    return f"that address is not a groupchat relay ({relay_text(detail)})"
+
+
+def http_status(code: int) -> str:
+    return f"it answered HTTP {code}"
+
+
+NO_WEBSOCKET: Final = "no websocket handshake"
+
+
+def tls_failed(detail: str) -> str:
+    return f"cannot reach the relay (TLS failed: {relay_text(detail)})"
+
+
+def bad_hello(what: str) -> str:
+    return f"it answered Hello with {what}"
+
+
+def retrying(problem: str, attempt: int, retry_in: float | None) -> str:
+    """The one status line of a session that is not connected: the last reason, the next retry."""
+    if retry_in is None:
+        return relay_text(problem)
+    # Rounded up, so that a short delay never reads "in 0.0 s".
+    seconds = f"{math.ceil(retry_in * 10) / 10:.1f}" if retry_in < 10 else f"{math.ceil(retry_in)}"
+    return f"{relay_text(problem)}; retry {attempt} in {seconds} s"
 
 
 def refused_room(reason: str) -> str:
