@@ -243,3 +243,21 @@ def test_package_metadata_has_an_spdx_license_and_the_venv_step_is_quiet() -> No
     assert "> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log" in recipe
     assert all(line.startswith("\t@") for line in recipe.splitlines() if line.startswith("\t") and
                not line.startswith("\t\t"))
+
+
+@pytest.mark.parametrize("command", [["bot"], ["chat"], ["demo", "--headless", "--seconds", "1"]])
+def test_a_room_name_with_an_escape_sequence_is_refused_in_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Issue 15: ``--room $'a\\e[31mred'`` was accepted and drawn coloured; now refused like a name."""
+    import os
+
+    env = os.environ | {"GROUPCHAT_LOG_DIR": str(tmp_path), "GROUPCHAT_DATA_DIR": str(tmp_path)}
+    extra = [] if command[0] == "demo" else ["--relay", "ws://127.0.0.1:1", "--name", "alice"]
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([bindir / "groupchat", *command, "--room", "a\x1b[31mred", *extra],
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "must not contain control or formatting characters" in lines[0], done.stderr
+    assert lines[0].startswith(f"groupchat {command[0]}: error: room name 'a\\x1b[31mred' cannot be used")

@@ -136,3 +136,29 @@ async def test_an_outage_is_one_timeline_entry_and_the_status_clears_when_back()
             assert "· cannot reach" not in status_text(alice.session.status).plain
     finally:
         await stop_all(alice)
+
+
+# --- issue 15 item: one rule for everything shown ----------------------------------------------
+
+
+@pytest.mark.parametrize("room", ["a\x1b[31mred", "tab\there", "rtl\u202eoverride", "bell\x07"])
+def test_a_room_name_is_refused_for_what_a_display_name_is_refused_for(room: str) -> None:
+    """A room name with an escape sequence was accepted and drawn coloured in the status bar,
+    while a display name with a control character was refused: now both are refused, alike."""
+    from groupchat.core.errors import InvalidValueError
+    from groupchat.core.identity import validate_display_name
+
+    with pytest.raises(InvalidValueError):
+        validate_display_name(room)
+    with pytest.raises(UsageError, match="must not contain control or formatting characters"):
+        SessionSettings("ws://127.0.0.1:8765", room, "alice")
+
+
+def test_the_status_bar_never_draws_an_escape_sequence() -> None:
+    """Defence in depth: whatever reaches a StatusChanged (relay, room, problem) is sanitised."""
+    status = StatusChanged(ConnectionState.CONNECTING, "ws://h/\x1b]0;title\x07", "a\x1b[31mred", "tree",
+                           0, problem="cannot reach\x1b[2J the relay")
+    assert (status.relay, status.room, status.problem) == ("ws://h/", "ared", "cannot reach the relay")
+    text = status_text(status)
+    assert "\x1b" not in text.plain and "#ared" in text.plain
+    assert not any("red" in str(span.style) for span in text.spans if "#ared" in text.plain[span.start:span.end])
