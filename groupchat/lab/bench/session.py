@@ -11,7 +11,7 @@ Beside each figure it does the same protocol work with the sans-I/O core alone, 
 and process: :class:`Group` objects handing bytes to each other through a list (request, commit,
 every member processing it, the welcome; or encrypt and every member decrypting). The ratio
 session/core is what the session adds: websockets, the relay hop, asyncio scheduling, the core
-worker thread and the bookkeeping (target: at most 1.5x, design/performance.md). No assert is
+worker thread and the bookkeeping (the design's target: at most 1.5x). No assert is
 made on timings; the report prints them.
 """
 
