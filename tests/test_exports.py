@@ -153,6 +153,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.transcript': [
         'Transcript', 'render',
+        'KEY_CHANGED_MARK', 'UNREADABLE_MARK',
     ],
     'groupchat.client.trust': [
         'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
@@ -178,6 +179,7 @@ PUBLIC: dict[str, list[str]] = {
         'CONNECTION_CLOSED', 'CONNECTION_REFUSED', 'HOST_NOT_FOUND', 'NO_ANSWER', 'NO_WEBSOCKET',
         'bad_hello', 'bad_relay_port', 'bad_room_characters', 'http_status', 'not_a_relay',
         'relay_url_without_host', 'retrying', 'tls_failed', 'unreachable',
+        'NOT_ECHOED',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

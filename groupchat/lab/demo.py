@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["PeerView", "SentMessage", "add_arguments", "find_problems", "main", "run"]
 
 HEADLESS_DEFAULT_SECONDS: Final = 15.0
+_OTHER_TERMINALS: Final = "other terminals"  # the label of the --keep-relay invite (/invites shows it)
 INVITE_TIMEOUT: Final = 20.0  # how long the host may take to be in and to have an invite committed
 SETTLE_TIMEOUT: Final = 15.0  # after the run: how long deliveries and pending joins may take
 LEAVE_TIMEOUT: Final = 5.0
@@ -48,7 +49,7 @@ _BOT_NAMES: Final = (
     "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
 )
 _PHRASES: Final = (
-    "hello, all", "anyone around?", "the tree just changed under us", "keys look fresh",
+    "hello, all", "anyone around?", "the keys just changed under us", "keys look fresh",
     "coffee?", "reading you loud and clear", "epoch codes match on my side", "brb",
     "who is new here?", "nice and quiet", "rekeys are cheap today", "back again",
 )
@@ -75,11 +76,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port_number, default=0,
                         help="relay port on 127.0.0.1 (default: any free)")
     parser.add_argument("--room", default="demo", help="room name")
-    parser.add_argument("--name", default="you", help="your name in the TUI")
+    parser.add_argument("--name", default=_default_name(),
+                        help="your name in the TUI (the roster marks it \"(you)\")")
     parser.add_argument("--seed", type=int, help="seed for the chat and churn schedule (default random)")
     parser.add_argument("--log-dir", metavar="DIR", help="log directory (default: $GROUPCHAT_LOG_DIR or the "
                         "platform's)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail")
+
+
+def _default_name() -> str:
+    """The user's login name if it makes a display name no bot has, else "guest" (not "you": the
+    roster already marks our own line "(you)", and "you (you)" reads as a stutter)."""
+    import getpass
+
+    from ..core.text import has_unsafe
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "guest"
+    ok = name.isascii() and 0 < len(name) <= 32 and not has_unsafe(name) and name not in _BOT_NAMES
+    return name if ok and name.strip() == name else "guest"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,7 +508,7 @@ async def _headless(options: DemoOptions) -> int:
             return 1
         write("OK: " + demo.summary())
         if options.keep_relay:
-            code = await demo.invite("you", uses=10, hours=24.0)
+            code = await demo.invite(_OTHER_TERMINALS, uses=10, hours=24.0)
             write("the relay stays open; join from another terminal with (an invite for 10):\n  "
                   f"{_chat_command(relay, options, code)}\n(Ctrl-C to stop)")
             await asyncio.Event().wait()
@@ -589,7 +606,7 @@ def _with_tui(options: DemoOptions) -> int:
     # one, it asks and is shown to the bots as asking to join).
     code = host_invite(options.name)
     if options.keep_relay:
-        extra = host_invite("you", 10, 24.0)
+        extra = host_invite(_OTHER_TERMINALS, 10, 24.0)
         print("join from another terminal with (an invite for 10):\n  "
               + _chat_command(relay, options, extra), flush=True)
     identity = Identity.generate()

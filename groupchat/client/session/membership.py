@@ -321,13 +321,9 @@ class Membership(Entry, BeaconSteps, RingSteps):
         self._adopt(timed, announce=False)
         self._beacon_epoch(ev, own is not None and own.update)
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
-            wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
             code = self._code()
-            self._emit(
-                TimelineEvent(
-                    TimelineKind.JOINED, wording.joined_ring(ev.epoch, len(self._members), wall, ms, code)
-                )
-            )
+            text = wording.joined_ring(ev.epoch, len(self._members), ms, code)
+            self._emit(TimelineEvent(TimelineKind.JOINED, text))
             link = self._link
             if link is not None and link.caught_up:
                 self._set_state(ConnectionState.READY)
