@@ -261,3 +261,18 @@ def test_a_room_name_with_an_escape_sequence_is_refused_in_one_line(
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "must not contain control or formatting characters" in lines[0], done.stderr
     assert lines[0].startswith(f"groupchat {command[0]}: error: room name 'a\\x1b[31mred' cannot be used")
+
+
+def test_bot_help_describes_the_script_format_it_refers_to(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: ``bot --help`` pointed to a --script format it never described. The epilog lists
+    every command the parser knows, and its example is a script the parser accepts."""
+    from groupchat.client.bot import _VERBS, SCRIPT_HELP, parse_script
+
+    code, out, _ = _run(["bot", "--help"], capsys)
+    assert code == 0
+    assert "the format is described at the end of --help" in " ".join(out.split())
+    assert SCRIPT_HELP.splitlines()[0] in out and out.rstrip().endswith(SCRIPT_HELP.splitlines()[-1])
+    described = {line.split()[0] for line in SCRIPT_HELP.split("\n\n")[1].splitlines()}
+    assert described == set(_VERBS)
+    example = SCRIPT_HELP.split("example:\n", 1)[1].split("\n\n", 1)[0]
+    assert [s.verb for s in parse_script(example)] == ["wait-members", "say", "sleep", "rekey", "leave"]

@@ -29,6 +29,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.bot': [
         'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
+        'SCRIPT_HELP',
     ],
     'groupchat.client.config': [
         'ClientConfig', 'ConfigFileError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR',
