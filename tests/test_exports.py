@@ -177,10 +177,13 @@ PUBLIC: dict[str, list[str]] = {
         'removed_by', 'removed_for_readd', 'ring_cost', 'ring_failed', 'ring_timed_out', 'sent_at_epoch',
         'signed_change_refused', 'signed_ring_message_refused', 'text_too_long', 'too_large', 'tree_cost',
         'unknown_content', 'welcome_refused', 'welcome_ring',
-        'CONNECTION_CLOSED', 'CONNECTION_REFUSED', 'HOST_NOT_FOUND', 'NO_ANSWER', 'NO_WEBSOCKET',
-        'bad_hello', 'bad_relay_port', 'bad_room_characters', 'http_status', 'not_a_relay',
-        'relay_url_without_host', 'retrying', 'tls_failed', 'unreachable',
+        'bad_room_characters',
         'NOT_ECHOED',
+    ],
+    'groupchat.client.wording_connection': [
+        'CONNECTION_CLOSED', 'CONNECTION_REFUSED', 'HOST_NOT_FOUND', 'NO_ANSWER', 'NO_WEBSOCKET',
+        'bad_hello', 'bad_relay_port', 'http_status', 'not_a_relay', 'relay_url_without_host',
+        'retrying', 'tls_failed', 'unreachable',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

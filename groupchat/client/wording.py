@@ -9,7 +9,6 @@ the table says so, as the relay's claim.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Final
 
@@ -21,10 +20,7 @@ __all__ = [
     "BROKEN_CHANGE",
     "BROKEN_REKEY",
     "BROKEN_WELCOME",
-    "CONNECTION_CLOSED",
-    "CONNECTION_REFUSED",
     "EMPTY_MESSAGE",
-    "HOST_NOT_FOUND",
     "LEFT_BEFORE_RING",
     "LEFT_EMPTY_GROUP",
     "LEFT_NO_CONFIRMATION",
@@ -34,11 +30,9 @@ __all__ = [
     "MISSED_FROM_LOG",
     "NOT_ECHOED",
     "NOT_RUNNING",
-    "NO_ANSWER",
     "NO_MARKER_ECHO",
     "NO_REASON",
     "NO_SYNC_ECHO",
-    "NO_WEBSOCKET",
     "NO_WELCOME_YET",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
@@ -49,10 +43,8 @@ __all__ = [
     "asks_to_join",
     "at_epoch",
     "bad_display_name",
-    "bad_hello",
     "bad_invite",
     "bad_invite_options",
-    "bad_relay_port",
     "bad_relay_url",
     "bad_room_characters",
     "bad_room_name",
@@ -71,7 +63,6 @@ __all__ = [
     "fork_detail",
     "fresh_join_request",
     "gap_rejoin",
-    "http_status",
     "invalid_change",
     "invalid_ring_message",
     "invite_line",
@@ -90,7 +81,6 @@ __all__ = [
     "no_one_asking",
     "no_such_invite",
     "not_a_payload",
-    "not_a_relay",
     "not_admitted",
     "not_positive",
     "readded_unasked",
@@ -98,11 +88,9 @@ __all__ = [
     "refused_room",
     "relay_said",
     "relay_text",
-    "relay_url_without_host",
     "removal_reason",
     "removed_by",
     "removed_for_readd",
-    "retrying",
     "ring_cost",
     "ring_failed",
     "ring_timed_out",
@@ -110,11 +98,9 @@ __all__ = [
     "signed_change_refused",
     "signed_ring_message_refused",
     "text_too_long",
-    "tls_failed",
     "too_large",
     "tree_cost",
     "unknown_content",
-    "unreachable",
     "welcome_refused",
     "welcome_ring",
 ]
@@ -131,14 +117,6 @@ EMPTY_MESSAGE: Final = "an empty message is not sent"
 
 def bad_relay_url(url: str) -> str:
     return f"relay URL {url!r} must start with ws:// or wss:// and hold no control characters"
-
-
-def relay_url_without_host(url: str) -> str:
-    return f"relay URL {url!r} names no host (e.g. ws://127.0.0.1:8765)"
-
-
-def bad_relay_port(url: str) -> str:
-    return f"relay URL {url!r} has a port outside 0..65535"
 
 
 def bad_room_name(max_len: int) -> str:
@@ -211,48 +189,6 @@ NOT_ECHOED: Final = "not confirmed by the relay"  # our message had no echo when
 
 def reconnected(epoch: int) -> str:
     return f"reconnected · epoch {epoch}"
-
-
-# Why a connection attempt failed (asyncio_session._failure): short, in the user's terms, shown on
-# screen in the status bar as "cannot reach the relay (connection refused); retry 5 in 8 s".
-CONNECTION_REFUSED: Final = "connection refused"
-HOST_NOT_FOUND: Final = "no such host"
-NO_ANSWER: Final = "no answer"
-CONNECTION_CLOSED: Final = "connection closed"
-
-
-def unreachable(detail: str) -> str:
-    """A connection attempt failed before the relay said hello (nothing listening, no such host)."""
-    return f"cannot reach the relay ({relay_text(detail)})"
-
-
-def not_a_relay(detail: str) -> str:
-    """Something answered at the address, but not as a relay (an HTTP server, another service)."""
-    return f"that address is not a groupchat relay ({relay_text(detail)})"
-
-
-def http_status(code: int) -> str:
-    return f"it answered HTTP {code}"
-
-
-NO_WEBSOCKET: Final = "no websocket handshake"
-
-
-def tls_failed(detail: str) -> str:
-    return f"cannot reach the relay (TLS failed: {relay_text(detail)})"
-
-
-def bad_hello(what: str) -> str:
-    return f"it answered Hello with {what}"
-
-
-def retrying(problem: str, attempt: int, retry_in: float | None) -> str:
-    """The one status line of a session that is not connected: the last reason, the next retry."""
-    if retry_in is None:
-        return relay_text(problem)
-    # Rounded up, so that a short delay never reads "in 0.0 s".
-    seconds = f"{math.ceil(retry_in * 10) / 10:.1f}" if retry_in < 10 else f"{math.ceil(retry_in)}"
-    return f"{relay_text(problem)}; retry {attempt} in {seconds} s"
 
 
 def refused_room(reason: str) -> str:

@@ -31,6 +31,7 @@ from ...core.group import GroupConfig
 from ...core.identity import Identity
 from ...relay_protocol import Hello, ServerHello, decode_server, encode
 from .. import wording
+from .. import wording_connection as connection_wording
 from ..backoff import Backoff
 from ..notices import (
     ChatLine,
@@ -90,24 +91,24 @@ def _failure(exc: BaseException) -> str:
     """Why a connection attempt failed, in the user's words (wording.py), without a traceback's
     detail: "cannot reach the relay (connection refused)", "... is not a groupchat relay (...)"."""
     if isinstance(exc, ConnectionRefusedError):
-        return wording.unreachable(wording.CONNECTION_REFUSED)
+        return connection_wording.unreachable(connection_wording.CONNECTION_REFUSED)
     if isinstance(exc, socket.gaierror):
-        return wording.unreachable(wording.HOST_NOT_FOUND)
+        return connection_wording.unreachable(connection_wording.HOST_NOT_FOUND)
     if isinstance(exc, TimeoutError):
-        return wording.unreachable(wording.NO_ANSWER)
+        return connection_wording.unreachable(connection_wording.NO_ANSWER)
     if isinstance(exc, ssl.SSLError):
-        return wording.tls_failed(exc.reason or type(exc).__name__)
+        return connection_wording.tls_failed(exc.reason or type(exc).__name__)
     if isinstance(exc, InvalidStatus):
-        return wording.not_a_relay(wording.http_status(exc.response.status_code))
+        return connection_wording.not_a_relay(connection_wording.http_status(exc.response.status_code))
     if isinstance(exc, InvalidHandshake):
-        return wording.not_a_relay(wording.NO_WEBSOCKET)
+        return connection_wording.not_a_relay(connection_wording.NO_WEBSOCKET)
     if isinstance(exc, InvalidURI):
-        return wording.unreachable(str(exc))
+        return connection_wording.unreachable(str(exc))
     if isinstance(exc, GroupChatError):
-        return wording.not_a_relay(str(exc))
+        return connection_wording.not_a_relay(str(exc))
     if isinstance(exc, OSError):
-        return wording.unreachable(exc.strerror or str(exc) or type(exc).__name__)
-    return wording.unreachable(str(exc) or type(exc).__name__)
+        return connection_wording.unreachable(exc.strerror or str(exc) or type(exc).__name__)
+    return connection_wording.unreachable(str(exc) or type(exc).__name__)
 
 
 # An input, the future to resolve once it is handled, and the websocket a Connected is about.
@@ -435,7 +436,7 @@ class ChatSession:
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
         while True:
-            reason = wording.CONNECTION_CLOSED
+            reason = connection_wording.CONNECTION_CLOSED
             try:
                 async with connect(
                     self.settings.relay_url,
@@ -452,10 +453,10 @@ class ChatSession:
                     async with asyncio.timeout(10):
                         first = await ws.recv()
                     if not isinstance(first, bytes):
-                        raise InvalidValueError(wording.bad_hello("a text frame"))
+                        raise InvalidValueError(connection_wording.bad_hello("a text frame"))
                     hello = decode_server(first, MAX_FRAME)
                     if not isinstance(hello, ServerHello):
-                        raise InvalidValueError(wording.bad_hello(type(hello).__name__))
+                        raise InvalidValueError(connection_wording.bad_hello(type(hello).__name__))
                     self._post(i.Connected(hello, self._clock()), ws=ws)
                     max_frame = max(hello.limits.max_frame, 1024) * 2
                     since = time.perf_counter()

@@ -18,6 +18,7 @@ from ...core.invite import InviteSecret
 from ...core.text import has_unsafe
 from ...relay_protocol import MAX_ID_LEN
 from .. import wording
+from .. import wording_connection as connection_wording
 
 __all__ = ["AGENT", "MAX_FRAME", "MAX_TEXT_BYTES", "SessionSettings", "group_id_for_room", "member_id"]
 
@@ -76,11 +77,11 @@ class SessionSettings:
             raise UsageError(wording.bad_relay_url(self.relay_url))
         url = urlsplit(self.relay_url)
         if not url.hostname:
-            raise UsageError(wording.relay_url_without_host(self.relay_url))
+            raise UsageError(connection_wording.relay_url_without_host(self.relay_url))
         try:
             url.port  # noqa: B018  (urlsplit checks the port only when asked)
         except ValueError:
-            raise UsageError(wording.bad_relay_port(self.relay_url)) from None
+            raise UsageError(connection_wording.bad_relay_port(self.relay_url)) from None
         # One rule for everything shown (issue 15): a room name is refused for what a display
         # name is refused for (control and format characters, escape sequences), not drawn.
         if has_unsafe(self.room):

@@ -21,6 +21,7 @@ from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
+from .. import wording_connection as connection_wording
 from ..names import Labeler
 from ..notices import (
     ConnectionState,
@@ -382,7 +383,7 @@ class MachineState:
             latency_ms=self._latency_ms,
             rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
             open_room=group is not None and group.admission.open,
-            problem=wording.retrying(*self._problem) if self._problem is not None else "",
+            problem=connection_wording.retrying(*self._problem) if self._problem is not None else "",
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:
