@@ -258,7 +258,8 @@ async def run_bot(
             return _runner_result(runner, say) or 1
         if not joined or stop.is_set():
             if not stop.is_set():
-                say(f"not a member after {ready_by - start:.1f} s: giving up")
+                why = session.status.problem  # e.g. "cannot reach the relay (connection refused)"
+                say(f"not a member after {ready_by - start:.1f} s: giving up" + (f" ({why})" if why else ""))
             return 1 if not stop.is_set() else 0
         leave_now = False
         for step in steps:

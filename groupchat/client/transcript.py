@@ -63,10 +63,10 @@ def render(notice: Notice) -> str | None:
             return f"{UNREADABLE_MARK} {notice.text}"
         case TimelineEvent(kind=kind, text=text):
             return f"{_MARKS[kind]} {text}"
-        case StatusChanged(connection=state, epoch=epoch, epoch_code=code, problem=problem):
+        case StatusChanged(connection=state, epoch=epoch, epoch_code=code):
             where = f" · epoch {epoch}" if epoch is not None else ""
             code_text = f" · code {code}" if code else ""
-            why = f" · {problem}" if problem else ""
+            why = f" · {notice.problem_line}" if notice.problem else ""
             return f"= {state.value}{where}{code_text}{why}"
         case MessageConfirmed() | RosterChanged() | TreeView():
             return None
@@ -109,7 +109,7 @@ class Transcript:
         if isinstance(notice, StatusChanged):
             # A line when the state or the reason for not being connected changes; a retry of
             # the same failure is not news ("...; retry 5 in 8 s" stays one line, as on screen).
-            key = (notice.connection, notice.problem.split("; retry ", 1)[0])
+            key = (notice.connection, notice.problem)
             if key == self._state:
                 return
             self._state = key

@@ -56,7 +56,7 @@ async def _http_server(status: str) -> AsyncIterator[int]:
 
 
 def _problems(notices: list[object]) -> list[str]:
-    return [n.problem for n in notices if isinstance(n, StatusChanged) and n.problem]
+    return [n.problem_line for n in notices if isinstance(n, StatusChanged) and n.problem]
 
 
 @pytest.mark.parametrize(
@@ -163,3 +163,26 @@ def test_the_status_bar_never_draws_an_escape_sequence() -> None:
     assert "\x1b" not in text.plain and "#ared" in text.plain
     room_styles = {str(span.style) for span in text.spans if text.plain[span.start:span.end] == "#ared"}
     assert room_styles == {"bold"}  # our own style only: nothing the name carried
+
+
+def test_a_bot_that_cannot_reach_the_relay_says_why_it_gives_up(tmp_path: object) -> None:
+    """The real ``groupchat bot`` against a port with nothing listening: the reason is printed,
+    once, and the giving-up line repeats it (it used to say only "not a member after 30 s")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = Path(str(tmp_path))
+    env = os.environ | {"GROUPCHAT_DATA_DIR": str(home), "GROUPCHAT_LOG_DIR": str(home),
+                        "GROUPCHAT_CONFIG": str(home / "none.toml")}
+    (home / "none.toml").write_text("")
+    done = subprocess.run(
+        [Path(sys.executable).parent / "groupchat", "bot", "--relay", f"ws://127.0.0.1:{_free_port()}",
+         "--room", "r", "--name", "bob", "--join-timeout", "1.5"],
+        capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert out.count("= connecting · cannot reach the relay (connection refused); retry 1 in ") == 1, out
+    assert "giving up (cannot reach the relay (connection refused))" in out, out

@@ -21,7 +21,6 @@ from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording
-from .. import wording_connection as connection_wording
 from ..names import Labeler
 from ..notices import (
     ConnectionState,
@@ -383,7 +382,9 @@ class MachineState:
             latency_ms=self._latency_ms,
             rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
             open_room=group is not None and group.admission.open,
-            problem=connection_wording.retrying(*self._problem) if self._problem is not None else "",
+            problem=self._problem[0] if self._problem is not None else "",
+            retry_attempt=self._problem[1] if self._problem is not None else 0,
+            retry_in=self._problem[2] if self._problem is not None else None,
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:
