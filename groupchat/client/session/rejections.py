@@ -34,7 +34,7 @@ from ...core.errors import (
 )
 from ...core.events import Member
 from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
-from .. import wording
+from .. import wording, wording_ring
 from ..notices import UnreadableReason
 
 __all__ = [
@@ -81,7 +81,8 @@ def commit_rejection(
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
     if isinstance(exc, LateRestartError):
         # Signed as a restart of the ring that made our epoch: its signer went on without us.
-        return Rejection(Outcome.WARN, wording.late_restart(_signer(exc, label) or exc.signer_name, ours))
+        restarter = _signer(exc, label) or exc.signer_name
+        return Rejection(Outcome.WARN, wording_ring.late_restart(restarter, ours))
     if isinstance(exc, EpochError):
         e = -1 if exc.epoch is None else exc.epoch
         if superseded_own or 0 <= e < ours:
