@@ -6,12 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo test lint deps bench clean
 
+# Quiet: pip's and the build backend's chatter goes to $(VENV)/install.log, shown only on failure.
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV) (first run only, about 30 s; details in $(VENV)/install.log)"
 	@# Debian's python3 ships venv separately; install it when we are allowed to.
-	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	@{ $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e '.[dev]'; } \
+		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; echo "make venv: pip install failed (above)"; exit 1; }
+	@touch $(STAMP)
 
 venv: $(STAMP)
 

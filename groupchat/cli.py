@@ -4,7 +4,11 @@ Every command lives in a module that exposes ``add_arguments(parser)`` and ``run
 :data:`COMMANDS` is the one table that registers them. Only the module of the command being run
 (or asked for ``--help``) is imported, so ``groupchat --help`` stays fast and ``groupchat relay``
 never loads key-material code. Every ``--help`` shows that command's own flags with their defaults;
-bad usage exits with status 2 and a one-line reason on stderr.
+bad usage exits with status 2 and a one-line reason on stderr. So does every error a command lets
+out while it reads its arguments or starts (a :class:`~groupchat.core.errors.GroupChatError`, an
+``OSError`` such as a port in use, a ``ValueError``): one line, status 2 for a bad setting and 1 for
+a failure to start, never a traceback (issue 15). :func:`port_number` and :func:`positive_int` are
+argparse types that refuse an out-of-range value before anything starts.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from typing import NoReturn, Protocol, cast
 
 from . import __version__
 
-__all__ = ["COMMANDS", "Command", "CommandModule", "build_parser", "main"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "CommandModule",
+    "build_parser",
+    "error_line",
+    "main",
+    "port_number",
+    "positive_int",
+]
 
 
 class CommandModule(Protocol):
@@ -57,8 +70,43 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show every flag's default; keep descriptions as written.
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a whole number of at least 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of at least 1, not {value}")
+    return value
+
+
+def error_line(exc: BaseException) -> str:
+    """``exc`` as one line a user can read: an OSError's reason and file, nothing multi-line."""
+    from .core.text import sanitise
+
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else None
+        text = f"{exc.strerror}: {where}" if where is not None else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(sanitise(text).split())
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Show every flag's default; keep descriptions and epilogs as written (a command's epilog
+    may hold an example file, line by line).
 
     A flag whose help already names its default (``"(default: $GROUPCHAT_CONFIG or …)"``, where the
     real default is resolved later) and a flag without a meaningful one (None, False) is left as is.
@@ -112,7 +160,7 @@ def _add_commands(
             assert cmd.module is not None
             module = cast(CommandModule, importlib.import_module(cmd.module))
             module.add_arguments(child)
-            child.set_defaults(_run=module.run)
+            child.set_defaults(_run=module.run, _prog=child.prog)
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -132,7 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(args_list).parse_args(args_list)
     # Subcommands are required at every level, so parsing succeeded only on a leaf, which set _run.
-    return int(args._run(args))
+    from .core.errors import GroupChatError, LocalError  # light: no crypto behind it
+
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (GroupChatError, OSError, ValueError) as exc:
+        # What a command did not turn into its own line: still one line, never a traceback.
+        bad_setting = isinstance(exc, LocalError | ValueError) and not isinstance(exc, OSError)
+        print(f"{args._prog}: error: {error_line(exc)}", file=sys.stderr)
+        return 2 if bad_setting else 1
 
 
 if __name__ == "__main__":

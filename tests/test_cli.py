@@ -69,7 +69,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["bogus"], "invalid choice: 'bogus'"),
         (["bench"], "required: COMMAND"),
         (["bench", "nope"], "invalid choice: 'nope'"),
-        (["relay", "--port", "x"], "argument --port: invalid int value: 'x'"),
+        (["relay", "--port", "x"], "argument --port: a port is a number from 0 to 65535, not 'x'"),
         (["demo", "--scheme", "cone"], "argument --scheme: invalid choice: 'cone'"),
         (["bench", "rekey", "--sizes", "4"], "every size must be at least 8"),
         (["relay", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
@@ -126,3 +126,153 @@ def test_relay_command_loads_no_key_material_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- issue 15: every CLI error is one line ---------------------------------------------------------
+
+
+def _groupchat(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``groupchat`` script (a real process), with its files under no home."""
+    bindir = Path(sys.executable).parent
+    return subprocess.run([bindir / "groupchat", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_relay_port_out_of_range_is_one_line(port: str) -> None:
+    """``groupchat relay --port 99999`` ended in a 33-line OverflowError traceback."""
+    done = _groupchat("relay", "--port", port)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("groupchat relay: error: argument --port: a port is a number from 0 to 65535")
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["demo", "--port", "70000"], "argument --port: a port is a number from 0 to 65535"),
+        (["relay", "--rate", "nan"], "argument --rate: wants a finite number"),
+        (["bench", "relay", "--clients", "-1"], "argument --clients: wants a whole number of at least 1"),
+        (["bench", "session", "--joins", "0"], "argument --joins: wants a whole number of at least 1"),
+    ],
+)
+def test_out_of_range_flags_are_refused_by_argparse(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and reason in err, err
+
+
+def test_relay_port_in_use_is_one_line() -> None:
+    """A relay that cannot listen (the port is taken, here by a socket of ours) says so in one line."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _groupchat("relay", "--port", str(port))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert [line for line in lines if not line.startswith("ts=")] == lines[-1:], done.stderr
+    assert lines[-1].startswith(f"groupchat relay: error: cannot listen on 127.0.0.1:{port}: "), done.stderr
+    assert "in use" in lines[-1]
+
+
+def test_relay_bad_redis_url_is_one_line() -> None:
+    """A setting checked only when used (the Redis URL's scheme) used to end in a traceback."""
+    pytest.importorskip("redis")
+    done = _groupchat("relay", "--port", "0", "--redis", "bogus://x")
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert last.startswith("groupchat relay: error: Redis URL must specify"), done.stderr
+
+
+def test_main_turns_an_escaping_startup_error_into_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The net in main(): an OSError or GroupChatError a command lets out is one line, 1 or 2."""
+    import groupchat.client.bot as bot
+    from groupchat.core.errors import ConfigError
+
+    def fail_os(_args: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/x")
+
+    monkeypatch.setattr(bot, "run", fail_os)
+    assert main(["bot"]) == 1
+    err = capsys.readouterr().err
+    assert err == "groupchat bot: error: No such file or directory: /nowhere/x\n"
+
+    def fail_config(_args: object) -> int:
+        raise ConfigError("a bad\nsetting")
+
+    monkeypatch.setattr(bot, "run", fail_config)
+    assert main(["bot"]) == 2
+    assert capsys.readouterr().err == "groupchat bot: error: a bad setting\n"
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate\n"])
+def test_relay_bad_tls_file_is_one_line(content: str | None, tmp_path: Path) -> None:
+    """A missing or unparsable --certfile: one line naming the file, status 2."""
+    cert = tmp_path / "cert.pem"
+    if content is not None:
+        cert.write_text(content)
+    done = _groupchat("relay", "--port", "0", "--certfile", str(cert))
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("ts=")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("groupchat relay: error: ") and str(cert) in lines[0]
+
+
+def test_package_metadata_has_an_spdx_license_and_the_venv_step_is_quiet() -> None:
+    """The first ``make demo`` printed ~60 lines of setuptools warnings (``project.license`` as a
+    TOML table is deprecated): the license is an SPDX string, the installed metadata says so, and
+    ``make venv`` keeps pip's chatter in a log file unless the install fails."""
+    import importlib.metadata
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert project["build-system"]["requires"] == ["setuptools>=77"]  # PEP 639 support
+    assert importlib.metadata.metadata("groupchat")["License-Expression"] == "MIT"
+    recipe = (root / "Makefile").read_text().split("$(STAMP): pyproject.toml", 1)[1].split("\nvenv:", 1)[0]
+    assert "> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log" in recipe
+    assert all(line.startswith("\t@") for line in recipe.splitlines() if line.startswith("\t") and
+               not line.startswith("\t\t"))
+
+
+@pytest.mark.parametrize("command", [["bot"], ["chat"], ["demo", "--headless", "--seconds", "1"]])
+def test_a_room_name_with_an_escape_sequence_is_refused_in_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Issue 15: ``--room $'a\\e[31mred'`` was accepted and drawn coloured; now refused like a name."""
+    import os
+
+    env = os.environ | {"GROUPCHAT_LOG_DIR": str(tmp_path), "GROUPCHAT_DATA_DIR": str(tmp_path)}
+    extra = [] if command[0] == "demo" else ["--relay", "ws://127.0.0.1:1", "--name", "alice"]
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([bindir / "groupchat", *command, "--room", "a\x1b[31mred", *extra],
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "must not contain control or formatting characters" in lines[0], done.stderr
+    assert lines[0].startswith(f"groupchat {command[0]}: error: room name 'a\\x1b[31mred' cannot be used")
+
+
+def test_bot_help_describes_the_script_format_it_refers_to(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: ``bot --help`` pointed to a --script format it never described. The epilog lists
+    every command the parser knows, and its example is a script the parser accepts."""
+    from groupchat.client.bot import _VERBS, SCRIPT_HELP, parse_script
+
+    code, out, _ = _run(["bot", "--help"], capsys)
+    assert code == 0
+    assert "the format is described at the end of --help" in " ".join(out.split())
+    assert SCRIPT_HELP.splitlines()[0] in out and out.rstrip().endswith(SCRIPT_HELP.splitlines()[-1])
+    described = {line.split()[0] for line in SCRIPT_HELP.split("\n\n")[1].splitlines()}
+    assert described == set(_VERBS)
+    example = SCRIPT_HELP.split("example:\n", 1)[1].split("\n\n", 1)[0]
+    assert [s.verb for s in parse_script(example)] == ["wait-members", "say", "sleep", "rekey", "leave"]

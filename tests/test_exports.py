@@ -17,16 +17,17 @@ import server
 
 PUBLIC: dict[str, list[str]] = {
     'groupchat.cli': [
-        'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'main',
+        'COMMANDS', 'Command', 'CommandModule', 'build_parser', 'error_line', 'main', 'port_number',
+        'positive_int',
     ],
     'groupchat.client.app_content': [
         'AppContent', 'ContentKind', 'MSG_ID_LEN', 'UnknownContentKindError',
     ],
     'groupchat.client.backoff': [
-        'Backoff',
+        'Backoff', 'JITTER',
     ],
     'groupchat.client.bot': [
-        'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
+        'SCRIPT_HELP', 'ScriptError', 'Step', 'add_arguments', 'main', 'parse_script', 'run',
     ],
     'groupchat.client.config': [
         'ClientConfig', 'ConfigFileError', 'ENV_CONFIG', 'ENV_DATA_DIR', 'ENV_LOG_DIR',
@@ -150,7 +151,7 @@ PUBLIC: dict[str, list[str]] = {
         'CoreWorker',
     ],
     'groupchat.client.transcript': [
-        'Transcript', 'render',
+        'KEY_CHANGED_MARK', 'Transcript', 'UNREADABLE_MARK', 'render',
     ],
     'groupchat.client.trust': [
         'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
@@ -158,21 +159,29 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'EMPTY_MESSAGE',
         'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION', 'LEFT_OFFLINE', 'LEFT_ROOM',
-        'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_RUNNING', 'NO_MARKER_ECHO', 'NO_REASON', 'NO_SYNC_ECHO',
-        'NO_WELCOME_YET', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'STRANDED_CREATED',
+        'LEFT_SESSION', 'MISSED_FROM_LOG', 'NOT_ECHOED', 'NOT_RUNNING', 'NO_MARKER_ECHO', 'NO_REASON',
+        'NO_SYNC_ECHO', 'NO_WELCOME_YET', 'RECONNECT_ORDER', 'RELAY_RESTARTED', 'STRANDED_CREATED',
         'UPDATE_EVERY_TOO_SMALL', 'WELCOME_UNOPENED', 'ambiguous_member', 'asks_to_join', 'at_epoch',
-        'bad_display_name', 'bad_invite', 'bad_invite_options', 'bad_relay_url', 'bad_room_name',
-        'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_send_payload',
-        'could_not_commit', 'could_not_restart_ring', 'created', 'creation_fallback', 'describe_epoch',
-        'disconnected', 'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request',
-        'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready',
-        'invites_changed', 'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member',
-        'marked_verified', 'member_renamed', 'missed_commit', 'more_asking', 'no_member_named',
-        'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_admitted', 'not_positive',
-        'readded_unasked', 'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason',
-        'removed_by', 'removed_for_readd', 'ring_cost', 'ring_failed', 'ring_timed_out', 'sent_at_epoch',
+        'bad_display_name', 'bad_invite', 'bad_invite_options', 'bad_relay_url', 'bad_room_characters',
+        'bad_room_name', 'bad_scheme', 'behind_reentering', 'cannot_follow_change', 'cannot_send_payload',
+        'could_not_commit', 'created', 'creation_fallback', 'describe_epoch', 'disconnected',
+        'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request', 'gap_rejoin',
+        'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'invites_changed',
+        'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
+        'member_renamed', 'missed_commit', 'more_asking', 'no_member_named', 'no_one_asking',
+        'no_such_invite', 'not_a_payload', 'not_positive', 'readded_unasked', 'reconnected', 'refused_room',
+        'relay_said', 'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'sent_at_epoch',
         'signed_change_refused', 'signed_ring_message_refused', 'text_too_long', 'too_large', 'tree_cost',
-        'unknown_content', 'welcome_refused', 'welcome_ring',
+        'unknown_content', 'welcome_refused',
+    ],
+    'groupchat.client.wording_connection': [
+        'CONNECTION_CLOSED', 'CONNECTION_REFUSED', 'HOST_NOT_FOUND', 'NO_ANSWER', 'NO_WEBSOCKET',
+        'bad_hello', 'bad_relay_port', 'http_status', 'not_a_relay', 'relay_url_without_host', 'retrying',
+        'tls_failed', 'unreachable',
+    ],
+    'groupchat.client.wording_ring': [
+        'could_not_restart_ring', 'joined_ring', 'late_restart', 'not_admitted', 'ring_cost', 'ring_failed',
+        'ring_retried_early', 'ring_timed_out', 'welcome_ring',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -200,10 +209,10 @@ PUBLIC: dict[str, list[str]] = {
         'ExpiredJoinRequestError', 'FieldTooLargeError', 'ForgedMemberError', 'GenerationError',
         'GroupChatError', 'HoldMessagesError', 'InconsistentPathError', 'InvalidCommitError',
         'InvalidInviteCodeError', 'InvalidInviteError', 'InvalidPublicKeyError', 'InvalidValueError',
-        'InvalidWelcomeError', 'LocalError', 'NonMinimalLengthError', 'ProtocolError', 'RemoteError',
-        'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError', 'TrailingDataError',
-        'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError', 'WrongGroupError',
-        'WrongSchemeError',
+        'InvalidWelcomeError', 'LateRestartError', 'LocalError', 'NonMinimalLengthError', 'ProtocolError',
+        'RemoteError', 'RemovedSenderError', 'ReplayError', 'SignatureError', 'TaintRuleError',
+        'TrailingDataError', 'TruncatedError', 'UnknownMemberError', 'UnknownVersionError', 'UsageError',
+        'WrongGroupError', 'WrongSchemeError',
     ],
     'groupchat.core.events': [
         'EpochChanged', 'Event', 'FailureKind', 'Member', 'MessageEchoed', 'MessageReceived', 'RekeyFailed',
@@ -263,11 +272,11 @@ PUBLIC: dict[str, list[str]] = {
         'RoundOrderError', 'WrongAttemptError',
     ],
     'groupchat.core.schemes.ring_kdf': [
-        'KEY_LEN', 'commit_secret', 'edge_key', 'message_size', 'ring_id', 'roster_hash', 'round1_hash',
-        'transcript_hash', 'walk_ring', 'xor',
+        'KEY_LEN', 'commit_secret', 'edge_key', 'message_size', 'revealed_value', 'ring_id', 'roster_hash',
+        'round1_hash', 'transcript_hash', 'walk_ring', 'xor',
     ],
     'groupchat.core.schemes.ring_message': [
-        'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'ROUNDS', 'RingRound',
+        'ATTEMPT_WINDOW', 'MAX_CONTEXT', 'RING_WIRE_FORMAT', 'ROUNDS', 'RingRound',
     ],
     'groupchat.core.schemes.ring_scheme': [
         'RingScheme',
@@ -295,7 +304,7 @@ PUBLIC: dict[str, list[str]] = {
         'x25519_exchange',
     ],
     'groupchat.core.text': [
-        'UNSAFE_CATEGORIES', 'sanitise',
+        'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',
     ],
     'groupchat.core.tree_math': [
         'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',

@@ -42,9 +42,31 @@ from .notices import Notice
 if TYPE_CHECKING:
     from .session import ChatSession
 
-__all__ = ["ScriptError", "Step", "add_arguments", "main", "parse_script", "run"]
+__all__ = ["SCRIPT_HELP", "ScriptError", "Step", "add_arguments", "main", "parse_script", "run"]
 
 _VERBS: Final = ("say", "sleep", "rekey", "kick", "wait-members", "leave")
+
+#: ``groupchat bot --help``'s epilog: the --script format, which the flag's help refers to.
+SCRIPT_HELP: Final = """\
+script format (--script FILE): one command per line; blank lines and lines starting with # are
+ignored, and a # after a command's argument starts a comment (except after say):
+
+  wait-members N    wait until the group has at least N members (exit 1 if not by --seconds)
+  say TEXT          send a message: the rest of the line, verbatim
+  sleep SECONDS     wait (0 to 86400, fractions allowed)
+  rekey             commit a self-update (fresh keys on our path)
+  kick NAME         ask the group to remove NAME (or NAME·3f2a: one member, as /who shows it)
+  leave             leave the group and stop here
+
+example:
+  wait-members 3
+  say hello, all
+  sleep 1.5
+  rekey
+  leave
+
+--say texts are sent first, then the script. Exit status: 0 when everything ran, 1 if the bot
+could not join or the session failed, 2 for a usage error (bad flags, config or script)."""
 LEAVE_TIMEOUT: Final = 5.0  # seconds to wait for the group to remove us before closing anyway
 
 
@@ -111,7 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--say", action="append", default=[], metavar="TEXT",
                         help="send TEXT once joined (repeat for several messages)")
-    parser.add_argument("--script", type=Path, metavar="FILE", help="run the commands in FILE (see --help)")
+    parser.epilog = SCRIPT_HELP
+    parser.add_argument("--script", type=Path, metavar="FILE",
+                        help="run the commands in FILE (the format is described at the end of --help)")
     parser.add_argument("--seconds", type=float, metavar="N",
                         help="stay until N seconds after start, then leave (default: leave when done)")
     parser.add_argument("--join-timeout", type=float, default=30.0, metavar="SEC",
@@ -234,7 +258,8 @@ async def run_bot(
             return _runner_result(runner, say) or 1
         if not joined or stop.is_set():
             if not stop.is_set():
-                say(f"not a member after {ready_by - start:.1f} s: giving up")
+                why = session.status.problem  # e.g. "cannot reach the relay (connection refused)"
+                say(f"not a member after {ready_by - start:.1f} s: giving up" + (f" ({why})" if why else ""))
             return 1 if not stop.is_set() else 0
         leave_now = False
         for step in steps:

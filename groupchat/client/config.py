@@ -10,7 +10,8 @@ Precedence, highest first: command-line flag > environment variable > config fil
   ``GROUPCHAT_LOG_DIR`` or the file's ``log_dir`` overrides it.
 
 An unknown key or a value of the wrong type in the file is an error that names the key, so a typo
-never silently falls back to a default. Example file::
+never silently falls back to a default. Every key is documented for users in ``docs/config.md``
+(kept in step by ``tests/client/test_config_doc.py``). Example file::
 
     relay = "wss://chat.example.org"
     room = "team"

@@ -19,6 +19,7 @@ import enum
 from dataclasses import dataclass
 
 from ..core.text import sanitise
+from .wording_connection import retrying
 
 __all__ = [
     "ChatLine",
@@ -75,7 +76,9 @@ class UnreadableReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged:
-    """Everything the status bar shows."""
+    """Everything the status bar shows. ``problem`` is why we are not connected ("cannot reach the
+    relay (connection refused)"), "" once the relay answered; ``retry_attempt`` and ``retry_in``
+    say when the next attempt is, and :attr:`problem_line` says both in one line."""
 
     connection: ConnectionState
     relay: str
@@ -89,6 +92,19 @@ class StatusChanged:
     # confirmation); None when no multi-round rekey is running.
     rekey_waiting_for: tuple[str, ...] | None = None
     open_room: bool = False  # the group admits anyone who knows the room's name (chosen on purpose)
+    problem: str = ""
+    retry_attempt: int = 0
+    retry_in: float | None = None
+
+    @property
+    def problem_line(self) -> str:
+        """``"cannot reach the relay (connection refused); retry 5 in 8 s"``, or "" when connected."""
+        return retrying(self.problem, self.retry_attempt, self.retry_in) if self.problem else ""
+
+    def __post_init__(self) -> None:
+        # One rule for everything shown (issue 15): our own settings pass the sanitiser too.
+        for name in ("relay", "room", "problem"):
+            object.__setattr__(self, name, sanitise(getattr(self, name)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ __all__ = [
     "LEFT_ROOM",
     "LEFT_SESSION",
     "MISSED_FROM_LOG",
+    "NOT_ECHOED",
     "NOT_RUNNING",
     "NO_MARKER_ECHO",
     "NO_REASON",
@@ -45,13 +46,13 @@ __all__ = [
     "bad_invite",
     "bad_invite_options",
     "bad_relay_url",
+    "bad_room_characters",
     "bad_room_name",
     "bad_scheme",
     "behind_reentering",
     "cannot_follow_change",
     "cannot_send_payload",
     "could_not_commit",
-    "could_not_restart_ring",
     "created",
     "creation_fallback",
     "describe_epoch",
@@ -66,7 +67,6 @@ __all__ = [
     "invite_line",
     "invite_ready",
     "invites_changed",
-    "joined_ring",
     "joined_tree",
     "kick_self",
     "left_removed_by",
@@ -79,7 +79,6 @@ __all__ = [
     "no_one_asking",
     "no_such_invite",
     "not_a_payload",
-    "not_admitted",
     "not_positive",
     "readded_unasked",
     "reconnected",
@@ -89,10 +88,6 @@ __all__ = [
     "removal_reason",
     "removed_by",
     "removed_for_readd",
-    "ring_cost",
-    "ring_failed",
-    "ring_retried_early",
-    "ring_timed_out",
     "sent_at_epoch",
     "signed_change_refused",
     "signed_ring_message_refused",
@@ -101,7 +96,6 @@ __all__ = [
     "tree_cost",
     "unknown_content",
     "welcome_refused",
-    "welcome_ring",
 ]
 
 # --- settings and commands (UsageError messages) ------------------------------------------------
@@ -115,11 +109,15 @@ EMPTY_MESSAGE: Final = "an empty message is not sent"
 
 
 def bad_relay_url(url: str) -> str:
-    return f"relay URL {url!r} must start with ws:// or wss://"
+    return f"relay URL {url!r} must start with ws:// or wss:// and hold no control characters"
 
 
 def bad_room_name(max_len: int) -> str:
     return f"room name must be 1 to {max_len} bytes of UTF-8"
+
+
+def bad_room_characters(room: str) -> str:
+    return f"room name {room!r} cannot be used: it must not contain control or formatting characters"
 
 
 def bad_display_name(name: str, exc: Exception) -> str:
@@ -161,20 +159,12 @@ def joined_tree(epoch: int, members: int, ms: float, code: str) -> str:
     return f"you joined · epoch {epoch} · {members} members · welcome opened in {ms:.1f} ms · code {code}"
 
 
-def welcome_ring(ms: float, epoch: int, members: int) -> str:
-    return f"welcome opened in {ms:.1f} ms · agreeing epoch {epoch} with {members} members in a ring"
-
-
-def joined_ring(epoch: int, members: int, wall_ms: float, core_ms: float, code: str) -> str:
-    return (
-        f"you joined · epoch {epoch} · {members} members · ring agreed in "
-        f"{wall_ms:.0f} ms ({core_ms:.1f} ms of it computing) · code {code}"
-    )
-
-
 def disconnected(reason: str, retry_in: float | None) -> str:
     when = f"; reconnecting in {retry_in:.1f} s" if retry_in is not None else ""
     return f"{relay_text(reason)}{when}"
+
+
+NOT_ECHOED: Final = "not confirmed by the relay"  # our message had no echo when the session closed
 
 
 def reconnected(epoch: int) -> str:
@@ -251,11 +241,6 @@ def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> st
     return f"was removed by {committer}"
 
 
-def not_admitted(seconds: int, committer: str) -> str:
-    """A joiner of a ring rekey that a restart dropped before it was ever in."""
-    return f"was not let in by {committer}: stalled the rekey for {seconds} s (may ask again)"
-
-
 def invites_changed(who: str, created: int, revoked: int) -> tuple[str, ...]:
     """The epoch line's words for invites a commit created or withdrew."""
     out = []
@@ -268,10 +253,6 @@ def invites_changed(who: str, created: int, revoked: int) -> tuple[str, ...]:
 
 def could_not_commit(exc: Exception) -> str:
     return f"could not commit a pending change: {exc}"
-
-
-def could_not_restart_ring(exc: Exception) -> str:
-    return f"could not restart the rekey without them: {exc}"
 
 
 # --- epochs --------------------------------------------------------------------------------------
@@ -295,47 +276,8 @@ def describe_epoch(
     return f"{', '.join(parts)} · epoch {epoch} · {cost} · code changed"
 
 
-def ring_cost(members: int, ms: float) -> str:
-    return f"ring of {members} agreed in 3 rounds, {ms:.1f} ms"
-
-
 def tree_cost(changed: int, ms: float) -> str:
     return f"{'1 key' if changed == 1 else f'{changed} keys'} refreshed in {ms:.1f} ms"
-
-
-def ring_retried_early(epoch: int, who: str) -> str:
-    return (
-        f"{who} started the rekey to epoch {epoch} over before its deadline (its signed message); "
-        "the attempt under way is dropped · a member that keeps doing this stalls the group: /kick it"
-    )
-
-
-def ring_timed_out(epoch: int, names: str, round_: int, grace: float) -> str:
-    if not names:  # the attempt had failed (every message came, and showed it cannot complete)
-        return (
-            f"the rekey to epoch {epoch}: round {round_} timed out after the attempt failed; "
-            "trying again with fresh keys"
-        )
-    return (
-        f"the rekey to epoch {epoch} is waiting for {names} (round {round_} timed "
-        f"out); trying again with fresh keys · offline members are removed after "
-        f"{grace:g} s"
-    )
-
-
-def ring_failed(epoch: int, kind: str, who: str | None) -> str:
-    """A ring attempt that a signed message showed can never complete (core RekeyFailed)."""
-    reasons = {
-        "round 1 diverged": f"{who} signed over other round-1 messages than we got",
-        "round 2 diverged": f"{who} confirmed other round-2 messages than we got",
-        "values inconsistent": "the ring values do not add up (who sent a wrong one cannot be known)",
-        "confirmation mismatch": f"{who} confirmed another group state than ours",
-    }
-    return (
-        f"the rekey to epoch {epoch} cannot complete ({reasons[kind]}): a member or the relay "
-        "showed members different messages, or a member is faulty; nobody enters that epoch "
-        "from this attempt · trying again with fresh keys when it times out"
-    )
 
 
 # --- rejections (the table in docs/session.md, decided in session/rejections.py) -----------------

@@ -38,6 +38,7 @@ Hierarchy::
         │   ├── WrongGroupError            another group's message
         │   ├── WrongSchemeError           the other key-agreement scheme's commit or handshake
         │   ├── EpochError                 stale or future epoch
+        │   │   └── LateRestartError       a restart of the ring that made our epoch, too late (a fork)
         │   ├── ReplayError                a message or commit we have already processed
         │   ├── DuplicateKeyError          a key already present in the group
         │   ├── UnknownMemberError         a sender or target leaf that holds no member
@@ -92,6 +93,7 @@ __all__ = [
     "InvalidPublicKeyError",
     "InvalidValueError",
     "InvalidWelcomeError",
+    "LateRestartError",
     "LocalError",
     "NonMinimalLengthError",
     "ProtocolError",
@@ -254,6 +256,12 @@ class EpochError(ProtocolError):
         super().__init__(message)
         self.epoch = epoch
         self.current = current
+
+
+class LateRestartError(EpochError):
+    """A restart of the ring that created our epoch, ordered after we entered it: its signer
+    missed the last confirmation (withheld from it) and went on alone, so it now holds another
+    epoch of our number. A fork, not a lost race; ``signer`` names who restarted."""
 
 
 class ReplayError(ProtocolError):

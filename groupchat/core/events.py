@@ -145,6 +145,7 @@ class FailureKind(enum.Enum):
     ROUND2_DIVERGED = "round 2 diverged"  # a member signed its confirmation over another round 2
     VALUES_INCONSISTENT = "values inconsistent"  # the round-2 values do not XOR to zero
     CONFIRMATION_MISMATCH = "confirmation mismatch"  # same rounds, another epoch state
+    WRONG_VALUE = "wrong value"  # after VALUES_INCONSISTENT: the revealed key names the liar
 
 
 @dataclass(frozen=True, slots=True)

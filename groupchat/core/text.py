@@ -10,7 +10,9 @@ Arabic letter mark, soft hyphen), lone surrogates, line and paragraph separators
 controls (newline, tab, CR...) become one space, so the result is a single line: neither the TUI's
 log nor the bot's transcript renders a second line from one message. ``multiline=True`` keeps
 ``\\n`` (for our own tracebacks in the log file). ``validate_display_name`` refuses exactly these
-categories, so a valid name is returned unchanged. Pure and idempotent.
+categories, so a valid name is returned unchanged; :func:`has_unsafe` is the same test for every
+other text we are configured with and show (a room name, a relay URL), so that what is refused and
+what is shown follow one rule. Pure and idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["UNSAFE_CATEGORIES", "sanitise"]
+__all__ = ["UNSAFE_CATEGORIES", "has_unsafe", "sanitise"]
 
 #: Unicode general categories never shown as they are: Cc control, Cf format (bidi, zero-width),
 #: Cs surrogate, Zl line separator, Zp paragraph separator.
@@ -56,3 +58,9 @@ def sanitise(text: str, *, multiline: bool = False) -> str:
         elif c == "\n" or unicodedata.category(c) not in UNSAFE_CATEGORIES:
             out.append(c)
     return "".join(out)
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`sanitise` would not show as it is (an escape
+    sequence starts with one): the rule by which a name or setting is refused."""
+    return not text.isprintable() and any(unicodedata.category(c) in UNSAFE_CATEGORIES for c in text)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["PeerView", "SentMessage", "add_arguments", "find_problems", "main", "run"]
 
 HEADLESS_DEFAULT_SECONDS: Final = 15.0
+_OTHER_TERMINALS: Final = "other terminals"  # the label of the --keep-relay invite (/invites shows it)
 INVITE_TIMEOUT: Final = 20.0  # how long the host may take to be in and to have an invite committed
 SETTLE_TIMEOUT: Final = 15.0  # after the run: how long deliveries and pending joins may take
 LEAVE_TIMEOUT: Final = 5.0
@@ -48,7 +49,7 @@ _BOT_NAMES: Final = (
     "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
 )
 _PHRASES: Final = (
-    "hello, all", "anyone around?", "the tree just changed under us", "keys look fresh",
+    "hello, all", "anyone around?", "the keys just changed under us", "keys look fresh",
     "coffee?", "reading you loud and clear", "epoch codes match on my side", "brb",
     "who is new here?", "nice and quiet", "rekeys are cheap today", "back again",
 )
@@ -68,15 +69,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"run for N seconds (headless default {HEADLESS_DEFAULT_SECONDS:g}; "
                         "with the TUI: until you quit)")
     parser.add_argument("--keep-relay", action="store_true",
-                        help="keep the relay open after the run and print the command to join from "
-                        "another terminal")
-    parser.add_argument("--port", type=int, default=0, help="relay port on 127.0.0.1 (default: any free)")
+                        help="keep the relay and the bots after the run and print the command (with an "
+                        "invite) to join from another terminal")
+    from ..cli import port_number
+
+    parser.add_argument("--port", type=port_number, default=0,
+                        help="relay port on 127.0.0.1 (default: any free)")
     parser.add_argument("--room", default="demo", help="room name")
-    parser.add_argument("--name", default="you", help="your name in the TUI")
+    parser.add_argument("--name", default=_default_name(),
+                        help="your name in the TUI (the roster marks it \"(you)\")")
     parser.add_argument("--seed", type=int, help="seed for the chat and churn schedule (default random)")
     parser.add_argument("--log-dir", metavar="DIR", help="log directory (default: $GROUPCHAT_LOG_DIR or the "
                         "platform's)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail")
+
+
+def _default_name() -> str:
+    """The user's login name if it makes a display name no bot has, else "guest" (not "you": the
+    roster already marks our own line "(you)", and "you (you)" reads as a stutter)."""
+    import getpass
+
+    from ..core.text import has_unsafe
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "guest"
+    ok = name.isascii() and 0 < len(name) <= 32 and not has_unsafe(name) and name not in _BOT_NAMES
+    return name if ok and name.strip() == name else "guest"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -435,9 +455,24 @@ async def _start_relay(port: int) -> Relay:
     return relay
 
 
+def _groupchat_executable() -> str:
+    """How to run ``groupchat`` from another terminal: the script beside this Python (the venv's
+    ``bin/groupchat``, absolute, since ``make demo`` puts nothing on PATH), else ``python -m``."""
+    import os
+    import shlex
+
+    script = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "groupchat")
+    if os.access(script, os.X_OK):
+        return shlex.quote(script)
+    return f"{shlex.quote(os.path.abspath(sys.executable))} -m groupchat.cli"
+
+
 def _chat_command(relay: Relay, options: DemoOptions, code: str | None, name: str = "NAME") -> str:
+    import shlex
+
     invite = f" --invite {code}" if code else ""
-    return f"groupchat chat --relay ws://127.0.0.1:{relay.port} --room {options.room} --name {name}{invite}"
+    return (f"{_groupchat_executable()} chat --relay ws://127.0.0.1:{relay.port} "
+            f"--room {shlex.quote(options.room)} --name {name}{invite}")
 
 
 def _redact_invites(line: str) -> str:
@@ -473,7 +508,7 @@ async def _headless(options: DemoOptions) -> int:
             return 1
         write("OK: " + demo.summary())
         if options.keep_relay:
-            code = await demo.invite("you", uses=10, hours=24.0)
+            code = await demo.invite(_OTHER_TERMINALS, uses=10, hours=24.0)
             write("the relay stays open; join from another terminal with (an invite for 10):\n  "
                   f"{_chat_command(relay, options, code)}\n(Ctrl-C to stop)")
             await asyncio.Event().wait()
@@ -522,13 +557,17 @@ def _with_tui(options: DemoOptions) -> int:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
-        finally:
-            await demo.close()
             if options.keep_relay:
-                print("the relay stays open; the bots are gone, so the room starts anew for whoever "
-                      "joins (Ctrl-C to stop)", flush=True)
+                # The bots stay, quiet: the host holds the group the printed invite is for (with
+                # the bots gone, a joiner would wait for a welcome nobody can send, for good).
+                for p in demo.peers:
+                    p.chatting = False
+                print("the relay and the bots stay for whoever joins with the command above "
+                      "(Ctrl-C to stop)", flush=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()
+        finally:
+            await demo.close()
             await relay.stop()
 
     def thread_main() -> None:
@@ -567,7 +606,7 @@ def _with_tui(options: DemoOptions) -> int:
     # one, it asks and is shown to the bots as asking to join).
     code = host_invite(options.name)
     if options.keep_relay:
-        extra = host_invite("you", 10, 24.0)
+        extra = host_invite(_OTHER_TERMINALS, 10, 24.0)
         print("join from another terminal with (an invite for 10):\n  "
               + _chat_command(relay, options, extra), flush=True)
     identity = Identity.generate()

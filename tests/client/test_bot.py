@@ -22,6 +22,7 @@ from groupchat.client.notices import (
     StatusChanged,
     TimelineEvent,
     TimelineKind,
+    TrustState,
     UnreadableReason,
 )
 from groupchat.client.transcript import Transcript, render
@@ -90,13 +91,34 @@ def test_render_each_notice_kind() -> None:
     own = ChatLine("me", "yo", 3, own=True, pending=True, local_id=1)
     assert render(own) == "[epoch 3] <me> yo (sending)"
     ph = Placeholder(UnreadableReason.BEFORE_JOIN, 2, "carol")
-    assert render(ph) == "! 2 messages from carol cannot be shown: sent before you joined"
+    assert render(ph) == "⊘ 2 messages from carol cannot be shown: sent before you joined"
     assert render(TimelineEvent(TimelineKind.JOINED, "dave joined · epoch 4")) == "+ dave joined · epoch 4"
-    assert render(TimelineEvent(TimelineKind.WARNING, "key changed")) == "! key changed"
+    assert render(TimelineEvent(TimelineKind.WARNING, "key changed")) == "⚠ key changed"
+    # "!" means one thing, as in the TUI: the sender's key changed.
+    changed = ChatLine("carol", "hi", 3, trust=TrustState.KEY_CHANGED)
+    assert render(changed) == "! [epoch 3] <carol> hi"
     status = StatusChanged(ConnectionState.READY, "ws://x", "r", "tree", 2, 4, "12345")
     assert render(status) == "= ready · epoch 4 · code 12345"
     assert render(MessageConfirmed(1)) is None
     assert render(RosterChanged(())) is None
+
+
+def test_transcript_writes_our_own_lines_on_their_echo() -> None:
+    """Issue 15: the transcript left our own messages at "(sending)" for good. A line is written
+    when the relay echoes it (in the room's order); one never echoed, when the session closes."""
+    lines: list[str] = []
+    t = Transcript(lines.append, clock=lambda: 0.0)
+    t.notify(ChatLine("me", "first", 2, own=True, pending=True, local_id=1))
+    t.notify(ChatLine("me", "second", 2, own=True, pending=True, local_id=2))
+    t.notify(ChatLine("carol", "hi", 2))
+    t.notify(MessageConfirmed(1))
+    t.notify(StatusChanged(ConnectionState.CLOSED, "ws://x", "r", "tree", 2, 2, "c"))
+    assert lines == [
+        "   0.00s [epoch 2] <carol> hi",
+        "   0.00s [epoch 2] <me> first",
+        "   0.00s [epoch 2] <me> second (not confirmed by the relay)",
+        "   0.00s = closed · epoch 2 · code c",
+    ]
 
 
 def test_transcript_prefixes_and_drops_repeated_status() -> None:
@@ -176,3 +198,7 @@ async def test_two_bots_chat_over_a_real_relay(relay: Relay, tmp_path: Path) -> 
     assert re.search(r"~ .*bob", a_text), a_text
     assert re.search(r"[-] .*alice", b_text), b_text
     assert "cannot be shown" not in a_text + b_text
+    # Our own lines are written once echoed, never left at "(sending)" (issue 15).
+    assert re.search(r"\[epoch \d+\] <alice> hello bob$", a_text, re.M), a_text
+    assert re.search(r"\[epoch \d+\] <bob> hi alice$", b_text, re.M), b_text
+    assert "(sending)" not in a_text + b_text

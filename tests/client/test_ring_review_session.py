@@ -1,6 +1,6 @@
 """Adversarial review of the issue-14 ring, session side: real session machines in the in-memory
-room (session_room.py), real cryptography. Marked ``xfail(strict=True)``: each test fails today,
-proving a flaw (the reason says which)."""
+room (session_room.py), real cryptography. Each test failed against the first version of the
+rewrite, proving the flaw its docstring tells, and passes since its fix."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def test_the_timeout_after_a_failed_attempt_is_worded_for_what_happened(
 ) -> None:
     """carol sends a wrong round-2 value; the attempt fails everywhere (``RekeyFailed``, shown). At
     its deadline the core reports ``RekeyTimedOut(round=2, missing=())`` (every message came), and
-    the session words it with ``wording.ring_timed_out`` as if someone were missing: an empty name
+    the session words it with ``wording_ring.ring_timed_out`` as if someone were missing: an empty name
     list in "is waiting for  (round 2 timed out)"."""
     from groupchat.client.session.inputs import RekeyRequested
     from groupchat.core.schemes.ring import RingRekey

@@ -138,6 +138,21 @@ def test_backoff_grows_with_jitter_and_resets() -> None:
         Backoff(1.0, 0.5)
 
 
+def test_backoff_delays_grow_steadily_whatever_the_jitter() -> None:
+    """Issue 15: the delays jumped around (full jitter: 9.1 s, then 0.3 s). Whatever the random
+    draws (here the extremes, alternating), each delay is in the top quarter below its cap, so the
+    delays never fall while the cap doubles, and stay within 25 % of the maximum once there."""
+    draws = iter([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00"] * 20)
+    b = Backoff(0.2, 10.0, rand=lambda _n: next(draws))
+    delays = [b.next() for _ in range(12)]
+    caps = [min(10.0, 0.2 * 2**n) for n in range(12)]
+    assert all(0.75 * cap <= d <= cap for d, cap in zip(delays, caps, strict=True)), delays
+    growing = [d for d, cap in zip(delays, caps, strict=True) if cap < 10.0]
+    assert growing == sorted(growing) and len(growing) == 6, delays
+    assert min(delays[6:]) >= 7.5
+    assert b.attempts == 12
+
+
 def test_outbound_queue_keeps_typing_order_through_requeues() -> None:
     ids = iter(bytes([i]) * 8 for i in range(100))
     q = OutboundQueue(lambda: next(ids))

@@ -724,8 +724,8 @@ def test_truncated_anywhere_and_bad_round(trio: tuple[Cast, list[RingRekey], Roo
     msg = RingRound.decode(good)
     w = Writer().u16(1).u16(0xF001).opaque(GROUP).u64(1).u32(0).opaque(msg.roster_hash).opaque(b"ctx")
     head = w.bytes()
-    bad_round = head + b"\x04" + good[len(head) + 1 :]
-    assert_rejected(runs[0], bad_round, InvalidValueError, "round must be 1, 2 or 3")
+    bad_round = head + b"\x05" + good[len(head) + 1 :]
+    assert_rejected(runs[0], bad_round, InvalidValueError, "round must be 1 to 4")
     finish(room, 3)
 
 
@@ -751,7 +751,7 @@ def test_divergent_round1_view_fails_the_attempt(trio: tuple[Cast, list[RingReke
         runs[0].receive(room.log[1])
 
 
-def test_inconsistent_ring_values_fail_and_name_nobody() -> None:
+def test_inconsistent_ring_values_fail_then_the_blame_round_names_the_liar() -> None:
     cast = Cast.of(4)
     runs = cast.runs()
     room = Room(runs)
@@ -765,11 +765,23 @@ def test_inconsistent_ring_values_fail_and_name_nobody() -> None:
         cast.identities[3], runs[0], round_=2, sender=6, value=xor(true.value, b"\x01" * 32), view=true.view
     )
     assert runs[0].missing() == (cast.roster[3],)  # member 0 holds every other round-2 value
-    failure = runs[0].receive(wrong).failure
+    step = runs[0].receive(wrong)
+    failure = step.failure
     assert failure is not None and failure.kind is FailureKind.VALUES_INCONSISTENT and failure.signer is None
     assert failure.detail.startswith("the round-2 values do not XOR to zero")
     assert not any(m.display_name in failure.detail or m.fingerprint in failure.detail for m in cast.roster)
-    assert runs[0].state is RingState.FAILED and runs[0]._edges is None and runs[0].result is None
+    assert runs[0].state is RingState.BLAME and runs[0]._edges is None and runs[0].result is None
+    # The attempt is dead: member 0 reveals its ephemeral key (round 4) so the liar can be named.
+    (reveal,) = step.outbound
+    assert RingRound.decode(reveal).round == 4 and runs[0]._ephemeral is None
+    # Member 3's own reveal (of the key behind its true value) names it: its signed value differs.
+    key = runs[3]._ephemeral  # member 3 still holds its key: its round 2 is not over
+    assert key is not None
+    secret = key.private_bytes_raw()
+    own = craft(cast.identities[3], runs[0], round_=4, sender=6, value=secret, view=true.view)
+    blamed = runs[0].receive(own).failure
+    assert blamed is not None and blamed.kind is FailureKind.WRONG_VALUE and blamed.signer == cast.roster[3]
+    assert "sent a wrong round-2 value" in blamed.detail
 
 
 def test_a_second_signature_of_the_same_content_changes_nothing(
@@ -931,7 +943,7 @@ def test_local_misuse_is_a_usage_error() -> None:
         ("epoch", -1, "out of range"),
         ("attempt", 2**32, "out of range"),
         ("sender", -1, "out of range"),
-        ("round", 4, "round must be 1, 2 or 3"),
+        ("round", 5, "round must be 1 to 4"),
         ("value", b"short", "32 bytes"),
         ("context", b"x" * 65, "longer than 64"),
         ("view", bytes(32), "wrong size"),

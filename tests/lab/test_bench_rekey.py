@@ -134,3 +134,21 @@ def test_scheme_flag_is_in_rekeys_own_help(capsys: pytest.CaptureFixture[str]) -
         main(["--help"])
     assert info.value.code == 0
     assert "--scheme {tree,ring,both}" in capsys.readouterr().out
+
+
+def test_rekey_report_states_its_targets_inline_and_never_says_not_met(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 15: the report cited performance.md, which is not in the repository, and printed
+    "NOT met" beside "Information only". Its targets are stated in the report itself, and a figure
+    over its target is reported as "over" (the exit status does not depend on it)."""
+    assert main(["--sizes", "8", "--repeat", "1", "--messages", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "performance.md" not in text and "NOT met" not in text and "Information only" not in text
+    head = text.split("Targets of the design: ", 1)[1]
+    assert head.startswith("at n = 1024 a rekey ≤ 1.5x its floor"), head[:200]
+    assert "none decides the exit status" in head
+    rows = [line for line in head.splitlines() if line.startswith("  message ")]
+    assert len(rows) == 2 and all(line.endswith((" within", " over")) for line in rows), rows
+    joiner = _rows(text, "Joiner with full verification")
+    assert joiner and all(r[-1] in ("within", "over") for r in joiner), joiner

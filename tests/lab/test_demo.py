@@ -144,3 +144,27 @@ def test_the_transcript_the_demo_logs_leaves_out_invite_secrets() -> None:
     assert _invite_code(line) == code  # the host's own reading of it
     logged = _redact_invites(f"  0.45s [alice] * {line}")
     assert code not in logged and code[len("gci1-") :][:8] not in logged and "gci1-…" in logged
+
+
+def test_the_demo_wording_fits_the_user_and_the_scheme() -> None:
+    """Issue 15: the user's default name was "you", shown "you (you)" in the roster; ring bots said
+    "the tree just changed under us"."""
+    from groupchat.core.identity import validate_display_name
+    from groupchat.lab import demo
+
+    name = demo.build_parser().parse_args([]).name
+    assert name != "you" and validate_display_name(name) == name
+    assert name not in demo._BOT_NAMES
+    assert not [p for p in demo._PHRASES if "tree" in p or "ring" in p]  # said in both schemes
+
+
+def test_the_headless_transcript_shows_no_message_left_sending(tmp_path: Path) -> None:
+    """The observer's own lines are written when the relay echoes them, not as "(sending)"."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "groupchat.cli", "demo", "--headless", "--peers", "2", "--seconds", "5",
+         "--churn", "0", "--seed", "7"],
+        capture_output=True, text=True, timeout=90, env=_env(tmp_path), cwd=REPO, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(sending)" not in proc.stdout
+    assert re.search(r"\[alice\] \[epoch \d+\] <alice> .+ \(#\d+\)$", proc.stdout, re.M), proc.stdout

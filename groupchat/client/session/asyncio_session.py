@@ -17,18 +17,21 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ...core.errors import DecodeError, GroupChatError, InvalidValueError, UsageError
 from ...core.group import GroupConfig
 from ...core.identity import Identity
 from ...relay_protocol import Hello, ServerHello, decode_server, encode
 from .. import wording
+from .. import wording_connection as connection_wording
 from ..backoff import Backoff
 from ..notices import (
     ChatLine,
@@ -82,6 +85,30 @@ async def _yield_if_busy(since: float) -> float:
         return since
     await asyncio.sleep(0)
     return time.perf_counter()
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a connection attempt failed, in the user's words (wording.py), without a traceback's
+    detail: "cannot reach the relay (connection refused)", "... is not a groupchat relay (...)"."""
+    if isinstance(exc, ConnectionRefusedError):
+        return connection_wording.unreachable(connection_wording.CONNECTION_REFUSED)
+    if isinstance(exc, socket.gaierror):
+        return connection_wording.unreachable(connection_wording.HOST_NOT_FOUND)
+    if isinstance(exc, TimeoutError):
+        return connection_wording.unreachable(connection_wording.NO_ANSWER)
+    if isinstance(exc, ssl.SSLError):
+        return connection_wording.tls_failed(exc.reason or type(exc).__name__)
+    if isinstance(exc, InvalidStatus):
+        return connection_wording.not_a_relay(connection_wording.http_status(exc.response.status_code))
+    if isinstance(exc, InvalidHandshake):
+        return connection_wording.not_a_relay(connection_wording.NO_WEBSOCKET)
+    if isinstance(exc, InvalidURI):
+        return connection_wording.unreachable(str(exc))
+    if isinstance(exc, GroupChatError):
+        return connection_wording.not_a_relay(str(exc))
+    if isinstance(exc, OSError):
+        return connection_wording.unreachable(exc.strerror or str(exc) or type(exc).__name__)
+    return connection_wording.unreachable(str(exc) or type(exc).__name__)
 
 
 # An input, the future to resolve once it is handled, and the websocket a Connected is about.
@@ -409,7 +436,7 @@ class ChatSession:
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
         while True:
-            reason = "connection closed"
+            reason = connection_wording.CONNECTION_CLOSED
             try:
                 async with connect(
                     self.settings.relay_url,
@@ -426,10 +453,10 @@ class ChatSession:
                     async with asyncio.timeout(10):
                         first = await ws.recv()
                     if not isinstance(first, bytes):
-                        raise InvalidValueError("the relay answered Hello with a text frame")
+                        raise InvalidValueError(connection_wording.bad_hello("a text frame"))
                     hello = decode_server(first, MAX_FRAME)
                     if not isinstance(hello, ServerHello):
-                        raise InvalidValueError(f"the relay answered Hello with {type(hello).__name__}")
+                        raise InvalidValueError(connection_wording.bad_hello(type(hello).__name__))
                     self._post(i.Connected(hello, self._clock()), ws=ws)
                     max_frame = max(hello.limits.max_frame, 1024) * 2
                     since = time.perf_counter()
@@ -451,11 +478,8 @@ class ChatSession:
             except ConnectionClosed as exc:
                 reason = f"connection lost ({exc})"
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI, GroupChatError) as exc:
-                reason = (
-                    f"cannot reach the relay: {exc}"
-                    if str(exc)
-                    else f"cannot reach the relay ({type(exc).__name__})"
-                )
+                log.info("connection attempt failed: %r", exc)
+                reason = _failure(exc)
             delay = self._backoff.next()
-            self._post(i.Disconnected(reason, delay, self._clock()))
+            self._post(i.Disconnected(reason, delay, self._clock(), attempt=self._backoff.attempts))
             await asyncio.sleep(delay)

@@ -49,11 +49,13 @@ class FrameReceived:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The connection ended; the glue reconnects in ``retry_in`` seconds."""
+    """The connection ended (or an attempt failed: ``reason`` says why, in words for the user);
+    the glue makes attempt number ``attempt`` in ``retry_in`` seconds."""
 
     reason: str
     retry_in: float | None
     now: float
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,9 @@ class SessionMachine(Membership):
             yield from self._on_frame(item.frame)
         elif isinstance(item, i.Connected):
             self._link = Link(sane_max_payload(item.hello.limits))
+            if self._problem is not None:  # the relay answered: the status line's reason is gone
+                self._problem = None
+                self._emit_status()
             yield from self._join_room(self._last_seq if self._last_seq is not None else 0)
         elif isinstance(item, i.Disconnected):
             self._on_disconnected(item)
@@ -113,8 +116,9 @@ class SessionMachine(Membership):
         return self._departure is not None or self._state is ConnectionState.CLOSED
 
     def mark_closed(self) -> None:
-        """The glue stopped: the status says closed."""
+        """The glue stopped: the status says closed (and no retry is coming)."""
         self._state = ConnectionState.CLOSED
+        self._problem = None
         self._emit_status()
 
     def member_named(self, query: str) -> Member:
@@ -232,13 +236,18 @@ class SessionMachine(Membership):
         self._present.clear()
         if link is not None:
             link.in_room = False
-        if self._ever_connected:
+        if self._ever_connected and link is not None:
+            # The loss of a connection we had is one timeline entry; the failed attempts after it
+            # only update the status line (issue 15: not an entry per attempt).
             self._emit(
                 TimelineEvent(TimelineKind.DISCONNECTED, wording.disconnected(item.reason, item.retry_in))
             )
-        else:
-            log.info("relay unreachable: %s", item.reason)
-        self._set_state(ConnectionState.RECONNECTING if self._ever_connected else ConnectionState.CONNECTING)
+        log.info("not connected: %s (attempt %d in %s s)", item.reason, item.attempt, item.retry_in)
+        self._problem = (item.reason, item.attempt, item.retry_in)
+        state = ConnectionState.RECONNECTING if self._ever_connected else ConnectionState.CONNECTING
+        if state is self._state:
+            self._emit_status()  # the same state, a new reason or retry: the status line updates
+        self._set_state(state)
         self._emit_roster()
 
     def _on_frame(self, frame: ServerFrame) -> Step[None]:

@@ -24,7 +24,7 @@ from ...core.events import (
     RemovedFromGroup,
 )
 from ...core.peek import MessageKind, Peek, peek
-from .. import wording
+from .. import wording, wording_ring
 from ..app_content import AppContent, ContentKind
 from ..coordinator import plan_commit
 from ..notices import (
@@ -114,7 +114,8 @@ class Membership(Entry, BeaconSteps, RingSteps):
             self._enter(trigger, hold=hold)
             self._updates.last_update = self._now
             self._adopt(timed)
-            self._emit(TimelineEvent(TimelineKind.INFO, wording.welcome_ring(timed.ms, group.epoch + 1, n)))
+            line = wording_ring.welcome_ring(timed.ms, group.epoch + 1, n)
+            self._emit(TimelineEvent(TimelineKind.INFO, line))
         else:
             self._enter(trigger, hold=Hold(group, group.epoch))
             self._updates.last_update = self._now
@@ -321,13 +322,9 @@ class Membership(Entry, BeaconSteps, RingSteps):
         self._adopt(timed, announce=False)
         self._beacon_epoch(ev, own is not None and own.update)
         if first_ring_epoch and any(m.identity_key == self.identity.public_key for m in ev.added):
-            wall = (self._now - ring.started) * 1000 if ring is not None else 0.0
             code = self._code()
-            self._emit(
-                TimelineEvent(
-                    TimelineKind.JOINED, wording.joined_ring(ev.epoch, len(self._members), wall, ms, code)
-                )
-            )
+            text = wording_ring.joined_ring(ev.epoch, len(self._members), ms, code)
+            self._emit(TimelineEvent(TimelineKind.JOINED, text))
             link = self._link
             if link is not None and link.caught_up:
                 self._set_state(ConnectionState.READY)

@@ -194,6 +194,7 @@ class RingRun:
     # attempts failed on a signed message of theirs (a joiner given a bad Welcome fails them all).
     joiners: dict[int, Member] = field(default_factory=dict)
     failed_by: dict[int, int] = field(default_factory=dict)
+    liars: set[int] = field(default_factory=set)  # proven by their own signed reveal (WRONG_VALUE)
 
 
 @dataclass(slots=True)

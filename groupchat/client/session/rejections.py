@@ -23,6 +23,7 @@ from ...core.errors import (
     GenerationError,
     GroupChatError,
     InconsistentPathError,
+    LateRestartError,
     RemoteError,
     RemovedSenderError,
     ReplayError,
@@ -33,7 +34,7 @@ from ...core.errors import (
 )
 from ...core.events import Member
 from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
-from .. import wording
+from .. import wording, wording_ring
 from ..notices import UnreadableReason
 
 __all__ = [
@@ -78,6 +79,10 @@ def commit_rejection(
     session shows a member, so a look-alike name carries its fingerprint)."""
     if isinstance(exc, ReplayError):
         return Rejection(Outcome.IGNORE, f"replayed commit ignored: {exc}")
+    if isinstance(exc, LateRestartError):
+        # Signed as a restart of the ring that made our epoch: its signer went on without us.
+        restarter = _signer(exc, label) or exc.signer_name
+        return Rejection(Outcome.WARN, wording_ring.late_restart(restarter, ours))
     if isinstance(exc, EpochError):
         e = -1 if exc.epoch is None else exc.epoch
         if superseded_own or 0 <= e < ours:

@@ -9,7 +9,8 @@ without members who are gone for good (docs/session.md, "Ring groups"; docs/prot
   coordinator rule as any eviction); so is a *joiner* of the ring's commit (it never held an
   epoch, and may simply ask again) that the ring waited for through :data:`JOINER_PATIENCE`
   timeouts, or whose signed messages failed that many attempts (a joiner given a bad Welcome
-  confirms another epoch than everyone, every time).
+  confirms another epoch than everyone, every time); and so is a member proven to have lied (its
+  own signed key reveal contradicts the ring value it signed: the core's ``WRONG_VALUE``).
 
 Pure: times are given; presence (the relay's claim) only decides who acts.
 """
@@ -61,8 +62,15 @@ def poll_due(ring: RingRun, now: float) -> bool:
     return True
 
 
-def joiner_failed(ring: RingRun, signer: Member | None, roster: Mapping[int, Member]) -> None:
-    """An attempt failed on ``signer``'s signed message: count it if ``signer`` is a joiner."""
+def joiner_failed(
+    ring: RingRun, signer: Member | None, roster: Mapping[int, Member], proven: bool = False
+) -> None:
+    """An attempt failed on ``signer``'s signed message: count it if ``signer`` is a joiner; a
+    member ``proven`` to have lied (its own signed reveal contradicts its signed value) goes."""
+    if signer is not None and proven:
+        ring.liars.add(signer.leaf)
+        if signer.leaf not in roster:
+            ring.joiners[signer.leaf] = signer
     if signer is not None and signer.leaf not in roster:
         ring.joiners[signer.leaf] = signer
         ring.failed_by[signer.leaf] = ring.failed_by.get(signer.leaf, 0) + 1
@@ -93,8 +101,14 @@ def restart_removes(
             due := offline_past_grace(member_id(m.identity_key), present, offline_since, grace)
         ) is not None:
             removes.append(RemoveDuty(leaf, due, "evicted"))
-    for leaf in sorted(ring.joiners):
+    listed = {d.leaf for d in removes}
+    for leaf in sorted(ring.joiners.keys() | ring.liars):
         waited = leaf in ring.waiting_leaves and ring.timeouts >= JOINER_PATIENCE
-        if leaf != my_leaf and (waited or ring.failed_by.get(leaf, 0) >= JOINER_PATIENCE):
+        failed = ring.failed_by.get(leaf, 0) >= JOINER_PATIENCE
+        if leaf == my_leaf or leaf in listed:
+            continue
+        if leaf in ring.liars:
+            removes.append(RemoveDuty(leaf, ring.started, "lied"))  # a kick: it stays out
+        elif waited or failed:
             removes.append(RemoveDuty(leaf, ring.started, "stalled"))
     return removes, kicked

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from ...core.admission import RemovalCode, RemovalReason
 from ...core.errors import GroupChatError
-from ...core.events import RekeyFailed, RekeyProgress
+from ...core.events import FailureKind, RekeyFailed, RekeyProgress
 from ...core.outbox import Joiner, OutboundKind
-from .. import wording
+from .. import wording_ring
 from ..coordinator import plan_commit
 from ..room_payload import PayloadKind
 from . import ring_driver
@@ -59,7 +59,7 @@ class RingSteps(MachineState):
             # Starting attempts before the deadline stalls a ring like withholding does: name it,
             # and count it as a timeout so the restart and kick rules apply to this ring too.
             hold.ring.timeouts += 1
-            self._warn(wording.ring_retried_early(ev.epoch, self.label(ev.retried_by)))
+            self._warn(wording_ring.ring_retried_early(ev.epoch, self.label(ev.retried_by)))
         yield from self._send_core_outbox()
         if changed:
             self._emit_status()
@@ -67,10 +67,11 @@ class RingSteps(MachineState):
     def _on_ring_failed(self, ev: RekeyFailed) -> None:
         """A signed ring message showed the attempt can never complete: say so, naming its signer."""
         who = self.label(ev.signer) if ev.signer is not None else None
-        self._warn(wording.ring_failed(ev.epoch, ev.kind.value, who))
+        self._warn(wording_ring.ring_failed(ev.epoch, ev.kind.value, who))
         hold = self._hold
         if hold is not None and hold.ring is not None:
-            ring_driver.joiner_failed(hold.ring, ev.signer, hold.members)
+            proven = ev.kind is FailureKind.WRONG_VALUE
+            ring_driver.joiner_failed(hold.ring, ev.signer, hold.members, proven)
 
     def _poll_ring(self, now: float) -> Step[None]:
         """Check the running ring's round deadline (the core's clock); on a timeout say who is
@@ -88,7 +89,7 @@ class RingSteps(MachineState):
             ring.timeouts += 1
             names = ", ".join(self.label(m) for m in timed_out.missing)
             grace = self.settings.eviction_grace
-            self._warn(wording.ring_timed_out(ring.epoch, names, timed_out.round, grace))
+            self._warn(wording_ring.ring_timed_out(ring.epoch, names, timed_out.round, grace))
         # Our proposal of the next attempt (none at the last attempt number: a restart goes on).
         yield from self._send_core_outbox()
 
@@ -112,6 +113,8 @@ class RingSteps(MachineState):
         removes, kicks = ring_driver.restart_removes(
             ring, hold.members, group.my_leaf, kicks_wanted, present, offline_since, grace, now
         )
+        live = {m.leaf for m in group.members()}  # the run's roster: a restart may have gone out
+        removes = [d for d in removes if d.leaf in live]
         if not removes:
             return
         plan = plan_commit(
@@ -131,13 +134,13 @@ class RingSteps(MachineState):
             if rd.why == "evicted"
             else RemovalReason(RemovalCode.UNRESPONSIVE, int(now - ring.started))
             if rd.why == "stalled"
-            else RemovalReason(RemovalCode.KICKED)
+            else RemovalReason(RemovalCode.KICKED)  # kicked, or proven to lie: stays out
             for rd in plan.remove
         }
         try:
             message, timed = yield from self._core(CommitChange(group, (), leaves, False, reasons))
         except GroupChatError as exc:
-            self._warn(wording.could_not_restart_ring(exc))
+            self._warn(wording_ring.could_not_restart_ring(exc))
             return
         # Our ring commit (if the ring is ours) has taken effect: its update is kept in the record.
         update = own.update if own is not None else False

@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
 from ...core.errors import GroupChatError, InvalidValueError, UsageError
 from ...core.identity import fingerprint, validate_display_name
 from ...core.invite import InviteSecret
+from ...core.text import has_unsafe
 from ...relay_protocol import MAX_ID_LEN
 from .. import wording
+from .. import wording_connection as connection_wording
 
 __all__ = ["AGENT", "MAX_FRAME", "MAX_TEXT_BYTES", "SessionSettings", "group_id_for_room", "member_id"]
 
@@ -70,8 +73,19 @@ class SessionSettings:
     silence_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if not self.relay_url.startswith(("ws://", "wss://")):
+        if not self.relay_url.startswith(("ws://", "wss://")) or has_unsafe(self.relay_url):
             raise UsageError(wording.bad_relay_url(self.relay_url))
+        url = urlsplit(self.relay_url)
+        if not url.hostname:
+            raise UsageError(connection_wording.relay_url_without_host(self.relay_url))
+        try:
+            url.port  # noqa: B018  (urlsplit checks the port only when asked)
+        except ValueError:
+            raise UsageError(connection_wording.bad_relay_port(self.relay_url)) from None
+        # One rule for everything shown (issue 15): a room name is refused for what a display
+        # name is refused for (control and format characters, escape sequences), not drawn.
+        if has_unsafe(self.room):
+            raise UsageError(wording.bad_room_characters(self.room))
         room = self.room.encode("utf-8")
         if not room or len(room) > MAX_ID_LEN:
             raise UsageError(wording.bad_room_name(MAX_ID_LEN))

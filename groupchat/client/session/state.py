@@ -109,6 +109,9 @@ class MachineState:
         self._link: Link | None = None
         self._state = ConnectionState.CONNECTING
         self._ever_connected = False
+        # Why we are not connected, and the next retry (issue 15: shown in the status bar, one line
+        # that updates with each failed attempt, instead of a timeline entry per attempt).
+        self._problem: tuple[str, int, float | None] | None = None
         self._last_seq: int | None = None  # the last room seq we processed
         self._gap_from: int | None = None  # last seq before a gap, to count what we missed
         self._present = RoomPresence(self._me)  # bounded (bounds.py)
@@ -379,6 +382,9 @@ class MachineState:
             latency_ms=self._latency_ms,
             rekey_waiting_for=ring.waiting_for if ring is not None and epoch is not None else None,
             open_room=group is not None and group.admission.open,
+            problem=self._problem[0] if self._problem is not None else "",
+            retry_attempt=self._problem[1] if self._problem is not None else 0,
+            retry_in=self._problem[2] if self._problem is not None else None,
         )
 
     def roster(self) -> tuple[RosterEntry, ...]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Set
 from ...core import tree_math as tm
 from ...core.admission import RemovalCode
 from ...core.events import EpochChanged, Member
-from .. import wording
+from .. import wording, wording_ring
 from ..names import MIN_SUFFIX, SEPARATOR, compact_fingerprint
 from ..notices import RosterEntry, TimelineKind, TreeNode, TreeView, TrustState
 from ..trust import TrustStore
@@ -132,8 +132,9 @@ def describe_epoch(
         removed.append((label(m), wording.removal_reason(code, seconds, label(ev.committer))))
     for m in ev.not_admitted:
         reason = ev.removal_reasons.get(m.identity_key)
-        removed.append((label(m), wording.not_admitted(reason.seconds if reason else 0, label(ev.committer))))
-    cost = wording.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
+        seconds = reason.seconds if reason else 0
+        removed.append((label(m), wording_ring.not_admitted(seconds, label(ev.committer))))
+    cost = wording_ring.ring_cost(member_count, ms) if ring else wording.tree_cost(changed, ms)
     admission = wording.invites_changed(who, len(ev.invites_created), len(ev.invites_revoked))
     updater = who if ev.updated and not admission else None
     return wording.describe_epoch(removed, [label(m) for m in ev.added], updater, ev.epoch, cost, admission)

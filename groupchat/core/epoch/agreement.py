@@ -25,6 +25,7 @@ from ..errors import (
     AdmissionChangeError,
     EpochError,
     InvalidCommitError,
+    LateRestartError,
     RemoteError,
     ReplayError,
     SignatureError,
@@ -217,6 +218,32 @@ class Agreement(Admission):
             before.revoked,
         )
 
+    def _late_restart(self, msg: CommitMessage) -> LateRestartError | None:
+        """The refusal of a commit on the epoch before ours that verifies as a restart of the ring
+        that created ours (§8.3): its signer missed our last confirmation and went on without
+        us. ``None`` when it is not one (a plain lost race)."""
+        done, content = self._completed_ring, msg.content
+        if done is None or content.epoch != done[0]:
+            return None
+        request = self._scheme.member(content.sender)
+        if request is None:
+            return None
+        try:
+            verify_framed_content(
+                self.suite, request.identity_key, WireFormat.PUBLIC_MESSAGE, content, done[1], msg.signature
+            )
+        except SignatureError:
+            return None
+        exc = LateRestartError(
+            f"{request.display_name!r} restarted the rekey to epoch {self.epoch} after we entered it: "
+            "the last confirmation was kept from them, and they now hold another epoch "
+            f"{self.epoch} than ours (a fork); our group stands",
+            content.epoch,
+            self.epoch,
+        )
+        exc.signed_by(content.sender, request.display_name, request.identity_key)
+        return exc
+
     def _override_of(self, ring: PendingEpoch, leaf: int) -> JoinRequest | None:
         """Who held ``leaf`` at this epoch (before the ring's commit), for late messages of it."""
         if leaf in ring.overrides:
@@ -377,6 +404,7 @@ class Agreement(Admission):
         ring = self._ring
         assert ring is not None and ring.done is not None
         ctx, secrets, confirmed, tag = ring.done
+        self._completed_ring = (self.epoch, self._restart_context(ring))
         self._ring = None
         # A restart of ours still in flight is moot now (even if the ring's commit was ours).
         superseded = ring.superseded or self._pending is not None

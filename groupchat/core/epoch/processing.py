@@ -53,6 +53,9 @@ class Processing(Building):
         if content.group_id != self.group_id:  # 3: group, epoch, the last epoch
             raise WrongGroupError("commit belongs to another group")
         if content.epoch != self.epoch:
+            late = self._late_restart(msg) if content.epoch == self.epoch - 1 else None
+            if late is not None:
+                raise late
             when = "an earlier" if content.epoch < self.epoch else "a later"
             raise EpochError(
                 f"commit was built on {when} epoch ({content.epoch}) than ours ({self.epoch}); "

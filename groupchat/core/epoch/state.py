@@ -211,6 +211,9 @@ class EpochState:
         self._outbox: list[Outbound] = []
         self._rebuild: Intent | None = None
         self._ring: PendingEpoch | None = None  # a multi-round epoch being agreed
+        # The epoch before ours and the restart context of the ring that created ours: a restart
+        # of that ring arriving now is a fork to report (LateRestartError), not a lost race.
+        self._completed_ring: tuple[int, bytes] | None = None
         # A ring joiner holds only the init_secret of the epoch its Welcome carries (§8.4): that
         # epoch's message keys are not ours, so until the ring creating our first epoch is done
         # nothing can be sent, read or exported at it.

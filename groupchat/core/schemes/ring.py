@@ -26,6 +26,11 @@ has neighbours ``i-1`` and ``i+1`` (mod n), and edge ``j`` joins positions ``j``
   Messages enter the hashes by their signed content (never their signature bytes) in roster
   order, not arrival order, so every member that accepted the same 2n signed contents derives the
   same secret whatever order the relay delivered them in (:mod:`.ring_kdf`).
+* **Round 4, only to blame.** When the round-2 values do not XOR to zero, nobody can tell whose
+  value was wrong; every member then reveals the attempt's ephemeral private key (the attempt is
+  dead: nobody can enter it without everyone's confirmation), and each member recomputes every
+  ``X_j`` from it: a value its own revealed key does not give, or a reveal that is not the key its
+  sender published, names the liar. That is why the ephemeral key is kept until round 2 ends.
 * **Round 3.** The caller (the epoch machine) derives the new epoch from ``commit_secret`` and
   hands back its confirmation tag (:meth:`RingRekey.confirm`); every member broadcasts it, signed
   with ``transcript_hash`` as its view of round 2. The attempt completes only when every member's
@@ -48,11 +53,12 @@ confirmation of round 1.
 
 Security argument
 -----------------
-* **Forward secrecy.** A member drops its ephemeral private key as soon as it has its two edge
-  keys (end of round 1), and the edge keys as soon as ``commit_secret`` is derived (or the attempt
-  fails). A later theft of the member's state therefore finds nothing that recomputes this epoch's
-  ``commit_secret``: every input was an ephemeral secret that no longer exists, and the long-term
-  identity key only signs. (Python cannot zero memory; dropping means dropping the last reference.)
+* **Forward secrecy.** A member drops its ephemeral private key and its edge keys as soon as
+  ``commit_secret`` is derived (end of round 2), or reveals it if the values do not add up (the
+  attempt is then dead) and drops it then. A later theft of the member's state therefore finds
+  nothing that recomputes this epoch's ``commit_secret``: every input was an ephemeral secret that
+  no longer exists, and the long-term identity key only signs (Python cannot zero memory:
+  dropping means dropping the last reference).
 * **A removed member learns nothing** of the next epoch, even if it kept every secret it ever had
   and sees every new broadcast. Every member of the new roster takes a fresh ephemeral, so every
   new edge is the KDF of a DH between two keys the leaver never held, under a new ``ring_id``: its
@@ -95,29 +101,8 @@ view, values that do not add up, a confirmation that differs) is *taken*, becaus
 would be equivocation; it fails the attempt and the step reports it as
 :class:`~groupchat.core.events.RekeyFailed`.
 
-Costs (per member, n members): 3 rounds, 3 broadcasts each (3n in all, ``message_size`` bytes
-each), 1 key generation, 2 X25519 (1 when n = 2), 3 Ed25519 signatures, 3(n-1) signature
-verifications and O(n) 32-byte XORs. The verifications dominate from n of about 4.
-
-Joiners
--------
-A joiner takes part in the ring of the epoch it joins: the ring's roster is always the roster of
-the new epoch. Its round messages are checked against the identity key of the join request every
-member verified in the Add, so nobody has to choose or seal a secret for it (nothing to taint),
-and the new epoch's ``commit_secret`` is contributory for it too. What its Welcome must carry is
-the *previous* epoch's state (GroupContext, roster, and ``init_secret`` sealed to its init key),
-so that it runs the same key schedule as everyone; unlike a tree Welcome, a stolen init key then
-does not give the new epoch, which also needs the joiner's own ephemeral. The joiner is online
-(it just asked to join); if it vanishes the ring times out naming it, and the members remove it.
-
-The interface this wants from the epoch machine
------------------------------------------------
-See :mod:`groupchat.core.schemes`: a scheme run takes the roster of the new epoch, the group id,
-the new epoch number, an opaque ``context`` (the hash of the previous GroupContext and of the
-commit that triggered the rekey) and the injected clock and random source; it returns outbound
-bytes for the room and, at the end, a :class:`RingResult` with ``commit_secret`` and
-``transcript_hash``. The previous ``init_secret`` never enters the scheme: the epoch machine
-combines it with ``commit_secret`` in the RFC 9420 key schedule as for the tree.
+Costs are in docs/protocol.md §8.6 (3 rounds; the 3(n-1) signature checks dominate), joiners in
+§8.4, and the epoch machine's side of a run in :mod:`groupchat.core.schemes.base`.
 """
 
 from __future__ import annotations
@@ -157,6 +142,7 @@ from .ring_kdf import (
     commit_secret,
     edge_key,
     message_size,
+    revealed_value,
     ring_id,
     roster_hash,
     round1_hash,
@@ -208,12 +194,13 @@ class RingState(enum.Enum):
     ROUND1 = "round 1"  # our round-1 message is out; waiting for everyone's
     ROUND2 = "round 2"  # our round-2 message is out; waiting for everyone's
     KEYED = "keyed"  # commit_secret derived, secrets dropped; waiting for the caller's confirmation
+    BLAME = "blame"  # the values did not add up: our key is revealed, theirs name the liar
     ROUND3 = "round 3"  # our confirmation is out; waiting for everyone's
     DONE = "done"  # every member confirmed the same epoch
     FAILED = "failed"  # proven unable to complete, or given up; secrets dropped
 
 
-_WAITING: Final = (RingState.ROUND1, RingState.ROUND2, RingState.ROUND3)
+_WAITING: Final = (RingState.ROUND1, RingState.ROUND2, RingState.ROUND3, RingState.BLAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +284,8 @@ class RingRekey:
         self._me = mine[0]
         self._position = {m.leaf: i for i, m in enumerate(members)}
         n = len(members)
-        self._rounds: dict[int, list[RingRound | None]] = {r: [None] * n for r in (1, 2, 3)}
-        self._held = {1: 0, 2: 0, 3: 0}  # filled slots per round: completion is an O(1) check
+        self._rounds: dict[int, list[RingRound | None]] = {r: [None] * n for r in (1, 2, 3, 4)}
+        self._held = {1: 0, 2: 0, 3: 0, 4: 0}  # filled slots per round: completion is an O(1) check
         self._ephemerals: dict[bytes, int] = {}  # round-1 value -> position, for duplicate keys
         self._echoed: set[int] = set()  # rounds whose echo of our own message we have seen
         self._ephemeral: X25519PrivateKey | None = None
@@ -318,7 +305,10 @@ class RingRekey:
 
     @property
     def round(self) -> int:
-        """The round we are waiting on: 1 until round 1 is complete, 2 until the secret, then 3."""
+        """The round we are waiting on: 1 until round 1 is complete, 2 until the secret, then 3 (4
+        while the members reveal the keys of an attempt whose values did not add up)."""
+        if self.state is RingState.BLAME:
+            return 4
         if self._round1_hash is None:
             return 1
         return 2 if self.result is None else 3
@@ -391,7 +381,7 @@ class RingRekey:
             raise WrongAttemptError(msg.attempt, self.attempt, describe(member)).signed_by(
                 member.leaf, member.display_name, member.identity_key
             )
-        if self.state is RingState.FAILED:
+        if self.state is RingState.FAILED or (self.state is RingState.BLAME and msg.round != 4):
             raise AttemptFailedError(
                 f"ring message from {describe(member)} for attempt {self.attempt}, which failed here "
                 f"({self._failure}); the next attempt replaces it"
@@ -421,6 +411,8 @@ class RingRekey:
                 return RingStep(self._accept_round1(pos, msg, member))
             if msg.round == 2:
                 return self._accept_round2(pos, msg, member)
+            if msg.round == 4:
+                return self._accept_reveal(pos, msg, member)
             return self._accept_round3(pos, msg, member)
         except RemoteError as exc:
             exc.signed_by(member.leaf, member.display_name, member.identity_key)  # a signed one refused
@@ -518,8 +510,7 @@ class RingRekey:
         dh_left = dh_right if left == right else _exchange(ephemeral, publics[left])
         k_left = edge_key(self.suite, self.ring_id, left, dh_left, publics[left], publics[me])
         k_right = edge_key(self.suite, self.ring_id, me, dh_right, publics[me], publics[right])
-        # Forward secrecy: the ephemeral key is needed for nothing else; drop it now.
-        self._ephemeral = None
+        # Kept until round 2 ends: revealed only if the values do not add up (round 4).
         self._edges = (k_left, k_right)
         self._round1_hash = round1_hash(self.suite, self.ring_id, [s.content for s in slots if s is not None])
         own = self._sign(2, xor(k_left, k_right), self._round1_hash)
@@ -555,19 +546,25 @@ class RingRekey:
         for v in values:
             total = xor(total, v)
         if not hmac.compare_digest(total, _ZERO):
-            return self._failed(
+            # The attempt is dead (nobody can confirm it): reveal our key so the liar is named.
+            assert self._ephemeral is not None
+            reveal = self._sign(4, self._ephemeral.private_bytes_raw(), self._round1_hash)
+            step = self._failed(
                 FailureKind.VALUES_INCONSISTENT,
                 None,
-                "the round-2 values do not XOR to zero, so a member or the relay sent a wrong one "
-                "(which one cannot be known)",
+                "the round-2 values do not XOR to zero, so a member or the relay sent a wrong one; "
+                "every member now reveals this dead attempt's key to find whose",
             )
+            self._store(self._me, reveal)
+            self._enter(RingState.BLAME)
+            return RingStep((reveal.encoded,), failure=step.failure)
         assert self._edges is not None  # set with _round1_hash
         # Walking from our right edge ends at our left edge exactly because the values XOR to zero.
         edges = walk_ring(values, self._me, self._edges[1])
         contents = [s.content for s in slots if s is not None]
         transcript = transcript_hash(self.suite, self._round1_hash, contents)
         secret = commit_secret(self.suite, self.ring_id, edges, transcript)
-        self._edges = None  # forward secrecy: nothing left recomputes the secret
+        self._edges, self._ephemeral = None, None  # forward secrecy: nothing recomputes the secret
         self.state = RingState.KEYED
         self.result = RingResult(self.epoch, self.attempt, self.roster_hash, transcript, secret)
         return RingStep((), self.result)
@@ -594,6 +591,25 @@ class RingRekey:
                 "differs from ours (it or we hold a wrong one)",
             )
         return self._confirmed()
+
+    def _accept_reveal(self, pos: int, msg: RingRound, member: Member) -> RingStep:
+        """Round 4: a member's revealed key of this dead attempt. A key that is not the one it
+        published, or that does not give the value it signed in round 2, names it."""
+        if self.state is not RingState.BLAME or self._round1_hash is None:
+            raise RoundOrderError(f"key reveal from {describe(member)} for an attempt that did not fail so")
+        if not hmac.compare_digest(msg.view, self._round1_hash):
+            raise RosterMismatchError(f"key reveal from {describe(member)} is bound to another round 1")
+        self._store(pos, msg)
+        publics = [s.value for s in self._rounds[1] if s is not None]
+        signed = self._rounds[2][pos]
+        assert signed is not None and len(publics) == len(self.roster)
+        given = revealed_value(self.suite, self.ring_id, pos, msg.value, publics)
+        if given is None or not hmac.compare_digest(given, signed.value):
+            what = "is not the key it published" if given is None else "does not give the value it signed"
+            detail = f"{describe(member)} sent a wrong round-2 value: the key it revealed {what}"
+            blamed = RekeyFailed(self.epoch, self.attempt, FailureKind.WRONG_VALUE, member, detail)
+            return RingStep(failure=blamed)
+        return RingStep()
 
     def _confirmed(self) -> RingStep:
         """Done once every confirmation, our own echo included, came through and matched ours."""

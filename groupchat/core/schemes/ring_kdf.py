@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from ..codec import Writer, encode_varint
 from ..events import Member
 from ..suite import CipherSuite
@@ -21,6 +23,7 @@ __all__ = [
     "commit_secret",
     "edge_key",
     "message_size",
+    "revealed_value",
     "ring_id",
     "roster_hash",
     "round1_hash",
@@ -74,6 +77,23 @@ def transcript_hash(suite: CipherSuite, r1_hash: bytes, contents: Sequence[bytes
 def commit_secret(suite: CipherSuite, rid: bytes, edges: Sequence[bytes], transcript: bytes) -> bytes:
     """``ExpandWithLabel(Extract(transcript_hash, k_0 || ... || k_{n-1}), "ring commit", ring_id)``."""
     return suite.expand_with_label(suite.extract(transcript, b"".join(edges)), b"ring commit", rid, KEY_LEN)
+
+
+def revealed_value(
+    suite: CipherSuite, rid: bytes, pos: int, private: bytes, publics: Sequence[bytes]
+) -> bytes | None:
+    """The round-2 value ``X_pos`` the revealed ephemeral key ``private`` gives, from everyone's
+    round-1 keys; ``None`` if it is not the private key of ``publics[pos]``."""
+    key = X25519PrivateKey.from_private_bytes(private)
+    if key.public_key().public_bytes_raw() != publics[pos]:
+        return None
+    n = len(publics)
+    left, right = (pos - 1) % n, (pos + 1) % n
+    dh_right = key.exchange(X25519PublicKey.from_public_bytes(publics[right]))
+    dh_left = dh_right if left == right else key.exchange(X25519PublicKey.from_public_bytes(publics[left]))
+    k_left = edge_key(suite, rid, left, dh_left, publics[left], publics[pos])
+    k_right = edge_key(suite, rid, pos, dh_right, publics[pos], publics[right])
+    return xor(k_left, k_right)
 
 
 def xor(a: bytes, b: bytes) -> bytes:

@@ -10,12 +10,14 @@
       uint32 attempt;                /* 0, then +1 on every retry */
       opaque roster_hash<V>;         /* 32: hash of the ordered (leaf, identity key) roster */
       opaque context<V>;             /* 0..64: the group state the epoch machine binds to */
-      uint8  round;                  /* 1, 2 or 3 */
+      uint8  round;                  /* 1, 2, 3, or 4 (a reveal, only to blame) */
       uint32 sender;                 /* the sender's leaf */
       opaque value<V>;               /* 32: round 1 = ephemeral X25519 key, round 2 = X_i,
-                                        round 3 = the new epoch's confirmation tag */
+                                        round 3 = the new epoch's confirmation tag,
+                                        round 4 = the dead attempt's ephemeral private key */
       opaque view<V>;                /* round 1: empty; round 2: 32, hash of round 1;
-                                        round 3: 32, hash of rounds 1 and 2 (the transcript) */
+                                        round 3: 32, hash of rounds 1 and 2 (the transcript);
+                                        round 4: 32, hash of round 1 */
       opaque signature<V>;           /* 64: SignWithLabel(identity, "RingRoundTBS", all above) */
     } RingRound;
 
@@ -53,7 +55,7 @@ _SIGN_LABEL: Final = b"RingRoundTBS"
 _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
 #: The rounds of one attempt: ephemeral keys, ring values, confirmations.
-ROUNDS: Final = (1, 2, 3)
+ROUNDS: Final = (1, 2, 3, 4)  # 4: the key reveal of an attempt whose values did not add up
 #: How far ahead of ours an attempt may be for its first signed message to put it in force: a
 #: member that missed a few attempts catches up, and one message can never jump the group to the
 #: last attempt number (it would take 2^32 / 16 of them).
@@ -82,7 +84,7 @@ def _check_fields(
     if not (0 <= epoch <= _MAX_U64 and 0 <= attempt <= _MAX_U32 and 0 <= sender <= _MAX_U32):
         raise UsageError("ring message: epoch, attempt or sender leaf out of range")
     if round_ not in ROUNDS:
-        raise UsageError(f"ring message: round must be 1, 2 or 3, not {round_}")
+        raise UsageError(f"ring message: round must be 1 to 4, not {round_}")
     if len(roster_hash) != _HASH_LEN or len(value) != _VALUE_LEN:
         raise UsageError("ring message: roster hash and value must be 32 bytes")
     if len(context) > MAX_CONTEXT:
@@ -194,7 +196,7 @@ class RingRound:
         context = r.opaque("context", MAX_CONTEXT)
         round_ = r.u8("round")
         if round_ not in ROUNDS:
-            raise InvalidValueError(f"ring message: round must be 1, 2 or 3, not {round_}")
+            raise InvalidValueError(f"ring message: round must be 1 to 4, not {round_}")
         sender = r.u32("sender")
         value = r.opaque_exact("value", _VALUE_LEN)
         view = r.opaque_exact("view", _view_len(round_))

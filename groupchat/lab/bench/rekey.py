@@ -18,7 +18,7 @@ What it measures, for each group size n (d = ceil(log2 n)):
   each). The committer pays k + 1 paths; every receiver still does one climb, so the worst
   receiver is judged against the one-climb floor.
 
-Why floors: the machine is shared and noisy (performance.md), so absolute numbers move ~30% between
+Why floors: the machine is shared and noisy, so absolute numbers move ~30% between
 runs, and even within one run. Every time is therefore also printed as a multiple of a floor built
 from primitive costs measured with pyca/cryptography directly in the same run: once at the start
 (the printed primitive table) and again, briefly, right before every sample round, so each sample is
@@ -186,7 +186,8 @@ class _Report:
         return out
 
     def evaluate_targets(self, summaries: list[dict[str, Any]]) -> None:
-        """Compare against performance.md's targets; information only, never a failure."""
+        """Compare against the design's targets (the TARGET_* constants, printed with the report);
+        reported as within or over, never a failure: the exit status does not depend on them."""
         at = [s for s in summaries if s["n"] == TARGET_N]
         if not at:
             self.targets.append({"target": f"n = {TARGET_N} targets", "value": None, "met": None})
@@ -354,15 +355,23 @@ def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) ->
             f" {m['decrypt_floor_us']:>6.1f} {m['decrypt_x_floor']:>5.2f}"
         )
     p()
-    p("Targets (performance.md): rekey at n = 1024 ≤ 1.5x floor (a k-leaf re-key: ≤ 1.5x one climb),")
-    p("commit ≤ 1.5x bytes floor,")
-    p("welcome < 100 KB at 1024, joiner ≤ 5 ms, messages ≤ 1.3x floor. Information only.")
+    p(f"Targets of the design: at n = {TARGET_N} a rekey ≤ {TARGET_REKEY_X}x its floor (a k-leaf re-key:")
+    p(f"≤ {TARGET_REKEY_X}x one climb), a commit ≤ {TARGET_COMMIT_BYTES_X}x the bytes floor, a welcome"
+      f" < {TARGET_WELCOME_BYTES // 1000} KB, the joiner")
+    p(f"ready ≤ {TARGET_JOIN_MS:g} ms; messages ≤ {TARGET_MESSAGE_X}x floor. Each is reported within or over"
+      " its target;")
+    p("none decides the exit status (timings on a shared machine move ~30% between runs).")
     for t in rep.targets:
         if t["value"] is None:
             p(f"  {t['target']:<56} not measured (add {TARGET_N} to --sizes)")
         else:
-            verdict = "met" if t["met"] else "NOT met"
-            p(f"  {t['target']:<56} {t['value']:>8.2f}{t['unit']:<3}  {verdict}")
+            p(f"  {t['target']:<56} {t['value']:>8.2f}{t['unit']:<3}  {_verdict(t['met'])}")
+
+
+def _verdict(met: bool) -> str:
+    """How a figure stands against its target, in the report's words (never "NOT met": a figure
+    over a target is information, not a failure of the run)."""
+    return "within" if met else "over"
 
 
 # --- the joiner with full verification ------------------------------------------------------------------
@@ -421,7 +430,7 @@ def print_joiner(summary: Sequence[dict[str, Any]], hpke_open_us: float, out: Te
     )
     print(f"  {'n':>5} {'d':>3} {'join ms':>9} {'floor ms':>9} {'xfl':>5}  target", file=out)
     for s in summary:
-        verdict = "met" if s["met"] else "NOT met"
+        verdict = _verdict(s["met"])
         print(
             f"  {s['n']:>5} {s['d']:>3} {s['join_us'] / 1000:>9.3f} {s['floor_us'] / 1000:>9.3f}"
             f" {s['x_floor']:>5.2f}  {verdict}",

@@ -269,14 +269,18 @@ async def _redis_figure(args: argparse.Namespace) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``groupchat bench relay`` flags: room sizes, load shape and the Redis figure."""
-    p.add_argument("--clients", type=int, nargs="+", default=[10, 100, 500], help="room sizes to run")
-    p.add_argument("--deliveries", type=int, default=100_000, help="deliveries per run (messages = this / N)")
+    from ...cli import positive_int
+
+    p.add_argument("--clients", type=positive_int, nargs="+", default=[10, 100, 500],
+                   help="room sizes to run")
+    p.add_argument("--deliveries", type=positive_int, default=100_000,
+                   help="deliveries per run (messages = this / N)")
     p.add_argument("--size", type=int, default=256, help=f"payload bytes, at least {_HDR.size}")
-    p.add_argument("--window", type=int, default=8, help="messages in flight")
-    p.add_argument("--publishers", type=int, default=10, help="publishing clients")
-    p.add_argument("--repeat", type=int, default=2, help="runs per server, best kept")
+    p.add_argument("--window", type=positive_int, default=8, help="messages in flight")
+    p.add_argument("--publishers", type=positive_int, default=10, help="publishing clients")
+    p.add_argument("--repeat", type=positive_int, default=2, help="runs per server, best kept")
     p.add_argument("--timeout", type=float, default=60, help="seconds per run at most")
-    p.add_argument("--redis-clients", type=int, default=100, help="N for the Redis figure")
+    p.add_argument("--redis-clients", type=positive_int, default=100, help="N for the Redis figure")
     p.add_argument("--no-redis", action="store_true", help="skip the Redis-backed figure")
 
 

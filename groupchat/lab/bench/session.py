@@ -11,7 +11,7 @@ Beside each figure it does the same protocol work with the sans-I/O core alone, 
 and process: :class:`Group` objects handing bytes to each other through a list (request, commit,
 every member processing it, the welcome; or encrypt and every member decrypting). The ratio
 session/core is what the session adds: websockets, the relay hop, asyncio scheduling, the core
-worker thread and the bookkeeping (target: at most 1.5x, design/performance.md). No assert is
+worker thread and the bookkeeping (the design's target: at most 1.5x). No assert is
 made on timings; the report prints them.
 """
 
@@ -356,11 +356,13 @@ def _report(fig: Figures) -> list[float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``groupchat bench session`` flags: sizes and how many joins, rekeys and messages to time."""
+    from ...cli import positive_int
+
     p.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128], help="group sizes")
-    p.add_argument("--joins", type=int, default=3, help="timed joins per size")
-    p.add_argument("--rekeys", type=int, default=5, help="timed rekeys per size")
-    p.add_argument("--messages", type=int, default=20, help="timed messages per size")
-    p.add_argument("--batch", type=int, default=8, help="sessions started together while building")
+    p.add_argument("--joins", type=positive_int, default=3, help="timed joins per size")
+    p.add_argument("--rekeys", type=positive_int, default=5, help="timed rekeys per size")
+    p.add_argument("--messages", type=positive_int, default=20, help="timed messages per size")
+    p.add_argument("--batch", type=positive_int, default=8, help="sessions started together while building")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds for any one step at most")
 
 

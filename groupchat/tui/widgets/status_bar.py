@@ -30,6 +30,8 @@ def status_text(status: StatusChanged | None) -> Text:
     text.append(f" {status.relay}")
     if status.latency_ms is not None:
         text.append(f" {status.latency_ms:.0f} ms")
+    if status.problem:  # why we are not connected, and the next retry: one line that updates
+        text.append(f" · {status.problem_line}", style="bold red")
     text.append(_SEP)
     text.append(f"#{status.room}", style="bold")
     if status.open_room:
