@@ -155,6 +155,11 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.trust': [
         'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
     ],
+    'groupchat.client.wording_tui': [
+        'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'NO_EDITOR_HERE',
+        'SAFETY_NUMBER_MEANS', 'already_verified', 'draft_is_long', 'draft_over_limit', 'editor_failed',
+        'marked_unverified', 'not_verified', 'unread_marker',
+    ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'EMPTY_MESSAGE',
         'LEFT_BEFORE_RING', 'LEFT_EMPTY_GROUP', 'LEFT_NO_CONFIRMATION', 'LEFT_OFFLINE', 'LEFT_ROOM',
@@ -375,6 +380,9 @@ PUBLIC: dict[str, list[str]] = {
         'COMMANDS', 'Command', 'CommandError', 'CommandName', 'SendText', 'help_lines', 'invite_options',
         'parse_input', 'usage',
     ],
+    'groupchat.tui.draft': [
+        'CONFIRM_BYTES', 'CONFIRM_LINES', 'DraftCheck', 'check_draft', 'split_text',
+    ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',
         'StatusNotice', 'TimelineNotice', 'TreeNotice', 'message_for',
@@ -386,13 +394,13 @@ PUBLIC: dict[str, list[str]] = {
         'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel',
     ],
     'groupchat.tui.widgets.history_input': [
-        'HistoryInput',
+        'HistoryInput', 'complete_name',
     ],
     'groupchat.tui.widgets.member_list': [
         'BADGE', 'MemberList', 'roster_text',
     ],
     'groupchat.tui.widgets.message_log': [
-        'LogEntry', 'MessageLog', 'PENDING_MARK',
+        'CONTINUED', 'LogEntry', 'MessageLog', 'PENDING_MARK',
     ],
     'groupchat.tui.widgets.status_bar': [
         'StatusBar', 'status_text',

@@ -123,7 +123,8 @@ class ChatLine:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sender", sanitise(self.sender))
-        object.__setattr__(self, "text", sanitise(self.text))
+        # A message may have several lines; every other control character still goes.
+        object.__setattr__(self, "text", sanitise(self.text, multiline=True))
 
 
 @dataclass(frozen=True, slots=True)

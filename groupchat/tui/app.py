@@ -13,20 +13,26 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
-from groupchat.client import wording
+from groupchat.client import wording, wording_tui
 from groupchat.client.notices import Notice, RosterEntry, TrustState
+from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
+from .draft import check_draft
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -79,6 +85,7 @@ class ChatApp(App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll up", id="scroll-up", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
+        Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
     ]
 
     def __init__(
@@ -101,6 +108,7 @@ class ChatApp(App[int]):
         self._cursor_blink = cursor_blink
         self._session_closed = False
         self._left = False
+        self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -210,21 +218,36 @@ class ChatApp(App[int]):
 
     # -- from the user --------------------------------------------------------------------------
 
-    @on(Input.Submitted, "#input")
-    def _on_submit(self, event: Input.Submitted) -> None:
+    @on(HistoryInput.Submitted, "#input")
+    def _on_submit(self, event: HistoryInput.Submitted) -> None:
         line = event.value
-        self.input.value = ""
-        self.input.remember(line)
         try:
             parsed = parse_input(line)
         except CommandError as exc:
+            if "\n" not in line:  # a mistyped one-line command goes; a long draft stays to be fixed
+                self.input.value = ""
+                self.input.remember(line)
             self.message_log.add_error(str(exc))
             return
+        parts: tuple[str, ...] = ()
+        if isinstance(parsed, SendText):
+            # A long paste is sent on a second Enter; one over the limit becomes several messages.
+            check = check_draft(parsed.text, MAX_TEXT_BYTES)
+            parts = (parsed.text,) if check is None else check.parts
+            if check is not None and self._armed != parsed.text:
+                self._armed = parsed.text
+                self.message_log.add_info(check.prompt)
+                return
+        self._armed = None
+        self.input.value = ""
+        self.input.remember(line)
         if parsed is None:
             return
         try:
             if isinstance(parsed, SendText):
-                self._require_session().send_text(parsed.text)
+                session = self._require_session()
+                for part in parts:
+                    session.send_text(part)
             else:
                 self._run_command(parsed)
         except GroupChatError as exc:
@@ -294,6 +317,8 @@ class ChatApp(App[int]):
                 out.add_info("leaving the group…")
             case CommandName.TREE:
                 self.action_toggle_tree()
+            case CommandName.EDIT:
+                self.action_edit_draft()
             case CommandName.QUIT:
                 self._start_quit()
 
@@ -320,6 +345,35 @@ class ChatApp(App[int]):
                 self.message_log.add_error(f"no key tree to show: {exc}")
 
     def action_focus_input(self) -> None:
+        self.input.focus()
+
+    def action_edit_draft(self) -> None:
+        """Open ``$VISUAL`` / ``$EDITOR`` (else ``vi``) on the draft; what it saves becomes the draft."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, name = tempfile.mkstemp(prefix="groupchat-draft-", suffix=".txt")  # mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.input.value)
+            argv = [*shlex.split(editor), str(path)]
+            if self.is_headless:  # no terminal to hand over (tests): the editor runs as it is
+                code = subprocess.run(argv, check=False).returncode
+            else:
+                with self.suspend():
+                    code = subprocess.run(argv, check=False).returncode
+            if code != 0:
+                self.message_log.add_error(wording_tui.editor_failed(editor, f"exit status {code}"))
+                return
+            text = path.read_text(encoding="utf-8")
+        except SuspendNotSupported:
+            self.message_log.add_error(wording_tui.NO_EDITOR_HERE)
+            return
+        except (OSError, ValueError) as exc:  # not found, not runnable, bad quoting, not UTF-8
+            self.message_log.add_error(wording_tui.editor_failed(editor, str(exc)))
+            return
+        finally:
+            path.unlink(missing_ok=True)
+        self.input.value = text.removesuffix("\n")  # editors end the file with a newline
         self.input.focus()
 
     def action_scroll_log(self, direction: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from groupchat.client import wording_tui
 from groupchat.core.errors import UsageError
 
 __all__ = [
@@ -41,6 +42,7 @@ class CommandName(enum.Enum):
     APPROVE = "approve"
     LEAVE = "leave"
     TREE = "tree"
+    EDIT = "edit"
     QUIT = "quit"
 
 
@@ -68,6 +70,7 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
+    CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
 }
 
@@ -100,6 +103,14 @@ def parse_input(line: str) -> Command | SendText | None:
     stripped = line.strip()
     if not stripped:
         return None
+    if "\n" in stripped:
+        # A message of several lines: drop the blank lines around it, keep each line's indent.
+        body = "\n".join(row.rstrip() for row in line.split("\n")).strip("\n")
+        if body.startswith("//"):
+            return SendText(body[1:])
+        if body.startswith("/"):
+            raise CommandError(wording_tui.COMMAND_ONE_LINE)
+        return SendText(body)
     if stripped.startswith("//"):
         return SendText(stripped[1:])
     if not stripped.startswith("/"):

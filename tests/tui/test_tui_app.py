@@ -390,7 +390,8 @@ async def test_long_lines_wrap_under_the_text_not_the_stamp() -> None:
         rows = [strip.text for strip in entry.strips]
         assert len(rows) > 1
         assert rows[0].startswith("09:30 bob: word")
-        assert all(row.startswith("      word") for row in rows[1:])
+        # Under the stamp, a bar: these rows belong to bob's message.
+        assert all(row.startswith("    │ word") for row in rows[1:])
 
 
 async def test_keymap_remaps_a_binding_by_id() -> None:

@@ -22,9 +22,10 @@ from textual.strip import Strip
 
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
 
-__all__ = ["PENDING_MARK", "LogEntry", "MessageLog"]
+__all__ = ["CONTINUED", "PENDING_MARK", "LogEntry", "MessageLog"]
 
 PENDING_MARK = " (sending…)"
+CONTINUED = "│"  # under the time stamp, on every row of a chat message after its first
 
 # Timeline kinds shown with a leading symbol, so they stand out without colour.
 _EVENT_MARK: dict[TimelineKind, str] = {
@@ -125,9 +126,12 @@ class MessageLog(ScrollView, can_focus=True):
         body.stylize_before(self._entry_style(entry))  # the text's own spans (bold names) stay on top
         rows = body.wrap(console, max(width - indent, 4))
         stamp_style = self._style("stamp")
+        # The rows after a chat message's first carry a bar under its stamp: they are part of that
+        # message, so a line a sender wrote to look like another message ("09:41 carol: …") cannot.
+        more = CONTINUED.rjust(indent - 1) + " " if "chat" in entry.classes and indent > 1 else ""
         strips = []
         for i, row in enumerate(rows):
-            head = [Segment((stamp if i == 0 else "").ljust(indent), stamp_style)] if indent else []
+            head = [Segment((stamp if i == 0 else more).ljust(indent), stamp_style)] if indent else []
             segments = head + [s for s in row.render(console) if s.text != "\n"]
             strips.append(Strip(segments).adjust_cell_length(width))
         return strips or [Strip.blank(width)]

@@ -1,0 +1,80 @@
+"""The chat screen's own sentences: the draft, the editor, the unread marker, the numbers to compare.
+
+Beside :mod:`groupchat.client.wording` (the session's sentences), which is near the module size
+cap; same rules: pure functions of plain values, nothing here formats key material.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "COMMAND_ONE_LINE",
+    "FINGERPRINT_MEANS",
+    "GROUP_CODE",
+    "GROUP_CODE_MEANS",
+    "NO_EDITOR_HERE",
+    "SAFETY_NUMBER_MEANS",
+    "already_verified",
+    "draft_is_long",
+    "draft_over_limit",
+    "editor_failed",
+    "marked_unverified",
+    "not_verified",
+    "unread_marker",
+]
+
+COMMAND_ONE_LINE: Final = (
+    "a command is one line: put its argument on the same line, or type // to send text starting with /"
+)
+NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the draft is unchanged"
+
+# The three numbers a user may compare, each named where it is shown with what it proves and whom
+# to compare it with (docs/tui.md, "Numbers to compare").
+GROUP_CODE: Final = "group code"
+GROUP_CODE_MEANS: Final = (
+    "group code (status bar): this epoch's group keys, the same for every member: compare it with any "
+    "member; it changes at each epoch"
+)
+FINGERPRINT_MEANS: Final = (
+    "fingerprint (/who): one member's own identity key: compare it with what that member's /who says "
+    "for themselves"
+)
+SAFETY_NUMBER_MEANS: Final = (
+    "safety number (/verify NAME): your key and NAME's together: compare it with NAME only, then /trust NAME"
+)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB"
+
+
+def draft_is_long(lines: int, size: int) -> str:
+    return f"this message has {lines} lines ({_size(size)}): press Enter again to send it, or change it first"
+
+
+def draft_over_limit(size: int, limit: int, parts: int) -> str:
+    return (
+        f"this message is {_size(size)}, more than the {_size(limit)} one message may hold: press Enter "
+        f"again to send it as {parts} messages, or change it first"
+    )
+
+
+def editor_failed(editor: str, detail: str) -> str:
+    return f"the editor {editor!r} failed ({detail}); the draft is unchanged"
+
+
+def unread_marker(count: int) -> str:
+    return f"{count} new message{'' if count == 1 else 's'} ↓ (ctrl+end)"
+
+
+def already_verified(name: str) -> str:
+    return f"{name} is already marked verified; nothing changed"
+
+
+def marked_unverified(name: str) -> str:
+    return f"{name} is no longer marked verified; /verify {name} to compare again"
+
+
+def not_verified(name: str) -> str:
+    return f"{name} is not marked verified; nothing changed"

@@ -1,0 +1,158 @@
+"""The input under Pilot: multi-line drafts, pastes, $EDITOR, long drafts and the timeline's rows.
+
+These apps have no session (what is sent is checked end to end in test_tui_live_input.py): a
+message that would be sent is refused with "not connected", which shows it got that far.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from textual import events
+
+from groupchat.client import wording_tui
+from groupchat.client.notices import ChatLine
+from groupchat.client.session.settings import MAX_TEXT_BYTES
+from groupchat.tui.app import ChatApp
+from groupchat.tui.commands import CommandName, SendText, parse_input
+from groupchat.tui.draft import CONFIRM_LINES, check_draft, split_text
+
+SIZE = (100, 30)
+NOT_CONNECTED = "✕ not connected: this window has no chat session"
+
+
+def make_app() -> ChatApp:
+    return ChatApp(now=lambda: datetime(2026, 11, 22, 9, 30), cursor_blink=False)
+
+
+async def test_a_paste_keeps_every_line() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(events.Paste("first line\nsecond line\nthird line"))
+        await pilot.pause()
+        assert app.input.value == "first line\nsecond line\nthird line"
+        assert app.input.has_focus
+        await pilot.press("enter")  # three lines are not long: sent at once (here: refused, no session)
+        assert app.message_log.plain_lines() == [NOT_CONNECTED]
+        assert app.input.value == ""
+        assert app.input.sent == ["first line\nsecond line\nthird line"]
+
+
+@pytest.mark.parametrize("key", ["ctrl+j", "alt+enter", "shift+enter"])
+async def test_newline_keys_start_a_new_line_and_enter_submits(key: str) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h", "i", key, "y", "o")
+        assert app.input.value == "hi\nyo"
+        assert app.message_log.plain_lines() == []  # nothing was submitted
+        await pilot.press("up")  # on the second line, up moves the cursor; it recalls nothing
+        assert app.input.value == "hi\nyo" and app.input.cursor_location == (0, 2)
+        await pilot.press("enter")
+        assert app.message_log.plain_lines() == [NOT_CONNECTED]
+        assert app.input.sent == ["hi\nyo"]
+
+
+async def test_a_long_paste_is_sent_only_on_a_second_enter() -> None:
+    app = make_app()
+    draft = "\n".join(f"line {i}" for i in range(CONFIRM_LINES + 5))
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(events.Paste(draft))
+        await pilot.pause()
+        await pilot.press("enter")
+        prompt = wording_tui.draft_is_long(CONFIRM_LINES + 5, len(draft.encode()))
+        assert app.message_log.plain_lines() == [prompt]
+        assert app.input.value == draft  # kept, to send or to change
+        await pilot.press("x")  # a changed draft is asked about again
+        await pilot.press("enter")
+        assert app.message_log.plain_lines()[-1].startswith("this message has")
+        await pilot.press("enter")
+        assert app.message_log.plain_lines()[-1] == NOT_CONNECTED
+        assert app.input.value == ""
+
+
+async def test_a_draft_over_the_limit_is_offered_as_several_messages() -> None:
+    app = make_app()
+    draft = "\n".join("x" * 1000 for _ in range(40))  # 40 KiB of lines
+    async with app.run_test(size=SIZE) as pilot:
+        app.input.value = draft
+        await pilot.press("enter")
+        parts = split_text(draft, MAX_TEXT_BYTES)
+        assert len(parts) == 3
+        assert app.message_log.plain_lines() == [
+            wording_tui.draft_over_limit(len(draft), MAX_TEXT_BYTES, 3)
+        ]
+        await pilot.press("enter")
+        assert app.message_log.plain_lines()[-1] == NOT_CONNECTED
+
+
+def test_split_text_keeps_lines_whole_and_cuts_only_overlong_ones() -> None:
+    text = "\n".join(["a" * 6, "b" * 6, "c" * 20, "", "d"])
+    parts = split_text(text, 14)
+    assert parts == ["a" * 6 + "\n" + "b" * 6, "c" * 14, "c" * 6 + "\n\nd"]
+    assert all(len(p.encode()) <= 14 for p in parts)
+    # Cut after a space when one is near; never inside a UTF-8 sequence.
+    assert split_text("hello wide world", 12) == ["hello wide ", "world"]
+    assert split_text("é" * 10, 5) == ["éé", "éé", "éé", "éé", "éé"]
+    assert split_text("a\n   \nb", 2) == ["a", "b"]  # no blank message
+    assert check_draft("short", MAX_TEXT_BYTES) is None
+
+
+def test_multi_line_drafts_parse_as_one_message() -> None:
+    assert parse_input("\n  code:\n    x = 1  \n\n") == SendText("  code:\n    x = 1")
+    assert parse_input("//x\ny") == SendText("/x\ny")
+    with pytest.raises(Exception, match="a command is one line"):
+        parse_input("/verify bob\nand more")
+    assert parse_input("/edit").name is CommandName.EDIT  # type: ignore[union-attr]
+
+
+def _editor(tmp_path: Path, body: str) -> str:
+    """An $EDITOR that appends a line to the file it is given (as a person would) and saves."""
+    script = tmp_path / "editor.py"
+    script.write_text(
+        "import sys\n"
+        "p = sys.argv[1]\n"
+        "text = open(p, encoding='utf-8').read()\n"
+        f"open(p, 'w', encoding='utf-8').write(text + {body!r} + '\\n')\n"
+        "sys.exit(0)\n"
+    )
+    return f"{sys.executable} {script}"
+
+
+async def test_ctrl_o_opens_the_editor_on_the_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "\nand a second line"))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h", "i")
+        await pilot.press("ctrl+o")
+        assert app.input.value == "hi\nand a second line"  # the editor's file, without its last newline
+        assert app.input.has_focus
+        assert list(tmp_path.glob("groupchat-draft-*")) == []  # the draft file is gone
+        assert app.message_log.plain_lines() == []
+
+
+async def test_slash_edit_and_a_failing_editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISUAL", _editor(tmp_path, "from the editor"))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.input.value = "/edit"
+        await pilot.press("enter")
+        assert app.input.value == "from the editor"
+        monkeypatch.setenv("VISUAL", f"{sys.executable} -c 'import sys; sys.exit(3)'")
+        await pilot.press("ctrl+o")
+        assert app.input.value == "from the editor"  # unchanged
+        assert app.message_log.plain_lines()[-1] == "✕ " + wording_tui.editor_failed(
+            f"{sys.executable} -c 'import sys; sys.exit(3)'", "exit status 3"
+        )
+
+
+async def test_a_multi_line_message_shows_each_line_under_its_stamp() -> None:
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.deliver(ChatLine("bob", "first\nsecond\n09:30 carol: not carol", epoch=1))
+        await pilot.pause()
+        rows = [strip.text.rstrip() for strip in app.message_log.lines[-1].strips]
+        assert rows == ["09:30 bob: first", "    │ second", "    │ 09:30 carol: not carol"]
