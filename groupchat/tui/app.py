@@ -86,6 +86,8 @@ class ChatApp(App[int]):
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
         Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
+        # Enter reaches the app only when the input does not have focus (the input takes its own).
+        Binding("enter", "submit_draft", "Send", id="submit", show=False),
     ]
 
     def __init__(
@@ -143,6 +145,7 @@ class ChatApp(App[int]):
 
     def on_mount(self) -> None:
         self.input.cursor_blink = self._cursor_blink
+        self.input.names = self._completion_names
         self.input.focus()
         if self._factory is not None:
             try:
@@ -345,7 +348,18 @@ class ChatApp(App[int]):
                 self.message_log.add_error(f"no key tree to show: {exc}")
 
     def action_focus_input(self) -> None:
-        self.input.focus()
+        self.input.focus()  # a TextArea: taking focus selects nothing, so the draft is safe
+
+    def action_submit_draft(self) -> None:
+        """Enter while the focus is elsewhere: back to the input, and send the draft if any."""
+        field = self.input
+        field.focus()
+        if field.value.strip():
+            field.post_message(HistoryInput.Submitted(field, field.value))
+
+    def _completion_names(self) -> list[str]:
+        """What Tab completes in the input: the other members' labels (client/names.py)."""
+        return [m.name for m in self.member_list.members if not m.is_me]
 
     def action_edit_draft(self) -> None:
         """Open ``$VISUAL`` / ``$EDITOR`` (else ``vi``) on the draft; what it saves becomes the draft."""

@@ -14,11 +14,12 @@ import pytest
 from textual import events
 
 from groupchat.client import wording_tui
-from groupchat.client.notices import ChatLine
+from groupchat.client.notices import ChatLine, RosterChanged, RosterEntry, TrustState
 from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.tui.app import ChatApp
 from groupchat.tui.commands import CommandName, SendText, parse_input
 from groupchat.tui.draft import CONFIRM_LINES, check_draft, split_text
+from groupchat.tui.widgets.history_input import complete_name
 
 SIZE = (100, 30)
 NOT_CONNECTED = "✕ not connected: this window has no chat session"
@@ -156,3 +157,79 @@ async def test_a_multi_line_message_shows_each_line_under_its_stamp() -> None:
         await pilot.pause()
         rows = [strip.text.rstrip() for strip in app.message_log.lines[-1].strips]
         assert rows == ["09:30 bob: first", "    │ second", "    │ 09:30 carol: not carol"]
+
+
+# -- focus and Tab (item 2) ------------------------------------------------------------------------
+
+ROSTER = RosterChanged((
+    RosterEntry("alice", "aaaa 1111", True, TrustState.VERIFIED, is_me=True),
+    RosterEntry("bob", "bbbb 2222", True, TrustState.UNVERIFIED),
+    RosterEntry("bob·3f2a", "3f2a 3333", True, TrustState.UNVERIFIED),
+    RosterEntry("Bea", "cccc 4444", False, TrustState.UNVERIFIED),
+    RosterEntry("carol", "dddd 5555", True, TrustState.UNVERIFIED),
+))
+
+
+async def test_tab_completes_member_names_cycling_and_keeps_focus() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.deliver(ROSTER)
+        await pilot.pause()
+        await pilot.press("b", "tab")
+        assert app.input.has_focus
+        assert app.input.value == "Bea: "  # at the start of a message: "name: "
+        await pilot.press("tab")
+        assert app.input.value == "bob: "
+        await pilot.press("tab")
+        assert app.input.value == "bob·3f2a: "  # a look-alike's label, as the member list shows it
+        await pilot.press("tab")
+        assert app.input.value == "Bea: "  # round again
+        await pilot.press("h", "i", " ", "c", "a", "tab")
+        assert app.input.value == "Bea: hi carol "
+        await pilot.press("tab")
+        assert app.input.value == "Bea: hi carol "  # one match: it stays
+        app.input.value = "/verify @bo"
+        await pilot.press("tab")
+        assert app.input.value == "/verify @bob "
+        app.input.value = "x a"
+        await pilot.press("tab")  # ourselves and no match: nothing changes, focus stays
+        assert app.input.value == "x a" and app.input.has_focus
+
+
+async def test_escape_back_to_the_input_keeps_the_draft() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h", "e", "l", "l", "o")
+        app.set_focus(app.message_log)  # scrolling the timeline with the mouse or shift+tab
+        await pilot.pause()
+        assert not app.input.has_focus
+        await pilot.press("escape")
+        assert app.input.has_focus
+        assert app.input.selected_text == ""
+        await pilot.press("!")  # the next key adds to the draft, it does not replace it
+        assert app.input.value == "hello!"
+
+
+async def test_enter_while_the_focus_is_elsewhere_sends_the_draft() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_focus(app.message_log)
+        await pilot.press("enter")  # nothing drafted: only back to the input
+        assert app.input.has_focus and app.message_log.plain_lines() == []
+        await pilot.press("h", "i")
+        app.set_focus(app.message_log)
+        await pilot.pause()
+        await pilot.press("enter")
+        assert app.input.has_focus
+        assert app.message_log.plain_lines() == [NOT_CONNECTED]  # it was sent (no session here)
+        assert app.input.value == ""
+
+
+def test_complete_name_rules() -> None:
+    names = ["bob", "bobby", "carol smith"]
+    assert complete_name("hi bo", 5, names) == ("hi bob ", 7, "bo")
+    assert complete_name("hi bob ", 7, names, "bo", "bob") == ("hi bobby ", 9, "bo")
+    assert complete_name("hi bobby ", 9, names, "bo", "bobby") == ("hi bob ", 7, "bo")
+    assert complete_name("ca and more", 2, names) == ("carol smith: and more", 13, "ca")
+    assert complete_name("hi ", 3, names) is None  # no word before the cursor
+    assert complete_name("hi zed", 6, names) is None

@@ -28,7 +28,7 @@ def complete_name(
 
     ``prefix`` is what the user had typed when cycling began, ``after`` the name shown last (the
     next match follows it). Returns (new text, new cursor, the prefix) or None without a match.
-    A name that starts the message is followed by ": ", elsewhere by a space.
+    A name that starts the message is followed by ": ", elsewhere by a space (not doubled).
     """
     start = cursor
     while start > 0 and not text[start - 1].isspace():
@@ -36,7 +36,7 @@ def complete_name(
     word = text[start:cursor]
     if after is not None:
         # Cycling: the word before the cursor is the previous completion and its separator.
-        for sep in (": ", " "):
+        for sep in (": ", ":", " ", ""):
             if text[:cursor].endswith(after + sep):
                 start = cursor - len(after + sep)
                 break
@@ -49,10 +49,11 @@ def complete_name(
         return None
     index = (matches.index(after) + 1) % len(matches) if after in matches else 0
     name = matches[index]
-    sep = ": " if text[:start].strip() == "" else " "
-    insert = typed[: len(typed) - len(bare)] + name + sep  # keeps a typed "@"
+    sep = ":" if text[:start].strip() == "" else ""
+    space_follows = text[cursor : cursor + 1].isspace()
+    insert = typed[: len(typed) - len(bare)] + name + sep + ("" if space_follows else " ")  # keeps "@"
     new = text[:start] + insert + text[cursor:]
-    return new, start + len(insert), typed
+    return new, start + len(insert) + space_follows, typed  # the cursor after the space either way
 
 
 @dataclass(slots=True)
