@@ -391,7 +391,7 @@ PUBLIC: dict[str, list[str]] = {
         'NoticeSink', 'SessionAPI', 'SessionFactory',
     ],
     'groupchat.tui.widgets': [
-        'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel',
+        'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel', 'UnreadMarker',
     ],
     'groupchat.tui.widgets.history_input': [
         'HistoryInput', 'complete_name',
@@ -404,6 +404,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.tui.widgets.status_bar': [
         'StatusBar', 'status_text',
+    ],
+    'groupchat.tui.widgets.unread_marker': [
+        'UnreadMarker',
     ],
     'groupchat.tui.widgets.tree_panel': [
         'TreePanel', 'tree_text',

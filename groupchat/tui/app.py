@@ -45,7 +45,7 @@ from .messages import (
     message_for,
 )
 from .session_api import SessionAPI, SessionFactory
-from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel
+from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel, UnreadMarker
 
 __all__ = ["ChatApp", "run_chat"]
 
@@ -120,6 +120,7 @@ class ChatApp(App[int]):
             yield MessageLog(id="log")
             yield TreePanel(id="tree")
             yield MemberList(id="members")
+        yield UnreadMarker(id="unread")
         yield HistoryInput(placeholder="Type a message, or /help", id="input")
         yield Footer()
 
@@ -182,6 +183,10 @@ class ChatApp(App[int]):
     def _stamp(self) -> str:
         return self._now().strftime("%H:%M")
 
+    @on(MessageLog.UnreadChanged)
+    def _on_unread(self, message: MessageLog.UnreadChanged) -> None:
+        self.query_one("#unread", UnreadMarker).show(message.count)
+
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
         self.status_bar.show(message.status)
@@ -224,6 +229,8 @@ class ChatApp(App[int]):
     @on(HistoryInput.Submitted, "#input")
     def _on_submit(self, event: HistoryInput.Submitted) -> None:
         line = event.value
+        if line.strip():
+            self.message_log.jump_to_bottom()  # what you send (or ask for) shows, wherever you read
         try:
             parsed = parse_input(line)
         except CommandError as exc:

@@ -19,6 +19,7 @@ from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.tui.app import ChatApp
 from groupchat.tui.commands import CommandName, SendText, parse_input
 from groupchat.tui.draft import CONFIRM_LINES, check_draft, split_text
+from groupchat.tui.widgets import UnreadMarker
 from groupchat.tui.widgets.history_input import complete_name
 
 SIZE = (100, 30)
@@ -233,3 +234,57 @@ def test_complete_name_rules() -> None:
     assert complete_name("ca and more", 2, names) == ("carol smith: and more", 13, "ca")
     assert complete_name("hi ", 3, names) is None  # no word before the cursor
     assert complete_name("hi zed", 6, names) is None
+
+
+# -- scrolling (item 3) ----------------------------------------------------------------------------
+
+
+async def test_unread_count_while_scrolled_up_and_sending_scrolls_to_the_end() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        log, marker = app.message_log, app.query_one("#unread", UnreadMarker)
+        for i in range(120):
+            app.deliver(ChatLine("bob", f"line {i}", epoch=1))
+        await pilot.pause()
+        assert not marker.display  # following the end: nothing is unread
+        await pilot.press("pageup")
+        await pilot.pause()
+        app.deliver(ChatLine("bob", "while you read", epoch=1))
+        app.deliver(ChatLine("carol", "and this", epoch=1))
+        await pilot.pause()
+        assert log.unread == 2 and marker.display
+        assert str(marker.content) == wording_tui.unread_marker(2) == "2 new messages ↓ (ctrl+end)"
+        reading_at = log.scroll_y
+        assert reading_at < log.max_scroll_y  # not yanked away
+        # Sending scrolls to the end: our own line shows, and so does what we had not read.
+        await pilot.press("h", "i", "enter")
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y and log.following
+        assert log.unread == 0 and not marker.display
+        # Scrolling back down by hand clears the count too.
+        await pilot.press("pageup")
+        app.deliver(ChatLine("bob", "one more", epoch=1))
+        await pilot.pause()
+        assert str(marker.content) == "1 new message ↓ (ctrl+end)"
+        for _ in range(5):
+            await pilot.press("pagedown")
+        await pilot.pause()
+        assert log.following and not marker.display
+        app.deliver(ChatLine("bob", "latest", epoch=1))
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y and log.unread == 0
+
+
+async def test_clicking_the_unread_marker_jumps_to_the_end() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.message_log
+        for i in range(120):
+            app.deliver(ChatLine("bob", f"line {i}", epoch=1))
+        await pilot.pause()
+        await pilot.press("pageup")
+        app.deliver(ChatLine("bob", "new", epoch=1))
+        await pilot.pause()
+        await pilot.click("#unread")
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y and log.unread == 0
