@@ -157,8 +157,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording_tui': [
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'NO_EDITOR_HERE',
-        'SAFETY_NUMBER_MEANS', 'already_verified', 'draft_is_long', 'draft_over_limit', 'editor_failed',
-        'marked_unverified', 'not_verified', 'unread_marker',
+        'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long', 'draft_over_limit',
+        'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
     ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'EMPTY_MESSAGE',
@@ -172,7 +172,8 @@ PUBLIC: dict[str, list[str]] = {
         'disconnected', 'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request',
         'gap_rejoin', 'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready',
         'invites_changed', 'joined_ring', 'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member',
-        'marked_verified', 'member_renamed', 'missed_commit', 'more_asking', 'no_member_named',
+        'marked_unverified', 'marked_verified', 'member_renamed', 'missed_commit', 'more_asking',
+        'no_member_named',
         'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_admitted', 'not_positive',
         'readded_unasked', 'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason',
         'removed_by', 'removed_for_readd', 'ring_cost', 'ring_failed', 'ring_timed_out', 'sent_at_epoch',

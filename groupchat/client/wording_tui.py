@@ -15,12 +15,13 @@ __all__ = [
     "GROUP_CODE_MEANS",
     "NO_EDITOR_HERE",
     "SAFETY_NUMBER_MEANS",
+    "TRUST_SELF",
     "already_verified",
     "draft_is_long",
     "draft_over_limit",
     "editor_failed",
-    "marked_unverified",
     "not_verified",
+    "safety_number_means",
     "unread_marker",
 ]
 
@@ -28,6 +29,7 @@ COMMAND_ONE_LINE: Final = (
     "a command is one line: put its argument on the same line, or type // to send text starting with /"
 )
 NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the draft is unchanged"
+TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
 
 # The three numbers a user may compare, each named where it is shown with what it proves and whom
 # to compare it with (docs/tui.md, "Numbers to compare").
@@ -37,8 +39,8 @@ GROUP_CODE_MEANS: Final = (
     "member; it changes at each epoch"
 )
 FINGERPRINT_MEANS: Final = (
-    "fingerprint (/who): one member's own identity key: compare it with what that member's /who says "
-    "for themselves"
+    "fingerprint (last column of /who): one member's identity key: compare it with what that member's "
+    "own /who shows for them"
 )
 SAFETY_NUMBER_MEANS: Final = (
     "safety number (/verify NAME): your key and NAME's together: compare it with NAME only, then /trust NAME"
@@ -68,12 +70,16 @@ def unread_marker(count: int) -> str:
     return f"{count} new message{'' if count == 1 else 's'} ↓ (ctrl+end)"
 
 
+def safety_number_means(name: str) -> str:
+    """Under the number /verify shows: what it proves and whom to compare it with."""
+    return (
+        f"it stands for your key and {name}'s together: the same on both your screens, and only there "
+        "(not the group code, not a fingerprint)"
+    )
+
+
 def already_verified(name: str) -> str:
     return f"{name} is already marked verified; nothing changed"
-
-
-def marked_unverified(name: str) -> str:
-    return f"{name} is no longer marked verified; /verify {name} to compare again"
 
 
 def not_verified(name: str) -> str:

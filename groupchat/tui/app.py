@@ -292,8 +292,9 @@ class ChatApp(App[int]):
                     f"  compare it with {who} in person or over a channel you trust; "
                     f"if it matches, type /trust {who}"
                 )
-            case CommandName.TRUST:
-                self._require_session().trust(arg)  # the session confirms it in the timeline
+                out.add_info("  " + wording_tui.safety_number_means(who))
+            case CommandName.TRUST | CommandName.UNTRUST:
+                self._trust_command(name is CommandName.TRUST, arg)
             case CommandName.REKEY:
                 self._require_session().request_rekey()
                 out.add_info("refreshing your keys (self-update)…")
@@ -332,6 +333,23 @@ class ChatApp(App[int]):
             case CommandName.QUIT:
                 self._start_quit()
 
+    def _trust_command(self, trust: bool, arg: str) -> None:
+        """``/trust`` or ``/untrust``: a mark already so is said once, and nothing changes."""
+        session = self._require_session()
+        who = session.member_label(arg)  # refuses a name that several members look like
+        entry = next((m for m in session.roster() if m.name == who), None)
+        if entry is not None and entry.is_me:
+            raise UsageError(wording_tui.TRUST_SELF)
+        verified = entry is not None and entry.trust is TrustState.VERIFIED
+        if trust and verified:
+            self.message_log.add_info(wording_tui.already_verified(who))
+        elif not trust and not verified:
+            self.message_log.add_info(wording_tui.not_verified(who))
+        elif trust:
+            session.trust(arg)  # the session confirms it in the timeline
+        else:
+            session.untrust(arg)
+
     def _show_who(self, members: tuple[RosterEntry, ...]) -> None:
         out = self.message_log
         if not members:
@@ -342,6 +360,7 @@ class ChatApp(App[int]):
             who = m.name + (" (you)" if m.is_me else "")
             state = "online" if m.online else "offline"
             out.add_info(f"  {who} · {state} · {_TRUST_WORDS[m.trust]} · {m.fingerprint}")
+        out.add_info("  " + wording_tui.FINGERPRINT_MEANS)
 
     # -- actions (key bindings) -----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class CommandName(enum.Enum):
     WHO = "who"
     VERIFY = "verify"
     TRUST = "trust"
+    UNTRUST = "untrust"
     REKEY = "rekey"
     KICK = "kick"
     INVITE = "invite"
@@ -58,6 +59,7 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.WHO: _Spec(None, "list the members, their fingerprints and trust"),
     CommandName.VERIFY: _Spec("NAME", "show the safety number to compare with NAME out of band"),
     CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),
+    CommandName.UNTRUST: _Spec("NAME", "withdraw NAME's verified mark (compare again before /trust)"),
     CommandName.REKEY: _Spec(None, "refresh your own keys now (self-update)"),
     CommandName.KICK: _Spec("NAME", "remove NAME from the group (rekeys)"),
     CommandName.INVITE: _Spec(
@@ -138,10 +140,13 @@ def parse_input(line: str) -> Command | SendText | None:
 
 
 def help_lines() -> list[str]:
-    """One line per command for /help."""
+    """One line per command for /help, then what each of the three numbers to compare is for."""
     width = max(len(usage(n)) for n in COMMANDS)
     lines = [f"{usage(n):<{width}}  {spec.help}" for n, spec in COMMANDS.items()]
     lines.append(f"{'//text':<{width}}  send a line that starts with /")
+    lines.append("numbers to compare:")
+    lines += ["  " + means for means in (wording_tui.GROUP_CODE_MEANS, wording_tui.FINGERPRINT_MEANS,
+                                         wording_tui.SAFETY_NUMBER_MEANS)]
     return lines
 
 

@@ -11,6 +11,7 @@ import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import (
     ChatLine,
     ConnectionState,
@@ -221,10 +222,11 @@ async def test_help_and_who() -> None:
             for line in app.message_log.plain_lines()
         )
         await type_line(pilot, app, "/who")
-        assert app.message_log.plain_lines()[-3:] == [
+        assert app.message_log.plain_lines()[-4:] == [
             "2 members:",
             "  alice (you) · online · verified · aaaa 1111",
             "  bob · offline · not verified · bbbb 2222",
+            "  " + wording_tui.FINGERPRINT_MEANS,  # what the last column is for, and whom to ask
         ]
 
 
