@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -69,7 +69,9 @@ class ChatApp(App[int]):
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
         keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
-            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``).
+            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
+            ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
+            ``complete-name``).
 
     With neither a factory nor a session the app only displays what is delivered to it.
     """
@@ -234,8 +236,9 @@ class ChatApp(App[int]):
         try:
             parsed = parse_input(line)
         except CommandError as exc:
-            if "\n" not in line:  # a mistyped one-line command goes; a long draft stays to be fixed
-                self.input.value = ""
+            if "\n" in line:  # a mistyped one-line command goes; a long draft stays to be fixed
+                self.input.restore(line)
+            else:
                 self.input.remember(line)
             self.message_log.add_error(str(exc))
             return
@@ -246,10 +249,10 @@ class ChatApp(App[int]):
             parts = (parsed.text,) if check is None else check.parts
             if check is not None and self._armed != parsed.text:
                 self._armed = parsed.text
+                self.input.restore(line)
                 self.message_log.add_info(check.prompt)
                 return
         self._armed = None
-        self.input.value = ""
         self.input.remember(line)
         if parsed is None:
             return
@@ -381,7 +384,13 @@ class ChatApp(App[int]):
         field = self.input
         field.focus()
         if field.value.strip():
-            field.post_message(HistoryInput.Submitted(field, field.value))
+            field.submit()
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A paste while the focus is elsewhere (it bubbled up here): into the draft, not lost."""
+        field = self.input
+        field.focus()
+        field.post_message(events.Paste(event.text))
 
     def _completion_names(self) -> list[str]:
         """What Tab completes in the input: the other members' labels (client/names.py)."""

@@ -141,6 +141,24 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
     tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window",
                   status["bob"])
 
+    # A three-line paste, sent as a terminal sends one (bracketed, line ends as carriage returns),
+    # is one message of three lines at bob; then ctrl+j, the newline key every terminal sends.
+    tmux("set-buffer", "-b", "gc-paste", "pasted one\npasted two\npasted three")
+    tmux("paste-buffer", "-p", "-d", "-b", "gc-paste", "-t", "gc:alice")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux("send-keys", "-t", "gc:alice", "-l", "typed one")
+    tmux("send-keys", "-t", "gc:alice", "C-j")
+    tmux("send-keys", "-t", "gc:alice", "-l", "typed two")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux.wait_for("alice", lambda s: "typed two" in s, "alice's own message", status["alice"])
+    screen = tmux.wait_for("bob", lambda s: "typed two" in s, "alice's multi-line messages in bob's window",
+                           status["bob"])
+    rows = [row.split("▏")[0].strip() for row in screen.splitlines()]  # the timeline's side
+    for first, more in (("pasted one", ["pasted two", "pasted three"]), ("typed one", ["typed two"])):
+        at = [i for i, row in enumerate(rows) if row.endswith(f"alice: {first}")]
+        assert at, f"no line 'alice: {first}' in bob's window:\n{screen}"
+        assert rows[at[0] + 1 : at[0] + 1 + len(more)] == [f"│ {m}" for m in more], screen
+
     for who in ("bob", "alice"):
         tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")
         tmux("send-keys", "-t", f"gc:{who}", "Enter")

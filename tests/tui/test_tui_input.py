@@ -33,7 +33,7 @@ def make_app() -> ChatApp:
 async def test_a_paste_keeps_every_line() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.post_message(events.Paste("first line\nsecond line\nthird line"))
+        app.post_message(events.Paste("first line\r\nsecond line\rthird line"))  # as terminals send it
         await pilot.pause()
         assert app.input.value == "first line\nsecond line\nthird line"
         assert app.input.has_focus
@@ -288,3 +288,50 @@ async def test_clicking_the_unread_marker_jumps_to_the_end() -> None:
         await pilot.click("#unread")
         await pilot.pause()
         assert log.scroll_y == log.max_scroll_y and log.unread == 0
+
+
+async def test_a_paste_while_the_focus_is_elsewhere_goes_into_the_draft() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a", " ")
+        app.set_focus(app.message_log)
+        await pilot.pause()
+        app.post_message(events.Paste("pasted\ntwice"))
+        await pilot.pause()
+        assert app.input.has_focus
+        assert app.input.value == "a pasted\ntwice"
+
+
+async def test_the_input_grows_with_the_draft_up_to_a_limit() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        one_line = app.input.outer_size.height
+        app.input.value = "1\n2\n3"
+        await pilot.pause()
+        assert app.input.outer_size.height == one_line + 2
+        app.input.value = "\n".join(str(i) for i in range(40))
+        await pilot.pause()
+        assert app.input.outer_size.height == 10  # then it scrolls; the timeline keeps the screen
+        assert app.message_log.size.height > 10
+
+
+async def test_keys_typed_before_the_app_handles_enter_are_kept() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.input.value = "first"
+        app.input.submit()  # Enter: the app handles it later, on its own queue…
+        app.input.insert("next")  # …after keys a fast typist (or tmux) sent right behind it
+        await pilot.pause()
+        assert app.message_log.plain_lines() == [NOT_CONNECTED]
+        assert app.input.sent == ["first"]
+        assert app.input.value == "next"  # the next draft, not wiped by the first one's submission
+
+
+async def test_keys_that_arrive_together_stay_in_order() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        # As the terminal driver forwards a burst of keys: all queued on the input before any runs.
+        for key, char in (("a", "a"), ("ctrl+j", None), ("b", "b"), ("backspace", None), ("c", "c")):
+            app.input.post_message(events.Key(key, char))
+        await pilot.pause()
+        assert app.input.value == "a\nc"

@@ -70,6 +70,7 @@ class HistoryInput(TextArea):
     HistoryInput { height: auto; max-height: 10; }
     """
 
+    # Run by _on_key, not by the app: see there.
     BINDINGS = [
         Binding("up", "history(-1)", "Previous", show=False, id="history-previous"),
         Binding("down", "history(1)", "Next", show=False, id="history-next"),
@@ -124,15 +125,49 @@ class HistoryInput(TextArea):
     # -- keys -----------------------------------------------------------------------------------
 
     async def _on_key(self, event: events.Key) -> None:
+        """Enter submits; this widget's own bindings (ours and TextArea's: ctrl+j, tab, backspace…)
+        run here, in order with the keys typed around them.
+
+        Textual runs a binding once its key has bubbled back up to the app (a priority binding: on
+        the app's task at once), while the printable keys around it wait in this widget's queue: a
+        fast "a ctrl+j b" (tmux, a quick typist) became "ab" plus a newline somewhere else."""
         if event.key == "enter":  # submit; TextArea would insert a newline
             event.stop()
             event.prevent_default()
-            await self.action_submit()
-        elif event.key != "tab":
+            self.submit()
+            return
+        if event.key != "tab":
             self._cycle = None
+        active = self.screen.active_bindings.get(event.key)  # with the app's keymap applied
+        if active is not None and active.node is self and active.enabled:
+            event.stop()
+            event.prevent_default()
+            await self.run_action(active.binding.action)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        """Every line of a paste; terminals often send its line ends as carriage returns."""
+        event.stop()  # here, not in the app a second time
+        event.prevent_default()
+        self._cycle = None
+        if not self.read_only:
+            self.insert(event.text.replace("\r\n", "\n").replace("\r", "\n"))
+            self.focus()
 
     async def action_submit(self) -> None:
-        self.post_message(self.Submitted(self, self.text))
+        self.submit()
+
+    def submit(self) -> None:
+        """Hand the draft to the app and empty the input at once: keys typed before the app has
+        handled :class:`Submitted` start the next draft (clearing it later would lose them)."""
+        value = self.text
+        if value:
+            self.load_text("")
+        self.post_message(self.Submitted(self, value))
+
+    def restore(self, draft: str) -> None:
+        """Put back a submitted draft the app did not take (a long one to confirm); not over new typing."""
+        if not self.text:
+            self.value = draft
 
     def action_newline(self) -> None:
         self._cycle = None
