@@ -156,9 +156,9 @@ PUBLIC: dict[str, list[str]] = {
         'Sighting', 'TrustStore', 'TrustStoreError', 'safety_number',
     ],
     'groupchat.client.wording_tui': [
-        'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'NO_EDITOR_HERE',
-        'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long', 'draft_over_limit',
-        'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
+        'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
+        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long',
+        'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
     ],
     'groupchat.client.wording': [
         'ALREADY_RUNNING', 'BROKEN_CHANGE', 'BROKEN_REKEY', 'BROKEN_WELCOME', 'EMPTY_MESSAGE',

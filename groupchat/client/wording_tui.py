@@ -13,6 +13,7 @@ __all__ = [
     "FINGERPRINT_MEANS",
     "GROUP_CODE",
     "GROUP_CODE_MEANS",
+    "KEY_HELP",
     "NO_EDITOR_HERE",
     "SAFETY_NUMBER_MEANS",
     "TRUST_SELF",
@@ -45,6 +46,23 @@ FINGERPRINT_MEANS: Final = (
 SAFETY_NUMBER_MEANS: Final = (
     "safety number (/verify NAME): your key and NAME's together: compare it with NAME only, then /trust NAME"
 )
+
+
+# What each key binding does, by its id (ChatApp's and the input's), for /help.
+KEY_HELP: Final = {
+    "submit": "send the draft (with the focus elsewhere: back to the input, then send)",
+    "newline": "start a new line in the draft",
+    "complete-name": "complete the member name before the cursor; again: the next match",
+    "history-previous": "what you sent before (from the draft's first line)",
+    "history-next": "back towards the draft (from its last line)",
+    "edit-draft": "edit the draft in $VISUAL / $EDITOR",
+    "focus-input": "back to the input, the draft as it was",
+    "scroll-up": "scroll the timeline up",
+    "scroll-down": "scroll the timeline down",
+    "scroll-bottom": "back to the newest line",
+    "toggle-tree": "show or hide the key tree",
+    "quit": "leave and exit",
+}
 
 
 def _size(n: int) -> str:

@@ -104,6 +104,7 @@ class ChatApp(App[int]):
         super().__init__()
         if session_factory is not None and session is not None:
             raise UsageError("give ChatApp a session factory or a session, not both")
+        self._keymap_given = dict(keymap or {})
         if keymap:
             self.set_keymap(dict(keymap))
         self._factory = session_factory
@@ -282,6 +283,9 @@ class ChatApp(App[int]):
                 out.add_info("commands:")
                 for text in help_lines():
                     out.add_info("  " + text)
+                out.add_info("keys:")
+                for text in self._key_help():
+                    out.add_info("  " + text)
             case CommandName.WHO:
                 members = self.session.roster() if self.session is not None else self.member_list.members
                 self._show_who(members)
@@ -335,6 +339,16 @@ class ChatApp(App[int]):
                 self.action_edit_draft()
             case CommandName.QUIT:
                 self._start_quit()
+
+    def _key_help(self) -> list[str]:
+        """One line per key binding for /help, with the keys as remapped by ``keymap``."""
+        keys: dict[str, str] = {}
+        for binding in [*self.BINDINGS, *HistoryInput.BINDINGS]:
+            if isinstance(binding, Binding) and binding.id in wording_tui.KEY_HELP:
+                keys[binding.id] = self._keymap_given.get(binding.id, binding.key)
+        shown = {i: " / ".join(k.split(",")) for i, k in keys.items()}
+        width = max(len(k) for k in shown.values())
+        return [f"{shown[i]:<{width}}  {wording_tui.KEY_HELP[i]}" for i in wording_tui.KEY_HELP if i in shown]
 
     def _trust_command(self, trust: bool, arg: str) -> None:
         """``/trust`` or ``/untrust``: a mark already so is said once, and nothing changes."""

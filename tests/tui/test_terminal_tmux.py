@@ -1,11 +1,12 @@
 """One end-to-end test in a real terminal, as a person would use the chat.
 
 tmux (on its own server socket, so no other tmux session is touched) runs a relay and two
-``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in
-bob's, and so are a three-line paste, a line broken with ctrl+j and a draft written in $EDITOR
-(ctrl+o), each as one message of several lines; ``/quit`` ends each process with status 0 and leaves nothing on the terminal but what the
-app drew: no log line, warning or traceback. This catches what Pilot cannot: the entry point,
-terminal setup and teardown, and logs leaking onto the screen (design/tui.md, last section).
+``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in bob's,
+and so are a three-line paste, a line broken with ctrl+j and a draft written in $EDITOR (ctrl+o),
+each as one message of several lines; ``/quit`` ends each process with status 0 and leaves nothing
+on the terminal but what the app drew: no log line, warning or traceback. This catches what Pilot
+cannot: the entry point, terminal setup and teardown, and logs leaking onto the screen
+(design/tui.md, last section).
 """
 
 from __future__ import annotations

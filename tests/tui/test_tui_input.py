@@ -335,3 +335,21 @@ async def test_keys_that_arrive_together_stay_in_order() -> None:
             app.input.post_message(events.Key(key, char))
         await pilot.pause()
         assert app.input.value == "a\nc"
+
+
+async def test_help_lists_the_keys_as_remapped_and_input_keys_can_be_remapped() -> None:
+    app = ChatApp(now=lambda: datetime(2026, 11, 22, 9, 30), cursor_blink=False,
+                  keymap={"newline": "ctrl+n", "edit-draft": "f4"})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a", "ctrl+n", "b")
+        assert app.input.value == "a\nb"
+        await pilot.press("ctrl+j")  # no longer the newline key
+        assert app.input.value == "a\nb"
+        app.input.value = "/help"
+        await pilot.press("enter")
+        lines = app.message_log.plain_lines()
+        keys = lines[lines.index("keys:") + 1 :]
+        assert keys[0].split() == ["enter", *wording_tui.KEY_HELP["submit"].split()]
+        assert keys[1].split() == ["ctrl+n", *wording_tui.KEY_HELP["newline"].split()]
+        assert any(k.split()[0] == "f4" and k.endswith(wording_tui.KEY_HELP["edit-draft"]) for k in keys)
+        assert len(keys) == len(wording_tui.KEY_HELP)
