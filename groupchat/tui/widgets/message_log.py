@@ -238,7 +238,7 @@ class MessageLog(ScrollView, can_focus=True):
             text.append("! ", style="bold reverse")
         text.append(line.sender, style="bold")
         text.append(": ")
-        text.append(line.text)
+        text.append(line.body)
         if pending:
             text.append(PENDING_MARK, style="italic")
         return text
