@@ -7,6 +7,7 @@ message that would be sent is refused with "not connected", which shows it got t
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def _editor(tmp_path: Path, body: str) -> str:
     """An $EDITOR that appends a line to the file it is given (as a person would) and saves."""
     script = tmp_path / "editor.py"
     script.write_text(
-        "import sys\n"
+        "import os, sys\n"
         "p = sys.argv[1]\n"
+        f"open({str(tmp_path / 'seen')!r}, 'a').write(p + ' %o\\n' % (os.stat(p).st_mode & 0o777))\n"
         "text = open(p, encoding='utf-8').read()\n"
         f"open(p, 'w', encoding='utf-8').write(text + {body!r} + '\\n')\n"
         "sys.exit(0)\n"
@@ -124,6 +126,7 @@ def _editor(tmp_path: Path, body: str) -> str:
 
 
 async def test_ctrl_o_opens_the_editor_on_the_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the draft file is made here
     monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", _editor(tmp_path, "\nand a second line"))
     app = make_app()
@@ -132,7 +135,9 @@ async def test_ctrl_o_opens_the_editor_on_the_draft(tmp_path: Path, monkeypatch:
         await pilot.press("ctrl+o")
         assert app.input.value == "hi\nand a second line"  # the editor's file, without its last newline
         assert app.input.has_focus
-        assert list(tmp_path.glob("groupchat-draft-*")) == []  # the draft file is gone
+        draft_file, mode = (tmp_path / "seen").read_text().split()
+        assert Path(draft_file).parent == tmp_path and mode == "600"  # only we could read the draft
+        assert not Path(draft_file).exists()  # and it is gone
         assert app.message_log.plain_lines() == []
 
 
