@@ -136,10 +136,11 @@ class HistoryInput(TextArea):
             event.prevent_default()
             self.submit()
             return
-        if event.key != "tab":
-            self._cycle = None
         active = self.screen.active_bindings.get(event.key)  # with the app's keymap applied
-        if active is not None and active.node is self and active.enabled:
+        ours = active is not None and active.node is self and active.enabled
+        if not (ours and active is not None and active.binding.action == "complete"):
+            self._cycle = None  # any other key ends a completion cycle
+        if ours and active is not None:
             event.stop()
             event.prevent_default()
             await self.run_action(active.binding.action)
