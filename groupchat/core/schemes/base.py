@@ -252,6 +252,25 @@ class KeyAgreementScheme(ABC):
         """A joiner's scheme from the public state its Welcome carries (:meth:`encode_public`)."""
 
     @abstractmethod
+    def encode_state(self) -> bytes:
+        """Our whole scheme state at the current epoch, secrets included, for storage
+        (docs/protocol.md §12); raise :class:`UsageError` if a run in progress makes it unresumable."""
+
+    @classmethod
+    @abstractmethod
+    def decode_state(
+        cls,
+        suite: CipherSuite,
+        data: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> KeyAgreementScheme:
+        """The scheme :meth:`encode_state` stored, checked against itself and ``identity``; raise a
+        :class:`~groupchat.core.errors.DecodeError` subclass on anything malformed."""
+
+    @abstractmethod
     def forget_secrets(self) -> None:
         """Drop every secret (we were removed); the public roster stays readable."""
 

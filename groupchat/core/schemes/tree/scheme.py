@@ -14,21 +14,27 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ... import tree_math as tm
+from ...codec import Reader, Writer
 from ...commit import REKEY_LABEL, Operation, OpType, SealedSecret, rekey_context
 from ...errors import (
     DecryptionError,
     InconsistentPathError,
     InvalidCommitError,
+    InvalidValueError,
     InvalidWelcomeError,
     TaintRuleError,
     UnknownMemberError,
+    UsageError,
     WrongSchemeError,
 )
 from ...identity import Identity, JoinRequest
 from ...suite import CipherSuite
 from ..base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
 from . import taint
-from .ratchet_tree import PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+from .ratchet_tree import MAX_CAPACITY, PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+
+# The largest stored public tree: every leaf a member with a join request of at most 4 KiB.
+_MAX_STORED_TREE = MAX_CAPACITY * (4096 + 96) + 2 * MAX_CAPACITY * 33
 
 __all__ = ["TreeScheme"]
 
@@ -343,6 +349,62 @@ class TreeScheme(KeyAgreementScheme):
 
     def rollback(self, staged: StagedChange) -> None:
         self.tree.rollback()
+
+    # --- stored state (docs/protocol.md §12) -------------------------------------------------
+
+    def encode_state(self) -> bytes:
+        """``V(public tree) || uint32 leaf || (uint32 node, V(secret))<V> || optional<V(init key)>
+        || (uint32 verified leaf)<V>``: the public tree with its taint record, our path secrets,
+        the init private key we keep until our first Update, and whose join requests we checked."""
+        tree, path = self.tree, self.path
+        secrets = [Writer().u32(x).opaque(secret).bytes() for x, secret in sorted(path.secrets.items())]
+        init = None if self._init_private is None else Writer().opaque(self._init_private).bytes()
+        verified = [Writer().u32(leaf).bytes() for leaf, _ in tree.members() if tree.is_verified(leaf)]
+        w = Writer().opaque(tree.encode()).u32(path.leaf).vector(secrets).optional(init)
+        return w.vector(verified).bytes()
+
+    @classmethod
+    def decode_state(
+        cls,
+        suite: CipherSuite,
+        data: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> TreeScheme:
+        """Read :meth:`encode_state`'s output: our leaf must hold ``identity``, and our path secrets
+        must be exactly the keyed nodes of our direct path, each matching its public key."""
+        r = Reader(data, "stored tree state")
+        tree = RatchetTree.decode(suite, r.opaque("public tree", _MAX_STORED_TREE))
+        leaf = r.u32("our leaf")
+
+        def secret(rr: Reader) -> tuple[int, bytes]:
+            return rr.u32("node"), rr.opaque_exact("path secret", suite.hash_len)
+
+        nodes = r.vector("path secrets", 64 * 40, secret, 64)
+        init = r.optional("init key", lambda rr: rr.opaque_exact("init key", 32))
+        verified = r.vector("verified leaves", 4 * MAX_CAPACITY, lambda rr: rr.u32("leaf"), MAX_CAPACITY)
+        r.end()
+        me = tree.member(leaf)
+        if me is None:
+            raise InvalidValueError(f"stored tree state puts us at leaf {leaf}, which holds no member")
+        if me.identity_key != identity.public_key:
+            raise UsageError(f"this stored group state is not ours: leaf {leaf} holds another identity")
+        mine = 2 * leaf
+        keyed = [mine] + [p for p in tm.direct_path(mine, tree.capacity) if tree.own_key(p) is not None]
+        if [x for x, _ in nodes] != keyed:
+            raise InvalidValueError("stored path secrets are not the keyed nodes of our direct path")
+        for x, value in nodes:
+            if suite.x25519_public(value) != tree.own_key(x):
+                raise InvalidValueError(f"stored path secret of node {x} does not match its public key")
+        if init is not None and suite.x25519_public(init) != me.init_key:
+            raise InvalidValueError("stored init private key does not match our join request's init key")
+        for v in verified:
+            if tree.member(v) is None or tree.is_verified(v):
+                raise InvalidValueError(f"stored verified leaf {v} holds no member or is listed twice")
+            tree.mark_verified(v)
+        return cls(tree, PathSecrets(leaf, dict(nodes)), init)
 
     def forget_secrets(self) -> None:
         self.path = PathSecrets(self.my_leaf)
