@@ -392,7 +392,9 @@ class TreeScheme(KeyAgreementScheme):
         if me.identity_key != identity.public_key:
             raise UsageError(f"this stored group state is not ours: leaf {leaf} holds another identity")
         mine = 2 * leaf
-        keyed = [mine] + [p for p in tm.direct_path(mine, tree.capacity) if tree.own_key(p) is not None]
+        keyed = sorted(
+            [mine] + [p for p in tm.direct_path(mine, tree.capacity) if tree.own_key(p) is not None]
+        )
         if [x for x, _ in nodes] != keyed:
             raise InvalidValueError("stored path secrets are not the keyed nodes of our direct path")
         for x, value in nodes:
