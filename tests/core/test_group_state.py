@@ -23,6 +23,7 @@ from groupchat.core.errors import (
     ConfigError,
     DecodeError,
     EpochError,
+    GroupChatError,
     InvalidValueError,
     ReplayError,
     TrailingDataError,
@@ -237,6 +238,28 @@ def test_a_commit_in_flight_or_an_undrained_outbox_is_not_stored(h: Harness) -> 
         g.export_state()
     g.discard_pending_commit()
     assert restore(g).epoch == g.epoch
+    joiner = h.join_request("m9")
+    h.expect([joiner])
+    h.deliver(g.commit(add=[joiner.request]))
+    with pytest.raises(UsageError, match=r"data_to_send\(\) has messages to send first"):
+        g.export_state()  # the Welcome is still in the outbox
+    h.admit("m0", [joiner])
+    assert restore(g).epoch == g.epoch
+
+
+def test_ring_joiner_refuses_to_store_before_its_first_epoch() -> None:
+    room = grown(2)
+    room.offline.add("m1")  # the run creating the joiner's first epoch cannot finish
+    room.commit("m0", add=["m2"])
+    room.pump()
+    joiner = room.members["m2"]
+    assert joiner.joining
+    with pytest.raises(UsageError, match="still agreeing our first epoch"):
+        joiner.export_state()
+    room.offline.discard("m1")
+    room.pump()
+    room.members["m2"] = restore(joiner)
+    room.assert_agreement()
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -286,6 +309,36 @@ def test_a_malformed_body_is_refused_even_with_a_good_checksum(cut: int, extra: 
         Group.restore(reseal(inner[: cut % len(inner)]), identity, g.config)
     with pytest.raises(DecodeError):
         Group.restore(reseal(inner + extra), identity, g.config)
+
+
+@pytest.fixture(scope="module")
+def rich() -> list[tuple[bytes, Group]]:
+    """Stored states of a tree member (a previous epoch, skipped keys, a tainted leaf) and a ring member."""
+    h = Harness(GroupConfig(clock=ManualClock()))
+    h.add("m0", 3)
+    late = h.members["m2"].encrypt(b"skipped")
+    h.check_send("m2", b"read")
+    h.commit("m1", remove=["m3"], add=["m5"])
+    assert late  # never delivered: its key stays in the previous epoch's skipped window
+    room = grown(3)
+    return [(g.export_state(), g) for g in (h.members["m1"], room.members["m2"])]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 1), at=st.integers(0, 1 << 20), flip=st.integers(1, 255))
+def test_a_mutated_body_is_refused_or_restored_never_crashes(
+    rich: list[tuple[bytes, Group]], which: int, at: int, flip: int
+) -> None:
+    """With the checksum recomputed (the store's AEAD is what really guards it), a flipped byte is
+    either refused with a GroupChatError (a DecodeError when the structure breaks) or, in a secret,
+    restores a group: never another exception."""
+    data, g = rich[which]
+    inner = bytearray(inner_of(data))
+    inner[at % len(inner)] ^= flip
+    try:
+        Group.restore(reseal(bytes(inner)), g._identity, g.config)
+    except GroupChatError:
+        pass
 
 
 def test_another_identity_or_config_is_refused(stored: tuple[bytes, Group]) -> None:
