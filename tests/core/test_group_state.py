@@ -214,7 +214,11 @@ def test_restored_ring_member_behaves_like_the_original() -> None:
     room.commit("m1", update=True)
     room.pump()
     room.assert_agreement()
-    assert room.members["m1"].epoch == original.epoch + 2
+    room.commit("m1", add=["m4"], remove=["m0"])  # its Welcome carries the restored init_secret
+    room.pump()
+    room.assert_agreement()
+    assert room.members["m1"].epoch == original.epoch + 3
+    assert {m.display_name for m in room.members["m1"].members()} == {"m1", "m2", "m3", "m4"}
 
 
 def test_ring_member_refuses_to_store_during_an_agreement() -> None:
