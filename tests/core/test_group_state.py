@@ -280,13 +280,25 @@ def stored() -> tuple[bytes, Group]:
     return g.export_state(), g
 
 
-def test_every_truncation_and_trailing_byte_is_refused(stored: tuple[bytes, Group]) -> None:
+def test_every_truncation_and_trailing_byte_is_refused(
+    stored: tuple[bytes, Group], monkeypatch: pytest.MonkeyPatch
+) -> None:
     data, g = stored
+    made: list[object] = []
+    init = Group.__init__
+
+    def counting(self: Group, **kwargs: object) -> None:
+        made.append(self)
+        init(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Group, "__init__", counting)
     for cut in range(len(data)):
         with pytest.raises(DecodeError):
             Group.restore(data[:cut], g._identity, g.config)
     with pytest.raises(TrailingDataError):
         Group.restore(data + b"\x00", g._identity, g.config)
+    assert made == []  # no group was even begun
+    assert isinstance(Group.restore(data, g._identity, g.config), Group) and len(made) == 1  # control
 
 
 def test_every_corrupted_byte_is_refused(stored: tuple[bytes, Group]) -> None:
