@@ -79,6 +79,8 @@ def test_restored_tree_member_behaves_like_the_original(h: Harness) -> None:
     assert restored.epoch_authenticator == original.epoch_authenticator
     assert restored.export_secret(b"x", b"", 32) == original.export_secret(b"x", b"", 32)
     assert restored.taint_record() == original.taint_record()
+    # The admission state (with the departed m4's init key on the used list) came with the context.
+    assert restored.admission.used_init_keys and restored.admission == original.admission
     # It reads what is sent after the export, exactly as the original does.
     data, events = h.send("m0", b"after the export")
     twin = original.receive(data)
@@ -196,6 +198,16 @@ def test_previous_epoch_keys_are_kept_with_their_age() -> None:
     clock.advance(21)
     with pytest.raises(EpochError):
         h.members["m2"].receive(late[1])
+
+
+def test_a_large_group_round_trips() -> None:
+    h = Harness(GroupConfig(clock=ManualClock()))
+    h.add("m0", 40)
+    h.remove("m7", "m3", "m20")
+    for name in ("m0", "m33", "m40"):
+        original = swap(h, name)
+        assert h.members[name].export_state() == original.export_state()
+    h.assert_consistent(senders=["m0", "m33", "m40"])
 
 
 # --- ring groups -------------------------------------------------------------------------------
