@@ -22,16 +22,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+from ..admission import AdmissionOutcome, Admit, ChangeType, NewInvite, apply_changes
 from ..codec import Reader, Writer
-from ..errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
+from ..commit import CommitMessage, OpType
+from ..errors import ConfigError, GroupChatError, InvalidValueError, UnknownVersionError, UsageError
+from ..events import Member
 from ..identity import Identity, JoinRequest
-from ..key_schedule import EpochSecrets, GroupContext
+from ..key_schedule import EpochSecrets, GroupContext, verify_confirmation_tag
+from ..message_protection import WireFormat, verify_framed_content
+from ..schemes.base import KeyAgreementScheme
 from ..schemes.registry import scheme_class
 from ..secret_tree import SecretTree
 from ..suite import CipherSuite
 from .machine import Phase
-from .state import _MAX_UNECHOED, _RECENT_COMMITS, EpochKeys, EpochState, GroupConfig
-from .wire import scheme_of
+from .state import _MAX_UNECHOED, _RECENT_COMMITS, EpochKeys, EpochState, GroupConfig, Intent, PendingCommit
+from .wire import admission_of, scheme_of
 
 __all__ = ["STATE_VERSION", "STATE_WIRE_FORMAT", "decode_state", "encode_state"]
 
@@ -55,6 +60,9 @@ _STORED: Final = (
     "init_secret",
 )
 _ERASED: Final = ("joiner_secret", "welcome_secret", "epoch_secret", "encryption_secret")
+# Our pending commit's new epoch: no message key of it is used yet, so its encryption_secret is
+# stored (its secret tree is built from it on the echo); its Welcome is already sealed.
+_PENDING: Final = (*_STORED, "encryption_secret")
 
 G = TypeVar("G", bound=EpochState)
 
@@ -73,11 +81,6 @@ def _refusal(state: EpochState) -> str | None:
         return (
             f"the ring is agreeing epoch {state.epoch + 1}: a run in progress cannot be stored or "
             "resumed; store the state once that epoch is entered"
-        )
-    if phase is Phase.COMMITTING:
-        return (
-            "our commit awaits the relay's echo: store the state once it is applied (or discarded), "
-            "since a stored member could not recognise its own commit"
         )
     if state._outbox or state._rebuild is not None:
         return "data_to_send() has messages to send first: send them, then store the state"
@@ -109,8 +112,24 @@ def encode_state(state: EpochState) -> bytes:
     w.vector([Writer().opaque(d).bytes() for d in state._recent_commits])
     w.vector([Writer().opaque(d).u64(e).bytes() for d, e in state._unechoed.items()])
     w.opaque(state._scheme.encode_state())
+    pending = state._pending
+    w.optional(None if pending is None else Writer().opaque(_encode_pending(state, pending)).bytes())
     body = Writer().u16(STATE_VERSION).u16(STATE_WIRE_FORMAT).opaque(w.bytes()).bytes()
     return body + state.suite.hash(_CHECKSUM_LABEL + body)
+
+
+def _encode_pending(state: EpochState, pending: PendingCommit) -> bytes:
+    """Our commit awaiting its echo: its bytes, its Welcome, whether the caller asked for our
+    update, and (one-round schemes) the epoch it creates; the rest follows from the commit."""
+    w = Writer().opaque(pending.message)
+    w.optional(None if pending.welcome is None else Writer().opaque(pending.welcome).bytes())
+    w.u8(pending.intent.update).opaque(state._scheme.encode_change(pending.change))
+    if pending.change.commit_secret is None:  # multi-round: the epoch comes from the run
+        return w.optional(None).bytes()
+    epoch = Writer().opaque(pending.group_context.encode())
+    for name in _PENDING:
+        epoch.opaque(getattr(pending.secrets, name))
+    return w.optional(epoch.opaque(pending.interim).bytes()).bytes()
 
 
 def _encode_keys(keys: EpochKeys, age_ms: int) -> bytes:
@@ -176,6 +195,7 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     )
     unechoed = r.vector("unechoed", 48 * _MAX_UNECHOED, _unechoed_item(ctx, nh), _MAX_UNECHOED)
     scheme_data = r.opaque("scheme state", _MAX_STATE)
+    pending_data = r.optional("pending commit", lambda rr: rr.opaque("pending commit", _MAX_STATE))
     r.end()
     if len({d for d, _ in unechoed}) != len(unechoed):
         raise InvalidValueError("stored unechoed messages list a digest twice")
@@ -188,9 +208,13 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
         raise InvalidValueError(
             f"stored secret tree has {tree.leaf_count} leaves; the roster has {scheme.capacity} slots"
         )
+    pending = None
+    if pending_data is not None:
+        pending = _read_pending(pending_data, suite, ctx, interim, secrets, scheme, identity)
     group = cls(
         config=config, identity=identity, scheme=scheme, group_context=ctx, secrets=secrets, interim=interim
     )
+    group._pending = pending
     group._keys = EpochKeys(ctx.epoch, group._ctx_bytes, tree, secrets.sender_data_secret)
     if prev is not None:
         group._previous, age = prev
@@ -198,6 +222,118 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     group._recent_commits = deque(recent, maxlen=_RECENT_COMMITS)
     group._unechoed = dict(unechoed)
     return group
+
+
+def _read_pending(
+    data: bytes,
+    suite: CipherSuite,
+    ctx: GroupContext,
+    interim: bytes,
+    secrets: EpochSecrets,
+    scheme: KeyAgreementScheme,
+    identity: Identity,
+) -> PendingCommit:
+    """Our stored commit in flight, rebuilt from its bytes: it must be ours, signed on the stored
+    epoch, and (one-round) confirm the stored new epoch."""
+    nh = suite.hash_len
+    r = Reader(data, "stored pending commit")
+    message = r.opaque("commit", _MAX_STATE)
+    welcome = r.optional("welcome", lambda rr: rr.opaque("welcome", _MAX_STATE))
+    asked = r.u8("update asked")
+    change_data = r.opaque("scheme change", _MAX_STATE)
+
+    def epoch(rr: Reader) -> tuple[GroupContext, EpochSecrets, bytes]:
+        new = GroupContext.decode(rr.opaque("new group context", 1 << 20))
+        values = {name: rr.opaque_exact(name, nh) for name in _PENDING}
+        return (
+            new,
+            EpochSecrets(**values, **dict.fromkeys(set(_ERASED) - set(_PENDING), b"")),
+            rr.opaque_exact("new interim", nh),
+        )
+
+    next_epoch = r.optional("new epoch", epoch)
+    r.end()
+    if asked > 1:
+        raise InvalidValueError(f"stored pending commit's update flag is {asked}")
+    msg = CommitMessage.decode(message)
+    content, ops = msg.content, msg.commit.operations
+    me = scheme.my_leaf
+    if content.group_id != ctx.group_id or content.epoch != ctx.epoch or content.sender != me:
+        raise InvalidValueError("stored pending commit is not ours on the stored epoch")
+    try:
+        verify_framed_content(
+            suite, identity.public_key, WireFormat.PUBLIC_MESSAGE, content, ctx.encode(), msg.signature
+        )
+    except GroupChatError as exc:
+        raise InvalidValueError(f"stored pending commit is not signed by us: {exc}") from exc
+    change = scheme.decode_change(change_data, ops)
+    if (next_epoch is None) != (change.commit_secret is None):
+        raise InvalidValueError("stored pending commit's new epoch does not fit the group's scheme")
+    if next_epoch is None:
+        new_ctx, new_secrets, new_interim = ctx, secrets, interim
+    else:
+        new_ctx, new_secrets, new_interim = next_epoch
+        if new_ctx.epoch != ctx.epoch + 1 or new_ctx.tree_hash != change.public_hash:
+            raise InvalidValueError("stored pending commit's new epoch is not the one it creates")
+        try:
+            verify_confirmation_tag(
+                suite, new_secrets.confirmation_key, new_ctx.confirmed_transcript_hash, msg.confirmation_tag
+            )
+        except GroupChatError as exc:
+            raise InvalidValueError(f"stored pending commit's new epoch does not confirm: {exc}") from exc
+    removed = {
+        op.leaf: req for op in ops if op.type == OpType.REMOVE and (req := scheme.member(op.leaf)) is not None
+    }
+    added = {op.leaf: op.request for op in ops if op.request is not None}
+    changes = msg.commit.changes
+    state = admission_of(ctx)
+    if not changes and not state.returning and not any(op.type == OpType.REMOVE for op in ops):
+        outcome = AdmissionOutcome(state)  # as Admission._admission_after's hot path
+    else:
+        try:
+            outcome = apply_changes(
+                state,
+                changes,
+                added=added,
+                removed=removed,
+                committer=identity.public_key,
+                group_id=ctx.group_id,
+                suite=suite,
+            )
+        except GroupChatError as exc:
+            raise InvalidValueError(f"stored pending commit's admission changes do not apply: {exc}") from exc
+    intent = Intent(
+        tuple(added.values()),
+        tuple(req.identity_key for req in removed.values()),
+        bool(asked),
+        content.authenticated_data,
+        tuple(Admit(added[c.leaf], c.invite_key, c.proof) for c in changes if c.type == ChangeType.ADMIT),
+        tuple(
+            (removed[c.leaf].identity_key, c.reason)
+            for c in changes
+            if c.type == ChangeType.REASON and c.reason is not None
+        ),
+        tuple(
+            NewInvite(c.invite_key, c.uses, c.not_after, c.label)
+            for c in changes
+            if c.type == ChangeType.INVITE
+        ),
+        tuple(c.invite_key for c in changes if c.type == ChangeType.REVOKE),
+    )
+    members = tuple(Member(leaf, req.display_name, req.identity_key) for leaf, req in removed.items())
+    return PendingCommit(
+        message,
+        change,
+        new_ctx,
+        new_secrets,
+        new_interim,
+        welcome,
+        tuple(added.items()),
+        members,
+        any(op.type == OpType.UPDATE for op in ops),
+        intent,
+        outcome,
+    )
 
 
 def _read_tree(data: bytes, suite: CipherSuite, limits: dict[str, int]) -> SecretTree:

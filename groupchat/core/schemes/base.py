@@ -271,6 +271,16 @@ class KeyAgreementScheme(ABC):
         :class:`~groupchat.core.errors.DecodeError` subclass on anything malformed."""
 
     @abstractmethod
+    def encode_change(self, change: OwnChange) -> bytes:
+        """What applying our built commit on its echo needs (:meth:`apply_own`), for storage with
+        the commit that carries ``change.operations``."""
+
+    @abstractmethod
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        """The :class:`OwnChange` :meth:`encode_change` stored for the commit carrying
+        ``operations``, checked against the current state; raise a DecodeError subclass if not."""
+
+    @abstractmethod
     def forget_secrets(self) -> None:
         """Drop every secret (we were removed); the public roster stays readable."""
 

@@ -19,6 +19,7 @@ from ..codec import Reader, Writer
 from ..commit import Operation, OpType
 from ..errors import (
     EpochError,
+    GroupChatError,
     InvalidCommitError,
     InvalidValueError,
     UnknownMemberError,
@@ -285,6 +286,20 @@ class RingScheme(KeyAgreementScheme):
         ring._verified = set(verified)
         ring.last_transcript = last
         return ring
+
+    def encode_change(self, change: OwnChange) -> bytes:
+        """Nothing: the roster after our commit follows from its operations."""
+        return b""
+
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        if data:
+            raise InvalidValueError("a stored ring commit carries no scheme change")
+        try:
+            self.check_commit(self.my_leaf, operations)
+        except GroupChatError as exc:
+            raise InvalidValueError(f"stored ring commit does not fit the stored roster: {exc}") from exc
+        roster = self._after(operations)
+        return OwnChange(tuple(operations), self._hash(roster), None, None, {}, roster)
 
     def forget_secrets(self) -> None:
         if self._run is not None:

@@ -18,6 +18,7 @@ from ...codec import Reader, Writer
 from ...commit import REKEY_LABEL, Operation, OpType, SealedSecret, rekey_context
 from ...errors import (
     DecryptionError,
+    GroupChatError,
     InconsistentPathError,
     InvalidCommitError,
     InvalidValueError,
@@ -408,6 +409,92 @@ class TreeScheme(KeyAgreementScheme):
             tree.mark_verified(v)
         return cls(tree, PathSecrets(leaf, dict(nodes)), init)
 
+    def encode_change(self, change: OwnChange) -> bytes:
+        """``uint32 capacity || (uint32 node, optional<key[32]>)<V> || (uint32 leaf,
+        optional<V(join request)>)<V> || (uint32 leaf, optional<uint32 chooser>)<V> || our new
+        path (uint32 node, V(secret))<V> || V(commit_secret)``: the draft's final values."""
+        own = change.state
+        assert isinstance(own, _OwnTreeChange) and change.commit_secret is not None
+        c = own.changes
+        keys = [Writer().u32(x).optional(k).bytes() for x, k in sorted(c.keys.items())]
+        members = [
+            Writer().u32(leaf).optional(None if m is None else Writer().opaque(m.encoded).bytes()).bytes()
+            for leaf, m in sorted(c.members.items())
+        ]
+        choosers = [
+            Writer().u32(leaf).optional(None if ch is None else Writer().u32(ch).bytes()).bytes()
+            for leaf, ch in sorted(c.choosers.items())
+        ]
+        path = [Writer().u32(x).opaque(v).bytes() for x, v in sorted(own.path.secrets.items())]
+        w = Writer().u32(c.capacity).vector(keys).vector(members).vector(choosers)
+        return w.vector(path).opaque(change.commit_secret).bytes()
+
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        """Read :meth:`encode_change`'s output; replayed on a draft of our tree, it must give our
+        stored path's keys and commit_secret (the draft is then rolled back)."""
+        r = Reader(data, "stored tree change")
+        nh = self.suite.hash_len
+        capacity = r.u32("capacity")
+        if capacity < self.tree.capacity or capacity > MAX_CAPACITY or capacity & (capacity - 1):
+            raise InvalidValueError(f"stored tree change has capacity {capacity}")
+        width = tm.node_width(capacity)
+
+        def node(rr: Reader) -> int:
+            x = rr.u32("node")
+            if x >= width:
+                raise InvalidValueError(f"stored tree change names node {x}, outside the tree")
+            return x
+
+        def key(rr: Reader) -> tuple[int, bytes | None]:
+            return node(rr), rr.optional("key", lambda q: q.fixed(32, "key"))
+
+        def member(rr: Reader) -> tuple[int, JoinRequest | None]:
+            leaf = _leaf(rr, capacity)
+            return leaf, rr.optional("member", lambda q: JoinRequest.decode(q.opaque("request", 4096)))
+
+        def chooser(rr: Reader) -> tuple[int, int | None]:
+            return _leaf(rr, capacity), rr.optional("chooser", lambda q: q.u32("chooser"))
+
+        big = 64 * MAX_CAPACITY * 8
+        keys = r.vector("keys", big, key, width)
+        members = r.vector("members", big * 64, member, capacity)
+        choosers = r.vector("choosers", big, chooser, capacity)
+        secrets = r.vector("path", 64 * 40, lambda rr: (rr.u32("node"), rr.opaque_exact("secret", nh)), 64)
+        commit_secret = r.opaque_exact("commit secret", nh)
+        r.end()
+        for items in (keys, members, choosers, secrets):
+            indices = [i for i, _ in items]
+            if indices != sorted(set(indices)):
+                raise InvalidValueError("stored tree change lists are not strictly ascending")
+        changes = TreeChanges(capacity, dict(keys), dict(members), dict(choosers))
+        path = PathSecrets(self.my_leaf, dict(secrets))
+        tree = self.tree
+        verified = {leaf for leaf, _ in tree.members() if tree.is_verified(leaf)}
+        tree.begin()
+        try:
+            try:
+                tree.apply(changes)
+            except GroupChatError as exc:
+                raise InvalidValueError(f"stored tree change does not apply to our tree: {exc}") from exc
+            public_hash = tree.tree_hash
+            mine = 2 * path.leaf
+            direct = tm.direct_path(mine, tree.capacity)
+            keyed = sorted([mine] + [p for p in direct if tree.own_key(p) is not None])
+            if sorted(path.secrets) != keyed or any(
+                self.suite.x25519_public(v) != tree.own_key(x) for x, v in path.secrets.items()
+            ):
+                raise InvalidValueError("stored tree change's path does not match its keys")
+            if tree.commit_secret(path) != commit_secret:
+                raise InvalidValueError("stored tree change's commit secret does not match its path")
+        finally:
+            tree.rollback()
+            for v in verified:
+                tree.mark_verified(v)
+        added = tuple(op.leaf for op in operations if op.type == OpType.ADD)
+        updated = any(op.type == OpType.UPDATE for op in operations)
+        own = _OwnTreeChange(changes, path, added, updated)
+        return OwnChange(tuple(operations), public_hash, commit_secret, None, {}, own)
+
     def forget_secrets(self) -> None:
         self.path = PathSecrets(self.my_leaf)
         self._init_private = None
@@ -422,3 +509,10 @@ class TreeScheme(KeyAgreementScheme):
 
     def leaf_public_key(self, leaf: int) -> bytes | None:
         return self.tree.leaf_key(leaf)
+
+
+def _leaf(r: Reader, capacity: int) -> int:
+    leaf = r.u32("leaf")
+    if leaf >= capacity:
+        raise InvalidValueError(f"stored tree change names leaf {leaf}, outside the tree")
+    return leaf
