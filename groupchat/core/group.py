@@ -136,9 +136,10 @@ class Group(Joining, Protection):
     def export_state(self) -> bytes:
         """Our whole state at this epoch, secrets included, to store (encrypted) and :meth:`restore`.
 
-        Only with nothing in flight (no commit awaiting its echo, no ring run, outbox drained):
-        otherwise :class:`UsageError` says why. Store it before sending what the last call
-        produced, so that a restored member never reuses a key or nonce (docs/protocol.md §12).
+        Not while a ring run is in progress, nor before :meth:`data_to_send` was drained:
+        :class:`UsageError` says why (a commit awaiting its echo is stored). Store it before
+        sending what the last call produced, so that a restored member never reuses a key or
+        nonce and recognises its own commit (docs/protocol.md §12).
         """
         return encode_state(self)
 

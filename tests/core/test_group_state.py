@@ -3,9 +3,10 @@
 A restored member is the member it was: it reads what is sent after the export, the others read
 what it sends, it applies the next commit and commits itself, in tree and ring groups. It never
 reuses a ratchet generation it used before the export; bytes that are truncated, trailing,
-corrupted or malformed are refused with a ``DecodeError`` and no group; a member with something in
-flight (a ring run, a commit awaiting its echo) refuses to be stored, saying why; and a state
-stored before a removal reads nothing after it (the keeper adversary).
+corrupted or malformed are refused with a ``DecodeError`` and no group; a commit in flight is
+stored and applied (or rebuilt) on its echo; a ring run in progress or an undrained outbox refuses
+to be stored, saying why; and a state stored before a removal reads nothing after it (the keeper
+adversary).
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@
 GroupContext (with the agreed admission state and used init keys), the epoch secrets it still
 uses, the interim transcript hash, the secret tree's ratchets (their next generations: a
 resumed member never reuses a key or nonce), the previous epoch's retained keys with their age,
-the echo and replay bookkeeping, and the scheme's own state (``encode_state`` of the scheme).
-:func:`decode_state` reads it back completely, checks it, and builds the group.
+the echo and replay bookkeeping, the scheme's own state (``encode_state`` of the scheme), and
+our commit awaiting its echo, if any. :func:`decode_state` reads it back completely, checks it,
+and builds the group.
 
-Only a member with nothing in flight is stored (phase MEMBER, outbox drained): a commit awaiting
-its echo, a ring run in progress, or a ring joiner's first run is refused with
-:class:`UsageError`. The epoch secrets from which every message key of the epoch derives
+A member is stored in phase MEMBER or COMMITTING with its outbox drained: a ring run in progress
+(or a ring joiner's first run) cannot be resumed and is refused with :class:`UsageError`. The epoch secrets from which every message key of the epoch derives
 (``joiner``, ``welcome``, ``epoch`` and ``encryption`` secrets) are not stored: nothing uses them
 once the epoch is entered, and without them a stolen store does not reveal the keys of messages
 already read. The bytes are not encrypted here: the store that keeps them must be.
