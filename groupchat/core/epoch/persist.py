@@ -9,10 +9,11 @@ our commit awaiting its echo, if any. :func:`decode_state` reads it back complet
 and builds the group.
 
 A member is stored in phase MEMBER or COMMITTING with its outbox drained: a ring run in progress
-(or a ring joiner's first run) cannot be resumed and is refused with :class:`UsageError`. The epoch secrets from which every message key of the epoch derives
-(``joiner``, ``welcome``, ``epoch`` and ``encryption`` secrets) are not stored: nothing uses them
-once the epoch is entered, and without them a stolen store does not reveal the keys of messages
-already read. The bytes are not encrypted here: the store that keeps them must be.
+(or a ring joiner's first run) cannot be resumed and is refused with :class:`UsageError`. The
+epoch secrets from which every message key of the epoch derives (``joiner``, ``welcome``,
+``epoch`` and ``encryption`` secrets) are not stored: nothing uses them once the epoch is
+entered, and without them a stolen store does not reveal the keys of messages already read. The
+bytes are not encrypted here: the store that keeps them must be.
 """
 
 from __future__ import annotations
