@@ -291,6 +291,22 @@ def test_a_commit_in_flight_is_stored_and_applied_on_its_echo(h: Harness) -> Non
     h.assert_consistent(senders=h.members)
 
 
+def test_a_stored_commit_moving_a_member_to_a_lower_leaf_applies(h: Harness) -> None:
+    """The draft's order is kept: the member leaves leaf 4 before it takes leaf 1 (sorted by leaf,
+    the replay would find its identity twice)."""
+    h.remove("m0", "m1")  # leaf 1 is free
+    bob = h.members["m4"]._identity
+    again = h.join_request("bob", identity=bob)
+    data = h.members["m2"].commit(add=[again.request], remove=[h.leaf("m4")])
+    swap(h, "m2")
+    del h.members["m4"]
+    h.expect([again])
+    h.deliver(data)
+    h.admit("m2", [again])
+    assert h.leaf("bob") == 1
+    h.assert_consistent(senders=h.members)
+
+
 def test_a_stored_commit_that_loses_its_epoch_is_rebuilt(h: Harness) -> None:
     g = h.members["m1"]
     joiner = h.join_request("m9")

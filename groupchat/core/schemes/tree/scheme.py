@@ -412,18 +412,19 @@ class TreeScheme(KeyAgreementScheme):
     def encode_change(self, change: OwnChange) -> bytes:
         """``uint32 capacity || (uint32 node, optional<key[32]>)<V> || (uint32 leaf,
         optional<V(join request)>)<V> || (uint32 leaf, optional<uint32 chooser>)<V> || our new
-        path (uint32 node, V(secret))<V> || V(commit_secret)``: the draft's final values."""
+        path (uint32 node, V(secret))<V> || V(commit_secret)``: the draft's final values, in the
+        draft's order (replayed in that order, as :meth:`RatchetTree.apply` does on the echo)."""
         own = change.state
         assert isinstance(own, _OwnTreeChange) and change.commit_secret is not None
         c = own.changes
-        keys = [Writer().u32(x).optional(k).bytes() for x, k in sorted(c.keys.items())]
+        keys = [Writer().u32(x).optional(k).bytes() for x, k in c.keys.items()]
         members = [
             Writer().u32(leaf).optional(None if m is None else Writer().opaque(m.encoded).bytes()).bytes()
-            for leaf, m in sorted(c.members.items())
+            for leaf, m in c.members.items()
         ]
         choosers = [
             Writer().u32(leaf).optional(None if ch is None else Writer().u32(ch).bytes()).bytes()
-            for leaf, ch in sorted(c.choosers.items())
+            for leaf, ch in c.choosers.items()
         ]
         path = [Writer().u32(x).opaque(v).bytes() for x, v in sorted(own.path.secrets.items())]
         w = Writer().u32(c.capacity).vector(keys).vector(members).vector(choosers)
@@ -462,10 +463,13 @@ class TreeScheme(KeyAgreementScheme):
         secrets = r.vector("path", 64 * 40, lambda rr: (rr.u32("node"), rr.opaque_exact("secret", nh)), 64)
         commit_secret = r.opaque_exact("commit secret", nh)
         r.end()
-        for items in (keys, members, choosers, secrets):
-            indices = [i for i, _ in items]
-            if indices != sorted(set(indices)):
-                raise InvalidValueError("stored tree change lists are not strictly ascending")
+        # Keys, members and choosers keep the draft's order (a member moving leaves in one commit
+        # leaves its old leaf first); each lists a slot once.
+        for items in (keys, members, choosers):
+            if len({i for i, _ in items}) != len(items):
+                raise InvalidValueError("stored tree change lists a slot twice")
+        if [x for x, _ in secrets] != sorted({x for x, _ in secrets}):
+            raise InvalidValueError("stored tree change's path secrets are not strictly ascending")
         changes = TreeChanges(capacity, dict(keys), dict(members), dict(choosers))
         path = PathSecrets(self.my_leaf, dict(secrets))
         tree = self.tree
