@@ -118,8 +118,9 @@ def test_a_restored_joiner_still_owes_its_first_update(h: Harness) -> None:
         max_size=6,
     ),
     pick=st.integers(0, 1000),
+    in_flight=st.booleans(),
 )
-def test_round_trip_at_any_epoch(steps: list[tuple[str, int]], pick: int) -> None:
+def test_round_trip_at_any_epoch(steps: list[tuple[str, int]], pick: int, in_flight: bool) -> None:
     h = Harness(GroupConfig(clock=ManualClock()))  # a still clock: the previous epoch's age is exact
     h.add("m0", 2)
     for op, n in steps:
@@ -134,10 +135,15 @@ def test_round_trip_at_any_epoch(steps: list[tuple[str, int]], pick: int) -> Non
         elif len(names) > 2:
             h.remove(actor, names[(n + 1) % len(names)])
     name = sorted(h.members)[pick % len(h.members)]
+    data = h.members[name].commit(update=True) if in_flight else None
     original = swap(h, name)
     restored = h.members[name]
     assert fingerprint(restored)[1:] == fingerprint(original)[1:]
     assert restored.export_state() == original.export_state()  # a fixed point: nothing lost
+    if data is not None:  # the stored commit's echo: applied by the restored member as by the original
+        ev, twin = h.deliver(data)[name], original.receive(data)
+        assert isinstance(ev, EpochChanged) and isinstance(twin, EpochChanged) and ev.own
+        assert ev.epoch_authenticator == twin.epoch_authenticator
     h.assert_consistent(senders=[name, next(n for n in h.members if n != name)])
     h.update(name)
     h.assert_consistent(senders=[name])
