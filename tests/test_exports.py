@@ -208,6 +208,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.epoch.machine': [
         'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
     ],
+    'groupchat.core.epoch.persist': [
+        'STATE_VERSION', 'STATE_WIRE_FORMAT', 'decode_state', 'encode_state',
+    ],
     'groupchat.core.errors': [
         'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
         'DecodeError', 'DecryptionError', 'DuplicateKeyError', 'EpochError', 'EpochLimitError',
