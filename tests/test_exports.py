@@ -167,12 +167,12 @@ PUBLIC: dict[str, list[str]] = {
         'could_not_commit', 'created', 'creation_fallback', 'describe_epoch', 'disconnected',
         'epoch_code_hint', 'evicted_coming_back', 'fork_detail', 'fresh_join_request', 'gap_rejoin',
         'invalid_change', 'invalid_ring_message', 'invite_line', 'invite_ready', 'invites_changed',
-        'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_verified',
-        'member_renamed', 'missed_commit', 'more_asking', 'no_member_named', 'no_one_asking',
-        'no_such_invite', 'not_a_payload', 'not_positive', 'readded_unasked', 'reconnected', 'refused_room',
-        'relay_said', 'relay_text', 'removal_reason', 'removed_by', 'removed_for_readd', 'sent_at_epoch',
-        'signed_change_refused', 'signed_ring_message_refused', 'text_too_long', 'too_large', 'tree_cost',
-        'unknown_content', 'welcome_refused',
+        'joined_tree', 'kick_self', 'left_removed_by', 'lookalike_member', 'marked_unverified',
+        'marked_verified', 'member_renamed', 'missed_commit', 'more_asking', 'no_member_named',
+        'no_one_asking', 'no_such_invite', 'not_a_payload', 'not_positive', 'readded_unasked',
+        'reconnected', 'refused_room', 'relay_said', 'relay_text', 'removal_reason', 'removed_by',
+        'removed_for_readd', 'sent_at_epoch', 'signed_change_refused', 'signed_ring_message_refused',
+        'text_too_long', 'too_large', 'tree_cost', 'unknown_content', 'welcome_refused',
     ],
     'groupchat.client.wording_connection': [
         'CONNECTION_CLOSED', 'CONNECTION_REFUSED', 'HOST_NOT_FOUND', 'NO_ANSWER', 'NO_WEBSOCKET',
@@ -182,6 +182,11 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording_ring': [
         'could_not_restart_ring', 'joined_ring', 'late_restart', 'not_admitted', 'ring_cost', 'ring_failed',
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
+    ],
+    'groupchat.client.wording_tui': [
+        'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
+        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long',
+        'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -202,6 +207,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.epoch.machine': [
         'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
+    ],
+    'groupchat.core.epoch.persist': [
+        'STATE_VERSION', 'STATE_WIRE_FORMAT', 'decode_state', 'encode_state',
     ],
     'groupchat.core.errors': [
         'AdmissionChangeError', 'ConfigError', 'ConfirmationError', 'CounterLimitError', 'CryptoError',
@@ -384,6 +392,9 @@ PUBLIC: dict[str, list[str]] = {
         'COMMANDS', 'Command', 'CommandError', 'CommandName', 'SendText', 'help_lines', 'invite_options',
         'parse_input', 'usage',
     ],
+    'groupchat.tui.draft': [
+        'CONFIRM_BYTES', 'CONFIRM_LINES', 'DraftCheck', 'check_draft', 'split_text',
+    ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',
         'StatusNotice', 'TimelineNotice', 'TreeNotice', 'message_for',
@@ -392,22 +403,25 @@ PUBLIC: dict[str, list[str]] = {
         'NoticeSink', 'SessionAPI', 'SessionFactory',
     ],
     'groupchat.tui.widgets': [
-        'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel',
+        'HistoryInput', 'LogEntry', 'MemberList', 'MessageLog', 'StatusBar', 'TreePanel', 'UnreadMarker',
     ],
     'groupchat.tui.widgets.history_input': [
-        'HistoryInput',
+        'HistoryInput', 'complete_name',
     ],
     'groupchat.tui.widgets.member_list': [
         'BADGE', 'MemberList', 'roster_text',
     ],
     'groupchat.tui.widgets.message_log': [
-        'LogEntry', 'MessageLog', 'PENDING_MARK',
+        'CONTINUED', 'LogEntry', 'MessageLog', 'PENDING_MARK',
     ],
     'groupchat.tui.widgets.status_bar': [
         'StatusBar', 'status_text',
     ],
     'groupchat.tui.widgets.tree_panel': [
         'TreePanel', 'tree_text',
+    ],
+    'groupchat.tui.widgets.unread_marker': [
+        'UnreadMarker',
     ],
     'server.__main__': [
         'add_arguments', 'build_parser', 'config_from_args', 'main', 'run', 'serve',

@@ -16,7 +16,7 @@ message cannot paint a line that looks like the client's own.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core.text import sanitise
 from .wording_connection import retrying
@@ -136,9 +136,15 @@ class ChatLine:
     pending: bool = False
     local_id: int | None = None
     trust: TrustState = TrustState.UNVERIFIED
+    # The text with its line breaks, for a display that marks the rows after the first as part of
+    # the message (the TUI); ``text`` has them as spaces, so a one-line output (a transcript) never
+    # shows a line the sender wrote to look like another message.
+    # Left out, it is made from ``text``; ``dataclasses.replace`` keeps it.
+    body: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sender", sanitise(self.sender))
+        object.__setattr__(self, "body", sanitise(self.body or self.text, multiline=True))
         object.__setattr__(self, "text", sanitise(self.text))
 
 

@@ -126,9 +126,21 @@ class TrustStore:
     def trust(self, identity_key: bytes, name: str) -> None:
         """The user compared the safety number: ``identity_key`` (calling itself ``name``) is verified."""
         known = self._keys.get(identity_key)
+        # Decided before _remember, which changes ``known`` in place (it once hid every change, so
+        # a mark given to a key already met was never written and was lost at the next start).
+        changed = known is None or not known.verified or name not in known.names
         self._remember(identity_key, name, verified=True)
-        if known is None or not known.verified or name not in known.names:
+        if changed:
             self._save()
+
+    def untrust(self, identity_key: bytes) -> bool:
+        """``/untrust``: ``identity_key`` is no longer verified; False if it was not (nothing changes)."""
+        known = self._keys.get(identity_key)
+        if known is None or not known.verified:
+            return False
+        known.verified = False
+        self._save()
+        return True
 
     def _remember(self, key: bytes, name: str, *, verified: bool) -> None:
         known = self._keys.setdefault(key, _Known())

@@ -71,6 +71,7 @@ __all__ = [
     "kick_self",
     "left_removed_by",
     "lookalike_member",
+    "marked_unverified",
     "marked_verified",
     "member_renamed",
     "missed_commit",
@@ -146,6 +147,10 @@ def no_member_named(name: str) -> str:
 
 def marked_verified(name: str) -> str:
     return f"{name} is now marked verified"
+
+
+def marked_unverified(name: str) -> str:
+    return f"{name} is no longer marked verified; /verify {name} to compare again"
 
 
 # --- joining, creating, connection ------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Final
 from .admission import AdmissionState, Admit, NewInvite, RemovalReason
 from .epoch.joining import Joining
 from .epoch.machine import Input, Phase, check_transition
+from .epoch.persist import decode_state, encode_state
 from .epoch.protection import Protection
 from .epoch.state import GroupConfig, GroupState
 from .epoch.wire import (
@@ -121,6 +122,26 @@ class Group(Joining, Protection):
             secrets=secrets,
             interim=b"",
         )
+
+    @classmethod
+    def restore(cls, data: bytes, identity: Identity, config: GroupConfig | None = None) -> Group:
+        """The group :meth:`export_state` stored, at the same epoch and ratchet positions.
+
+        Raises a :class:`~groupchat.core.errors.DecodeError` subclass on truncated, trailing,
+        malformed or corrupted bytes, :class:`ConfigError` for a config of another suite or label
+        prefix, :class:`UsageError` for another identity's state; nothing is created then.
+        """
+        return decode_state(cls, data, identity, config or GroupConfig())
+
+    def export_state(self) -> bytes:
+        """Our whole state at this epoch, secrets included, to store (encrypted) and :meth:`restore`.
+
+        Not while a ring run is in progress, nor before :meth:`data_to_send` was drained:
+        :class:`UsageError` says why (a commit awaiting its echo is stored). Store it before
+        sending what the last call produced, so that a restored member never reuses a key or
+        nonce and recognises its own commit (docs/protocol.md §12).
+        """
+        return encode_state(self)
 
     # --- read-only view --------------------------------------------------------------------
 

@@ -24,11 +24,14 @@ from itertools import islice
 from typing import Final
 
 from . import tree_math
-from .codec import opaque
-from .errors import GenerationError, ReplayError, UnknownMemberError, UsageError
+from .codec import Reader, Writer, opaque
+from .errors import GenerationError, InvalidValueError, ReplayError, UnknownMemberError, UsageError
 from .suite import CipherSuite, expand_block
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
+
+# Stored state (docs/protocol.md §12): at most this many stored node secrets or ratchets.
+_MAX_STORED: Final = 1 << 17
 
 # Generation is a uint32 in SenderData (§6.3.2). The last value is never used, on sending or
 # receiving, so the next generation (generation + 1) always still fits in a uint32.
@@ -253,3 +256,88 @@ class SecretTree:
                 del skipped[g]
         r.secret = lookup._next_secret
         r.next_gen = lookup.generation + 1
+
+    # --- stored state (docs/protocol.md §12) ---------------------------------------------------
+
+    def encode_state(self) -> bytes:
+        """Everything this tree still holds: its width, the node secrets not yet consumed, and each
+        derived ratchet's next generation, secret and skipped keys (no key already used is kept).
+
+        ``uint32 leaf_count || (uint32 node, V(secret))<V> ||
+        (uint32 leaf, uint8 kind, uint32 next_gen, V(secret), (uint32 gen, V(key), V(nonce))<V>)<V>``,
+        every list strictly ascending.
+        """
+        nodes = [Writer().u32(node).opaque(secret).bytes() for node, secret in sorted(self._nodes.items())]
+        ratchets = []
+        for (leaf, kind), r in sorted(self._ratchets.items()):
+            skipped = [Writer().u32(g).opaque(k).opaque(n).bytes() for g, (k, n) in sorted(r.skipped.items())]
+            w = Writer().u32(leaf).u8(kind).u32(r.next_gen).opaque(r.secret).vector(skipped)
+            ratchets.append(w.bytes())
+        return Writer().u32(self._leaf_count).vector(nodes).vector(ratchets).bytes()
+
+    @classmethod
+    def read_state(
+        cls, r: Reader, suite: CipherSuite, *, max_forward: int = 1000, max_skipped: int = 256
+    ) -> SecretTree:
+        """Read :meth:`encode_state`'s output, checking it is a tree this class could have reached:
+        every leaf is covered by exactly one stored ancestor secret or by its pair of ratchets.
+
+        A window of skipped keys longer than ``max_skipped`` keeps its newest keys (as eviction would).
+        """
+        nh, nk, nn = suite.hash_len, suite.key_len, suite.nonce_len
+        leaf_count = r.u32("leaf count")
+        if leaf_count < 1 or leaf_count & (leaf_count - 1) or leaf_count > 1 << 16:
+            raise InvalidValueError(f"stored secret tree has {leaf_count} leaves, not a power of two ≤ 65536")
+        width = tree_math.node_width(leaf_count)
+        limit = _MAX_STORED * (8 + nh)
+
+        def node(rr: Reader) -> tuple[int, bytes]:
+            x = rr.u32("node")
+            if x >= width:
+                raise InvalidValueError(f"stored node {x} is outside a tree of {leaf_count} leaves")
+            return x, rr.opaque_exact("node secret", nh)
+
+        def skipped(rr: Reader) -> tuple[int, bytes, bytes]:
+            return rr.u32("generation"), rr.opaque_exact("key", nk), rr.opaque_exact("nonce", nn)
+
+        def ratchet(rr: Reader) -> tuple[int, int, _Ratchet]:
+            leaf, kind, next_gen = rr.u32("leaf"), rr.u8("kind"), rr.u32("next generation")
+            if leaf >= leaf_count or kind > RatchetKind.APPLICATION or next_gen > _MAX_GENERATION:
+                raise InvalidValueError(f"stored ratchet ({leaf}, {kind}, {next_gen}) is out of range")
+            rat = _Ratchet(rr.opaque_exact("ratchet secret", nh))
+            rat.next_gen = next_gen
+            window = rr.vector("skipped keys", _MAX_STORED * (20 + nk + nn), skipped, _MAX_STORED)
+            gens = [g for g, _, _ in window]
+            if gens != sorted(set(gens)) or (gens and gens[-1] >= next_gen):
+                raise InvalidValueError(
+                    f"stored skipped generations of leaf {leaf} are not ascending below {next_gen}"
+                )
+            for g, k, n in window[max(0, len(window) - max_skipped) :]:
+                rat.skipped[g] = (k, n)
+            return leaf, kind, rat
+
+        nodes = r.vector("node secrets", limit, node, _MAX_STORED)
+        ratchets = r.vector("ratchets", limit * 4, ratchet, _MAX_STORED)
+        if [x for x, _ in nodes] != sorted({x for x, _ in nodes}):
+            raise InvalidValueError("stored node secrets are not strictly ascending")
+        keys = [(leaf, kind) for leaf, kind, _ in ratchets]
+        if keys != sorted(set(keys)):
+            raise InvalidValueError("stored ratchets are not strictly ascending")
+        held = {x for x, _ in nodes}
+        derived = {leaf for leaf, _ in keys}
+        if len(keys) != 2 * len(derived):
+            raise InvalidValueError("a stored leaf has one ratchet without the other")
+        root = tree_math.root(leaf_count)
+        for leaf in range(leaf_count):
+            x, cover = 2 * leaf, int(leaf in derived)
+            while True:
+                cover += x in held
+                if x == root:
+                    break
+                x = tree_math.parent(x, leaf_count)
+            if cover != 1:
+                raise InvalidValueError(f"stored secret tree covers leaf {leaf} {cover} times, not once")
+        tree = cls(suite, bytes(nh), leaf_count, max_forward=max_forward, max_skipped=max_skipped)
+        tree._nodes = dict(nodes)
+        tree._ratchets = {(leaf, RatchetKind(kind)): rat for leaf, kind, rat in ratchets}
+        return tree

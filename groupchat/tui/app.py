@@ -13,20 +13,26 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 
-from textual import on
-from textual.app import App, ComposeResult
+from textual import events, on
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
-from groupchat.client import wording
+from groupchat.client import wording, wording_tui
 from groupchat.client.notices import Notice, RosterEntry, TrustState
+from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
+from .draft import check_draft
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -39,7 +45,7 @@ from .messages import (
     message_for,
 )
 from .session_api import SessionAPI, SessionFactory
-from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel
+from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel, UnreadMarker
 
 __all__ = ["ChatApp", "run_chat"]
 
@@ -63,7 +69,9 @@ class ChatApp(App[int]):
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
         keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
-            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``).
+            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
+            ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
+            ``complete-name``).
 
     With neither a factory nor a session the app only displays what is delivered to it.
     """
@@ -79,6 +87,9 @@ class ChatApp(App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll up", id="scroll-up", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
+        Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
+        # Enter reaches the app only when the input does not have focus (the input takes its own).
+        Binding("enter", "submit_draft", "Send", id="submit", show=False),
     ]
 
     def __init__(
@@ -93,6 +104,7 @@ class ChatApp(App[int]):
         super().__init__()
         if session_factory is not None and session is not None:
             raise UsageError("give ChatApp a session factory or a session, not both")
+        self._keymap_given = dict(keymap or {})
         if keymap:
             self.set_keymap(dict(keymap))
         self._factory = session_factory
@@ -101,6 +113,7 @@ class ChatApp(App[int]):
         self._cursor_blink = cursor_blink
         self._session_closed = False
         self._left = False
+        self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -110,6 +123,7 @@ class ChatApp(App[int]):
             yield MessageLog(id="log")
             yield TreePanel(id="tree")
             yield MemberList(id="members")
+        yield UnreadMarker(id="unread")
         yield HistoryInput(placeholder="Type a message, or /help", id="input")
         yield Footer()
 
@@ -135,6 +149,7 @@ class ChatApp(App[int]):
 
     def on_mount(self) -> None:
         self.input.cursor_blink = self._cursor_blink
+        self.input.names = self._completion_names
         self.input.focus()
         if self._factory is not None:
             try:
@@ -170,6 +185,10 @@ class ChatApp(App[int]):
 
     def _stamp(self) -> str:
         return self._now().strftime("%H:%M")
+
+    @on(MessageLog.UnreadChanged)
+    def _on_unread(self, message: MessageLog.UnreadChanged) -> None:
+        self.query_one("#unread", UnreadMarker).show(message.count)
 
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
@@ -210,21 +229,39 @@ class ChatApp(App[int]):
 
     # -- from the user --------------------------------------------------------------------------
 
-    @on(Input.Submitted, "#input")
-    def _on_submit(self, event: Input.Submitted) -> None:
+    @on(HistoryInput.Submitted, "#input")
+    def _on_submit(self, event: HistoryInput.Submitted) -> None:
         line = event.value
-        self.input.value = ""
-        self.input.remember(line)
+        if line.strip():
+            self.message_log.jump_to_bottom()  # what you send (or ask for) shows, wherever you read
         try:
             parsed = parse_input(line)
         except CommandError as exc:
+            if "\n" in line:  # a mistyped one-line command goes; a long draft stays to be fixed
+                self.input.restore(line)
+            else:
+                self.input.remember(line)
             self.message_log.add_error(str(exc))
             return
+        parts: tuple[str, ...] = ()
+        if isinstance(parsed, SendText):
+            # A long paste is sent on a second Enter; one over the limit becomes several messages.
+            check = check_draft(parsed.text, MAX_TEXT_BYTES)
+            parts = (parsed.text,) if check is None else check.parts
+            if check is not None and self._armed != parsed.text:
+                self._armed = parsed.text
+                self.input.restore(line)
+                self.message_log.add_info(check.prompt)
+                return
+        self._armed = None
+        self.input.remember(line)
         if parsed is None:
             return
         try:
             if isinstance(parsed, SendText):
-                self._require_session().send_text(parsed.text)
+                session = self._require_session()
+                for part in parts:
+                    session.send_text(part)
             else:
                 self._run_command(parsed)
         except GroupChatError as exc:
@@ -246,6 +283,9 @@ class ChatApp(App[int]):
                 out.add_info("commands:")
                 for text in help_lines():
                     out.add_info("  " + text)
+                out.add_info("keys:")
+                for text in self._key_help():
+                    out.add_info("  " + text)
             case CommandName.WHO:
                 members = self.session.roster() if self.session is not None else self.member_list.members
                 self._show_who(members)
@@ -259,8 +299,9 @@ class ChatApp(App[int]):
                     f"  compare it with {who} in person or over a channel you trust; "
                     f"if it matches, type /trust {who}"
                 )
-            case CommandName.TRUST:
-                self._require_session().trust(arg)  # the session confirms it in the timeline
+                out.add_info("  " + wording_tui.safety_number_means(who))
+            case CommandName.TRUST | CommandName.UNTRUST:
+                self._trust_command(name is CommandName.TRUST, arg)
             case CommandName.REKEY:
                 self._require_session().request_rekey()
                 out.add_info("refreshing your keys (self-update)…")
@@ -294,8 +335,37 @@ class ChatApp(App[int]):
                 out.add_info("leaving the group…")
             case CommandName.TREE:
                 self.action_toggle_tree()
+            case CommandName.EDIT:
+                self.action_edit_draft()
             case CommandName.QUIT:
                 self._start_quit()
+
+    def _key_help(self) -> list[str]:
+        """One line per key binding for /help, with the keys as remapped by ``keymap``."""
+        keys: dict[str, str] = {}
+        for binding in [*self.BINDINGS, *HistoryInput.BINDINGS]:
+            if isinstance(binding, Binding) and binding.id in wording_tui.KEY_HELP:
+                keys[binding.id] = self._keymap_given.get(binding.id, binding.key)
+        shown = {i: " / ".join(k.split(",")) for i, k in keys.items()}
+        width = max(len(k) for k in shown.values())
+        return [f"{shown[i]:<{width}}  {wording_tui.KEY_HELP[i]}" for i in wording_tui.KEY_HELP if i in shown]
+
+    def _trust_command(self, trust: bool, arg: str) -> None:
+        """``/trust`` or ``/untrust``: a mark already so is said once, and nothing changes."""
+        session = self._require_session()
+        who = session.member_label(arg)  # refuses a name that several members look like
+        entry = next((m for m in session.roster() if m.name == who), None)
+        if entry is not None and entry.is_me:
+            raise UsageError(wording_tui.TRUST_SELF)
+        verified = entry is not None and entry.trust is TrustState.VERIFIED
+        if trust and verified:
+            self.message_log.add_info(wording_tui.already_verified(who))
+        elif not trust and not verified:
+            self.message_log.add_info(wording_tui.not_verified(who))
+        elif trust:
+            session.trust(arg)  # the session confirms it in the timeline
+        else:
+            session.untrust(arg)
 
     def _show_who(self, members: tuple[RosterEntry, ...]) -> None:
         out = self.message_log
@@ -307,6 +377,7 @@ class ChatApp(App[int]):
             who = m.name + (" (you)" if m.is_me else "")
             state = "online" if m.online else "offline"
             out.add_info(f"  {who} · {state} · {_TRUST_WORDS[m.trust]} · {m.fingerprint}")
+        out.add_info("  " + wording_tui.FINGERPRINT_MEANS)
 
     # -- actions (key bindings) -----------------------------------------------------------------
 
@@ -320,6 +391,52 @@ class ChatApp(App[int]):
                 self.message_log.add_error(f"no key tree to show: {exc}")
 
     def action_focus_input(self) -> None:
+        self.input.focus()  # a TextArea: taking focus selects nothing, so the draft is safe
+
+    def action_submit_draft(self) -> None:
+        """Enter while the focus is elsewhere: back to the input, and send the draft if any."""
+        field = self.input
+        field.focus()
+        if field.value.strip():
+            field.submit()
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A paste while the focus is elsewhere (it bubbled up here): into the draft, not lost."""
+        field = self.input
+        field.focus()
+        field.post_message(events.Paste(event.text))
+
+    def _completion_names(self) -> list[str]:
+        """What Tab completes in the input: the other members' labels (client/names.py)."""
+        return [m.name for m in self.member_list.members if not m.is_me]
+
+    def action_edit_draft(self) -> None:
+        """Open ``$VISUAL`` / ``$EDITOR`` (else ``vi``) on the draft; what it saves becomes the draft."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, name = tempfile.mkstemp(prefix="groupchat-draft-", suffix=".txt")  # mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.input.value)
+            argv = [*shlex.split(editor), str(path)]
+            if self.is_headless:  # no terminal to hand over (tests): the editor runs as it is
+                code = subprocess.run(argv, check=False).returncode
+            else:
+                with self.suspend():
+                    code = subprocess.run(argv, check=False).returncode
+            if code != 0:
+                self.message_log.add_error(wording_tui.editor_failed(editor, f"exit status {code}"))
+                return
+            text = path.read_text(encoding="utf-8")
+        except SuspendNotSupported:
+            self.message_log.add_error(wording_tui.NO_EDITOR_HERE)
+            return
+        except (OSError, ValueError) as exc:  # not found, not runnable, bad quoting, not UTF-8
+            self.message_log.add_error(wording_tui.editor_failed(editor, str(exc)))
+            return
+        finally:
+            path.unlink(missing_ok=True)
+        self.input.value = text.removesuffix("\n")  # editors end the file with a newline
         self.input.focus()
 
     def action_scroll_log(self, direction: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from groupchat.client import wording_tui
 from groupchat.core.errors import UsageError
 
 __all__ = [
@@ -33,6 +34,7 @@ class CommandName(enum.Enum):
     WHO = "who"
     VERIFY = "verify"
     TRUST = "trust"
+    UNTRUST = "untrust"
     REKEY = "rekey"
     KICK = "kick"
     INVITE = "invite"
@@ -41,6 +43,7 @@ class CommandName(enum.Enum):
     APPROVE = "approve"
     LEAVE = "leave"
     TREE = "tree"
+    EDIT = "edit"
     QUIT = "quit"
 
 
@@ -56,6 +59,7 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.WHO: _Spec(None, "list the members, their fingerprints and trust"),
     CommandName.VERIFY: _Spec("NAME", "show the safety number to compare with NAME out of band"),
     CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),
+    CommandName.UNTRUST: _Spec("NAME", "withdraw NAME's verified mark (compare again before /trust)"),
     CommandName.REKEY: _Spec(None, "refresh your own keys now (self-update)"),
     CommandName.KICK: _Spec("NAME", "remove NAME from the group (rekeys)"),
     CommandName.INVITE: _Spec(
@@ -68,6 +72,7 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
+    CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
 }
 
@@ -100,6 +105,14 @@ def parse_input(line: str) -> Command | SendText | None:
     stripped = line.strip()
     if not stripped:
         return None
+    if "\n" in stripped:
+        # A message of several lines: drop the blank lines around it, keep each line's indent.
+        body = "\n".join(row.rstrip() for row in line.split("\n")).strip("\n")
+        if body.startswith("//"):
+            return SendText(body[1:])
+        if body.startswith("/"):
+            raise CommandError(wording_tui.COMMAND_ONE_LINE)
+        return SendText(body)
     if stripped.startswith("//"):
         return SendText(stripped[1:])
     if not stripped.startswith("/"):
@@ -127,10 +140,13 @@ def parse_input(line: str) -> Command | SendText | None:
 
 
 def help_lines() -> list[str]:
-    """One line per command for /help."""
+    """One line per command for /help, then what each of the three numbers to compare is for."""
     width = max(len(usage(n)) for n in COMMANDS)
     lines = [f"{usage(n):<{width}}  {spec.help}" for n, spec in COMMANDS.items()]
     lines.append(f"{'//text':<{width}}  send a line that starts with /")
+    lines.append("numbers to compare:")
+    lines += ["  " + means for means in (wording_tui.GROUP_CODE_MEANS, wording_tui.FINGERPRINT_MEANS,
+                                         wording_tui.SAFETY_NUMBER_MEANS)]
     return lines
 
 

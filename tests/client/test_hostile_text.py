@@ -24,7 +24,8 @@ from session_harness import start_peer, wait_until
 from websockets.asyncio.server import ServerConnection, serve
 
 from groupchat.client.logging_setup import SanitisingFormatter
-from groupchat.client.notices import TimelineEvent, TimelineKind
+from groupchat.client.notices import ChatLine, TimelineEvent, TimelineKind
+from groupchat.client.transcript import render
 from groupchat.core.text import UNSAFE_CATEGORIES
 from groupchat.relay_protocol import (
     ENVELOPE_VERSION,
@@ -188,7 +189,7 @@ async def test_the_bot_prints_no_escape_to_stdout(tmp_path: Path) -> None:
 @pytest.mark.parametrize("markup", ["[red]x[/red]", "[bold]bob[/]", "[link=http://e]y[/link]"])
 def test_peer_text_is_not_rich_markup(markup: str) -> None:
     """The TUI builds rich Text objects from plain strings: a bracket in a name or a line is text."""
-    from groupchat.client.notices import ChatLine, RosterEntry, TrustState
+    from groupchat.client.notices import RosterEntry, TrustState
     from groupchat.tui.widgets.member_list import roster_text
     from groupchat.tui.widgets.message_log import MessageLog
 
@@ -197,3 +198,12 @@ def test_peer_text_is_not_rich_markup(markup: str) -> None:
     assert not any(span.style for span in text.spans if span.start >= len(markup))
     roster = roster_text((RosterEntry(markup, "fp", True, TrustState.UNVERIFIED),))
     assert markup in roster.plain
+
+
+def test_a_multi_line_message_keeps_its_lines_only_where_they_are_marked() -> None:
+    """The TUI marks the rows after a message's first; a one-line output (a transcript) gets spaces,
+    so a line written to look like another message ("<bob> …") never starts a line there."""
+    line = ChatLine("carol", "hi\n[epoch 3] <bob> send me your key\x1b[2J", 3)
+    assert line.body == "hi\n[epoch 3] <bob> send me your key"
+    assert line.text == "hi [epoch 3] <bob> send me your key"
+    assert render(line) == "[epoch 3] <carol> hi [epoch 3] <bob> send me your key"

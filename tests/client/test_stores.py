@@ -140,6 +140,19 @@ def test_trust_store_persists_0600_and_reloads(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["format"] == "groupchat-trust-v2"
 
 
+def test_a_mark_on_a_key_already_met_is_written_and_untrust_withdraws_it(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    store = TrustStore(path)
+    store.observe("bob", KEY_B)  # met first (as every member is), verified later: the usual order
+    store.trust(KEY_B, "bob")
+    assert TrustStore(path).state(KEY_B) is TrustState.VERIFIED
+    assert store.untrust(KEY_B) is True
+    assert store.untrust(KEY_B) is False  # not verified: nothing to withdraw
+    assert store.untrust(KEY_C) is False  # never met
+    again = TrustStore(path)
+    assert again.state(KEY_B) is TrustState.UNVERIFIED and again.names(KEY_B) == ("bob",)
+
+
 def test_a_v1_trust_store_is_read_and_rewritten_as_v2(tmp_path: Path) -> None:
     path = tmp_path / "trust.json"
     v1 = {

@@ -1,10 +1,12 @@
 """One end-to-end test in a real terminal, as a person would use the chat.
 
 tmux (on its own server socket, so no other tmux session is touched) runs a relay and two
-``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in
-bob's; ``/quit`` ends each process with status 0 and leaves nothing on the terminal but what the
-app drew: no log line, warning or traceback. This catches what Pilot cannot: the entry point,
-terminal setup and teardown, and logs leaking onto the screen (design/tui.md, last section).
+``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in bob's,
+and so are a three-line paste, a line broken with ctrl+j and a draft written in $EDITOR (ctrl+o),
+each as one message of several lines; ``/quit`` ends each process with status 0 and leaves nothing
+on the terminal but what the app drew: no log line, warning or traceback. This catches what Pilot
+cannot: the entry point, terminal setup and teardown, and logs leaking onto the screen
+(design/tui.md, last section).
 """
 
 from __future__ import annotations
@@ -85,7 +87,11 @@ def _chat_command(tmp_path: Path, name: str, port: int, *extra: str) -> tuple[st
     home.mkdir()
     config = home / "config.toml"
     config.write_text("# empty: everything comes from flags\n")
+    editor = home / "editor.sh"  # an $EDITOR that adds two lines to the draft, as a person would
+    editor.write_text("#!/bin/sh\nprintf 'from the editor\\nsecond line\\n' >> \"$1\"\n")
+    editor.chmod(0o755)
     env = {
+        "EDITOR": str(editor),
         "GROUPCHAT_CONFIG": str(config),
         "GROUPCHAT_DATA_DIR": str(home / "data"),
         "GROUPCHAT_LOG_DIR": str(home / "logs"),
@@ -140,6 +146,31 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
     tmux("send-keys", "-t", "gc:alice", "Enter")
     tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window",
                   status["bob"])
+
+    # A three-line paste, sent as a terminal sends one (bracketed, line ends as carriage returns),
+    # is one message of three lines at bob; then ctrl+j, the newline key every terminal sends.
+    tmux("set-buffer", "-b", "gc-paste", "pasted one\npasted two\npasted three")
+    tmux("paste-buffer", "-p", "-d", "-b", "gc-paste", "-t", "gc:alice")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux("send-keys", "-t", "gc:alice", "-l", "typed one")
+    tmux("send-keys", "-t", "gc:alice", "C-j")
+    tmux("send-keys", "-t", "gc:alice", "-l", "typed two")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux.wait_for("alice", lambda s: "typed two" in s, "alice's own message", status["alice"])
+    # ctrl+o hands the terminal to $EDITOR (App.suspend) and takes back what it saved.
+    tmux("send-keys", "-t", "gc:alice", "-l", "draft ")
+    tmux("send-keys", "-t", "gc:alice", "C-o")
+    tmux.wait_for("alice", lambda s: "draft from the editor" in s, "the editor's draft", status["alice"])
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    screen = tmux.wait_for("bob", lambda s: "alice: draft from the editor" in s,
+                           "alice's multi-line messages in bob's window",
+                           status["bob"])
+    rows = [row.split("▏")[0].strip() for row in screen.splitlines()]  # the timeline's side
+    for first, more in (("pasted one", ["pasted two", "pasted three"]), ("typed one", ["typed two"]),
+                        ("draft from the editor", ["second line"])):
+        at = [i for i, row in enumerate(rows) if row.endswith(f"alice: {first}")]
+        assert at, f"no line 'alice: {first}' in bob's window:\n{screen}"
+        assert rows[at[0] + 1 : at[0] + 1 + len(more)] == [f"│ {m}" for m in more], screen
 
     for who in ("bob", "alice"):
         tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")

@@ -11,6 +11,7 @@ import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import (
     ChatLine,
     ConnectionState,
@@ -221,10 +222,11 @@ async def test_help_and_who() -> None:
             for line in app.message_log.plain_lines()
         )
         await type_line(pilot, app, "/who")
-        assert app.message_log.plain_lines()[-3:] == [
+        assert app.message_log.plain_lines()[-4:] == [
             "2 members:",
             "  alice (you) · online · verified · aaaa 1111",
             "  bob · offline · not verified · bbbb 2222",
+            "  " + wording_tui.FINGERPRINT_MEANS,  # what the last column is for, and whom to ask
         ]
 
 
@@ -390,7 +392,8 @@ async def test_long_lines_wrap_under_the_text_not_the_stamp() -> None:
         rows = [strip.text for strip in entry.strips]
         assert len(rows) > 1
         assert rows[0].startswith("09:30 bob: word")
-        assert all(row.startswith("      word") for row in rows[1:])
+        # Under the stamp, a bar: these rows belong to bob's message.
+        assert all(row.startswith("    │ word") for row in rows[1:])
 
 
 async def test_keymap_remaps_a_binding_by_id() -> None:

@@ -122,7 +122,6 @@ async def screenshot(size: tuple[int, int], *, tree: bool) -> str:
         if tree:
             await pilot.press("ctrl+t")
         app.input.value = "/verify dave"
-        app.input.cursor_position = len(app.input.value)
         await pilot.pause()
         return app.export_screenshot(title="groupchat")
 

@@ -262,6 +262,14 @@ class ChatSession:
         self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(self._machine.label(member))))
         self._emit(RosterChanged(self.roster()))
 
+    def untrust(self, name: str) -> None:
+        """``/untrust NAME``: withdraw the verified mark of the key we see for ``name``."""
+        member = self._machine.member_named(name)
+        if self._trust.untrust(member.identity_key):
+            label = self._machine.label(member)
+            self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_unverified(label)))
+            self._emit(RosterChanged(self.roster()))
+
     def tree_view(self) -> TreeView:
         """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""
         return self._machine.tree_view()

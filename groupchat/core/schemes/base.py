@@ -254,6 +254,35 @@ class KeyAgreementScheme(ABC):
         """A joiner's scheme from the public state its Welcome carries (:meth:`encode_public`)."""
 
     @abstractmethod
+    def encode_state(self) -> bytes:
+        """Our whole scheme state at the current epoch, secrets included, for storage
+        (docs/protocol.md §12); raise :class:`UsageError` if a run in progress makes it unresumable."""
+
+    @classmethod
+    @abstractmethod
+    def decode_state(
+        cls,
+        suite: CipherSuite,
+        data: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> KeyAgreementScheme:
+        """The scheme :meth:`encode_state` stored, checked against itself and ``identity``; raise a
+        :class:`~groupchat.core.errors.DecodeError` subclass on anything malformed."""
+
+    @abstractmethod
+    def encode_change(self, change: OwnChange) -> bytes:
+        """What applying our built commit on its echo needs (:meth:`apply_own`), for storage with
+        the commit that carries ``change.operations``."""
+
+    @abstractmethod
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        """The :class:`OwnChange` :meth:`encode_change` stored for the commit carrying
+        ``operations``, checked against the current state; raise a DecodeError subclass if not."""
+
+    @abstractmethod
     def forget_secrets(self) -> None:
         """Drop every secret (we were removed); the public roster stays readable."""
 

@@ -20,6 +20,7 @@ from ..commit import Operation, OpType
 from ..errors import (
     DuplicateKeyError,
     EpochError,
+    GroupChatError,
     InvalidCommitError,
     InvalidValueError,
     UnknownMemberError,
@@ -234,6 +235,73 @@ class RingScheme(KeyAgreementScheme):
 
     def rollback(self, staged: StagedChange) -> None:
         """Nothing to undo: staging computed the new roster aside."""
+
+    # --- stored state (docs/protocol.md §12) -------------------------------------------------
+
+    def encode_state(self) -> bytes:
+        """``V(roster) || (uint32 verified leaf)<V> || V(last transcript) || uint32 timeout_ms``.
+
+        A run in progress is not stored: its ephemeral keys and the rounds it saw would have to be
+        written before each message it sends, and a member that lost them can only be dropped by
+        a restart; so a ring stores only between epochs (UsageError otherwise)."""
+        if self._run is not None or self._proposal is not None:
+            raise UsageError(
+                "the ring is agreeing an epoch: a run in progress cannot be stored or resumed; "
+                "store the state once the new epoch is entered"
+            )
+        verified = [Writer().u32(leaf).bytes() for leaf in sorted(self._verified) if leaf in self._roster]
+        return (
+            Writer()
+            .opaque(_encode(self._roster))
+            .vector(verified)
+            .opaque(self.last_transcript)
+            .u32(min(round(self._timeout * 1000), 0xFFFFFFFF))
+            .bytes()
+        )
+
+    @classmethod
+    def decode_state(
+        cls,
+        suite: CipherSuite,
+        data: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> RingScheme:
+        """Read :meth:`encode_state`'s output; ``identity`` must be in the roster."""
+        r = Reader(data, "stored ring state")
+        roster = cls.decode_roster(r.opaque("roster", _MAX_MEMBERS * 4200))
+        verified = r.vector("verified leaves", 4 * _MAX_MEMBERS, lambda rr: rr.u32("leaf"), _MAX_MEMBERS)
+        last = r.opaque("last transcript", suite.hash_len)
+        timeout = r.u32("timeout")
+        r.end()
+        if len(last) not in (0, suite.hash_len) or timeout == 0:
+            raise InvalidValueError(
+                f"stored ring transcript hash ({len(last)} bytes) or timeout ({timeout}) is invalid"
+            )
+        if verified != sorted(set(verified)) or not set(verified) <= set(roster):
+            raise InvalidValueError("stored verified leaves are not distinct members in ascending order")
+        ring = cls(suite, roster, identity=identity, rand=rand, clock=clock, timeout=timeout / 1000)
+        if ring.leaf_of_identity(identity.public_key) is None:
+            raise UsageError("this stored group state is not ours: our identity is not in its roster")
+        ring._verified = set(verified)
+        ring.last_transcript = last
+        return ring
+
+    def encode_change(self, change: OwnChange) -> bytes:
+        """Nothing: the roster after our commit follows from its operations."""
+        return b""
+
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        if data:
+            raise InvalidValueError("a stored ring commit carries no scheme change")
+        try:
+            self.check_commit(self.my_leaf, operations)
+        except GroupChatError as exc:
+            raise InvalidValueError(f"stored ring commit does not fit the stored roster: {exc}") from exc
+        roster = self._after(operations)
+        return OwnChange(tuple(operations), self._hash(roster), None, None, {}, roster)
 
     def forget_secrets(self) -> None:
         if self._run is not None:

@@ -5,5 +5,6 @@ from .member_list import MemberList
 from .message_log import LogEntry, MessageLog
 from .status_bar import StatusBar
 from .tree_panel import TreePanel
+from .unread_marker import UnreadMarker
 
-__all__ = ["HistoryInput", "LogEntry", "MemberList", "MessageLog", "StatusBar", "TreePanel"]
+__all__ = ["HistoryInput", "LogEntry", "MemberList", "MessageLog", "StatusBar", "TreePanel", "UnreadMarker"]

@@ -17,14 +17,16 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
 
-__all__ = ["PENDING_MARK", "LogEntry", "MessageLog"]
+__all__ = ["CONTINUED", "PENDING_MARK", "LogEntry", "MessageLog"]
 
 PENDING_MARK = " (sending…)"
+CONTINUED = "│"  # under the time stamp, on every row of a chat message after its first
 
 # Timeline kinds shown with a leading symbol, so they stand out without colour.
 _EVENT_MARK: dict[TimelineKind, str] = {
@@ -77,8 +79,16 @@ class MessageLog(ScrollView, can_focus=True):
     MAX_LINES = 2000
     _TRIM_SLACK = 100  # drop old entries in batches, so trimming is not paid on every line
 
+    class UnreadChanged(Message):
+        """The count of messages that arrived below the view while the user reads above changed."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.unread = 0  # messages added since the user scrolled up; 0 while following the end
         self.entries: list[LogEntry] = []
         self._starts: list[int] = []  # first row of each entry, for row -> entry lookups
         self._rows = 0
@@ -88,6 +98,25 @@ class MessageLog(ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self.anchor()
+
+    @property
+    def following(self) -> bool:
+        """The view sticks to the newest line (the user has not scrolled up, or came back down)."""
+        return not self._anchor_released or self.scroll_y >= self.max_scroll_y
+
+    def _set_unread(self, count: int) -> None:
+        if count != self.unread:
+            self.unread = count
+            self.post_message(self.UnreadChanged(count))
+
+    def _count_unread(self) -> None:
+        if not self.following:
+            self._set_unread(self.unread + 1)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)  # restores the anchor at the end
+        if self.unread and self.following:
+            self._set_unread(0)
 
     # -- what tests and /who read ---------------------------------------------------------------
 
@@ -125,9 +154,12 @@ class MessageLog(ScrollView, can_focus=True):
         body.stylize_before(self._entry_style(entry))  # the text's own spans (bold names) stay on top
         rows = body.wrap(console, max(width - indent, 4))
         stamp_style = self._style("stamp")
+        # The rows after a chat message's first carry a bar under its stamp: they are part of that
+        # message, so a line a sender wrote to look like another message ("09:41 carol: …") cannot.
+        more = CONTINUED.rjust(indent - 1) + " " if "chat" in entry.classes and indent > 1 else ""
         strips = []
         for i, row in enumerate(rows):
-            head = [Segment((stamp if i == 0 else "").ljust(indent), stamp_style)] if indent else []
+            head = [Segment((stamp if i == 0 else more).ljust(indent), stamp_style)] if indent else []
             segments = head + [s for s in row.render(console) if s.text != "\n"]
             strips.append(Strip(segments).adjust_cell_length(width))
         return strips or [Strip.blank(width)]
@@ -177,6 +209,9 @@ class MessageLog(ScrollView, can_focus=True):
     def _add(
         self, stamp: str | None, body: Text, classes: frozenset[str], local_id: int | None = None
     ) -> LogEntry:
+        if self._anchor_released and self.scroll_y >= self.max_scroll_y:
+            # Back at the end by a scroll that released the anchor (pgdn or the wheel at the end).
+            self.anchor()
         entry = LogEntry(stamp, body, classes, local_id)
         self.entries.append(entry)
         if len(self.entries) > self.MAX_LINES + self._TRIM_SLACK:
@@ -203,7 +238,7 @@ class MessageLog(ScrollView, can_focus=True):
             text.append("! ", style="bold reverse")
         text.append(line.sender, style="bold")
         text.append(": ")
-        text.append(line.text)
+        text.append(line.body)
         if pending:
             text.append(PENDING_MARK, style="italic")
         return text
@@ -211,6 +246,8 @@ class MessageLog(ScrollView, can_focus=True):
     def add_chat(self, line: ChatLine, stamp: str) -> None:
         classes = {"chat"} | ({"own"} if line.own else set()) | ({"pending"} if line.pending else set())
         entry = self._add(stamp, self._chat_text(line, line.pending), frozenset(classes), line.local_id)
+        if not line.own:
+            self._count_unread()
         if line.pending and line.local_id is not None:
             self._pending[line.local_id] = (entry, line)
 
@@ -246,6 +283,7 @@ class MessageLog(ScrollView, can_focus=True):
 
     def add_placeholder(self, placeholder: Placeholder, stamp: str) -> None:
         self._add(stamp, Text(f"⊘ {placeholder.text}", style="italic"), frozenset({"placeholder"}))
+        self._count_unread()
 
     def add_info(self, message: str) -> None:
         """Output of a local command (help, who, verify…), not part of the conversation."""
@@ -262,4 +300,6 @@ class MessageLog(ScrollView, can_focus=True):
             self.scroll_page_down(animate=False)
 
     def jump_to_bottom(self) -> None:
+        """To the newest line, and stick there again (the unread count goes)."""
         self.anchor()
+        self._set_unread(0)

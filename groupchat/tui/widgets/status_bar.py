@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import ConnectionState, StatusChanged
 
 __all__ = ["StatusBar", "status_text"]
@@ -42,7 +43,7 @@ def status_text(status: StatusChanged | None) -> Text:
     else:
         text.append(f"epoch {status.epoch}")
         if status.epoch_code:
-            text.append(" · code ")
+            text.append(f" · {wording_tui.GROUP_CODE} ")  # named: one of three numbers to compare
             text.append(status.epoch_code, style="bold")
     text.append(_SEP)
     text.append(status.scheme)
@@ -64,6 +65,7 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(status_text(None), id=id)
         self.status: StatusChanged | None = None
+        self.tooltip = wording_tui.GROUP_CODE_MEANS  # for the mouse; /help says it too
 
     def show(self, status: StatusChanged) -> None:
         for state in ConnectionState:

@@ -14,21 +14,28 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ... import tree_math as tm
+from ...codec import Reader, Writer
 from ...commit import REKEY_LABEL, Operation, OpType, SealedSecret, rekey_context
 from ...errors import (
     DecryptionError,
+    GroupChatError,
     InconsistentPathError,
     InvalidCommitError,
+    InvalidValueError,
     InvalidWelcomeError,
     TaintRuleError,
     UnknownMemberError,
+    UsageError,
     WrongSchemeError,
 )
 from ...identity import Identity, JoinRequest
 from ...suite import CipherSuite
 from ..base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
 from . import taint
-from .ratchet_tree import PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+from .ratchet_tree import MAX_CAPACITY, PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+
+# The largest stored public tree: every leaf a member with a join request of at most 4 KiB.
+_MAX_STORED_TREE = MAX_CAPACITY * (4096 + 96) + 2 * MAX_CAPACITY * 33
 
 __all__ = ["TreeScheme"]
 
@@ -344,6 +351,154 @@ class TreeScheme(KeyAgreementScheme):
     def rollback(self, staged: StagedChange) -> None:
         self.tree.rollback()
 
+    # --- stored state (docs/protocol.md §12) -------------------------------------------------
+
+    def encode_state(self) -> bytes:
+        """``V(public tree) || uint32 leaf || (uint32 node, V(secret))<V> || optional<V(init key)>
+        || (uint32 verified leaf)<V>``: the public tree with its taint record, our path secrets,
+        the init private key we keep until our first Update, and whose join requests we checked."""
+        tree, path = self.tree, self.path
+        secrets = [Writer().u32(x).opaque(secret).bytes() for x, secret in sorted(path.secrets.items())]
+        init = None if self._init_private is None else Writer().opaque(self._init_private).bytes()
+        verified = [Writer().u32(leaf).bytes() for leaf, _ in tree.members() if tree.is_verified(leaf)]
+        w = Writer().opaque(tree.encode()).u32(path.leaf).vector(secrets).optional(init)
+        return w.vector(verified).bytes()
+
+    @classmethod
+    def decode_state(
+        cls,
+        suite: CipherSuite,
+        data: bytes,
+        *,
+        identity: Identity,
+        rand: Callable[[int], bytes],
+        clock: Callable[[], float],
+    ) -> TreeScheme:
+        """Read :meth:`encode_state`'s output: our leaf must hold ``identity``, and our path secrets
+        must be exactly the keyed nodes of our direct path, each matching its public key."""
+        r = Reader(data, "stored tree state")
+        tree = RatchetTree.decode(suite, r.opaque("public tree", _MAX_STORED_TREE))
+        leaf = r.u32("our leaf")
+
+        def secret(rr: Reader) -> tuple[int, bytes]:
+            return rr.u32("node"), rr.opaque_exact("path secret", suite.hash_len)
+
+        nodes = r.vector("path secrets", 64 * 40, secret, 64)
+        init = r.optional("init key", lambda rr: rr.opaque_exact("init key", 32))
+        verified = r.vector("verified leaves", 4 * MAX_CAPACITY, lambda rr: rr.u32("leaf"), MAX_CAPACITY)
+        r.end()
+        me = tree.member(leaf)
+        if me is None:
+            raise InvalidValueError(f"stored tree state puts us at leaf {leaf}, which holds no member")
+        if me.identity_key != identity.public_key:
+            raise UsageError(f"this stored group state is not ours: leaf {leaf} holds another identity")
+        mine = 2 * leaf
+        keyed = sorted(
+            [mine] + [p for p in tm.direct_path(mine, tree.capacity) if tree.own_key(p) is not None]
+        )
+        if [x for x, _ in nodes] != keyed:
+            raise InvalidValueError("stored path secrets are not the keyed nodes of our direct path")
+        for x, value in nodes:
+            if suite.x25519_public(value) != tree.own_key(x):
+                raise InvalidValueError(f"stored path secret of node {x} does not match its public key")
+        if init is not None and suite.x25519_public(init) != me.init_key:
+            raise InvalidValueError("stored init private key does not match our join request's init key")
+        for v in verified:
+            if tree.member(v) is None or tree.is_verified(v):
+                raise InvalidValueError(f"stored verified leaf {v} holds no member or is listed twice")
+            tree.mark_verified(v)
+        return cls(tree, PathSecrets(leaf, dict(nodes)), init)
+
+    def encode_change(self, change: OwnChange) -> bytes:
+        """``uint32 capacity || (uint32 node, optional<key[32]>)<V> || (uint32 leaf,
+        optional<V(join request)>)<V> || (uint32 leaf, optional<uint32 chooser>)<V> || our new
+        path (uint32 node, V(secret))<V> || V(commit_secret)``: the draft's final values, in the
+        draft's order (replayed in that order, as :meth:`RatchetTree.apply` does on the echo)."""
+        own = change.state
+        assert isinstance(own, _OwnTreeChange) and change.commit_secret is not None
+        c = own.changes
+        keys = [Writer().u32(x).optional(k).bytes() for x, k in c.keys.items()]
+        members = [
+            Writer().u32(leaf).optional(None if m is None else Writer().opaque(m.encoded).bytes()).bytes()
+            for leaf, m in c.members.items()
+        ]
+        choosers = [
+            Writer().u32(leaf).optional(None if ch is None else Writer().u32(ch).bytes()).bytes()
+            for leaf, ch in c.choosers.items()
+        ]
+        path = [Writer().u32(x).opaque(v).bytes() for x, v in sorted(own.path.secrets.items())]
+        w = Writer().u32(c.capacity).vector(keys).vector(members).vector(choosers)
+        return w.vector(path).opaque(change.commit_secret).bytes()
+
+    def decode_change(self, data: bytes, operations: Sequence[Operation]) -> OwnChange:
+        """Read :meth:`encode_change`'s output; replayed on a draft of our tree, it must give our
+        stored path's keys and commit_secret (the draft is then rolled back)."""
+        r = Reader(data, "stored tree change")
+        nh = self.suite.hash_len
+        capacity = r.u32("capacity")
+        if capacity < self.tree.capacity or capacity > MAX_CAPACITY or capacity & (capacity - 1):
+            raise InvalidValueError(f"stored tree change has capacity {capacity}")
+        width = tm.node_width(capacity)
+
+        def node(rr: Reader) -> int:
+            x = rr.u32("node")
+            if x >= width:
+                raise InvalidValueError(f"stored tree change names node {x}, outside the tree")
+            return x
+
+        def key(rr: Reader) -> tuple[int, bytes | None]:
+            return node(rr), rr.optional("key", lambda q: q.fixed(32, "key"))
+
+        def member(rr: Reader) -> tuple[int, JoinRequest | None]:
+            leaf = _leaf(rr, capacity)
+            return leaf, rr.optional("member", lambda q: JoinRequest.decode(q.opaque("request", 4096)))
+
+        def chooser(rr: Reader) -> tuple[int, int | None]:
+            return _leaf(rr, capacity), rr.optional("chooser", lambda q: q.u32("chooser"))
+
+        big = 64 * MAX_CAPACITY * 8
+        keys = r.vector("keys", big, key, width)
+        members = r.vector("members", big * 64, member, capacity)
+        choosers = r.vector("choosers", big, chooser, capacity)
+        secrets = r.vector("path", 64 * 40, lambda rr: (rr.u32("node"), rr.opaque_exact("secret", nh)), 64)
+        commit_secret = r.opaque_exact("commit secret", nh)
+        r.end()
+        # Keys, members and choosers keep the draft's order (a member moving leaves in one commit
+        # leaves its old leaf first); each lists a slot once.
+        for items in (keys, members, choosers):
+            if len({i for i, _ in items}) != len(items):
+                raise InvalidValueError("stored tree change lists a slot twice")
+        if [x for x, _ in secrets] != sorted({x for x, _ in secrets}):
+            raise InvalidValueError("stored tree change's path secrets are not strictly ascending")
+        changes = TreeChanges(capacity, dict(keys), dict(members), dict(choosers))
+        path = PathSecrets(self.my_leaf, dict(secrets))
+        tree = self.tree
+        verified = {leaf for leaf, _ in tree.members() if tree.is_verified(leaf)}
+        tree.begin()
+        try:
+            try:
+                tree.apply(changes)
+            except GroupChatError as exc:
+                raise InvalidValueError(f"stored tree change does not apply to our tree: {exc}") from exc
+            public_hash = tree.tree_hash
+            mine = 2 * path.leaf
+            direct = tm.direct_path(mine, tree.capacity)
+            keyed = sorted([mine] + [p for p in direct if tree.own_key(p) is not None])
+            if sorted(path.secrets) != keyed or any(
+                self.suite.x25519_public(v) != tree.own_key(x) for x, v in path.secrets.items()
+            ):
+                raise InvalidValueError("stored tree change's path does not match its keys")
+            if tree.commit_secret(path) != commit_secret:
+                raise InvalidValueError("stored tree change's commit secret does not match its path")
+        finally:
+            tree.rollback()
+            for v in verified:
+                tree.mark_verified(v)
+        added = tuple(op.leaf for op in operations if op.type == OpType.ADD)
+        updated = any(op.type == OpType.UPDATE for op in operations)
+        own = _OwnTreeChange(changes, path, added, updated)
+        return OwnChange(tuple(operations), public_hash, commit_secret, None, {}, own)
+
     def forget_secrets(self) -> None:
         self.path = PathSecrets(self.my_leaf)
         self._init_private = None
@@ -358,3 +513,10 @@ class TreeScheme(KeyAgreementScheme):
 
     def leaf_public_key(self, leaf: int) -> bytes | None:
         return self.tree.leaf_key(leaf)
+
+
+def _leaf(r: Reader, capacity: int) -> int:
+    leaf = r.u32("leaf")
+    if leaf >= capacity:
+        raise InvalidValueError(f"stored tree change names leaf {leaf}, outside the tree")
+    return leaf

@@ -1,0 +1,104 @@
+"""The chat screen's own sentences: the draft, the editor, the unread marker, the numbers to compare.
+
+Beside :mod:`groupchat.client.wording` (the session's sentences), which is near the module size
+cap; same rules: pure functions of plain values, nothing here formats key material.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "COMMAND_ONE_LINE",
+    "FINGERPRINT_MEANS",
+    "GROUP_CODE",
+    "GROUP_CODE_MEANS",
+    "KEY_HELP",
+    "NO_EDITOR_HERE",
+    "SAFETY_NUMBER_MEANS",
+    "TRUST_SELF",
+    "already_verified",
+    "draft_is_long",
+    "draft_over_limit",
+    "editor_failed",
+    "not_verified",
+    "safety_number_means",
+    "unread_marker",
+]
+
+COMMAND_ONE_LINE: Final = (
+    "a command is one line: put its argument on the same line, or type // to send text starting with /"
+)
+NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the draft is unchanged"
+TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
+
+# The three numbers a user may compare, each named where it is shown with what it proves and whom
+# to compare it with (docs/tui.md, "Numbers to compare").
+GROUP_CODE: Final = "group code"
+GROUP_CODE_MEANS: Final = (
+    "group code (status bar): this epoch's group keys, the same for every member: compare it with any "
+    "member; it changes at each epoch"
+)
+FINGERPRINT_MEANS: Final = (
+    "fingerprint (last column of /who): one member's identity key: compare it with what that member's "
+    "own /who shows for them"
+)
+SAFETY_NUMBER_MEANS: Final = (
+    "safety number (/verify NAME): your key and NAME's together: compare it with NAME only, then /trust NAME"
+)
+
+
+# What each key binding does, by its id (ChatApp's and the input's), for /help.
+KEY_HELP: Final = {
+    "submit": "send the draft (with the focus elsewhere: back to the input, then send)",
+    "newline": "start a new line in the draft",
+    "complete-name": "complete the member name before the cursor; again: the next match",
+    "history-previous": "what you sent before (from the draft's first line)",
+    "history-next": "back towards the draft (from its last line)",
+    "edit-draft": "edit the draft in $VISUAL / $EDITOR",
+    "focus-input": "back to the input, the draft as it was",
+    "scroll-up": "scroll the timeline up",
+    "scroll-down": "scroll the timeline down",
+    "scroll-bottom": "back to the newest line",
+    "toggle-tree": "show or hide the key tree",
+    "quit": "leave and exit",
+}
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB"
+
+
+def draft_is_long(lines: int, size: int) -> str:
+    return f"this message has {lines} lines ({_size(size)}): press Enter again to send it, or change it first"
+
+
+def draft_over_limit(size: int, limit: int, parts: int) -> str:
+    return (
+        f"this message is {_size(size)}, more than the {_size(limit)} one message may hold: press Enter "
+        f"again to send it as {parts} messages, or change it first"
+    )
+
+
+def editor_failed(editor: str, detail: str) -> str:
+    return f"the editor {editor!r} failed ({detail}); the draft is unchanged"
+
+
+def unread_marker(count: int) -> str:
+    return f"{count} new message{'' if count == 1 else 's'} ↓ (ctrl+end)"
+
+
+def safety_number_means(name: str) -> str:
+    """Under the number /verify shows: what it proves and whom to compare it with."""
+    return (
+        f"it stands for your key and {name}'s together: the same on both your screens, and only there "
+        "(not the group code, not a fingerprint)"
+    )
+
+
+def already_verified(name: str) -> str:
+    return f"{name} is already marked verified; nothing changed"
+
+
+def not_verified(name: str) -> str:
+    return f"{name} is not marked verified; nothing changed"
