@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 from ring_adversary import (
-    BUGGY,
     KEYED,
     TIMEOUT,
     Frame,
@@ -253,12 +252,11 @@ def test_before_its_removal_is_applied_the_member_still_reads() -> None:
 # --- found by the machine: an unsigned byte of a ring commit -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=BUGGY["commit_tag"])
 def test_a_ring_commit_with_a_flipped_unsigned_tag_does_not_split_its_receiver_off() -> None:
     """The relay hands h2 a copy of h0's commit with one bit of its (unsigned, unused) confirmation
-    tag flipped, ahead of the genuine one. Today h2 accepts it and runs the ring bound to those
-    bytes, so every round message of the others is refused (RosterMismatchError) and the others
-    can only restart h2 out. Either the copy is refused, or the ring does not depend on it."""
+    tag flipped, ahead of the genuine one. Before, h2 accepted it and ran the ring bound to those
+    bytes, so every round message of the others was refused (RosterMismatchError) and the others
+    could only restart h2 out. Now a ring commit's tag must be all zero: the copy is refused."""
     net = Net.grown(["h0", "h1", "h2"])
     net.publish("h0", net.members["h0"].commit(update=True))
     net.sequence("h0")

@@ -67,6 +67,11 @@ class Processing(Building):
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
+        if self._scheme.multi_round and any(msg.confirmation_tag):
+            # A ring commit's tag is all zero (its epoch is confirmed in the ring's round 3); the
+            # tag is outside the signature, so a changed one was changed on the way: refused, or
+            # the run would be bound to bytes nobody else holds.
+            raise InvalidCommitError("ring commit with a non-zero confirmation tag: altered on the way")
         if self._ring is not None:  # while an agreement runs: a restart (multi-round, §8.3)
             return self._receive_restart(data, digest, msg)
         pending = self._pending
