@@ -187,6 +187,7 @@ PUBLIC: dict[str, list[str]] = {
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
         'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long',
         'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
+        'window_title',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -394,6 +395,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.tui.draft': [
         'CONFIRM_BYTES', 'CONFIRM_LINES', 'DraftCheck', 'check_draft', 'split_text',
+    ],
+    'groupchat.tui.highlight': [
+        'BELL_MODES', 'PALETTE', 'match_spans', 'member_colour', 'names_me', 'own_names',
     ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',

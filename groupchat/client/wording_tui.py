@@ -24,6 +24,7 @@ __all__ = [
     "not_verified",
     "safety_number_means",
     "unread_marker",
+    "window_title",
 ]
 
 COMMAND_ONE_LINE: Final = (
@@ -102,3 +103,11 @@ def already_verified(name: str) -> str:
 
 def not_verified(name: str) -> str:
     return f"{name} is not marked verified; nothing changed"
+
+
+def window_title(unread: int, mentions: int) -> str:
+    """The terminal's title: what arrived while you were away (other window, scrolled up)."""
+    if not unread:
+        return "groupchat"
+    mention = f", {mentions} naming you" if mentions else ""
+    return f"groupchat ({unread} unread{mention})"

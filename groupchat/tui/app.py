@@ -33,6 +33,7 @@ from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .draft import check_draft
+from .highlight import BELL_MODES, member_colour, names_me, own_names
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -68,6 +69,8 @@ class ChatApp(App[int]):
             ``session_factory``.
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
+        bell: when to ring the terminal bell: ``"mention"`` (a line naming you), ``"all"`` (every
+            message from someone else) or ``"off"``.
         keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
             ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
             ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
@@ -100,10 +103,16 @@ class ChatApp(App[int]):
         now: Callable[[], datetime] = datetime.now,
         cursor_blink: bool = True,
         keymap: Mapping[str, str] | None = None,
+        bell: str = "mention",
     ) -> None:
         super().__init__()
         if session_factory is not None and session is not None:
             raise UsageError("give ChatApp a session factory or a session, not both")
+        if bell not in BELL_MODES:
+            raise UsageError(f"bell must be one of {', '.join(BELL_MODES)}, not {bell!r}")
+        self._bell = bell
+        self._unseen = 0  # messages from others while you were away (another window, scrolled up)
+        self._unseen_mentions = 0
         self._keymap_given = dict(keymap or {})
         if keymap:
             self.set_keymap(dict(keymap))
@@ -189,6 +198,38 @@ class ChatApp(App[int]):
     @on(MessageLog.UnreadChanged)
     def _on_unread(self, message: MessageLog.UnreadChanged) -> None:
         self.query_one("#unread", UnreadMarker).show(message.count)
+        if message.count == 0 and self.app_focus:
+            self._set_unseen(0, 0)
+
+    def _set_unseen(self, count: int, mentions: int) -> None:
+        self._unseen, self._unseen_mentions = count, mentions
+        self.title = wording_tui.window_title(count, mentions)
+
+    def watch_app_focus(self, focus: bool) -> None:
+        if focus and self.message_log.following:
+            self._set_unseen(0, 0)
+
+    def watch_title(self, title: str) -> None:
+        """Show the title (and so the unread count) in the terminal's title bar too (OSC 2)."""
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(f"\x1b]2;{title}\x07")
+
+    def _my_names(self) -> set[str]:
+        me = next((m for m in self.member_list.members if m.is_me), None)
+        return own_names(me.name) if me is not None else set()
+
+    def _colour_of(self, label: str) -> str | None:
+        """The colour of the member shown as ``label``, from their identity key (None: not known)."""
+        member = next((m for m in self.member_list.members if m.name == label), None)
+        return member_colour(member.fingerprint) if member is not None else None
+
+    def _arrived(self, mention: bool) -> None:
+        """A message from someone else: the bell as configured, and the count in the title."""
+        if self._bell == "all" or (mention and self._bell == "mention"):
+            self.bell()
+        if not self.app_focus or not self.message_log.following:
+            self._set_unseen(self._unseen + 1, self._unseen_mentions + mention)
 
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
@@ -200,7 +241,11 @@ class ChatApp(App[int]):
 
     @on(ChatLineNotice)
     def _on_chat_line(self, message: ChatLineNotice) -> None:
-        self.message_log.add_chat(message.line, self._stamp())
+        line = message.line
+        mention = not line.own and names_me(line.body, self._my_names())
+        self.message_log.add_chat(line, self._stamp(), mention=mention, colour=self._colour_of(line.sender))
+        if not line.own:
+            self._arrived(mention)
 
     @on(ConfirmedNotice)
     def _on_confirmed(self, message: ConfirmedNotice) -> None:
@@ -476,14 +521,14 @@ class ChatApp(App[int]):
             await self.session.close()
 
 
-def run_chat(session_factory: SessionFactory, *, no_color: bool = False) -> int:
+def run_chat(session_factory: SessionFactory, *, no_color: bool = False, bell: str = "mention") -> int:
     """Run the TUI in this terminal until the user quits; returns the exit code.
 
     ``no_color`` sets ``NO_COLOR`` for this process, which Textual reads when the app is built:
     every state still reads from its symbol and word (●/◌, ✓/?/!, *, ◂)."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
-    app = ChatApp(session_factory)
+    app = ChatApp(session_factory, bell=bell)
     # Everything imported and built so far lives as long as the app: out of the collector's way,
     # so a full collection under a flood of relay junk does not stall the UI (issue 13 item 6).
     gc.freeze()

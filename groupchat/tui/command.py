@@ -60,4 +60,4 @@ def run(args: argparse.Namespace) -> int:
     def make_session(notify: Callable[[Notice], None]) -> SessionAPI:
         return ChatSession(settings, identity, trust, notify)
 
-    return run_chat(make_session, no_color=args.no_color)
+    return run_chat(make_session, no_color=args.no_color, bell=config.bell)

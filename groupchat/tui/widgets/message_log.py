@@ -74,6 +74,7 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--placeholder",
         "message-log--error",
         "message-log--info",
+        "message-log--mention",
     }
 
     MAX_LINES = 2000
@@ -93,7 +94,7 @@ class MessageLog(ScrollView, can_focus=True):
         self._starts: list[int] = []  # first row of each entry, for row -> entry lookups
         self._rows = 0
         self._width = 0
-        self._pending: dict[int, tuple[LogEntry, ChatLine]] = {}
+        self._pending: dict[int, tuple[LogEntry, ChatLine, str | None]] = {}
         self._styles: dict[str, Style] = {}
 
     def on_mount(self) -> None:
@@ -139,7 +140,7 @@ class MessageLog(ScrollView, can_focus=True):
     def _entry_style(self, entry: LogEntry) -> Style:
         style = Style()
         for name in ("event", "membership", "connection", "placeholder", "info", "error", "own", "pending",
-                     "warning"):
+                     "warning", "mention"):
             if name in entry.classes:
                 style += self._style(name)
         return style
@@ -231,33 +232,39 @@ class MessageLog(ScrollView, can_focus=True):
         return entry
 
     @staticmethod
-    def _chat_text(line: ChatLine, pending: bool) -> Text:
+    def _chat_text(line: ChatLine, pending: bool, colour: str | None = None) -> Text:
         text = Text()
         if line.trust is TrustState.KEY_CHANGED and not line.own:
             # The sender's key differs from the pinned one: say so on every line until re-verified.
             text.append("! ", style="bold reverse")
-        text.append(line.sender, style="bold")
+        text.append(line.sender, style=f"bold {colour}" if colour else "bold")
         text.append(": ")
         text.append(line.body)
         if pending:
             text.append(PENDING_MARK, style="italic")
         return text
 
-    def add_chat(self, line: ChatLine, stamp: str) -> None:
+    def add_chat(
+        self, line: ChatLine, stamp: str, *, mention: bool = False, colour: str | None = None
+    ) -> None:
+        """A chat line; ``mention``: it names you (highlighted); ``colour``: the sender's name colour."""
         classes = {"chat"} | ({"own"} if line.own else set()) | ({"pending"} if line.pending else set())
-        entry = self._add(stamp, self._chat_text(line, line.pending), frozenset(classes), line.local_id)
+        if mention:
+            classes.add("mention")
+        body = self._chat_text(line, line.pending, colour)
+        entry = self._add(stamp, body, frozenset(classes), line.local_id)
         if not line.own:
             self._count_unread()
         if line.pending and line.local_id is not None:
-            self._pending[line.local_id] = (entry, line)
+            self._pending[line.local_id] = (entry, line, colour)
 
     def confirm(self, local_id: int) -> bool:
         """Clear the pending mark of our line ``local_id``; False if it is not (or no longer) shown."""
         pending = self._pending.pop(local_id, None)
         if pending is None:
             return False
-        entry, line = pending
-        entry.body = self._chat_text(line, pending=False)
+        entry, line, colour = pending
+        entry.body = self._chat_text(line, pending=False, colour=colour)
         entry.classes = entry.classes - {"pending"}
         old_rows = len(entry.strips)
         entry.strips = self._render_entry(entry) if self._width else []
