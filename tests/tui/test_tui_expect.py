@@ -7,13 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from rich.style import Style
+from rich.text import Text
 from textual import events
 from textual.pilot import Pilot
 
 from groupchat.client import wording_tui
 from groupchat.client.notices import ChatLine, RosterChanged, RosterEntry, TrustState
 from groupchat.tui.app import ChatApp
-from groupchat.tui.highlight import names_me, own_names
+from groupchat.tui.highlight import PALETTE, member_colour, names_me, own_names
 
 SIZE = (110, 30)
 
@@ -123,3 +125,62 @@ async def test_the_title_counts_what_arrived_while_you_were_away() -> None:
         app.action_scroll_bottom()
         await pilot.pause()
         assert app.title == "groupchat"
+
+
+# -- 2. per-member colours ----------------------------------------------------------------------
+
+
+def _luminance(hex_colour: str) -> float:
+    def channel(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def test_every_member_colour_reads_on_light_and_dark() -> None:
+    assert len(set(PALETTE)) == len(PALETTE) >= 8
+    for colour in PALETTE:
+        lum = _luminance(colour)
+        on_black = (lum + 0.05) / 0.05
+        on_white = 1.05 / (lum + 0.05)
+        assert min(on_black, on_white) >= 4.4, colour  # WCAG AA for text is 4.5; these are bold
+
+
+def test_a_colour_comes_from_the_key_not_the_name() -> None:
+    assert member_colour("aaaa 1111") == member_colour("AAAA1111")  # the same key, however written
+    colours = {member_colour(f"{i:04x} 9c1d") for i in range(200)}
+    assert len(colours) == len(PALETTE)  # the hash spreads keys over the whole palette
+
+
+async def test_names_have_their_members_colour_in_the_list_and_the_timeline() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        # Two members named bob with different keys (labels tell them apart) get their own colours.
+        twins = ("bbbb 2222", "0000 0007")
+        assert member_colour(twins[0]) != member_colour(twins[1])
+        app.deliver(RosterChanged((
+            RosterEntry("alice", "aaaa 1111", online=True, trust=TrustState.VERIFIED, is_me=True),
+            RosterEntry("bob·bbbb", twins[0], online=True, trust=TrustState.UNVERIFIED),
+            RosterEntry("bob·0000", twins[1], online=True, trust=TrustState.UNVERIFIED),
+        )))
+        app.deliver(ChatLine("bob·bbbb", "one", epoch=3))
+        app.deliver(ChatLine("bob·0000", "two", epoch=3))
+        app.deliver(ChatLine("alice", "mine", epoch=3, own=True))
+        await pilot.pause()
+
+        def name_colour(text: Text, name: str) -> str:
+            start = text.plain.index(name)
+            spans = [s for s in text.spans if s.start <= start < s.end and "#" in str(s.style)]
+            assert spans, name
+            return str(Style.parse(str(spans[-1].style)).color.name)  # type: ignore[union-attr]
+
+        first, second, own = app.message_log.lines
+        assert name_colour(first.body, "bob·bbbb") == member_colour(twins[0])
+        assert name_colour(second.body, "bob·0000") == member_colour(twins[1])
+        assert name_colour(own.body, "alice") == member_colour("aaaa 1111")
+        roster = app.member_list.content
+        assert isinstance(roster, Text)
+        for name, key in (("alice", "aaaa 1111"), ("bob·bbbb", twins[0]), ("bob·0000", twins[1])):
+            assert name_colour(roster, name) == member_colour(key)
