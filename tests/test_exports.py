@@ -185,7 +185,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording_tui': [
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
-        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long',
+        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'date_separator',
+        'draft_is_long',
         'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
         'window_title',
     ],

@@ -6,6 +6,7 @@ cap; same rules: pure functions of plain values, nothing here formats key materi
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Final
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SAFETY_NUMBER_MEANS",
     "TRUST_SELF",
     "already_verified",
+    "date_separator",
     "draft_is_long",
     "draft_over_limit",
     "editor_failed",
@@ -111,3 +113,8 @@ def window_title(unread: int, mentions: int) -> str:
         return "groupchat"
     mention = f", {mentions} naming you" if mentions else ""
     return f"groupchat ({unread} unread{mention})"
+
+
+def date_separator(day: date) -> str:
+    """The timeline's line between two lines of different local dates."""
+    return f"── {day:%A} {day.day} {day:%B %Y} ──"

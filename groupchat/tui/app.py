@@ -17,7 +17,7 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from textual import events, on
@@ -120,6 +120,7 @@ class ChatApp(App[int]):
         self.session: SessionAPI | None = session
         self._now = now
         self._cursor_blink = cursor_blink
+        self._last_day: date | None = None  # the local date of the last stamped line
         self._session_closed = False
         self._left = False
         self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
@@ -193,7 +194,13 @@ class ChatApp(App[int]):
         self.post_message(SessionEnded(error))
 
     def _stamp(self) -> str:
-        return self._now().strftime("%H:%M")
+        """The time stamp of a new line; a date line goes first if the local date changed."""
+        now = self._now()
+        day = now.date()
+        if self._last_day is not None and day != self._last_day:
+            self.message_log.add_separator(wording_tui.date_separator(day))
+        self._last_day = day
+        return now.strftime("%H:%M")
 
     @on(MessageLog.UnreadChanged)
     def _on_unread(self, message: MessageLog.UnreadChanged) -> None:

@@ -184,3 +184,32 @@ async def test_names_have_their_members_colour_in_the_list_and_the_timeline() ->
         assert isinstance(roster, Text)
         for name, key in (("alice", "aaaa 1111"), ("bob·bbbb", twins[0]), ("bob·0000", twins[1])):
             assert name_colour(roster, name) == member_colour(key)
+
+
+# -- 3. date separators -------------------------------------------------------------------------
+
+
+async def test_a_date_line_when_the_local_date_changes() -> None:
+    times = iter([
+        datetime(2026, 11, 22, 23, 58), datetime(2026, 11, 22, 23, 59),
+        datetime(2026, 11, 23, 0, 1), datetime(2026, 11, 23, 0, 2),
+        datetime(2026, 11, 26, 8, 0),
+    ])
+    app = ChatApp(now=lambda: next(times), cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.deliver(ChatLine("bob", "late", epoch=3))
+        app.deliver(ChatLine("bob", "very late", epoch=3))
+        app.deliver(ChatLine("bob", "past midnight", epoch=3))
+        app.deliver(ChatLine("carol", "go to bed", epoch=3))
+        app.deliver(ChatLine("bob", "back", epoch=3))
+        await pilot.pause()
+        assert app.message_log.plain_lines() == [
+            "23:58 bob: late",
+            "23:59 bob: very late",
+            "── Monday 23 November 2026 ──",
+            "00:01 bob: past midnight",
+            "00:02 carol: go to bed",
+            "── Thursday 26 November 2026 ──",
+            "08:00 bob: back",
+        ]
+        assert app.message_log.lines[2].has_class("separator")

@@ -75,6 +75,7 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--error",
         "message-log--info",
         "message-log--mention",
+        "message-log--separator",
     }
 
     MAX_LINES = 2000
@@ -140,7 +141,7 @@ class MessageLog(ScrollView, can_focus=True):
     def _entry_style(self, entry: LogEntry) -> Style:
         style = Style()
         for name in ("event", "membership", "connection", "placeholder", "info", "error", "own", "pending",
-                     "warning", "mention"):
+                     "warning", "mention", "separator"):
             if name in entry.classes:
                 style += self._style(name)
         return style
@@ -295,6 +296,10 @@ class MessageLog(ScrollView, can_focus=True):
     def add_info(self, message: str) -> None:
         """Output of a local command (help, who, verify…), not part of the conversation."""
         self._add(None, Text(message), frozenset({"info"}))
+
+    def add_separator(self, message: str) -> None:
+        """A line between two days: the local date changed since the line above."""
+        self._add(None, Text(message), frozenset({"separator"}))
 
     def add_error(self, message: str) -> None:
         """A local error, such as a mistyped command; nothing was sent."""
