@@ -33,7 +33,7 @@ from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .draft import check_draft
-from .highlight import BELL_MODES, member_colour, names_me, own_names
+from .highlight import ACTION_PREFIX, BELL_MODES, member_colour, names_me, own_names
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -338,6 +338,8 @@ class ChatApp(App[int]):
                 out.add_info("keys:")
                 for text in self._key_help():
                     out.add_info("  " + text)
+            case CommandName.ME:
+                self._require_session().send_text(ACTION_PREFIX + arg)
             case CommandName.WHO:
                 members = self.session.roster() if self.session is not None else self.member_list.members
                 self._show_who(members)

@@ -31,6 +31,7 @@ class CommandError(UsageError):
 
 class CommandName(enum.Enum):
     HELP = "help"
+    ME = "me"
     WHO = "who"
     VERIFY = "verify"
     TRUST = "trust"
@@ -56,6 +57,7 @@ class _Spec:
 
 COMMANDS: dict[CommandName, _Spec] = {
     CommandName.HELP: _Spec(None, "list the commands"),
+    CommandName.ME: _Spec("ACTION", "send an action: the others read * YOURNAME ACTION"),
     CommandName.WHO: _Spec(None, "list the members, their fingerprints and trust"),
     CommandName.VERIFY: _Spec("NAME", "show the safety number to compare with NAME out of band"),
     CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),

@@ -12,7 +12,20 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["BELL_MODES", "PALETTE", "match_spans", "member_colour", "names_me", "own_names"]
+__all__ = [
+    "ACTION_PREFIX",
+    "BELL_MODES",
+    "PALETTE",
+    "action_of",
+    "match_spans",
+    "member_colour",
+    "names_me",
+    "own_names",
+]
+
+# ``/me waves`` travels as the chat text "/me waves" (IRC's and Matrix's convention, readable as it is
+# by a client that does not know it, such as the plain transcript); a chat screen shows "* alice waves".
+ACTION_PREFIX: Final = "/me "
 
 # When the terminal bell rings: a line naming you, every message from someone else, never.
 BELL_MODES: Final = ("mention", "all", "off")
@@ -29,6 +42,13 @@ def member_colour(fingerprint: str) -> str:
     """The member's colour, from a hash of their identity key's fingerprint (stable, not the name)."""
     digest = hashlib.sha256(fingerprint.replace(" ", "").lower().encode("ascii", "replace")).digest()
     return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+
+
+def action_of(text: str) -> str | None:
+    """The action of a ``/me`` message (``"/me waves"`` gives ``"waves"``), or None for plain text."""
+    if text.startswith(ACTION_PREFIX) and text[len(ACTION_PREFIX):].strip():
+        return text[len(ACTION_PREFIX):]
+    return None
 
 
 def own_names(label: str) -> set[str]:

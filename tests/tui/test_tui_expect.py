@@ -4,6 +4,7 @@ under Pilot, fed the notices a session sends."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 import pytest
@@ -11,11 +12,14 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.pilot import Pilot
+from tui_peers import Peer
 
 from groupchat.client import wording_tui
 from groupchat.client.notices import ChatLine, RosterChanged, RosterEntry, TrustState
 from groupchat.tui.app import ChatApp
-from groupchat.tui.highlight import PALETTE, member_colour, names_me, own_names
+from groupchat.tui.commands import Command, CommandError, CommandName, parse_input
+from groupchat.tui.highlight import PALETTE, action_of, member_colour, names_me, own_names
+from server.relay import Relay
 
 SIZE = (110, 30)
 
@@ -213,3 +217,47 @@ async def test_a_date_line_when_the_local_date_changes() -> None:
             "08:00 bob: back",
         ]
         assert app.message_log.lines[2].has_class("separator")
+
+
+# -- 4. /me -------------------------------------------------------------------------------------
+
+PeerFactory = Callable[..., Awaitable[Peer]]
+
+
+@pytest.fixture
+async def peers(relay: Relay) -> AsyncIterator[PeerFactory]:
+    started: list[Peer] = []
+
+    async def make(name: str, **kw: object) -> Peer:
+        peer = await Peer(relay.port, name, **kw).start()  # type: ignore[arg-type]
+        started.append(peer)
+        return peer
+
+    yield make
+    for peer in reversed(started):
+        await peer.stop()
+
+
+def test_me_is_a_command_with_an_action() -> None:
+    assert parse_input("/me waves at everyone") == Command(CommandName.ME, "waves at everyone")
+    with pytest.raises(CommandError, match="/me needs a ACTION"):
+        parse_input("/me")
+    assert action_of("/me waves") == "waves"
+    assert action_of("/me ") is None and action_of("/meow") is None and action_of("hi /me x") is None
+
+
+async def test_me_reads_as_an_action_on_every_screen(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+
+    await alice.type("/me waves at bob")
+    assert await bob.wait_line("* alice waves at bob") == "09:41 * alice waves at bob"
+    await alice.wait_until(
+        "confirmation", lambda app: "09:41 * alice waves at bob" in app.message_log.plain_lines()
+    )
+    # A message that only contains "/me" later on is plain text.
+    await bob.type("what does /me do")
+    assert await alice.wait_line("bob: what does /me do") == "09:41 bob: what does /me do"

@@ -23,6 +23,8 @@ from textual.strip import Strip
 
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
 
+from ..highlight import action_of
+
 __all__ = ["CONTINUED", "PENDING_MARK", "LogEntry", "MessageLog"]
 
 PENDING_MARK = " (sending…)"
@@ -238,9 +240,12 @@ class MessageLog(ScrollView, can_focus=True):
         if line.trust is TrustState.KEY_CHANGED and not line.own:
             # The sender's key differs from the pinned one: say so on every line until re-verified.
             text.append("! ", style="bold reverse")
+        action = action_of(line.body)
+        if action is not None:
+            text.append("* ")  # "/me waves" from alice: "* alice waves"
         text.append(line.sender, style=f"bold {colour}" if colour else "bold")
-        text.append(": ")
-        text.append(line.body)
+        text.append(": " if action is None else " ")
+        text.append(line.body if action is None else action, style="" if action is None else "italic")
         if pending:
             text.append(PENDING_MARK, style="italic")
         return text
