@@ -185,9 +185,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording_tui': [
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
-        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'date_separator',
-        'draft_is_long',
-        'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
+        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'SEARCH_CLEARED', 'SEARCH_HOW', 'TRUST_SELF',
+        'already_verified', 'date_separator', 'draft_is_long', 'draft_over_limit', 'editor_failed',
+        'not_verified', 'safety_number_means', 'search_none', 'search_position', 'unread_marker',
         'window_title',
     ],
     'groupchat.core.admission': [

@@ -91,6 +91,7 @@ class ChatApp(App[int]):
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
         Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
+        Binding("ctrl+f", "search_next", "Find", id="search-next", priority=True),
         # Enter reaches the app only when the input does not have focus (the input takes its own).
         Binding("enter", "submit_draft", "Send", id="submit", show=False),
     ]
@@ -389,6 +390,8 @@ class ChatApp(App[int]):
                 out.add_info("leaving the group…")
             case CommandName.TREE:
                 self.action_toggle_tree()
+            case CommandName.SEARCH:
+                self._search(arg)
             case CommandName.EDIT:
                 self.action_edit_draft()
             case CommandName.QUIT:
@@ -443,6 +446,31 @@ class ChatApp(App[int]):
                 panel.show_view(self.session.tree_view())
             except GroupChatError as exc:
                 self.message_log.add_error(f"no key tree to show: {exc}")
+
+    def _search(self, word: str) -> None:
+        """``/search WORD``: highlight it and jump to the newest match; ``/search``: clear."""
+        log = self.message_log
+        if not word:
+            log.search("")
+            log.add_info(wording_tui.SEARCH_CLEARED)
+            return
+        if not log.search(word):
+            log.add_info(wording_tui.search_none(word))
+            return
+        self.action_search_next()
+
+    def action_search_next(self) -> None:
+        """The match before the current one; with no search, start one in the input."""
+        log = self.message_log
+        where = log.next_match() if log.search_word else None
+        if where is None:
+            if self.input.value.strip():  # a draft is never replaced
+                log.add_info(wording_tui.SEARCH_HOW)
+            else:
+                self.input.value = "/search "
+            self.input.focus()
+            return
+        self.notify(wording_tui.search_position(*where, log.search_word), timeout=4)
 
     def action_focus_input(self) -> None:
         self.input.focus()  # a TextArea: taking focus selects nothing, so the draft is safe

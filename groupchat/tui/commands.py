@@ -44,6 +44,7 @@ class CommandName(enum.Enum):
     APPROVE = "approve"
     LEAVE = "leave"
     TREE = "tree"
+    SEARCH = "search"
     EDIT = "edit"
     QUIT = "quit"
 
@@ -74,6 +75,9 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
+    CommandName.SEARCH: _Spec(
+        "[WORD]", "highlight WORD in the scrollback, jump to it (ctrl+f: the one before); alone: clear", True
+    ),
     CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
 }

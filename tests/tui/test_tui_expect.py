@@ -261,3 +261,69 @@ async def test_me_reads_as_an_action_on_every_screen(peers: PeerFactory) -> None
     # A message that only contains "/me" later on is plain text.
     await bob.type("what does /me do")
     assert await alice.wait_line("bob: what does /me do") == "09:41 bob: what does /me do"
+
+
+# -- 5. scrollback search -----------------------------------------------------------------------
+
+
+def _visible(app: ChatApp, entry: object) -> bool:
+    log = app.message_log
+    index = next(i for i, e in enumerate(log.entries) if e is entry)
+    top = log.scroll_offset.y
+    return top <= log._starts[index] < top + log.scrollable_content_region.height
+
+
+async def test_search_highlights_matches_and_jumps_between_them() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.deliver(ROSTER)
+        app.deliver(ChatLine("bob", "the Deploy is at noon", epoch=3))
+        for i in range(30):
+            app.deliver(ChatLine("carol", f"filler {i}", epoch=3))
+        app.deliver(ChatLine("carol", "deploy moved to one", epoch=3))
+        for i in range(30):
+            app.deliver(ChatLine("bob", f"more filler {i}", epoch=3))
+        app.deliver(ChatLine("bob", "nothing here", epoch=3))
+        await pilot.pause()
+        log = app.message_log
+        oldest = next(e for e in log.entries if "noon" in e.plain)
+        newer = next(e for e in log.entries if "moved" in e.plain)
+        await type_line(pilot, app, "/search deploy")
+        assert [e.plain for e in log.matches()] == [oldest.plain, newer.plain]  # case-insensitive
+        # The newest match first, scrolled into view and marked as the current one.
+        assert log.search_current is newer and _visible(app, newer) and not log.following
+        segments = [seg for strip in newer.strips for seg in strip]
+        current = log.get_component_rich_style("message-log--match-current", partial=True)
+        assert any(seg.text.lower() == "deploy" and seg.style is not None and seg.style.reverse
+                   for seg in segments), segments
+        assert current.reverse
+        # ctrl+f: the one before, then round to the newest again.
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert log.search_current is oldest and _visible(app, oldest)
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert log.search_current is newer
+        # The search's own output is not searched; /search alone clears the marks.
+        await type_line(pilot, app, "/search filler 29")
+        assert [e.plain for e in log.matches()] == ["09:30 carol: filler 29", "09:30 bob: more filler 29"]
+        await type_line(pilot, app, "/search")
+        assert log.search_word == "" and log.matches() == []
+        assert log.plain_lines()[-1] == wording_tui.SEARCH_CLEARED
+
+
+async def test_search_with_no_match_and_ctrl_f_with_no_search() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.deliver(ChatLine("bob", "hello", epoch=3))
+        await type_line(pilot, app, "/search absent")
+        assert app.message_log.plain_lines()[-1] == wording_tui.search_none("absent")
+        await type_line(pilot, app, "/search")
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert app.input.value == "/search "  # starts one in the empty input
+        app.input.value = "my draft"
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert app.input.value == "my draft"  # a draft is never replaced
+        assert app.message_log.plain_lines()[-1] == wording_tui.SEARCH_HOW

@@ -23,7 +23,7 @@ from textual.strip import Strip
 
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
 
-from ..highlight import action_of
+from ..highlight import action_of, match_spans
 
 __all__ = ["CONTINUED", "PENDING_MARK", "LogEntry", "MessageLog"]
 
@@ -78,6 +78,8 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--info",
         "message-log--mention",
         "message-log--separator",
+        "message-log--match",
+        "message-log--match-current",
     }
 
     MAX_LINES = 2000
@@ -99,6 +101,8 @@ class MessageLog(ScrollView, can_focus=True):
         self._width = 0
         self._pending: dict[int, tuple[LogEntry, ChatLine, str | None]] = {}
         self._styles: dict[str, Style] = {}
+        self.search_word = ""  # what /search highlights ("" = no search)
+        self.search_current: LogEntry | None = None  # the match the view jumped to
 
     def on_mount(self) -> None:
         self.anchor()
@@ -156,6 +160,10 @@ class MessageLog(ScrollView, can_focus=True):
         console = self.app.console
         body = entry.body.copy()
         body.stylize_before(self._entry_style(entry))  # the text's own spans (bold names) stay on top
+        if self.search_word and self._searchable(entry):
+            mark = self._style("match-current" if entry is self.search_current else "match")
+            for start, end in match_spans(body.plain, self.search_word):
+                body.stylize(mark, start, end)
         rows = body.wrap(console, max(width - indent, 4))
         stamp_style = self._style("stamp")
         # The rows after a chat message's first carry a bar under its stamp: they are part of that
@@ -309,6 +317,49 @@ class MessageLog(ScrollView, can_focus=True):
     def add_error(self, message: str) -> None:
         """A local error, such as a mistyped command; nothing was sent."""
         self._add(None, Text(f"✕ {message}"), frozenset({"error"}))
+
+    # -- search ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _searchable(entry: LogEntry) -> bool:
+        """What was said and what happened, not the output of your own commands (nor date lines)."""
+        return not entry.classes & {"info", "error", "separator"}
+
+    def matches(self) -> list[LogEntry]:
+        """The entries that match the search, oldest first."""
+        word = self.search_word
+        return [e for e in self.entries if word and self._searchable(e) and match_spans(e.body.plain, word)]
+
+    def search(self, word: str) -> int:
+        """Highlight ``word`` (case-insensitive) everywhere; returns how many entries match.
+
+        The view does not move: :meth:`next_match` jumps. An empty word clears the search."""
+        self.search_word = word
+        self.search_current = None
+        self._restyle()
+        return len(self.matches())
+
+    def next_match(self) -> tuple[int, int] | None:
+        """Jump to the match before the current one (the newest first, then wrapping round).
+
+        Returns (its number counted from the newest, the number of matches), or None if none."""
+        found = self.matches()
+        if not found:
+            return None
+        current = self.search_current
+        before = next((i for i, e in enumerate(found) if e is current), 0)  # 0: wrap to the newest
+        number = len(found) - before + 1 if before else 1
+        target = found[before - 1]
+        self.search_current = target
+        for entry in (current, target):
+            if entry is not None:
+                entry.strips = []
+        self._layout_all()
+        index = next(i for i in range(len(self.entries) - 1, -1, -1) if self.entries[i] is target)
+        self.release_anchor()  # the view stays on the match while new lines arrive
+        middle = self._starts[index] - self.scrollable_content_region.height // 2
+        self.scroll_to(y=max(0, middle), animate=False)
+        return number, len(found)
 
     def scroll_page(self, direction: int) -> None:
         if direction < 0:
