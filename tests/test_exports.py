@@ -187,8 +187,8 @@ PUBLIC: dict[str, list[str]] = {
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
         'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'SEARCH_CLEARED', 'SEARCH_HOW', 'TRUST_SELF',
         'already_verified', 'date_separator', 'draft_is_long', 'draft_over_limit', 'editor_failed',
-        'not_verified', 'safety_number_means', 'search_none', 'search_position', 'unread_marker',
-        'window_title',
+        'not_verified', 'safety_number_means', 'search_none', 'search_position', 'unknown_theme',
+        'unread_marker', 'window_title',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -385,7 +385,7 @@ PUBLIC: dict[str, list[str]] = {
         'ChatApp', 'run_chat',
     ],
     'groupchat.tui.app': [
-        'ChatApp', 'run_chat',
+        'ChatApp', 'check_theme', 'run_chat',
     ],
     'groupchat.tui.command': [
         'add_arguments', 'main', 'run',

@@ -84,6 +84,7 @@ class ClientConfig:
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
     bell: str = "mention"  # the chat screen rings the terminal bell: "mention", "all" or "off"
+    theme: str | None = None  # a Textual theme for the chat screen (checked by the TUI); None: Textual's
     invite: str | None = None  # an invite code (flag only: a secret does not belong in a file)
     open_room: bool = False  # create an open room (flag only: a choice made on purpose)
     config_file: Path | None = None  # the file that was read, if any (not itself a file key)
@@ -167,6 +168,7 @@ _FILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "reconnect_min": (float, int),
     "reconnect_max": (float, int),
     "bell": (str,),
+    "theme": (str,),
 }
 _PATH_KEYS: Final = ("identity", "data_dir", "log_dir")
 _TYPE_NAMES: Final = {str: "a string", int: "an integer", float: "a number"}
@@ -222,6 +224,8 @@ def add_config_arguments(
     d = parser.add_argument_group("display (groupchat chat)")
     d.add_argument("--bell", choices=BELLS,
                    help="ring the bell for a message naming you, every message, or never (default mention)")
+    d.add_argument("--theme", metavar="NAME",
+                   help="a Textual theme for the chat screen, e.g. textual-light (default textual-dark)")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

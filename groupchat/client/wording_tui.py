@@ -29,6 +29,7 @@ __all__ = [
     "safety_number_means",
     "search_none",
     "search_position",
+    "unknown_theme",
     "unread_marker",
     "window_title",
 ]
@@ -137,3 +138,7 @@ def search_position(number: int, total: int, word: str) -> str:
         f"{word!r}: line {number} of {total} from the newest (ctrl+f: the one before; "
         "ctrl+end: back to the end; /search: clear)"
     )
+
+
+def unknown_theme(name: str, known: list[str]) -> str:
+    return f"theme {name!r} is unknown: choose one of {', '.join(known)}"

@@ -24,9 +24,11 @@ from textual import events, on
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.theme import BUILTIN_THEMES
 from textual.widgets import Footer
 
 from groupchat.client import wording, wording_tui
+from groupchat.client.config import ConfigFileError
 from groupchat.client.notices import Notice, RosterEntry, TrustState
 from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
@@ -48,7 +50,7 @@ from .messages import (
 from .session_api import SessionAPI, SessionFactory
 from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel, UnreadMarker
 
-__all__ = ["ChatApp", "run_chat"]
+__all__ = ["ChatApp", "check_theme", "run_chat"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ _TRUST_WORDS: dict[TrustState, str] = {
     TrustState.UNVERIFIED: "not verified",
     TrustState.KEY_CHANGED: "KEY CHANGED, verify again",
 }
+
+
+def check_theme(name: str | None) -> None:
+    """Refuse, in one line, a theme that is not one of Textual's built-in ones (None: the default)."""
+    if name is not None and name not in BUILTIN_THEMES:
+        raise ConfigFileError(wording_tui.unknown_theme(name, sorted(BUILTIN_THEMES)))
 
 
 class ChatApp(App[int]):
@@ -71,6 +79,7 @@ class ChatApp(App[int]):
         cursor_blink: False keeps the input's cursor still (snapshot tests).
         bell: when to ring the terminal bell: ``"mention"`` (a line naming you), ``"all"`` (every
             message from someone else) or ``"off"``.
+        theme: one of Textual's built-in themes (``textual-light``, ``nord``...); None: the default.
         keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
             ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
             ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
@@ -105,6 +114,7 @@ class ChatApp(App[int]):
         cursor_blink: bool = True,
         keymap: Mapping[str, str] | None = None,
         bell: str = "mention",
+        theme: str | None = None,
     ) -> None:
         super().__init__()
         if session_factory is not None and session is not None:
@@ -112,6 +122,9 @@ class ChatApp(App[int]):
         if bell not in BELL_MODES:
             raise UsageError(f"bell must be one of {', '.join(BELL_MODES)}, not {bell!r}")
         self._bell = bell
+        check_theme(theme)
+        if theme is not None:
+            self.theme = theme
         self._unseen = 0  # messages from others while you were away (another window, scrolled up)
         self._unseen_mentions = 0
         self._keymap_given = dict(keymap or {})
@@ -558,14 +571,20 @@ class ChatApp(App[int]):
             await self.session.close()
 
 
-def run_chat(session_factory: SessionFactory, *, no_color: bool = False, bell: str = "mention") -> int:
+def run_chat(
+    session_factory: SessionFactory,
+    *,
+    no_color: bool = False,
+    bell: str = "mention",
+    theme: str | None = None,
+) -> int:
     """Run the TUI in this terminal until the user quits; returns the exit code.
 
     ``no_color`` sets ``NO_COLOR`` for this process, which Textual reads when the app is built:
     every state still reads from its symbol and word (●/◌, ✓/?/!, *, ◂)."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
-    app = ChatApp(session_factory, bell=bell)
+    app = ChatApp(session_factory, bell=bell, theme=theme)
     # Everything imported and built so far lives as long as the app: out of the collector's way,
     # so a full collection under a flood of relay junk does not stall the UI (issue 13 item 6).
     gc.freeze()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from rich.style import Style
@@ -15,8 +16,10 @@ from textual.pilot import Pilot
 from tui_peers import Peer
 
 from groupchat.client import wording_tui
+from groupchat.client.config import ConfigFileError, load_config
 from groupchat.client.notices import ChatLine, RosterChanged, RosterEntry, TrustState
 from groupchat.tui.app import ChatApp
+from groupchat.tui.command import main as chat_main
 from groupchat.tui.commands import Command, CommandError, CommandName, parse_input
 from groupchat.tui.highlight import PALETTE, action_of, member_colour, names_me, own_names
 from server.relay import Relay
@@ -327,3 +330,28 @@ async def test_search_with_no_match_and_ctrl_f_with_no_search() -> None:
         await pilot.pause()
         assert app.input.value == "my draft"  # a draft is never replaced
         assert app.message_log.plain_lines()[-1] == wording_tui.SEARCH_HOW
+
+
+# -- 6. themes ----------------------------------------------------------------------------------
+
+
+async def test_a_theme_from_the_config_is_used() -> None:
+    app = make_app(theme="textual-light")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "textual-light"
+        assert app.current_theme.dark is False
+    assert make_app().theme == "textual-dark"  # none given: Textual's default
+
+
+def test_an_unknown_theme_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigFileError, match=r"theme 'neon' is unknown: choose one of ansi-dark, .*nord"):
+        make_app(theme="neon")
+    config = tmp_path / "config.toml"
+    config.write_text('relay = "ws://127.0.0.1:9"\nroom = "lobby"\nname = "alice"\ntheme = "neon"\n')
+    code = chat_main(["--config", str(config), "--data-dir", str(tmp_path), "--log-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("groupchat chat: error: theme 'neon' is unknown: choose one of ")
+    assert err.count("\n") == 1
+    assert load_config(environ={"GROUPCHAT_CONFIG": str(config)}).theme == "neon"  # the file reads
