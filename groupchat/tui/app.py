@@ -172,6 +172,8 @@ class ChatApp(App[int]):
         return self.query_one("#input", HistoryInput)
 
     def on_mount(self) -> None:
+        self._to_terminal("\x1b[22;2t")  # keep the terminal's own title (xterm's title stack)...
+        self.watch_title(self.title)
         self.input.cursor_blink = self._cursor_blink
         self.input.names = self._completion_names
         self.input.focus()
@@ -232,9 +234,12 @@ class ChatApp(App[int]):
 
     def watch_title(self, title: str) -> None:
         """Show the title (and so the unread count) in the terminal's title bar too (OSC 2)."""
+        self._to_terminal(f"\x1b]2;{title}\x07")
+
+    def _to_terminal(self, sequence: str) -> None:
         driver = self._driver
         if driver is not None and not self.is_headless:
-            driver.write(f"\x1b]2;{title}\x07")
+            driver.write(sequence)
 
     def _my_names(self) -> set[str]:
         me = next((m for m in self.member_list.members if m.is_me), None)
@@ -565,6 +570,7 @@ class ChatApp(App[int]):
         await session.close()
 
     async def on_unmount(self) -> None:
+        self._to_terminal("\x1b[23;2t")  # ...and give it back on the way out
         # Whatever ended the app (quit, ctrl+c, an error), the session's socket is closed.
         if self.session is not None and not self._session_closed:
             self._session_closed = True
