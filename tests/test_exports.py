@@ -398,8 +398,8 @@ PUBLIC: dict[str, list[str]] = {
         'CONFIRM_BYTES', 'CONFIRM_LINES', 'DraftCheck', 'check_draft', 'split_text',
     ],
     'groupchat.tui.highlight': [
-        'ACTION_PREFIX', 'BELL_MODES', 'PALETTE', 'action_of', 'match_spans', 'member_colour', 'names_me',
-        'own_names',
+        'ACTION_PREFIX', 'Attention', 'BELL_MODES', 'PALETTE', 'action_of', 'match_spans', 'member_colour',
+        'names_me', 'own_names',
     ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',

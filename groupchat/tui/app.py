@@ -35,7 +35,7 @@ from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .draft import check_draft
-from .highlight import ACTION_PREFIX, BELL_MODES, member_colour, names_me, own_names
+from .highlight import ACTION_PREFIX, Attention, names_me
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -119,14 +119,11 @@ class ChatApp(App[int]):
         super().__init__()
         if session_factory is not None and session is not None:
             raise UsageError("give ChatApp a session factory or a session, not both")
-        if bell not in BELL_MODES:
-            raise UsageError(f"bell must be one of {', '.join(BELL_MODES)}, not {bell!r}")
-        self._bell = bell
+        # The bell, and the unread count in the title (Textual's App.bell, looked up at each ring).
+        self._attention = Attention(bell, ring=lambda: self.bell(), show=self._show_title)
         check_theme(theme)
         if theme is not None:
             self.theme = theme
-        self._unseen = 0  # messages from others while you were away (another window, scrolled up)
-        self._unseen_mentions = 0
         self._keymap_given = dict(keymap or {})
         if keymap:
             self.set_keymap(dict(keymap))
@@ -222,15 +219,14 @@ class ChatApp(App[int]):
     def _on_unread(self, message: MessageLog.UnreadChanged) -> None:
         self.query_one("#unread", UnreadMarker).show(message.count)
         if message.count == 0 and self.app_focus:
-            self._set_unseen(0, 0)
+            self._attention.seen()
 
-    def _set_unseen(self, count: int, mentions: int) -> None:
-        self._unseen, self._unseen_mentions = count, mentions
-        self.title = wording_tui.window_title(count, mentions)
+    def _show_title(self, title: str) -> None:
+        self.title = title
 
     def watch_app_focus(self, focus: bool) -> None:
         if focus and self.message_log.following:
-            self._set_unseen(0, 0)
+            self._attention.seen()
 
     def watch_title(self, title: str) -> None:
         """Show the title (and so the unread count) in the terminal's title bar too (OSC 2)."""
@@ -240,22 +236,6 @@ class ChatApp(App[int]):
         driver = self._driver
         if driver is not None and not self.is_headless:
             driver.write(sequence)
-
-    def _my_names(self) -> set[str]:
-        me = next((m for m in self.member_list.members if m.is_me), None)
-        return own_names(me.name) if me is not None else set()
-
-    def _colour_of(self, label: str) -> str | None:
-        """The colour of the member shown as ``label``, from their identity key (None: not known)."""
-        member = next((m for m in self.member_list.members if m.name == label), None)
-        return member_colour(member.fingerprint) if member is not None else None
-
-    def _arrived(self, mention: bool) -> None:
-        """A message from someone else: the bell as configured, and the count in the title."""
-        if self._bell == "all" or (mention and self._bell == "mention"):
-            self.bell()
-        if not self.app_focus or not self.message_log.following:
-            self._set_unseen(self._unseen + 1, self._unseen_mentions + mention)
 
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
@@ -267,11 +247,11 @@ class ChatApp(App[int]):
 
     @on(ChatLineNotice)
     def _on_chat_line(self, message: ChatLineNotice) -> None:
-        line = message.line
-        mention = not line.own and names_me(line.body, self._my_names())
-        self.message_log.add_chat(line, self._stamp(), mention=mention, colour=self._colour_of(line.sender))
+        line, members, log = message.line, self.member_list, self.message_log
+        mention = not line.own and names_me(line.body, members.my_names())
+        log.add_chat(line, self._stamp(), mention=mention, colour=members.colour_of(line.sender))
         if not line.own:
-            self._arrived(mention)
+            self._attention.arrived(mention, away=not self.app_focus or not log.following)
 
     @on(ConfirmedNotice)
     def _on_confirmed(self, message: ConfirmedNotice) -> None:
@@ -409,7 +389,8 @@ class ChatApp(App[int]):
             case CommandName.TREE:
                 self.action_toggle_tree()
             case CommandName.SEARCH:
-                self._search(arg)
+                if out.search_command(arg):
+                    self.action_search_next()
             case CommandName.EDIT:
                 self.action_edit_draft()
             case CommandName.QUIT:
@@ -464,18 +445,6 @@ class ChatApp(App[int]):
                 panel.show_view(self.session.tree_view())
             except GroupChatError as exc:
                 self.message_log.add_error(f"no key tree to show: {exc}")
-
-    def _search(self, word: str) -> None:
-        """``/search WORD``: highlight it and jump to the newest match; ``/search``: clear."""
-        log = self.message_log
-        if not word:
-            log.search("")
-            log.add_info(wording_tui.SEARCH_CLEARED)
-            return
-        if not log.search(word):
-            log.add_info(wording_tui.search_none(word))
-            return
-        self.action_search_next()
 
     def action_search_next(self) -> None:
         """The match before the current one; with no search, start one in the input."""

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
+
+from groupchat.client import wording_tui
+from groupchat.core.errors import UsageError
 
 __all__ = [
     "ACTION_PREFIX",
     "BELL_MODES",
     "PALETTE",
+    "Attention",
     "action_of",
     "match_spans",
     "member_colour",
@@ -76,3 +80,33 @@ def match_spans(text: str, word: str) -> list[tuple[int, int]]:
     if not word:
         return []
     return [(m.start(), m.end()) for m in re.finditer(re.escape(word), text, re.IGNORECASE)]
+
+
+class Attention:
+    """When to ring the bell, and what arrived while you were away (the window title's count).
+
+    ``ring`` rings the terminal bell; ``show`` sets the window title."""
+
+    def __init__(self, bell: str, *, ring: Callable[[], None], show: Callable[[str], None]) -> None:
+        if bell not in BELL_MODES:
+            raise UsageError(f"bell must be one of {', '.join(BELL_MODES)}, not {bell!r}")
+        self.bell = bell
+        self._ring = ring
+        self._show = show
+        self.unseen = 0  # messages from others while you were away (another window, scrolled up)
+        self.mentions = 0  # ...of which name you
+
+    def arrived(self, mention: bool, *, away: bool) -> None:
+        """A message from someone else: ring as configured; count it if you were not looking."""
+        if self.bell == "all" or (mention and self.bell == "mention"):
+            self._ring()
+        if away:
+            self.unseen += 1
+            self.mentions += mention
+            self._show(wording_tui.window_title(self.unseen, self.mentions))
+
+    def seen(self) -> None:
+        """You are looking at the newest line again: the count goes."""
+        if self.unseen:
+            self.unseen = self.mentions = 0
+            self._show(wording_tui.window_title(0, 0))

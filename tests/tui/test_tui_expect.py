@@ -16,12 +16,13 @@ from textual.pilot import Pilot
 from tui_peers import Peer
 
 from groupchat.client import wording_tui
-from groupchat.client.config import ConfigFileError, load_config
+from groupchat.client.config import BELLS, ClientConfig, ConfigFileError, load_config
 from groupchat.client.notices import ChatLine, RosterChanged, RosterEntry, TrustState
+from groupchat.core.errors import UsageError
 from groupchat.tui.app import ChatApp
 from groupchat.tui.command import main as chat_main
 from groupchat.tui.commands import Command, CommandError, CommandName, parse_input
-from groupchat.tui.highlight import PALETTE, action_of, member_colour, names_me, own_names
+from groupchat.tui.highlight import BELL_MODES, PALETTE, action_of, member_colour, names_me, own_names
 from server.relay import Relay
 
 SIZE = (110, 30)
@@ -98,8 +99,11 @@ async def test_the_bell_is_configurable(mode: str, rings: int) -> None:
 
 
 def test_an_unknown_bell_mode_is_refused() -> None:
-    with pytest.raises(Exception, match="bell must be one of mention, all, off, not 'loud'"):
+    with pytest.raises(UsageError, match="bell must be one of mention, all, off, not 'loud'"):
         make_app(bell="loud")
+    assert BELLS == BELL_MODES  # the config file accepts what the screen knows
+    with pytest.raises(ConfigFileError, match="bell must be one of mention, all, off, not 'loud'"):
+        ClientConfig(bell="loud")
 
 
 async def test_the_title_counts_what_arrived_while_you_were_away() -> None:
@@ -355,3 +359,13 @@ def test_an_unknown_theme_is_refused_in_one_line(tmp_path: Path, capsys: pytest.
     assert err.startswith("groupchat chat: error: theme 'neon' is unknown: choose one of ")
     assert err.count("\n") == 1
     assert load_config(environ={"GROUPCHAT_CONFIG": str(config)}).theme == "neon"  # the file reads
+
+
+async def test_help_lists_me_search_and_the_find_key() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, app, "/help")
+        lines = app.message_log.plain_lines()
+        assert any(line.strip().startswith("/me ACTION") for line in lines)
+        assert any(line.strip().startswith("/search [WORD]") for line in lines)
+        assert any(line.strip().startswith("ctrl+f") and "/search WORD" in line for line in lines)

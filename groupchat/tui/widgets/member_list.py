@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from groupchat.client.notices import RosterEntry, TrustState
 
-from ..highlight import member_colour
+from ..highlight import member_colour, own_names
 
 __all__ = ["BADGE", "MemberList", "roster_text"]
 
@@ -58,3 +58,13 @@ class MemberList(Static):
     def show(self, members: tuple[RosterEntry, ...]) -> None:
         self.members = members
         self.update(roster_text(members))
+
+    def my_names(self) -> set[str]:
+        """The words that name you in a message (your label and the display name in it)."""
+        me = next((m for m in self.members if m.is_me), None)
+        return own_names(me.name) if me is not None else set()
+
+    def colour_of(self, label: str) -> str | None:
+        """The colour of the member shown as ``label``, from their identity key (None: not known)."""
+        member = next((m for m in self.members if m.name == label), None)
+        return member_colour(member.fingerprint) if member is not None else None

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
 
 from ..highlight import action_of, match_spans
@@ -338,6 +339,13 @@ class MessageLog(ScrollView, can_focus=True):
         self.search_current = None
         self._restyle()
         return len(self.matches())
+
+    def search_command(self, word: str) -> bool:
+        """``/search WORD``: highlight it (True: there are matches to jump to); ``/search``: clear."""
+        found = self.search(word)
+        if not word or not found:
+            self.add_info(wording_tui.search_none(word) if word else wording_tui.SEARCH_CLEARED)
+        return bool(found)
 
     def next_match(self) -> tuple[int, int] | None:
         """Jump to the match before the current one (the newest first, then wrapping round).
