@@ -185,8 +185,10 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.wording_tui': [
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',
-        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'TRUST_SELF', 'already_verified', 'draft_is_long',
-        'draft_over_limit', 'editor_failed', 'not_verified', 'safety_number_means', 'unread_marker',
+        'NO_EDITOR_HERE', 'SAFETY_NUMBER_MEANS', 'SEARCH_CLEARED', 'SEARCH_HOW', 'TRUST_SELF',
+        'already_verified', 'date_separator', 'draft_is_long', 'draft_over_limit', 'editor_failed',
+        'not_verified', 'safety_number_means', 'search_none', 'search_position', 'unknown_theme',
+        'unread_marker', 'window_title',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -383,7 +385,7 @@ PUBLIC: dict[str, list[str]] = {
         'ChatApp', 'run_chat',
     ],
     'groupchat.tui.app': [
-        'ChatApp', 'run_chat',
+        'ChatApp', 'check_theme', 'run_chat',
     ],
     'groupchat.tui.command': [
         'add_arguments', 'main', 'run',
@@ -394,6 +396,10 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.tui.draft': [
         'CONFIRM_BYTES', 'CONFIRM_LINES', 'DraftCheck', 'check_draft', 'split_text',
+    ],
+    'groupchat.tui.highlight': [
+        'ACTION_PREFIX', 'Attention', 'BELL_MODES', 'PALETTE', 'action_of', 'match_spans', 'member_colour',
+        'names_me', 'own_names',
     ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',

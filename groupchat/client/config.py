@@ -55,6 +55,7 @@ ENV_DATA_DIR: Final = "GROUPCHAT_DATA_DIR"
 ENV_LOG_DIR: Final = "GROUPCHAT_LOG_DIR"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 SCHEMES: Final = ("tree", "ring")
+BELLS: Final = ("mention", "all", "off")  # the chat screen's bell (groupchat.tui.highlight.BELL_MODES)
 
 
 class ConfigFileError(ConfigError, UsageError):
@@ -82,6 +83,8 @@ class ClientConfig:
     update_every: int = 200
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0
+    bell: str = "mention"  # the chat screen rings the terminal bell: "mention", "all" or "off"
+    theme: str | None = None  # a Textual theme for the chat screen (checked by the TUI); None: Textual's
     invite: str | None = None  # an invite code (flag only: a secret does not belong in a file)
     open_room: bool = False  # create an open room (flag only: a choice made on purpose)
     config_file: Path | None = None  # the file that was read, if any (not itself a file key)
@@ -94,6 +97,8 @@ class ClientConfig:
         for key in ("add_timeout", "eviction_grace", "update_interval", "reconnect_min", "reconnect_max"):
             if getattr(self, key) <= 0:
                 raise ConfigFileError(f"{key} must be positive, not {getattr(self, key)}")
+        if self.bell not in BELLS:
+            raise ConfigFileError(f"bell must be one of {', '.join(BELLS)}, not {self.bell!r}")
         if self.update_every < 1:
             raise ConfigFileError(f"update_every must be at least 1, not {self.update_every}")
         if self.reconnect_min > self.reconnect_max:
@@ -162,6 +167,8 @@ _FILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "update_every": (int,),
     "reconnect_min": (float, int),
     "reconnect_max": (float, int),
+    "bell": (str,),
+    "theme": (str,),
 }
 _PATH_KEYS: Final = ("identity", "data_dir", "log_dir")
 _TYPE_NAMES: Final = {str: "a string", int: "an integer", float: "a number"}
@@ -214,6 +221,11 @@ def add_config_arguments(
                    help="...or after sending this many messages (default 200)")
     s.add_argument("--reconnect-min", type=float, metavar="SEC", help="first reconnect delay (default 0.2)")
     s.add_argument("--reconnect-max", type=float, metavar="SEC", help="longest reconnect delay (default 10)")
+    d = parser.add_argument_group("display (groupchat chat)")
+    d.add_argument("--bell", choices=BELLS,
+                   help="ring the bell for a message naming you, every message, or never (default mention)")
+    d.add_argument("--theme", metavar="NAME",
+                   help="a Textual theme for the chat screen, e.g. textual-light (default textual-dark)")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ cap; same rules: pure functions of plain values, nothing here formats key materi
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Final
 
 __all__ = [
@@ -16,20 +17,29 @@ __all__ = [
     "KEY_HELP",
     "NO_EDITOR_HERE",
     "SAFETY_NUMBER_MEANS",
+    "SEARCH_CLEARED",
+    "SEARCH_HOW",
     "TRUST_SELF",
     "already_verified",
+    "date_separator",
     "draft_is_long",
     "draft_over_limit",
     "editor_failed",
     "not_verified",
     "safety_number_means",
+    "search_none",
+    "search_position",
+    "unknown_theme",
     "unread_marker",
+    "window_title",
 ]
 
 COMMAND_ONE_LINE: Final = (
     "a command is one line: put its argument on the same line, or type // to send text starting with /"
 )
 NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the draft is unchanged"
+SEARCH_CLEARED: Final = "search cleared"
+SEARCH_HOW: Final = "type /search WORD to search the scrollback (your draft is kept)"
 TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
 
 # The three numbers a user may compare, each named where it is shown with what it proves and whom
@@ -61,6 +71,7 @@ KEY_HELP: Final = {
     "scroll-down": "scroll the timeline down",
     "scroll-bottom": "back to the newest line",
     "toggle-tree": "show or hide the key tree",
+    "search-next": "the previous line that matches /search WORD (with no search: start one)",
     "quit": "leave and exit",
 }
 
@@ -102,3 +113,32 @@ def already_verified(name: str) -> str:
 
 def not_verified(name: str) -> str:
     return f"{name} is not marked verified; nothing changed"
+
+
+def window_title(unread: int, mentions: int) -> str:
+    """The terminal's title: what arrived while you were away (other window, scrolled up)."""
+    if not unread:
+        return "groupchat"
+    mention = f", {mentions} naming you" if mentions else ""
+    return f"groupchat ({unread} unread{mention})"
+
+
+def date_separator(day: date) -> str:
+    """The timeline's line between two lines of different local dates."""
+    return f"── {day:%A} {day.day} {day:%B %Y} ──"
+
+
+def search_none(word: str) -> str:
+    return f"no line in the scrollback matches {word!r}"
+
+
+def search_position(number: int, total: int, word: str) -> str:
+    """Where the timeline has jumped to: match ``number`` (1 = the newest) of ``total``."""
+    return (
+        f"{word!r}: line {number} of {total} from the newest (ctrl+f: the one before; "
+        "ctrl+end: back to the end; /search: clear)"
+    )
+
+
+def unknown_theme(name: str, known: list[str]) -> str:
+    return f"theme {name!r} is unknown: choose one of {', '.join(known)}"

@@ -17,22 +17,25 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from textual import events, on
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.theme import BUILTIN_THEMES
 from textual.widgets import Footer
 
 from groupchat.client import wording, wording_tui
+from groupchat.client.config import ConfigFileError
 from groupchat.client.notices import Notice, RosterEntry, TrustState
 from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
 
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .draft import check_draft
+from .highlight import ACTION_PREFIX, Attention, names_me
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -47,7 +50,7 @@ from .messages import (
 from .session_api import SessionAPI, SessionFactory
 from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel, UnreadMarker
 
-__all__ = ["ChatApp", "run_chat"]
+__all__ = ["ChatApp", "check_theme", "run_chat"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,12 @@ _TRUST_WORDS: dict[TrustState, str] = {
     TrustState.UNVERIFIED: "not verified",
     TrustState.KEY_CHANGED: "KEY CHANGED, verify again",
 }
+
+
+def check_theme(name: str | None) -> None:
+    """Refuse, in one line, a theme that is not one of Textual's built-in ones (None: the default)."""
+    if name is not None and name not in BUILTIN_THEMES:
+        raise ConfigFileError(wording_tui.unknown_theme(name, sorted(BUILTIN_THEMES)))
 
 
 class ChatApp(App[int]):
@@ -68,6 +77,9 @@ class ChatApp(App[int]):
             ``session_factory``.
         now: the clock for line timestamps (frozen in snapshot tests).
         cursor_blink: False keeps the input's cursor still (snapshot tests).
+        bell: when to ring the terminal bell: ``"mention"`` (a line naming you), ``"all"`` (every
+            message from someone else) or ``"off"``.
+        theme: one of Textual's built-in themes (``textual-light``, ``nord``...); None: the default.
         keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
             ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
             ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
@@ -88,6 +100,7 @@ class ChatApp(App[int]):
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
         Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
+        Binding("ctrl+f", "search_next", "Find", id="search-next", priority=True),
         # Enter reaches the app only when the input does not have focus (the input takes its own).
         Binding("enter", "submit_draft", "Send", id="submit", show=False),
     ]
@@ -100,10 +113,17 @@ class ChatApp(App[int]):
         now: Callable[[], datetime] = datetime.now,
         cursor_blink: bool = True,
         keymap: Mapping[str, str] | None = None,
+        bell: str = "mention",
+        theme: str | None = None,
     ) -> None:
         super().__init__()
         if session_factory is not None and session is not None:
             raise UsageError("give ChatApp a session factory or a session, not both")
+        # The bell, and the unread count in the title (Textual's App.bell, looked up at each ring).
+        self._attention = Attention(bell, ring=lambda: self.bell(), show=self._show_title)
+        check_theme(theme)
+        if theme is not None:
+            self.theme = theme
         self._keymap_given = dict(keymap or {})
         if keymap:
             self.set_keymap(dict(keymap))
@@ -111,6 +131,7 @@ class ChatApp(App[int]):
         self.session: SessionAPI | None = session
         self._now = now
         self._cursor_blink = cursor_blink
+        self._last_day: date | None = None  # the local date of the last stamped line
         self._session_closed = False
         self._left = False
         self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
@@ -148,6 +169,8 @@ class ChatApp(App[int]):
         return self.query_one("#input", HistoryInput)
 
     def on_mount(self) -> None:
+        self._to_terminal("\x1b[22;2t")  # keep the terminal's own title (xterm's title stack)...
+        self.watch_title(self.title)
         self.input.cursor_blink = self._cursor_blink
         self.input.names = self._completion_names
         self.input.focus()
@@ -184,11 +207,35 @@ class ChatApp(App[int]):
         self.post_message(SessionEnded(error))
 
     def _stamp(self) -> str:
-        return self._now().strftime("%H:%M")
+        """The time stamp of a new line; a date line goes first if the local date changed."""
+        now = self._now()
+        day = now.date()
+        if self._last_day is not None and day != self._last_day:
+            self.message_log.add_separator(wording_tui.date_separator(day))
+        self._last_day = day
+        return now.strftime("%H:%M")
 
     @on(MessageLog.UnreadChanged)
     def _on_unread(self, message: MessageLog.UnreadChanged) -> None:
         self.query_one("#unread", UnreadMarker).show(message.count)
+        if message.count == 0 and self.app_focus:
+            self._attention.seen()
+
+    def _show_title(self, title: str) -> None:
+        self.title = title
+
+    def watch_app_focus(self, focus: bool) -> None:
+        if focus and self.message_log.following:
+            self._attention.seen()
+
+    def watch_title(self, title: str) -> None:
+        """Show the title (and so the unread count) in the terminal's title bar too (OSC 2)."""
+        self._to_terminal(f"\x1b]2;{title}\x07")
+
+    def _to_terminal(self, sequence: str) -> None:
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(sequence)
 
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
@@ -200,7 +247,11 @@ class ChatApp(App[int]):
 
     @on(ChatLineNotice)
     def _on_chat_line(self, message: ChatLineNotice) -> None:
-        self.message_log.add_chat(message.line, self._stamp())
+        line, members, log = message.line, self.member_list, self.message_log
+        mention = not line.own and names_me(line.body, members.my_names())
+        log.add_chat(line, self._stamp(), mention=mention, colour=members.colour_of(line.sender))
+        if not line.own:
+            self._attention.arrived(mention, away=not self.app_focus or not log.following)
 
     @on(ConfirmedNotice)
     def _on_confirmed(self, message: ConfirmedNotice) -> None:
@@ -286,6 +337,8 @@ class ChatApp(App[int]):
                 out.add_info("keys:")
                 for text in self._key_help():
                     out.add_info("  " + text)
+            case CommandName.ME:
+                self._require_session().send_text(ACTION_PREFIX + arg)
             case CommandName.WHO:
                 members = self.session.roster() if self.session is not None else self.member_list.members
                 self._show_who(members)
@@ -335,6 +388,9 @@ class ChatApp(App[int]):
                 out.add_info("leaving the group…")
             case CommandName.TREE:
                 self.action_toggle_tree()
+            case CommandName.SEARCH:
+                if out.search_command(arg):
+                    self.action_search_next()
             case CommandName.EDIT:
                 self.action_edit_draft()
             case CommandName.QUIT:
@@ -389,6 +445,19 @@ class ChatApp(App[int]):
                 panel.show_view(self.session.tree_view())
             except GroupChatError as exc:
                 self.message_log.add_error(f"no key tree to show: {exc}")
+
+    def action_search_next(self) -> None:
+        """The match before the current one; with no search, start one in the input."""
+        log = self.message_log
+        where = log.next_match() if log.search_word else None
+        if where is None:
+            if self.input.value.strip():  # a draft is never replaced
+                log.add_info(wording_tui.SEARCH_HOW)
+            else:
+                self.input.value = "/search "
+            self.input.focus()
+            return
+        self.notify(wording_tui.search_position(*where, log.search_word), timeout=4)
 
     def action_focus_input(self) -> None:
         self.input.focus()  # a TextArea: taking focus selects nothing, so the draft is safe
@@ -470,20 +539,27 @@ class ChatApp(App[int]):
         await session.close()
 
     async def on_unmount(self) -> None:
+        self._to_terminal("\x1b[23;2t")  # ...and give it back on the way out
         # Whatever ended the app (quit, ctrl+c, an error), the session's socket is closed.
         if self.session is not None and not self._session_closed:
             self._session_closed = True
             await self.session.close()
 
 
-def run_chat(session_factory: SessionFactory, *, no_color: bool = False) -> int:
+def run_chat(
+    session_factory: SessionFactory,
+    *,
+    no_color: bool = False,
+    bell: str = "mention",
+    theme: str | None = None,
+) -> int:
     """Run the TUI in this terminal until the user quits; returns the exit code.
 
     ``no_color`` sets ``NO_COLOR`` for this process, which Textual reads when the app is built:
     every state still reads from its symbol and word (●/◌, ✓/?/!, *, ◂)."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
-    app = ChatApp(session_factory)
+    app = ChatApp(session_factory, bell=bell, theme=theme)
     # Everything imported and built so far lives as long as the app: out of the collector's way,
     # so a full collection under a flood of relay junk does not stall the UI (issue 13 item 6).
     gc.freeze()

@@ -44,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from ..client.session import ChatSession
     from ..client.trust import TrustStore
     from ..core.errors import GroupChatError
-    from .app import run_chat
+    from .app import check_theme, run_chat
     from .session_api import SessionAPI
 
     try:
         config = load_config(args)
         settings = config.session_settings()
+        check_theme(config.theme)
         configure_logging(config.log_path, config.log_level)
         identity = load_or_create_identity(config.identity_path)
         trust = TrustStore(config.trust_path)
@@ -60,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
     def make_session(notify: Callable[[Notice], None]) -> SessionAPI:
         return ChatSession(settings, identity, trust, notify)
 
-    return run_chat(make_session, no_color=args.no_color)
+    return run_chat(make_session, no_color=args.no_color, bell=config.bell, theme=config.theme)

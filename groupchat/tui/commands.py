@@ -31,6 +31,7 @@ class CommandError(UsageError):
 
 class CommandName(enum.Enum):
     HELP = "help"
+    ME = "me"
     WHO = "who"
     VERIFY = "verify"
     TRUST = "trust"
@@ -43,6 +44,7 @@ class CommandName(enum.Enum):
     APPROVE = "approve"
     LEAVE = "leave"
     TREE = "tree"
+    SEARCH = "search"
     EDIT = "edit"
     QUIT = "quit"
 
@@ -56,6 +58,7 @@ class _Spec:
 
 COMMANDS: dict[CommandName, _Spec] = {
     CommandName.HELP: _Spec(None, "list the commands"),
+    CommandName.ME: _Spec("ACTION", "send an action: the others read * YOURNAME ACTION"),
     CommandName.WHO: _Spec(None, "list the members, their fingerprints and trust"),
     CommandName.VERIFY: _Spec("NAME", "show the safety number to compare with NAME out of band"),
     CommandName.TRUST: _Spec("NAME", "mark NAME's key verified (after comparing the safety number)"),
@@ -72,6 +75,9 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
+    CommandName.SEARCH: _Spec(
+        "[WORD]", "highlight WORD in the scrollback, jump to it (ctrl+f: the one before); alone: clear", True
+    ),
     CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
 }

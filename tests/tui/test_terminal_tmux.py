@@ -146,6 +146,20 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
     tmux("send-keys", "-t", "gc:alice", "Enter")
     tmux.wait_for("bob", lambda s: "hello from the alice terminal" in s, "alice's message in bob's window",
                   status["bob"])
+    # The title reaches the terminal (OSC 2), and a message naming bob rings his bell (tmux flags
+    # the window), where one that does not name him did not.
+    def bob_window(field: str) -> str:
+        return tmux("display-message", "-p", "-t", "gc:bob", f"#{{{field}}}").strip()
+
+    assert bob_window("pane_title") == "groupchat"
+    assert bob_window("window_bell_flag") == "0"
+    tmux("send-keys", "-t", "gc:alice", "-l", "Bob, are you there?")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    tmux.wait_for("bob", lambda s: "Bob, are you there?" in s, "the mention in bob's window", status["bob"])
+    deadline = time.monotonic() + 5
+    while bob_window("window_bell_flag") != "1" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bob_window("window_bell_flag") == "1", "no bell in bob's window for a message naming him"
 
     # A three-line paste, sent as a terminal sends one (bracketed, line ends as carriage returns),
     # is one message of three lines at bob; then ctrl+j, the newline key every terminal sends.

@@ -1,4 +1,6 @@
-"""The member list: online state and a trust badge per member, with a legend for the badges."""
+"""The member list: online state and a trust badge per member, with a legend for the badges.
+
+Each name has its member's colour (:func:`~groupchat.tui.highlight.member_colour`), as in the timeline."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from groupchat.client.notices import RosterEntry, TrustState
+
+from ..highlight import member_colour, own_names
 
 __all__ = ["BADGE", "MemberList", "roster_text"]
 
@@ -32,7 +36,8 @@ def roster_text(members: tuple[RosterEntry, ...]) -> Text:
         text.append("● " if m.online else "○ ")
         text.append(BADGE[m.trust], style=_BADGE_STYLE[m.trust])
         text.append(" ")
-        text.append(m.name, style="bold" if m.is_me else "")
+        colour = member_colour(m.fingerprint)  # from the identity key, as in the timeline
+        text.append(m.name, style=f"bold {colour}" if m.is_me else colour)
         if m.is_me:
             text.append(" (you)")
         if m.trust is TrustState.KEY_CHANGED:
@@ -53,3 +58,13 @@ class MemberList(Static):
     def show(self, members: tuple[RosterEntry, ...]) -> None:
         self.members = members
         self.update(roster_text(members))
+
+    def my_names(self) -> set[str]:
+        """The words that name you in a message (your label and the display name in it)."""
+        me = next((m for m in self.members if m.is_me), None)
+        return own_names(me.name) if me is not None else set()
+
+    def colour_of(self, label: str) -> str | None:
+        """The colour of the member shown as ``label``, from their identity key (None: not known)."""
+        member = next((m for m in self.members if m.name == label), None)
+        return member_colour(member.fingerprint) if member is not None else None

@@ -21,7 +21,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent, TimelineKind, TrustState
+
+from ..highlight import action_of, match_spans
 
 __all__ = ["CONTINUED", "PENDING_MARK", "LogEntry", "MessageLog"]
 
@@ -74,6 +77,10 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--placeholder",
         "message-log--error",
         "message-log--info",
+        "message-log--mention",
+        "message-log--separator",
+        "message-log--match",
+        "message-log--match-current",
     }
 
     MAX_LINES = 2000
@@ -93,8 +100,10 @@ class MessageLog(ScrollView, can_focus=True):
         self._starts: list[int] = []  # first row of each entry, for row -> entry lookups
         self._rows = 0
         self._width = 0
-        self._pending: dict[int, tuple[LogEntry, ChatLine]] = {}
+        self._pending: dict[int, tuple[LogEntry, ChatLine, str | None]] = {}
         self._styles: dict[str, Style] = {}
+        self.search_word = ""  # what /search highlights ("" = no search)
+        self.search_current: LogEntry | None = None  # the match the view jumped to
 
     def on_mount(self) -> None:
         self.anchor()
@@ -139,7 +148,7 @@ class MessageLog(ScrollView, can_focus=True):
     def _entry_style(self, entry: LogEntry) -> Style:
         style = Style()
         for name in ("event", "membership", "connection", "placeholder", "info", "error", "own", "pending",
-                     "warning"):
+                     "warning", "mention", "separator"):
             if name in entry.classes:
                 style += self._style(name)
         return style
@@ -152,6 +161,10 @@ class MessageLog(ScrollView, can_focus=True):
         console = self.app.console
         body = entry.body.copy()
         body.stylize_before(self._entry_style(entry))  # the text's own spans (bold names) stay on top
+        if self.search_word and self._searchable(entry):
+            mark = self._style("match-current" if entry is self.search_current else "match")
+            for start, end in match_spans(body.plain, self.search_word):
+                body.stylize(mark, start, end)
         rows = body.wrap(console, max(width - indent, 4))
         stamp_style = self._style("stamp")
         # The rows after a chat message's first carry a bar under its stamp: they are part of that
@@ -231,33 +244,42 @@ class MessageLog(ScrollView, can_focus=True):
         return entry
 
     @staticmethod
-    def _chat_text(line: ChatLine, pending: bool) -> Text:
+    def _chat_text(line: ChatLine, pending: bool, colour: str | None = None) -> Text:
         text = Text()
         if line.trust is TrustState.KEY_CHANGED and not line.own:
             # The sender's key differs from the pinned one: say so on every line until re-verified.
             text.append("! ", style="bold reverse")
-        text.append(line.sender, style="bold")
-        text.append(": ")
-        text.append(line.body)
+        action = action_of(line.body)
+        if action is not None:
+            text.append("* ")  # "/me waves" from alice: "* alice waves"
+        text.append(line.sender, style=f"bold {colour}" if colour else "bold")
+        text.append(": " if action is None else " ")
+        text.append(line.body if action is None else action, style="" if action is None else "italic")
         if pending:
             text.append(PENDING_MARK, style="italic")
         return text
 
-    def add_chat(self, line: ChatLine, stamp: str) -> None:
+    def add_chat(
+        self, line: ChatLine, stamp: str, *, mention: bool = False, colour: str | None = None
+    ) -> None:
+        """A chat line; ``mention``: it names you (highlighted); ``colour``: the sender's name colour."""
         classes = {"chat"} | ({"own"} if line.own else set()) | ({"pending"} if line.pending else set())
-        entry = self._add(stamp, self._chat_text(line, line.pending), frozenset(classes), line.local_id)
+        if mention:
+            classes.add("mention")
+        body = self._chat_text(line, line.pending, colour)
+        entry = self._add(stamp, body, frozenset(classes), line.local_id)
         if not line.own:
             self._count_unread()
         if line.pending and line.local_id is not None:
-            self._pending[line.local_id] = (entry, line)
+            self._pending[line.local_id] = (entry, line, colour)
 
     def confirm(self, local_id: int) -> bool:
         """Clear the pending mark of our line ``local_id``; False if it is not (or no longer) shown."""
         pending = self._pending.pop(local_id, None)
         if pending is None:
             return False
-        entry, line = pending
-        entry.body = self._chat_text(line, pending=False)
+        entry, line, colour = pending
+        entry.body = self._chat_text(line, pending=False, colour=colour)
         entry.classes = entry.classes - {"pending"}
         old_rows = len(entry.strips)
         entry.strips = self._render_entry(entry) if self._width else []
@@ -289,9 +311,63 @@ class MessageLog(ScrollView, can_focus=True):
         """Output of a local command (help, who, verify…), not part of the conversation."""
         self._add(None, Text(message), frozenset({"info"}))
 
+    def add_separator(self, message: str) -> None:
+        """A line between two days: the local date changed since the line above."""
+        self._add(None, Text(message), frozenset({"separator"}))
+
     def add_error(self, message: str) -> None:
         """A local error, such as a mistyped command; nothing was sent."""
         self._add(None, Text(f"✕ {message}"), frozenset({"error"}))
+
+    # -- search ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _searchable(entry: LogEntry) -> bool:
+        """What was said and what happened, not the output of your own commands (nor date lines)."""
+        return not entry.classes & {"info", "error", "separator"}
+
+    def matches(self) -> list[LogEntry]:
+        """The entries that match the search, oldest first."""
+        word = self.search_word
+        return [e for e in self.entries if word and self._searchable(e) and match_spans(e.body.plain, word)]
+
+    def search(self, word: str) -> int:
+        """Highlight ``word`` (case-insensitive) everywhere; returns how many entries match.
+
+        The view does not move: :meth:`next_match` jumps. An empty word clears the search."""
+        self.search_word = word
+        self.search_current = None
+        self._restyle()
+        return len(self.matches())
+
+    def search_command(self, word: str) -> bool:
+        """``/search WORD``: highlight it (True: there are matches to jump to); ``/search``: clear."""
+        found = self.search(word)
+        if not word or not found:
+            self.add_info(wording_tui.search_none(word) if word else wording_tui.SEARCH_CLEARED)
+        return bool(found)
+
+    def next_match(self) -> tuple[int, int] | None:
+        """Jump to the match before the current one (the newest first, then wrapping round).
+
+        Returns (its number counted from the newest, the number of matches), or None if none."""
+        found = self.matches()
+        if not found:
+            return None
+        current = self.search_current
+        before = next((i for i, e in enumerate(found) if e is current), 0)  # 0: wrap to the newest
+        number = len(found) - before + 1 if before else 1
+        target = found[before - 1]
+        self.search_current = target
+        for entry in (current, target):
+            if entry is not None:
+                entry.strips = []
+        self._layout_all()
+        index = next(i for i in range(len(self.entries) - 1, -1, -1) if self.entries[i] is target)
+        self.release_anchor()  # the view stays on the match while new lines arrive
+        middle = self._starts[index] - self.scrollable_content_region.height // 2
+        self.scroll_to(y=max(0, middle), animate=False)
+        return number, len(found)
 
     def scroll_page(self, direction: int) -> None:
         if direction < 0:
