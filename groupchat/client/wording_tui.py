@@ -9,20 +9,30 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ALREADY_IN_ROOM",
+    "CLOSED_STATUS",
     "COMMAND_ONE_LINE",
     "FINGERPRINT_MEANS",
     "GROUP_CODE",
     "GROUP_CODE_MEANS",
     "KEY_HELP",
+    "LEFT_GROUP",
+    "NOT_SENT_MARK",
     "NO_EDITOR_HERE",
+    "NO_REJOIN_HERE",
+    "OPEN_ROOM",
+    "OPEN_ROOM_SHORT",
     "SAFETY_NUMBER_MEANS",
+    "SESSION_ENDED",
     "TRUST_SELF",
     "already_verified",
     "draft_is_long",
     "draft_over_limit",
     "editor_failed",
+    "joining_again",
     "not_verified",
     "safety_number_means",
+    "session_stopped",
     "unread_marker",
 ]
 
@@ -31,6 +41,25 @@ COMMAND_ONE_LINE: Final = (
 )
 NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the draft is unchanged"
 TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
+
+# The status bar's words where space is short, and once the session has ended.
+OPEN_ROOM: Final = "open room: anyone who knows its name gets in"
+OPEN_ROOM_SHORT: Final = "open room"
+CLOSED_STATUS: Final = "not in the group: /join to join again"
+# After /leave, a removal or another window taking over: the screen says so, everywhere.
+SESSION_ENDED: Final = "the session has ended: /join to join the room again, /quit (or ctrl+q) to exit"
+NOT_SENT_MARK: Final = " (not sent: the session ended)"
+ALREADY_IN_ROOM: Final = "you are in the room already: /join is for after /leave, a removal or a takeover"
+NO_REJOIN_HERE: Final = "this window cannot start a new session; restart groupchat chat to join again"
+LEFT_GROUP: Final = "you have left the group: /join to join it again, /quit to exit"
+
+
+def joining_again(room: str) -> str:
+    return f"joining #{room} again (a new session)…"
+
+
+def session_stopped(error: str, kind: str) -> str:
+    return f"the session stopped: {error} ({kind}); /join to try again, /quit to exit"
 
 # The three numbers a user may compare, each named where it is shown with what it proves and whom
 # to compare it with (docs/tui.md, "Numbers to compare").

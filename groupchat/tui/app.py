@@ -27,7 +27,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer
 
 from groupchat.client import wording, wording_tui
-from groupchat.client.notices import Notice, RosterEntry, TrustState
+from groupchat.client.notices import ConnectionState, Notice, RosterEntry, TrustState
 from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
 
@@ -112,7 +112,7 @@ class ChatApp(App[int]):
         self._now = now
         self._cursor_blink = cursor_blink
         self._session_closed = False
-        self._left = False
+        self._left = False  # the session has ended (left, removed, replaced or failed): /join
         self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
 
     # -- layout ---------------------------------------------------------------------------------
@@ -151,6 +151,10 @@ class ChatApp(App[int]):
         self.input.cursor_blink = self._cursor_blink
         self.input.names = self._completion_names
         self.input.focus()
+        self._start_session()
+
+    def _start_session(self) -> None:
+        """Build the session (with the factory, if given) and run it in the ``net`` worker."""
         if self._factory is not None:
             try:
                 self.session = self._factory(self.deliver)
@@ -159,6 +163,17 @@ class ChatApp(App[int]):
                 return
         if self.session is not None:
             self.run_worker(self._run_session(self.session), group="net", exclusive=True, exit_on_error=False)
+
+    def _join_again(self) -> None:
+        """``/join`` after the session ended: a new session for the same settings, same screen."""
+        if not self._left:
+            raise CommandError(wording_tui.ALREADY_IN_ROOM)
+        if self._factory is None:
+            raise CommandError(wording_tui.NO_REJOIN_HERE)
+        status = self.status_bar.status
+        self._left = self._session_closed = False
+        self.message_log.add_info(wording_tui.joining_again(status.room if status else ""))
+        self._start_session()
 
     # -- from the session -----------------------------------------------------------------------
 
@@ -193,9 +208,13 @@ class ChatApp(App[int]):
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
         self.status_bar.show(message.status)
+        if message.status.connection is ConnectionState.CLOSED:
+            self.member_list.show_ended()  # in no group now: nobody is shown online
 
     @on(RosterNotice)
     def _on_roster(self, message: RosterNotice) -> None:
+        if self._left:
+            return  # a late roster of the session that ended: the list says we are in no group
         self.member_list.show(message.roster.members)
 
     @on(ChatLineNotice)
@@ -220,12 +239,14 @@ class ChatApp(App[int]):
 
     @on(SessionEnded)
     def _on_session_ended(self, message: SessionEnded) -> None:
+        self._left = True
+        self.member_list.show_ended()
+        self.message_log.fail_pending(wording_tui.NOT_SENT_MARK)  # never "sending…" for good
         if message.error is None:
-            self._left = True
-            self.message_log.add_info("the session has ended; ctrl+q or /quit to exit")
+            self.message_log.add_info(wording_tui.SESSION_ENDED)
         else:
             kind = type(message.error).__name__
-            self.message_log.add_error(f"the session stopped: {message.error} ({kind}); /quit to exit")
+            self.message_log.add_error(wording_tui.session_stopped(str(message.error), kind))
 
     # -- from the user --------------------------------------------------------------------------
 
@@ -272,7 +293,7 @@ class ChatApp(App[int]):
         if self.session is None:
             raise CommandError("not connected: this window has no chat session")
         if self._left:
-            raise CommandError("you have left the group: /quit to exit")
+            raise CommandError(wording_tui.LEFT_GROUP)
         return self.session
 
     def _run_command(self, command: Command) -> None:
@@ -287,7 +308,8 @@ class ChatApp(App[int]):
                 for text in self._key_help():
                     out.add_info("  " + text)
             case CommandName.WHO:
-                members = self.session.roster() if self.session is not None else self.member_list.members
+                live = self.session is not None and not self._left
+                members = self.session.roster() if live and self.session else self.member_list.members
                 self._show_who(members)
             case CommandName.VERIFY:
                 session = self._require_session()
@@ -333,6 +355,8 @@ class ChatApp(App[int]):
             case CommandName.LEAVE:
                 self._require_session().leave()
                 out.add_info("leaving the group…")
+            case CommandName.JOIN:
+                self._join_again()
             case CommandName.TREE:
                 self.action_toggle_tree()
             case CommandName.EDIT:

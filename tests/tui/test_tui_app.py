@@ -31,6 +31,7 @@ from groupchat.core.errors import UsageError
 from groupchat.tui.app import ChatApp
 from groupchat.tui.widgets import LogEntry
 from groupchat.tui.widgets.message_log import PENDING_MARK
+from groupchat.tui.widgets.status_bar import status_text
 from groupchat.tui.widgets.tree_panel import tree_text
 
 SIZE = (110, 30)
@@ -82,7 +83,11 @@ async def test_status_bar_shows_every_field() -> None:
         app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=waiting))
         await pilot.pause()
         text = str(app.status_bar.content)
-        assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in text
+        # At 110 columns the names give way to their count, so the member count still shows.
+        assert "ring · rekeying to epoch 8 (waiting for 4) │ 3 members" in text
+        assert app.status_bar.status is not None
+        full = str(status_text(app.status_bar.status))
+        assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in full
         app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=()))
         await pilot.pause()
         text = str(app.status_bar.content)

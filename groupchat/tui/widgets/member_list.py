@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import RosterEntry, TrustState
 
 __all__ = ["BADGE", "MemberList", "roster_text"]
@@ -53,3 +54,10 @@ class MemberList(Static):
     def show(self, members: tuple[RosterEntry, ...]) -> None:
         self.members = members
         self.update(roster_text(members))
+
+    def show_ended(self) -> None:
+        """The session has ended: we are in no group, so no one is shown (nor shown online)."""
+        self.members = ()
+        text = Text("Members\n", style="bold")
+        text.append(wording_tui.CLOSED_STATUS)
+        self.update(text)

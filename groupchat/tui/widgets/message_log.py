@@ -231,7 +231,7 @@ class MessageLog(ScrollView, can_focus=True):
         return entry
 
     @staticmethod
-    def _chat_text(line: ChatLine, pending: bool) -> Text:
+    def _chat_text(line: ChatLine, pending: bool, mark: str = PENDING_MARK) -> Text:
         text = Text()
         if line.trust is TrustState.KEY_CHANGED and not line.own:
             # The sender's key differs from the pinned one: say so on every line until re-verified.
@@ -240,7 +240,7 @@ class MessageLog(ScrollView, can_focus=True):
         text.append(": ")
         text.append(line.body)
         if pending:
-            text.append(PENDING_MARK, style="italic")
+            text.append(mark, style="italic")
         return text
 
     def add_chat(self, line: ChatLine, stamp: str) -> None:
@@ -259,13 +259,24 @@ class MessageLog(ScrollView, can_focus=True):
         entry, line = pending
         entry.body = self._chat_text(line, pending=False)
         entry.classes = entry.classes - {"pending"}
+        self._rerender(entry)
+        return True
+
+    def fail_pending(self, mark: str) -> int:
+        """The session ended: each line still marked sending says ``mark`` instead; how many."""
+        pending, self._pending = self._pending, {}
+        for entry, line in pending.values():
+            entry.body = self._chat_text(line, pending=True, mark=mark)
+            self._rerender(entry)
+        return len(pending)
+
+    def _rerender(self, entry: LogEntry) -> None:
         old_rows = len(entry.strips)
         entry.strips = self._render_entry(entry) if self._width else []
         if len(entry.strips) != old_rows:
             self._layout_all()
         else:
             self.refresh()
-        return True
 
     def add_event(self, event: TimelineEvent, stamp: str) -> None:
         group = {
