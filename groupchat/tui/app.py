@@ -51,6 +51,11 @@ __all__ = ["ChatApp", "run_chat"]
 
 log = logging.getLogger(__name__)
 
+# Columns (chat.tcss): the side panels' widths, and the least the timeline keeps beside them.
+_TREE_WIDTH = 36
+_MEMBERS_WIDTH = 26
+_MIN_LOG_WIDTH = 46
+
 _TRUST_WORDS: dict[TrustState, str] = {
     TrustState.VERIFIED: "verified",
     TrustState.UNVERIFIED: "not verified",
@@ -113,6 +118,7 @@ class ChatApp(App[int]):
         self._cursor_blink = cursor_blink
         self._session_closed = False
         self._left = False  # the session has ended (left, removed, replaced or failed): /join
+        self._tree_open = False  # asked for with /tree or ctrl+t
         self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
 
     # -- layout ---------------------------------------------------------------------------------
@@ -405,9 +411,22 @@ class ChatApp(App[int]):
 
     # -- actions (key bindings) -----------------------------------------------------------------
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_panels(event.size.width)
+
+    def _fit_panels(self, width: int) -> None:
+        """Side panels only where the timeline keeps ``_MIN_LOG_WIDTH`` columns: the key tree (when
+        asked for) first, then the member list, which collapses on a narrow terminal (the status
+        bar still counts the members, and /who lists them)."""
+        tree_open = self._tree_open
+        left = width - (_TREE_WIDTH if tree_open else 0)
+        self.tree_panel.display = tree_open
+        self.member_list.display = left - _MEMBERS_WIDTH >= _MIN_LOG_WIDTH
+
     def action_toggle_tree(self) -> None:
         panel = self.tree_panel
-        panel.display = not panel.display
+        self._tree_open = not self._tree_open
+        self._fit_panels(self.size.width)
         if panel.display and self.session is not None:
             try:
                 panel.show_view(self.session.tree_view())

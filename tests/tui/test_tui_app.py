@@ -83,8 +83,8 @@ async def test_status_bar_shows_every_field() -> None:
         app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=waiting))
         await pilot.pause()
         text = str(app.status_bar.content)
-        # At 110 columns the names give way to their count, so the member count still shows.
-        assert "ring · rekeying to epoch 8 (waiting for 4) │ 3 members" in text
+        # At 110 columns the most useful fields come first, in short forms, so none is cut.
+        assert text == "● ready │ #lobby │ 3 members │ ring · rekeying │ epoch 7 · code 4F2A-91C0 │ 12 ms"
         assert app.status_bar.status is not None
         full = str(status_text(app.status_bar.status))
         assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in full
