@@ -188,9 +188,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',
         'GROUP_CODE_MEANS', 'KEY_HELP', 'LEFT_GROUP', 'NOT_SENT_MARK', 'NO_EDITOR_HERE',
-        'NO_REJOIN_HERE', 'OPEN_ROOM', 'OPEN_ROOM_SHORT', 'SAFETY_NUMBER_MEANS', 'SESSION_ENDED',
-        'TRUST_SELF', 'already_verified', 'draft_is_long', 'draft_over_limit', 'editor_failed',
-        'joining_again', 'not_verified', 'safety_number_means', 'session_stopped', 'unread_marker',
+        'NO_REJOIN_HERE', 'OPEN_ROOM', 'OPEN_ROOM_SHORT', 'RING_LEGEND', 'SAFETY_NUMBER_MEANS',
+        'SESSION_ENDED', 'SET_BY_LEGEND', 'TREE_EMPTY', 'TREE_LEGEND', 'TRUST_SELF', 'already_verified',
+        'draft_is_long', 'draft_over_limit', 'editor_failed', 'joining_again', 'not_verified',
+        'safety_number_means', 'session_stopped', 'unread_marker',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',

@@ -22,8 +22,12 @@ __all__ = [
     "NO_REJOIN_HERE",
     "OPEN_ROOM",
     "OPEN_ROOM_SHORT",
+    "RING_LEGEND",
     "SAFETY_NUMBER_MEANS",
     "SESSION_ENDED",
+    "SET_BY_LEGEND",
+    "TREE_EMPTY",
+    "TREE_LEGEND",
     "TRUST_SELF",
     "already_verified",
     "draft_is_long",
@@ -52,6 +56,25 @@ NOT_SENT_MARK: Final = " (not sent: the session ended)"
 ALREADY_IN_ROOM: Final = "you are in the room already: /join is for after /leave, a removal or a takeover"
 NO_REJOIN_HERE: Final = "this window cannot start a new session; restart groupchat chat to join again"
 LEFT_GROUP: Final = "you have left the group: /join to join it again, /quit to exit"
+
+# The /tree panel: one word for every node without a member or a key, and a legend line for each
+# symbol it draws (docs/tui.md, "The key tree panel").
+TREE_EMPTY: Final = "(empty)"
+TREE_LEGEND: Final = (
+    "a1f0: first hex digits of a node's public key",
+    "(empty): no member here, or no key",
+    "* changed by the last commit",
+    "◂ your path (keys you hold)",
+)
+RING_LEGEND: Final = (
+    "a1f0: first hex digits of a member's key",
+    "↓ the next in the ring",
+    "* took fresh keys in the last rekey (everyone does)",
+    "◂ you",
+)
+SET_BY_LEGEND: Final = (
+    "← set by X: X chose this leaf's secret; the owner's next update (or X's removal) replaces it"
+)
 
 
 def joining_again(room: str) -> str:

@@ -272,8 +272,8 @@ def test_tree_drawing_names_who_chose_a_leaf_and_empty_slots() -> None:
         "├─ b2c3 * ◂",
         "│  ├─ alice a1f0 ◂",
         "│  └─ dave c4d5 ← set by alice *",
-        "└─ (blank)",
-        "   ├─ (empty slot) e8f9",
+        "└─ (empty)",  # one word for every vacant node (it was "(blank)", "(empty slot)", "(empty)")
+        "   ├─ (empty) e8f9",
         "   └─ (empty)",
     ]
     assert lines[-1].startswith("← set by X: X chose this leaf's secret")
@@ -289,8 +289,29 @@ def test_ring_drawing() -> None:
         "Ring · epoch 2", "┌ alice a1 ◂", "  ↓", "  bob b2 *", "└ back to alice",
     ]
     # A ring has no paths: its legend says what the marks mean there.
-    legend = ["* took fresh keys in the last rekey (everyone does)", "◂ you"]
-    assert tree_text(ring).plain.splitlines()[-2:] == legend
+    assert tree_text(ring).plain.splitlines()[-4:] == list(wording_tui.RING_LEGEND)
+
+
+@pytest.mark.parametrize("scheme", ["tree", "ring"])
+def test_the_legend_explains_every_symbol_the_panel_draws(scheme: str) -> None:
+    middle = TreeNode(1, 1, "", "", changed=True, mine=True) if scheme == "tree" else (
+        TreeNode(1, 0, "bob", "b2c3", changed=True, mine=False))  # a ring has members only
+    view = TreeView(scheme, 3, (
+        TreeNode(0, 0, "alice", "a1f0", changed=False, mine=True),
+        middle,
+        TreeNode(2, 0, "dave", "c4d5", changed=True, mine=False, set_by="alice"),
+    ))
+    text = tree_text(view).plain
+    drawing, legend = text.split("\n\n", 1)
+    # Every mark in the drawing (other than the tree's lines and the names) has its legend line.
+    marks = {"*", "◂", "← set by", wording_tui.TREE_EMPTY, "↓"}
+    for mark in marks:
+        if mark in drawing:
+            assert any(line.startswith(mark.split()[0]) for line in legend.splitlines()), (mark, legend)
+    assert "a1f0: " in legend  # what the hex digits are
+    assert (wording_tui.TREE_EMPTY in drawing) is (scheme == "tree")
+    for word in ("(blank)", "(empty slot)"):
+        assert word not in text
 
 
 async def test_tree_panel_toggles_by_command_and_key() -> None:
