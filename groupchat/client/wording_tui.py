@@ -61,13 +61,13 @@ LEFT_GROUP: Final = "you have left the group: /join to join it again, /quit to e
 # symbol it draws (docs/tui.md, "The key tree panel").
 TREE_EMPTY: Final = "(empty)"
 TREE_LEGEND: Final = (
-    "a1f0: first hex digits of a node's public key",
-    "(empty): no member here, or no key",
+    "a1f0 a node's key, first digits",
+    "(empty) no member, or no key",
     "* changed by the last commit",
     "◂ your path (keys you hold)",
 )
 RING_LEGEND: Final = (
-    "a1f0: first hex digits of a member's key",
+    "a1f0 a member's key, first digits",
     "↓ the next in the ring",
     "* took fresh keys in the last rekey (everyone does)",
     "◂ you",

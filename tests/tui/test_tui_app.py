@@ -308,7 +308,7 @@ def test_the_legend_explains_every_symbol_the_panel_draws(scheme: str) -> None:
     for mark in marks:
         if mark in drawing:
             assert any(line.startswith(mark.split()[0]) for line in legend.splitlines()), (mark, legend)
-    assert "a1f0: " in legend  # what the hex digits are
+    assert "a1f0 " in legend  # what the hex digits are
     assert (wording_tui.TREE_EMPTY in drawing) is (scheme == "tree")
     for word in ("(blank)", "(empty slot)"):
         assert word not in text
