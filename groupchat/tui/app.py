@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 # Columns (chat.tcss): the side panels' widths, and the least the timeline keeps beside them.
 _TREE_WIDTH = 36
+_TREE_MIN_WIDTH = 28  # narrower than this the tree's lines wrap into nonsense
 _MEMBERS_WIDTH = 26
 _MIN_LOG_WIDTH = 46
 
@@ -314,8 +315,8 @@ class ChatApp(App[int]):
                 for text in self._key_help():
                     out.add_info("  " + text)
             case CommandName.WHO:
-                live = self.session is not None and not self._left
-                members = self.session.roster() if live and self.session else self.member_list.members
+                session = self.session if not self._left else None  # an ended one's roster is stale
+                members = session.roster() if session is not None else self.member_list.members
                 self._show_who(members)
             case CommandName.VERIFY:
                 session = self._require_session()
@@ -416,10 +417,12 @@ class ChatApp(App[int]):
 
     def _fit_panels(self, width: int) -> None:
         """Side panels only where the timeline keeps ``_MIN_LOG_WIDTH`` columns: the key tree (when
-        asked for) first, then the member list, which collapses on a narrow terminal (the status
-        bar still counts the members, and /who lists them)."""
+        asked for) first, narrower if need be, then the member list, which collapses on a narrow
+        terminal (the status bar still counts the members, and /who lists them)."""
         tree_open = self._tree_open
-        left = width - (_TREE_WIDTH if tree_open else 0)
+        tree_width = min(_TREE_WIDTH, max(_TREE_MIN_WIDTH, width - _MIN_LOG_WIDTH))
+        left = width - (tree_width if tree_open else 0)
+        self.tree_panel.styles.width = tree_width
         self.tree_panel.display = tree_open
         self.member_list.display = left - _MEMBERS_WIDTH >= _MIN_LOG_WIDTH
 

@@ -76,7 +76,8 @@ async def test_at_80_columns_the_key_tree_takes_the_member_lists_place() -> None
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert app.tree_panel.display and not app.member_list.display
-        assert app.message_log.size.width >= 40, app.message_log.size  # it was 11
+        assert app.message_log.outer_size.width == 46, app.message_log.outer_size  # it was 11
+        assert "alice" in str(app.tree_panel.render())
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert not app.tree_panel.display and app.member_list.display
@@ -94,3 +95,13 @@ async def test_at_80_columns_the_key_tree_takes_the_member_lists_place() -> None
         app.deliver(dataclasses.replace(STATUS, open_room=False))
         await pilot.pause()
         assert str(app.status_bar.render()).startswith("● ready │ #lobby │ 12 members │ ring │ epoch 17")
+
+
+async def test_an_app_started_narrow_collapses_the_member_list_at_once() -> None:
+    app = _app()
+    async with app.run_test(size=(64, 24)) as pilot:
+        await pilot.pause()
+        assert not app.member_list.display and app.message_log.outer_size.width == 64
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert app.tree_panel.outer_size.width == 28 and app.message_log.outer_size.width == 36
