@@ -36,6 +36,7 @@ __all__ = [
     "NO_WELCOME_YET",
     "RECONNECT_ORDER",
     "RELAY_RESTARTED",
+    "REPLACED_STATUS",
     "STRANDED_CREATED",
     "UPDATE_EVERY_TOO_SMALL",
     "WELCOME_UNOPENED",
@@ -89,6 +90,7 @@ __all__ = [
     "removal_reason",
     "removed_by",
     "removed_for_readd",
+    "replaced_elsewhere",
     "sent_at_epoch",
     "signed_change_refused",
     "signed_ring_message_refused",
@@ -183,6 +185,17 @@ def refused_room(reason: str) -> str:
 
 def relay_said(reason: str) -> str:
     return f"relay: {relay_text(reason)}"
+
+
+REPLACED_STATUS: Final = "another window took over"
+
+
+def replaced_elsewhere(reason: str) -> str:
+    """The relay said another connection joined as this member (the same identity run twice)."""
+    return (
+        "another window (or device) joined this room as you, so this one has stopped: nothing sent here "
+        f"goes out any more; /join takes the room back here (relay: {relay_text(reason)})"
+    )
 
 
 def too_large(local_id: int) -> str:

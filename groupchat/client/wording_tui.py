@@ -10,25 +10,39 @@ from datetime import date
 from typing import Final
 
 __all__ = [
+    "ALREADY_IN_ROOM",
+    "CLOSED_STATUS",
     "COMMAND_ONE_LINE",
     "FINGERPRINT_MEANS",
     "GROUP_CODE",
     "GROUP_CODE_MEANS",
     "KEY_HELP",
+    "LEFT_GROUP",
+    "NOT_SENT_MARK",
     "NO_EDITOR_HERE",
+    "NO_REJOIN_HERE",
+    "OPEN_ROOM",
+    "OPEN_ROOM_SHORT",
+    "RING_LEGEND",
     "SAFETY_NUMBER_MEANS",
     "SEARCH_CLEARED",
     "SEARCH_HOW",
+    "SESSION_ENDED",
+    "SET_BY_LEGEND",
+    "TREE_EMPTY",
+    "TREE_LEGEND",
     "TRUST_SELF",
     "already_verified",
     "date_separator",
     "draft_is_long",
     "draft_over_limit",
     "editor_failed",
+    "joining_again",
     "not_verified",
     "safety_number_means",
     "search_none",
     "search_position",
+    "session_stopped",
     "unknown_theme",
     "unread_marker",
     "window_title",
@@ -41,6 +55,44 @@ NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the 
 SEARCH_CLEARED: Final = "search cleared"
 SEARCH_HOW: Final = "type /search WORD to search the scrollback (your draft is kept)"
 TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
+
+# The status bar's words where space is short, and once the session has ended.
+OPEN_ROOM: Final = "open room: anyone who knows its name gets in"
+OPEN_ROOM_SHORT: Final = "open room"
+CLOSED_STATUS: Final = "not in the group: /join to join again"
+# After /leave, a removal or another window taking over: the screen says so, everywhere.
+SESSION_ENDED: Final = "the session has ended: /join to join the room again, /quit (or ctrl+q) to exit"
+NOT_SENT_MARK: Final = " (not sent: the session ended)"
+ALREADY_IN_ROOM: Final = "you are in the room already: /join is for after /leave, a removal or a takeover"
+NO_REJOIN_HERE: Final = "this window cannot start a new session; restart groupchat chat to join again"
+LEFT_GROUP: Final = "you have left the group: /join to join it again, /quit to exit"
+
+# The /tree panel: one word for every node without a member or a key, and a legend line for each
+# symbol it draws (docs/tui.md, "The key tree panel").
+TREE_EMPTY: Final = "(empty)"
+TREE_LEGEND: Final = (
+    "a1f0 a node's key, first digits",
+    "(empty) no member, or no key",
+    "* changed by the last commit",
+    "◂ your path (keys you hold)",
+)
+RING_LEGEND: Final = (
+    "a1f0 a member's key, first digits",
+    "↓ the next in the ring",
+    "* took fresh keys in the last rekey (everyone does)",
+    "◂ you",
+)
+SET_BY_LEGEND: Final = (
+    "← set by X: X chose this leaf's secret; the owner's next update (or X's removal) replaces it"
+)
+
+
+def joining_again(room: str) -> str:
+    return f"joining #{room} again (a new session)…"
+
+
+def session_stopped(error: str, kind: str) -> str:
+    return f"the session stopped: {error} ({kind}); /join to try again, /quit to exit"
 
 # The three numbers a user may compare, each named where it is shown with what it proves and whom
 # to compare it with (docs/tui.md, "Numbers to compare").

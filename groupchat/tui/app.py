@@ -29,7 +29,7 @@ from textual.widgets import Footer
 
 from groupchat.client import wording, wording_tui
 from groupchat.client.config import ConfigFileError
-from groupchat.client.notices import Notice, RosterEntry, TrustState
+from groupchat.client.notices import ConnectionState, Notice, RosterEntry, TrustState
 from groupchat.client.session.settings import MAX_TEXT_BYTES
 from groupchat.core.errors import GroupChatError, UsageError
 
@@ -53,6 +53,12 @@ from .widgets import HistoryInput, MemberList, MessageLog, StatusBar, TreePanel,
 __all__ = ["ChatApp", "check_theme", "run_chat"]
 
 log = logging.getLogger(__name__)
+
+# Columns (chat.tcss): the side panels' widths, and the least the timeline keeps beside them.
+_TREE_WIDTH = 36
+_TREE_MIN_WIDTH = 28  # narrower than this the tree's lines wrap into nonsense
+_MEMBERS_WIDTH = 26
+_MIN_LOG_WIDTH = 46
 
 _TRUST_WORDS: dict[TrustState, str] = {
     TrustState.VERIFIED: "verified",
@@ -133,7 +139,8 @@ class ChatApp(App[int]):
         self._cursor_blink = cursor_blink
         self._last_day: date | None = None  # the local date of the last stamped line
         self._session_closed = False
-        self._left = False
+        self._left = False  # the session has ended (left, removed, replaced or failed): /join
+        self._tree_open = False  # asked for with /tree or ctrl+t
         self._armed: str | None = None  # a long draft the user was asked about: Enter again sends it
 
     # -- layout ---------------------------------------------------------------------------------
@@ -174,6 +181,10 @@ class ChatApp(App[int]):
         self.input.cursor_blink = self._cursor_blink
         self.input.names = self._completion_names
         self.input.focus()
+        self._start_session()
+
+    def _start_session(self) -> None:
+        """Build the session (with the factory, if given) and run it in the ``net`` worker."""
         if self._factory is not None:
             try:
                 self.session = self._factory(self.deliver)
@@ -182,6 +193,17 @@ class ChatApp(App[int]):
                 return
         if self.session is not None:
             self.run_worker(self._run_session(self.session), group="net", exclusive=True, exit_on_error=False)
+
+    def _join_again(self) -> None:
+        """``/join`` after the session ended: a new session for the same settings, same screen."""
+        if not self._left:
+            raise CommandError(wording_tui.ALREADY_IN_ROOM)
+        if self._factory is None:
+            raise CommandError(wording_tui.NO_REJOIN_HERE)
+        status = self.status_bar.status
+        self._left = self._session_closed = False
+        self.message_log.add_info(wording_tui.joining_again(status.room if status else ""))
+        self._start_session()
 
     # -- from the session -----------------------------------------------------------------------
 
@@ -240,9 +262,13 @@ class ChatApp(App[int]):
     @on(StatusNotice)
     def _on_status(self, message: StatusNotice) -> None:
         self.status_bar.show(message.status)
+        if message.status.connection is ConnectionState.CLOSED:
+            self.member_list.show_ended()  # in no group now: nobody is shown online
 
     @on(RosterNotice)
     def _on_roster(self, message: RosterNotice) -> None:
+        if self._left:
+            return  # a late roster of the session that ended: the list says we are in no group
         self.member_list.show(message.roster.members)
 
     @on(ChatLineNotice)
@@ -271,12 +297,14 @@ class ChatApp(App[int]):
 
     @on(SessionEnded)
     def _on_session_ended(self, message: SessionEnded) -> None:
+        self._left = True
+        self.member_list.show_ended()
+        self.message_log.fail_pending(wording_tui.NOT_SENT_MARK)  # never "sending…" for good
         if message.error is None:
-            self._left = True
-            self.message_log.add_info("the session has ended; ctrl+q or /quit to exit")
+            self.message_log.add_info(wording_tui.SESSION_ENDED)
         else:
             kind = type(message.error).__name__
-            self.message_log.add_error(f"the session stopped: {message.error} ({kind}); /quit to exit")
+            self.message_log.add_error(wording_tui.session_stopped(str(message.error), kind))
 
     # -- from the user --------------------------------------------------------------------------
 
@@ -323,7 +351,7 @@ class ChatApp(App[int]):
         if self.session is None:
             raise CommandError("not connected: this window has no chat session")
         if self._left:
-            raise CommandError("you have left the group: /quit to exit")
+            raise CommandError(wording_tui.LEFT_GROUP)
         return self.session
 
     def _run_command(self, command: Command) -> None:
@@ -340,7 +368,8 @@ class ChatApp(App[int]):
             case CommandName.ME:
                 self._require_session().send_text(ACTION_PREFIX + arg)
             case CommandName.WHO:
-                members = self.session.roster() if self.session is not None else self.member_list.members
+                session = self.session if not self._left else None  # an ended one's roster is stale
+                members = session.roster() if session is not None else self.member_list.members
                 self._show_who(members)
             case CommandName.VERIFY:
                 session = self._require_session()
@@ -386,6 +415,8 @@ class ChatApp(App[int]):
             case CommandName.LEAVE:
                 self._require_session().leave()
                 out.add_info("leaving the group…")
+            case CommandName.JOIN:
+                self._join_again()
             case CommandName.TREE:
                 self.action_toggle_tree()
             case CommandName.SEARCH:
@@ -437,9 +468,24 @@ class ChatApp(App[int]):
 
     # -- actions (key bindings) -----------------------------------------------------------------
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_panels(event.size.width)
+
+    def _fit_panels(self, width: int) -> None:
+        """Side panels only where the timeline keeps ``_MIN_LOG_WIDTH`` columns: the key tree (when
+        asked for) first, narrower if need be, then the member list, which collapses on a narrow
+        terminal (the status bar still counts the members, and /who lists them)."""
+        tree_open = self._tree_open
+        tree_width = min(_TREE_WIDTH, max(_TREE_MIN_WIDTH, width - _MIN_LOG_WIDTH))
+        left = width - (tree_width if tree_open else 0)
+        self.tree_panel.styles.width = tree_width
+        self.tree_panel.display = tree_open
+        self.member_list.display = left - _MEMBERS_WIDTH >= _MIN_LOG_WIDTH
+
     def action_toggle_tree(self) -> None:
         panel = self.tree_panel
-        panel.display = not panel.display
+        self._tree_open = not self._tree_open
+        self._fit_panels(self.size.width)
         if panel.display and self.session is not None:
             try:
                 panel.show_view(self.session.tree_view())

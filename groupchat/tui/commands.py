@@ -43,6 +43,7 @@ class CommandName(enum.Enum):
     REVOKE = "revoke"
     APPROVE = "approve"
     LEAVE = "leave"
+    JOIN = "join"
     TREE = "tree"
     SEARCH = "search"
     EDIT = "edit"
@@ -74,6 +75,7 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.REVOKE: _Spec("N", "withdraw live invite number N (see /invites)"),
     CommandName.APPROVE: _Spec("NAME", "let in someone who asked to join without an invite"),
     CommandName.LEAVE: _Spec(None, "leave the group (the others rekey)"),
+    CommandName.JOIN: _Spec(None, "join the room again after /leave, a removal or a takeover (also /rejoin)"),
     CommandName.TREE: _Spec(None, "show or hide the key tree panel"),
     CommandName.SEARCH: _Spec(
         "[WORD]", "highlight WORD in the scrollback, jump to it (ctrl+f: the one before); alone: clear", True
@@ -81,6 +83,9 @@ COMMANDS: dict[CommandName, _Spec] = {
     CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
     CommandName.QUIT: _Spec(None, "leave and exit"),
 }
+
+
+_ALIASES = {"rejoin": "join"}
 
 
 def usage(name: CommandName) -> str:
@@ -126,7 +131,7 @@ def parse_input(line: str) -> Command | SendText | None:
     word, _, rest = stripped[1:].partition(" ")
     rest = rest.strip()
     try:
-        name = CommandName(word.lower())
+        name = CommandName(_ALIASES.get(word.lower(), word.lower()))
     except ValueError:
         raise CommandError(
             f"unknown command /{word}: type /help for the list, or // to send a line starting with /"

@@ -31,6 +31,7 @@ from groupchat.core.errors import UsageError
 from groupchat.tui.app import ChatApp
 from groupchat.tui.widgets import LogEntry
 from groupchat.tui.widgets.message_log import PENDING_MARK
+from groupchat.tui.widgets.status_bar import status_text
 from groupchat.tui.widgets.tree_panel import tree_text
 
 SIZE = (110, 30)
@@ -82,7 +83,11 @@ async def test_status_bar_shows_every_field() -> None:
         app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=waiting))
         await pilot.pause()
         text = str(app.status_bar.content)
-        assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in text
+        # At 110 columns the most useful fields come first, in short forms, so none is cut.
+        assert text == "● ready │ #lobby │ 3 members │ ring · rekeying │ epoch 7 · code 4F2A-91C0 │ 12 ms"
+        assert app.status_bar.status is not None
+        full = str(status_text(app.status_bar.status))
+        assert "ring · rekeying to epoch 8 (waiting for bob, carol, dave +1)" in full
         app.deliver(dataclasses.replace(STATUS, scheme="ring", rekey_waiting_for=()))
         await pilot.pause()
         text = str(app.status_bar.content)
@@ -267,8 +272,8 @@ def test_tree_drawing_names_who_chose_a_leaf_and_empty_slots() -> None:
         "├─ b2c3 * ◂",
         "│  ├─ alice a1f0 ◂",
         "│  └─ dave c4d5 ← set by alice *",
-        "└─ (blank)",
-        "   ├─ (empty slot) e8f9",
+        "└─ (empty)",  # one word for every vacant node (it was "(blank)", "(empty slot)", "(empty)")
+        "   ├─ (empty) e8f9",
         "   └─ (empty)",
     ]
     assert lines[-1].startswith("← set by X: X chose this leaf's secret")
@@ -284,8 +289,29 @@ def test_ring_drawing() -> None:
         "Ring · epoch 2", "┌ alice a1 ◂", "  ↓", "  bob b2 *", "└ back to alice",
     ]
     # A ring has no paths: its legend says what the marks mean there.
-    legend = ["* took fresh keys in the last rekey (everyone does)", "◂ you"]
-    assert tree_text(ring).plain.splitlines()[-2:] == legend
+    assert tree_text(ring).plain.splitlines()[-4:] == list(wording_tui.RING_LEGEND)
+
+
+@pytest.mark.parametrize("scheme", ["tree", "ring"])
+def test_the_legend_explains_every_symbol_the_panel_draws(scheme: str) -> None:
+    middle = TreeNode(1, 1, "", "", changed=True, mine=True) if scheme == "tree" else (
+        TreeNode(1, 0, "bob", "b2c3", changed=True, mine=False))  # a ring has members only
+    view = TreeView(scheme, 3, (
+        TreeNode(0, 0, "alice", "a1f0", changed=False, mine=True),
+        middle,
+        TreeNode(2, 0, "dave", "c4d5", changed=True, mine=False, set_by="alice"),
+    ))
+    text = tree_text(view).plain
+    drawing, legend = text.split("\n\n", 1)
+    # Every mark in the drawing (other than the tree's lines and the names) has its legend line.
+    marks = {"*", "◂", "← set by", wording_tui.TREE_EMPTY, "↓"}
+    for mark in marks:
+        if mark in drawing:
+            assert any(line.startswith(mark.split()[0]) for line in legend.splitlines()), (mark, legend)
+    assert "a1f0 " in legend  # what the hex digits are
+    assert (wording_tui.TREE_EMPTY in drawing) is (scheme == "tree")
+    for word in ("(blank)", "(empty slot)"):
+        assert word not in text
 
 
 async def test_tree_panel_toggles_by_command_and_key() -> None:

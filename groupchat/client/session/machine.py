@@ -118,7 +118,7 @@ class SessionMachine(Membership):
     def mark_closed(self) -> None:
         """The glue stopped: the status says closed (and no retry is coming)."""
         self._state = ConnectionState.CLOSED
-        self._problem = None
+        self._problem = (self._closed_why, 0, None) if self._closed_why else None
         self._emit_status()
 
     def member_named(self, query: str) -> Member:
@@ -303,6 +303,10 @@ class SessionMachine(Membership):
                 return
             self._warn(wording.refused_room(err.reason))
             yield from self._do(CloseConnection())
+            return
+        if err.code == ErrorCode.REPLACED and not err.req_id:  # our identity in another window
+            link.in_room = False
+            yield from self._taken_over(err.reason)
             return
         what = link.pending_acks.pop(err.req_id, (None, 0.0))[0] if err.req_id else None
         code, reason = wording.relay_text(str(err.code)), wording.relay_text(err.reason)

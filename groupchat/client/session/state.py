@@ -112,6 +112,7 @@ class MachineState:
         # Why we are not connected, and the next retry (issue 15: shown in the status bar, one line
         # that updates with each failed attempt, instead of a timeline entry per attempt).
         self._problem: tuple[str, int, float | None] | None = None
+        self._closed_why = ""  # why the session stopped by itself, for the status line once closed
         self._last_seq: int | None = None  # the last room seq we processed
         self._gap_from: int | None = None  # last seq before a gap, to count what we missed
         self._present = RoomPresence(self._me)  # bounded (bounds.py)
@@ -283,6 +284,14 @@ class MachineState:
         if link is not None and link.in_room:
             yield from self._send(Leave(self._next_req(), self._room))
         self._actions.append(Stop())
+
+    def _taken_over(self, reason: str) -> Step[None]:
+        """The relay says another connection joined the room as us (our identity in a second
+        window): it serves that one now, so nothing reaches us. We stop rather than claim to be
+        live, without a leave request: the other window is this member too."""
+        self._warn(wording.replaced_elsewhere(reason))
+        self._closed_why = wording.REPLACED_STATUS
+        yield from self._finish()
 
     # --- our commit in flight ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import RosterEntry, TrustState
 
 from ..highlight import member_colour, own_names
@@ -68,3 +69,9 @@ class MemberList(Static):
         """The colour of the member shown as ``label``, from their identity key (None: not known)."""
         member = next((m for m in self.members if m.name == label), None)
         return member_colour(member.fingerprint) if member is not None else None
+    def show_ended(self) -> None:
+        """The session has ended: we are in no group, so no one is shown (nor shown online)."""
+        self.members = ()
+        text = Text("Members\n", style="bold")
+        text.append(wording_tui.CLOSED_STATUS)
+        self.update(text)

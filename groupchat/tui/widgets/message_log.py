@@ -244,7 +244,9 @@ class MessageLog(ScrollView, can_focus=True):
         return entry
 
     @staticmethod
-    def _chat_text(line: ChatLine, pending: bool, colour: str | None = None) -> Text:
+    def _chat_text(
+        line: ChatLine, pending: bool, colour: str | None = None, mark: str = PENDING_MARK
+    ) -> Text:
         text = Text()
         if line.trust is TrustState.KEY_CHANGED and not line.own:
             # The sender's key differs from the pinned one: say so on every line until re-verified.
@@ -256,7 +258,7 @@ class MessageLog(ScrollView, can_focus=True):
         text.append(": " if action is None else " ")
         text.append(line.body if action is None else action, style="" if action is None else "italic")
         if pending:
-            text.append(PENDING_MARK, style="italic")
+            text.append(mark, style="italic")
         return text
 
     def add_chat(
@@ -281,13 +283,24 @@ class MessageLog(ScrollView, can_focus=True):
         entry, line, colour = pending
         entry.body = self._chat_text(line, pending=False, colour=colour)
         entry.classes = entry.classes - {"pending"}
+        self._rerender(entry)
+        return True
+
+    def fail_pending(self, mark: str) -> int:
+        """The session ended: each line still marked sending says ``mark`` instead; how many."""
+        pending, self._pending = self._pending, {}
+        for entry, line, colour in pending.values():
+            entry.body = self._chat_text(line, pending=True, colour=colour, mark=mark)
+            self._rerender(entry)
+        return len(pending)
+
+    def _rerender(self, entry: LogEntry) -> None:
         old_rows = len(entry.strips)
         entry.strips = self._render_entry(entry) if self._width else []
         if len(entry.strips) != old_rows:
             self._layout_all()
         else:
             self.refresh()
-        return True
 
     def add_event(self, event: TimelineEvent, stamp: str) -> None:
         group = {

@@ -1,7 +1,9 @@
 """The /tree panel: the key tree (or the ring) of the current epoch.
 
 Nodes touched by the last commit are marked ``*`` and reversed; nodes on our own direct path
-(whose secrets we hold) are marked ``◂``. Markers are symbols first, so they read without colour.
+(whose secrets we hold) are marked ``◂``; a node with no member or no key is ``(empty)``, one word
+for all of them. Markers are symbols first, so they read without colour, and the legend under the
+drawing names every symbol it uses.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
+from groupchat.client import wording_tui
 from groupchat.client.notices import TreeNode, TreeView
 
 __all__ = ["TreePanel", "tree_text"]
@@ -21,8 +24,8 @@ _MINE_STYLE = "underline"
 
 def _label(node: TreeNode) -> str:
     if node.level == 0:
-        return node.label or ("(empty slot)" if node.key_id else "(empty)")
-    return node.key_id or "(blank)"
+        return node.label or wording_tui.TREE_EMPTY  # a vacated leaf's key, if any, follows
+    return node.key_id or wording_tui.TREE_EMPTY
 
 
 def _node_text(node: TreeNode) -> Text:
@@ -60,7 +63,7 @@ def tree_text(view: TreeView | None) -> Text:
     out = Text()
     out.append(f"{'Ring' if view.scheme == 'ring' else 'Key tree'} · epoch {view.epoch}\n", style="bold")
     if not nodes:
-        out.append("(empty)\n")
+        out.append(f"{wording_tui.TREE_EMPTY}\n")
     elif view.scheme == "ring":
         for i, node in enumerate(nodes):
             out.append("  " if i else "┌ ")
@@ -68,16 +71,10 @@ def tree_text(view: TreeView | None) -> Text:
             out.append("\n  ↓\n" if i < len(nodes) - 1 else f"\n└ back to {_label(nodes[0])}\n")
     else:
         _draw_subtree(nodes, "", "", out)
-    if view.scheme == "ring":
-        out.append("\n* took fresh keys in the last rekey (everyone does)\n◂ you", style="dim")
-    else:
-        out.append("\n* changed by the last commit\n◂ your path (keys you hold)", style="dim")
+    legend = list(wording_tui.RING_LEGEND if view.scheme == "ring" else wording_tui.TREE_LEGEND)
     if any(n.set_by for n in nodes):
-        out.append(
-            "\n← set by X: X chose this leaf's secret; the owner's next update (or X's removal) "
-            "replaces it",
-            style="dim",
-        )
+        legend.append(wording_tui.SET_BY_LEGEND)
+    out.append("\n" + "\n".join(legend), style="dim")
     return out
 
 
