@@ -485,7 +485,8 @@ class SessionMachine(Membership):
     def _group_stands(self, creation: Creation) -> None:
         """Our creation marker came first (or never came back, and nothing came before it)."""
         self._enter(Trigger.MARKER_ECHOED)  # nothing before our own group's creation concerns it
-        self._emit(TimelineEvent(TimelineKind.JOINED, wording.created(self.settings.room, self._code())))
+        line = wording.created(self.settings.room, self._code(), creation.reformed)
+        self._emit(TimelineEvent(TimelineKind.JOINED, line))
         if creation.keep_asking is not None and self._hold is not None:
             # A stranded newcomer: the relay showed no one. We keep asking to join the room's
             # group, and its welcome replaces ours while we are still alone in it.
@@ -611,13 +612,14 @@ class SessionMachine(Membership):
             self._group_id,
             self._name,
             self._config,
-            self.settings.scheme,
+            self._scheme_to_create,
             self.settings.open_room,
         )
+        reformed = self._held_scheme  # we had a group here: this one takes its place
         group, timed = yield from self._core(call)
         self._updates.last_update = self._now
         nonce = self._rand(CREATION_NONCE_LEN)
-        self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking), Hold(group, 0))
+        self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking, reformed), Hold(group, 0))
         self._adopt(timed)
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
 

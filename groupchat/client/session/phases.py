@@ -136,6 +136,7 @@ class Creation:
     nonce: bytes
     at: float = 0.0  # when we published it
     keep_asking: JoinAttempt | None = None  # a stranded newcomer's request, still published (solo)
+    reformed: str | None = None  # made in place of a group we held: that group's scheme
 
 
 @dataclass(slots=True)
