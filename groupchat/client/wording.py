@@ -580,3 +580,6 @@ def split_seen(name: str, by: str | None, epoch: int) -> str:
 SENT_WHILE_CUT_OFF: Final = (
     "sent while we were cut off by a change we could not follow (those keys never reached us)"
 )
+SENT_BEFORE_READDED: Final = (
+    "sent at an epoch whose keys never reached us, before we were re-added in place of our leaf"
+)

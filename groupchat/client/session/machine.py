@@ -359,6 +359,7 @@ class SessionMachine(Membership):
         # future_seq: the relay lost its log (an in-memory relay restarted). We keep our group
         # and read the new log from its start; whoever holds no group decides afresh.
         self._warn(wording.RELAY_RESTARTED)
+        link.lost_log = True
         if self._hold is None:
             self._traffic_seen = False
         self._last_seq = None
@@ -458,6 +459,7 @@ class SessionMachine(Membership):
         hold = self._hold
         if hold is not None and hold.own_commit is not None and not hold.own_commit.applied:
             yield from self._discard_own_commit()  # the relay never logged it
+        yield from self._republish_last_commit(link)
         attempt = self._phase_data
         if self._hold is not None and self._phase is not Phase.CREATING:
             if not first_time:
