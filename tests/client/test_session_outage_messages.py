@@ -59,14 +59,17 @@ async def test_messages_typed_during_an_outage_reach_every_member_once_ring() ->
     await _outage("ring")
 
 
-async def test_a_member_who_missed_the_last_commit_before_the_outage_reads_what_was_typed() -> None:
+async def _missed_commit(others_back_after: float | None) -> None:
     """Carol is away when bob rekeys, then the in-memory relay restarts (the commit is gone with
-    its log) while alice types: carol, a member all along, must read it, never "before you joined"."""
+    its log) while alice types: carol, a member all along, must read it, never "before you joined".
+    ``others_back_after``: alice and bob reconnect this late (carol is back first)."""
+    late = others_back_after
+    slow = {} if late is None else {"reconnect_min": late, "reconnect_max": late}
     async with running_relay() as relay:
         port = relay.port
-        alice = start_peer(port, "r", "alice")
+        alice = start_peer(port, "r", "alice", **slow)
         await wait_until(lambda: alice.ready, what="alice ready")
-        bob = start_peer(port, "r", "bob")
+        bob = start_peer(port, "r", "bob", **slow)
         await wait_until(lambda: _all_in(alice, bob), 15, "bob in")
         carol = start_peer(port, "r", "carol", reconnect_min=1.5, reconnect_max=1.5)
         peers = (alice, bob, carol)
@@ -94,3 +97,11 @@ async def test_a_member_who_missed_the_last_commit_before_the_outage_reads_what_
                 await wait_until(lambda p=p: _got(p, "bob") == ["after"], 20, f"{p.name} reads on")
     finally:
         await stop_all(*peers)
+
+
+async def test_a_member_who_missed_the_last_commit_before_the_outage_reads_what_was_typed() -> None:
+    await _missed_commit(None)
+
+
+async def test_the_member_who_missed_the_last_commit_back_first_does_not_fork_off() -> None:
+    await _missed_commit(3.0)

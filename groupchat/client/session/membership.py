@@ -59,7 +59,7 @@ from .rejections import (
     ring_rejection,
     welcome_unopened,
 )
-from .rejoin import AfterRemoval, after_removal
+from .rejoin import AfterRemoval, after_removal, fresh_after
 from .ring_steps import RingSteps
 from .settings import member_id
 from .state import log
@@ -196,11 +196,18 @@ class Membership(Entry, BeaconSteps, RingSteps):
     def _republish_last_commit(self, link: Link) -> Step[None]:
         """Caught up on a relay that lost its log: publish again the signed commit that made our
         epoch, so that a member who missed it before the loss can follow (it is not behind for
-        good, and reads what is sent from now on). The others ignore it as an old commit."""
+        good, and reads what is sent from now on). The others ignore it as an old commit. Our
+        own update waits ``fresh_after`` seconds, to let the others do the same first."""
         hold = self._hold
-        if not link.lost_log or hold is None or hold.last_commit is None:
+        if not link.lost_log or hold is None:
             return
         link.lost_log = False
+        # Our reconnect update waits: the member who missed a commit may be the first one back,
+        # and an update of its own on the epoch it holds would fork it off the others.
+        pause = fresh_after(self.settings.add_timeout)
+        self._updates.not_before = max(self._updates.not_before, self._now + pause)
+        if hold.last_commit is None:
+            return
         yield from self._publish(PayloadKind.CORE, hold.last_commit, "the commit of our epoch, again")
 
     def _keep_for_welcome(self, data: bytes) -> None:
