@@ -103,6 +103,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         group, timed = opened
         self._published = []
         split = hold is not None and hold.split is not None
+        all_along = hold is not None and not hold.solo  # re-added: a member all along
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
@@ -119,7 +120,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         else:
             # Re-added in place of our leaf, we were a member all along: what was sent since we
             # first joined is never "before you joined" (issue 15).
-            joined = min(hold.joined_epoch, group.epoch) if hold is not None else group.epoch
+            joined = min(hold.joined_epoch, group.epoch) if hold and all_along else group.epoch
             self._enter(trigger, hold=Hold(group, joined))
             self._updates.last_update = self._now
             # The taint rule: our adder chose our first leaf secret, so the core's outbox carries
@@ -148,7 +149,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
                     # Older than anything we can hold keys for: the core would only refuse it by
                     # its epoch, so we spare it the call (a long room log makes many of these).
                     if claim.kind is MessageKind.APPLICATION:
-                        self._placeholder(*_unread_before_welcome(trigger, split))
+                        self._placeholder(*_unread_before_welcome(all_along, split))
                     continue
                 yield from self._on_core(data)
         finally:
@@ -539,10 +540,10 @@ class Membership(Entry, BeaconSteps, RingSteps):
         self._emit_roster()
 
 
-def _unread_before_welcome(trigger: Trigger, split: bool) -> tuple[UnreadableReason, None, str]:
+def _unread_before_welcome(all_along: bool, split: bool) -> tuple[UnreadableReason, None, str]:
     """Why a message kept for our welcome, older than its epoch, cannot be shown: before we joined,
     or (re-added, a member all along) at an epoch whose keys never reached us."""
-    if trigger is not Trigger.REENTERED:
+    if not all_along:
         return UnreadableReason.BEFORE_JOIN, None, ""
     detail = wording.SENT_WHILE_CUT_OFF if split else wording.SENT_BEFORE_READDED
     return UnreadableReason.MISSED_OFFLINE, None, detail
