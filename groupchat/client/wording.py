@@ -158,7 +158,13 @@ def marked_unverified(name: str) -> str:
 # --- joining, creating, connection ------------------------------------------------------------
 
 
-def created(room: str, code: str) -> str:
+def created(room: str, code: str, reformed: str | None = None) -> str:
+    """``reformed``: the scheme of the group ours takes the place of (the relay lost it)."""
+    if reformed is not None:
+        return (
+            f"you re-formed the group in room {room} ({reformed}, as before): the group you were "
+            f"in is gone from the relay and nobody else is here · epoch 0 · code {code}"
+        )
     return f"you created the group in room {room} · epoch 0 · code {code}"
 
 
@@ -586,4 +592,7 @@ def split_seen(name: str, by: str | None, epoch: int) -> str:
 
 SENT_WHILE_CUT_OFF: Final = (
     "sent while we were cut off by a change we could not follow (those keys never reached us)"
+)
+SENT_BEFORE_READDED: Final = (
+    "sent at an epoch whose keys never reached us, before we were re-added in place of our leaf"
 )

@@ -26,7 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from session_room import Member, MemoryRoom
 
 from groupchat.client import wording
-from groupchat.client.notices import ChatLine, ConnectionState, Placeholder, TimelineEvent, TimelineKind
+from groupchat.client.notices import (
+    ChatLine,
+    ConnectionState,
+    Placeholder,
+    TimelineEvent,
+    TimelineKind,
+    UnreadableReason,
+)
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.inputs import RekeyRequested
 from groupchat.client.session.phases import Phase
@@ -279,6 +286,8 @@ def test_an_inconsistent_path_splits_the_group_and_the_session_heals_it(
             if isinstance(n, Placeholder) and n.detail == wording.SENT_WHILE_CUT_OFF
         ]
         assert held and sum(n.count for n in held) >= 1, r.name
+        # A member all along: never "sent before you joined" (issue 15).
+        assert all(n.reason is UnreadableReason.MISSED_OFFLINE for n in held), held
     for m in members:
         say(room, m, f"{m.name} after the split")
     run(room, 2)

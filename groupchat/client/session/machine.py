@@ -363,6 +363,7 @@ class SessionMachine(Membership):
         # future_seq: the relay lost its log (an in-memory relay restarted). We keep our group
         # and read the new log from its start; whoever holds no group decides afresh.
         self._warn(wording.RELAY_RESTARTED)
+        link.lost_log = True
         if self._hold is None:
             self._traffic_seen = False
         self._last_seq = None
@@ -462,6 +463,7 @@ class SessionMachine(Membership):
         hold = self._hold
         if hold is not None and hold.own_commit is not None and not hold.own_commit.applied:
             yield from self._discard_own_commit()  # the relay never logged it
+        yield from self._republish_last_commit(link)
         attempt = self._phase_data
         if self._hold is not None and self._phase is not Phase.CREATING:
             if not first_time:
@@ -489,7 +491,8 @@ class SessionMachine(Membership):
     def _group_stands(self, creation: Creation) -> None:
         """Our creation marker came first (or never came back, and nothing came before it)."""
         self._enter(Trigger.MARKER_ECHOED)  # nothing before our own group's creation concerns it
-        self._emit(TimelineEvent(TimelineKind.JOINED, wording.created(self.settings.room, self._code())))
+        line = wording.created(self.settings.room, self._code(), creation.reformed)
+        self._emit(TimelineEvent(TimelineKind.JOINED, line))
         if creation.keep_asking is not None and self._hold is not None:
             # A stranded newcomer: the relay showed no one. We keep asking to join the room's
             # group, and its welcome replaces ours while we are still alone in it.
@@ -615,13 +618,14 @@ class SessionMachine(Membership):
             self._group_id,
             self._name,
             self._config,
-            self.settings.scheme,
+            self._scheme_to_create,
             self.settings.open_room,
         )
+        reformed = self._held_scheme  # we had a group here: this one takes its place
         group, timed = yield from self._core(call)
         self._updates.last_update = self._now
         nonce = self._rand(CREATION_NONCE_LEN)
-        self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking), Hold(group, 0))
+        self._enter(Trigger.CREATE, Creation(nonce, self._now, keep_asking, reformed), Hold(group, 0))
         self._adopt(timed)
         yield from self._publish(PayloadKind.GROUP_CREATED, nonce, "group-created marker")
 

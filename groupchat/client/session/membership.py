@@ -50,7 +50,7 @@ from .core_calls import (
 from .duties import online_leaves, open_duties
 from .entry import Entry
 from .eviction import ASK_AHEAD
-from .phases import Hold, JoinAttempt, OwnCommit, Phase, RingRun, Trigger, remember
+from .phases import Hold, JoinAttempt, Link, OwnCommit, Phase, RingRun, Trigger, remember
 from .rejections import (
     Outcome,
     Rejection,
@@ -59,7 +59,7 @@ from .rejections import (
     ring_rejection,
     welcome_unopened,
 )
-from .rejoin import AfterRemoval, after_removal
+from .rejoin import AfterRemoval, after_removal, fresh_after
 from .ring_steps import RingSteps
 from .settings import member_id
 from .state import log
@@ -103,6 +103,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         group, timed = opened
         self._published = []
         split = hold is not None and hold.split is not None
+        all_along = hold is not None and not hold.solo  # re-added: a member all along
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
         buffered = self._arrival.buffer
         n = len(group.members())
@@ -117,7 +118,10 @@ class Membership(Entry, BeaconSteps, RingSteps):
             line = wording_ring.welcome_ring(timed.ms, group.epoch + 1, n)
             self._emit(TimelineEvent(TimelineKind.INFO, line))
         else:
-            self._enter(trigger, hold=Hold(group, group.epoch))
+            # Re-added in place of our leaf, we were a member all along: what was sent since we
+            # first joined is never "before you joined" (issue 15).
+            joined = min(hold.joined_epoch, group.epoch) if hold and all_along else group.epoch
+            self._enter(trigger, hold=Hold(group, joined))
             self._updates.last_update = self._now
             # The taint rule: our adder chose our first leaf secret, so the core's outbox carries
             # our first Update (sent below); should it lose a race, the planner retries it from here.
@@ -145,8 +149,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
                     # Older than anything we can hold keys for: the core would only refuse it by
                     # its epoch, so we spare it the call (a long room log makes many of these).
                     if claim.kind is MessageKind.APPLICATION:
-                        detail = wording.SENT_WHILE_CUT_OFF if split else ""
-                        self._placeholder(UnreadableReason.BEFORE_JOIN, None, detail)
+                        self._placeholder(*_unread_before_welcome(all_along, split))
                     continue
                 yield from self._on_core(data)
         finally:
@@ -186,7 +189,27 @@ class Membership(Entry, BeaconSteps, RingSteps):
         own = hold.own_commit
         if own is not None and isinstance(event, RekeyProgress) and data == own.message:
             own.applied = True  # our ring commit won the epoch; its EpochChanged ends the ring
+        if isinstance(event, EpochChanged):
+            claim = _claim(data)
+            hold.last_commit = data if claim is not None and claim.kind is MessageKind.COMMIT else None
         yield from self._on_event(event, timed)
+
+    def _republish_last_commit(self, link: Link) -> Step[None]:
+        """Caught up on a relay that lost its log: publish again the signed commit that made our
+        epoch, so that a member who missed it before the loss can follow (it is not behind for
+        good, and reads what is sent from now on). The others ignore it as an old commit. Our
+        own update waits ``fresh_after`` seconds, to let the others do the same first."""
+        hold = self._hold
+        if not link.lost_log or hold is None:
+            return
+        link.lost_log = False
+        # Our reconnect update waits: the member who missed a commit may be the first one back,
+        # and an update of its own on the epoch it holds would fork it off the others.
+        pause = fresh_after(self.settings.add_timeout)
+        self._updates.not_before = max(self._updates.not_before, self._now + pause)
+        if hold.last_commit is None:
+            return
+        yield from self._publish(PayloadKind.CORE, hold.last_commit, "the commit of our epoch, again")
 
     def _keep_for_welcome(self, data: bytes) -> None:
         """Keep a core message for the group a welcome will give us. Bounded in count and bytes
@@ -515,6 +538,15 @@ class Membership(Entry, BeaconSteps, RingSteps):
             if others:
                 self._warn(wording.lookalike_member(label, others))
         self._emit_roster()
+
+
+def _unread_before_welcome(all_along: bool, split: bool) -> tuple[UnreadableReason, None, str]:
+    """Why a message kept for our welcome, older than its epoch, cannot be shown: before we joined,
+    or (re-added, a member all along) at an epoch whose keys never reached us."""
+    if not all_along:
+        return UnreadableReason.BEFORE_JOIN, None, ""
+    detail = wording.SENT_WHILE_CUT_OFF if split else wording.SENT_BEFORE_READDED
+    return UnreadableReason.MISSED_OFFLINE, None, detail
 
 
 def _claim(data: bytes) -> Peek | None:

@@ -136,6 +136,7 @@ class Creation:
     nonce: bytes
     at: float = 0.0  # when we published it
     keep_asking: JoinAttempt | None = None  # a stranded newcomer's request, still published (solo)
+    reformed: str | None = None  # made in place of a group we held: that group's scheme
 
 
 @dataclass(slots=True)
@@ -210,6 +211,9 @@ class Hold:
     split: Split | None = None  # a signed commit we could not follow: cut off (behind.py)
     reentry: JoinAttempt | None = None  # our request to be re-added, while we keep this group
     solo: bool = False  # reentry is a stranded newcomer's: a welcome replaces us only while alone
+    # The signed tree commit that made our epoch: published again into a relay's new log when it
+    # lost the old one, for a member who missed it (issue 15: else it reads nothing from then on).
+    last_commit: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -259,6 +263,7 @@ class Link:
     joined_at: float | None = None  # when the relay said Joined: our sync marker's echo is due
     gap_retries: int = 0  # resumes retried after the relay said GAP (it may have lied)
     retry_resume_at: float | None = None
+    lost_log: bool = False  # the relay said future_seq: it lost its log (see Hold.last_commit)
     pending_acks: dict[int, tuple[str, float]] = field(default_factory=dict)
 
 

@@ -102,6 +102,9 @@ class MachineState:
         self._phase_data: Creation | JoinAttempt | None = None
         self._arrival = Arrival()
         self._hold: Hold | None = None
+        # The scheme of the group we hold or last held (None: never one): a group we create in
+        # place of one we lost keeps it, whatever the settings say (issue 15).
+        self._held_scheme: str | None = None
         self._duties = Duties()
         self._departure: Departure | None = None
 
@@ -159,6 +162,11 @@ class MachineState:
         self._beacon_group: Group | None = None  # the group the book's accounts are of
 
     # --- reading the hold ------------------------------------------------------------------------
+
+    @property
+    def _scheme_to_create(self) -> str:
+        """The scheme of a group we would create now: the one we last held, else the settings'."""
+        return self._held_scheme or self.settings.scheme
 
     @property
     def _group(self) -> Group | None:
@@ -259,6 +267,8 @@ class MachineState:
             self._arrival = Arrival()
         if transition.fresh & Fresh.HOLD:
             self._hold = hold
+            if hold is not None:
+                self._held_scheme = hold.group.scheme
         if transition.fresh & Fresh.DUTIES:
             self._duties = Duties()
 
@@ -384,7 +394,7 @@ class MachineState:
             connection=self._state,
             relay=self.settings.relay_url,
             room=self.settings.room,
-            scheme=group.scheme if group is not None else self.settings.scheme,
+            scheme=group.scheme if group is not None else self._scheme_to_create,
             member_count=len(self._members),
             epoch=epoch,
             epoch_code=self._epoch_codes.get(epoch) if epoch is not None else None,
@@ -413,7 +423,7 @@ class MachineState:
         snap, group = self._snapshot, self._group
         if self._tree_view_cache is None:
             if snap is None or group is None or group.joining:
-                return TreeView(group.scheme if group else "tree", 0, ())
+                return TreeView(group.scheme if group else self._scheme_to_create, 0, ())
             labels = self._labeler.labels(self._members)
             self._tree_view_cache = build_tree_view(snap, self._tree_changed, labels)
         return self._tree_view_cache
