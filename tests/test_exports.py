@@ -120,6 +120,9 @@ PUBLIC: dict[str, list[str]] = {
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
         'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger', 'WantedInvite',
     ],
+    'groupchat.client.session.presence_steps': [
+        'PresenceSteps',
+    ],
     'groupchat.client.session.rejections': [
         'Outcome', 'Rejection', 'commit_rejection', 'message_rejection', 'ring_rejection',
         'welcome_unopened',

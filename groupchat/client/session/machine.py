@@ -30,7 +30,6 @@ from ...relay_protocol import (
     Join,
     Joined,
     Presence,
-    PresenceEvent,
     ServerFrame,
 )
 from .. import wording
@@ -43,12 +42,13 @@ from ..room_payload import CREATION_NONCE_LEN, SYNC_NONCE_LEN, PayloadKind, Room
 from . import inputs as i
 from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
 from .behind import PROBE_WAIT
-from .bounds import MAX_PRESENT, sane_max_payload
+from .bounds import sane_max_payload
 from .core_calls import CreateGroup, Encrypt
 from .duties import online_leaves, open_duties
 from .eviction import ASK_AHEAD, note_absent
 from .membership import Membership
 from .phases import Creation, Departure, Hold, JoinAttempt, Link, Phase, Trigger
+from .presence_steps import PresenceSteps
 from .rejoin import (
     GAP_RETRIES,
     GAP_RETRY_DELAY,
@@ -57,13 +57,12 @@ from .rejoin import (
     should_create,
     stranded,
 )
-from .settings import member_id
 from .state import log
 
 __all__ = ["SessionMachine"]
 
 
-class SessionMachine(Membership):
+class SessionMachine(Membership, PresenceSteps):
     """One member's session in one room, as a state machine (see the module docstring)."""
 
     def step(self, item: i.Input) -> Step[None]:
@@ -369,45 +368,7 @@ class SessionMachine(Membership):
         self._last_seq = None
         yield from self._join_room(0)
 
-    def _on_presence(self, p: Presence) -> None:
-        # O(1) in the number of ids the relay announced: a bounded set, member ids cached per roster.
-        member = p.member in self._member_ids()
-        if p.event is PresenceEvent.JOINED:
-            if not self._present.add(p.member, member=member):
-                self._log_ignored_presence()
-            self._offline_since.pop(p.member, None)
-        elif p.member != self._me:  # we are here, whatever the relay says of us
-            self._present.discard(p.member)
-            if member:  # only a member's absence can matter (eviction); others are not remembered
-                self._offline_since.setdefault(p.member, self._now)
-        if member:
-            self._emit_roster()  # a group member came or went (a joiner is not in the roster yet)
-
-    def _member_ids(self) -> frozenset[bytes]:
-        """The relay ids of the group's members, computed once per roster (``_members`` is replaced,
-        never changed in place, when the roster changes)."""
-        members = self._members
-        cached = self._member_ids_cache
-        if cached is None or cached[0] is not members:
-            cached = self._member_ids_cache = (
-                members,
-                frozenset(member_id(m.identity_key) for m in members.values()),
-            )
-        return cached[1]
-
-    def _log_ignored_presence(self) -> None:
-        n = self._present.ignored
-        if n and n & (n - 1) == 0:  # 1, 2, 4, 8...: a flood costs a few log lines
-            log.warning("the relay announced more than %d present ids; %d ignored so far", MAX_PRESENT, n)
-
     # --- room payloads ----------------------------------------------------------------------
-
-    def _note_live_sender(self, mid: bytes) -> None:
-        """A join request sent now (past the backlog) says, as the relay's claim, that its sender
-        is here, as a Presence would: one LEFT said before must not keep a joiner out for good."""
-        link = self._link
-        if link is not None and link.caught_up and mid not in self._present:
-            self._present.add(mid, member=mid in self._member_ids())
 
     def _check_numbering(self, acked: int) -> None:
         """The relay numbered our publish ``acked``, not above a seq it delivered before: that one
