@@ -150,6 +150,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.worker': [
         'CoreWorker',
     ],
+    'groupchat.client.store': [
+        'HistoryEntry', 'KEY_FILE', 'STORE_FILE', 'Store', 'StoreError', 'StoredState',
+        'load_or_create_store_key',
+    ],
     'groupchat.client.transcript': [
         'KEY_CHANGED_MARK', 'Transcript', 'UNREADABLE_MARK', 'render',
     ],
