@@ -39,6 +39,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.core_worker': [
         'CoreWorker', 'INLINE_MAX_BYTES', 'Timed', 'TreeSnapshot',
     ],
+    'groupchat.client.history_export': [
+        'add_arguments', 'format_json', 'format_text', 'run',
+    ],
     'groupchat.client.identity_store': [
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
     ],
@@ -186,6 +189,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording_ring': [
         'could_not_restart_ring', 'joined_ring', 'late_restart', 'not_admitted', 'ring_cost', 'ring_failed',
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
+    ],
+    'groupchat.client.wording_store': [
+        'RESTORED', 'history_sender', 'no_history_for', 'no_store', 'rejoin_because',
+        'scrollback_unreadable', 'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [
         'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE', 'GROUP_CODE_MEANS', 'KEY_HELP',

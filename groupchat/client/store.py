@@ -117,11 +117,16 @@ def _create_key(path: Path) -> None:
             tmp.unlink()
 
 
-def load_or_create_store_key(path: Path) -> bytes:
-    """The 32-byte store key at ``path``, created (mode 0600) if there is none; refused if wider."""
+def load_or_create_store_key(path: Path, *, create: bool = True) -> bytes:
+    """The 32-byte store key at ``path``, created (mode 0600) if there is none and ``create``;
+    refused if its mode is wider."""
     try:
         check_private_mode(path, "store key file")
     except FileNotFoundError:
+        if not create:
+            raise StoreError(
+                f"store key file {path} is missing: the store cannot be read without it"
+            ) from None
         _create_key(path)
         check_private_mode(path, "store key file")
     except IdentityFileError as exc:
@@ -174,9 +179,12 @@ class Store:
             ) from None
 
     @classmethod
-    def open(cls, data_dir: Path, key_path: Path | None = None) -> Store:
-        """The store of ``data_dir``, its key at ``key_path`` (default: ``data_dir/store.key``)."""
-        key = load_or_create_store_key(key_path if key_path is not None else data_dir / KEY_FILE)
+    def open(cls, data_dir: Path, key_path: Path | None = None, *, create: bool = True) -> Store:
+        """The store of ``data_dir``, its key at ``key_path`` (default: ``data_dir/store.key``);
+        ``create=False`` refuses to make a new key (to read an existing store only)."""
+        key = load_or_create_store_key(
+            key_path if key_path is not None else data_dir / KEY_FILE, create=create
+        )
         return cls(data_dir / STORE_FILE, key)
 
     def close(self) -> None:
