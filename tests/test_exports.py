@@ -119,6 +119,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.membership': [
         'Membership',
     ],
+    'groupchat.client.session.persistence': [
+        'Kept',
+    ],
     'groupchat.client.session.phases': [
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
         'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger', 'WantedInvite',
@@ -152,6 +155,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.worker': [
         'CoreWorker',
+    ],
+    'groupchat.client.session_store': [
+        'SessionStore',
     ],
     'groupchat.client.store': [
         'HistoryEntry', 'KEY_FILE', 'STORE_FILE', 'Store', 'StoreError', 'StoredState',

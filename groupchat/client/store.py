@@ -17,7 +17,7 @@ import os
 import secrets
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -293,17 +293,50 @@ class Store:
         with self._transaction() as db:
             db.execute("DELETE FROM state WHERE room = ? AND identity = ?", (room, identity))
 
+    def save(
+        self,
+        room: str,
+        identity: bytes,
+        *,
+        state: tuple[bytes, int] | None = None,
+        drop_state: bool = False,
+        messages: Sequence[HistoryEntry] = (),
+    ) -> None:
+        """In one transaction: add ``messages`` to the history, then replace the stored state by
+        ``state`` (bytes, position) or, with ``drop_state``, forget it. A crash keeps all or none."""
+        rows = [self._history_row(room, identity, e) for e in messages]
+        sealed = None
+        if state is not None:
+            plain = struct.pack(">Q", state[1]) + state[0]
+            sealed = self._seal(plain, _aad(b"state", room, identity))
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO history (room, identity, message_id, nonce, sealed) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            if sealed is not None:
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", (room, identity, *sealed))
+            elif drop_state:
+                db.execute("DELETE FROM state WHERE room = ? AND identity = ?", (room, identity))
+
     # The history.
+
+    def _history_row(
+        self, room: str, identity: bytes, entry: HistoryEntry
+    ) -> tuple[str, bytes, str, bytes, bytes]:
+        plain = json.dumps(entry.to_json(), ensure_ascii=False).encode("utf-8")
+        nonce, sealed = self._seal(plain, _aad(b"history", room, identity, entry.message_id))
+        return room, identity, entry.message_id, nonce, sealed
 
     def add_message(self, room: str, identity: bytes, entry: HistoryEntry) -> bool:
         """Append ``entry`` (one transaction); ``False`` if that message id is already kept."""
-        plain = json.dumps(entry.to_json(), ensure_ascii=False).encode("utf-8")
-        nonce, sealed = self._seal(plain, _aad(b"history", room, identity, entry.message_id))
+        row = self._history_row(room, identity, entry)
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO history (room, identity, message_id, nonce, sealed) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (room, identity, entry.message_id, nonce, sealed),
+                row,
             )
             return cur.rowcount == 1
 

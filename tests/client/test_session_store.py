@@ -1,0 +1,117 @@
+"""Persistence over a real relay on 127.0.0.1 (port 0): a member that quits and restarts with its
+store is back in the same leaf with no commit by anyone, its scrollback shown and its earlier
+messages readable; an ephemeral one writes nothing; a stored state that cannot be restored makes
+a rejoin that says why."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from session_harness import FAST, Peer, agree, running_relay, stop_all, wait_until
+
+from groupchat.client.notices import ChatLine, Notice, TimelineEvent
+from groupchat.client.session import ChatSession, SessionSettings
+from groupchat.client.session_store import SessionStore
+from groupchat.client.store import Store
+from groupchat.client.trust import TrustStore
+from groupchat.client.wording_store import RESTORED
+from groupchat.core.identity import Identity
+
+ROOM = "persist"
+
+
+def start(port: int, name: str, identity: Identity, store: Store | None, **overrides: Any) -> Peer:
+    settings = SessionSettings(
+        relay_url=f"ws://127.0.0.1:{port}", room=ROOM, name=name, **{**FAST, **overrides}
+    )
+    notices: list[Notice] = []
+    kept = SessionStore(store, ROOM, identity) if store is not None else None
+    session = ChatSession(settings, identity, TrustStore(None), notices.append, store=kept)
+    peer = Peer(name, session, notices)
+    peer.task = asyncio.create_task(session.run(), name=f"peer-{name}")
+    return peer
+
+
+def own_leaf(peer: Peer) -> int | None:
+    group = peer.session._machine.stored_group()
+    return group.my_leaf if group is not None else None
+
+
+async def test_restart_resumes_the_same_leaf_with_scrollback(tmp_path: Path) -> None:
+    me = Identity.generate()
+    async with running_relay() as relay:
+        port = relay.port
+        store = Store.open(tmp_path)
+        alice = start(port, "alice", me, store)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start(port, "bob", Identity.generate(), None)
+        try:
+            await wait_until(lambda: agree(alice, bob), what="alice and bob agree")
+            alice.session.send_text("one from alice")
+            bob.session.send_text("two from bob")
+            await wait_until(lambda: "two from bob" in alice.texts() and alice.confirmed(), what="exchange")
+            await wait_until(lambda: agree(alice, bob), what="agree again")
+            epoch, code, leaf = bob.epoch, bob.session.epoch_codes.get(bob.epoch or 0), own_leaf(alice)
+            await alice.stop(leave=False)
+            assert store.load_state(ROOM, me.public_key) is not None
+            store.close()
+
+            store = Store.open(tmp_path)
+            again = start(port, "alice", me, store)
+            await wait_until(lambda: agree(again, bob), what="restarted alice agrees with bob")
+            assert again.epoch == epoch and bob.epoch == epoch  # no commit by anyone
+            assert again.session.epoch_codes.get(epoch or 0) == code
+            assert own_leaf(again) == leaf
+            lines = [n for n in again.notices if isinstance(n, ChatLine)]
+            assert [(n.text, n.own) for n in lines[:2]] == [("one from alice", True), ("two from bob", False)]
+            assert RESTORED in [n.text for n in again.notices if isinstance(n, TimelineEvent)]
+            again.session.send_text("three from alice")
+            bob.session.send_text("four from bob")
+            await wait_until(lambda: "three from alice" in bob.texts(), what="bob reads the restarted alice")
+            await wait_until(lambda: "four from bob" in again.texts(), what="restarted alice reads bob")
+            assert bob.epoch == epoch
+            entries, bad = store.history(ROOM, me.public_key)
+            assert bad == 0
+            assert {e.text for e in entries} >= {
+                "one from alice",
+                "two from bob",
+                "three from alice",
+                "four from bob",
+            }
+        finally:
+            await stop_all(*(p for p in (locals().get("again"), alice, bob) if p is not None))
+            store.close()
+
+
+async def test_ephemeral_writes_nothing(tmp_path: Path) -> None:
+    async with running_relay() as relay:
+        alice = start(relay.port, "alice", Identity.generate(), None)
+        try:
+            await wait_until(lambda: alice.ready, what="alice ready")
+            alice.session.send_text("not kept")
+            await wait_until(lambda: bool(alice.confirmed()), what="echo")
+        finally:
+            await stop_all(alice)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_unrestorable_state_rejoins_saying_why(tmp_path: Path) -> None:
+    me = Identity.generate()
+    store = Store.open(tmp_path)
+    store.save_state(ROOM, me.public_key, b"not a group state", 3)
+    async with running_relay() as relay:
+        alice = start(relay.port, "alice", me, store)
+        try:
+            await wait_until(lambda: alice.ready, what="alice ready")
+            lines = [n.text for n in alice.notices if isinstance(n, TimelineEvent)]
+            assert any("joining afresh" in t and "cannot be restored" in t for t in lines)
+            await wait_until(
+                lambda: store.load_state(ROOM, me.public_key) is not None, what="new state stored"
+            )
+            stored = store.load_state(ROOM, me.public_key)
+            assert stored is not None and stored.state != b"not a group state"
+        finally:
+            await stop_all(alice)
+            store.close()
