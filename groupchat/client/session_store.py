@@ -76,6 +76,15 @@ class SessionStore:
         self._saved = (stored.state, stored.position)
         return group, stored.position
 
+    def keep(self, machine: MachineState) -> list[Notice]:
+        """Write the messages shown since the last call (before they are shown: a message the
+        user saw confirmed is kept); the notices to show if the store failed (once)."""
+        kept = [*self._unsaved, *machine.take_kept()]
+        self._unsaved = []
+        if not kept:
+            return []
+        return self._save(kept, None, False)
+
     def persist(self, machine: MachineState, *, before_send: bool = False) -> list[Notice]:
         """Write what changed since the last call (history, then the group state) in one
         transaction; the notices to show if the store failed (once)."""
@@ -98,6 +107,9 @@ class SessionStore:
             state = None
         if not kept and state is None and not drop:
             return []
+        return self._save(kept, state, drop)
+
+    def _save(self, kept: list[Kept], state: tuple[bytes, int] | None, drop: bool) -> list[Notice]:
         now = self._wall()
         try:
             self.store.save(

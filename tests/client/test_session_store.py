@@ -6,6 +6,10 @@ a rejoin that says why."""
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +119,83 @@ async def test_an_unrestorable_state_rejoins_saying_why(tmp_path: Path) -> None:
         finally:
             await stop_all(alice)
             store.close()
+
+
+CLIENT = Path(__file__).with_name("store_crash_client.py")
+
+
+async def _client(port: int, data_dir: Path, seed: str, prefix: str, count: int) -> tuple[Any, list[str]]:
+    """Start the crash client; return the process and the list its stdout lines are read into."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CLIENT),
+        str(port),
+        ROOM,
+        str(data_dir),
+        seed,
+        prefix,
+        str(count),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode().rstrip("\n"))
+
+    reader = asyncio.create_task(read())
+    proc._reader = reader  # type: ignore[attr-defined]  # awaited once the process is gone
+    return proc, lines
+
+
+def _confirmed(lines: list[str]) -> list[str]:
+    return [line.removeprefix("CONFIRMED ") for line in lines if line.startswith("CONFIRMED ")]
+
+
+async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    rng = random.Random()
+    seed = Identity.generate().private_bytes().hex()
+    me = Identity.from_private_bytes(bytes.fromhex(seed))
+    acknowledged: list[str] = []
+    async with running_relay() as relay:
+        bob = start(relay.port, "bob", Identity.generate(), None)
+        procs = []
+        try:
+            await wait_until(lambda: bob.ready, what="bob ready")
+            for round_ in range(3):
+                proc, lines = await _client(relay.port, tmp_path, seed, f"r{round_}", 400)
+                procs.append(proc)
+                what = f"client ready (round {round_})"
+                await wait_until(lambda lines=lines: "READY" in lines, timeout=20, what=what)
+                await asyncio.sleep(rng.uniform(0.05, 0.8))  # a random point: sending, storing, echoing
+                os.kill(proc.pid, signal.SIGKILL)
+                await asyncio.wait_for(proc.wait(), 10)
+                await asyncio.wait_for(proc._reader, 10)
+                acknowledged += _confirmed(lines)
+                if round_:  # a restart resumes, or says why it joins afresh
+                    said = " ".join(x for x in lines if x.startswith("TIMELINE"))
+                    assert RESTORED in said or "joining afresh" in said, said
+                with Store.open(tmp_path) as store:  # the store opens after every kill
+                    kept = {e.text for e in store.history(ROOM, me.public_key)[0]}
+                lost = [t for t in _confirmed(lines) if t not in kept]
+                assert not lost, f"round {round_}: acknowledged but not kept: {lost[:5]}"
+            # A last run, not killed: what it sends after every restart must be accepted by bob.
+            proc, lines = await _client(relay.port, tmp_path, seed, "last", 5)
+            procs.append(proc)
+            await wait_until(lambda: len(_confirmed(lines)) == 5, timeout=20, what="the last run's messages")
+            sent_after = {f"last-{i}" for i in range(5)}
+            await wait_until(
+                lambda: sent_after <= set(bob.texts()), timeout=20, what="bob reads the last run"
+            )
+            # Every message a run saw echoed reached bob and was accepted: no generation reused.
+            missing = [t for t in acknowledged if t not in bob.texts()]
+            assert not missing, f"acknowledged but refused or lost at bob: {missing[:5]}"
+            assert not [p for p in bob.placeholders() if "tampered" in p.reason.name.lower()]
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+            await stop_all(bob)

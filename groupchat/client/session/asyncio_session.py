@@ -353,6 +353,9 @@ class ChatSession:
 
     def _deliver_queued(self) -> None:
         """Carry out what the machine queued: notices, and the signals for this glue."""
+        if self._store is not None:  # a message shown confirmed is a message kept
+            for notice in self._store.keep(self._machine):
+                self._emit(notice)
         for action in self._machine.take_actions():
             if isinstance(action, Notify):
                 self._emit(action.notice)
