@@ -199,3 +199,35 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Pat
                     os.kill(proc.pid, signal.SIGKILL)
                     await proc.wait()
             await stop_all(bob)
+
+
+def _chat_args(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(tmp_path / "none.toml"), "--data-dir", str(tmp_path / "data"),
+        "--log-dir", str(tmp_path / "logs"), "--relay", "ws://127.0.0.1:9", "--room", ROOM,
+        "--name", "alice", *extra,
+    ]  # fmt: skip
+
+
+def test_chat_stores_by_default_and_ephemeral_writes_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    import stat
+
+    import groupchat.tui.app
+    from groupchat.tui.command import main
+
+    made: list[ChatSession] = []
+
+    def fake_run_chat(make_session: Any, no_color: bool = False) -> int:
+        made.append(make_session(lambda n: None))
+        return 0
+
+    monkeypatch.setattr(groupchat.tui.app, "run_chat", fake_run_chat)
+    (tmp_path / "none.toml").write_text("")
+    assert main(_chat_args(tmp_path, "--ephemeral")) == 0
+    assert made[-1]._store is None
+    assert not [p.name for p in (tmp_path / "data").iterdir() if p.name.startswith("store")]
+    assert main(_chat_args(tmp_path)) == 0
+    assert made[-1]._store is not None
+    for name in ("store.sqlite3", "store.key"):
+        assert stat.S_IMODE((tmp_path / "data" / name).stat().st_mode) == 0o600
+    made[-1]._store.store.close()
