@@ -231,3 +231,45 @@ def test_chat_stores_by_default_and_ephemeral_writes_nothing(tmp_path: Path, mon
     for name in ("store.sqlite3", "store.key"):
         assert stat.S_IMODE((tmp_path / "data" / name).stat().st_mode) == 0o600
     made[-1]._store.store.close()
+
+
+def test_a_state_that_cannot_be_stored_at_a_send_is_forgotten_first(tmp_path: Path) -> None:
+    """§12.2's rule when the group cannot be exported (here: a Welcome not yet drained): after a
+    step the older stored state stays; before a send it is deleted, so a crash means a rejoin."""
+    from groupchat.client.session.machine import SessionMachine
+    from groupchat.core.group import Group, GroupConfig
+    from groupchat.core.identity import JoinRequest
+
+    me, config = Identity.generate(), GroupConfig()
+    settings = SessionSettings(relay_url="ws://127.0.0.1:9", room=ROOM, name="alice", **FAST)
+    group = Group.create(me, settings_group_id(), "alice", config, open_room=True)
+    machine = SessionMachine(settings, me, TrustStore(None), config=config, rand=os.urandom, now=0.0)
+    machine.resume_stored(group, 5)
+    with Store.open(tmp_path) as store:
+        kept = SessionStore(store, ROOM, me)
+        assert kept.persist(machine) == []
+        first = store.load_state(ROOM, me.public_key)
+        assert first is not None and first.position == 5
+        request = JoinRequest.create(
+            config.suite(),
+            Identity.generate(),
+            settings_group_id(),
+            "bob",
+            os.urandom,
+            wall_clock=config.wall_clock,
+        )
+        group.receive(group.commit(add=[request.request]))  # its Welcome waits in the outbox: not storable
+        kept.persist(machine)
+        assert store.load_state(ROOM, me.public_key) == first  # a step: the older state stays
+        kept.persist(machine, before_send=True)
+        assert store.load_state(ROOM, me.public_key) is None  # a send: it is forgotten first
+        group.data_to_send()
+        kept.persist(machine, before_send=True)
+        again = store.load_state(ROOM, me.public_key)
+        assert again is not None and Group.restore(again.state, me, config).epoch == group.epoch
+
+
+def settings_group_id() -> bytes:
+    from groupchat.client.session.settings import group_id_for_room
+
+    return group_id_for_room(ROOM)
