@@ -197,7 +197,7 @@ PUBLIC: dict[str, list[str]] = {
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
     ],
     'groupchat.client.wording_store': [
-        'RESTORED', 'history_sender', 'no_history_for', 'no_store', 'rejoin_because',
+        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'rejoin_because',
         'scrollback_unreadable', 'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [

@@ -9,6 +9,7 @@ from ..core.text import sanitise
 
 __all__ = [
     "RESTORED",
+    "STATE_TOO_OLD",
     "history_sender",
     "no_history_for",
     "no_store",
@@ -18,6 +19,10 @@ __all__ = [
 ]
 
 RESTORED = "resumed from the stored group state: same leaf, no rejoin"
+STATE_TOO_OLD = (
+    "the relay no longer has the room's messages since your stored group state (its log was "
+    "trimmed), and commits may have been among them"
+)
 
 
 def history_sender(name: str, own: bool) -> str:

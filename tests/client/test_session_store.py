@@ -20,7 +20,7 @@ from groupchat.client.session import ChatSession, SessionSettings
 from groupchat.client.session_store import SessionStore
 from groupchat.client.store import Store
 from groupchat.client.trust import TrustStore
-from groupchat.client.wording_store import RESTORED
+from groupchat.client.wording_store import RESTORED, STATE_TOO_OLD
 from groupchat.core.identity import Identity
 
 ROOM = "persist"
@@ -273,3 +273,36 @@ def settings_group_id() -> bytes:
     from groupchat.client.session.settings import group_id_for_room
 
     return group_id_for_room(ROOM)
+
+
+async def test_a_stored_position_the_log_no_longer_has_makes_a_rejoin_saying_why(tmp_path: Path) -> None:
+    me = Identity.generate()
+    async with running_relay(log_max_count=8) as relay:
+        store = Store.open(tmp_path)
+        alice = start(relay.port, "alice", me, store)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start(relay.port, "bob", Identity.generate(), None)
+        again = None
+        try:
+            await wait_until(lambda: agree(alice, bob), what="agree")
+            epoch = alice.epoch or 0
+            await alice.stop(leave=False)
+            bob.session.request_rekey()
+            await wait_until(lambda: (bob.epoch or 0) > epoch, what="bob's rekey")
+            for i in range(20):
+                bob.session.send_text(f"while away {i}")
+            await wait_until(lambda: len(bob.confirmed()) == 20, what="bob's messages echoed")
+            again = start(relay.port, "alice", me, store)
+            await wait_until(lambda: RESTORED in again.timeline(), what="alice restored")
+            bob.session.send_text("at the new epoch")
+            await wait_until(
+                lambda: agree(again, bob) and (again.epoch or 0) > epoch + 1, timeout=20, what="rejoined"
+            )
+            assert any("joining afresh" in t and STATE_TOO_OLD in t for t in again.timeline())
+            bob.session.send_text("after the rejoin")
+            await wait_until(lambda: "after the rejoin" in again.texts(), what="alice reads on")
+            again.session.send_text("back in")
+            await wait_until(lambda: "back in" in bob.texts(), what="bob reads the rejoined alice")
+        finally:
+            await stop_all(*(p for p in (again, alice, bob) if p is not None))
+            store.close()

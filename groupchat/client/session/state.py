@@ -20,7 +20,7 @@ from ...core.events import Member
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
-from .. import wording
+from .. import wording, wording_store
 from ..names import Labeler
 from ..notices import (
     ConnectionState,
@@ -136,6 +136,7 @@ class MachineState:
         self._seen_ids: dict[bytes, OrderedDict[bytes, None]] = {}
         self._placeholder_batch: dict[tuple[UnreadableReason, str | None, str], int] | None = None
         self._kept: list[Kept] = []  # chat messages shown since the glue last took them (to store)
+        self._restored_seq: int | None = None  # the stored position we resumed from, until we read on
 
         # What the UI reads.
         self._snapshot: TreeSnapshot | None = None
@@ -219,10 +220,20 @@ class MachineState:
         if self._phase is not Phase.ARRIVING or self._hold is not None:
             raise UsageError("a stored group state is resumed only before the session starts")
         self._enter(Trigger.RESTORED, hold=Hold(group, group.epoch))
-        self._last_seq = last_seq
+        self._last_seq = self._restored_seq = last_seq
         self._traffic_seen = True
         self._updates.last_update = self._now
         self._adopt(Timed(0.0, snapshot(group)))
+
+    def _on_gap_with_group(self) -> None:
+        """The relay no longer has the log after our position. A live member keeps its group (the
+        others' traffic shows whether it fell behind); a state read back from the store, with
+        nothing read since, may predate commits that are gone for good: we join afresh."""
+        restored, self._restored_seq = self._restored_seq, None
+        if restored is not None and restored == self._last_seq:
+            self._rejoin(wording_store.rejoin_because(wording_store.STATE_TOO_OLD))
+        else:
+            self._warn(wording.gap_rejoin())
 
     # --- effects and queued actions -----------------------------------------------------------
 
