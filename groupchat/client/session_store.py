@@ -33,11 +33,13 @@ def _entry(k: Kept, now: float) -> HistoryEntry:
 
 
 class SessionStore:
-    """One session's room and identity in a :class:`Store`."""
+    """One session's room and identity in a :class:`Store`, claimed for this process (a second
+    process with the same identity and room is refused: :meth:`Store.claim`)."""
 
     def __init__(
         self, store: Store, room: str, identity: Identity, wall: Callable[[], float] = time.time
     ) -> None:
+        store.claim(room, identity.public_key)  # one process per stored state (Store.claim)
         self.store = store
         self.room = room
         self._identity = identity

@@ -12,6 +12,7 @@ crash leaves the store as it was before or after the write, never between.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -23,6 +24,11 @@ from pathlib import Path
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory lock (the claim is then the user's to keep)
+    fcntl = None  # type: ignore[assignment]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..core.errors import UsageError
@@ -155,6 +161,7 @@ class Store:
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self._aead = AESGCM(key)
+        self._claims: dict[str, int] = {}  # held (room, identity) locks: name -> open descriptor
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
@@ -188,8 +195,32 @@ class Store:
         return cls(data_dir / STORE_FILE, key)
 
     def close(self) -> None:
-        """Close the database (every write is already committed)."""
+        """Close the database (every write is already committed) and release every claim."""
+        for fd in self._claims.values():
+            os.close(fd)
+        self._claims.clear()
         self._db.close()
+
+    def claim(self, room: str, identity: bytes) -> None:
+        """Hold ``(room, identity)`` for this process until :meth:`close`, or raise
+        :class:`StoreError` if another process holds it. Two processes resuming one stored state
+        would hold the same leaf and ratchets, and encrypt with the same key and nonce; the lock
+        (``flock``, released by the system even on SIGKILL) makes the second one refuse."""
+        name = hashlib.sha256(_aad(b"claim", room, identity)).hexdigest()[:24]
+        if name in self._claims:
+            return
+        path = self.path.with_name(f".{self.path.name}.{name}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"another groupchat process is using this identity in room {room!r} with the store "
+                f"in {self.path.parent}: close it first, or run this one with --ephemeral"
+            ) from None
+        self._claims[name] = fd
 
     def __enter__(self) -> Store:
         return self

@@ -183,3 +183,42 @@ def test_a_store_file_others_can_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / STORE_FILE).chmod(0o644)
     with pytest.raises(StoreError, match="mode 0644"):
         Store.open(tmp_path)
+
+
+def test_a_second_process_cannot_claim_the_same_room_and_identity(tmp_path: Path) -> None:
+    first, second = Store.open(tmp_path), Store.open(tmp_path)  # two open files, as two processes
+    try:
+        first.claim("room", ME)
+        first.claim("room", ME)  # the holder may ask again
+        with pytest.raises(StoreError, match="another groupchat process is using this identity"):
+            second.claim("room", ME)
+        second.claim("other room", ME)  # another room is another stored state
+        first.close()
+        second.claim("room", ME)  # released with the first store
+    finally:
+        second.close()
+
+
+def test_a_killed_holder_releases_its_claim(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    Store.open(tmp_path).close()
+    code = (
+        "import sys, time; from pathlib import Path; from groupchat.client.store import Store; "
+        f"s = Store.open(Path({str(tmp_path)!r})); s.claim('room', b'\\x01' * 32); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with Store.open(tmp_path) as store:
+            with pytest.raises(StoreError, match="another groupchat process"):
+                store.claim("room", ME)
+            os.kill(proc.pid, 9)
+            proc.wait(10)
+            store.claim("room", ME)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, 9)
+            proc.wait(10)
