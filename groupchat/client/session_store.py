@@ -49,6 +49,7 @@ class SessionStore:
         self._has_state = False
         self._failed = False  # a write failed: said once, retried at each step
         self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
+        self._synced = True  # the last state write was synced to the disk (durable)
 
     def scrollback(self) -> list[Notice]:
         """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
@@ -85,7 +86,7 @@ class SessionStore:
         self._unsaved = []
         if not kept:
             return []
-        return self._save(kept, None, False)
+        return self._save(kept, None, False, durable=False)
 
     def persist(self, machine: MachineState, *, before_send: bool = False) -> list[Notice]:
         """Write what changed since the last call (history, then the group state) in one
@@ -105,17 +106,20 @@ class SessionStore:
                     log.info("the group state cannot be stored now (%s): the stored one is forgotten", exc)
         else:
             drop = self._has_state
-        if state is not None and state == self._saved:
-            state = None
+        if state is not None and state == self._saved and not (before_send and not self._synced):
+            state = None  # unchanged (and on disk already, or no frame depends on it yet)
         if not kept and state is None and not drop:
             return []
-        return self._save(kept, state, drop)
+        return self._save(kept, state, drop, durable=before_send)
 
-    def _save(self, kept: list[Kept], state: tuple[bytes, int] | None, drop: bool) -> list[Notice]:
+    def _save(
+        self, kept: list[Kept], state: tuple[bytes, int] | None, drop: bool, *, durable: bool
+    ) -> list[Notice]:
         now = self._wall()
+        messages = [_entry(k, now) for k in kept]
         try:
             self.store.save(
-                self.room, self._key, state=state, drop_state=drop, messages=[_entry(k, now) for k in kept]
+                self.room, self._key, state=state, drop_state=drop, messages=messages, durable=durable
             )
         except StoreError as exc:
             self._unsaved = kept
@@ -124,6 +128,7 @@ class SessionStore:
             self._failed = True
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
         self._failed = False
+        self._synced = durable or (self._synced and state is None and not drop)
         if state is not None:
             self._saved, self._has_state = state, True
         elif drop:

@@ -1,12 +1,15 @@
 """The local store: group state and chat history on disk, encrypted at rest (docs/protocol.md §12).
 
-One SQLite file per data directory (``store.sqlite3``, WAL mode, ``synchronous=FULL``), each row
+One SQLite file per data directory (``store.sqlite3``, WAL mode), each row
 sealed with AES-256-GCM under a random 32-byte key kept beside the identity (``store.key``, mode
 0600, created atomically, refused if its mode is wider, as the identity is). Each row has its own
 random 96-bit nonce and binds what it is (table, room, identity, message id) as associated data,
 so a row moved to another place or another store does not open. The stored group state holds
 epoch secrets: it is exactly as safe as this key (§12.3). Every write is one transaction, so a
-crash leaves the store as it was before or after the write, never between.
+crash leaves the store as it was before or after the write, never between. Every transaction
+survives the process being killed; one written with ``durable`` (before a frame is sent) is also
+synced to the disk, with every one before it, so a power cut cannot roll the ratchets back past a
+message that left.
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ class Store:
             self._db.text_factory = lambda raw: raw.decode("utf-8", "replace")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._durable = True
             self._setup()
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(Exception):
@@ -332,9 +336,18 @@ class Store:
         state: tuple[bytes, int] | None = None,
         drop_state: bool = False,
         messages: Sequence[HistoryEntry] = (),
+        durable: bool = True,
     ) -> None:
         """In one transaction: add ``messages`` to the history, then replace the stored state by
-        ``state`` (bytes, position) or, with ``drop_state``, forget it. A crash keeps all or none."""
+        ``state`` (bytes, position) or, with ``drop_state``, forget it. A crash keeps all or none.
+        ``durable=False`` skips the disk sync (WAL ``synchronous=NORMAL``): safe against a killed
+        process, not a power cut; the next durable write syncs it too."""
+        if durable != self._durable:
+            try:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write the store {self.path}: {exc}") from None
+            self._durable = durable
         rows = [self._history_row(room, identity, e) for e in messages]
         sealed = None
         if state is not None:

@@ -78,6 +78,7 @@ _MAX_SLEEP: Final = 1.0
 _SLICE: Final = 0.002
 _READ_SIZE: Final = 64 << 10  # bytes per socket read (asyncio's default: 256 KiB)
 _INBOX_FRAMES: Final = 256
+_PERSIST_EVERY: Final = 0.25  # seconds between stores of the group state while frames pour in
 
 
 async def _yield_if_busy(since: float) -> float:
@@ -132,6 +133,7 @@ class ChatSession:
     ) -> None:
         self.settings = settings
         self._store = store  # None: ephemeral (nothing written; a restart is a rejoin)
+        self._persisted_at = 0.0
         self.identity = identity
         self._trust = trust
         self._notify = notify
@@ -192,6 +194,7 @@ class ChatSession:
             self._worker.shutdown()
             self._machine.mark_closed()
             self._deliver_queued()
+            self._persist()  # what a busy last step left unstored
             self._stopped.set()
 
     def send_text(self, text: str) -> int:
@@ -426,7 +429,12 @@ class ChatSession:
                 continue
             reply = Reply(value, self._clock())
         self._deliver_queued()
-        self._persist()
+        # After a step: at once when the inbox is idle, else at most every _PERSIST_EVERY (a
+        # backlog of thousands of frames is not thousands of exports). What was received and not
+        # stored yet is read again from the relay after a crash; a send always stores first.
+        if self._inbox.empty() or time.perf_counter() - self._persisted_at >= _PERSIST_EVERY:
+            self._persist()
+            self._persisted_at = time.perf_counter()
 
     def _arm_timer(self) -> None:
         """Make sure the actor is woken by the next deadline (at most ``_MAX_SLEEP`` from now).
