@@ -192,7 +192,7 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Pat
             # Every message a run saw echoed reached bob and was accepted: no generation reused.
             missing = [t for t in acknowledged if t not in bob.texts()]
             assert not missing, f"acknowledged but refused or lost at bob: {missing[:5]}"
-            assert not [p for p in bob.placeholders() if "tampered" in p.reason.name.lower()]
+            assert not bob.placeholders(), bob.placeholders()  # nothing refused: no generation reused
         finally:
             for proc in procs:
                 if proc.returncode is None:
