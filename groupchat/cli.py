@@ -1,4 +1,4 @@
-"""Command line: one argparse tree, ``groupchat chat | relay | demo | bot | bench rekey|relay``.
+"""Command line: one argparse tree, ``groupchat chat | relay | demo | bot | history export | bench ...``.
 
 Every command lives in a module that exposes ``add_arguments(parser)`` and ``run(args) -> int``;
 :data:`COMMANDS` is the one table that registers them. Only the module of the command being run
@@ -58,6 +58,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("relay", "run the relay server", "server.__main__"),
     Command("demo", "a relay, bot peers that chat and churn, and your own chat window", "groupchat.lab.demo"),
     Command("bot", "run a headless bot member", "groupchat.client.bot"),
+    Command(
+        "history",
+        "the chat history kept in the local store",
+        children=(
+            Command("export", "write the decrypted history, text or JSON", "groupchat.client.history_export"),
+        ),
+    ),
     Command(
         "bench",
         "run a benchmark",

@@ -39,6 +39,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.core_worker': [
         'CoreWorker', 'INLINE_MAX_BYTES', 'Timed', 'TreeSnapshot',
     ],
+    'groupchat.client.history_export': [
+        'add_arguments', 'format_json', 'format_text', 'run',
+    ],
     'groupchat.client.identity_store': [
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
     ],
@@ -116,6 +119,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.membership': [
         'Membership',
     ],
+    'groupchat.client.session.persistence': [
+        'Kept',
+    ],
     'groupchat.client.session.phases': [
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
         'Phase', 'RingRun', 'TRANSITIONS', 'Transition', 'Trigger', 'WantedInvite',
@@ -153,6 +159,13 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.session.worker': [
         'CoreWorker',
     ],
+    'groupchat.client.session_store': [
+        'SessionStore',
+    ],
+    'groupchat.client.store': [
+        'HistoryEntry', 'KEY_FILE', 'STORE_FILE', 'Store', 'StoreError', 'StoredState',
+        'load_or_create_store_key',
+    ],
     'groupchat.client.transcript': [
         'KEY_CHANGED_MARK', 'Transcript', 'UNREADABLE_MARK', 'render',
     ],
@@ -186,6 +199,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording_ring': [
         'could_not_restart_ring', 'joined_ring', 'late_restart', 'not_admitted', 'ring_cost', 'ring_failed',
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
+    ],
+    'groupchat.client.wording_store': [
+        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'rejoin_because',
+        'scrollback_unreadable', 'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',

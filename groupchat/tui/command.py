@@ -21,6 +21,8 @@ __all__ = ["add_arguments", "main", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``groupchat chat`` flags: every client option plus display switches."""
     parser.add_argument("--no-color", action="store_true", help="no colours (also: NO_COLOR=1)")
+    parser.add_argument("--ephemeral", "--no-history", dest="ephemeral", action="store_true",
+                        help="keep nothing on disk: no group state, no history (a restart is a rejoin)")
     add_config_arguments(parser)
 
 
@@ -54,11 +56,18 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(config.log_path, config.log_level)
         identity = load_or_create_identity(config.identity_path)
         trust = TrustStore(config.trust_path)
+        kept = None
+        if not getattr(args, "ephemeral", False):
+            from ..client.session_store import SessionStore
+            from ..client.store import KEY_FILE, Store
+
+            store = Store.open(config.data_path, config.identity_path.with_name(KEY_FILE))
+            kept = SessionStore(store, settings.room, identity)
     except GroupChatError as e:
         print(f"groupchat chat: error: {e}", file=sys.stderr)
         return 2
 
     def make_session(notify: Callable[[Notice], None]) -> SessionAPI:
-        return ChatSession(settings, identity, trust, notify)
+        return ChatSession(settings, identity, trust, notify, store=kept)
 
     return run_chat(make_session, no_color=args.no_color, bell=config.bell, theme=config.theme)

@@ -29,8 +29,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ...core.errors import DecodeError, GroupChatError, InvalidValueError, UsageError
 from ...core.group import GroupConfig
 from ...core.identity import Identity
-from ...relay_protocol import Hello, ServerHello, decode_server, encode
-from .. import wording
+from ...relay_protocol import Hello, Publish, SendTo, ServerHello, decode_server, encode
+from .. import wording, wording_store
 from .. import wording_connection as connection_wording
 from ..backoff import Backoff
 from ..notices import (
@@ -44,6 +44,7 @@ from ..notices import (
     TreeView,
     TrustState,
 )
+from ..session_store import SessionStore
 from ..trust import TrustStore, safety_number
 from . import inputs as i
 from .actions import (
@@ -77,6 +78,7 @@ _MAX_SLEEP: Final = 1.0
 _SLICE: Final = 0.002
 _READ_SIZE: Final = 64 << 10  # bytes per socket read (asyncio's default: 256 KiB)
 _INBOX_FRAMES: Final = 256
+_PERSIST_EVERY: Final = 0.25  # seconds between stores of the group state while frames pour in
 
 
 async def _yield_if_busy(since: float) -> float:
@@ -127,8 +129,11 @@ class ChatSession:
         *,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[int], bytes] = os.urandom,
+        store: SessionStore | None = None,
     ) -> None:
         self.settings = settings
+        self._store = store  # None: ephemeral (nothing written; a restart is a rejoin)
+        self._persisted_at = 0.0
         self.identity = identity
         self._trust = trust
         self._notify = notify
@@ -160,6 +165,8 @@ class ChatSession:
         self._worker = CoreWorker()
         self._finished = asyncio.Event()
         self._stopped = asyncio.Event()
+        if self._store is not None:
+            self._resume_stored(self._store)
         self._emit(self.status)
         tasks = [
             asyncio.create_task(self._actor(), name="session-actor"),
@@ -187,6 +194,7 @@ class ChatSession:
             self._worker.shutdown()
             self._machine.mark_closed()
             self._deliver_queued()
+            self._persist()  # what a busy last step left unstored
             self._stopped.set()
 
     def send_text(self, text: str) -> int:
@@ -348,6 +356,9 @@ class ChatSession:
 
     def _deliver_queued(self) -> None:
         """Carry out what the machine queued: notices, and the signals for this glue."""
+        if self._store is not None:  # a message shown confirmed is a message kept
+            for notice in self._store.keep(self._machine):
+                self._emit(notice)
         for action in self._machine.take_actions():
             if isinstance(action, Notify):
                 self._emit(action.notice)
@@ -359,11 +370,31 @@ class ChatSession:
             elif isinstance(action, AbortConnection) and self._ws is not None:
                 self._ws.transport.abort()
 
+    def _resume_stored(self, store: SessionStore) -> None:
+        """Show the room's scrollback, then resume the stored group state (or say why not)."""
+        for notice in store.scrollback():
+            self._emit(notice)
+        restored = store.restore(self._machine._config)
+        if isinstance(restored, tuple):
+            self._machine.resume_stored(*restored)
+            self._emit(TimelineEvent(TimelineKind.INFO, wording_store.RESTORED))
+        elif restored is not None:
+            self._emit(TimelineEvent(TimelineKind.WARNING, wording_store.rejoin_because(restored)))
+        self._deliver_queued()
+
+    def _persist(self, *, before_send: bool = False) -> None:
+        """Store what changed (session_store.py); before a send, as docs/protocol.md §12.2 asks."""
+        if self._store is not None:
+            for notice in self._store.persist(self._machine, before_send=before_send):
+                self._emit(notice)
+
     async def _perform(self, effect: Effect) -> object:
         if isinstance(effect, SendFrame):
             ws = self._ws
             if ws is None:
                 return False
+            if isinstance(effect.frame, Publish | SendTo):
+                self._persist(before_send=True)
             try:
                 await ws.send(encode(effect.frame))
             except ConnectionClosed:
@@ -398,6 +429,12 @@ class ChatSession:
                 continue
             reply = Reply(value, self._clock())
         self._deliver_queued()
+        # After a step: at once when the inbox is idle, else at most every _PERSIST_EVERY (a
+        # backlog of thousands of frames is not thousands of exports). What was received and not
+        # stored yet is read again from the relay after a crash; a send always stores first.
+        if self._inbox.empty() or time.perf_counter() - self._persisted_at >= _PERSIST_EVERY:
+            self._persist()
+            self._persisted_at = time.perf_counter()
 
     def _arm_timer(self) -> None:
         """Make sure the actor is woken by the next deadline (at most ``_MAX_SLEEP`` from now).

@@ -349,7 +349,7 @@ class SessionMachine(Membership, PresenceSteps):
             self._gap_from = self._last_seq
             self._traffic_seen = True
             if self._hold is not None:
-                self._warn(wording.gap_rejoin())
+                self._on_gap_with_group()
             yield from self._join_room(None)
             return
         if not link.resume_after:

@@ -50,6 +50,7 @@ from .core_calls import (
 from .duties import online_leaves, open_duties
 from .entry import Entry
 from .eviction import ASK_AHEAD
+from .persistence import Kept
 from .phases import Hold, JoinAttempt, Link, OwnCommit, Phase, RingRun, Trigger, remember
 from .rejections import (
     Outcome,
@@ -293,6 +294,9 @@ class Membership(Entry, BeaconSteps, RingSteps):
             seen.popitem(last=False)
         trust = self._trust.state(sender.identity_key)
         self._emit(ChatLine(self.label(sender), content.text, ev.epoch, trust=trust))
+        self._kept.append(
+            Kept(content.msg_id, ev.epoch, sender.identity_key, sender.display_name, content.text, False)
+        )
 
     def _on_echo(self, ev: MessageEchoed) -> None:
         entry = self._outbox.echoed(ev.message_id)
@@ -306,6 +310,8 @@ class Membership(Entry, BeaconSteps, RingSteps):
             self._outbox.requeue(entry)
             return
         self._emit(MessageConfirmed(entry.local_id))
+        me = self.identity.public_key
+        self._kept.append(Kept(entry.msg_id, ev.epoch, me, self._name, entry.text, True))
 
     # --- epochs ---------------------------------------------------------------------------------
 

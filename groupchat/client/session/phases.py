@@ -84,6 +84,7 @@ class Trigger(enum.Enum):
     WELCOMED = "welcomed"
     REJOIN = "rejoin"
     RESUME_OWN = "resume_own"
+    RESTORED = "restored"  # our stored group state, read back at start (persistence.py)
     REENTERED = "reentered"
     READDING = "readding"
     REMOVED = "removed"
@@ -115,6 +116,7 @@ TRANSITIONS: Final[dict[tuple[Phase, Trigger], Transition]] = {
     (Phase.CREATING, Trigger.CREATION_LOST): Transition(Phase.ARRIVING, Fresh.HOLD),
     (Phase.JOINING, Trigger.WELCOMED): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
     (Phase.JOINING, Trigger.RESUME_OWN): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
+    (Phase.ARRIVING, Trigger.RESTORED): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
     (Phase.MEMBER, Trigger.REENTERED): Transition(Phase.MEMBER, Fresh.ARRIVAL | Fresh.HOLD),
     (Phase.MEMBER, Trigger.READDING): Transition(Phase.JOINING, Fresh.HOLD),
     **{

@@ -20,7 +20,7 @@ from ...core.events import Member
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, PendingJoin, epoch_code, validate_display_name
 from ...relay_protocol import Join, Leave, Publish, SendTo
-from .. import wording
+from .. import wording, wording_store
 from ..names import Labeler
 from ..notices import (
     ConnectionState,
@@ -40,7 +40,8 @@ from ..trust import TrustStore
 from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, Stop
 from .beacons import BeaconBook
 from .bounds import MAX_PENDING_ACKS, RoomPresence
-from .core_calls import CoreCall, DiscardPending, Timed, TreeSnapshot
+from .core_calls import CoreCall, DiscardPending, Timed, TreeSnapshot, snapshot
+from .persistence import Kept
 from .phases import (
     TRANSITIONS,
     Arrival,
@@ -138,6 +139,8 @@ class MachineState:
         self._outbox = OutboundQueue(lambda: self._rand(8))
         self._seen_ids: dict[bytes, OrderedDict[bytes, None]] = {}
         self._placeholder_batch: dict[tuple[UnreadableReason, str | None, str], int] | None = None
+        self._kept: list[Kept] = []  # chat messages shown since the glue last took them (to store)
+        self._restored_seq: int | None = None  # the stored position we resumed from, until we read on
 
         # What the UI reads.
         self._snapshot: TreeSnapshot | None = None
@@ -200,6 +203,46 @@ class MachineState:
     def _ended(self) -> bool:
         """The session is over (a step may have ended it since the caller looked)."""
         return self._phase is Phase.ENDED
+
+    # --- the store (persistence.py; the glue reads and writes it) --------------------------------
+
+    def take_kept(self) -> list[Kept]:
+        """The chat messages shown since the last call, to add to the history."""
+        kept, self._kept = self._kept, []
+        return kept
+
+    def stored_group(self) -> Group | None:
+        """The group whose state stands for us (to store): ``None`` unless we hold one as a member
+        that is not leaving (a session closed without leaving keeps it, to resume)."""
+        if self._departure is not None or self._phase not in (Phase.MEMBER, Phase.ENDED):
+            return None
+        return self._group
+
+    @property
+    def last_seq(self) -> int | None:
+        """The last room seq we processed: the relay position a stored state matches."""
+        return self._last_seq
+
+    def resume_stored(self, group: Group, last_seq: int) -> None:
+        """Start as the member ``group`` (restored from the store) that read the room up to
+        ``last_seq``: the first join resumes from there instead of asking to be let in."""
+        if self._phase is not Phase.ARRIVING or self._hold is not None:
+            raise UsageError("a stored group state is resumed only before the session starts")
+        self._enter(Trigger.RESTORED, hold=Hold(group, group.epoch))
+        self._last_seq = self._restored_seq = last_seq
+        self._traffic_seen = True
+        self._updates.last_update = self._now
+        self._adopt(Timed(0.0, snapshot(group)))
+
+    def _on_gap_with_group(self) -> None:
+        """The relay no longer has the log after our position. A live member keeps its group (the
+        others' traffic shows whether it fell behind); a state read back from the store, with
+        nothing read since, may predate commits that are gone for good: we join afresh."""
+        restored, self._restored_seq = self._restored_seq, None
+        if restored is not None and restored == self._last_seq:
+            self._rejoin(wording_store.rejoin_because(wording_store.STATE_TOO_OLD))
+        else:
+            self._warn(wording.gap_rejoin())
 
     # --- effects and queued actions -----------------------------------------------------------
 

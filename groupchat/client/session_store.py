@@ -1,0 +1,136 @@
+"""The session's side of the local store: scrollback and resume at start, and the writes after.
+
+Used by the asyncio glue (``session/asyncio_session.py``), which does the I/O; the machine only says
+what to keep (``take_kept``) and which group stands (``stored_group``). The rule of
+docs/protocol.md §12.2 is kept here: :meth:`SessionStore.persist` runs after each machine step
+and, with ``before_send``, before each frame goes out; a state that cannot be exported then (a ring
+run in progress, an undrained outbox) is *forgotten* before the frame is sent, so a crash after it
+means a rejoin, never a ratchet generation used twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..core.errors import GroupChatError, UsageError
+from ..core.group import Group, GroupConfig
+from ..core.identity import Identity
+from . import wording_store as words
+from .notices import ChatLine, Notice, TimelineEvent, TimelineKind
+from .session.persistence import Kept
+from .session.state import MachineState
+from .store import HistoryEntry, Store, StoreError
+
+__all__ = ["SessionStore"]
+
+log = logging.getLogger("groupchat.client.store")
+
+
+def _entry(k: Kept, now: float) -> HistoryEntry:
+    return HistoryEntry(k.message_id.hex(), k.epoch, k.sender_key.hex(), k.sender_name, k.text, now, k.own)
+
+
+class SessionStore:
+    """One session's room and identity in a :class:`Store`, claimed for this process (a second
+    process with the same identity and room is refused: :meth:`Store.claim`)."""
+
+    def __init__(
+        self, store: Store, room: str, identity: Identity, wall: Callable[[], float] = time.time
+    ) -> None:
+        store.claim(room, identity.public_key)  # one process per stored state (Store.claim)
+        self.store = store
+        self.room = room
+        self._identity = identity
+        self._key = identity.public_key
+        self._wall = wall
+        self._saved: tuple[bytes, int] | None = None  # what the store holds now (None: nothing)
+        self._has_state = False
+        self._failed = False  # a write failed: said once, retried at each step
+        self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
+        self._synced = True  # the last state write was synced to the disk (durable)
+
+    def scrollback(self) -> list[Notice]:
+        """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
+        try:
+            entries, bad = self.store.history(self.room, self._key)
+        except StoreError as exc:
+            return [TimelineEvent(TimelineKind.WARNING, str(exc))]
+        out: list[Notice] = [ChatLine(e.sender_name, e.text, e.epoch, own=e.own) for e in entries]
+        if bad:
+            out.append(TimelineEvent(TimelineKind.WARNING, words.scrollback_unreadable(bad)))
+        return out
+
+    def restore(self, config: GroupConfig) -> tuple[Group, int] | str | None:
+        """The stored group and its relay position; a reason (to show) if it cannot be restored;
+        ``None`` if nothing is stored for this room."""
+        try:
+            stored = self.store.load_state(self.room, self._key)
+        except StoreError as exc:
+            return str(exc)
+        if stored is None:
+            return None
+        self._has_state = True
+        try:
+            group = Group.restore(stored.state, self._identity, config)
+        except GroupChatError as exc:
+            return f"the stored group state cannot be restored: {exc}"
+        self._saved = (stored.state, stored.position)
+        return group, stored.position
+
+    def keep(self, machine: MachineState) -> list[Notice]:
+        """Write the messages shown since the last call (before they are shown: a message the
+        user saw confirmed is kept); the notices to show if the store failed (once)."""
+        kept = [*self._unsaved, *machine.take_kept()]
+        self._unsaved = []
+        if not kept:
+            return []
+        return self._save(kept, None, False, durable=False)
+
+    def persist(self, machine: MachineState, *, before_send: bool = False) -> list[Notice]:
+        """Write what changed since the last call (history, then the group state) in one
+        transaction; the notices to show if the store failed (once)."""
+        kept = [*self._unsaved, *machine.take_kept()]
+        self._unsaved = []
+        group = machine.stored_group()
+        state: tuple[bytes, int] | None = None
+        drop = False
+        if group is not None:
+            try:
+                state = (group.export_state(), machine.last_seq or 0)
+            except UsageError as exc:
+                # Not storable now: before a send, the stale state must go (see the module doc).
+                drop = before_send and self._has_state
+                if drop:
+                    log.info("the group state cannot be stored now (%s): the stored one is forgotten", exc)
+        else:
+            drop = self._has_state
+        if state is not None and state == self._saved and not (before_send and not self._synced):
+            state = None  # unchanged (and on disk already, or no frame depends on it yet)
+        if not kept and state is None and not drop:
+            return []
+        return self._save(kept, state, drop, durable=before_send)
+
+    def _save(
+        self, kept: list[Kept], state: tuple[bytes, int] | None, drop: bool, *, durable: bool
+    ) -> list[Notice]:
+        now = self._wall()
+        messages = [_entry(k, now) for k in kept]
+        try:
+            self.store.save(
+                self.room, self._key, state=state, drop_state=drop, messages=messages, durable=durable
+            )
+        except StoreError as exc:
+            self._unsaved = kept
+            if self._failed:
+                return []
+            self._failed = True
+            return [TimelineEvent(TimelineKind.WARNING, str(exc))]
+        self._failed = False
+        self._synced = durable or (self._synced and state is None and not drop)
+        if state is not None:
+            self._saved, self._has_state = state, True
+        elif drop:
+            self._saved, self._has_state = None, False
+        return []
