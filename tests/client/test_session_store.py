@@ -217,7 +217,7 @@ def test_chat_stores_by_default_and_ephemeral_writes_nothing(tmp_path: Path, mon
 
     made: list[ChatSession] = []
 
-    def fake_run_chat(make_session: Any, no_color: bool = False) -> int:
+    def fake_run_chat(make_session: Any, no_color: bool = False, **_: Any) -> int:
         made.append(make_session(lambda n: None))
         return 0
 

@@ -168,6 +168,8 @@ class Agreement(Admission):
         if content.sender == self.my_leaf:
             raise InvalidCommitError("restart is signed by our own leaf but is not the one we have pending")
         ops = msg.commit.operations
+        if any(msg.confirmation_tag):  # unsigned, so not the restarter's doing: it names nobody
+            raise InvalidCommitError("ring restart with a non-zero confirmation tag: altered on the way")
         with signed_by(content.sender, request.display_name, identity_key=request.identity_key):
             if any(op.type != OpType.REMOVE for op in ops):
                 raise InvalidCommitError("a commit that restarts a running ring may only remove members")

@@ -30,7 +30,7 @@ from ..message_protection import (
     WireFormat,
     verify_framed_content,
 )
-from ..schemes.base import EpochInput
+from ..schemes.base import EpochInput, KeyAgreementScheme
 from .admission import signed_by
 from .building import Building
 from .state import PendingEpoch
@@ -67,11 +67,6 @@ class Processing(Building):
             raise CounterLimitError(
                 f"commit for epoch {self.epoch}, the last a uint64 holds: no epoch can follow it"
             )
-        if self._scheme.multi_round and any(msg.confirmation_tag):
-            # A ring commit's tag is all zero (its epoch is confirmed in the ring's round 3); the
-            # tag is outside the signature, so a changed one was changed on the way: refused, or
-            # the run would be bound to bytes nobody else holds.
-            raise InvalidCommitError("ring commit with a non-zero confirmation tag: altered on the way")
         if self._ring is not None:  # while an agreement runs: a restart (multi-round, §8.3)
             return self._receive_restart(data, digest, msg)
         pending = self._pending
@@ -110,6 +105,7 @@ class Processing(Building):
         scheme, content, sender = self._scheme, msg.content, committer.leaf
         ops = msg.commit.operations
         self._check_operations(sender, ops)  # 6-7
+        check_zero_tag(scheme, msg)
         admission = self._admission_after(ops, msg.commit.changes, committer.identity_key)  # 7b
         removed = tuple(self.member(op.leaf) for op in ops if op.type == OpType.REMOVE)
         if any(m.leaf == self.my_leaf for m in removed):  # 8
@@ -176,3 +172,11 @@ class Processing(Building):
             invites_created=admission.created,
             invites_revoked=admission.revoked,
         )
+
+
+def check_zero_tag(scheme: KeyAgreementScheme, msg: CommitMessage) -> None:
+    """A multi-round commit's tag is all zero (its epoch is confirmed in the ring's round 3). The
+    tag is outside the signature, so a changed one was changed on the way: refused, or the run
+    would be bound to bytes nobody else holds."""
+    if scheme.multi_round and any(msg.confirmation_tag):
+        raise InvalidCommitError("ring commit with a non-zero confirmation tag: altered on the way")
