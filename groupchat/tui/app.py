@@ -105,7 +105,9 @@ class ChatApp(App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll up", id="scroll-up", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", id="scroll-down", priority=True),
         Binding("ctrl+end", "scroll_bottom", "Latest", id="scroll-bottom", priority=True),
-        Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft", priority=True),
+        # Not a priority binding: from the input it runs in order with the keys typed before it
+        # (widgets/history_input.py), so "draft ctrl+o" opens the editor on all of "draft".
+        Binding("ctrl+o", "edit_draft", "Editor", id="edit-draft"),
         Binding("ctrl+f", "search_next", "Find", id="search-next", priority=True),
         # Enter reaches the app only when the input does not have focus (the input takes its own).
         Binding("enter", "submit_draft", "Send", id="submit", show=False),

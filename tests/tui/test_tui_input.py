@@ -358,3 +358,23 @@ async def test_help_lists_the_keys_as_remapped_and_input_keys_can_be_remapped() 
         assert keys[1].split() == ["ctrl+n", *wording_tui.KEY_HELP["newline"].split()]
         assert any(k.split()[0] == "f4" and k.endswith(wording_tui.KEY_HELP["edit-draft"]) for k in keys)
         assert len(keys) == len(wording_tui.KEY_HELP)
+
+
+async def test_ctrl_o_in_a_burst_of_keys_opens_the_editor_on_every_key_typed_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a terminal forwards "draft ctrl+o" in one burst: the editor must see all of "draft", and
+    nothing typed before ctrl+o may land after what the editor saved. (It ran as a priority
+    binding on the app's task, ahead of the keys still queued on the input: the tmux test saw
+    "dra" + the editor's lines + "ft".)"""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "from the editor"))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for char in "draft ":
+            app.post_message(events.Key("space" if char == " " else char, char))
+        app.post_message(events.Key("ctrl+o", None))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.input.value == "draft from the editor"

@@ -137,6 +137,11 @@ class HistoryInput(TextArea):
             self.submit()
             return
         active = self.screen.active_bindings.get(event.key)  # with the app's keymap applied
+        if active is not None and active.binding.id == "edit-draft" and active.enabled:
+            event.stop()  # the app's editor, after the keys typed before it (not ahead of them)
+            event.prevent_default()
+            await self.app.run_action(active.binding.action)
+            return
         ours = active is not None and active.node is self and active.enabled
         if not (ours and active is not None and active.binding.action == "complete"):
             self._cycle = None  # any other key ends a completion cycle
