@@ -109,8 +109,9 @@ class RemovedFromGroup:
 class RekeyProgress:
     """A multi-round key agreement (the ring) for ``epoch`` is under way; the epoch has not changed.
 
-    ``waiting_for`` lists the members whose message of the current round we still need (empty
-    when only the committer's confirmation is missing). Messages keep flowing in the old epoch.
+    ``waiting_for`` lists the members whose message of the current round (1 to 3, or 4 while an
+    attempt whose values did not add up names the liar) we still need. Messages keep flowing in
+    the old epoch, unless the change removes someone (``Group.holding_messages``).
     """
 
     epoch: int
