@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from session_room import Member, MemoryRoom
 
 from groupchat.client import wording
@@ -38,9 +37,8 @@ from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.client.session.inputs import RekeyRequested
 from groupchat.client.session.phases import Phase
 from groupchat.core import tree_math as tm
-from groupchat.core.identity import JoinRequest
-from groupchat.core.schemes.tree.derivation import node_secret
-from groupchat.core.schemes.tree.ratchet_tree import PathSecrets, RatchetTree
+from groupchat.core.schemes.tree import ratchet_tree
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.lab.clock import ManualClock
 from groupchat.relay_protocol import Join, Leave, Publish, SendTo
 
@@ -78,64 +76,35 @@ def slow(clock: ManualClock) -> SlowRoom:
     return SlowRoom(clock)
 
 
-def _bad_build_path(tree: RatchetTree, bad_level: int) -> Callable[..., tuple[list[bytes], bytes]]:
-    """``RatchetTree.build_path`` as the real code does it, except that the node at ``bad_level``
-    above the leaf gets a fresh random secret instead of the one its children derive; every node
-    above it is derived from that one, so the path is consistent above it and not below."""
-
-    def build_path(
-        leaf: int,
-        leaf_secret: bytes,
-        member: JoinRequest | None,
-        capture: PathSecrets | None,
-        chooser: int | None = None,
-    ) -> tuple[list[bytes], bytes]:
-        while leaf >= tree._capacity:
-            tree.grow()
-        wanted: set[int] = set()
-        if capture is not None:
-            wanted = {2 * capture.leaf, *tm.direct_path(2 * capture.leaf, tree._capacity)}
-        sk = X25519PrivateKey.from_private_bytes(leaf_secret)
-        pub = sk.public_key().public_bytes_raw()
-        tree.set_leaf(leaf, pub, member, chooser)
-        secret = leaf_secret
-        if capture is not None and 2 * leaf in wanted:
-            capture.secrets[2 * leaf] = secret
-        pubs = [pub]
-        x = 2 * leaf
-        for p in tm.direct_path(x, tree._capacity):
-            other = tree._eff[tm.sibling(x, tree._capacity)]
-            assert other is not None, "the attack's tree has no blank leaves on the path"
-            lft, rgt = (pub, other) if x < p else (other, pub)
-            secret = node_secret(tree.suite, sk, other, lft, rgt)
-            if tm.level(p) == bad_level:
-                secret = os.urandom(32)  # the lie: not what the children derive
-            sk = X25519PrivateKey.from_private_bytes(secret)
-            pub = sk.public_key().public_bytes_raw()
-            tree._set_own(p, pub)
-            pubs.append(pub)
-            if p in wanted:
-                assert capture is not None
-                capture.secrets[p] = secret
-            tree._refresh(p)
-            x = p
-        return pubs, secret
-
-    return build_path
-
-
 @pytest.fixture
 def lie(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Member, int], None]]:
     """``lie(member, level)``: the member's next path (its next commit) is inconsistent at
     ``level``; only that member's tree, only once."""
     armed: dict[int, int] = {}
-    real = RatchetTree.build_path
+    real, real_secret = RatchetTree.build_path, ratchet_tree.node_secret
 
-    def build_path(self: RatchetTree, *args: object, **kwargs: object) -> tuple[list[bytes], bytes]:
+    def build_path(
+        self: RatchetTree, leaf: int, *args: object, **kwargs: object
+    ) -> tuple[list[bytes], bytes]:
+        """The real ``build_path``, except that the node ``level`` above the leaf gets a fresh
+        random secret instead of the one its children derive (the rest is derived from it, so the
+        path is consistent above it and not below)."""
         level = armed.pop(id(self), None)
         if level is None:
-            return real(self, *args, **kwargs)  # type: ignore[arg-type]
-        return _bad_build_path(self, level)(*args, **kwargs)  # type: ignore[arg-type]
+            return real(self, leaf, *args, **kwargs)  # type: ignore[arg-type]
+        calls = 0
+
+        def lying(*a: object) -> bytes:
+            nonlocal calls
+            calls += 1
+            return os.urandom(32) if calls == level else real_secret(*a)  # type: ignore[arg-type]
+
+        with monkeypatch.context() as m:
+            m.setattr(ratchet_tree, "node_secret", lying)
+            out = real(self, leaf, *args, **kwargs)  # type: ignore[arg-type]
+        # One derivation per level, none passed through: the lie sat at ``level``.
+        assert calls == len(tm.direct_path(2 * leaf, self._capacity)) >= level
+        return out
 
     monkeypatch.setattr(RatchetTree, "build_path", build_path)
 
