@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from groupchat.core.errors import EpochError
 from groupchat.core.events import Event, MessageReceived
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.outbox import OutboundKind
 from groupchat.core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
-from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
+from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
 from groupchat.lab.clock import ManualClock
 from groupchat.lab.room import Room as LabRoom
 
-__all__ = ["GROUP_ID", "Room", "grown"]
+__all__ = ["GROUP_ID", "Room", "forge", "grown", "rounds"]
 
 GROUP_ID = b"ring-room"
 
@@ -165,3 +167,25 @@ def grown(n: int) -> Room:
         room.pump()
     room.assert_agreement()
     return room
+
+
+def rounds(room: Room, epoch: int) -> list[RingRound]:
+    """The ring round messages on the room's log for the run creating ``epoch``."""
+    return [
+        RingRound.decode(d)
+        for d in room.log
+        if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT and RingRound.decode(d).epoch == epoch
+    ]
+
+
+def forge(room: Room, signer: str, like: RingRound, **changes: object) -> bytes:
+    """A message ``signer`` (a real member, so it verifies) signs, bound like ``like``."""
+    g = room.members[signer]
+    fields: dict[str, object] = {
+        "group_id": like.group_id, "epoch": like.epoch, "attempt": like.attempt,
+        "roster_hash": like.roster_hash, "context": like.context, "round_": 1,
+        "sender": g.my_leaf, "value": X25519PrivateKey.generate().public_key().public_bytes_raw(),
+        "view": b"",
+    }  # fmt: skip
+    fields.update(changes)
+    return RingRound.create(g.suite, g._identity.signing_key, **fields).encoded  # type: ignore[arg-type]

@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from ring_room import Room, grown
+from ring_room import Room, forge, grown, rounds
 
 from groupchat.core.epoch.wire import LAST_EPOCH
 from groupchat.core.errors import (
@@ -27,31 +26,10 @@ from groupchat.core.events import EpochChanged, FailureKind, RekeyFailed, RekeyT
 from groupchat.core.group import Group
 from groupchat.core.schemes.ring import MAX_ATTEMPT
 from groupchat.core.schemes.ring_errors import RoundOrderError, WrongAttemptError
-from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
+from groupchat.core.schemes.ring_message import RingRound
 from groupchat.core.schemes.ring_scheme import RingScheme
 
 LOW_ORDER = bytes(32)  # the all-zero point
-
-
-def rounds(room: Room, epoch: int) -> list[RingRound]:
-    return [
-        RingRound.decode(d)
-        for d in room.log
-        if int.from_bytes(d[2:4], "big") == RING_WIRE_FORMAT and RingRound.decode(d).epoch == epoch
-    ]
-
-
-def forge(room: Room, signer: str, like: RingRound, **changes: object) -> bytes:
-    """A message ``signer`` (a real member, so it verifies) signs, bound like ``like``."""
-    g = room.members[signer]
-    fields: dict[str, object] = {
-        "group_id": like.group_id, "epoch": like.epoch, "attempt": like.attempt,
-        "roster_hash": like.roster_hash, "context": like.context, "round_": 1,
-        "sender": g.my_leaf, "value": X25519PrivateKey.generate().public_key().public_bytes_raw(),
-        "view": b"",
-    }  # fmt: skip
-    fields.update(changes)
-    return RingRound.create(g.suite, g._identity.signing_key, **fields).encoded  # type: ignore[arg-type]
 
 
 def run_of(g: Group) -> object:
