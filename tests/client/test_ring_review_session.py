@@ -75,6 +75,23 @@ def test_a_dropped_ring_welcome_does_not_freeze_the_group() -> None:
     )
 
 
+def _ring_of_three(room: MemoryRoom, clock: ManualClock) -> tuple[Member, Member, Member]:
+    """alice creates a ring group; bob, then carol, join it (each given ten seconds)."""
+    alice = room.add("alice", scheme="ring")
+    room.connect(alice)
+    bob = room.add("bob")
+    room.connect(bob)
+    for _ in range(10):
+        clock.now += 1
+        room.tick()
+    carol = room.add("carol")
+    room.connect(carol)
+    for _ in range(10):
+        clock.now += 1
+        room.tick()
+    return alice, bob, carol
+
+
 def _ring_round3_senders(room: MemoryRoom, epoch: int) -> set[int]:
     """Leaves whose round-3 message of the ring creating ``epoch`` the relay has sequenced."""
     from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT, RingRound
@@ -107,18 +124,7 @@ def test_a_kick_whose_restart_loses_to_the_completing_ring_is_not_forgotten() ->
 
     clock = ManualClock()
     room = MemoryRoom(clock)
-    alice = room.add("alice", scheme="ring")
-    room.connect(alice)
-    bob = room.add("bob")
-    room.connect(bob)
-    for _ in range(10):
-        clock.now += 1
-        room.tick()
-    carol = room.add("carol")
-    room.connect(carol)
-    for _ in range(10):
-        clock.now += 1
-        room.tick()
+    alice, bob, carol = _ring_of_three(room, clock)
     group = _group(alice)
     assert len(group.members()) == 3
     carol_key = carol.machine.identity.public_key
@@ -168,18 +174,7 @@ def test_the_timeout_after_a_failed_attempt_is_worded_for_what_happened(
 
     clock = ManualClock()
     room = MemoryRoom(clock)
-    alice = room.add("alice", scheme="ring")
-    room.connect(alice)
-    bob = room.add("bob")
-    room.connect(bob)
-    for _ in range(10):
-        clock.now += 1
-        room.tick()
-    carol = room.add("carol")
-    room.connect(carol)
-    for _ in range(10):
-        clock.now += 1
-        room.tick()
+    alice, _, carol = _ring_of_three(room, clock)
     assert len(_group(alice).members()) == 3
     liar = carol.machine.identity.public_key
     sign = RingRekey._sign
