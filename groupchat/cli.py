@@ -66,6 +66,13 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "store",
+        "the local store's key",
+        children=(
+            Command("passphrase", "set, change or remove its passphrase", "groupchat.client.store_command"),
+        ),
+    ),
+    Command(
         "bench",
         "run a benchmark",
         children=(

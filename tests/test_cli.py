@@ -276,3 +276,30 @@ def test_bot_help_describes_the_script_format_it_refers_to(capsys: pytest.Captur
     assert described == set(_VERBS)
     example = SCRIPT_HELP.split("example:\n", 1)[1].split("\n\n", 1)[0]
     assert [s.verb for s in parse_script(example)] == ["wait-members", "say", "sleep", "rekey", "leave"]
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [
+        ('quit = "ctrl+t"', "ctrl+t would run both quit and toggle-tree"),
+        ('qiut = "f10"', "no key binding is called 'qiut'"),
+        ('quit = "ctrl+nope"', "is not a key Textual knows"),
+        ("quit = 3", "[keys] quit must be a string of keys"),
+    ],
+)
+def test_a_bad_keys_table_stops_chat_in_one_line_before_anything_starts(
+    table: str, said: str, tmp_path: Path
+) -> None:
+    """The config file's ``[keys]`` is checked before the store, the relay or the screen."""
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'relay = "ws://127.0.0.1:1"\nroom = "lobby"\nname = "alice"\n\n[keys]\n{table}\n')
+    env = os.environ | {"GROUPCHAT_LOG_DIR": str(tmp_path), "GROUPCHAT_DATA_DIR": str(tmp_path / "data"),
+                        "GROUPCHAT_CONFIG": str(config)}
+    done = subprocess.run([Path(sys.executable).parent / "groupchat", "chat"], capture_output=True, text=True,
+                          timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and said in lines[0], done.stderr
+    assert not (tmp_path / "data" / "store.sqlite3").exists()  # refused before the store opened

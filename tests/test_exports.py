@@ -40,7 +40,7 @@ PUBLIC: dict[str, list[str]] = {
         'CoreWorker', 'INLINE_MAX_BYTES', 'Timed', 'TreeSnapshot',
     ],
     'groupchat.client.history_export': [
-        'add_arguments', 'format_json', 'format_text', 'run',
+        'Rooms', 'add_arguments', 'format_json', 'format_text', 'run',
     ],
     'groupchat.client.identity_store': [
         'IdentityFileError', 'check_private_mode', 'load_or_create_identity', 'write_private_file',
@@ -163,8 +163,15 @@ PUBLIC: dict[str, list[str]] = {
         'SessionStore',
     ],
     'groupchat.client.store': [
-        'HistoryEntry', 'KEY_FILE', 'STORE_FILE', 'Store', 'StoreError', 'StoredState',
-        'load_or_create_store_key',
+        'HistoryEntry', 'KEY_FILE', 'Passphrase', 'Place', 'STORE_FILE', 'Store', 'StoreError',
+        'StoredState', 'load_or_create_store_key', 'relay_place',
+    ],
+    'groupchat.client.store_command': [
+        'NEW_PASSPHRASE_ENV', 'add_arguments', 'new_passphrase', 'run',
+    ],
+    'groupchat.client.store_key': [
+        'PASSPHRASE_ENV', 'PLAIN_MAGIC', 'Passphrase', 'SEALED_MAGIC', 'StoreError', 'StoreKeyFile',
+        'ask_passphrase', 'load_or_create_store_key', 'read_key_file', 'write_key_file',
     ],
     'groupchat.client.transcript': [
         'KEY_CHANGED_MARK', 'Transcript', 'UNREADABLE_MARK', 'render',
@@ -201,8 +208,8 @@ PUBLIC: dict[str, list[str]] = {
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
     ],
     'groupchat.client.wording_store': [
-        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'rejoin_because',
-        'scrollback_unreadable', 'unreadable_rows',
+        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'passphrase_removed',
+        'passphrase_set', 'rejoin_because', 'scrollback_unreadable', 'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',

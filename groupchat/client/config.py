@@ -85,6 +85,7 @@ class ClientConfig:
     reconnect_max: float = 10.0
     bell: str = "mention"  # the chat screen rings the terminal bell: "mention", "all" or "off"
     theme: str | None = None  # a Textual theme for the chat screen (checked by the TUI); None: Textual's
+    keys: tuple[tuple[str, str], ...] = ()  # the file's [keys]: (binding id, keys), checked by the TUI
     invite: str | None = None  # an invite code (flag only: a secret does not belong in a file)
     open_room: bool = False  # create an open room (flag only: a choice made on purpose)
     config_file: Path | None = None  # the file that was read, if any (not itself a file key)
@@ -169,9 +170,12 @@ _FILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "reconnect_max": (float, int),
     "bell": (str,),
     "theme": (str,),
+    "keys": (dict,),
 }
+_FILE_ONLY_KEYS: Final = frozenset({"keys"})
+"""Keys with no flag: a table of key bindings belongs in the file."""
 _PATH_KEYS: Final = ("identity", "data_dir", "log_dir")
-_TYPE_NAMES: Final = {str: "a string", int: "an integer", float: "a number"}
+_TYPE_NAMES: Final = {str: "a string", int: "an integer", float: "a number", dict: "a table"}
 
 
 def default_config_path() -> Path:
@@ -248,13 +252,26 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigFileError(
                 f"config file {path}: {key!r} must be {_TYPE_NAMES[types[0]]}, not {type(value).__name__}"
             )
-        if key in _PATH_KEYS:
+        if isinstance(value, dict):
+            out[key] = _keys_table(path, value)
+        elif key in _PATH_KEYS:
             # A relative path in the file is relative to the file, not to the current directory.
             p = Path(str(value)).expanduser()
             out[key] = p if p.is_absolute() else path.parent / p
         else:
             out[key] = float(value) if isinstance(value, int | float) and float in types else value
     return out
+
+
+def _keys_table(path: Path, table: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The ``[keys]`` table: binding id -> keys, every value a string (the TUI checks the names)."""
+    for action, keys in table.items():
+        if not isinstance(keys, str):
+            raise ConfigFileError(
+                f"config file {path}: [keys] {action} must be a string of keys such as \"ctrl+q\", "
+                f"not {type(keys).__name__}"
+            )
+    return tuple(sorted(table.items()))
 
 
 def load_config(

@@ -21,8 +21,9 @@ from ..core.text import sanitise
 from . import wording_store as words
 from .config import add_config_arguments
 from .store import KEY_FILE, STORE_FILE, HistoryEntry, Store, StoreError
+from .store_key import ask_passphrase
 
-__all__ = ["add_arguments", "format_json", "format_text", "run"]
+__all__ = ["Rooms", "add_arguments", "format_json", "format_text", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,11 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, session=False)
 
 
-def format_text(rooms: Sequence[tuple[str, Sequence[HistoryEntry]]]) -> str:
+Rooms = Sequence[tuple[str, str, Sequence[HistoryEntry]]]
+"""What is exported: (room, relay, messages), per room of each relay."""
+
+
+def format_text(rooms: Rooms) -> str:
     """Readable lines: ``[time] name: text`` per message (continuation lines indented), per room."""
     out: list[str] = []
-    for room, entries in rooms:
-        out.append(f"# {sanitise(room)}")
+    for room, relay, entries in rooms:
+        out.append(f"# {sanitise(room)}" + (f" ({sanitise(relay)})" if relay else ""))
         for e in entries:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
             who = words.history_sender(sanitise(e.sender_name), e.own)
@@ -47,9 +52,14 @@ def format_text(rooms: Sequence[tuple[str, Sequence[HistoryEntry]]]) -> str:
     return "".join(line + "\n" for line in out)
 
 
-def format_json(rooms: Sequence[tuple[str, Sequence[HistoryEntry]]]) -> str:
-    """One JSON document: ``{"rooms": [{"room": ..., "messages": [...]}]}``."""
-    doc = {"rooms": [{"room": room, "messages": [e.to_json() for e in entries]} for room, entries in rooms]}
+def format_json(rooms: Rooms) -> str:
+    """One JSON document: ``{"rooms": [{"room": ..., "relay": ..., "messages": [...]}]}``."""
+    doc = {
+        "rooms": [
+            {"room": room, "relay": relay, "messages": [e.to_json() for e in entries]}
+            for room, relay, entries in rooms
+        ]
+    }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -71,15 +81,16 @@ def run(args: argparse.Namespace) -> int:
     data_dir = config.data_path
     if not (data_dir / STORE_FILE).exists():
         raise StoreError(words.no_store(data_dir))
-    with Store.open(data_dir, config.identity_path.with_name(KEY_FILE), create=False) as store:
-        names = [args.room] if args.room is not None else store.rooms()
-        rooms: list[tuple[str, Sequence[HistoryEntry]]] = []
+    key_path = config.identity_path.with_name(KEY_FILE)
+    with Store.open(data_dir, key_path, create=False, passphrase=ask_passphrase()) as store:
+        places = [p for p in store.places() if args.room is None or p[0] == args.room]
+        rooms: list[tuple[str, str, Sequence[HistoryEntry]]] = []
         unreadable = 0
-        for room in names:
-            entries, bad = store.history(room)
+        for room, relay in places:
+            entries, bad = store.history(room, relay=relay)
             unreadable += bad
-            rooms.append((room, entries))
-    if args.room is not None and not rooms[0][1] and not unreadable:
+            rooms.append((room, relay, entries))
+    if args.room is not None and not any(entries for _, _, entries in rooms) and not unreadable:
         raise StoreError(words.no_history_for(args.room, data_dir))
     text = format_json(rooms) if args.format == "json" else format_text(rooms)
     _write(text, args.output, sys.stdout)

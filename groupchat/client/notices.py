@@ -137,8 +137,8 @@ class ChatLine:
     local_id: int | None = None
     trust: TrustState = TrustState.UNVERIFIED
     # The text with its line breaks, for a display that marks the rows after the first as part of
-    # the message (the TUI); ``text`` has them as spaces, so a one-line output (a transcript) never
-    # shows a line the sender wrote to look like another message.
+    # the message (the TUI's "│ ", the transcript's indented "| "), so no line the sender wrote
+    # looks like another message; ``text`` has them as spaces, for a one-line output.
     # Left out, it is made from ``text``; ``dataclasses.replace`` keeps it.
     body: str = field(default="", compare=False)
 

@@ -21,7 +21,7 @@ from . import wording_store as words
 from .notices import ChatLine, Notice, TimelineEvent, TimelineKind
 from .session.persistence import Kept
 from .session.state import MachineState
-from .store import HistoryEntry, Store, StoreError
+from .store import HistoryEntry, Place, Store, StoreError, relay_place
 
 __all__ = ["SessionStore"]
 
@@ -33,13 +33,20 @@ def _entry(k: Kept, now: float) -> HistoryEntry:
 
 
 class SessionStore:
-    """One session's room and identity in a :class:`Store`, claimed for this process (a second
-    process with the same identity and room is refused: :meth:`Store.claim`)."""
+    """One session's relay, room and identity in a :class:`Store`, claimed for this process (a
+    second process with the same identity in that room is refused: :meth:`Store.claim`)."""
 
     def __init__(
-        self, store: Store, room: str, identity: Identity, wall: Callable[[], float] = time.time
+        self,
+        store: Store,
+        relay: str,
+        room: str,
+        identity: Identity,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        store.claim(room, identity.public_key)  # one process per stored state (Store.claim)
+        self.place = Place(relay_place(relay), room, identity.public_key)
+        store.claim(self.place)  # one process per stored state (Store.claim)
+        store.adopt(self.place)  # rows of a store written before relays were recorded
         self.store = store
         self.room = room
         self._identity = identity
@@ -54,7 +61,7 @@ class SessionStore:
     def scrollback(self) -> list[Notice]:
         """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
         try:
-            entries, bad = self.store.history(self.room, self._key)
+            entries, bad = self.store.history(self.room, self._key, self.place.relay)
         except StoreError as exc:
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
         out: list[Notice] = [ChatLine(e.sender_name, e.text, e.epoch, own=e.own) for e in entries]
@@ -66,7 +73,7 @@ class SessionStore:
         """The stored group and its relay position; a reason (to show) if it cannot be restored;
         ``None`` if nothing is stored for this room."""
         try:
-            stored = self.store.load_state(self.room, self._key)
+            stored = self.store.load_state(self.place)
         except StoreError as exc:
             return str(exc)
         if stored is None:
@@ -118,9 +125,7 @@ class SessionStore:
         now = self._wall()
         messages = [_entry(k, now) for k in kept]
         try:
-            self.store.save(
-                self.room, self._key, state=state, drop_state=drop, messages=messages, durable=durable
-            )
+            self.store.save(self.place, state=state, drop_state=drop, messages=messages, durable=durable)
         except StoreError as exc:
             self._unsaved = kept
             if self._failed:

@@ -2,8 +2,9 @@
 
 One SQLite file per data directory (``store.sqlite3``, WAL mode), each row
 sealed with AES-256-GCM under a random 32-byte key kept beside the identity (``store.key``, mode
-0600, created atomically, refused if its mode is wider, as the identity is). Each row has its own
-random 96-bit nonce and binds what it is (table, room, identity, message id) as associated data,
+0600, optionally under a passphrase: ``store_key.py``). Rows are kept per :class:`Place` (relay,
+room, identity). Each row has its own random 96-bit nonce and binds what it is (table, relay,
+room, identity, message id) as associated data,
 so a row moved to another place or another store does not open. The stored group state holds
 epoch secrets: it is exactly as safe as this key (§12.3). Every write is one transaction, so a
 crash leaves the store as it was before or after the write, never between. Every transaction
@@ -25,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidTag
 
@@ -34,17 +36,20 @@ except ImportError:  # not POSIX: no advisory lock (the claim is then the user's
     fcntl = None  # type: ignore[assignment]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..core.errors import UsageError
 from .identity_store import IdentityFileError, check_private_mode
+from .store_key import Passphrase, StoreError, load_or_create_store_key
 
 __all__ = [
     "KEY_FILE",
     "STORE_FILE",
     "HistoryEntry",
+    "Passphrase",
+    "Place",
     "Store",
     "StoreError",
     "StoredState",
     "load_or_create_store_key",
+    "relay_place",
 ]
 
 STORE_FILE: Final = "store.sqlite3"
@@ -52,14 +57,34 @@ STORE_FILE: Final = "store.sqlite3"
 KEY_FILE: Final = "store.key"
 """The local key's file name, beside the identity."""
 
-_KEY_MAGIC: Final = "groupchat-store-key-v1"
-_SCHEMA: Final = 1
+_SCHEMA: Final = 2  # 1: rows keyed by (room, identity); 2: by (relay, room, identity)
 _CHECK: Final = b"groupchat store v1 key check"
 _NONCE: Final = 12
 
 
-class StoreError(UsageError):
-    """The local store cannot be used as it is (wrong key, corrupt row, bad permissions, damaged file)."""
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Whose rows: one identity in one room of one relay (the same room name elsewhere is another).
+
+    ``relay`` is :func:`relay_place` of the relay URL; ``""`` marks rows written by schema 1, which
+    did not record the relay (:meth:`Store.adopt` hands them to the first relay that asks)."""
+
+    relay: str
+    room: str
+    identity: bytes
+
+    def aad(self, kind: bytes, *more: str) -> bytes:
+        """Associated data naming this place (and ``more``: a message id). Rows of schema 1
+        (``relay == ""``) bound no relay; their associated data is kept as it was."""
+        return _aad(kind, self.room, self.identity, *more, *((self.relay,) if self.relay else ()))
+
+
+def relay_place(url: str) -> str:
+    """The relay part of a :class:`Place`: the URL with its scheme and host in lower case and no
+    trailing slash, so ``WS://Host:8765/`` and ``ws://host:8765`` share a store."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,60 +120,6 @@ class HistoryEntry:
         }
 
 
-def _parse_key(path: Path, data: bytes) -> bytes:
-    lines = data.decode("ascii", errors="replace").splitlines()
-    if len(lines) != 2 or lines[0] != _KEY_MAGIC:
-        raise StoreError(f"store key file {path} is not a groupchat store key (expected {_KEY_MAGIC!r})")
-    try:
-        key = bytes.fromhex(lines[1])
-    except ValueError:
-        raise StoreError(f"store key file {path} is corrupt: the key is not hex") from None
-    if len(key) != 32:
-        raise StoreError(f"store key file {path} is corrupt: the key is not 32 bytes")
-    return key
-
-
-def _create_key(path: Path) -> None:
-    """Create ``path`` with a fresh key, mode 0600, atomically: a complete file or none, and never
-    over a key another process created meanwhile (``link`` fails if the name exists)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(f"{_KEY_MAGIC}\n{secrets.token_bytes(32).hex()}\n".encode())
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def load_or_create_store_key(path: Path, *, create: bool = True) -> bytes:
-    """The 32-byte store key at ``path``, created (mode 0600) if there is none and ``create``;
-    refused if its mode is wider."""
-    try:
-        check_private_mode(path, "store key file")
-    except FileNotFoundError:
-        if not create:
-            raise StoreError(
-                f"store key file {path} is missing: the store cannot be read without it"
-            ) from None
-        _create_key(path)
-        check_private_mode(path, "store key file")
-    except IdentityFileError as exc:
-        raise StoreError(str(exc)) from None
-    except PermissionError as exc:
-        raise StoreError(f"cannot read store key file {path}: {exc.strerror}") from None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StoreError(f"cannot read store key file {path}: {exc.strerror}") from None
-    return _parse_key(path, data)
-
-
 def _aad(kind: bytes, *parts: str | bytes) -> bytes:
     """Associated data: the row's kind and place, each part length-prefixed (no ambiguity)."""
     out = bytearray(b"groupchat store v1 " + kind)
@@ -158,13 +129,22 @@ def _aad(kind: bytes, *parts: str | bytes) -> bytes:
     return bytes(out)
 
 
+_TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS state (relay TEXT NOT NULL, room TEXT NOT NULL, identity BLOB NOT "
+    "NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (relay, room, identity))",
+    "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, relay TEXT NOT NULL, "
+    "room TEXT NOT NULL, identity BLOB NOT NULL, message_id TEXT NOT NULL, nonce BLOB NOT NULL, "
+    "sealed BLOB NOT NULL, UNIQUE (relay, room, identity, message_id))",
+)
+
+
 class Store:
     """The encrypted store of one data directory; open with :meth:`open`, close with :meth:`close`."""
 
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self._aead = AESGCM(key)
-        self._claims: dict[str, int] = {}  # held (room, identity) locks: name -> open descriptor
+        self._claims: dict[str, int] = {}  # held place locks: name -> open descriptor
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
@@ -188,13 +168,24 @@ class Store:
             raise StoreError(
                 f"store file {path} cannot be read ({exc}): move it away to start afresh"
             ) from None
+        except StoreError:
+            self._db.close()
+            raise
 
     @classmethod
-    def open(cls, data_dir: Path, key_path: Path | None = None, *, create: bool = True) -> Store:
+    def open(
+        cls,
+        data_dir: Path,
+        key_path: Path | None = None,
+        *,
+        create: bool = True,
+        passphrase: Passphrase | None = None,
+    ) -> Store:
         """The store of ``data_dir``, its key at ``key_path`` (default: ``data_dir/store.key``);
-        ``create=False`` refuses to make a new key (to read an existing store only)."""
+        ``create=False`` refuses to make a new key (to read an existing store only);
+        ``passphrase`` is asked for if the key is sealed under one (``store_key.py``)."""
         key = load_or_create_store_key(
-            key_path if key_path is not None else data_dir / KEY_FILE, create=create
+            key_path if key_path is not None else data_dir / KEY_FILE, create=create, passphrase=passphrase
         )
         return cls(data_dir / STORE_FILE, key)
 
@@ -205,12 +196,12 @@ class Store:
         self._claims.clear()
         self._db.close()
 
-    def claim(self, room: str, identity: bytes) -> None:
-        """Hold ``(room, identity)`` for this process until :meth:`close`, or raise
-        :class:`StoreError` if another process holds it. Two processes resuming one stored state
-        would hold the same leaf and ratchets, and encrypt with the same key and nonce; the lock
-        (``flock``, released by the system even on SIGKILL) makes the second one refuse."""
-        name = hashlib.sha256(_aad(b"claim", room, identity)).hexdigest()[:24]
+    def claim(self, place: Place) -> None:
+        """Hold ``place`` for this process until :meth:`close`, or raise :class:`StoreError` if
+        another process holds it. Two processes resuming one stored state would hold the same leaf
+        and ratchets, and encrypt with the same key and nonce; the lock (``flock``, released by the
+        system even on SIGKILL) makes the second one refuse."""
+        name = hashlib.sha256(place.aad(b"claim")).hexdigest()[:24]
         if name in self._claims:
             return
         path = self.path.with_name(f".{self.path.name}.{name}.lock")
@@ -221,8 +212,9 @@ class Store:
         except OSError:
             os.close(fd)
             raise StoreError(
-                f"another groupchat process is using this identity in room {room!r} with the store "
-                f"in {self.path.parent}: close it first, or run this one with --ephemeral"
+                f"another groupchat process is using this identity in room {place.room!r} of "
+                f"{place.relay} with the store in {self.path.parent}: close it first, or run this one "
+                "with --ephemeral"
             ) from None
         self._claims[name] = fd
 
@@ -255,26 +247,15 @@ class Store:
     def _setup(self) -> None:
         with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS state (room TEXT NOT NULL, identity BLOB NOT NULL, "
-                "nonce BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (room, identity))"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "room TEXT NOT NULL, identity BLOB NOT NULL, message_id TEXT NOT NULL, "
-                "nonce BLOB NOT NULL, sealed BLOB NOT NULL, UNIQUE (room, identity, message_id))"
-            )
             rows = {str(n): v for n, v in db.execute("SELECT name, value FROM meta").fetchall()}
             if not rows:
+                for table in _TABLES:
+                    db.execute(table)
                 nonce = secrets.token_bytes(_NONCE)
                 check = self._aead.encrypt(nonce, _CHECK, _aad(b"check"))
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(_SCHEMA).encode(),))
                 db.execute("INSERT INTO meta VALUES ('check', ?)", (nonce + check,))
                 return
-        if rows.get("schema") != str(_SCHEMA).encode():
-            raise StoreError(
-                f"store file {self.path} has schema {rows.get('schema')!r}; this build reads {_SCHEMA}"
-            )
         check = rows.get("check", b"")
         try:
             ok = self._aead.decrypt(check[:_NONCE], check[_NONCE:], _aad(b"check")) == _CHECK
@@ -285,6 +266,29 @@ class Store:
                 f"store file {self.path} was written with another store key than the one beside the "
                 "identity: restore that key, or move the store away to start afresh"
             )
+        if rows.get("schema") == b"1":
+            self._from_schema_1()
+        elif rows.get("schema") != str(_SCHEMA).encode():
+            raise StoreError(
+                f"store file {self.path} has schema {rows.get('schema')!r}; this build reads {_SCHEMA}"
+            )
+
+    def _from_schema_1(self) -> None:
+        """Schema 1 kept no relay: its rows move to relay ``""`` as they are (sealed under the same
+        associated data), until :meth:`adopt` re-seals them for the relay of the first session."""
+        with self._transaction() as db:
+            db.execute("ALTER TABLE state RENAME TO state_1")
+            db.execute("ALTER TABLE history RENAME TO history_1")
+            for table in _TABLES:
+                db.execute(table)
+            db.execute("INSERT INTO state SELECT '', room, identity, nonce, sealed FROM state_1")
+            db.execute(
+                "INSERT INTO history (relay, room, identity, message_id, nonce, sealed) "
+                "SELECT '', room, identity, message_id, nonce, sealed FROM history_1 ORDER BY seq"
+            )
+            db.execute("DROP TABLE state_1")
+            db.execute("DROP TABLE history_1")
+            db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(_SCHEMA).encode(),))
 
     def _seal(self, plain: bytes, aad: bytes) -> tuple[bytes, bytes]:
         nonce = secrets.token_bytes(_NONCE)
@@ -300,38 +304,86 @@ class Store:
                 f"{what} in {self.path} is corrupt or was not written here: it cannot be decrypted"
             ) from None
 
-    # The group state, one row per (room, identity).
-
-    def save_state(self, room: str, identity: bytes, state: bytes, position: int) -> None:
-        """Replace the stored state of ``identity`` in ``room`` (one transaction)."""
-        nonce, sealed = self._seal(struct.pack(">Q", position) + state, _aad(b"state", room, identity))
+    def adopt(self, place: Place) -> int:
+        """Hand the rows schema 1 kept for ``place``'s room and identity (relay unknown) to
+        ``place``, re-sealed to bind its relay, in one transaction; how many rows moved. A row that
+        does not open stays as it is (the export still counts it as unreadable)."""
+        legacy = Place("", place.room, place.identity)
+        if not place.relay or not self._query(
+            "SELECT 1 FROM history WHERE relay = '' AND room = ? AND identity = ? UNION "
+            "SELECT 1 FROM state WHERE relay = '' AND room = ? AND identity = ?",
+            (place.room, place.identity, place.room, place.identity),
+        ):
+            return 0
+        moved = 0
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", (room, identity, nonce, sealed))
+            state = db.execute(
+                "SELECT nonce, sealed FROM state WHERE relay = '' AND room = ? AND identity = ?",
+                (place.room, place.identity),
+            ).fetchall()
+            has_own = db.execute(
+                "SELECT 1 FROM state WHERE relay = ? AND room = ? AND identity = ?",
+                (place.relay, place.room, place.identity),
+            ).fetchall()
+            for nonce, sealed in state:
+                with contextlib.suppress(StoreError):
+                    plain = self._open(nonce, sealed, legacy.aad(b"state"), "a stored state")
+                    if not has_own:
+                        sealed_state = self._seal(plain, place.aad(b"state"))
+                        db.execute(
+                            "INSERT INTO state VALUES (?, ?, ?, ?, ?)",
+                            (place.relay, place.room, place.identity, *sealed_state),
+                        )
+                    db.execute(
+                        "DELETE FROM state WHERE relay = '' AND room = ? AND identity = ?",
+                        (place.room, place.identity),
+                    )
+                    moved += 1
+            rows = db.execute(
+                "SELECT seq, message_id, nonce, sealed FROM history WHERE relay = '' AND room = ? "
+                "AND identity = ? ORDER BY seq",
+                (place.room, place.identity),
+            ).fetchall()
+            for seq, mid, nonce, sealed in rows:
+                with contextlib.suppress(StoreError):
+                    plain = self._open(nonce, sealed, legacy.aad(b"history", str(mid)), "a history row")
+                    db.execute(
+                        "INSERT OR IGNORE INTO history (relay, room, identity, message_id, nonce, "
+                        "sealed) VALUES (?, ?, ?, ?, ?, ?)",
+                        (place.relay, place.room, place.identity, str(mid),
+                         *self._seal(plain, place.aad(b"history", str(mid)))),
+                    )
+                    db.execute("DELETE FROM history WHERE seq = ?", (seq,))
+                    moved += 1
+        return moved
 
-    def load_state(self, room: str, identity: bytes) -> StoredState | None:
-        """The stored state of ``identity`` in ``room``, ``None`` if none; :class:`StoreError` if corrupt."""
+    # The group state, one row per place.
+
+    def save_state(self, place: Place, state: bytes, position: int) -> None:
+        """Replace the stored state of ``place`` (one transaction)."""
+        self.save(place, state=(state, position))
+
+    def load_state(self, place: Place) -> StoredState | None:
+        """The stored state of ``place``, ``None`` if none; :class:`StoreError` if corrupt."""
         rows = self._query(
-            "SELECT nonce, sealed FROM state WHERE room = ? AND identity = ?", (room, identity)
+            "SELECT nonce, sealed FROM state WHERE relay = ? AND room = ? AND identity = ?",
+            (place.relay, place.room, place.identity),
         )
         if not rows:
             return None
         row = rows[0]
-        plain = self._open(
-            row[0], row[1], _aad(b"state", room, identity), f"the group state of room {room!r}"
-        )
+        plain = self._open(row[0], row[1], place.aad(b"state"), f"the group state of room {place.room!r}")
         if len(plain) < 8:
-            raise StoreError(f"the group state of room {room!r} in {self.path} is truncated")
+            raise StoreError(f"the group state of room {place.room!r} in {self.path} is truncated")
         return StoredState(plain[8:], struct.unpack(">Q", plain[:8])[0])
 
-    def delete_state(self, room: str, identity: bytes) -> None:
+    def delete_state(self, place: Place) -> None:
         """Forget the stored state (we left, were removed, or rejoin)."""
-        with self._transaction() as db:
-            db.execute("DELETE FROM state WHERE room = ? AND identity = ?", (room, identity))
+        self.save(place, drop_state=True)
 
     def save(
         self,
-        room: str,
-        identity: bytes,
+        place: Place,
         *,
         state: tuple[bytes, int] | None = None,
         drop_state: bool = False,
@@ -348,73 +400,70 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write the store {self.path}: {exc}") from None
             self._durable = durable
-        rows = [self._history_row(room, identity, e) for e in messages]
+        rows = [self._history_row(place, e) for e in messages]
         sealed = None
         if state is not None:
-            plain = struct.pack(">Q", state[1]) + state[0]
-            sealed = self._seal(plain, _aad(b"state", room, identity))
+            sealed = self._seal(struct.pack(">Q", state[1]) + state[0], place.aad(b"state"))
+        where = (place.relay, place.room, place.identity)
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO history (room, identity, message_id, nonce, sealed) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO history (relay, room, identity, message_id, nonce, sealed) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             if sealed is not None:
-                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", (room, identity, *sealed))
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", (*where, *sealed))
             elif drop_state:
-                db.execute("DELETE FROM state WHERE room = ? AND identity = ?", (room, identity))
+                db.execute("DELETE FROM state WHERE relay = ? AND room = ? AND identity = ?", where)
 
     # The history.
 
-    def _history_row(
-        self, room: str, identity: bytes, entry: HistoryEntry
-    ) -> tuple[str, bytes, str, bytes, bytes]:
+    def _history_row(self, place: Place, entry: HistoryEntry) -> tuple[str, str, bytes, str, bytes, bytes]:
         plain = json.dumps(entry.to_json(), ensure_ascii=False).encode("utf-8")
-        nonce, sealed = self._seal(plain, _aad(b"history", room, identity, entry.message_id))
-        return room, identity, entry.message_id, nonce, sealed
+        nonce, sealed = self._seal(plain, place.aad(b"history", entry.message_id))
+        return place.relay, place.room, place.identity, entry.message_id, nonce, sealed
 
-    def add_message(self, room: str, identity: bytes, entry: HistoryEntry) -> bool:
+    def add_message(self, place: Place, entry: HistoryEntry) -> bool:
         """Append ``entry`` (one transaction); ``False`` if that message id is already kept."""
-        row = self._history_row(room, identity, entry)
         with self._transaction() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO history (room, identity, message_id, nonce, sealed) "
-                "VALUES (?, ?, ?, ?, ?)",
-                row,
+                "INSERT OR IGNORE INTO history (relay, room, identity, message_id, nonce, sealed) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                self._history_row(place, entry),
             )
             return cur.rowcount == 1
 
     def history(
-        self, room: str | None = None, identity: bytes | None = None
+        self, room: str | None = None, identity: bytes | None = None, relay: str | None = None
     ) -> tuple[list[HistoryEntry], int]:
-        """The kept messages, oldest first, and how many rows could not be read (skipped, not fatal)."""
-        query = "SELECT room, identity, message_id, nonce, sealed FROM history"
+        """The kept messages (of ``room``, ``identity``, ``relay`` where given), oldest first, and
+        how many rows could not be read (skipped, not fatal)."""
+        query = "SELECT relay, room, identity, message_id, nonce, sealed FROM history"
         where: list[str] = []
         args: list[str | bytes] = []
-        if room is not None:
-            where.append("room = ?")
-            args.append(room)
-        if identity is not None:
-            where.append("identity = ?")
-            args.append(identity)
+        for column, value in (("room", room), ("identity", identity), ("relay", relay)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         if where:
             query += " WHERE " + " AND ".join(where)
         entries: list[HistoryEntry] = []
         bad = 0
-        for r, ident, mid, nonce, sealed in self._query(query + " ORDER BY seq", args):
+        for rel, r, ident, mid, nonce, sealed in self._query(query + " ORDER BY seq", args):
             try:
-                if not isinstance(r, str) or not isinstance(ident, bytes) or not isinstance(mid, str):
+                if not (isinstance(rel, str) and isinstance(r, str) and isinstance(ident, bytes)
+                        and isinstance(mid, str)):
                     raise ValueError("history row has a malformed place")
-                plain = self._open(nonce, sealed, _aad(b"history", r, ident, mid), "a history row")
+                plain = self._open(nonce, sealed, Place(rel, r, ident).aad(b"history", mid), "a history row")
                 entries.append(_entry(json.loads(plain.decode("utf-8"))))
             except (StoreError, ValueError, KeyError, TypeError):
                 bad += 1
         return entries, bad
 
-    def rooms(self) -> list[str]:
-        """Every room with kept history, sorted."""
-        return [str(r) for (r,) in self._query("SELECT DISTINCT room FROM history ORDER BY room")]
-
+    def places(self) -> list[tuple[str, str]]:
+        """Every (room, relay) with kept history, sorted (relay ``""``: kept before relays were)."""
+        rows = self._query("SELECT DISTINCT room, relay FROM history ORDER BY room, relay")
+        return [(str(room), str(relay)) for room, relay in rows]
 
 def _entry(obj: object) -> HistoryEntry:
     """A decrypted history row back as an entry; ``ValueError`` if it is not one we wrote."""

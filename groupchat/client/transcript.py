@@ -10,7 +10,8 @@ The marks (docs/tui.md, "Marks"): ``+`` joined, ``-`` left or removed, ``~`` key
 reconnected, ``v`` disconnected, ``*`` information, ``⚠`` warning (as in the TUI), ``⊘`` messages
 that cannot be shown (as in the TUI), ``=`` the connection state; a chat line from a member whose
 key changed starts with ``!`` (as in the TUI, where ``!`` means "key changed" and nothing else).
-Our own messages are written once the relay echoed them, in the room's order (a transcript cannot
+A multi-line message keeps its lines: the first after the prefix, each further one
+indented under it after ``|``. Our own messages are written once the relay echoed them, in the room's order (a transcript cannot
 update a line); one never echoed is written when the session closes, marked as such.
 """
 
@@ -49,16 +50,17 @@ _MARKS: Final = {
     TimelineKind.WARNING: "⚠",
 }
 UNREADABLE_MARK: Final = "⊘"
+_CONTINUED: Final = "  | "  # before each further line of a multi-line message
 KEY_CHANGED_MARK: Final = "!"
 
 
 def render(notice: Notice) -> str | None:
     """One line for ``notice``, or None if a transcript should not show it on its own."""
     match notice:
-        case ChatLine(sender=sender, text=text, epoch=epoch, own=own, pending=pending, trust=trust):
+        case ChatLine(sender=sender, body=body, epoch=epoch, own=own, pending=pending, trust=trust):
             tail = " (sending)" if own and pending else ""
             mark = f"{KEY_CHANGED_MARK} " if trust is TrustState.KEY_CHANGED and not own else ""
-            return f"{mark}[epoch {epoch}] <{sender}> {text}{tail}"
+            return f"{mark}[epoch {epoch}] <{sender}> {body}{tail}"
         case Placeholder():
             return f"{UNREADABLE_MARK} {notice.text}"
         case TimelineEvent(kind=kind, text=text):
@@ -100,11 +102,11 @@ class Transcript:
         if isinstance(notice, MessageConfirmed):
             echoed = self._unechoed.pop(notice.local_id, None)
             if echoed is not None:
-                self.line(f"[epoch {echoed.epoch}] <{echoed.sender}> {echoed.text}")
+                self.line(f"[epoch {echoed.epoch}] <{echoed.sender}> {echoed.body}")
             return
         if isinstance(notice, StatusChanged) and notice.connection is ConnectionState.CLOSED:
             for own in self._unechoed.values():
-                self.line(f"[epoch {own.epoch}] <{own.sender}> {own.text} ({wording.NOT_ECHOED})")
+                self.line(f"[epoch {own.epoch}] <{own.sender}> {own.body} ({wording.NOT_ECHOED})")
             self._unechoed.clear()
         if isinstance(notice, StatusChanged):
             # A line when the state or the reason for not being connected changes; a retry of
@@ -118,7 +120,12 @@ class Transcript:
             self.line(line)
 
     def line(self, text: str) -> None:
-        """Write one line of our own (the bot's and demo's remarks) with the same prefix."""
+        """Write one entry (a notice, or the bot's and demo's remarks) with the same prefix; the
+        lines of a multi-line message follow it, indented, so none is taken for an entry."""
         who = f"[{self._viewer}] " if self._viewer else ""
+        stamp = f"{self._clock() - self._start:7.2f}s "
         # stdout may be a terminal: nothing a peer chose (a name in a remark) writes an escape
-        self._write(f"{self._clock() - self._start:7.2f}s {sanitise(who + text)}")
+        first, *more = sanitise(who + text, multiline=True).split("\n")
+        self._write(stamp + first)
+        for extra in more:
+            self._write(f"{' ' * len(stamp)}{_CONTINUED}{extra}")

@@ -13,6 +13,8 @@ __all__ = [
     "history_sender",
     "no_history_for",
     "no_store",
+    "passphrase_removed",
+    "passphrase_set",
     "rejoin_because",
     "scrollback_unreadable",
     "unreadable_rows",
@@ -51,3 +53,11 @@ def scrollback_unreadable(count: int) -> str:
 def rejoin_because(reason: str) -> str:
     """The timeline line when a stored state cannot be resumed and we join afresh."""
     return f"joining afresh (a new leaf): {reason}"
+
+
+def passphrase_set(path: Path) -> str:
+    return f"the store key {path} is now sealed under the passphrase: it is asked for at each start"
+
+
+def passphrase_removed(path: Path) -> str:
+    return f"the store key {path} has no passphrase now: anyone who can read that file can read the store"

@@ -36,6 +36,7 @@ from groupchat.core.errors import GroupChatError, UsageError
 from .commands import Command, CommandError, CommandName, SendText, help_lines, invite_options, parse_input
 from .draft import check_draft
 from .highlight import ACTION_PREFIX, Attention, names_me
+from .keys import check_keymap
 from .messages import (
     ChatLineNotice,
     ConfirmedNotice,
@@ -86,10 +87,8 @@ class ChatApp(App[int]):
         bell: when to ring the terminal bell: ``"mention"`` (a line naming you), ``"all"`` (every
             message from someone else) or ``"off"``.
         theme: one of Textual's built-in themes (``textual-light``, ``nord``...); None: the default.
-        keymap: binding id -> keys, to remap the bindings below (ids: ``quit``, ``toggle-tree``,
-            ``focus-input``, ``scroll-up``, ``scroll-down``, ``scroll-bottom``, ``edit-draft``,
-            ``submit``) and the input's (``history-previous``, ``history-next``, ``newline``,
-            ``complete-name``).
+        keymap: binding id -> keys, to remap the bindings below and the input's (the config file's
+            ``[keys]``; checked by :func:`~groupchat.tui.keys.check_keymap`, see docs/config.md).
 
     With neither a factory nor a session the app only displays what is delivered to it.
     """
@@ -113,6 +112,11 @@ class ChatApp(App[int]):
         Binding("enter", "submit_draft", "Send", id="submit", show=False),
     ]
 
+    @classmethod
+    def checked_keymap(cls, keymap: Mapping[str, str]) -> dict[str, str]:
+        """``keymap`` checked against the screen's bindings and the input's (keys.py)."""
+        return check_keymap(keymap, [*cls.BINDINGS, *HistoryInput.BINDINGS])
+
     def __init__(
         self,
         session_factory: SessionFactory | None = None,
@@ -132,9 +136,9 @@ class ChatApp(App[int]):
         check_theme(theme)
         if theme is not None:
             self.theme = theme
-        self._keymap_given = dict(keymap or {})
+        self._keymap_given = self.checked_keymap(keymap or {})
         if keymap:
-            self.set_keymap(dict(keymap))
+            self.set_keymap(self._keymap_given)
         self._factory = session_factory
         self.session: SessionAPI | None = session
         self._now = now
@@ -600,6 +604,7 @@ def run_chat(
     no_color: bool = False,
     bell: str = "mention",
     theme: str | None = None,
+    keymap: Mapping[str, str] | None = None,
 ) -> int:
     """Run the TUI in this terminal until the user quits; returns the exit code.
 
@@ -607,7 +612,7 @@ def run_chat(
     every state still reads from its symbol and word (●/◌, ✓/?/!, *, ◂)."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
-    app = ChatApp(session_factory, bell=bell, theme=theme)
+    app = ChatApp(session_factory, bell=bell, theme=theme, keymap=keymap)
     # Everything imported and built so far lives as long as the app: out of the collector's way,
     # so a full collection under a flood of relay junk does not stall the UI (issue 13 item 6).
     gc.freeze()

@@ -46,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from ..client.session import ChatSession
     from ..client.trust import TrustStore
     from ..core.errors import GroupChatError
-    from .app import check_theme, run_chat
+    from .app import ChatApp, check_theme, run_chat
     from .session_api import SessionAPI
 
     try:
         config = load_config(args)
         settings = config.session_settings()
         check_theme(config.theme)
+        keymap = ChatApp.checked_keymap(dict(config.keys))
         configure_logging(config.log_path, config.log_level)
         identity = load_or_create_identity(config.identity_path)
         trust = TrustStore(config.trust_path)
@@ -60,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, "ephemeral", False):
             from ..client.session_store import SessionStore
             from ..client.store import KEY_FILE, Store
+            from ..client.store_key import ask_passphrase
 
-            store = Store.open(config.data_path, config.identity_path.with_name(KEY_FILE))
-            kept = SessionStore(store, settings.room, identity)
+            key_path = config.identity_path.with_name(KEY_FILE)
+            store = Store.open(config.data_path, key_path, passphrase=ask_passphrase())
+            kept = SessionStore(store, settings.relay_url, settings.room, identity)
     except GroupChatError as e:
         print(f"groupchat chat: error: {e}", file=sys.stderr)
         return 2
@@ -70,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
     def make_session(notify: Callable[[Notice], None]) -> SessionAPI:
         return ChatSession(settings, identity, trust, notify, store=kept)
 
-    return run_chat(make_session, no_color=args.no_color, bell=config.bell, theme=config.theme)
+    return run_chat(
+        make_session, no_color=args.no_color, bell=config.bell, theme=config.theme, keymap=keymap
+    )

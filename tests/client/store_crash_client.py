@@ -50,9 +50,8 @@ async def main(port: int, room: str, data_dir: Path, seed: bytes, prefix: str, c
         reconnect_min=0.05,
         reconnect_max=0.3,
     )
-    session = ChatSession(
-        settings, identity, TrustStore(None), notify, store=SessionStore(store, room, identity)
-    )
+    kept = SessionStore(store, settings.relay_url, room, identity)
+    session = ChatSession(settings, identity, TrustStore(None), notify, store=kept)
     task = asyncio.create_task(session.run())
     for _ in range(500):
         if session.status.connection is ConnectionState.READY:

@@ -121,6 +121,22 @@ def test_transcript_writes_our_own_lines_on_their_echo() -> None:
     ]
 
 
+def test_transcript_keeps_the_lines_of_a_multi_line_message() -> None:
+    """Issue 15: a three-line message was flattened into one line of the transcript."""
+    lines: list[str] = []
+    t = Transcript(lines.append, "bob", clock=lambda: 0.0)
+    t.notify(ChatLine("alice", "one\ntwo \x1b[31mred\x1b[0m\nthree", 4))
+    t.notify(ChatLine("me", "mine\nsecond", 4, own=True, pending=True, local_id=1))
+    t.notify(StatusChanged(ConnectionState.CLOSED, "ws://x", "r", "tree", 2, 4, "c"))
+    assert lines[:5] == [
+        "   0.00s [bob] [epoch 4] <alice> one",
+        "           | two red",  # under the entry, and no escape reaches the terminal
+        "           | three",
+        "   0.00s [bob] [epoch 4] <me> mine",
+        "           | second (not confirmed by the relay)",
+    ]
+
+
 def test_transcript_prefixes_and_drops_repeated_status() -> None:
     lines: list[str] = []
     clock = iter([0.0, 1.5, 2.0, 3.25]).__next__

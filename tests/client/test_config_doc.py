@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from groupchat.client.config import _FILE_KEYS, ClientConfig, load_config, read_config_file
+from groupchat.client.config import _FILE_KEYS, _FILE_ONLY_KEYS, ClientConfig, load_config, read_config_file
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
@@ -36,6 +36,9 @@ def test_the_documented_defaults_are_the_real_ones() -> None:
     flags = {opt for action in parser._actions for opt in action.option_strings}
     defaults = {f.name: f.default for f in dataclasses.fields(ClientConfig)}
     for key, cells in _key_rows().items():
+        if key in _FILE_ONLY_KEYS:
+            assert cells[3] == "—" and f"--{key}" not in flags, key
+            continue
         assert cells[3] == f"`--{key.replace('_', '-')}`", key  # each key's flag, as the parser spells it
         assert cells[3].strip("`") in flags, key
         literal = re.fullmatch(r"`(.+)`", cells[2])
@@ -45,7 +48,7 @@ def test_the_documented_defaults_are_the_real_ones() -> None:
 
 
 def test_the_documented_example_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    example = DOC.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+    example = DOC.read_text().split("## Example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "config.toml"
     path.write_text(example)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -60,3 +63,14 @@ def test_the_documented_example_is_accepted(tmp_path: Path, monkeypatch: pytest.
 def test_the_readme_points_to_the_page() -> None:
     readme = (DOC.parent.parent / "README.md").read_text()
     assert "docs/config.md" in readme
+
+
+def test_the_documented_keys_table_is_accepted_and_checked(tmp_path: Path) -> None:
+    from groupchat.tui.app import ChatApp
+
+    block = DOC.read_text().split("## Remapping keys", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "config.toml"
+    path.write_text(block)
+    config = load_config(environ={"GROUPCHAT_CONFIG": str(path)})
+    assert dict(config.keys) == {"toggle-tree": "f2", "quit": "ctrl+q,f10"}
+    assert ChatApp.checked_keymap(dict(config.keys)) == {"toggle-tree": "f2", "quit": "ctrl+q,f10"}

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from groupchat.cli import main
-from groupchat.client.store import KEY_FILE, HistoryEntry, Store, load_or_create_store_key
+from groupchat.client.store import KEY_FILE, HistoryEntry, Place, Store, load_or_create_store_key
 
 ME = b"\x01" * 32
+LOBBY = Place("ws://127.0.0.1:8765", "lobby", ME)
 
 
 @pytest.fixture
@@ -21,21 +22,22 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "absent.toml").write_text("")
     d = tmp_path / "data"
     with Store.open(d) as store:
-        store.add_message("lobby", ME, HistoryEntry("01" * 8, 1, "aa" * 32, "bob", "hi there", 1e9, False))
+        store.add_message(LOBBY, HistoryEntry("01" * 8, 1, "aa" * 32, "bob", "hi there", 1e9, False))
         store.add_message(
-            "lobby", ME, HistoryEntry("02" * 8, 1, "bb" * 32, "me", "two\nlines", 1e9 + 5, True)
+            LOBBY, HistoryEntry("02" * 8, 1, "bb" * 32, "me", "two\nlines", 1e9 + 5, True)
         )
         store.add_message(
-            "lobby", ME, HistoryEntry("03" * 8, 2, "aa" * 32, "bob", "\x1b[31mred\x1b[0m", 1e9 + 9, False)
+            LOBBY, HistoryEntry("03" * 8, 2, "aa" * 32, "bob", "\x1b[31mred\x1b[0m", 1e9 + 9, False)
         )
-        store.add_message("den", ME, HistoryEntry("04" * 8, 0, "aa" * 32, "bob", "elsewhere", 1e9 + 1, False))
+        den = Place("ws://127.0.0.1:8765", "den", ME)
+        store.add_message(den, HistoryEntry("04" * 8, 0, "aa" * 32, "bob", "elsewhere", 1e9 + 1, False))
     return d
 
 
 def test_text_export_of_one_room(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history", "export", "--data-dir", str(data_dir), "--room", "lobby"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "# lobby"
+    assert out[0] == "# lobby (ws://127.0.0.1:8765)"
     assert out[1].endswith("] bob: hi there")
     assert out[2].endswith("] me (you): two") and out[3] == "    lines"
     assert out[4].endswith("] bob: red")  # the escape sequence is not passed to the terminal
@@ -96,3 +98,37 @@ def test_wrong_key_is_one_line(data_dir: Path, capsys: pytest.CaptureFixture[str
     assert main(["history", "export", "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "another store key" in err
+
+
+def test_a_passphrase_set_from_the_cli_guards_the_export(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "tr0ub4dor")
+    assert main(["store", "passphrase", "--data-dir", str(data_dir)]) == 0
+    assert "now sealed under the passphrase" in capsys.readouterr().out
+    monkeypatch.delenv("GROUPCHAT_STORE_NEW_PASSPHRASE")
+    # pytest's stdin is no terminal: without the variable there is no way to ask, and it says so.
+    assert main(["history", "export", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "protected by a passphrase" in err and "GROUPCHAT_STORE_PASSPHRASE" in err
+    monkeypatch.setenv("GROUPCHAT_STORE_PASSPHRASE", "wrong")
+    assert main(["history", "export", "--data-dir", str(data_dir)]) == 2
+    assert "wrong passphrase" in capsys.readouterr().err
+    monkeypatch.setenv("GROUPCHAT_STORE_PASSPHRASE", "tr0ub4dor")
+    assert main(["history", "export", "--data-dir", str(data_dir), "--room", "lobby"]) == 0
+    assert "bob: hi there" in capsys.readouterr().out
+    assert main(["store", "passphrase", "--remove", "--data-dir", str(data_dir)]) == 0
+    assert "has no passphrase now" in capsys.readouterr().out
+    monkeypatch.delenv("GROUPCHAT_STORE_PASSPHRASE")
+    assert main(["history", "export", "--data-dir", str(data_dir), "--room", "lobby"]) == 0
+    assert "bob: hi there" in capsys.readouterr().out
+
+
+def test_an_empty_new_passphrase_is_refused(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = (data_dir / KEY_FILE).read_bytes()
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "")
+    assert main(["store", "passphrase", "--data-dir", str(data_dir)]) == 2
+    assert "the passphrase is empty" in capsys.readouterr().err
+    assert (data_dir / KEY_FILE).read_bytes() == before

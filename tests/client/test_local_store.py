@@ -4,25 +4,35 @@ under another key, a damaged database file. Real AES-GCM, real SQLite files in a
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from groupchat.client.store import (
     KEY_FILE,
     STORE_FILE,
     HistoryEntry,
+    Place,
     Store,
     StoreError,
     load_or_create_store_key,
+    relay_place,
 )
+from groupchat.client.store_key import write_key_file
 from groupchat.core.group import Group
 from groupchat.core.identity import Identity
 
 ME = b"\x01" * 32
+RELAY = "ws://127.0.0.1:8765"
+
+
+def at(room: str, identity: bytes = ME, relay: str = RELAY) -> Place:
+    return Place(relay, room, identity)
 
 
 def entry(mid: str, text: str, *, own: bool = False, epoch: int = 3) -> HistoryEntry:
@@ -59,18 +69,18 @@ def test_malformed_key_file_is_refused(tmp_path: Path) -> None:
 
 def test_state_round_trip_and_replace(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        assert store.load_state("room", ME) is None
-        store.save_state("room", ME, b"state one", 7)
-        store.save_state("room", ME, b"state two", 9)
-        store.save_state("other", ME, b"elsewhere", 1)
+        assert store.load_state(at("room", ME)) is None
+        store.save_state(at("room", ME), b"state one", 7)
+        store.save_state(at("room", ME), b"state two", 9)
+        store.save_state(at("other", ME), b"elsewhere", 1)
     assert stat.S_IMODE((tmp_path / STORE_FILE).stat().st_mode) == 0o600
     with Store.open(tmp_path) as store:
-        got = store.load_state("room", ME)
+        got = store.load_state(at("room", ME))
         assert got is not None and (got.state, got.position) == (b"state two", 9)
-        assert store.load_state("room", b"\x02" * 32) is None
-        store.delete_state("room", ME)
-        assert store.load_state("room", ME) is None
-        other = store.load_state("other", ME)
+        assert store.load_state(at("room", b"\x02" * 32)) is None
+        store.delete_state(at("room", ME))
+        assert store.load_state(at("room", ME)) is None
+        other = store.load_state(at("other", ME))
         assert other is not None and other.state == b"elsewhere"
 
 
@@ -79,9 +89,9 @@ def test_a_real_group_state_survives_the_store(tmp_path: Path) -> None:
     group = Group.create(identity, b"g" * 16, "alice")
     sealed = group.encrypt(b"before")
     with Store.open(tmp_path) as store:
-        store.save_state("room", identity.public_key, group.export_state(), 4)
+        store.save_state(at("room", identity.public_key), group.export_state(), 4)
     with Store.open(tmp_path) as store:
-        got = store.load_state("room", identity.public_key)
+        got = store.load_state(at("room", identity.public_key))
     assert got is not None
     restored = Group.restore(got.state, identity, group.config)
     assert restored.epoch == group.epoch
@@ -91,8 +101,8 @@ def test_a_real_group_state_survives_the_store(tmp_path: Path) -> None:
 def test_the_state_is_not_in_the_clear_on_disk(tmp_path: Path) -> None:
     secret = b"very-secret-state-bytes" * 4
     with Store.open(tmp_path) as store:
-        store.save_state("room", ME, secret, 1)
-        store.add_message("room", ME, entry("01" * 8, "hello plaintext"))
+        store.save_state(at("room", ME), secret, 1)
+        store.add_message(at("room", ME), entry("01" * 8, "hello plaintext"))
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(STORE_FILE))
     assert b"very-secret-state-bytes" not in raw
     assert b"hello plaintext" not in raw
@@ -100,16 +110,16 @@ def test_the_state_is_not_in_the_clear_on_disk(tmp_path: Path) -> None:
 
 def test_history_round_trip_in_order_and_deduplicated(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        assert store.add_message("room", ME, entry("01" * 8, "first", own=True))
-        assert store.add_message("room", ME, entry("02" * 8, "second 🙂\nline two"))
-        assert not store.add_message("room", ME, entry("01" * 8, "first again"))
-        store.add_message("elsewhere", ME, entry("03" * 8, "other room"))
+        assert store.add_message(at("room", ME), entry("01" * 8, "first", own=True))
+        assert store.add_message(at("room", ME), entry("02" * 8, "second 🙂\nline two"))
+        assert not store.add_message(at("room", ME), entry("01" * 8, "first again"))
+        store.add_message(at("elsewhere", ME), entry("03" * 8, "other room"))
     with Store.open(tmp_path) as store:
         entries, bad = store.history("room", ME)
         assert bad == 0
         assert [e.text for e in entries] == ["first", "second 🙂\nline two"]
         assert entries[0] == entry("01" * 8, "first", own=True)
-        assert store.rooms() == ["elsewhere", "room"]
+        assert store.places() == [("elsewhere", RELAY), ("room", RELAY)]
         assert len(store.history()[0]) == 3
 
 
@@ -122,38 +132,38 @@ def _tamper(path: Path, sql: str) -> None:
 
 def test_a_corrupt_state_row_is_a_clear_error(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.save_state("room", ME, b"state", 2)
+        store.save_state(at("room", ME), b"state", 2)
     _tamper(tmp_path / STORE_FILE, "UPDATE state SET sealed = X'00' || substr(sealed, 2)")
     with Store.open(tmp_path) as store, pytest.raises(StoreError, match=r"state of room 'room'.*corrupt"):
-        store.load_state("room", ME)
+        store.load_state(at("room", ME))
 
 
 def test_a_flipped_bit_in_a_state_row_is_a_clear_error(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.save_state("room", ME, b"state", 2)
+        store.save_state(at("room", ME), b"state", 2)
     db = sqlite3.connect(tmp_path / STORE_FILE)
     (sealed,) = db.execute("SELECT sealed FROM state").fetchone()
     with db:
         db.execute("UPDATE state SET sealed = ?", (bytes([sealed[0] ^ 1]) + sealed[1:],))
     db.close()
     with Store.open(tmp_path) as store, pytest.raises(StoreError, match="cannot be decrypted"):
-        store.load_state("room", ME)
+        store.load_state(at("room", ME))
 
 
 def test_a_state_row_moved_to_another_room_does_not_open(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.save_state("room", ME, b"state", 2)
+        store.save_state(at("room", ME), b"state", 2)
     _tamper(tmp_path / STORE_FILE, "UPDATE state SET room = 'other'")
     with Store.open(tmp_path) as store:
         with pytest.raises(StoreError, match="cannot be decrypted"):
-            store.load_state("other", ME)
-        assert store.load_state("room", ME) is None
+            store.load_state(at("other", ME))
+        assert store.load_state(at("room", ME)) is None
 
 
 def test_a_corrupt_history_row_is_skipped_and_counted(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         for i in range(3):
-            store.add_message("room", ME, entry(f"{i:016x}", f"message {i}"))
+            store.add_message(at("room", ME), entry(f"{i:016x}", f"message {i}"))
     _tamper(tmp_path / STORE_FILE, "UPDATE history SET message_id = 'ff' WHERE seq = 2")
     with Store.open(tmp_path) as store:
         entries, bad = store.history("room", ME)
@@ -163,7 +173,7 @@ def test_a_corrupt_history_row_is_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_another_key_is_refused_at_open(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.save_state("room", ME, b"state", 2)
+        store.save_state(at("room", ME), b"state", 2)
     (tmp_path / KEY_FILE).unlink()
     with pytest.raises(StoreError, match="another store key"):
         Store.open(tmp_path)
@@ -188,13 +198,14 @@ def test_a_store_file_others_can_read_is_refused(tmp_path: Path) -> None:
 def test_a_second_process_cannot_claim_the_same_room_and_identity(tmp_path: Path) -> None:
     first, second = Store.open(tmp_path), Store.open(tmp_path)  # two open files, as two processes
     try:
-        first.claim("room", ME)
-        first.claim("room", ME)  # the holder may ask again
+        first.claim(at("room"))
+        first.claim(at("room"))  # the holder may ask again
         with pytest.raises(StoreError, match="another groupchat process is using this identity"):
-            second.claim("room", ME)
-        second.claim("other room", ME)  # another room is another stored state
+            second.claim(at("room"))
+        second.claim(at("other room"))  # another room is another stored state
+        second.claim(at("room", relay="ws://elsewhere:1"))  # and so is the same room of another relay
         first.close()
-        second.claim("room", ME)  # released with the first store
+        second.claim(at("room"))  # released with the first store
     finally:
         second.close()
 
@@ -205,8 +216,8 @@ def test_a_killed_holder_releases_its_claim(tmp_path: Path) -> None:
 
     Store.open(tmp_path).close()
     code = (
-        "import sys, time; from pathlib import Path; from groupchat.client.store import Store; "
-        f"s = Store.open(Path({str(tmp_path)!r})); s.claim('room', b'\\x01' * 32); "
+        "import sys, time; from pathlib import Path; from groupchat.client.store import Place, Store; "
+        f"s = Store.open(Path({str(tmp_path)!r})); s.claim(Place({RELAY!r}, 'room', b'\\x01' * 32)); "
         "print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -214,11 +225,122 @@ def test_a_killed_holder_releases_its_claim(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         with Store.open(tmp_path) as store:
             with pytest.raises(StoreError, match="another groupchat process"):
-                store.claim("room", ME)
+                store.claim(at("room"))
             os.kill(proc.pid, 9)
             proc.wait(10)
-            store.claim("room", ME)
+            store.claim(at("room"))
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, 9)
             proc.wait(10)
+
+
+def test_the_same_room_name_on_two_relays_is_two_places(tmp_path: Path) -> None:
+    elsewhere = at("room", relay="wss://other.example:443")
+    with Store.open(tmp_path) as store:
+        store.save_state(at("room"), b"here", 3)
+        store.save_state(elsewhere, b"there", 9)
+        store.add_message(at("room"), entry("01" * 8, "said here"))
+        store.add_message(elsewhere, entry("01" * 8, "said there"))  # one id, two places
+        here = store.load_state(at("room"))
+        there = store.load_state(elsewhere)
+        assert here is not None and there is not None and (here.state, there.state) == (b"here", b"there")
+        assert [e.text for e in store.history("room", ME, RELAY)[0]] == ["said here"]
+        assert [e.text for e in store.history("room", ME, elsewhere.relay)[0]] == ["said there"]
+        assert store.places() == [("room", RELAY), ("room", elsewhere.relay)]
+
+
+def test_a_state_row_moved_to_another_relay_does_not_open(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_state(at("room"), b"state", 2)
+    _tamper(tmp_path / STORE_FILE, "UPDATE state SET relay = 'ws://evil:1'")
+    with Store.open(tmp_path) as store, pytest.raises(StoreError, match="cannot be decrypted"):
+        store.load_state(at("room", relay="ws://evil:1"))
+
+
+def test_relay_place_ignores_case_and_a_trailing_slash() -> None:
+    assert relay_place("WS://Relay.Example:8765/") == relay_place("ws://relay.example:8765")
+    assert relay_place("ws://relay.example:8765/a") != relay_place("ws://relay.example:8765")
+
+
+def _schema_1_store(data_dir: Path) -> None:
+    """A store as schema 1 wrote it: no relay column, rows bound to (room, identity) only."""
+    key = load_or_create_store_key(data_dir / KEY_FILE)
+    aead = AESGCM(key)
+
+    def aad(kind: bytes, *parts: bytes) -> bytes:
+        return b"groupchat store v1 " + kind + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+    def seal(plain: bytes, assoc: bytes) -> tuple[bytes, bytes]:
+        nonce = os.urandom(12)
+        return nonce, aead.encrypt(nonce, plain, assoc)
+
+    path = data_dir / STORE_FILE
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        db.execute("CREATE TABLE state (room TEXT NOT NULL, identity BLOB NOT NULL, nonce BLOB NOT NULL, "
+                   "sealed BLOB NOT NULL, PRIMARY KEY (room, identity))")
+        db.execute("CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, "
+                   "identity BLOB NOT NULL, message_id TEXT NOT NULL, nonce BLOB NOT NULL, sealed BLOB NOT "
+                   "NULL, UNIQUE (room, identity, message_id))")
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (b"1",))
+        db.execute("INSERT INTO meta VALUES ('check', ?)", (b"".join(seal(b"groupchat store v1 key check",
+                                                                          aad(b"check"))),))
+        db.execute("INSERT INTO state VALUES ('room', ?, ?, ?)",
+                   (ME, *seal((5).to_bytes(8, "big") + b"old state", aad(b"state", b"room", ME))))
+        for mid, text in (("01" * 8, "first"), ("02" * 8, "second")):
+            row = json.dumps(entry(mid, text).to_json()).encode()
+            sealed = seal(row, aad(b"history", b"room", ME, mid.encode()))
+            db.execute("INSERT INTO history (room, identity, message_id, nonce, sealed) "
+                       "VALUES ('room', ?, ?, ?, ?)", (ME, mid, *sealed))
+    db.close()
+
+
+def test_a_schema_1_store_is_migrated_and_adopted_by_the_first_relay(tmp_path: Path) -> None:
+    _schema_1_store(tmp_path)
+    with Store.open(tmp_path) as store:
+        assert store.load_state(at("room")) is None  # not yet adopted: the relay was never recorded
+        assert store.places() == [("room", "")]
+        assert [e.text for e in store.history("room")[0]] == ["first", "second"]  # still readable
+        assert store.adopt(at("room")) == 3  # the state and two messages
+        got = store.load_state(at("room"))
+        assert got is not None and (got.state, got.position) == (b"old state", 5)
+        assert [e.text for e in store.history("room", ME, RELAY)[0]] == ["first", "second"]
+        assert store.places() == [("room", RELAY)]
+        assert store.adopt(at("room", relay="ws://another:1")) == 0  # adopted once, by one relay
+    with Store.open(tmp_path) as store:  # the migration stays done
+        assert store.load_state(at("room")) is not None
+
+
+def test_a_sealed_key_opens_with_its_passphrase_only(tmp_path: Path) -> None:
+    key_path = tmp_path / KEY_FILE
+    with Store.open(tmp_path) as store:
+        store.save_state(at("room"), b"state", 2)
+    write_key_file(key_path, load_or_create_store_key(key_path), "correct horse")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert load_or_create_store_key(key_path, passphrase=lambda: "correct horse") is not None
+    with pytest.raises(StoreError, match="protected by a passphrase"):
+        Store.open(tmp_path)
+    with pytest.raises(StoreError, match="wrong passphrase"):
+        Store.open(tmp_path, passphrase=lambda: "wrong horse")
+    with Store.open(tmp_path, passphrase=lambda: "correct horse") as store:
+        got = store.load_state(at("room"))
+        assert got is not None and got.state == b"state"  # the same key: the store is untouched
+    raw = key_path.read_bytes()
+    assert raw.startswith(b"groupchat-store-key-v2\nscrypt n=32768 r=8 p=1 salt=")
+    assert load_or_create_store_key(key_path, passphrase=lambda: "correct horse").hex() not in raw.decode()
+
+
+def test_a_sealed_key_whose_parameters_were_lowered_is_refused(tmp_path: Path) -> None:
+    key_path = tmp_path / KEY_FILE
+    write_key_file(key_path, os.urandom(32), "pass phrase")
+    lines = key_path.read_text().splitlines()
+    lowered = lines[1].replace("n=32768", "n=1024")
+    key_path.write_text("\n".join([lines[0], lowered, lines[2]]) + "\n")  # bound as associated data
+    with pytest.raises(StoreError, match=r"wrong passphrase.*or the file was altered"):
+        load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")
+    key_path.write_text("\n".join([lines[0], lines[1].replace("n=32768", "n=33554432"), lines[2]]) + "\n")
+    with pytest.raises(StoreError, match="out of range"):
+        load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")

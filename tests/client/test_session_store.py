@@ -18,7 +18,7 @@ from session_harness import FAST, Peer, agree, running_relay, stop_all, wait_unt
 from groupchat.client.notices import ChatLine, Notice, TimelineEvent
 from groupchat.client.session import ChatSession, SessionSettings
 from groupchat.client.session_store import SessionStore
-from groupchat.client.store import Store
+from groupchat.client.store import Place, Store
 from groupchat.client.trust import TrustStore
 from groupchat.client.wording_store import RESTORED, STATE_TOO_OLD
 from groupchat.core.identity import Identity
@@ -26,12 +26,17 @@ from groupchat.core.identity import Identity
 ROOM = "persist"
 
 
+def at(port: int, identity: Identity) -> Place:
+    """Where the store keeps ``identity``'s rows in the room on the relay at ``port``."""
+    return Place(f"ws://127.0.0.1:{port}", ROOM, identity.public_key)
+
+
 def start(port: int, name: str, identity: Identity, store: Store | None, **overrides: Any) -> Peer:
     settings = SessionSettings(
         relay_url=f"ws://127.0.0.1:{port}", room=ROOM, name=name, **{**FAST, **overrides}
     )
     notices: list[Notice] = []
-    kept = SessionStore(store, ROOM, identity) if store is not None else None
+    kept = SessionStore(store, settings.relay_url, ROOM, identity) if store is not None else None
     session = ChatSession(settings, identity, TrustStore(None), notices.append, store=kept)
     peer = Peer(name, session, notices)
     peer.task = asyncio.create_task(session.run(), name=f"peer-{name}")
@@ -59,7 +64,7 @@ async def test_restart_resumes_the_same_leaf_with_scrollback(tmp_path: Path) -> 
             await wait_until(lambda: agree(alice, bob), what="agree again")
             epoch, code, leaf = bob.epoch, bob.session.epoch_codes.get(bob.epoch or 0), own_leaf(alice)
             await alice.stop(leave=False)
-            assert store.load_state(ROOM, me.public_key) is not None
+            assert store.load_state(at(port, me)) is not None
             store.close()
 
             store = Store.open(tmp_path)
@@ -76,7 +81,7 @@ async def test_restart_resumes_the_same_leaf_with_scrollback(tmp_path: Path) -> 
             await wait_until(lambda: "three from alice" in bob.texts(), what="bob reads the restarted alice")
             await wait_until(lambda: "four from bob" in again.texts(), what="restarted alice reads bob")
             assert bob.epoch == epoch
-            entries, bad = store.history(ROOM, me.public_key)
+            entries, bad = store.history(ROOM, me.public_key, at(port, me).relay)
             assert bad == 0
             assert {e.text for e in entries} >= {
                 "one from alice",
@@ -104,17 +109,18 @@ async def test_ephemeral_writes_nothing(tmp_path: Path) -> None:
 async def test_an_unrestorable_state_rejoins_saying_why(tmp_path: Path) -> None:
     me = Identity.generate()
     store = Store.open(tmp_path)
-    store.save_state(ROOM, me.public_key, b"not a group state", 3)
     async with running_relay() as relay:
-        alice = start(relay.port, "alice", me, store)
+        port = relay.port
+        store.save_state(at(port, me), b"not a group state", 3)
+        alice = start(port, "alice", me, store)
         try:
             await wait_until(lambda: alice.ready, what="alice ready")
             lines = [n.text for n in alice.notices if isinstance(n, TimelineEvent)]
             assert any("joining afresh" in t and "cannot be restored" in t for t in lines)
             await wait_until(
-                lambda: store.load_state(ROOM, me.public_key) is not None, what="new state stored"
+                lambda: store.load_state(at(port, me)) is not None, what="new state stored"
             )
-            stored = store.load_state(ROOM, me.public_key)
+            stored = store.load_state(at(port, me))
             assert stored is not None and stored.state != b"not a group state"
         finally:
             await stop_all(alice)
@@ -178,7 +184,7 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Pat
                     said = " ".join(x for x in lines if x.startswith("TIMELINE"))
                     assert RESTORED in said or "joining afresh" in said, said
                 with Store.open(tmp_path) as store:  # the store opens after every kill
-                    kept = {e.text for e in store.history(ROOM, me.public_key)[0]}
+                    kept = {e.text for e in store.history(ROOM, me.public_key, at(relay.port, me).relay)[0]}
                 lost = [t for t in _confirmed(lines) if t not in kept]
                 assert not lost, f"round {round_}: acknowledged but not kept: {lost[:5]}"
             # A last run, not killed: what it sends after every restart must be accepted by bob.
@@ -241,14 +247,15 @@ def test_a_state_that_cannot_be_stored_at_a_send_is_forgotten_first(tmp_path: Pa
     from groupchat.core.identity import JoinRequest
 
     me, config = Identity.generate(), GroupConfig()
-    settings = SessionSettings(relay_url="ws://127.0.0.1:9", room=ROOM, name="alice", **FAST)
+    port = 9
+    settings = SessionSettings(relay_url=f"ws://127.0.0.1:{port}", room=ROOM, name="alice", **FAST)
     group = Group.create(me, settings_group_id(), "alice", config, open_room=True)
     machine = SessionMachine(settings, me, TrustStore(None), config=config, rand=os.urandom, now=0.0)
     machine.resume_stored(group, 5)
     with Store.open(tmp_path) as store:
-        kept = SessionStore(store, ROOM, me)
+        kept = SessionStore(store, settings.relay_url, ROOM, me)
         assert kept.persist(machine) == []
-        first = store.load_state(ROOM, me.public_key)
+        first = store.load_state(at(port, me))
         assert first is not None and first.position == 5
         request = JoinRequest.create(
             config.suite(),
@@ -260,12 +267,12 @@ def test_a_state_that_cannot_be_stored_at_a_send_is_forgotten_first(tmp_path: Pa
         )
         group.receive(group.commit(add=[request.request]))  # its Welcome waits in the outbox: not storable
         kept.persist(machine)
-        assert store.load_state(ROOM, me.public_key) == first  # a step: the older state stays
+        assert store.load_state(at(port, me)) == first  # a step: the older state stays
         kept.persist(machine, before_send=True)
-        assert store.load_state(ROOM, me.public_key) is None  # a send: it is forgotten first
+        assert store.load_state(at(port, me)) is None  # a send: it is forgotten first
         group.data_to_send()
         kept.persist(machine, before_send=True)
-        again = store.load_state(ROOM, me.public_key)
+        again = store.load_state(at(port, me))
         assert again is not None and Group.restore(again.state, me, config).epoch == group.epoch
 
 
