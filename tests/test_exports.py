@@ -214,11 +214,12 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',
         'GROUP_CODE_MEANS', 'KEY_HELP', 'LEFT_GROUP', 'NOT_SENT_MARK', 'NO_EDITOR_HERE', 'NO_REJOIN_HERE',
-        'OPEN_ROOM', 'OPEN_ROOM_SHORT', 'RING_LEGEND', 'SAFETY_NUMBER_MEANS', 'SEARCH_CLEARED',
-        'SEARCH_HOW', 'SESSION_ENDED', 'SET_BY_LEGEND', 'TREE_EMPTY', 'TREE_LEGEND', 'TRUST_SELF',
-        'already_verified', 'date_separator', 'draft_is_long', 'draft_over_limit', 'editor_failed',
-        'joining_again', 'not_verified', 'safety_number_means', 'search_none', 'search_position',
-        'session_stopped', 'unknown_theme', 'unread_marker', 'window_title',
+        'OPEN_ROOM', 'OPEN_ROOM_SHORT', 'QUIT_LEAVING', 'QUIT_STAYING', 'RING_LEGEND',
+        'SAFETY_NUMBER_MEANS', 'SEARCH_CLEARED', 'SEARCH_HOW', 'SESSION_ENDED', 'SET_BY_LEGEND',
+        'TREE_EMPTY', 'TREE_LEGEND', 'TRUST_SELF', 'already_verified', 'date_separator', 'draft_is_long',
+        'draft_over_limit', 'editor_failed', 'joining_again', 'not_verified', 'safety_number_means',
+        'search_none', 'search_position', 'session_stopped', 'unknown_theme', 'unread_marker',
+        'window_title',
     ],
     'groupchat.core.admission': [
         'ADMISSION_EXTENSION', 'Admissibility', 'AdmissionChange', 'AdmissionOutcome', 'AdmissionState',
@@ -430,6 +431,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.tui.highlight': [
         'ACTION_PREFIX', 'Attention', 'BELL_MODES', 'PALETTE', 'action_of', 'match_spans', 'member_colour',
         'names_me', 'own_names',
+    ],
+    'groupchat.tui.keys': [
+        'MODIFIERS', 'check_keymap', 'key_names',
     ],
     'groupchat.tui.messages': [
         'ChatLineNotice', 'ConfirmedNotice', 'PlaceholderNotice', 'RosterNotice', 'SessionEnded',

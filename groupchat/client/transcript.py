@@ -10,9 +10,10 @@ The marks (docs/tui.md, "Marks"): ``+`` joined, ``-`` left or removed, ``~`` key
 reconnected, ``v`` disconnected, ``*`` information, ``⚠`` warning (as in the TUI), ``⊘`` messages
 that cannot be shown (as in the TUI), ``=`` the connection state; a chat line from a member whose
 key changed starts with ``!`` (as in the TUI, where ``!`` means "key changed" and nothing else).
-A multi-line message keeps its lines: the first after the prefix, each further one
-indented under it after ``|``. Our own messages are written once the relay echoed them, in the room's order (a transcript cannot
-update a line); one never echoed is written when the session closes, marked as such.
+A multi-line message keeps its lines: the first after the prefix, each further one indented under
+it after ``|``. Our own messages are written once the relay echoed them, in the room's order (a
+transcript cannot update a line); one never echoed is written when the session closes, marked as
+such.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ __all__ = [
     "NO_REJOIN_HERE",
     "OPEN_ROOM",
     "OPEN_ROOM_SHORT",
+    "QUIT_LEAVING",
+    "QUIT_STAYING",
     "RING_LEGEND",
     "SAFETY_NUMBER_MEANS",
     "SEARCH_CLEARED",
@@ -55,6 +57,11 @@ NO_EDITOR_HERE: Final = "this terminal cannot hand the screen to an editor; the 
 SEARCH_CLEARED: Final = "search cleared"
 SEARCH_HOW: Final = "type /search WORD to search the scrollback (your draft is kept)"
 TRUST_SELF: Final = "that is you: /trust and /untrust are for the other members"
+QUIT_LEAVING: Final = "leaving the group…"
+QUIT_STAYING: Final = (
+    "closing; you stay in the group and the next start resumes where you were "
+    "(/leave leaves it; offline past the eviction grace, you are removed and come back by yourself)"
+)
 
 # The status bar's words where space is short, and once the session has ended.
 OPEN_ROOM: Final = "open room: anyone who knows its name gets in"

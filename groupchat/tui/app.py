@@ -567,7 +567,8 @@ class ChatApp(App[int]):
         self.message_log.jump_to_bottom()
 
     async def action_quit(self) -> None:
-        """Leave the group (so the others rekey without us), close the session, exit.
+        """Close the session and exit: a stored session stays in the group (the next start resumes
+        its leaf, no commit for anyone); an ephemeral one leaves first (so the others rekey now).
 
         Runs in a worker so that the notices of our own removal are still handled meanwhile."""
         self._start_quit()
@@ -584,18 +585,19 @@ class ChatApp(App[int]):
         if session is None or self._session_closed:
             return
         self._session_closed = True
+        stay = session.keeps_state
         if not self._left:
-            self.message_log.add_info("leaving the group…")
-        # close() publishes the signed leave request first (if we are a member), so the others
-        # remove us and rekey at once instead of after the eviction grace period.
-        await session.close()
+            self.message_log.add_info(wording_tui.QUIT_STAYING if stay else wording_tui.QUIT_LEAVING)
+        # Ephemeral: close() publishes the signed leave request first (if we are a member), so the
+        # others remove us and rekey at once instead of after the eviction grace period.
+        await session.close(leave=not stay)
 
     async def on_unmount(self) -> None:
         self._to_terminal("\x1b[23;2t")  # ...and give it back on the way out
         # Whatever ended the app (quit, ctrl+c, an error), the session's socket is closed.
         if self.session is not None and not self._session_closed:
             self._session_closed = True
-            await self.session.close()
+            await self.session.close(leave=not self.session.keeps_state)
 
 
 def run_chat(

@@ -81,7 +81,7 @@ COMMANDS: dict[CommandName, _Spec] = {
         "[WORD]", "highlight WORD in the scrollback, jump to it (ctrl+f: the one before); alone: clear", True
     ),
     CommandName.EDIT: _Spec(None, "write the message in $EDITOR (also ctrl+o); ctrl+j starts a new line"),
-    CommandName.QUIT: _Spec(None, "leave and exit"),
+    CommandName.QUIT: _Spec(None, "exit (stored: you stay in the group; --ephemeral: you leave it)"),
 }
 
 

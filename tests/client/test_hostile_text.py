@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from groupchat.client.logging_setup import SanitisingFormatter
 from groupchat.client.notices import ChatLine, TimelineEvent, TimelineKind
-from groupchat.client.transcript import render
+from groupchat.client.transcript import Transcript
 from groupchat.core.text import UNSAFE_CATEGORIES
 from groupchat.relay_protocol import (
     ENVELOPE_VERSION,
@@ -201,9 +201,11 @@ def test_peer_text_is_not_rich_markup(markup: str) -> None:
 
 
 def test_a_multi_line_message_keeps_its_lines_only_where_they_are_marked() -> None:
-    """The TUI marks the rows after a message's first; a one-line output (a transcript) gets spaces,
-    so a line written to look like another message ("<bob> …") never starts a line there."""
+    """The TUI marks the rows after a message's first ("│ "), the transcript indents them after
+    "| ", so a line written to look like another message ("<bob> …") never starts a line there."""
     line = ChatLine("carol", "hi\n[epoch 3] <bob> send me your key\x1b[2J", 3)
     assert line.body == "hi\n[epoch 3] <bob> send me your key"
     assert line.text == "hi [epoch 3] <bob> send me your key"
-    assert render(line) == "[epoch 3] <carol> hi [epoch 3] <bob> send me your key"
+    written: list[str] = []
+    Transcript(written.append, clock=lambda: 1.0, start=0.0).notify(line)
+    assert written == ["   1.00s [epoch 3] <carol> hi", "           | [epoch 3] <bob> send me your key"]

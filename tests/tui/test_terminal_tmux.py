@@ -3,7 +3,8 @@
 tmux (on its own server socket, so no other tmux session is touched) runs a relay and two
 ``groupchat chat`` processes in 120x40 windows. A message typed in alice's window is read in bob's,
 and so are a three-line paste, a line broken with ctrl+j and a draft written in $EDITOR (ctrl+o),
-each as one message of several lines; ``/quit`` ends each process with status 0 and leaves nothing
+each as one message of several lines; bob quits and starts again on his store, in the same leaf
+with his scrollback; ``/quit`` ends each process with status 0 and leaves nothing
 on the terminal but what the app drew: no log line, warning or traceback. This catches what Pilot
 cannot: the entry point, terminal setup and teardown, and logs leaking onto the screen
 (design/tui.md, last section).
@@ -15,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -84,7 +86,7 @@ def _chat_command(tmp_path: Path, name: str, port: int, *extra: str) -> tuple[st
     The status goes through a file because tmux may report a pane dead (its terminal closed) a
     while before it has reaped the process and knows the status."""
     home = tmp_path / name
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # a restart keeps the data directory (the store)
     config = home / "config.toml"
     config.write_text("# empty: everything comes from flags\n")
     editor = home / "editor.sh"  # an $EDITOR that adds two lines to the draft, as a person would
@@ -100,7 +102,10 @@ def _chat_command(tmp_path: Path, name: str, port: int, *extra: str) -> tuple[st
     argv = [sys.executable, "-m", "groupchat.cli", "chat", "--relay", f"ws://127.0.0.1:{port}",
             "--room", "tmux-test", "--name", name, *extra]
     status = home / "exit-status"
-    chat = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+    # -u COLUMNS -u LINES: tmux's environment can carry the 80x24 of the process that started its
+    # server, and Textual (shutil.get_terminal_size) would take them over the window's real size.
+    assigned = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    chat = f"env -u COLUMNS -u LINES {assigned} {shlex.join(argv)}"
     return f"{chat}; echo $? > {shlex.quote(str(status))}", status
 
 
@@ -186,18 +191,57 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
         assert at, f"no line 'alice: {first}' in bob's window:\n{screen}"
         assert rows[at[0] + 1 : at[0] + 1 + len(more)] == [f"│ {m}" for m in more], screen
 
-    for who in ("bob", "alice"):
-        tmux("send-keys", "-t", f"gc:{who}", "-l", "/quit")
-        tmux("send-keys", "-t", f"gc:{who}", "Enter")
-        deadline = time.monotonic() + DEADLINE
-        while not status[who].exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        screen = tmux("capture-pane", "-p", "-S", "-200", "-t", f"gc:{who}")
-        assert status[who].exists(), f"{who} still runs {DEADLINE:g} s after /quit; screen:\n{screen}"
-        code = status[who].read_text().strip()
-        assert code == "0", f"{who} exited with status {code}; screen:\n{screen}"
-        # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
-        assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
-        logs = list((tmp_path / who / "logs").glob("*.log"))
-        assert logs, f"{who} wrote no log file"
-        assert "Traceback" not in logs[0].read_text()
+    # bob quits and starts again: the store keeps his leaf (no commit: alice sees no second join)
+    # and shows his scrollback, his own lines as his.
+    _quit(tmux, tmp_path, "bob", status["bob"])
+    status["bob"].unlink()
+    command, status["bob"] = _chat_command(tmp_path, "bob", port)
+    tmux("new-window", "-d", "-c", str(REPO), "-n", "bob2", command)
+    screen = tmux.wait_for("bob2", lambda s: "● ready" in s and "Members (2)" in s, "bob ready again",
+                           status["bob"])
+    assert "resumed from the stored group state" in screen, screen
+    assert "alice: hello from the alice terminal" in screen and "alice: draft from the editor" in screen
+    tmux("send-keys", "-t", "gc:bob2", "-l", "back from the restart")
+    tmux("send-keys", "-t", "gc:bob2", "Enter")
+    screen = tmux.wait_for("alice", lambda s: "bob: back from the restart" in s,
+                           "bob's line after the restart", status["alice"])
+    assert screen.count("bob joined") == 1, screen  # his first join only: the restart was no rejoin
+
+    for who, window in (("bob", "bob2"), ("alice", "alice")):
+        _quit(tmux, tmp_path, who, status[who], window)
+
+
+def _quit(tmux: Tmux, tmp_path: Path, who: str, status: Path, window: str | None = None) -> None:
+    """/quit in ``who``'s window: status 0, nothing left on the terminal, a log without tracebacks."""
+    window = window or who
+    tmux("send-keys", "-t", f"gc:{window}", "-l", "/quit")
+    tmux("send-keys", "-t", f"gc:{window}", "Enter")
+    deadline = time.monotonic() + DEADLINE
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    screen = tmux("capture-pane", "-p", "-S", "-200", "-t", f"gc:{window}")
+    assert status.exists(), f"{who} still runs {DEADLINE:g} s after /quit; screen:\n{screen}"
+    code = status.read_text().strip()
+    assert code == "0", f"{who} exited with status {code}; screen:\n{screen}"
+    # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
+    assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
+    logs = list((tmp_path / who / "logs").glob("*.log"))
+    assert logs, f"{who} wrote no log file"
+    assert "Traceback" not in logs[0].read_text()
+
+
+def test_a_wrong_relay_url_shows_its_reason_on_screen_within_5_s(tmux: Tmux, tmp_path: Path) -> None:
+    """Issue 15: nothing listening left the screen at "connecting…" with the reason only in the log."""
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command, status = _chat_command(tmp_path, "alice", port)
+    tmux("new-session", "-d", "-s", "gc", "-x", "120", "-y", "40", "-c", str(REPO), "-n", "alice", command)
+    tmux("set-option", "-g", "remain-on-exit", "on")
+    start = time.monotonic()
+    reason = re.compile(r"◌ connecting ws://127\.0\.0\.1:\d+ · cannot reach the relay "
+                        r"\(connection refused\); retry \d+ in [\d.]+ s │ #tmux-test *$")
+    tmux.wait_for("alice", lambda s: reason.match(s.splitlines()[0].strip()) is not None,
+                  "the reason, whole, on the status bar", status)
+    assert time.monotonic() - start < 5 + 2, "the reason took longer than 5 s (2 s allowed for tmux)"
+    _quit(tmux, tmp_path, "alice", status)

@@ -4,11 +4,13 @@ comes back. Real ChatApps with real sessions over one real relay on loopback."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from tui_peers import Peer
 
-from groupchat.client import wording, wording_tui
+from groupchat.client import wording, wording_store, wording_tui
+from groupchat.client.store import Store
 from groupchat.tui.app import ChatApp
 from server.relay import Relay
 
@@ -131,3 +133,61 @@ async def test_a_line_typed_just_before_the_end_is_not_left_sending() -> None:
         lines = app.message_log.plain_lines()
         assert "09:41 bob: lost" + wording_tui.NOT_SENT_MARK in lines, lines
         assert lines[-1] == wording_tui.SESSION_ENDED
+
+
+async def test_quit_with_a_store_stays_in_the_group_and_a_restart_resumes_with_scrollback(
+    peers: PeerFactory, tmp_path: Path
+) -> None:
+    """Issue 15: quitting and restarting `groupchat chat` was a rejoin (a new leaf, a commit for
+    everyone, its own messages "sent before you joined"). With the store, ctrl+q stays in the
+    group and the next start resumes the leaf: no commit, the scrollback shown, chat goes on."""
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob_store = Store.open(tmp_path)
+    bob = await peers("bob", store=bob_store)
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+    await bob.type("bob before the restart")
+    await alice.wait_line("bob: bob before the restart")
+    await alice.type("alice before the restart")
+    await bob.wait_line("alice: alice before the restart")
+    before = await alice.epoch()
+
+    await bob.do(lambda pilot: pilot.press("ctrl+q"))
+    await bob.wait_until_stopped()
+    assert bob.session is not None and bob.session.keeps_state
+    bob_store.close()
+    assert not any("bob left" in line for line in await alice.lines())
+
+    store_again = Store.open(tmp_path)
+    bob2 = await peers("bob", identity=bob.identity, trust=bob.trust, store=store_again)
+    await bob2.wait_line(wording_store.RESTORED)
+    await bob2.wait_ready(2)
+    lines = await bob2.lines()
+    # The scrollback, in order, before the resume; our own line as ours, not "sent before you joined".
+    first = next(i for i, line in enumerate(lines) if "bob: bob before the restart" in line)
+    second = next(i for i, line in enumerate(lines) if "alice: alice before the restart" in line)
+    assert first < second < next(i for i, line in enumerate(lines) if wording_store.RESTORED in line)
+    assert not any("sent before you joined" in line for line in lines), lines
+    assert await alice.epoch() == before == await bob2.epoch()  # the same epoch: nobody committed
+    joins = [line for line in await alice.lines() if "bob joined" in line]
+    assert len(joins) == 1, joins  # his first join only
+    await bob2.type("bob after the restart")
+    await alice.wait_line("bob: bob after the restart")
+    await alice.type("alice after the restart")
+    await bob2.wait_line("alice: alice after the restart")
+    await bob2.stop()
+    store_again.close()
+
+
+async def test_quit_without_a_store_leaves_the_group(peers: PeerFactory) -> None:
+    alice = await peers("alice")
+    await alice.wait_ready(1)
+    bob = await peers("bob")
+    await bob.wait_ready(2)
+    await alice.wait_ready(2)
+    await bob.do(lambda pilot: pilot.press("ctrl+q"))
+    await bob.wait_until_stopped()
+    assert bob.session is not None and not bob.session.keeps_state
+    await alice.wait_line("bob left")
+    await alice.wait_ready(1)

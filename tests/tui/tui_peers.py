@@ -17,6 +17,8 @@ from textual.pilot import Pilot
 
 from groupchat.client.notices import TrustState
 from groupchat.client.session import ChatSession, SessionSettings
+from groupchat.client.session_store import SessionStore
+from groupchat.client.store import Store
 from groupchat.client.trust import TrustStore
 from groupchat.core.identity import Identity
 from groupchat.tui.app import ChatApp
@@ -42,6 +44,7 @@ class Peer:
         scheme: str = "tree",
         open_room: bool = True,  # most of these tests are about the TUI, not about who may come in
         invite: str | None = None,
+        store: Store | None = None,  # a store: the session keeps its state (quitting stays)
     ) -> None:
         self.name = name
         self.identity = identity or Identity.generate()
@@ -56,6 +59,7 @@ class Peer:
             invite=invite,
         )
         self.session: ChatSession | None = None
+        self.store = store
         self.app = ChatApp(
             self._make_session,
             now=lambda: datetime(2026, 11, 22, 9, 41),
@@ -67,7 +71,10 @@ class Peer:
         self._task: asyncio.Task[None] | None = None
 
     def _make_session(self, notify: NoticeSink) -> ChatSession:
-        self.session = ChatSession(self.settings, self.identity, self.trust, notify)
+        kept = None
+        if self.store is not None:
+            kept = SessionStore(self.store, self.settings.relay_url, self.settings.room, self.identity)
+        self.session = ChatSession(self.settings, self.identity, self.trust, notify, store=kept)
         return self.session
 
     async def start(self) -> Peer:

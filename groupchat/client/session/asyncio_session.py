@@ -301,6 +301,12 @@ class ChatSession:
         """Our current epoch; None before we are a member (a ring joiner: before its first ring is done)."""
         return self._machine.epoch
 
+    @property
+    def keeps_state(self) -> bool:
+        """Whether the group state is stored (a restart resumes this leaf): then quitting need not
+        leave. False with ``--ephemeral``: a restart is a rejoin, so quitting leaves."""
+        return self._store is not None
+
     async def close(self, *, leave: bool = True, timeout: float = 5.0) -> None:
         """Stop the session. With ``leave`` (quitting), first publish a leave request so that the
         others remove us at once instead of after the eviction grace period."""

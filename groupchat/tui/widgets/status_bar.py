@@ -27,7 +27,7 @@ _STATE_MARK: dict[ConnectionState, str] = {
 }
 
 _SEP = " │ "
-_SHORTER = 3  # how many ways _build can shorten the line (0: the full line)
+_SHORTER = 4  # how many ways _build can shorten the line (0: the full line)
 
 
 def _closed_text(status: StatusChanged) -> Text:
@@ -100,7 +100,11 @@ def _members(status: StatusChanged) -> Text:
 def _build(status: StatusChanged, shorter: int) -> Text:
     """The status line; each step of ``shorter`` drops or shortens more: 1 the relay's URL, 2 the
     open room's explanation and the names a rekey waits for, 3 the most useful fields first
-    (members and scheme before the epoch), "code" for "group code", the latency last."""
+    (members and scheme before the epoch), "code" for "group code", the latency last; 4, while
+    the reason we cannot connect is shown and we are in no group yet, only the state and the room
+    (no member count, scheme or epoch to tell: the reason needs the space)."""
+    if shorter >= 4 and status.problem and status.epoch is None:
+        return Text(_SEP).join([_state(status, shorter), _room(status, shorter)])
     if shorter < 3:
         parts = [_state(status, shorter), _room(status, shorter), _epoch(status, shorter),
                  _scheme(status, shorter), _members(status)]
