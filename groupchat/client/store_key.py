@@ -50,7 +50,7 @@ SEALED_MAGIC: Final = "groupchat-store-key-v2"
 _SCRYPT_N: Final = 2**15  # about 32 MiB and 0.1 s per try: slow for a guesser, quick for a start
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
-_MAX_SCRYPT_N: Final = 2**20  # a file asking for more is refused (it would take minutes or GiBs)
+_MAX_SCRYPT_MEMORY: Final = 2**28  # 128·r·N bytes: a file asking for more than 256 MiB is refused
 _NONCE: Final = 12
 PASSPHRASE_ENV: Final = "GROUPCHAT_STORE_PASSPHRASE"
 """Where a script (no terminal to ask on) gives the passphrase."""
@@ -100,8 +100,9 @@ def _parse_params(path: Path, params: str) -> tuple[int, int, int, bytes]:
         salt = bytes.fromhex(fields["salt"])
     except ValueError:
         raise StoreError(f"store key file {path} is corrupt: its scrypt parameters are malformed") from None
-    power_of_two = n & (n - 1) == 0
-    if not (2 <= n <= _MAX_SCRYPT_N and power_of_two and 1 <= r <= 32 and 1 <= p <= 16 and len(salt) >= 16):
+    power_of_two = n >= 2 and n & (n - 1) == 0
+    memory_ok = r >= 1 and 128 * r * n <= _MAX_SCRYPT_MEMORY
+    if not (power_of_two and memory_ok and 1 <= p <= 4 and len(salt) >= 16):
         raise StoreError(f"store key file {path} asks for scrypt parameters out of range ({params})")
     return n, r, p, salt
 

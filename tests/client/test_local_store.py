@@ -174,9 +174,23 @@ def test_a_corrupt_history_row_is_skipped_and_counted(tmp_path: Path) -> None:
 def test_another_key_is_refused_at_open(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.save_state(at("room", ME), b"state", 2)
-    (tmp_path / KEY_FILE).unlink()
+    (tmp_path / KEY_FILE).write_text(f"groupchat-store-key-v1\n{os.urandom(32).hex()}\n")
     with pytest.raises(StoreError, match="another store key"):
         Store.open(tmp_path)
+
+
+def test_a_store_whose_key_is_missing_is_refused_and_gets_no_new_key(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_state(at("room", ME), b"state", 2)
+    saved = (tmp_path / KEY_FILE).read_bytes()
+    (tmp_path / KEY_FILE).unlink()
+    with pytest.raises(StoreError, match="is missing: the store cannot be read without it"):
+        Store.open(tmp_path)
+    assert not (tmp_path / KEY_FILE).exists()  # nothing stands where the user puts the key back
+    (tmp_path / KEY_FILE).write_bytes(saved)
+    os.chmod(tmp_path / KEY_FILE, 0o600)
+    with Store.open(tmp_path) as store:
+        assert store.load_state(at("room", ME)) is not None
 
 
 def test_a_damaged_store_file_is_a_clear_error(tmp_path: Path) -> None:

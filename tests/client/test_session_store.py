@@ -313,3 +313,41 @@ async def test_a_stored_position_the_log_no_longer_has_makes_a_rejoin_saying_why
         finally:
             await stop_all(*(p for p in (again, alice, bob) if p is not None))
             store.close()
+
+
+async def test_a_member_evicted_while_it_was_off_comes_back_from_its_store(tmp_path: Path) -> None:
+    """Quitting with a store does not leave, so offline past the eviction grace the others remove
+    it. Restarted, it reads that commit from the log on its stored state, and is back in the
+    group (a new leaf) by itself: not stuck on a removed state, not ended as if kicked."""
+    me = Identity.generate()
+    async with running_relay() as relay:
+        port = relay.port
+        alice = start(port, "alice", Identity.generate(), None, eviction_grace=0.5)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        store = Store.open(tmp_path)
+        bob = start(port, "bob", me, store)
+        again: Peer | None = None
+        try:
+            await wait_until(lambda: agree(alice, bob), what="alice and bob agree")
+            bob.session.send_text("before the eviction")
+            await wait_until(lambda: "before the eviction" in alice.texts(), what="alice reads bob")
+            await bob.stop(leave=False)
+            store.close()
+            await wait_until(lambda: alice.session.status.member_count == 1, what="alice evicts bob",
+                             timeout=20)
+            evicted_at = alice.epoch
+
+            store = Store.open(tmp_path)
+            again = start(port, "bob", me, store)
+            await wait_until(lambda: agree(alice, again) and alice.session.status.member_count == 2,
+                             what="bob is back", timeout=30)
+            assert again.epoch is not None and evicted_at is not None and again.epoch > evicted_at
+            said = [n.text for n in again.notices if isinstance(n, TimelineEvent)]
+            assert any("removed" in t for t in said), said  # it says what happened while it was off
+            shown = [(n.text, n.own) for n in again.notices if isinstance(n, ChatLine)]
+            assert ("before the eviction", True) in shown  # the scrollback is still there, as ours
+            again.session.send_text("after the eviction")
+            await wait_until(lambda: "after the eviction" in alice.texts(), what="alice reads bob again")
+        finally:
+            await stop_all(*(p for p in (again, alice) if p is not None))
+            store.close()
