@@ -211,8 +211,10 @@ def test_two_terminals_chat_and_quit_cleanly(tmux: Tmux, tmp_path: Path) -> None
         _quit(tmux, tmp_path, who, status[who], window)
 
 
-def _quit(tmux: Tmux, tmp_path: Path, who: str, status: Path, window: str | None = None) -> None:
-    """/quit in ``who``'s window: status 0, nothing left on the terminal, a log without tracebacks."""
+def _quit(tmux: Tmux, tmp_path: Path, who: str, status: Path, window: str | None = None,
+          before: tuple[str, ...] = ()) -> None:
+    """/quit in ``who``'s window: status 0, nothing left on the terminal but the lines ``before``
+    the app started (a prompt), a log without tracebacks."""
     window = window or who
     tmux("send-keys", "-t", f"gc:{window}", "-l", "/quit")
     tmux("send-keys", "-t", f"gc:{window}", "Enter")
@@ -224,7 +226,7 @@ def _quit(tmux: Tmux, tmp_path: Path, who: str, status: Path, window: str | None
     code = status.read_text().strip()
     assert code == "0", f"{who} exited with status {code}; screen:\n{screen}"
     # Textual restored the terminal: nothing else was printed (no logs, warnings, tracebacks).
-    assert _app_only(screen) == [], f"{who} left output on the terminal:\n{screen}"
+    assert _app_only(screen) == list(before), f"{who} left output on the terminal:\n{screen}"
     logs = list((tmp_path / who / "logs").glob("*.log"))
     assert logs, f"{who} wrote no log file"
     assert "Traceback" not in logs[0].read_text()
@@ -245,3 +247,37 @@ def test_a_wrong_relay_url_shows_its_reason_on_screen_within_5_s(tmux: Tmux, tmp
                   "the reason, whole, on the status bar", status)
     assert time.monotonic() - start < 5 + 2, "the reason took longer than 5 s (2 s allowed for tmux)"
     _quit(tmux, tmp_path, "alice", status)
+
+
+def test_a_sealed_store_asks_for_its_passphrase_on_the_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    """`groupchat store passphrase` seals the store key; `groupchat chat` then asks for it on the
+    terminal (not echoed) before the screen opens, and a wrong one ends it in one line."""
+    command, status = _chat_command(tmp_path, "alice", 1)  # nothing listens on port 1
+    env = os.environ | {"GROUPCHAT_DATA_DIR": str(tmp_path / "alice" / "data"),
+                        "GROUPCHAT_CONFIG": str(tmp_path / "alice" / "config.toml"),
+                        "GROUPCHAT_STORE_NEW_PASSPHRASE": "open sesame"}
+    done = subprocess.run([sys.executable, "-m", "groupchat.cli", "store", "passphrase"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "sealed under the passphrase" in done.stdout, done.stderr
+    tmux("new-session", "-d", "-s", "gc", "-x", "120", "-y", "40", "-c", str(REPO), "-n", "alice", command)
+    tmux("set-option", "-g", "remain-on-exit", "on")
+    tmux.wait_for("alice", lambda s: "store passphrase:" in s, "the passphrase prompt", status)
+    tmux("send-keys", "-t", "gc:alice", "-l", "open sesame")
+    tmux("send-keys", "-t", "gc:alice", "Enter")
+    screen = tmux.wait_for("alice", lambda s: "cannot reach the relay" in s, "the chat screen", status)
+    assert "open sesame" not in screen
+    _quit(tmux, tmp_path, "alice", status, before=("store passphrase:",))  # typed, never echoed
+
+    status.unlink()
+    command, status = _chat_command(tmp_path, "alice", 1)
+    tmux("new-window", "-d", "-c", str(REPO), "-n", "again", command)
+    tmux.wait_for("again", lambda s: "store passphrase:" in s, "the prompt again", status)
+    tmux("send-keys", "-t", "gc:again", "-l", "open barley")
+    tmux("send-keys", "-t", "gc:again", "Enter")
+    deadline = time.monotonic() + DEADLINE
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.exists() and status.read_text().strip() == "2", tmux.screen("again")
+    shown = "".join(_app_only(tmux.screen("again")))  # one line, wrapped at 120 columns
+    assert "groupchat chat: error: wrong passphrase for the store key" in shown, shown
+    assert "Traceback" not in shown and "open barley" not in shown, shown
