@@ -168,10 +168,14 @@ class JoinRequest:
         *,
         lifetime: int = DEFAULT_JOIN_REQUEST_LIFETIME,
         wall_clock: WallClock = time.time,
+        newer_than: int = 0,
     ) -> PendingJoin:
         """Make a fresh init key and a signed request valid for ``lifetime`` seconds from now.
 
-        Keep the returned :class:`PendingJoin` locally: it holds the init private key.
+        ``newer_than``: the ``not_after`` of our last request; the new one ends at least a second
+        later (members take only a strictly newer request of a known identity, and whole seconds
+        would make a request made within the same second a replay). Keep the returned
+        :class:`PendingJoin` locally: it holds the init private key.
         """
         if not 0 < len(group_id) <= MAX_GROUP_ID:
             raise ConfigError(f"group id must be 1..{MAX_GROUP_ID} bytes")
@@ -186,7 +190,12 @@ class JoinRequest:
         now = wall_clock()
         if not 0 <= now <= _MAX_U64 - MAX_JOIN_REQUEST_LIFETIME:
             raise ConfigError(f"the wall clock reads {now}, which is not a plausible Unix time")
-        not_after = int(now) + lifetime
+        not_after = max(int(now) + lifetime, newer_than + 1)
+        if not_after > now + MAX_JOIN_REQUEST_LIFETIME:
+            raise ConfigError(
+                f"a join request newer than {newer_than} would be valid for more than "
+                f"{MAX_JOIN_REQUEST_LIFETIME} s: is the wall clock behind?"
+            )
         init_private, init_public = suite.derive_key_pair(rand(32))
         tbs = cls.tbs(suite.id, group_id, identity.public_key, name.encode(), init_public, not_after)
         signature = suite.sign_with_label(identity.signing_key, _JOIN_REQUEST_LABEL, tbs)

@@ -329,6 +329,11 @@ def test_offline_removal_lists_the_member_as_returning_until_it_is_back(h: Harne
     same_second = h.join_request("m4", identity=gone._identity)  # not_after not newer: a replay
     if same_second.request.not_after == old_request.not_after:
         assert m1.classify_request(same_second.request, None, None, now).admissibility is Admissibility.STALE
+    # Made in the same second but told what the last one was: strictly newer, so it gets in.
+    prompt = JoinRequest.create(h.suite, gone._identity, h.group_id, "m4", wall_clock=lambda: now,
+                                newer_than=old_request.not_after)
+    assert prompt.request.not_after == old_request.not_after + 1
+    assert m1.classify_request(prompt.request, None, None, now).admissibility is Admissibility.RETURNING
     back = JoinRequest.create(h.suite, gone._identity, h.group_id, "m4", wall_clock=lambda: now + 5)
     assert m1.classify_request(back.request, None, None, now).admissibility is Admissibility.RETURNING
     run(h, "m1", add=[back])

@@ -195,7 +195,10 @@ def test_a_member_that_missed_two_attempts_catches_up_once_the_relay_behaves() -
 # --- restarts: one dropped confirmation, then a restart ---------------------------------------------
 
 
-def test_a_restart_by_a_member_that_missed_the_last_confirmation_does_not_split_silently() -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["live", "restored from its store"])
+def test_a_restart_by_a_member_that_missed_the_last_confirmation_does_not_split_silently(
+    restarted: bool,
+) -> None:
     """m0 and m1 run the /rekey ring; the relay drops m1's confirmation for m0 only (one message).
     m1 holds every confirmation and enters the epoch; m0 waits in round 3, times out naming m1, and
     (m1 looking offline to it: presence is the relay's claim) commits a restart that removes m1,
@@ -222,6 +225,8 @@ def test_a_restart_by_a_member_that_missed_the_last_confirmation_does_not_split_
 
     deliver(room, ["m0", "m1"], events, drop=m1_confirmation_to_m0)  # in order, but for one message
     assert m1.epoch == old + 1 and m0.epoch == old and len(dropped) == 1
+    if restarted:  # m1's process restarts from its stored state before the restart arrives
+        m1 = room.members["m1"] = Group.restore(m1.export_state(), m1._identity, m1.config)
     room.clock.now += 31
     timed_out = m0.tick()
     assert isinstance(timed_out, RekeyTimedOut) and timed_out.round == 3

@@ -177,6 +177,7 @@ class MakeJoinRequest(CoreCall[PendingJoin]):
     group_id: bytes
     name: str
     config: GroupConfig
+    newer_than: int = 0  # the not_after of our last request (JoinRequest.create)
 
     def run(self) -> PendingJoin:
         return JoinRequest.create(
@@ -186,6 +187,7 @@ class MakeJoinRequest(CoreCall[PendingJoin]):
             self.name,
             self.config.rand,
             wall_clock=self.config.wall_clock,
+            newer_than=self.newer_than,
         )
 
 

@@ -7,6 +7,7 @@ them out. Every request we publish is signed by us; nothing here acts on a relay
 
 from __future__ import annotations
 
+from ...core.identity import PendingJoin
 from .. import wording
 from ..notices import ConnectionState, TimelineEvent, TimelineKind
 from ..room_payload import PayloadKind
@@ -25,10 +26,17 @@ __all__ = ["Entry"]
 class Entry(Admitting):
     """The steps of coming in and coming back (see the module docstring)."""
 
-    def _ask_to_join(self, since: float) -> Step[None]:
+    def _new_join_request(self) -> Step[PendingJoin]:
+        """A fresh signed request, ending after every one we made before: the members take a
+        known identity's request only if it is strictly newer (a same-second one is a replay)."""
         pending = yield from self._core(
-            MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
+            MakeJoinRequest(self.identity, self._group_id, self._name, self._config, self._newest_request)
         )
+        self._newest_request = max(self._newest_request, pending.request.not_after)
+        return pending
+
+    def _ask_to_join(self, since: float) -> Step[None]:
+        pending = yield from self._new_join_request()
         self._enter(Trigger.ASK_TO_JOIN, JoinAttempt(pending, since))
         self._set_state(ConnectionState.JOINING)
         yield from self._publish_join_request()
@@ -42,9 +50,7 @@ class Entry(Admitting):
         step = self.settings.add_timeout
         why = attempt.fresh_due or fresh_request_due(attempt.first_published, self._now, step)
         if why is not None:
-            pending = yield from self._core(
-                MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-            )
+            pending = yield from self._new_join_request()
             attempt.previous, attempt.pending, attempt.fresh_due = attempt.pending, pending, None
             attempt.first_published = None
             self._emit(TimelineEvent(TimelineKind.INFO, wording.fresh_join_request(why)))
@@ -93,9 +99,7 @@ class Entry(Admitting):
                 self._warn(wording.cut_off_over(split.by, wait))
                 self._set_state(ConnectionState.READY)
             elif hold.reentry is None:
-                pending = yield from self._core(
-                    MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-                )
+                pending = yield from self._new_join_request()
                 hold.reentry = JoinAttempt(pending, now)
         elif probe_due(hold.behind, self.settings.behind_after):
             assert hold.behind is not None
@@ -106,9 +110,7 @@ class Entry(Admitting):
             hold.behind.asked = True
             self._warn(wording.behind_reentering(hold.behind.epoch, hold.behind.last - hold.behind.first))
             if hold.reentry is None:
-                pending = yield from self._core(
-                    MakeJoinRequest(self.identity, self._group_id, self._name, self._config)
-                )
+                pending = yield from self._new_join_request()
                 hold.reentry = JoinAttempt(pending, now)
         if hold.reentry is not None and now >= hold.reentry.next_publish:
             yield from self._publish_join_request(hold.reentry)

@@ -130,6 +130,7 @@ class MachineState:
         # Join requests we published since our last welcome: a member may act on any of them (a
         # rejoin's Remove, then the Add), so a welcome for any must open (see _on_removed).
         self._published: list[PendingJoin] = []
+        self._newest_request = 0  # not_after of our latest join request: the next must end later
 
         # Our commits and updates.
         self._updates = UpdateSchedule(settings.update_interval, settings.update_every, now)
@@ -232,6 +233,9 @@ class MachineState:
         self._last_seq = self._restored_seq = last_seq
         self._traffic_seen = True
         self._updates.last_update = self._now
+        own = group.join_request(group.my_leaf)
+        if own is not None:  # a rejoin after this (removed while we were off) must be newer
+            self._newest_request = max(self._newest_request, own.not_after)
         self._adopt(Timed(0.0, snapshot(group)))
 
     def _on_gap_with_group(self) -> None:

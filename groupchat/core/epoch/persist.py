@@ -41,8 +41,9 @@ from .wire import admission_of, scheme_of
 
 __all__ = ["STATE_VERSION", "STATE_WIRE_FORMAT", "decode_state", "encode_state"]
 
-STATE_VERSION: Final = 1
-"""Version of the stored-state format; a store of another version is refused, never guessed at."""
+STATE_VERSION: Final = 2
+"""Version of the stored-state format written; 1 (without the completed ring) is still read, any
+other is refused, never guessed at."""
 STATE_WIRE_FORMAT: Final = 0xF010
 """The tag after the version: stored group state (never sent; distinct from every wire format)."""
 
@@ -115,6 +116,12 @@ def encode_state(state: EpochState) -> bytes:
     w.opaque(state._scheme.encode_state())
     pending = state._pending
     w.optional(None if pending is None else Writer().opaque(_encode_pending(state, pending)).bytes())
+    # Version 2: the ring that made this epoch, so a late restart of it stays a named fork
+    # (LateRestartError) after a restart; one of an older epoch can no longer be told apart.
+    done = state._completed_ring
+    if done is not None and done[0] + 1 != state.epoch:
+        done = None
+    w.optional(None if done is None else Writer().u64(done[0]).opaque(done[1]).bytes())
     body = Writer().u16(STATE_VERSION).u16(STATE_WIRE_FORMAT).opaque(w.bytes()).bytes()
     return body + state.suite.hash(_CHECKSUM_LABEL + body)
 
@@ -161,7 +168,7 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     """
     head = Reader(data, "stored group state")
     version = head.u16("version")
-    if version != STATE_VERSION:
+    if version not in (1, STATE_VERSION):
         raise UnknownVersionError(
             f"stored group state has version {version}; this build reads {STATE_VERSION}"
         )
@@ -197,7 +204,16 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     unechoed = r.vector("unechoed", 48 * _MAX_UNECHOED, _unechoed_item(ctx, nh), _MAX_UNECHOED)
     scheme_data = r.opaque("scheme state", _MAX_STATE)
     pending_data = r.optional("pending commit", lambda rr: rr.opaque("pending commit", _MAX_STATE))
+    completed = None
+    if version >= 2:
+        completed = r.optional(
+            "completed ring", lambda rr: (rr.u64("completed ring epoch"), rr.opaque("ring context", 1 << 20))
+        )
     r.end()
+    if completed is not None and completed[0] + 1 != ctx.epoch:
+        raise InvalidValueError(
+            f"stored completed ring is for epoch {completed[0]}, not the one before {ctx.epoch}"
+        )
     if len({d for d, _ in unechoed}) != len(unechoed):
         raise InvalidValueError("stored unechoed messages list a digest twice")
     scheme = scheme_class(scheme_of(ctx)).decode_state(
@@ -222,6 +238,7 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
         group._epoch_started = config.clock() - age / 1000
     group._recent_commits = deque(recent, maxlen=_RECENT_COMMITS)
     group._unechoed = dict(unechoed)
+    group._completed_ring = completed
     return group
 
 

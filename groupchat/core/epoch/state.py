@@ -240,6 +240,11 @@ class EpochState:
             raise UnknownMemberError(f"leaf {leaf} holds no member")
         return self._member(leaf, req)
 
+    def join_request(self, leaf: int) -> JoinRequest | None:
+        """The signed request ``leaf``'s member came in with (public: the roster holds it), or
+        ``None`` for a vacant leaf. A rejoin's request must be newer (``not_after``) than it."""
+        return self._scheme.member(leaf)
+
     def _enter_epoch(
         self,
         ctx: GroupContext,
