@@ -74,3 +74,48 @@ def test_killed_after_a_message_frame_never_reuses_a_ratchet_key(
     assert {f"after-{i}" for i in range(3)} <= set(texts(bob))
     assert placeholders(bob) == []
     store.close()
+
+
+LOST_COMMIT_STUCK = (
+    "flaw: a restored group with a pending commit the relay never logged keeps it for good. "
+    "SessionMachine.resume_stored leaves hold.own_commit None, so _on_caught_up does not discard "
+    "it, and every later commit of ours fails ('a commit is already waiting for the relay's "
+    "echo') until another member commits. Fix (session/state.py resume_stored): rebuild "
+    "hold.own_commit = OwnCommit(pending.message, 0.0, pending.updated, (), frozenset()) from the "
+    "group's pending commit (needs a public Group accessor for its message and updated flag)"
+)
+
+
+@pytest.mark.parametrize(
+    "lost", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=LOST_COMMIT_STUCK))]
+)
+def test_restart_with_our_commit_in_flight(tmp_path: Path, lost: bool) -> None:
+    """Alice's self-update goes out (the relay logs it, or it is lost on the way) and she dies
+    before its echo. Restarted, she must follow the group: at bob's epoch, able to send, able
+    to commit again, with no ratchet key used twice."""
+    room, alice, bob, store, _ = _pair(tmp_path)
+    start = bob.machine.epoch
+    with send_log() as book:
+        room.kill_after[alice.mid] = 1
+        if lost:
+            room.lose_it.add(alice.mid)
+        room.feed(alice, RekeyRequested(room.clock()))
+        room.settle()
+        assert alice.stopped
+        assert bob.machine.epoch == (start if lost else start + 1)
+        again, _ = room.restart(alice)
+        assert isinstance(again.restored, tuple), again.restored  # type: ignore[attr-defined]
+        room.tick()
+        assert again.machine.epoch == bob.machine.epoch
+        again.machine.queue_text("after the restart")
+        room.feed(again, Wake(room.clock()))
+        room.settle()
+        assert "after the restart" in texts(bob)
+        before = bob.machine.epoch
+        room.feed(again, RekeyRequested(room.clock()))
+        room.settle()
+        room.tick()
+        assert again.machine.epoch == bob.machine.epoch == before + 1, again.timeline()
+        assert book.reused() == []
+    assert placeholders(bob) == []
+    store.close()
