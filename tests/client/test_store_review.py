@@ -119,3 +119,67 @@ def test_restart_with_our_commit_in_flight(tmp_path: Path, lost: bool) -> None:
         assert book.reused() == []
     assert placeholders(bob) == []
     store.close()
+
+
+def _state_row(store: Store) -> tuple[object, ...]:
+    return tuple(store._db.execute("SELECT room, identity, nonce, sealed FROM state").fetchone())
+
+
+def test_a_rolled_back_state_row_does_not_reuse_a_key(tmp_path: Path) -> None:
+    """Rollback: someone who can write the store (or a restored backup, a file system snapshot)
+    puts back an older sealed state row of the same (room, identity). Its AAD is the same, so
+    it opens. Restarted from it, alice must not hand out a ratchet key she already used."""
+    room, alice, bob, store, _ = _pair(tmp_path)
+    old = _state_row(store)
+    with send_log() as book:
+        for i in range(3):
+            alice.machine.queue_text(f"before-{i}")
+        room.feed(alice, Wake(room.clock()))
+        room.settle()
+        assert {f"before-{i}" for i in range(3)} <= set(texts(bob))
+        assert _state_row(store) != old
+        room.kill(alice)
+        with store._db:
+            store._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", old)
+        again, _ = room.restart(alice)
+        assert isinstance(again.restored, tuple), again.restored  # type: ignore[attr-defined]
+        for i in range(3):
+            again.machine.queue_text(f"after-{i}")
+        room.feed(again, Wake(room.clock()))
+        room.settle()
+        assert book.reused() == []
+    assert {f"after-{i}" for i in range(3)} <= set(texts(bob))
+    assert placeholders(bob) == []
+    store.close()
+
+
+ROLLBACK = (
+    "limit (threats.md 15): a rolled-back state row opens (same AAD), and only re-reading our own "
+    "messages from the relay's log moves our ratchets past what we sent; a relay that withholds "
+    "them on the resume (or lost its log) makes the restored member reuse a generation. Cheap "
+    "defence: a restored member commits a self-update before its first message (new epoch, new "
+    "secret tree), or skips its send ratchets ahead after a restore"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=ROLLBACK)
+def test_a_rolled_back_state_row_with_a_relay_withholding_our_messages(tmp_path: Path) -> None:
+    """The rollback above, and a relay that leaves alice's own messages out of her resume: she
+    restarts at the old ratchet position with nothing to tell her it was used."""
+    room, alice, bob, store, _ = _pair(tmp_path)
+    old = _state_row(store)
+    with send_log() as book:
+        alice.machine.queue_text("before")
+        room.feed(alice, Wake(room.clock()))
+        room.settle()
+        room.kill(alice)
+        with store._db:
+            store._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", old)
+        room.withhold_own.add(alice.mid)
+        again, _ = room.restart(alice)
+        assert isinstance(again.restored, tuple), again.restored  # type: ignore[attr-defined]
+        again.machine.queue_text("after")
+        room.feed(again, Wake(room.clock()))
+        room.settle()
+        assert book.reused() == []
+    store.close()
