@@ -50,6 +50,9 @@ class SessionStore:
         self._failed = False  # a write failed: said once, retried at each step
         self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
         self._synced = True  # the last state write was synced to the disk (durable)
+        # A write before a send failed: the store may hold a state older than the frame would
+        # leave behind, so the glue must not send it (a restart would reuse its generation).
+        self.hold_sends = False
 
     def scrollback(self) -> list[Notice]:
         """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
@@ -123,11 +126,15 @@ class SessionStore:
             )
         except StoreError as exc:
             self._unsaved = kept
+            if durable and (state is not None or drop):
+                self.hold_sends = True
             if self._failed:
                 return []
             self._failed = True
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
         self._failed = False
+        if durable:
+            self.hold_sends = False
         self._synced = durable or (self._synced and state is None and not drop)
         if state is not None:
             self._saved, self._has_state = state, True

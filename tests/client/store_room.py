@@ -156,6 +156,9 @@ class StoredRoom(MemoryRoom):
             elif isinstance(effect, SendFrame):
                 if isinstance(effect.frame, Publish | SendTo):
                     store.persist(machine, before_send=True)
+                    if store.hold_sends:  # as ChatSession._perform: not over a stale stored state
+                        reply = Reply(False, self.clock())
+                        continue
                 left = self.kill_after.get(member.mid)
                 if left is not None and isinstance(effect.frame, Publish | SendTo):
                     if left <= 0:

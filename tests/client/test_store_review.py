@@ -166,7 +166,7 @@ ROLLBACK = (
 def test_a_rolled_back_state_row_with_a_relay_withholding_our_messages(tmp_path: Path) -> None:
     """The rollback above, and a relay that leaves alice's own messages out of her resume: she
     restarts at the old ratchet position with nothing to tell her it was used."""
-    room, alice, bob, store, _ = _pair(tmp_path)
+    room, alice, _bob, store, _ = _pair(tmp_path)
     old = _state_row(store)
     with send_log() as book:
         alice.machine.queue_text("before")
@@ -183,3 +183,60 @@ def test_a_rolled_back_state_row_with_a_relay_withholding_our_messages(tmp_path:
         room.settle()
         assert book.reused() == []
     store.close()
+
+
+# --- a store that cannot be written at a send (real sessions on a real relay) -----------------
+
+
+@pytest.mark.parametrize("kill", [True, False])
+async def test_a_failed_store_write_holds_the_frame_back(tmp_path: Path, kill: bool) -> None:
+    """Another process holds the store's write lock (as a full disk would refuse the write):
+    alice's store-before-send fails. The frame must not go out over a stale stored state, or a
+    restart from that state reuses the generation (bob refuses the second, or worse reads two
+    plaintexts under one key)."""
+    import asyncio
+    import sqlite3
+
+    from session_harness import agree, running_relay, stop_all, wait_until
+    from test_session_store import start
+
+    me = Identity.generate()
+    async with running_relay() as relay:
+        store = Store.open(tmp_path)
+        alice = start(relay.port, "alice", me, store)
+        await wait_until(lambda: alice.ready, what="alice ready")
+        bob = start(relay.port, "bob", Identity.generate(), None)
+        again = None
+        try:
+            await wait_until(lambda: agree(alice, bob), what="agree")
+            await asyncio.sleep(0.3)  # alice's state after the join is stored
+            store._db.execute("PRAGMA busy_timeout=20")
+            locker = sqlite3.connect(store.path, isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")  # the write lock, held
+            alice.session.send_text("while the store is locked")
+            await asyncio.sleep(0.5)
+            held = "while the store is locked" not in bob.texts()
+            if kill:
+                alice.task.cancel()  # killed: nothing more is written
+                await asyncio.gather(alice.task, return_exceptions=True)
+            locker.execute("ROLLBACK")
+            locker.close()
+            if kill:
+                store.close()
+                store = Store.open(tmp_path)
+                again = start(relay.port, "alice", me, store)
+                await wait_until(lambda: again.ready, what="alice restarted")
+                again.session.send_text("after the restart")
+                # Had the first frame left, this one would reuse its generation: bob refuses it.
+                await wait_until(lambda: "after the restart" in bob.texts(), what="bob reads alice")
+            else:  # the store works again: what was held goes out
+                alice.session.send_text("after the lock")
+                await wait_until(
+                    lambda: {"while the store is locked", "after the lock"} <= set(bob.texts()),
+                    what="the held message goes out",
+                )
+            assert held, "the frame left while the store held an older state"
+            assert not bob.placeholders(), bob.placeholders()
+        finally:
+            await stop_all(*(p for p in (again, bob, None if kill else alice) if p is not None))
+            store.close()
