@@ -18,6 +18,7 @@ from ..core.errors import GroupChatError, UsageError
 from ..core.group import Group, GroupConfig
 from ..core.identity import Identity
 from . import wording_store as words
+from .names import SEPARATOR, NameIndex
 from .notices import ChatLine, Notice, TimelineEvent, TimelineKind
 from .session.persistence import Kept
 from .session.state import MachineState
@@ -30,6 +31,22 @@ log = logging.getLogger("groupchat.client.store")
 
 def _entry(k: Kept, now: float) -> HistoryEntry:
     return HistoryEntry(k.message_id.hex(), k.epoch, k.sender_key.hex(), k.sender_name, k.text, now, k.own)
+
+
+def _labels(entries: list[HistoryEntry]) -> dict[tuple[str, str], str]:
+    """How each (name, sender key) of the scrollback is shown: the name, with a fingerprint
+    suffix when another sender in it has a look-alike name (names.py), as it was shown live."""
+    pairs = {(e.sender_name, bytes.fromhex(e.sender_key)) for e in entries}
+    index = NameIndex(pairs)
+    out: dict[tuple[str, str], str] = {}
+    for name, key in pairs:
+        rivals = index.like(name) - {key}
+        label = name
+        if rivals or index.matches(name) != {key}:
+            suffix = index.unambiguous_label(key, rivals).rpartition(SEPARATOR)[2]
+            label = f"{name}{SEPARATOR}{suffix}"
+        out[(name, key.hex())] = label
+    return out
 
 
 class SessionStore:
@@ -60,7 +77,10 @@ class SessionStore:
             entries, bad = self.store.history(self.room, self._key)
         except StoreError as exc:
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
-        out: list[Notice] = [ChatLine(e.sender_name, e.text, e.epoch, own=e.own) for e in entries]
+        labels = _labels(entries)
+        out: list[Notice] = [
+            ChatLine(labels[(e.sender_name, e.sender_key)], e.text, e.epoch, own=e.own) for e in entries
+        ]
         if bad:
             out.append(TimelineEvent(TimelineKind.WARNING, words.scrollback_unreadable(bad)))
         return out

@@ -240,3 +240,49 @@ async def test_a_failed_store_write_holds_the_frame_back(tmp_path: Path, kill: b
         finally:
             await stop_all(*(p for p in (again, bob, None if kill else alice) if p is not None))
             store.close()
+
+
+# --- the history: what is shown again after a restart ------------------------------------------
+
+
+def test_scrollback_keeps_lookalike_names_apart(tmp_path: Path) -> None:
+    """Two members named "bob" (one of them impersonating the other): live, alice sees them as
+    ``bob·3f2a`` and ``bob·91c0``. The scrollback after her restart must not show two plain
+    "bob" lines, or the impostor's old messages pass for the real bob's."""
+    room, alice, bob, store, _ = _pair(tmp_path)
+    impostor = room.add("bob")
+    room.connect(impostor)
+    room.tick()
+    room.settle()
+    for who, text in ((bob, "from the real bob"), (impostor, "from the other bob")):
+        who.machine.queue_text(text)
+        room.feed(who, Wake(room.clock()))
+        room.settle()
+    live = {n.text: n.sender for n in alice.notices() if isinstance(n, ChatLine) and not n.own}
+    assert live["from the real bob"] != live["from the other bob"]  # the live labels differ
+    room.kill(alice)
+    _, scrollback = room.restart(alice)
+    shown = {n.text: n.sender for n in scrollback if isinstance(n, ChatLine)}
+    assert shown["from the real bob"] == live["from the real bob"]
+    assert shown["from the other bob"] == live["from the other bob"]
+    store.close()
+
+
+def test_scrollback_and_export_strip_escape_sequences(tmp_path: Path) -> None:
+    """A peer's text with a terminal escape sequence, kept in the history: the scrollback line
+    and the text export show it without the escape."""
+    from groupchat.client.history_export import format_text
+
+    room, alice, bob, store, me = _pair(tmp_path)
+    bob.machine.queue_text("red \x1b[31malert\x1b[0m \x1b]0;owned\x07 done")
+    room.feed(bob, Wake(room.clock()))
+    room.settle()
+    entries, bad = store.history(ROOM, me.public_key)
+    assert bad == 0 and any("\x1b" in e.text for e in entries)  # kept as it arrived
+    room.kill(alice)
+    _, scrollback = room.restart(alice)
+    lines = [n for n in scrollback if isinstance(n, ChatLine)]
+    assert lines and all("\x1b" not in n.text and "\x07" not in n.text for n in lines)
+    exported = format_text([(ROOM, entries)])
+    assert "\x1b" not in exported and "\x07" not in exported and "alert" in exported
+    store.close()
