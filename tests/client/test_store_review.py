@@ -286,3 +286,128 @@ def test_scrollback_and_export_strip_escape_sequences(tmp_path: Path) -> None:
     exported = format_text([(ROOM, entries)])
     assert "\x1b" not in exported and "\x07" not in exported and "alert" in exported
     store.close()
+
+
+# --- damaged files: one clear StoreError each ----------------------------------------------------
+
+
+def _seeded(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_state(ROOM, b"\x01" * 32, b"state", 2)
+
+
+def test_a_directory_where_the_key_should_be_is_a_clear_error(tmp_path: Path) -> None:
+    from groupchat.client.store import KEY_FILE, StoreError
+
+    (tmp_path / KEY_FILE).mkdir(mode=0o700)
+    with pytest.raises(StoreError, match="store key file"):
+        Store.open(tmp_path)
+
+
+def test_a_directory_where_the_store_should_be_is_a_clear_error(tmp_path: Path) -> None:
+    from groupchat.client.store import STORE_FILE, StoreError
+
+    (tmp_path / STORE_FILE).mkdir(mode=0o700)
+    with pytest.raises(StoreError, match="store file"):
+        Store.open(tmp_path)
+
+
+def test_an_empty_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    from groupchat.client.store import KEY_FILE, StoreError
+
+    os.close(os.open(tmp_path / KEY_FILE, os.O_WRONLY | os.O_CREAT, 0o600))
+    with pytest.raises(StoreError, match="not a groupchat store key"):
+        Store.open(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE state SET nonce = X''",  # a nonce AES-GCM refuses outright
+        "UPDATE state SET sealed = substr(sealed, 1, 10)",  # shorter than the tag
+        "UPDATE state SET sealed = 'text, not bytes'",  # another type in the cell
+        "UPDATE state SET nonce = X'00'",  # a nonce of one byte
+    ],
+)
+def test_a_damaged_state_row_is_one_clear_error(tmp_path: Path, sql: str) -> None:
+    import sqlite3
+
+    from groupchat.client.store import STORE_FILE, StoreError
+
+    _seeded(tmp_path)
+    db = sqlite3.connect(tmp_path / STORE_FILE)
+    with db:
+        db.execute(sql)
+    db.close()
+    with Store.open(tmp_path) as store, pytest.raises(StoreError, match="cannot be decrypted"):
+        store.load_state(ROOM, b"\x01" * 32)
+
+
+def test_a_truncated_store_file_is_one_clear_error(tmp_path: Path) -> None:
+    """A store cut short (a disk that lost its tail): open or read says so, no traceback."""
+    import os
+
+    from groupchat.client.store import STORE_FILE, StoreError
+
+    with Store.open(tmp_path) as store:
+        for i in range(200):
+            store.save_state(f"room {i}", b"\x01" * 32, os.urandom(3000), i)
+    path = tmp_path / STORE_FILE
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(StoreError), Store.open(tmp_path) as store:
+        for i in range(200):
+            store.load_state(f"room {i}", b"\x01" * 32)
+
+
+def test_a_full_disk_says_so(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk is full; the error must name the full
+    disk, not "cannot rollback - no transaction is active" (the ROLLBACK after it)."""
+    import os
+
+    from groupchat.client.store import StoreError
+
+    with Store.open(tmp_path) as store:
+        store.save_state(ROOM, b"\x01" * 32, os.urandom(2000), 1)
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(StoreError, match="database or disk is full"):
+            store.save_state(ROOM, b"\x01" * 32, os.urandom(20000), 2)
+        assert store.load_state(ROOM, b"\x01" * 32) is not None  # the old state stands, whole
+
+
+def test_the_wal_files_and_claims_are_owner_only_and_do_not_pile_up(tmp_path: Path) -> None:
+    import stat
+
+    with Store.open(tmp_path) as store:
+        store.save_state(ROOM, b"\x01" * 32, b"state", 1)
+        for _ in range(3):
+            store.claim(ROOM, b"\x01" * 32)
+        store.claim("other", b"\x01" * 32)
+        wal = [p for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
+        assert wal
+        locks = [p for p in tmp_path.iterdir() if p.name.endswith(".lock")]
+        assert len(locks) == 2  # one per (room, identity), however often claimed
+        for p in [*wal, *locks]:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+    with Store.open(tmp_path) as store:
+        store.claim(ROOM, b"\x01" * 32)  # a run after a run reuses its lock file
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".lock")]) == 2
+
+
+def test_the_same_identity_with_a_copied_data_directory_is_not_refused(tmp_path: Path) -> None:
+    """The claim is per store: a copy of the data directory (a backup restored beside, a synced
+    folder on a second machine) resumes the same leaf and ratchets as the original, and no lock
+    sees it. Documented in docs/protocol.md §12.5; what saves the ratchets is the log (see the
+    rollback tests)."""
+    import shutil
+
+    _seeded(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    with Store.open(tmp_path / "a") as one, Store.open(tmp_path / "b") as two:
+        one.claim(ROOM, b"\x01" * 32)
+        two.claim(ROOM, b"\x01" * 32)
+        first, second = one.load_state(ROOM, b"\x01" * 32), two.load_state(ROOM, b"\x01" * 32)
+        assert first is not None and first == second
