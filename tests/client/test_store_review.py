@@ -411,3 +411,50 @@ def test_the_same_identity_with_a_copied_data_directory_is_not_refused(tmp_path:
         two.claim(ROOM, b"\x01" * 32)
         first, second = one.load_state(ROOM, b"\x01" * 32), two.load_state(ROOM, b"\x01" * 32)
         assert first is not None and first == second
+
+
+async def test_sigkill_loses_no_message_that_was_shown(tmp_path: Path) -> None:
+    """Bob talks while alice's process (store_crash_client.py) is SIGKILLed at a random point:
+    every message of bob's that alice's screen showed (printed as it was shown) is in her store."""
+    import asyncio
+    import os
+    import random
+    import signal
+
+    from session_harness import running_relay, stop_all, wait_until
+    from test_session_store import ROOM as CRASH_ROOM
+    from test_session_store import _client, start
+
+    seed = Identity.generate().private_bytes().hex()
+    me = Identity.from_private_bytes(bytes.fromhex(seed))
+    rng = random.Random()
+    async with running_relay() as relay:
+        bob = start(relay.port, "bob", Identity.generate(), None)
+        procs = []
+        try:
+            await wait_until(lambda: bob.ready, what="bob ready")
+            for round_ in range(2):
+                proc, lines = await _client(relay.port, tmp_path, seed, f"r{round_}", 0)
+                procs.append(proc)
+                await wait_until(lambda lines=lines: "READY" in lines, timeout=20, what="alice ready")
+                await wait_until(lambda: len(bob.session.roster()) == 2, timeout=20, what="bob sees alice")
+                for i in range(60):
+                    bob.session.send_text(f"bob {round_}-{i}")
+                    if i == 30:
+                        await asyncio.sleep(rng.uniform(0.0, 0.3))
+                        os.kill(proc.pid, signal.SIGKILL)
+                    await asyncio.sleep(0.005)
+                await asyncio.wait_for(proc.wait(), 10)
+                await asyncio.wait_for(proc._reader, 10)
+                shown = [x.removeprefix("RECEIVED ") for x in lines if x.startswith("RECEIVED ")]
+                assert shown, "alice showed nothing before the kill"
+                with Store.open(tmp_path) as store:
+                    kept = {e.text for e in store.history(CRASH_ROOM, me.public_key)[0]}
+                lost = [t for t in shown if t not in kept]
+                assert not lost, f"shown but not kept: {lost[:5]}"
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+            await stop_all(bob)
