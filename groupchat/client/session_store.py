@@ -28,6 +28,9 @@ __all__ = ["SessionStore"]
 
 log = logging.getLogger("groupchat.client.store")
 
+_SCROLLBACK_LINES = 2000
+"""The most recent kept messages shown at start (the TUI's timeline holds as many)."""
+
 
 def _entry(k: Kept, now: float) -> HistoryEntry:
     return HistoryEntry(k.message_id.hex(), k.epoch, k.sender_key.hex(), k.sender_name, k.text, now, k.own)
@@ -77,6 +80,7 @@ class SessionStore:
             entries, bad = self.store.history(self.room, self._key)
         except StoreError as exc:
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
+        entries = entries[-_SCROLLBACK_LINES:]  # what the timeline holds; the rest is for export
         labels = _labels(entries)
         out: list[Notice] = [
             ChatLine(labels[(e.sender_name, e.sender_key)], e.text, e.epoch, own=e.own) for e in entries

@@ -543,3 +543,24 @@ def test_our_message_delivered_before_the_kill_is_in_our_history(tmp_path: Path)
     shown = [n.text for n in again.notices() if isinstance(n, ChatLine) and n.own]
     assert "sent before the kill" in kept and "sent before the kill" in shown
     store.close()
+
+
+def test_the_scrollback_shown_at_start_is_bounded(tmp_path: Path) -> None:
+    """A long-lived room (or a peer flooding it) grows the history without end; the start must
+    not turn every kept row into a timeline line (the TUI keeps 2000 anyway)."""
+    import time
+
+    from groupchat.client import session_store
+    from groupchat.client.store import HistoryEntry
+
+    me = Identity.generate()
+    limit = session_store._SCROLLBACK_LINES
+    with Store.open(tmp_path) as store:
+        rows = [
+            HistoryEntry(f"{i:032x}", 1, "ab" * 32, "bob", f"line {i}", time.time(), False)
+            for i in range(limit + 500)
+        ]
+        store.save(ROOM, me.public_key, messages=rows)
+        shown = [n for n in SessionStore(store, ROOM, me).scrollback() if isinstance(n, ChatLine)]
+    assert len(shown) == limit
+    assert shown[-1].text == f"line {limit + 499}" and shown[0].text == "line 500"
