@@ -18,6 +18,7 @@ from groupchat.client.notices import ChatLine, Placeholder
 from groupchat.client.session.inputs import RekeyRequested, Wake
 from groupchat.client.session_store import SessionStore
 from groupchat.client.store import Store
+from groupchat.core.group import Group
 from groupchat.core.identity import Identity
 from groupchat.lab.clock import ManualClock
 
@@ -564,3 +565,33 @@ def test_the_scrollback_shown_at_start_is_bounded(tmp_path: Path) -> None:
         shown = [n for n in SessionStore(store, ROOM, me).scrollback() if isinstance(n, ChatLine)]
     assert len(shown) == limit
     assert shown[-1].text == f"line {limit + 499}" and shown[0].text == "line 500"
+
+
+def test_restart_with_our_commit_in_flight_that_lost_the_race(tmp_path: Path) -> None:
+    """Bob's commit is ordered before alice's (she had not read it when she committed); she dies
+    before reading either. Restarted, her stored pending commit loses to bob's: she follows bob's
+    epoch, rebuilds what she owed, and chat works, with no ratchet key used twice."""
+    room, alice, bob, store, me = _pair(tmp_path)
+    start = bob.machine.epoch
+    with send_log() as book:
+        room.feed(bob, RekeyRequested(room.clock()))  # logged; nobody has read it yet
+        room.kill_after[alice.mid] = 1
+        room.feed(alice, RekeyRequested(room.clock()))  # logged after bob's, on the old epoch
+        room.settle()
+        assert alice.stopped
+        stored = store.load_state(ROOM, me.public_key)
+        assert stored is not None and Group.restore(stored.state, me).has_pending_commit
+        again, _ = room.restart(alice)
+        assert isinstance(again.restored, tuple), again.restored  # type: ignore[attr-defined]
+        for _ in range(5):
+            room.clock.now += 1
+            room.tick()
+        assert again.machine.epoch == bob.machine.epoch is not None
+        assert bob.machine.epoch >= start + 1
+        again.machine.queue_text("after the lost race")
+        room.feed(again, Wake(room.clock()))
+        room.settle()
+        assert "after the lost race" in texts(bob)
+        assert book.reused() == []
+    assert placeholders(bob) == []
+    store.close()
