@@ -29,6 +29,7 @@ from groupchat.core.errors import GroupChatError
 from groupchat.core.group import GroupConfig
 from groupchat.core.identity import Identity
 from groupchat.core.secret_tree import SecretTree
+from groupchat.core.suite import CipherSuite
 from groupchat.relay_protocol import Join, Publish, SendTo
 
 
@@ -41,9 +42,13 @@ class SendLog:
 
     def __init__(self) -> None:
         self.keys: dict[bytes, int] = {}
+        self.sealed: dict[tuple[bytes, bytes, bytes], int] = {}  # HPKE: (public key, label, secret)
 
     def reused(self) -> list[bytes]:
-        return [k for k, n in self.keys.items() if n > 1]
+        """Ratchet keys handed out twice, and HPKE plaintexts (path secrets, a Welcome's group
+        secrets) sealed twice to one key: a secret of one commit used again in another."""
+        twice = [k for k, n in self.keys.items() if n > 1]
+        return twice + [pk + label for (pk, label, _), n in self.sealed.items() if n > 1]
 
 
 @contextmanager
@@ -57,11 +62,22 @@ def send_log() -> Iterator[SendLog]:
         book.keys[key + nonce] = book.keys.get(key + nonce, 0) + 1
         return gen, key, nonce
 
+    sealing = CipherSuite.encrypt_with_label
+
+    def seal_spy(
+        self: CipherSuite, pk: bytes, label: bytes, context: bytes, plain: bytes
+    ) -> tuple[bytes, bytes]:
+        place = (pk, label, plain)
+        book.sealed[place] = book.sealed.get(place, 0) + 1
+        return sealing(self, pk, label, context, plain)
+
     SecretTree.next_send = spy  # type: ignore[method-assign]
+    CipherSuite.encrypt_with_label = seal_spy  # type: ignore[method-assign]
     try:
         yield book
     finally:
         SecretTree.next_send = original  # type: ignore[method-assign]
+        CipherSuite.encrypt_with_label = sealing  # type: ignore[method-assign]
 
 
 class StoredRoom(MemoryRoom):
