@@ -158,8 +158,10 @@ ROLLBACK = (
     "limit (threats.md 15): a rolled-back state row opens (same AAD), and only re-reading our own "
     "messages from the relay's log moves our ratchets past what we sent; a relay that withholds "
     "them on the resume (or lost its log) makes the restored member reuse a generation. Cheap "
-    "defence: a restored member commits a self-update before its first message (new epoch, new "
-    "secret tree), or skips its send ratchets ahead after a restore"
+    "defence, checked to pass this test: a restored member commits a self-update before its first "
+    "message (self._duties.want_update = 'restored' in SessionMachine.resume_stored; costs one "
+    "commit per restart, and test_restart_resumes_the_same_leaf_with_scrollback's 'no commit by "
+    "anyone' then changes)"
 )
 
 
