@@ -303,7 +303,7 @@ def test_a_directory_where_the_key_should_be_is_a_clear_error(tmp_path: Path) ->
     from groupchat.client.store import KEY_FILE, StoreError
 
     (tmp_path / KEY_FILE).mkdir(mode=0o700)
-    with pytest.raises(StoreError, match="store key file"):
+    with pytest.raises(StoreError, match=r"store key file .* is not a regular file"):
         Store.open(tmp_path)
 
 
@@ -311,7 +311,7 @@ def test_a_directory_where_the_store_should_be_is_a_clear_error(tmp_path: Path) 
     from groupchat.client.store import STORE_FILE, StoreError
 
     (tmp_path / STORE_FILE).mkdir(mode=0o700)
-    with pytest.raises(StoreError, match="store file"):
+    with pytest.raises(StoreError, match=r"store file .* is not a regular file"):
         Store.open(tmp_path)
 
 
@@ -360,7 +360,7 @@ def test_a_truncated_store_file_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
-    with pytest.raises(StoreError), Store.open(tmp_path) as store:
+    with pytest.raises(StoreError, match="malformed"), Store.open(tmp_path) as store:
         for i in range(200):
             store.load_state(f"room {i}", b"\x01" * 32)
 
