@@ -18,6 +18,7 @@ from ..core.errors import GroupChatError, UsageError
 from ..core.group import Group, GroupConfig
 from ..core.identity import Identity
 from . import wording_store as words
+from .names import SEPARATOR, NameIndex
 from .notices import ChatLine, Notice, TimelineEvent, TimelineKind
 from .session.persistence import Kept
 from .session.state import MachineState
@@ -27,9 +28,28 @@ __all__ = ["SessionStore"]
 
 log = logging.getLogger("groupchat.client.store")
 
+_SCROLLBACK_LINES = 2000
+"""The most recent kept messages shown at start (the TUI's timeline holds as many)."""
+
 
 def _entry(k: Kept, now: float) -> HistoryEntry:
     return HistoryEntry(k.message_id.hex(), k.epoch, k.sender_key.hex(), k.sender_name, k.text, now, k.own)
+
+
+def _labels(entries: list[HistoryEntry]) -> dict[tuple[str, str], str]:
+    """How each (name, sender key) of the scrollback is shown: the name, with a fingerprint
+    suffix when another sender in it has a look-alike name (names.py), as it was shown live."""
+    pairs = {(e.sender_name, bytes.fromhex(e.sender_key)) for e in entries}
+    index = NameIndex(pairs)
+    out: dict[tuple[str, str], str] = {}
+    for name, key in pairs:
+        rivals = index.like(name) - {key}
+        label = name
+        if rivals or index.matches(name) != {key}:
+            suffix = index.unambiguous_label(key, rivals).rpartition(SEPARATOR)[2]
+            label = f"{name}{SEPARATOR}{suffix}"
+        out[(name, key.hex())] = label
+    return out
 
 
 class SessionStore:
@@ -57,6 +77,9 @@ class SessionStore:
         self._failed = False  # a write failed: said once, retried at each step
         self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
         self._synced = True  # the last state write was synced to the disk (durable)
+        # A write before a send failed: the store may hold a state older than the frame would
+        # leave behind, so the glue must not send it (a restart would reuse its generation).
+        self.hold_sends = False
 
     def scrollback(self) -> list[Notice]:
         """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
@@ -64,7 +87,11 @@ class SessionStore:
             entries, bad = self.store.history(self.room, self._key, self.place.relay)
         except StoreError as exc:
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
-        out: list[Notice] = [ChatLine(e.sender_name, e.text, e.epoch, own=e.own) for e in entries]
+        entries = entries[-_SCROLLBACK_LINES:]  # what the timeline holds; the rest is for export
+        labels = _labels(entries)
+        out: list[Notice] = [
+            ChatLine(labels[(e.sender_name, e.sender_key)], e.text, e.epoch, own=e.own) for e in entries
+        ]
         if bad:
             out.append(TimelineEvent(TimelineKind.WARNING, words.scrollback_unreadable(bad)))
         return out
@@ -128,11 +155,15 @@ class SessionStore:
             self.store.save(self.place, state=state, drop_state=drop, messages=messages, durable=durable)
         except StoreError as exc:
             self._unsaved = kept
+            if durable and (state is not None or drop):
+                self.hold_sends = True
             if self._failed:
                 return []
             self._failed = True
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
         self._failed = False
+        if durable:
+            self.hold_sends = False
         self._synced = durable or (self._synced and state is None and not drop)
         if state is not None:
             self._saved, self._has_state = state, True

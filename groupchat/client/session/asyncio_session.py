@@ -401,6 +401,8 @@ class ChatSession:
                 return False
             if isinstance(effect.frame, Publish | SendTo):
                 self._persist(before_send=True)
+                if self._store is not None and self._store.hold_sends:
+                    return False  # not over a stale stored state (session_store.py); tried again later
             try:
                 await ws.send(encode(effect.frame))
             except ConnectionClosed:
