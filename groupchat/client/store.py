@@ -186,7 +186,7 @@ class Store:
         ``passphrase`` is asked for if the key is sealed under one (``store_key.py``)."""
         # A store without its key is refused, never given a new key it cannot open anyway (and
         # which would then stand where the user restores the old one).
-        create = create and not (data_dir / STORE_FILE).exists()
+        create = create and not (data_dir / STORE_FILE).is_file()
         key = load_or_create_store_key(
             key_path if key_path is not None else data_dir / KEY_FILE, create=create, passphrase=passphrase
         )

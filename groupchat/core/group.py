@@ -175,6 +175,13 @@ class Group(Joining, Protection):
         return self._pending is not None
 
     @property
+    def pending_commit(self) -> tuple[bytes, bool] | None:
+        """Our commit awaiting the relay's echo: the bytes sent and whether it updates our own
+        path; ``None`` if there is none (a restored member needs it to tell an echo from a loss)."""
+        pending = self._pending
+        return None if pending is None else (pending.message, pending.updated)
+
+    @property
     def holds_init_key(self) -> bool:
         """True until our own first Update is applied (we may still receive a sealed re-key)."""
         return self._scheme.holds_init_key

@@ -229,7 +229,11 @@ class MachineState:
         ``last_seq``: the first join resumes from there instead of asking to be let in."""
         if self._phase is not Phase.ARRIVING or self._hold is not None:
             raise UsageError("a stored group state is resumed only before the session starts")
-        self._enter(Trigger.RESTORED, hold=Hold(group, group.epoch))
+        hold = Hold(group, group.epoch)
+        pending = group.pending_commit
+        if pending is not None:  # stored in flight: its echo, or the catch-up's end, settles it
+            hold.own_commit = OwnCommit(pending[0], 0.0, pending[1], (), frozenset())
+        self._enter(Trigger.RESTORED, hold=hold)
         self._last_seq = self._restored_seq = last_seq
         self._traffic_seen = True
         self._updates.last_update = self._now
