@@ -105,6 +105,22 @@ class OutboundQueue:
             self.requeue(entry)
         return len(lost)
 
+    def entries(self) -> list[Outgoing]:
+        """Every message not yet echoed, queued or in flight, in typing order."""
+        return sorted([*(e for _, e in self._queued), *self._in_flight.values()], key=lambda e: e.local_id)
+
+    def restore(self, msg_id: bytes, text: str, digest: bytes | None, epoch: int | None) -> Outgoing:
+        """A message stored before a restart, under its old ``msg_id``: in flight as ``digest`` (its
+        echo may still come from the relay's log), or queued if it had not gone out."""
+        entry = Outgoing(self._next_local, msg_id, text)
+        self._next_local += 1
+        if digest is None or epoch is None:
+            self._queued.append((entry.local_id, entry))
+        else:
+            entry.digest, entry.epoch, entry.attempts = digest, epoch, 1
+            self._in_flight[digest] = entry
+        return entry
+
     def drop(self, entry: Outgoing) -> None:
         if entry.digest is not None:
             self._in_flight.pop(entry.digest, None)

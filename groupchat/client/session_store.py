@@ -10,6 +10,7 @@ means a rejoin, never a ratchet generation used twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from ..core.identity import Identity
 from . import wording_store as words
 from .names import SEPARATOR, NameIndex
 from .notices import ChatLine, Notice, TimelineEvent, TimelineKind
-from .session.persistence import Kept
+from .session.persistence import Kept, Unsent
 from .session.state import MachineState
 from .store import HistoryEntry, Place, Store, StoreError, relay_place
 
@@ -73,6 +74,7 @@ class SessionStore:
         self._key = identity.public_key
         self._wall = wall
         self._saved: tuple[bytes, int] | None = None  # what the store holds now (None: nothing)
+        self._saved_outbox = b""  # the unsent messages the store holds, encoded
         self._has_state = False
         self._failed = False  # a write failed: said once, retried at each step
         self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
@@ -113,6 +115,16 @@ class SessionStore:
         self._saved = (stored.state, stored.position)
         return group, stored.position
 
+    def unsent(self) -> list[Unsent] | str:
+        """Our messages stored as not yet echoed (to send or confirm again); a reason if the
+        stored outbox cannot be read."""
+        try:
+            raw = self.store.load_outbox(self.place)
+            self._saved_outbox = raw
+            return _decode_unsent(raw)
+        except (StoreError, ValueError) as exc:
+            return words.outbox_unreadable(str(exc))
+
     def keep(self, machine: MachineState) -> list[Notice]:
         """Write the messages shown since the last call (before they are shown: a message the
         user saw confirmed is kept); the notices to show if the store failed (once)."""
@@ -142,17 +154,28 @@ class SessionStore:
             drop = self._has_state
         if state is not None and state == self._saved and not (before_send and not self._synced):
             state = None  # unchanged (and on disk already, or no frame depends on it yet)
-        if not kept and state is None and not drop:
+        outbox: bytes | None = _encode_unsent(machine.unsent())
+        if outbox == self._saved_outbox:
+            outbox = None
+        if not kept and state is None and not drop and outbox is None:
             return []
-        return self._save(kept, state, drop, durable=before_send)
+        return self._save(kept, state, drop, durable=before_send, outbox=outbox)
 
     def _save(
-        self, kept: list[Kept], state: tuple[bytes, int] | None, drop: bool, *, durable: bool
+        self,
+        kept: list[Kept],
+        state: tuple[bytes, int] | None,
+        drop: bool,
+        *,
+        durable: bool,
+        outbox: bytes | None = None,
     ) -> list[Notice]:
         now = self._wall()
         messages = [_entry(k, now) for k in kept]
         try:
-            self.store.save(self.place, state=state, drop_state=drop, messages=messages, durable=durable)
+            self.store.save(
+                self.place, state=state, drop_state=drop, messages=messages, outbox=outbox, durable=durable
+            )
         except StoreError as exc:
             self._unsaved = kept
             if durable and (state is not None or drop):
@@ -165,8 +188,46 @@ class SessionStore:
         if durable:
             self.hold_sends = False
         self._synced = durable or (self._synced and state is None and not drop)
+        if outbox is not None:
+            self._saved_outbox = outbox
         if state is not None:
             self._saved, self._has_state = state, True
         elif drop:
             self._saved, self._has_state = None, False
         return []
+
+
+def _encode_unsent(unsent: list[Unsent]) -> bytes:
+    """The outbox as the store keeps it (JSON; ``b""``: empty)."""
+    if not unsent:
+        return b""
+    rows = [
+        {
+            "id": u.message_id.hex(),
+            "text": u.text,
+            "digest": None if u.digest is None else u.digest.hex(),
+            "epoch": u.epoch,
+        }
+        for u in unsent
+    ]
+    return json.dumps(rows, ensure_ascii=False).encode("utf-8")
+
+
+def _decode_unsent(raw: bytes) -> list[Unsent]:
+    """The stored outbox back; ``ValueError`` if it is not one we wrote."""
+    if not raw:
+        return []
+    rows = json.loads(raw.decode("utf-8"))
+    if not isinstance(rows, list):
+        raise ValueError("the stored outbox is not a list")
+    out = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ValueError("a stored outbox entry is not an object")
+        mid, text, digest, epoch = row.get("id"), row.get("text"), row.get("digest"), row.get("epoch")
+        if not isinstance(mid, str) or not isinstance(text, str):
+            raise ValueError("a stored outbox entry has no message id or text")
+        if not (digest is None or isinstance(digest, str)) or not (epoch is None or isinstance(epoch, int)):
+            raise ValueError("a stored outbox entry has a malformed digest or epoch")
+        out.append(Unsent(bytes.fromhex(mid), text, None if digest is None else bytes.fromhex(digest), epoch))
+    return out

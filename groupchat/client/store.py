@@ -135,6 +135,8 @@ _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, relay TEXT NOT NULL, "
     "room TEXT NOT NULL, identity BLOB NOT NULL, message_id TEXT NOT NULL, nonce BLOB NOT NULL, "
     "sealed BLOB NOT NULL, UNIQUE (relay, room, identity, message_id))",
+    "CREATE TABLE IF NOT EXISTS outbox (relay TEXT NOT NULL, room TEXT NOT NULL, identity BLOB NOT "
+    "NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (relay, room, identity))",
 )
 
 
@@ -276,6 +278,10 @@ class Store:
             raise StoreError(
                 f"store file {self.path} has schema {rows.get('schema')!r}; this build reads {_SCHEMA}"
             )
+        else:
+            with self._transaction() as db:  # a table added within schema 2 (the outbox)
+                for table in _TABLES:
+                    db.execute(table)
 
     def _from_schema_1(self) -> None:
         """Schema 1 kept no relay: its rows move to relay ``""`` as they are (sealed under the same
@@ -392,10 +398,13 @@ class Store:
         state: tuple[bytes, int] | None = None,
         drop_state: bool = False,
         messages: Sequence[HistoryEntry] = (),
+        outbox: bytes | None = None,
         durable: bool = True,
     ) -> None:
         """In one transaction: add ``messages`` to the history, then replace the stored state by
-        ``state`` (bytes, position) or, with ``drop_state``, forget it. A crash keeps all or none.
+        ``state`` (bytes, position) or, with ``drop_state``, forget it (and the outbox), and
+        replace the outbox (our messages not yet echoed, as the session encodes them; ``b""``:
+        none, ``None``: unchanged). A crash keeps all or none.
         ``durable=False`` skips the disk sync (WAL ``synchronous=NORMAL``): safe against a killed
         process, not a power cut; the next durable write syncs it too."""
         if durable != self._durable:
@@ -405,6 +414,7 @@ class Store:
                 raise StoreError(f"cannot write the store {self.path}: {exc}") from None
             self._durable = durable
         rows = [self._history_row(place, e) for e in messages]
+        sealed_outbox = self._seal(outbox, place.aad(b"outbox")) if outbox else None
         sealed = None
         if state is not None:
             sealed = self._seal(struct.pack(">Q", state[1]) + state[0], place.aad(b"state"))
@@ -419,6 +429,20 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", (*where, *sealed))
             elif drop_state:
                 db.execute("DELETE FROM state WHERE relay = ? AND room = ? AND identity = ?", where)
+            if sealed_outbox is not None:
+                db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?)", (*where, *sealed_outbox))
+            elif outbox is not None or drop_state:
+                db.execute("DELETE FROM outbox WHERE relay = ? AND room = ? AND identity = ?", where)
+
+    def load_outbox(self, place: Place) -> bytes:
+        """The stored outbox of ``place`` (``b""``: none); :class:`StoreError` if corrupt."""
+        rows = self._query(
+            "SELECT nonce, sealed FROM outbox WHERE relay = ? AND room = ? AND identity = ?",
+            (place.relay, place.room, place.identity),
+        )
+        if not rows:
+            return b""
+        return self._open(rows[0][0], rows[0][1], place.aad(b"outbox"), f"the outbox of room {place.room!r}")
 
     # The history.
 

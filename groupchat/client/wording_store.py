@@ -13,6 +13,7 @@ __all__ = [
     "history_sender",
     "no_history_for",
     "no_store",
+    "outbox_unreadable",
     "passphrase_removed",
     "passphrase_set",
     "rejoin_because",
@@ -61,3 +62,11 @@ def passphrase_set(path: Path) -> str:
 
 def passphrase_removed(path: Path) -> str:
     return f"the store key {path} has no passphrase now: anyone who can read that file can read the store"
+
+
+def outbox_unreadable(reason: str) -> str:
+    """The messages stored as unsent cannot be read back (they were not confirmed by the relay)."""
+    return (
+        "the messages you sent just before the last exit cannot be read back, and may not have "
+        f"gone out: {reason}"
+    )

@@ -44,7 +44,7 @@ from .epoch.wire import (
     scheme_extension,
     with_admission,
 )
-from .errors import ConfigError, RemoteError, UsageError
+from .errors import ConfigError, InvalidValueError, RemoteError, UsageError
 from .events import Event, Member, RekeyTimedOut
 from .identity import MAX_GROUP_ID, Identity, JoinRequest
 from .key_schedule import GroupContext, derive_epoch_secrets, exporter
@@ -265,6 +265,15 @@ class Group(Joining, Protection):
         self._require(Input.RECEIVE_MESSAGE)  # allowed in every phase but REMOVED
         self._expire_previous_epoch()
         claim = peek(data)
+        if claim.kind is MessageKind.WELCOME:
+            # From the relay, a Welcome here is a peer's mix-up (or a bit flipped into the wire
+            # format), not our caller's: refused as bad input, like any other undecodable message.
+            refusal = InvalidValueError(
+                "a Welcome came where a commit or an application message belongs (a Welcome is "
+                "opened with Group.join by its joiner)"
+            )
+            refusal.epoch = claim.epoch
+            raise refusal
         inp = _KIND_INPUTS[claim.kind]
         self._require(inp)
         before = self.phase

@@ -115,8 +115,12 @@ class StoredRoom(MemoryRoom):
         self.members[member.mid] = member
         scrollback = store.scrollback()
         restored = store.restore(config)
+        unsent = store.unsent()
+        assert not isinstance(unsent, str), unsent
         if isinstance(restored, tuple):
-            m.resume_stored(*restored)
+            m.resume_stored(*restored, unsent)
+        else:
+            m.carry_unsent(unsent)
         member.restored = restored  # type: ignore[attr-defined]
         self.connect(member)
         return member, scrollback

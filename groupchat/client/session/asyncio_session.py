@@ -381,11 +381,17 @@ class ChatSession:
         for notice in store.scrollback():
             self._emit(notice)
         restored = store.restore(self._machine._config)
+        unsent = store.unsent()
+        if isinstance(unsent, str):
+            self._emit(TimelineEvent(TimelineKind.WARNING, unsent))
+            unsent = []
         if isinstance(restored, tuple):
-            self._machine.resume_stored(*restored)
+            self._machine.resume_stored(*restored, unsent)
             self._emit(TimelineEvent(TimelineKind.INFO, wording_store.RESTORED))
-        elif restored is not None:
-            self._emit(TimelineEvent(TimelineKind.WARNING, wording_store.rejoin_because(restored)))
+        else:
+            if restored is not None:
+                self._emit(TimelineEvent(TimelineKind.WARNING, wording_store.rejoin_because(restored)))
+            self._machine.carry_unsent(unsent)  # sent once we are in the group again
         self._deliver_queued()
 
     def _persist(self, *, before_send: bool = False) -> None:

@@ -498,10 +498,14 @@ class Membership(Entry, BeaconSteps, RingSteps):
             data, digest = yield from self._core(
                 Encrypt(group, AppContent.chat(entry.msg_id, entry.text).encode())
             )
+            # In flight before the frame goes out, so the state stored before it names the copy
+            # (a restart then knows its echo); not sent after all, it goes back to the queue.
+            self._outbox.mark_sent(entry, digest, group.epoch, 0, self._now)
             req = yield from self._publish(PayloadKind.CORE, data, "message")
             if req is None:
+                self._outbox.requeue(entry)
                 return
-            self._outbox.mark_sent(entry, digest, group.epoch, req, self._now)
+            entry.req_id = req
             self._updates.sent_since += 1
 
     def _forget_done_duties(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar, cast
 
 from ...core.errors import UsageError
@@ -23,6 +23,7 @@ from ...relay_protocol import Join, Leave, Publish, SendTo
 from .. import wording, wording_store
 from ..names import Labeler
 from ..notices import (
+    ChatLine,
     ConnectionState,
     Notice,
     Placeholder,
@@ -32,6 +33,7 @@ from ..notices import (
     TimelineEvent,
     TimelineKind,
     TreeView,
+    TrustState,
     UnreadableReason,
 )
 from ..outbound_queue import OutboundQueue
@@ -41,7 +43,7 @@ from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, S
 from .beacons import BeaconBook
 from .bounds import MAX_PENDING_ACKS, RoomPresence
 from .core_calls import CoreCall, DiscardPending, Timed, TreeSnapshot, snapshot
-from .persistence import Kept
+from .persistence import Kept, Unsent
 from .phases import (
     TRANSITIONS,
     Arrival,
@@ -224,9 +226,15 @@ class MachineState:
         """The last room seq we processed: the relay position a stored state matches."""
         return self._last_seq
 
-    def resume_stored(self, group: Group, last_seq: int) -> None:
+    def unsent(self) -> list[Unsent]:
+        """Our typed messages not yet echoed (queued or in flight), in typing order: to store."""
+        return [Unsent(e.msg_id, e.text, e.digest, e.epoch) for e in self._outbox.entries()]
+
+    def resume_stored(self, group: Group, last_seq: int, unsent: Sequence[Unsent] = ()) -> None:
         """Start as the member ``group`` (restored from the store) that read the room up to
-        ``last_seq``: the first join resumes from there instead of asking to be let in."""
+        ``last_seq``: the first join resumes from there instead of asking to be let in. ``unsent``
+        (stored with it) are shown again as sending: the log's echo confirms them, the rest are
+        sent again once caught up."""
         if self._phase is not Phase.ARRIVING or self._hold is not None:
             raise UsageError("a stored group state is resumed only before the session starts")
         hold = Hold(group, group.epoch)
@@ -241,6 +249,20 @@ class MachineState:
         if own is not None:  # a rejoin after this (removed while we were off) must be newer
             self._newest_request = max(self._newest_request, own.not_after)
         self._adopt(Timed(0.0, snapshot(group)))
+        self.carry_unsent(unsent, in_flight=True)
+
+    def carry_unsent(self, unsent: Sequence[Unsent], *, in_flight: bool = False) -> None:
+        """Show ``unsent`` (stored before a restart) as sending again, under their old message ids
+        (receivers drop a copy they already have). ``in_flight``: the copies went out from the
+        restored group, whose echo in the log confirms them; else they are sent once we are in."""
+        for u in unsent:
+            digest = u.digest if in_flight else None
+            entry = self._outbox.restore(u.message_id, u.text, digest, u.epoch)
+            group = self._group
+            now_at = group.epoch if group is not None else 0
+            epoch = u.epoch if digest is not None and u.epoch is not None else now_at
+            self._emit(ChatLine(self.own_label, u.text, epoch, own=True, pending=True,
+                                local_id=entry.local_id, trust=TrustState.VERIFIED))
 
     def _on_gap_with_group(self) -> None:
         """The relay no longer has the log after our position. A live member keeps its group (the
