@@ -378,6 +378,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.clock': [
         'DEFAULT_WALL', 'ManualClock',
     ],
+    'groupchat.lab.keeper': [
+        'Deriver', 'EpochView', 'Keeper', 'RecordingRand', 'harvest',
+    ],
     'groupchat.lab.demo': [
         'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
     ],

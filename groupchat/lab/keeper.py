@@ -1,6 +1,7 @@
 """The keeper adversary: a member who never deletes anything, and tries to read on after it leaves.
 
-threats.md item 21. A *keeper* records every value its random source ever gave it
+threats.md item 21. The tests (``tests/core``) and ``groupchat sim`` (:mod:`groupchat.lab.sim`) mount
+it. A *keeper* records every value its random source ever gave it
 (:class:`RecordingRand`, injected as ``GroupConfig.rand``) and every state it ever had
 (:meth:`Keeper.keep` after every step, plus any :class:`~groupchat.core.identity.PendingJoin`).
 It then derives what it can, **independently of the code under test**: the derivation below is
