@@ -18,7 +18,16 @@ from ...cli import error_line, positive_int
 from ...core.errors import GroupChatError
 from .churn import CHURN_HELP, ChurnError, initial_names, parse_churn, random_schedule
 from .compare import DEFAULT_RING_BUDGET_S, DEFAULT_SIZES, SCHEMES, compare
-from .report import Progress, compare_json, need_matplotlib, plot_compare, plot_sim, print_compare, print_sim, sim_json
+from .report import (
+    Progress,
+    compare_json,
+    need_matplotlib,
+    plot_compare,
+    plot_sim,
+    print_compare,
+    print_sim,
+    sim_json,
+)
 from .run import Fault, SimResult, simulate
 
 __all__ = ["MAX_MEMBERS", "add_arguments", "parse_fault", "parse_sizes", "run"]
@@ -36,7 +45,9 @@ def parse_sizes(text: str) -> list[int]:
         try:
             n = int(part)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"sizes are whole numbers separated by commas, not {part!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"sizes are whole numbers separated by commas, not {part!r}"
+            ) from None
         if not 1 <= n <= _MAX_SIZE:
             raise argparse.ArgumentTypeError(f"a group size is 1 to {_MAX_SIZE}, not {n}")
         out.append(n)
@@ -60,25 +71,62 @@ def _plot_path(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = CHURN_HELP
-    parser.add_argument("--members", type=positive_int, default=8, metavar="N",
-                        help=f"members at the start (1 to {MAX_MEMBERS})")
-    parser.add_argument("--scheme", choices=("tree", "ring", "both"), default="tree",
-                        help="the key agreement: the ratchet tree, the ring, or both side by side")
-    parser.add_argument("--churn", default="random", metavar="random|FILE",
-                        help="a seeded random schedule, or a churn script (format below)")
-    parser.add_argument("--steps", type=positive_int, default=40, metavar="K",
-                        help="steps of the random schedule (a script runs all its lines)")
+    parser.add_argument(
+        "--members",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help=f"members at the start (1 to {MAX_MEMBERS})",
+    )
+    parser.add_argument(
+        "--scheme",
+        choices=("tree", "ring", "both"),
+        default="tree",
+        help="the key agreement: the ratchet tree, the ring, or both side by side",
+    )
+    parser.add_argument(
+        "--churn",
+        default="random",
+        metavar="random|FILE",
+        help="a seeded random schedule, or a churn script (format below)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=40,
+        metavar="K",
+        help="steps of the random schedule (a script runs all its lines)",
+    )
     parser.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the random schedule")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of the table")
-    parser.add_argument("--plot", type=_plot_path, metavar="FILE.svg|png",
-                        help="also draw the costs (needs matplotlib: pip install 'groupchat[lab]')")
-    parser.add_argument("--compare", action="store_true",
-                        help="one rekey in the tree, the ring and a pairwise baseline at each of --sizes")
-    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES), metavar="N,N,...",
-                        help="group sizes for --compare (default: 8,64,256,1024)")
-    parser.add_argument("--ring-budget", type=float, default=DEFAULT_RING_BUDGET_S, metavar="SECONDS",
-                        help="--compare skips a ring size whose estimated time is above this")
-    parser.add_argument("--inject-fault", type=parse_fault, default=None, help=argparse.SUPPRESS)  # tests only  # fmt: skip
+    parser.add_argument(
+        "--plot",
+        type=_plot_path,
+        metavar="FILE.svg|png",
+        help="also draw the costs (needs matplotlib: pip install 'groupchat[lab]')",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="one rekey in the tree, the ring and a pairwise baseline at each of --sizes",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        metavar="N,N,...",
+        help="group sizes for --compare (default: 8,64,256,1024)",
+    )
+    parser.add_argument(
+        "--ring-budget",
+        type=float,
+        default=DEFAULT_RING_BUDGET_S,
+        metavar="SECONDS",
+        help="--compare skips a ring size whose estimated time is above this",
+    )
+    parser.add_argument(
+        "--inject-fault", type=parse_fault, default=None, help=argparse.SUPPRESS
+    )  # tests only
 
 
 def _error(args: argparse.Namespace, message: str) -> int:
@@ -94,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _run_compare(args)
     if args.members > MAX_MEMBERS:
-        return _error(args, f"--members is at most {MAX_MEMBERS} (every member checks every other, every step)")
+        return _error(
+            args, f"--members is at most {MAX_MEMBERS} (every member checks every other, every step)"
+        )
     try:
         if args.churn == "random":
             steps, churn = random_schedule(args.members, args.steps, args.seed), "random churn"
@@ -108,8 +158,17 @@ def run(args: argparse.Namespace) -> int:
     for scheme in schemes:
         bar = Progress(f"sim {scheme}")
         try:
-            results.append(simulate(scheme, initial_names(args.members), steps, seed=args.seed, churn=churn,
-                                    fault=args.inject_fault, progress=bar))  # fmt: skip
+            results.append(
+                simulate(
+                    scheme,
+                    initial_names(args.members),
+                    steps,
+                    seed=args.seed,
+                    churn=churn,
+                    fault=args.inject_fault,
+                    progress=bar,
+                )
+            )
         except GroupChatError as exc:
             bar.close()
             return _error(args, error_line(exc))

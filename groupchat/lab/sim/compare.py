@@ -33,8 +33,16 @@ from .churn import initial_names
 from .counting import Costs, OpCounter, since
 from .world import World
 
-__all__ = ["DEFAULT_RING_BUDGET_S", "DEFAULT_SIZES", "SCHEMES", "Point", "compare", "pairwise_point",
-           "ring_point", "tree_point"]  # fmt: skip
+__all__ = [
+    "DEFAULT_RING_BUDGET_S",
+    "DEFAULT_SIZES",
+    "SCHEMES",
+    "Point",
+    "compare",
+    "pairwise_point",
+    "ring_point",
+    "tree_point",
+]
 
 DEFAULT_SIZES: Final = (8, 64, 256, 1024)
 DEFAULT_RING_BUDGET_S: Final = 30.0
@@ -137,7 +145,9 @@ def _deliver(held: dict[int, Group], author: Group, data: bytes) -> None:
 
 
 def _lone(scheme: str, t0: float) -> Point:
-    return Point(scheme, 1, seconds=time.perf_counter() - t0, skipped="a group of one has no one to rekey with")
+    return Point(
+        scheme, 1, seconds=time.perf_counter() - t0, skipped="a group of one has no one to rekey with"
+    )
 
 
 def ring_point(n: int) -> Point:
@@ -221,10 +231,17 @@ def compare(
         if scheme == "ring" and last_ring is not None and not last_ring.skipped:
             estimate = last_ring.seconds * (n / last_ring.n) ** 2
             if estimate > ring_budget_s:
-                points.append(Point("ring", n, skipped=(
-                    f"not run: a ring of {n} real members would take about {estimate:.0f} s here "
-                    f"(n² from {last_ring.seconds:.1f} s at n = {last_ring.n}; budget {ring_budget_s:.0f} s)"
-                )))  # fmt: skip
+                points.append(
+                    Point(
+                        "ring",
+                        n,
+                        skipped=(
+                            f"not run: a ring of {n} real members would take about {estimate:.0f} s here "
+                            f"(n² from {last_ring.seconds:.1f} s at n = {last_ring.n}; "
+                            f"budget {ring_budget_s:.0f} s)"
+                        ),
+                    )
+                )
                 if progress is not None:
                     progress(i + 1, len(todo))
                 continue

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from types import FrameType
 from typing import Any, Final
 
-__all__ = ["OPS", "Costs", "OpCounter"]
+__all__ = ["OPS", "Costs", "OpCounter", "since"]
 
 #: The counted operations, in report order.
 OPS: Final = ("x25519", "sign", "verify", "hpke_seal", "hpke_open")

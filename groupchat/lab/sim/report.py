@@ -9,16 +9,27 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TextIO
 
 from .churn import KINDS
-from .counting import OPS, Costs
 from .compare import Point
+from .counting import OPS, Costs
 from .run import SimResult, StepResult
 
-__all__ = ["PLOT_HINT", "TIME_NOTE", "Progress", "by_operation", "compare_json", "need_matplotlib", "plot_compare",
-           "plot_sim", "print_compare", "print_sim", "sim_json"]  # fmt: skip
+__all__ = [
+    "PLOT_HINT",
+    "TIME_NOTE",
+    "Progress",
+    "by_operation",
+    "compare_json",
+    "need_matplotlib",
+    "plot_compare",
+    "plot_sim",
+    "print_compare",
+    "print_sim",
+    "sim_json",
+]
 
 PLOT_HINT: Final = "--plot needs matplotlib: pip install 'groupchat[lab]'"
 TIME_NOTE: Final = "times are process CPU with the counting hook on (about 1.5x the plain cost)"
@@ -135,8 +146,11 @@ def sim_json(results: Iterable[SimResult]) -> dict[str, Any]:
                 "ok": failed is None,
                 "failed_step": None
                 if failed is None
-                else {"index": failed.index, "description": failed.description,
-                      "failures": [{"check": f.check, "detail": f.detail} for f in failed.failures]},
+                else {
+                    "index": failed.index,
+                    "description": failed.description,
+                    "failures": [{"check": f.check, "detail": f.detail} for f in failed.failures],
+                },
                 "setup": _step_json(r.setup),
                 "steps": [_step_json(s) for s in r.steps],
                 "by_operation": by_operation(r.steps),
@@ -144,7 +158,7 @@ def sim_json(results: Iterable[SimResult]) -> dict[str, Any]:
                 "checks": _checks_json(r),
                 "time_note": TIME_NOTE,
             }
-        )  # fmt: skip
+        )
     return {"ok": all(run["ok"] for run in runs), "runs": runs}
 
 
@@ -163,45 +177,67 @@ def print_sim(results: Sequence[SimResult], out: TextIO, steps_table: bool = Tru
 
     for r in results:
         n_steps = len(r.steps)
-        p(f"groupchat sim: {r.scheme}, {r.members} members, {n_steps} steps ({r.churn}, seed {r.seed}), {r.wall_s:.1f} s")
+        p(
+            f"groupchat sim: {r.scheme}, {r.members} members, {n_steps} steps "
+            f"({r.churn}, seed {r.seed}), {r.wall_s:.1f} s"
+        )
         p()
         if steps_table:
-            p(" step  operation                 epoch members rounds  X25519   sign verify  HPKE s/o"
-              "  bytes sent  delivered      ms  checks")  # fmt: skip
+            p(
+                " step  operation                 epoch members rounds  X25519   sign verify  HPKE s/o"
+                "  bytes sent  delivered      ms  checks"
+            )
             for s in [r.setup, *r.steps]:
                 c = s.total
                 verdict = "ok" if not s.failures else "FAILED"
-                p(f" {s.index:4d}  {s.description[:24]:<24} {s.epoch:6d} {s.members:7d} {s.rounds:6d}"
-                  f" {c.x25519:7d} {c.sign:6d} {c.verify:6d} {_hpke(c):>9} {c.bytes_sent:11d}"
-                  f" {c.bytes_delivered:10d} {c.cpu_ns / 1e6:7.1f}  {verdict}")  # fmt: skip
+                p(
+                    f" {s.index:4d}  {s.description[:24]:<24} {s.epoch:6d} {s.members:7d} {s.rounds:6d}"
+                    f" {c.x25519:7d} {c.sign:6d} {c.verify:6d} {_hpke(c):>9} {c.bytes_sent:11d}"
+                    f" {c.bytes_delivered:10d} {c.cpu_ns / 1e6:7.1f}  {verdict}"
+                )
             p()
         ops = by_operation(r.steps)
         if ops:
             p("By operation: mean per step, total / per member of the group at that step")
-            p(" operation steps members rounds    X25519 total/each    sign  verify/each  HPKE seal/open"
-              "  delivered B/each     ms total/each")  # fmt: skip
+            p(
+                " operation steps members rounds    X25519 total/each    sign  verify/each  HPKE seal/open"
+                "  delivered B/each     ms total/each"
+            )
             for kind, o in ops.items():
-                p(f" {kind:<9} {int(o['steps']):5d} {o['members']:7.1f} {o['rounds']:6.1f}"
-                  f" {o['x25519']:10.1f} / {o['x25519_per_member']:5.1f} {o['sign']:7.1f}"
-                  f" {o['verify']:7.1f} / {o['verify_per_member']:3.1f} {o['hpke_seal']:6.1f} / {o['hpke_open']:5.1f}"
-                  f" {o['bytes_delivered']:9.0f} / {o['bytes_delivered_per_member']:6.0f}"
-                  f" {o['ms']:8.1f} / {o['ms_per_member']:5.2f}")  # fmt: skip
+                p(
+                    f" {kind:<9} {int(o['steps']):5d} {o['members']:7.1f} {o['rounds']:6.1f}"
+                    f" {o['x25519']:10.1f} / {o['x25519_per_member']:5.1f} {o['sign']:7.1f}"
+                    f" {o['verify']:7.1f} / {o['verify_per_member']:3.1f}"
+                    f" {o['hpke_seal']:6.1f} / {o['hpke_open']:5.1f}"
+                    f" {o['bytes_delivered']:9.0f} / {o['bytes_delivered_per_member']:6.0f}"
+                    f" {o['ms']:8.1f} / {o['ms_per_member']:5.2f}"
+                )
             p()
         if r.per_member:
             p("Per member, whole run after setup: min / median / max over members")
-            for key, label in (("x25519", "X25519"), ("sign", "signatures made"), ("verify", "signatures checked"),
-                               ("hpke_seal", "HPKE seals"), ("hpke_open", "HPKE opens"), ("bytes_sent", "bytes sent"),
-                               ("bytes_delivered", "bytes delivered"), ("cpu_ns", "ms")):  # fmt: skip
+            for key, label in (
+                ("x25519", "X25519"),
+                ("sign", "signatures made"),
+                ("verify", "signatures checked"),
+                ("hpke_seal", "HPKE seals"),
+                ("hpke_open", "HPKE opens"),
+                ("bytes_sent", "bytes sent"),
+                ("bytes_delivered", "bytes delivered"),
+                ("cpu_ns", "ms"),
+            ):
                 xs = [getattr(c, key) / (1e6 if key == "cpu_ns" else 1) for c in r.per_member.values()]
                 p(f"  {label:<20} {min(xs):10.1f} {statistics.median(xs):10.1f} {max(xs):10.1f}")
             p()
-        c = r.checks
-        sampled = f" (sampled: {c.decrypts} pairs above 64 members)" if c.sampled else ""
+        chk = r.checks
+        sampled = f" (sampled: {chk.decrypts} pairs above 64 members)" if chk.sampled else ""
         p("Checks, after every step:")
-        p(f"  agreement: {c.agreement} member-epochs compared (epoch, authenticator, tree hash, roster)")
-        p(f"  everyone decrypts everyone: {c.decrypts} sender-reader pairs opened{sampled}")
-        p(f"  removed members: {c.removed_epochs} later epochs attacked, {c.removed_reads} later messages tried")
-        p(f"  joiners: {c.joiner_epochs} earlier epochs attacked, {c.joiner_reads} earlier messages tried")
+        p(f"  agreement: {chk.agreement} member-epochs compared (epoch, authenticator, tree hash, roster)")
+        p(f"  everyone decrypts everyone: {chk.decrypts} sender-reader pairs opened{sampled}")
+        p(
+            f"  removed members: {chk.removed_epochs} later epochs attacked, "
+            f"{chk.removed_reads} later messages tried"
+        )
+        p(f"  joiners: {chk.joiner_epochs} earlier epochs attacked, {chk.joiner_reads} earlier messages tried")
         p(f"  ({TIME_NOTE})")
         failed = r.failed
         if failed is None:
@@ -229,7 +265,9 @@ def plot_sim(results: Sequence[SimResult], path: str) -> None:
     for r in results:
         xs = [s.index for s in r.steps]
         axes[0].plot(xs, [s.total.x25519 / max(1, s.members) for s in r.steps], marker=".", label=r.scheme)
-        axes[1].plot(xs, [s.total.bytes_delivered / max(1, s.members) for s in r.steps], marker=".", label=r.scheme)
+        axes[1].plot(
+            xs, [s.total.bytes_delivered / max(1, s.members) for s in r.steps], marker=".", label=r.scheme
+        )
     axes[0].set_ylabel("X25519 per member")
     axes[1].set_ylabel("bytes delivered per member")
     axes[1].set_xlabel("step")
@@ -255,15 +293,20 @@ def print_compare(points: Sequence[Point], out: TextIO) -> None:
 
     p("groupchat sim --compare: one rekey (a member replaces the group key) in a group of n")
     p()
-    p(" scheme        n  ms/member  committer ms  PK ops/member  X25519  sign  verify  HPKE s/o"
-      "  delivered B/member  rounds  run s")  # fmt: skip
+    p(
+        " scheme        n  ms/member  committer ms  PK ops/member  X25519  sign  verify  HPKE s/o"
+        "  delivered B/member  rounds  run s"
+    )
     for pt in points:
         if pt.skipped:
             continue
         t = pt.total
-        p(f" {pt.scheme:<9} {pt.n:5d} {pt.per_member_ms:10.3f} {pt.committer.cpu_ns / 1e6:13.2f}"
-          f" {pt.public_key_ops / pt.n:14.1f} {t.x25519:7d} {t.sign:5d} {t.verify:7d}"
-          f" {f'{t.hpke_seal}/{t.hpke_open}':>9} {pt.delivered_per_member:19.0f} {pt.rounds:7d} {pt.seconds:6.1f}")  # fmt: skip
+        p(
+            f" {pt.scheme:<9} {pt.n:5d} {pt.per_member_ms:10.3f} {pt.committer.cpu_ns / 1e6:13.2f}"
+            f" {pt.public_key_ops / pt.n:14.1f} {t.x25519:7d} {t.sign:5d} {t.verify:7d}"
+            f" {f'{t.hpke_seal}/{t.hpke_open}':>9} {pt.delivered_per_member:19.0f}"
+            f" {pt.rounds:7d} {pt.seconds:6.1f}"
+        )
     skipped = [pt for pt in points if pt.skipped]
     if skipped:
         p()
@@ -271,7 +314,10 @@ def print_compare(points: Sequence[Point], out: TextIO) -> None:
             p(f" {pt.scheme} at n = {pt.n}: {pt.skipped}")
     p()
     p(" PK ops = X25519 + signatures made and checked + HPKE seals and opens, over the whole group.")
-    p(" tree: the group total is exact from one receiver per tree level; ring and pairwise: every member run.")
+    p(
+        " tree: the group total is exact from one receiver per tree level;"
+        " ring and pairwise: every member run."
+    )
     p(f" ({TIME_NOTE})")
 
 
@@ -282,7 +328,7 @@ def plot_compare(points: Sequence[Point], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (
+    panels: tuple[tuple[str, Callable[[Point], float]], ...] = (
         ("CPU per member (ms)", lambda pt: pt.per_member_ms),
         ("public-key ops per member", lambda pt: pt.public_key_ops / pt.n),
         ("bytes delivered per member", lambda pt: pt.delivered_per_member),

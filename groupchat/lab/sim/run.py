@@ -22,15 +22,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ...core.events import MessageReceived
+from ...core.epoch.machine import Phase
 from ...core.errors import GroupChatError
+from ...core.events import MessageReceived
 from .churn import Step
 from .counting import Costs, since
 from .secrecy import Attacker, Probe
 from .world import Failure, World
 
-__all__ = ["FULL_MESH_MAX", "JOINER_LOOKBACK", "SAMPLED_SENDERS", "Checks", "Fault", "SimResult",
-           "StepResult", "simulate"]  # fmt: skip
+__all__ = [
+    "FULL_MESH_MAX",
+    "JOINER_LOOKBACK",
+    "SAMPLED_SENDERS",
+    "Checks",
+    "Fault",
+    "check_step",
+    "SimResult",
+    "StepResult",
+    "simulate",
+]
 
 FULL_MESH_MAX: Final = 64
 SAMPLED_SENDERS: Final = 16
@@ -50,7 +60,14 @@ class Checks:
     sampled: bool = False  # decrypts were sampled (a group above FULL_MESH_MAX)
 
     def add(self, other: Checks) -> None:
-        for name in ("agreement", "decrypts", "removed_epochs", "removed_reads", "joiner_epochs", "joiner_reads"):
+        for name in (
+            "agreement",
+            "decrypts",
+            "removed_epochs",
+            "removed_reads",
+            "joiner_epochs",
+            "joiner_reads",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.sampled = self.sampled or other.sampled
 
@@ -130,8 +147,21 @@ def _agreement(world: World, checks: Checks) -> None:
     want = sorted((g.my_leaf, n, g._identity.public_key) for n, g in groups.items())
     for name, g in groups.items():
         checks.agreement += 1
-        if (g.epoch, g.epoch_authenticator, g.tree_hash) != (first.epoch, first.epoch_authenticator, first.tree_hash):
-            world.fail("agreement", f"{name} is at epoch {g.epoch}, the others at {first.epoch}, or their authenticators differ")
+        if g.phase is not Phase.MEMBER:
+            world.fail(
+                "agreement",
+                f"{name} has not settled after the step: it is {g.phase.value} at epoch {g.epoch}",
+            )
+            return
+        if (g.epoch, g.epoch_authenticator, g.tree_hash) != (
+            first.epoch,
+            first.epoch_authenticator,
+            first.tree_hash,
+        ):
+            world.fail(
+                "agreement",
+                f"{name} is at epoch {g.epoch}, the others at {first.epoch}, or their authenticators differ",
+            )
             return
         if sorted((m.leaf, m.display_name, m.identity_key) for m in g.members()) != want:
             world.fail("agreement", f"{name}'s roster is not the group's members")
@@ -140,7 +170,9 @@ def _agreement(world: World, checks: Checks) -> None:
         world.fail("agreement", "the roster is not the group's members")
     for epoch, auths in world.authenticators.items():
         if len(auths) > 1:
-            world.fail("agreement", f"members took in epoch {epoch} with {len(auths)} different authenticators")
+            world.fail(
+                "agreement", f"members took in epoch {epoch} with {len(auths)} different authenticators"
+            )
 
 
 def _decrypts(world: World, rng: random.Random, checks: Checks) -> None:
@@ -165,7 +197,9 @@ def _decrypts(world: World, rng: random.Random, checks: Checks) -> None:
                 except GroupChatError as exc:
                     world.fail("decrypt", f"{r} cannot read {s} at epoch {sender.epoch}: {exc}")
                     return
-                if not (isinstance(ev, MessageReceived) and ev.plaintext == text and ev.sender.display_name == s):
+                if not (
+                    isinstance(ev, MessageReceived) and ev.plaintext == text and ev.sender.display_name == s
+                ):
                     world.fail("decrypt", f"{r} read something else than {s} sent at epoch {sender.epoch}")
                     return
 
@@ -185,14 +219,18 @@ def _removed(world: World, checks: Checks) -> None:
                 checks.removed_epochs += 1
                 route = a.derives(record, first=epoch == r.epoch)
                 if route is not None:
-                    world.fail("removed", f"{r.name}, removed at epoch {r.epoch}, derives epoch {epoch} ({route})")
+                    world.fail(
+                        "removed", f"{r.name}, removed at epoch {r.epoch}, derives epoch {epoch} ({route})"
+                    )
                     return
                 if record.probe is not None:
                     checks.removed_reads += 1
                     how = a.reads(record.probe, trial=r.reads_tried == 0)
                     r.reads_tried += 1
                     if how is not None:
-                        world.fail("removed", f"{r.name}, removed at epoch {r.epoch}, reads epoch {epoch}: {how}")
+                        world.fail(
+                            "removed", f"{r.name}, removed at epoch {r.epoch}, reads epoch {epoch}: {how}"
+                        )
                         return
 
 
@@ -268,8 +306,9 @@ def simulate(
         for i, step in enumerate(steps if not setup.failures else ()):
             before = world.counter.snapshot()
             world.failures.clear()
+            epoch = max(m.group.epoch for m in world.live().values())
             _run_step(world, step, fault)
-            res = _finish(world, step, before, rng, fault)
+            res = _finish(world, step, before, rng, fault, epoch)
             results.append(res)
             if progress is not None:
                 progress(i + 1, len(steps))
@@ -279,7 +318,9 @@ def simulate(
     total = Checks()
     for r in [setup, *results]:
         total.add(r.checks)
-    return SimResult(scheme, len(names), seed, churn, setup, results, per_member, time.perf_counter() - t0, total)
+    return SimResult(
+        scheme, len(names), seed, churn, setup, results, per_member, time.perf_counter() - t0, total
+    )
 
 
 def _run_step(world: World, step: Step, fault: Fault | None) -> None:
@@ -292,8 +333,14 @@ def _run_step(world: World, step: Step, fault: Fault | None) -> None:
         world.withhold = None
 
 
-def _finish(world: World, step: Step | None, before: dict[str, Costs], rng: random.Random,
-            fault: Fault | None = None) -> StepResult:  # fmt: skip
+def _finish(
+    world: World,
+    step: Step | None,
+    before: dict[str, Costs],
+    rng: random.Random,
+    fault: Fault | None = None,
+    epoch_before: int = -1,
+) -> StepResult:
     for m in world.live().values():
         m.keep()
     if fault is not None and fault.kind == "leak" and step is not None and fault.step == step.index:
@@ -302,10 +349,17 @@ def _finish(world: World, step: Step | None, before: dict[str, Costs], rng: rand
         if leaked is not None:  # hand it a live member's state: a secret from after its removal
             donor.keeper.keep(donor.group)
             leaked.attacker = type(leaked.attacker)(
-                leaked.attacker.label, leaked.attacker.deriver.held | donor.keeper.held(),
-                leaked.attacker.inits, leaked.attacker.suite, leaked.attacker.scheme,
-            )  # fmt: skip
+                leaked.attacker.label,
+                leaked.attacker.deriver.held | donor.keeper.held(),
+                leaked.attacker.inits,
+                leaked.attacker.suite,
+                leaked.attacker.scheme,
+            )
     costs = since(world.counter.snapshot(), before)
+    if step is not None and step.kind != "message" and not world.failures:
+        now = max((m.group.epoch for m in world.live().values()), default=-1)
+        if now <= epoch_before:
+            world.fail("agreement", f"the {step.kind}'s commit did not make a new epoch (still {now})")
     checks = check_step(world, rng) if not world.failures else Checks()
     res = _result(world, step, before, checks)
     res.costs = costs

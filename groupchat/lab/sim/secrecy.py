@@ -92,7 +92,8 @@ class Attacker:
             if why is not None:
                 return why
             if record.probe.sender_data_secret not in self.deriver.sender_data_candidates():
-                return f"control failed: {self.label} does not hold the sender-data secret of epoch {record.view.epoch}"
+                epoch = record.view.epoch
+                return f"control failed: {self.label} does not hold the sender-data secret of epoch {epoch}"
         if self.scheme == "tree" and self.deriver.attempt(record.view) is None:
             return f"control failed: {self.label} does not derive epoch {record.view.epoch}, its own"
         return None

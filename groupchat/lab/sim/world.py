@@ -16,8 +16,8 @@ received is one hop further than what it replied to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from ...core.admission import RemovalCode, RemovalReason
@@ -152,9 +152,13 @@ class World:
         keeper = Keeper(name, self.base)
         with self.counter.member(name):
             pj = JoinRequest.create(
-                self.base.suite(), Identity.generate(), GROUP_ID, name, keeper.config.rand,
+                self.base.suite(),
+                Identity.generate(),
+                GROUP_ID,
+                name,
+                keeper.config.rand,
                 wall_clock=self.clock.wall,
-            )  # fmt: skip
+            )
         keeper.keep(pj)  # its init private key
         since = len(self._wide())
 
@@ -165,15 +169,23 @@ class World:
             m.depth = self.room.depth.get(self.room.head, 0)  # the Welcome's hop (published just now)
             m.cursor = since + 1  # it reads the room from just after the commit that added it
             self.counter.of(name).bytes_delivered += len(welcome)
-            self.joined.append((name, group.epoch))
-            self._record(group)
+            # A ring joiner holds no key of the epoch it joins in: its first is the ring's next.
+            self.joined.append((name, group.epoch + 1 if group.joining else group.epoch))
+            if not group.joining:
+                self._record(group)
             return m
 
         self.room.expect(name, pj.request.identity_key, make)
         return pj
 
-    def commit(self, actor: str, *, add: list[str] = (), remove: dict[str, RemovalCode] | None = None,  # type: ignore[assignment]
-               update: bool = False) -> None:  # fmt: skip
+    def commit(
+        self,
+        actor: str,
+        *,
+        add: Sequence[str] = (),
+        remove: dict[str, RemovalCode] | None = None,
+        update: bool = False,
+    ) -> None:
         """``actor`` commits; the commit is sent (its joiners expected); :meth:`pump` delivers it."""
         m = self.members[actor]
         m.depth = 0
@@ -181,9 +193,11 @@ class World:
         joins = [self.request(a) for a in add]
         with self.counter.member(actor):
             data = m.group.commit(
-                add=[pj.request for pj in joins], remove=list(removals), update=update,
+                add=[pj.request for pj in joins],
+                remove=list(removals),
+                update=update,
                 reasons={leaf: RemovalReason(code) for leaf, code in removals.items()},
-            )  # fmt: skip
+            )
         self.room.publish(data, actor)
 
     def message(self, actor: str, text: str) -> None:
@@ -283,4 +297,3 @@ class World:
 
     def fail(self, check: str, detail: str) -> None:
         self.failures.append(Failure(check, detail))
-
