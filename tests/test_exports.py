@@ -397,8 +397,8 @@ PUBLIC: dict[str, list[str]] = {
         'plot_compare', 'plot_sim', 'print_compare', 'print_sim', 'sim_json',
     ],
     'groupchat.lab.sim.run': [
-        'Checks', 'FULL_MESH_MAX', 'Fault', 'JOINER_LOOKBACK', 'SAMPLED_SENDERS', 'SimResult',
-        'StepResult', 'check_step', 'simulate',
+        'Checks', 'FULL_MESH_MAX', 'Fault', 'JOINERS_PER_STEP', 'JOINER_LOOKBACK', 'SAMPLED_SENDERS',
+        'SimResult', 'StepResult', 'check_step', 'simulate',
     ],
     'groupchat.lab.sim.secrecy': [
         'Attacker', 'EpochRecord', 'Probe',

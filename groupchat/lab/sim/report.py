@@ -237,7 +237,8 @@ def print_sim(results: Sequence[SimResult], out: TextIO, steps_table: bool = Tru
             f"  removed members: {chk.removed_epochs} later epochs attacked, "
             f"{chk.removed_reads} later messages tried"
         )
-        p(f"  joiners: {chk.joiner_epochs} earlier epochs attacked, {chk.joiner_reads} earlier messages tried")
+        joiners = f"{chk.joiner_epochs} earlier epochs attacked, {chk.joiner_reads} earlier messages tried"
+        p(f"  joiners: {joiners}")
         p(f"  ({TIME_NOTE})")
         failed = r.failed
         if failed is None:

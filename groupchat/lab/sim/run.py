@@ -11,7 +11,8 @@ After the group is built (step 0: the creator adds everyone in one commit) and a
 * **removed members**: the attack of :mod:`.secrecy` from everything the member kept, on every
   later epoch (derive it; open its probe), after a control on the last epoch it was in;
 * **joiners**: the same attack from everything the joiner holds on the epochs before it joined
-  (the last :data:`JOINER_LOOKBACK`), plus the earlier probe re-framed into its live group.
+  (the last :data:`JOINER_LOOKBACK`), plus the earlier probe re-framed into its live group; of
+  more joiners in one step (the setup), a seeded sample of :data:`JOINERS_PER_STEP`.
 """
 
 from __future__ import annotations
@@ -32,19 +33,21 @@ from .world import Failure, World
 
 __all__ = [
     "FULL_MESH_MAX",
+    "JOINERS_PER_STEP",
     "JOINER_LOOKBACK",
     "SAMPLED_SENDERS",
     "Checks",
     "Fault",
-    "check_step",
     "SimResult",
     "StepResult",
+    "check_step",
     "simulate",
 ]
 
 FULL_MESH_MAX: Final = 64
 SAMPLED_SENDERS: Final = 16
 JOINER_LOOKBACK: Final = 4
+JOINERS_PER_STEP: Final = 8
 
 
 @dataclass
@@ -136,7 +139,7 @@ def check_step(world: World, rng: random.Random) -> Checks:
         return checks
     _decrypts(world, rng, checks)
     _removed(world, checks)
-    _joiners(world, checks)
+    _joiners(world, rng, checks)
     return checks
 
 
@@ -234,9 +237,12 @@ def _removed(world: World, checks: Checks) -> None:
                         return
 
 
-def _joiners(world: World, checks: Checks) -> None:
+def _joiners(world: World, rng: random.Random, checks: Checks) -> None:
+    joined = world.joined
+    if len(joined) > JOINERS_PER_STEP:  # the group's setup: every member but the creator joined
+        joined = rng.sample(joined, JOINERS_PER_STEP)
     with world.counter.paused():
-        for name, first in world.joined:
+        for name, first in joined:
             m = world.members.get(name)
             if m is None:
                 continue

@@ -64,8 +64,11 @@ class Member:
                 self.inits.add(secrets.init_secret)
 
     def receive(self, data: bytes) -> Event:
-        if peek(data).kind is MessageKind.COMMIT:
-            self.keep()  # what it had just before this commit: a removed member keeps exactly this
+        claim = peek(data)
+        if claim.kind is MessageKind.COMMIT and claim.epoch == self.group.epoch:
+            # What it had just before this commit (a removed member keeps exactly this); a commit
+            # of an earlier epoch lost its race and changes nothing.
+            self.keep()
         with self.counter.member(self.name):
             return self.group.receive(data)
 
