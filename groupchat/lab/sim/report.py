@@ -323,7 +323,8 @@ def print_compare(points: Sequence[Point], out: TextIO) -> None:
 
 
 def plot_compare(points: Sequence[Point], path: str) -> None:
-    """Log-log: per-member CPU, public-key operations and bytes delivered against group size."""
+    """Log-log against group size: CPU per member and the committer's, public-key operations and
+    bytes delivered per member."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,10 +332,11 @@ def plot_compare(points: Sequence[Point], path: str) -> None:
 
     panels: tuple[tuple[str, Callable[[Point], float]], ...] = (
         ("CPU per member (ms)", lambda pt: pt.per_member_ms),
+        ("the committer's CPU (ms)", lambda pt: pt.committer.cpu_ns / 1e6),
         ("public-key ops per member", lambda pt: pt.public_key_ops / pt.n),
         ("bytes delivered per member", lambda pt: pt.delivered_per_member),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(13, 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4))
     schemes = list(dict.fromkeys(pt.scheme for pt in points))
     for ax, (label, value) in zip(axes, panels, strict=True):
         for scheme in schemes:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ...core.epoch.machine import Phase
-from ...core.errors import GroupChatError
+from ...core.errors import GroupChatError, UsageError
 from ...core.events import MessageReceived
 from .churn import Step
 from .counting import Costs, since
@@ -332,6 +332,8 @@ def simulate(
 def _run_step(world: World, step: Step, fault: Fault | None) -> None:
     if fault is not None and fault.kind == "skip" and fault.step == step.index:
         target = fault.target
+        if target not in world.members:
+            raise UsageError(f"the fault's member {target!r} is not in the group at step {step.index}")
         world.withhold = lambda who, d: who == target  # it misses everything of this step
     try:
         world.apply(step)
@@ -351,10 +353,12 @@ def _finish(
         m.keep()
     if fault is not None and fault.kind == "leak" and step is not None and fault.step == step.index:
         leaked = world.removed.get(fault.target)
+        if leaked is None:
+            raise UsageError(f"the fault's member {fault.target!r} was not removed by step {step.index}")
         donor = next(iter(world.live().values()))
-        if leaked is not None:  # hand it a live member's state: a secret from after its removal
+        with world.counter.paused():  # hand it a live member's state: a secret from after its removal
             donor.keeper.keep(donor.group)
-            leaked.attacker = type(leaked.attacker)(
+            leaked.attacker = Attacker(
                 leaked.attacker.label,
                 leaked.attacker.deriver.held | donor.keeper.held(),
                 leaked.attacker.inits,
