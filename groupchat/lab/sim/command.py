@@ -32,7 +32,7 @@ from .run import Fault, SimResult, simulate
 
 __all__ = ["MAX_MEMBERS", "add_arguments", "parse_fault", "parse_sizes", "run"]
 
-MAX_MEMBERS: Final = 512  # every member is a full Group checked against every other: O(n²) a step
+MAX_MEMBERS: Final = 256  # every member is a full Group checked against every other: O(n²) a step
 _MAX_SIZE: Final = 1 << 16
 _PLOT_SUFFIXES: Final = (".svg", ".png")
 

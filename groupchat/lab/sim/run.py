@@ -1,6 +1,7 @@
 """One simulation: build the group, run the schedule, check every invariant after every step.
 
-After the group is built (step 0: the creator adds everyone in one commit) and after every step,
+After the group is built (step 0: the creator adds everyone: in a tree group one at a time, in a
+ring group in one commit) and after every step,
 :func:`check_step` checks, and stops the run at the first step that breaks one:
 
 * **agreement**: every member is in the same epoch with the same epoch authenticator, tree hash
@@ -303,8 +304,16 @@ def simulate(
     results: list[StepResult] = []
     with world.counter.counting():
         before = world.counter.snapshot()
-        if len(names) > 1:
-            world.rounds = world.stale = 0
+        world.rounds = world.stale = 0
+        if scheme == "tree":
+            # One add at a time: each joiner's first update then goes out alone. (Added in one
+            # commit, all n - 1 first updates would race for each epoch: O(n²) lost commits.)
+            for i, name in enumerate(names[1:], 1):
+                world.commit(names[0], add=[name])
+                world.pump()
+                if progress is not None:
+                    progress(i, len(names) - 1 + len(steps))
+        elif len(names) > 1:  # a ring joiner commits no first update: one ring run for everyone
             world.commit(names[0], add=list(names[1:]))
             world.pump()
         setup = _finish(world, None, before, rng)
@@ -317,7 +326,8 @@ def simulate(
             res = _finish(world, step, before, rng, fault, epoch)
             results.append(res)
             if progress is not None:
-                progress(i + 1, len(steps))
+                done = (len(names) - 1 if scheme == "tree" else 0) + i + 1
+                progress(done, done - i - 1 + len(steps))
             if res.failures:
                 break
         per_member = since(world.counter.snapshot(), baseline)
