@@ -17,7 +17,8 @@ each commit it took in). Against an epoch it is not entitled to, it tries for re
   epoch through its live ``Group.receive``, which must fail on the keys.
 
 Controls, so a check can fail: the probe's real sender-data secret must open the probe, and a
-keeper must derive the last epoch it was entitled to (or, for the ring, hold its sender-data secret).
+keeper must hold that epoch's sender-data secret and derive the last epoch it was entitled to (the
+derived epoch's init secret then feeds the attack on the next one).
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ class Attacker:
             if record.probe.sender_data_secret not in self.deriver.sender_data_candidates():
                 epoch = record.view.epoch
                 return f"control failed: {self.label} does not hold the sender-data secret of epoch {epoch}"
-        if self.scheme == "tree" and self.deriver.attempt(record.view) is None:
+        if self.scheme == "tree":
+            derived = self.deriver.attempt(record.view)
+        else:  # the ring: from the epoch secret it held (the commit-secret route needs the rounds')
+            derived = self.deriver.attempt_candidates(record.view, (), ())
+        if derived is None:
             return f"control failed: {self.label} does not derive epoch {record.view.epoch}, its own"
         return None
 
