@@ -162,8 +162,9 @@ def test_a_broken_invariant_exits_1_and_names_the_step(
     assert main(argv) == 0  # the same run without the fault holds
     capsys.readouterr()
     assert main([*argv, "--inject-fault", fault]) == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "FAILED at step 3 (update m1):" in out and why in out, out
+    assert err.count("\n") == 1 and f"{scheme}: an invariant failed at step 3 (update m1): {why}" in err
     if fault.startswith("leak"):  # the keeper derived a later epoch for real, from what it was handed
         assert "derives epoch" in out
 

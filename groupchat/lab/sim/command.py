@@ -179,7 +179,18 @@ def run(args: argparse.Namespace) -> int:
         print_sim(results, sys.stdout)
     if args.plot is not None:
         plot_sim(results, args.plot)
-    return 1 if any(r.failed is not None for r in results) else 0
+    status = 0
+    for r in results:
+        failed = r.failed
+        if failed is not None:
+            first = failed.failures[0]
+            print(
+                f"{getattr(args, '_prog', 'groupchat sim')}: {r.scheme}: an invariant failed at step "
+                f"{failed.index} ({failed.description}): {first.check}: {first.detail}",
+                file=sys.stderr,
+            )
+            status = 1
+    return status
 
 
 def _run_compare(args: argparse.Namespace) -> int:
