@@ -25,6 +25,7 @@ from ...core.errors import EpochError, GroupChatError, UsageError
 from ...core.events import EpochChanged, Event, RemovedFromGroup
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
+from ...core.outbox import Outbound
 from ...core.peek import MessageKind, peek
 from ...core.schemes.ring_errors import AttemptFailedError, WrongAttemptError
 from ..clock import ManualClock
@@ -72,7 +73,8 @@ class Member:
         with self.counter.member(self.name):
             return self.group.receive(data)
 
-    def data_to_send(self) -> list[object]:
+    def data_to_send(self) -> list[Outbound]:
+        """Its outbox (a session sends it after every call): commits are built here, counted as its."""
         with self.counter.member(self.name):
             return list(self.group.data_to_send())
 
