@@ -58,6 +58,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("relay", "run the relay server", "server.__main__"),
     Command("demo", "a relay, bot peers that chat and churn, and your own chat window", "groupchat.lab.demo"),
     Command("bot", "run a headless bot member", "groupchat.client.bot"),
+    Command("sim", "a whole group in one process: invariants and costs", "groupchat.lab.sim.command"),
     Command(
         "history",
         "the chat history kept in the local store",

@@ -386,6 +386,37 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.clock': [
         'DEFAULT_WALL', 'ManualClock',
     ],
+    'groupchat.lab.sim.churn': [
+        'CHURN_HELP', 'ChurnError', 'KINDS', 'Step', 'initial_names', 'parse_churn',
+        'random_schedule',
+    ],
+    'groupchat.lab.sim.command': [
+        'MAX_MEMBERS', 'add_arguments', 'parse_fault', 'parse_sizes', 'run',
+    ],
+    'groupchat.lab.sim.compare': [
+        'DEFAULT_RING_BUDGET_S', 'DEFAULT_SIZES', 'Point', 'SCHEMES', 'compare', 'pairwise_point',
+        'ring_point', 'tree_point',
+    ],
+    'groupchat.lab.sim.counting': [
+        'Costs', 'OPS', 'OpCounter', 'since',
+    ],
+    'groupchat.lab.sim.report': [
+        'PLOT_HINT', 'Progress', 'TIME_NOTE', 'by_operation', 'compare_json', 'need_matplotlib',
+        'plot_compare', 'plot_sim', 'print_compare', 'print_sim', 'sim_json',
+    ],
+    'groupchat.lab.sim.run': [
+        'Checks', 'FULL_MESH_MAX', 'Fault', 'JOINERS_PER_STEP', 'JOINER_LOOKBACK', 'SAMPLED_SENDERS',
+        'SimResult', 'StepResult', 'check_step', 'simulate',
+    ],
+    'groupchat.lab.sim.secrecy': [
+        'Attacker', 'EpochRecord', 'Probe',
+    ],
+    'groupchat.lab.sim.world': [
+        'Failure', 'GROUP_ID', 'Member', 'Removed', 'SimRoom', 'World',
+    ],
+    'groupchat.lab.keeper': [
+        'Deriver', 'EpochView', 'Keeper', 'RecordingRand', 'harvest',
+    ],
     'groupchat.lab.demo': [
         'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
     ],

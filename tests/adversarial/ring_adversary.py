@@ -19,19 +19,14 @@ import copy
 import dataclasses
 import inspect
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from ed25519_nonce import NonceKey
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))  # the keeper adversary
-from keeper import harvest
 
 from groupchat.core import errors, events
 from groupchat.core.epoch.machine import Phase
@@ -45,6 +40,7 @@ from groupchat.core.peek import MessageKind, peek
 from groupchat.core.schemes import ring_errors
 from groupchat.core.schemes.ring_message import RingRound
 from groupchat.lab.clock import ManualClock
+from groupchat.lab.keeper import harvest
 
 __all__ = [
     "BUGGY",
@@ -498,7 +494,7 @@ def _restart(net: Net, ticked: dict[str, RekeyTimedOut | None]) -> None:
 
 
 def derives_epoch(kept: Group, member: Group, traffic: Iterable[bytes]) -> bool:
-    """Invariant (d), the keeper's attack (``tests/core/keeper.py``): does a removed member's kept
+    """Invariant (d), the keeper's attack (``groupchat/lab/keeper.py``): does a removed member's kept
     state derive ``member``'s current epoch (the one its removal created)? Every 32-byte value it
     kept, and every 32-byte window of ``traffic``, is tried as the commit secret on top of the init
     secret it kept of the epoch before."""

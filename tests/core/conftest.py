@@ -1,5 +1,5 @@
 """Fixtures shared by the core tests (helpers live in ``group_harness.py``, ``rejections.py``,
-``ring_room.py`` and ``keeper.py``; no test module imports another)."""
+and ``ring_room.py``; the keeper adversary is ``groupchat/lab/keeper.py``; no test module imports another)."""
 
 from __future__ import annotations
 

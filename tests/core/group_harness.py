@@ -20,7 +20,7 @@ Helpers:
 * :func:`snapshot` deep-copies a Group (the immutable suite, identity and config are shared);
 * :func:`fingerprint` summarises a Group's state so tests can check that a rejection left it untouched;
 * :func:`assert_cannot_derive_epoch` and :func:`assert_cannot_read` attack a saved state with the
-  keeper adversary (``keeper.py``): they fail on a key leak, not on an epoch-number mismatch.
+  keeper adversary (``groupchat/lab/keeper.py``): they fail on a key leak, not on an epoch-number mismatch.
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from keeper import Deriver, EpochView, harvest
-
 from groupchat.core.errors import DecryptionError
 from groupchat.core.events import EpochChanged, Event, MessageEchoed, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig, GroupState
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.message_protection import PrivateMessage, decrypt_sender_data
 from groupchat.core.outbox import Joiner, OutboundKind
+from groupchat.lab.keeper import Deriver, EpochView, harvest
 from groupchat.lab.room import Room
 
 __all__ = [
@@ -87,7 +86,7 @@ def fingerprint(group: Group) -> tuple[object, ...]:
 
 def keeper_of(state: Group, label: str = "retained state") -> Deriver:
     """A keeper that holds every value reachable from ``state`` (a removed member's saved state,
-    or any member's state), deriving independently of the core (see ``keeper.py``)."""
+    or any member's state), deriving independently of the core (see ``groupchat/lab/keeper.py``)."""
     return Deriver(frozenset(harvest(state)), state.config.label_prefix, label)
 
 

@@ -47,11 +47,11 @@ from group_harness import (
 from hypothesis import HealthCheck, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from keeper import Deriver
 
 from groupchat.core.errors import EpochError, GroupChatError
 from groupchat.core.events import EpochChanged, RemovedFromGroup
 from groupchat.core.group import Group
+from groupchat.lab.keeper import Deriver
 
 MAX_MEMBERS = 64
 _RETAINED = 4  # removed members' states kept for invariant 3

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pytest
 from group_harness import Harness, Sent, assert_cannot_derive_epoch, assert_cannot_read, keeper_of
-from keeper import Deriver, EpochView, Keeper
 
 from groupchat.core.group import GroupConfig
+from groupchat.lab.keeper import Deriver, EpochView, Keeper
 
 LEAK = "leak fixed by taint tracking (issue 6)"
 

@@ -31,10 +31,10 @@ from group_harness import Harness
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from keeper import Deriver, EpochView, Keeper
 
 from groupchat.core.commit import CommitMessage, OpType
 from groupchat.core.group import GroupConfig
+from groupchat.lab.keeper import Deriver, EpochView, Keeper
 
 # With taint tracking (issue 6) nothing an ex-member or a healed copy holds may derive the current
 # epoch, tainted leaf or not. GROUPCHAT_TAINT_TRACKING=0 checks the weaker pre-taint model instead.

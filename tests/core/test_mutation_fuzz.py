@@ -41,7 +41,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from group_harness import Harness, fingerprint, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from keeper import RecordingRand
 
 from groupchat.core.codec import Writer, opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
@@ -71,6 +70,7 @@ from groupchat.core.welcome import (
     seal_welcome,
     secrets_commitment,
 )
+from groupchat.lab.keeper import RecordingRand
 
 EXAMPLES = int(os.environ.get("GROUPCHAT_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(

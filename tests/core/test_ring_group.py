@@ -13,7 +13,6 @@ import dataclasses
 
 import pytest
 from group_harness import Harness
-from keeper import harvest
 from ring_room import grown
 
 from groupchat.core.commit import CommitMessage
@@ -28,6 +27,7 @@ from groupchat.core.group import Group
 from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.core.message_protection import WireFormat, sign_framed_content
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
+from groupchat.lab.keeper import harvest
 
 
 def test_adds_rerun_the_ring_and_everyone_agrees() -> None:

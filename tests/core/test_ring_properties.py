@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from keeper import harvest
 from ring_room import Room
 
 from groupchat.core.events import EpochChanged
 from groupchat.core.group import Group
 from groupchat.core.key_schedule import derive_epoch_secrets
+from groupchat.lab.keeper import harvest
 
 MAX_MEMBERS = 5
 EXAMPLES = int(os.environ.get("GROUPCHAT_RING_EXAMPLES", "8"))

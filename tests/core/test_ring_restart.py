@@ -8,12 +8,12 @@ from __future__ import annotations
 import copy
 
 import pytest
-from keeper import harvest
 from ring_room import Room, grown
 
 from groupchat.core.errors import EpochError, InvalidCommitError, UsageError
 from groupchat.core.events import EpochChanged, RekeyTimedOut, RemovedFromGroup
 from groupchat.core.key_schedule import derive_epoch_secrets
+from groupchat.lab.keeper import harvest
 
 
 def _stalled(n: int, silent: str, committer: str = "m0") -> Room:

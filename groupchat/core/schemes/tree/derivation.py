@@ -6,7 +6,7 @@
 * The tree hash is a Merkle hash over leaves (key, member, chooser) and parents (own key, children).
 
 The formulas are in :mod:`.ratchet_tree`'s theory of operation and ``docs/protocol.md`` §5; the
-keeper adversary in ``tests/core/keeper.py`` re-derives them independently from that text.
+keeper adversary in ``groupchat/lab/keeper.py`` re-derives them independently from that text.
 """
 
 from __future__ import annotations

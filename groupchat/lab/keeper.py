@@ -1,6 +1,7 @@
 """The keeper adversary: a member who never deletes anything, and tries to read on after it leaves.
 
-threats.md item 21. A *keeper* records every value its random source ever gave it
+threats.md item 21. The tests (``tests/core``) and ``groupchat sim`` (:mod:`groupchat.lab.sim`) mount
+it. A *keeper* records every value its random source ever gave it
 (:class:`RecordingRand`, injected as ``GroupConfig.rand``) and every state it ever had
 (:meth:`Keeper.keep` after every step, plus any :class:`~groupchat.core.identity.PendingJoin`).
 It then derives what it can, **independently of the code under test**: the derivation below is
@@ -212,6 +213,7 @@ class Deriver:
     _by_authenticator: dict[bytes, bytes] = field(default_factory=dict, repr=False)
     _sender_data: frozenset[bytes] | None = field(default=None, repr=False)
     _derived_sender_data: set[bytes] = field(default_factory=set, repr=False)
+    _chained: set[bytes] = field(default_factory=set, repr=False)  # init secrets of derived epochs
 
     def __post_init__(self) -> None:
         for value in self.held:
@@ -267,9 +269,27 @@ class Deriver:
             return self._derived(view, "epoch secret", epoch_secret)
         return None
 
+    def attempt_candidates(
+        self, view: EpochView, candidates: Iterable[bytes], inits: Iterable[bytes]
+    ) -> str | None:
+        """For a scheme without a tree (the ring): try every ``candidates`` value as the epoch's
+        commit secret on each of ``inits`` and every init secret of an epoch derived before
+        (route ``"commit secret"``), then every held value as the epoch secret; remember a hit."""
+        starts = set(inits) | self._chained
+        for commit_secret in set(candidates):
+            for init in starts:
+                got = _schedule(self.prefix, init, commit_secret, view.context)
+                if got.authenticator == view.authenticator:
+                    return self._derived(view, "commit secret", got.epoch_secret)
+        epoch_secret = self._by_authenticator.get(view.authenticator)
+        if epoch_secret is not None:
+            return self._derived(view, "epoch secret", epoch_secret)
+        return None
+
     def _derived(self, view: EpochView, route: str, epoch_secret: bytes) -> str:
         self.derived[view.epoch] = route
         self._inits.add(_derive_secret(self.prefix, epoch_secret, b"init"))
+        self._chained.add(_derive_secret(self.prefix, epoch_secret, b"init"))
         self._derived_sender_data.add(_derive_secret(self.prefix, epoch_secret, b"sender data"))
         return route
 
