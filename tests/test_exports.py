@@ -384,6 +384,13 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.demo_checks': [
         'PeerView', 'SentMessage', 'find_problems',
     ],
+    'groupchat.lab.hostile.loopback': [
+        'LIMITS', 'LoopbackRelay',
+    ],
+    'groupchat.lab.hostile.policy': [
+        'Policy', 'VirtualMember', 'core_kind', 'forged_request', 'is_chat', 'is_commit', 'payload_kind',
+        'with_epoch',
+    ],
     'groupchat.lab.room': [
         'Delivery', 'Receiver', 'Room',
     ],
