@@ -381,6 +381,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.demo': [
         'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
     ],
+    'groupchat.lab.demo_attack': [
+        'Attack', 'Bot', 'MODES', 'Mode', 'NO_ATTACK', 'Run', 'SHORT_BOUNDS', 'describe_modes',
+    ],
     'groupchat.lab.demo_checks': [
         'PeerView', 'SentMessage', 'find_problems',
     ],

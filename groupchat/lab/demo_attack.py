@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     AnyRelay = Relay | LoopbackRelay  # the demo's relay: the real one, or (--attack) the hostile one
 
-__all__ = ["MODES", "NO_ATTACK", "SHORT_BOUNDS", "Attack", "Mode", "describe_modes"]
+__all__ = ["MODES", "NO_ATTACK", "SHORT_BOUNDS", "Attack", "Bot", "Mode", "Run", "describe_modes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,8 @@ class _ModeAction(argparse.Action):
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
     ) -> None:
         if values == "list":
-            parser.exit(0, describe_modes() + "\n")
+            print(describe_modes())
+            parser.exit(0)
         if values not in _BY_NAME:
             parser.error(f"--attack: no mode {values!r}; choose one of {', '.join(_BY_NAME)}, or list")
         setattr(namespace, self.dest, values)
@@ -454,7 +455,8 @@ def _ring_waits_for(text: str) -> set[str] | None:
 
     from ..client import wording_ring
 
-    m = re.match(r"the rekey to epoch (\d+) is waiting for (.+?) \(round (\d+) timed out\).* ([\d.]+) s$", text)
+    m = re.match(r"the rekey to epoch (\d+) is waiting for (.+?) \(round (\d+) timed out\).* ([\d.]+) s$",
+                 text)  # fmt: skip
     if m is None or text != wording_ring.ring_timed_out(int(m[1]), m[2], int(m[3]), float(m[4])):
         return None
     return set(m[2].split(", "))
