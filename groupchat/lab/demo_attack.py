@@ -42,6 +42,7 @@ class Mode:
     name: str
     does: str
     shows: str
+    ring: str = ""  # what a ring group shows instead (or as well), if it differs
 
 
 #: The bots' (and a headless watcher's) beacon bounds in an attack demo: the client's own rules,
@@ -69,8 +70,9 @@ MODES: Final = (
         "splits the room in two halves that hear only their own half while a member of each "
         "refreshes its keys, then joins them again",
         "the other half's messages 'cannot be shown: possible fork: epoch codes differ' with your "
-        "epoch code to compare, then 'not heard from' each of them (a ring group cannot fork: its "
-        "rekey 'is waiting for' the other half)",
+        "epoch code to compare, then 'not heard from' each of them",
+        "no fork, as a ring rekey needs every member: 'the rekey to epoch ... is waiting for' the "
+        "other half",
     ),
     Mode(
         "drop",
@@ -82,7 +84,8 @@ MODES: Final = (
         "withhold",
         "delivers none of one member's messages to anyone, while it still shows that member online",
         "'not heard from NAME for ... s; the relay may be withholding their messages', and nobody "
-        "removed (a ring group: 'the rekey to epoch ... is waiting for NAME')",
+        "removed",
+        "a rekey starts too and times out: 'the rekey to epoch ... is waiting for NAME'",
     ),
     Mode(
         "ghost",
@@ -108,7 +111,8 @@ _BY_NAME: Final = {m.name: m for m in MODES}
 
 def describe_modes() -> str:
     """The ``--attack list`` text: one line per mode, what the relay does and what you should see."""
-    return "\n".join(f"{m.name:9} the relay {m.does}; you should see {m.shows}" for m in MODES)
+    ring = {m.name: f" (a ring group: {m.ring})" if m.ring else "" for m in MODES}
+    return "\n".join(f"{m.name:9} the relay {m.does}; you should see {m.shows}{ring[m.name]}" for m in MODES)
 
 
 class _ModeAction(argparse.Action):
@@ -355,7 +359,11 @@ class Attack:
 
     def _watch(self) -> str:
         assert self.mode is not None and self.watcher is not None
-        shows = self.mode.shows.replace("NAME", self.culprit.name if self.culprit else "NAME")
+        ring = self.watcher.bot is not None and self.watcher.bot.session.status.scheme == "ring"
+        if not ring and self.watcher.bot is None:  # the user's window: its scheme is the bots'
+            ring = any(m.bot.session.status.scheme == "ring" for m in self.members if m.bot is not None)
+        shows = self.mode.ring if ring and self.mode.ring else self.mode.shows
+        shows = shows.replace("NAME", self.culprit.name if self.culprit else "NAME")
         whose = "your client" if self.watcher.bot is None else f"{self.watcher.name}'s client"
         return f"watch {whose} for {shows}"
 
