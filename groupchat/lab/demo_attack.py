@@ -168,7 +168,7 @@ class Attack:
         self.relay: LoopbackRelay | None = None
         self.heard: dict[str, list[Notice]] = {}  # what each bot was told, by bot name
         self.watcher: _Member | None = None  # whom the attack aims at
-        self.culprit: _Member | None = None  # whose messages the relay tampers with (or the ghost's name)
+        self.culprit: _Member | None = None  # whose messages the relay drops, withholds or alters
         self.members: tuple[_Member, ...] = ()  # everyone in the group when the attack began
         self.others: tuple[_Member, ...] = ()  # fork: the half the watcher is not in
         self.ghost: VirtualMember | None = None
@@ -232,6 +232,9 @@ class Attack:
         bots = [m for m in members[1:] if m.bot is not None]
         self.culprit = bots[0] if bots else None
         mode = self.mode.name
+        if self.culprit is None and mode != "ghost":
+            self._say(run, f"the {mode} attack needs a bot beside {self.watcher.name} (--peers 2): no attack")
+            return
         if mode == "fork":
             half = (len(members) + 1) // 2
             self.others = tuple(members[half:])
@@ -263,9 +266,9 @@ class Attack:
             self.relay.policy.drop(self._dropper(culprit.mid, self.watcher.mid))
         elif mode == "withhold":
             self.relay.policy.withhold(culprit.mid)
-            ring = [m.bot for m in members if m.bot is not None and m is not culprit]
-            if ring and ring[0].session.status.scheme == "ring":
-                ring[0].session.request_rekey()  # a ring rekey needs everyone: it waits for the culprit
+            starter = next((m.bot for m in members if m.bot is not None and m is not culprit), None)
+            if starter is not None and self._ring():
+                starter.session.request_rekey()  # a ring rekey needs everyone: it waits for the culprit
         elif mode == "replay":
             await self._replay(culprit.mid, self.watcher.mid)
         elif mode == "tamper":
@@ -275,11 +278,8 @@ class Attack:
         """The ordinary demo's checks; with a mode, wait until the watcher reported the attack."""
         if self.mode is None:
             return await run.settle()
-        ring = self.watcher is not None and self.watcher.bot is not None and (
-            self.watcher.bot.session.status.scheme == "ring"
-        )
-        deadline = time.monotonic() + (max(timeout, RING_TIMEOUT) if ring else timeout)
-        while not self.caught() and time.monotonic() < deadline:
+        deadline = time.monotonic() + (max(timeout, RING_TIMEOUT) if self._ring() else timeout)
+        while self.mounted and not self.caught() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         return self.problems()
 
@@ -340,7 +340,7 @@ class Attack:
         if self.mode is None:
             return []
         if not self.mounted or self.watcher is None:
-            return [f"the {self.mode.name} attack never started (the group did not form)"]
+            return [f"the {self.mode.name} attack never started (the transcript says why)"]
         out = []
         if self.mode.name == "ghost" and self._ghost_let_in():
             out.append(f"{GHOST_NAME}, whom only the relay vouched for, was let in")
@@ -359,10 +359,7 @@ class Attack:
 
     def _watch(self) -> str:
         assert self.mode is not None and self.watcher is not None
-        ring = self.watcher.bot is not None and self.watcher.bot.session.status.scheme == "ring"
-        if not ring and self.watcher.bot is None:  # the user's window: its scheme is the bots'
-            ring = any(m.bot.session.status.scheme == "ring" for m in self.members if m.bot is not None)
-        shows = self.mode.ring if ring and self.mode.ring else self.mode.shows
+        shows = self.mode.ring if self._ring() and self.mode.ring else self.mode.shows
         shows = shows.replace("NAME", self.culprit.name if self.culprit else "NAME")
         whose = "your client" if self.watcher.bot is None else f"{self.watcher.name}'s client"
         return f"watch {whose} for {shows}"
@@ -376,6 +373,10 @@ class Attack:
             "replay": f"delivers one of {culprit}'s messages to {you} again, twice",
             "tamper": f"flips a bit in {TAMPER_COUNT} of {culprit}'s messages to {you}",
         }[self.mode.name]
+
+    def _ring(self) -> bool:
+        """Whether the group is a ring group (as the bots' status says)."""
+        return any(m.bot.session.status.scheme == "ring" for m in self.members if m.bot is not None)
 
     def _room(self) -> str:
         assert self.relay is not None
