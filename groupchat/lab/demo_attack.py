@@ -178,10 +178,12 @@ class Attack:
 
     @classmethod
     def for_mode(cls, mode: str | None) -> Attack:
+        """The attack of ``--attack MODE`` (:data:`NO_ATTACK` without one)."""
         return cls(mode) if mode is not None else NO_ATTACK
 
     @staticmethod
     def add_argument(parser: argparse.ArgumentParser) -> None:
+        """``--attack MODE`` on the demo's parser (``list``: print the modes and exit)."""
         parser.add_argument(
             "--attack", action=_ModeAction, metavar="MODE",
             help=f"run over a relay that misbehaves ({', '.join(_BY_NAME)}) and watch your client report "
@@ -199,6 +201,7 @@ class Attack:
             self._tell = deliver
 
     async def start_relay(self, port: int) -> LoopbackRelay:
+        """The hostile relay on 127.0.0.1 (``port`` 0: any free one), behaving until the attack."""
         from .hostile.loopback import LoopbackRelay
 
         self.relay = LoopbackRelay(port=port)
@@ -284,6 +287,7 @@ class Attack:
         return self.problems()
 
     def summary(self, run: Run) -> str:
+        """The OK line's words: the ordinary demo's, or who reported the attack and how."""
         if self.mode is None:
             return run.summary()
         who = self.watcher.name if self.watcher is not None else "the client"
@@ -292,6 +296,7 @@ class Attack:
     # --- the verdict -------------------------------------------------------------------------------
 
     def watcher_notices(self) -> list[Notice]:
+        """Everything the watcher's client was told (a bot's; the user's window is not read)."""
         return list(self.heard.get(self.watcher.name, [])) if self.watcher is not None else []
 
     def caught(self) -> str | None:
