@@ -225,3 +225,60 @@ def test_the_command_runs_an_attack_headless_and_exits_0_when_it_is_reported(
         proc.stdout
     )
     assert re.search(r"^OK: the relay's ghost attack was reported by alice: mallory", proc.stdout, re.M)
+
+
+async def test_with_a_window_the_attack_aims_at_it_and_says_so_there() -> None:
+    """What the TUI does, without the TUI: a session of the user's own (default settings, let in
+    with the host's invite) joins; the attack waits for it, aims at it, and tells it what it does."""
+    import asyncio
+    import contextlib
+    import time
+
+    from groupchat.client import wording
+    from groupchat.client.session import ChatSession, SessionSettings
+    from groupchat.client.trust import TrustStore
+    from groupchat.core.identity import Identity
+
+    attack = Attack("drop")
+    told: list[str] = []
+    attack.show_in(lambda n: told.append(n.text) if isinstance(n, TimelineEvent) else None)
+    options = DemoOptions(
+        peers=2, churn_per_min=0.0, scheme="tree", room=ROOM, port=0, seed=7, seconds=60.0,
+        keep_relay=False, name="guest", attack=attack,
+    )  # fmt: skip
+    relay = await attack.start_relay(0)
+    demo = DemoRun(options, relay, lambda _line: None)
+    runner = asyncio.create_task(demo.run(60.0))
+    mine: list[str] = []
+    user: ChatSession | None = None
+    try:
+        await asyncio.sleep(0.6)  # the host is up
+        code = await demo.invite("guest")
+        assert code is not None
+        settings = SessionSettings(f"ws://127.0.0.1:{relay.port}", ROOM, "guest", invite=code)
+        user = ChatSession(
+            settings, Identity.generate(), TrustStore(None),
+            lambda n: mine.append(n.text) if isinstance(n, TimelineEvent) else None,
+        )  # fmt: skip
+        session_task = asyncio.create_task(user.run())
+        deadline = time.monotonic() + 60
+        lost = {wording.messages_lost(k, "alice") for k in range(1, 100)}
+        while not lost & set(mine) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert lost & set(mine), mine
+        assert any(
+            t.startswith(f"demo: the relay now drops {DROP_COUNT} of alice's messages to you") for t in told
+        )
+        assert attack.watcher is not None and attack.watcher.bot is None and attack.watcher.name == "guest"
+    finally:
+        runner.cancel()
+        tasks = [runner]
+        if user is not None:
+            await user.close()
+            tasks.append(session_task)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await demo.close()
+        await relay.stop()
