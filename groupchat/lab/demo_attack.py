@@ -59,6 +59,7 @@ WARMUP_TUI: Final = 12.0
 SPLIT_SECONDS: Final = 4.0  # fork: how long the halves stay apart (TUI: three times as long)
 DROP_COUNT: Final = 4  # drop: application messages dropped before the relay delivers again
 TAMPER_COUNT: Final = 3  # tamper: messages altered
+REORDER_COUNT: Final = 3  # reorder: messages delivered last first
 DETECT_TIMEOUT: Final = 25.0  # headless: how long the watcher may take to report it...
 RING_TIMEOUT: Final = 45.0  # ...and in a ring group, whose round deadline is 30 s
 GHOST_NAME: Final = "mallory"
@@ -99,6 +100,13 @@ MODES: Final = (
         "delivers one of a member's messages to you again, twice",
         "each copy refused: '1 message cannot be shown: failed authentication (altered or forged)' "
         "(its key was used once already); the original shown once",
+    ),
+    Mode(
+        "reorder",
+        f"holds back {REORDER_COUNT} of one member's messages to you and delivers them last first, "
+        "each under its own sequence number",
+        "the newest shown; the older ones come under numbers already passed, so the client takes them "
+        "for copies, and then counts the chat among them: 'N messages from NAME did not reach you'",
     ),
     Mode(
         "tamper",
@@ -175,6 +183,8 @@ class Attack:
         self.mounted = False
         self._tell: Callable[[Notice], None] | None = None
         self._counted: set[int] = set()
+        self.released: list[int] = []  # reorder: the seqs delivered late, in the order sent
+        self._spawned: asyncio.Task[None] | None = None  # reorder: the release of what was held
 
     @classmethod
     def for_mode(cls, mode: str | None) -> Attack:
@@ -276,6 +286,8 @@ class Attack:
             await self._replay(culprit.mid, self.watcher.mid)
         elif mode == "tamper":
             self.relay.policy.alter(self._flipper(culprit.mid, self.watcher.mid))
+        elif mode == "reorder":
+            self.relay.policy.drop(self._holder(culprit.mid, self.watcher.mid))
 
     async def settle(self, run: Run, timeout: float = DETECT_TIMEOUT) -> list[str]:
         """The ordinary demo's checks; with a mode, wait until the watcher reported the attack."""
@@ -330,7 +342,8 @@ class Attack:
         other_half = {m.name for m in self.others}
         if mode == "fork" and (text.startswith(("fork:", "split:")) or waits == other_half):
             return text
-        if mode == "drop" and any(text == wording.messages_lost(k, culprit) for k in range(1, 100)):
+        lost = any(text == wording.messages_lost(k, culprit) for k in range(1, 100))
+        if mode in ("drop", "reorder") and lost:
             return text
         if mode == "withhold" and (text == wording.not_heard(culprit, SHORT_BOUNDS["silence_after"])
                                    or waits == {culprit}):  # fmt: skip
@@ -376,6 +389,8 @@ class Attack:
             "drop": f"drops {DROP_COUNT} of {culprit}'s messages to {you}, then delivers again",
             "withhold": f"delivers none of {culprit}'s messages to anyone (it still shows {culprit} online)",
             "replay": f"delivers one of {culprit}'s messages to {you} again, twice",
+            "reorder": f"holds back {REORDER_COUNT} of {culprit}'s messages to {you} and delivers them last "
+            "first",
             "tamper": f"flips a bit in {TAMPER_COUNT} of {culprit}'s messages to {you}",
         }[self.mode.name]
 
@@ -409,6 +424,31 @@ class Attack:
             return hit
 
         return drop
+
+    def _holder(self, sender: bytes, to: bytes) -> Callable[[bytes, Any], bool]:
+        """Hold back the next :data:`REORDER_COUNT` of ``sender``'s messages to ``to``; then deliver
+        them last first, each keeping its seq (so the older ones come after a later seq)."""
+        from ..relay_protocol import Deliver
+        from .hostile.policy import is_chat
+
+        held: list[Deliver] = []
+
+        async def release() -> None:
+            assert self.relay is not None
+            for frame in reversed(held):
+                await self.relay.deliver(to, frame)
+                self.released.append(frame.seq)
+
+        def hold(recipient: bytes, frame: Any) -> bool:
+            ours = isinstance(frame, Deliver) and frame.sender == sender and is_chat(frame.payload)
+            if recipient != to or not ours or len(held) >= REORDER_COUNT:
+                return False
+            held.append(frame)
+            if len(held) == REORDER_COUNT:
+                self._spawned = asyncio.get_running_loop().create_task(release())
+            return True
+
+        return hold
 
     def _flipper(self, sender: bytes, to: bytes) -> Callable[[bytes, Any], Any]:
         from ..relay_protocol import Deliver

@@ -15,7 +15,15 @@ import pytest
 
 from groupchat.client.notices import ChatLine, Placeholder, TimelineEvent
 from groupchat.lab.demo import DemoOptions, DemoRun
-from groupchat.lab.demo_attack import DROP_COUNT, MODES, SHORT_BOUNDS, Attack, Run, describe_modes
+from groupchat.lab.demo_attack import (
+    DROP_COUNT,
+    MODES,
+    REORDER_COUNT,
+    SHORT_BOUNDS,
+    Attack,
+    Run,
+    describe_modes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ROOM = "demo"
@@ -128,6 +136,19 @@ async def test_replay_each_copy_is_refused_and_the_original_shows_once() -> None
     ), line
     from_bob = [text for sender, text in chat(attack, "alice") if sender == "bob"]
     assert from_bob and len(from_bob) == len(set(from_bob)), from_bob  # every text is numbered: once each
+
+
+async def test_reorder_the_older_messages_delivered_late_are_counted_as_not_reaching_the_watcher() -> None:
+    attack = Attack("reorder")
+    problems, lines, _ = await attacked(attack)
+    assert problems == [], "\n".join(lines)
+    assert said(
+        lines, f"the relay now holds back {REORDER_COUNT} of bob's messages to alice and delivers them"
+    )
+    line = attack.caught()
+    assert line is not None and re.fullmatch(r"\d+ messages? from bob did not reach you", line), line
+    # Held back, then delivered after all, last first: a later seq before each earlier one.
+    assert len(attack.released) == REORDER_COUNT and attack.released == sorted(attack.released, reverse=True)
 
 
 async def test_tamper_nothing_altered_is_shown() -> None:

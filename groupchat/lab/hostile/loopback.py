@@ -4,7 +4,8 @@ One room; every frame it would send passes through :meth:`Policy.admit` first. B
 honest relay does it can ``forge(sender, payload, to)`` a Deliver as if from any member id (one
 with no machine behind it included), ``announce(mid)`` fake presence, ``report_offline(mid)``
 (presence says a member left while its frames still flow), send an ``error`` with any code and
-reason, ``close`` a connection with any reason, and make a :class:`VirtualMember` (``virtual``).
+reason, ``deliver`` a frame past the policy (one it held back, in another order), ``close`` a
+connection with any reason, and make a :class:`VirtualMember` (``virtual``).
 Used by the attack tests (real ``ChatSession``s) and by ``groupchat demo --attack``.
 """
 
@@ -116,6 +117,10 @@ class LoopbackRelay:
             if other != mid:
                 self.policy.hide(mid, other)
                 await self._send(other, Presence(self.rooms[other], mid, PresenceEvent.LEFT))
+
+    async def deliver(self, mid: bytes, frame: ServerFrame) -> None:
+        """Send ``frame`` to ``mid`` as it is, past the policy (to release frames it held back)."""
+        await self._send(mid, frame, filtered=False)
 
     async def error(self, mid: bytes, code: str, reason: str) -> None:
         await self._send(mid, Error(code, reason), filtered=False)
