@@ -120,7 +120,7 @@ PUBLIC: dict[str, list[str]] = {
         'Membership',
     ],
     'groupchat.client.session.persistence': [
-        'Kept',
+        'Kept', 'Unsent',
     ],
     'groupchat.client.session.phases': [
         'Arrival', 'Creation', 'Departure', 'Duties', 'Fresh', 'Hold', 'JoinAttempt', 'Link', 'OwnCommit',
@@ -208,8 +208,9 @@ PUBLIC: dict[str, list[str]] = {
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
     ],
     'groupchat.client.wording_store': [
-        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'passphrase_removed',
-        'passphrase_set', 'rejoin_because', 'scrollback_unreadable', 'unreadable_rows',
+        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'outbox_unreadable',
+        'passphrase_removed', 'passphrase_set', 'rejoin_because', 'scrollback_unreadable',
+        'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',
@@ -386,9 +387,30 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.clock': [
         'DEFAULT_WALL', 'ManualClock',
     ],
+    'groupchat.lab.demo': [
+        'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
+    ],
+    'groupchat.lab.demo_attack': [
+        'Attack', 'Bot', 'MODES', 'Mode', 'NO_ATTACK', 'Run', 'SHORT_BOUNDS', 'describe_modes',
+    ],
+    'groupchat.lab.demo_checks': [
+        'PeerView', 'SentMessage', 'find_problems',
+    ],
+    'groupchat.lab.hostile.loopback': [
+        'LIMITS', 'LoopbackRelay',
+    ],
+    'groupchat.lab.hostile.policy': [
+        'Policy', 'VirtualMember', 'core_kind', 'forged_request', 'is_chat', 'is_commit', 'payload_kind',
+        'with_epoch',
+    ],
+    'groupchat.lab.keeper': [
+        'Deriver', 'EpochView', 'Keeper', 'RecordingRand', 'harvest',
+    ],
+    'groupchat.lab.room': [
+        'Delivery', 'Receiver', 'Room',
+    ],
     'groupchat.lab.sim.churn': [
-        'CHURN_HELP', 'ChurnError', 'KINDS', 'Step', 'initial_names', 'parse_churn',
-        'random_schedule',
+        'CHURN_HELP', 'ChurnError', 'KINDS', 'Step', 'initial_names', 'parse_churn', 'random_schedule',
     ],
     'groupchat.lab.sim.command': [
         'MAX_MEMBERS', 'add_arguments', 'parse_fault', 'parse_sizes', 'run',
@@ -413,18 +435,6 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.sim.world': [
         'Failure', 'GROUP_ID', 'Member', 'Removed', 'SimRoom', 'World',
-    ],
-    'groupchat.lab.keeper': [
-        'Deriver', 'EpochView', 'Keeper', 'RecordingRand', 'harvest',
-    ],
-    'groupchat.lab.demo': [
-        'PeerView', 'SentMessage', 'add_arguments', 'find_problems', 'main', 'run',
-    ],
-    'groupchat.lab.demo_checks': [
-        'PeerView', 'SentMessage', 'find_problems',
-    ],
-    'groupchat.lab.room': [
-        'Delivery', 'Receiver', 'Room',
     ],
     'groupchat.relay_protocol': [
         'Ack', 'ClientFrame', 'DEFAULT_MAX_FRAME', 'Deliver', 'ENVELOPE_VERSION', 'Error', 'ErrorCode',

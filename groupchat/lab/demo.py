@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ..core.errors import UsageError  # light: no crypto behind it
+from .demo_attack import NO_ATTACK, Attack  # light too: the hostile relay loads with an attack
 from .demo_checks import PeerView, SentMessage, find_problems
 
 if TYPE_CHECKING:
-    from server.relay import Relay
-
     from ..client.notices import Notice
     from ..client.session import ChatSession
+    from .demo_attack import AnyRelay
 
 __all__ = ["PeerView", "SentMessage", "add_arguments", "find_problems", "main", "run"]
 
@@ -82,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", metavar="DIR", help="log directory (default: $GROUPCHAT_LOG_DIR or the "
                         "platform's)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail")
+    Attack.add_argument(parser)
 
 
 def _default_name() -> str:
@@ -141,10 +142,11 @@ def run(args: argparse.Namespace) -> int:
         print("groupchat demo: no terminal here, so running headless (pass --headless to say so)", flush=True)
         headless = True
     options = DemoOptions(
-        peers=args.peers, churn_per_min=args.churn, scheme=args.scheme, room=args.room, port=args.port,
+        peers=args.peers, scheme=args.scheme, room=args.room, port=args.port,
+        churn_per_min=0.0 if args.attack else args.churn,  # --attack: the relay's attack is the event
         seed=args.seed if args.seed is not None else random.randrange(1 << 30),
         seconds=args.seconds if args.seconds is not None else HEADLESS_DEFAULT_SECONDS if headless else None,
-        keep_relay=args.keep_relay, name=args.name,
+        keep_relay=args.keep_relay, name=args.name, attack=Attack.for_mode(args.attack),
         # Busy enough to check a short headless run; slow enough to read along in the TUI.
         chat_every=(0.8, 2.0) if headless else (4.0, 10.0),
     )
@@ -172,6 +174,7 @@ class DemoOptions:
     keep_relay: bool
     name: str
     chat_every: tuple[float, float] = (0.8, 2.0)  # seconds between one bot's messages (min, max)
+    attack: Attack = NO_ATTACK  # --attack: the hostile relay and its script (demo_attack.py)
 
 
 # --- peers and the run -------------------------------------------------------------------------------
@@ -207,7 +210,7 @@ class _Peer:
 class DemoRun:
     """The bots, their schedule and the end-of-run checks, on one asyncio loop with the relay."""
 
-    def __init__(self, options: DemoOptions, relay: Relay, write: Callable[[str], None]) -> None:
+    def __init__(self, options: DemoOptions, relay: AnyRelay, write: Callable[[str], None]) -> None:
         self.options = options
         self.relay = relay
         self.url = f"ws://127.0.0.1:{relay.port}"
@@ -269,6 +272,7 @@ class DemoRun:
         peer: _Peer
 
         def notify(notice: Notice) -> None:
+            self.options.attack.seen(peer, notice)
             if isinstance(notice, ChatLine):
                 if notice.own and notice.local_id is not None:
                     peer.own_epochs[notice.local_id] = notice.epoch
@@ -294,6 +298,7 @@ class DemoRun:
             name=name,
             scheme=self.options.scheme,
             invite=code,
+            **self.options.attack.settings,
         )
         session = ChatSession(settings, Identity.generate(), TrustStore(None), notify)
         task = asyncio.create_task(session.run(), name=f"demo-{name}")
@@ -394,7 +399,7 @@ class DemoRun:
         for _ in range(self.options.peers):
             await self.start_peer()
             await asyncio.sleep(0.25)
-        await self.churn(until)
+        await self.options.attack.play(self, until)  # the churn, or (--attack) the relay's attack
         await asyncio.sleep(max(0.0, until - time.monotonic()))
 
     async def settle(self, timeout: float = SETTLE_TIMEOUT) -> list[str]:
@@ -446,7 +451,9 @@ class DemoRun:
 # --- the two modes ---------------------------------------------------------------------------------
 
 
-async def _start_relay(port: int) -> Relay:
+async def _start_relay(port: int, attack: Attack = NO_ATTACK) -> AnyRelay:
+    if attack.mode is not None:
+        return await attack.start_relay(port)
     from server.config import RelayConfig
     from server.relay import Relay
 
@@ -467,7 +474,7 @@ def _groupchat_executable() -> str:
     return f"{shlex.quote(os.path.abspath(sys.executable))} -m groupchat.cli"
 
 
-def _chat_command(relay: Relay, options: DemoOptions, code: str | None, name: str = "NAME") -> str:
+def _chat_command(relay: AnyRelay, options: DemoOptions, code: str | None, name: str = "NAME") -> str:
     import shlex
 
     invite = f" --invite {code}" if code else ""
@@ -494,19 +501,19 @@ async def _headless(options: DemoOptions) -> int:
 
     from ..client import session as _session  # noqa: F401  (import before the clock starts)
 
-    relay = await _start_relay(options.port)
+    relay = await _start_relay(options.port, options.attack)
     demo = DemoRun(options, relay, write)
     try:
         assert options.seconds is not None
         await demo.run(options.seconds)
         demo.say(f"{options.seconds:g} s are up: the bots stop chatting; checking the run")
-        problems = await demo.settle()
+        problems = await options.attack.settle(demo)  # --attack: did the client report it?
         if problems:
             write("FAILED: " + f"{len(problems)} problem(s):")
             for p in problems:
                 write("  - " + p)
             return 1
-        write("OK: " + demo.summary())
+        write("OK: " + options.attack.summary(demo))
         if options.keep_relay:
             code = await demo.invite(_OTHER_TERMINALS, uses=10, hours=24.0)
             write("the relay stays open; join from another terminal with (an invite for 10):\n  "
@@ -527,7 +534,7 @@ def _with_tui(options: DemoOptions) -> int:
     from ..tui.app import ChatApp
 
     ready = threading.Event()
-    box: dict[str, Relay] = {}
+    box: dict[str, AnyRelay] = {}
     demos: list[DemoRun] = []
     demo_ready = threading.Event()
     failure: list[BaseException] = []
@@ -539,7 +546,7 @@ def _with_tui(options: DemoOptions) -> int:
         nonlocal stop
         stop = asyncio.Event()
         try:
-            relay = box["relay"] = await _start_relay(options.port)
+            relay = box["relay"] = await _start_relay(options.port, options.attack)
         except BaseException as e:
             failure.append(e)
             raise
@@ -618,6 +625,7 @@ def _with_tui(options: DemoOptions) -> int:
         return ChatSession(settings, identity, TrustStore(None), notify)
 
     app = ChatApp(make_session)
+    options.attack.show_in(app.deliver)  # --attack: it aims at this window, and says so there
     if options.seconds is not None:
         timer = threading.Timer(options.seconds, lambda: app.call_from_thread(app.exit))
         timer.daemon = True
