@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint deps bench clean
+.PHONY: venv demo test lint deps bench lab-docs clean
 
 # Quiet: pip's and the build backend's chatter goes to $(VENV)/install.log, shown only on failure.
 $(STAMP): pyproject.toml
@@ -38,6 +38,11 @@ test: $(STAMP) lint deps
 
 bench: $(STAMP)
 	$(VENV)/bin/groupchat bench rekey
+
+# docs/lab.md's tables and docs/lab/*.svg, measured again (needs the `lab` extra: matplotlib).
+lab-docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,lab]'
+	$(PY) -m groupchat.lab.sim.figures docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

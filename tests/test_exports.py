@@ -422,6 +422,10 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.sim.counting': [
         'Costs', 'OPS', 'OpCounter', 'since',
     ],
+    'groupchat.lab.sim.figures': [
+        'JOIN_SIZES', 'JoinPoint', 'TAINT_KS', 'TaintPoint', 'join_point', 'main', 'render_tables',
+        'replace_section', 'taint_point',
+    ],
     'groupchat.lab.sim.report': [
         'PLOT_HINT', 'Progress', 'TIME_NOTE', 'by_operation', 'compare_json', 'need_matplotlib',
         'plot_compare', 'plot_sim', 'print_compare', 'print_sim', 'sim_json',

@@ -163,7 +163,11 @@ def test_a_replayed_newer_request_of_a_joined_member_costs_one_readd_told_alike(
     assert alice.machine.epoch == bob.machine.epoch == dave.machine.epoch
     told = dave.timeline()[before:]
     assert not [t for t in told if "offline" in t], told
-    assert any("re-added us" in t for t in told), told
+    # The fresh request was his (made while his welcome was hidden), still out when he got in by
+    # the first: its re-add is his own request carried out, answered by its welcome, and no
+    # further request (each one strictly newer would be one more re-add, for good).
+    assert any("to re-add us, as we asked" in t for t in told), told
+    assert sum("you joined" in t for t in told) == 1, told
 
 
 def test_a_stale_left_claim_does_not_keep_an_evicted_member_out_once_the_relay_behaves(

@@ -86,11 +86,12 @@ class Membership(Entry, BeaconSteps, RingSteps):
             return
         if hold is not None and hold.solo and len(hold.members) > 1:
             return  # others joined the group we made meanwhile: we stay with them
-        opened, refusals = None, []
+        opened, refusals, used = None, [], None
         candidates = [attempt.pending, attempt.previous, *reversed(self._published)]
         for pending in dict.fromkeys(p for p in candidates if p is not None):
             try:
                 opened = yield from self._core(OpenWelcome(pending, welcome, self._config))
+                used = pending
                 break
             except GroupChatError as exc:
                 refusals.append(exc)
@@ -102,7 +103,11 @@ class Membership(Entry, BeaconSteps, RingSteps):
             attempt.next_publish = self._now
             return
         group, timed = opened
-        self._published = []
+        # A request of ours made after the one that let us in is still out there: the others may
+        # act on it (a re-add of a member all along, to them), and then it is ours being carried
+        # out, answered by its welcome, not a removal to answer with yet another request.
+        assert used is not None
+        self._published = [p for p in self._published if p.request.not_after > used.request.not_after]
         split = hold is not None and hold.split is not None
         all_along = hold is not None and not hold.solo  # re-added: a member all along
         trigger = Trigger.REENTERED if hold is not None else Trigger.WELCOMED
