@@ -67,7 +67,7 @@ class TimelineKind(enum.Enum):
 class UnreadableReason(enum.Enum):
     BEFORE_JOIN = "sent before you joined"
     AFTER_REMOVAL = "sent after the sender was removed"
-    POSSIBLE_FORK = "possible fork: epoch codes differ"
+    POSSIBLE_FORK = "possible fork, or altered on the way"
     MISSED_OFFLINE = "missed while offline"
     TAMPERED = "failed authentication (altered or forged)"
     UNKNOWN_SENDER = "from someone who is not a member"

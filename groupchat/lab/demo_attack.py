@@ -70,7 +70,7 @@ MODES: Final = (
         "fork",
         "splits the room in two halves that hear only their own half while a member of each "
         "refreshes its keys, then joins them again",
-        "the other half's messages 'cannot be shown: possible fork: epoch codes differ' with your "
+        "the other half's messages 'cannot be shown: possible fork, or altered on the way' with your "
         "epoch code to compare, then 'not heard from' each of them",
         "no fork, as a ring rekey needs every member: 'the rekey to epoch ... is waiting for' the "
         "other half",
@@ -111,7 +111,7 @@ MODES: Final = (
     Mode(
         "tamper",
         f"flips a bit in {TAMPER_COUNT} of one member's messages to you",
-        "none of them shown: '1 message cannot be shown: possible fork: epoch codes differ' (to "
+        "none of them shown: '1 message cannot be shown: possible fork, or altered on the way' (to "
         "the client a flipped bit and another epoch's keys look alike: neither decrypts)",
     ),
 )
