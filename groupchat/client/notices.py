@@ -70,6 +70,7 @@ class UnreadableReason(enum.Enum):
     POSSIBLE_FORK = "possible fork, or altered on the way"
     MISSED_OFFLINE = "missed while offline"
     TAMPERED = "failed authentication (altered or forged)"
+    REPLAYED = "a copy of one already read, sent again (or too old to open)"
     UNKNOWN_SENDER = "from someone who is not a member"
     EXPIRED_EPOCH = "its epoch's keys are already deleted"
 

@@ -98,7 +98,7 @@ MODES: Final = (
     Mode(
         "replay",
         "delivers one of a member's messages to you again, twice",
-        "each copy refused: '1 message cannot be shown: failed authentication (altered or forged)' "
+        "each copy refused: '1 message cannot be shown: a copy of one already read, sent again' "
         "(its key was used once already); the original shown once",
     ),
     Mode(
@@ -332,7 +332,7 @@ class Attack:
         mode, culprit = self.mode.name, self.culprit.name if self.culprit is not None else ""
         if isinstance(n, Placeholder):
             unreadable = (UnreadableReason.POSSIBLE_FORK,) if mode == "fork" else (
-                (UnreadableReason.TAMPERED,) if mode == "replay" else
+                (UnreadableReason.REPLAYED,) if mode == "replay" else
                 (UnreadableReason.POSSIBLE_FORK, UnreadableReason.TAMPERED) if mode == "tamper" else ()
             )  # fmt: skip
             return n.text if n.reason in unreadable else None

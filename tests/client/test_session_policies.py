@@ -78,6 +78,7 @@ def test_ring_rejections_follow_the_table() -> None:
         (DecryptionError("d"), 5, UnreadableReason.POSSIBLE_FORK, True),
         (UnknownMemberError("u"), 5, UnreadableReason.UNKNOWN_SENDER, False),
         (SignatureError("s"), 5, UnreadableReason.TAMPERED, False),
+        (ReplayError("r"), 5, UnreadableReason.REPLAYED, False),
         (DecryptionError("d"), 4, UnreadableReason.TAMPERED, False),
     ],
 )

@@ -130,7 +130,7 @@ async def test_replay_each_copy_is_refused_and_the_original_shows_once() -> None
     assert said(lines, "the relay now delivers one of bob's messages to alice again, twice")
     line = attack.caught()
     assert line is not None and re.fullmatch(
-        r"1 message cannot be shown: failed authentication \(altered or forged\) "
+        r"1 message cannot be shown: a copy of one already read, sent again \(or too old to open\) "
         r"\(generation \d+ of leaf \d+ was already used or has expired\)",
         line,
     ), line

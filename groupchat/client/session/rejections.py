@@ -176,6 +176,10 @@ def message_rejection(exc: GroupChatError, ours: int, joined: int, code: str) ->
         return shown(UnreadableReason.AFTER_REMOVAL, wording.at_epoch(epoch), exc.name or None)
     if isinstance(exc, UnknownMemberError | WrongGroupError):
         return shown(UnreadableReason.UNKNOWN_SENDER, str(exc))
-    if isinstance(exc, SignatureError | DecryptionError | ReplayError | GenerationError | DecodeError):
+    if isinstance(exc, ReplayError):
+        # Its ratchet key is used up: the relay (or a peer) sent a copy again; the original was
+        # shown once, or its key was let go as too old (max_skipped).
+        return shown(UnreadableReason.REPLAYED, str(exc))
+    if isinstance(exc, SignatureError | DecryptionError | GenerationError | DecodeError):
         return shown(UnreadableReason.TAMPERED, str(exc))
     return shown(UnreadableReason.TAMPERED, f"{type(exc).__name__}: {exc}")
