@@ -371,6 +371,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.lab.bench.session': [
         'main',
     ],
+    'groupchat.lab.bench.targets': [
+        'TARGETS', 'Target', 'header', 'target', 'target_line', 'verdict',
+    ],
     'groupchat.lab.bench.tree': [
         'OPS', 'OpSamples', 'SizeResult', 'TAINT_KS', 'TAINT_VARIANTS', 'TaintSamples', 'bench_size',
         'bench_taint',
