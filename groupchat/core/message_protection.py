@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -82,6 +82,7 @@ _MEMBER: Final = 1  # SenderType.member (§6)
 _U32: Final = struct.Struct(">I")
 _EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
 _SENDER: Final = struct.Struct(">QBI")  # uint64 epoch || uint8 sender_type || uint32 leaf
+_SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
 
 
 class ContentType(IntEnum):
@@ -364,7 +365,8 @@ def decrypt_sender_data(suite: CipherSuite, msg: PrivateMessage, sender_data_sec
     plain = suite.open(key, nonce, msg._sender_data_aad(), msg.encrypted_sender_data, "sender data")
     if len(plain) != _SENDER_DATA_LEN:
         raise InvalidValueError(f"sender data must be {_SENDER_DATA_LEN} bytes, got {len(plain)}")
-    return SenderData(int.from_bytes(plain[0:4], "big"), int.from_bytes(plain[4:8], "big"), plain[8:12])
+    leaf, generation = _SENDER_DATA.unpack_from(plain)
+    return SenderData(leaf, generation, plain[8:12])
 
 
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
@@ -393,6 +395,27 @@ def read_application_data(r: Reader) -> bytes:
     return r.opaque("application_data", MAX_APPLICATION_DATA)
 
 
+def _application_data(plain: bytes) -> tuple[bytes, int] | None:
+    """``opaque application_data<V>`` at the start of ``plain`` with a minimal 1- or 2-byte length
+    (data under 16 KiB), as ``(data, end)``; ``None`` for anything else, which
+    :func:`read_application_data` then reads and, if wrong, names."""
+    if not plain:
+        return None
+    first = plain[0]
+    if first < 0x40:
+        start, size = 1, first
+    elif first < 0x80 and len(plain) > 1:
+        start, size = 2, ((first & 0x3F) << 8) | plain[1]
+        if size < 0x40:
+            return None
+    else:
+        return None
+    end = start + size
+    if end > len(plain):
+        return None
+    return plain[start:end], end
+
+
 def decrypt_content(
     suite: CipherSuite,
     msg: PrivateMessage,
@@ -408,15 +431,21 @@ def decrypt_content(
     """
     aad = _content_aad(msg.group_id, msg.epoch, msg.content_type, msg.authenticated_data)
     plain = suite.open(key, _guarded(nonce, sender_data.reuse_guard), aad, msg.ciphertext, "message content")
-    r = Reader(plain, "PrivateMessageContent")
-    parsed = body_reader(r)
-    at = r.position
+    fast = _application_data(plain) if body_reader is read_application_data else None
+    if fast is not None:  # the common case, read directly; anything else goes through the reader
+        parsed, at = cast(T, fast[0]), fast[1]
+    else:
+        r = Reader(plain, "PrivateMessageContent")
+        parsed = body_reader(r)
+        at = r.position
     body = plain[:at]
     commit = msg.content_type == ContentType.COMMIT
     end = at + 2 + _SIG_LEN
     if not commit and plain[at : at + 2] == _SIG_PREFIX and len(plain) >= end:
         signature, tag, at = plain[at + 2 : end], None, end  # the common case, read directly
     else:
+        r = Reader(plain, "PrivateMessageContent")
+        r.fixed(at, "content")  # the body, read above
         signature = r.opaque_exact("signature", _SIG_LEN)
         tag = r.opaque_exact("confirmation_tag", _TAG_LEN) if commit else None
         at = r.position
@@ -465,26 +494,42 @@ def protect_private_message(
     ct = content.content_type
     if (ct == ContentType.COMMIT) != (confirmation_tag is not None):
         raise UsageError("a confirmation tag is required for commits and forbidden otherwise")
-    if len(content.authenticated_data) > MAX_AUTHENTICATED_DATA or len(content.group_id) > MAX_GROUP_ID:
+    auth = (
+        framed_content_auth_data(signature, confirmation_tag)
+        if confirmation_tag is not None
+        else encode_varint(len(signature)) + signature
+    )
+    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)
+
+
+def _protect(
+    suite: CipherSuite,
+    content: FramedContent,
+    auth_data: bytes,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes,
+    padding_block: int,
+    rand: Callable[[int], bytes],
+) -> bytes:
+    """Seal ``body || FramedContentAuthData || padding`` under the sender's next ratchet key and
+    hide the sender behind the sender-data key (§6.3.1, §6.3.2)."""
+    group_id, ad, ct = content.group_id, content.authenticated_data, content.content_type
+    if len(ad) > MAX_AUTHENTICATED_DATA or len(group_id) > MAX_GROUP_ID:
         raise UsageError("group id or authenticated data is longer than the wire format allows")
-    parts = [content.body, encode_varint(len(signature)), signature]
-    if confirmation_tag is not None:
-        parts += (encode_varint(len(confirmation_tag)), confirmation_tag)
-    plain = b"".join(parts)
+    plain = content.body + auth_data
     if padding_block > 1:
         plain += bytes(-len(plain) % padding_block)
     if len(plain) + 16 > MAX_CIPHERTEXT:
         raise UsageError(f"message of {len(plain)} bytes is too large to send")
-    sd_aad = _sender_data_aad(content.group_id, content.epoch, ct)
-    aad = sd_aad + opaque(content.authenticated_data)
+    sd_aad = _sender_data_aad(group_id, content.epoch, ct)
+    aad = sd_aad + opaque(ad)
     generation, key, nonce = secret_tree.next_send(content.sender, ratchet_kind(ct))
     guard = rand(4)
     if len(guard) != 4:
         raise UsageError("rand(4) must return 4 bytes")
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
-    sd_plain = _U32.pack(content.sender) + _U32.pack(generation) + guard
-    esd = suite.seal(sd_key, sd_nonce, sd_aad, sd_plain)
+    esd = suite.seal(sd_key, sd_nonce, sd_aad, _SENDER_DATA.pack(content.sender, generation) + guard)
     return _private_message(aad, esd, ciphertext)
 
 
@@ -501,12 +546,5 @@ def protect_application(
     """:func:`protect_private_message` for application content (no confirmation tag)."""
     if content.content_type != ContentType.APPLICATION:
         raise UsageError("protect_application needs application content")
-    return protect_private_message(
-        suite,
-        content=content,
-        signature=signature,
-        secret_tree=secret_tree,
-        sender_data_secret=sender_data_secret,
-        padding_block=padding_block,
-        rand=rand,
-    )
+    auth = encode_varint(len(signature)) + signature
+    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)

@@ -210,6 +210,9 @@ class SecretTree:
         """
         r = self._ratchet(leaf, kind)
         nxt = r.next_gen
+        if generation == nxt and generation < _MAX_GENERATION:  # in order: the common case
+            key, nonce, after = self._step(r.secret, generation)
+            return KeyLookup(leaf, kind, generation, key, nonce, self, r.version, after, ())
         if generation < nxt:
             hit = r.skipped.get(generation)
             if hit is None:

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from groupchat.core import message_protection as mp
-from groupchat.core.codec import opaque
+from groupchat.core.codec import Reader, opaque
 from groupchat.core.errors import GroupChatError, InvalidValueError
 from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
@@ -128,3 +128,23 @@ def test_padding_after_the_signature_must_be_zero(suite: CipherSuite) -> None:
             suite, bad, sender_data_secret=_SD, secret_tree=SecretTree(suite, _ENC, 4),
             body_reader=read_application_data,
         )
+
+
+def test_the_direct_read_of_application_data_matches_the_reader() -> None:
+    """``decrypt_content``'s direct read of ``opaque application_data<V>`` gives what
+    ``read_application_data`` gives, or leaves the bytes to it (non-minimal, long, cut short)."""
+    rng = random.Random(7)
+    cases = [opaque(bytes(n)) + b"tail" for n in (0, 1, 63, 64, 200, 16_383, 16_384)]
+    cases += [b"", b"\x40", b"\x40\x05" + bytes(5), b"\x7f\xff", b"\x80\x00\x00\x05abcde", b"\xc0", b"\x05ab"]
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 6))) for _ in range(500)]
+    for plain in cases:
+        fast = mp._application_data(plain)
+        r = Reader(plain, "PrivateMessageContent")
+        try:
+            want: object = (read_application_data(r), r.position)
+        except GroupChatError:
+            want = None
+        if fast is not None:
+            assert fast == want, plain.hex()
+        elif want is not None:
+            assert plain[0] >= 0x80, plain.hex()  # of valid data, only 4-byte lengths go to the reader
