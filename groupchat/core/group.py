@@ -259,7 +259,8 @@ class Group(Joining, Protection):
         self._expire_previous_epoch()
         claim = peek(data)
         inp = _KIND_INPUTS[claim.kind]
-        self._require(inp)
+        if inp is not Input.RECEIVE_MESSAGE:  # that one was checked just above
+            self._require(inp)
         before = self.phase
         try:
             if inp is Input.RECEIVE_COMMIT:
