@@ -1,9 +1,10 @@
 """The per-message fast paths read exactly what the general code reads (issue 16: message speed).
 
 ``PrivateMessage.decode`` reads the common shape straight from the bytes and hands anything else
-to the general Reader-based decoder; ``decrypt_content`` reads an application message's signature
-directly. Here every shape around the fast path's limits, and many seeded mutations of real
-messages, must give the same message, or the same error, as the general decoder alone.
+to the general Reader-based decoder; ``decrypt_content`` reads an application message's data and
+signature directly; ``peek`` reads a short header's epoch directly. Here every shape around the
+fast paths' limits, and many seeded mutations of real messages, must give the same message, or the
+same error, as the general code alone.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from groupchat.core.message_protection import (
     sign_framed_content,
     verify_framed_content,
 )
+from groupchat.core.peek import peek as mp_peek
 from groupchat.core.secret_tree import SecretTree
 from groupchat.core.suite import CipherSuite
 
@@ -148,3 +150,27 @@ def test_the_direct_read_of_application_data_matches_the_reader() -> None:
             assert fast == want, plain.hex()
         elif want is not None:
             assert plain[0] >= 0x80, plain.hex()  # of valid data, only 4-byte lengths go to the reader
+
+
+def _reference_epoch(data: bytes) -> int | None:
+    """The claimed epoch as ``peek``'s general path reads it (``None`` if the header is cut)."""
+    try:
+        r = Reader(data, "message header")
+        r.u16("version")
+        r.u16("wire_format")
+        r.opaque("group_id", 255)
+        return r.u64("epoch")
+    except GroupChatError:
+        return None
+
+
+def test_peek_reads_the_epoch_as_the_general_reader_does() -> None:
+    rng = random.Random(5)
+    head = (1).to_bytes(2, "big") + WireFormat.PRIVATE_MESSAGE.to_bytes(2, "big")
+    cases = []
+    for n in (0, 1, 62, 63, 64, 65, 255):
+        full = head + opaque(bytes(n)) + (7).to_bytes(8, "big") + b"rest"
+        cases += [full[:cut] for cut in range(4, len(full) + 1)]
+    cases += [head + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80))) for _ in range(2000)]
+    for data in cases:
+        assert mp_peek(data).epoch == _reference_epoch(data), data.hex()
