@@ -82,9 +82,21 @@ class PathSecrets:
 
     leaf: int
     secrets: dict[int, bytes] = field(default_factory=dict)
+    # The X25519 key objects of some of those secrets, as node -> (secret, key), used only while
+    # the node still holds that secret: the next climb starts from one of them, and loading a
+    # private key costs a scalar multiplication (pyca computes its public key). Dropped with the
+    # secrets: a new PathSecrets starts empty.
+    keys: dict[int, tuple[bytes, X25519PrivateKey]] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # never print secrets
         return f"PathSecrets(leaf={self.leaf}, nodes={sorted(self.secrets)})"
+
+    def key(self, node: int, secret: bytes) -> X25519PrivateKey:
+        """The key object of ``secret``, the secret ``node`` holds: cached, or loaded."""
+        hit = self.keys.get(node)
+        if hit is not None and hit[0] == secret:
+            return hit[1]
+        return X25519PrivateKey.from_private_bytes(secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +450,7 @@ class RatchetTree:
         secret = leaf_secret
         if capture is not None and 2 * leaf in wanted:
             capture.secrets[2 * leaf] = secret
+            capture.keys[2 * leaf] = (secret, sk)
         pubs = [pub]
         x = 2 * leaf
         for p in tm.direct_path(x, self._capacity):
@@ -454,6 +467,7 @@ class RatchetTree:
                 if p in wanted:
                     assert capture is not None
                     capture.secrets[p] = secret
+                    capture.keys[p] = (secret, sk)
             self._refresh(p)
             x = p
         return pubs, secret
@@ -511,15 +525,16 @@ class RatchetTree:
         """
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
-        secret = out.secrets[x]
+        secret, held = out.secrets[x], x  # the secret we climb from, and the node holding it
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
+        fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
         for p in tm.direct_path(x, self._capacity):
             reached = reached or p == lowest_changed
             own = self._own[p]
             if not reached:
                 if own is not None:
-                    secret = out.secrets[p]
+                    secret, held = out.secrets[p], p
                     sk = None
                 x = p
                 continue
@@ -531,7 +546,7 @@ class RatchetTree:
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
-                    sk = X25519PrivateKey.from_private_bytes(secret)
+                    sk = me.key(held, secret)
                 secret = node_secret(self.suite, sk, other, lft, rgt)
                 sk = X25519PrivateKey.from_private_bytes(secret)
                 if sk.public_key().public_bytes_raw() != own:
@@ -539,7 +554,11 @@ class RatchetTree:
                         f"public key of node {p} does not match the secret we derive for it"
                     )
                 out.secrets[p] = secret
+                fresh[p] = (secret, sk)
             x = p
+        out.keys = {
+            node: hit for node, hit in {**me.keys, **fresh}.items() if out.secrets.get(node) == hit[0]
+        }
         return out
 
     # --- serialisation for welcomes and stored states (layout: .tree_codec) -----------------
