@@ -547,6 +547,7 @@ class RatchetTree:
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
                     sk = me.key(held, secret)
+                    fresh[held] = (secret, sk)  # kept: the next climb may start here again
                 secret = node_secret(self.suite, sk, other, lft, rgt)
                 sk = X25519PrivateKey.from_private_bytes(secret)
                 if sk.public_key().public_bytes_raw() != own:
