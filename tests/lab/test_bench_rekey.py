@@ -156,8 +156,9 @@ def test_rekey_report_prints_its_targets_from_the_code_met_or_not(
     messages = [row for row in rows if row.lstrip().startswith("message ")]
     assert len(messages) == 2
     assert all(re.search(r"\d+\.\d\dx +≤ 1\.[35]x +(met|NOT met) ", r) for r in messages), messages
-    n1024 = [row for row in rows if "(n = 1024" in row]
+    n1024 = [row for row in rows if row not in messages]
     assert n1024 and all("not measured" in row for row in n1024)  # n = 1024 was not run
+    assert all("(n = 8)" in row for row in messages)  # judged at the largest size run, and said so
     assert "need 1024 in --sizes" in body
     joiner = _rows(text, "Joiner with full verification")
     assert joiner and all(r[-1] == "met" or r[-2:] == ["NOT", "met"] for r in joiner), joiner

@@ -188,7 +188,7 @@ class _Report:
         depend on them."""
         at = {s["n"]: s for s in summaries}
         s = at.get(TARGET_N)
-        at_n = f"n = {TARGET_N}"
+        at_n = ""  # the heading says n = TARGET_N unless a row says otherwise
 
         def add(key: str, value: float | None, label: str = at_n) -> None:
             t = target(key)
@@ -205,10 +205,10 @@ class _Report:
         for op in ("update", "remove"):
             add(f"rekey.{op}.typical", s["ops"][op]["process"]["typical"]["x_floor"] if s else None)
         add("rekey.commit_bytes", max(s["ops"][op]["commit_bytes_x_floor"] for op in _OPS) if s else None,
-            f"{at_n}, largest op")
+            "largest op")
         taint = s["taint"].values() if s else ()
         for t in taint:
-            add("rekey.taint.worst", t["worst_x_floor"], f"{at_n}, {t['variant']} k={t['k']}")
+            add("rekey.taint.worst", t["worst_x_floor"], f"{t['variant']} k={t['k']}")
         if not taint:
             add("rekey.taint.worst", None)
         add("rekey.welcome", s["ops"]["add"]["welcome_bytes"] / 1000 if s else None)
@@ -217,8 +217,10 @@ class _Report:
         add("rekey.join.send", j["x_floor"] if j else None)
         # Messages do not depend much on n: judge the largest size measured.
         m = summaries[-1]["message"]
+        largest = summaries[-1]["n"]
+        where = "" if largest == TARGET_N else f"n = {largest}"
         for what in ("encrypt", "decrypt"):
-            add(f"rekey.message.{what}", m[f"{what}_x_floor"], f"n = {summaries[-1]['n']}")
+            add(f"rekey.message.{what}", m[f"{what}_x_floor"], where)
         for big in (x for x in summaries if x["n"] > TARGET_N):
             for op in ("update", "remove"):
                 add("rekey.large.commit", big["ops"][op]["create_x_floor"], f"n = {big['n']}, {op}")
