@@ -338,6 +338,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.schemes.tree.taint': [
         'add_targets', 'check_commit', 'required_rekeys',
     ],
+    'groupchat.core.schemes.tree.tree_codec': [
+        'FORMAT', 'MAX_CAPACITY', 'PublicTree', 'decode_public_tree', 'encode_public_tree',
+    ],
     'groupchat.core.secret_tree': [
         'KeyLookup', 'RatchetKind', 'SecretTree',
     ],
@@ -379,6 +382,9 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.bench.session': [
         'main',
+    ],
+    'groupchat.lab.bench.targets': [
+        'TARGETS', 'Target', 'header', 'target', 'target_line', 'verdict',
     ],
     'groupchat.lab.bench.tree': [
         'OPS', 'OpSamples', 'SizeResult', 'TAINT_KS', 'TAINT_VARIANTS', 'TaintSamples', 'bench_size',

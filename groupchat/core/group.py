@@ -275,7 +275,8 @@ class Group(Joining, Protection):
             refusal.epoch = claim.epoch
             raise refusal
         inp = _KIND_INPUTS[claim.kind]
-        self._require(inp)
+        if inp is not Input.RECEIVE_MESSAGE:  # that one was checked just above
+            self._require(inp)
         before = self.phase
         try:
             if inp is Input.RECEIVE_COMMIT:

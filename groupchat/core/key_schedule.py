@@ -8,13 +8,14 @@ and the confirmation tag proves that sender and receiver derived the same epoch 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from .codec import Reader, Writer, opaque
 from .errors import InvalidValueError, UnknownVersionError, UsageError
-from .suite import CipherSuite
+from .suite import CipherSuite, expand_block
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -146,7 +147,11 @@ def epoch_secrets_from_joiner(
     nh = suite.hash_len
     member = _member_secret(suite, joiner_secret, psk_secret)
     epoch = suite.expand_with_label(member, b"epoch", group_context, nh)
-    ds = suite.derive_secret
+    infos = _derive_infos(suite.label_prefix)
+
+    def ds(secret: bytes, label: bytes) -> bytes:  # DeriveSecret: one HKDF-Expand block (Nh = 32)
+        return expand_block(secret, infos[label])
+
     return EpochSecrets(
         joiner_secret=joiner_secret,
         welcome_secret=ds(member, b"welcome"),
@@ -161,6 +166,27 @@ def epoch_secrets_from_joiner(
         resumption_psk=ds(epoch, b"resumption"),
         init_secret=ds(epoch, b"init"),
     )
+
+
+_DERIVED_LABELS: Final = (
+    b"welcome",
+    b"sender data",
+    b"encryption",
+    b"exporter",
+    b"authentication",
+    b"external",
+    b"confirm",
+    b"membership",
+    b"resumption",
+    b"init",
+)
+
+
+@functools.cache
+def _derive_infos(prefix: bytes) -> dict[bytes, bytes]:
+    """The KDFLabel of ``DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh)`` for
+    each label of the schedule (§8), built once per prefix: ``uint16 Nh || V(prefix + label) || V("")``."""
+    return {label: _NH.to_bytes(2, "big") + opaque(prefix + label) + opaque(b"") for label in _DERIVED_LABELS}
 
 
 def _member_secret(suite: CipherSuite, joiner_secret: bytes, psk_secret: bytes | None) -> bytes:

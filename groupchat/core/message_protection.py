@@ -21,18 +21,20 @@ Receiving is split so that nothing changes state until the message is authentica
 
 from __future__ import annotations
 
+import functools
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Reader, Writer, encode_varint
-from .errors import InvalidValueError, UnknownVersionError, UsageError
+from .codec import Reader, Writer, encode_varint, opaque
+from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
-from .suite import CipherSuite
+from .suite import CipherSuite, expand_block
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -71,9 +73,16 @@ MAX_APPLICATION_DATA: Final = 1 << 20
 MAX_CIPHERTEXT: Final = (1 << 20) + 4096  # room for the data plus signature, tag and padding
 _SIG_LEN: Final = 64  # Ed25519
 _TAG_LEN: Final = 32  # HMAC-SHA256
+_SIG_PREFIX: Final = encode_varint(_SIG_LEN)  # the length of V(signature): 0x4040
 _SENDER_DATA_LEN: Final = 12
 _SENDER_DATA_CT_LEN: Final = _SENDER_DATA_LEN + 16  # both AEADs have a 16-byte tag
 _MEMBER: Final = 1  # SenderType.member (§6)
+# The per-message encodings below are joined from struct-packed pieces rather than built with a
+# Writer: they run on every message (issue 16: message costs near their primitive floor).
+_U32: Final = struct.Struct(">I")
+_EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
+_SENDER: Final = struct.Struct(">QBI")  # uint64 epoch || uint8 sender_type || uint32 leaf
+_SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
 
 
 class ContentType(IntEnum):
@@ -129,22 +138,22 @@ class FramedContent:
     body: bytes = field(repr=False)
 
     def encode(self) -> bytes:
-        return (
-            Writer()
-            .opaque(self.group_id)
-            .u64(self.epoch)
-            .u8(_MEMBER)
-            .u32(self.sender)
-            .opaque(self.authenticated_data)
-            .u8(self.content_type)
-            .raw(self.body)
-            .bytes()
+        try:
+            sender = _SENDER.pack(self.epoch, _MEMBER, self.sender)
+            content_type = bytes((self.content_type,))
+        except (struct.error, ValueError):
+            raise ConfigError(f"epoch {self.epoch} or leaf {self.sender} does not fit its field") from None
+        return b"".join(
+            (opaque(self.group_id), sender, opaque(self.authenticated_data), content_type, self.body)
         )
+
+
+_TBS_HEAD: Final = {wf: PROTOCOL_VERSION.to_bytes(2, "big") + wf.to_bytes(2, "big") for wf in WireFormat}
 
 
 def framed_content_tbs(wire_format: WireFormat, content: FramedContent, group_context: bytes) -> bytes:
     """``FramedContentTBS`` for a member sender: version || wire_format || content || GroupContext."""
-    return Writer().u16(PROTOCOL_VERSION).u16(wire_format).raw(content.encode()).raw(group_context).bytes()
+    return _TBS_HEAD[wire_format] + content.encode() + group_context
 
 
 def sign_framed_content(
@@ -239,36 +248,83 @@ class PrivateMessage:
 
     def encode(self) -> bytes:
         """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(2) || PrivateMessage."""
-        return (
-            Writer()
-            .u16(PROTOCOL_VERSION)
-            .u16(WireFormat.PRIVATE_MESSAGE)
-            .opaque(self.group_id)
-            .u64(self.epoch)
-            .u8(self.content_type)
-            .opaque(self.authenticated_data)
-            .opaque(self.encrypted_sender_data)
-            .opaque(self.ciphertext)
-            .bytes()
-        )
+        aad = _content_aad(self.group_id, self.epoch, self.content_type, self.authenticated_data)
+        return _private_message(aad, self.encrypted_sender_data, self.ciphertext)
 
     @classmethod
     def decode(cls, data: bytes) -> PrivateMessage:
         """Parse ``MLSMessage(PrivateMessage)``, checking version, wire format and field limits."""
-        r = Reader(data, "PrivateMessage")
-        read_message_header(r, WireFormat.PRIVATE_MESSAGE, "a private message")
-        group_id = r.opaque("group_id", MAX_GROUP_ID)
-        epoch = r.u64("epoch")
-        content_type = _content_type(r.u8("content_type"))
-        authenticated_data = r.opaque("authenticated_data", MAX_AUTHENTICATED_DATA)
-        esd = r.opaque_exact("encrypted_sender_data", _SENDER_DATA_CT_LEN)
-        ciphertext = r.opaque("ciphertext", MAX_CIPHERTEXT)
-        r.end()
-        return cls(group_id, epoch, content_type, authenticated_data, esd, ciphertext)
+        fast = _decode_common(data)
+        return fast if fast is not None else _decode_general(data)
 
     def _sender_data_aad(self) -> bytes:
         """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2)."""
-        return Writer().opaque(self.group_id).u64(self.epoch).u8(self.content_type).bytes()
+        return _sender_data_aad(self.group_id, self.epoch, self.content_type)
+
+
+def _decode_general(data: bytes) -> PrivateMessage:
+    """The general :meth:`PrivateMessage.decode`: every shape the format allows, every error named."""
+    r = Reader(data, "PrivateMessage")
+    read_message_header(r, WireFormat.PRIVATE_MESSAGE, "a private message")
+    group_id = r.opaque("group_id", MAX_GROUP_ID)
+    epoch = r.u64("epoch")
+    content_type = _content_type(r.u8("content_type"))
+    authenticated_data = r.opaque("authenticated_data", MAX_AUTHENTICATED_DATA)
+    esd = r.opaque_exact("encrypted_sender_data", _SENDER_DATA_CT_LEN)
+    ciphertext = r.opaque("ciphertext", MAX_CIPHERTEXT)
+    r.end()
+    return PrivateMessage(group_id, epoch, content_type, authenticated_data, esd, ciphertext)
+
+
+_PRIVATE_HEAD: Final = _TBS_HEAD[WireFormat.PRIVATE_MESSAGE]
+_CONTENT_TYPES: Final = {int(t): t for t in ContentType}
+
+
+def _decode_common(data: bytes) -> PrivateMessage | None:
+    """:meth:`PrivateMessage.decode` of the common shape, read straight from the bytes: group id and
+    authenticated data under 64 bytes (1-byte lengths), a ciphertext under 16 KiB. ``None`` for
+    anything else, valid or not; the general decoder then reads it and names what is wrong."""
+    if type(data) is not bytes or data[:4] != _PRIVATE_HEAD or len(data) < 48:
+        return None
+    gid_end = 5 + data[4]
+    if data[4] >= 64 or len(data) < gid_end + 12:
+        return None
+    epoch, content_type = _EPOCH_CT.unpack_from(data, gid_end)
+    ct = _CONTENT_TYPES.get(content_type)
+    at = gid_end + 9
+    ad_end = at + 1 + data[at]
+    if ct is None or data[at] >= 64 or len(data) < ad_end + 30 or data[ad_end] != _SENDER_DATA_CT_LEN:
+        return None
+    esd_end = ad_end + 1 + _SENDER_DATA_CT_LEN
+    first = data[esd_end]
+    if first < 0x40:  # 1-byte length
+        start, size = esd_end + 1, first
+    elif first < 0x80 and len(data) > esd_end + 1:  # 2-byte length, minimal iff ≥ 64
+        start, size = esd_end + 2, ((first & 0x3F) << 8) | data[esd_end + 1]
+        if size < 0x40:
+            return None
+    else:
+        return None
+    if start + size != len(data):
+        return None
+    return PrivateMessage(
+        data[5:gid_end], epoch, ct, data[at + 1 : ad_end], data[ad_end + 1 : esd_end], data[start:]
+    )
+
+
+def _private_message(content_aad: bytes, encrypted_sender_data: bytes, ciphertext: bytes) -> bytes:
+    """``MLSMessage(PrivateMessage)`` from its PrivateContentAAD, which is exactly the fields from
+    ``group_id`` to ``authenticated_data`` (§6.3, §6.3.1), and the two ciphertexts."""
+    esd = opaque(encrypted_sender_data)
+    return b"".join((_PRIVATE_HEAD, content_aad, esd, encode_varint(len(ciphertext)), ciphertext))
+
+
+def _sender_data_aad(group_id: bytes, epoch: int, content_type: int) -> bytes:
+    """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2)."""
+    try:
+        return opaque(group_id) + _EPOCH_CT.pack(epoch, content_type)
+    except struct.error:
+        raise ConfigError(f"epoch {epoch} or content type {content_type} does not fit its field") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,13 +336,26 @@ class SenderData:
     reuse_guard: bytes
 
 
+@functools.cache
+def _sender_data_labels(prefix: bytes, key_len: int, nonce_len: int) -> tuple[bytes, bytes]:
+    """The constant heads ``uint16 L || V(prefix + label)`` of the "key" and "nonce" KDFLabels (§8)."""
+    return (
+        key_len.to_bytes(2, "big") + opaque(prefix + b"key"),
+        nonce_len.to_bytes(2, "big") + opaque(prefix + b"nonce"),
+    )
+
+
 def _sender_data_key_nonce(
     suite: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
+    """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
+    HKDF block, so each is one :func:`~groupchat.core.suite.expand_block`."""
     # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
-    sample = ciphertext[: suite.hash_len]
-    key = suite.expand_with_label(sender_data_secret, b"key", sample, suite.key_len)
-    nonce = suite.expand_with_label(sender_data_secret, b"nonce", sample, suite.nonce_len)
+    key_len, nonce_len = suite.key_len, suite.nonce_len
+    key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
+    context = opaque(ciphertext[: suite.hash_len])
+    key = expand_block(sender_data_secret, key_head + context)[:key_len]
+    nonce = expand_block(sender_data_secret, nonce_head + context)[:nonce_len]
     return key, nonce
 
 
@@ -296,7 +365,8 @@ def decrypt_sender_data(suite: CipherSuite, msg: PrivateMessage, sender_data_sec
     plain = suite.open(key, nonce, msg._sender_data_aad(), msg.encrypted_sender_data, "sender data")
     if len(plain) != _SENDER_DATA_LEN:
         raise InvalidValueError(f"sender data must be {_SENDER_DATA_LEN} bytes, got {len(plain)}")
-    return SenderData(int.from_bytes(plain[0:4], "big"), int.from_bytes(plain[4:8], "big"), plain[8:12])
+    leaf, generation = _SENDER_DATA.unpack_from(plain)
+    return SenderData(leaf, generation, plain[8:12])
 
 
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
@@ -306,8 +376,8 @@ def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
 
 
 def _content_aad(msg_group_id: bytes, epoch: int, content_type: int, authenticated_data: bytes) -> bytes:
-    """``PrivateContentAAD`` (§6.3.1)."""
-    return Writer().opaque(msg_group_id).u64(epoch).u8(content_type).opaque(authenticated_data).bytes()
+    """``PrivateContentAAD = SenderDataAAD || V(authenticated_data)`` (§6.3.1)."""
+    return _sender_data_aad(msg_group_id, epoch, content_type) + opaque(authenticated_data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +395,27 @@ def read_application_data(r: Reader) -> bytes:
     return r.opaque("application_data", MAX_APPLICATION_DATA)
 
 
+def _application_data(plain: bytes) -> tuple[bytes, int] | None:
+    """``opaque application_data<V>`` at the start of ``plain`` with a minimal 1- or 2-byte length
+    (data under 16 KiB), as ``(data, end)``; ``None`` for anything else, which
+    :func:`read_application_data` then reads and, if wrong, names."""
+    if not plain:
+        return None
+    first = plain[0]
+    if first < 0x40:
+        start, size = 1, first
+    elif first < 0x80 and len(plain) > 1:
+        start, size = 2, ((first & 0x3F) << 8) | plain[1]
+        if size < 0x40:
+            return None
+    else:
+        return None
+    end = start + size
+    if end > len(plain):
+        return None
+    return plain[start:end], end
+
+
 def decrypt_content(
     suite: CipherSuite,
     msg: PrivateMessage,
@@ -340,13 +431,25 @@ def decrypt_content(
     """
     aad = _content_aad(msg.group_id, msg.epoch, msg.content_type, msg.authenticated_data)
     plain = suite.open(key, _guarded(nonce, sender_data.reuse_guard), aad, msg.ciphertext, "message content")
-    r = Reader(plain, "PrivateMessageContent")
-    parsed = body_reader(r)
-    body = plain[: r.position]
-    signature = r.opaque_exact("signature", _SIG_LEN)
-    tag = r.opaque_exact("confirmation_tag", _TAG_LEN) if msg.content_type == ContentType.COMMIT else None
-    padding = r.fixed(r.remaining, "padding")
-    if padding.count(0) != len(padding):
+    fast = _application_data(plain) if body_reader is read_application_data else None
+    if fast is not None:  # the common case, read directly; anything else goes through the reader
+        parsed, at = cast(T, fast[0]), fast[1]
+    else:
+        r = Reader(plain, "PrivateMessageContent")
+        parsed = body_reader(r)
+        at = r.position
+    body = plain[:at]
+    commit = msg.content_type == ContentType.COMMIT
+    end = at + 2 + _SIG_LEN
+    if not commit and plain[at : at + 2] == _SIG_PREFIX and len(plain) >= end:
+        signature, tag, at = plain[at + 2 : end], None, end  # the common case, read directly
+    else:
+        r = Reader(plain, "PrivateMessageContent")
+        r.fixed(at, "content")  # the body, read above
+        signature = r.opaque_exact("signature", _SIG_LEN)
+        tag = r.opaque_exact("confirmation_tag", _TAG_LEN) if commit else None
+        at = r.position
+    if plain.count(0, at) != len(plain) - at:
         raise InvalidValueError("message padding contains non-zero bytes")
     content = FramedContent(
         msg.group_id, msg.epoch, sender_data.leaf, msg.authenticated_data, msg.content_type, body
@@ -391,29 +494,43 @@ def protect_private_message(
     ct = content.content_type
     if (ct == ContentType.COMMIT) != (confirmation_tag is not None):
         raise UsageError("a confirmation tag is required for commits and forbidden otherwise")
-    if len(content.authenticated_data) > MAX_AUTHENTICATED_DATA or len(content.group_id) > MAX_GROUP_ID:
+    auth = (
+        framed_content_auth_data(signature, confirmation_tag)
+        if confirmation_tag is not None
+        else encode_varint(len(signature)) + signature
+    )
+    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)
+
+
+def _protect(
+    suite: CipherSuite,
+    content: FramedContent,
+    auth_data: bytes,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes,
+    padding_block: int,
+    rand: Callable[[int], bytes],
+) -> bytes:
+    """Seal ``body || FramedContentAuthData || padding`` under the sender's next ratchet key and
+    hide the sender behind the sender-data key (§6.3.1, §6.3.2)."""
+    group_id, ad, ct = content.group_id, content.authenticated_data, content.content_type
+    if len(ad) > MAX_AUTHENTICATED_DATA or len(group_id) > MAX_GROUP_ID:
         raise UsageError("group id or authenticated data is longer than the wire format allows")
-    parts = [content.body, encode_varint(len(signature)), signature]
-    if confirmation_tag is not None:
-        parts += (encode_varint(len(confirmation_tag)), confirmation_tag)
-    plain = b"".join(parts)
+    plain = content.body + auth_data
     if padding_block > 1:
         plain += bytes(-len(plain) % padding_block)
     if len(plain) + 16 > MAX_CIPHERTEXT:
         raise UsageError(f"message of {len(plain)} bytes is too large to send")
+    sd_aad = _sender_data_aad(group_id, content.epoch, ct)
+    aad = sd_aad + opaque(ad)
     generation, key, nonce = secret_tree.next_send(content.sender, ratchet_kind(ct))
     guard = rand(4)
     if len(guard) != 4:
         raise UsageError("rand(4) must return 4 bytes")
-    aad = _content_aad(content.group_id, content.epoch, ct, content.authenticated_data)
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
-    sd_plain = content.sender.to_bytes(4, "big") + generation.to_bytes(4, "big") + guard
-    sd_aad = Writer().opaque(content.group_id).u64(content.epoch).u8(ct).bytes()
-    esd = suite.seal(sd_key, sd_nonce, sd_aad, sd_plain)
-    return PrivateMessage(
-        content.group_id, content.epoch, ct, content.authenticated_data, esd, ciphertext
-    ).encode()
+    esd = suite.seal(sd_key, sd_nonce, sd_aad, _SENDER_DATA.pack(content.sender, generation) + guard)
+    return _private_message(aad, esd, ciphertext)
 
 
 def protect_application(
@@ -429,12 +546,5 @@ def protect_application(
     """:func:`protect_private_message` for application content (no confirmation tag)."""
     if content.content_type != ContentType.APPLICATION:
         raise UsageError("protect_application needs application content")
-    return protect_private_message(
-        suite,
-        content=content,
-        signature=signature,
-        secret_tree=secret_tree,
-        sender_data_secret=sender_data_secret,
-        padding_block=padding_block,
-        rand=rand,
-    )
+    auth = encode_varint(len(signature)) + signature
+    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)

@@ -56,6 +56,9 @@ def peek(data: bytes) -> Peek:
         raise InvalidValueError(f"unknown wire format {wire_format}")
     if kind is MessageKind.WELCOME:
         return Peek(kind, None)
+    n = data[4] if len(data) > 4 else 0x40
+    if n < 0x40 and len(data) >= 13 + n:  # a group id under 64 bytes (1-byte length): read directly
+        return Peek(kind, int.from_bytes(data[5 + n : 13 + n], "big"))
     try:
         r = Reader(data, "message header")
         r.u16("version")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from hmac import digest as _hmac
 from itertools import islice
 from typing import Final
 
@@ -137,13 +138,16 @@ class SecretTree:
     # --- derivation ---------------------------------------------------------------------------
 
     def _step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
-        """DeriveTreeSecret for "key", "nonce" and "secret" at ``generation`` (§9.1)."""
-        ctx = b"\x04" + generation.to_bytes(4, "big")  # V(uint32 generation)
+        """DeriveTreeSecret for "key", "nonce" and "secret" at ``generation`` (§9.1).
+
+        Each is one HKDF-Expand block, ``HMAC(secret, info || 0x01)`` (:func:`expand_block`),
+        called directly: this runs once per message sent or received.
+        """
+        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"  # V(uint32 generation), block 1
         kp, np_, sp = self._tree_pfx
-        key = expand_block(secret, kp + ctx)[: self._key_len]
-        nonce = expand_block(secret, np_ + ctx)[:12]
-        nxt = expand_block(secret, sp + ctx)
-        return key, nonce, nxt
+        key = _hmac(secret, kp + ctx, "sha256")[: self._key_len]
+        nonce = _hmac(secret, np_ + ctx, "sha256")[:12]
+        return key, nonce, _hmac(secret, sp + ctx, "sha256")
 
     def _next_secret(self, secret: bytes, generation: int) -> bytes:
         ctx = b"\x04" + generation.to_bytes(4, "big")
@@ -206,6 +210,9 @@ class SecretTree:
         """
         r = self._ratchet(leaf, kind)
         nxt = r.next_gen
+        if generation == nxt and generation < _MAX_GENERATION:  # in order: the common case
+            key, nonce, after = self._step(r.secret, generation)
+            return KeyLookup(leaf, kind, generation, key, nonce, self, r.version, after, ())
         if generation < nxt:
             hit = r.skipped.get(generation)
             if hit is None:

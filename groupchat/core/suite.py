@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-from .codec import Writer, encode_varint, opaque
+from .codec import encode_varint, opaque
 from .errors import (
     ConfigError,
     ConfirmationError,
@@ -207,7 +207,8 @@ class CipherSuite:
     # --- signatures --------------------------------------------------------------------------
 
     def _sign_content(self, label: bytes, content: bytes) -> bytes:
-        return Writer().opaque(self.label_prefix + label).opaque(content).bytes()
+        """``SignContent = V(prefix + label) || V(content)`` (§5.1.2)."""
+        return _label_vector(self.label_prefix, label) + encode_varint(len(content)) + content
 
     def sign_with_label(self, key: Ed25519PrivateKey, label: bytes, content: bytes) -> bytes:
         return key.sign(self._sign_content(label, content))
@@ -217,7 +218,7 @@ class CipherSuite:
     ) -> None:
         """Verify an Ed25519 SignWithLabel signature; raise :class:`SignatureError` if it fails."""
         try:
-            pk = Ed25519PublicKey.from_public_bytes(public_key)
+            pk = _ed25519_public(public_key)
         except ValueError as exc:
             raise InvalidPublicKeyError(f"{what}: malformed Ed25519 public key") from exc
         try:
@@ -273,6 +274,19 @@ class CipherSuite:
             return self._aead.cls(key).decrypt(nonce, ciphertext, aad)
         except InvalidTag:
             raise DecryptionError(f"{what}: authentication failed (wrong key or tampered)") from None
+
+
+@functools.cache
+def _label_vector(prefix: bytes, label: bytes) -> bytes:
+    """``V(prefix + label)``, the constant head of a SignContent."""
+    return opaque(prefix + label)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ed25519_public(key: bytes) -> Ed25519PublicKey:
+    """The parsed key of a signer: members' identity keys recur on every message they send, and a
+    parsed key is immutable. A malformed key raises ValueError (and is not cached)."""
+    return Ed25519PublicKey.from_public_bytes(key)
 
 
 @functools.cache

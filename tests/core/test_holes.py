@@ -22,6 +22,7 @@ import os
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from group_harness import Harness, fingerprint, snapshot, welcome_for
+from test_tree_decoding import legacy_encoding
 
 from groupchat.core.codec import MAX_VARINT, Reader, Writer, encode_varint
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
@@ -58,6 +59,7 @@ from groupchat.core.message_protection import (
     _sender_data_key_nonce,
     sign_framed_content,
 )
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.lab.clock import ManualClock
 
@@ -197,11 +199,17 @@ def test_control_the_same_welcome_with_a_validly_signed_extra_member_is_accepted
     assert [m.display_name for m in group.members()] == ["m0", "m1", "m2", "real", "joiner"]
 
 
-def test_welcome_listing_a_request_for_another_group_is_refused() -> None:
+def test_welcome_listing_a_request_for_another_group_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compact tree encoding writes the group id once, so it cannot list a request for
+    another group (the encoder refuses); the legacy encoding, still read, can. The adder sends it."""
     h = harness(3)
     elsewhere = JoinRequest.create(h.suite, Identity.generate(), b"another-room", "wanderer").request
     joiner = request(h, "joiner")
+    with pytest.raises(UsageError, match="more than one group"):
+        malicious_welcome(h, "m0", joiner, elsewhere)
+    monkeypatch.setattr(RatchetTree, "encode", legacy_encoding)
     welcome = malicious_welcome(h, "m0", joiner, elsewhere)
+    monkeypatch.undo()
     with pytest.raises(GroupChatError) as info:
         Group.join(joiner, welcome, h.config)
     assert type(info.value) is ForgedMemberError and info.value.leaf == 3

@@ -357,11 +357,15 @@ def test_taint_is_in_the_tree_hash_and_the_welcome_encoding() -> None:
 def test_decoded_tree_must_not_be_tainted_by_a_non_member() -> None:
     h = settled(3)
     h.remove("m1", "m3")  # slot 3 vacant, tainted by 1
-    data = bytearray(h.members["m0"]._tree.encode())
-    # The vacant leaf 3 is the last leaf: its 4-byte chooser is the last field of the encoding.
-    assert data[-4:] == (1).to_bytes(4, "big")
+    tree = h.members["m0"]._tree
+    data = bytearray(tree.encode())
+    # The vacant leaf 3 is the last leaf: its uint16 chooser is the last leaf field, followed only
+    # by the keys of the three keyed parents (docs/protocol.md §4.3).
+    assert tree.capacity == 4 and all(tree.own_key(x) is not None for x in (1, 3, 5))
+    at = len(data) - 3 * 32 - 2
+    assert data[at : at + 2] == (1).to_bytes(2, "big")
     for bad in (3, 5, 6):  # itself, a blank leaf, past the capacity... all not another member
-        data[-4:] = bad.to_bytes(4, "big")
+        data[at : at + 2] = bad.to_bytes(2, "big")
         with pytest.raises(InvalidValueError, match="tainted by leaf"):
             RatchetTree.decode(h.suite, bytes(data))
 

@@ -25,6 +25,10 @@ __all__ = ["TRANSITIONS", "Input", "Phase", "check", "check_transition", "phase_
 class Phase(enum.Enum):
     """Where one member stands in the life of its group."""
 
+    # Members are singletons: hash by identity, in C, not Enum's hash of the name in Python (the
+    # guards look phases and inputs up in TRANSITIONS on every message).
+    __hash__ = object.__hash__
+
     MEMBER = "member"  # at an epoch, nothing of ours in flight
     COMMITTING = "committing"  # our commit awaits the relay's echo (it wins or loses the epoch)
     AGREEING = "agreeing"  # a multi-round scheme's run for the next epoch is under way
@@ -35,6 +39,8 @@ class Phase(enum.Enum):
 
 class Input(enum.Enum):
     """What a caller can ask of the machine (the methods of ``Group``)."""
+
+    __hash__ = object.__hash__  # as Phase's
 
     ENCRYPT = "encrypt"  # protect an application message
     EXPORT = "export"  # export a secret or read the epoch authenticator (reads, no change)

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .targets import Target, header, target, target_line, verdict
+
 if TYPE_CHECKING:
     from ...client.notices import Notice
     from ...client.session import ChatSession
@@ -38,7 +40,12 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 ROOM = "bench"
-TARGET = 1.5
+# The rows of the report that carry a target (the others are printed for information).
+_ROW_TARGETS: dict[str, Target] = {
+    "join to ready": target("session.join"),
+    "rekey, all in new epoch": target("session.rekey"),
+    "fan-out p50": target("session.fanout"),
+}
 
 
 # --- the relay subprocess ------------------------------------------------------------------------
@@ -329,8 +336,8 @@ async def _measure(n: int, args: argparse.Namespace) -> Figures:
     return fig
 
 
-def _report(fig: Figures) -> list[float]:
-    """Print one size's rows; return its ratios."""
+def _report(fig: Figures) -> list[tuple[Target, float]]:
+    """Print one size's rows; return each target's measured ratio."""
     rows = [
         ("join to ready", statistics.median(fig.join_session), statistics.median(fig.join_core)),
         ("rekey, all in new epoch", statistics.median(fig.rekey_session), statistics.median(fig.rekey_core)),
@@ -346,12 +353,16 @@ def _report(fig: Figures) -> list[float]:
           f"{len(fig.join_session)} joins, {len(fig.rekey_session)} rekeys, "
           f"{len(fig.fan_session)} deliveries)")
     print(f"    idle: {fig.idle_cpu * 1e3:.2f} ms CPU per session per second (timers, no traffic)")
-    ratios = []
+    measured: list[tuple[Target, float]] = []
     for label, session, core in rows:
         ratio = session / core if core > 0 else float("inf")
-        ratios.append(ratio)
-        print(f"    {label:<24} session {session * 1e3:9.2f} ms   core {core * 1e3:9.2f} ms   {ratio:6.2f}x")
-    return ratios
+        t = _ROW_TARGETS.get(label)
+        mark = f"  {verdict(ratio, t)} (≤ {t.limit:g}x)" if t is not None else ""
+        if t is not None:
+            measured.append((t, ratio))
+        print(f"    {label:<24} session {session * 1e3:9.2f} ms   core {core * 1e3:9.2f} ms   {ratio:6.2f}x"
+              + mark)
+    return measured
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -373,15 +384,20 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     print(f"session benchmark: {', '.join(map(str, args.sizes))} sessions in one process over a relay "
-          f"subprocess on loopback, beside the same work by the core alone (target <= {TARGET}x)", flush=True)
+          "subprocess on loopback, beside the same work by the core alone", flush=True)
     t0 = time.monotonic()
-    worst = 0.0
+    measured: list[tuple[int, Target, float]] = []
     for n in args.sizes:
         fig = asyncio.run(_measure(n, args))
-        worst = max(worst, *_report(fig))
+        measured += [(n, t, ratio) for t, ratio in _report(fig)]
         sys.stdout.flush()
-    verdict = "within" if worst <= TARGET else "over"
-    print(f"  worst ratio {worst:.2f}x: {verdict} the {TARGET}x target ({time.monotonic() - t0:.0f} s)")
+    print()
+    print("Targets (issue 16, stated at N = 8, 32, 128), each beside its ratio in this run; reported,")
+    print("never asserted (the exit status does not depend on them):")
+    print(header())
+    for n, t, ratio in measured:
+        print(target_line(t, ratio, f"N = {n}"))
+    print(f"  ({time.monotonic() - t0:.0f} s)")
     return 0
 
 

@@ -46,12 +46,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ... import tree_math as tm
-from ...codec import Reader, Writer
 from ...errors import (
     DuplicateKeyError,
     InconsistentPathError,
@@ -62,13 +60,10 @@ from ...errors import (
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
+from .tree_codec import MAX_CAPACITY, PublicTree, decode_public_tree, encode_public_tree
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
 
-MAX_CAPACITY: Final = 1 << 16
-
-# Leaf kinds in the serialised tree.
-_BLANK, _VACANT, _MEMBER = 0, 1, 2
 
 
 def lowest_common_ancestor(a: int, b: int) -> int:
@@ -87,9 +82,21 @@ class PathSecrets:
 
     leaf: int
     secrets: dict[int, bytes] = field(default_factory=dict)
+    # The X25519 key objects of some of those secrets, as node -> (secret, key), used only while
+    # the node still holds that secret: the next climb starts from one of them, and loading a
+    # private key costs a scalar multiplication (pyca computes its public key). Dropped with the
+    # secrets: a new PathSecrets starts empty.
+    keys: dict[int, tuple[bytes, X25519PrivateKey]] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # never print secrets
         return f"PathSecrets(leaf={self.leaf}, nodes={sorted(self.secrets)})"
+
+    def key(self, node: int, secret: bytes) -> X25519PrivateKey:
+        """The key object of ``secret``, the secret ``node`` holds: cached, or loaded."""
+        hit = self.keys.get(node)
+        if hit is not None and hit[0] == secret:
+            return hit[1]
+        return X25519PrivateKey.from_private_bytes(secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +450,7 @@ class RatchetTree:
         secret = leaf_secret
         if capture is not None and 2 * leaf in wanted:
             capture.secrets[2 * leaf] = secret
+            capture.keys[2 * leaf] = (secret, sk)
         pubs = [pub]
         x = 2 * leaf
         for p in tm.direct_path(x, self._capacity):
@@ -459,6 +467,7 @@ class RatchetTree:
                 if p in wanted:
                     assert capture is not None
                     capture.secrets[p] = secret
+                    capture.keys[p] = (secret, sk)
             self._refresh(p)
             x = p
         return pubs, secret
@@ -516,15 +525,16 @@ class RatchetTree:
         """
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
-        secret = out.secrets[x]
+        secret, held = out.secrets[x], x  # the secret we climb from, and the node holding it
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
+        fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
         for p in tm.direct_path(x, self._capacity):
             reached = reached or p == lowest_changed
             own = self._own[p]
             if not reached:
                 if own is not None:
-                    secret = out.secrets[p]
+                    secret, held = out.secrets[p], p
                     sk = None
                 x = p
                 continue
@@ -536,7 +546,8 @@ class RatchetTree:
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
-                    sk = X25519PrivateKey.from_private_bytes(secret)
+                    sk = me.key(held, secret)
+                    fresh[held] = (secret, sk)  # kept: the next climb may start here again
                 secret = node_secret(self.suite, sk, other, lft, rgt)
                 sk = X25519PrivateKey.from_private_bytes(secret)
                 if sk.public_key().public_bytes_raw() != own:
@@ -544,95 +555,41 @@ class RatchetTree:
                         f"public key of node {p} does not match the secret we derive for it"
                     )
                 out.secrets[p] = secret
+                fresh[p] = (secret, sk)
             x = p
+        out.keys = {
+            node: hit for node, hit in {**me.keys, **fresh}.items() if out.secrets.get(node) == hit[0]
+        }
         return out
 
-    # --- serialisation for welcomes ---------------------------------------------------------
+    # --- serialisation for welcomes and stored states (layout: .tree_codec) -----------------
 
     def encode(self) -> bytes:
-        """``uint32 capacity || nodes`` in array order; parents: optional<key[32]>.
-
-        Leaves: ``uint8 kind`` then blank: nothing; vacant: ``key[32] || uint32 chooser``; member:
-        ``key[32] || V(join_request) || optional<uint32 chooser>``.
-        """
-        w = Writer().u32(self._capacity)
-        for x, own in enumerate(self._own):
-            if x & 1:
-                w.optional(own)
-                continue
-            member = self._members[x // 2]
-            if own is None:
-                w.u8(_BLANK)
-            elif member is None:
-                chooser = self._chooser[x // 2]
-                assert chooser is not None, "a vacated slot is always tainted by its remover"
-                w.u8(_VACANT).raw(own).u32(chooser)
-            else:
-                chooser = self._chooser[x // 2]
-                w.u8(_MEMBER).raw(own).opaque(member.encoded)
-                w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
-        return w.bytes()
+        """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3)."""
+        return encode_public_tree(PublicTree(self._capacity, self._own, self._members, self._chooser))
 
     @classmethod
     def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:
         """Parse a public tree and check its structure; O(n) hashing, no signature checks."""
-        r = Reader(data, "public tree")
-        capacity = r.u32("capacity")
-        if capacity < 1 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
-            raise InvalidValueError(f"public tree capacity {capacity} is not a power of two ≤ {MAX_CAPACITY}")
-        tree = cls(suite, capacity)
-        seen: set[bytes] = set()
-        for x in range(tm.node_width(capacity)):
-            if x & 1:
-                flag = r.u8(f"node {x} presence")
-                if flag > 1:
-                    raise InvalidValueError(f"node {x} presence flag is {flag}, not 0 or 1")
-                own = r.fixed(32, f"node {x} key") if flag else None
-            else:
-                kind = r.u8(f"leaf {x // 2} kind")
-                if kind == _BLANK:
-                    own = None
-                elif kind in (_VACANT, _MEMBER):
-                    own = r.fixed(32, f"leaf {x // 2} key")
-                    if kind == _VACANT:
-                        tree._index_chooser(x // 2, r.u32(f"leaf {x // 2} chooser"))
-                    else:
-                        body = r.opaque(f"leaf {x // 2} join request", 4096)
-                        member = JoinRequest.decode(body)
-                        if member.cipher_suite != suite.id:
-                            raise InvalidValueError(f"leaf {x // 2} uses another cipher suite")
-                        if tree._identities.get(member.identity_key, x // 2) != x // 2:
-                            raise DuplicateKeyError("public tree lists the same identity key twice")
-                        if tree._init_keys.get(member.init_key, x // 2) != x // 2:
-                            raise DuplicateKeyError("public tree lists the same init key twice")
-                        tree._members[x // 2] = member
-                        tree._index_member(x // 2, member, True)
-                        chooser = r.optional(f"leaf {x // 2} chooser", lambda rr: rr.u32("chooser"))
-                        tree._index_chooser(x // 2, chooser)
-                else:
-                    raise InvalidValueError(f"leaf {x // 2} has unknown kind {kind}")
-            if own is not None:
-                check_x25519_public(own, f"node {x} key")
-                if own in seen:
-                    raise DuplicateKeyError(f"node {x} repeats a public key used elsewhere in the tree")
-                seen.add(own)
-                tree._own[x] = own
-                tree._owner[own] = x
-        r.end()
+        public = decode_public_tree(suite, data)
+        tree = cls(suite, public.capacity)
+        for leaf, member in enumerate(public.members):
+            tree._members[leaf] = member
+            tree._index_member(leaf, member, True)
+            tree._index_chooser(leaf, public.choosers[leaf])
         # The taint invariant: only current members choose secrets for others' leaves (a
         # removed member's taints are all re-keyed in the commit that removes it).
-        for leaf, chooser in enumerate(tree._chooser):
+        for leaf, chooser in enumerate(public.choosers):
             if chooser is not None and (chooser == leaf or tree.member(chooser) is None):
                 raise InvalidValueError(
                     f"public tree says leaf {leaf} is tainted by leaf {chooser}, which is not another member"
                 )
-        # Recompute effective keys and hashes bottom-up, and check the keyed-iff-both rule.
+        for x, own in enumerate(public.own):
+            if own is not None:
+                tree._own[x] = own
+                tree._owner[own] = x
+        # Effective keys and hashes bottom-up (the codec checked the keyed-iff-both rule).
         for lvl in range(tm.level(tree.root) + 1):
             for x in range((1 << lvl) - 1, len(tree._own), 1 << (lvl + 1)):
-                if lvl:
-                    both = tree._eff[tm.left(x)] is not None and tree._eff[tm.right(x)] is not None
-                    if both != (tree._own[x] is not None):
-                        state = "unkeyed" if both else "keyed"
-                        raise InvalidValueError(f"node {x} is {state} against the tree rules")
                 tree._refresh(x)
         return tree

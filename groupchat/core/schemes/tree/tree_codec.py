@@ -1,0 +1,223 @@
+"""The public tree's byte layout (docs/protocol.md §4.3): what a Welcome and a stored state carry.
+
+The compact encoding (format 1) says each fact once. Every member's join request is for this
+group, in this suite and protocol version (a welcome listing another is refused), so the group id
+is written once and each request's version, suite, group id and length prefixes are left out; the
+decoder rebuilds the exact request bytes the member signed and hashed. Whether a parent holds a
+key follows from the tree rule (keyed iff both children have an effective key, §5.1), so parents
+carry no presence flag: leaves come first, then the keyed parents level by level. A chooser is a
+uint16 (a tree has at most 2^16 leaves), and a member's taint is in its kind byte.
+
+The legacy encoding (before issue 16: ``uint32 capacity`` then every node in array order) is
+still read, so a state stored by an earlier version restores; it is never written.
+
+Only the layout lives here; :class:`~.ratchet_tree.RatchetTree` builds and checks the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ... import tree_math as tm
+from ...codec import Reader, Writer
+from ...errors import DuplicateKeyError, InvalidValueError, UsageError
+from ...identity import JoinRequest
+from ...suite import CipherSuite, check_x25519_public
+
+__all__ = ["FORMAT", "MAX_CAPACITY", "PublicTree", "decode_public_tree", "encode_public_tree"]
+
+MAX_CAPACITY: Final = 1 << 16
+FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts with 0)
+
+# Leaf kinds of the compact encoding.
+_BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
+# Leaf kinds of the legacy encoding.
+_LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
+_MAX_JOIN_REQUEST: Final = 4096
+_SIG_LEN: Final = 64
+
+
+@dataclass(slots=True)
+class PublicTree:
+    """A decoded public tree: every node's own key, every leaf's member and chooser."""
+
+    capacity: int
+    own: list[bytes | None]  # per node, in array order
+    members: list[JoinRequest | None]  # per leaf
+    choosers: list[int | None]  # per leaf
+
+
+def _effective(own: Sequence[bytes | None], capacity: int) -> list[bytes | None]:
+    """Effective keys bottom-up: a parent passes a child's key through when it owns none."""
+    eff = list(own)
+    for lvl in range(1, tm.level(tm.root(capacity)) + 1):
+        for x in range((1 << lvl) - 1, len(eff), 1 << (lvl + 1)):
+            eff[x] = own[x] or eff[tm.left(x)] or eff[tm.right(x)]
+    return eff
+
+
+def _parents_bottom_up(capacity: int) -> list[int]:
+    """Every parent node, level 1 first, left to right within a level."""
+    width = tm.node_width(capacity)
+    return [
+        x
+        for lvl in range(1, tm.level(tm.root(capacity)) + 1)
+        for x in range((1 << lvl) - 1, width, 1 << (lvl + 1))
+    ]
+
+
+def encode_public_tree(tree: PublicTree) -> bytes:
+    """The compact encoding::
+
+        uint8 format = 1 || uint8 log2(capacity) || V(group_id)      (empty iff no member)
+        per leaf: uint8 kind, then blank (0): nothing;
+                  vacated slot (1): key[32] || uint16 chooser;
+                  member (2): key[32] || identity_key[32] || V(display_name) || init_key[32]
+                              || uint64 not_after || signature[64];
+                  tainted member (3): as a member, then uint16 chooser
+        per keyed parent, level 1 first, left to right: key[32]
+    """
+    capacity = tree.capacity
+    group_ids = {m.group_id for m in tree.members if m is not None}
+    if len(group_ids) > 1:
+        raise UsageError("a public tree holds join requests for more than one group")
+    w = Writer().u8(FORMAT).u8(capacity.bit_length() - 1).opaque(group_ids.pop() if group_ids else b"")
+    for leaf in range(capacity):
+        own, member, chooser = tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]
+        if own is None:
+            w.u8(_BLANK)
+        elif member is None:
+            assert chooser is not None, "a vacated slot is always tainted by its remover"
+            w.u8(_VACANT).raw(own).u16(chooser)
+        else:
+            w.u8(_MEMBER if chooser is None else _TAINTED_MEMBER).raw(own)
+            w.raw(member.identity_key).opaque(member.display_name.encode()).raw(member.init_key)
+            w.u64(member.not_after).raw(member.signature)
+            if chooser is not None:
+                w.u16(chooser)
+    for x in _parents_bottom_up(capacity):
+        key = tree.own[x]
+        if key is not None:
+            w.raw(key)
+    return w.bytes()
+
+
+class _Checks:
+    """Per-tree uniqueness of node keys, identity keys and init keys while decoding."""
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self.identities: set[bytes] = set()
+        self.init_keys: set[bytes] = set()
+
+    def key(self, key: bytes, x: int) -> bytes:
+        check_x25519_public(key, f"node {x} key")
+        if key in self.keys:
+            raise DuplicateKeyError(f"node {x} repeats a public key used elsewhere in the tree")
+        self.keys.add(key)
+        return key
+
+    def member(self, suite: CipherSuite, member: JoinRequest, leaf: int) -> JoinRequest:
+        if member.cipher_suite != suite.id:
+            raise InvalidValueError(f"leaf {leaf} uses another cipher suite")
+        if member.identity_key in self.identities:
+            raise DuplicateKeyError("public tree lists the same identity key twice")
+        if member.init_key in self.init_keys:
+            raise DuplicateKeyError("public tree lists the same init key twice")
+        self.identities.add(member.identity_key)
+        self.init_keys.add(member.init_key)
+        return member
+
+
+def _capacity(value: int) -> int:
+    if value < 1 or value & (value - 1) or value > MAX_CAPACITY:
+        raise InvalidValueError(f"public tree capacity {value} is not a power of two ≤ {MAX_CAPACITY}")
+    return value
+
+
+def decode_public_tree(suite: CipherSuite, data: bytes) -> PublicTree:
+    """Parse either encoding and check what the layout can: keys valid and unique, identities and
+    init keys unique, every request well formed and in our suite, the keyed-iff-both rule."""
+    if data[:1] == bytes((FORMAT,)):
+        return _decode_compact(suite, data)
+    return _decode_legacy(suite, data)
+
+
+def _decode_compact(suite: CipherSuite, data: bytes) -> PublicTree:
+    r = Reader(data, "public tree")
+    r.u8("format")
+    log2 = r.u8("log2 capacity")
+    if log2 > MAX_CAPACITY.bit_length() - 1:
+        raise InvalidValueError(f"public tree capacity 2^{log2} is more than {MAX_CAPACITY}")
+    capacity = 1 << log2
+    group_id = r.opaque("group_id", 255)
+    tree = PublicTree(capacity, [None] * tm.node_width(capacity), [None] * capacity, [None] * capacity)
+    checks = _Checks()
+    for leaf in range(capacity):
+        kind = r.u8(f"leaf {leaf} kind")
+        if kind == _BLANK:
+            continue
+        if kind > _TAINTED_MEMBER:
+            raise InvalidValueError(f"leaf {leaf} has unknown kind {kind}")
+        tree.own[2 * leaf] = checks.key(r.fixed(32, f"leaf {leaf} key"), 2 * leaf)
+        if kind != _VACANT:
+            identity = r.fixed(32, f"leaf {leaf} identity key")
+            name = r.opaque(f"leaf {leaf} display name", 255)
+            init_key = r.fixed(32, f"leaf {leaf} init key")
+            not_after = r.u64(f"leaf {leaf} not_after")
+            signature = r.fixed(_SIG_LEN, f"leaf {leaf} signature")
+            tbs = JoinRequest.tbs(suite.id, group_id, identity, name, init_key, not_after)
+            member = JoinRequest.decode(tbs + Writer().opaque(signature).bytes())
+            tree.members[leaf] = checks.member(suite, member, leaf)
+        if kind != _MEMBER:
+            tree.choosers[leaf] = r.u16(f"leaf {leaf} chooser")
+    if group_id and all(m is None for m in tree.members):
+        raise InvalidValueError("public tree names a group id but holds no member")
+    eff = list(tree.own)
+    for x in _parents_bottom_up(capacity):
+        if eff[tm.left(x)] is not None and eff[tm.right(x)] is not None:
+            tree.own[x] = checks.key(r.fixed(32, f"node {x} key"), x)
+        eff[x] = tree.own[x] or eff[tm.left(x)] or eff[tm.right(x)]
+    r.end()
+    return tree
+
+
+def _decode_legacy(suite: CipherSuite, data: bytes) -> PublicTree:
+    """The encoding before issue 16: ``uint32 capacity || nodes`` in array order; parents:
+    ``optional<key[32]>``; leaves: ``uint8 kind`` then blank: nothing; vacant: ``key[32] ||
+    uint32 chooser``; member: ``key[32] || V(join_request) || optional<uint32 chooser>``."""
+    r = Reader(data, "public tree")
+    capacity = _capacity(r.u32("capacity"))
+    tree = PublicTree(capacity, [None] * tm.node_width(capacity), [None] * capacity, [None] * capacity)
+    checks = _Checks()
+    for x in range(tm.node_width(capacity)):
+        if x & 1:
+            flag = r.u8(f"node {x} presence")
+            if flag > 1:
+                raise InvalidValueError(f"node {x} presence flag is {flag}, not 0 or 1")
+            if flag:
+                tree.own[x] = checks.key(r.fixed(32, f"node {x} key"), x)
+            continue
+        leaf = x // 2
+        kind = r.u8(f"leaf {leaf} kind")
+        if kind == _LEGACY_BLANK:
+            continue
+        if kind not in (_LEGACY_VACANT, _LEGACY_MEMBER):
+            raise InvalidValueError(f"leaf {leaf} has unknown kind {kind}")
+        tree.own[x] = checks.key(r.fixed(32, f"leaf {leaf} key"), x)
+        if kind == _LEGACY_VACANT:
+            tree.choosers[leaf] = r.u32(f"leaf {leaf} chooser")
+        else:
+            body = r.opaque(f"leaf {leaf} join request", _MAX_JOIN_REQUEST)
+            tree.members[leaf] = checks.member(suite, JoinRequest.decode(body), leaf)
+            tree.choosers[leaf] = r.optional(f"leaf {leaf} chooser", lambda rr: rr.u32("chooser"))
+    r.end()
+    eff = _effective(tree.own, capacity)
+    for x in _parents_bottom_up(capacity):
+        both = eff[tm.left(x)] is not None and eff[tm.right(x)] is not None
+        if both != (tree.own[x] is not None):
+            state = "unkeyed" if both else "keyed"
+            raise InvalidValueError(f"node {x} is {state} against the tree rules")
+    return tree
