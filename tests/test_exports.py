@@ -367,7 +367,7 @@ PUBLIC: dict[str, list[str]] = {
         'CLOCKS', 'Clock', 'Floor', 'MESSAGE_BYTES', 'depth', 'measure_floor', 'median', 'per_op_us',
     ],
     'groupchat.lab.bench.rekey': [
-        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'Floor', 'LARGE_SIZE', 'add_arguments', 'main', 'measure_floor',
+        'DEFAULT_REPEAT', 'DEFAULT_SIZES', 'Floor', 'LARGE_SIZES', 'add_arguments', 'main', 'measure_floor',
         'print_beside', 'run',
     ],
     'groupchat.lab.bench.relay': [
