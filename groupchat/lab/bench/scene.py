@@ -1,9 +1,9 @@
 """The live tree group the rekey bench measures: built cheaply, with only the measured members held.
 
 How the group is built: holding n full ``Group`` states and letting each process every commit would
-cost O(n²). Instead one creator (leaf 0) adds the n - 1 others in commits of at most
-``MAX_OPERATIONS`` joiners, and only the few members we measure actually call ``Group.join`` from
-their batch's welcome; the other join requests' secrets are thrown away, so their leaves are real,
+cost O(n²). Instead one creator (leaf 0) adds the n - 1 others in as few commits as a receiver
+takes (``MAX_OPERATIONS`` joiners, ``MAX_COMMIT_BODY`` bytes), and only the few members we
+measure actually call ``Group.join`` from their batch's welcome; the other join requests' secrets are thrown away, so their leaves are real,
 signed members of the tree that nobody plays. Every held member processes every commit, so all held
 states stay in the same epoch (checked through the epoch authenticator). The creator chose every
 other leaf's secret, so its own update would have to re-key them all (taint rules); the measured
@@ -19,7 +19,7 @@ import dataclasses
 import time
 from typing import Final
 
-from ...core.commit import MAX_OPERATIONS
+from ...core.commit import MAX_COMMIT_BODY, MAX_OPERATIONS
 from ...core.events import EpochChanged
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
@@ -100,7 +100,7 @@ def take_welcome(committer: Group, joiners: int) -> bytes:
 
 
 def build_group(n: int, config: GroupConfig) -> Scene:
-    """Create an n-member group in commits of ≤ MAX_OPERATIONS adds; only measured members join.
+    """Create an n-member group in add commits as large as a receiver reads; only measured members join.
 
     Members are added in leaf order (each add takes the leftmost free leaf), so the leaves of the
     measured members are known in advance: the committer 1 and its sibling 0 (the creator), the
@@ -115,8 +115,12 @@ def build_group(n: int, config: GroupConfig) -> Scene:
     creator = Group.create(Identity.generate(), GROUP_ID, "m0", config)
     scene = Scene(n, config, {CREATOR: creator}, typical, 0.0)
     next_leaf = 1
+    # A commit may carry MAX_OPERATIONS adds but at most MAX_COMMIT_BODY bytes of them: n = 4096
+    # and more take several add commits (one join request and its framing per add).
+    per_add = len(scene.pending_join().request.encoded) + 16
+    limit = min(MAX_OPERATIONS, MAX_COMMIT_BODY // per_add)
     while next_leaf < n:
-        batch = [scene.pending_join() for _ in range(min(MAX_OPERATIONS, n - next_leaf))]
+        batch = [scene.pending_join() for _ in range(min(limit, n - next_leaf))]
         msg = creator.commit(add=[pj.request for pj in batch])
         for leaf, group in scene.held.items():
             event = group.receive(msg)
