@@ -59,27 +59,28 @@ def _run(room: KillingRoom, clock: ManualClock, seconds: int) -> None:
         room.tick()
 
 
-def _ring_of_three(room: KillingRoom, clock: ManualClock, closed: bool) -> tuple[Member, Member, Member]:
-    """alice's ring group with bob and carol in it: open, or invite-only (one invite of two uses,
-    used up by them)."""
+def _ring_of(
+    room: KillingRoom, clock: ManualClock, closed: bool, *names: str
+) -> tuple[Member, ...]:
+    """alice's ring group with ``names`` in it, in turn: open, or invite-only (one invite, used
+    up by them)."""
     settings: dict[str, Any] = {"open_room": not closed}
     alice = room.add("alice", scheme="ring", **settings)
     room.connect(alice)
     if closed:
-        room.feed(alice, InviteRequested(2, 3600.0, "", clock()))
+        room.feed(alice, InviteRequested(len(names), 3600.0, "", clock()))
         room.settle()
         ready = [t for t in alice.timeline() if t.startswith("invite ready")]
         found = re.search(r"--invite (gci1-\S+)", ready[-1]) if ready else None
         assert found is not None, alice.timeline()
         settings["invite"] = found.group(1)
-    bob = room.add("bob", **settings)
-    room.connect(bob)
-    _run(room, clock, 10)
-    carol = room.add("carol", **settings)
-    room.connect(carol)
-    _run(room, clock, 10)
-    assert {m.display_name for m in _group(alice).members()} == {"alice", "bob", "carol"}
-    return alice, bob, carol
+    members = [alice]
+    for name in names:
+        members.append(room.add(name, **settings))
+        room.connect(members[-1])
+        _run(room, clock, 10)
+    assert {m.display_name for m in _group(alice).members()} == {"alice", *names}
+    return tuple(members)
 
 
 def _reads(room: KillingRoom, clock: ManualClock, sender: Member, reader: Member, text: str) -> bool:
@@ -96,7 +97,7 @@ def test_a_ring_member_that_lost_its_state_is_replaced_at_once(closed: bool, fra
     by the add path, and all three agree on one epoch and read each other."""
     clock = ManualClock()
     room = KillingRoom(clock)
-    alice, bob, carol = _ring_of_three(room, clock, closed)
+    alice, bob, carol = _ring_of(room, clock, closed, "bob", "carol")
     carol_id: Identity = carol.machine.identity
     epoch = _group(alice).epoch
     room.victim, room.left = carol.mid, frames
@@ -122,3 +123,36 @@ def test_a_ring_member_that_lost_its_state_is_replaced_at_once(closed: bool, fra
         assert not any("timed out" in t for t in m.timeline())
     assert _reads(room, clock, again, alice, "carol is back")
     assert _reads(room, clock, bob, again, "welcome back")
+
+
+def test_a_fresh_request_during_a_long_ring_waits_for_its_epoch() -> None:
+    """Invite-only: carol dies after her round-1 frame of bob's rekey while dave is away, so the
+    ring waits for dave's round 1 (not for carol's leaf: it sent it). At the round's deadline the
+    next attempt waits for her leaf too, and it goes at once (dave stays until he is evicted,
+    60 s). The fresh request carol publishes while that ring still runs is judged by the epoch the
+    ring makes, where she is returning: nobody is asked to approve her (judged by the epoch
+    before, she would have needed an approval), and she is let in once the ring is done."""
+    clock = ManualClock()
+    room = KillingRoom(clock)
+    alice, bob, carol, dave = _ring_of(room, clock, True, "bob", "carol", "dave")
+    room.disconnect(dave)
+    epoch = _group(alice).epoch
+    room.victim, room.left = carol.mid, 1
+    room.feed(bob, RekeyRequested(clock()))
+    room.settle()
+    assert carol.stopped
+    again = room.add("carol", identity=carol.machine.identity, open_room=False)
+    room.connect(again)
+    _run(room, clock, 5)
+    assert len(_group(alice).members()) == 4  # carol's leaf has done its round 1
+    _run(room, clock, 35)
+    names = {m.display_name for m in _group(alice).members()}
+    assert names == {"alice", "bob", "dave"} and _group(alice).epoch == epoch  # the ring runs on
+    assert any("fresh join request" in t for t in again.timeline())  # asked again, ring running
+    _run(room, clock, 120)
+    assert again.machine.phase is Phase.MEMBER, (again.timeline(), alice.timeline())
+    assert again.machine.epoch == _group(alice).epoch == _group(bob).epoch
+    assert {m.display_name for m in _group(alice).members()} == {"alice", "bob", "carol"}
+    for m in (alice, bob):
+        assert not any("asks to join" in t for t in m.timeline()), m.timeline()
+    assert _reads(room, clock, alice, again, "hello again")
