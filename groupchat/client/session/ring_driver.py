@@ -131,7 +131,9 @@ def rejoining_removes(
 ) -> list[RemoveDuty]:
     """The members the ring waits for whose identity asked to join again (``rejoining``: identity
     key -> since when, requests the core judged REJOINING at our epoch): each lost its state, so
-    the run can never complete with its leaf; it goes now, with no timeout to wait for."""
+    the run can never complete with its leaf; it goes now, with no timeout to wait for. Only
+    members of the old roster: a joiner's fresh request proves nothing (it may have been sent
+    while its Welcome was on the way), the joiner rules above cover it."""
     removes: list[RemoveDuty] = []
     for leaf in ring.waiting_leaves:
         m = members.get(leaf)

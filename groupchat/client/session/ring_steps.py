@@ -1,6 +1,6 @@
 """The session machine's ring steps (ring groups): move the core's outbox, follow a running ring,
 say why an attempt cannot complete, poll its deadline, and restart it without members gone for good
-(docs/session.md, "Ring groups"; the pure rules are in :mod:`.ring_driver`).
+or who lost their state (docs/session.md, "Ring groups"; the pure rules are in :mod:`.ring_driver`).
 
 :mod:`.membership` calls them on the core's events and :mod:`.machine` on its timer. Each step that
 sends is a generator of effects (see :mod:`.actions`).
