@@ -3,9 +3,10 @@ session machines in the in-memory room (session_room.py), real cryptography.
 
 carol dies after her Nth ring frame of bob's rekey; a new process for her identity holds nothing (a
 ring run is never stored) and asks to join with a fresh, strictly newer request. That signed
-request proves her leaf can never take part in the run again, so the member in line removes it at
-once with a restart commit (reason: rejoining), and she is let in again once the ring is done,
-without an invite or an approval even in an invite-only room. Before the fix the ring waited for
+request proves her leaf can never take part in the run again, so the member in line removes it
+with a restart commit (reason: rejoining) as soon as the run waits for it, without waiting for a
+timeout, and she is let in again once the ring is done, without an invite or an approval even in
+an invite-only room. Before the fix the ring waited for
 her old leaf forever: she is online again, so no timeout ever dropped her.
 """
 
