@@ -139,7 +139,8 @@ PUBLIC: dict[str, list[str]] = {
         'should_create', 'stranded',
     ],
     'groupchat.client.session.ring_driver': [
-        'JOINER_PATIENCE', 'RING_POLL', 'follow', 'joiner_failed', 'poll_due', 'restart_removes',
+        'JOINER_PATIENCE', 'RING_POLL', 'follow', 'joiner_failed', 'poll_due', 'rejoining_removes',
+        'restart_removes',
     ],
     'groupchat.client.session.ring_steps': [
         'RingSteps',

@@ -251,11 +251,14 @@ def removed_by(by: str) -> str:
 
 
 # Why a member is being removed, as the epoch line shows it ("bob left", "bob was removed ...").
-def removal_reason(code: RemovalCode | None, seconds: int, committer: str) -> str:
+def removal_reason(code: RemovalCode | None, seconds: int, committer: str, readded: bool = True) -> str:
     """Why a member was removed, from the reason in the signed commit: every member shows the
-    same sentence (only who committed it differs as "you" or a name)."""
+    same sentence (only who committed it differs as "you" or a name). A rejoining member is
+    ``readded`` in the same commit, or (removed by a ring restart, which only removes) next."""
     if code is RemovalCode.LEFT:
         return "left"
+    if code is RemovalCode.REJOINING and not readded:
+        return f"is rejoining (asked again with a new key; old keys removed by {committer}, added back next)"
     if code is RemovalCode.REJOINING:
         return f"is rejoining (asked again with a new key; re-added by {committer})"
     if code is RemovalCode.OFFLINE:

@@ -80,8 +80,14 @@ class RemovalCode(IntEnum):
     LEFT = 1
     KICKED = 2  # by the committer
     OFFLINE = 3  # silent for ``seconds``: may come back without a new invite (the returning list)
-    REJOINING = 4  # it lost its state and asked again: its old leaf goes
+    REJOINING = 4  # it lost its state and asked again: its old leaf goes (returning list, as OFFLINE)
     UNRESPONSIVE = 5  # it stalled a ring run for ``seconds`` (a restart)
+
+
+# Removed for these, a member is listed as returning: its next, newer request needs no invite. A
+# rejoining member is re-added in the same commit (a tree) or, removed by a ring restart, which
+# may only remove, by the add path once the ring is done.
+_COMING_BACK: Final = frozenset({RemovalCode.OFFLINE, RemovalCode.REJOINING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +412,7 @@ def apply_changes(
     """The admission state after a commit with these Adds and Removes (by leaf); raise, pure.
 
     Order: revokes, admits (one use each, dropped at 0), new invites, then the returning list:
-    removed-offline members join its end, added identities leave it, the oldest fall off past
+    removed-offline (and rejoining) members join its end, added identities leave it, the oldest fall off past
     :data:`MAX_RETURNING`; last the used init keys (:func:`used_after`). Invite and request expiry
     are not checked here: they are the committer's decision (docs/protocol.md §4.5).
     """
@@ -485,7 +491,7 @@ def apply_changes(
     back: dict[bytes, int] = {e.identity_key: e.not_after for e in state.returning}
     for request in removed.values():
         reason = reasons.get(request.identity_key)
-        if reason is not None and reason.code == RemovalCode.OFFLINE:
+        if reason is not None and reason.code in _COMING_BACK:
             back.pop(request.identity_key, None)  # re-listed at the end: the newest entry
             back[request.identity_key] = request.not_after
     for request in added.values():

@@ -458,29 +458,14 @@ async def test_sigkill_loses_no_message_that_was_shown(tmp_path: Path) -> None:
             await stop_all(bob)
 
 
-RING_FREEZE = (
-    "flaw: killed inside the ring run, alice's stored state was rightly forgotten (§12.2), so she "
-    "comes back with a fresh join request; bob's ring waits for her old leaf forever (she is "
-    "online: same identity), and nobody handles a join request while a ring runs. The group is "
-    "frozen (10 min of session clock seen). Fix in the ring driver (session/ring_steps.py): a join "
-    "request signed by the identity of a leaf the ring waits for proves that leaf lost its state: "
-    "end the run and commit its removal with the re-add (as for a rejoining member)"
-)
-
-
-@pytest.mark.parametrize(
-    "frames",
-    [
-        1,
-        pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=RING_FREEZE)),
-        pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=RING_FREEZE)),
-        4,
-    ],
-)
+@pytest.mark.parametrize("frames", [1, 2, 3, 4])
 def test_a_ring_member_killed_during_a_ring_run(tmp_path: Path, frames: int) -> None:
     """Ring groups: alice's rekey starts a ring run (several rounds of frames); she is killed
     after her Nth frame of it. Restarted (resumed or joining afresh, saying why), she and bob
-    agree again, chat works, and no ratchet key is handed out twice."""
+    agree again, chat works, and no ratchet key is handed out twice. Killed inside the run (2, 3),
+    her stored state is rightly forgotten (§12.2) and she asks afresh: her newer signed request
+    makes bob remove her old leaf from the ring at once (it used to wait for it forever, the
+    group frozen) and add her again once the ring is done."""
     clock = ManualClock()
     room = StoredRoom(clock)
     me = Identity.generate()

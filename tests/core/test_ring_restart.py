@@ -6,12 +6,15 @@ and the removed member's kept state derives nothing of the new epoch."""
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
-from ring_room import Room, grown
+from ring_room import GROUP_ID, Room, grown
 
+from groupchat.core.admission import Admissibility, RemovalCode, RemovalReason
 from groupchat.core.errors import EpochError, InvalidCommitError, UsageError
 from groupchat.core.events import EpochChanged, RekeyTimedOut, RemovedFromGroup
+from groupchat.core.identity import JoinRequest
 from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.lab.keeper import harvest
 
@@ -257,3 +260,30 @@ def test_a_member_that_never_confirms_holds_the_epoch_until_a_retry_completes() 
     assert m0.epoch == 3 and m1.epoch == 3
 
 
+
+
+@pytest.mark.parametrize("code", [RemovalCode.REJOINING, RemovalCode.KICKED])
+def test_a_restart_removing_a_rejoining_member_lists_it_as_returning(code: RemovalCode) -> None:
+    """A restart may only remove, so a member that lost its state inside the ring (its newer
+    request is REJOINING) is removed by it and let in again after: removed as rejoining it is on
+    the returning list, and its newer request is RETURNING (no invite, no approval); removed as
+    kicked it is not, and needs an approval again."""
+    room = _stalled(4, "m3")
+    lost = room.members["m3"]
+    newer = JoinRequest.create(
+        lost.suite, lost._identity, GROUP_ID, "m3", wall_clock=lambda: time.time() + 60
+    ).request  # a new process's request: strictly newer than the one in the roster
+    assert room.members["m1"].classify_request(newer, None, None, time.time()).admissibility is (
+        Admissibility.REJOINING
+    )
+    data = room.members["m1"].commit(remove=[lost.my_leaf], reasons={lost.my_leaf: RemovalReason(code)})
+    room.send("m1", data)
+    room.members.pop("m3")
+    room.pump()
+    room.assert_agreement()
+    for name in ("m0", "m1", "m2"):
+        group = room.members[name]
+        assert last_epoch(room, name).removal_reasons[lost._identity.public_key] == RemovalReason(code)
+        how = group.classify_request(newer, None, None, time.time()).admissibility
+        want = Admissibility.RETURNING if code is RemovalCode.REJOINING else Admissibility.NEEDS_APPROVAL
+        assert how is want, name

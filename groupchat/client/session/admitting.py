@@ -99,11 +99,15 @@ class Admitting(MachineState):
         yield from self._classify_pending()
 
     def _classify_pending(self) -> Step[None]:
-        """Judge every pending request not yet judged at our epoch (once per request and epoch)."""
+        """Judge every pending request not yet judged at our epoch (once per request and epoch).
+
+        While a ring runs only a REJOINING one is acted on (its member lost its state: the ring
+        restart drops the old leaf, ring_steps.py); the others are kept and judged again by the
+        state of the epoch the ring makes (a member a restart removed is let in by it)."""
         hold = self._hold
         if hold is None or self._phase is not Phase.MEMBER or hold.group.joining:
             return  # not a member yet: judged once we are (the state to judge by is the group's)
-        group, duties = hold.group, self._duties
+        group, duties, ring_runs = hold.group, self._duties, hold.ring is not None
         for key, duty in list(duties.adds.items()):
             if duty.classified_at == group.epoch:
                 continue
@@ -116,7 +120,11 @@ class Admitting(MachineState):
                 del duties.adds[key]
                 continue
             how = c.admissibility
-            if how in _DROP:
+            if ring_runs and how is not Admissibility.REJOINING:
+                duties.adds[key] = AddDuty(
+                    duty.request, duty.since, duty.invite_key, duty.proof, None, group.epoch
+                )
+            elif how in _DROP:
                 del duties.adds[key]
             elif how is Admissibility.NEEDS_APPROVAL:
                 del duties.adds[key]

@@ -10,7 +10,11 @@ without members who are gone for good (docs/session.md, "Ring groups"; docs/prot
   epoch, and may simply ask again) that the ring waited for through :data:`JOINER_PATIENCE`
   timeouts, or whose signed messages failed that many attempts (a joiner given a bad Welcome
   confirms another epoch than everyone, every time); and so is a member proven to have lied (its
-  own signed key reveal contradicts the ring value it signed: the core's ``WRONG_VALUE``).
+  own signed key reveal contradicts the ring value it signed: the core's ``WRONG_VALUE``);
+* at once, without a timeout, a member the ring waits for whose identity signed a strictly newer
+  join request (the core's ``REJOINING``): it lost its state, so its leaf can never take part in
+  this run again (its keys are gone); the signed request is the evidence, the same for every
+  member, and it is let in again by the normal add path once the ring is done.
 
 Pure: times are given; presence (the relay's claim) only decides who acts.
 """
@@ -26,7 +30,15 @@ from .eviction import offline_past_grace
 from .phases import RingRun
 from .settings import member_id
 
-__all__ = ["JOINER_PATIENCE", "RING_POLL", "follow", "joiner_failed", "poll_due", "restart_removes"]
+__all__ = [
+    "JOINER_PATIENCE",
+    "RING_POLL",
+    "follow",
+    "joiner_failed",
+    "poll_due",
+    "rejoining_removes",
+    "restart_removes",
+]
 
 RING_POLL: Final = 1.0  # seconds between checks of a running ring's round deadline
 JOINER_PATIENCE: Final = 2  # timeouts (or failed attempts) a ring waits on one of its joiners
@@ -112,3 +124,22 @@ def restart_removes(
         elif waited or failed:
             removes.append(RemoveDuty(leaf, ring.started, "stalled"))
     return removes, kicked
+
+
+def rejoining_removes(
+    ring: RingRun, members: Mapping[int, Member], my_leaf: int, rejoining: Mapping[bytes, float]
+) -> list[RemoveDuty]:
+    """The members the ring waits for whose identity asked to join again (``rejoining``: identity
+    key -> since when, requests the core judged REJOINING at our epoch): each lost its state, so
+    the run can never complete with its leaf; it goes now, with no timeout to wait for. Only
+    members of the old roster: a joiner's fresh request proves nothing (it may have been sent
+    while its Welcome was on the way), the joiner rules above cover it."""
+    removes: list[RemoveDuty] = []
+    for leaf in ring.waiting_leaves:
+        m = members.get(leaf)
+        if m is None or leaf == my_leaf:
+            continue
+        since = rejoining.get(m.identity_key)
+        if since is not None:
+            removes.append(RemoveDuty(leaf, since, "rejoining"))
+    return removes

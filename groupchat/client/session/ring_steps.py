@@ -1,6 +1,6 @@
 """The session machine's ring steps (ring groups): move the core's outbox, follow a running ring,
 say why an attempt cannot complete, poll its deadline, and restart it without members gone for good
-(docs/session.md, "Ring groups"; the pure rules are in :mod:`.ring_driver`).
+or who lost their state (docs/session.md, "Ring groups"; the pure rules are in :mod:`.ring_driver`).
 
 :mod:`.membership` calls them on the core's events and :mod:`.machine` on its timer. Each step that
 sends is a generator of effects (see :mod:`.actions`).
@@ -8,7 +8,7 @@ sends is a generator of effects (see :mod:`.actions`).
 
 from __future__ import annotations
 
-from ...core.admission import RemovalCode, RemovalReason
+from ...core.admission import Admissibility, RemovalCode, RemovalReason
 from ...core.errors import GroupChatError
 from ...core.events import FailureKind, RekeyFailed, RekeyProgress
 from ...core.outbox import Joiner, OutboundKind
@@ -94,25 +94,40 @@ class RingSteps(MachineState):
         yield from self._send_core_outbox()
 
     def _maybe_restart_ring(self, now: float) -> Step[None]:
-        """After a ring timed out, remove the members it waits for who are offline past the eviction
-        grace (or whom our user kicked), and joiners that stalled it or failed it repeatedly, with
-        a restart commit (docs/protocol.md §8.3); the same rule as any eviction decides who in line
-        commits it."""
+        """Remove with a restart commit (docs/protocol.md §8.3) the members the ring waits for who
+        asked to join again (they lost their state: at once); and, after a ring timed out, those
+        offline past the eviction grace (or whom our user kicked), and joiners that stalled it or
+        failed it repeatedly. The same rule as any eviction decides who in line commits it."""
         hold = self._hold
         ring = hold.ring if hold is not None else None
-        if hold is None or ring is None or not ring.timeouts:
+        if hold is None or ring is None:
+            return
+        group = hold.group
+        rejoining = {
+            key: d.since
+            for key, d in self._duties.adds.items()
+            if d.admissibility is Admissibility.REJOINING and d.classified_at == group.epoch
+        }
+        if not (ring.timeouts or rejoining):
             return
         own = hold.own_commit
         if own is not None and not own.applied:
             return  # a restart of ours is on its way
-        if hold.group.joining:
+        if group.joining:
             return  # a joiner of the ring removes nobody: it may be the one whose state is wrong
-        group, members = hold.group, {**ring.joiners, **hold.members}
+        members = {**ring.joiners, **hold.members}
         grace = self.settings.eviction_grace
-        kicks_wanted, present, offline_since = self._duties.kicks, self._present, self._offline_since
-        removes, kicks = ring_driver.restart_removes(
-            ring, hold.members, group.my_leaf, kicks_wanted, present, offline_since, grace, now
-        )
+        # A member that signed a newer join request lost its state: it goes at once (the request
+        # is the evidence, not a timeout), and comes back by the add path once the ring is done.
+        removes = ring_driver.rejoining_removes(ring, hold.members, group.my_leaf, rejoining)
+        kicks: set[bytes] = set()
+        if ring.timeouts:
+            kicks_wanted, present, offline_since = self._duties.kicks, self._present, self._offline_since
+            timed_out, kicks = ring_driver.restart_removes(
+                ring, hold.members, group.my_leaf, kicks_wanted, present, offline_since, grace, now
+            )
+            listed = {d.leaf for d in removes}
+            removes += [d for d in timed_out if d.leaf not in listed]
         live = {m.leaf for m in group.members()}  # the run's roster: a restart may have gone out
         removes = [d for d in removes if d.leaf in live]
         if not removes:
@@ -130,7 +145,9 @@ class RingSteps(MachineState):
         if not leaves:
             return
         reasons = {
-            rd.leaf: RemovalReason(RemovalCode.UNRESPONSIVE, int(grace))
+            rd.leaf: RemovalReason(RemovalCode.REJOINING)
+            if rd.why == "rejoining"
+            else RemovalReason(RemovalCode.UNRESPONSIVE, int(grace))
             if rd.why == "evicted"
             else RemovalReason(RemovalCode.UNRESPONSIVE, int(now - ring.started))
             if rd.why == "stalled"

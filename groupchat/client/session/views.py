@@ -125,11 +125,13 @@ def describe_epoch(
     gives, so every member tells the same story."""
     who = "you" if ev.committer.identity_key == my_key else label(ev.committer)
     removed = []
+    added = {m.identity_key for m in ev.added}
     for m in ev.removed:
         reason = ev.removal_reasons.get(m.identity_key)
         code, seconds = (reason.code, reason.seconds) if reason is not None else (None, 0)
         # The committer by name even at the committer: one sentence at every member.
-        removed.append((label(m), wording.removal_reason(code, seconds, label(ev.committer))))
+        why = wording.removal_reason(code, seconds, label(ev.committer), m.identity_key in added)
+        removed.append((label(m), why))
     for m in ev.not_admitted:
         reason = ev.removal_reasons.get(m.identity_key)
         seconds = reason.seconds if reason else 0
