@@ -3,12 +3,12 @@
 How the group is built: holding n full ``Group`` states and letting each process every commit would
 cost O(n²). Instead one creator (leaf 0) adds the n - 1 others in as few commits as a receiver
 takes (``MAX_OPERATIONS`` joiners, ``MAX_COMMIT_BODY`` bytes), and only the few members we
-measure actually call ``Group.join`` from their batch's welcome; the other join requests' secrets are thrown away, so their leaves are real,
-signed members of the tree that nobody plays. Every held member processes every commit, so all held
-states stay in the same epoch (checked through the epoch authenticator). The creator chose every
-other leaf's secret, so its own update would have to re-key them all (taint rules); the measured
-committer is therefore leaf 1, which applies its own update once after the build and has chosen
-nothing for anyone else.
+measure actually call ``Group.join`` from their batch's welcome; the other join requests' secrets
+are thrown away, so their leaves are real, signed members of the tree that nobody plays. Every
+held member processes every commit, so all held states stay in the same epoch (checked through the
+epoch authenticator). The creator chose every other leaf's secret, so its own update would have to
+re-key them all (taint rules); the measured committer is therefore leaf 1, which applies its own
+update once after the build and has chosen nothing for anyone else.
 
 Its own module so that the samplers (``tree``) and the report (``rekey``) share it without a cycle.
 """
