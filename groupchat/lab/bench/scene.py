@@ -2,13 +2,13 @@
 
 How the group is built: holding n full ``Group`` states and letting each process every commit would
 cost O(n²). Instead one creator (leaf 0) adds the n - 1 others in as few commits as a receiver
-takes (``MAX_OPERATIONS`` joiners, ``MAX_COMMIT_BODY`` bytes), and only the few members we
-measure actually call ``Group.join`` from their batch's welcome; the other join requests' secrets
-are thrown away, so their leaves are real, signed members of the tree that nobody plays. Every
-held member processes every commit, so all held states stay in the same epoch (checked through the
-epoch authenticator). The creator chose every other leaf's secret, so its own update would have to
-re-key them all (taint rules); the measured committer is therefore leaf 1, which applies its own
-update once after the build and has chosen nothing for anyone else.
+takes (``MAX_OPERATIONS`` joiners, ``MAX_COMMIT_BODY`` bytes: the batch is halved until it fits),
+and only the few members we measure actually call ``Group.join`` from their batch's welcome; the
+other join requests' secrets are thrown away, so their leaves are real, signed members of the tree
+that nobody plays. Every held member processes every commit, so all held states stay in the same
+epoch (checked through the epoch authenticator). The creator chose every other leaf's secret, so
+its own update would have to re-key them all (taint rules); the measured committer is therefore
+leaf 1, which applies its own update once after the build and has chosen nothing for anyone else.
 
 Its own module so that the samplers (``tree``) and the report (``rekey``) share it without a cycle.
 """
@@ -19,7 +19,8 @@ import dataclasses
 import time
 from typing import Final
 
-from ...core.commit import MAX_COMMIT_BODY, MAX_OPERATIONS
+from ...core.commit import MAX_OPERATIONS
+from ...core.errors import UsageError
 from ...core.events import EpochChanged
 from ...core.group import Group, GroupConfig
 from ...core.identity import Identity, JoinRequest, PendingJoin
@@ -115,13 +116,19 @@ def build_group(n: int, config: GroupConfig) -> Scene:
     creator = Group.create(Identity.generate(), GROUP_ID, "m0", config)
     scene = Scene(n, config, {CREATOR: creator}, typical, 0.0)
     next_leaf = 1
-    # A commit may carry MAX_OPERATIONS adds but at most MAX_COMMIT_BODY bytes of them: n = 4096
-    # and more take several add commits (one join request and its framing per add).
-    per_add = len(scene.pending_join().request.encoded) + 16
-    limit = min(MAX_OPERATIONS, MAX_COMMIT_BODY // per_add)
+    # A commit may carry MAX_OPERATIONS adds but at most MAX_COMMIT_BODY bytes of them: from
+    # n = 4096 on, the build takes several add commits. A refused commit changed nothing (the core
+    # says so before building it): halve the batch and try again.
+    limit = MAX_OPERATIONS
     while next_leaf < n:
         batch = [scene.pending_join() for _ in range(min(limit, n - next_leaf))]
-        msg = creator.commit(add=[pj.request for pj in batch])
+        try:
+            msg = creator.commit(add=[pj.request for pj in batch])
+        except UsageError:
+            if len(batch) == 1:
+                raise
+            limit = len(batch) // 2
+            continue
         for leaf, group in scene.held.items():
             event = group.receive(msg)
             assert isinstance(event, EpochChanged)
