@@ -345,8 +345,12 @@ class Membership(Entry, BeaconSteps, RingSteps):
         if ev.own:
             # The core's outbox after our own commit won: its Welcome, one per joiner. After a lost
             # race we do not drain: the planner commits again after the pause, and that explicit
-            # commit, which carries every duty still open, replaces the core's rebuild.
-            yield from self._send_core_outbox()
+            # commit, which carries every duty still open, replaces the core's rebuild. Ours won,
+            # so nothing is left to rebuild: unless our leaf is still tainted (its first Update
+            # owed), the outbox holds only what is built, and is drained on the loop.
+            group = hold.group
+            builds = group.scheme == "ring" or group.tainted_by(group.my_leaf) is not None
+            yield from self._send_core_outbox(builds=builds)
         before = set(self._members)
         self._adopt(timed, announce=False)
         self._beacon_epoch(ev, own is not None and own.update)
