@@ -348,8 +348,8 @@ class Membership(Entry, BeaconSteps, RingSteps):
             # commit, which carries every duty still open, replaces the core's rebuild. Ours won,
             # so nothing is left to rebuild: unless our leaf is still tainted (its first Update
             # owed), the outbox holds only what is built, and is drained on the loop.
-            group = hold.group
-            builds = group.scheme == "ring" or group.tainted_by(group.my_leaf) is not None
+            won = hold.group
+            builds = won.scheme == "ring" or won.tainted_by(won.my_leaf) is not None
             yield from self._send_core_outbox(builds=builds)
         before = set(self._members)
         self._adopt(timed, announce=False)
