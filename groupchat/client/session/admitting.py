@@ -78,8 +78,12 @@ class Admitting(MachineState):
             if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
                 return
             # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
-            # public, so an unchecked request would let the relay remove any member.
-            request.verify(self._suite)
+            # public, so an unchecked request would let the relay remove any member. Before we are
+            # a member nothing is planned, and Classify checks each request kept once we are (the
+            # ones already in are dropped unchecked): a joiner reading the room's log does not
+            # check every request ever made in it.
+            if self._judging():
+                request.verify(self._suite)
         except GroupChatError as exc:
             log.warning("ignored a join request that is not validly signed: %s", exc)
             return
@@ -98,11 +102,16 @@ class Admitting(MachineState):
         adds[request.identity_key] = AddDuty(request, self._now, ask.invite_key, ask.proof)
         yield from self._classify_pending()
 
+    def _judging(self) -> bool:
+        """Whether we judge join requests now: as a member (the state to judge by is the group's)."""
+        hold = self._hold
+        return hold is not None and self._phase is Phase.MEMBER and not hold.group.joining
+
     def _classify_pending(self) -> Step[None]:
         """Judge every pending request not yet judged at our epoch (once per request and epoch)."""
         hold = self._hold
-        if hold is None or self._phase is not Phase.MEMBER or hold.group.joining:
-            return  # not a member yet: judged once we are (the state to judge by is the group's)
+        if hold is None or not self._judging():
+            return  # not a member yet: judged once we are
         group, duties = hold.group, self._duties
         for key, duty in list(duties.adds.items()):
             if duty.classified_at == group.epoch:
