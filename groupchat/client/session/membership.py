@@ -538,6 +538,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         a known key's new name. Never "key changed": another key is another member."""
         members = self._members
         labels = self._labeler.labels(members)
+        version = self._trust.version
         for m in members.values():
             if m.identity_key == self.identity.public_key:
                 continue
@@ -551,6 +552,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
             others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
             if others:
                 self._warn(wording.lookalike_member(label, others))
+        self._labeler.learned_roster(members, version)
         self._emit_roster()
 
 
