@@ -71,6 +71,11 @@ class Admitting(MachineState):
 
     # --- a member's side -------------------------------------------------------------------------
 
+    def _judging(self) -> bool:
+        """Whether we judge join requests now (as _classify_pending does): as a member."""
+        hold = self._hold
+        return hold is not None and self._phase is Phase.MEMBER and not hold.group.joining
+
     def _on_join_request(self, body: bytes) -> Step[None]:
         try:
             ask = JoinAsk.decode(body)
@@ -104,16 +109,11 @@ class Admitting(MachineState):
         adds[request.identity_key] = AddDuty(request, self._now, ask.invite_key, ask.proof)
         yield from self._classify_pending()
 
-    def _judging(self) -> bool:
-        """Whether we judge join requests now: as a member (the state to judge by is the group's)."""
-        hold = self._hold
-        return hold is not None and self._phase is Phase.MEMBER and not hold.group.joining
-
     def _classify_pending(self) -> Step[None]:
         """Judge every pending request not yet judged at our epoch (once per request and epoch)."""
         hold = self._hold
-        if hold is None or not self._judging():
-            return  # not a member yet: judged once we are
+        if hold is None or self._phase is not Phase.MEMBER or hold.group.joining:
+            return  # not a member yet: judged once we are (the state to judge by is the group's)
         group, duties = hold.group, self._duties
         for key, duty in list(duties.adds.items()):
             if duty.classified_at == group.epoch:
