@@ -257,6 +257,14 @@ class Labeler:
             self._members, self._version, self._labels = members, version, fresh
         return self._labels
 
+    def learned_roster(self, members: Mapping[int, Member], before: int) -> None:
+        """The trust store moved on from version ``before`` only by learning the names the
+        ``members`` go by now: their labels stand (each such key is in the roster's own index
+        under that name already; a name the store then forgets can only take a rival away, and a
+        label kept longer stays unambiguous), so they are not computed again (O(n) each time)."""
+        if self._known is not None and members is self._members and self._version == before:
+            self._version = self._known.version
+
     def lookalikes(self, members: Mapping[int, Member], member: Member) -> set[bytes]:
         """The keys of the other members in ``members`` whose name looks like ``member``'s (from
         the roster's index: no relabelling while the trust store learns the roster's keys)."""

@@ -224,3 +224,27 @@ def test_an_open_room_admits_a_newcomer_without_an_invite_and_says_so(clock: Man
     wait(room, clock, 5)
     assert holds_group(dave) and dave.machine.epoch == alice.machine.epoch
     assert says_open(alice) and says_open(dave)
+
+
+def test_a_forged_request_cannot_push_out_the_kept_request_it_claims_to_replace(clock: ManualClock) -> None:
+    """A member checks a join request's signature once, when Classify judges it; a request that
+    would replace one it keeps for the same identity is checked first. So a badly signed copy
+    claiming a waiting joiner's identity is refused, and the joiner's own request still gets it in."""
+    room = HostileRoom(clock)
+    alice = room.add("alice", **OPEN_ROOM)
+    room.connect(alice)
+    wait(room, clock, 2)
+    bob = room.add("bob", **OPEN_ROOM)
+    room.connect(bob)
+    wait(room, clock, 5)
+    victor = room.virtual("victor")
+    # Only bob sees it: second in line, he waits add_timeout before he commits the Add himself.
+    room.forge(victor.mid, victor.join_request(), recipients=[bob])
+    assert pending_joiners(bob) == 1
+    room.forge(
+        victor.mid, forged_request(victor.identity, room.room_name, room.config, "victor"), recipients=[bob]
+    )
+    assert pending_joiners(bob) == 1
+    wait(room, clock, 10)
+    for m in (alice, bob):
+        assert victor.identity.public_key in roster_keys(m), f"{m.name} never added victor"

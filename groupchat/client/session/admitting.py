@@ -71,22 +71,33 @@ class Admitting(MachineState):
 
     # --- a member's side -------------------------------------------------------------------------
 
+    def _judging(self) -> bool:
+        """Whether we judge join requests now (as _classify_pending does): as a member."""
+        hold = self._hold
+        return hold is not None and self._phase is Phase.MEMBER and not hold.group.joining
+
     def _on_join_request(self, body: bytes) -> Step[None]:
         try:
             ask = JoinAsk.decode(body)
             request = JoinRequest.decode(ask.request)
             if request.group_id != self._group_id or request.identity_key == self.identity.public_key:
                 return
+            adds = self._duties.adds
+            previous = adds.get(request.identity_key)
+            if previous is not None and previous.request == request:
+                return  # published again: nothing new
             # Checked before it can plan anything (a rejoin's Remove above all): identity keys are
-            # public, so an unchecked request would let the relay remove any member.
-            request.verify(self._suite)
+            # public, so an unchecked request would let the relay remove any member. Classify
+            # (below, at once for a member) checks the signature before it judges; only a request
+            # that would replace one we keep is checked first, so a forged one cannot push a good
+            # one out. Before we are a member nothing is planned, and once we are, Classify checks
+            # each request still open (those already in are dropped unchecked): a joiner reading
+            # the room's log does not check every request ever made in it.
+            if previous is not None and self._judging():
+                request.verify(self._suite)
         except GroupChatError as exc:
             log.warning("ignored a join request that is not validly signed: %s", exc)
             return
-        adds = self._duties.adds
-        previous = adds.get(request.identity_key)
-        if previous is not None and previous.request == request:
-            return  # published again: nothing new
         if previous is None and len(adds) >= MAX_PENDING_JOINERS:
             del adds[next(iter(adds))]  # the oldest pending request gives way (the relay may flood)
             self._joiners_dropped += 1

@@ -490,7 +490,10 @@ class ChatSession:
                 done.set_result(None)
             if self._finished is not None and self._finished.is_set():
                 return
-            self._arm_timer()
+            if self._inbox.empty():
+                # Armed once the inbox is drained, not after each of a burst of inputs: every
+                # input runs the machine's due duties anyway, so the timer matters only when idle.
+                self._arm_timer()
 
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""

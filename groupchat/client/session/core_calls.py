@@ -291,9 +291,16 @@ class DiscardPending(CoreCall[None]):
 
 @dataclass(frozen=True, slots=True)
 class DrainOutbox(CoreCall[list[Outbound]]):
-    """The core's ``data_to_send()``: what the protocol requires us to send now."""
+    """The core's ``data_to_send()``: what the protocol requires us to send now. ``builds``: it
+    may build a commit (a rebuild, a joiner's first Update), so it is heavy; False when the
+    caller knows it only hands out what is built (the Welcomes of our commit that just won)."""
 
     group: Group
+    builds: bool = True
+
+    @property
+    def offload(self) -> bool:
+        return self.builds
 
     def run(self) -> list[Outbound]:
         return list(self.group.data_to_send())

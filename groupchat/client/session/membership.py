@@ -350,8 +350,12 @@ class Membership(Entry, BeaconSteps, RingSteps):
         if ev.own:
             # The core's outbox after our own commit won: its Welcome, one per joiner. After a lost
             # race we do not drain: the planner commits again after the pause, and that explicit
-            # commit, which carries every duty still open, replaces the core's rebuild.
-            yield from self._send_core_outbox()
+            # commit, which carries every duty still open, replaces the core's rebuild. Ours won,
+            # so nothing is left to rebuild: unless our leaf is still tainted (its first Update
+            # owed), the outbox holds only what is built, and is drained on the loop.
+            won = hold.group
+            builds = won.scheme == "ring" or won.tainted_by(won.my_leaf) is not None
+            yield from self._send_core_outbox(builds=builds)
         before = set(self._members)
         self._adopt(timed, announce=False)
         self._beacon_epoch(ev, own is not None and own.update)
@@ -539,6 +543,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         a known key's new name. Never "key changed": another key is another member."""
         members = self._members
         labels = self._labeler.labels(members)
+        version = self._trust.version
         for m in members.values():
             if m.identity_key == self.identity.public_key:
                 continue
@@ -552,6 +557,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
             others = lookalikes(m, self._labeler.lookalikes(members, m), self._trust, labels)
             if others:
                 self._warn(wording.lookalike_member(label, others))
+        self._labeler.learned_roster(members, version)
         self._emit_roster()
 
 

@@ -29,13 +29,14 @@ __all__ = ["RingSteps"]
 class RingSteps(MachineState):
     """The core's outbox and the ring steps (see the module docstring)."""
 
-    def _send_core_outbox(self) -> Step[None]:
-        """Drain the core's outbox and move each item: to the room, or to one joiner alone."""
+    def _send_core_outbox(self, *, builds: bool = True) -> Step[None]:
+        """Drain the core's outbox and move each item: to the room, or to one joiner alone
+        (``builds``: see :class:`DrainOutbox`)."""
         hold = self._hold
         if hold is None:
             return
         try:
-            items = yield from self._core(DrainOutbox(hold.group))
+            items = yield from self._core(DrainOutbox(hold.group, builds))
         except GroupChatError as exc:  # a rebuild the core could not make; the planner retries
             log.warning("the core could not prepare what it must send: %s", exc)
             return

@@ -208,7 +208,9 @@ def _core_group(n: int) -> tuple[list[Group], Callable[[bytes], None]]:
 
 
 def _core_join(members: list[Group], deliver: Callable[[bytes], None], tag: int) -> float:
-    """Request, commit, every member processing it, the joiner opening the welcome (seconds)."""
+    """Request, every member judging it, commit, every member processing it, the joiner opening
+    the welcome (seconds). Every session judges each join request it reads (the coordinator's
+    rule: any member in line may have to commit the Add), so the core does too."""
     from ...core.events import EpochChanged
     from ...core.group import Group
     from ...core.identity import Identity, JoinRequest
@@ -217,6 +219,8 @@ def _core_join(members: list[Group], deliver: Callable[[bytes], None], tag: int)
     t0 = time.perf_counter()
     pending = JoinRequest.create(members[0].suite, Identity.generate(), members[0].group_id, f"j{tag}")
     committer = members[tag % len(members)]
+    for g in members:
+        g.classify_request(pending.request, None, None, time.time())
     data = committer.commit(add=[pending.request])
     for g in members:
         event = g.receive(data)
