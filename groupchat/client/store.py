@@ -402,9 +402,9 @@ class Store:
         durable: bool = True,
     ) -> None:
         """In one transaction: add ``messages`` to the history, then replace the stored state by
-        ``state`` (bytes, position) or, with ``drop_state``, forget it (and the outbox), and
-        replace the outbox (our messages not yet echoed, as the session encodes them; ``b""``:
-        none, ``None``: unchanged). A crash keeps all or none.
+        ``state`` (bytes, position) or, with ``drop_state``, forget it, and replace the outbox (our
+        messages not yet echoed, as the session encodes them; ``b""``: none, ``None``: unchanged;
+        it outlives a forgotten state: a rejoin sends them). A crash keeps all or none.
         ``durable=False`` skips the disk sync (WAL ``synchronous=NORMAL``): safe against a killed
         process, not a power cut; the next durable write syncs it too."""
         if durable != self._durable:
@@ -431,7 +431,7 @@ class Store:
                 db.execute("DELETE FROM state WHERE relay = ? AND room = ? AND identity = ?", where)
             if sealed_outbox is not None:
                 db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?)", (*where, *sealed_outbox))
-            elif outbox is not None or drop_state:
+            elif outbox is not None:  # b"": nothing left unsent (a dropped state keeps its outbox)
                 db.execute("DELETE FROM outbox WHERE relay = ? AND room = ? AND identity = ?", where)
 
     def load_outbox(self, place: Place) -> bytes:

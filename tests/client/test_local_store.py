@@ -358,3 +358,17 @@ def test_a_sealed_key_whose_parameters_were_lowered_is_refused(tmp_path: Path) -
     key_path.write_text("\n".join([lines[0], lines[1].replace("n=32768", "n=33554432"), lines[2]]) + "\n")
     with pytest.raises(StoreError, match="out of range"):
         load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")
+
+
+def test_the_outbox_outlives_a_forgotten_state_and_is_bound_to_its_place(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save(at("room"), state=(b"state", 1), outbox=b"unsent")
+        store.save(at("room"), drop_state=True)  # a ring run: the state cannot be kept, the texts can
+        assert store.load_state(at("room")) is None and store.load_outbox(at("room")) == b"unsent"
+        assert store.load_outbox(at("other")) == b""
+        store.save(at("room"), outbox=b"")
+        assert store.load_outbox(at("room")) == b""
+        store.save(at("room"), outbox=b"again")
+    _tamper(tmp_path / STORE_FILE, "UPDATE outbox SET room = 'other'")
+    with Store.open(tmp_path) as store, pytest.raises(StoreError, match="cannot be decrypted"):
+        store.load_outbox(at("other"))
