@@ -1,0 +1,163 @@
+"""Second adversarial review of the store (issue 15): the sealed key file, the schema 1 migration
+and ``adopt``, the outbox of unsent messages and its bookkeeping.
+
+Real :class:`Store` files, real scrypt and AES-GCM, real session machines (store_room.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from store_room import StoredRoom
+from test_local_store import ME, _schema_1_store
+
+from groupchat.client import store_command
+from groupchat.client.session_store import SessionStore, _encode_unsent
+from groupchat.client.session.persistence import Unsent
+from groupchat.client.store import KEY_FILE, STORE_FILE, Place, Store
+from groupchat.client.store_key import StoreError, load_or_create_store_key, write_key_file
+from groupchat.core.errors import UsageError
+from groupchat.core.identity import Identity
+from groupchat.lab.clock import ManualClock
+
+RELAY = "ws://memory"
+ROOM = "room"
+
+
+def _sealed(tmp_path: Path, passphrase: str = "pass phrase") -> tuple[Path, bytes, list[str]]:
+    key_path = tmp_path / KEY_FILE
+    key = os.urandom(32)
+    write_key_file(key_path, key, passphrase)
+    return key_path, key, key_path.read_text().splitlines()
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n")
+
+
+# 1. The key file sealed under a passphrase.
+
+_SALT = "00" * 16
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        f"scrypt n=2097152 r=1 p=1 salt={_SALT}",  # 128·r·N = 256 MiB exactly: passes the check
+        f"scrypt n=2 r=1048576 p=4 salt={_SALT}",  # within the memory bound, about 8 s of work
+        f"scrypt n=32768 r=8 p=5 salt={_SALT}",
+        f"scrypt n=32768 r=0 p=1 salt={_SALT}",
+        f"scrypt n=32769 r=8 p=1 salt={_SALT}",
+        f"scrypt n={'9' * 5000} r=8 p=1 salt={_SALT}",  # beyond int()'s digit limit
+        "scrypt n=32768 r=8 p=1 salt=00",  # a short salt
+        "scrypt n=32768 r=8 p=1 salt=zz",
+        "scrypt n=32768 r=8 p=1",
+        f"scrypt n=32768 r=8 p=1 salt={_SALT} \u00e9t\u00e9",  # not ASCII: the AAD cannot encode it
+    ],
+    ids=["256MiB", "huge-r", "p5", "r0", "n-odd", "n-digits", "short-salt", "salt-not-hex",
+         "no-salt", "not-ascii"],
+)
+def test_tampered_scrypt_parameters_are_one_clear_error_and_quick(tmp_path: Path, params: str) -> None:
+    """A file edited to ask for other parameters: a StoreError within a couple of seconds, never
+    a MemoryError from the KDF or a long hang at every start."""
+    key_path, _, lines = _sealed(tmp_path)
+    key_path.write_bytes("\n".join([lines[0], params, lines[2]]).encode("utf-8") + b"\n")
+    start = time.monotonic()
+    with pytest.raises(StoreError):
+        load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")
+    assert time.monotonic() - start < 3.0
+
+
+@pytest.mark.parametrize("cut", [1, 2, 30, 60])
+def test_a_truncated_or_odd_sealed_key_is_refused(tmp_path: Path, cut: int) -> None:
+    key_path, _, lines = _sealed(tmp_path)
+    _rewrite(key_path, [lines[0], lines[1], lines[2][:-cut]])
+    with pytest.raises(StoreError, match="corrupt"):
+        load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")
+
+
+def test_another_salt_does_not_open_without_the_passphrase_nor_with_it(tmp_path: Path) -> None:
+    key_path, _, lines = _sealed(tmp_path)
+    _rewrite(key_path, [lines[0], lines[1].rsplit("salt=", 1)[0] + "salt=" + "11" * 16, lines[2]])
+    with pytest.raises(StoreError, match="protected by a passphrase"):
+        load_or_create_store_key(key_path)
+    with pytest.raises(StoreError, match="wrong passphrase"):
+        load_or_create_store_key(key_path, passphrase=lambda: "pass phrase")
+
+
+def test_a_sealed_key_is_written_owner_only_and_leaves_no_temporary(tmp_path: Path) -> None:
+    key_path, key, _ = _sealed(tmp_path)
+    os.umask(old := os.umask(0))
+    try:
+        write_key_file(key_path, key, "another")
+    finally:
+        os.umask(old)
+    assert key_path.stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]
+
+
+def _args(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    store_command.add_arguments(parser)
+    return parser.parse_args(["--data-dir", str(tmp_path), "--identity", str(tmp_path / "identity"), *extra])
+
+
+def test_store_passphrase_with_a_wrong_current_one_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_path, key, _ = _sealed(tmp_path, "old one")
+    before = key_path.read_bytes()
+    monkeypatch.setenv("GROUPCHAT_STORE_PASSPHRASE", "not the old one")
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "new one")
+    with pytest.raises(StoreError, match="wrong passphrase"):
+        store_command.run(_args(tmp_path))
+    assert key_path.read_bytes() == before
+    monkeypatch.setenv("GROUPCHAT_STORE_PASSPHRASE", "old one")
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "")
+    with pytest.raises(StoreError, match="empty"):
+        store_command.run(_args(tmp_path))
+    assert key_path.read_bytes() == before
+    assert store_command.run(_args(tmp_path, "--remove")) == 0
+    assert load_or_create_store_key(key_path) == key
+
+
+def test_store_passphrase_killed_mid_write_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replace is atomic: a failure between the temporary file and the rename leaves the old
+    key file, which still opens with the old passphrase."""
+    key_path, key, _ = _sealed(tmp_path, "old one")
+
+    def die(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("GROUPCHAT_STORE_PASSPHRASE", "old one")
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "new one")
+    monkeypatch.setattr(os, "replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        store_command.run(_args(tmp_path))
+    monkeypatch.undo()
+    assert load_or_create_store_key(key_path, passphrase=lambda: "old one") == key
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="store_key._read reuses identity_store.check_private_mode, whose message ends 'otherwise "
+    "delete it to make a new identity (your contacts will see a key change)': for the store key, "
+    "deleting it makes the whole store unreadable, and it is no identity. Fix: give "
+    "check_private_mode the advice as a parameter (for the store key: 'chmod 600' or move the "
+    "store away), or word it in wording_store.py",
+)
+def test_a_store_key_with_a_wide_mode_does_not_advise_deleting_it(tmp_path: Path) -> None:
+    key_path = tmp_path / KEY_FILE
+    load_or_create_store_key(key_path)
+    key_path.chmod(0o644)
+    with pytest.raises(StoreError) as caught:
+        load_or_create_store_key(key_path)
+    assert "delete it" not in str(caught.value) and "identity" not in str(caught.value)
