@@ -161,3 +161,98 @@ def test_a_store_key_with_a_wide_mode_does_not_advise_deleting_it(tmp_path: Path
     with pytest.raises(StoreError) as caught:
         load_or_create_store_key(key_path)
     assert "delete it" not in str(caught.value) and "identity" not in str(caught.value)
+
+
+# 2. Places, the schema 1 migration, adopt, the outbox table.
+
+
+def test_a_second_process_migrating_schema_1_meanwhile_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes start on a schema 1 store: both read ``schema = 1`` (``_setup``'s first
+    transaction), one migrates, adopts and stores a newer state; then the other migrates too.
+    Its ALTER/INSERT ran on the schema 2 tables, moving every row to relay "" under an associated
+    data that no longer matches: the state of every place was gone."""
+    _schema_1_store(tmp_path)
+    place = Place(RELAY, "room", ME)
+    migrate = Store._from_schema_1
+    raced: list[bool] = []
+
+    def racing(self: Store) -> None:
+        if not raced:
+            raced.append(True)
+            with Store.open(tmp_path) as first:  # the other process, all the way through
+                first.adopt(place)
+                first.save_state(place, b"newer state", 9)
+        migrate(self)
+
+    monkeypatch.setattr(Store, "_from_schema_1", racing)
+    with Store.open(tmp_path) as second:
+        got = second.load_state(place)
+        assert got is not None and (got.state, got.position) == (b"newer state", 9)
+        assert [e.text for e in second.history("room", ME, RELAY)[0]] == ["first", "second"]
+        assert second.history()[1] == 0
+
+
+def test_adopt_keeps_one_row_per_message_and_reseals_only_what_opened(tmp_path: Path) -> None:
+    """A message kept both under relay "" and already under the relay is one row after adopt; a
+    relay row moved to relay "" by hand does not open as a schema 1 row and is not re-sealed."""
+    _schema_1_store(tmp_path)
+    place = Place(RELAY, "room", ME)
+    with Store.open(tmp_path) as store:
+        from test_local_store import entry
+
+        store.save(place, messages=[entry("01" * 8, "first")])  # already here under the relay
+        other = Place("ws://elsewhere", "room", ME)
+        store.save(other, messages=[entry("09" * 8, "elsewhere")])
+        db = sqlite3.connect(tmp_path / STORE_FILE)
+        with db:
+            db.execute("UPDATE history SET relay = '' WHERE message_id = ?", ("09" * 8,))
+        db.close()
+        assert store.adopt(place) == 3
+        entries, bad = store.history("room", ME, RELAY)
+        assert [e.text for e in entries] == ["first", "second"] and bad == 0
+        assert store.history()[1] == 1  # the moved row: still there, still unreadable
+        assert store.adopt(place) == 0
+
+
+def test_an_outbox_row_moved_to_another_place_or_table_does_not_open(tmp_path: Path) -> None:
+    here, there = Place(RELAY, ROOM, ME), Place("ws://other", ROOM, ME)
+    with Store.open(tmp_path) as store:
+        store.save(here, outbox=b"[]x")
+        store.save(there, state=(b"s", 1))
+        db = sqlite3.connect(tmp_path / STORE_FILE)
+        with db:
+            db.execute("INSERT INTO outbox SELECT 'ws://other', room, identity, nonce, sealed FROM outbox")
+            db.execute("UPDATE state SET (nonce, sealed) = (SELECT nonce, sealed FROM outbox "
+                       "WHERE relay = ?) WHERE relay = 'ws://other'", (RELAY,))
+        db.close()
+        with pytest.raises(StoreError, match="outbox"):
+            store.load_outbox(there)
+        with pytest.raises(StoreError, match="group state"):
+            store.load_state(there)
+        assert store.load_outbox(here) == b"[]x"
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"id": "00"}', b'[{"id": "zz", "text": "x"}]',
+                                 b'[{"id": "00", "text": 3}]', b"\xff\xfe"])
+def test_an_outbox_we_cannot_read_back_is_a_warning(tmp_path: Path, raw: bytes) -> None:
+    me = Identity.generate()
+    with Store.open(tmp_path) as store:
+        session = SessionStore(store, RELAY, ROOM, me)
+        store.save(session.place, outbox=raw)
+        said = session.unsent()
+        assert isinstance(said, str) and "cannot be read back" in said
+
+
+def test_a_flipped_bit_in_the_outbox_is_a_warning(tmp_path: Path) -> None:
+    me = Identity.generate()
+    with Store.open(tmp_path) as store:
+        session = SessionStore(store, RELAY, ROOM, me)
+        store.save(session.place, outbox=_encode_unsent([Unsent(b"\x01" * 8, "hi")]))
+        db = sqlite3.connect(tmp_path / STORE_FILE)
+        with db:
+            db.execute("UPDATE outbox SET sealed = substr(sealed, 2) || x'00'")
+        db.close()
+        said = session.unsent()
+        assert isinstance(said, str) and "corrupt" in said
