@@ -155,7 +155,7 @@ class SessionStore:
         if state is not None and state == self._saved and not (before_send and not self._synced):
             state = None  # unchanged (and on disk already, or no frame depends on it yet)
         outbox: bytes | None = _encode_unsent(machine.unsent())
-        if outbox == self._saved_outbox:
+        if outbox == self._saved_outbox and not drop:  # a dropped state takes the outbox with it
             outbox = None
         if not kept and state is None and not drop and outbox is None:
             return []

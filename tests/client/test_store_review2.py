@@ -256,3 +256,57 @@ def test_a_flipped_bit_in_the_outbox_is_a_warning(tmp_path: Path) -> None:
         db.close()
         said = session.unsent()
         assert isinstance(said, str) and "corrupt" in said
+
+
+# 3. The outbox of unsent messages across a restart.
+
+
+def _pair(tmp_path: Path) -> tuple[StoredRoom, object, object, Store, Identity]:
+    room = StoredRoom(ManualClock())
+    me = Identity.generate()
+    store = Store.open(tmp_path)
+    alice = room.add_stored("alice", SessionStore(store, RELAY, ROOM, me), me)
+    room.connect(alice)
+    bob = room.add("bob")
+    room.connect(bob)
+    room.tick()
+    room.settle()
+    return room, alice, bob, store, me
+
+
+def _bob_texts(bob: object) -> list[str]:
+    from groupchat.client.notices import ChatLine
+
+    return [n.text for n in bob.notices() if isinstance(n, ChatLine) and not n.own]  # type: ignore[attr-defined]
+
+
+def test_a_state_forgotten_before_a_send_keeps_the_unsent_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message typed and stored in the outbox; then, before a frame, the state cannot be
+    exported (a ring run in progress) and is forgotten. ``Store.save(drop_state=True)`` drops the
+    outbox with it, while the session still believed it stored (the outbox "unchanged"): a crash
+    then lost the typed message for good."""
+    from groupchat.core.group import Group
+
+    room, alice, bob, store, me = _pair(tmp_path)
+    session = room.stores[alice.mid]  # type: ignore[attr-defined]
+    alice.machine.queue_text("typed, not yet sent")  # type: ignore[attr-defined]
+    session.persist(alice.machine)  # type: ignore[attr-defined]
+    assert store.load_outbox(session.place) != b""
+
+    def busy(self: Group) -> bytes:
+        raise UsageError("a ring run is in progress")
+
+    monkeypatch.setattr(Group, "export_state", busy)
+    session.persist(alice.machine, before_send=True)  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    assert store.load_state(session.place) is None  # forgotten, as it must be
+    assert store.load_outbox(session.place) != b""  # but the message is still to be sent
+    room.kill(alice)  # type: ignore[arg-type]
+    again, _ = room.restart(alice)  # type: ignore[arg-type]
+    # Back without a state (a rejoin): the message is shown as sending, and is sent once in.
+    assert [u.text for u in again.machine.unsent()] == ["typed, not yet sent"]
+    shown = [n for n in again.notices() if getattr(n, "own", False)]
+    assert [(n.text, n.pending) for n in shown] == [("typed, not yet sent", True)]
+    store.close()
