@@ -310,3 +310,62 @@ def test_a_state_forgotten_before_a_send_keeps_the_unsent_messages(
     shown = [n for n in again.notices() if getattr(n, "own", False)]
     assert [(n.text, n.pending) for n in shown] == [("typed, not yet sent", True)]
     store.close()
+
+
+def test_a_restored_copy_in_flight_waits_for_the_logs_echo_after_a_long_downtime(tmp_path: Path) -> None:
+    """Killed with our message logged but its echo unread; back a minute later. The restored copy
+    is in flight since ``sent_at = 0.0`` (OutboundQueue.restore sets no time), so it is overdue
+    the moment the session looks: a "not echoed" warning and a second copy re-encrypted before
+    the log's echo even came. It must wait ``confirm_after`` from the restart, and be confirmed
+    by the log's echo alone."""
+    from groupchat.client.notices import ChatLine, MessageConfirmed
+    from groupchat.client.session.inputs import Wake
+    from groupchat.relay_protocol import Publish
+
+    room, alice, bob, store, _ = _pair(tmp_path)
+    alice.machine.queue_text("sent before the kill")  # type: ignore[attr-defined]
+    room.kill_after[alice.mid] = 1  # type: ignore[attr-defined]
+    room.feed(alice, Wake(room.clock()))  # type: ignore[arg-type]
+    room.settle()
+    assert alice.stopped  # type: ignore[attr-defined]
+    room.clock.advance(60.0)
+    again, _ = room.restart(alice)  # type: ignore[arg-type]
+    room.tick()
+    room.settle()
+    published = [a for a in again.sent() if isinstance(a.frame, Publish)]
+    shown = [n for n in again.notices() if isinstance(n, ChatLine) and n.own]
+    assert [n.local_id for n in again.notices() if isinstance(n, MessageConfirmed)] == [shown[0].local_id]
+    assert not [t for t in again.timeline() if "echo" in t or "confirm" in t], again.timeline()
+    assert _bob_texts(bob).count("sent before the kill") == 1
+    assert len(published) <= 1, [type(a.frame).__name__ for a in again.sent()]  # a leave/beacon at most
+    store.close()
+
+
+def test_killed_between_keeping_our_echoed_message_and_the_step_end_shows_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The echo of our message arrives: ``keep`` writes it to the history (as the glue does after
+    each effect), and the process is killed before the step's ``persist`` wrote the outbox. After
+    the restart the scrollback showed it confirmed and the outbox, still listing it in flight,
+    showed it again as sending (then confirmed by the log's echo): twice in our own timeline.
+    ``SessionStore.unsent`` now leaves out what the history keeps as ours."""
+    from groupchat.client.notices import ChatLine, MessageConfirmed
+    from groupchat.client.session.inputs import Wake
+
+    room, alice, bob, store, me = _pair(tmp_path)
+    session = room.stores[alice.mid]  # type: ignore[attr-defined]
+    alice.machine.queue_text("echoed just before the kill")  # type: ignore[attr-defined]
+    real = session.persist
+    monkeypatch.setattr(session, "persist", lambda m, before_send=False: real(m, before_send=True) if before_send else [])
+    room.feed(alice, Wake(room.clock()))  # type: ignore[arg-type]
+    room.settle()  # the echo comes back: kept in the history, the outbox not written since
+    monkeypatch.undo()
+    assert any(isinstance(n, MessageConfirmed) for n in alice.notices())  # type: ignore[attr-defined]
+    room.kill(alice)  # type: ignore[arg-type]
+    again, scrollback = room.restart(alice)  # type: ignore[arg-type]
+    room.tick()
+    room.settle()
+    own = [n.text for n in [*scrollback, *again.notices()] if isinstance(n, ChatLine) and n.own]
+    assert own.count("echoed just before the kill") == 1, own
+    assert _bob_texts(bob).count("echoed just before the kill") == 1
+    store.close()
