@@ -17,8 +17,8 @@ from store_room import StoredRoom
 from test_local_store import ME, _schema_1_store
 
 from groupchat.client import store_command
-from groupchat.client.session_store import SessionStore, _encode_unsent
 from groupchat.client.session.persistence import Unsent
+from groupchat.client.session_store import SessionStore, _encode_unsent
 from groupchat.client.store import KEY_FILE, STORE_FILE, Place, Store
 from groupchat.client.store_key import StoreError, load_or_create_store_key, write_key_file
 from groupchat.core.errors import UsageError
@@ -289,7 +289,7 @@ def test_a_state_forgotten_before_a_send_keeps_the_unsent_messages(
     then lost the typed message for good."""
     from groupchat.core.group import Group
 
-    room, alice, bob, store, me = _pair(tmp_path)
+    room, alice, _, store, _ = _pair(tmp_path)
     session = room.stores[alice.mid]  # type: ignore[attr-defined]
     alice.machine.queue_text("typed, not yet sent")  # type: ignore[attr-defined]
     session.persist(alice.machine)  # type: ignore[attr-defined]
@@ -352,11 +352,13 @@ def test_killed_between_keeping_our_echoed_message_and_the_step_end_shows_it_onc
     from groupchat.client.notices import ChatLine, MessageConfirmed
     from groupchat.client.session.inputs import Wake
 
-    room, alice, bob, store, me = _pair(tmp_path)
+    room, alice, bob, store, _ = _pair(tmp_path)
     session = room.stores[alice.mid]  # type: ignore[attr-defined]
     alice.machine.queue_text("echoed just before the kill")  # type: ignore[attr-defined]
     real = session.persist
-    monkeypatch.setattr(session, "persist", lambda m, before_send=False: real(m, before_send=True) if before_send else [])
+    monkeypatch.setattr(  # only the step's last persist is lost (the kill)
+        session, "persist", lambda m, before_send=False: real(m, before_send=True) if before_send else []
+    )
     room.feed(alice, Wake(room.clock()))  # type: ignore[arg-type]
     room.settle()  # the echo comes back: kept in the history, the outbox not written since
     monkeypatch.undo()
