@@ -371,3 +371,19 @@ def test_killed_between_keeping_our_echoed_message_and_the_step_end_shows_it_onc
     assert own.count("echoed just before the kill") == 1, own
     assert _bob_texts(bob).count("echoed just before the kill") == 1
     store.close()
+
+
+def test_store_passphrase_beside_a_store_whose_key_is_missing_makes_no_new_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key file was moved away (to restore from a backup, say) and the store is still there:
+    ``groupchat store passphrase`` made a fresh key, sealed it and put it where the old key
+    belongs, while ``Store.open`` refuses exactly that (a new key cannot open the store, and
+    would stand where the user restores the old one)."""
+    with Store.open(tmp_path) as store:
+        store.save_state(Place(RELAY, ROOM, ME), b"state", 1)
+    (tmp_path / KEY_FILE).unlink()
+    monkeypatch.setenv("GROUPCHAT_STORE_NEW_PASSPHRASE", "new one")
+    with pytest.raises(StoreError, match="missing"):
+        store_command.run(_args(tmp_path))
+    assert not (tmp_path / KEY_FILE).exists()
