@@ -459,6 +459,10 @@ def test_a_resent_copy_is_not_shown_again_by_a_receiver_that_restarted(tmp_path:
     room.clock.advance(60.0)
     room.tick()
     room.settle()
+    # She sent it again under the same msg_id (one row in bob's history), and it was confirmed.
+    assert [(e.text, e.own) for e in stores["alice"].history()[0]] == [("once", True)]
+    assert [e.text for e in stores["bob"].history()[0]] == ["once"]
+    assert [n.text for n in alice2.notices() if isinstance(n, ChatLine)] == ["once"]
     shown = [n.text for n in [*scrollback, *bob2.notices()] if isinstance(n, ChatLine) and not n.own]
     assert shown.count("once") == 1, shown
     for s in stores.values():
