@@ -467,3 +467,35 @@ def test_a_resent_copy_is_not_shown_again_by_a_receiver_that_restarted(tmp_path:
     assert shown.count("once") == 1, shown
     for s in stores.values():
         s.close()
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["logged", "lost on the way"])
+def test_a_restored_copy_in_flight_after_a_long_downtime_reuses_no_ratchet_key(
+    tmp_path: Path, lost: bool
+) -> None:
+    """Killed with our message in flight, back a minute later (the restored copy has no send
+    time, so it is overdue at once): whether the log confirms it or it is sent again, no ratchet
+    key is handed out twice and bob reads it once, and what we type next goes out."""
+    from store_room import send_log
+
+    from groupchat.client.session.inputs import Wake
+
+    room, alice, bob, store, _ = _pair(tmp_path)
+    with send_log() as book:
+        alice.machine.queue_text("in flight")  # type: ignore[attr-defined]
+        room.kill_after[alice.mid] = 1  # type: ignore[attr-defined]
+        if lost:
+            room.lose_it.add(alice.mid)  # type: ignore[attr-defined]
+        room.feed(alice, Wake(room.clock()))  # type: ignore[arg-type]
+        room.settle()
+        room.clock.advance(60.0)
+        again, _ = room.restart(alice)  # type: ignore[arg-type]
+        room.tick()
+        room.settle()
+        again.machine.queue_text("after")
+        room.feed(again, Wake(room.clock()))
+        room.settle()
+        assert book.reused() == []
+    assert _bob_texts(bob).count("in flight") == 1 and _bob_texts(bob).count("after") == 1
+    assert store.load_outbox(room.stores[alice.mid].place) == b""  # type: ignore[attr-defined]
+    store.close()
