@@ -121,7 +121,12 @@ class SessionStore:
         try:
             raw = self.store.load_outbox(self.place)
             self._saved_outbox = raw
-            return _decode_unsent(raw)
+            unsent = _decode_unsent(raw)
+            if unsent:  # one the history keeps as ours was echoed (a kill before the outbox's write)
+                entries, _ = self.store.history(self.room, self._key, self.place.relay)
+                echoed = {e.message_id for e in entries if e.own}
+                unsent = [u for u in unsent if u.message_id.hex() not in echoed]
+            return unsent
         except (StoreError, ValueError) as exc:
             return words.outbox_unreadable(str(exc))
 
@@ -155,7 +160,7 @@ class SessionStore:
         if state is not None and state == self._saved and not (before_send and not self._synced):
             state = None  # unchanged (and on disk already, or no frame depends on it yet)
         outbox: bytes | None = _encode_unsent(machine.unsent())
-        if outbox == self._saved_outbox:
+        if outbox == self._saved_outbox and not drop:  # a dropped state takes the outbox with it
             outbox = None
         if not kept and state is None and not drop and outbox is None:
             return []

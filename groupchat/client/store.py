@@ -287,6 +287,9 @@ class Store:
         """Schema 1 kept no relay: its rows move to relay ``""`` as they are (sealed under the same
         associated data), until :meth:`adopt` re-seals them for the relay of the first session."""
         with self._transaction() as db:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            if db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() != (b"1",):
+                return
             db.execute("ALTER TABLE state RENAME TO state_1")
             db.execute("ALTER TABLE history RENAME TO history_1")
             for table in _TABLES:

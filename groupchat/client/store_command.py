@@ -17,7 +17,7 @@ from typing import Final
 
 from . import wording_store as words
 from .config import add_config_arguments
-from .store import KEY_FILE
+from .store import KEY_FILE, STORE_FILE
 from .store_key import StoreError, ask_passphrase, load_or_create_store_key, write_key_file
 
 __all__ = ["NEW_PASSPHRASE_ENV", "add_arguments", "new_passphrase", "run"]
@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     path = config.identity_path.with_name(KEY_FILE)
-    key = load_or_create_store_key(path, passphrase=ask_passphrase(prompt="current store passphrase: "))
+    # As Store.open: a store whose key is missing gets no new key (it would not open it).
+    create = not (config.data_path / STORE_FILE).is_file()
+    key = load_or_create_store_key(
+        path, create=create, passphrase=ask_passphrase(prompt="current store passphrase: ")
+    )
     chosen = None if args.remove else new_passphrase()
     write_key_file(path, key, chosen)
     print(words.passphrase_set(path) if chosen is not None else words.passphrase_removed(path))

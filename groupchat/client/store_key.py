@@ -50,7 +50,8 @@ SEALED_MAGIC: Final = "groupchat-store-key-v2"
 _SCRYPT_N: Final = 2**15  # about 32 MiB and 0.1 s per try: slow for a guesser, quick for a start
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
-_MAX_SCRYPT_MEMORY: Final = 2**28  # 128·r·N bytes: a file asking for more than 256 MiB is refused
+_MAX_SCRYPT_MEMORY: Final = 2**27  # 128·r·N bytes: a file asking for more than 128 MiB is refused
+_MAX_SCRYPT_R: Final = 32  # a small N with a huge r stays in memory but costs seconds per try
 _NONCE: Final = 12
 PASSPHRASE_ENV: Final = "GROUPCHAT_STORE_PASSPHRASE"
 """Where a script (no terminal to ask on) gives the passphrase."""
@@ -101,7 +102,7 @@ def _parse_params(path: Path, params: str) -> tuple[int, int, int, bytes]:
     except ValueError:
         raise StoreError(f"store key file {path} is corrupt: its scrypt parameters are malformed") from None
     power_of_two = n >= 2 and n & (n - 1) == 0
-    memory_ok = r >= 1 and 128 * r * n <= _MAX_SCRYPT_MEMORY
+    memory_ok = 1 <= r <= _MAX_SCRYPT_R and 128 * r * n <= _MAX_SCRYPT_MEMORY
     if not (power_of_two and memory_ok and 1 <= p <= 4 and len(salt) >= 16):
         raise StoreError(f"store key file {path} asks for scrypt parameters out of range ({params})")
     return n, r, p, salt
@@ -109,7 +110,10 @@ def _parse_params(path: Path, params: str) -> tuple[int, int, int, bytes]:
 
 def _derive(path: Path, params: str, passphrase: str) -> bytes:
     n, r, p, salt = _parse_params(path, params)
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    try:
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    except MemoryError:
+        raise StoreError(f"store key file {path} asks for more memory than there is ({params})") from None
 
 
 def read_key_file(path: Path, data: bytes) -> StoreKeyFile:
