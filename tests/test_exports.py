@@ -209,9 +209,9 @@ PUBLIC: dict[str, list[str]] = {
         'ring_retried_early', 'ring_timed_out', 'welcome_ring',
     ],
     'groupchat.client.wording_store': [
-        'RESTORED', 'STATE_TOO_OLD', 'history_sender', 'no_history_for', 'no_store', 'outbox_unreadable',
-        'passphrase_removed', 'passphrase_set', 'rejoin_because', 'scrollback_unreadable',
-        'unreadable_rows',
+        'RESTORED', 'STATE_TOO_OLD', 'STORE_FILE_LEAKED', 'STORE_KEY_LEAKED', 'history_sender',
+        'no_history_for', 'no_store', 'outbox_unreadable', 'passphrase_removed', 'passphrase_set',
+        'rejoin_because', 'scrollback_unreadable', 'unreadable_rows',
     ],
     'groupchat.client.wording_tui': [
         'ALREADY_IN_ROOM', 'CLOSED_STATUS', 'COMMAND_ONE_LINE', 'FINGERPRINT_MEANS', 'GROUP_CODE',

@@ -49,16 +49,19 @@ def write_private_file(path: Path, data: bytes) -> None:
         raise
 
 
-def check_private_mode(path: Path, what: str) -> None:
-    """Raise :class:`IdentityFileError` if ``path`` is not a regular file readable by its owner only."""
+_IDENTITY_ADVICE: Final = "otherwise delete it to make a new identity (your contacts will see a key change)"
+
+
+def check_private_mode(path: Path, what: str, otherwise: str = _IDENTITY_ADVICE) -> None:
+    """Raise :class:`IdentityFileError` if ``path`` is not a regular file readable by its owner only;
+    ``otherwise`` says what to do if it may have leaked (the identity's advice by default)."""
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):
         raise IdentityFileError(f"{what} {path} is not a regular file")
     if _CHECK_MODES and st.st_mode & 0o077:
         raise IdentityFileError(
             f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}: other users may have read it. "
-            f"If you are sure it has not leaked, run `chmod 600 {path}`; otherwise delete it to make "
-            "a new identity (your contacts will see a key change)."
+            f"If you are sure it has not leaked, run `chmod 600 {path}`; {otherwise}."
         )
 
 

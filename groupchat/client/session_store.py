@@ -115,6 +115,27 @@ class SessionStore:
         self._saved = (stored.state, stored.position)
         return group, stored.position
 
+    def seen(self, limit: int = 4096) -> list[tuple[bytes, bytes]]:
+        """(sender key, message id) of the last ``limit`` messages others sent that the history
+        keeps (unreadable rows are left out: the scrollback says how many)."""
+        try:
+            entries, _ = self.store.history(self.room, self._key, self.place.relay)
+        except StoreError:
+            return []
+        out = []
+        for e in entries[-limit:]:
+            if not e.own:
+                try:
+                    out.append((bytes.fromhex(e.sender_key), bytes.fromhex(e.message_id)))
+                except ValueError:
+                    continue
+        return out
+
+    @property
+    def holds_state(self) -> bool:
+        """Whether the store holds our current group state (the last write of it succeeded)."""
+        return self._has_state and not self._failed
+
     def unsent(self) -> list[Unsent] | str:
         """Our messages stored as not yet echoed (to send or confirm again); a reason if the
         stored outbox cannot be read."""
@@ -160,8 +181,8 @@ class SessionStore:
         if state is not None and state == self._saved and not (before_send and not self._synced):
             state = None  # unchanged (and on disk already, or no frame depends on it yet)
         outbox: bytes | None = _encode_unsent(machine.unsent())
-        if outbox == self._saved_outbox and not drop:  # a dropped state takes the outbox with it
-            outbox = None
+        if outbox == self._saved_outbox:
+            outbox = None  # unchanged (a forgotten state keeps its outbox: Store.save)
         if not kept and state is None and not drop and outbox is None:
             return []
         return self._save(kept, state, drop, durable=before_send, outbox=outbox)

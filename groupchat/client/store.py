@@ -36,6 +36,7 @@ except ImportError:  # not POSIX: no advisory lock (the claim is then the user's
     fcntl = None  # type: ignore[assignment]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import wording_store as words
 from .identity_store import IdentityFileError, check_private_mode
 from .store_key import Passphrase, StoreError, load_or_create_store_key
 
@@ -152,7 +153,7 @@ class Store:
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
-            check_private_mode(path, "store file")
+            check_private_mode(path, "store file", words.STORE_FILE_LEAKED)
         except IdentityFileError as exc:
             raise StoreError(str(exc)) from None
         try:

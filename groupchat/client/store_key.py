@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..core.errors import UsageError
+from . import wording_store as words
 from .identity_store import IdentityFileError, check_private_mode, write_private_file
 
 __all__ = [
@@ -177,7 +178,7 @@ def _create(path: Path, passphrase: str | None) -> None:
 
 def _read(path: Path) -> StoreKeyFile:
     try:
-        check_private_mode(path, "store key file")
+        check_private_mode(path, "store key file", words.STORE_KEY_LEAKED)
         return read_key_file(path, path.read_bytes())
     except IdentityFileError as exc:
         raise StoreError(str(exc)) from None

@@ -10,6 +10,8 @@ from ..core.text import sanitise
 __all__ = [
     "RESTORED",
     "STATE_TOO_OLD",
+    "STORE_FILE_LEAKED",
+    "STORE_KEY_LEAKED",
     "history_sender",
     "no_history_for",
     "no_store",
@@ -26,6 +28,14 @@ STATE_TOO_OLD = (
     "the relay no longer has the room's messages since your stored group state (its log was "
     "trimmed), and commits may have been among them"
 )
+
+
+# What to do with a store file or key others may have read (after "run chmod 600 ...;").
+STORE_KEY_LEAKED = (
+    "otherwise whoever read it can read your stored history and group state: move the store "
+    "(store.sqlite3) and this key away together, and the next start begins a fresh store"
+)
+STORE_FILE_LEAKED = "its rows are sealed under store.key, which is what must not leak"
 
 
 def history_sender(name: str, own: bool) -> str:

@@ -114,6 +114,7 @@ class StoredRoom(MemoryRoom):
         member = Member(old.name, m)
         self.members[member.mid] = member
         scrollback = store.scrollback()
+        m.remember_seen(store.seen())
         restored = store.restore(config)
         unsent = store.unsent()
         assert not isinstance(unsent, str), unsent

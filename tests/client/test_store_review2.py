@@ -146,14 +146,6 @@ def test_store_passphrase_killed_mid_write_keeps_the_old_file(
     assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store_key._read reuses identity_store.check_private_mode, whose message ends 'otherwise "
-    "delete it to make a new identity (your contacts will see a key change)': for the store key, "
-    "deleting it makes the whole store unreadable, and it is no identity. Fix: give "
-    "check_private_mode the advice as a parameter (for the store key: 'chmod 600' or move the "
-    "store away), or word it in wording_store.py",
-)
 def test_a_store_key_with_a_wide_mode_does_not_advise_deleting_it(tmp_path: Path) -> None:
     key_path = tmp_path / KEY_FILE
     load_or_create_store_key(key_path)
@@ -392,15 +384,6 @@ def test_store_passphrase_beside_a_store_whose_key_is_missing_makes_no_new_key(
 # 4. /quit with a store stays in the group.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChatSession.keeps_state is 'self._store is not None': it is True also when the store "
-    "holds no state for this place (forgotten before a send during a ring run, a failed write, "
-    "nothing stored yet). /quit then stays in the group (no leave request) although the next start "
-    "rejoins with a new leaf: the old leaf lingers until evicted, and the quit line says 'staying'. "
-    "Fix: a SessionStore property 'holds_state' (self._has_state and not self._failed) and "
-    "keeps_state = self._store is not None and self._store.holds_state",
-)
 def test_quit_keeps_the_state_only_if_one_is_stored(tmp_path: Path) -> None:
     from groupchat.client.session import SessionSettings
     from groupchat.client.session.asyncio_session import ChatSession
@@ -415,15 +398,6 @@ def test_quit_keeps_the_state_only_if_one_is_stored(tmp_path: Path) -> None:
         assert not session.keeps_state  # nothing to resume: a restart rejoins, so quitting leaves
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a receiver's de-duplication by msg_id (SessionMachine._seen_ids) is in memory only: after "
-    "bob's restart, alice's honest resend (same msg_id, her copy's echo not in the log she read) is "
-    "shown again below the same line in his scrollback. Fix: seed _seen_ids from the kept history "
-    "at resume (SessionStore.scrollback has each row's sender_key and message_id: hand them to "
-    "resume_stored/carry_unsent), or have the glue drop a live ChatLine whose add_message returned "
-    "False",
-)
 def test_a_resent_copy_is_not_shown_again_by_a_receiver_that_restarted(tmp_path: Path) -> None:
     """Alice's message reached bob; alice was killed before its echo, and the relay does not give
     it back on her resume (it lost or withholds its log): she sends it again under the same

@@ -303,9 +303,10 @@ class ChatSession:
 
     @property
     def keeps_state(self) -> bool:
-        """Whether the group state is stored (a restart resumes this leaf): then quitting need not
-        leave. False with ``--ephemeral``: a restart is a rejoin, so quitting leaves."""
-        return self._store is not None
+        """Whether the group state is stored now (a restart resumes this leaf): then quitting need
+        not leave. False with ``--ephemeral``, or while no state is stored (not a member yet, a
+        ring run, a failing disk): a restart would be a rejoin, so quitting leaves."""
+        return self._store is not None and self._store.holds_state
 
     async def close(self, *, leave: bool = True, timeout: float = 5.0) -> None:
         """Stop the session. With ``leave`` (quitting), first publish a leave request so that the
@@ -380,6 +381,7 @@ class ChatSession:
         """Show the room's scrollback, then resume the stored group state (or say why not)."""
         for notice in store.scrollback():
             self._emit(notice)
+        self._machine.remember_seen(store.seen())  # a resend of a message shown before: not again
         restored = store.restore(self._machine._config)
         unsent = store.unsent()
         if isinstance(unsent, str):

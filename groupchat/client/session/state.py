@@ -251,6 +251,12 @@ class MachineState:
         self._adopt(Timed(0.0, snapshot(group)))
         self.carry_unsent(unsent, in_flight=True)
 
+    def remember_seen(self, shown: Sequence[tuple[bytes, bytes]]) -> None:
+        """(sender identity key, message id) of messages shown before a restart (the kept history,
+        oldest first): a copy sent again under the same id is then not shown twice."""
+        for sender, msg_id in shown:
+            self._seen_ids.setdefault(sender, OrderedDict())[msg_id] = None
+
     def carry_unsent(self, unsent: Sequence[Unsent], *, in_flight: bool = False) -> None:
         """Show ``unsent`` (stored before a restart) as sending again, under their old message ids
         (receivers drop a copy they already have). ``in_flight``: the copies went out from the
