@@ -31,6 +31,9 @@ log = logging.getLogger("groupchat.client.store")
 
 _SCROLLBACK_LINES = 2000
 """The most recent kept messages shown at start (the TUI's timeline holds as many)."""
+_RECENT_ROWS = 4096
+"""Kept messages read at start, once: the scrollback's, the ids a resend must not show again (the
+machine remembers as many per sender), and ours an outbox entry may already be among."""
 
 
 def _entry(k: Kept, now: float) -> HistoryEntry:
@@ -75,6 +78,7 @@ class SessionStore:
         self._wall = wall
         self._saved: tuple[bytes, int] | None = None  # what the store holds now (None: nothing)
         self._saved_outbox = b""  # the unsent messages the store holds, encoded
+        self._recent_rows: tuple[list[HistoryEntry], int] | None = None  # read at start (_recent)
         self._has_state = False
         self._failed = False  # a write failed: said once, retried at each step
         self._unsaved: list[Kept] = []  # messages a failed write did not keep (tried again next)
@@ -83,10 +87,19 @@ class SessionStore:
         # leave behind, so the glue must not send it (a restart would reuse its generation).
         self.hold_sends = False
 
+    def _recent(self) -> tuple[list[HistoryEntry], int]:
+        """The last ``_RECENT_ROWS`` kept messages of this place and how many of them do not open,
+        read and decrypted once (the start needs them three times)."""
+        if self._recent_rows is None:
+            self._recent_rows = self.store.history(
+                self.room, self._key, self.place.relay, last=_RECENT_ROWS
+            )
+        return self._recent_rows
+
     def scrollback(self) -> list[Notice]:
         """The kept history of this room, as timeline lines (and a line for unreadable rows)."""
         try:
-            entries, bad = self.store.history(self.room, self._key, self.place.relay)
+            entries, bad = self._recent()
         except StoreError as exc:
             return [TimelineEvent(TimelineKind.WARNING, str(exc))]
         entries = entries[-_SCROLLBACK_LINES:]  # what the timeline holds; the rest is for export
@@ -115,15 +128,15 @@ class SessionStore:
         self._saved = (stored.state, stored.position)
         return group, stored.position
 
-    def seen(self, limit: int = 4096) -> list[tuple[bytes, bytes]]:
-        """(sender key, message id) of the last ``limit`` messages others sent that the history
-        keeps (unreadable rows are left out: the scrollback says how many)."""
+    def seen(self) -> list[tuple[bytes, bytes]]:
+        """(sender key, message id) of the recent messages others sent that the history keeps
+        (unreadable rows are left out; a store that cannot be read is the scrollback's warning)."""
         try:
-            entries, _ = self.store.history(self.room, self._key, self.place.relay)
+            entries, _ = self._recent()
         except StoreError:
             return []
         out = []
-        for e in entries[-limit:]:
+        for e in entries:
             if not e.own:
                 try:
                     out.append((bytes.fromhex(e.sender_key), bytes.fromhex(e.message_id)))
@@ -144,7 +157,7 @@ class SessionStore:
             self._saved_outbox = raw
             unsent = _decode_unsent(raw)
             if unsent:  # one the history keeps as ours was echoed (a kill before the outbox's write)
-                entries, _ = self.store.history(self.room, self._key, self.place.relay)
+                entries, _ = self._recent()  # an unsent one is among the last we sent, if kept
                 echoed = {e.message_id for e in entries if e.own}
                 unsent = [u for u in unsent if u.message_id.hex() not in echoed]
             return unsent

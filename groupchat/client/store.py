@@ -466,11 +466,17 @@ class Store:
             return cur.rowcount == 1
 
     def history(
-        self, room: str | None = None, identity: bytes | None = None, relay: str | None = None
+        self,
+        room: str | None = None,
+        identity: bytes | None = None,
+        relay: str | None = None,
+        *,
+        last: int | None = None,
     ) -> tuple[list[HistoryEntry], int]:
-        """The kept messages (of ``room``, ``identity``, ``relay`` where given), oldest first, and
-        how many rows could not be read (skipped, not fatal)."""
-        query = "SELECT relay, room, identity, message_id, nonce, sealed FROM history"
+        """The kept messages (of ``room``, ``identity``, ``relay`` where given; only the ``last``
+        ones if given, so a start does not decrypt a whole long history), oldest first, and how
+        many of the rows read could not be read (skipped, not fatal)."""
+        query = "SELECT seq, relay, room, identity, message_id, nonce, sealed FROM history"
         where: list[str] = []
         args: list[str | bytes] = []
         for column, value in (("room", room), ("identity", identity), ("relay", relay)):
@@ -479,9 +485,11 @@ class Store:
                 args.append(value)
         if where:
             query += " WHERE " + " AND ".join(where)
+        if last is not None:
+            query = f"SELECT * FROM ({query} ORDER BY seq DESC LIMIT {int(last)})"
         entries: list[HistoryEntry] = []
         bad = 0
-        for rel, r, ident, mid, nonce, sealed in self._query(query + " ORDER BY seq", args):
+        for _, rel, r, ident, mid, nonce, sealed in self._query(query + " ORDER BY seq", args):
             try:
                 if not (isinstance(rel, str) and isinstance(r, str) and isinstance(ident, bytes)
                         and isinstance(mid, str)):

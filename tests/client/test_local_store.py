@@ -372,3 +372,13 @@ def test_the_outbox_outlives_a_forgotten_state_and_is_bound_to_its_place(tmp_pat
     _tamper(tmp_path / STORE_FILE, "UPDATE outbox SET room = 'other'")
     with Store.open(tmp_path) as store, pytest.raises(StoreError, match="cannot be decrypted"):
         store.load_outbox(at("other"))
+
+
+def test_history_can_read_only_the_last_rows(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        for i in range(10):
+            store.add_message(at("room"), entry(f"{i:016x}", f"message {i}"))
+        store.add_message(at("other"), entry("ff" * 8, "elsewhere"))
+        entries, bad = store.history("room", ME, RELAY, last=3)
+        assert bad == 0 and [e.text for e in entries] == ["message 7", "message 8", "message 9"]
+        assert len(store.history("room", ME, RELAY)[0]) == 10
