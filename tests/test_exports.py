@@ -435,7 +435,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.lab.sim.report': [
         'PLOT_HINT', 'Progress', 'TIME_NOTE', 'by_operation', 'compare_json', 'need_matplotlib',
-        'plot_compare', 'plot_sim', 'print_compare', 'print_sim', 'sim_json',
+        'plot_compare', 'plot_loglog', 'plot_sim', 'print_compare', 'print_sim', 'sim_json',
     ],
     'groupchat.lab.sim.run': [
         'Checks', 'FULL_MESH_MAX', 'Fault', 'JOINERS_PER_STEP', 'JOINER_LOOKBACK', 'SAMPLED_SENDERS',

@@ -32,7 +32,7 @@ from ...core.identity import Identity, JoinRequest, PendingJoin
 from ..bench.scene import take_welcome
 from .compare import DEFAULT_SIZES, Point, compare
 from .counting import Costs, OpCounter
-from .report import need_matplotlib, plot_compare
+from .report import need_matplotlib, plot_compare, plot_loglog
 
 __all__ = [
     "JOIN_SIZES",
@@ -215,28 +215,13 @@ def replace_section(doc: str, name: str, body: str) -> str:
 
 
 def _plot_joins(points: Sequence[JoinPoint], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels: tuple[tuple[str, Callable[[JoinPoint], float]], ...] = (
         ("the adder's CPU (ms)", lambda p: p.adder.cpu_ns / 1e6),
         ("the joiner's CPU (ms)", lambda p: p.joiner.cpu_ns / 1e6),
         ("Welcome size (KB)", lambda p: p.welcome_bytes / 1000),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.6))
-    for ax, (label, value) in zip(axes, panels, strict=True):
-        ax.plot([p.n for p in points], [value(p) for p in points], marker="o")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("group size n")
-        ax.set_title(label)
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("one join in a tree group")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    series = {"tree": [(p.n, [value(p) for _, value in panels]) for p in points]}
+    plot_loglog(series, [label for label, _ in panels], "one join in a tree group", str(path), (12, 3.6))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

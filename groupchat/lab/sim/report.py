@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from .churn import KINDS
@@ -25,6 +25,7 @@ __all__ = [
     "compare_json",
     "need_matplotlib",
     "plot_compare",
+    "plot_loglog",
     "plot_sim",
     "print_compare",
     "print_sim",
@@ -322,34 +323,51 @@ def print_compare(points: Sequence[Point], out: TextIO) -> None:
     p(f" ({TIME_NOTE})")
 
 
-def plot_compare(points: Sequence[Point], path: str) -> None:
-    """Log-log against group size: CPU per member and the committer's, public-key operations and
-    bytes delivered per member."""
+def plot_loglog(
+    series: Mapping[str, Sequence[tuple[int, Sequence[float]]]],
+    panels: Sequence[str],
+    title: str,
+    path: str,
+    size: tuple[float, float],
+) -> None:
+    """One log-log panel per name in ``panels`` against group size n, one line per series
+    (``series[name]`` = [(n, one value per panel)]), saved to ``path`` (svg or png)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, len(panels), figsize=size)
+    for i, (ax, label) in enumerate(zip(axes, panels, strict=True)):
+        for name, points in series.items():
+            if points:
+                ax.plot([n for n, _ in points], [max(v[i], 1e-6) for _, v in points], marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("group size n")
+        ax.set_title(label)
+        ax.grid(True, which="both", alpha=0.3)
+    if len(series) > 1:
+        axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_compare(points: Sequence[Point], path: str) -> None:
+    """Log-log against group size: CPU per member and the committer's, public-key operations and
+    bytes delivered per member."""
     panels: tuple[tuple[str, Callable[[Point], float]], ...] = (
         ("CPU per member (ms)", lambda pt: pt.per_member_ms),
         ("the committer's CPU (ms)", lambda pt: pt.committer.cpu_ns / 1e6),
         ("public-key ops per member", lambda pt: pt.public_key_ops / pt.n),
         ("bytes delivered per member", lambda pt: pt.delivered_per_member),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4))
-    schemes = list(dict.fromkeys(pt.scheme for pt in points))
-    for ax, (label, value) in zip(axes, panels, strict=True):
-        for scheme in schemes:
-            run = [pt for pt in points if pt.scheme == scheme and not pt.skipped]
-            if run:
-                ax.plot([pt.n for pt in run], [max(value(pt), 1e-6) for pt in run], marker="o", label=scheme)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("group size n")
-        ax.set_title(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
-    fig.suptitle("one rekey: tree vs ring vs pairwise (sender keys)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    series: dict[str, list[tuple[int, list[float]]]] = {}
+    for pt in points:
+        run = series.setdefault(pt.scheme, [])
+        if not pt.skipped:
+            run.append((pt.n, [value(pt) for _, value in panels]))
+    title = "one rekey: tree vs ring vs pairwise (sender keys)"
+    plot_loglog(series, [label for label, _ in panels], title, path, (16, 4))
