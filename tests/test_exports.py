@@ -243,6 +243,9 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.epoch.machine': [
         'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
     ],
+    'groupchat.core.epoch.roster': [
+        'RosterCheck', 'RosterChecking', 'RosterVerified',
+    ],
     'groupchat.core.epoch.persist': [
         'STATE_VERSION', 'STATE_WIRE_FORMAT', 'decode_state', 'encode_state',
     ],

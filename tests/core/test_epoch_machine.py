@@ -16,12 +16,13 @@ from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.outbox import OutboundKind
 from groupchat.lab.clock import ManualClock
 
-M, C, A, F, J, R = (
+M, C, A, F, J, K, R = (
     Phase.MEMBER,
     Phase.COMMITTING,
     Phase.AGREEING,
     Phase.CONFIRMING,
     Phase.JOINING,
+    Phase.CHECKING,
     Phase.REMOVED,
 )
 OK = ""
@@ -31,20 +32,23 @@ RING = "the ring is still agreeing epoch 8"
 SEND = "cannot send a message yet"
 EXPORT = "cannot export a secret yet"
 BUSY = "a commit is already waiting for the relay's echo"
+VERIFYING = "still verifying the join requests"
+NO_CHECK = "no roster check belongs to this group"
 
 # Expected answer of check(phase, input) at epoch 7 with nothing in flight: "" = allowed.
 EXPECTED: dict[Input, dict[Phase, str]] = {
-    Input.ENCRYPT: {M: OK, C: OK, A: OK, F: OK, J: SEND, R: GONE},
-    Input.EXPORT: {M: OK, C: OK, A: OK, F: OK, J: EXPORT, R: GONE},
-    Input.COMMIT: {M: OK, C: BUSY, A: RING, F: RING, J: RING, R: GONE},
-    Input.COMMIT_REMOVALS: {M: OK, C: BUSY, A: OK, F: OK, J: OK, R: GONE},
-    Input.RECEIVE_MESSAGE: {M: OK, C: OK, A: OK, F: OK, J: OK, R: GONE},
-    Input.RECEIVE_COMMIT: {M: OK, C: OK, A: OK, F: OK, J: OK, R: GONE},
-    Input.RECEIVE_HANDSHAKE: {M: OK, C: OK, A: OK, F: OK, J: OK, R: GONE},
-    Input.RECEIVE_WELCOME: {M: WELCOME, C: WELCOME, A: WELCOME, F: WELCOME, J: WELCOME, R: GONE},
-    Input.POLL: {M: OK, C: OK, A: OK, F: OK, J: OK, R: GONE},
-    Input.DATA_TO_SEND: {M: OK, C: OK, A: OK, F: OK, J: OK, R: OK},
-    Input.DISCARD: {M: OK, C: OK, A: OK, F: OK, J: OK, R: OK},
+    Input.ENCRYPT: {M: OK, C: OK, A: OK, F: OK, J: SEND, K: VERIFYING, R: GONE},
+    Input.EXPORT: {M: OK, C: OK, A: OK, F: OK, J: EXPORT, K: OK, R: GONE},
+    Input.COMMIT: {M: OK, C: BUSY, A: RING, F: RING, J: RING, K: VERIFYING, R: GONE},
+    Input.COMMIT_REMOVALS: {M: OK, C: BUSY, A: OK, F: OK, J: OK, K: VERIFYING, R: GONE},
+    Input.RECEIVE_MESSAGE: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: GONE},
+    Input.RECEIVE_COMMIT: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: GONE},
+    Input.RECEIVE_HANDSHAKE: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: GONE},
+    Input.RECEIVE_WELCOME: {M: WELCOME, C: WELCOME, A: WELCOME, F: WELCOME, J: WELCOME, K: WELCOME, R: GONE},
+    Input.POLL: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: GONE},
+    Input.DATA_TO_SEND: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: OK},
+    Input.DISCARD: {M: OK, C: OK, A: OK, F: OK, J: OK, K: OK, R: OK},
+    Input.CHECK_ROSTER: {M: OK, C: OK, A: NO_CHECK, F: NO_CHECK, J: NO_CHECK, K: OK, R: GONE},
 }
 
 
@@ -98,6 +102,9 @@ def test_phase_is_derived_with_a_fixed_precedence() -> None:
     assert phase(agreeing=True, agreed=True) is F
     assert phase(joining=True, agreeing=True, agreed=True) is J
     assert phase(removed=True, joining=True, in_flight=True) is R
+    assert phase(checking=True) is K
+    assert phase(checking=True, joining=True) is J
+    assert phase(checking=True, removed=True) is R
 
 
 def test_every_listed_transition_starts_from_an_allowed_cell_and_stays_live_unless_removed() -> None:

@@ -201,12 +201,24 @@ class Admission(EpochState):
         """Backstop: check a leaf's join request signature if we have not yet (then never again).
 
         Every leaf is already verified when we rely on it (Group.join checks the whole tree,
-        _check_adds every Add), so this is a no-op; it is the one lazy check left, and it is safe
-        because it only ever runs before we act on the leaf.
+        _check_adds every Add), so this is a no-op, except for a joiner that deferred its roster
+        check (:mod:`.roster`): the sender of what it reads meanwhile is verified here, before
+        anything of theirs is used.
         """
-        if not self._scheme.is_verified(leaf):
+        if self._scheme.is_verified(leaf):
+            return
+        if self._unchecked.get(leaf) == request:
+            # Listed by the welcome of a join that deferred its roster check: a forgery is the
+            # welcome signer's, and refuses this input like the whole check would.
+            signer = self._roster_signer
+            if signer is None:
+                verify_listed_member(self.suite, self.group_id, leaf, request, None)
+            else:
+                with signed_by(signer[0], signer[1].display_name, identity_key=signer[1].identity_key):
+                    verify_listed_member(self.suite, self.group_id, leaf, request, signer)
+        else:
             request.verify(self.suite)
-            self._scheme.mark_verified(leaf)
+        self._scheme.mark_verified(leaf)
 
 
 @contextmanager

@@ -44,7 +44,7 @@ from ..welcome import (
     open_group_secrets,
 )
 from .admission import signed_by, verify_listed_member
-from .processing import Processing
+from .roster import RosterChecking
 from .state import GroupConfig, PendingEpoch
 from .wire import (
     LAST_EPOCH,
@@ -57,15 +57,24 @@ from .wire import (
 )
 
 
-class Joining(Processing):
+class Joining(RosterChecking):
     """Entering a group from a Welcome."""
 
     @classmethod
-    def join(cls, pending: PendingJoin, welcome: bytes, config: GroupConfig | None = None) -> Self:
+    def join(
+        cls,
+        pending: PendingJoin,
+        welcome: bytes,
+        config: GroupConfig | None = None,
+        *,
+        verify_roster: bool = True,
+    ) -> Self:
         """Enter a group from a Welcome sealed to our join request's init key.
 
         Everything the welcome says is checked before a Group exists (RFC 9420 §12.4.3.1),
-        including every member's join request signature. ``pending`` is consumed only on success:
+        including every member's join request signature. With ``verify_roster=False`` (a tree
+        group) those n signatures are left to :meth:`roster_check`: the group reads at once and
+        sends once they are verified (:mod:`.roster`). ``pending`` is consumed only on success:
         a rejected welcome leaves it usable for the genuine one. While our leaf is tainted by our
         adder, :meth:`data_to_send` carries our first Update (the taint rule's way out).
         """
@@ -97,7 +106,8 @@ class Joining(Processing):
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
-        signer = _verify_roster(suite, info, scheme)  # the roster and its signer, before anything is used
+        # The signer, and (unless deferred) the whole roster, before anything is used.
+        signer = _verify_roster(suite, info, scheme, every=verify_roster)
         # The sealed GroupSecrets are the signer's once they match its signed commitment: a leaf
         # secret that does not fit the signed tree, or a joiner secret that does not give the
         # signed confirmation tag, then names the signer.
@@ -117,6 +127,9 @@ class Joining(Processing):
             secrets=secrets,
             interim=interim,
         )
+        if not verify_roster:
+            group._unchecked = {leaf: r for leaf, r in scheme.members() if not scheme.is_verified(leaf)}
+            group._roster_signer = (info.signer, signer)
         pending.used = True  # only now: a rejected welcome must not burn the request
         return group
 
@@ -254,8 +267,10 @@ def _opened_secret(
     return gs.path_secret
 
 
-def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementScheme) -> JoinRequest:
-    """The Welcome's signer is a member whose signature checks, then every other leaf is checked.
+def _verify_roster(
+    suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementScheme, *, every: bool = True
+) -> JoinRequest:
+    """The Welcome's signer is a member whose signature checks, then (``every``) every other leaf.
 
     Once we know who built this roster we check every other leaf: a malicious adder controls the
     whole welcome and could list a ghost (someone's identity key with a made-up signature) under a
@@ -268,6 +283,9 @@ def _verify_roster(suite: CipherSuite, info: GroupInfo, scheme: KeyAgreementSche
         raise UnknownMemberError(f"welcome is signed by leaf {info.signer}, which holds no member")
     verify_listed_member(suite, group_id, info.signer, signer, None)
     info.verify(suite, signer.identity_key)
+    scheme.mark_verified(info.signer)
+    if not every:
+        return signer
     with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
         for leaf, request in scheme.members():
             if leaf != info.signer:

@@ -34,6 +34,7 @@ class Phase(enum.Enum):
     AGREEING = "agreeing"  # a multi-round scheme's run for the next epoch is under way
     CONFIRMING = "confirming"  # that run derived the next epoch here; every member confirms it
     JOINING = "joining"  # a multi-round joiner before its first epoch: no keys for the current one
+    CHECKING = "checking"  # a joiner reading before every member's join request is verified
     REMOVED = "removed"  # a commit removed us; every secret is gone
 
 
@@ -53,17 +54,19 @@ class Input(enum.Enum):
     POLL = "poll"  # the session's timer: check the running agreement's deadline
     DATA_TO_SEND = "data to send"  # drain the outbox (may build a rebuild or our first update)
     DISCARD = "discard"  # forget our pending commit
+    CHECK_ROSTER = "check roster"  # the result of verifying a deferred join's roster
 
 
-M, C, A, F, J, R = (
+M, C, A, F, J, K, R = (
     Phase.MEMBER,
     Phase.COMMITTING,
     Phase.AGREEING,
     Phase.CONFIRMING,
     Phase.JOINING,
+    Phase.CHECKING,
     Phase.REMOVED,
 )
-_LIVE = (M, C, A, F, J)
+_LIVE = (M, C, A, F, J, K)
 _AGREEMENT = (A, F, J)
 
 
@@ -75,7 +78,7 @@ def _same(phases: tuple[Phase, ...], inp: Input) -> dict[tuple[Phase, Input], fr
 # refused by check() (every refusal is a UsageError and changes nothing).
 TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     **_same((M, C, A, F), Input.ENCRYPT),
-    **_same((M, C, A, F), Input.EXPORT),
+    **_same((M, C, A, F, K), Input.EXPORT),
     **_same(_LIVE, Input.RECEIVE_MESSAGE),
     **_same(_LIVE, Input.POLL),
     (M, Input.COMMIT): frozenset({C}),
@@ -91,6 +94,8 @@ TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     (A, Input.RECEIVE_COMMIT): frozenset({A, F, M, R}),
     (F, Input.RECEIVE_COMMIT): frozenset({A, F, M, R}),
     (J, Input.RECEIVE_COMMIT): frozenset({J, M, R}),
+    # A joiner checking its roster reads commits as a member does, and stays checking.
+    (K, Input.RECEIVE_COMMIT): frozenset({K, R}),
     # Handshakes: echoes of old ones outside an agreement; rounds and confirmations inside.
     (M, Input.RECEIVE_HANDSHAKE): frozenset({M}),
     (C, Input.RECEIVE_HANDSHAKE): frozenset({C}),
@@ -98,12 +103,17 @@ TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     # Confirming: every confirmation enters the epoch; the next attempt, in force, agrees anew.
     (F, Input.RECEIVE_HANDSHAKE): frozenset({A, F, M}),
     (J, Input.RECEIVE_HANDSHAKE): frozenset({J, M}),
+    (K, Input.RECEIVE_HANDSHAKE): frozenset({K}),
     # Draining builds a rebuild of a lost commit, or the first update of a tainted joiner.
     (M, Input.DATA_TO_SEND): frozenset({M, C}),
-    **_same((C, A, F, J, R), Input.DATA_TO_SEND),
+    **_same((C, A, F, J, K, R), Input.DATA_TO_SEND),
     (M, Input.DISCARD): frozenset({M}),
     (C, Input.DISCARD): frozenset({M}),
-    **_same((A, F, J, R), Input.DISCARD),
+    **_same((A, F, J, K, R), Input.DISCARD),
+    # The roster checked: a checking joiner becomes a member; elsewhere (the check's leaves were
+    # all removed or verified meanwhile) it is stale and changes nothing.
+    (K, Input.CHECK_ROSTER): frozenset({M}),
+    **_same((M, C), Input.CHECK_ROSTER),
 }
 
 _ACTIONS: Mapping[Input, str] = {
@@ -112,13 +122,18 @@ _ACTIONS: Mapping[Input, str] = {
 }
 
 
-def phase_of(*, removed: bool, joining: bool, agreeing: bool, agreed: bool, in_flight: bool) -> Phase:
+def phase_of(
+    *, removed: bool, joining: bool, agreeing: bool, agreed: bool, in_flight: bool, checking: bool = False
+) -> Phase:
     """The phase of a member: ``agreeing`` while a multi-round run is held, ``agreed`` once it
-    completed here, ``in_flight`` while our commit awaits its echo."""
+    completed here, ``in_flight`` while our commit awaits its echo, ``checking`` while some join
+    requests our welcome listed are not yet verified (``Group.join(..., verify_roster=False)``)."""
     if removed:
         return R
     if joining:
         return J
+    if checking:
+        return K
     if agreeing:
         return F if agreed else A
     return C if in_flight else M
@@ -143,11 +158,19 @@ def check(phase: Phase, inp: Input, *, epoch: int, in_flight: bool = False, acti
             f"the ring is still agreeing epoch {epoch + 1}: only removals can restart it "
             "(to drop members it waits for); commit anything else once it is done"
         )
+    if phase is K and inp in (Input.ENCRYPT, Input.COMMIT, Input.COMMIT_REMOVALS):
+        what = action or _ACTIONS.get(inp, "commit")
+        raise UsageError(
+            f"cannot {what} yet: we just joined and are still verifying the join requests of the "
+            "members our welcome lists; send once Group.roster_verified() is done"
+        )
     if phase is J and inp in _ACTIONS:
         raise UsageError(
             f"cannot {action or _ACTIONS[inp]} yet: we joined a ring group and are still agreeing our "
             f"first epoch ({epoch + 1}) with the others; wait for its EpochChanged"
         )
+    if inp is Input.CHECK_ROSTER:
+        raise UsageError(f"no roster check belongs to this group while it is {phase.value}")
     raise AssertionError(f"no rule for {inp.value} in phase {phase.value}")  # pragma: no cover
 
 

@@ -239,6 +239,9 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     group._recent_commits = deque(recent, maxlen=_RECENT_COMMITS)
     group._unechoed = dict(unechoed)
     group._completed_ring = completed
+    if not scheme.multi_round:
+        # A deferred roster check still running when this was stored: it is asked for again.
+        group._unchecked = {leaf: r for leaf, r in scheme.members() if not scheme.is_verified(leaf)}
     return group
 
 

@@ -218,6 +218,11 @@ class EpochState:
         # epoch's message keys are not ours, so until the ring creating our first epoch is done
         # nothing can be sent, read or exported at it.
         self._joining = False
+        # A joiner that deferred its roster check (Group.join(..., verify_roster=False)): the
+        # leaves whose join requests are not yet verified, and the welcome's signer to name if
+        # one fails. Until the check is done we read, but send and commit nothing (CHECKING).
+        self._unchecked: dict[int, JoinRequest] = {}
+        self._roster_signer: tuple[int, JoinRequest] | None = None
         self.state = GroupState.MEMBER
 
     # --- read-only view --------------------------------------------------------------------
@@ -342,6 +347,7 @@ class EpochState:
             agreeing=ring is not None,
             agreed=ring is not None and ring.done is not None,
             in_flight=self._pending is not None,
+            checking=bool(self._unchecked),
         )
 
     def _require(self, inp: Input, action: str = "") -> None:

@@ -213,7 +213,7 @@ class RatchetTree:
 
     # --- journaled writes ----------------------------------------------------------------
 
-    _OWN, _EFF, _HASH, _MEMBERS, _CAP, _OWNER, _CHOOSER = range(7)
+    _OWN, _EFF, _HASH, _MEMBERS, _CAP, _OWNER, _CHOOSER, _VERIFIED = range(8)
 
     def begin(self) -> None:
         """Start a draft; every write until :meth:`end`/:meth:`rollback` can be undone."""
@@ -252,6 +252,8 @@ class RatchetTree:
             elif kind == self._CHOOSER:
                 assert old is None or isinstance(old, int)
                 self._index_chooser(idx, old)
+            elif kind == self._VERIFIED:  # the leaf's (restored) member was verified
+                self._verified.add(idx)
             else:
                 assert old is None or isinstance(old, bytes)
                 (self._own if kind == self._OWN else self._eff)[idx] = old
@@ -302,7 +304,9 @@ class RatchetTree:
         self._index_member(leaf, old, False)
         self._members[leaf] = member
         self._index_member(leaf, member, True)
-        self._verified.discard(leaf)
+        if leaf in self._verified:
+            self._log(self._VERIFIED, leaf, None)
+            self._verified.discard(leaf)
 
     def _index_chooser(self, leaf: int, chooser: int | None) -> None:
         """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
