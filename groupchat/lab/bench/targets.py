@@ -52,7 +52,7 @@ TARGETS: Final[tuple[Target, ...]] = (
            "one climb (d levels + 1 verify)"),
     Target("rekey.welcome", "rekey", "welcome", 190.0, "KB", ""),
     Target("rekey.join.read", "rekey", "joiner, time to first read", 1.3, "x",
-           "1 HPKE open + its path + the adder's signature"),
+           "1 HPKE open + d levels + 2 verifies (the adder)"),
     Target("rekey.join.send", "rekey", "joiner, time to first send", 1.3, "x",
            "n verifies + 1 HPKE open + d levels"),
     Target("rekey.message.encrypt", "rekey", "message encrypt", 1.5, "x", "Ed25519 sign + AEAD seal"),

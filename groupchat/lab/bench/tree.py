@@ -61,7 +61,8 @@ class OpSamples:
     process_ns: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     commit_bytes: list[int] = dataclasses.field(default_factory=list)
     welcome_bytes: list[int] = dataclasses.field(default_factory=list)
-    join_ns: list[int] = dataclasses.field(default_factory=list)
+    join_ns: list[int] = dataclasses.field(default_factory=list)  # to first send: join + roster check
+    read_ns: list[int] = dataclasses.field(default_factory=list)  # to first read: the deferred join
 
 
 @dataclasses.dataclass(slots=True)
@@ -137,13 +138,18 @@ def _run_commit(
     own = c.receive(msg)
     own_ns = clock() - s
     assert isinstance(own, EpochChanged) and own.own
-    join_ns = 0
+    join_ns = read_ns = 0
     welcome = b""
     if op == "add":
         assert pj is not None
         welcome = take_welcome(c, 1)  # untimed: between the echo and the join
+        # The way a session joins: read at once, send once the roster check (n verifies) is done.
         s = clock()
-        joined = Group.join(pj, welcome, scene.config)
+        joined = Group.join(pj, welcome, scene.config, verify_roster=False)
+        read_ns = clock() - s
+        check = joined.roster_check()
+        if check is not None:  # (None only if the welcome listed nobody but the adder and us)
+            joined.roster_verified(check.run())
         join_ns = clock() - s
         if joined.my_leaf != VICTIM or joined.epoch_authenticator != c.epoch_authenticator:
             raise RuntimeError(f"joiner is at leaf {joined.my_leaf} or in another epoch")
@@ -161,6 +167,7 @@ def _run_commit(
     if op == "add":
         samples.welcome_bytes.append(len(welcome))
         samples.join_ns.append(join_ns)
+        samples.read_ns.append(read_ns)
 
 
 def _run_messages(scene: Scene, clock: Clock, count: int, result: SizeResult) -> None:
