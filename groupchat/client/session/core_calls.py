@@ -29,6 +29,7 @@ from ...core.outbox import Outbound
 
 __all__ = [
     "INLINE_MAX_BYTES",
+    "CheckRoster",
     "Classify",
     "CommitChange",
     "CoreCall",
@@ -161,14 +162,32 @@ class CreateGroup(CoreCall[tuple[Group, Timed]]):
 
 @dataclass(frozen=True, slots=True)
 class OpenWelcome(CoreCall[tuple[Group, Timed]]):
-    """Join with a welcome: one signature check per member."""
+    """Join with a welcome, reading at once: the members' join requests are left to
+    :class:`CheckRoster` (a ring group checks them all here)."""
 
     pending: PendingJoin
     welcome: bytes
     config: GroupConfig
 
     def run(self) -> tuple[Group, Timed]:
-        return _timed(lambda: Group.join(self.pending, self.welcome, self.config), lambda g: g)
+        return _timed(
+            lambda: Group.join(self.pending, self.welcome, self.config, verify_roster=False), lambda g: g
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRoster(CoreCall[float]):
+    """Verify the join request of every member a deferred join's welcome listed (n signature
+    checks; raises the core's ForgedMemberError naming the welcome's signer). Returns its ms."""
+
+    group: Group
+
+    def run(self) -> float:
+        start = time.perf_counter()
+        check = self.group.roster_check()
+        if check is not None:
+            self.group.roster_verified(check.run())
+        return (time.perf_counter() - start) * 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from .beacon_steps import BeaconSteps
 from .behind import note_hint
 from .bounds import MAX_BUFFERED, MAX_BUFFERED_BYTES
 from .core_calls import (
+    CheckRoster,
     CommitChange,
     Encrypt,
     OpenWelcome,
@@ -160,6 +161,17 @@ class Membership(Entry, BeaconSteps, RingSteps):
                 yield from self._on_core(data)
         finally:
             self._flush_placeholders()
+        if self._in_group() and group.checking_roster:
+            # Read first (above), send once the welcome's roster is verified: n signature checks,
+            # in the core's thread. A forged member there is the welcome signer's doing: we drop
+            # that group and ask again, naming the signer.
+            try:
+                ms = yield from self._core(CheckRoster(group))
+            except GroupChatError as exc:
+                log.warning("the welcome's roster did not verify: %s", exc)
+                self._rejoin(welcome_unopened([exc]))
+                return
+            log.info("verified the join requests of %d members in %.1f ms", n, ms)
         if self._in_group():
             # Our first update (tree), built on the newest epoch we know; our ring messages (ring).
             yield from self._send_core_outbox()

@@ -237,6 +237,9 @@ class MachineState:
         sent again once caught up."""
         if self._phase is not Phase.ARRIVING or self._hold is not None:
             raise UsageError("a stored group state is resumed only before the session starts")
+        # Stored between a join and its roster check (a crash in that window): check it now,
+        # before anything can be sent from it. A forged roster propagates: the caller drops it.
+        group.verify_roster()
         hold = Hold(group, group.epoch)
         pending = group.pending_commit
         if pending is not None:  # stored in flight: its echo, or the catch-up's end, settles it
