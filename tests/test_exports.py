@@ -92,7 +92,7 @@ PUBLIC: dict[str, list[str]] = {
         'RoomPresence', 'sane_max_payload',
     ],
     'groupchat.client.session.core_calls': [
-        'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
+        'CheckRoster', 'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
         'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed',
         'TreeSnapshot', 'snapshot',
     ],
@@ -238,7 +238,7 @@ PUBLIC: dict[str, list[str]] = {
         'Operation', 'REKEY_LABEL', 'SealedSecret', 'check_operation_order', 'rekey_context',
     ],
     'groupchat.core.config': [
-        'GroupConfigFields', 'check_group_config',
+        'DEFAULT_ROUND_TIMEOUT', 'GroupConfigFields', 'MAX_ROUND_TIMEOUT', 'check_group_config',
     ],
     'groupchat.core.epoch.machine': [
         'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',

@@ -14,13 +14,16 @@ from typing import Protocol
 from .errors import ConfigError
 from .suite import CipherSuite
 
-__all__ = ["GroupConfigFields", "check_group_config"]
+__all__ = ["DEFAULT_ROUND_TIMEOUT", "MAX_ROUND_TIMEOUT", "GroupConfigFields", "check_group_config"]
 
 #: Larger jumps would let one message make a receiver derive this many ratchet steps.
 MAX_FORWARD_LIMIT = 1 << 20
 MAX_SKIPPED_LIMIT = 1 << 16
 MAX_PADDING_BLOCK = 1 << 16
 MAX_LABEL_PREFIX = 255
+#: How long a ring round waits for a member by default, and at most, before the attempt is retried.
+DEFAULT_ROUND_TIMEOUT = 30.0
+MAX_ROUND_TIMEOUT = 3600.0
 
 
 class GroupConfigFields(Protocol):
@@ -46,6 +49,8 @@ class GroupConfigFields(Protocol):
     def wall_clock(self) -> Callable[[], float]: ...
     @property
     def clock_skew(self) -> float: ...
+    @property
+    def ring_round_timeout(self) -> float: ...
 
 
 def _int_in(value: object, name: str, low: int, high: int) -> None:
@@ -69,3 +74,8 @@ def check_group_config(config: GroupConfigFields) -> None:
     skew = config.clock_skew
     if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew < float("inf"):
         raise ConfigError(f"clock_skew must be a finite number of seconds ≥ 0, got {skew!r}")
+    rt = config.ring_round_timeout
+    if isinstance(rt, bool) or not isinstance(rt, int | float) or not 0 < rt <= MAX_ROUND_TIMEOUT:
+        raise ConfigError(
+            f"ring_round_timeout must be a number of seconds in (0, {MAX_ROUND_TIMEOUT:g}], got {rt!r}"
+        )

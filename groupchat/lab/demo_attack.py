@@ -45,13 +45,16 @@ class Mode:
     ring: str = ""  # what a ring group shows instead (or as well), if it differs
 
 
-#: The bots' (and a headless watcher's) beacon bounds in an attack demo: the client's own rules,
-#: on a clock short enough to watch (the defaults are 10, 15, 20 and 60 s). The TUI keeps yours.
+#: The bots' (and a headless watcher's) beacon bounds and ring round deadline in an attack demo:
+#: the client's own rules, on a clock short enough to watch (the defaults are 10, 15, 20 and 60 s,
+#: and 30 s). The TUI keeps yours.
 SHORT_BOUNDS: Final[dict[str, float]] = {
     "beacon_interval": 1.0,
     "confirm_after": 4.0,
     "loss_after": 3.0,
     "silence_after": 6.0,
+    # A ring group's round deadline (30 s by default): a withheld member is named in seconds.
+    "ring_round_timeout": 6.0,
 }
 FORMED_TIMEOUT: Final = 30.0  # how long the group (and your window) may take to form
 WARMUP: Final = 2.0  # seconds of honest chat before the attack (TUI: WARMUP_TUI)
@@ -61,7 +64,7 @@ DROP_COUNT: Final = 4  # drop: application messages dropped before the relay del
 TAMPER_COUNT: Final = 3  # tamper: messages altered
 REORDER_COUNT: Final = 3  # reorder: messages delivered last first
 DETECT_TIMEOUT: Final = 25.0  # headless: how long the watcher may take to report it...
-RING_TIMEOUT: Final = 45.0  # ...and in a ring group, whose round deadline is 30 s
+RING_TIMEOUT: Final = DETECT_TIMEOUT + SHORT_BOUNDS["ring_round_timeout"]  # ...in a ring group
 GHOST_NAME: Final = "mallory"
 
 

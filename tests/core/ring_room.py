@@ -44,6 +44,7 @@ class Room:
     watch: Callable[[str], object] | None = None  # called after each message a member takes in
     _log: list[bytes] = field(default_factory=list)  # the room-wide payloads, read by cursor
     _seen: int = 0  # how much of the relay's log _log covers
+    ring_round_timeout: float = 30.0  # every member's GroupConfig.ring_round_timeout
 
     @property
     def members(self) -> dict[str, Group]:
@@ -59,7 +60,7 @@ class Room:
 
     @property
     def config(self) -> GroupConfig:
-        return GroupConfig(clock=self.clock)
+        return GroupConfig(clock=self.clock, ring_round_timeout=self.ring_round_timeout)
 
     def create(self, name: str) -> Group:
         g = Group.create(Identity.generate(), GROUP_ID, name, self.config, scheme="ring")

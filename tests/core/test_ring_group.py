@@ -13,17 +13,18 @@ import dataclasses
 
 import pytest
 from group_harness import Harness
-from ring_room import grown
+from ring_room import Room, grown
 
 from groupchat.core.commit import CommitMessage
 from groupchat.core.errors import (
+    ConfigError,
     EpochError,
     GroupChatError,
     UsageError,
     WrongSchemeError,
 )
 from groupchat.core.events import EpochChanged, RekeyProgress, RekeyTimedOut, RemovedFromGroup
-from groupchat.core.group import Group
+from groupchat.core.group import Group, GroupConfig
 from groupchat.core.key_schedule import derive_epoch_secrets
 from groupchat.core.message_protection import WireFormat, sign_framed_content
 from groupchat.core.schemes.ring_message import RING_WIRE_FORMAT
@@ -152,3 +153,32 @@ def test_removed_member_keeps_nothing_that_derives_the_next_epoch() -> None:
         assert (
             derive_epoch_secrets(alive.suite, init_before, cs, alive._ctx_bytes).epoch_authenticator != real
         )
+
+
+def test_the_round_deadline_is_each_members_own_config_and_survives_a_restore() -> None:
+    """GroupConfig.ring_round_timeout (the demo and the attack tests use a short one): a round
+    missing m2 times out after that many seconds, not before; a restored member takes the deadline
+    of the config it is restored with."""
+    room = Room(ring_round_timeout=5.0)
+    room.create("m0")
+    for name in ("m1", "m2"):
+        room.commit("m0", add=[name])
+        room.pump()
+    m0 = room.members["m0"]
+    stored = m0.export_state()
+    assert Group.restore(stored, m0._identity, room.config)._scheme.timeout == 5.0
+    assert Group.restore(stored, m0._identity, GroupConfig(clock=room.clock))._scheme.timeout == 30.0
+    room.offline.add("m2")
+    room.commit("m0", update=True)
+    room.pump()
+    room.clock.now += 4.5
+    assert m0.tick() is None  # within the deadline
+    room.clock.now += 1.0
+    timed_out = m0.tick()
+    assert isinstance(timed_out, RekeyTimedOut) and [m.display_name for m in timed_out.missing] == ["m2"]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, 3600.5, True, float("nan"), "30"])
+def test_a_bad_round_deadline_is_a_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match="ring_round_timeout must be a number of seconds"):
+        GroupConfig(ring_round_timeout=value)  # type: ignore[arg-type]

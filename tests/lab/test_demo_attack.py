@@ -22,6 +22,7 @@ from groupchat.lab.demo_attack import (
     SHORT_BOUNDS,
     Attack,
     Run,
+    _ring_waits_for,
     describe_modes,
 )
 
@@ -30,13 +31,13 @@ ROOM = "demo"
 
 
 async def attacked(
-    attack: Attack, seconds: float = 3.0, judge: bool = True
+    attack: Attack, seconds: float = 3.0, judge: bool = True, scheme: str = "tree"
 ) -> tuple[list[str], list[str], DemoRun]:
     """One headless demo run of three bots with ``attack``: what was wrong at the end (the attack's
     verdict, which waits for the report; not asked for without ``judge``) and the transcript. The
     bots are closed and the relay stopped before this returns."""
     options = DemoOptions(
-        peers=3, churn_per_min=0.0, scheme="tree", room=ROOM, port=0, seed=7, seconds=seconds,
+        peers=3, churn_per_min=0.0, scheme=scheme, room=ROOM, port=0, seed=7, seconds=seconds,
         keep_relay=False, name="guest", attack=attack,
     )  # fmt: skip
     relay = await attack.start_relay(0)
@@ -163,6 +164,42 @@ async def test_tamper_nothing_altered_is_shown() -> None:
     sent = {text for (sender, text) in chat(attack, "carol") if sender == "bob"}  # carol's are untouched
     seen = {text for (sender, text) in chat(attack, "alice") if sender == "bob"}
     assert sent and seen <= sent, (seen, sent)
+
+
+# --- a ring group: the same attacks, and where the ring's own words differ ----------------------
+
+
+def ring_waits_for(attack: Attack, name: str) -> list[set[str]]:
+    """Whom each "the rekey to epoch ... is waiting for ..." line ``name`` was shown names."""
+    return [w for t in shown(attack, name) if (w := _ring_waits_for(t)) is not None]
+
+
+async def test_ring_fork_there_is_no_fork_the_rekey_waits_for_the_other_half() -> None:
+    attack = Attack("fork")
+    problems, lines, demo = await attacked(attack, scheme="ring")
+    assert problems == [], "\n".join(lines)
+    assert {"carol"} in ring_waits_for(attack, "alice"), shown(attack, "alice")
+    # No fork: a ring rekey needs every member, so no epoch has two sets of keys.
+    alice, carol = (p.session for p in demo.peers if p.name in ("alice", "carol"))
+    both = set(alice.epoch_codes) & set(carol.epoch_codes)
+    assert both and all(alice.epoch_codes[e] == carol.epoch_codes[e] for e in both)
+
+
+async def test_ring_withhold_the_rekey_times_out_naming_the_silent_member_who_is_not_removed() -> None:
+    attack = Attack("withhold")
+    problems, lines, demo = await attacked(attack, scheme="ring")
+    assert problems == [], "\n".join(lines)
+    assert {"bob"} in ring_waits_for(attack, "alice"), shown(attack, "alice")
+    alice = next(p.session for p in demo.peers if p.name == "alice")
+    assert "bob" in {e.name for e in alice.roster()}, "bob was removed on the relay's silence"
+
+
+@pytest.mark.parametrize("mode", ["drop", "ghost", "replay", "tamper"])
+async def test_ring_the_other_attacks_are_reported_as_in_a_tree_group(mode: str) -> None:
+    attack = Attack(mode)
+    problems, lines, _ = await attacked(attack, scheme="ring")
+    assert problems == [], "\n".join(lines)
+    assert attack.caught() is not None
 
 
 class _Quiet(Attack):

@@ -139,7 +139,12 @@ class ChatSession:
         self._notify = notify
         self._clock = clock
         self._machine = SessionMachine(
-            settings, identity, trust, config=GroupConfig(clock=clock, rand=rand), rand=rand, now=clock()
+            settings,
+            identity,
+            trust,
+            config=GroupConfig(clock=clock, rand=rand, ring_round_timeout=settings.ring_round_timeout),
+            rand=rand,
+            now=clock(),
         )
         self._worker: CoreWorker | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()

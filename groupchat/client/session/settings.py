@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from ...core.config import DEFAULT_ROUND_TIMEOUT
 from ...core.errors import GroupChatError, InvalidValueError, UsageError
 from ...core.identity import fingerprint, validate_display_name
 from ...core.invite import InviteSecret
@@ -71,6 +72,8 @@ class SessionSettings:
     confirm_after: float = 15.0
     loss_after: float = 20.0
     silence_after: float = 60.0
+    # A ring group's round deadline here (GroupConfig.ring_round_timeout; the attack demo's is short).
+    ring_round_timeout: float = DEFAULT_ROUND_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.relay_url.startswith(("ws://", "wss://")) or has_unsafe(self.relay_url):
@@ -107,6 +110,7 @@ class SessionSettings:
             "confirm_after",
             "loss_after",
             "silence_after",
+            "ring_round_timeout",
         ):
             if not getattr(self, name) > 0:
                 raise UsageError(wording.not_positive(name))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Final
 
 from ..admission import AdmissionOutcome, AdmissionState, Admit, NewInvite, RemovalReason
-from ..config import check_group_config
+from ..config import DEFAULT_ROUND_TIMEOUT, check_group_config
 from ..errors import (
     EpochError,
     UnknownMemberError,
@@ -76,6 +76,9 @@ class GroupConfig:
     clock: Callable[[], float] = time.monotonic  # monotonic: TTLs only
     wall_clock: Callable[[], float] = time.time  # Unix seconds: join-request expiry only
     rand: Callable[[int], bytes] = os.urandom
+    # A multi-round (ring) scheme's deadline per round: our local patience before we retry the
+    # attempt without those it waits for (the tree ignores it). Members need not agree on it.
+    ring_round_timeout: float = DEFAULT_ROUND_TIMEOUT
 
     def __post_init__(self) -> None:
         check_group_config(self)  # an invalid config cannot exist (ConfigError)
@@ -196,6 +199,7 @@ class EpochState:
         self.suite = scheme.suite
         self._identity = identity
         self._scheme = scheme
+        scheme.set_round_timeout(config.ring_round_timeout)
         self._ctx = group_context
         self._ctx_bytes = group_context.encode()
         self._admission: AdmissionState = admission_of(group_context)

@@ -305,6 +305,9 @@ class KeyAgreementScheme(ABC):
         """Seconds each round may take."""
         return 0.0
 
+    def set_round_timeout(self, seconds: float) -> None:  # noqa: B027 (a one-round scheme has no rounds)
+        """Set the seconds each round may take (``GroupConfig.ring_round_timeout``, a local choice)."""
+
     def start(self, group_id: bytes, epoch: int, context: bytes) -> RunStep:
         """Start the run creating ``epoch`` over the current roster."""
         raise UsageError(f"the {self.name} scheme agrees its secret in the commit, without a run")

@@ -115,6 +115,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from ..config import DEFAULT_ROUND_TIMEOUT
 from ..errors import (
     DuplicateKeyError,
     EpochError,
@@ -170,7 +171,7 @@ __all__ = [
     "xor",
 ]
 
-DEFAULT_TIMEOUT: Final = 30.0  # seconds per round
+DEFAULT_TIMEOUT: Final = DEFAULT_ROUND_TIMEOUT  # seconds per round (GroupConfig.ring_round_timeout)
 MAX_ATTEMPT: Final = 2**32 - 1  # the last attempt number a uint32 holds
 _ZERO: Final = bytes(KEY_LEN)
 

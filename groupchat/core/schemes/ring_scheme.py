@@ -331,6 +331,9 @@ class RingScheme(KeyAgreementScheme):
         """Seconds each round (and the wait for the confirmation) may take."""
         return self._timeout
 
+    def set_round_timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+
     @property
     def running(self) -> bool:
         return self._run is not None
