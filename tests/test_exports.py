@@ -82,7 +82,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.client.session.beacons': [
         'ASK_GAP', 'Beacon', 'BeaconBook', 'DIGEST_LEN', 'KEEPALIVE', 'MAX_ENTRIES', 'SPEAKERS', 'Tally',
-        'authenticator_digest', 'speakers',
+        'authenticator_digest', 'is_speaker', 'speakers',
     ],
     'groupchat.client.session.behind': [
         'Behind', 'PROBE_WAIT', 'Split', 'note_hint', 'probe_due', 'should_reenter',
@@ -155,7 +155,7 @@ PUBLIC: dict[str, list[str]] = {
         'UpdateSchedule',
     ],
     'groupchat.client.session.views': [
-        'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes', 'roster_entries',
+        'RosterMade', 'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes', 'roster_entries',
     ],
     'groupchat.client.session.worker': [
         'CoreWorker',

@@ -125,6 +125,24 @@ class NameIndex:
                 self._by_skeleton.setdefault(skel, set()).add(key)
         self._hex = sorted((compact_fingerprint(k), k) for k in self.names)
 
+    def add(self, name: str, key: bytes) -> None:
+        """Index ``key`` (not indexed yet) under ``name``: what a fresh index of all would hold."""
+        self.names[key] = name
+        for skel in skeletons(name):
+            self._by_skeleton.setdefault(skel, set()).add(key)
+        bisect.insort(self._hex, (compact_fingerprint(key), key))
+
+    def remove(self, key: bytes) -> str:
+        """Forget ``key`` (indexed under one name); returns that name."""
+        name = self.names.pop(key)
+        for skel in skeletons(name):
+            keys = self._by_skeleton[skel]
+            keys.discard(key)
+            if not keys:
+                del self._by_skeleton[skel]
+        del self._hex[bisect.bisect_left(self._hex, (compact_fingerprint(key), key))]
+        return name
+
     def like(self, name: str) -> set[bytes]:
         """The keys whose name looks like ``name``."""
         return set().union(*(self._by_skeleton.get(s, ()) for s in skeletons(name)))
@@ -201,14 +219,25 @@ class KnownNames(Protocol):
 def label_members(entries: Iterable[tuple[str, bytes]], known: KnownNames | None = None) -> dict[bytes, str]:
     """The label of each ``(name, key)``: the name alone, or ``name·prefix`` when it needs one."""
     index = NameIndex(entries)
-    labels = {}
-    for key, name in index.names.items():
-        rivals = index.like(name)
-        if known is not None:
-            rivals |= set(known.keys_like(name))
-        rivals.discard(key)
-        labels[key] = index.unambiguous_label(key, rivals) if index.needs_suffix(key, rivals) else name
-    return labels
+    return {key: _label_in(index, key, known) for key in index.names}
+
+
+def _label_in(index: NameIndex, key: bytes, known: KnownNames | None) -> str:
+    """The label of ``key`` among the members of ``index`` (see :func:`label_members`)."""
+    name = index.names[key]
+    rivals = index.like(name)
+    if known is not None:
+        rivals |= set(known.keys_like(name))
+    rivals.discard(key)
+    return index.unambiguous_label(key, rivals) if index.needs_suffix(key, rivals) else name
+
+
+def _reads_beyond_lookalikes(name: str) -> bool:
+    """Whether the label of a member called ``name`` can depend on members whose names do not look
+    like it: a name that is a fingerprint prefix, contains a separator, or has spaces around it
+    (a query of it is matched stripped, by prefix or as ``name·prefix``; :meth:`NameIndex.matches`)."""
+    q = name.strip()
+    return q != name or _hex_query(q) is not None or any(sep in name for sep in _TYPED_SEPARATORS)
 
 
 def resolve(query: str, members: Iterable[N]) -> N:
@@ -232,7 +261,13 @@ def resolve(query: str, members: Iterable[N]) -> N:
 
 class Labeler:
     """Each member's label, recomputed only when the roster (a new members mapping) or the trust
-    store changed; the previous roster's labels are kept for members who just left it."""
+    store changed; the previous roster's labels are kept for members who just left it.
+
+    A roster change relabels only whom it can concern (the same labels as :func:`label_members`
+    over the new roster, tested so): the members that came or were renamed, those whose names look
+    like a name that came or went, and those whose labels can depend on anyone (a label with a
+    suffix, a name :func:`_reads_beyond_lookalikes`). A joiner or a departure costs O(lookalikes),
+    not O(members) at every member; a change of the trust store relabels everyone."""
 
     def __init__(self, known: KnownNames | None) -> None:
         self._known = known
@@ -240,22 +275,71 @@ class Labeler:
         self._version = -1
         self._labels: dict[bytes, str] = {}
         self._index = NameIndex(())
+        self._exact = True  # the index holds one name per key (no key at two leaves)
+        self._wide: set[bytes] = set()  # members relabelled at every roster change (see above)
         self._previous: dict[bytes, str] = {}
 
     def labels(self, members: Mapping[int, Member]) -> Mapping[bytes, str]:
         """The labels for ``members`` (the very mapping the machine holds; compared by identity)."""
         version = self._known.version if self._known is not None else 0
-        if members is not self._members and members == self._members:
-            self._members = members  # an update-only epoch: a new mapping of the same members
-        if members is not self._members or version != self._version:
-            entries = [(m.display_name, m.identity_key) for m in members.values()]
-            fresh = label_members(entries, self._known)
-            if members is not self._members:  # bounded: the labels of the last few rosters only
-                keep = self._previous if len(self._previous) < _KEEP_PREVIOUS else {}
-                self._previous = {**keep, **self._labels}
-                self._index = NameIndex(entries)
-            self._members, self._version, self._labels = members, version, fresh
+        if members is self._members and version == self._version:
+            return self._labels
+        if self._members is not None and version == self._version and self._exact:
+            self._relabel(members)
+        else:
+            self._relabel_all(members)
+        self._members, self._version = members, version
         return self._labels
+
+    def _relabel_all(self, members: Mapping[int, Member]) -> None:
+        entries = [(m.display_name, m.identity_key) for m in members.values()]
+        if members is not self._members:  # bounded: the labels of the last few rosters only
+            keep = self._previous if len(self._previous) < _KEEP_PREVIOUS else {}
+            self._previous = {**keep, **self._labels}
+        index = self._index = NameIndex(entries)
+        self._exact = len(index.names) == len(entries)
+        self._labels = {key: _label_in(index, key, self._known) for key in index.names}
+        self._wide = {k for k, label in self._labels.items() if self._is_wide(k, label)}
+
+    def _relabel(self, members: Mapping[int, Member]) -> None:
+        """Bring the index and the labels from the roster before to ``members``, relabelling only
+        whom the change can concern (see the class docstring)."""
+        index = self._index
+        now = {m.identity_key: m.display_name for m in members.values()}
+        if len(now) != len(members):
+            self._relabel_all(members)  # a key at two leaves: the index would hold both names
+            return
+        gone = [k for k, name in index.names.items() if now.get(k) != name]
+        came = [k for k, name in now.items() if index.names.get(k) != name]
+        if not gone and not came:
+            return  # an update-only epoch: a new mapping of the same members
+        labels = dict(self._labels)  # a mapping handed out before never changes under its holder
+        if len(self._previous) >= _KEEP_PREVIOUS:
+            self._previous = {}
+        names = []
+        for key in gone:
+            names.append(index.remove(key))
+            label = labels.pop(key)
+            self._wide.discard(key)
+            if key not in now:
+                self._previous[key] = label
+        for key in came:
+            index.add(now[key], key)
+            names.append(now[key])
+        concerned = set(came) | self._wide
+        for name in names:
+            concerned |= index.like(name)
+        for key in concerned:
+            label = labels[key] = _label_in(index, key, self._known)
+            if self._is_wide(key, label):
+                self._wide.add(key)
+            else:
+                self._wide.discard(key)
+        self._labels = labels
+
+    def _is_wide(self, key: bytes, label: str) -> bool:
+        name = self._index.names[key]
+        return label != name or _reads_beyond_lookalikes(name)
 
     def learned_roster(self, members: Mapping[int, Member], before: int) -> None:
         """The trust store moved on from version ``before`` only by learning the names the

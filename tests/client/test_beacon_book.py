@@ -14,6 +14,7 @@ from groupchat.client.session.beacons import (
     BeaconBook,
     Tally,
     authenticator_digest,
+    is_speaker,
     speakers,
 )
 from groupchat.core.codec import Writer
@@ -277,3 +278,24 @@ def test_no_report_at_all_when_the_relay_delivers_everything(
         send(arg, True)
         beacons_due()
     assert reports == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sets(st.integers(0, 40), min_size=1, max_size=20),
+    st.sets(st.integers(0, 40), max_size=20),
+    st.integers(0, 41),
+    st.integers(0, 41),
+    st.integers(1, 4),
+)
+def test_is_speaker_says_what_speakers_lists(
+    leaves: set[int], offline: set[int], committer: int, me: int, k: int
+) -> None:
+    """The walk to our leaf decides as the list of every online leaf does, committer and ours in
+    the roster or not, online or not."""
+
+    def online(lf: int) -> bool:
+        return lf not in offline
+
+    listed = speakers((lf for lf in leaves if online(lf)), committer, k)
+    assert is_speaker(me, committer, leaves, online, k) == (me in listed)

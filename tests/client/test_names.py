@@ -239,3 +239,116 @@ def test_the_vendored_data_is_the_unicode_mapping() -> None:
     text = resources.files("groupchat.client").joinpath("confusables.txt").read_text(encoding="utf-8")
     assert "UTS #39" in text.splitlines()[0] and "17.0.0" in text.splitlines()[0]
     assert "0430 ; 0061" in text.splitlines()  # CYRILLIC SMALL LETTER A -> LATIN SMALL LETTER A
+
+
+# --- the labeler's incremental relabelling ---------------------------------------------------------
+
+_PAIR = keys_sharing_prefix(4)
+_KEYS = [key(1), key(2), key(3), key(4), *_PAIR]
+_FP1 = compact_fingerprint(key(1))
+# Names that reach past their look-alikes: a fingerprint prefix (of a key in the pool, so it
+# matches), a label's imitation, a separator, spaces around; and plain look-alikes.
+_NAMES = [
+    "bob",
+    f"b{CYRILLIC_O}b",
+    "BOB",
+    "b0b",
+    "alice",
+    "rn",
+    "m",
+    " bob",
+    "bob#",
+    "a#b",
+    _FP1[:4],
+    _FP1[:5].upper(),
+    compact_fingerprint(_PAIR[0])[:4],
+    f"bob{SEPARATOR}{_FP1[:4]}",
+    f"bob#{compact_fingerprint(_PAIR[1])[:4]}",
+    f"bob{SEPARATOR}",
+]
+_ops = st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(_NAMES), st.sampled_from(_KEYS)),
+    st.tuples(st.just("remove"), st.integers(0, 7), st.just(b"")),
+    st.tuples(st.just("rename"), st.integers(0, 7), st.sampled_from(_NAMES)),
+    st.tuples(st.just("meet"), st.sampled_from(_NAMES), st.sampled_from([key(7), key(8), *_KEYS])),
+    st.tuples(st.just("same"), st.just(0), st.just(b"")),  # a new mapping of the same members
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ops, max_size=24), st.booleans())
+def test_relabelling_after_each_change_equals_labelling_the_roster_afresh(
+    ops: list[tuple[str, object, object]], with_trust: bool
+) -> None:
+    """Only the concerned members are relabelled at a roster change: the labels are still exactly
+    what labelling the whole roster gives (and a member who left keeps the label it had)."""
+    trust = TrustStore(None) if with_trust else None
+    labeler = Labeler(trust)
+    roster: dict[int, Member] = {}
+    shown: dict[bytes, str] = {}
+    next_leaf = 0
+    for op, a, b in ops:
+        leaves = sorted(roster)
+        if op == "add":
+            assert isinstance(a, str) and isinstance(b, bytes)
+            roster = {**roster, next_leaf: Member(next_leaf, a, b)}  # a key at two leaves too
+            next_leaf += 1
+        elif op == "remove" and leaves:
+            assert isinstance(a, int)
+            roster = {lf: m for lf, m in roster.items() if lf != leaves[a % len(leaves)]}
+        elif op == "rename" and leaves:
+            assert isinstance(a, int) and isinstance(b, str)
+            m = roster[leaves[a % len(leaves)]]
+            roster = {**roster, m.leaf: Member(m.leaf, b, m.identity_key)}
+        elif op == "meet" and trust is not None:
+            assert isinstance(a, str) and isinstance(b, bytes)
+            trust.observe(a, b)
+        elif op == "same":
+            roster = dict(roster)
+        labels = labeler.labels(roster)
+        assert labels == label_members([(m.display_name, m.identity_key) for m in roster.values()], trust)
+        for m in roster.values():
+            assert labeler.label(roster, m) == labels[m.identity_key]
+        gone = [k for k in shown if k not in labels]
+        for k in gone:  # a member who just left is still shown by its last label
+            assert labeler.label(roster, Member(0, "someone else", k)) == shown[k]
+        shown = dict(labels)
+
+
+def test_a_joiner_relabels_only_its_lookalikes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joiner's label and those of the members whose names look like its are computed; the
+    others are kept (the real labelling, counted)."""
+    from groupchat.client import names
+
+    relabelled: list[bytes] = []
+    real = names._label_in
+
+    def counted(index: NameIndex, k: bytes, known: names.KnownNames | None) -> str:
+        relabelled.append(k)
+        return real(index, k, known)
+
+    monkeypatch.setattr(names, "_label_in", counted)
+    labeler = Labeler(None)
+    roster = {i: Member(i, f"m{i}", key(i + 1)) for i in range(6)}
+    labeler.labels(roster)
+    assert len(relabelled) == 6
+    relabelled.clear()
+    after = labeler.labels({**roster, 6: Member(6, "M0", key(20))})
+    assert sorted(relabelled) == sorted([key(1), key(20)])
+    assert after[key(1)] != "m0" and after[key(20)] != "M0"  # the two look-alikes get suffixes
+    relabelled.clear()
+    labeler.labels({**roster, 6: Member(6, "m6", key(20))})  # from that roster: a rename
+    assert sorted(relabelled) == sorted([key(1), key(20)])  # m0 loses its suffix
+
+
+def test_a_newcomer_named_like_a_label_lengthens_that_label() -> None:
+    """A suffixed label depends on names that look like the label itself, not like the name: the
+    newcomer called ``bob·3f2a`` takes that label from the bob who had it, who is relabelled."""
+    labeler = Labeler(None)
+    roster = {0: Member(0, "bob", key(1)), 1: Member(1, "b0b", key(2))}
+    label = labeler.labels(roster)[key(1)]
+    assert label == f"bob{SEPARATOR}{_FP1[:4]}"
+    grown = {**roster, 2: Member(2, label, key(3))}
+    after = labeler.labels(grown)
+    assert after == label_members([(m.display_name, m.identity_key) for m in grown.values()])
+    assert after[key(1)] != label

@@ -14,7 +14,7 @@ from ..app_content import AppContent
 from ..notices import UnreadableReason
 from ..room_payload import PayloadKind
 from .actions import Step
-from .beacons import Beacon, speakers
+from .beacons import Beacon, is_speaker
 from .core_calls import Encrypt
 from .phases import Hold
 from .settings import member_id
@@ -34,8 +34,9 @@ class BeaconSteps(MachineState):
             return
         fresh, self._beacon_group = self._beacon_group is not group, group
         book, present, members = self._beacons, self._present, hold.members
-        online = (lf for lf, m in members.items() if member_id(m.identity_key) in present)
-        speak = committer is not None and group.my_leaf in speakers(online, committer.leaf)
+        speak = committer is not None and is_speaker(
+            group.my_leaf, committer.leaf, members, lambda lf: member_id(members[lf].identity_key) in present
+        )
         confirm = committer.identity_key if committer is not None and speak else None
         seq, now = self._last_seq or 0, self._now
         auth, leaf = group.epoch_authenticator, group.my_leaf

@@ -24,8 +24,9 @@ randomness are given, no I/O.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -45,6 +46,7 @@ __all__ = [
     "BeaconBook",
     "Tally",
     "authenticator_digest",
+    "is_speaker",
     "speakers",
 ]
 
@@ -65,6 +67,28 @@ def speakers(online_leaves: Iterable[int], committer: int, k: int = SPEAKERS) ->
     would cost every member N decryptions at every epoch change."""
     leaves = sorted(set(online_leaves) - {committer})
     return ([lf for lf in leaves if lf > committer] + [lf for lf in leaves if lf < committer])[:k]
+
+
+def is_speaker(
+    me: int, committer: int, leaves: Collection[int], online: Callable[[int], bool], k: int = SPEAKERS
+) -> bool:
+    """``me in speakers(online leaves, committer, k)`` without listing and sorting every online
+    leaf at every epoch: the leaves between the committer and ours (cyclic) are walked, up to the
+    ``k``-th online one. ``leaves``: the roster's; ``online(leaf)``: the relay says that leaf's
+    member is in the room."""
+    if me == committer or me not in leaves or not online(me):
+        return False
+    if me > committer:
+        before: Iterable[int] = range(committer + 1, me)
+    else:
+        before = itertools.chain(range(committer + 1, max(leaves) + 1), range(me))
+    found = 0
+    for lf in before:
+        if lf in leaves and online(lf):
+            found += 1
+            if found >= k:
+                return False
+    return True
 
 
 def authenticator_digest(authenticator: bytes) -> bytes:

@@ -351,9 +351,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
                 self._duties.want_update = None
             for key in own.kicks:
                 self._duties.kicks.discard(key)
-            self._after_own_admission(
-                {i.invite_key for i in ev.invites_created}, set(ev.invites_revoked)
-            )
+            self._after_own_admission({i.invite_key for i in ev.invites_created}, set(ev.invites_revoked))
         elif own is not None and ev.superseded_own_commit:
             remember(self._old_commits, own.message)
             hold.own_commit = None
@@ -556,9 +554,15 @@ class Membership(Entry, BeaconSteps, RingSteps):
         members = self._members
         labels = self._labeler.labels(members)
         version = self._trust.version
+        observed = self._observed
+        if version != self._observed_version:
+            observed.clear()  # the store changed since: every sighting is made again
         for m in members.values():
-            if m.identity_key == self.identity.public_key:
+            if m.identity_key == self.identity.public_key or observed.get(m.identity_key) == m.display_name:
+                # Ours, or seen under this name by our last pass, and the store has not changed
+                # since (no name learned, none dropped): observing it again would change nothing.
                 continue
+            observed[m.identity_key] = m.display_name
             seen = self._trust.observe(m.display_name, m.identity_key)
             if not (seen.new_key or seen.earlier_names):
                 continue  # the common case: a key we know, under a name it used before
@@ -570,6 +574,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
             if others:
                 self._warn(wording.lookalike_member(label, others))
         self._labeler.learned_roster(members, version)
+        self._observed_version = self._trust.version
         self._emit_roster()
 
 

@@ -61,7 +61,7 @@ from .phases import (
 )
 from .settings import SessionSettings, group_id_for_room, member_id
 from .updates import UpdateSchedule
-from .views import build_tree_view, roster_entries
+from .views import RosterMade, build_tree_view, roster_entries
 
 __all__ = ["MachineState"]
 
@@ -89,6 +89,10 @@ class MachineState:
         self.identity = identity
         self._trust = trust
         self._labeler = Labeler(trust)  # how each member is shown (client/names.py)
+        self._roster_made: RosterMade = {}  # the roster's entries, reused while unchanged
+        # Who _observe_roster saw under which name, while the trust store's version is this one.
+        self._observed: dict[bytes, str] = {}
+        self._observed_version = -1
         self._config = config
         self._suite = config.suite()
         self._rand = rand
@@ -194,6 +198,7 @@ class MachineState:
     def label(self, member: Member) -> str:
         """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
         return self._labeler.label(self._members, member)
+
     def last_heard(self, identity_key: bytes) -> float | None:
         """When the last signed traffic (chat, beacon, commit) of this member reached us (None:
         none since it entered our roster). Only its own signed traffic moves it, never the relay."""
@@ -270,8 +275,17 @@ class MachineState:
             group = self._group
             now_at = group.epoch if group is not None else 0
             epoch = u.epoch if digest is not None and u.epoch is not None else now_at
-            self._emit(ChatLine(self.own_label, u.text, epoch, own=True, pending=True,
-                                local_id=entry.local_id, trust=TrustState.VERIFIED))
+            self._emit(
+                ChatLine(
+                    self.own_label,
+                    u.text,
+                    epoch,
+                    own=True,
+                    pending=True,
+                    local_id=entry.local_id,
+                    trust=TrustState.VERIFIED,
+                )
+            )
 
     def _on_gap_with_group(self) -> None:
         """The relay no longer has the log after our position. A live member keeps its group (the
@@ -497,6 +511,7 @@ class MachineState:
             self._present,
             self._trust,
             self._labeler.labels(members),
+            self._roster_made,
         )
 
     def tree_view(self) -> TreeView:

@@ -19,13 +19,17 @@ from ..trust import TrustStore
 from .core_calls import TreeSnapshot
 from .settings import cached_fingerprint, member_id
 
-__all__ = ["build_tree_view", "describe_epoch", "epoch_kind", "lookalikes", "roster_entries"]
+__all__ = ["RosterMade", "build_tree_view", "describe_epoch", "epoch_kind", "lookalikes", "roster_entries"]
 
 
 @functools.lru_cache(maxsize=32)
 def _levels(width: int) -> tuple[int, ...]:
     """The level of each node of a tree ``width`` nodes wide (the /tree view's layout)."""
     return tuple(tm.level(i) for i in range(width))
+
+
+#: What a roster entry is made of, by identity key, with the entry made of it (see roster_entries).
+RosterMade = dict[bytes, tuple[tuple[str, bool, TrustState, bool], RosterEntry]]
 
 
 def roster_entries(
@@ -35,17 +39,32 @@ def roster_entries(
     present: Set[bytes],
     trust: TrustStore,
     labels: Mapping[bytes, str],
+    made: RosterMade | None = None,
 ) -> tuple[RosterEntry, ...]:
     """The roster in leaf order, each member by its label (client/names.py); online is the relay's
-    presence claim (ours: our connection)."""
+    presence claim (ours: our connection). With ``made`` (kept by the caller between calls), the
+    entry of a member whose label, presence and trust are as last time is reused, not made again
+    (each sanitises its name; every member rebuilds the roster at every epoch and presence change);
+    ``made`` is left holding this roster's entries."""
     entries = []
+    fresh: RosterMade = {}
     for leaf in sorted(members):
         m = members[leaf]
-        mine = m.identity_key == my_key
-        online = connected if mine else member_id(m.identity_key) in present
-        state = TrustState.VERIFIED if mine else trust.state(m.identity_key)
-        name = labels.get(m.identity_key, m.display_name)
-        entries.append(RosterEntry(name, cached_fingerprint(m.identity_key), online, state, is_me=mine))
+        key = m.identity_key
+        mine = key == my_key
+        online = connected if mine else member_id(key) in present
+        state = TrustState.VERIFIED if mine else trust.state(key)
+        inputs = (labels.get(key, m.display_name), online, state, mine)
+        kept = made.get(key) if made is not None else None
+        if kept is not None and kept[0] == inputs:
+            entry = kept[1]
+        else:
+            entry = RosterEntry(inputs[0], cached_fingerprint(key), online, state, is_me=mine)
+        fresh[key] = (inputs, entry)
+        entries.append(entry)
+    if made is not None:
+        made.clear()
+        made.update(fresh)
     return tuple(entries)
 
 
