@@ -92,8 +92,8 @@ PUBLIC: dict[str, list[str]] = {
         'RoomPresence', 'sane_max_payload',
     ],
     'groupchat.client.session.core_calls': [
-        'CheckRoster', 'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox', 'Encrypt',
-        'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed',
+        'CheckRoster', 'Classify', 'CommitChange', 'CoreCall', 'CreateGroup', 'DiscardPending', 'DrainOutbox',
+        'Encrypt', 'INLINE_MAX_BYTES', 'MakeJoinRequest', 'OpenWelcome', 'Receive', 'TickRing', 'Timed',
         'TreeSnapshot', 'snapshot',
     ],
     'groupchat.client.session.driver': [
