@@ -237,6 +237,8 @@ class _Report:
                 add("rekey.large.commit", big["ops"][op]["create_x_floor"], f"n = {big['n']}, {op}")
                 worst = big["ops"][op]["process"]["worst"]["x_floor"]
                 add("rekey.large.worst", worst, f"n = {big['n']}, {op}")
+        for big in (x for x in joiner if x["n"] > TARGET_N):
+            add("rekey.large.join", big["x_floor"], f"n = {big['n']}")
 
 
 def _print_report(rep: _Report, summaries: list[dict[str, Any]], out: TextIO) -> None:
