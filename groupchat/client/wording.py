@@ -151,6 +151,10 @@ def marked_verified(name: str) -> str:
     return f"{name} is now marked verified"
 
 
+def still_checking(name: str) -> str:
+    return f"{name}'s join request is still being checked (we just joined): try /trust again in a moment"
+
+
 def marked_unverified(name: str) -> str:
     return f"{name} is no longer marked verified; /verify {name} to compare again"
 

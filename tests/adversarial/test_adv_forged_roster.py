@@ -18,7 +18,7 @@ from hostile_relay import HostileRoom, payload_kind, start_room
 from session_room import Member
 
 from groupchat.client.app_content import MSG_ID_LEN, AppContent
-from groupchat.client.notices import ChatLine
+from groupchat.client.notices import ChatLine, RosterChanged, TrustState
 from groupchat.client.room_payload import PayloadKind, RoomPayload
 from groupchat.core.codec import Writer
 from groupchat.core.events import EpochChanged
@@ -127,3 +127,30 @@ def test_a_welcome_listing_a_ghost_is_read_then_refused_naming_the_adder_and_not
     assert real is not None and carol.machine._group is not None
     assert carol.machine._group.epoch_authenticator == real.epoch_authenticator
     assert carol.machine._group.phase.value == "member"
+
+
+def test_the_ghost_never_reaches_the_trust_store_nor_shows_as_verified(clock: ManualClock) -> None:
+    """carol once verified the victim (as "dave"): while her roster is checked the ghost's made-up
+    name is not recorded under that key (eight forged welcomes would otherwise push "dave" out of
+    the store's names) and the ghost is never shown as a verified member."""
+    room, (alice, _bob) = start_room(clock, "alice", "bob")
+    carol = room.add("carol", **invited(room, alice, "carol"))
+    victim = Identity.generate()
+    carol.machine._trust.trust(victim.public_key, "dave")
+    adder = ForgingAdder(room, alice, carol, victim)
+    room.connect(carol)
+    for _ in range(20):
+        clock.advance(0.5)
+        room.tick()
+    assert adder.welcome is not None and adder.swapped
+    assert any("never asked to join" in t for t in notice_texts(carol))
+    assert "victim" not in carol.machine._trust.names(victim.public_key)
+    shown = [
+        e
+        for n in carol.notices()
+        if isinstance(n, RosterChanged)
+        for e in n.members
+        if e.trust is TrustState.VERIFIED and not e.is_me
+    ]
+    assert shown == [], shown
+    assert not [t for t in notice_texts(carol) if "dave" in t]  # no "victim was called dave before"

@@ -56,3 +56,17 @@ def test_a_roster_reusing_unchanged_entries_is_the_roster_built_afresh(
         reused = roster_entries(members, me, connected, present, trust, labels, made)
         assert reused == roster_entries(members, me, connected, present, trust, labels)
         assert set(made) == {m.identity_key for m in members.values()}
+
+
+def test_a_member_whose_join_request_is_unchecked_is_shown_unverified_whatever_the_store_says() -> None:
+    """Right after a join the welcome's roster is its signer's claim (core/epoch/roster.py): a
+    listed key the user verified elsewhere is not shown verified until the check is done."""
+    trust = TrustStore(None)
+    me, dave = key(0), key(1)
+    trust.trust(dave, "dave")
+    members = {0: Member(0, "me", me), 1: Member(1, "dave", dave)}
+    made: RosterMade = {}
+    checking = roster_entries(members, me, True, set(), trust, {}, made, unchecked={dave})
+    assert [e.trust.value for e in checking] == ["verified", "unverified"]
+    checked = roster_entries(members, me, True, set(), trust, {}, made)
+    assert [e.trust.value for e in checked] == ["verified", "verified"]

@@ -8,6 +8,7 @@ identity key, and the check is run; every refusal names the welcome's signer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -131,18 +132,39 @@ def test_a_member_with_nothing_to_check_takes_a_stale_result_and_a_removed_one_r
         late.roster_verified(pending.run())
 
 
-def test_a_stored_checking_joiner_is_restored_still_checking() -> None:
+def test_a_checking_joiner_is_not_stored_until_its_roster_is_verified() -> None:
+    """Stored mid-check, a restart would resume a group whose roster nobody checked (and lose who
+    signed the welcome, whom a failure must name): the state is refused until the check is done."""
     h = harness(4)
     joiner, pj = deferred_join(h)
-    read(joiner, h, "m1", b"before the restart")
+    read(joiner, h, "m1", b"before the check")
+    with pytest.raises(UsageError, match="still verifying the join requests"):
+        joiner.export_state()
+    joiner.verify_roster()
     restored = Group.restore(joiner.export_state(), pj.identity, h.config)
-    assert restored.phase is Phase.CHECKING
-    assert restored.unchecked_leaves == {h.leaf("m2"), h.leaf("m3")}
-    with pytest.raises(UsageError, match="still verifying"):
-        restored.encrypt(b"x")
-    restored.verify_roster()
     assert restored.phase is Phase.MEMBER
     read(restored, h, "m2", b"after the restart")
+
+
+def test_a_partial_result_leaves_the_joiner_checking_and_a_foreign_one_is_refused() -> None:
+    h = harness(5)
+    joiner, _ = deferred_join(h)
+    check = joiner.roster_check()
+    assert check is not None and len(check.leaves) == 4  # m1..m4: m0 signed the welcome
+    first = dataclasses.replace(check, leaves=check.leaves[:1])
+    joiner.roster_verified(first.run())
+    assert joiner.phase is Phase.CHECKING
+    assert joiner.unchecked_leaves == {leaf for leaf, _ in check.leaves[1:]}
+    elsewhere = Harness(h.config, group_id=b"another-room")
+    elsewhere.add("m0", 2)
+    other, _ = deferred_join(elsewhere)
+    foreign = other.roster_check()
+    assert foreign is not None
+    with pytest.raises(UsageError, match="made for another group"):
+        joiner.roster_verified(foreign.run())
+    assert joiner.unchecked_leaves == {leaf for leaf, _ in check.leaves[1:]}
+    joiner.roster_verified(check.run())
+    assert joiner.phase is Phase.MEMBER
 
 
 def test_the_default_join_still_verifies_everything_at_once() -> None:
@@ -243,12 +265,13 @@ def test_control_a_validly_signed_extra_member_speaks_and_passes_the_check() -> 
     assert group.phase is Phase.MEMBER
 
 
-def test_a_stored_removal_in_flight_restores_a_member_not_a_checking_joiner() -> None:
+def test_a_stored_removal_in_flight_restores_a_member_with_every_leaf_verified() -> None:
     """Building a commit drafts the tree and rolls it back: the removed leaf's verified mark
-    comes back with its member, so the restored committer is not left checking."""
+    comes back with its member (no leaf is left for a lazy check to find)."""
     h = harness(4)
     committer = h.members["m1"]
     committer.commit(remove=[h.leaf("m2")])
     assert all(committer._tree.is_verified(leaf) for leaf, _ in committer._tree.members())
     restored = Group.restore(committer.export_state(), committer._identity, h.config)
-    assert restored.phase is Phase.COMMITTING and restored.roster_check() is None
+    assert restored.phase is Phase.COMMITTING
+    assert all(restored._tree.is_verified(leaf) for leaf, _ in restored._tree.members())

@@ -271,6 +271,8 @@ class ChatSession:
     def trust(self, name: str) -> None:
         """``/trust NAME``: mark the key we see for ``name`` as verified out of band."""
         member = self._machine.member_named(name)
+        if member.identity_key in self._machine.unchecked_keys():
+            raise UsageError(wording.still_checking(self._machine.label(member)))
         self._trust.trust(member.identity_key, member.display_name)
         self._emit(TimelineEvent(TimelineKind.INFO, wording.marked_verified(self._machine.label(member))))
         self._emit(RosterChanged(self.roster()))

@@ -172,6 +172,8 @@ class Membership(Entry, BeaconSteps, RingSteps):
                 self._rejoin(welcome_unopened([exc]))
                 return
             log.info("verified the join requests of %d members in %.1f ms", n, ms)
+            self._observe_roster()
+            self._emit_roster()  # every member's trust mark as the store has it, now that all verified
         if self._in_group():
             # Our first update (tree), built on the newest epoch we know; our ring messages (ring).
             yield from self._send_core_outbox()
@@ -550,7 +552,12 @@ class Membership(Entry, BeaconSteps, RingSteps):
     def _observe_roster(self) -> None:
         """Record every member's key in the trust store (client/trust.py, keyed by identity key):
         warn when a key new to us (or a known key under a new name) looks like another's, and note
-        a known key's new name. Never "key changed": another key is another member."""
+        a known key's new name. Never "key changed": another key is another member. Not while our
+        welcome's roster is being checked: a name under a key is the welcome signer's claim until
+        then (a forged one must never reach the store), so the check's end observes them all."""
+        group = self._group
+        if group is not None and group.checking_roster:
+            return
         members = self._members
         labels = self._labeler.labels(members)
         version = self._trust.version

@@ -242,9 +242,8 @@ class MachineState:
         sent again once caught up."""
         if self._phase is not Phase.ARRIVING or self._hold is not None:
             raise UsageError("a stored group state is resumed only before the session starts")
-        # Stored between a join and its roster check (a crash in that window): check it now,
-        # before anything can be sent from it. A forged roster propagates: the caller drops it.
-        group.verify_roster()
+        if group.checking_roster:  # never stored so (persist.py); a caller's group mid-join
+            raise UsageError("a group still checking its roster is not resumed: finish its check first")
         hold = Hold(group, group.epoch)
         pending = group.pending_commit
         if pending is not None:  # stored in flight: its echo, or the catch-up's end, settles it
@@ -512,7 +511,17 @@ class MachineState:
             self._trust,
             self._labeler.labels(members),
             self._roster_made,
+            unchecked=self.unchecked_keys(),
         )
+
+    def unchecked_keys(self) -> frozenset[bytes]:
+        """Identity keys of the members our welcome listed whose join requests are still being
+        checked (right after a join): shown unverified, never trusted or recorded, until then."""
+        group = self._group
+        if group is None or not group.checking_roster:
+            return frozenset()
+        members = self._members
+        return frozenset(members[leaf].identity_key for leaf in group.unchecked_leaves if leaf in members)
 
     def tree_view(self) -> TreeView:
         """The key tree (or ring) of our epoch; from the first call on, every change also emits one."""

@@ -40,12 +40,14 @@ def roster_entries(
     trust: TrustStore,
     labels: Mapping[bytes, str],
     made: RosterMade | None = None,
+    unchecked: Set[bytes] = frozenset(),
 ) -> tuple[RosterEntry, ...]:
     """The roster in leaf order, each member by its label (client/names.py); online is the relay's
     presence claim (ours: our connection). With ``made`` (kept by the caller between calls), the
     entry of a member whose label, presence and trust are as last time is reused, not made again
     (each sanitises its name; every member rebuilds the roster at every epoch and presence change);
-    ``made`` is left holding this roster's entries."""
+    ``made`` is left holding this roster's entries. Members in ``unchecked`` (their join requests
+    not verified yet) are shown unverified whatever the trust store says of their key."""
     entries = []
     fresh: RosterMade = {}
     for leaf in sorted(members):
@@ -53,7 +55,9 @@ def roster_entries(
         key = m.identity_key
         mine = key == my_key
         online = connected if mine else member_id(key) in present
-        state = TrustState.VERIFIED if mine else trust.state(key)
+        state = (
+            TrustState.VERIFIED if mine else TrustState.UNVERIFIED if key in unchecked else trust.state(key)
+        )
         inputs = (labels.get(key, m.display_name), online, state, mine)
         kept = made.get(key) if made is not None else None
         if kept is not None and kept[0] == inputs:

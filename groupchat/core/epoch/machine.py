@@ -110,9 +110,10 @@ TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     (M, Input.DISCARD): frozenset({M}),
     (C, Input.DISCARD): frozenset({M}),
     **_same((A, F, J, K, R), Input.DISCARD),
-    # The roster checked: a checking joiner becomes a member; elsewhere (the check's leaves were
-    # all removed or verified meanwhile) it is stale and changes nothing.
-    (K, Input.CHECK_ROSTER): frozenset({M}),
+    # The roster checked: a checking joiner becomes a member (or stays checking if the result
+    # covered only part of it); elsewhere (its leaves all removed or verified meanwhile) it is
+    # stale and changes nothing.
+    (K, Input.CHECK_ROSTER): frozenset({K, M}),
     **_same((M, C), Input.CHECK_ROSTER),
 }
 

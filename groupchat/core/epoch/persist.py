@@ -79,6 +79,11 @@ def _refusal(state: EpochState) -> str | None:
             f"we are still agreeing our first epoch ({state.epoch + 1}) of this ring group: a run in "
             "progress cannot be resumed; store the state once it is entered"
         )
+    if phase is Phase.CHECKING:
+        return (
+            "we just joined and are still verifying the join requests of the members our welcome "
+            "lists: store the state once Group.roster_verified() is done"
+        )
     if phase in (Phase.AGREEING, Phase.CONFIRMING):
         return (
             f"the ring is agreeing epoch {state.epoch + 1}: a run in progress cannot be stored or "
@@ -239,9 +244,6 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
     group._recent_commits = deque(recent, maxlen=_RECENT_COMMITS)
     group._unechoed = dict(unechoed)
     group._completed_ring = completed
-    if not scheme.multi_round:
-        # A deferred roster check still running when this was stored: it is asked for again.
-        group._unchecked = {leaf: r for leaf, r in scheme.members() if not scheme.is_verified(leaf)}
     return group
 
 

@@ -95,9 +95,12 @@ class RosterChecking(Processing):
         was made is skipped, and a result for a group with nothing left to check changes nothing.
         """
         self._require(Input.CHECK_ROSTER)
+        check = result.check
+        if check.group_id != self.group_id or check.suite.id != self.suite.id:
+            raise UsageError("this roster check was made for another group: it verifies nothing here")
         before = self.phase
         scheme = self._scheme
-        for leaf, request in result.check.leaves:
+        for leaf, request in check.leaves:
             if scheme.member(leaf) == request:
                 scheme.mark_verified(leaf)
         self._unchecked = {
