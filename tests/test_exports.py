@@ -340,7 +340,7 @@ PUBLIC: dict[str, list[str]] = {
         'add_targets', 'check_commit', 'required_rekeys',
     ],
     'groupchat.core.schemes.tree.tree_codec': [
-        'FORMAT', 'MAX_CAPACITY', 'PublicTree', 'decode_public_tree', 'encode_public_tree',
+        'FORMAT', 'LeafRecords', 'MAX_CAPACITY', 'PublicTree', 'decode_public_tree', 'encode_public_tree',
     ],
     'groupchat.core.secret_tree': [
         'KeyLookup', 'RatchetKind', 'SecretTree',

@@ -245,7 +245,9 @@ class CipherSuite:
         return sk, self.x25519_public(sk)
 
     def _hpke_info(self, label: bytes, context: bytes) -> bytes:
-        return opaque(self.label_prefix + label) + opaque(context)
+        """``EncryptContext = V(prefix + label) || V(context)``, in one copy of ``context`` (a
+        Welcome's context is its encrypted GroupInfo, which holds the whole tree)."""
+        return b"".join((opaque(self.label_prefix + label), encode_varint(len(context)), context))
 
     def encrypt_with_label(
         self, public_key: bytes, label: bytes, context: bytes, plaintext: bytes

@@ -19,7 +19,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Reader, Writer
+from .codec import Reader, Writer, encode_varint
 from .errors import DuplicateKeyError, InvalidValueError, ProtocolError
 from .key_schedule import GroupContext, welcome_key_nonce
 from .message_protection import WireFormat, read_message_header
@@ -139,6 +139,13 @@ class GroupInfo:
         """A copy carrying ``SignWithLabel(key, "GroupInfoTBS", tbs)``."""
         return replace(self, signature=suite.sign_with_label(key, b"GroupInfoTBS", self.tbs()))
 
+    def encode_signed(self, suite: CipherSuite, key: Ed25519PrivateKey) -> bytes:
+        """``sign(suite, key).encode()``, with the TBS built once: a Welcome's GroupInfo holds the
+        whole tree, so each copy of it is a pass over O(n) bytes."""
+        tbs = self.tbs()
+        signature = suite.sign_with_label(key, b"GroupInfoTBS", tbs)
+        return b"".join((tbs, encode_varint(len(signature)), signature))
+
     def verify(self, suite: CipherSuite, signer_public_key: bytes) -> None:
         """Raise :class:`SignatureError` unless the signer's key signed this GroupInfo."""
         suite.verify_with_label(
@@ -220,18 +227,17 @@ class Welcome:
     secrets: list[EncryptedGroupSecrets]
     encrypted_group_info: bytes = field(repr=False)
 
+    def _write(self, w: Writer) -> Writer:
+        w.u16(self.cipher_suite).vector([s.encode() for s in self.secrets])
+        return w.opaque(self.encrypted_group_info)
+
     def encode(self) -> bytes:
-        return (
-            Writer()
-            .u16(self.cipher_suite)
-            .vector([s.encode() for s in self.secrets])
-            .opaque(self.encrypted_group_info)
-            .bytes()
-        )
+        return self._write(Writer()).bytes()
 
     def encode_message(self) -> bytes:
-        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome."""
-        return Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME).bytes() + self.encode()
+        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome (one copy
+        of the encrypted GroupInfo, which holds the whole tree)."""
+        return self._write(Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME)).bytes()
 
     @classmethod
     def read(cls, r: Reader) -> Welcome:

@@ -249,8 +249,8 @@ class Building(Agreement):
                 tag,
                 self.my_leaf,
                 b"",
-            ).sign(suite, self._identity.signing_key)
-            welcome = seal_welcome(suite, info.encode(), secrets.welcome_secret, recipients).encode_message()
+            ).encode_signed(suite, self._identity.signing_key)
+            welcome = seal_welcome(suite, info, secrets.welcome_secret, recipients).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def _seal_multi_round_commit(
@@ -283,11 +283,11 @@ class Building(Agreement):
                     (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
                 ]
             )
-            info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").sign(
+            info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").encode_signed(
                 suite, self._identity.signing_key
             )
             welcome = seal_welcome(
-                suite, info.encode(), welcome_secret(suite, joiner_secret), recipients
+                suite, info, welcome_secret(suite, joiner_secret), recipients
             ).encode_message()
         return message, self._ctx, self._secrets, self._interim, welcome
 

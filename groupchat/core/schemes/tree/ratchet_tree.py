@@ -60,10 +60,9 @@ from ...errors import (
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
-from .tree_codec import MAX_CAPACITY, PublicTree, decode_public_tree, encode_public_tree
+from .tree_codec import MAX_CAPACITY, LeafRecords, PublicTree, decode_public_tree
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
-
 
 
 def lowest_common_ancestor(a: int, b: int) -> int:
@@ -127,6 +126,9 @@ class RatchetTree:
         self._identities: dict[bytes, int] = {}  # member identity key -> leaf
         self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
         self._verified: set[int] = set()  # leaves whose join request signature we checked
+        self._group_ids: dict[bytes, int] = {}  # group id of members' join requests -> how many
+        # Each leaf's record in the encoded tree, re-encoded only once a write marks it stale.
+        self._records = LeafRecords(capacity)
         self._blank = BlankHashes(suite)
         self._hash: list[bytes] = [b""] * width
         for x in range(width):
@@ -246,6 +248,7 @@ class RatchetTree:
                 self._index_member(idx, self._members[idx], False)
                 self._members[idx] = old
                 self._index_member(idx, old, True)
+                self._records.stale(idx)
             elif kind == self._HASH:
                 assert isinstance(old, bytes)
                 self._hash[idx] = old
@@ -255,6 +258,8 @@ class RatchetTree:
             else:
                 assert old is None or isinstance(old, bytes)
                 (self._own if kind == self._OWN else self._eff)[idx] = old
+                if kind == self._OWN and not idx & 1:
+                    self._records.stale(idx // 2)
 
     def _log(self, kind: int, idx: int, old: object) -> None:
         if self._journal is not None:
@@ -266,6 +271,8 @@ class RatchetTree:
             return
         self._log(self._OWN, node, old)
         self._own[node] = key
+        if not node & 1:
+            self._records.stale(node // 2)
         if old is not None:
             del self._owner[old]
             self._log(self._OWNER, -1 - node, old)
@@ -280,12 +287,17 @@ class RatchetTree:
     def _index_member(self, leaf: int, member: JoinRequest | None, add: bool) -> None:
         if member is None:
             return
+        gid = member.group_id
         if add:
             self._identities[member.identity_key] = leaf
             self._init_keys[member.init_key] = leaf
+            self._group_ids[gid] = self._group_ids.get(gid, 0) + 1
         else:
             self._identities.pop(member.identity_key, None)
             self._init_keys.pop(member.init_key, None)
+            left = self._group_ids.pop(gid) - 1
+            if left:
+                self._group_ids[gid] = left
 
     def _set_member(self, leaf: int, member: JoinRequest | None) -> None:
         old = self._members[leaf]
@@ -303,6 +315,7 @@ class RatchetTree:
         self._members[leaf] = member
         self._index_member(leaf, member, True)
         self._verified.discard(leaf)
+        self._records.stale(leaf)
 
     def _index_chooser(self, leaf: int, chooser: int | None) -> None:
         """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
@@ -313,6 +326,7 @@ class RatchetTree:
             if not leaves:
                 del self._tainted[old]
         self._chooser[leaf] = chooser
+        self._records.stale(leaf)
         if chooser is not None:
             self._tainted.setdefault(chooser, set()).add(leaf)
 
@@ -365,6 +379,7 @@ class RatchetTree:
         self._members.extend([None] * (new_cap - old_cap))
         self._chooser.extend([None] * (new_cap - old_cap))
         self._capacity = new_cap
+        self._records.resize(new_cap)
         self._refresh(tm.root(new_cap))
 
     def _shrink_to(self, capacity: int) -> None:
@@ -374,6 +389,7 @@ class RatchetTree:
         del self._own[width:], self._eff[width:], self._hash[width:], self._members[capacity:]
         del self._chooser[capacity:]
         self._capacity = capacity
+        self._records.resize(capacity)
 
     def changes(self) -> TreeChanges:
         """Final values of every slot the open draft touched (call before rollback)."""
@@ -565,8 +581,10 @@ class RatchetTree:
     # --- serialisation for welcomes and stored states (layout: .tree_codec) -----------------
 
     def encode(self) -> bytes:
-        """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3)."""
-        return encode_public_tree(PublicTree(self._capacity, self._own, self._members, self._chooser))
+        """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3),
+        from the leaf records kept since the last encoding (only the changed leaves re-encoded)."""
+        public = PublicTree(self._capacity, self._own, self._members, self._chooser)
+        return self._records.encode(public, self._group_ids.keys())
 
     @classmethod
     def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:

@@ -16,7 +16,8 @@ Only the layout lives here; :class:`~.ratchet_tree.RatchetTree` builds and check
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,13 +27,21 @@ from ...errors import DuplicateKeyError, InvalidValueError, UsageError
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 
-__all__ = ["FORMAT", "MAX_CAPACITY", "PublicTree", "decode_public_tree", "encode_public_tree"]
+__all__ = [
+    "FORMAT",
+    "MAX_CAPACITY",
+    "LeafRecords",
+    "PublicTree",
+    "decode_public_tree",
+    "encode_public_tree",
+]
 
 MAX_CAPACITY: Final = 1 << 16
 FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts with 0)
 
 # Leaf kinds of the compact encoding.
 _BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
+_BLANK_LEAF: Final = bytes((_BLANK,))
 # Leaf kinds of the legacy encoding.
 _LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
 _MAX_JOIN_REQUEST: Final = 4096
@@ -58,14 +67,44 @@ def _effective(own: Sequence[bytes | None], capacity: int) -> list[bytes | None]
     return eff
 
 
-def _parents_bottom_up(capacity: int) -> list[int]:
-    """Every parent node, level 1 first, left to right within a level."""
+@functools.cache
+def _parents_bottom_up(capacity: int) -> tuple[int, ...]:
+    """Every parent node, level 1 first, left to right within a level (kept per capacity)."""
     width = tm.node_width(capacity)
-    return [
+    return tuple(
         x
         for lvl in range(1, tm.level(tm.root(capacity)) + 1)
         for x in range((1 << lvl) - 1, width, 1 << (lvl + 1))
-    ]
+    )
+
+
+def _header(capacity: int, group_ids: Collection[bytes]) -> bytes:
+    """``uint8 format || uint8 log2(capacity) || V(group_id)``: the one group id of every member."""
+    if len(group_ids) > 1:
+        raise UsageError("a public tree holds join requests for more than one group")
+    group_id = next(iter(group_ids), b"")
+    return Writer().u8(FORMAT).u8(capacity.bit_length() - 1).opaque(group_id).bytes()
+
+
+def _encode_leaf(own: bytes | None, member: JoinRequest | None, chooser: int | None) -> bytes:
+    """One leaf's record in the compact encoding (the layout is :func:`encode_public_tree`'s)."""
+    if own is None:
+        return _BLANK_LEAF
+    w = Writer()
+    if member is None:
+        assert chooser is not None, "a vacated slot is always tainted by its remover"
+        return w.u8(_VACANT).raw(own).u16(chooser).bytes()
+    w.u8(_MEMBER if chooser is None else _TAINTED_MEMBER).raw(own)
+    w.raw(member.identity_key).opaque(member.display_name.encode()).raw(member.init_key)
+    w.u64(member.not_after).raw(member.signature)
+    if chooser is not None:
+        w.u16(chooser)
+    return w.bytes()
+
+
+def _parent_keys(capacity: int, own: Sequence[bytes | None]) -> list[bytes]:
+    """The keyed parents' keys, level 1 first, left to right (a key is never empty)."""
+    return [key for key in map(own.__getitem__, _parents_bottom_up(capacity)) if key is not None]
 
 
 def encode_public_tree(tree: PublicTree) -> bytes:
@@ -78,30 +117,55 @@ def encode_public_tree(tree: PublicTree) -> bytes:
                               || uint64 not_after || signature[64];
                   tainted member (3): as a member, then uint16 chooser
         per keyed parent, level 1 first, left to right: key[32]
+
+    Every leaf is encoded afresh here; :class:`LeafRecords` gives the same bytes from records
+    kept between encodings.
     """
     capacity = tree.capacity
-    group_ids = {m.group_id for m in tree.members if m is not None}
-    if len(group_ids) > 1:
-        raise UsageError("a public tree holds join requests for more than one group")
-    w = Writer().u8(FORMAT).u8(capacity.bit_length() - 1).opaque(group_ids.pop() if group_ids else b"")
+    parts = [_header(capacity, {m.group_id for m in tree.members if m is not None})]
     for leaf in range(capacity):
-        own, member, chooser = tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]
-        if own is None:
-            w.u8(_BLANK)
-        elif member is None:
-            assert chooser is not None, "a vacated slot is always tainted by its remover"
-            w.u8(_VACANT).raw(own).u16(chooser)
+        parts.append(_encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]))
+    parts += _parent_keys(capacity, tree.own)
+    return b"".join(parts)
+
+
+class LeafRecords:
+    """Each leaf's encoded record, kept between encodings of the same (changing) tree.
+
+    A record is public data and changes only with its leaf's key, member or chooser, so the
+    tree's owner marks a leaf :meth:`stale` on every such write (and on its rollback), and
+    :meth:`encode` re-encodes only those leaves: the Welcome of an Add, which carries the whole
+    tree, costs O(changed leaves) of encoding plus one join, not O(n) records.
+    """
+
+    __slots__ = ("_records", "_stale")
+
+    def __init__(self, capacity: int) -> None:
+        self._records: list[bytes] = [_BLANK_LEAF] * capacity
+        self._stale: set[int] = set(range(capacity))
+
+    def stale(self, leaf: int) -> None:
+        """``leaf``'s key, member or chooser changed: re-encode it at the next :meth:`encode`."""
+        self._stale.add(leaf)
+
+    def resize(self, capacity: int) -> None:
+        """Follow a grown or shrunk tree (new leaves are stale, dropped ones forgotten)."""
+        old = len(self._records)
+        if capacity > old:
+            self._records.extend([_BLANK_LEAF] * (capacity - old))
+            self._stale.update(range(old, capacity))
         else:
-            w.u8(_MEMBER if chooser is None else _TAINTED_MEMBER).raw(own)
-            w.raw(member.identity_key).opaque(member.display_name.encode()).raw(member.init_key)
-            w.u64(member.not_after).raw(member.signature)
-            if chooser is not None:
-                w.u16(chooser)
-    for x in _parents_bottom_up(capacity):
-        key = tree.own[x]
-        if key is not None:
-            w.raw(key)
-    return w.bytes()
+            del self._records[capacity:]
+            self._stale = {leaf for leaf in self._stale if leaf < capacity}
+
+    def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> bytes:
+        """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are ``group_ids``."""
+        records = self._records
+        assert len(records) == tree.capacity
+        for leaf in self._stale:
+            records[leaf] = _encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf])
+        self._stale.clear()
+        return b"".join([_header(tree.capacity, group_ids), *records, *_parent_keys(tree.capacity, tree.own)])
 
 
 class _Checks:
