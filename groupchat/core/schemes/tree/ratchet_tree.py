@@ -341,12 +341,22 @@ class RatchetTree:
 
     def _refresh(self, node: int) -> None:
         """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
-        self._log(self._EFF, node, self._eff[node])
+        eff = self._eff
+        self._log(self._EFF, node, eff[node])
         self._dirty.add(node)
-        if tm.is_leaf(node):
-            self._eff[node] = self._own[node]
+        if not node & 1:  # a leaf
+            eff[node] = self._own[node]
             return
-        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+        # The children of a parent at level k are node -+ 2^(k-1) (tree_math.left, right).
+        half = 1 << ((node ^ (node + 1)).bit_length() - 2)
+        eff[node] = self._own[node] or eff[node - half] or eff[node + half]
+
+    def leaf_path(self, leaf: int) -> list[int]:
+        """``tree_math.direct_path`` of ``leaf``'s node (parent first), in closed form: the tree is
+        perfect, so the ancestor of leaf node x at level k keeps x's bits above k and sets the k low
+        bits. The sibling of a child c of p is then 2p - c."""
+        x = 2 * leaf
+        return [((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1) for k in range(1, self._capacity.bit_length())]
 
     def _flush_hashes(self) -> None:
         """Rehash every stale node once, children before parents (every ancestor of a stale node
@@ -459,7 +469,7 @@ class RatchetTree:
             self.grow()
         wanted: set[int] = set()
         if capture is not None:
-            wanted = {2 * capture.leaf, *tm.direct_path(2 * capture.leaf, self._capacity)}
+            wanted = {2 * capture.leaf, *self.leaf_path(capture.leaf)}
         sk = X25519PrivateKey.from_private_bytes(leaf_secret)
         pub = sk.public_key().public_bytes_raw()
         self.set_leaf(leaf, pub, member, chooser)
@@ -469,8 +479,9 @@ class RatchetTree:
             capture.keys[2 * leaf] = (secret, sk)
         pubs = [pub]
         x = 2 * leaf
-        for p in tm.direct_path(x, self._capacity):
-            other = self._eff[tm.sibling(x, self._capacity)]
+        eff = self._eff
+        for p in self.leaf_path(leaf):
+            other = eff[2 * p - x]  # x's sibling
             if other is None:  # pass-through: P's effective key is this child's key
                 self._set_own(p, None)
             else:
@@ -494,19 +505,11 @@ class RatchetTree:
         """Install a received path for ``leaf`` (receiver side), checking its shape and keys."""
         while leaf >= self._capacity:
             self.grow()
-        # The tree is perfect: leaf node x's ancestor at level k keeps x's bits above k and sets
-        # the k low bits, and the sibling of a child c of p is 2p - c. (A receiver of a commit
-        # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
-        x = 2 * leaf
+        # A node on the path is keyed iff its child off the path (2p - c) has an effective key.
+        # (A receiver of a commit with k re-keys runs this k + 1 times: the per-path bookkeeping.)
         eff = self._eff
-        path: list[int] = []
-        keyed: list[bool] = []
-        child = x
-        for k in range(1, tm.level(self.root) + 1):
-            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
-            path.append(p)
-            keyed.append(eff[2 * p - child] is not None)
-            child = p
+        path = self.leaf_path(leaf)
+        keyed = [eff[2 * p - c] is not None for p, c in zip(path, [2 * leaf, *path], strict=False)]
         need = 1 + sum(keyed)
         if len(pubs) != need:
             raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
@@ -525,7 +528,7 @@ class RatchetTree:
     def root_secret(self, me: PathSecrets) -> bytes:
         """Effective secret of the root, walking up through pass-through nodes."""
         secret = me.secrets[2 * me.leaf]
-        for p in tm.direct_path(2 * me.leaf, self._capacity):
+        for p in self.leaf_path(me.leaf):
             if self._own[p] is not None:
                 secret = me.secrets[p]
         return secret
@@ -541,11 +544,12 @@ class RatchetTree:
         """
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
+        eff = self._eff
         secret, held = out.secrets[x], x  # the secret we climb from, and the node holding it
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
         fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
-        for p in tm.direct_path(x, self._capacity):
+        for p in self.leaf_path(me.leaf):
             reached = reached or p == lowest_changed
             own = self._own[p]
             if not reached:
@@ -554,11 +558,11 @@ class RatchetTree:
                     sk = None
                 x = p
                 continue
-            other = self._eff[tm.sibling(x, self._capacity)]
+            other = eff[2 * p - x]  # x's sibling
             if other is None:
                 out.secrets.pop(p, None)
             else:
-                mine = self._eff[x]
+                mine = eff[x]
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
