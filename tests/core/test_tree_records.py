@@ -146,3 +146,30 @@ def test_groups_encode_their_trees_as_afresh() -> None:
         h.assert_consistent()
         for g in h.members.values():
             assert_same(g._tree)
+
+
+def test_kept_blocks_across_a_grow_and_its_rollback() -> None:
+    """Records are kept joined in blocks of 64 leaves: a tree of several blocks, grown past a
+    power of two inside a draft (new blocks), rolled back (blocks dropped, the last re-joined),
+    replayed, and changed in different blocks, still encodes as afresh."""
+    requests = [JoinRequest.create(SUITE, Identity.generate(), GID, f"b{i}").request for i in range(130)]
+    tree = RatchetTree(SUITE, 1)
+    for leaf in range(128):
+        tree.build_path(leaf, os.urandom(32), requests[leaf], None, 0 if leaf else None)
+    assert tree.capacity == 128
+    before = tree.encode()
+    assert before == fresh(tree)
+    tree.begin()
+    tree.build_path(128, os.urandom(32), requests[128], None, 0)  # grows to 256 leaves
+    assert tree.capacity == 256
+    assert_same(tree)
+    changes = tree.changes()
+    tree.rollback()
+    assert tree.capacity == 128 and tree.encode() == before == fresh(tree)
+    tree.apply(changes)
+    assert_same(tree)
+    tree.build_path(70, os.urandom(32), None, None, 0)  # a remove in the second block
+    tree.build_path(129, os.urandom(32), requests[129], None, 3)  # an add in the third
+    tree.build_path(5, os.urandom(32), requests[5], None, None)  # an update in the first
+    assert_same(tree)
+    assert RatchetTree.decode(SUITE, tree.encode()).encode() == fresh(tree)

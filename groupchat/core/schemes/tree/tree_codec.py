@@ -42,6 +42,8 @@ FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts w
 # Leaf kinds of the compact encoding.
 _BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
 _BLANK_LEAF: Final = bytes((_BLANK,))
+_BLOCK: Final = 64  # leaf records kept joined together (LeafRecords)
+_JOIN_CHUNK: Final = 512  # parts per bytes.join (_join)
 # Leaf kinds of the legacy encoding.
 _LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
 _MAX_JOIN_REQUEST: Final = 4096
@@ -126,7 +128,15 @@ def encode_public_tree(tree: PublicTree) -> bytes:
     for leaf in range(capacity):
         parts.append(_encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]))
     parts += _parent_keys(capacity, tree.own)
-    return b"".join(parts)
+    return _join(parts)
+
+
+def _join(parts: Sequence[bytes]) -> bytes:
+    """``b"".join(parts)``, a few hundred parts at a time: ``bytes.join`` allocates a buffer
+    descriptor per part, and for thousands of parts that block is fresh (page-faulted) memory."""
+    if len(parts) <= _JOIN_CHUNK:
+        return b"".join(parts)
+    return b"".join([b"".join(parts[i : i + _JOIN_CHUNK]) for i in range(0, len(parts), _JOIN_CHUNK)])
 
 
 class LeafRecords:
@@ -134,14 +144,16 @@ class LeafRecords:
 
     A record is public data and changes only with its leaf's key, member or chooser, so the
     tree's owner marks a leaf :meth:`stale` on every such write (and on its rollback), and
-    :meth:`encode` re-encodes only those leaves: the Welcome of an Add, which carries the whole
-    tree, costs O(changed leaves) of encoding plus one join, not O(n) records.
+    :meth:`encode` re-encodes only those leaves, and re-joins only the blocks of
+    :data:`_BLOCK` records that hold them: the Welcome of an Add, which carries the whole tree,
+    costs O(changed leaves) of encoding and one copy of the tree, not O(n) records.
     """
 
-    __slots__ = ("_records", "_stale")
+    __slots__ = ("_blocks", "_records", "_stale")
 
     def __init__(self, capacity: int) -> None:
         self._records: list[bytes] = [_BLANK_LEAF] * capacity
+        self._blocks: list[bytes] = []  # records [i * _BLOCK, (i + 1) * _BLOCK) joined
         self._stale: set[int] = set(range(capacity))
 
     def stale(self, leaf: int) -> None:
@@ -157,15 +169,23 @@ class LeafRecords:
         else:
             del self._records[capacity:]
             self._stale = {leaf for leaf in self._stale if leaf < capacity}
+            self._stale.add(capacity - 1)  # its block now ends at the new capacity: re-join it
 
     def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> bytes:
         """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are ``group_ids``."""
-        records = self._records
-        assert len(records) == tree.capacity
+        records, blocks, capacity = self._records, self._blocks, tree.capacity
+        assert len(records) == capacity
+        changed: set[int] = set()
         for leaf in self._stale:
             records[leaf] = _encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf])
+            changed.add(leaf // _BLOCK)
         self._stale.clear()
-        return b"".join([_header(tree.capacity, group_ids), *records, *_parent_keys(tree.capacity, tree.own)])
+        count = -(-capacity // _BLOCK)
+        del blocks[count:]
+        blocks.extend([b""] * (count - len(blocks)))  # new blocks hold only new (stale) leaves
+        for b in changed:
+            blocks[b] = b"".join(records[b * _BLOCK : (b + 1) * _BLOCK])
+        return b"".join([_header(capacity, group_ids), *blocks, _join(_parent_keys(capacity, tree.own))])
 
 
 class _Checks:
