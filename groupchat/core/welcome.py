@@ -41,6 +41,7 @@ __all__ = [
     "open_group_secrets",
     "seal_welcome",
     "secrets_commitment",
+    "signed_group_info",
 ]
 
 _WIRE_WELCOME: Final = 3
@@ -68,15 +69,20 @@ def key_package_ref(suite: CipherSuite, key_package: bytes) -> bytes:
 # --- extensions (§13) ---------------------------------------------------------------------------
 
 
-def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
-    """Encode the body of ``Extension extensions<V>``: each ``uint16 type || V(data)``."""
+def _extension_parts(extensions: Sequence[tuple[int, bytes]]) -> list[bytes]:
+    """The pieces of an extension-list body, each data unjoined: ``uint16 type``, ``V(`` length, data."""
     types = [t for t, _ in extensions]
     if len(set(types)) != len(types):
         raise DuplicateKeyError("an extension type appears more than once")
     w = Writer()
     for ext_type, data in extensions:
         w.u16(ext_type).opaque(data)
-    return w.bytes()
+    return w.parts()
+
+
+def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
+    """Encode the body of ``Extension extensions<V>``: each ``uint16 type || V(data)``."""
+    return b"".join(_extension_parts(extensions))
 
 
 def decode_extensions(body: bytes) -> list[tuple[int, bytes]]:
@@ -139,13 +145,6 @@ class GroupInfo:
         """A copy carrying ``SignWithLabel(key, "GroupInfoTBS", tbs)``."""
         return replace(self, signature=suite.sign_with_label(key, b"GroupInfoTBS", self.tbs()))
 
-    def encode_signed(self, suite: CipherSuite, key: Ed25519PrivateKey) -> bytes:
-        """``sign(suite, key).encode()``, with the TBS built once: a Welcome's GroupInfo holds the
-        whole tree, so each copy of it is a pass over O(n) bytes."""
-        tbs = self.tbs()
-        signature = suite.sign_with_label(key, b"GroupInfoTBS", tbs)
-        return b"".join((tbs, encode_varint(len(signature)), signature))
-
     def verify(self, suite: CipherSuite, signer_public_key: bytes) -> None:
         """Raise :class:`SignatureError` unless the signer's key signed this GroupInfo."""
         suite.verify_with_label(
@@ -155,6 +154,24 @@ class GroupInfo:
             self.signature,
             f"GroupInfo from leaf {self.signer}",
         )
+
+
+def signed_group_info(
+    suite: CipherSuite,
+    key: Ed25519PrivateKey,
+    group_context: GroupContext,
+    extensions: Sequence[tuple[int, bytes]],
+    confirmation_tag: bytes,
+    signer: int,
+) -> bytes:
+    """``GroupInfo(group_context, encode_extensions(extensions), confirmation_tag, signer)`` signed
+    by ``key`` and encoded, with each extension's data copied once into the signed content and
+    once into the encoding: a Welcome's tree extension is the whole tree."""
+    ext = _extension_parts(extensions)
+    tail = Writer().opaque(confirmation_tag).u32(signer).bytes()
+    tbs = [group_context.encode(), encode_varint(sum(map(len, ext))), *ext, tail]
+    content, signature = suite.sign_parts_with_label(key, b"GroupInfoTBS", tbs)
+    return b"".join((content, encode_varint(len(signature)), signature))
 
 
 # --- GroupSecrets and Welcome (§12.4.3) ------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The encoded tree from kept leaf records is byte for byte the tree encoded afresh.
+"""The encoded tree from kept records is byte for byte the tree encoded afresh.
 
 ``RatchetTree.encode`` (what every Welcome and stored state carries) re-encodes only the leaves
-whose key, member or chooser changed since its last call (``tree_codec.LeafRecords``). Each test
+whose key, member or chooser changed since its last call, and re-joins only the blocks of leaf
+records and parent keys that hold a changed node (``tree_codec.TreeRecords``). Each test
 here compares it with ``encode_public_tree`` of the same tree read through its public accessors,
 which encodes every leaf again: after adds that grow the tree, removes, updates, re-keys, drafts
 rolled back (a built commit, a rejected one), drafts replayed with ``apply`` (an echo) and a
@@ -149,9 +150,9 @@ def test_groups_encode_their_trees_as_afresh() -> None:
 
 
 def test_kept_blocks_across_a_grow_and_its_rollback() -> None:
-    """Records are kept joined in blocks of 64 leaves: a tree of several blocks, grown past a
-    power of two inside a draft (new blocks), rolled back (blocks dropped, the last re-joined),
-    replayed, and changed in different blocks, still encodes as afresh."""
+    """Records and parent keys are kept joined in blocks of 64: a tree of several blocks, grown
+    past a power of two inside a draft (new blocks, every parent moved), rolled back (blocks
+    dropped), replayed, and changed in different blocks, still encodes as afresh."""
     requests = [JoinRequest.create(SUITE, Identity.generate(), GID, f"b{i}").request for i in range(130)]
     tree = RatchetTree(SUITE, 1)
     for leaf in range(128):

@@ -60,7 +60,7 @@ from ...errors import (
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
-from .tree_codec import MAX_CAPACITY, LeafRecords, PublicTree, decode_public_tree
+from .tree_codec import MAX_CAPACITY, PublicTree, TreeRecords, decode_public_tree
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
 
@@ -127,8 +127,8 @@ class RatchetTree:
         self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
         self._verified: set[int] = set()  # leaves whose join request signature we checked
         self._group_ids: dict[bytes, int] = {}  # group id of members' join requests -> how many
-        # Each leaf's record in the encoded tree, re-encoded only once a write marks it stale.
-        self._records = LeafRecords(capacity)
+        # The encoded tree's pieces, each encoded again only once a write marks its node stale.
+        self._records = TreeRecords(capacity)
         self._blank = BlankHashes(suite)
         self._hash: list[bytes] = [b""] * width
         for x in range(width):
@@ -248,7 +248,7 @@ class RatchetTree:
                 self._index_member(idx, self._members[idx], False)
                 self._members[idx] = old
                 self._index_member(idx, old, True)
-                self._records.stale(idx)
+                self._records.stale(2 * idx)
             elif kind == self._HASH:
                 assert isinstance(old, bytes)
                 self._hash[idx] = old
@@ -258,8 +258,8 @@ class RatchetTree:
             else:
                 assert old is None or isinstance(old, bytes)
                 (self._own if kind == self._OWN else self._eff)[idx] = old
-                if kind == self._OWN and not idx & 1:
-                    self._records.stale(idx // 2)
+                if kind == self._OWN:
+                    self._records.stale(idx)
 
     def _log(self, kind: int, idx: int, old: object) -> None:
         if self._journal is not None:
@@ -271,8 +271,7 @@ class RatchetTree:
             return
         self._log(self._OWN, node, old)
         self._own[node] = key
-        if not node & 1:
-            self._records.stale(node // 2)
+        self._records.stale(node)
         if old is not None:
             del self._owner[old]
             self._log(self._OWNER, -1 - node, old)
@@ -315,7 +314,7 @@ class RatchetTree:
         self._members[leaf] = member
         self._index_member(leaf, member, True)
         self._verified.discard(leaf)
-        self._records.stale(leaf)
+        self._records.stale(2 * leaf)
 
     def _index_chooser(self, leaf: int, chooser: int | None) -> None:
         """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
@@ -326,7 +325,7 @@ class RatchetTree:
             if not leaves:
                 del self._tainted[old]
         self._chooser[leaf] = chooser
-        self._records.stale(leaf)
+        self._records.stale(2 * leaf)
         if chooser is not None:
             self._tainted.setdefault(chooser, set()).add(leaf)
 

@@ -30,8 +30,8 @@ from ...suite import CipherSuite, check_x25519_public
 __all__ = [
     "FORMAT",
     "MAX_CAPACITY",
-    "LeafRecords",
     "PublicTree",
+    "TreeRecords",
     "decode_public_tree",
     "encode_public_tree",
 ]
@@ -42,7 +42,7 @@ FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts w
 # Leaf kinds of the compact encoding.
 _BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
 _BLANK_LEAF: Final = bytes((_BLANK,))
-_BLOCK: Final = 64  # leaf records kept joined together (LeafRecords)
+_BLOCK: Final = 64  # leaf records or parent keys kept joined together (TreeRecords)
 _JOIN_CHUNK: Final = 512  # parts per bytes.join (_join)
 # Leaf kinds of the legacy encoding.
 _LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
@@ -120,7 +120,7 @@ def encode_public_tree(tree: PublicTree) -> bytes:
                   tainted member (3): as a member, then uint16 chooser
         per keyed parent, level 1 first, left to right: key[32]
 
-    Every leaf is encoded afresh here; :class:`LeafRecords` gives the same bytes from records
+    Every leaf is encoded afresh here; :class:`TreeRecords` gives the same bytes from records
     kept between encodings.
     """
     capacity = tree.capacity
@@ -139,53 +139,79 @@ def _join(parts: Sequence[bytes]) -> bytes:
     return b"".join([b"".join(parts[i : i + _JOIN_CHUNK]) for i in range(0, len(parts), _JOIN_CHUNK)])
 
 
-class LeafRecords:
-    """Each leaf's encoded record, kept between encodings of the same (changing) tree.
+def _parent_position(x: int, capacity: int) -> int:
+    """Where parent ``x`` stands in :func:`_parents_bottom_up`: after the capacity >> j parents of
+    each level j below its level k, and x >> (k + 1) of its own level."""
+    k = tm.level(x)
+    return capacity - (capacity >> (k - 1)) + (x >> (k + 1))
 
-    A record is public data and changes only with its leaf's key, member or chooser, so the
-    tree's owner marks a leaf :meth:`stale` on every such write (and on its rollback), and
-    :meth:`encode` re-encodes only those leaves, and re-joins only the blocks of
-    :data:`_BLOCK` records that hold them: the Welcome of an Add, which carries the whole tree,
-    costs O(changed leaves) of encoding and one copy of the tree, not O(n) records.
+
+class TreeRecords:
+    """The encoded tree's pieces, kept between encodings of the same (changing) tree.
+
+    A leaf's record is public data and changes only with its key, member or chooser, a parent's
+    only with its key, so the tree's owner marks a node :meth:`stale` on every such write (and on
+    its rollback), and :meth:`encode` re-encodes only those leaves, and re-joins only the blocks
+    of :data:`_BLOCK` leaf records or parent keys that hold a stale node: the Welcome of an Add,
+    which carries the whole tree, costs O(changed nodes) of encoding and one copy of the tree,
+    not O(n) pieces.
     """
 
-    __slots__ = ("_blocks", "_records", "_stale")
+    __slots__ = ("_leaf_blocks", "_leaves", "_parent_blocks", "_stale")
 
     def __init__(self, capacity: int) -> None:
-        self._records: list[bytes] = [_BLANK_LEAF] * capacity
-        self._blocks: list[bytes] = []  # records [i * _BLOCK, (i + 1) * _BLOCK) joined
-        self._stale: set[int] = set(range(capacity))
+        self._leaves: list[bytes] = [_BLANK_LEAF] * capacity
+        self._leaf_blocks: list[bytes] = []  # leaf records [i * _BLOCK, (i + 1) * _BLOCK) joined
+        self._parent_blocks: list[bytes] = []  # keys of parents [i * _BLOCK, ...) bottom-up, joined
+        self._stale: set[int] = set(range(tm.node_width(capacity)))  # nodes
 
-    def stale(self, leaf: int) -> None:
-        """``leaf``'s key, member or chooser changed: re-encode it at the next :meth:`encode`."""
-        self._stale.add(leaf)
+    def stale(self, node: int) -> None:
+        """``node``'s key (or a leaf's member or chooser) changed: encode it again."""
+        self._stale.add(node)
 
     def resize(self, capacity: int) -> None:
-        """Follow a grown or shrunk tree (new leaves are stale, dropped ones forgotten)."""
-        old = len(self._records)
+        """Follow a grown or shrunk tree: new leaves are stale, dropped nodes forgotten, and every
+        parent is stale (each level's place in the layout moves)."""
+        old = len(self._leaves)
+        width = tm.node_width(capacity)
         if capacity > old:
-            self._records.extend([_BLANK_LEAF] * (capacity - old))
-            self._stale.update(range(old, capacity))
+            self._leaves.extend([_BLANK_LEAF] * (capacity - old))
+            self._stale.update(range(2 * old, width, 2))
         else:
-            del self._records[capacity:]
-            self._stale = {leaf for leaf in self._stale if leaf < capacity}
-            self._stale.add(capacity - 1)  # its block now ends at the new capacity: re-join it
+            del self._leaves[capacity:]
+            self._stale = {x for x in self._stale if x < width}
+            self._stale.add(width - 1)  # the last leaf's block now ends at the new capacity
+        self._stale.update(range(1, width, 2))
 
     def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> bytes:
         """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are ``group_ids``."""
-        records, blocks, capacity = self._records, self._blocks, tree.capacity
-        assert len(records) == capacity
-        changed: set[int] = set()
-        for leaf in self._stale:
-            records[leaf] = _encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf])
-            changed.add(leaf // _BLOCK)
+        leaves, own, capacity = self._leaves, tree.own, tree.capacity
+        assert len(leaves) == capacity
+        leaf_blocks: set[int] = set()
+        parent_blocks: set[int] = set()
+        for x in self._stale:
+            if x & 1:
+                parent_blocks.add(_parent_position(x, capacity) // _BLOCK)
+            else:
+                leaf = x // 2
+                leaves[leaf] = _encode_leaf(own[x], tree.members[leaf], tree.choosers[leaf])
+                leaf_blocks.add(leaf // _BLOCK)
         self._stale.clear()
-        count = -(-capacity // _BLOCK)
-        del blocks[count:]
-        blocks.extend([b""] * (count - len(blocks)))  # new blocks hold only new (stale) leaves
-        for b in changed:
-            blocks[b] = b"".join(records[b * _BLOCK : (b + 1) * _BLOCK])
-        return b"".join([_header(capacity, group_ids), *blocks, _join(_parent_keys(capacity, tree.own))])
+        _fit(self._leaf_blocks, -(-capacity // _BLOCK))
+        for b in leaf_blocks:
+            self._leaf_blocks[b] = b"".join(leaves[b * _BLOCK : (b + 1) * _BLOCK])
+        order = _parents_bottom_up(capacity)
+        _fit(self._parent_blocks, -(-len(order) // _BLOCK))
+        for b in parent_blocks:
+            keys = map(own.__getitem__, order[b * _BLOCK : (b + 1) * _BLOCK])
+            self._parent_blocks[b] = b"".join([key for key in keys if key is not None])
+        return b"".join([_header(capacity, group_ids), *self._leaf_blocks, *self._parent_blocks])
+
+
+def _fit(blocks: list[bytes], count: int) -> None:
+    """Give ``blocks`` exactly ``count`` entries (a new block holds only stale nodes)."""
+    del blocks[count:]
+    blocks.extend([b""] * (count - len(blocks)))
 
 
 class _Checks:
