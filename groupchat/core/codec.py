@@ -108,10 +108,6 @@ class Writer:
         self._parts.append(data)
         return self
 
-    def parts(self) -> list[bytes]:
-        """The pieces written so far, unjoined (to join them into a larger encoding once)."""
-        return list(self._parts)
-
     def bytes(self) -> bytes:
         return b"".join(self._parts)
 

@@ -69,15 +69,17 @@ def key_package_ref(suite: CipherSuite, key_package: bytes) -> bytes:
 # --- extensions (§13) ---------------------------------------------------------------------------
 
 
-def _extension_parts(extensions: Sequence[tuple[int, bytes]]) -> list[bytes]:
-    """The pieces of an extension-list body, each data unjoined: ``uint16 type``, ``V(`` length, data."""
+def _extension_parts(extensions: Sequence[tuple[int, bytes | tuple[bytes, ...]]]) -> list[bytes]:
+    """The pieces of an extension-list body, unjoined: ``uint16 type``, the ``V()`` length, the
+    data (given whole, or as the pieces of its concatenation)."""
     types = [t for t, _ in extensions]
     if len(set(types)) != len(types):
         raise DuplicateKeyError("an extension type appears more than once")
-    w = Writer()
+    parts: list[bytes] = []
     for ext_type, data in extensions:
-        w.u16(ext_type).opaque(data)
-    return w.parts()
+        pieces = (data,) if isinstance(data, bytes) else data
+        parts += [Writer().u16(ext_type).bytes(), encode_varint(sum(map(len, pieces))), *pieces]
+    return parts
 
 
 def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
@@ -160,13 +162,14 @@ def signed_group_info(
     suite: CipherSuite,
     key: Ed25519PrivateKey,
     group_context: GroupContext,
-    extensions: Sequence[tuple[int, bytes]],
+    extensions: Sequence[tuple[int, bytes | tuple[bytes, ...]]],
     confirmation_tag: bytes,
     signer: int,
 ) -> bytes:
     """``GroupInfo(group_context, encode_extensions(extensions), confirmation_tag, signer)`` signed
-    by ``key`` and encoded, with each extension's data copied once into the signed content and
-    once into the encoding: a Welcome's tree extension is the whole tree."""
+    by ``key`` and encoded, with each extension's data (whole, or the pieces it joins) copied
+    once into the signed content and once into the encoding: a Welcome's tree extension is the
+    whole tree."""
     ext = _extension_parts(extensions)
     tail = Writer().opaque(confirmation_tag).u32(signer).bytes()
     tbs = [group_context.encode(), encode_varint(sum(map(len, ext))), *ext, tail]

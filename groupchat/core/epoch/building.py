@@ -242,7 +242,10 @@ class Building(Agreement):
                 if op.request is not None
             ]
             committed = secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])
-            extensions = [(TREE_EXTENSION, change.public_state), (SECRETS_EXTENSION, committed)]
+            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
+                (TREE_EXTENSION, change.public_state),
+                (SECRETS_EXTENSION, committed),
+            ]
             info = signed_group_info(suite, self._identity.signing_key, ctx, extensions, tag, self.my_leaf)
             welcome = seal_welcome(suite, info, secrets.welcome_secret, recipients).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
@@ -269,7 +272,7 @@ class Building(Agreement):
                 (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
                 for r in joiners
             ]
-            extensions = [
+            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
                 (RING_ROSTER_EXTENSION, change.public_state),
                 (RING_COMMIT_EXTENSION, message),
                 (RING_INTERIM_EXTENSION, self._interim),

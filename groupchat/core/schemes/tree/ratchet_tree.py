@@ -584,8 +584,12 @@ class RatchetTree:
     # --- serialisation for welcomes and stored states (layout: .tree_codec) -----------------
 
     def encode(self) -> bytes:
-        """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3),
-        from the leaf records kept since the last encoding (only the changed leaves re-encoded)."""
+        """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3)."""
+        return b"".join(self.encode_parts())
+
+    def encode_parts(self) -> tuple[bytes, ...]:
+        """:meth:`encode` in pieces, from the records kept since the last encoding (only the
+        changed nodes encoded again): a Welcome copies them once, into its signed GroupInfo."""
         public = PublicTree(self._capacity, self._own, self._members, self._chooser)
         return self._records.encode(public, self._group_ids.keys())
 

@@ -183,8 +183,9 @@ class TreeRecords:
             self._stale.add(width - 1)  # the last leaf's block now ends at the new capacity
         self._stale.update(range(1, width, 2))
 
-    def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> bytes:
-        """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are ``group_ids``."""
+    def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> tuple[bytes, ...]:
+        """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are
+        ``group_ids``, in pieces (their concatenation): the caller copies them once, where needed."""
         leaves, own, capacity = self._leaves, tree.own, tree.capacity
         assert len(leaves) == capacity
         leaf_blocks: set[int] = set()
@@ -205,7 +206,7 @@ class TreeRecords:
         for b in parent_blocks:
             keys = map(own.__getitem__, order[b * _BLOCK : (b + 1) * _BLOCK])
             self._parent_blocks[b] = b"".join([key for key in keys if key is not None])
-        return b"".join([_header(capacity, group_ids), *self._leaf_blocks, *self._parent_blocks])
+        return (_header(capacity, group_ids), *self._leaf_blocks, *self._parent_blocks)
 
 
 def _fit(blocks: list[bytes], count: int) -> None:
