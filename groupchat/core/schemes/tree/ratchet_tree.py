@@ -428,11 +428,18 @@ class RatchetTree:
             self._set_own(node, key)
         touched = {n for n in changes.keys} | {2 * leaf for leaf in [*changes.members, *changes.choosers]}
         dirty: set[int] = set()
-        for node in touched:
-            dirty.add(node)
-            dirty.update(tm.direct_path(node, self._capacity))
+        root = self.root
+        for node in touched:  # each touched node and its direct path (a marked node's is marked)
+            while node not in dirty:
+                dirty.add(node)
+                if node == root:
+                    break
+                node = tm.parent(node, self._capacity)
         for node in sorted(dirty, key=tm.level):
             self._refresh(node)
+        # The new epoch's tree hash, now: one pass over the paths replayed together, paid by the
+        # echo that enters the epoch rather than by whatever next reads the hash.
+        self._flush_hashes()
 
     # --- the path operation ----------------------------------------------------------------
 
