@@ -153,7 +153,7 @@ def test_groups_encode_their_trees_as_afresh() -> None:
 
 
 def test_kept_blocks_across_a_grow_and_its_rollback() -> None:
-    """Records and parent keys are kept joined in blocks of 64: a tree of several blocks, grown
+    """Records and parent keys are kept joined in blocks of 16: a tree of several blocks, grown
     past a power of two inside a draft (new blocks, every parent moved), rolled back (blocks
     dropped), replayed, and changed in different blocks, still encodes as afresh."""
     requests = [JoinRequest.create(SUITE, Identity.generate(), GID, f"b{i}").request for i in range(130)]

@@ -42,7 +42,7 @@ FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts w
 # Leaf kinds of the compact encoding.
 _BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
 _BLANK_LEAF: Final = bytes((_BLANK,))
-_BLOCK: Final = 64  # leaf records or parent keys kept joined together (TreeRecords)
+_BLOCK: Final = 16  # leaf records or parent keys kept joined together (TreeRecords)
 _JOIN_CHUNK: Final = 512  # parts per bytes.join (_join)
 # Leaf kinds of the legacy encoding.
 _LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
