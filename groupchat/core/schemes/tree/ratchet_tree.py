@@ -310,11 +310,11 @@ class RatchetTree:
             if other != leaf:
                 raise DuplicateKeyError(f"init key of leaf {leaf} is already used by leaf {other}")
         self._log(self._MEMBERS, leaf, old)
+        self._records.stale(2 * leaf)
         self._index_member(leaf, old, False)
         self._members[leaf] = member
         self._index_member(leaf, member, True)
         self._verified.discard(leaf)
-        self._records.stale(2 * leaf)
 
     def _index_chooser(self, leaf: int, chooser: int | None) -> None:
         """Set ``leaf``'s chooser and keep the chooser -> leaves index in step (no journaling)."""
