@@ -59,7 +59,9 @@ class TreeScheme(KeyAgreementScheme):
 
     name: ClassVar[str] = "tree"
 
-    def __init__(self, tree: RatchetTree, path: PathSecrets, init_private: bytes | None = None) -> None:
+    def __init__(
+        self, tree: RatchetTree, path: PathSecrets, init_private: bytes | None = None
+    ) -> None:
         self.suite = tree.suite
         self.tree = tree
         self.path = path
@@ -107,7 +109,9 @@ class TreeScheme(KeyAgreementScheme):
         """A joiner's tree from the Welcome, before it knows its own seat (see :meth:`take_seat`)."""
         return cls(RatchetTree.decode(suite, public_state), PathSecrets(0))
 
-    def take_seat(self, request: JoinRequest, adder: int, leaf_secret: bytes, init_private: bytes) -> None:
+    def take_seat(
+        self, request: JoinRequest, adder: int, leaf_secret: bytes, init_private: bytes
+    ) -> None:
         """Find our leaf, check its taint and key against the Welcome's secret, derive our path."""
         tree = self.tree
         me = tree.find_member(request)
