@@ -343,7 +343,7 @@ PUBLIC: dict[str, list[str]] = {
         'add_targets', 'check_commit', 'required_rekeys',
     ],
     'groupchat.core.schemes.tree.tree_codec': [
-        'FORMAT', 'MAX_CAPACITY', 'PublicTree', 'decode_public_tree', 'encode_public_tree',
+        'FORMAT', 'MAX_CAPACITY', 'PublicTree', 'TreeRecords', 'decode_public_tree', 'encode_public_tree',
     ],
     'groupchat.core.secret_tree': [
         'KeyLookup', 'RatchetKind', 'SecretTree',
@@ -366,6 +366,7 @@ PUBLIC: dict[str, list[str]] = {
         'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'SECRETS_EXTENSION',
         'Welcome', 'committed_secrets', 'decode_extensions', 'decrypt_group_info', 'encode_extensions',
         'key_package_ref', 'open_group_secrets', 'seal_welcome', 'secrets_commitment',
+        'signed_group_info',
     ],
     'groupchat.lab.bench.floor': [
         'CLOCKS', 'Clock', 'Floor', 'MESSAGE_BYTES', 'depth', 'measure_floor', 'median', 'per_op_us',

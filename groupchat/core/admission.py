@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Final
 
-from .codec import Reader, Writer
+from .codec import Reader, Writer, opaque
 from .errors import (
     AdmissionChangeError,
     ConfigError,
@@ -230,10 +230,10 @@ class AdmissionState:
 
     def encode_used_init_keys(self) -> bytes:
         """USED_INIT_KEYS_EXTENSION's body: ``UsedInitKey entries<V>``, each ``ref[16] || uint64``."""
-        w = Writer()
-        for e in self.used_init_keys:
-            w.raw(e.ref).u64(e.not_after)
-        return Writer().opaque(w.bytes()).bytes()
+        entries = self.used_init_keys
+        if any(not 0 <= e.not_after < 1 << 64 for e in entries):
+            raise ConfigError("a used init key's not_after does not fit in a uint64 field")
+        return opaque(b"".join([e.ref + e.not_after.to_bytes(8, "big") for e in entries]))
 
     @staticmethod
     def decode_used_init_keys(data: bytes) -> tuple[UsedInitKey, ...]:
@@ -513,20 +513,20 @@ def used_after(
     """
     if not departed and prune is None:
         return tuple(used)
-    kept = {e.ref: e.not_after for e in used}
+    kept = {e.ref: e for e in used}  # the entries kept as they are (immutable)
     for request in departed:
         ref = init_key_ref(suite, request.init_key)
         kept.pop(ref, None)  # re-listed at the end: the newest entry
-        kept[ref] = request.not_after
+        kept[ref] = UsedInitKey(ref, request.not_after)
     if prune is not None:
-        live = {ref: not_after for ref, not_after in kept.items() if not_after >= prune}
+        live = {ref: e for ref, e in kept.items() if e.not_after >= prune}
         if len(live) == len(kept):
             raise AdmissionChangeError(
                 f"commit prunes the used init keys of join requests expired before Unix time {prune}, "
                 "but lists none (a prune that drops nothing is not canonical)"
             )
         kept = live
-    return tuple(UsedInitKey(ref, not_after) for ref, not_after in kept.items())[-MAX_USED_INIT_KEYS:]
+    return tuple(kept.values())[-MAX_USED_INIT_KEYS:]
 
 
 # --- how a join request may come in ----------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -95,7 +96,7 @@ def x25519_exchange(private_key: X25519PrivateKey, public_key: bytes) -> bytes:
     :class:`InvalidPublicKeyError`. Callers feed the output to a labelled KDF, never use it as is.
     """
     try:
-        return private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
+        return private_key.exchange(_x25519_public(public_key))
     except ValueError as exc:
         raise InvalidPublicKeyError("X25519 exchange with a low-order or malformed public key") from exc
 
@@ -213,6 +214,15 @@ class CipherSuite:
     def sign_with_label(self, key: Ed25519PrivateKey, label: bytes, content: bytes) -> bytes:
         return key.sign(self._sign_content(label, content))
 
+    def sign_parts_with_label(
+        self, key: Ed25519PrivateKey, label: bytes, parts: Sequence[bytes]
+    ) -> tuple[memoryview, bytes]:
+        """``sign_with_label`` of ``content = b"".join(parts)``, with the content copied once, into
+        the signed SignContent; returns a view of the content inside it, and the signature."""
+        head = _label_vector(self.label_prefix, label) + encode_varint(sum(map(len, parts)))
+        signed = b"".join([head, *parts])
+        return memoryview(signed)[len(head) :], key.sign(signed)
+
     def verify_with_label(
         self, public_key: bytes, label: bytes, content: bytes, signature: bytes, what: str
     ) -> None:
@@ -245,7 +255,9 @@ class CipherSuite:
         return sk, self.x25519_public(sk)
 
     def _hpke_info(self, label: bytes, context: bytes) -> bytes:
-        return opaque(self.label_prefix + label) + opaque(context)
+        """``EncryptContext = V(prefix + label) || V(context)``, in one copy of ``context`` (a
+        Welcome's context is its encrypted GroupInfo, which holds the whole tree)."""
+        return b"".join((opaque(self.label_prefix + label), encode_varint(len(context)), context))
 
     def encrypt_with_label(
         self, public_key: bytes, label: bytes, context: bytes, plaintext: bytes
@@ -287,6 +299,13 @@ def _ed25519_public(key: bytes) -> Ed25519PublicKey:
     """The parsed key of a signer: members' identity keys recur on every message they send, and a
     parsed key is immutable. A malformed key raises ValueError (and is not cached)."""
     return Ed25519PublicKey.from_public_bytes(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _x25519_public(key: bytes) -> X25519PublicKey:
+    """The parsed key of a tree node: a copath's keys recur in every path computed beside them,
+    and a parsed key is immutable. A malformed key raises ValueError (and is not cached)."""
+    return X25519PublicKey.from_public_bytes(key)
 
 
 @functools.cache

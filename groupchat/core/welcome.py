@@ -19,7 +19,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Reader, Writer
+from .codec import Reader, Writer, encode_varint
 from .errors import DuplicateKeyError, InvalidValueError, ProtocolError
 from .key_schedule import GroupContext, welcome_key_nonce
 from .message_protection import WireFormat, read_message_header
@@ -41,6 +41,7 @@ __all__ = [
     "open_group_secrets",
     "seal_welcome",
     "secrets_commitment",
+    "signed_group_info",
 ]
 
 _WIRE_WELCOME: Final = 3
@@ -68,15 +69,22 @@ def key_package_ref(suite: CipherSuite, key_package: bytes) -> bytes:
 # --- extensions (§13) ---------------------------------------------------------------------------
 
 
-def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
-    """Encode the body of ``Extension extensions<V>``: each ``uint16 type || V(data)``."""
+def _extension_parts(extensions: Sequence[tuple[int, bytes | tuple[bytes, ...]]]) -> list[bytes]:
+    """The pieces of an extension-list body, unjoined: ``uint16 type``, the ``V()`` length, the
+    data (given whole, or as the pieces of its concatenation)."""
     types = [t for t, _ in extensions]
     if len(set(types)) != len(types):
         raise DuplicateKeyError("an extension type appears more than once")
-    w = Writer()
+    parts: list[bytes] = []
     for ext_type, data in extensions:
-        w.u16(ext_type).opaque(data)
-    return w.bytes()
+        pieces = (data,) if isinstance(data, bytes) else data
+        parts += [Writer().u16(ext_type).bytes(), encode_varint(sum(map(len, pieces))), *pieces]
+    return parts
+
+
+def encode_extensions(extensions: Sequence[tuple[int, bytes]]) -> bytes:
+    """Encode the body of ``Extension extensions<V>``: each ``uint16 type || V(data)``."""
+    return b"".join(_extension_parts(extensions))
 
 
 def decode_extensions(body: bytes) -> list[tuple[int, bytes]]:
@@ -150,6 +158,25 @@ class GroupInfo:
         )
 
 
+def signed_group_info(
+    suite: CipherSuite,
+    key: Ed25519PrivateKey,
+    group_context: GroupContext,
+    extensions: Sequence[tuple[int, bytes | tuple[bytes, ...]]],
+    confirmation_tag: bytes,
+    signer: int,
+) -> bytes:
+    """``GroupInfo(group_context, encode_extensions(extensions), confirmation_tag, signer)`` signed
+    by ``key`` and encoded, with each extension's data (whole, or the pieces it joins) copied
+    once into the signed content and once into the encoding: a Welcome's tree extension is the
+    whole tree."""
+    ext = _extension_parts(extensions)
+    tail = Writer().opaque(confirmation_tag).u32(signer).bytes()
+    tbs = [group_context.encode(), encode_varint(sum(map(len, ext))), *ext, tail]
+    content, signature = suite.sign_parts_with_label(key, b"GroupInfoTBS", tbs)
+    return b"".join((content, encode_varint(len(signature)), signature))
+
+
 # --- GroupSecrets and Welcome (§12.4.3) ------------------------------------------------------------
 
 
@@ -220,18 +247,17 @@ class Welcome:
     secrets: list[EncryptedGroupSecrets]
     encrypted_group_info: bytes = field(repr=False)
 
+    def _write(self, w: Writer) -> Writer:
+        w.u16(self.cipher_suite).vector([s.encode() for s in self.secrets])
+        return w.opaque(self.encrypted_group_info)
+
     def encode(self) -> bytes:
-        return (
-            Writer()
-            .u16(self.cipher_suite)
-            .vector([s.encode() for s in self.secrets])
-            .opaque(self.encrypted_group_info)
-            .bytes()
-        )
+        return self._write(Writer()).bytes()
 
     def encode_message(self) -> bytes:
-        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome."""
-        return Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME).bytes() + self.encode()
+        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome (one copy
+        of the encrypted GroupInfo, which holds the whole tree)."""
+        return self._write(Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME)).bytes()
 
     @classmethod
     def read(cls, r: Reader) -> Welcome:

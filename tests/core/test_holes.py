@@ -207,7 +207,8 @@ def test_welcome_listing_a_request_for_another_group_is_refused(monkeypatch: pyt
     joiner = request(h, "joiner")
     with pytest.raises(UsageError, match="more than one group"):
         malicious_welcome(h, "m0", joiner, elsewhere)
-    monkeypatch.setattr(RatchetTree, "encode", legacy_encoding)
+    # The Welcome carries the tree's encoding in pieces (RatchetTree.encode_parts): one legacy piece.
+    monkeypatch.setattr(RatchetTree, "encode_parts", lambda tree: (legacy_encoding(tree),))
     welcome = malicious_welcome(h, "m0", joiner, elsewhere)
     monkeypatch.undo()
     with pytest.raises(GroupChatError) as info:

@@ -34,6 +34,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from group_harness import welcome_for
 
+from groupchat.core import tree_math
 from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
@@ -282,3 +283,17 @@ def test_pass_through_nodes_before_the_tree_fills() -> None:
     assert tree.own_key(5) is None and tree.effective_key(5) == _pub(s[2])
     assert root == _parent(s[2], _pub(n1), _pub(n1), _pub(s[2]))
     assert pubs == [_pub(s[2]), _pub(root)]
+
+
+def test_leaf_path_is_the_direct_path() -> None:
+    """The closed form the tree climbs by (``RatchetTree.leaf_path``, siblings as 2p - c) is RFC
+    9420's direct path and sibling (``tree_math``, checked against the RFC vectors) in every
+    perfect tree up to 2^7 leaves."""
+    suite = GroupConfig().suite()
+    for log2 in range(8):
+        tree = RatchetTree(suite, 1 << log2)
+        for leaf in range(tree.capacity):
+            path = tree.leaf_path(leaf)
+            assert path == tree_math.direct_path(2 * leaf, tree.capacity), (log2, leaf)
+            for p, c in zip(path, [2 * leaf, *path], strict=False):
+                assert 2 * p - c == tree_math.sibling(c, tree.capacity)

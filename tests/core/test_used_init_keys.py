@@ -420,3 +420,42 @@ def test_a_groupcontext_with_a_malformed_list_is_refused_on_decode(
     with pytest.raises(error):
         admission_of(ctx)
     assert len(AdmissionState.decode_used_init_keys(_entries(MAX_USED_INIT_KEYS))) == MAX_USED_INIT_KEYS
+
+
+DEPARTING = [
+    JoinRequest.create(GroupConfig().suite(), Identity.generate(), b"g", f"d{i}").request for i in range(3)
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(min_size=16, max_size=16), st.integers(0, (1 << 64) - 1)), max_size=40),
+    st.integers(0, len(DEPARTING)),
+    st.one_of(st.none(), st.integers(0, 1 << 40)),
+)
+def test_used_after_and_its_encoding_as_written_out(
+    entries: list[tuple[bytes, int]], departing: int, prune: int | None
+) -> None:
+    """``used_after`` keeps the entries it does not touch as they are and ``encode_used_init_keys``
+    joins them in one pass: both equal the list rebuilt from (ref, not_after) pairs and the layout
+    written field by field (``ref[16] || uint64`` each, in a vector)."""
+    suite = GroupConfig().suite()
+    used = tuple(UsedInitKey(ref, t) for ref, t in dict(entries).items())
+    departed = DEPARTING[:departing]
+    pairs = {e.ref: e.not_after for e in used}
+    for r in departed:
+        ref = init_key_ref(suite, r.init_key)
+        pairs.pop(ref, None)
+        pairs[ref] = r.not_after
+    live = pairs if prune is None else {k: v for k, v in pairs.items() if v >= prune}
+    if prune is not None and len(live) == len(pairs):
+        with pytest.raises(AdmissionChangeError):
+            used_after(used, departed, prune, suite)
+        return
+    after = used_after(used, departed, prune, suite)
+    assert after == tuple(UsedInitKey(k, v) for k, v in live.items())[-MAX_USED_INIT_KEYS:]
+    body = Writer()
+    for e in after:
+        body.raw(e.ref).u64(e.not_after)
+    state = AdmissionState(used_init_keys=after)
+    assert state.encode_used_init_keys() == Writer().opaque(body.bytes()).bytes()

@@ -33,6 +33,7 @@ from groupchat.core.welcome import (
     key_package_ref,
     open_group_secrets,
     seal_welcome,
+    signed_group_info,
 )
 
 SUITE = CipherSuite(3, GROUPCHAT_PREFIX)
@@ -124,6 +125,24 @@ def test_group_info_signature_covers_every_field() -> None:
             continue
         with pytest.raises(SignatureError):
             forged.verify(SUITE, pub)
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 16383, 16384, 300_000])
+def test_signed_group_info_is_the_signed_dataclass_encoded(size: int) -> None:
+    """The committer's one-copy path (signed_group_info) gives the bytes of GroupInfo.sign().encode()
+    (Ed25519 is deterministic), for extension data around every varint boundary, given whole or
+    in pieces; it verifies."""
+    ctx = GroupContext(SUITE.id, b"g", 9, bytes(32), bytes([1]) * 32, encode_extensions([(5, b"ctx")]))
+    ext = [(0xF000, bytes([3]) * size), (0xF0C8, bytes(64)), (2, b"")]
+    data = signed_group_info(SUITE, SIGNER, ctx, ext, bytes([4]) * 32, 70_000)
+    info = GroupInfo(ctx, encode_extensions(ext), bytes([4]) * 32, 70_000)
+    assert data == info.sign(SUITE, SIGNER).encode()
+    tree = ext[0][1]
+    pieces = [(0xF000, (tree[:7], b"", tree[7:])), *ext[1:]]  # the data as the pieces it joins
+    assert signed_group_info(SUITE, SIGNER, ctx, pieces, bytes([4]) * 32, 70_000) == data
+    GroupInfo.decode(data).verify(SUITE, SIGNER.public_key().public_bytes_raw())
+    with pytest.raises(DuplicateKeyError):
+        signed_group_info(SUITE, SIGNER, ctx, [(1, b"a"), (1, b"b")], bytes(32), 0)
 
 
 def test_extensions_reject_duplicates() -> None:

@@ -54,11 +54,10 @@ from ..outbox import ROOM, Joiner, Outbound, OutboundKind
 from ..schemes.base import EpochInput, OwnChange
 from ..welcome import (
     SECRETS_EXTENSION,
-    GroupInfo,
     GroupSecrets,
-    encode_extensions,
     seal_welcome,
     secrets_commitment,
+    signed_group_info,
 )
 from .agreement import Agreement
 from .machine import Input
@@ -243,14 +242,12 @@ class Building(Agreement):
                 if op.request is not None
             ]
             committed = secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])
-            info = GroupInfo(
-                ctx,
-                encode_extensions([(TREE_EXTENSION, change.public_state), (SECRETS_EXTENSION, committed)]),
-                tag,
-                self.my_leaf,
-                b"",
-            ).sign(suite, self._identity.signing_key)
-            welcome = seal_welcome(suite, info.encode(), secrets.welcome_secret, recipients).encode_message()
+            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
+                (TREE_EXTENSION, change.public_state),
+                (SECRETS_EXTENSION, committed),
+            ]
+            info = signed_group_info(suite, self._identity.signing_key, ctx, extensions, tag, self.my_leaf)
+            welcome = seal_welcome(suite, info, secrets.welcome_secret, recipients).encode_message()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def _seal_multi_round_commit(
@@ -275,19 +272,17 @@ class Building(Agreement):
                 (r.ref(suite), r.init_key, GroupSecrets(joiner_secret, self._secrets.init_secret, []))
                 for r in joiners
             ]
-            extensions = encode_extensions(
-                [
-                    (RING_ROSTER_EXTENSION, change.public_state),
-                    (RING_COMMIT_EXTENSION, message),
-                    (RING_INTERIM_EXTENSION, self._interim),
-                    (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
-                ]
-            )
-            info = GroupInfo(self._ctx, extensions, bytes(32), self.my_leaf, b"").sign(
-                suite, self._identity.signing_key
+            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
+                (RING_ROSTER_EXTENSION, change.public_state),
+                (RING_COMMIT_EXTENSION, message),
+                (RING_INTERIM_EXTENSION, self._interim),
+                (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
+            ]
+            info = signed_group_info(
+                suite, self._identity.signing_key, self._ctx, extensions, bytes(32), self.my_leaf
             )
             welcome = seal_welcome(
-                suite, info.encode(), welcome_secret(suite, joiner_secret), recipients
+                suite, info, welcome_secret(suite, joiner_secret), recipients
             ).encode_message()
         return message, self._ctx, self._secrets, self._interim, welcome
 

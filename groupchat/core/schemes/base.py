@@ -104,7 +104,8 @@ class OwnChange:
     """Our own commit's effect on the scheme, built but not applied until the relay echoes it.
 
     ``commit_secret`` is ``None`` for a multi-round scheme. ``public_state`` (the encoded roster
-    or tree of the new epoch, for the Welcome) is only computed when the commit adds someone.
+    or tree of the new epoch, for the Welcome, in pieces whose concatenation it is: the Welcome
+    copies them once) is only computed when the commit adds someone.
     ``joiner_secrets`` maps each added leaf to the secret its Welcome carries (``None`` if the
     scheme gives joiners none).
     """
@@ -112,7 +113,7 @@ class OwnChange:
     operations: tuple[Operation, ...]
     public_hash: bytes
     commit_secret: bytes | None = field(repr=False)
-    public_state: bytes | None = field(default=None, repr=False)
+    public_state: tuple[bytes, ...] | None = field(default=None, repr=False)
     joiner_secrets: dict[int, bytes | None] = field(default_factory=dict, repr=False)
     state: object = field(default=None, repr=False)  # the scheme's own replay data
 

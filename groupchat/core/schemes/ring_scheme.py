@@ -196,7 +196,7 @@ class RingScheme(KeyAgreementScheme):
         if update:
             ops.append(Operation(OpType.UPDATE, me, ()))
         roster = self._after(ops)
-        public = _encode(self._roster) if adds else None  # a ring Welcome carries the *old* roster
+        public = (_encode(self._roster),) if adds else None  # a ring Welcome carries the *old* roster
         return OwnChange(tuple(ops), self._hash(roster), None, public, {}, roster)
 
     def apply_own(self, change: OwnChange) -> None:

@@ -60,10 +60,9 @@ from ...errors import (
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
-from .tree_codec import MAX_CAPACITY, PublicTree, decode_public_tree, encode_public_tree
+from .tree_codec import MAX_CAPACITY, PublicTree, TreeRecords, decode_public_tree
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
-
 
 
 def lowest_common_ancestor(a: int, b: int) -> int:
@@ -127,6 +126,9 @@ class RatchetTree:
         self._identities: dict[bytes, int] = {}  # member identity key -> leaf
         self._init_keys: dict[bytes, int] = {}  # member join-request init key -> leaf
         self._verified: set[int] = set()  # leaves whose join request signature we checked
+        self._group_ids: dict[bytes, int] = {}  # group id of members' join requests -> how many
+        # The encoded tree's pieces, each encoded again only once a write marks its node stale.
+        self._records = TreeRecords(capacity)
         self._blank = BlankHashes(suite)
         self._hash: list[bytes] = [b""] * width
         for x in range(width):
@@ -246,6 +248,7 @@ class RatchetTree:
                 self._index_member(idx, self._members[idx], False)
                 self._members[idx] = old
                 self._index_member(idx, old, True)
+                self._records.stale(2 * idx)
             elif kind == self._HASH:
                 assert isinstance(old, bytes)
                 self._hash[idx] = old
@@ -257,6 +260,8 @@ class RatchetTree:
             else:
                 assert old is None or isinstance(old, bytes)
                 (self._own if kind == self._OWN else self._eff)[idx] = old
+                if kind == self._OWN:
+                    self._records.stale(idx)
 
     def _log(self, kind: int, idx: int, old: object) -> None:
         if self._journal is not None:
@@ -268,6 +273,7 @@ class RatchetTree:
             return
         self._log(self._OWN, node, old)
         self._own[node] = key
+        self._records.stale(node)
         if old is not None:
             del self._owner[old]
             self._log(self._OWNER, -1 - node, old)
@@ -282,12 +288,17 @@ class RatchetTree:
     def _index_member(self, leaf: int, member: JoinRequest | None, add: bool) -> None:
         if member is None:
             return
+        gid = member.group_id
         if add:
             self._identities[member.identity_key] = leaf
             self._init_keys[member.init_key] = leaf
+            self._group_ids[gid] = self._group_ids.get(gid, 0) + 1
         else:
             self._identities.pop(member.identity_key, None)
             self._init_keys.pop(member.init_key, None)
+            left = self._group_ids.pop(gid) - 1
+            if left:
+                self._group_ids[gid] = left
 
     def _set_member(self, leaf: int, member: JoinRequest | None) -> None:
         old = self._members[leaf]
@@ -301,6 +312,7 @@ class RatchetTree:
             if other != leaf:
                 raise DuplicateKeyError(f"init key of leaf {leaf} is already used by leaf {other}")
         self._log(self._MEMBERS, leaf, old)
+        self._records.stale(2 * leaf)
         self._index_member(leaf, old, False)
         self._members[leaf] = member
         self._index_member(leaf, member, True)
@@ -317,6 +329,7 @@ class RatchetTree:
             if not leaves:
                 del self._tainted[old]
         self._chooser[leaf] = chooser
+        self._records.stale(2 * leaf)
         if chooser is not None:
             self._tainted.setdefault(chooser, set()).add(leaf)
 
@@ -331,12 +344,22 @@ class RatchetTree:
 
     def _refresh(self, node: int) -> None:
         """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
-        self._log(self._EFF, node, self._eff[node])
+        eff = self._eff
+        self._log(self._EFF, node, eff[node])
         self._dirty.add(node)
-        if tm.is_leaf(node):
-            self._eff[node] = self._own[node]
+        if not node & 1:  # a leaf
+            eff[node] = self._own[node]
             return
-        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+        # The children of a parent at level k are node -+ 2^(k-1) (tree_math.left, right).
+        half = 1 << ((node ^ (node + 1)).bit_length() - 2)
+        eff[node] = self._own[node] or eff[node - half] or eff[node + half]
+
+    def leaf_path(self, leaf: int) -> list[int]:
+        """``tree_math.direct_path`` of ``leaf``'s node (parent first), in closed form: the tree is
+        perfect, so the ancestor of leaf node x at level k keeps x's bits above k and sets the k low
+        bits. The sibling of a child c of p is then 2p - c."""
+        x = 2 * leaf
+        return [((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1) for k in range(1, self._capacity.bit_length())]
 
     def _flush_hashes(self) -> None:
         """Rehash every stale node once, children before parents (every ancestor of a stale node
@@ -369,6 +392,7 @@ class RatchetTree:
         self._members.extend([None] * (new_cap - old_cap))
         self._chooser.extend([None] * (new_cap - old_cap))
         self._capacity = new_cap
+        self._records.resize(new_cap)
         self._refresh(tm.root(new_cap))
 
     def _shrink_to(self, capacity: int) -> None:
@@ -378,6 +402,7 @@ class RatchetTree:
         del self._own[width:], self._eff[width:], self._hash[width:], self._members[capacity:]
         del self._chooser[capacity:]
         self._capacity = capacity
+        self._records.resize(capacity)
 
     def changes(self) -> TreeChanges:
         """Final values of every slot the open draft touched (call before rollback)."""
@@ -407,11 +432,18 @@ class RatchetTree:
             self._set_own(node, key)
         touched = {n for n in changes.keys} | {2 * leaf for leaf in [*changes.members, *changes.choosers]}
         dirty: set[int] = set()
-        for node in touched:
-            dirty.add(node)
-            dirty.update(tm.direct_path(node, self._capacity))
+        root = self.root
+        for node in touched:  # each touched node and its direct path (a marked node's is marked)
+            while node not in dirty:
+                dirty.add(node)
+                if node == root:
+                    break
+                node = tm.parent(node, self._capacity)
         for node in sorted(dirty, key=tm.level):
             self._refresh(node)
+        # The new epoch's tree hash, now: one pass over the paths replayed together, paid by the
+        # echo that enters the epoch rather than by whatever next reads the hash.
+        self._flush_hashes()
 
     # --- the path operation ----------------------------------------------------------------
 
@@ -447,7 +479,7 @@ class RatchetTree:
             self.grow()
         wanted: set[int] = set()
         if capture is not None:
-            wanted = {2 * capture.leaf, *tm.direct_path(2 * capture.leaf, self._capacity)}
+            wanted = {2 * capture.leaf, *self.leaf_path(capture.leaf)}
         sk = X25519PrivateKey.from_private_bytes(leaf_secret)
         pub = sk.public_key().public_bytes_raw()
         self.set_leaf(leaf, pub, member, chooser)
@@ -457,8 +489,9 @@ class RatchetTree:
             capture.keys[2 * leaf] = (secret, sk)
         pubs = [pub]
         x = 2 * leaf
-        for p in tm.direct_path(x, self._capacity):
-            other = self._eff[tm.sibling(x, self._capacity)]
+        eff = self._eff
+        for p in self.leaf_path(leaf):
+            other = eff[2 * p - x]  # x's sibling
             if other is None:  # pass-through: P's effective key is this child's key
                 self._set_own(p, None)
             else:
@@ -482,19 +515,11 @@ class RatchetTree:
         """Install a received path for ``leaf`` (receiver side), checking its shape and keys."""
         while leaf >= self._capacity:
             self.grow()
-        # The tree is perfect: leaf node x's ancestor at level k keeps x's bits above k and sets
-        # the k low bits, and the sibling of a child c of p is 2p - c. (A receiver of a commit
-        # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
-        x = 2 * leaf
+        # A node on the path is keyed iff its child off the path (2p - c) has an effective key.
+        # (A receiver of a commit with k re-keys runs this k + 1 times: the per-path bookkeeping.)
         eff = self._eff
-        path: list[int] = []
-        keyed: list[bool] = []
-        child = x
-        for k in range(1, tm.level(self.root) + 1):
-            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
-            path.append(p)
-            keyed.append(eff[2 * p - child] is not None)
-            child = p
+        path = self.leaf_path(leaf)
+        keyed = [eff[2 * p - c] is not None for p, c in zip(path, [2 * leaf, *path], strict=False)]
         need = 1 + sum(keyed)
         if len(pubs) != need:
             raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
@@ -513,7 +538,7 @@ class RatchetTree:
     def root_secret(self, me: PathSecrets) -> bytes:
         """Effective secret of the root, walking up through pass-through nodes."""
         secret = me.secrets[2 * me.leaf]
-        for p in tm.direct_path(2 * me.leaf, self._capacity):
+        for p in self.leaf_path(me.leaf):
             if self._own[p] is not None:
                 secret = me.secrets[p]
         return secret
@@ -529,11 +554,12 @@ class RatchetTree:
         """
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
+        eff = self._eff
         secret, held = out.secrets[x], x  # the secret we climb from, and the node holding it
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
         fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
-        for p in tm.direct_path(x, self._capacity):
+        for p in self.leaf_path(me.leaf):
             reached = reached or p == lowest_changed
             own = self._own[p]
             if not reached:
@@ -542,11 +568,11 @@ class RatchetTree:
                     sk = None
                 x = p
                 continue
-            other = self._eff[tm.sibling(x, self._capacity)]
+            other = eff[2 * p - x]  # x's sibling
             if other is None:
                 out.secrets.pop(p, None)
             else:
-                mine = self._eff[x]
+                mine = eff[x]
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
@@ -570,7 +596,13 @@ class RatchetTree:
 
     def encode(self) -> bytes:
         """The compact public tree (:func:`~.tree_codec.encode_public_tree`, docs/protocol.md §4.3)."""
-        return encode_public_tree(PublicTree(self._capacity, self._own, self._members, self._chooser))
+        return b"".join(self.encode_parts())
+
+    def encode_parts(self) -> tuple[bytes, ...]:
+        """:meth:`encode` in pieces, from the records kept since the last encoding (only the
+        changed nodes encoded again): a Welcome copies them once, into its signed GroupInfo."""
+        public = PublicTree(self._capacity, self._own, self._members, self._chooser)
+        return self._records.encode(public, self._group_ids.keys())
 
     @classmethod
     def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:

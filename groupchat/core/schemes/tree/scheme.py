@@ -227,7 +227,7 @@ class TreeScheme(KeyAgreementScheme):
                 tuple(ops),
                 tree.tree_hash,
                 tree.commit_secret(capture),
-                tree.encode() if adds else None,
+                tree.encode_parts() if adds else None,
                 joiner_secrets,
                 _OwnTreeChange(tree.changes(), capture, tuple(targets), update),
             )

@@ -16,7 +16,8 @@ Only the layout lives here; :class:`~.ratchet_tree.RatchetTree` builds and check
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,13 +27,23 @@ from ...errors import DuplicateKeyError, InvalidValueError, UsageError
 from ...identity import JoinRequest
 from ...suite import CipherSuite, check_x25519_public
 
-__all__ = ["FORMAT", "MAX_CAPACITY", "PublicTree", "decode_public_tree", "encode_public_tree"]
+__all__ = [
+    "FORMAT",
+    "MAX_CAPACITY",
+    "PublicTree",
+    "TreeRecords",
+    "decode_public_tree",
+    "encode_public_tree",
+]
 
 MAX_CAPACITY: Final = 1 << 16
 FORMAT: Final = 1  # the first byte of a compact encoding (a legacy one starts with 0)
 
 # Leaf kinds of the compact encoding.
 _BLANK, _VACANT, _MEMBER, _TAINTED_MEMBER = 0, 1, 2, 3
+_BLANK_LEAF: Final = bytes((_BLANK,))
+_BLOCK: Final = 16  # leaf records or parent keys kept joined together (TreeRecords)
+_JOIN_CHUNK: Final = 512  # parts per bytes.join (_join)
 # Leaf kinds of the legacy encoding.
 _LEGACY_BLANK, _LEGACY_VACANT, _LEGACY_MEMBER = 0, 1, 2
 _MAX_JOIN_REQUEST: Final = 4096
@@ -58,14 +69,44 @@ def _effective(own: Sequence[bytes | None], capacity: int) -> list[bytes | None]
     return eff
 
 
-def _parents_bottom_up(capacity: int) -> list[int]:
-    """Every parent node, level 1 first, left to right within a level."""
+@functools.cache
+def _parents_bottom_up(capacity: int) -> tuple[int, ...]:
+    """Every parent node, level 1 first, left to right within a level (kept per capacity)."""
     width = tm.node_width(capacity)
-    return [
+    return tuple(
         x
         for lvl in range(1, tm.level(tm.root(capacity)) + 1)
         for x in range((1 << lvl) - 1, width, 1 << (lvl + 1))
-    ]
+    )
+
+
+def _header(capacity: int, group_ids: Collection[bytes]) -> bytes:
+    """``uint8 format || uint8 log2(capacity) || V(group_id)``: the one group id of every member."""
+    if len(group_ids) > 1:
+        raise UsageError("a public tree holds join requests for more than one group")
+    group_id = next(iter(group_ids), b"")
+    return Writer().u8(FORMAT).u8(capacity.bit_length() - 1).opaque(group_id).bytes()
+
+
+def _encode_leaf(own: bytes | None, member: JoinRequest | None, chooser: int | None) -> bytes:
+    """One leaf's record in the compact encoding (the layout is :func:`encode_public_tree`'s)."""
+    if own is None:
+        return _BLANK_LEAF
+    w = Writer()
+    if member is None:
+        assert chooser is not None, "a vacated slot is always tainted by its remover"
+        return w.u8(_VACANT).raw(own).u16(chooser).bytes()
+    w.u8(_MEMBER if chooser is None else _TAINTED_MEMBER).raw(own)
+    w.raw(member.identity_key).opaque(member.display_name.encode()).raw(member.init_key)
+    w.u64(member.not_after).raw(member.signature)
+    if chooser is not None:
+        w.u16(chooser)
+    return w.bytes()
+
+
+def _parent_keys(capacity: int, own: Sequence[bytes | None]) -> list[bytes]:
+    """The keyed parents' keys, level 1 first, left to right (a key is never empty)."""
+    return [key for key in map(own.__getitem__, _parents_bottom_up(capacity)) if key is not None]
 
 
 def encode_public_tree(tree: PublicTree) -> bytes:
@@ -78,30 +119,100 @@ def encode_public_tree(tree: PublicTree) -> bytes:
                               || uint64 not_after || signature[64];
                   tainted member (3): as a member, then uint16 chooser
         per keyed parent, level 1 first, left to right: key[32]
+
+    Every leaf is encoded afresh here; :class:`TreeRecords` gives the same bytes from records
+    kept between encodings.
     """
     capacity = tree.capacity
-    group_ids = {m.group_id for m in tree.members if m is not None}
-    if len(group_ids) > 1:
-        raise UsageError("a public tree holds join requests for more than one group")
-    w = Writer().u8(FORMAT).u8(capacity.bit_length() - 1).opaque(group_ids.pop() if group_ids else b"")
+    parts = [_header(capacity, {m.group_id for m in tree.members if m is not None})]
     for leaf in range(capacity):
-        own, member, chooser = tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]
-        if own is None:
-            w.u8(_BLANK)
-        elif member is None:
-            assert chooser is not None, "a vacated slot is always tainted by its remover"
-            w.u8(_VACANT).raw(own).u16(chooser)
+        parts.append(_encode_leaf(tree.own[2 * leaf], tree.members[leaf], tree.choosers[leaf]))
+    parts += _parent_keys(capacity, tree.own)
+    return _join(parts)
+
+
+def _join(parts: Sequence[bytes]) -> bytes:
+    """``b"".join(parts)``, a few hundred parts at a time: ``bytes.join`` allocates a buffer
+    descriptor per part, and for thousands of parts that block is fresh (page-faulted) memory."""
+    if len(parts) <= _JOIN_CHUNK:
+        return b"".join(parts)
+    return b"".join([b"".join(parts[i : i + _JOIN_CHUNK]) for i in range(0, len(parts), _JOIN_CHUNK)])
+
+
+def _parent_position(x: int, capacity: int) -> int:
+    """Where parent ``x`` stands in :func:`_parents_bottom_up`: after the capacity >> j parents of
+    each level j below its level k, and x >> (k + 1) of its own level."""
+    k = tm.level(x)
+    return capacity - (capacity >> (k - 1)) + (x >> (k + 1))
+
+
+class TreeRecords:
+    """The encoded tree's pieces, kept between encodings of the same (changing) tree.
+
+    A leaf's record is public data and changes only with its key, member or chooser, a parent's
+    only with its key, so the tree's owner marks a node :meth:`stale` on every such write (and on
+    its rollback), and :meth:`encode` re-encodes only those leaves, and re-joins only the blocks
+    of :data:`_BLOCK` leaf records or parent keys that hold a stale node: the Welcome of an Add,
+    which carries the whole tree, costs O(changed nodes) of encoding and one copy of the tree,
+    not O(n) pieces.
+    """
+
+    __slots__ = ("_leaf_blocks", "_leaves", "_parent_blocks", "_stale")
+
+    def __init__(self, capacity: int) -> None:
+        self._leaves: list[bytes] = [_BLANK_LEAF] * capacity
+        self._leaf_blocks: list[bytes] = []  # leaf records [i * _BLOCK, (i + 1) * _BLOCK) joined
+        self._parent_blocks: list[bytes] = []  # keys of parents [i * _BLOCK, ...) bottom-up, joined
+        self._stale: set[int] = set(range(tm.node_width(capacity)))  # nodes
+
+    def stale(self, node: int) -> None:
+        """``node``'s key (or a leaf's member or chooser) changed: encode it again."""
+        self._stale.add(node)
+
+    def resize(self, capacity: int) -> None:
+        """Follow a grown or shrunk tree: new leaves are stale, dropped nodes forgotten, and every
+        parent is stale (each level's place in the layout moves)."""
+        old = len(self._leaves)
+        width = tm.node_width(capacity)
+        if capacity > old:
+            self._leaves.extend([_BLANK_LEAF] * (capacity - old))
+            self._stale.update(range(2 * old, width, 2))
         else:
-            w.u8(_MEMBER if chooser is None else _TAINTED_MEMBER).raw(own)
-            w.raw(member.identity_key).opaque(member.display_name.encode()).raw(member.init_key)
-            w.u64(member.not_after).raw(member.signature)
-            if chooser is not None:
-                w.u16(chooser)
-    for x in _parents_bottom_up(capacity):
-        key = tree.own[x]
-        if key is not None:
-            w.raw(key)
-    return w.bytes()
+            del self._leaves[capacity:]
+            self._stale = {x for x in self._stale if x < width}
+            self._stale.add(width - 1)  # the last leaf's block now ends at the new capacity
+        self._stale.update(range(1, width, 2))
+
+    def encode(self, tree: PublicTree, group_ids: Collection[bytes]) -> tuple[bytes, ...]:
+        """:func:`encode_public_tree` of ``tree``, whose members' distinct group ids are
+        ``group_ids``, in pieces (their concatenation): the caller copies them once, where needed."""
+        leaves, own, capacity = self._leaves, tree.own, tree.capacity
+        assert len(leaves) == capacity
+        leaf_blocks: set[int] = set()
+        parent_blocks: set[int] = set()
+        for x in self._stale:
+            if x & 1:
+                parent_blocks.add(_parent_position(x, capacity) // _BLOCK)
+            else:
+                leaf = x // 2
+                leaves[leaf] = _encode_leaf(own[x], tree.members[leaf], tree.choosers[leaf])
+                leaf_blocks.add(leaf // _BLOCK)
+        self._stale.clear()
+        _fit(self._leaf_blocks, -(-capacity // _BLOCK))
+        for b in leaf_blocks:
+            self._leaf_blocks[b] = b"".join(leaves[b * _BLOCK : (b + 1) * _BLOCK])
+        order = _parents_bottom_up(capacity)
+        _fit(self._parent_blocks, -(-len(order) // _BLOCK))
+        for b in parent_blocks:
+            keys = map(own.__getitem__, order[b * _BLOCK : (b + 1) * _BLOCK])
+            self._parent_blocks[b] = b"".join([key for key in keys if key is not None])
+        return (_header(capacity, group_ids), *self._leaf_blocks, *self._parent_blocks)
+
+
+def _fit(blocks: list[bytes], count: int) -> None:
+    """Give ``blocks`` exactly ``count`` entries (a new block holds only stale nodes)."""
+    del blocks[count:]
+    blocks.extend([b""] * (count - len(blocks)))
 
 
 class _Checks:
