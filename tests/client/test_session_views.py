@@ -56,3 +56,23 @@ def test_a_roster_reusing_unchanged_entries_is_the_roster_built_afresh(
         reused = roster_entries(members, me, connected, present, trust, labels, made)
         assert reused == roster_entries(members, me, connected, present, trust, labels)
         assert set(made) == {m.identity_key for m in members.values()}
+
+
+def test_the_tree_snapshot_names_each_leaf_node_of_a_member() -> None:
+    """The names the /tree view draws, derived from the members, are the tree's names at its leaf
+    nodes, blank leaves included (a member removed)."""
+    from groupchat.client.session.core_calls import snapshot
+    from groupchat.core import tree_math as tm
+    from groupchat.lab.bench.session import _core_group
+
+    groups, deliver = _core_group(6)
+    deliver(groups[0].commit(remove=[2]))
+    group = groups[0]
+    tree = group._tree
+    snap = snapshot(group)
+    expected = tuple(
+        (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
+        for x in range(tm.node_width(tree.capacity))
+    )
+    assert snap.labels == expected
+    assert "" in expected[::2] and sum(1 for name in expected if name) == 5

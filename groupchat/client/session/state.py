@@ -461,7 +461,10 @@ class MachineState:
             return
         before = self._snapshot
         self._snapshot = snap
-        hold.members = {m.leaf: m for m in snap.members}
+        if before is None or snap.members is not before.members or len(hold.members) != len(snap.members):
+            hold.members = {m.leaf: m for m in snap.members}
+        # else an update-only epoch: the very members the hold's mapping was made of (a snapshot
+        # reuses them, core_calls.snapshot), so the mapping stands and what is keyed on it too
         if announce:
             self._emit_roster()
             self._emit_status()
