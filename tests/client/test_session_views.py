@@ -63,16 +63,18 @@ def test_the_tree_snapshot_names_each_leaf_node_of_a_member() -> None:
     nodes, blank leaves included (a member removed)."""
     from groupchat.client.session.core_calls import snapshot
     from groupchat.core import tree_math as tm
-    from groupchat.lab.bench.session import _core_group
+    from groupchat.core.group import Group
+    from groupchat.core.identity import Identity, JoinRequest
 
-    groups, deliver = _core_group(6)
-    deliver(groups[0].commit(remove=[2]))
-    group = groups[0]
-    tree = group._tree
-    snap = snapshot(group)
+    gid = b"groupchat room:tree"
+    alice = Group.create(Identity.generate(), gid, "alice")
+    pendings = [JoinRequest.create(alice.suite, Identity.generate(), gid, f"m{n}") for n in range(5)]
+    alice.receive(alice.commit(add=[p.request for p in pendings]))
+    alice.receive(alice.commit(remove=[2]))
+    tree = alice._tree
     expected = tuple(
         (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
         for x in range(tm.node_width(tree.capacity))
     )
-    assert snap.labels == expected
-    assert "" in expected[::2] and sum(1 for name in expected if name) == 5
+    assert snapshot(alice).labels == expected
+    assert "" in expected[:12:2] and sum(1 for name in expected if name) == 5
