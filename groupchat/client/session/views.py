@@ -28,8 +28,8 @@ def _levels(width: int) -> tuple[int, ...]:
     return tuple(tm.level(i) for i in range(width))
 
 
-#: The roster's entries by identity key, each with the label it was made from (see roster_entries).
-RosterMade = dict[bytes, tuple[str, RosterEntry]]
+#: What a roster entry is made of, by identity key, with the entry made of it (see roster_entries).
+RosterMade = dict[bytes, tuple[tuple[str, bool, TrustState, bool], RosterEntry]]
 
 
 def roster_entries(
@@ -54,14 +54,14 @@ def roster_entries(
         mine = key == my_key
         online = connected if mine else member_id(key) in present
         state = TrustState.VERIFIED if mine else trust.state(key)
-        label = labels.get(key, m.display_name)
+        inputs = (labels.get(key, m.display_name), online, state, mine)
         kept = made.get(key) if made is not None else None
-        if kept is None or not (
-            kept[0] == label and kept[1].online == online and kept[1].trust is state and kept[1].is_me == mine
-        ):
-            kept = (label, RosterEntry(label, cached_fingerprint(key), online, state, is_me=mine))
-        fresh[key] = kept
-        entries.append(kept[1])
+        if kept is not None and kept[0] == inputs:
+            entry = kept[1]
+        else:
+            entry = RosterEntry(inputs[0], cached_fingerprint(key), online, state, is_me=mine)
+        fresh[key] = (inputs, entry)
+        entries.append(entry)
     if made is not None:
         made.clear()
         made.update(fresh)
