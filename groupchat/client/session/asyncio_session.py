@@ -161,6 +161,7 @@ class ChatSession:
         # itself when nothing waits in the inbox (no queue hop, no second task woken per frame).
         self._turn = asyncio.Lock()
         self._idle_soon: asyncio.Handle | None = None  # the after-the-read bookkeeping, scheduled
+        self._persist_later: asyncio.TimerHandle | None = None  # a store put off (_persist_when_due)
         self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max, rand)
         self._ws: ClientConnection | None = None
         self._running = False
@@ -208,9 +209,10 @@ class ChatSession:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if self._idle_soon is not None:
-                self._idle_soon.cancel()
-                self._idle_soon = None
+            for handle in (self._idle_soon, self._persist_later):
+                if handle is not None:
+                    handle.cancel()
+            self._idle_soon = self._persist_later = None
             self._worker.shutdown()
             self._machine.mark_closed()
             self._deliver_queued()
@@ -541,16 +543,35 @@ class ChatSession:
                 self._idle_soon = asyncio.get_running_loop().call_soon(self._when_idle)
 
     def _when_idle(self) -> None:
-        """After a read handed over by the reader: store what changed and arm the timer, as the
+        """After a read handed over by the reader: arm the timer and store what changed, as the
         actor does once its inbox is drained. If a step runs now, whoever ends it does that: the
         actor at the end of its step, the reader by scheduling this again."""
         self._idle_soon = None
         if self._turn.locked():
             return
-        self._persist()
-        self._persisted_at = time.perf_counter()
         if self._inbox.empty():
             self._arm_timer()
+        self._persist_when_due()
+
+    def _persist_when_due(self) -> None:
+        """Store what changed: at once after a quiet spell, else once ``_PERSIST_EVERY`` has passed
+        since the last store (reads that keep coming, a backlog, are not an export each, as with
+        the actor under a backlog; a send always stores first)."""
+        # A step running sees to it at its end (the actor's rule, or the reader's _when_idle);
+        # a store put off comes soon.
+        if self._turn.locked() or self._persist_later is not None:
+            return
+        wait = self._persisted_at + _PERSIST_EVERY - time.perf_counter()
+        if wait > 0 and self._store is not None:
+            self._persist_later = asyncio.get_running_loop().call_later(wait, self._persist_put_off)
+            return
+        self._persist()
+        self._persisted_at = time.perf_counter()
+
+    def _persist_put_off(self) -> None:
+        """The store :meth:`_persist_when_due` put off is due."""
+        self._persist_later = None
+        self._persist_when_due()
 
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
