@@ -299,3 +299,19 @@ def test_is_speaker_says_what_speakers_lists(
 
     listed = speakers((lf for lf in leaves if online(lf)), committer, k)
     assert is_speaker(me, committer, leaves, online, k) == (me in listed)
+
+
+def test_watching_a_roster_follows_its_members_and_skips_the_same_one() -> None:
+    carol = Member(2, "carol", b"c" * 32)
+    book = BeaconBook()
+    roster = {0: ALICE, 1: BOB, 2: carol}
+    book.watch_roster(roster, ALICE.identity_key, 1.0)
+    assert book._watched == {BOB.identity_key: 1.0, carol.identity_key: 1.0}
+    book.watch_roster(roster, ALICE.identity_key, 5.0)  # the same roster: counting goes on
+    assert book._watched == {BOB.identity_key: 1.0, carol.identity_key: 1.0}
+    smaller = {0: ALICE, 2: carol}
+    book.watch_roster(smaller, ALICE.identity_key, 6.0)
+    fresh = BeaconBook()
+    fresh.watch([ALICE, BOB, carol], ALICE.identity_key, 1.0)
+    fresh.watch(smaller.values(), ALICE.identity_key, 6.0)
+    assert book._watched == fresh._watched == {carol.identity_key: 1.0}

@@ -208,8 +208,6 @@ def test_settings_are_checked_with_clear_errors() -> None:
         SessionSettings(**ok, update_every=0)
 
 
-
-
 def test_ids() -> None:
     key = Identity.generate().public_key
     assert len(member_id(key)) == 32 and member_id(key) == member_id(key)
@@ -240,3 +238,25 @@ def test_the_tree_snapshot_names_who_chose_a_joiners_leaf_until_its_update() -> 
     alice.receive(update)
     bob.receive(update)
     assert snapshot(alice).taints == () == snapshot(bob).taints
+
+
+def test_the_tree_snapshot_names_each_leaf_node_of_a_member() -> None:
+    """The names the /tree view draws, derived from the members, are the tree's names at its leaf
+    nodes, blank leaves included (a member removed)."""
+    from groupchat.client.session.core_calls import snapshot
+    from groupchat.core import tree_math as tm
+    from groupchat.core.group import Group
+    from groupchat.core.identity import Identity, JoinRequest
+
+    gid = b"groupchat room:tree"
+    alice = Group.create(Identity.generate(), gid, "alice")
+    pendings = [JoinRequest.create(alice.suite, Identity.generate(), gid, f"m{n}") for n in range(5)]
+    alice.receive(alice.commit(add=[p.request for p in pendings]))
+    alice.receive(alice.commit(remove=[2]))
+    tree = alice._tree
+    expected = tuple(
+        (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
+        for x in range(tm.node_width(tree.capacity))
+    )
+    assert snapshot(alice).labels == expected
+    assert "" in expected[:12:2] and sum(1 for name in expected if name) == 5

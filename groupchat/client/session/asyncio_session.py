@@ -1,7 +1,8 @@
 """The asyncio glue: :class:`ChatSession` runs a :class:`~.machine.SessionMachine` over a websocket.
 
 It only executes what the machine asks: a connector task opens the websocket, sends ``Hello`` and
-posts each relay frame to the inbox, and reconnects with backoff and jitter; an actor task feeds
+hands each relay frame to the machine (itself when the inbox is empty and no step runs, else
+through the inbox), and reconnects with backoff and jitter; an actor task feeds
 one input at a time to the machine and performs its effects (send a frame, run a core call on the
 loop or, for a heavy one, in the :class:`~.worker.CoreWorker` thread, close or abort the socket);
 a timer wakes the actor at the machine's next deadline, at most a second ahead. The actor awaits
@@ -29,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ...core.errors import DecodeError, GroupChatError, InvalidValueError, UsageError
 from ...core.group import GroupConfig
 from ...core.identity import Identity
-from ...relay_protocol import Hello, Publish, SendTo, ServerHello, decode_server, encode
+from ...relay_protocol import Hello, Publish, SendTo, ServerFrame, ServerHello, decode_server, encode
 from .. import wording, wording_store
 from .. import wording_connection as connection_wording
 from ..backoff import Backoff
@@ -113,6 +114,16 @@ def _failure(exc: BaseException) -> str:
     return connection_wording.unreachable(str(exc) or type(exc).__name__)
 
 
+class _HandlerFailed(Exception):
+    """A frame handed over in the reader raised: the session's failure, not the connection's
+    (the reader's ``except`` for connection errors must not take it for one); run() re-raises
+    the cause, as it would have come from the actor."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 # An input, the future to resolve once it is handled, and the websocket a Connected is about.
 _Item = tuple[i.Input, "asyncio.Future[None] | None", "ClientConnection | None"]
 
@@ -151,6 +162,11 @@ class ChatSession:
         # Frames read but not yet handled: past the bound the reader waits for the actor, so the
         # socket (and the relay) wait too, and a flood cannot fill memory (issue 13 item 6).
         self._frame_slots = asyncio.Semaphore(_INBOX_FRAMES)
+        # Whoever feeds the machine holds this: the actor, or the reader handing a frame over
+        # itself when nothing waits in the inbox (no queue hop, no second task woken per frame).
+        self._turn = asyncio.Lock()
+        self._idle_soon: asyncio.Handle | None = None  # the after-the-read bookkeeping, scheduled
+        self._persist_later: asyncio.TimerHandle | None = None  # a store put off (_persist_when_due)
         self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max, rand)
         self._ws: ClientConnection | None = None
         self._running = False
@@ -182,6 +198,8 @@ class ChatSession:
             done, _ = await asyncio.wait([*tasks, finished], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 exc = None if task is finished or task.cancelled() else task.exception()
+                if isinstance(exc, _HandlerFailed):
+                    raise exc.cause
                 if exc is not None:
                     raise exc
         finally:
@@ -196,6 +214,10 @@ class ChatSession:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            for handle in (self._idle_soon, self._persist_later):
+                if handle is not None:
+                    handle.cancel()
+            self._idle_soon = self._persist_later = None
             self._worker.shutdown()
             self._machine.mark_closed()
             self._deliver_queued()
@@ -432,8 +454,9 @@ class ChatSession:
             return None
         raise UsageError(f"unknown effect {effect!r}")
 
-    async def _drive(self, item: i.Input) -> None:
-        """Run one machine step to its end, performing each effect it yields."""
+    async def _drive(self, item: i.Input, *, settle: bool = True) -> None:
+        """Run one machine step to its end, performing each effect it yields; with ``settle``,
+        then store what changed (else :meth:`_when_idle` does, once the read is handled)."""
         step = self._machine.step(item)
         reply: Reply | None = None
         error: BaseException | None = None
@@ -455,6 +478,8 @@ class ChatSession:
         # After a step: at once when the inbox is idle, else at most every _PERSIST_EVERY (a
         # backlog of thousands of frames is not thousands of exports). What was received and not
         # stored yet is read again from the relay after a crash; a send always stores first.
+        if not settle:
+            return
         if self._inbox.empty() or time.perf_counter() - self._persisted_at >= _PERSIST_EVERY:
             self._persist()
             self._persisted_at = time.perf_counter()
@@ -486,23 +511,74 @@ class ChatSession:
         while True:
             since = await _yield_if_busy(since)
             item, done, ws = await self._inbox.get()
-            if isinstance(item, i.FrameReceived):
-                self._frame_slots.release()
-            if isinstance(item, i.Tick):
-                self._tick_pending = False
-            elif isinstance(item, i.Connected):
-                self._ws = ws
-            elif isinstance(item, i.Disconnected):
-                self._ws = None
-            await self._drive(dataclasses.replace(item, now=self._clock()))  # handled now
-            if done is not None and not done.done():
-                done.set_result(None)
-            if self._finished is not None and self._finished.is_set():
-                return
-            if self._inbox.empty():
-                # Armed once the inbox is drained, not after each of a burst of inputs: every
-                # input runs the machine's due duties anyway, so the timer matters only when idle.
-                self._arm_timer()
+            # Taken without waiting unless the reader is handing a frame over (it took the turn
+            # only with the inbox empty: this input came after that frame, and goes after it).
+            async with self._turn:
+                if isinstance(item, i.FrameReceived):
+                    self._frame_slots.release()
+                if isinstance(item, i.Tick):
+                    self._tick_pending = False
+                elif isinstance(item, i.Connected):
+                    self._ws = ws
+                elif isinstance(item, i.Disconnected):
+                    self._ws = None
+                await self._drive(dataclasses.replace(item, now=self._clock()))  # handled now
+                if done is not None and not done.done():
+                    done.set_result(None)
+                if self._finished is not None and self._finished.is_set():
+                    return
+                if self._inbox.empty():
+                    # Armed once the inbox is drained, not after each of a burst of inputs: every
+                    # input runs the machine's due duties anyway, so the timer matters only when idle.
+                    self._arm_timer()
+
+    async def _hand_over(self, frame: ServerFrame) -> None:
+        """Give ``frame`` to the machine: at once, in the reader, when no input waits in the inbox
+        and no step runs (the order of inputs is kept: nothing came before it that is not handled);
+        else through the inbox, behind what waits there. The store and the timer are seen to once
+        the read is handled (:meth:`_when_idle`), not after each of its frames."""
+        if not self._inbox.empty() or self._turn.locked():
+            await self._frame_slots.acquire()  # released when the actor takes it
+            self._post(i.FrameReceived(frame, self._clock()))
+            return
+        async with self._turn:
+            try:
+                await self._drive(i.FrameReceived(frame, self._clock()), settle=False)
+            except Exception as exc:  # the machine's or the store's, not the connection's: fatal
+                raise _HandlerFailed(exc) from exc
+            if self._idle_soon is None:
+                self._idle_soon = asyncio.get_running_loop().call_soon(self._when_idle)
+
+    def _when_idle(self) -> None:
+        """After a read handed over by the reader: arm the timer and store what changed, as the
+        actor does once its inbox is drained. If a step runs now, whoever ends it does that: the
+        actor at the end of its step, the reader by scheduling this again."""
+        self._idle_soon = None
+        if self._turn.locked():
+            return
+        if self._inbox.empty():
+            self._arm_timer()
+        self._persist_when_due()
+
+    def _persist_when_due(self) -> None:
+        """Store what changed: at once after a quiet spell, else once ``_PERSIST_EVERY`` has passed
+        since the last store (reads that keep coming, a backlog, are not an export each, as with
+        the actor under a backlog; a send always stores first)."""
+        # A step running sees to it at its end (the actor's rule, or the reader's _when_idle);
+        # a store put off comes soon.
+        if self._turn.locked() or self._persist_later is not None:
+            return
+        wait = self._persisted_at + _PERSIST_EVERY - time.perf_counter()
+        if wait > 0 and self._store is not None:
+            self._persist_later = asyncio.get_running_loop().call_later(wait, self._persist_put_off)
+            return
+        self._persist()
+        self._persisted_at = time.perf_counter()
+
+    def _persist_put_off(self) -> None:
+        """The store :meth:`_persist_when_due` put off is due."""
+        self._persist_later = None
+        self._persist_when_due()
 
     async def _connector(self) -> None:
         """Connect, read frames into the actor's inbox, and reconnect with backoff."""
@@ -541,8 +617,7 @@ class ChatSession:
                         except DecodeError as exc:
                             log.warning("relay sent an undecodable frame (%s); ignored", exc)
                             continue
-                        await self._frame_slots.acquire()  # released when the actor takes it
-                        self._post(i.FrameReceived(frame, self._clock()))
+                        await self._hand_over(frame)
                     reason = (
                         f"the relay closed the connection ({ws.close_code} {ws.close_reason or ''})".strip()
                     )

@@ -48,7 +48,7 @@ class BeaconSteps(MachineState):
         if book.enter(
             group.epoch, auth, leaf, seq, now, n, confirm=confirm, fresh=fresh, by=by, by_leaf=by_leaf
         ):
-            book.watch(members.values(), self.identity.public_key, now)
+            book.watch_roster(members, self.identity.public_key, now)
 
     def _beacon_received(self, ev: MessageReceived, chat: bool) -> None:
         hold = self._hold

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -249,6 +249,7 @@ class BeaconBook:
     next_check: float | None = None
     last_heard: dict[bytes, float] = field(default_factory=dict)  # identity key -> time
     _watched: dict[bytes, float] = field(default_factory=dict)  # identity key -> counting since
+    _roster: Mapping[int, Member] | None = None  # the roster watched last (watch_roster)
     _silent_told: set[bytes] = field(default_factory=set)
     _forks_told: set[tuple[int, bytes]] = field(default_factory=set)
     _chat_times: deque[float] = field(default_factory=deque)
@@ -307,6 +308,15 @@ class BeaconBook:
             self._must_by = due if self._must_by is None else min(self._must_by, due)
         self.chat_pending = False
         return True
+
+    def watch_roster(self, roster: Mapping[int, Member], me: bytes, now: float) -> None:
+        """:meth:`watch` the members of ``roster`` (the machine's mapping, never changed in place:
+        a new roster is a new mapping), at once when it is the one watched last (an update-only
+        epoch keeps it): nothing came or went, so nothing is to do."""
+        if roster is self._roster:
+            return
+        self._roster = roster
+        self.watch(roster.values(), me, now)
 
     def watch(self, members: Iterable[Member], me: bytes, now: float) -> None:
         """Count the silence of roster members from when they entered our roster."""

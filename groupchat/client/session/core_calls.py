@@ -61,10 +61,18 @@ class TreeSnapshot:
     capacity: int
     my_leaf: int
     keys: tuple[bytes, ...]  # each node's public key, b"" for none (hex only when drawn)
-    labels: tuple[str, ...]  # member name at a leaf, "" elsewhere
     members: tuple[Member, ...]
     epoch: int
     taints: tuple[tuple[int, str], ...] = ()  # (leaf, who chose its secret) where not its owner
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The member name at each node ("" where no leaf has a member); a ring's, in ring order.
+        Derived when the /tree view is drawn, not at every epoch at every member."""
+        if self.capacity == 0:
+            return tuple(m.display_name for m in self.members)
+        names = {2 * m.leaf: m.display_name for m in self.members}
+        return tuple(names.get(x, "") for x in range(len(self.keys)))
 
     def changed_since(self, before: TreeSnapshot | None) -> frozenset[int]:
         """Nodes whose public key is new in this snapshot."""
@@ -94,25 +102,20 @@ def snapshot(group: Group, before: TreeSnapshot | None = None, same_roster: bool
         # A ring has no lasting public keys: every rekey takes fresh ones from every member. The
         # view is the roster in ring order (leaf order), one "node" per member.
         members = tuple(group.members())
-        labels = tuple(m.display_name for m in members)
-        return TreeSnapshot(0, group.my_leaf, tuple(b"" for _ in members), labels, members, group.epoch)
+        return TreeSnapshot(0, group.my_leaf, tuple(b"" for _ in members), members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
     tree = group._tree  # read-only, between core calls
     width = tm.node_width(tree.capacity)
     keys = tuple(tree.own_key(x) or b"" for x in range(width))
     if same_roster and before is not None and before.capacity == tree.capacity:
-        labels, members = before.labels, before.members
+        members = before.members
     else:
-        labels = tuple(
-            (m.display_name if x % 2 == 0 and (m := tree.member(x // 2)) is not None else "")
-            for x in range(width)
-        )
         members = tuple(group.members())
     taints = tuple(
         (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
         for leaf, chooser in sorted(group.taint_record().items())
     )
-    return TreeSnapshot(tree.capacity, group.my_leaf, keys, labels, members, group.epoch, taints)
+    return TreeSnapshot(tree.capacity, group.my_leaf, keys, members, group.epoch, taints)
 
 
 def _timed(fn: Callable[[], T], group: Callable[[T], Group | None]) -> tuple[T, Timed]:

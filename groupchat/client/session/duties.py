@@ -45,6 +45,7 @@ def open_duties(
     offline_since: Mapping[bytes, float],
     eviction_grace: float,
     last_heard: Mapping[bytes, float] | None = None,
+    by_key: Mapping[bytes, int] | None = None,
 ) -> OpenDuties:
     """Leave requests, evictions and join requests as Add and Remove duties.
 
@@ -53,8 +54,10 @@ def open_duties(
     is present (a welcome is useless to someone who is not there); one from a member who lost its
     state (REJOINING) removes the old leaf and adds the new one in one commit. A request that needs
     a member's approval is not here: the session keeps it aside until our user approves it.
+    ``by_key``: each member's leaf by identity key, if the caller keeps it for ``members``.
     """
-    by_key = {m.identity_key: leaf for leaf, m in members.items()}
+    if by_key is None:
+        by_key = {m.identity_key: leaf for leaf, m in members.items()}
     removes = [
         RemoveDuty(by_key[key], since, "left")
         for key, since in duties.leave_requests.items()

@@ -51,6 +51,8 @@ def eviction_removes(
     """A Remove for each absent member, due ``grace`` seconds after it left or after its last
     signed traffic reached us (``last_heard``, by identity key), whichever is later; never our
     own leaf."""
+    if not offline_since:
+        return []  # the common case: everyone present (no roster walk per input)
     heard = last_heard or {}
     by_id = {member_id(m.identity_key): (leaf, m.identity_key) for leaf, m in members.items()}
     removes = []

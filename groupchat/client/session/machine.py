@@ -208,7 +208,14 @@ class SessionMachine(Membership, PresenceSteps):
         my_leaf = hold.group.my_leaf
         grace = self.settings.eviction_grace
         pending = open_duties(
-            duties, hold.members, my_leaf, self._present, self._offline_since, grace, self._beacons.last_heard
+            duties,
+            hold.members,
+            my_leaf,
+            self._present,
+            self._offline_since,
+            grace,
+            self._beacons.last_heard,
+            self._roster_keys()[1],
         )
         asks = [d.since - ASK_AHEAD for d in pending.removes if d.why == "evicted"]
         return asks + next_turns(

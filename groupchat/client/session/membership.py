@@ -453,8 +453,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
             return  # the common case, after every input: nothing to commit
         self._forget_done_duties()
         yield from self._classify_pending()  # requests seen before we were in, or at an older epoch
-        members = {leaf: m.identity_key for leaf, m in hold.members.items()}
-        by_key = {key: leaf for leaf, key in members.items()}
+        members, by_key = self._roster_keys()
         grace = self.settings.eviction_grace
         pending = open_duties(
             duties,
@@ -464,6 +463,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
             self._offline_since,
             grace,
             self._beacons.last_heard,
+            by_key,
         )
         if any(d.why == "evicted" and d.since - now <= ASK_AHEAD for d in pending.removes):
             # Before anyone is evicted for silence, ask everyone for signs of life: a member the

@@ -127,6 +127,7 @@ class MachineState:
         self._gap_from: int | None = None  # last seq before a gap, to count what we missed
         self._present = RoomPresence(self._me)  # bounded (bounds.py)
         self._member_ids_cache: tuple[Mapping[int, Member], frozenset[bytes]] | None = None
+        self._roster_keys_cache: tuple[Mapping[int, Member], dict[int, bytes], dict[bytes, int]] | None = None
         self._joiners_dropped = 0  # pending join requests dropped at the bound (for the log)
         self._offline_since: dict[bytes, float] = {}
         self._latency_ms: float | None = None
@@ -194,6 +195,17 @@ class MachineState:
     def own_label(self) -> str:
         """How our own name is shown (with a suffix when another member's looks like it)."""
         return self._labeler.labels(self._members).get(self.identity.public_key, self._name)
+
+    def _roster_keys(self) -> tuple[dict[int, bytes], dict[bytes, int]]:
+        """Each member's identity key by leaf, and its leaf by key: made once per roster (the
+        mapping is replaced, never changed in place), not at every input while a duty is open.
+        Read only: shared until the roster changes."""
+        members = self._members
+        cached = self._roster_keys_cache
+        if cached is None or cached[0] is not members:
+            keys = {leaf: m.identity_key for leaf, m in members.items()}
+            cached = self._roster_keys_cache = (members, keys, {k: leaf for leaf, k in keys.items()})
+        return cached[1], cached[2]
 
     def label(self, member: Member) -> str:
         """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
@@ -463,7 +475,10 @@ class MachineState:
             return
         before = self._snapshot
         self._snapshot = snap
-        hold.members = {m.leaf: m for m in snap.members}
+        if before is None or snap.members is not before.members or len(hold.members) != len(snap.members):
+            hold.members = {m.leaf: m for m in snap.members}
+        # else an update-only epoch: the very members the hold's mapping was made of (a snapshot
+        # reuses them, core_calls.snapshot), so the mapping stands and what is keyed on it too
         if announce:
             self._emit_roster()
             self._emit_status()
