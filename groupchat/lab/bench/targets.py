@@ -60,7 +60,7 @@ TARGETS: Final[tuple[Target, ...]] = (
     # groupchat bench rekey --large (n = 4096 and more)
     Target("rekey.large.commit", "rekey", "commit (n > 1024)", 1.6, "x", _COMMITTER),
     Target("rekey.large.worst", "rekey", "worst receiver (n > 1024)", 1.6, "x", _ONE_CLIMB),
-    Target("rekey.large.join", "rekey", "joiner, time to first send (n > 1024)", 1.3, "x",
+    Target("rekey.large.join", "rekey", "joiner, first send (n > 1024)", 1.3, "x",
            "n verifies + 1 HPKE open + d levels"),
     # groupchat bench session, at N = 8, 32, 128
     Target("session.join", "session", "join to ready", 1.5, "x", "the core's join"),
