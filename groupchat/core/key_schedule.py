@@ -15,7 +15,7 @@ from typing import Final
 
 from .codec import Reader, Writer, opaque
 from .errors import InvalidValueError, UnknownVersionError, UsageError
-from .suite import CipherSuite, expand_block
+from .suite import CipherSuite, expand_block, expand_blocks
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -148,23 +148,23 @@ def epoch_secrets_from_joiner(
     member = _member_secret(suite, joiner_secret, psk_secret)
     epoch = suite.expand_with_label(member, b"epoch", group_context, nh)
     infos = _derive_infos(suite.label_prefix)
-
-    def ds(secret: bytes, label: bytes) -> bytes:  # DeriveSecret: one HKDF-Expand block (Nh = 32)
-        return expand_block(secret, infos[label])
-
+    # DeriveSecret is one HKDF-Expand block (Nh = 32); the nine from epoch_secret share one key.
+    (sender_data, encryption, exporter_, authentication, external, confirm, membership, resumption, init) = (
+        expand_blocks(epoch, infos[1:])
+    )
     return EpochSecrets(
         joiner_secret=joiner_secret,
-        welcome_secret=ds(member, b"welcome"),
+        welcome_secret=expand_block(member, infos[0]),
         epoch_secret=epoch,
-        sender_data_secret=ds(epoch, b"sender data"),
-        encryption_secret=ds(epoch, b"encryption"),
-        exporter_secret=ds(epoch, b"exporter"),
-        epoch_authenticator=ds(epoch, b"authentication"),
-        external_secret=ds(epoch, b"external"),
-        confirmation_key=ds(epoch, b"confirm"),
-        membership_key=ds(epoch, b"membership"),
-        resumption_psk=ds(epoch, b"resumption"),
-        init_secret=ds(epoch, b"init"),
+        sender_data_secret=sender_data,
+        encryption_secret=encryption,
+        exporter_secret=exporter_,
+        epoch_authenticator=authentication,
+        external_secret=external,
+        confirmation_key=confirm,
+        membership_key=membership,
+        resumption_psk=resumption,
+        init_secret=init,
     )
 
 
@@ -183,10 +183,11 @@ _DERIVED_LABELS: Final = (
 
 
 @functools.cache
-def _derive_infos(prefix: bytes) -> dict[bytes, bytes]:
+def _derive_infos(prefix: bytes) -> tuple[bytes, ...]:
     """The KDFLabel of ``DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh)`` for
-    each label of the schedule (§8), built once per prefix: ``uint16 Nh || V(prefix + label) || V("")``."""
-    return {label: _NH.to_bytes(2, "big") + opaque(prefix + label) + opaque(b"") for label in _DERIVED_LABELS}
+    each label of the schedule (§8), in the order of ``_DERIVED_LABELS``, built once per prefix:
+    ``uint16 Nh || V(prefix + label) || V("")``."""
+    return tuple(_NH.to_bytes(2, "big") + opaque(prefix + label) + opaque(b"") for label in _DERIVED_LABELS)
 
 
 def _member_secret(suite: CipherSuite, joiner_secret: bytes, psk_secret: bytes | None) -> bytes:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .codec import Reader, Writer, encode_varint, opaque
 from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
-from .suite import CipherSuite, expand_block
+from .suite import CipherSuite, expand_blocks
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -349,14 +349,13 @@ def _sender_data_key_nonce(
     suite: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
     """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
-    HKDF block, so each is one :func:`~groupchat.core.suite.expand_block`."""
+    HKDF block under the same secret: one keyed HMAC (:func:`~groupchat.core.suite.expand_blocks`)."""
     # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
     key_len, nonce_len = suite.key_len, suite.nonce_len
     key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
     context = opaque(ciphertext[: suite.hash_len])
-    key = expand_block(sender_data_secret, key_head + context)[:key_len]
-    nonce = expand_block(sender_data_secret, nonce_head + context)[:nonce_len]
-    return key, nonce
+    key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
+    return key[:key_len], nonce[:nonce_len]
 
 
 def decrypt_sender_data(suite: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes) -> SenderData:
