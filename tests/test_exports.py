@@ -347,14 +347,14 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
-        'x25519_exchange',
+        'expand_blocks', 'x25519_exchange',
     ],
     'groupchat.core.text': [
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',
     ],
     'groupchat.core.tree_math': [
-        'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',
-        'sibling',
+        'copath', 'direct_path', 'is_leaf', 'leaf_path', 'left', 'level', 'levels', 'node_width',
+        'parent', 'right', 'root', 'sibling',
     ],
     'groupchat.core.version': [
         'PROTOCOL_VERSION',

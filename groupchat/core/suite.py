@@ -98,7 +98,7 @@ def x25519_exchange(private_key: X25519PrivateKey, public_key: bytes) -> bytes:
     :class:`InvalidPublicKeyError`. Callers feed the output to a labelled KDF, never use it as is.
     """
     try:
-        return private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
+        return private_key.exchange(_x25519_public(public_key))
     except ValueError as exc:
         raise InvalidPublicKeyError("X25519 exchange with a low-order or malformed public key") from exc
 
@@ -307,6 +307,13 @@ def _ed25519_public(key: bytes) -> Ed25519PublicKey:
     """The parsed key of a signer: members' identity keys recur on every message they send, and a
     parsed key is immutable. A malformed key raises ValueError (and is not cached)."""
     return Ed25519PublicKey.from_public_bytes(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _x25519_public(key: bytes) -> X25519PublicKey:
+    """The parsed form of a tree's public key: a receiver's copath keys recur in every commit it
+    climbs through, and a parsed key is immutable. A malformed key raises ValueError (not cached)."""
+    return X25519PublicKey.from_public_bytes(key)
 
 
 @functools.cache

@@ -8,11 +8,15 @@ tables, the direct commit decoder and the receive path's writes to the tree.
 from __future__ import annotations
 
 import hmac
+import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupchat.core.suite import expand_block, expand_blocks
+from groupchat.core import tree_math as tm
+from groupchat.core.identity import JoinRequest
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
+from groupchat.core.suite import CipherSuite, expand_block, expand_blocks
 
 
 @settings(max_examples=200, deadline=None)
@@ -21,3 +25,79 @@ def test_expand_blocks_is_expand_block_of_each_info(prk: bytes, infos: list[byte
     expected = [hmac.digest(prk, info + b"\x01", "sha256") for info in infos]
     assert expand_blocks(prk, infos) == expected
     assert [expand_block(prk, info) for info in infos] == expected
+
+
+# --- tree arithmetic tables ---------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=12), st.data())
+def test_tree_tables_are_the_tree_functions(k: int, data: st.DataObject) -> None:
+    n = 1 << k
+    levels = tm.levels(n)
+    assert len(levels) == tm.node_width(n)
+    for x in data.draw(st.lists(st.integers(0, tm.node_width(n) - 1), min_size=1, max_size=20)):
+        assert levels[x] == tm.level(x)
+    for leaf in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=20)):
+        assert tm.leaf_path(leaf, n) == tuple(tm.direct_path(2 * leaf, n))
+
+
+# --- the receive path's writes to the tree ------------------------------------------------------
+
+
+def _reference_write_path(
+    tree: RatchetTree, leaf: int, pubs: list[bytes], member: JoinRequest | None, chooser: int | None
+) -> None:
+    """``RatchetTree.write_path`` as first written, with the general primitives (the shape and key
+    checks are shared, so only the writes are compared)."""
+    while leaf >= tree.capacity:
+        tree.grow()
+    x = 2 * leaf
+    path = tm.direct_path(x, tree.capacity)
+    keyed = [tree.effective_key(tm.sibling(c, tree.capacity)) is not None for c in [x, *path[:-1]]]
+    assert len(pubs) == 1 + sum(keyed)
+    tree.set_leaf(leaf, pubs[0], member, chooser)
+    it = iter(pubs[1:])
+    for p, has_key in zip(path, keyed, strict=True):
+        tree._set_own(p, next(it) if has_key else None)
+        tree._refresh(p)
+
+
+def _state(tree: RatchetTree) -> tuple[object, ...]:
+    return (tree._own, tree._eff, tree._owner, tree._dirty, tree._journal, tree._chooser, tree._members)
+
+
+def _needed_keys(tree: RatchetTree, leaf: int) -> int:
+    x = 2 * leaf
+    path = tm.direct_path(x, tree.capacity)
+    return 1 + sum(tree.effective_key(tm.sibling(c, tree.capacity)) is not None for c in [x, *path[:-1]])
+
+
+def _key(rng: random.Random) -> bytes:
+    return bytes([rng.randrange(256) for _ in range(31)] + [rng.randrange(1, 0x7F)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=5), st.integers(0, 2**32), st.lists(st.integers(0, 31), max_size=24)
+)
+def test_write_path_writes_what_the_general_primitives_write(k: int, seed: int, leaves: list[int]) -> None:
+    rng = random.Random(seed)
+    suite = CipherSuite()
+    fast, slow = RatchetTree(suite, 1 << k), RatchetTree(suite, 1 << k)
+    for leaf in (x % (1 << k) for x in leaves):
+        pubs = [_key(rng) for _ in range(_needed_keys(fast, leaf))]
+        chooser = None if rng.random() < 0.5 else (leaf + 1) % (1 << k)
+        for tree, write in ((fast, RatchetTree.write_path), (slow, _reference_write_path)):
+            tree.begin()
+            write(tree, leaf, pubs, None, chooser)
+        assert _state(fast) == _state(slow)
+        assert fast.tree_hash == slow.tree_hash
+        assert _state(fast) == _state(slow)  # the journalled rehash, too
+        if rng.random() < 0.3:
+            fast.rollback()
+            slow.rollback()
+        else:
+            fast.end()
+            slow.end()
+        assert _state(fast) == _state(slow) and fast.tree_hash == slow.tree_hash

@@ -65,7 +65,6 @@ from .tree_codec import MAX_CAPACITY, PublicTree, decode_public_tree, encode_pub
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
 
 
-
 def lowest_common_ancestor(a: int, b: int) -> int:
     """Lowest common ancestor of two distinct *leaf* nodes of a perfect array tree.
 
@@ -261,21 +260,24 @@ class RatchetTree:
             self._journal.append((kind, idx, old))
 
     def _set_own(self, node: int, key: bytes | None) -> None:
+        # The journal entries of _log, appended inline: this runs once per node of every path.
         old = self._own[node]
         if old == key:
             return
-        self._log(self._OWN, node, old)
+        journal, owner = self._journal, self._owner
+        if journal is not None:
+            journal.append((self._OWN, node, old))
         self._own[node] = key
         if old is not None:
-            del self._owner[old]
-            self._log(self._OWNER, -1 - node, old)
+            del owner[old]
+            if journal is not None:
+                journal.append((self._OWNER, -1 - node, old))
         if key is not None:
-            if key in self._owner:
-                raise DuplicateKeyError(
-                    f"public key for node {node} is already used at node {self._owner[key]}"
-                )
-            self._owner[key] = node
-            self._log(self._OWNER, node, key)
+            if key in owner:
+                raise DuplicateKeyError(f"public key for node {node} is already used at node {owner[key]}")
+            owner[key] = node
+            if journal is not None:
+                journal.append((self._OWNER, node, key))
 
     def _index_member(self, leaf: int, member: JoinRequest | None, add: bool) -> None:
         if member is None:
@@ -327,27 +329,38 @@ class RatchetTree:
 
     def _refresh(self, node: int) -> None:
         """Recompute the effective key of ``node`` from its own key and children; mark its hash stale."""
-        self._log(self._EFF, node, self._eff[node])
+        eff = self._eff
+        self._log(self._EFF, node, eff[node])
         self._dirty.add(node)
-        if tm.is_leaf(node):
-            self._eff[node] = self._own[node]
+        if not node & 1:  # a leaf
+            eff[node] = self._own[node]
             return
-        self._eff[node] = self._own[node] or self._eff[tm.left(node)] or self._eff[tm.right(node)]
+        half = 1 << (tm.levels(self._capacity)[node] - 1)  # children: node -/+ 2^(level - 1)
+        eff[node] = self._own[node] or eff[node - half] or eff[node + half]
 
     def _flush_hashes(self) -> None:
         """Rehash every stale node once, children before parents (every ancestor of a stale node
         is stale too: the writers refresh whole direct paths)."""
-        if not self._dirty:
+        dirty = self._dirty
+        if not dirty:
             return
-        for node in sorted(self._dirty, key=tm.level):
-            self._log(self._HASH, node, self._hash[node])
-            if tm.is_leaf(node):
-                leaf, own = node // 2, self._own[node]
-                self._hash[node] = hash_leaf(self.suite, own, self._members[leaf], self._chooser[leaf])
+        levels, journal, hashes, own, suite = (
+            tm.levels(self._capacity),
+            self._journal,
+            self._hash,
+            self._own,
+            self.suite,
+        )
+        for node in sorted(dirty, key=levels.__getitem__):
+            if journal is not None:
+                journal.append((self._HASH, node, hashes[node]))
+            if not node & 1:  # a leaf
+                leaf = node // 2
+                hashes[node] = hash_leaf(suite, own[node], self._members[leaf], self._chooser[leaf])
             else:
-                lft, rgt = tm.left(node), tm.right(node)
-                self._hash[node] = hash_parent(self.suite, self._own[node], self._hash[lft], self._hash[rgt])
-        self._dirty.clear()
+                half = 1 << (levels[node] - 1)
+                hashes[node] = hash_parent(suite, own[node], hashes[node - half], hashes[node + half])
+        dirty.clear()
 
     def grow(self) -> None:
         """Double the capacity; the old tree becomes the left subtree of a new root."""
@@ -483,14 +496,8 @@ class RatchetTree:
         # with k re-keys runs this k + 1 times: it is the per-path bookkeeping of one commit.)
         x = 2 * leaf
         eff = self._eff
-        path: list[int] = []
-        keyed: list[bool] = []
-        child = x
-        for k in range(1, tm.level(self.root) + 1):
-            p = ((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
-            path.append(p)
-            keyed.append(eff[2 * p - child] is not None)
-            child = p
+        path = tm.leaf_path(leaf, self._capacity)
+        keyed = [eff[2 * p - child] is not None for p, child in zip(path, (x, *path[:-1]), strict=True)]
         need = 1 + sum(keyed)
         if len(pubs) != need:
             raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
@@ -499,18 +506,27 @@ class RatchetTree:
         if len(set(pubs)) != len(pubs):
             raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
         self.set_leaf(leaf, pubs[0], member, chooser)
-        it = iter(pubs[1:])
+        # Each parent's _set_own, then its _refresh inlined: its children are the path node below
+        # it and that node's sibling (2p - child), whose effective keys were read above.
+        own, dirty, it = self._own, self._dirty, iter(pubs[1:])
+        child = x
         for p, has_key in zip(path, keyed, strict=True):
             self._set_own(p, next(it) if has_key else None)
-            self._refresh(p)
+            journal = self._journal
+            if journal is not None:
+                journal.append((self._EFF, p, eff[p]))
+            dirty.add(p)
+            eff[p] = own[p] or eff[min(child, 2 * p - child)] or eff[max(child, 2 * p - child)]
+            child = p
 
     # --- the private side ------------------------------------------------------------------
 
     def root_secret(self, me: PathSecrets) -> bytes:
         """Effective secret of the root, walking up through pass-through nodes."""
         secret = me.secrets[2 * me.leaf]
-        for p in tm.direct_path(2 * me.leaf, self._capacity):
-            if self._own[p] is not None:
+        own = self._own
+        for p in tm.leaf_path(me.leaf, self._capacity):
+            if own[p] is not None:
                 secret = me.secrets[p]
         return secret
 
@@ -529,20 +545,21 @@ class RatchetTree:
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
         fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
-        for p in tm.direct_path(x, self._capacity):
+        owns, eff = self._own, self._eff
+        for p in tm.leaf_path(me.leaf, self._capacity):
             reached = reached or p == lowest_changed
-            own = self._own[p]
+            own = owns[p]
             if not reached:
                 if own is not None:
                     secret, held = out.secrets[p], p
                     sk = None
                 x = p
                 continue
-            other = self._eff[tm.sibling(x, self._capacity)]
+            other = eff[2 * p - x]  # the sibling of x: p's children are p -/+ 2^(level - 1)
             if other is None:
                 out.secrets.pop(p, None)
             else:
-                mine = self._eff[x]
+                mine = eff[x]
                 assert mine is not None
                 lft, rgt = (mine, other) if x < p else (other, mine)
                 if sk is None:
