@@ -18,6 +18,7 @@ key or raises :class:`ReplayError`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import islice
@@ -75,6 +76,28 @@ class _Ratchet:
         self.version = 0
 
 
+@functools.cache
+def _labels(
+    p: bytes, nh: int, nk: int, nn: int
+) -> tuple[tuple[bytes, bytes, bytes], tuple[bytes, bytes, bytes, bytes]]:
+    """The KDFLabel heads of a secret tree under label prefix ``p``: the ratchet's "key", "nonce"
+    and "secret" (its V(generation) context appended per step), and the full labels of the
+    tree's "left" and "right" children and a leaf's "handshake" and "application" ratchets."""
+    return (
+        (
+            nk.to_bytes(2, "big") + opaque(p + b"key"),
+            nn.to_bytes(2, "big") + opaque(p + b"nonce"),
+            nh.to_bytes(2, "big") + opaque(p + b"secret"),
+        ),
+        (
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left"),
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right"),
+            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b""),
+            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b""),
+        ),
+    )
+
+
 class SecretTree:
     """The secret tree of one epoch: per-leaf ratchets derived from ``encryption_secret``."""
 
@@ -112,19 +135,9 @@ class SecretTree:
         self._ratchets: dict[tuple[int, int], _Ratchet] = {}
         # Precomputed KDFLabel prefixes (§8, §9.1): uint16(L) || V(prefix + label), to which
         # V(context) is appended. All outputs fit one SHA-256 block, so HKDF-Expand is one
-        # expand_block (one HMAC) on the hot path.
-        p = suite.label_prefix
-        nh, nk, nn = suite.hash_len, suite.key_len, suite.nonce_len
-        self._tree_pfx = (
-            nk.to_bytes(2, "big") + opaque(p + b"key"),
-            nn.to_bytes(2, "big") + opaque(p + b"nonce"),
-            nh.to_bytes(2, "big") + opaque(p + b"secret"),
-        )
-        self._tree_info = (
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left"),
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right"),
-            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b""),
-            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b""),
+        # expand_block (one HMAC) on the hot path. Built once per suite (every epoch has a tree).
+        self._tree_pfx, self._tree_info = _labels(
+            suite.label_prefix, suite.hash_len, suite.key_len, suite.nonce_len
         )
 
     def __repr__(self) -> str:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hmac
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupchat.core import tree_math as tm
+from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
+from groupchat.core.errors import GroupChatError
 from groupchat.core.identity import JoinRequest
+from groupchat.core.message_protection import ContentType, FramedContent
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.suite import CipherSuite, expand_block, expand_blocks
 
@@ -101,3 +105,81 @@ def test_write_path_writes_what_the_general_primitives_write(k: int, seed: int, 
             fast.end()
             slow.end()
         assert _state(fast) == _state(slow) and fast.tree_hash == slow.tree_hash
+
+
+# --- the direct commit decoder ------------------------------------------------------------------
+
+
+def _commit_wire(group_id: bytes, ad: bytes, ops: tuple[Operation, ...]) -> bytes:
+    body = Commit(ops).encode()
+    content = FramedContent(group_id, 5, 1, ad, ContentType.COMMIT, body)
+    return CommitMessage(content, Commit(ops), bytes(range(64)), bytes(range(32))).encode()
+
+
+def _ops(rng: random.Random, count: int, keys: int, rekey: bool = False) -> tuple[Operation, ...]:
+    ops = [
+        Operation(
+            OpType.REMOVE if i % 2 else OpType.UPDATE,
+            rng.randrange(1 << 16),
+            tuple(bytes([rng.randrange(256)]) * 32 for _ in range(keys)),
+        )
+        for i in range(count)
+    ]
+    if rekey:
+        ops.insert(0, Operation(OpType.REKEY, 7, (bytes(32),)))
+    return tuple(ops)
+
+
+def _decoded(data: bytes) -> object:
+    try:
+        return CommitMessage.decode(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+def _decoded_general(data: bytes) -> object:
+    try:
+        return _decode_general(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("group_id", [b"g", bytes(63), bytes(64)])
+@pytest.mark.parametrize("ad", [b"", bytes(63), bytes(64)])
+@pytest.mark.parametrize(
+    ("count", "keys", "rekey"),
+    [(1, 0, False), (1, 11, False), (2, 17, False), (1, 18, False), (60, 10, False), (1, 3, True)],
+)
+def test_every_commit_shape_decodes_as_the_general_decoder_does(
+    group_id: bytes, ad: bytes, count: int, keys: int, rekey: bool
+) -> None:
+    data = _commit_wire(group_id, ad, _ops(random.Random(count * keys), count, keys, rekey))
+    assert _decoded(data) == _decoded_general(data)
+    if keys <= 17:
+        assert CommitMessage.decode(data).encode() == data
+    common = (
+        len(group_id) < 64 and len(ad) < 64 and keys <= 17 and not rekey and count * (7 + 32 * keys) < 1 << 14
+    )
+    assert (_decode_common(data) is not None) == common  # the direct read takes the common shape only
+
+
+def test_mutated_commits_decode_or_fail_as_the_general_decoder_does() -> None:
+    rng = random.Random(16)
+    seeds = [
+        _commit_wire(b"room", b"", _ops(rng, 1, 11)),
+        _commit_wire(bytes(20), b"ad", _ops(rng, 3, 2)),
+        _commit_wire(b"r", b"", _ops(rng, 2, 1, rekey=True)),
+    ]
+    for _ in range(4000):
+        data = bytearray(rng.choice(seeds))
+        action = rng.randrange(4)
+        if action == 0:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            del data[rng.randrange(len(data)) :]
+        elif action == 2:
+            data[rng.randrange(len(data)) : 0] = bytes(rng.randrange(1, 4))
+        else:
+            data[rng.randrange(len(data))] = rng.choice((0, 1, 3, 0x20, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF))
+        raw = bytes(data)
+        assert _decoded(raw) == _decoded_general(raw), raw.hex()
