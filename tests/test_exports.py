@@ -241,7 +241,7 @@ PUBLIC: dict[str, list[str]] = {
         'GroupConfigFields', 'check_group_config',
     ],
     'groupchat.core.epoch.machine': [
-        'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
+        'Input', 'MEMBER_INPUTS', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
     ],
     'groupchat.core.epoch.persist': [
         'STATE_VERSION', 'STATE_WIRE_FORMAT', 'decode_state', 'encode_state',
@@ -286,7 +286,8 @@ PUBLIC: dict[str, list[str]] = {
         'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
         'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
         'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
-        'read_message_header', 'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
+        'read_message_header', 'seal_application', 'sign_framed_content', 'verify_framed_content',
+        'verify_membership_tag',
     ],
     'groupchat.core.outbox': [
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',

@@ -9,18 +9,35 @@ from __future__ import annotations
 
 import hmac
 import random
+from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupchat.core import tree_math as tm
+from groupchat.core.codec import opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
-from groupchat.core.errors import GroupChatError
+from groupchat.core.epoch.machine import MEMBER_INPUTS, Input, Phase, check
+from groupchat.core.errors import GroupChatError, UsageError
 from groupchat.core.identity import JoinRequest
-from groupchat.core.message_protection import ContentType, FramedContent
+from groupchat.core.key_schedule import GroupContext
+from groupchat.core.message_protection import (
+    ContentType,
+    FramedContent,
+    WireFormat,
+    protect_application,
+    seal_application,
+    sign_framed_content,
+)
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
+from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.core.suite import CipherSuite, expand_block, expand_blocks
+
+_SIGNER = Ed25519PrivateKey.from_private_bytes(bytes([9]) * 32)
+_SD = bytes([2]) * 32
+_ENC = bytes([1]) * 32
 
 
 @settings(max_examples=200, deadline=None)
@@ -183,3 +200,118 @@ def test_mutated_commits_decode_or_fail_as_the_general_decoder_does() -> None:
             data[rng.randrange(len(data))] = rng.choice((0, 1, 3, 0x20, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF))
         raw = bytes(data)
         assert _decoded(raw) == _decoded_general(raw), raw.hex()
+
+
+# --- application messages ----------------------------------------------------------------------
+
+
+def _counter_rand() -> Callable[[int], bytes]:
+    state = [0]
+
+    def rand(n: int) -> bytes:
+        state[0] += 1
+        return (state[0].to_bytes(4, "big") * (n // 4 + 1))[:n]
+
+    return rand
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([1, 3]),
+    st.binary(min_size=1, max_size=80),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 15),
+    st.binary(max_size=80),
+    st.binary(max_size=300),
+    st.sampled_from([0, 1, 32, 100]),
+    st.integers(0, 3),
+)
+def test_seal_application_is_sign_then_protect(
+    suite_id: int, group_id: bytes, epoch: int, leaf: int, ad: bytes, data: bytes, padding: int, sent: int
+) -> None:
+    suite = CipherSuite(suite_id)
+    context = GroupContext(suite.id, group_id, epoch, bytes(32), bytes(32)).encode()
+    fast_tree, slow_tree = SecretTree(suite, _ENC, 16), SecretTree(suite, _ENC, 16)
+    for tree in (fast_tree, slow_tree):  # a few generations in: the ratchets must stay in step
+        for _ in range(sent):
+            tree.next_send(leaf, RatchetKind.APPLICATION)
+    fast = seal_application(
+        suite,
+        _SIGNER,
+        context,
+        group_id=group_id,
+        epoch=epoch,
+        sender=leaf,
+        authenticated_data=ad,
+        data=data,
+        secret_tree=fast_tree,
+        sender_data_secret=_SD,
+        padding_block=padding,
+        rand=_counter_rand(),
+    )
+    content = FramedContent(group_id, epoch, leaf, ad, ContentType.APPLICATION, opaque(data))
+    signature = sign_framed_content(suite, _SIGNER, WireFormat.PRIVATE_MESSAGE, content, context)
+    slow = protect_application(
+        suite,
+        content=content,
+        signature=signature,
+        secret_tree=slow_tree,
+        sender_data_secret=_SD,
+        padding_block=padding,
+        rand=_counter_rand(),
+    )
+    assert fast == slow
+    assert fast_tree.next_send(leaf, RatchetKind.APPLICATION) == slow_tree.next_send(
+        leaf, RatchetKind.APPLICATION
+    )
+
+
+@pytest.mark.parametrize(
+    ("group_id", "epoch", "leaf", "ad"),
+    [(b"g", 2**64, 0, b""), (b"g", 0, 2**32, b""), (bytes(256), 0, 0, b""), (b"g", 0, 0, bytes(4097))],
+)
+def test_seal_application_refuses_what_the_general_path_refuses(
+    group_id: bytes, epoch: int, leaf: int, ad: bytes
+) -> None:
+    suite = CipherSuite()
+
+    def general() -> bytes:
+        content = FramedContent(group_id, epoch, leaf, ad, ContentType.APPLICATION, opaque(b"hi"))
+        signature = sign_framed_content(suite, _SIGNER, WireFormat.PRIVATE_MESSAGE, content, b"")
+        tree = SecretTree(suite, _ENC, 2)
+        return protect_application(
+            suite, content=content, signature=signature, secret_tree=tree, sender_data_secret=_SD
+        )
+
+    def fast() -> bytes:
+        return seal_application(
+            suite,
+            _SIGNER,
+            b"",
+            group_id=group_id,
+            epoch=epoch,
+            sender=leaf,
+            authenticated_data=ad,
+            data=b"hi",
+            secret_tree=SecretTree(suite, _ENC, 2),
+            sender_data_secret=_SD,
+        )
+
+    outcomes = []
+    for fn in (general, fast):
+        try:
+            fn()
+            outcomes.append(None)
+        except GroupChatError as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] is not None and outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("inp", list(Input))
+def test_the_member_shortcut_of_the_guard_allows_what_check_allows(inp: Input) -> None:
+    try:
+        check(Phase.MEMBER, inp, epoch=3)
+        allowed = True
+    except UsageError:
+        allowed = False
+    assert (inp in MEMBER_INPUTS) == allowed

@@ -41,7 +41,7 @@ from ..outbox import Outbound
 from ..schemes.base import KeyAgreementScheme, OwnChange
 from ..secret_tree import SecretTree
 from ..suite import GROUPCHAT_PREFIX, CipherSuite
-from .machine import Input, Phase, check, phase_of
+from .machine import MEMBER_INPUTS, Input, Phase, check, phase_of
 from .wire import admission_of
 
 # Placeholder left behind when a removed member deletes its epoch secrets (never used: every
@@ -346,4 +346,12 @@ class EpochState:
 
     def _require(self, inp: Input, action: str = "") -> None:
         """The machine's guard for ``inp`` in our phase: raise its UsageError if it is refused."""
+        if (
+            self._pending is None
+            and self._ring is None
+            and not self._joining
+            and self.state is GroupState.MEMBER
+            and inp in MEMBER_INPUTS
+        ):
+            return  # the MEMBER phase (as phase_of derives it), and an input check() allows there
         check(self.phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)
