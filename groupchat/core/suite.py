@@ -48,6 +48,7 @@ __all__ = [
     "check_x25519_public",
     "expand_block",
     "expand_blocks",
+    "is_x25519_public",
     "x25519_exchange",
 ]
 
@@ -88,6 +89,15 @@ def check_x25519_public(key: bytes, what: str = "X25519 public key") -> bytes:
     if u >= _P25519:
         raise InvalidPublicKeyError(f"{what} is not reduced modulo p (non-canonical encoding)")
     return key
+
+
+def is_x25519_public(key: bytes) -> bool:
+    """Whether :func:`check_x25519_public` accepts ``key``, without building its error: every key
+    of a received path is checked, and only a refused one needs the words (issue 16)."""
+    if len(key) != 32:
+        return False
+    u = int.from_bytes(key, "little")
+    return u < _P25519 and u not in _SMALL_ORDER_U  # u < p < 2^255: canonical, top bit clear
 
 
 def x25519_exchange(private_key: X25519PrivateKey, public_key: bytes) -> bytes:

@@ -33,7 +33,13 @@ from groupchat.core.message_protection import (
 )
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
-from groupchat.core.suite import CipherSuite, expand_block, expand_blocks
+from groupchat.core.suite import (
+    CipherSuite,
+    check_x25519_public,
+    expand_block,
+    expand_blocks,
+    is_x25519_public,
+)
 
 _SIGNER = Ed25519PrivateKey.from_private_bytes(bytes([9]) * 32)
 _SD = bytes([2]) * 32
@@ -315,3 +321,31 @@ def test_the_member_shortcut_of_the_guard_allows_what_check_allows(inp: Input) -
     except UsageError:
         allowed = False
     assert (inp in MEMBER_INPUTS) == allowed
+
+
+_P = 2**255 - 19
+_EDGES = [0, 1, 2, 9, _P - 2, _P - 1, _P, _P + 1, _P + 2, 2**255 - 1, 2**255, 2**256 - 1]
+_EDGES += [325606250916557431795983626356110631294008115727848805560023387167927233504]
+_EDGES += [39382357235489614581723060781553021112529911719440698176882885853963445705823]
+
+
+def _accepted(key: bytes) -> bool:
+    try:
+        check_x25519_public(key)
+    except GroupChatError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=40), st.sampled_from(_EDGES).map(lambda u: u.to_bytes(32, "little"))))
+def test_is_x25519_public_accepts_what_the_check_accepts(key: bytes) -> None:
+    assert is_x25519_public(key) == _accepted(key)
+
+
+def test_is_x25519_public_at_every_edge() -> None:
+    for u in _EDGES:
+        for delta in (-1, 0, 1):
+            if 0 <= u + delta < 2**256:
+                key = (u + delta).to_bytes(32, "little")
+                assert is_x25519_public(key) == _accepted(key), u + delta

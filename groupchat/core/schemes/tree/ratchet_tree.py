@@ -58,7 +58,7 @@ from ...errors import (
     UsageError,
 )
 from ...identity import JoinRequest
-from ...suite import CipherSuite, check_x25519_public
+from ...suite import CipherSuite, check_x25519_public, is_x25519_public
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
 from .tree_codec import MAX_CAPACITY, PublicTree, decode_public_tree, encode_public_tree
 
@@ -502,7 +502,8 @@ class RatchetTree:
         if len(pubs) != need:
             raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
         for i, key in enumerate(pubs):
-            check_x25519_public(key, f"path key {i} for leaf {leaf}")
+            if not is_x25519_public(key):
+                check_x25519_public(key, f"path key {i} for leaf {leaf}")  # raises, naming the fault
         if len(set(pubs)) != len(pubs):
             raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
         self.set_leaf(leaf, pubs[0], member, chooser)
