@@ -11,12 +11,13 @@ through ``Group.admission`` and ``Group.classify_request``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Final
 
-from .codec import Reader, Writer
+from .codec import Reader, Writer, opaque
 from .errors import (
     AdmissionChangeError,
     ConfigError,
@@ -230,6 +231,10 @@ class AdmissionState:
 
     def encode_used_init_keys(self) -> bytes:
         """USED_INIT_KEYS_EXTENSION's body: ``UsedInitKey entries<V>``, each ``ref[16] || uint64``."""
+        try:  # packed directly (every remove writes the list); the Writer names a field out of range
+            return opaque(b"".join(e.ref + _U64.pack(e.not_after) for e in self.used_init_keys))
+        except struct.error:
+            pass
         w = Writer()
         for e in self.used_init_keys:
             w.raw(e.ref).u64(e.not_after)
@@ -238,21 +243,55 @@ class AdmissionState:
     @staticmethod
     def decode_used_init_keys(data: bytes) -> tuple[UsedInitKey, ...]:
         """Read USED_INIT_KEYS_EXTENSION's body: at most MAX_USED_INIT_KEYS, none twice, not empty."""
-        r = Reader(data, "used init keys extension")
-        entries = tuple(
-            r.vector(
-                "used init keys",
-                _MAX_STATE,
-                lambda s: UsedInitKey(s.fixed(_INIT_KEY_REF, "init key ref"), s.u64("not_after")),
-                MAX_USED_INIT_KEYS,
-            )
-        )
-        r.end()
+        entries = _used_init_keys_direct(data)
+        if entries is None:
+            entries = _used_init_keys_general(data)
         if not entries:
             raise InvalidValueError("used init keys extension is empty (no entries is encoded as none)")
         if len({e.ref for e in entries}) != len(entries):
             raise DuplicateKeyError("used init keys extension lists an init key twice")
         return entries
+
+
+_U64: Final = struct.Struct(">Q")
+_USED_ENTRY: Final = _INIT_KEY_REF + 8  # ref[16] || uint64 not_after
+
+
+def _used_init_keys_direct(data: bytes) -> tuple[UsedInitKey, ...] | None:
+    """The used init keys read straight from the bytes when the vector has a minimal 1- or 2-byte
+    length, fills the data exactly with whole entries, and holds at most MAX_USED_INIT_KEYS;
+    ``None`` for anything else, which the general reader then reads (and names what is wrong)."""
+    if type(data) is not bytes or not data:
+        return None
+    first = data[0]
+    if first < 0x40:
+        start, size = 1, first
+    elif first < 0x80 and len(data) > 1 and ((first & 0x3F) << 8 | data[1]) >= 0x40:
+        start, size = 2, (first & 0x3F) << 8 | data[1]
+    else:
+        return None
+    if start + size != len(data) or size % _USED_ENTRY or size // _USED_ENTRY > MAX_USED_INIT_KEYS:
+        return None
+    unpack = _U64.unpack_from
+    return tuple(
+        UsedInitKey(data[i : i + _INIT_KEY_REF], unpack(data, i + _INIT_KEY_REF)[0])
+        for i in range(start, len(data), _USED_ENTRY)
+    )
+
+
+def _used_init_keys_general(data: bytes) -> tuple[UsedInitKey, ...]:
+    """The Reader-based read of :meth:`AdmissionState.decode_used_init_keys` (every shape, every error)."""
+    r = Reader(data, "used init keys extension")
+    entries = tuple(
+        r.vector(
+            "used init keys",
+            _MAX_STATE,
+            lambda s: UsedInitKey(s.fixed(_INIT_KEY_REF, "init key ref"), s.u64("not_after")),
+            MAX_USED_INIT_KEYS,
+        )
+    )
+    r.end()
+    return entries
 
 
 DEFAULT_ADMISSION: Final = AdmissionState()

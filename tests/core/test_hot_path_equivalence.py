@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupchat.core import tree_math as tm
-from groupchat.core.codec import opaque
+from groupchat.core.admission import (
+    MAX_USED_INIT_KEYS,
+    AdmissionState,
+    UsedInitKey,
+    _used_init_keys_direct,
+    _used_init_keys_general,
+)
+from groupchat.core.codec import Writer, opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
 from groupchat.core.epoch.machine import MEMBER_INPUTS, Input, Phase, check
 from groupchat.core.errors import GroupChatError, UsageError
@@ -349,3 +356,62 @@ def test_is_x25519_public_at_every_edge() -> None:
             if 0 <= u + delta < 2**256:
                 key = (u + delta).to_bytes(32, "little")
                 assert is_x25519_public(key) == _accepted(key), u + delta
+
+
+# --- the used init keys of the admission state --------------------------------------------------
+
+
+def _entries(rng: random.Random, count: int) -> bytes:
+    return b"".join(
+        bytes(rng.randrange(256) for _ in range(16)) + rng.randrange(2**64).to_bytes(8, "big")
+        for _ in range(count)
+    )
+
+
+def _general_used(data: bytes) -> object:
+    try:
+        return _used_init_keys_general(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 300), st.integers(0, 5))
+def test_used_init_keys_read_directly_as_the_reader_reads_them(seed: int, count: int, mutate: int) -> None:
+    rng = random.Random(seed)
+    data = bytearray(opaque(_entries(rng, count)))
+    for _ in range(mutate):
+        action = rng.randrange(3)
+        if action == 0 and data:
+            data[rng.randrange(len(data))] = rng.choice((0, 0x3F, 0x40, 0x41, 0x7F, 0x80, 0xFF))
+        elif action == 1 and data:
+            del data[rng.randrange(len(data)) :]
+        else:
+            data += bytes(rng.randrange(1, 30))
+    raw = bytes(data)
+    direct = _used_init_keys_direct(raw)
+    if direct is not None:
+        assert direct == _general_used(raw)
+    if mutate == 0 and 0 < count <= MAX_USED_INIT_KEYS:
+        assert direct is not None  # the common shape is read directly
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=16, max_size=16), st.integers(-1, 2**64)), max_size=40))
+def test_used_init_keys_encode_as_the_writer_writes_them(entries: list[tuple[bytes, int]]) -> None:
+    state = AdmissionState(used_init_keys=tuple(UsedInitKey(ref, n) for ref, n in entries))
+
+    def writer() -> object:
+        try:
+            w = Writer()
+            for ref, n in entries:
+                w.raw(ref).u64(n)
+            return Writer().opaque(w.bytes()).bytes()
+        except GroupChatError as exc:
+            return (type(exc), str(exc))
+
+    try:
+        got: object = state.encode_used_init_keys()
+    except GroupChatError as exc:
+        got = (type(exc), str(exc))
+    assert got == writer()
