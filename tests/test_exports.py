@@ -347,8 +347,8 @@ PUBLIC: dict[str, list[str]] = {
         'KeyLookup', 'RatchetKind', 'SecretTree',
     ],
     'groupchat.core.suite': [
-        'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
-        'expand_blocks', 'is_x25519_public', 'x25519_exchange',
+        'CipherSuite', 'GROUPCHAT_PREFIX', 'KeyedHmac', 'MLS_PREFIX', 'check_x25519_public',
+        'expand_block', 'expand_blocks', 'is_x25519_public', 'x25519_exchange',
     ],
     'groupchat.core.text': [
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',

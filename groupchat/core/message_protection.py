@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .codec import Reader, Writer, encode_varint, opaque
 from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
-from .suite import CipherSuite, expand_blocks
+from .suite import CipherSuite, KeyedHmac, expand_blocks
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -347,7 +347,7 @@ def _sender_data_labels(prefix: bytes, key_len: int, nonce_len: int) -> tuple[by
 
 
 def _sender_data_key_nonce(
-    suite: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
+    suite: CipherSuite, sender_data_secret: bytes | KeyedHmac, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
     """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
     HKDF block under the same secret: one keyed HMAC (:func:`~groupchat.core.suite.expand_blocks`)."""
@@ -359,7 +359,9 @@ def _sender_data_key_nonce(
     return key[:key_len], nonce[:nonce_len]
 
 
-def decrypt_sender_data(suite: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes) -> SenderData:
+def decrypt_sender_data(
+    suite: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes | KeyedHmac
+) -> SenderData:
     """Open the encrypted SenderData with the epoch's sender-data secret (§6.3.2)."""
     key, nonce = _sender_data_key_nonce(suite, sender_data_secret, msg.ciphertext)
     plain = suite.open(key, nonce, msg._sender_data_aad(), msg.encrypted_sender_data, "sender data")
@@ -461,7 +463,7 @@ def open_private_message(
     suite: CipherSuite,
     msg: PrivateMessage,
     *,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     secret_tree: SecretTree,
     body_reader: Callable[[Reader], T],
 ) -> tuple[DecryptedContent[T], KeyLookup]:
@@ -482,7 +484,7 @@ def protect_private_message(
     signature: bytes,
     confirmation_tag: bytes | None = None,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int = 32,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
@@ -515,7 +517,7 @@ def _protect(
     content: tuple[bytes, int, int, ContentType, bytes, bytes],
     auth_data: bytes,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int,
     rand: Callable[[int], bytes],
 ) -> bytes:
@@ -548,7 +550,7 @@ def protect_application(
     content: FramedContent,
     signature: bytes,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int = 32,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
@@ -579,7 +581,7 @@ def seal_application(
     authenticated_data: bytes,
     data: bytes,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int = 32,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:

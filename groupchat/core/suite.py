@@ -45,6 +45,7 @@ __all__ = [
     "GROUPCHAT_PREFIX",
     "MLS_PREFIX",
     "CipherSuite",
+    "KeyedHmac",
     "check_x25519_public",
     "expand_block",
     "expand_blocks",
@@ -123,13 +124,16 @@ def expand_block(prk: bytes, info: bytes) -> bytes:
     return hmac.digest(prk, info + b"\x01", "sha256")
 
 
-def expand_blocks(prk: bytes, infos: Sequence[bytes]) -> list[bytes]:
+def expand_blocks(prk: bytes | KeyedHmac, infos: Sequence[bytes]) -> list[bytes]:
     """:func:`expand_block` of each of ``infos`` under the one key ``prk``, in order.
 
     The HMAC is keyed once and its keyed state copied for each info: a one-shot HMAC pays the
     key setup and the digest lookup every time, which is most of its cost for short inputs (the
-    secret tree's key, nonce and next secret; the key schedule's secrets of one epoch).
+    secret tree's key, nonce and next secret; the key schedule's secrets of one epoch). A
+    :class:`KeyedHmac` brings its key already set up.
     """
+    if isinstance(prk, KeyedHmac):
+        return prk.expand_blocks(infos)
     base = _hmac_objects.HMAC(prk, _SHA256)
     out: list[bytes] = []
     last = len(infos) - 1
@@ -138,6 +142,36 @@ def expand_blocks(prk: bytes, infos: Sequence[bytes]) -> list[bytes]:
         h.update(info + b"\x01")
         out.append(h.finalize())
     return out
+
+
+class KeyedHmac:
+    """HMAC-SHA256 keyed once with ``key``, for HKDF blocks under a key that many messages use (an
+    epoch's sender-data secret). It lives exactly as long as its holder keeps ``key`` itself."""
+
+    __slots__ = ("_base", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._base = _hmac_objects.HMAC(key, _SHA256)
+
+    def expand_blocks(self, infos: Sequence[bytes]) -> list[bytes]:
+        """:func:`expand_blocks` under ``key``: each block from a copy of the keyed state."""
+        out: list[bytes] = []
+        for info in infos:
+            h = self._base.copy()
+            h.update(info + b"\x01")
+            out.append(h.finalize())
+        return out
+
+    def __repr__(self) -> str:  # never print key material
+        return "KeyedHmac(<redacted>)"
+
+    # pyca's HMAC state cannot be copied by copy.deepcopy; a copy keys its own from ``key``.
+    def __copy__(self) -> KeyedHmac:
+        return KeyedHmac(self.key)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> KeyedHmac:
+        return KeyedHmac(self.key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ tables, the direct commit decoder and the receive path's writes to the tree.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import random
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.core.suite import (
     CipherSuite,
+    KeyedHmac,
     check_x25519_public,
     expand_block,
     expand_blocks,
@@ -59,6 +61,10 @@ def test_expand_blocks_is_expand_block_of_each_info(prk: bytes, infos: list[byte
     expected = [hmac.digest(prk, info + b"\x01", "sha256") for info in infos]
     assert expand_blocks(prk, infos) == expected
     assert [expand_block(prk, info) for info in infos] == expected
+    keyed = KeyedHmac(prk)
+    assert expand_blocks(keyed, infos) == expected
+    assert expand_blocks(keyed, infos) == expected  # the keyed state is copied, never consumed
+    assert copy.deepcopy(keyed).expand_blocks(infos) == expected == copy.copy(keyed).expand_blocks(infos)
 
 
 # --- tree arithmetic tables ---------------------------------------------------------------------

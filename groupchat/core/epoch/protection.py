@@ -73,7 +73,7 @@ class Protection(Admission):
             authenticated_data=authenticated_data,
             data=plaintext,
             secret_tree=keys.secret_tree,
-            sender_data_secret=keys.sender_data_secret,
+            sender_data_secret=keys.sender_data_mac,
             padding_block=self.config.padding_block,
             rand=self.config.rand,
         )
@@ -96,7 +96,7 @@ class Protection(Admission):
         opened, lookup = open_private_message(
             self.suite,
             msg,
-            sender_data_secret=keys.sender_data_secret,
+            sender_data_secret=keys.sender_data_mac,
             secret_tree=keys.secret_tree,
             body_reader=read_application_data,
         )

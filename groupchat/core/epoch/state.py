@@ -40,7 +40,7 @@ from ..message_protection import (
 from ..outbox import Outbound
 from ..schemes.base import KeyAgreementScheme, OwnChange
 from ..secret_tree import SecretTree
-from ..suite import GROUPCHAT_PREFIX, CipherSuite
+from ..suite import GROUPCHAT_PREFIX, CipherSuite, KeyedHmac
 from .machine import MEMBER_INPUTS, Input, Phase, check, phase_of
 from .wire import admission_of
 
@@ -96,6 +96,12 @@ class EpochKeys:
     overrides: dict[int, JoinRequest | None] = field(default_factory=dict)
     # Members the commit ending this epoch removed, by leaf: their late messages are refused.
     removed: dict[int, JoinRequest] = field(default_factory=dict)
+    # The sender-data secret's HMAC, keyed once for every message of the epoch (issue 16); kept
+    # and dropped with the secret itself.
+    sender_data_mac: KeyedHmac = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.sender_data_mac = KeyedHmac(self.sender_data_secret)
 
 
 @dataclass(slots=True)
