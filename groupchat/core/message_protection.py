@@ -501,46 +501,49 @@ def protect_private_message(
         if confirmation_tag is not None
         else encode_varint(len(signature)) + signature
     )
+    group_id, ad = content.group_id, content.authenticated_data
+    plain = _padded(group_id, ad, content.body + auth, padding_block)
+    sd_aad = _sender_data_aad(group_id, content.epoch, ct)
+    kind = ratchet_kind(ct)
     return _protect(
-        suite,
-        (content.group_id, content.epoch, content.sender, ct, content.authenticated_data, content.body),
-        auth,
-        secret_tree,
-        sender_data_secret,
-        padding_block,
-        rand,
+        suite, sd_aad, opaque(ad), content.sender, kind, plain, secret_tree, sender_data_secret, rand
     )
 
 
-def _protect(
-    suite: CipherSuite,
-    content: tuple[bytes, int, int, ContentType, bytes, bytes],
-    auth_data: bytes,
-    secret_tree: SecretTree,
-    sender_data_secret: bytes | KeyedHmac,
-    padding_block: int,
-    rand: Callable[[int], bytes],
-) -> bytes:
-    """Seal ``body || FramedContentAuthData || padding`` under the sender's next ratchet key and
-    hide the sender behind the sender-data key (§6.3.1, §6.3.2). ``content`` is the FramedContent's
-    ``(group_id, epoch, sender, content_type, authenticated_data, body)``."""
-    group_id, epoch, sender, ct, ad, body = content
+def _padded(group_id: bytes, ad: bytes, plain: bytes, padding_block: int) -> bytes:
+    """``body || FramedContentAuthData`` zero-padded to ``padding_block``, once the fields fit."""
     if len(ad) > MAX_AUTHENTICATED_DATA or len(group_id) > MAX_GROUP_ID:
         raise UsageError("group id or authenticated data is longer than the wire format allows")
-    plain = body + auth_data
     if padding_block > 1:
         plain += bytes(-len(plain) % padding_block)
     if len(plain) + 16 > MAX_CIPHERTEXT:
         raise UsageError(f"message of {len(plain)} bytes is too large to send")
-    sd_aad = _sender_data_aad(group_id, epoch, ct)
-    aad = sd_aad + opaque(ad)
-    generation, key, nonce = secret_tree.next_send(sender, ratchet_kind(ct))
+    return plain
+
+
+def _protect(
+    suite: CipherSuite,
+    sender_data_aad: bytes,
+    authenticated_data: bytes,
+    sender: int,
+    kind: RatchetKind,
+    plain: bytes,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes | KeyedHmac,
+    rand: Callable[[int], bytes],
+) -> bytes:
+    """Seal the padded ``plain`` under the sender's next ratchet key and hide the sender behind the
+    sender-data key (§6.3.1, §6.3.2). ``sender_data_aad`` is the SenderDataAAD and
+    ``authenticated_data`` its already encoded ``V(authenticated_data)``: together the
+    PrivateContentAAD."""
+    aad = sender_data_aad + authenticated_data
+    generation, key, nonce = secret_tree.next_send(sender, kind)
     guard = rand(4)
     if len(guard) != 4:
         raise UsageError("rand(4) must return 4 bytes")
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
-    esd = suite.seal(sd_key, sd_nonce, sd_aad, _SENDER_DATA.pack(sender, generation) + guard)
+    esd = suite.seal(sd_key, sd_nonce, sender_data_aad, _SENDER_DATA.pack(sender, generation) + guard)
     return _private_message(aad, esd, ciphertext)
 
 
@@ -557,16 +560,14 @@ def protect_application(
     """:func:`protect_private_message` for application content (no confirmation tag)."""
     if content.content_type != ContentType.APPLICATION:
         raise UsageError("protect_application needs application content")
-    auth = encode_varint(len(signature)) + signature
-    fields = (content.group_id, content.epoch, content.sender, content.content_type)
-    return _protect(
+    return protect_private_message(
         suite,
-        (*fields, content.authenticated_data, content.body),
-        auth,
-        secret_tree,
-        sender_data_secret,
-        padding_block,
-        rand,
+        content=content,
+        signature=signature,
+        secret_tree=secret_tree,
+        sender_data_secret=sender_data_secret,
+        padding_block=padding_block,
+        rand=rand,
     )
 
 
@@ -593,20 +594,11 @@ def seal_application(
         sender_field = _SENDER.pack(epoch, _MEMBER, sender)
     except struct.error:
         raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
-    body = opaque(data)
-    tbs = b"".join(
-        (
-            _PRIVATE_HEAD,
-            opaque(group_id),
-            sender_field,
-            opaque(authenticated_data),
-            b"\x01",
-            body,
-            group_context,
-        )
-    )
+    gid, ad, body = opaque(group_id), opaque(authenticated_data), opaque(data)
+    tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
     signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
-    content = (group_id, epoch, sender, ContentType.APPLICATION, authenticated_data, body)
+    plain = _padded(group_id, authenticated_data, body + _SIG_PREFIX + signature, padding_block)
+    sd_aad = gid + _EPOCH_CT.pack(epoch, ContentType.APPLICATION)  # the epoch fitted in sender_field
     return _protect(
-        suite, content, _SIG_PREFIX + signature, secret_tree, sender_data_secret, padding_block, rand
+        suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
     )

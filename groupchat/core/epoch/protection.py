@@ -62,20 +62,20 @@ class Protection(Admission):
         if len(plaintext) > MAX_APPLICATION_DATA:
             # Receivers refuse longer application data (read_application_data): never send it.
             raise UsageError(f"message of {len(plaintext)} bytes is longer than {MAX_APPLICATION_DATA}")
-        keys = self._keys
+        keys, ctx, config = self._keys, self._ctx, self.config
         data = seal_application(
             self.suite,
             self._identity.signing_key,
             self._ctx_bytes,
-            group_id=self.group_id,
-            epoch=self.epoch,
-            sender=self.my_leaf,
+            group_id=ctx.group_id,
+            epoch=ctx.epoch,
+            sender=self._scheme.my_leaf,
             authenticated_data=authenticated_data,
             data=plaintext,
             secret_tree=keys.secret_tree,
             sender_data_secret=keys.sender_data_mac,
-            padding_block=self.config.padding_block,
-            rand=self.config.rand,
+            padding_block=config.padding_block,
+            rand=config.rand,
         )
         self._note_sent(data)
         return data
