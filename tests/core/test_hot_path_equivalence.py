@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ from groupchat.core.message_protection import (
     seal_application,
     sign_framed_content,
 )
+from groupchat.core.schemes.tree.derivation import node_secret
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.secret_tree import RatchetKind, SecretTree
 from groupchat.core.suite import (
@@ -421,3 +423,20 @@ def test_used_init_keys_encode_as_the_writer_writes_them(entries: list[tuple[byt
     except GroupChatError as exc:
         got = (type(exc), str(exc))
     assert got == writer()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.sampled_from([b"groupchat v1 ", b"MLS 1.0 "]), st.data())
+def test_node_secret_writes_out_the_kdf_label_it_would_build(
+    seed: bytes, prefix: bytes, data: st.DataObject
+) -> None:
+    suite = CipherSuite(1, prefix)
+    sk = X25519PrivateKey.from_private_bytes(seed)
+    other = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    left, right = (
+        data.draw(st.binary(min_size=32, max_size=32)),
+        data.draw(st.binary(min_size=32, max_size=32)),
+    )
+    dh = sk.exchange(X25519PublicKey.from_public_bytes(other))
+    general = suite.expand_with_label(suite.extract(b"", dh), b"tgdh node", opaque(left) + opaque(right), 32)
+    assert node_secret(suite, sk, other, left, right) == general
