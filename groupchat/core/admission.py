@@ -11,6 +11,7 @@ through ``Group.admission`` and ``Group.classify_request``.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -272,11 +273,14 @@ def _used_init_keys_direct(data: bytes) -> tuple[UsedInitKey, ...] | None:
         return None
     if start + size != len(data) or size % _USED_ENTRY or size // _USED_ENTRY > MAX_USED_INIT_KEYS:
         return None
-    unpack = _U64.unpack_from
-    return tuple(
-        UsedInitKey(data[i : i + _INIT_KEY_REF], unpack(data, i + _INIT_KEY_REF)[0])
-        for i in range(start, len(data), _USED_ENTRY)
-    )
+    return tuple(_used_entry(data[i : i + _USED_ENTRY]) for i in range(start, len(data), _USED_ENTRY))
+
+
+@functools.lru_cache(maxsize=4 * MAX_USED_INIT_KEYS)
+def _used_entry(raw: bytes) -> UsedInitKey:
+    """One encoded ``ref[16] || uint64 not_after`` entry, parsed: every epoch's extension lists
+    the same departed init keys again, and an entry is public and immutable."""
+    return UsedInitKey(raw[:_INIT_KEY_REF], _U64.unpack_from(raw, _INIT_KEY_REF)[0])
 
 
 def _used_init_keys_general(data: bytes) -> tuple[UsedInitKey, ...]:
@@ -552,20 +556,20 @@ def used_after(
     """
     if not departed and prune is None:
         return tuple(used)
-    kept = {e.ref: e.not_after for e in used}
+    kept = {e.ref: e for e in used}  # the entries that stay are kept as they are
     for request in departed:
         ref = init_key_ref(suite, request.init_key)
         kept.pop(ref, None)  # re-listed at the end: the newest entry
-        kept[ref] = request.not_after
+        kept[ref] = UsedInitKey(ref, request.not_after)
     if prune is not None:
-        live = {ref: not_after for ref, not_after in kept.items() if not_after >= prune}
+        live = {ref: e for ref, e in kept.items() if e.not_after >= prune}
         if len(live) == len(kept):
             raise AdmissionChangeError(
                 f"commit prunes the used init keys of join requests expired before Unix time {prune}, "
                 "but lists none (a prune that drops nothing is not canonical)"
             )
         kept = live
-    return tuple(UsedInitKey(ref, not_after) for ref, not_after in kept.items())[-MAX_USED_INIT_KEYS:]
+    return tuple(kept.values())[-MAX_USED_INIT_KEYS:]
 
 
 # --- how a join request may come in ----------------------------------------------------------------

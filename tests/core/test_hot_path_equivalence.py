@@ -8,6 +8,7 @@ tables, the direct commit decoder and the receive path's writes to the tree.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hmac
 import random
 from collections.abc import Callable
@@ -20,17 +21,21 @@ from hypothesis import strategies as st
 
 from groupchat.core import tree_math as tm
 from groupchat.core.admission import (
+    DEFAULT_ADMISSION,
     MAX_USED_INIT_KEYS,
     AdmissionState,
     UsedInitKey,
     _used_init_keys_direct,
     _used_init_keys_general,
+    init_key_ref,
+    used_after,
 )
 from groupchat.core.codec import Writer, opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
 from groupchat.core.epoch.machine import MEMBER_INPUTS, Input, Phase, check
-from groupchat.core.errors import GroupChatError, UsageError
-from groupchat.core.identity import JoinRequest
+from groupchat.core.epoch.wire import admission_of, with_admission
+from groupchat.core.errors import AdmissionChangeError, GroupChatError, UsageError
+from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
     ContentType,
@@ -440,3 +445,69 @@ def test_node_secret_writes_out_the_kdf_label_it_would_build(
     dh = sk.exchange(X25519PublicKey.from_public_bytes(other))
     general = suite.expand_with_label(suite.extract(b"", dh), b"tgdh node", opaque(left) + opaque(right), 32)
     assert node_secret(suite, sk, other, left, right) == general
+
+
+def _reference_used_after(
+    used: tuple[UsedInitKey, ...], departed: list[JoinRequest], prune: int | None, suite: CipherSuite
+) -> object:
+    """``used_after`` as first written: the list rebuilt from (ref, not_after) pairs."""
+    if not departed and prune is None:
+        return tuple(used)
+    kept = {e.ref: e.not_after for e in used}
+    for request in departed:
+        ref = init_key_ref(suite, request.init_key)
+        kept.pop(ref, None)
+        kept[ref] = request.not_after
+    if prune is not None:
+        live = {ref: n for ref, n in kept.items() if n >= prune}
+        if len(live) == len(kept):
+            return AdmissionChangeError
+        kept = live
+    return tuple(UsedInitKey(ref, n) for ref, n in kept.items())[-MAX_USED_INIT_KEYS:]
+
+
+_REQUESTS = [
+    JoinRequest.create(
+        CipherSuite(), Identity.generate(), b"g", f"m{i}", wall_clock=lambda i=i: 1_700_000_000 + i
+    ).request
+    for i in range(4)
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 300), st.integers(0, 2**40)),
+        max_size=MAX_USED_INIT_KEYS + 3,
+        unique_by=lambda t: t[0],
+    ),
+    st.lists(st.sampled_from(range(4)), max_size=4, unique=True),
+    st.one_of(st.none(), st.integers(0, 2**40)),
+    st.booleans(),
+)
+def test_used_after_lists_what_it_first_listed(
+    entries: list[tuple[int, int]], departed: list[int], prune: int | None, relist: bool
+) -> None:
+    suite = CipherSuite()
+    used = [UsedInitKey(i.to_bytes(16, "big"), n) for i, n in entries]
+    if relist and used and departed:  # a departed init key that is already listed moves to the end
+        used.insert(0, UsedInitKey(init_key_ref(suite, _REQUESTS[departed[0]].init_key), 5))
+    requests = [_REQUESTS[i] for i in departed]
+    try:
+        got: object = used_after(tuple(used), requests, prune, suite)
+    except AdmissionChangeError:
+        got = AdmissionChangeError
+    assert got == _reference_used_after(tuple(used), requests, prune, suite)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=16, max_size=16), st.integers(0, 2**64 - 1)), min_size=1, max_size=40
+    )
+)
+def test_admission_of_reads_back_the_used_init_keys(entries: list[tuple[bytes, int]]) -> None:
+    used = tuple(UsedInitKey(ref, n) for ref, n in dict(entries).items())
+    state = AdmissionState(used_init_keys=used)
+    ctx = GroupContext(1, b"g", 3, bytes(32), bytes(32), with_admission(b"", state))
+    assert admission_of(ctx) == state == dataclasses.replace(DEFAULT_ADMISSION, used_init_keys=used)
