@@ -9,6 +9,7 @@ and the confirmation tag proves that sender and receiver derived the same epoch 
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 _NH: Final = 32  # both suites use SHA-256
+_CTX_HEAD: Final = struct.Struct(">HH")  # uint16 version || uint16 cipher_suite
+_U64: Final = struct.Struct(">Q")
 MAX_GROUP_ID: Final = 255
 MAX_EXTENSIONS: Final = 64 * 1024
 
@@ -64,6 +67,16 @@ class GroupContext:
     extensions: bytes = b""  # the encoded body of ``Extension extensions<V>``
 
     def encode(self) -> bytes:
+        """``GroupContext`` as RFC 9420 §8.1 encodes it (packed directly: twice per commit)."""
+        try:
+            head, epoch = _CTX_HEAD.pack(PROTOCOL_VERSION, self.cipher_suite), _U64.pack(self.epoch)
+        except struct.error:
+            return self._encode_general()  # raises the Writer's error naming the field
+        fields = (self.group_id, self.tree_hash, self.confirmed_transcript_hash, self.extensions)
+        gid, tree_hash, confirmed, extensions = (opaque(f) for f in fields)
+        return b"".join((head, gid, epoch, tree_hash, confirmed, extensions))
+
+    def _encode_general(self) -> bytes:
         return (
             Writer()
             .u16(PROTOCOL_VERSION)

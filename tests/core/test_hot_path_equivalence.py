@@ -511,3 +511,25 @@ def test_admission_of_reads_back_the_used_init_keys(entries: list[tuple[bytes, i
     state = AdmissionState(used_init_keys=used)
     ctx = GroupContext(1, b"g", 3, bytes(32), bytes(32), with_admission(b"", state))
     assert admission_of(ctx) == state == dataclasses.replace(DEFAULT_ADMISSION, used_init_keys=used)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-1, 2**16),
+    st.binary(max_size=80),
+    st.integers(-1, 2**64),
+    st.binary(max_size=40),
+    st.binary(max_size=40),
+    st.binary(max_size=100),
+)
+def test_group_context_encodes_as_the_writer_writes_it(
+    suite_id: int, group_id: bytes, epoch: int, tree_hash: bytes, confirmed: bytes, extensions: bytes
+) -> None:
+    ctx = GroupContext(suite_id, group_id, epoch, tree_hash, confirmed, extensions)
+    outcomes = []
+    for encode in (ctx.encode, ctx._encode_general):
+        try:
+            outcomes.append(encode())
+        except GroupChatError as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1]
