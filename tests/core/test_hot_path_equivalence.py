@@ -32,9 +32,16 @@ from groupchat.core.admission import (
 )
 from groupchat.core.codec import Writer, opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
+from groupchat.core.epoch.admission import signed_by
 from groupchat.core.epoch.machine import MEMBER_INPUTS, Input, Phase, check
 from groupchat.core.epoch.wire import admission_of, with_admission
-from groupchat.core.errors import AdmissionChangeError, GroupChatError, UsageError
+from groupchat.core.errors import (
+    AdmissionChangeError,
+    ConfirmationError,
+    GroupChatError,
+    InvalidCommitError,
+    UsageError,
+)
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
@@ -533,3 +540,16 @@ def test_group_context_encodes_as_the_writer_writes_it(
         except GroupChatError as exc:
             outcomes.append((type(exc), str(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_signed_by_names_the_signer_on_covered_refusals_only() -> None:
+    with pytest.raises(InvalidCommitError) as named, signed_by(3, "carol", identity_key=bytes(32)):
+        raise InvalidCommitError("bad")
+    assert named.value.signer == 3 and named.value.signer_name == "carol"
+    with pytest.raises(ConfirmationError) as unnamed, signed_by(3, "carol", (ConfirmationError,)):
+        raise ConfirmationError("tag")
+    assert unnamed.value.signer is None
+    with pytest.raises(KeyError), signed_by(3, "carol"):
+        raise KeyError("not a refusal: passes through untouched")
+    with signed_by(3, "carol") as entered:
+        assert entered is None

@@ -235,6 +235,9 @@ class _SignedBy(AbstractContextManager[None]):
     ) -> None:
         self.leaf, self.name, self.outside, self.identity_key = leaf, name, outside, identity_key
 
+    def __enter__(self) -> None:
+        return None
+
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
