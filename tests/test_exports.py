@@ -348,7 +348,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'KeyedHmac', 'MLS_PREFIX', 'check_x25519_public',
-        'expand_block', 'expand_blocks', 'is_x25519_public', 'x25519_exchange',
+        'expand_block', 'expand_blocks', 'extract_unsalted', 'is_x25519_public', 'x25519_exchange',
     ],
     'groupchat.core.text': [
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',

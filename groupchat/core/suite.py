@@ -49,6 +49,7 @@ __all__ = [
     "check_x25519_public",
     "expand_block",
     "expand_blocks",
+    "extract_unsalted",
     "is_x25519_public",
     "x25519_exchange",
 ]
@@ -122,6 +123,17 @@ def expand_block(prk: bytes, info: bytes) -> bytes:
     The RFC 9420 vectors check this branch against the generic one.
     """
     return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+_UNSALTED: Final = _hmac_objects.HMAC(b"", _SHA256)  # a public constant key: nothing secret kept
+
+
+def extract_unsalted(ikm: bytes) -> bytes:
+    """HKDF-Extract with the empty salt (RFC 5869 §2.2: Nh zero bytes, as HMAC pads it), from a copy
+    of the HMAC keyed once with that constant: every tree level of a commit extracts so."""
+    h = _UNSALTED.copy()
+    h.update(ikm)
+    return h.finalize()
 
 
 def expand_blocks(prk: bytes | KeyedHmac, infos: Sequence[bytes]) -> list[bytes]:

@@ -61,6 +61,7 @@ from groupchat.core.suite import (
     check_x25519_public,
     expand_block,
     expand_blocks,
+    extract_unsalted,
     is_x25519_public,
 )
 
@@ -79,6 +80,10 @@ def test_expand_blocks_is_expand_block_of_each_info(prk: bytes, infos: list[byte
     assert expand_blocks(keyed, infos) == expected
     assert expand_blocks(keyed, infos) == expected  # the keyed state is copied, never consumed
     assert copy.deepcopy(keyed).expand_blocks(infos) == expected == copy.copy(keyed).expand_blocks(infos)
+    for ikm in (prk, *infos):
+        assert (
+            extract_unsalted(ikm) == CipherSuite().extract(b"", ikm) == hmac.digest(bytes(32), ikm, "sha256")
+        )
 
 
 # --- tree arithmetic tables ---------------------------------------------------------------------

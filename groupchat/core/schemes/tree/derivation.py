@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ...codec import Writer, opaque
 from ...identity import JoinRequest
-from ...suite import CipherSuite, expand_block, x25519_exchange
+from ...suite import CipherSuite, expand_block, extract_unsalted, x25519_exchange
 
 __all__ = ["BlankHashes", "commit_secret_of", "hash_leaf", "hash_parent", "node_secret"]
 
@@ -29,7 +29,7 @@ _COMMIT_LABEL: Final = b"tgdh commit"
 def node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
     """secret(P) from one child's private key and the other child's public key."""
     dh = x25519_exchange(sk, other)
-    prk = suite.extract(b"", dh)
+    prk = extract_unsalted(dh)  # suite.extract(b"", dh), from a pre-keyed HMAC
     if len(left) == len(right) == 32:
         # The KDFLabel written out (one per tree level of every commit): V(V(left) || V(right))
         # is 0x4042 (a 2-byte varint of 66) || 0x20 || left || 0x20 || right.
