@@ -12,6 +12,7 @@ import dataclasses
 import hmac
 import random
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +43,7 @@ from groupchat.core.errors import (
     InvalidCommitError,
     UsageError,
 )
+from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
@@ -558,3 +560,22 @@ def test_signed_by_names_the_signer_on_covered_refusals_only() -> None:
         raise KeyError("not a refusal: passes through untouched")
     with signed_by(3, "carol") as entered:
         assert entered is None
+
+
+def _refusal(fn: Callable[[], None]) -> object:
+    try:
+        fn()
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
+def test_the_guard_refuses_what_check_refuses_in_the_phase_the_group_is_in() -> None:
+    group = Group.create(Identity.generate(), b"room", "m0", GroupConfig())
+    for committing in (False, True):
+        if committing:
+            group.commit(update=True)  # our commit in flight: the COMMITTING phase
+        for inp in Input:
+            assert _refusal(partial(group._require, inp)) == _refusal(
+                partial(check, group.phase, inp, epoch=group.epoch, in_flight=group._pending is not None)
+            ), (group.phase, inp)

@@ -352,12 +352,7 @@ class EpochState:
 
     def _require(self, inp: Input, action: str = "") -> None:
         """The machine's guard for ``inp`` in our phase: raise its UsageError if it is refused."""
-        if (
-            self._pending is None
-            and self._ring is None
-            and not self._joining
-            and self.state is GroupState.MEMBER
-            and inp in MEMBER_INPUTS
-        ):
-            return  # the MEMBER phase (as phase_of derives it), and an input check() allows there
-        check(self.phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)
+        phase = self.phase  # derived by phase_of, never re-derived here: the phases may grow
+        if phase is Phase.MEMBER and inp in MEMBER_INPUTS:
+            return  # what check() allows in the MEMBER phase, without its walk
+        check(phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)
