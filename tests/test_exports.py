@@ -241,7 +241,7 @@ PUBLIC: dict[str, list[str]] = {
         'DEFAULT_ROUND_TIMEOUT', 'GroupConfigFields', 'MAX_ROUND_TIMEOUT', 'check_group_config',
     ],
     'groupchat.core.epoch.machine': [
-        'Input', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
+        'Input', 'MEMBER_INPUTS', 'Phase', 'TRANSITIONS', 'check', 'check_transition', 'phase_of',
     ],
     'groupchat.core.epoch.roster': [
         'RosterCheck', 'RosterChecking', 'RosterVerified',
@@ -289,7 +289,8 @@ PUBLIC: dict[str, list[str]] = {
         'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
         'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
         'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
-        'read_message_header', 'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
+        'read_message_header', 'seal_application', 'sign_framed_content', 'verify_framed_content',
+        'verify_membership_tag',
     ],
     'groupchat.core.outbox': [
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
@@ -349,15 +350,15 @@ PUBLIC: dict[str, list[str]] = {
         'KeyLookup', 'RatchetKind', 'SecretTree',
     ],
     'groupchat.core.suite': [
-        'CipherSuite', 'GROUPCHAT_PREFIX', 'MLS_PREFIX', 'check_x25519_public', 'expand_block',
-        'x25519_exchange',
+        'CipherSuite', 'GROUPCHAT_PREFIX', 'KeyedHmac', 'MLS_PREFIX', 'check_x25519_public',
+        'expand_block', 'expand_blocks', 'extract_unsalted', 'is_x25519_public', 'x25519_exchange',
     ],
     'groupchat.core.text': [
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',
     ],
     'groupchat.core.tree_math': [
-        'copath', 'direct_path', 'is_leaf', 'left', 'level', 'node_width', 'parent', 'right', 'root',
-        'sibling',
+        'copath', 'direct_path', 'is_leaf', 'leaf_path', 'left', 'level', 'levels', 'lowest_common_ancestor',
+        'node_width', 'parent', 'right', 'root', 'sibling',
     ],
     'groupchat.core.version': [
         'PROTOCOL_VERSION',

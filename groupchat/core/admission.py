@@ -11,6 +11,8 @@ through ``Group.admission`` and ``Group.classify_request``.
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -238,21 +240,58 @@ class AdmissionState:
     @staticmethod
     def decode_used_init_keys(data: bytes) -> tuple[UsedInitKey, ...]:
         """Read USED_INIT_KEYS_EXTENSION's body: at most MAX_USED_INIT_KEYS, none twice, not empty."""
-        r = Reader(data, "used init keys extension")
-        entries = tuple(
-            r.vector(
-                "used init keys",
-                _MAX_STATE,
-                lambda s: UsedInitKey(s.fixed(_INIT_KEY_REF, "init key ref"), s.u64("not_after")),
-                MAX_USED_INIT_KEYS,
-            )
-        )
-        r.end()
+        entries = _used_init_keys_direct(data)
+        if entries is None:
+            entries = _used_init_keys_general(data)
         if not entries:
             raise InvalidValueError("used init keys extension is empty (no entries is encoded as none)")
         if len({e.ref for e in entries}) != len(entries):
             raise DuplicateKeyError("used init keys extension lists an init key twice")
         return entries
+
+
+_U64: Final = struct.Struct(">Q")
+_USED_ENTRY: Final = _INIT_KEY_REF + 8  # ref[16] || uint64 not_after
+
+
+def _used_init_keys_direct(data: bytes) -> tuple[UsedInitKey, ...] | None:
+    """The used init keys read straight from the bytes when the vector has a minimal 1- or 2-byte
+    length, fills the data exactly with whole entries, and holds at most MAX_USED_INIT_KEYS;
+    ``None`` for anything else, which the general reader then reads (and names what is wrong)."""
+    if type(data) is not bytes or not data:
+        return None
+    first = data[0]
+    if first < 0x40:
+        start, size = 1, first
+    elif first < 0x80 and len(data) > 1 and ((first & 0x3F) << 8 | data[1]) >= 0x40:
+        start, size = 2, (first & 0x3F) << 8 | data[1]
+    else:
+        return None
+    if start + size != len(data) or size % _USED_ENTRY or size // _USED_ENTRY > MAX_USED_INIT_KEYS:
+        return None
+    return tuple(_used_entry(data[i : i + _USED_ENTRY]) for i in range(start, len(data), _USED_ENTRY))
+
+
+@functools.lru_cache(maxsize=4 * MAX_USED_INIT_KEYS)
+def _used_entry(raw: bytes) -> UsedInitKey:
+    """One encoded ``ref[16] || uint64 not_after`` entry, parsed: every epoch's extension lists
+    the same departed init keys again, and an entry is public and immutable."""
+    return UsedInitKey(raw[:_INIT_KEY_REF], _U64.unpack_from(raw, _INIT_KEY_REF)[0])
+
+
+def _used_init_keys_general(data: bytes) -> tuple[UsedInitKey, ...]:
+    """The Reader-based read of :meth:`AdmissionState.decode_used_init_keys` (every shape, every error)."""
+    r = Reader(data, "used init keys extension")
+    entries = tuple(
+        r.vector(
+            "used init keys",
+            _MAX_STATE,
+            lambda s: UsedInitKey(s.fixed(_INIT_KEY_REF, "init key ref"), s.u64("not_after")),
+            MAX_USED_INIT_KEYS,
+        )
+    )
+    r.end()
+    return entries
 
 
 DEFAULT_ADMISSION: Final = AdmissionState()

@@ -40,6 +40,7 @@ commit was built on, and the confirmation tag covers the transcript of the new e
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -228,23 +229,99 @@ class CommitMessage:
 
     @classmethod
     def decode(cls, data: bytes) -> CommitMessage:
-        r = Reader(data, "commit")
-        read_message_header(r, WireFormat.PUBLIC_MESSAGE, "a public commit")
-        group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
-        epoch = r.u64("epoch")
-        sender_type = r.u8("sender type")
-        if sender_type != 1:
-            raise InvalidValueError(f"commit sender type {sender_type} is not a member (1)")
-        sender = r.u32("sender leaf")
-        authenticated_data = r.opaque("authenticated_data", MAX_AUTHENTICATED_DATA)
-        content_type = r.u8("content_type")
-        if content_type != ContentType.COMMIT:
-            raise InvalidValueError(f"public messages must carry commits, got content type {content_type}")
-        body_start = r.position
-        commit = Commit.read(r, _TRAILER)
-        body = r.since(body_start)
-        signature = r.opaque_exact("signature", 64)
-        tag = r.opaque_exact("confirmation_tag", 32)
-        r.end()
-        content = FramedContent(group_id, epoch, sender, authenticated_data, ContentType.COMMIT, body)
-        return cls(content, commit, signature, tag)
+        """Parse a public commit message, checking every field and limit (every error named)."""
+        fast = _decode_common(data)
+        return fast if fast is not None else _decode_general(data)
+
+
+def _decode_general(data: bytes) -> CommitMessage:
+    """The general :meth:`CommitMessage.decode`: every shape the format allows, every error named."""
+    r = Reader(data, "commit")
+    read_message_header(r, WireFormat.PUBLIC_MESSAGE, "a public commit")
+    group_id = r.opaque("group_id", MAX_GROUP_ID, 1)
+    epoch = r.u64("epoch")
+    sender_type = r.u8("sender type")
+    if sender_type != 1:
+        raise InvalidValueError(f"commit sender type {sender_type} is not a member (1)")
+    sender = r.u32("sender leaf")
+    authenticated_data = r.opaque("authenticated_data", MAX_AUTHENTICATED_DATA)
+    content_type = r.u8("content_type")
+    if content_type != ContentType.COMMIT:
+        raise InvalidValueError(f"public messages must carry commits, got content type {content_type}")
+    body_start = r.position
+    commit = Commit.read(r, _TRAILER)
+    body = r.since(body_start)
+    signature = r.opaque_exact("signature", 64)
+    tag = r.opaque_exact("confirmation_tag", 32)
+    r.end()
+    content = FramedContent(group_id, epoch, sender, authenticated_data, ContentType.COMMIT, body)
+    return CommitMessage(content, commit, signature, tag)
+
+
+_PUBLIC_HEAD: Final = PROTOCOL_VERSION.to_bytes(2, "big") + WireFormat.PUBLIC_MESSAGE.to_bytes(2, "big")
+_SENDER: Final = struct.Struct(">QBI")  # uint64 epoch || uint8 sender_type || uint32 leaf
+_LEAF: Final = struct.Struct(">I")
+_PATH_OPS: Final = {int(OpType.UPDATE): OpType.UPDATE, int(OpType.REMOVE): OpType.REMOVE}
+_TRAILER_HEAD: Final = b"\x40\x40"  # V(signature): a 2-byte varint of 64
+
+
+def _short_vector(data: bytes, at: int, end: int) -> tuple[int, int] | None:
+    """``(start, stop)`` of the vector whose minimal 1- or 2-byte varint length is at ``at``, if it
+    ends by ``end``; ``None`` for anything else (a longer length, non-minimal, or cut short)."""
+    if at >= end:
+        return None
+    first = data[at]
+    if first < 0x40:
+        start, size = at + 1, first
+    elif first < 0x80 and at + 1 < end:
+        start, size = at + 2, ((first & 0x3F) << 8) | data[at + 1]
+        if size < 0x40:
+            return None
+    else:
+        return None
+    stop = start + size
+    return (start, stop) if stop <= end else None
+
+
+def _decode_common(data: bytes) -> CommitMessage | None:
+    """:meth:`CommitMessage.decode` of the common shape, read straight from the bytes: a group id
+    and authenticated data under 64 bytes, operations that are updates and removes only (no join
+    request, no sealed secret), under 16 KiB, and no admission changes. ``None`` for anything else,
+    valid or not; the general decoder then reads it and names what is wrong (issue 16: a commit's
+    receiver near its floor)."""
+    n = len(data)
+    if type(data) is not bytes or n < 5 or data[:4] != _PUBLIC_HEAD:
+        return None
+    gid_end = 5 + data[4]
+    if not 0 < data[4] < 0x40 or n < gid_end + 15:
+        return None
+    epoch, sender_type, sender = _SENDER.unpack_from(data, gid_end)
+    at = gid_end + 13
+    ad_end = at + 1 + data[at]
+    if sender_type != 1 or data[at] >= 0x40 or n < ad_end + 1 or data[ad_end] != ContentType.COMMIT:
+        return None
+    body_start = ad_end + 1
+    body_end = n - _TRAILER
+    vector = _short_vector(data, body_start, body_end)
+    if vector is None or vector[1] != body_end:  # bytes after the operations are admission changes
+        return None
+    at, ops_end = vector
+    ops: list[Operation] = []
+    while at < ops_end:
+        op_type = _PATH_OPS.get(data[at])
+        path = _short_vector(data, at + 5, ops_end)
+        if op_type is None or path is None:
+            return None
+        start, stop = path
+        if (stop - start) % _KEY or stop - start > _MAX_PATH_KEYS * _KEY:
+            return None
+        leaf = _LEAF.unpack_from(data, at + 1)[0]
+        ops.append(Operation(op_type, leaf, tuple(data[i : i + _KEY] for i in range(start, stop, _KEY))))
+        at = stop
+    if not ops or data[body_end : body_end + 2] != _TRAILER_HEAD or data[body_end + 66] != _KEY:
+        return None
+    ad = data[gid_end + 14 : ad_end]
+    content = FramedContent(data[5:gid_end], epoch, sender, ad, ContentType.COMMIT, data[body_start:body_end])
+    return CommitMessage(
+        content, Commit(tuple(ops)), data[body_end + 2 : body_end + 66], data[body_end + 67 :]
+    )

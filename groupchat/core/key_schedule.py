@@ -9,13 +9,14 @@ and the confirmation tag proves that sender and receiver derived the same epoch 
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from .codec import Reader, Writer, opaque
 from .errors import InvalidValueError, UnknownVersionError, UsageError
-from .suite import CipherSuite, expand_block
+from .suite import CipherSuite, expand_block, expand_blocks
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 _NH: Final = 32  # both suites use SHA-256
+_CTX_HEAD: Final = struct.Struct(">HH")  # uint16 version || uint16 cipher_suite
+_U64: Final = struct.Struct(">Q")
 MAX_GROUP_ID: Final = 255
 MAX_EXTENSIONS: Final = 64 * 1024
 
@@ -64,6 +67,16 @@ class GroupContext:
     extensions: bytes = b""  # the encoded body of ``Extension extensions<V>``
 
     def encode(self) -> bytes:
+        """``GroupContext`` as RFC 9420 §8.1 encodes it (packed directly: twice per commit)."""
+        try:
+            head, epoch = _CTX_HEAD.pack(PROTOCOL_VERSION, self.cipher_suite), _U64.pack(self.epoch)
+        except struct.error:
+            return self._encode_general()  # raises the Writer's error naming the field
+        fields = (self.group_id, self.tree_hash, self.confirmed_transcript_hash, self.extensions)
+        gid, tree_hash, confirmed, extensions = (opaque(f) for f in fields)
+        return b"".join((head, gid, epoch, tree_hash, confirmed, extensions))
+
+    def _encode_general(self) -> bytes:
         return (
             Writer()
             .u16(PROTOCOL_VERSION)
@@ -148,23 +161,23 @@ def epoch_secrets_from_joiner(
     member = _member_secret(suite, joiner_secret, psk_secret)
     epoch = suite.expand_with_label(member, b"epoch", group_context, nh)
     infos = _derive_infos(suite.label_prefix)
-
-    def ds(secret: bytes, label: bytes) -> bytes:  # DeriveSecret: one HKDF-Expand block (Nh = 32)
-        return expand_block(secret, infos[label])
-
+    # DeriveSecret is one HKDF-Expand block (Nh = 32); the nine from epoch_secret share one key.
+    (sender_data, encryption, exporter_, authentication, external, confirm, membership, resumption, init) = (
+        expand_blocks(epoch, infos[1:])
+    )
     return EpochSecrets(
         joiner_secret=joiner_secret,
-        welcome_secret=ds(member, b"welcome"),
+        welcome_secret=expand_block(member, infos[0]),
         epoch_secret=epoch,
-        sender_data_secret=ds(epoch, b"sender data"),
-        encryption_secret=ds(epoch, b"encryption"),
-        exporter_secret=ds(epoch, b"exporter"),
-        epoch_authenticator=ds(epoch, b"authentication"),
-        external_secret=ds(epoch, b"external"),
-        confirmation_key=ds(epoch, b"confirm"),
-        membership_key=ds(epoch, b"membership"),
-        resumption_psk=ds(epoch, b"resumption"),
-        init_secret=ds(epoch, b"init"),
+        sender_data_secret=sender_data,
+        encryption_secret=encryption,
+        exporter_secret=exporter_,
+        epoch_authenticator=authentication,
+        external_secret=external,
+        confirmation_key=confirm,
+        membership_key=membership,
+        resumption_psk=resumption,
+        init_secret=init,
     )
 
 
@@ -183,10 +196,11 @@ _DERIVED_LABELS: Final = (
 
 
 @functools.cache
-def _derive_infos(prefix: bytes) -> dict[bytes, bytes]:
+def _derive_infos(prefix: bytes) -> tuple[bytes, ...]:
     """The KDFLabel of ``DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh)`` for
-    each label of the schedule (§8), built once per prefix: ``uint16 Nh || V(prefix + label) || V("")``."""
-    return {label: _NH.to_bytes(2, "big") + opaque(prefix + label) + opaque(b"") for label in _DERIVED_LABELS}
+    each label of the schedule (§8), in the order of ``_DERIVED_LABELS``, built once per prefix:
+    ``uint16 Nh || V(prefix + label) || V("")``."""
+    return tuple(_NH.to_bytes(2, "big") + opaque(prefix + label) + opaque(b"") for label in _DERIVED_LABELS)
 
 
 def _member_secret(suite: CipherSuite, joiner_secret: bytes, psk_secret: bytes | None) -> bytes:

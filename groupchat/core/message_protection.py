@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .codec import Reader, Writer, encode_varint, opaque
 from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
-from .suite import CipherSuite, expand_block
+from .suite import CipherSuite, KeyedHmac, expand_blocks
 from .version import PROTOCOL_VERSION
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "ratchet_kind",
     "read_application_data",
     "read_message_header",
+    "seal_application",
     "sign_framed_content",
     "verify_framed_content",
     "verify_membership_tag",
@@ -346,20 +347,21 @@ def _sender_data_labels(prefix: bytes, key_len: int, nonce_len: int) -> tuple[by
 
 
 def _sender_data_key_nonce(
-    suite: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
+    suite: CipherSuite, sender_data_secret: bytes | KeyedHmac, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
     """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
-    HKDF block, so each is one :func:`~groupchat.core.suite.expand_block`."""
+    HKDF block under the same secret: one keyed HMAC (:func:`~groupchat.core.suite.expand_blocks`)."""
     # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
     key_len, nonce_len = suite.key_len, suite.nonce_len
     key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
     context = opaque(ciphertext[: suite.hash_len])
-    key = expand_block(sender_data_secret, key_head + context)[:key_len]
-    nonce = expand_block(sender_data_secret, nonce_head + context)[:nonce_len]
-    return key, nonce
+    key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
+    return key[:key_len], nonce[:nonce_len]
 
 
-def decrypt_sender_data(suite: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes) -> SenderData:
+def decrypt_sender_data(
+    suite: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes | KeyedHmac
+) -> SenderData:
     """Open the encrypted SenderData with the epoch's sender-data secret (§6.3.2)."""
     key, nonce = _sender_data_key_nonce(suite, sender_data_secret, msg.ciphertext)
     plain = suite.open(key, nonce, msg._sender_data_aad(), msg.encrypted_sender_data, "sender data")
@@ -461,7 +463,7 @@ def open_private_message(
     suite: CipherSuite,
     msg: PrivateMessage,
     *,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     secret_tree: SecretTree,
     body_reader: Callable[[Reader], T],
 ) -> tuple[DecryptedContent[T], KeyLookup]:
@@ -482,7 +484,7 @@ def protect_private_message(
     signature: bytes,
     confirmation_tag: bytes | None = None,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int = 32,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
@@ -499,37 +501,49 @@ def protect_private_message(
         if confirmation_tag is not None
         else encode_varint(len(signature)) + signature
     )
-    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)
+    group_id, ad = content.group_id, content.authenticated_data
+    plain = _padded(group_id, ad, content.body + auth, padding_block)
+    sd_aad = _sender_data_aad(group_id, content.epoch, ct)
+    kind = ratchet_kind(ct)
+    return _protect(
+        suite, sd_aad, opaque(ad), content.sender, kind, plain, secret_tree, sender_data_secret, rand
+    )
 
 
-def _protect(
-    suite: CipherSuite,
-    content: FramedContent,
-    auth_data: bytes,
-    secret_tree: SecretTree,
-    sender_data_secret: bytes,
-    padding_block: int,
-    rand: Callable[[int], bytes],
-) -> bytes:
-    """Seal ``body || FramedContentAuthData || padding`` under the sender's next ratchet key and
-    hide the sender behind the sender-data key (§6.3.1, §6.3.2)."""
-    group_id, ad, ct = content.group_id, content.authenticated_data, content.content_type
+def _padded(group_id: bytes, ad: bytes, plain: bytes, padding_block: int) -> bytes:
+    """``body || FramedContentAuthData`` zero-padded to ``padding_block``, once the fields fit."""
     if len(ad) > MAX_AUTHENTICATED_DATA or len(group_id) > MAX_GROUP_ID:
         raise UsageError("group id or authenticated data is longer than the wire format allows")
-    plain = content.body + auth_data
     if padding_block > 1:
         plain += bytes(-len(plain) % padding_block)
     if len(plain) + 16 > MAX_CIPHERTEXT:
         raise UsageError(f"message of {len(plain)} bytes is too large to send")
-    sd_aad = _sender_data_aad(group_id, content.epoch, ct)
-    aad = sd_aad + opaque(ad)
-    generation, key, nonce = secret_tree.next_send(content.sender, ratchet_kind(ct))
+    return plain
+
+
+def _protect(
+    suite: CipherSuite,
+    sender_data_aad: bytes,
+    authenticated_data: bytes,
+    sender: int,
+    kind: RatchetKind,
+    plain: bytes,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes | KeyedHmac,
+    rand: Callable[[int], bytes],
+) -> bytes:
+    """Seal the padded ``plain`` under the sender's next ratchet key and hide the sender behind the
+    sender-data key (§6.3.1, §6.3.2). ``sender_data_aad`` is the SenderDataAAD and
+    ``authenticated_data`` its already encoded ``V(authenticated_data)``: together the
+    PrivateContentAAD."""
+    aad = sender_data_aad + authenticated_data
+    generation, key, nonce = secret_tree.next_send(sender, kind)
     guard = rand(4)
     if len(guard) != 4:
         raise UsageError("rand(4) must return 4 bytes")
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
-    esd = suite.seal(sd_key, sd_nonce, sd_aad, _SENDER_DATA.pack(content.sender, generation) + guard)
+    esd = suite.seal(sd_key, sd_nonce, sender_data_aad, _SENDER_DATA.pack(sender, generation) + guard)
     return _private_message(aad, esd, ciphertext)
 
 
@@ -539,12 +553,52 @@ def protect_application(
     content: FramedContent,
     signature: bytes,
     secret_tree: SecretTree,
-    sender_data_secret: bytes,
+    sender_data_secret: bytes | KeyedHmac,
     padding_block: int = 32,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """:func:`protect_private_message` for application content (no confirmation tag)."""
     if content.content_type != ContentType.APPLICATION:
         raise UsageError("protect_application needs application content")
-    auth = encode_varint(len(signature)) + signature
-    return _protect(suite, content, auth, secret_tree, sender_data_secret, padding_block, rand)
+    return protect_private_message(
+        suite,
+        content=content,
+        signature=signature,
+        secret_tree=secret_tree,
+        sender_data_secret=sender_data_secret,
+        padding_block=padding_block,
+        rand=rand,
+    )
+
+
+def seal_application(
+    suite: CipherSuite,
+    signing_key: Ed25519PrivateKey,
+    group_context: bytes,
+    *,
+    group_id: bytes,
+    epoch: int,
+    sender: int,
+    authenticated_data: bytes,
+    data: bytes,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes | KeyedHmac,
+    padding_block: int = 32,
+    rand: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """Sign and protect application ``data`` in one pass; exactly :func:`protect_application` of
+    ``FramedContent(group_id, epoch, sender, authenticated_data, APPLICATION, V(data))`` with its
+    :func:`sign_framed_content` signature, but with the FramedContentTBS joined once from its
+    pieces instead of through the content object (the per-message hot path, issue 16)."""
+    try:
+        sender_field = _SENDER.pack(epoch, _MEMBER, sender)
+    except struct.error:
+        raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
+    gid, ad, body = opaque(group_id), opaque(authenticated_data), opaque(data)
+    tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
+    signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
+    plain = _padded(group_id, authenticated_data, body + _SIG_PREFIX + signature, padding_block)
+    sd_aad = gid + _EPOCH_CT.pack(epoch, ContentType.APPLICATION)  # the epoch fitted in sender_field
+    return _protect(
+        suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
+    )

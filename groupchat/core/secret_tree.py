@@ -18,16 +18,16 @@ key or raises :class:`ReplayError`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import IntEnum
-from hmac import digest as _hmac
 from itertools import islice
 from typing import Final
 
 from . import tree_math
 from .codec import Reader, Writer, opaque
 from .errors import GenerationError, InvalidValueError, ReplayError, UnknownMemberError, UsageError
-from .suite import CipherSuite, expand_block
+from .suite import CipherSuite, expand_block, expand_blocks
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
 
@@ -76,6 +76,28 @@ class _Ratchet:
         self.version = 0
 
 
+@functools.cache
+def _labels(
+    p: bytes, nh: int, nk: int, nn: int
+) -> tuple[tuple[bytes, bytes, bytes], tuple[bytes, bytes, bytes, bytes]]:
+    """The KDFLabel heads of a secret tree under label prefix ``p``: the ratchet's "key", "nonce"
+    and "secret" (its V(generation) context appended per step), and the full labels of the
+    tree's "left" and "right" children and a leaf's "handshake" and "application" ratchets."""
+    return (
+        (
+            nk.to_bytes(2, "big") + opaque(p + b"key"),
+            nn.to_bytes(2, "big") + opaque(p + b"nonce"),
+            nh.to_bytes(2, "big") + opaque(p + b"secret"),
+        ),
+        (
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left"),
+            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right"),
+            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b""),
+            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b""),
+        ),
+    )
+
+
 class SecretTree:
     """The secret tree of one epoch: per-leaf ratchets derived from ``encryption_secret``."""
 
@@ -113,19 +135,9 @@ class SecretTree:
         self._ratchets: dict[tuple[int, int], _Ratchet] = {}
         # Precomputed KDFLabel prefixes (§8, §9.1): uint16(L) || V(prefix + label), to which
         # V(context) is appended. All outputs fit one SHA-256 block, so HKDF-Expand is one
-        # expand_block (one HMAC) on the hot path.
-        p = suite.label_prefix
-        nh, nk, nn = suite.hash_len, suite.key_len, suite.nonce_len
-        self._tree_pfx = (
-            nk.to_bytes(2, "big") + opaque(p + b"key"),
-            nn.to_bytes(2, "big") + opaque(p + b"nonce"),
-            nh.to_bytes(2, "big") + opaque(p + b"secret"),
-        )
-        self._tree_info = (
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"left"),
-            nh.to_bytes(2, "big") + opaque(p + b"tree") + opaque(b"right"),
-            nh.to_bytes(2, "big") + opaque(p + b"handshake") + opaque(b""),
-            nh.to_bytes(2, "big") + opaque(p + b"application") + opaque(b""),
+        # expand_block (one HMAC) on the hot path. Built once per suite (every epoch has a tree).
+        self._tree_pfx, self._tree_info = _labels(
+            suite.label_prefix, suite.hash_len, suite.key_len, suite.nonce_len
         )
 
     def __repr__(self) -> str:
@@ -140,14 +152,13 @@ class SecretTree:
     def _step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
         """DeriveTreeSecret for "key", "nonce" and "secret" at ``generation`` (§9.1).
 
-        Each is one HKDF-Expand block, ``HMAC(secret, info || 0x01)`` (:func:`expand_block`),
-        called directly: this runs once per message sent or received.
+        Each is one HKDF-Expand block under the same ratchet secret (:func:`expand_blocks`):
+        this runs once per message sent or received.
         """
-        ctx = b"\x04" + generation.to_bytes(4, "big") + b"\x01"  # V(uint32 generation), block 1
+        ctx = b"\x04" + generation.to_bytes(4, "big")  # V(uint32 generation)
         kp, np_, sp = self._tree_pfx
-        key = _hmac(secret, kp + ctx, "sha256")[: self._key_len]
-        nonce = _hmac(secret, np_ + ctx, "sha256")[:12]
-        return key, nonce, _hmac(secret, sp + ctx, "sha256")
+        key, nonce, nxt = expand_blocks(secret, (kp + ctx, np_ + ctx, sp + ctx))
+        return key[: self._key_len], nonce[:12], nxt
 
     def _next_secret(self, secret: bytes, generation: int) -> bytes:
         ctx = b"\x04" + generation.to_bytes(4, "big")
@@ -171,12 +182,11 @@ class SecretTree:
         info = self._tree_info
         for i in range(len(path) - 1, 0, -1):
             node = path[i]
-            secret = nodes.pop(node)
-            nodes[tree_math.left(node)] = expand_block(secret, info[0])
-            nodes[tree_math.right(node)] = expand_block(secret, info[1])
-        leaf_secret = nodes.pop(target)
-        hs = _Ratchet(expand_block(leaf_secret, info[2]))
-        app = _Ratchet(expand_block(leaf_secret, info[3]))
+            nodes[tree_math.left(node)], nodes[tree_math.right(node)] = expand_blocks(
+                nodes.pop(node), info[:2]
+            )
+        hs_secret, app_secret = expand_blocks(nodes.pop(target), info[2:])
+        hs, app = _Ratchet(hs_secret), _Ratchet(app_secret)
         self._ratchets[(leaf, RatchetKind.HANDSHAKE)] = hs
         self._ratchets[(leaf, RatchetKind.APPLICATION)] = app
         return hs if kind == RatchetKind.HANDSHAKE else app

@@ -20,6 +20,7 @@ from typing import Final
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives import hmac as _hmac_objects
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -44,8 +45,12 @@ __all__ = [
     "GROUPCHAT_PREFIX",
     "MLS_PREFIX",
     "CipherSuite",
+    "KeyedHmac",
     "check_x25519_public",
     "expand_block",
+    "expand_blocks",
+    "extract_unsalted",
+    "is_x25519_public",
     "x25519_exchange",
 ]
 
@@ -88,6 +93,15 @@ def check_x25519_public(key: bytes, what: str = "X25519 public key") -> bytes:
     return key
 
 
+def is_x25519_public(key: bytes) -> bool:
+    """Whether :func:`check_x25519_public` accepts ``key``, without building its error: every key
+    of a received path is checked, and only a refused one needs the words (issue 16)."""
+    if len(key) != 32:
+        return False
+    u = int.from_bytes(key, "little")
+    return u < _P25519 and u not in _SMALL_ORDER_U  # u < p < 2^255: canonical, top bit clear
+
+
 def x25519_exchange(private_key: X25519PrivateKey, public_key: bytes) -> bytes:
     """Raw X25519 of our key with a peer's 32-byte public key; a low-order peer key is refused.
 
@@ -109,6 +123,67 @@ def expand_block(prk: bytes, info: bytes) -> bytes:
     The RFC 9420 vectors check this branch against the generic one.
     """
     return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+_UNSALTED: Final = _hmac_objects.HMAC(b"", _SHA256)  # a public constant key: nothing secret kept
+
+
+def extract_unsalted(ikm: bytes) -> bytes:
+    """HKDF-Extract with the empty salt (RFC 5869 §2.2: Nh zero bytes, as HMAC pads it), from a copy
+    of the HMAC keyed once with that constant: every tree level of a commit extracts so."""
+    h = _UNSALTED.copy()
+    h.update(ikm)
+    return h.finalize()
+
+
+def expand_blocks(prk: bytes | KeyedHmac, infos: Sequence[bytes]) -> list[bytes]:
+    """:func:`expand_block` of each of ``infos`` under the one key ``prk``, in order.
+
+    The HMAC is keyed once and its keyed state copied for each info: a one-shot HMAC pays the
+    key setup and the digest lookup every time, which is most of its cost for short inputs (the
+    secret tree's key, nonce and next secret; the key schedule's secrets of one epoch). A
+    :class:`KeyedHmac` brings its key already set up.
+    """
+    if isinstance(prk, KeyedHmac):
+        return prk.expand_blocks(infos)
+    base = _hmac_objects.HMAC(prk, _SHA256)
+    out: list[bytes] = []
+    last = len(infos) - 1
+    for i, info in enumerate(infos):
+        h = base if i == last else base.copy()
+        h.update(info + b"\x01")
+        out.append(h.finalize())
+    return out
+
+
+class KeyedHmac:
+    """HMAC-SHA256 keyed once with ``key``, for HKDF blocks under a key that many messages use (an
+    epoch's sender-data secret). It lives exactly as long as its holder keeps ``key`` itself."""
+
+    __slots__ = ("_base", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._base = _hmac_objects.HMAC(key, _SHA256)
+
+    def expand_blocks(self, infos: Sequence[bytes]) -> list[bytes]:
+        """:func:`expand_blocks` under ``key``: each block from a copy of the keyed state."""
+        out: list[bytes] = []
+        for info in infos:
+            h = self._base.copy()
+            h.update(info + b"\x01")
+            out.append(h.finalize())
+        return out
+
+    def __repr__(self) -> str:  # never print key material
+        return "KeyedHmac(<redacted>)"
+
+    # pyca's HMAC state cannot be copied by copy.deepcopy; a copy keys its own from ``key``.
+    def __copy__(self) -> KeyedHmac:
+        return KeyedHmac(self.key)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> KeyedHmac:
+        return KeyedHmac(self.key)
 
 
 @dataclass(frozen=True, slots=True)

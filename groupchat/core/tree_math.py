@@ -7,12 +7,17 @@ so every function here takes the leaf count ``n`` only where the root depends on
 
 from __future__ import annotations
 
+import functools
+
 __all__ = [
     "copath",
     "direct_path",
     "is_leaf",
+    "leaf_path",
     "left",
     "level",
+    "levels",
+    "lowest_common_ancestor",
     "node_width",
     "parent",
     "right",
@@ -85,3 +90,30 @@ def copath(x: int, n: int) -> list[int]:
         out.append(sibling(x, n))
         x = parent(x, n)
     return out
+
+
+# --- precomputed forms for the commit hot path (issue 16) -----------------------------------------
+# A commit's receiver asks for the same few paths and levels thousands of times per commit; these
+# are the functions above, computed once per tree size (public arithmetic, nothing secret).
+
+
+@functools.cache
+def levels(n: int) -> tuple[int, ...]:
+    """``level(x)`` for every node ``x`` of an ``n``-leaf tree, indexed by node."""
+    return tuple(level(x) for x in range(node_width(n)))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def leaf_path(leaf: int, n: int) -> tuple[int, ...]:
+    """``direct_path(2 * leaf, n)`` as a tuple: parent, grandparent, …, root of ``leaf``."""
+    return tuple(direct_path(2 * leaf, n))
+
+
+def lowest_common_ancestor(a: int, b: int) -> int:
+    """Lowest common ancestor of two distinct *leaf* nodes of a perfect array tree.
+
+    Leaves 2i and 2j first share the bits above bit k = bit_length(a ^ b) - 1; their ancestor
+    at level k keeps those bits and sets the k low bits.
+    """
+    k = (a ^ b).bit_length() - 1
+    return ((a >> (k + 1)) << (k + 1)) | ((1 << k) - 1)

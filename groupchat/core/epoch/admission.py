@@ -12,10 +12,11 @@ of every leaf of a Welcome (:func:`verify_listed_member`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from types import TracebackType
 
 from ..admission import (
     Admissibility,
@@ -221,25 +222,40 @@ class Admission(EpochState):
         self._scheme.mark_verified(leaf)
 
 
-@contextmanager
 def signed_by(
     leaf: int,
     name: str,
     outside: tuple[type[RemoteError], ...] = (),
     identity_key: bytes | None = None,
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Name the signer on every refusal inside: the material's signature by ``leaf`` was checked.
 
     ``identity_key`` (the signer's) lets the error show its fingerprint. ``outside`` lists
     refusals about parts the signature does not cover (a commit's confirmation tag): anyone on
     the path could have altered those, so they name no one.
     """
-    try:
-        yield
-    except RemoteError as exc:
-        if not isinstance(exc, outside):
-            exc.signed_by(leaf, name, identity_key)
-        raise
+    return _SignedBy(leaf, name, outside, identity_key)
+
+
+class _SignedBy(AbstractContextManager[None]):
+    """:func:`signed_by`'s context: a plain class, not a generator (it wraps every commit applied)."""
+
+    __slots__ = ("identity_key", "leaf", "name", "outside")
+
+    def __init__(
+        self, leaf: int, name: str, outside: tuple[type[RemoteError], ...], identity_key: bytes | None
+    ) -> None:
+        self.leaf, self.name, self.outside, self.identity_key = leaf, name, outside, identity_key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, RemoteError) and not isinstance(exc, self.outside):
+            exc.signed_by(self.leaf, self.name, self.identity_key)
+        # None: the exception, if any, goes on as it came
 
 
 def verify_listed_member(

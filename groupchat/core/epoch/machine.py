@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from ..errors import UsageError
 
-__all__ = ["TRANSITIONS", "Input", "Phase", "check", "check_transition", "phase_of"]
+__all__ = ["MEMBER_INPUTS", "TRANSITIONS", "Input", "Phase", "check", "check_transition", "phase_of"]
 
 
 class Phase(enum.Enum):
@@ -116,6 +116,12 @@ TRANSITIONS: Mapping[tuple[Phase, Input], frozenset[Phase]] = {
     (K, Input.CHECK_ROSTER): frozenset({K, M}),
     **_same((M, C), Input.CHECK_ROSTER),
 }
+
+# What :func:`check` lets through in the MEMBER phase (nothing in flight, no agreement running),
+# for the guard's shortcut on every message sent or received (issue 16).
+MEMBER_INPUTS: frozenset[Input] = frozenset(
+    inp for (phase, inp) in TRANSITIONS if phase is M and inp is not Input.RECEIVE_WELCOME
+)
 
 _ACTIONS: Mapping[Input, str] = {
     Input.ENCRYPT: "send a message",

@@ -7,7 +7,6 @@ the message was sent in, and refuses late messages of removed members.
 
 from __future__ import annotations
 
-from ..codec import opaque
 from ..errors import (
     HoldMessagesError,
     InvalidValueError,
@@ -25,13 +24,11 @@ from ..events import (
 from ..message_protection import (
     MAX_APPLICATION_DATA,
     ContentType,
-    FramedContent,
     PrivateMessage,
     WireFormat,
     open_private_message,
-    protect_application,
     read_application_data,
-    sign_framed_content,
+    seal_application,
     verify_framed_content,
 )
 from .admission import Admission
@@ -65,26 +62,20 @@ class Protection(Admission):
         if len(plaintext) > MAX_APPLICATION_DATA:
             # Receivers refuse longer application data (read_application_data): never send it.
             raise UsageError(f"message of {len(plaintext)} bytes is longer than {MAX_APPLICATION_DATA}")
-        content = FramedContent(
-            self.group_id,
-            self.epoch,
-            self.my_leaf,
-            authenticated_data,
-            ContentType.APPLICATION,
-            opaque(plaintext),
-        )
-        signature = sign_framed_content(
-            self.suite, self._identity.signing_key, WireFormat.PRIVATE_MESSAGE, content, self._ctx_bytes
-        )
-        tree = self._keys.secret_tree
-        data = protect_application(
+        keys, ctx, config = self._keys, self._ctx, self.config
+        data = seal_application(
             self.suite,
-            content=content,
-            signature=signature,
-            secret_tree=tree,
-            sender_data_secret=self._keys.sender_data_secret,
-            padding_block=self.config.padding_block,
-            rand=self.config.rand,
+            self._identity.signing_key,
+            self._ctx_bytes,
+            group_id=ctx.group_id,
+            epoch=ctx.epoch,
+            sender=self._scheme.my_leaf,
+            authenticated_data=authenticated_data,
+            data=plaintext,
+            secret_tree=keys.secret_tree,
+            sender_data_secret=keys.sender_data_mac,
+            padding_block=config.padding_block,
+            rand=config.rand,
         )
         self._note_sent(data)
         return data
@@ -105,7 +96,7 @@ class Protection(Admission):
         opened, lookup = open_private_message(
             self.suite,
             msg,
-            sender_data_secret=keys.sender_data_secret,
+            sender_data_secret=keys.sender_data_mac,
             secret_tree=keys.secret_tree,
             body_reader=read_application_data,
         )

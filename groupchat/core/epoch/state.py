@@ -40,8 +40,8 @@ from ..message_protection import (
 from ..outbox import Outbound
 from ..schemes.base import KeyAgreementScheme, OwnChange
 from ..secret_tree import SecretTree
-from ..suite import GROUPCHAT_PREFIX, CipherSuite
-from .machine import Input, Phase, check, phase_of
+from ..suite import GROUPCHAT_PREFIX, CipherSuite, KeyedHmac
+from .machine import MEMBER_INPUTS, Input, Phase, check, phase_of
 from .wire import admission_of
 
 # Placeholder left behind when a removed member deletes its epoch secrets (never used: every
@@ -99,6 +99,12 @@ class EpochKeys:
     overrides: dict[int, JoinRequest | None] = field(default_factory=dict)
     # Members the commit ending this epoch removed, by leaf: their late messages are refused.
     removed: dict[int, JoinRequest] = field(default_factory=dict)
+    # The sender-data secret's HMAC, keyed once for every message of the epoch (issue 16); kept
+    # and dropped with the secret itself.
+    sender_data_mac: KeyedHmac = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.sender_data_mac = KeyedHmac(self.sender_data_secret)
 
 
 @dataclass(slots=True)
@@ -356,4 +362,7 @@ class EpochState:
 
     def _require(self, inp: Input, action: str = "") -> None:
         """The machine's guard for ``inp`` in our phase: raise its UsageError if it is refused."""
-        check(self.phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)
+        phase = self.phase  # derived by phase_of, never re-derived here: the phases may grow
+        if phase is Phase.MEMBER and inp in MEMBER_INPUTS:
+            return  # what check() allows in the MEMBER phase, without its walk
+        check(phase, inp, epoch=self.epoch, in_flight=self._pending is not None, action=action)

@@ -76,7 +76,11 @@ def admission_of(ctx: GroupContext) -> AdmissionState:
             state = AdmissionState.decode(data)
         elif ext == USED_INIT_KEYS_EXTENSION:
             used = AdmissionState.decode_used_init_keys(data)
-    return dataclasses.replace(state, used_init_keys=used) if used else state
+    if not used:
+        return state
+    if state is DEFAULT_ADMISSION:  # the common case, without dataclasses.replace's field walk
+        return AdmissionState(used_init_keys=used)
+    return dataclasses.replace(state, used_init_keys=used)
 
 
 def with_admission(extensions: bytes, state: AdmissionState) -> bytes:

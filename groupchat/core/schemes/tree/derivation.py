@@ -11,13 +11,14 @@ keeper adversary in ``groupchat/lab/keeper.py`` re-derives them independently fr
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ...codec import Writer, opaque
 from ...identity import JoinRequest
-from ...suite import CipherSuite, x25519_exchange
+from ...suite import CipherSuite, expand_block, extract_unsalted, x25519_exchange
 
 __all__ = ["BlankHashes", "commit_secret_of", "hash_leaf", "hash_parent", "node_secret"]
 
@@ -28,7 +29,20 @@ _COMMIT_LABEL: Final = b"tgdh commit"
 def node_secret(suite: CipherSuite, sk: X25519PrivateKey, other: bytes, left: bytes, right: bytes) -> bytes:
     """secret(P) from one child's private key and the other child's public key."""
     dh = x25519_exchange(sk, other)
-    return suite.expand_with_label(suite.extract(b"", dh), _NODE_LABEL, opaque(left) + opaque(right), 32)
+    prk = extract_unsalted(dh)  # suite.extract(b"", dh), from a pre-keyed HMAC
+    if len(left) == len(right) == 32:
+        # The KDFLabel written out (one per tree level of every commit): V(V(left) || V(right))
+        # is 0x4042 (a 2-byte varint of 66) || 0x20 || left || 0x20 || right.
+        return expand_block(
+            prk, _node_label_head(suite.label_prefix) + b"\x40\x42\x20" + left + b"\x20" + right
+        )
+    return suite.expand_with_label(prk, _NODE_LABEL, opaque(left) + opaque(right), 32)
+
+
+@functools.cache
+def _node_label_head(prefix: bytes) -> bytes:
+    """``uint16 32 || V(prefix + "tgdh node")``: the constant head of every node secret's KDFLabel."""
+    return (32).to_bytes(2, "big") + opaque(prefix + _NODE_LABEL)
 
 
 def commit_secret_of(suite: CipherSuite, root_secret: bytes) -> bytes:

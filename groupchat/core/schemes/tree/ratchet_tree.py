@@ -58,21 +58,12 @@ from ...errors import (
     UsageError,
 )
 from ...identity import JoinRequest
-from ...suite import CipherSuite, check_x25519_public
+from ...suite import CipherSuite, check_x25519_public, is_x25519_public
+from ...tree_math import lowest_common_ancestor
 from .derivation import BlankHashes, commit_secret_of, hash_leaf, hash_parent, node_secret
 from .tree_codec import MAX_CAPACITY, PublicTree, TreeRecords, decode_public_tree
 
 __all__ = ["MAX_CAPACITY", "PathSecrets", "RatchetTree", "TreeChanges", "lowest_common_ancestor"]
-
-
-def lowest_common_ancestor(a: int, b: int) -> int:
-    """Lowest common ancestor of two distinct *leaf* nodes of a perfect array tree.
-
-    Leaves 2i and 2j first share the bits above bit k = bit_length(a ^ b) - 1; their ancestor
-    at level k keeps those bits and sets the k low bits.
-    """
-    k = (a ^ b).bit_length() - 1
-    return ((a >> (k + 1)) << (k + 1)) | ((1 << k) - 1)
 
 
 @dataclass(slots=True)
@@ -268,22 +259,25 @@ class RatchetTree:
             self._journal.append((kind, idx, old))
 
     def _set_own(self, node: int, key: bytes | None) -> None:
+        # The journal entries of _log, appended inline: this runs once per node of every path.
         old = self._own[node]
         if old == key:
             return
-        self._log(self._OWN, node, old)
+        journal, owner = self._journal, self._owner
+        if journal is not None:
+            journal.append((self._OWN, node, old))
         self._own[node] = key
         self._records.stale(node)
         if old is not None:
-            del self._owner[old]
-            self._log(self._OWNER, -1 - node, old)
+            del owner[old]
+            if journal is not None:
+                journal.append((self._OWNER, -1 - node, old))
         if key is not None:
-            if key in self._owner:
-                raise DuplicateKeyError(
-                    f"public key for node {node} is already used at node {self._owner[key]}"
-                )
-            self._owner[key] = node
-            self._log(self._OWNER, node, key)
+            if key in owner:
+                raise DuplicateKeyError(f"public key for node {node} is already used at node {owner[key]}")
+            owner[key] = node
+            if journal is not None:
+                journal.append((self._OWNER, node, key))
 
     def _index_member(self, leaf: int, member: JoinRequest | None, add: bool) -> None:
         if member is None:
@@ -354,27 +348,29 @@ class RatchetTree:
         half = 1 << ((node ^ (node + 1)).bit_length() - 2)
         eff[node] = self._own[node] or eff[node - half] or eff[node + half]
 
-    def leaf_path(self, leaf: int) -> list[int]:
-        """``tree_math.direct_path`` of ``leaf``'s node (parent first), in closed form: the tree is
-        perfect, so the ancestor of leaf node x at level k keeps x's bits above k and sets the k low
-        bits. The sibling of a child c of p is then 2p - c."""
-        x = 2 * leaf
-        return [((x >> (k + 1)) << (k + 1)) | ((1 << k) - 1) for k in range(1, self._capacity.bit_length())]
-
     def _flush_hashes(self) -> None:
         """Rehash every stale node once, children before parents (every ancestor of a stale node
         is stale too: the writers refresh whole direct paths)."""
-        if not self._dirty:
+        dirty = self._dirty
+        if not dirty:
             return
-        for node in sorted(self._dirty, key=tm.level):
-            self._log(self._HASH, node, self._hash[node])
-            if tm.is_leaf(node):
-                leaf, own = node // 2, self._own[node]
-                self._hash[node] = hash_leaf(self.suite, own, self._members[leaf], self._chooser[leaf])
+        levels, journal, hashes, own, suite = (
+            tm.levels(self._capacity),
+            self._journal,
+            self._hash,
+            self._own,
+            self.suite,
+        )
+        for node in sorted(dirty, key=levels.__getitem__):
+            if journal is not None:
+                journal.append((self._HASH, node, hashes[node]))
+            if not node & 1:  # a leaf
+                leaf = node // 2
+                hashes[node] = hash_leaf(suite, own[node], self._members[leaf], self._chooser[leaf])
             else:
-                lft, rgt = tm.left(node), tm.right(node)
-                self._hash[node] = hash_parent(self.suite, self._own[node], self._hash[lft], self._hash[rgt])
-        self._dirty.clear()
+                half = 1 << (levels[node] - 1)
+                hashes[node] = hash_parent(suite, own[node], hashes[node - half], hashes[node + half])
+        dirty.clear()
 
     def grow(self) -> None:
         """Double the capacity; the old tree becomes the left subtree of a new root."""
@@ -479,7 +475,7 @@ class RatchetTree:
             self.grow()
         wanted: set[int] = set()
         if capture is not None:
-            wanted = {2 * capture.leaf, *self.leaf_path(capture.leaf)}
+            wanted = {2 * capture.leaf, *tm.leaf_path(capture.leaf, self._capacity)}
         sk = X25519PrivateKey.from_private_bytes(leaf_secret)
         pub = sk.public_key().public_bytes_raw()
         self.set_leaf(leaf, pub, member, chooser)
@@ -490,7 +486,7 @@ class RatchetTree:
         pubs = [pub]
         x = 2 * leaf
         eff = self._eff
-        for p in self.leaf_path(leaf):
+        for p in tm.leaf_path(leaf, self._capacity):
             other = eff[2 * p - x]  # x's sibling
             if other is None:  # pass-through: P's effective key is this child's key
                 self._set_own(p, None)
@@ -517,28 +513,38 @@ class RatchetTree:
             self.grow()
         # A node on the path is keyed iff its child off the path (2p - c) has an effective key.
         # (A receiver of a commit with k re-keys runs this k + 1 times: the per-path bookkeeping.)
+        x = 2 * leaf
         eff = self._eff
-        path = self.leaf_path(leaf)
-        keyed = [eff[2 * p - c] is not None for p, c in zip(path, [2 * leaf, *path], strict=False)]
+        path = tm.leaf_path(leaf, self._capacity)
+        keyed = [eff[2 * p - child] is not None for p, child in zip(path, (x, *path[:-1]), strict=True)]
         need = 1 + sum(keyed)
         if len(pubs) != need:
             raise InvalidCommitError(f"path for leaf {leaf} has {len(pubs)} keys, the tree needs {need}")
         for i, key in enumerate(pubs):
-            check_x25519_public(key, f"path key {i} for leaf {leaf}")
+            if not is_x25519_public(key):
+                check_x25519_public(key, f"path key {i} for leaf {leaf}")  # raises, naming the fault
         if len(set(pubs)) != len(pubs):
             raise DuplicateKeyError(f"path for leaf {leaf} repeats a public key")
         self.set_leaf(leaf, pubs[0], member, chooser)
-        it = iter(pubs[1:])
+        # Each parent's _set_own, then its _refresh inlined: its children are the path node below
+        # it and that node's sibling (2p - child), whose effective keys were read above.
+        own, dirty, it = self._own, self._dirty, iter(pubs[1:])
+        child = x
         for p, has_key in zip(path, keyed, strict=True):
             self._set_own(p, next(it) if has_key else None)
-            self._refresh(p)
+            journal = self._journal
+            if journal is not None:
+                journal.append((self._EFF, p, eff[p]))
+            dirty.add(p)
+            eff[p] = own[p] or eff[min(child, 2 * p - child)] or eff[max(child, 2 * p - child)]
+            child = p
 
     # --- the private side ------------------------------------------------------------------
 
     def root_secret(self, me: PathSecrets) -> bytes:
         """Effective secret of the root, walking up through pass-through nodes."""
         secret = me.secrets[2 * me.leaf]
-        for p in self.leaf_path(me.leaf):
+        for p in tm.leaf_path(me.leaf, self._capacity):
             if self._own[p] is not None:
                 secret = me.secrets[p]
         return secret
@@ -554,21 +560,21 @@ class RatchetTree:
         """
         out = PathSecrets(me.leaf, dict(me.secrets))
         x = 2 * me.leaf
-        eff = self._eff
         secret, held = out.secrets[x], x  # the secret we climb from, and the node holding it
         sk: X25519PrivateKey | None = None  # key object for `secret`, reused across levels
         fresh: dict[int, tuple[bytes, X25519PrivateKey]] = {}
         reached = x == lowest_changed
-        for p in self.leaf_path(me.leaf):
+        owns, eff = self._own, self._eff
+        for p in tm.leaf_path(me.leaf, self._capacity):
             reached = reached or p == lowest_changed
-            own = self._own[p]
+            own = owns[p]
             if not reached:
                 if own is not None:
                     secret, held = out.secrets[p], p
                     sk = None
                 x = p
                 continue
-            other = eff[2 * p - x]  # x's sibling
+            other = eff[2 * p - x]  # the sibling of x: p's children are p -/+ 2^(level - 1)
             if other is None:
                 out.secrets.pop(p, None)
             else:

@@ -1,0 +1,581 @@
+"""The hot paths' shortcuts give exactly what the general code gives (issue 16: commit and message speed).
+
+Each shortcut here is checked against the plain computation it replaces, with Hypothesis where
+the inputs have a natural space: one keyed HMAC for several HKDF blocks, the precomputed tree
+tables, the direct commit decoder and the receive path's writes to the tree.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hmac
+import random
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groupchat.core import tree_math as tm
+from groupchat.core.admission import (
+    DEFAULT_ADMISSION,
+    MAX_USED_INIT_KEYS,
+    AdmissionState,
+    UsedInitKey,
+    _used_init_keys_direct,
+    _used_init_keys_general,
+    init_key_ref,
+    used_after,
+)
+from groupchat.core.codec import Writer, opaque
+from groupchat.core.commit import Commit, CommitMessage, Operation, OpType, _decode_common, _decode_general
+from groupchat.core.epoch.admission import signed_by
+from groupchat.core.epoch.machine import MEMBER_INPUTS, Input, Phase, check
+from groupchat.core.epoch.wire import admission_of, with_admission
+from groupchat.core.errors import (
+    AdmissionChangeError,
+    ConfirmationError,
+    GroupChatError,
+    InvalidCommitError,
+    UsageError,
+)
+from groupchat.core.group import Group, GroupConfig
+from groupchat.core.identity import Identity, JoinRequest
+from groupchat.core.key_schedule import GroupContext
+from groupchat.core.message_protection import (
+    ContentType,
+    FramedContent,
+    WireFormat,
+    protect_application,
+    seal_application,
+    sign_framed_content,
+)
+from groupchat.core.schemes.tree.derivation import node_secret
+from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
+from groupchat.core.secret_tree import RatchetKind, SecretTree
+from groupchat.core.suite import (
+    CipherSuite,
+    KeyedHmac,
+    check_x25519_public,
+    expand_block,
+    expand_blocks,
+    extract_unsalted,
+    is_x25519_public,
+)
+
+_SIGNER = Ed25519PrivateKey.from_private_bytes(bytes([9]) * 32)
+_SD = bytes([2]) * 32
+_ENC = bytes([1]) * 32
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=80), st.lists(st.binary(max_size=120), max_size=12))
+def test_expand_blocks_is_expand_block_of_each_info(prk: bytes, infos: list[bytes]) -> None:
+    expected = [hmac.digest(prk, info + b"\x01", "sha256") for info in infos]
+    assert expand_blocks(prk, infos) == expected
+    assert [expand_block(prk, info) for info in infos] == expected
+    keyed = KeyedHmac(prk)
+    assert expand_blocks(keyed, infos) == expected
+    assert expand_blocks(keyed, infos) == expected  # the keyed state is copied, never consumed
+    assert copy.deepcopy(keyed).expand_blocks(infos) == expected == copy.copy(keyed).expand_blocks(infos)
+    for ikm in (prk, *infos):
+        assert (
+            extract_unsalted(ikm) == CipherSuite().extract(b"", ikm) == hmac.digest(bytes(32), ikm, "sha256")
+        )
+
+
+# --- tree arithmetic tables ---------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=12), st.data())
+def test_tree_tables_are_the_tree_functions(k: int, data: st.DataObject) -> None:
+    n = 1 << k
+    levels = tm.levels(n)
+    assert len(levels) == tm.node_width(n)
+    for x in data.draw(st.lists(st.integers(0, tm.node_width(n) - 1), min_size=1, max_size=20)):
+        assert levels[x] == tm.level(x)
+    for leaf in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=20)):
+        assert tm.leaf_path(leaf, n) == tuple(tm.direct_path(2 * leaf, n))
+
+
+# --- the receive path's writes to the tree ------------------------------------------------------
+
+
+def _reference_write_path(
+    tree: RatchetTree, leaf: int, pubs: list[bytes], member: JoinRequest | None, chooser: int | None
+) -> None:
+    """``RatchetTree.write_path`` as first written, with the general primitives (the shape and key
+    checks are shared, so only the writes are compared)."""
+    while leaf >= tree.capacity:
+        tree.grow()
+    x = 2 * leaf
+    path = tm.direct_path(x, tree.capacity)
+    keyed = [tree.effective_key(tm.sibling(c, tree.capacity)) is not None for c in [x, *path[:-1]]]
+    assert len(pubs) == 1 + sum(keyed)
+    tree.set_leaf(leaf, pubs[0], member, chooser)
+    it = iter(pubs[1:])
+    for p, has_key in zip(path, keyed, strict=True):
+        tree._set_own(p, next(it) if has_key else None)
+        tree._refresh(p)
+
+
+def _state(tree: RatchetTree) -> tuple[object, ...]:
+    return (tree._own, tree._eff, tree._owner, tree._dirty, tree._journal, tree._chooser, tree._members)
+
+
+def _needed_keys(tree: RatchetTree, leaf: int) -> int:
+    x = 2 * leaf
+    path = tm.direct_path(x, tree.capacity)
+    return 1 + sum(tree.effective_key(tm.sibling(c, tree.capacity)) is not None for c in [x, *path[:-1]])
+
+
+def _key(rng: random.Random) -> bytes:
+    return bytes([rng.randrange(256) for _ in range(31)] + [rng.randrange(1, 0x7F)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=5), st.integers(0, 2**32), st.lists(st.integers(0, 31), max_size=24)
+)
+def test_write_path_writes_what_the_general_primitives_write(k: int, seed: int, leaves: list[int]) -> None:
+    rng = random.Random(seed)
+    suite = CipherSuite()
+    fast, slow = RatchetTree(suite, 1 << k), RatchetTree(suite, 1 << k)
+    for leaf in (x % (1 << k) for x in leaves):
+        pubs = [_key(rng) for _ in range(_needed_keys(fast, leaf))]
+        chooser = None if rng.random() < 0.5 else (leaf + 1) % (1 << k)
+        for tree, write in ((fast, RatchetTree.write_path), (slow, _reference_write_path)):
+            tree.begin()
+            write(tree, leaf, pubs, None, chooser)
+        assert _state(fast) == _state(slow)
+        assert fast.tree_hash == slow.tree_hash
+        assert _state(fast) == _state(slow)  # the journalled rehash, too
+        if rng.random() < 0.3:
+            fast.rollback()
+            slow.rollback()
+        else:
+            fast.end()
+            slow.end()
+        assert _state(fast) == _state(slow) and fast.tree_hash == slow.tree_hash
+
+
+# --- the direct commit decoder ------------------------------------------------------------------
+
+
+def _commit_wire(group_id: bytes, ad: bytes, ops: tuple[Operation, ...]) -> bytes:
+    body = Commit(ops).encode()
+    content = FramedContent(group_id, 5, 1, ad, ContentType.COMMIT, body)
+    return CommitMessage(content, Commit(ops), bytes(range(64)), bytes(range(32))).encode()
+
+
+def _ops(rng: random.Random, count: int, keys: int, rekey: bool = False) -> tuple[Operation, ...]:
+    ops = [
+        Operation(
+            OpType.REMOVE if i % 2 else OpType.UPDATE,
+            rng.randrange(1 << 16),
+            tuple(bytes([rng.randrange(256)]) * 32 for _ in range(keys)),
+        )
+        for i in range(count)
+    ]
+    if rekey:
+        ops.insert(0, Operation(OpType.REKEY, 7, (bytes(32),)))
+    return tuple(ops)
+
+
+def _decoded(data: bytes) -> object:
+    try:
+        return CommitMessage.decode(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+def _decoded_general(data: bytes) -> object:
+    try:
+        return _decode_general(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("group_id", [b"g", bytes(63), bytes(64)])
+@pytest.mark.parametrize("ad", [b"", bytes(63), bytes(64)])
+@pytest.mark.parametrize(
+    ("count", "keys", "rekey"),
+    [(1, 0, False), (1, 11, False), (2, 17, False), (1, 18, False), (60, 10, False), (1, 3, True)],
+)
+def test_every_commit_shape_decodes_as_the_general_decoder_does(
+    group_id: bytes, ad: bytes, count: int, keys: int, rekey: bool
+) -> None:
+    data = _commit_wire(group_id, ad, _ops(random.Random(count * keys), count, keys, rekey))
+    assert _decoded(data) == _decoded_general(data)
+    if keys <= 17:
+        assert CommitMessage.decode(data).encode() == data
+    common = (
+        len(group_id) < 64 and len(ad) < 64 and keys <= 17 and not rekey and count * (7 + 32 * keys) < 1 << 14
+    )
+    assert (_decode_common(data) is not None) == common  # the direct read takes the common shape only
+
+
+def test_mutated_commits_decode_or_fail_as_the_general_decoder_does() -> None:
+    rng = random.Random(16)
+    seeds = [
+        _commit_wire(b"room", b"", _ops(rng, 1, 11)),
+        _commit_wire(bytes(20), b"ad", _ops(rng, 3, 2)),
+        _commit_wire(b"r", b"", _ops(rng, 2, 1, rekey=True)),
+    ]
+    for _ in range(4000):
+        data = bytearray(rng.choice(seeds))
+        action = rng.randrange(4)
+        if action == 0:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            del data[rng.randrange(len(data)) :]
+        elif action == 2:
+            data[rng.randrange(len(data)) : 0] = bytes(rng.randrange(1, 4))
+        else:
+            data[rng.randrange(len(data))] = rng.choice((0, 1, 3, 0x20, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF))
+        raw = bytes(data)
+        assert _decoded(raw) == _decoded_general(raw), raw.hex()
+
+
+# --- application messages ----------------------------------------------------------------------
+
+
+def _counter_rand() -> Callable[[int], bytes]:
+    state = [0]
+
+    def rand(n: int) -> bytes:
+        state[0] += 1
+        return (state[0].to_bytes(4, "big") * (n // 4 + 1))[:n]
+
+    return rand
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([1, 3]),
+    st.binary(min_size=1, max_size=80),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 15),
+    st.binary(max_size=80),
+    st.binary(max_size=300),
+    st.sampled_from([0, 1, 32, 100]),
+    st.integers(0, 3),
+)
+def test_seal_application_is_sign_then_protect(
+    suite_id: int, group_id: bytes, epoch: int, leaf: int, ad: bytes, data: bytes, padding: int, sent: int
+) -> None:
+    suite = CipherSuite(suite_id)
+    context = GroupContext(suite.id, group_id, epoch, bytes(32), bytes(32)).encode()
+    fast_tree, slow_tree = SecretTree(suite, _ENC, 16), SecretTree(suite, _ENC, 16)
+    for tree in (fast_tree, slow_tree):  # a few generations in: the ratchets must stay in step
+        for _ in range(sent):
+            tree.next_send(leaf, RatchetKind.APPLICATION)
+    fast = seal_application(
+        suite,
+        _SIGNER,
+        context,
+        group_id=group_id,
+        epoch=epoch,
+        sender=leaf,
+        authenticated_data=ad,
+        data=data,
+        secret_tree=fast_tree,
+        sender_data_secret=_SD,
+        padding_block=padding,
+        rand=_counter_rand(),
+    )
+    content = FramedContent(group_id, epoch, leaf, ad, ContentType.APPLICATION, opaque(data))
+    signature = sign_framed_content(suite, _SIGNER, WireFormat.PRIVATE_MESSAGE, content, context)
+    slow = protect_application(
+        suite,
+        content=content,
+        signature=signature,
+        secret_tree=slow_tree,
+        sender_data_secret=_SD,
+        padding_block=padding,
+        rand=_counter_rand(),
+    )
+    assert fast == slow
+    assert fast_tree.next_send(leaf, RatchetKind.APPLICATION) == slow_tree.next_send(
+        leaf, RatchetKind.APPLICATION
+    )
+
+
+@pytest.mark.parametrize(
+    ("group_id", "epoch", "leaf", "ad"),
+    [(b"g", 2**64, 0, b""), (b"g", 0, 2**32, b""), (bytes(256), 0, 0, b""), (b"g", 0, 0, bytes(4097))],
+)
+def test_seal_application_refuses_what_the_general_path_refuses(
+    group_id: bytes, epoch: int, leaf: int, ad: bytes
+) -> None:
+    suite = CipherSuite()
+
+    def general() -> bytes:
+        content = FramedContent(group_id, epoch, leaf, ad, ContentType.APPLICATION, opaque(b"hi"))
+        signature = sign_framed_content(suite, _SIGNER, WireFormat.PRIVATE_MESSAGE, content, b"")
+        tree = SecretTree(suite, _ENC, 2)
+        return protect_application(
+            suite, content=content, signature=signature, secret_tree=tree, sender_data_secret=_SD
+        )
+
+    def fast() -> bytes:
+        return seal_application(
+            suite,
+            _SIGNER,
+            b"",
+            group_id=group_id,
+            epoch=epoch,
+            sender=leaf,
+            authenticated_data=ad,
+            data=b"hi",
+            secret_tree=SecretTree(suite, _ENC, 2),
+            sender_data_secret=_SD,
+        )
+
+    outcomes = []
+    for fn in (general, fast):
+        try:
+            fn()
+            outcomes.append(None)
+        except GroupChatError as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] is not None and outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("inp", list(Input))
+def test_the_member_shortcut_of_the_guard_allows_what_check_allows(inp: Input) -> None:
+    try:
+        check(Phase.MEMBER, inp, epoch=3)
+        allowed = True
+    except UsageError:
+        allowed = False
+    assert (inp in MEMBER_INPUTS) == allowed
+
+
+_P = 2**255 - 19
+_EDGES = [0, 1, 2, 9, _P - 2, _P - 1, _P, _P + 1, _P + 2, 2**255 - 1, 2**255, 2**256 - 1]
+_EDGES += [325606250916557431795983626356110631294008115727848805560023387167927233504]
+_EDGES += [39382357235489614581723060781553021112529911719440698176882885853963445705823]
+
+
+def _accepted(key: bytes) -> bool:
+    try:
+        check_x25519_public(key)
+    except GroupChatError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=40), st.sampled_from(_EDGES).map(lambda u: u.to_bytes(32, "little"))))
+def test_is_x25519_public_accepts_what_the_check_accepts(key: bytes) -> None:
+    assert is_x25519_public(key) == _accepted(key)
+
+
+def test_is_x25519_public_at_every_edge() -> None:
+    for u in _EDGES:
+        for delta in (-1, 0, 1):
+            if 0 <= u + delta < 2**256:
+                key = (u + delta).to_bytes(32, "little")
+                assert is_x25519_public(key) == _accepted(key), u + delta
+
+
+# --- the used init keys of the admission state --------------------------------------------------
+
+
+def _entries(rng: random.Random, count: int) -> bytes:
+    return b"".join(
+        bytes(rng.randrange(256) for _ in range(16)) + rng.randrange(2**64).to_bytes(8, "big")
+        for _ in range(count)
+    )
+
+
+def _general_used(data: bytes) -> object:
+    try:
+        return _used_init_keys_general(data)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 300), st.integers(0, 5))
+def test_used_init_keys_read_directly_as_the_reader_reads_them(seed: int, count: int, mutate: int) -> None:
+    rng = random.Random(seed)
+    data = bytearray(opaque(_entries(rng, count)))
+    for _ in range(mutate):
+        action = rng.randrange(3)
+        if action == 0 and data:
+            data[rng.randrange(len(data))] = rng.choice((0, 0x3F, 0x40, 0x41, 0x7F, 0x80, 0xFF))
+        elif action == 1 and data:
+            del data[rng.randrange(len(data)) :]
+        else:
+            data += bytes(rng.randrange(1, 30))
+    raw = bytes(data)
+    direct = _used_init_keys_direct(raw)
+    if direct is not None:
+        assert direct == _general_used(raw)
+    if mutate == 0 and 0 < count <= MAX_USED_INIT_KEYS:
+        assert direct is not None  # the common shape is read directly
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=16, max_size=16), st.integers(-1, 2**64)), max_size=40))
+def test_used_init_keys_encode_as_the_writer_writes_them(entries: list[tuple[bytes, int]]) -> None:
+    state = AdmissionState(used_init_keys=tuple(UsedInitKey(ref, n) for ref, n in entries))
+
+    def writer() -> object:
+        try:
+            w = Writer()
+            for ref, n in entries:
+                w.raw(ref).u64(n)
+            return Writer().opaque(w.bytes()).bytes()
+        except GroupChatError as exc:
+            return (type(exc), str(exc))
+
+    try:
+        got: object = state.encode_used_init_keys()
+    except GroupChatError as exc:
+        got = (type(exc), str(exc))
+    assert got == writer()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.sampled_from([b"groupchat v1 ", b"MLS 1.0 "]), st.data())
+def test_node_secret_writes_out_the_kdf_label_it_would_build(
+    seed: bytes, prefix: bytes, data: st.DataObject
+) -> None:
+    suite = CipherSuite(1, prefix)
+    sk = X25519PrivateKey.from_private_bytes(seed)
+    other = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    left, right = (
+        data.draw(st.binary(min_size=32, max_size=32)),
+        data.draw(st.binary(min_size=32, max_size=32)),
+    )
+    dh = sk.exchange(X25519PublicKey.from_public_bytes(other))
+    general = suite.expand_with_label(suite.extract(b"", dh), b"tgdh node", opaque(left) + opaque(right), 32)
+    assert node_secret(suite, sk, other, left, right) == general
+
+
+def _reference_used_after(
+    used: tuple[UsedInitKey, ...], departed: list[JoinRequest], prune: int | None, suite: CipherSuite
+) -> object:
+    """``used_after`` as first written: the list rebuilt from (ref, not_after) pairs."""
+    if not departed and prune is None:
+        return tuple(used)
+    kept = {e.ref: e.not_after for e in used}
+    for request in departed:
+        ref = init_key_ref(suite, request.init_key)
+        kept.pop(ref, None)
+        kept[ref] = request.not_after
+    if prune is not None:
+        live = {ref: n for ref, n in kept.items() if n >= prune}
+        if len(live) == len(kept):
+            return AdmissionChangeError
+        kept = live
+    return tuple(UsedInitKey(ref, n) for ref, n in kept.items())[-MAX_USED_INIT_KEYS:]
+
+
+_REQUESTS = [
+    JoinRequest.create(
+        CipherSuite(), Identity.generate(), b"g", f"m{i}", wall_clock=lambda i=i: 1_700_000_000 + i
+    ).request
+    for i in range(4)
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 300), st.integers(0, 2**40)),
+        max_size=MAX_USED_INIT_KEYS + 3,
+        unique_by=lambda t: t[0],
+    ),
+    st.lists(st.sampled_from(range(4)), max_size=4, unique=True),
+    st.one_of(st.none(), st.integers(0, 2**40)),
+    st.booleans(),
+)
+def test_used_after_lists_what_it_first_listed(
+    entries: list[tuple[int, int]], departed: list[int], prune: int | None, relist: bool
+) -> None:
+    suite = CipherSuite()
+    used = [UsedInitKey(i.to_bytes(16, "big"), n) for i, n in entries]
+    if relist and used and departed:  # a departed init key that is already listed moves to the end
+        used.insert(0, UsedInitKey(init_key_ref(suite, _REQUESTS[departed[0]].init_key), 5))
+    requests = [_REQUESTS[i] for i in departed]
+    try:
+        got: object = used_after(tuple(used), requests, prune, suite)
+    except AdmissionChangeError:
+        got = AdmissionChangeError
+    assert got == _reference_used_after(tuple(used), requests, prune, suite)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=16, max_size=16), st.integers(0, 2**64 - 1)), min_size=1, max_size=40
+    )
+)
+def test_admission_of_reads_back_the_used_init_keys(entries: list[tuple[bytes, int]]) -> None:
+    used = tuple(UsedInitKey(ref, n) for ref, n in dict(entries).items())
+    state = AdmissionState(used_init_keys=used)
+    ctx = GroupContext(1, b"g", 3, bytes(32), bytes(32), with_admission(b"", state))
+    assert admission_of(ctx) == state == dataclasses.replace(DEFAULT_ADMISSION, used_init_keys=used)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-1, 2**16),
+    st.binary(max_size=80),
+    st.integers(-1, 2**64),
+    st.binary(max_size=40),
+    st.binary(max_size=40),
+    st.binary(max_size=100),
+)
+def test_group_context_encodes_as_the_writer_writes_it(
+    suite_id: int, group_id: bytes, epoch: int, tree_hash: bytes, confirmed: bytes, extensions: bytes
+) -> None:
+    ctx = GroupContext(suite_id, group_id, epoch, tree_hash, confirmed, extensions)
+    outcomes = []
+    for encode in (ctx.encode, ctx._encode_general):
+        try:
+            outcomes.append(encode())
+        except GroupChatError as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_signed_by_names_the_signer_on_covered_refusals_only() -> None:
+    with pytest.raises(InvalidCommitError) as named, signed_by(3, "carol", identity_key=bytes(32)):
+        raise InvalidCommitError("bad")
+    assert named.value.signer == 3 and named.value.signer_name == "carol"
+    with pytest.raises(ConfirmationError) as unnamed, signed_by(3, "carol", (ConfirmationError,)):
+        raise ConfirmationError("tag")
+    assert unnamed.value.signer is None
+    with pytest.raises(KeyError), signed_by(3, "carol"):
+        raise KeyError("not a refusal: passes through untouched")
+    with signed_by(3, "carol") as entered:
+        assert entered is None
+
+
+def _refusal(fn: Callable[[], None]) -> object:
+    try:
+        fn()
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
+def test_the_guard_refuses_what_check_refuses_in_the_phase_the_group_is_in() -> None:
+    group = Group.create(Identity.generate(), b"room", "m0", GroupConfig())
+    for committing in (False, True):
+        if committing:
+            group.commit(update=True)  # our commit in flight: the COMMITTING phase
+        for inp in Input:
+            assert _refusal(partial(group._require, inp)) == _refusal(
+                partial(check, group.phase, inp, epoch=group.epoch, in_flight=group._pending is not None)
+            ), (group.phase, inp)
