@@ -537,6 +537,8 @@ class ChatSession:
         and no step runs (the order of inputs is kept: nothing came before it that is not handled);
         else through the inbox, behind what waits there. The store and the timer are seen to once
         the read is handled (:meth:`_when_idle`), not after each of its frames."""
+        if self._finished is not None and self._finished.is_set():
+            return  # the machine stopped (as the actor stops): what the relay sends after is not read
         if not self._inbox.empty() or self._turn.locked():
             await self._frame_slots.acquire()  # released when the actor takes it
             self._post(i.FrameReceived(frame, self._clock()))
