@@ -13,6 +13,7 @@ from groupchat.client.notices import ConnectionState, StatusChanged
 from groupchat.client.session import inputs as i
 from groupchat.client.session.actions import Step
 from groupchat.core.errors import InvalidValueError
+from groupchat.relay_protocol import Presence, PresenceEvent
 
 
 class _Injected(InvalidValueError):
@@ -62,3 +63,30 @@ async def test_commands_and_frames_keep_their_order() -> None:
             assert alice.texts() == [f"b{n}" for n in range(30)]
         finally:
             await stop_all(alice, bob)
+
+
+async def test_no_frame_is_handed_over_once_the_machine_has_stopped() -> None:
+    """A read can hold several frames (websockets hands them over without yielding); once the
+    machine said Stop, the rest of the read is not given to it (as the actor stops taking inputs)."""
+    async with running_relay() as relay:
+        alice = start_peer(relay.port, "r", "alice")
+        try:
+            await wait_until(lambda: alice.ready, what="alice ready")
+            session, machine = alice.session, alice.session._machine
+            seen: list[i.Input] = []
+            real = machine.step
+
+            def counting(item: i.Input) -> Step[None]:
+                seen.append(item)
+                return real(item)
+
+            machine.step = counting  # type: ignore[method-assign]
+            frame = Presence(machine._room, b"\x01" * 32, PresenceEvent.JOINED)
+            await session._hand_over(frame)  # the control: handed over while running
+            assert [type(x) for x in seen] == [i.FrameReceived]
+            assert session._finished is not None
+            session._finished.set()  # what the machine's Stop does
+            await session._hand_over(frame)
+            assert [type(x) for x in seen] == [i.FrameReceived]
+        finally:
+            await stop_all(alice)
