@@ -208,15 +208,11 @@ class Admission(EpochState):
         """
         if self._scheme.is_verified(leaf):
             return
-        if self._unchecked.get(leaf) == request:
+        signer = self._roster_signer
+        if signer is not None and self._unchecked.get(leaf) == request:
             # Listed by the welcome of a join that deferred its roster check: a forgery is the
             # welcome signer's, and refuses this input like the whole check would.
-            signer = self._roster_signer
-            if signer is None:
-                verify_listed_member(self.suite, self.group_id, leaf, request, None)
-            else:
-                with signed_by(signer[0], signer[1].display_name, identity_key=signer[1].identity_key):
-                    verify_listed_member(self.suite, self.group_id, leaf, request, signer)
+            verify_listed_members(self.suite, self.group_id, [(leaf, request)], signer)
         else:
             request.verify(self.suite)
         self._scheme.mark_verified(leaf)
@@ -256,6 +252,19 @@ class _SignedBy(AbstractContextManager[None]):
         if isinstance(exc, RemoteError) and not isinstance(exc, self.outside):
             exc.signed_by(self.leaf, self.name, self.identity_key)
         # None: the exception, if any, goes on as it came
+
+
+def verify_listed_members(
+    suite: CipherSuite,
+    group_id: bytes,
+    leaves: Iterable[tuple[int, JoinRequest]],
+    signer: tuple[int, JoinRequest],
+) -> None:
+    """Every other leaf of a welcome whose signer (leaf, request) checked: a forgery is the
+    signer's, so the ForgedMemberError of the first one that fails names the signer."""
+    with signed_by(signer[0], signer[1].display_name, identity_key=signer[1].identity_key):
+        for leaf, request in leaves:
+            verify_listed_member(suite, group_id, leaf, request, signer)
 
 
 def verify_listed_member(

@@ -43,7 +43,7 @@ from ..welcome import (
     decrypt_group_info,
     open_group_secrets,
 )
-from .admission import signed_by, verify_listed_member
+from .admission import signed_by, verify_listed_member, verify_listed_members
 from .roster import RosterChecking
 from .state import GroupConfig, PendingEpoch
 from .wire import (
@@ -286,9 +286,8 @@ def _verify_roster(
     scheme.mark_verified(info.signer)
     if not every:
         return signer
-    with signed_by(info.signer, signer.display_name, identity_key=signer.identity_key):
-        for leaf, request in scheme.members():
-            if leaf != info.signer:
-                verify_listed_member(suite, group_id, leaf, request, (info.signer, signer))
-            scheme.mark_verified(leaf)
+    others = [(leaf, request) for leaf, request in scheme.members() if leaf != info.signer]
+    verify_listed_members(suite, group_id, others, (info.signer, signer))
+    for leaf, _ in others:
+        scheme.mark_verified(leaf)
     return signer

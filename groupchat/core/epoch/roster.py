@@ -25,7 +25,7 @@ from typing import Final
 from ..errors import UsageError
 from ..identity import JoinRequest
 from ..suite import CipherSuite
-from .admission import signed_by, verify_listed_member
+from .admission import verify_listed_members
 from .machine import Input, check_transition
 from .processing import Processing
 
@@ -40,18 +40,12 @@ class RosterCheck:
 
     suite: CipherSuite
     group_id: bytes
-    signer: tuple[int, JoinRequest] | None  # the welcome's signer, named if a leaf is forged
+    signer: tuple[int, JoinRequest]  # the welcome's signer, named if a leaf is forged
     leaves: tuple[tuple[int, JoinRequest], ...]
 
     def run(self) -> RosterVerified:
         """Verify every listed request; raise the ForgedMemberError of the first that fails."""
-        signer = self.signer
-        for leaf, request in self.leaves:
-            if signer is None:
-                verify_listed_member(self.suite, self.group_id, leaf, request, None)
-                continue
-            with signed_by(signer[0], signer[1].display_name, identity_key=signer[1].identity_key):
-                verify_listed_member(self.suite, self.group_id, leaf, request, signer)
+        verify_listed_members(self.suite, self.group_id, self.leaves, self.signer)
         return RosterVerified(self, _TOKEN)
 
 
@@ -85,8 +79,10 @@ class RosterChecking(Processing):
         scheme = self._scheme
         if not self._unchecked:
             return None
+        signer = self._roster_signer
+        assert signer is not None, "Group.join sets the unchecked leaves and their signer together"
         left = tuple((leaf, r) for leaf, r in self._unchecked.items() if not scheme.is_verified(leaf))
-        return RosterCheck(self.suite, self.group_id, self._roster_signer, left)
+        return RosterCheck(self.suite, self.group_id, signer, left)
 
     def roster_verified(self, result: RosterVerified) -> None:
         """Apply a finished check: its leaves are verified; with none left we may send.
