@@ -6,7 +6,6 @@ is ever read here (the tree snapshot holds public keys and names only).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Collection, Mapping, Set
 
 from ...core import tree_math as tm
@@ -20,12 +19,6 @@ from .core_calls import TreeSnapshot
 from .settings import cached_fingerprint, member_id
 
 __all__ = ["RosterMade", "build_tree_view", "describe_epoch", "epoch_kind", "lookalikes", "roster_entries"]
-
-
-@functools.lru_cache(maxsize=32)
-def _levels(width: int) -> tuple[int, ...]:
-    """The level of each node of a tree ``width`` nodes wide (the /tree view's layout)."""
-    return tuple(tm.level(i) for i in range(width))
 
 
 #: What a roster entry is made of, by identity key, with the entry made of it (see roster_entries).
@@ -117,7 +110,7 @@ def build_tree_view(
             i in mine,
             set_by.get(i, ""),
         )
-        for i, level in enumerate(_levels(len(keys)))
+        for i, level in enumerate(tm.levels(snap.capacity))
     )
     return TreeView("tree", snap.epoch, nodes)
 
