@@ -268,7 +268,7 @@ PUBLIC: dict[str, list[str]] = {
         'fingerprint',
     ],
     'groupchat.core.group': [
-        'Group', 'GroupConfig', 'GroupState', 'SCHEME_EXTENSION', 'TREE_EXTENSION',
+        'Group', 'GroupConfig', 'GroupState', 'SCHEME_EXTENSION',
     ],
     'groupchat.core.identity': [
         'DEFAULT_JOIN_REQUEST_LIFETIME', 'Identity', 'JoinRequest', 'MAX_DISPLAY_NAME', 'MAX_GROUP_ID',
@@ -280,8 +280,8 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.key_schedule': [
         'EpochSecrets', 'GroupContext', 'confirmation_tag', 'confirmed_transcript_hash',
         'derive_epoch_secrets', 'epoch_secrets_from_joiner', 'expand_with_label_short', 'exporter',
-        'external_psk_id', 'interim_transcript_hash', 'psk_secret', 'verify_confirmation_tag',
-        'welcome_key_nonce',
+        'external_psk_id', 'interim_transcript_hash', 'psk_secret', 'public_state_key_nonce',
+        'verify_confirmation_tag', 'welcome_key_nonce',
     ],
     'groupchat.core.message_protection': [
         'ContentType', 'DecryptedContent', 'FramedContent', 'MAX_APPLICATION_DATA',
@@ -364,10 +364,10 @@ PUBLIC: dict[str, list[str]] = {
         'PROTOCOL_VERSION',
     ],
     'groupchat.core.welcome': [
-        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'SECRETS_EXTENSION',
-        'Welcome', 'committed_secrets', 'decode_extensions', 'decrypt_group_info', 'encode_extensions',
-        'key_package_ref', 'open_group_secrets', 'seal_welcome', 'secrets_commitment',
-        'signed_group_info',
+        'EncryptedGroupSecrets', 'GroupInfo', 'GroupSecrets', 'MAX_GROUP_INFO', 'MAX_PUBLIC_STATE',
+        'SECRETS_EXTENSION', 'Welcome', 'WelcomeMessage', 'committed_secrets', 'decode_extensions',
+        'decrypt_group_info', 'encode_extensions', 'key_package_ref', 'open_group_secrets',
+        'open_public_state', 'seal_welcome', 'secrets_commitment', 'signed_group_info',
     ],
     'groupchat.lab.bench.floor': [
         'CLOCKS', 'Clock', 'Floor', 'MESSAGE_BYTES', 'depth', 'measure_floor', 'median', 'per_op_us',

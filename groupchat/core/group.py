@@ -40,7 +40,6 @@ from .epoch.protection import Protection
 from .epoch.state import GroupConfig, GroupState
 from .epoch.wire import (
     SCHEME_EXTENSION,
-    TREE_EXTENSION,
     scheme_extension,
     with_admission,
 )
@@ -55,7 +54,6 @@ from .schemes.tree import PathSecrets, RatchetTree, TreeScheme
 
 __all__ = [
     "SCHEME_EXTENSION",
-    "TREE_EXTENSION",
     "Group",
     "GroupConfig",
     "GroupState",

@@ -31,6 +31,7 @@ __all__ = [
     "external_psk_id",
     "interim_transcript_hash",
     "psk_secret",
+    "public_state_key_nonce",
     "verify_confirmation_tag",
     "welcome_key_nonce",
 ]
@@ -217,6 +218,14 @@ def welcome_key_nonce(suite: CipherSuite, welcome_secret: bytes) -> tuple[bytes,
     """The AEAD key and nonce that encrypt the GroupInfo in a Welcome (§12.4.3.1)."""
     key = suite.expand_with_label(welcome_secret, b"key", b"", suite.key_len)
     nonce = suite.expand_with_label(welcome_secret, b"nonce", b"", suite.nonce_len)
+    return key, nonce
+
+
+def public_state_key_nonce(suite: CipherSuite, welcome_secret: bytes) -> tuple[bytes, bytes]:
+    """The AEAD key and nonce that encrypt a Welcome's public state (the tree), which travels beside
+    the GroupInfo: labels of their own, so they never equal the GroupInfo's key and nonce."""
+    key = suite.expand_with_label(welcome_secret, b"public state key", b"", suite.key_len)
+    nonce = suite.expand_with_label(welcome_secret, b"public state nonce", b"", suite.nonce_len)
     return key, nonce
 
 

@@ -2,7 +2,10 @@
 
 The encodings are MLS-compatible. A Welcome carries, per new member, the ``GroupSecrets``
 HPKE-sealed to that member's init key (label "Welcome", context = the encrypted GroupInfo), and
-one GroupInfo AEAD-encrypted under keys derived from the ``welcome_secret``.
+one GroupInfo AEAD-encrypted under keys derived from the ``welcome_secret``. What groupchat sends
+a joiner, a :class:`WelcomeMessage`, is that Welcome and, beside it, the scheme's public state
+(the tree), encrypted under keys of its own from the same secret and bound by the signed tree
+hash (RFC 9420 §12.4.3.3 lets a tree travel outside the GroupInfo).
 
 Joining is split into the two steps that the key schedule forces: :func:`open_group_secrets`
 yields the ``joiner_secret``, from which the caller derives the ``welcome_secret``
@@ -20,25 +23,28 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .codec import Reader, Writer, encode_varint
-from .errors import DuplicateKeyError, InvalidValueError, ProtocolError
-from .key_schedule import GroupContext, welcome_key_nonce
+from .errors import DuplicateKeyError, InvalidValueError, InvalidWelcomeError, ProtocolError, UsageError
+from .key_schedule import GroupContext, public_state_key_nonce, welcome_key_nonce
 from .message_protection import WireFormat, read_message_header
 from .suite import CipherSuite
 from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MAX_GROUP_INFO",
+    "MAX_PUBLIC_STATE",
     "SECRETS_EXTENSION",
     "EncryptedGroupSecrets",
     "GroupInfo",
     "GroupSecrets",
     "Welcome",
+    "WelcomeMessage",
     "committed_secrets",
     "decode_extensions",
     "decrypt_group_info",
     "encode_extensions",
     "key_package_ref",
     "open_group_secrets",
+    "open_public_state",
     "seal_welcome",
     "secrets_commitment",
     "signed_group_info",
@@ -49,6 +55,7 @@ _NH: Final = 32
 _SIG_LEN: Final = 64  # Ed25519
 _AEAD_TAG: Final = 16
 MAX_GROUP_INFO: Final = 8 << 20
+MAX_PUBLIC_STATE: Final = 16 << 20  # a tree of 2^16 leaves with long names fits
 _MAX_EXTENSION_ITEMS: Final = 64
 _MAX_PSKS: Final = 64
 _MAX_PSK_BYTES: Final = 64 * 1024
@@ -255,8 +262,8 @@ class Welcome:
         return self._write(Writer()).bytes()
 
     def encode_message(self) -> bytes:
-        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome (one copy
-        of the encrypted GroupInfo, which holds the whole tree)."""
+        """Encode as ``MLSMessage``: uint16 version || uint16 wire_format(3) || Welcome (RFC 9420's
+        encoding; groupchat sends a joiner a :class:`WelcomeMessage`, which adds the tree)."""
         return self._write(Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME)).bytes()
 
     @classmethod
@@ -283,23 +290,63 @@ class Welcome:
         return w
 
 
+@dataclass(frozen=True, slots=True)
+class WelcomeMessage:
+    """What a joiner receives: ``MLSMessage(Welcome) || V(encrypted_public_state)``.
+
+    The scheme's public state (the whole tree, or the ring's roster) travels beside the GroupInfo,
+    not inside it: the signer then signs the tree's hash (in the GroupContext), not its O(n) bytes,
+    and the HPKE context of every joiner's secrets (the encrypted GroupInfo) stays small. It is
+    AEAD-encrypted under keys from the welcome secret, so the relay can neither read nor replace
+    it, and the joiner uses it only once its hash equals the signed ``tree_hash``.
+    """
+
+    welcome: Welcome
+    encrypted_state: bytes = field(repr=False)
+
+    def encode(self) -> bytes:
+        w = self.welcome._write(Writer().u16(PROTOCOL_VERSION).u16(_WIRE_WELCOME))
+        return w.opaque(self.encrypted_state).bytes()
+
+    @classmethod
+    def decode(cls, data: bytes) -> WelcomeMessage:
+        """Parse it, checking the version and wire format; the state is opened later, with the
+        welcome secret (:func:`open_public_state`)."""
+        r = Reader(data, "Welcome")
+        read_message_header(r, WireFormat.WELCOME, "a welcome")
+        welcome = Welcome.read(r)
+        if not r.remaining:
+            raise InvalidWelcomeError(
+                "welcome carries no tree beside its GroupInfo, as an older groupchat's did: the "
+                "member who added you needs to upgrade groupchat"
+            )
+        state = r.opaque("encrypted public state", MAX_PUBLIC_STATE + _AEAD_TAG, 1)
+        r.end()
+        return cls(welcome, state)
+
+
 def seal_welcome(
     suite: CipherSuite,
     group_info: bytes,
     welcome_secret: bytes,
     recipients: Sequence[tuple[bytes, bytes, GroupSecrets]],
-) -> Welcome:
-    """Encrypt the encoded GroupInfo and seal each ``(key_package_ref, init_public_key, secrets)``.
+    public_state: bytes,
+) -> WelcomeMessage:
+    """Encrypt the encoded GroupInfo and the scheme's public state, and seal each
+    ``(key_package_ref, init_public_key, secrets)``.
 
     HPKE randomness comes from pyca's HPKE implementation, which does not take an injected RNG.
     """
+    if len(public_state) > MAX_PUBLIC_STATE:
+        raise UsageError(f"public state is {len(public_state)} bytes, more than {MAX_PUBLIC_STATE}")
     key, nonce = welcome_key_nonce(suite, welcome_secret)
     egi = suite.seal(key, nonce, b"", group_info)
     sealed = []
     for ref, init_pk, secrets in recipients:
         kem_output, ct = suite.encrypt_with_label(init_pk, b"Welcome", egi, secrets.encode())
         sealed.append(EncryptedGroupSecrets(ref, kem_output, ct))
-    return Welcome(suite.id, sealed, egi)
+    state = suite.seal(*public_state_key_nonce(suite, welcome_secret), b"", public_state)
+    return WelcomeMessage(Welcome(suite.id, sealed, egi), state)
 
 
 def _commitment(suite: CipherSuite, ref: bytes, secrets: GroupSecrets) -> bytes:
@@ -349,3 +396,10 @@ def decrypt_group_info(suite: CipherSuite, welcome: Welcome, welcome_secret: byt
     key, nonce = welcome_key_nonce(suite, welcome_secret)
     plain = suite.open(key, nonce, b"", welcome.encrypted_group_info, "welcome GroupInfo")
     return GroupInfo.decode(plain)
+
+
+def open_public_state(suite: CipherSuite, message: WelcomeMessage, welcome_secret: bytes) -> bytes:
+    """Decrypt the public state beside the GroupInfo; the caller must still check it against the
+    signed tree hash (only members of the new epoch can encrypt another, but any of them could)."""
+    key, nonce = public_state_key_nonce(suite, welcome_secret)
+    return suite.open(key, nonce, b"", message.encrypted_state, "welcome public state")

@@ -27,7 +27,6 @@ from groupchat.core.errors import (
     ConfirmationError,
     CounterLimitError,
     DecryptionError,
-    DuplicateKeyError,
     ForgedMemberError,
     GroupChatError,
     InconsistentPathError,
@@ -35,12 +34,13 @@ from groupchat.core.errors import (
     ProtocolError,
     SignatureError,
     TaintRuleError,
+    TruncatedError,
     UnknownMemberError,
     UsageError,
     WrongGroupError,
 )
 from groupchat.core.events import EpochChanged, MessageReceived
-from groupchat.core.group import TREE_EXTENSION, Group, GroupConfig
+from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest, PendingJoin
 from groupchat.core.key_schedule import welcome_secret
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
@@ -48,11 +48,12 @@ from groupchat.core.welcome import (
     SECRETS_EXTENSION,
     GroupInfo,
     GroupSecrets,
-    Welcome,
+    WelcomeMessage,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
     open_group_secrets,
+    open_public_state,
     seal_welcome,
     secrets_commitment,
 )
@@ -99,14 +100,18 @@ class Scene:
 
     def open(self) -> tuple[GroupInfo, GroupSecrets]:
         """What the joiner's init key reveals of the genuine welcome."""
-        msg = Welcome.decode_message(self.welcome)
-        gs = open_group_secrets(SUITE, msg, self.joiner.request.ref(SUITE), self.joiner.init_private)
-        return decrypt_group_info(SUITE, msg, welcome_secret(SUITE, gs.joiner_secret)), gs
+        msg = WelcomeMessage.decode(self.welcome)
+        gs = open_group_secrets(SUITE, msg.welcome, self.joiner.request.ref(SUITE), self.joiner.init_private)
+        return decrypt_group_info(SUITE, msg.welcome, welcome_secret(SUITE, gs.joiner_secret)), gs
+
+    def state(self) -> bytes:
+        """The genuine welcome's public tree, as encoded beside its GroupInfo."""
+        _, gs = self.open()
+        msg = WelcomeMessage.decode(self.welcome)
+        return open_public_state(SUITE, msg, welcome_secret(SUITE, gs.joiner_secret))
 
     def tree(self) -> RatchetTree:
-        info, _ = self.open()
-        (data,) = [d for t, d in decode_extensions(info.extensions) if t == TREE_EXTENSION]
-        return RatchetTree.decode(SUITE, data)
+        return RatchetTree.decode(SUITE, self.state())
 
     def forge(
         self,
@@ -114,19 +119,20 @@ class Scene:
         info: GroupInfo | None = None,
         secrets: GroupSecrets | None = None,
         tree: RatchetTree | None = None,
+        state: bytes | None = None,
         signer: Identity | None = None,
         to: PendingJoin | None = None,
     ) -> bytes:
         """The welcome with ``info``/``secrets`` swapped in, ``tree`` (if given) carried with a
-        matching tree hash, re-signed by the adder m1 (or ``signer``) and sealed to ``to``."""
+        matching tree hash (or ``state`` carried as the tree, the signed hash kept), re-signed by
+        the adder m1 (or ``signer``) and sealed to ``to``."""
         real_info, real_secrets = self.open()
         info = info or real_info
         secrets = secrets or real_secrets
         if tree is not None:
             ctx = dataclasses.replace(info.group_context, tree_hash=tree.tree_hash)
-            info = dataclasses.replace(
-                info, group_context=ctx, extensions=encode_extensions([(TREE_EXTENSION, tree.encode())])
-            )
+            info = dataclasses.replace(info, group_context=ctx)
+            state = tree.encode()
         to = to or self.joiner
         info = committing(info, to, secrets)
         signed = info.sign(SUITE, (signer or self.ids["m1"]).signing_key)
@@ -135,7 +141,8 @@ class Scene:
             signed.encode(),
             welcome_secret(SUITE, secrets.joiner_secret),
             [(to.request.ref(SUITE), to.request.init_key, secrets)],
-        ).encode_message()
+            self.state() if state is None else state,
+        ).encode()
 
     def with_info(self, **changes: object) -> bytes:
         info, _ = self.open()
@@ -232,7 +239,8 @@ def test_welcome_not_addressed_to_us(s: Scene) -> None:
         group_info.encode(),
         welcome_secret(SUITE, gs.joiner_secret),
         [(s.joiner.request.ref(SUITE), other.request.init_key, gs)],
-    ).encode_message()
+        s.state(),
+    ).encode()
     s.refused(sealed, DecryptionError)
 
 
@@ -271,19 +279,22 @@ def test_welcome_at_the_last_epoch(s: Scene) -> None:
 
 
 def test_welcome_without_a_public_tree(s: Scene) -> None:
-    s.refused(s.with_info(extensions=b""), InvalidWelcomeError, "exactly one public tree")
-    # Another extension in its place does not count as a tree.
-    other = encode_extensions([(TREE_EXTENSION + 1, b"not a tree")])
-    s.refused(s.with_info(extensions=other), InvalidWelcomeError, "exactly one public tree")
+    """An older groupchat's welcome (the tree inside the GroupInfo, nothing beside it) is refused
+    saying so; a tree that does not decode, or an empty one, is refused as malformed."""
+    older = WelcomeMessage.decode(s.welcome).welcome.encode_message()
+    s.refused(older, InvalidWelcomeError, "no tree beside its GroupInfo")
+    s.refused(s.forge(state=b""), TruncatedError, "public tree: truncated")
+    s.refused(s.forge(state=s.state()[:-1]), TruncatedError, "public tree: truncated")
 
 
-def test_welcome_with_the_public_tree_twice(s: Scene) -> None:
-    """Two tree extensions: the extension list itself is refused (RFC 9420 §13: each type once),
-    so join() never has to choose between two trees."""
-    info, _ = s.open()
-    (tree,) = [d for t, d in decode_extensions(info.extensions) if t == TREE_EXTENSION]
-    twice = Writer().u16(TREE_EXTENSION).opaque(tree).u16(TREE_EXTENSION).opaque(tree).bytes()
-    s.refused(s.with_info(extensions=twice), DuplicateKeyError, f"extension type {TREE_EXTENSION}")
+def test_welcome_whose_tree_the_relay_changed(s: Scene) -> None:
+    """The tree travels encrypted under keys of its own from the welcome secret: one flipped bit,
+    or the encrypted GroupInfo put in its place, fails the AEAD before anything is parsed."""
+    msg = WelcomeMessage.decode(s.welcome)
+    flipped = bytes([msg.encrypted_state[0] ^ 1]) + msg.encrypted_state[1:]
+    s.refused(dataclasses.replace(msg, encrypted_state=flipped).encode(), DecryptionError, "public state")
+    spliced = dataclasses.replace(msg, encrypted_state=msg.welcome.encrypted_group_info)
+    s.refused(spliced.encode(), DecryptionError, "public state")
 
 
 def test_welcome_whose_tree_does_not_match_the_signed_tree_hash(s: Scene) -> None:
@@ -291,10 +302,11 @@ def test_welcome_whose_tree_does_not_match_the_signed_tree_hash(s: Scene) -> Non
     flipped = bytes([info.group_context.tree_hash[0] ^ 1]) + info.group_context.tree_hash[1:]
     s.refused(s.with_context(tree_hash=flipped), InvalidWelcomeError, "does not match the tree hash")
     # The signed hash kept, the tree changed at one leaf (our slot vacated): also refused.
+    # Only the hash is signed, not the tree's bytes: a member of the new epoch (who knows the welcome
+    # secret) can encrypt another tree beside the signed GroupInfo, and the hash refuses it.
     other = s.tree()
     other.set_leaf(2, fresh_key(), None, 1)
-    forged = s.with_info(extensions=encode_extensions([(TREE_EXTENSION, other.encode())]))
-    s.refused(forged, InvalidWelcomeError, "does not match the tree hash")
+    s.refused(s.forge(state=other.encode()), InvalidWelcomeError, "does not match the tree hash")
 
 
 @pytest.mark.parametrize("signer", [3, 4, 2**32 - 1], ids=["blank-leaf", "beyond-capacity", "uint32-max"])
@@ -317,7 +329,8 @@ def test_welcome_with_a_bad_group_info_signature(s: Scene) -> None:
         garbled.encode(),
         welcome_secret(SUITE, gs.joiner_secret),
         [(s.joiner.request.ref(SUITE), s.joiner.request.init_key, gs)],
-    ).encode_message()
+        s.state(),
+    ).encode()
     s.refused(sealed, SignatureError)
 
 

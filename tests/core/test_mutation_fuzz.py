@@ -46,7 +46,7 @@ from groupchat.core.codec import Writer, opaque
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
 from groupchat.core.errors import CounterLimitError, GroupChatError
 from groupchat.core.events import EpochChanged, MessageReceived, RemovedFromGroup
-from groupchat.core.group import TREE_EXTENSION, Group, GroupConfig
+from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import JoinRequest, PendingJoin
 from groupchat.core.key_schedule import confirmation_tag, epoch_secrets_from_joiner, welcome_secret
 from groupchat.core.message_protection import (
@@ -63,10 +63,11 @@ from groupchat.core.suite import CipherSuite
 from groupchat.core.welcome import (
     SECRETS_EXTENSION,
     GroupSecrets,
-    Welcome,
+    WelcomeMessage,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
+    open_public_state,
     seal_welcome,
     secrets_commitment,
 )
@@ -147,8 +148,7 @@ def world() -> World:
 
 
 def _tree_of(h: Harness, welcome: bytes, welcome_secret: bytes) -> bytes:
-    info = decrypt_group_info(h.suite, Welcome.decode_message(welcome), welcome_secret)
-    return next(d for t, d in decode_extensions(info.extensions) if t == TREE_EXTENSION)
+    return open_public_state(h.suite, WelcomeMessage.decode(welcome), welcome_secret)
 
 
 # --- shared strategies ------------------------------------------------------------------------
@@ -302,11 +302,11 @@ def test_mutated_and_re_signed_commits(data: st.DataObject) -> None:
 def mutated_welcome(draw: st.DrawFn) -> bytes:
     w = world()
     suite = w.h.suite
-    msg = Welcome.decode_message(w.welcome)
-    info = decrypt_group_info(suite, msg, w.welcome_secret)
+    msg = WelcomeMessage.decode(w.welcome)
+    info = decrypt_group_info(suite, msg.welcome, w.welcome_secret)
     ctx = info.group_context
     extensions = decode_extensions(info.extensions)
-    tree = next(d for t, d in extensions if t == TREE_EXTENSION)
+    tree = open_public_state(suite, msg, w.welcome_secret)
     signer, tag = info.signer, info.confirmation_tag
     leaf_secret: bytes | None = w.joiner_leaf_secret
     joiner_secret = w.joiner_secret
@@ -330,9 +330,9 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
         elif kind == "confirmed":
             ctx = dataclasses.replace(ctx, confirmed_transcript_hash=draw(st.sampled_from([b"", bytes(32)])))
         elif kind == "no-tree":
-            extensions = [(t, d) for t, d in extensions if t != TREE_EXTENSION]
+            tree = b""
         elif kind == "two-trees":
-            extensions = [*extensions, (TREE_EXTENSION + 1, tree)]
+            tree += tree
         elif kind == "unknown-ext":
             extensions = [*extensions, (draw(st.integers(0, 0xFFFF)), draw(st.binary(max_size=16)))]
         elif kind == "capacity":
@@ -358,7 +358,6 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
         elif kind == "psk":
             psks = [Writer().u8(1).opaque(b"id").opaque(bytes(32)).bytes()]
         # The malicious committer keeps the GroupInfo self-consistent where it can.
-    extensions = [(t, tree if t == TREE_EXTENSION else d) for t, d in extensions]
     if draw(st.booleans()):
         with contextlib.suppress(GroupChatError):  # the committer fixes the hash when it can
             ctx = dataclasses.replace(ctx, tree_hash=RatchetTree.decode(suite, tree).tree_hash)
@@ -381,8 +380,8 @@ def mutated_welcome(draw: st.DrawFn) -> bytes:
     try:
         recipient = (w.joiner.request.ref(suite), w.joiner.request.init_key, gs)
         sealed = seal_welcome(
-            suite, new_info.encode(), welcome_secret(suite, joiner_secret), [recipient]
-        ).encode_message()
+            suite, new_info.encode(), welcome_secret(suite, joiner_secret), [recipient], tree
+        ).encode()
     except (ValueError, struct.error):
         sealed = w.welcome
     return draw(raw_mutation(sealed))
@@ -515,7 +514,8 @@ def _welcome_at_epoch(w: World, epoch: int) -> bytes:
     """The real welcome, re-made by the malicious committer at another GroupContext epoch (with a
     matching confirmation tag, from the joiner secret it knows, and its own signature)."""
     suite = w.h.suite
-    info = decrypt_group_info(suite, Welcome.decode_message(w.welcome), w.welcome_secret)
+    msg = WelcomeMessage.decode(w.welcome)
+    info = decrypt_group_info(suite, msg.welcome, w.welcome_secret)
     ctx = dataclasses.replace(info.group_context, epoch=epoch)
     secrets = epoch_secrets_from_joiner(suite, w.joiner_secret, ctx.encode())
     tag = confirmation_tag(suite, secrets.confirmation_key, ctx.confirmed_transcript_hash)
@@ -523,8 +523,9 @@ def _welcome_at_epoch(w: World, epoch: int) -> bytes:
     info = info.sign(suite, w.h.members[w.attacker]._identity.signing_key)
     gs = GroupSecrets(w.joiner_secret, w.joiner_leaf_secret, [])
     recipient = (w.joiner.request.ref(suite), w.joiner.request.init_key, gs)
-    sealed = seal_welcome(suite, info.encode(), welcome_secret(suite, w.joiner_secret), [recipient])
-    return sealed.encode_message()
+    tree = open_public_state(suite, msg, w.welcome_secret)
+    sealed = seal_welcome(suite, info.encode(), welcome_secret(suite, w.joiner_secret), [recipient], tree)
+    return sealed.encode()
 
 
 def test_welcome_at_a_high_epoch_still_works() -> None:

@@ -46,11 +46,12 @@ from groupchat.core.schemes.ring_message import RingRound
 from groupchat.core.welcome import (
     GroupInfo,
     GroupSecrets,
-    Welcome,
+    WelcomeMessage,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
     open_group_secrets,
+    open_public_state,
     seal_welcome,
 )
 
@@ -164,6 +165,7 @@ class World:
     welcome: bytes
     joiner: PendingJoin
     welcome_parts: tuple[GroupInfo, bytes, bytes]  # GroupInfo, joiner secret, init secret sealed
+    roster: bytes  # the epoch's roster, beside the GroupInfo
 
     def __repr__(self) -> str:
         return "World(ring m0..m3, attacker m1, receiver m2)"
@@ -228,11 +230,13 @@ def world() -> World:
     welcome = next(o.data for o in out if o.to is not None and getattr(o.to, "identity_key", None))
     # What m1 made it from, as the joiner opens it: the GroupInfo, joiner secret and init secret.
     suite = m1.suite
-    msg = Welcome.decode_message(welcome)
-    gs = open_group_secrets(suite, msg, pj.request.ref(suite), pj.init_private)
-    info = decrypt_group_info(suite, msg, derive_welcome_secret(suite, gs.joiner_secret))
+    msg = WelcomeMessage.decode(welcome)
+    gs = open_group_secrets(suite, msg.welcome, pj.request.ref(suite), pj.init_private)
+    secret = derive_welcome_secret(suite, gs.joiner_secret)
+    info = decrypt_group_info(suite, msg.welcome, secret)
     assert gs.path_secret is not None
-    return World(room, m1, targets, welcome, pj, (info, gs.joiner_secret, gs.path_secret))
+    roster = open_public_state(suite, msg, secret)
+    return World(room, m1, targets, welcome, pj, (info, gs.joiner_secret, gs.path_secret), roster)
 
 
 def _sent(room: Room, name: str) -> set[bytes]:
@@ -430,7 +434,7 @@ def mutated_ring_welcome(draw: st.DrawFn) -> bytes:
     info, joiner_secret, init_secret = w.welcome_parts
     ctx = info.group_context
     ext = dict(decode_extensions(info.extensions))
-    roster = ext[wire.RING_ROSTER_EXTENSION]
+    roster = w.roster
     commit = CommitMessage.decode(ext[wire.RING_COMMIT_EXTENSION])
     interim = ext[wire.RING_INTERIM_EXTENSION]
     signer = info.signer
@@ -478,17 +482,16 @@ def mutated_ring_welcome(draw: st.DrawFn) -> bytes:
         commit_bytes = CommitMessage(content, body, sig, commit.confirmation_tag).encode()
     except (ValueError, struct.error, AssertionError, GroupChatError):
         commit_bytes = ext[wire.RING_COMMIT_EXTENSION]
-    parts = {wire.RING_ROSTER_EXTENSION: roster, wire.RING_COMMIT_EXTENSION: commit_bytes,
-             wire.RING_INTERIM_EXTENSION: interim}  # fmt: skip
+    parts = {wire.RING_COMMIT_EXTENSION: commit_bytes, wire.RING_INTERIM_EXTENSION: interim}
     try:
         new_info = _reinfo(info, ctx, parts, drop, signer).sign(suite, w.attacker._identity.signing_key)
         gs = GroupSecrets(joiner_secret, init_secret, [])
         pj = w.joiner
         recipient = (pj.request.ref(suite), pj.request.init_key, gs)
         sealed = seal_welcome(
-            suite, new_info.encode(), derive_welcome_secret(suite, joiner_secret), [recipient]
+            suite, new_info.encode(), derive_welcome_secret(suite, joiner_secret), [recipient], roster
         )
-        welcome = sealed.encode_message()
+        welcome = sealed.encode()
     except (ValueError, struct.error, GroupChatError):
         welcome = w.welcome
     return draw(raw_mutation(welcome))
@@ -524,7 +527,7 @@ def test_a_ring_welcome_listing_the_joiner_twice_is_refused_remotely_and_burns_n
     suite = w.attacker.suite
     info, joiner_secret, init_secret = w.welcome_parts
     ext = dict(decode_extensions(info.extensions))
-    roster = _with_joiner_listed(w, ext[wire.RING_ROSTER_EXTENSION])
+    roster = _with_joiner_listed(w, w.roster)
     fixed = _roster_hash(w, roster)
     assert fixed is not None
     ctx = dataclasses.replace(info.group_context, tree_hash=fixed)
@@ -532,7 +535,7 @@ def test_a_ring_welcome_listing_the_joiner_twice_is_refused_remotely_and_burns_n
     key = w.attacker._identity.signing_key
     sig = sign_framed_content(suite, key, WireFormat.PUBLIC_MESSAGE, commit.content, ctx.encode())
     commit_bytes = dataclasses.replace(commit, signature=sig).encode()
-    parts = {wire.RING_ROSTER_EXTENSION: roster, wire.RING_COMMIT_EXTENSION: commit_bytes}
+    parts = {wire.RING_COMMIT_EXTENSION: commit_bytes}
     new_info = _reinfo(info, ctx, parts, set(), info.signer).sign(suite, key)
     pj = w.joiner
     gs = GroupSecrets(joiner_secret, init_secret, [])
@@ -541,7 +544,8 @@ def test_a_ring_welcome_listing_the_joiner_twice_is_refused_remotely_and_burns_n
         new_info.encode(),
         derive_welcome_secret(suite, joiner_secret),
         [(pj.request.ref(suite), pj.request.init_key, gs)],
-    ).encode_message()
+        roster,
+    ).encode()
     _join_then_genuine(w, bad, note=False)
 
 

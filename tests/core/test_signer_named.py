@@ -38,11 +38,12 @@ from groupchat.core.schemes.tree import TreeScheme, ratchet_tree
 from groupchat.core.welcome import (
     GroupInfo,
     GroupSecrets,
-    Welcome,
+    WelcomeMessage,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
     open_group_secrets,
+    open_public_state,
     seal_welcome,
 )
 
@@ -115,9 +116,16 @@ def lying_adder(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def opened(welcome: bytes, pj: PendingJoin, h: Harness) -> tuple[GroupInfo, GroupSecrets]:
-    msg = Welcome.decode_message(welcome)
+    msg = WelcomeMessage.decode(welcome).welcome
     gs = open_group_secrets(h.suite, msg, pj.request.ref(h.suite), pj.init_private)
     return decrypt_group_info(h.suite, msg, welcome_secret(h.suite, gs.joiner_secret)), gs
+
+
+def tree_of(welcome: bytes, pj: PendingJoin, h: Harness) -> bytes:
+    """The public state beside the welcome's GroupInfo."""
+    msg = WelcomeMessage.decode(welcome)
+    gs = open_group_secrets(h.suite, msg.welcome, pj.request.ref(h.suite), pj.init_private)
+    return open_public_state(h.suite, msg, welcome_secret(h.suite, gs.joiner_secret))
 
 
 def test_a_wrong_leaf_secret_in_a_welcome_names_its_signer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,7 +161,8 @@ def test_secrets_resealed_by_another_member_name_no_one_and_the_genuine_welcome_
         info.encode(),
         welcome_secret(h.suite, joiner_secret),
         [(pj.request.ref(h.suite), pj.request.init_key, forged_secrets)],
-    ).encode_message()
+        tree_of(genuine, pj, h),
+    ).encode()
     with pytest.raises(InvalidWelcomeError, match="not the ones the welcome's signer committed to") as exc:
         Group.join(pj, forged, h.config)
     assert (exc.value.signer, exc.value.signer_name, exc.value.signer_key) == (None, "", None)
@@ -199,7 +208,8 @@ def doubled(welcome: bytes, pj: PendingJoin, attacker: Group) -> bytes:
     free leaf), the commit and the GroupInfo re-signed with the attacker's own key: every signature
     checks, every added request is validly signed, but one identity would sit at two leaves."""
     suite = attacker.suite
-    msg = Welcome.decode_message(welcome)
+    whole = WelcomeMessage.decode(welcome)
+    msg = whole.welcome
     gs = open_group_secrets(suite, msg, pj.request.ref(suite), pj.init_private)
     info = decrypt_group_info(suite, msg, welcome_secret(suite, gs.joiner_secret))
     ext = decode_extensions(info.extensions)
@@ -219,9 +229,9 @@ def doubled(welcome: bytes, pj: PendingJoin, attacker: Group) -> bytes:
     extensions = encode_extensions([(t, commit if t == RING_COMMIT_EXTENSION else d) for t, d in ext])
     signed = GroupInfo(info.group_context, extensions, info.confirmation_tag, info.signer).sign(suite, key)
     sealed = [(pj.request.ref(suite), pj.request.init_key, gs)]  # the commitment to gs still holds
-    return seal_welcome(
-        suite, signed.encode(), welcome_secret(suite, gs.joiner_secret), sealed
-    ).encode_message()
+    secret = welcome_secret(suite, gs.joiner_secret)
+    roster = open_public_state(suite, whole, secret)
+    return seal_welcome(suite, signed.encode(), secret, sealed, roster).encode()
 
 
 def test_a_crafted_ring_welcome_is_refused_naming_its_signer_and_the_genuine_one_then_joins() -> None:

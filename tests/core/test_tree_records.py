@@ -20,13 +20,12 @@ from hypothesis import strategies as st
 from test_tree_decoding import GID, SUITE
 
 from groupchat.core import tree_math as tm
-from groupchat.core.epoch.wire import TREE_EXTENSION
 from groupchat.core.errors import UsageError
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import welcome_key_nonce
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
 from groupchat.core.schemes.tree.tree_codec import PublicTree, encode_public_tree
-from groupchat.core.welcome import GroupInfo, Welcome, decode_extensions
+from groupchat.core.welcome import GroupInfo, WelcomeMessage, open_public_state
 
 POOL = [JoinRequest.create(SUITE, Identity.generate(), GID, f"r{i}").request for i in range(10)]
 OTHER_GROUP = JoinRequest.create(SUITE, Identity.generate(), b"another-room", "x").request
@@ -180,8 +179,8 @@ def test_kept_blocks_across_a_grow_and_its_rollback() -> None:
 
 
 def test_a_welcome_carries_the_tree_encoded_afresh() -> None:
-    """End to end: the GroupInfo in a real Welcome (built from the kept pieces and signed in one
-    copy) holds the committer's new tree encoded afresh, and re-encodes to its own bytes."""
+    """End to end: a real Welcome carries, beside its signed GroupInfo, the committer's new tree
+    (built from the kept pieces) encoded afresh, and the GroupInfo signs that tree's hash."""
     h = Harness()
     h.add("m0", 4)
     h.remove("m1", "m2")
@@ -190,13 +189,13 @@ def test_a_welcome_carries_the_tree_encoded_afresh() -> None:
     committer.commit(add=[pj.request])
     pending = committer._pending
     assert pending is not None and pending.welcome is not None
-    welcome = Welcome.decode_message(pending.welcome)
-    info_bytes = SUITE.open(
-        *welcome_key_nonce(SUITE, pending.secrets.welcome_secret), b"", welcome.encrypted_group_info, "test"
-    )
+    welcome = WelcomeMessage.decode(pending.welcome)
+    key, nonce = welcome_key_nonce(SUITE, pending.secrets.welcome_secret)
+    info_bytes = SUITE.open(key, nonce, b"", welcome.welcome.encrypted_group_info, "test")
     info = GroupInfo.decode(info_bytes)
     assert info.encode() == info_bytes
     info.verify(SUITE, committer._identity.public_key)
-    trees = [d for t, d in decode_extensions(info.extensions) if t == TREE_EXTENSION]
+    tree = open_public_state(SUITE, welcome, pending.secrets.welcome_secret)
     committer.receive(pending.message)  # the echo: the committer's tree is now the draft's
-    assert trees == [fresh(committer._tree)]
+    assert tree == fresh(committer._tree)
+    assert info.group_context.tree_hash == committer._tree.tree_hash  # the signed hash binds it

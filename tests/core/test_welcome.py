@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -10,9 +12,11 @@ from groupchat.core.errors import (
     DuplicateKeyError,
     GroupChatError,
     InvalidValueError,
+    InvalidWelcomeError,
     ProtocolError,
     SignatureError,
     TrailingDataError,
+    TruncatedError,
     UnknownVersionError,
 )
 from groupchat.core.key_schedule import (
@@ -20,18 +24,22 @@ from groupchat.core.key_schedule import (
     confirmation_tag,
     derive_epoch_secrets,
     epoch_secrets_from_joiner,
+    public_state_key_nonce,
     verify_confirmation_tag,
+    welcome_key_nonce,
 )
 from groupchat.core.suite import GROUPCHAT_PREFIX, CipherSuite
 from groupchat.core.welcome import (
     GroupInfo,
     GroupSecrets,
     Welcome,
+    WelcomeMessage,
     decode_extensions,
     decrypt_group_info,
     encode_extensions,
     key_package_ref,
     open_group_secrets,
+    open_public_state,
     seal_welcome,
     signed_group_info,
 )
@@ -58,7 +66,7 @@ def test_welcome_round_trip_two_joiners() -> None:
     info = _group_info(ctx, tag)
     joiners = [_joiner(1), _joiner(2)]
     path = bytes([9]) * 32
-    welcome = seal_welcome(
+    message = seal_welcome(
         SUITE,
         info.encode(),
         secrets.welcome_secret,
@@ -66,12 +74,15 @@ def test_welcome_round_trip_two_joiners() -> None:
             (joiners[0][0], joiners[0][2], GroupSecrets(secrets.joiner_secret, None)),
             (joiners[1][0], joiners[1][2], GroupSecrets(secrets.joiner_secret, path)),
         ],
+        b"public tree bytes",
     )
-    wire = welcome.encode_message()
-    assert Welcome.decode_message(wire) == welcome
+    welcome = message.welcome
+    wire = message.encode()
+    assert WelcomeMessage.decode(wire) == message
+    assert Welcome.decode_message(welcome.encode_message()) == welcome
     assert Welcome.decode(welcome.encode()) == welcome
     for (ref, sk, _), expected_path in zip(joiners, (None, path), strict=True):
-        gs = open_group_secrets(SUITE, Welcome.decode_message(wire), ref, sk)
+        gs = open_group_secrets(SUITE, WelcomeMessage.decode(wire).welcome, ref, sk)
         assert gs.path_secret == expected_path
         ws = epoch_secrets_from_joiner(SUITE, gs.joiner_secret, b"").welcome_secret
         gi = decrypt_group_info(SUITE, welcome, ws)
@@ -83,6 +94,14 @@ def test_welcome_round_trip_two_joiners() -> None:
             SUITE, joined.confirmation_key, ctx.confirmed_transcript_hash, gi.confirmation_tag
         )
         assert decode_extensions(gi.extensions) == [(0xF000, b"public tree bytes"), (2, b"")]
+        assert open_public_state(SUITE, message, ws) == b"public tree bytes"
+    # The state's key and nonce are their own: the GroupInfo's ciphertext does not open as state.
+    with pytest.raises(DecryptionError, match="public state"):
+        swapped = dataclasses.replace(message, encrypted_state=welcome.encrypted_group_info)
+        open_public_state(SUITE, swapped, secrets.welcome_secret)
+    assert public_state_key_nonce(SUITE, secrets.welcome_secret) != welcome_key_nonce(
+        SUITE, secrets.welcome_secret
+    )
 
 
 def test_welcome_rejections() -> None:
@@ -90,7 +109,8 @@ def test_welcome_rejections() -> None:
     other_ref, other_sk, _ = _joiner(2)
     ctx = GroupContext(SUITE.id, b"g", 0, bytes(32), b"")
     info = _group_info(ctx, bytes(32))
-    welcome = seal_welcome(SUITE, info.encode(), bytes(32), [(ref, pk, GroupSecrets(bytes(32), None))])
+    message = seal_welcome(SUITE, info.encode(), bytes(32), [(ref, pk, GroupSecrets(bytes(32), None))], b"t")
+    welcome = message.welcome
     with pytest.raises(ProtocolError, match="not addressed to us"):
         open_group_secrets(SUITE, welcome, other_ref, other_sk)
     with pytest.raises(DecryptionError):
@@ -106,6 +126,17 @@ def test_welcome_rejections() -> None:
         Welcome.decode_message(wire[:2] + b"\x00\x02" + wire[4:])
     with pytest.raises(TrailingDataError):
         Welcome.decode_message(wire + b"\x00")
+    whole = message.encode()
+    with pytest.raises(UnknownVersionError):
+        WelcomeMessage.decode(b"\x00\x02" + whole[2:])
+    with pytest.raises(InvalidValueError):
+        WelcomeMessage.decode(whole[:2] + b"\x00\x02" + whole[4:])
+    with pytest.raises(TrailingDataError):
+        WelcomeMessage.decode(whole + b"\x00")
+    with pytest.raises(InvalidWelcomeError, match="no tree beside its GroupInfo"):
+        WelcomeMessage.decode(wire)  # RFC 9420's Welcome alone, as an older groupchat sent it
+    with pytest.raises(TruncatedError):
+        WelcomeMessage.decode(whole[:-1])
 
 
 def test_group_info_signature_covers_every_field() -> None:

@@ -66,8 +66,6 @@ from .wire import (
     LAST_EPOCH,
     RING_COMMIT_EXTENSION,
     RING_INTERIM_EXTENSION,
-    RING_ROSTER_EXTENSION,
-    TREE_EXTENSION,
 )
 
 
@@ -242,12 +240,12 @@ class Building(Agreement):
                 if op.request is not None
             ]
             committed = secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])
-            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
-                (TREE_EXTENSION, change.public_state),
-                (SECRETS_EXTENSION, committed),
-            ]
+            extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [(SECRETS_EXTENSION, committed)]
             info = signed_group_info(suite, self._identity.signing_key, ctx, extensions, tag, self.my_leaf)
-            welcome = seal_welcome(suite, info, secrets.welcome_secret, recipients).encode_message()
+            # The tree goes beside the GroupInfo: the signature covers its hash (in ctx), not its bytes.
+            welcome = seal_welcome(
+                suite, info, secrets.welcome_secret, recipients, b"".join(change.public_state)
+            ).encode()
         return message, ctx, secrets, interim_transcript_hash(suite, confirmed, tag), welcome
 
     def _seal_multi_round_commit(
@@ -273,7 +271,6 @@ class Building(Agreement):
                 for r in joiners
             ]
             extensions: list[tuple[int, bytes | tuple[bytes, ...]]] = [
-                (RING_ROSTER_EXTENSION, change.public_state),
                 (RING_COMMIT_EXTENSION, message),
                 (RING_INTERIM_EXTENSION, self._interim),
                 (SECRETS_EXTENSION, secrets_commitment(suite, [(ref, gs) for ref, _, gs in recipients])),
@@ -282,8 +279,8 @@ class Building(Agreement):
                 suite, self._identity.signing_key, self._ctx, extensions, bytes(32), self.my_leaf
             )
             welcome = seal_welcome(
-                suite, info, welcome_secret(suite, joiner_secret), recipients
-            ).encode_message()
+                suite, info, welcome_secret(suite, joiner_secret), recipients, b"".join(change.public_state)
+            ).encode()
         return message, self._ctx, self._secrets, self._interim, welcome
 
     def _queue_commit(self, data: bytes) -> None:

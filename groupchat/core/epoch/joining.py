@@ -37,11 +37,12 @@ from ..welcome import (
     SECRETS_EXTENSION,
     GroupInfo,
     GroupSecrets,
-    Welcome,
+    WelcomeMessage,
     committed_secrets,
     decode_extensions,
     decrypt_group_info,
     open_group_secrets,
+    open_public_state,
 )
 from .admission import signed_by, verify_listed_member, verify_listed_members
 from .roster import RosterChecking
@@ -50,8 +51,6 @@ from .wire import (
     LAST_EPOCH,
     RING_COMMIT_EXTENSION,
     RING_INTERIM_EXTENSION,
-    RING_ROSTER_EXTENSION,
-    TREE_EXTENSION,
     admission_of,
     scheme_of,
 )
@@ -82,10 +81,11 @@ class Joining(RosterChecking):
             raise UsageError("this join request was already used to join; make a new one")
         config = config or GroupConfig()
         suite = config.suite()
-        msg = Welcome.decode_message(welcome)
+        msg = WelcomeMessage.decode(welcome)
         ref = pending.request.ref(suite)
-        gs = open_group_secrets(suite, msg, ref, pending.init_private)
-        info = decrypt_group_info(suite, msg, welcome_secret(suite, gs.joiner_secret))
+        gs = open_group_secrets(suite, msg.welcome, ref, pending.init_private)
+        secret = welcome_secret(suite, gs.joiner_secret)
+        info = decrypt_group_info(suite, msg.welcome, secret)
         ctx = info.group_context
         if ctx.cipher_suite != suite.id or ctx.group_id != pending.request.group_id:
             raise WrongGroupError("welcome is for another group or cipher suite than we asked to join")
@@ -96,13 +96,12 @@ class Joining(RosterChecking):
                 "follow it; refusing the welcome"
             )
         scheme_type = scheme_class(scheme_of(ctx))
+        # The tree (or roster) beside the GroupInfo: trusted only once it hashes to ctx.tree_hash.
+        state = open_public_state(suite, msg, secret)
         if scheme_type.multi_round:
-            return cls._join_multi_round(pending, info, gs, config, scheme_type)
-        trees = [data for ext, data in decode_extensions(info.extensions) if ext == TREE_EXTENSION]
-        if len(trees) != 1:
-            raise InvalidWelcomeError("welcome's GroupInfo must carry exactly one public tree")
+            return cls._join_multi_round(pending, info, gs, config, scheme_type, state)
         scheme = scheme_type.from_public(
-            suite, trees[0], identity=pending.identity, rand=config.rand, clock=config.clock
+            suite, state, identity=pending.identity, rand=config.rand, clock=config.clock
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError("welcome's public tree does not match the tree hash it was signed with")
@@ -141,6 +140,7 @@ class Joining(RosterChecking):
         gs: GroupSecrets,
         config: GroupConfig,
         scheme_type: type[KeyAgreementScheme],
+        roster: bytes,
     ) -> Self:
         """Enter a ring group: the Welcome carries the epoch *before* the commit that adds us.
 
@@ -154,10 +154,10 @@ class Joining(RosterChecking):
         """
         suite, ctx = config.suite(), info.group_context
         ext = dict(decode_extensions(info.extensions))
-        if not {RING_ROSTER_EXTENSION, RING_COMMIT_EXTENSION, RING_INTERIM_EXTENSION} <= set(ext):
-            raise InvalidWelcomeError("ring welcome lacks its roster, commit or transcript extension")
+        if not {RING_COMMIT_EXTENSION, RING_INTERIM_EXTENSION} <= set(ext):
+            raise InvalidWelcomeError("ring welcome lacks its commit or transcript extension")
         scheme = scheme_type.from_public(
-            suite, ext[RING_ROSTER_EXTENSION], identity=pending.identity, rand=config.rand, clock=config.clock
+            suite, roster, identity=pending.identity, rand=config.rand, clock=config.clock
         )
         if scheme.public_hash != ctx.tree_hash:
             raise InvalidWelcomeError(

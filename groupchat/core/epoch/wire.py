@@ -24,8 +24,9 @@ from ..welcome import (
     encode_extensions,
 )
 
-# GroupInfo extension carrying our public tree (RFC 9420 §13 private-use range).
-TREE_EXTENSION: Final = 0xF0C1
+# Private-use extension numbers (RFC 9420 §13). 0xF0C1 was a GroupInfo extension carrying the
+# public tree, and 0xF0C3 a ring Welcome's roster: both now travel beside the GroupInfo
+# (core/welcome.py, WelcomeMessage). The numbers are not reused.
 # GroupContext extension naming a scheme other than the tree (uint16, SCHEME_IDS): bound into
 # every epoch. Tree groups carry no extension, so their GroupContexts are unchanged.
 SCHEME_EXTENSION: Final = 0xF0C2
@@ -33,8 +34,7 @@ SCHEME_EXTENSION: Final = 0xF0C2
 # it is the default, and USED_INIT_KEYS_EXTENSION = 0xF0C7 (departed members' init keys), absent
 # while there are none.
 # A ring Welcome's GroupInfo (for the epoch *before* the commit that adds the joiner): the
-# roster of that epoch, the commit itself, and that epoch's interim transcript hash.
-RING_ROSTER_EXTENSION: Final = 0xF0C3
+# commit itself and that epoch's interim transcript hash (its roster is the Welcome's state).
 RING_COMMIT_EXTENSION: Final = 0xF0C4
 RING_INTERIM_EXTENSION: Final = 0xF0C5
 # (0xF002 was an unsigned ring confirmation; every member now confirms in the ring's signed
