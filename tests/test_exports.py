@@ -357,8 +357,8 @@ PUBLIC: dict[str, list[str]] = {
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',
     ],
     'groupchat.core.tree_math': [
-        'copath', 'direct_path', 'is_leaf', 'leaf_path', 'left', 'level', 'levels', 'lowest_common_ancestor',
-        'node_width', 'parent', 'right', 'root', 'sibling',
+        'bottom_up', 'copath', 'direct_path', 'is_leaf', 'leaf_path', 'left', 'level', 'levels',
+        'lowest_common_ancestor', 'node_width', 'parent', 'parents_bottom_up', 'right', 'root', 'sibling',
     ],
     'groupchat.core.version': [
         'PROTOCOL_VERSION',

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 __all__ = [
+    "bottom_up",
     "copath",
     "direct_path",
     "is_leaf",
@@ -20,6 +21,7 @@ __all__ = [
     "lowest_common_ancestor",
     "node_width",
     "parent",
+    "parents_bottom_up",
     "right",
     "root",
     "sibling",
@@ -95,6 +97,25 @@ def copath(x: int, n: int) -> list[int]:
 # --- precomputed forms for the commit hot path (issue 16) -----------------------------------------
 # A commit's receiver asks for the same few paths and levels thousands of times per commit; these
 # are the functions above, computed once per tree size (public arithmetic, nothing secret).
+
+
+@functools.cache
+def parents_bottom_up(n: int) -> tuple[tuple[int, int, int], ...]:
+    """``(parent, left, right)`` for every parent of an ``n``-leaf tree, level 1 first, left to
+    right within a level: children always come before their parent."""
+    top = level(root(n))
+    width = node_width(n)
+    return tuple(
+        (x, left(x), right(x))
+        for lvl in range(1, top + 1)
+        for x in range((1 << lvl) - 1, width, 1 << (lvl + 1))
+    )
+
+
+@functools.cache
+def bottom_up(n: int) -> tuple[int, ...]:
+    """Every node of an ``n``-leaf tree, the leaves first, then :func:`parents_bottom_up`."""
+    return (*range(0, node_width(n), 2), *(x for x, _, _ in parents_bottom_up(n)))
 
 
 @functools.cache

@@ -9,7 +9,11 @@ have written. The legacy encoding's checks are ``test_tree_decoding.py``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_tree_decoding import GID, SUITE, Sample, legacy_encoding
 
 from groupchat.core.codec import Writer
@@ -22,8 +26,10 @@ from groupchat.core.errors import (
     TrailingDataError,
     TruncatedError,
 )
+from groupchat.core.identity import Identity, JoinRequest
+from groupchat.core.schemes.tree import tree_codec
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
-from groupchat.core.schemes.tree.tree_codec import FORMAT
+from groupchat.core.schemes.tree.tree_codec import FORMAT, PublicTree
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +54,12 @@ def test_every_byte_is_accounted_for(sample: Sample) -> None:
     blank; parents 1, 3, 5, 7 keyed (9, 11 pass through, 13 blank)."""
     header = 1 + 1 + 1 + len(GID)  # format, log2 capacity, V(group_id)
     leaves = (
-        member_bytes("m0", False) + member_bytes("m1", False) + member_bytes("m2", True)
-        + (1 + 32 + 2) + member_bytes("m4", True) + 3 * 1
+        member_bytes("m0", False)
+        + member_bytes("m1", False)
+        + member_bytes("m2", True)
+        + (1 + 32 + 2)
+        + member_bytes("m4", True)
+        + 3 * 1
     )
     parents = 4 * 32
     data = sample.tree.encode()
@@ -117,3 +127,82 @@ def test_trailing_bytes_and_every_truncation(sample: Sample) -> None:
     for cut in range(len(data)):
         with pytest.raises(TruncatedError):
             RatchetTree.decode(SUITE, data[:cut])
+
+
+# --- the fast decoder (issue 16: a joiner decodes the whole tree before it reads) ----------------
+
+
+def _decoded(data: bytes, *, fast: bool) -> PublicTree | tuple[type[GroupChatError], str]:
+    try:
+        return tree_codec._decode_compact(SUITE, data, fast=fast)
+    except GroupChatError as exc:
+        return type(exc), str(exc)
+
+
+def _body_fast(data: bytes) -> PublicTree | None:
+    """The fast path alone on ``data``'s body (its header read as the decoder reads it)."""
+    log2, gid_len = data[1], data[2]
+    return tree_codec._decode_body_fast(SUITE, data, 3 + gid_len, 1 << log2, data[3 : 3 + gid_len])
+
+
+def _names_tree(names: list[str]) -> bytes:
+    tree = RatchetTree(SUITE, 1)
+    for leaf, name in enumerate(names):
+        request = JoinRequest.create(SUITE, Identity.generate(), GID, name).request
+        tree.build_path(leaf, os.urandom(32), request, None, None if leaf == 0 else 0)
+    return tree.encode()
+
+
+def test_the_fast_decoder_takes_the_common_tree_and_gives_the_same_result(sample: Sample) -> None:
+    data = sample.tree.encode()
+    quick = _body_fast(data)
+    assert quick is not None  # taken, not fallen back
+    assert quick == tree_codec._decode_compact(SUITE, data, fast=False)
+    assert RatchetTree.decode(SUITE, data).encode() == data
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["ünïcode", "m1"], ["m0", "x" * 64], ["m0", "\u00e9t\u00e9"]],
+    ids=["accents", "64-bytes", "nfc"],
+)
+def test_the_fast_decoder_leaves_unusual_names_to_the_general_one(names: list[str]) -> None:
+    """Non-ASCII names, and a name of 64 bytes (a two-byte length), fall back, with equal results."""
+    data = _names_tree(names)
+    assert _body_fast(data) is None
+    assert _decoded(data, fast=True) == _decoded(data, fast=False)
+    assert isinstance(_decoded(data, fast=True), PublicTree)
+
+
+def test_the_longest_one_byte_name_is_taken_fast() -> None:
+    data = _names_tree(["m0", "y" * 63, " a b "])
+    assert _body_fast(data) is not None
+    assert _decoded(data, fast=True) == _decoded(data, fast=False)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_fast_decoder_accepts_and_refuses_exactly_what_the_general_one_does(
+    sample: Sample, data: st.DataObject
+) -> None:
+    """Mutated encodings (a byte changed, cut, inserted, a key or name copied elsewhere): the
+    decoder with its fast path gives exactly the general decoder's tree, or its error and words."""
+    encoded = bytearray(sample.tree.encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(3 + len(GID), len(encoded) - 1))
+        how = data.draw(st.sampled_from(["set", "cut", "insert", "copy", "control", "space"]))
+        if how == "set":
+            encoded[at] = data.draw(st.integers(0, 255))
+        elif how == "cut":
+            del encoded[at : at + data.draw(st.integers(1, 40))]
+        elif how == "insert":
+            encoded[at:at] = data.draw(st.binary(min_size=1, max_size=40))
+        elif how == "copy":
+            source = data.draw(st.integers(0, len(encoded) - 32))
+            encoded[at : at + 32] = encoded[source : source + 32]
+        elif how == "control":  # a control character or a byte beyond ASCII inside a name
+            encoded[at] = data.draw(st.sampled_from([0x00, 0x09, 0x7F, 0x80, 0xC3, 0xFF]))
+        else:
+            encoded[at] = 0x20
+    mutated = bytes(encoded)
+    assert _decoded(mutated, fast=True) == _decoded(mutated, fast=False)

@@ -16,7 +16,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ...codec import Writer, opaque
+from ...codec import opaque
 from ...identity import JoinRequest
 from ...suite import CipherSuite, expand_block, extract_unsalted, x25519_exchange
 
@@ -53,14 +53,14 @@ def commit_secret_of(suite: CipherSuite, root_secret: bytes) -> bytes:
 def hash_leaf(
     suite: CipherSuite, key: bytes | None, member: JoinRequest | None, chooser: int | None
 ) -> bytes:
-    """``0x01 || optional<V(key) || optional<V(join_request)> || optional<uint32 chooser>>``."""
-    w = Writer().u8(1)
+    """``0x01 || optional<V(key) || optional<V(join_request)> || optional<uint32 chooser>>``,
+    written out (a joiner hashes every leaf of its welcome's tree)."""
     if key is None:
-        w.u8(0)
-    else:
-        w.u8(1).opaque(key).optional(None if member is None else opaque(member.encoded))
-        w.optional(None if chooser is None else chooser.to_bytes(4, "big"))
-    return suite.hash(w.bytes())
+        return suite.hash(b"\x01\x00")
+    head = b"\x01\x01\x20" + key if len(key) == 32 else b"\x01\x01" + opaque(key)
+    body = b"\x00" if member is None else b"\x01" + opaque(member.encoded)
+    tail = b"\x00" if chooser is None else b"\x01" + chooser.to_bytes(4, "big")
+    return suite.hash(head + body + tail)
 
 
 def hash_parent(suite: CipherSuite, own: bytes | None, left: bytes, right: bytes) -> bytes:

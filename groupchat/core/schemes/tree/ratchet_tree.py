@@ -44,6 +44,7 @@ error, so a rejected commit leaves the tree byte-for-byte as it was.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -121,9 +122,7 @@ class RatchetTree:
         # The encoded tree's pieces, each encoded again only once a write marks its node stale.
         self._records = TreeRecords(capacity)
         self._blank = BlankHashes(suite)
-        self._hash: list[bytes] = [b""] * width
-        for x in range(width):
-            self._hash[x] = self._blank.at(tm.level(x))
+        self._hash: list[bytes] = list(map(self._blank.at, tm.levels(capacity)))
         self._journal: list[tuple[int, int, object]] | None = None
         # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
         # commit with k paths hashes each shared ancestor once, not k times.
@@ -354,14 +353,11 @@ class RatchetTree:
         dirty = self._dirty
         if not dirty:
             return
-        levels, journal, hashes, own, suite = (
-            tm.levels(self._capacity),
-            self._journal,
-            self._hash,
-            self._own,
-            self.suite,
-        )
-        for node in sorted(dirty, key=levels.__getitem__):
+        levels, journal, suite = tm.levels(self._capacity), self._journal, self.suite
+        hashes, own = self._hash, self._own
+        whole = len(dirty) == len(hashes)  # a decoded tree: every node, in the order kept
+        order = tm.bottom_up(self._capacity) if whole else sorted(dirty, key=levels.__getitem__)
+        for node in order:
             if journal is not None:
                 journal.append((self._HASH, node, hashes[node]))
             if not node & 1:  # a leaf
@@ -614,24 +610,31 @@ class RatchetTree:
     def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:
         """Parse a public tree and check its structure; O(n) hashing, no signature checks."""
         public = decode_public_tree(suite, data)
-        tree = cls(suite, public.capacity)
-        for leaf, member in enumerate(public.members):
-            tree._members[leaf] = member
-            tree._index_member(leaf, member, True)
-            tree._index_chooser(leaf, public.choosers[leaf])
+        capacity, members = public.capacity, public.members
+        tree = cls(suite, capacity)
         # The taint invariant: only current members choose secrets for others' leaves (a
         # removed member's taints are all re-keyed in the commit that removes it).
-        for leaf, chooser in enumerate(public.choosers):
-            if chooser is not None and (chooser == leaf or tree.member(chooser) is None):
+        tree._chooser = choosers = list(public.choosers)
+        for leaf, chooser in enumerate(choosers):
+            if chooser is None:
+                continue
+            if chooser == leaf or chooser >= capacity or members[chooser] is None:
                 raise InvalidValueError(
                     f"public tree says leaf {leaf} is tainted by leaf {chooser}, which is not another member"
                 )
-        for x, own in enumerate(public.own):
-            if own is not None:
-                tree._own[x] = own
-                tree._owner[own] = x
-        # Effective keys and hashes bottom-up (the codec checked the keyed-iff-both rule).
-        for lvl in range(tm.level(tree.root) + 1):
-            for x in range((1 << lvl) - 1, len(tree._own), 1 << (lvl + 1)):
-                tree._refresh(x)
+            tree._tainted.setdefault(chooser, set()).add(leaf)
+        # A fresh tree takes the decoded lists whole (the codec checked the keys unique).
+        present = [(leaf, m) for leaf, m in enumerate(members) if m is not None]
+        tree._members = list(members)
+        tree._identities = {m.identity_key: leaf for leaf, m in present}
+        tree._init_keys = {m.init_key: leaf for leaf, m in present}
+        tree._group_ids = dict(collections.Counter(m.group_id for _, m in present))
+        tree._own = own = list(public.own)
+        tree._owner = {key: x for x, key in enumerate(own) if key is not None}
+        # Effective keys bottom-up (the codec checked the keyed-iff-both rule); every hash is stale.
+        eff = tree._eff
+        eff[0::2] = own[0::2]
+        for x, left, right in tm.parents_bottom_up(capacity):
+            eff[x] = own[x] or eff[left] or eff[right]
+        tree._dirty = set(range(len(own)))
         return tree

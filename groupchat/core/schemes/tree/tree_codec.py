@@ -25,7 +25,7 @@ from ... import tree_math as tm
 from ...codec import Reader, Writer
 from ...errors import DuplicateKeyError, InvalidValueError, UsageError
 from ...identity import JoinRequest
-from ...suite import CipherSuite, check_x25519_public
+from ...suite import CipherSuite, check_x25519_public, is_x25519_public
 
 __all__ = [
     "FORMAT",
@@ -256,7 +256,9 @@ def decode_public_tree(suite: CipherSuite, data: bytes) -> PublicTree:
     return _decode_legacy(suite, data)
 
 
-def _decode_compact(suite: CipherSuite, data: bytes) -> PublicTree:
+def _decode_compact(suite: CipherSuite, data: bytes, *, fast: bool = True) -> PublicTree:
+    """The compact encoding: by :func:`_decode_body_fast` when it takes the tree (``fast``), else
+    field by field, with every check's own error."""
     r = Reader(data, "public tree")
     r.u8("format")
     log2 = r.u8("log2 capacity")
@@ -264,6 +266,9 @@ def _decode_compact(suite: CipherSuite, data: bytes) -> PublicTree:
         raise InvalidValueError(f"public tree capacity 2^{log2} is more than {MAX_CAPACITY}")
     capacity = 1 << log2
     group_id = r.opaque("group_id", 255)
+    quick = _decode_body_fast(suite, data, r.position, capacity, group_id) if fast else None
+    if quick is not None:
+        return quick
     tree = PublicTree(capacity, [None] * tm.node_width(capacity), [None] * capacity, [None] * capacity)
     checks = _Checks()
     for leaf in range(capacity):
@@ -293,6 +298,92 @@ def _decode_compact(suite: CipherSuite, data: bytes) -> PublicTree:
         eff[x] = tree.own[x] or eff[tm.left(x)] or eff[tm.right(x)]
     r.end()
     return tree
+
+
+def _decode_body_fast(
+    suite: CipherSuite, data: bytes, pos: int, capacity: int, group_id: bytes
+) -> PublicTree | None:
+    """The leaves and parents of a compact encoding, by slicing, for the common case: every name
+    ASCII text of at most 63 bytes (a one-byte length) and every check passing.
+
+    Returns ``None`` at the first thing it does not take (anything malformed, repeated or unusual),
+    and :func:`_decode_compact` then decodes the whole tree again field by field, which raises the
+    precise error or accepts it: this path accepts only what that one accepts, with equal results
+    (``tests/core/test_tree_decoding.py``). A joiner decodes the whole tree before it reads.
+    """
+    end = len(data)
+    own: list[bytes | None] = [None] * tm.node_width(capacity)
+    members: list[JoinRequest | None] = [None] * capacity
+    choosers: list[int | None] = [None] * capacity
+    keys: set[bytes] = set()
+    identities: set[bytes] = set()
+    init_keys: set[bytes] = set()
+    head = JoinRequest.tbs(suite.id, group_id, b"", b"", b"", 0)[: -1 - 1 - 1 - 8]  # up to V(identity)
+    for leaf in range(capacity):
+        if pos >= end:
+            return None
+        kind = data[pos]
+        if kind == _BLANK:
+            pos += 1
+            continue
+        key = data[pos + 1 : pos + 33]
+        if kind > _TAINTED_MEMBER or len(key) != 32 or key in keys or not is_x25519_public(key):
+            return None
+        keys.add(key)
+        own[2 * leaf] = key
+        pos += 33
+        if kind != _VACANT:
+            length = data[pos + 32] if pos + 32 < end else 0
+            if not group_id or not 0 < length < 0x40:  # a one-byte V(display_name) of 1..63 bytes
+                return None
+            at = pos + 33 + length  # just past the name
+            identity, name_field = data[pos : pos + 32], data[pos + 32 : at]  # V(name): length || name
+            init_key, not_after = data[at : at + 32], data[at + 32 : at + 40]
+            signature = data[at + 40 : at + 104]
+            if len(signature) != _SIG_LEN:  # so every field before it was whole too
+                return None
+            pos = at + 104
+            raw_name = name_field[1:]
+            if not raw_name.isascii():
+                return None
+            name = raw_name.decode("ascii")
+            # ASCII that is printable and not all spaces is a valid display name, already NFC.
+            if not name.isprintable() or not name.strip() or not is_x25519_public(init_key):
+                return None
+            if identity in identities or init_key in init_keys:
+                return None
+            identities.add(identity)
+            init_keys.add(init_key)
+            # The request's exact bytes: its TBS (version, suite, V(group_id), V(identity_key),
+            # V(display_name), V(init_key), uint64 not_after), then V(signature) (0x4040: 64).
+            tbs = (head, b"\x20", identity, name_field, b"\x20", init_key, not_after)
+            encoded = b"".join((*tbs, b"\x40\x40", signature))
+            members[leaf] = JoinRequest(
+                suite.id, group_id, identity, name, init_key, int.from_bytes(not_after), signature, encoded
+            )
+        if kind != _MEMBER:
+            chooser = data[pos : pos + 2]
+            if len(chooser) != 2:
+                return None
+            choosers[leaf] = int.from_bytes(chooser)
+            pos += 2
+    if group_id and not identities:
+        return None
+    eff = list(own)
+    for x, left, right in tm.parents_bottom_up(capacity):
+        below_left, below_right = eff[left], eff[right]
+        if below_left is not None and below_right is not None:
+            key = data[pos : pos + 32]
+            if len(key) != 32 or key in keys or not is_x25519_public(key):
+                return None
+            keys.add(key)
+            own[x] = eff[x] = key
+            pos += 32
+        else:
+            eff[x] = below_left or below_right
+    if pos != end:
+        return None
+    return PublicTree(capacity, own, members, choosers)
 
 
 def _decode_legacy(suite: CipherSuite, data: bytes) -> PublicTree:
