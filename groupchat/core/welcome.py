@@ -55,7 +55,9 @@ _NH: Final = 32
 _SIG_LEN: Final = 64  # Ed25519
 _AEAD_TAG: Final = 16
 MAX_GROUP_INFO: Final = 8 << 20
-MAX_PUBLIC_STATE: Final = 16 << 20  # a tree of 2^16 leaves with long names fits
+# The largest compact tree: 2^16 member leaves of 237 B (64-byte names, tainted) and 2^16 - 1
+# parent keys, about 17.6 MB (a relay's frame limit stops far smaller welcomes, §4.3).
+MAX_PUBLIC_STATE: Final = 18 << 20
 _MAX_EXTENSION_ITEMS: Final = 64
 _MAX_PSKS: Final = 64
 _MAX_PSK_BYTES: Final = 64 * 1024
@@ -317,8 +319,8 @@ class WelcomeMessage:
         welcome = Welcome.read(r)
         if not r.remaining:
             raise InvalidWelcomeError(
-                "welcome carries no tree beside its GroupInfo, as an older groupchat's did: the "
-                "member who added you needs to upgrade groupchat"
+                "welcome carries no tree beside its GroupInfo: it was made by an older groupchat "
+                "(the member who added you may need to upgrade) or cut short on the way"
             )
         state = r.opaque("encrypted public state", MAX_PUBLIC_STATE + _AEAD_TAG, 1)
         r.end()

@@ -26,6 +26,7 @@ from test_tree_decoding import legacy_encoding
 
 from groupchat.core.codec import MAX_VARINT, Reader, Writer, encode_varint
 from groupchat.core.commit import Commit, CommitMessage, Operation, OpType
+from groupchat.core.epoch.admission import verify_listed_member
 from groupchat.core.errors import (
     ConfigError,
     CounterLimitError,
@@ -37,6 +38,7 @@ from groupchat.core.errors import (
     GenerationError,
     GroupChatError,
     InvalidCommitError,
+    InvalidWelcomeError,
     RemovedSenderError,
     UnknownMemberError,
     UsageError,
@@ -201,7 +203,8 @@ def test_control_the_same_welcome_with_a_validly_signed_extra_member_is_accepted
 
 def test_welcome_listing_a_request_for_another_group_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """The compact tree encoding writes the group id once, so it cannot list a request for
-    another group (the encoder refuses); the legacy encoding, still read, can. The adder sends it."""
+    another group (the encoder refuses); the legacy encoding can, and is read from stored states
+    only: a welcome carrying it is refused outright. The per-leaf check refuses such a request too."""
     h = harness(3)
     elsewhere = JoinRequest.create(h.suite, Identity.generate(), b"another-room", "wanderer").request
     joiner = request(h, "joiner")
@@ -213,8 +216,12 @@ def test_welcome_listing_a_request_for_another_group_is_refused(monkeypatch: pyt
     monkeypatch.undo()
     with pytest.raises(GroupChatError) as info:
         Group.join(joiner, welcome, h.config)
-    assert type(info.value) is ForgedMemberError and info.value.leaf == 3
-    assert "another group" in str(info.value)
+    assert type(info.value) is InvalidWelcomeError and "compact encoding" in str(info.value)
+    m0 = h.members["m0"]
+    signer = (m0.my_leaf, m0._tree.member(m0.my_leaf))
+    with pytest.raises(ForgedMemberError, match="another group") as forged:
+        verify_listed_member(h.suite, m0.group_id, 3, elsewhere, signer)  # type: ignore[arg-type]
+    assert forged.value.leaf == 3
 
 
 def test_joiner_has_every_leaf_verified() -> None:

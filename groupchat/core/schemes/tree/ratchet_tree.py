@@ -602,7 +602,7 @@ class RatchetTree:
 
     def encode_parts(self) -> tuple[bytes, ...]:
         """:meth:`encode` in pieces, from the records kept since the last encoding (only the
-        changed nodes encoded again): a Welcome copies them once, into its signed GroupInfo."""
+        changed nodes encoded again): a Welcome copies them once, beside its GroupInfo."""
         public = PublicTree(self._capacity, self._own, self._members, self._chooser)
         return self._records.encode(public, self._group_ids.keys())
 

@@ -33,6 +33,7 @@ from ...suite import CipherSuite
 from ..base import EpochInput, KeyAgreementScheme, OwnChange, StagedChange
 from . import taint
 from .ratchet_tree import MAX_CAPACITY, PathSecrets, RatchetTree, TreeChanges, lowest_common_ancestor
+from .tree_codec import FORMAT
 
 # The largest stored public tree: every leaf a member with a join request of at most 4 KiB.
 _MAX_STORED_TREE = MAX_CAPACITY * (4096 + 96) + 2 * MAX_CAPACITY * 33
@@ -102,6 +103,8 @@ class TreeScheme(KeyAgreementScheme):
         rand: Callable[[int], bytes],
         clock: Callable[[], float],
     ) -> TreeScheme:
+        if public_state[:1] != bytes((FORMAT,)):  # a stored state may be legacy, a welcome never is
+            raise InvalidWelcomeError("welcome's tree is not in the compact encoding every welcome uses")
         return cls.decode(suite, public_state)
 
     @classmethod
