@@ -165,7 +165,8 @@ class RedisBackend(Backend):
         with contextlib.suppress(Exception):
             await self.redis.delete(self._hb_prefix + self.proc_id)
         with contextlib.suppress(Exception):
-            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+            pubsub: Any = self.pubsub  # redis-py types PubSub.aclose only from 8.2 on
+            await pubsub.aclose()
         await self.redis.aclose()
 
     async def _heartbeat_once(self) -> None:
