@@ -332,7 +332,14 @@ class Building(Agreement):
                 admission=pending.admission,
             )
             return self._begin_agreement(ring)
-        self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
+        self._enter_epoch(
+            pending.group_context,
+            pending.secrets,
+            pending.interim,
+            overrides,
+            digest,
+            pending.admission.state,
+        )
         self._queue_welcome(pending)
         return EpochChanged(
             self.epoch,

@@ -154,7 +154,7 @@ class Processing(Building):
         added = tuple(self.member(op.leaf) for op in ops if op.type == OpType.ADD)
         updated = any(op.type == OpType.UPDATE for op in ops)
         interim = interim_transcript_hash(self.suite, confirmed, msg.confirmation_tag)
-        self._enter_epoch(ctx, secrets, interim, overrides, digest)
+        self._enter_epoch(ctx, secrets, interim, overrides, digest, admission.state)
         if lost is not None:
             # Another commit won the epoch ours was built on: what is left of ours is rebuilt
             # on the new epoch by the next data_to_send().
