@@ -136,7 +136,7 @@ class Processing(Building):
             return self._begin_agreement(ring)
         try:
             assert staged.commit_secret is not None  # a one-round scheme
-            ctx, secrets, confirmed = self._next_epoch(
+            ctx, secrets, confirmed, ctx_bytes = self._next_epoch(
                 content,
                 msg.signature,
                 staged.public_hash,
@@ -154,7 +154,7 @@ class Processing(Building):
         added = tuple(self.member(op.leaf) for op in ops if op.type == OpType.ADD)
         updated = any(op.type == OpType.UPDATE for op in ops)
         interim = interim_transcript_hash(self.suite, confirmed, msg.confirmation_tag)
-        self._enter_epoch(ctx, secrets, interim, overrides, digest, admission.state)
+        self._enter_epoch(ctx, secrets, interim, overrides, digest, admission.state, ctx_bytes)
         if lost is not None:
             # Another commit won the epoch ours was built on: what is left of ours is rebuilt
             # on the new epoch by the next data_to_send().
