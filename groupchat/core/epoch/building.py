@@ -332,14 +332,9 @@ class Building(Agreement):
                 admission=pending.admission,
             )
             return self._begin_agreement(ring)
-        self._enter_epoch(
-            pending.group_context,
-            pending.secrets,
-            pending.interim,
-            overrides,
-            digest,
-            pending.admission.state,
-        )
+        # The admission state is decoded from the context here: a restored pending commit's context
+        # comes from storage, and it, not a recomputed outcome, is the epoch we sealed our commit for.
+        self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
         self._queue_welcome(pending)
         return EpochChanged(
             self.epoch,
