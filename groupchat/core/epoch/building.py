@@ -332,8 +332,8 @@ class Building(Agreement):
                 admission=pending.admission,
             )
             return self._begin_agreement(ring)
-        # The admission state is decoded from the context here: a restored pending commit's context
-        # comes from storage, and it, not a recomputed outcome, is the epoch we sealed our commit for.
+        # The admission state is decoded from the pending commit's context, not taken from its
+        # outcome: a restored pending commit's context comes from storage, its outcome is recomputed.
         self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
         self._queue_welcome(pending)
         return EpochChanged(
