@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ring_room import GROUP_ID, grown
 
 from groupchat.core.admission import Admit, NewInvite, RemovalCode, RemovalReason
+from groupchat.core.epoch.wire import admission_of
 from groupchat.core.events import EpochChanged, RemovedFromGroup
 from groupchat.core.group import GroupConfig
 from groupchat.core.identity import JoinRequest, PendingJoin
@@ -106,6 +107,9 @@ def test_members_agree_on_admission(data: st.DataObject, steps: int) -> None:
         h.assert_consistent()
         states = {g.admission for g in h.members.values()}
         assert len(states) == 1, states
+        # Each member keeps the state its commit processing computed (not decoded back from the
+        # GroupContext it encoded it into): it must equal the decoded one.
+        assert all(g._admission == admission_of(g._ctx) for g in h.members.values())
         state = states.pop()
         assert {i.invite_key: i.uses_left for i in state.invites} == invites
         assert [i.invite_key for i in state.invites] == list(invites)

@@ -221,7 +221,7 @@ class Building(Agreement):
             suite, self._identity.signing_key, WireFormat.PUBLIC_MESSAGE, content, self._ctx_bytes
         )
         assert change.commit_secret is not None  # a one-round scheme
-        ctx, secrets, confirmed = self._next_epoch(
+        ctx, secrets, confirmed, _ = self._next_epoch(
             content, signature, change.public_hash, change.commit_secret, self._extensions_after(outcome)
         )
         tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
@@ -332,6 +332,8 @@ class Building(Agreement):
                 admission=pending.admission,
             )
             return self._begin_agreement(ring)
+        # The admission state is decoded from the pending commit's context, not taken from its
+        # outcome: a restored pending commit's context comes from storage, its outcome is recomputed.
         self._enter_epoch(pending.group_context, pending.secrets, pending.interim, overrides, digest)
         self._queue_welcome(pending)
         return EpochChanged(
@@ -361,8 +363,10 @@ class Building(Agreement):
         public_hash: bytes,
         commit_secret: bytes,
         extensions: bytes,
-    ) -> tuple[GroupContext, EpochSecrets, bytes]:
-        """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule."""
+    ) -> tuple[GroupContext, EpochSecrets, bytes, bytes]:
+        """RFC 9420 §8.2/§12.4: confirmed transcript hash, next GroupContext, key schedule; returns
+        the context, its secrets, the confirmed hash and the context's encoding (the key schedule's
+        input, which the receiver keeps for the epoch rather than encoding it again)."""
         if self.epoch >= LAST_EPOCH:
             raise EpochLimitError(
                 f"the group is at epoch {self.epoch}, the last a uint64 holds: no further commit is "
@@ -374,8 +378,9 @@ class Building(Agreement):
             confirmed_transcript_input(WireFormat.PUBLIC_MESSAGE, content, signature),
         )
         ctx = GroupContext(self.suite.id, self.group_id, self.epoch + 1, public_hash, confirmed, extensions)
-        secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, ctx.encode())
-        return ctx, secrets, confirmed
+        encoded = ctx.encode()
+        secrets = derive_epoch_secrets(self.suite, self._secrets.init_secret, commit_secret, encoded)
+        return ctx, secrets, confirmed, encoded
 
 
 def own_changes(

@@ -267,7 +267,13 @@ class EpochState:
         interim: bytes,
         overrides: dict[int, JoinRequest | None],
         digest: bytes,
+        admission: AdmissionState | None = None,
+        ctx_bytes: bytes | None = None,
     ) -> None:
+        """Enter the epoch of ``ctx``. ``admission`` is the state the commit's admission outcome
+        computed, whose encoding ``ctx.extensions`` carries (``_extensions_after``): kept as is
+        rather than decoded back from our own bytes (tests check it equals the decoded one).
+        ``ctx_bytes``, when given, is ``ctx.encode()`` as the key schedule already computed it."""
         previous = self._keys
         previous.overrides = overrides
         # Removals, recorded explicitly: the leaves whose member this commit took away (a leaf is
@@ -279,9 +285,11 @@ class EpochState:
         # A ring joiner's placeholder keys for the epoch before it joined are never kept.
         self._previous = None if self._joining else previous
         self._joining = False
-        if ctx.extensions != self._ctx.extensions:  # same extensions: same admission state
+        if admission is not None:
+            self._admission = admission
+        elif ctx.extensions != self._ctx.extensions:  # same extensions: same admission state
             self._admission = admission_of(ctx)
-        self._ctx, self._ctx_bytes = ctx, ctx.encode()
+        self._ctx, self._ctx_bytes = ctx, ctx.encode() if ctx_bytes is None else ctx_bytes
         self._secrets, self._interim = secrets, interim
         self._keys = self._epoch_keys(secrets)
         self._epoch_started = self.config.clock()

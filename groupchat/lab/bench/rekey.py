@@ -23,7 +23,9 @@ Why floors: the machine is shared and noisy, so absolute numbers move ~30% betwe
 runs, and even within one run. Every time is therefore also printed as a multiple of a floor built
 from primitive costs measured with pyca/cryptography directly in the same run: once at the start
 (the printed primitive table) and again, briefly, right before every sample round, so each sample is
-divided by the floor measured next to it and load drift during the run cancels out of the ratios:
+divided by the floor measured next to it and load drift during the run cancels out of the ratios (an
+untimed commit follows each such floor, so that no timed op starts on the caches the floor's tight
+loops left cold, see ``tree._rewarm``):
 
 * committer floor = d x (X25519 exchange + X25519 from_private_bytes/public_key) + 1 Ed25519 sign;
 * receiver floor = L x (the same) + 1 Ed25519 verify, where L is the number of tree levels that
