@@ -52,7 +52,7 @@ class RoomPresence(Set[bytes]):
     ids the relay announced.
     """
 
-    __slots__ = ("_below", "_ids", "_me", "_others", "ignored")
+    __slots__ = ("_below", "_ids", "_me", "_others", "ignored", "version")
 
     def __init__(self, me: bytes) -> None:
         self._me = me
@@ -60,6 +60,7 @@ class RoomPresence(Set[bytes]):
         self._others: dict[bytes, None] = {}  # the ids noted as not members, oldest first
         self._below = 0
         self.ignored = 0  # ids not noted because the set was full (cumulative, for the log)
+        self.version = 0  # grows at every change of the ids: what is derived from them is kept per version
 
     def __contains__(self, mid: object) -> bool:
         return mid in self._ids
@@ -103,6 +104,7 @@ class RoomPresence(Set[bytes]):
                 self.discard(next(iter(self._others)))
             self._others[mid] = None
         self._ids.add(mid)
+        self.version += 1
         if mid < self._me:
             self._below += 1
         return not dropped
@@ -111,6 +113,7 @@ class RoomPresence(Set[bytes]):
         if mid in self._ids:
             self._ids.remove(mid)
             self._others.pop(mid, None)
+            self.version += 1
             if mid < self._me:
                 self._below -= 1
 
@@ -118,6 +121,7 @@ class RoomPresence(Set[bytes]):
         self._ids.clear()
         self._others.clear()
         self._below = 0
+        self.version += 1
 
     def reset(self, ids: Iterable[bytes], members: Set[bytes]) -> None:
         """Replace the whole set (a ``Joined`` list): group ``members`` first, then the rest."""
