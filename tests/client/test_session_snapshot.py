@@ -64,3 +64,17 @@ def test_the_incremental_snapshot_equals_the_full_one(
             assert full.changed_since(None) == _changed_full(full, None)
             history.append(incremental)
         alice.data_to_send()  # the welcomes, not delivered: the joiners need not open them here
+
+
+def test_the_snapshot_keys_are_the_trees_own_keys() -> None:
+    """The keys copied from the tree are what its public accessor gives, node by node."""
+    from groupchat.core import tree_math as tm
+
+    alice, bob = _two_members()
+    pendings = [JoinRequest.create(alice.suite, Identity.generate(), GID, f"m{k}") for k in range(5)]
+    data = alice.commit(add=[p.request for p in pendings], remove=[], update=True)
+    alice.receive(data)
+    bob.receive(data)
+    for g in (alice, bob):
+        tree = g._tree
+        assert snapshot(g).keys == tuple(tree.own_key(x) for x in range(tm.node_width(tree.capacity)))

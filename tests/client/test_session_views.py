@@ -78,6 +78,7 @@ _book_change = st.one_of(
     st.tuples(st.just("rename"), st.integers(1, 9), st.sampled_from(["bob", "dave", "b\u202eob"])),
     st.tuples(st.just("unchecked"), st.integers(0, 9), st.just("")),
     st.tuples(st.just("nothing"), st.integers(0, 9), st.just("")),
+    st.tuples(st.just("cleared"), st.integers(0, 9), st.just("")),
 )
 
 
@@ -117,6 +118,8 @@ def test_the_roster_book_gives_the_roster_built_afresh(changes: list[tuple[str, 
             connected = not connected
         elif what == "unchecked":
             unchecked = unchecked ^ {k}
+        elif what == "cleared":  # a reconnect's Joined list
+            present.reset([member_id(key(j)) for j in range(i)], set())
         entries = book.entries(members, me, connected, present, trust, labels, unchecked)
         assert entries == roster_entries(members, me, connected, present, trust, labels, unchecked=unchecked)
 
@@ -126,9 +129,10 @@ def test_the_roster_book_gives_the_roster_built_afresh(changes: list[tuple[str, 
     st.lists(st.tuples(st.sampled_from(["add", "member", "discard", "clear", "reset"]), st.integers(0, 9)))
 )
 def test_the_presence_version_moves_whenever_the_ids_do(ops: list[tuple[str, int]]) -> None:
-    """What is kept per presence version (the online leaves) is right only if every change of the
-    ids moves the version."""
+    """What is kept per presence version (the online leaves, the roster) is right only if every
+    change of the ids moves the version, and names the ids it changed (changed_since)."""
     present = RoomPresence(key(5))
+    seen: dict[int, set[bytes]] = {present.version: set()}
     for op, i in ops:
         ids, version = set(present), present.version
         if op == "add":
@@ -142,3 +146,7 @@ def test_the_presence_version_moves_whenever_the_ids_do(ops: list[tuple[str, int
         else:
             present.reset([key(j) for j in range(i)], {key(0)})
         assert set(present) == ids or present.version != version
+        seen[present.version] = set(present)
+        for then, were in seen.items():  # what changed since then is among the ids it names
+            moved = present.changed_since(then)
+            assert moved is None or set(present) ^ were <= moved

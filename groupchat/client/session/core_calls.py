@@ -114,7 +114,9 @@ def snapshot(
         return TreeSnapshot(0, group.my_leaf, tuple(None for _ in members), members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
     tree = group._tree  # read-only, between core calls
-    keys = tuple(map(tree.own_key, range(tm.node_width(tree.capacity))))
+    # Each node's own public key (RatchetTree.own_key of every node), copied at C speed: every
+    # member takes this at every epoch. Unchanged keys stay the very objects (see changed_since).
+    keys = tuple(tree._own)
     kept = _members_after(group, before, change) if before is not None and change is not None else None
     members = kept if kept is not None else tuple(group.members())
     taints = tuple(
