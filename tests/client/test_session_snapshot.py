@@ -78,3 +78,16 @@ def test_the_snapshot_keys_are_the_trees_own_keys() -> None:
     for g in (alice, bob):
         tree = g._tree
         assert snapshot(g).keys == tuple(tree.own_key(x) for x in range(tm.node_width(tree.capacity)))
+
+
+def test_what_runs_on_the_loop_and_what_in_the_thread() -> None:
+    """A join request is made on the loop; a welcome is opened on the loop up to the size of a
+    message read there, in the thread beyond (docs/session.md, "Core calls")."""
+    from groupchat.client.session.core_calls import INLINE_MAX_BYTES, MakeJoinRequest, OpenWelcome
+    from groupchat.core.group import GroupConfig
+
+    config = GroupConfig()
+    pending = JoinRequest.create(config.suite(), Identity.generate(), GID, "joiner")
+    assert not MakeJoinRequest(Identity.generate(), GID, "joiner", config).offload
+    assert not OpenWelcome(pending, bytes(INLINE_MAX_BYTES), config).offload
+    assert OpenWelcome(pending, bytes(INLINE_MAX_BYTES + 1), config).offload

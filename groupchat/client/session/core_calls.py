@@ -210,6 +210,13 @@ class OpenWelcome(CoreCall[tuple[Group, Timed]]):
     welcome: bytes
     config: GroupConfig
 
+    @property
+    def offload(self) -> bool:
+        # By size, as a message read: a welcome of a small group (the tree it carries grows with
+        # the group; 16 KiB is about 75 members, a few milliseconds) opens on the loop, with no
+        # thread hop on the way to being a member; a larger one in the thread.
+        return len(self.welcome) > INLINE_MAX_BYTES
+
     def run(self) -> tuple[Group, Timed]:
         return _timed(
             lambda: Group.join(self.pending, self.welcome, self.config, verify_roster=False), lambda g: g
@@ -238,6 +245,10 @@ class MakeJoinRequest(CoreCall[PendingJoin]):
     name: str
     config: GroupConfig
     newer_than: int = 0  # the not_after of our last request (JoinRequest.create)
+
+    @property
+    def offload(self) -> bool:
+        return False  # a key pair and one signature, whatever the group's size: cheaper than the hop
 
     def run(self) -> PendingJoin:
         return JoinRequest.create(
