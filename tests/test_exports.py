@@ -155,7 +155,8 @@ PUBLIC: dict[str, list[str]] = {
         'UpdateSchedule',
     ],
     'groupchat.client.session.views': [
-        'RosterMade', 'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes', 'roster_entries',
+        'RosterBook', 'RosterMade', 'build_tree_view', 'describe_epoch', 'epoch_kind', 'lookalikes',
+        'roster_entries',
     ],
     'groupchat.client.session.worker': [
         'CoreWorker',

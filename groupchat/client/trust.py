@@ -83,6 +83,7 @@ class TrustStore:
         self._keys: dict[bytes, _Known] = {}
         self._by_skeleton: dict[str, set[bytes]] = {}
         self._version = 0
+        self._marks = 0  # grows at every change of a verified mark
         if path is not None:
             self._load(path)
 
@@ -94,6 +95,11 @@ class TrustStore:
     def version(self) -> int:
         """Grows at every change of the keys or names held (labels depend on them)."""
         return self._version
+
+    @property
+    def marks(self) -> int:
+        """Grows at every change of a verified mark (what :meth:`state` says of any key)."""
+        return self._marks
 
     def state(self, identity_key: bytes) -> TrustState:
         """Whether the user verified ``identity_key``."""
@@ -139,11 +145,14 @@ class TrustStore:
         if known is None or not known.verified:
             return False
         known.verified = False
+        self._marks += 1
         self._save()
         return True
 
     def _remember(self, key: bytes, name: str, *, verified: bool) -> None:
         known = self._keys.setdefault(key, _Known())
+        if known.verified != verified:
+            self._marks += 1
         known.verified = verified
         if name in known.names:
             return
@@ -212,8 +221,6 @@ class TrustStore:
     def _save(self) -> None:
         if self._path is None:
             return
-        keys = {
-            k.hex(): {"names": e.names, "verified": e.verified} for k, e in sorted(self._keys.items())
-        }
+        keys = {k.hex(): {"names": e.names, "verified": e.verified} for k, e in sorted(self._keys.items())}
         data = json.dumps({"format": _FORMAT, "keys": keys}, indent=1, ensure_ascii=False)
         write_private_file(self._path, (data + "\n").encode())

@@ -260,3 +260,21 @@ def test_the_tree_snapshot_names_each_leaf_node_of_a_member() -> None:
     )
     assert snapshot(alice).labels == expected
     assert "" in expected[:12:2] and sum(1 for name in expected if name) == 5
+
+
+@given(
+    st.integers(0, 20),
+    st.lists(st.integers(0, 20), max_size=30),
+    st.floats(0, 1e6),
+    st.floats(0.01, 100),
+    st.integers(-1, 20),
+)
+def test_a_turn_is_the_rank_among_the_online_leaves_in_leaf_order(
+    me: int, online: list[int], since: float, step: float, exclude: int
+) -> None:
+    """turn_at counts our rank without sorting: the same as the index in the sorted leaves."""
+    from groupchat.client.coordinator import turn_at
+
+    ranked = sorted(leaf for leaf in set(online) if leaf != exclude)
+    expected = since + ranked.index(me) * step if me in ranked else None
+    assert turn_at(me, online, since, step, exclude) == expected

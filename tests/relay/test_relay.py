@@ -91,6 +91,23 @@ async def test_publish_ack_carries_the_seq(relay, make_client):
     assert ack == Ack(req, 1)
 
 
+async def test_the_publisher_reads_its_deliver_then_its_ack(relay, make_client):
+    """A publisher reads its own Deliver first, then the Ack, for a Publish and a SendTo alike,
+    and nothing else between: the fan-out, then the Ack."""
+    a = await make_client(relay.port)
+    b = await make_client(relay.port)
+    await a.join(ROOM, b"alice")
+    await b.join(ROOM, b"bob")
+    await a.recv_type(Presence)
+    req = await a.publish(ROOM, b"one")
+    assert await a.recv() == Deliver(1, ROOM, b"alice", None, b"one")
+    assert await a.recv() == Ack(req, 1)
+    req = await a.send_to(ROOM, b"bob", b"two")
+    assert await a.recv() == Deliver(2, ROOM, b"alice", b"bob", b"two")
+    assert await a.recv() == Ack(req, 2)
+    assert [d.payload for d in await b.delivers(2)] == [b"one", b"two"]
+
+
 async def test_total_order_under_concurrent_publishers(relay, make_client):
     n_clients, per_client = 6, 40
     clients = [await make_client(relay.port) for _ in range(n_clients)]

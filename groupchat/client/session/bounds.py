@@ -19,6 +19,8 @@ Pure: no clock, no I/O.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator, Set
 from typing import Final
 
@@ -40,6 +42,7 @@ MAX_PENDING_JOINERS: Final = 256
 MAX_PENDING_ACKS: Final = 1024
 MAX_BUFFERED: Final = 4096
 MAX_BUFFERED_BYTES: Final = 16 << 20
+_CHANGES_KEPT: Final = 64  # presence changes remembered (RoomPresence.changed_since)
 
 
 class RoomPresence(Set[bytes]):
@@ -52,7 +55,7 @@ class RoomPresence(Set[bytes]):
     ids the relay announced.
     """
 
-    __slots__ = ("_below", "_ids", "_me", "_others", "ignored")
+    __slots__ = ("_below", "_changes", "_cleared_at", "_ids", "_me", "_others", "ignored", "version")
 
     def __init__(self, me: bytes) -> None:
         self._me = me
@@ -60,6 +63,9 @@ class RoomPresence(Set[bytes]):
         self._others: dict[bytes, None] = {}  # the ids noted as not members, oldest first
         self._below = 0
         self.ignored = 0  # ids not noted because the set was full (cumulative, for the log)
+        self.version = 0  # grows at every change of the ids: what is derived from them is kept per version
+        self._changes: deque[bytes] = deque(maxlen=_CHANGES_KEPT)  # the id of each step since the clear
+        self._cleared_at = 0  # the version the last clear made
 
     def __contains__(self, mid: object) -> bool:
         return mid in self._ids
@@ -103,6 +109,8 @@ class RoomPresence(Set[bytes]):
                 self.discard(next(iter(self._others)))
             self._others[mid] = None
         self._ids.add(mid)
+        self.version += 1
+        self._changes.append(mid)
         if mid < self._me:
             self._below += 1
         return not dropped
@@ -111,6 +119,8 @@ class RoomPresence(Set[bytes]):
         if mid in self._ids:
             self._ids.remove(mid)
             self._others.pop(mid, None)
+            self.version += 1
+            self._changes.append(mid)
             if mid < self._me:
                 self._below -= 1
 
@@ -118,6 +128,17 @@ class RoomPresence(Set[bytes]):
         self._ids.clear()
         self._others.clear()
         self._below = 0
+        self.version += 1
+        self._changes.clear()
+        self._cleared_at = self.version
+
+    def changed_since(self, version: int) -> set[bytes] | None:
+        """The ids added or discarded since ``version`` (None: not known, a clear came since or
+        more changes than are kept): what was derived from the ids then needs only these redone."""
+        steps = self.version - version
+        if version < self._cleared_at or steps > len(self._changes) or steps < 0:
+            return None
+        return set(itertools.islice(reversed(self._changes), steps))
 
     def reset(self, ids: Iterable[bytes], members: Set[bytes]) -> None:
         """Replace the whole set (a ``Joined`` list): group ``members`` first, then the rest."""

@@ -18,6 +18,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, is_not
 from typing import Final, Generic, TypeVar
 
 from ...core import tree_math as tm
@@ -60,7 +62,7 @@ class TreeSnapshot:
 
     capacity: int
     my_leaf: int
-    keys: tuple[bytes, ...]  # each node's public key, b"" for none (hex only when drawn)
+    keys: tuple[bytes | None, ...]  # each node's public key, None for none (hex only when drawn)
     members: tuple[Member, ...]
     epoch: int
     taints: tuple[tuple[int, str], ...] = ()  # (leaf, who chose its secret) where not its owner
@@ -75,12 +77,15 @@ class TreeSnapshot:
         return tuple(names.get(x, "") for x in range(len(self.keys)))
 
     def changed_since(self, before: TreeSnapshot | None) -> frozenset[int]:
-        """Nodes whose public key is new in this snapshot."""
+        """Nodes whose public key is new in this snapshot. A key the tree kept is the very object
+        of the last snapshot (both copy the tree's references), so only the nodes whose key object
+        differs are compared (found at C speed: every member runs this at every epoch)."""
+        keys = self.keys
         if before is None or before.capacity != self.capacity:
-            return frozenset(i for i, k in enumerate(self.keys) if k)
-        return frozenset(
-            i for i, (a, b) in enumerate(zip(before.keys, self.keys, strict=True)) if b and a != b
-        )
+            return frozenset(i for i, k in enumerate(keys) if k)
+        old = before.keys
+        moved = compress(range(len(keys)), map(is_not, old, keys))
+        return frozenset(i for i in moved if (k := keys[i]) and old[i] != k)
 
     def my_path(self) -> frozenset[int]:
         me = 2 * self.my_leaf
@@ -95,27 +100,60 @@ class Timed:
     snapshot: TreeSnapshot | None
 
 
-def snapshot(group: Group, before: TreeSnapshot | None = None, same_roster: bool = False) -> TreeSnapshot:
-    """The public view of ``group`` now. With ``same_roster`` (an update-only epoch) the members and
-    names of ``before`` are reused: taken at every member on every epoch, this is kept cheap."""
+def snapshot(
+    group: Group, before: TreeSnapshot | None = None, change: EpochChanged | None = None
+) -> TreeSnapshot:
+    """The public view of ``group`` now. With ``before`` (the view of the epoch before) and the
+    ``change`` that led from it here, the members are ``before``'s with the change's removals and
+    additions applied (:func:`_members_after`): taken at every member on every epoch, this is kept
+    O(changes), not O(members)."""
     if group.scheme == "ring":
         # A ring has no lasting public keys: every rekey takes fresh ones from every member. The
         # view is the roster in ring order (leaf order), one "node" per member.
         members = tuple(group.members())
-        return TreeSnapshot(0, group.my_leaf, tuple(b"" for _ in members), members, group.epoch)
+        return TreeSnapshot(0, group.my_leaf, tuple(None for _ in members), members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
     tree = group._tree  # read-only, between core calls
-    width = tm.node_width(tree.capacity)
-    keys = tuple(tree.own_key(x) or b"" for x in range(width))
-    if same_roster and before is not None and before.capacity == tree.capacity:
-        members = before.members
-    else:
-        members = tuple(group.members())
+    # Each node's own public key (RatchetTree.own_key of every node), copied at C speed: every
+    # member takes this at every epoch. Unchanged keys stay the very objects (see changed_since).
+    keys = tuple(tree._own)
+    kept = _members_after(group, before, change) if before is not None and change is not None else None
+    members = kept if kept is not None else tuple(group.members())
     taints = tuple(
         (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
         for leaf, chooser in sorted(group.taint_record().items())
     )
     return TreeSnapshot(tree.capacity, group.my_leaf, keys, members, group.epoch, taints)
+
+
+def _members_after(group: Group, before: TreeSnapshot, change: EpochChanged) -> tuple[Member, ...] | None:
+    """The members after ``change``, from ``before``'s (None: take them from the group). Only for
+    the epoch right after ``before``'s, in a tree of the same capacity (leaves keep their places),
+    and only if the group agrees: as many members, each added one at its leaf, each removed leaf
+    not re-filled empty; tests/client/test_session_snapshot.py checks it equals the full reading."""
+    tree = group._tree
+    if before.capacity != tree.capacity or before.epoch + 1 != group.epoch or change.epoch != group.epoch:
+        return None
+    if not (change.added or change.removed):
+        members = before.members
+    else:
+        gone = {m.leaf for m in change.removed}
+        members = tuple(
+            sorted(
+                [*(m for m in before.members if m.leaf not in gone), *change.added], key=attrgetter("leaf")
+            )
+        )
+        for m in change.added:
+            request = tree.member(m.leaf)
+            if (
+                request is None
+                or request.identity_key != m.identity_key
+                or request.display_name != m.display_name
+            ):
+                return None
+        if any(tree.member(leaf) is not None for leaf in gone - {m.leaf for m in change.added}):
+            return None
+    return members if len(members) == tree.member_count else None
 
 
 def _timed(fn: Callable[[], T], group: Callable[[T], Group | None]) -> tuple[T, Timed]:
@@ -172,6 +210,13 @@ class OpenWelcome(CoreCall[tuple[Group, Timed]]):
     welcome: bytes
     config: GroupConfig
 
+    @property
+    def offload(self) -> bool:
+        # By size, as a message read: a welcome of a small group (the tree it carries grows with
+        # the group; 16 KiB is about 75 members, a few milliseconds) opens on the loop, with no
+        # thread hop on the way to being a member; a larger one in the thread.
+        return len(self.welcome) > INLINE_MAX_BYTES
+
     def run(self) -> tuple[Group, Timed]:
         return _timed(
             lambda: Group.join(self.pending, self.welcome, self.config, verify_roster=False), lambda g: g
@@ -200,6 +245,10 @@ class MakeJoinRequest(CoreCall[PendingJoin]):
     name: str
     config: GroupConfig
     newer_than: int = 0  # the not_after of our last request (JoinRequest.create)
+
+    @property
+    def offload(self) -> bool:
+        return False  # a key pair and one signature, whatever the group's size: cheaper than the hop
 
     def run(self) -> PendingJoin:
         return JoinRequest.create(
@@ -238,8 +287,7 @@ class Receive(CoreCall[tuple[Event, Timed]]):
         ms = (time.perf_counter() - start) * 1000
         if not isinstance(event, EpochChanged) or group.state is not GroupState.MEMBER:
             return event, Timed(ms, None)
-        same = not (event.added or event.removed)
-        return event, Timed(ms, snapshot(group, self.before, same))
+        return event, Timed(ms, snapshot(group, self.before, event))
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from .actions import AbortConnection, CloseConnection, ResetBackoff, Step
 from .behind import PROBE_WAIT
 from .bounds import sane_max_payload
 from .core_calls import CreateGroup, Encrypt
-from .duties import online_leaves, open_duties
+from .duties import open_duties
 from .eviction import ASK_AHEAD, note_absent
 from .membership import Membership
 from .phases import Creation, Departure, Hold, JoinAttempt, Link, Phase, Trigger
@@ -220,7 +220,7 @@ class SessionMachine(Membership, PresenceSteps):
         asks = [d.since - ASK_AHEAD for d in pending.removes if d.why == "evicted"]
         return asks + next_turns(
             my_leaf=my_leaf,
-            online_leaves=online_leaves(hold.members, self._present),
+            online_leaves=self._online_leaves(),
             adds=pending.adds,
             removes=pending.removes,
             step=self.settings.add_timeout,

@@ -48,7 +48,7 @@ from .core_calls import (
     Receive,
     Timed,
 )
-from .duties import online_leaves, open_duties
+from .duties import open_duties
 from .entry import Entry
 from .eviction import ASK_AHEAD
 from .persistence import Kept
@@ -472,7 +472,7 @@ class Membership(Entry, BeaconSteps, RingSteps):
         plan = plan_commit(
             my_leaf=group.my_leaf,
             members=members,
-            online_leaves=online_leaves(hold.members, self._present),
+            online_leaves=self._online_leaves(),
             adds=pending.adds,
             removes=pending.removes,
             now=now,
@@ -537,10 +537,11 @@ class Membership(Entry, BeaconSteps, RingSteps):
         # A read between core calls (no call runs now).
         for key in [k for k, d in duties.adds.items() if group.has_init_key(d.request.init_key)]:
             del duties.adds[key]
-        keys = {m.identity_key for m in self._members.values()}
-        for key in [k for k in duties.leave_requests if k not in keys]:
-            del duties.leave_requests[key]
-        duties.kicks &= keys
+        if duties.leave_requests or duties.kicks:  # else nothing to drop: no O(members) pass per epoch
+            keys = self._roster_keys()[1]  # by identity key, kept per roster
+            for key in [k for k in duties.leave_requests if k not in keys]:
+                del duties.leave_requests[key]
+            duties.kicks.intersection_update(keys)
         # A revoke whose invite is no longer live (used up, or revoked by another first) is done,
         # and the code of an invite of ours that is gone need not be kept.
         live = {i.invite_key for i in group.admission.invites}

@@ -18,7 +18,6 @@ from ..room_payload import PayloadKind
 from . import ring_driver
 from .actions import Step
 from .core_calls import CommitChange, DrainOutbox, TickRing, Timed
-from .duties import online_leaves
 from .phases import OwnCommit
 from .settings import member_id
 from .state import MachineState, log
@@ -136,7 +135,7 @@ class RingSteps(MachineState):
         plan = plan_commit(
             my_leaf=group.my_leaf,
             members={leaf: m.identity_key for leaf, m in members.items()},
-            online_leaves=online_leaves(hold.members, self._present),  # joiners never commit
+            online_leaves=self._online_leaves(),  # joiners never commit
             adds=[],
             removes=removes,
             now=now,

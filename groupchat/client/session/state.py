@@ -43,6 +43,7 @@ from .actions import CallCore, Effect, Notify, Queued, Reply, SendFrame, Step, S
 from .beacons import BeaconBook
 from .bounds import MAX_PENDING_ACKS, RoomPresence
 from .core_calls import CoreCall, DiscardPending, Timed, TreeSnapshot, snapshot
+from .duties import online_leaves
 from .persistence import Kept, Unsent
 from .phases import (
     TRANSITIONS,
@@ -61,7 +62,7 @@ from .phases import (
 )
 from .settings import SessionSettings, group_id_for_room, member_id
 from .updates import UpdateSchedule
-from .views import RosterMade, build_tree_view, roster_entries
+from .views import RosterBook, build_tree_view
 
 __all__ = ["MachineState"]
 
@@ -89,7 +90,7 @@ class MachineState:
         self.identity = identity
         self._trust = trust
         self._labeler = Labeler(trust)  # how each member is shown (client/names.py)
-        self._roster_made: RosterMade = {}  # the roster's entries, reused while unchanged
+        self._roster_book = RosterBook()  # the roster's entries, made again only where changed
         # Who _observe_roster saw under which name, while the trust store's version is this one.
         self._observed: dict[bytes, str] = {}
         self._observed_version = -1
@@ -128,6 +129,7 @@ class MachineState:
         self._present = RoomPresence(self._me)  # bounded (bounds.py)
         self._member_ids_cache: tuple[Mapping[int, Member], frozenset[bytes]] | None = None
         self._roster_keys_cache: tuple[Mapping[int, Member], dict[int, bytes], dict[bytes, int]] | None = None
+        self._online_cache: tuple[Mapping[int, Member], int, tuple[int, ...]] | None = None
         self._joiners_dropped = 0  # pending join requests dropped at the bound (for the log)
         self._offline_since: dict[bytes, float] = {}
         self._latency_ms: float | None = None
@@ -206,6 +208,15 @@ class MachineState:
             keys = {leaf: m.identity_key for leaf, m in members.items()}
             cached = self._roster_keys_cache = (members, keys, {k: leaf for leaf, k in keys.items()})
         return cached[1], cached[2]
+
+    def _online_leaves(self) -> tuple[int, ...]:
+        """:func:`~.duties.online_leaves` of our roster, made once per roster and presence version
+        (both are read at every input while a duty is open, and change far more rarely)."""
+        members, present = self._members, self._present
+        cached = self._online_cache
+        if cached is None or cached[0] is not members or cached[1] != present.version:
+            cached = self._online_cache = (members, present.version, tuple(online_leaves(members, present)))
+        return cached[2]
 
     def label(self, member: Member) -> str:
         """How ``member`` is shown: its name, with a fingerprint suffix if it looks like another's."""
@@ -518,15 +529,14 @@ class MachineState:
 
     def roster(self) -> tuple[RosterEntry, ...]:
         members = self._members
-        return roster_entries(
+        return self._roster_book.entries(
             members,
             self.identity.public_key,
             self._link is not None,
             self._present,
             self._trust,
             self._labeler.labels(members),
-            self._roster_made,
-            unchecked=self.unchecked_keys(),
+            self.unchecked_keys(),
         )
 
     def unchecked_keys(self) -> frozenset[bytes]:
