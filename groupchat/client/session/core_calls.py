@@ -114,9 +114,9 @@ def snapshot(
         return TreeSnapshot(0, group.my_leaf, tuple(None for _ in members), members, group.epoch)
     # The core has no public tree view yet; this reads public keys and names only (no secrets).
     tree = group._tree  # read-only, between core calls
-    # Each node's own public key (RatchetTree.own_key of every node), copied at C speed: every
-    # member takes this at every epoch. Unchanged keys stay the very objects (see changed_since).
-    keys = tuple(tree._own)
+    # Every node's own public key in one copy: every member takes this at every epoch. Unchanged
+    # keys stay the very objects (see changed_since).
+    keys = tree.own_keys()
     kept = _members_after(group, before, change) if before is not None and change is not None else None
     members = kept if kept is not None else tuple(group.members())
     taints = tuple(

@@ -124,8 +124,7 @@ class RatchetTree:
         self._blank = BlankHashes(suite)
         self._hash: list[bytes] = list(map(self._blank.at, tm.levels(capacity)))
         self._journal: list[tuple[int, int, object]] | None = None
-        # Nodes whose hash is stale. Hashing is deferred to the next read of the tree hash, so a
-        # commit with k paths hashes each shared ancestor once, not k times.
+        # Stale hashes, hashed at the next read of the tree hash: once per shared ancestor of k paths.
         self._dirty: set[int] = set()
 
     # --- basic accessors -----------------------------------------------------------------
@@ -147,9 +146,7 @@ class RatchetTree:
         return self._members[leaf] if 0 <= leaf < self._capacity else None
 
     def members(self) -> Iterator[tuple[int, JoinRequest]]:
-        for i, m in enumerate(self._members):
-            if m is not None:
-                yield i, m
+        return ((i, m) for i, m in enumerate(self._members) if m is not None)
 
     @property
     def member_count(self) -> int:
@@ -160,6 +157,10 @@ class RatchetTree:
 
     def own_key(self, node: int) -> bytes | None:
         return self._own[node]
+
+    def own_keys(self) -> tuple[bytes | None, ...]:
+        """:meth:`own_key` of every node, in array order (the same key objects, in a new tuple)."""
+        return tuple(self._own)
 
     def effective_key(self, node: int) -> bytes | None:
         return self._eff[node]
@@ -356,8 +357,7 @@ class RatchetTree:
         levels, journal, suite = tm.levels(self._capacity), self._journal, self.suite
         hashes, own = self._hash, self._own
         whole = len(dirty) == len(hashes)  # a decoded tree: every node, in the order kept
-        order = tm.bottom_up(self._capacity) if whole else sorted(dirty, key=levels.__getitem__)
-        for node in order:
+        for node in tm.bottom_up(self._capacity) if whole else sorted(dirty, key=levels.__getitem__):
             if journal is not None:
                 journal.append((self._HASH, node, hashes[node]))
             if not node & 1:  # a leaf
