@@ -267,6 +267,12 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.fingerprints': [
         'fingerprint',
     ],
+    'groupchat.core.framing': [
+        'CONFIRMATION_TAG_LEN', 'ContentType', 'FramedContent', 'MEMBER_SENDER', 'MESSAGE_HEADS',
+        'SENDER_FIELDS', 'SIGNATURE_LEN', 'SIGNATURE_PREFIX', 'WireFormat', 'confirmed_transcript_input',
+        'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'read_message_header',
+        'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
+    ],
     'groupchat.core.group': [
         'Group', 'GroupConfig', 'GroupState', 'SCHEME_EXTENSION', 'TREE_EXTENSION',
     ],

@@ -1,4 +1,4 @@
-"""Framing, content signatures and PrivateMessage protection (RFC 9420 §6, §6.1, §6.3).
+"""PrivateMessage protection (RFC 9420 §6.3): sealing signed content, opening it before it is trusted.
 
 Sending: build a :class:`FramedContent`, sign it with :func:`sign_framed_content` (bound to the
 current GroupContext), then :func:`protect_private_message` encrypts it under the next key of the
@@ -26,17 +26,36 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Final, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Reader, Writer, encode_varint, opaque
-from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
+from .codec import Reader, encode_varint, opaque
+from .errors import ConfigError, InvalidValueError, UsageError
+from .framing import (
+    CONFIRMATION_TAG_LEN,
+    MEMBER_SENDER,
+    MESSAGE_HEADS,
+    SENDER_FIELDS,
+    SIGNATURE_LEN,
+    SIGNATURE_PREFIX,
+    ContentType,
+    FramedContent,
+    WireFormat,
+    confirmed_transcript_input,
+    framed_content_auth_data,
+    framed_content_tbs,
+    membership_tag,
+    read_message_header,
+    sign_framed_content,
+    verify_framed_content,
+    verify_membership_tag,
+)
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
 from .suite import CipherSuite, KeyedHmac, expand_blocks
-from .version import PROTOCOL_VERSION
 
+# The framing names (groupchat.core.framing) are re-exported: callers of the message layer
+# import the content, its signature and its wire format from here, as before the split.
 __all__ = [
     "MAX_APPLICATION_DATA",
     "MAX_AUTHENTICATED_DATA",
@@ -72,44 +91,12 @@ MAX_GROUP_ID: Final = 255
 MAX_AUTHENTICATED_DATA: Final = 4096
 MAX_APPLICATION_DATA: Final = 1 << 20
 MAX_CIPHERTEXT: Final = (1 << 20) + 4096  # room for the data plus signature, tag and padding
-_SIG_LEN: Final = 64  # Ed25519
-_TAG_LEN: Final = 32  # HMAC-SHA256
-_SIG_PREFIX: Final = encode_varint(_SIG_LEN)  # the length of V(signature): 0x4040
 _SENDER_DATA_LEN: Final = 12
 _SENDER_DATA_CT_LEN: Final = _SENDER_DATA_LEN + 16  # both AEADs have a 16-byte tag
-_MEMBER: Final = 1  # SenderType.member (§6)
 # The per-message encodings below are joined from struct-packed pieces rather than built with a
 # Writer: they run on every message (issue 16: message costs near their primitive floor).
-_U32: Final = struct.Struct(">I")
 _EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
-_SENDER: Final = struct.Struct(">QBI")  # uint64 epoch || uint8 sender_type || uint32 leaf
 _SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
-
-
-class ContentType(IntEnum):
-    APPLICATION = 1
-    PROPOSAL = 2
-    COMMIT = 3
-
-
-class WireFormat(IntEnum):
-    PUBLIC_MESSAGE = 1
-    PRIVATE_MESSAGE = 2
-    WELCOME = 3
-    GROUP_INFO = 4
-    KEY_PACKAGE = 5
-
-
-def read_message_header(r: Reader, expected: WireFormat, what: str) -> None:
-    """Read ``uint16 version || uint16 wire_format`` of an MLSMessage and require ``expected``."""
-    version = r.u16("version")
-    if version != PROTOCOL_VERSION:
-        raise UnknownVersionError(f"{what} has protocol version {version}, we speak only {PROTOCOL_VERSION}")
-    wire_format = r.u16("wire_format")
-    if wire_format != expected:
-        raise InvalidValueError(
-            f"expected {what} (wire format {int(expected)}), got wire format {wire_format}"
-        )
 
 
 def ratchet_kind(content_type: ContentType) -> RatchetKind:
@@ -122,115 +109,6 @@ def _content_type(value: int) -> ContentType:
         return ContentType(value)
     except ValueError:
         raise InvalidValueError(f"unknown content type {value} (expected 1, 2 or 3)") from None
-
-
-# --- framing and signatures (§6, §6.1) ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FramedContent:
-    """Content from a member sender; ``body`` is the already-encoded content body (§6)."""
-
-    group_id: bytes
-    epoch: int
-    sender: int  # member leaf index
-    authenticated_data: bytes
-    content_type: ContentType
-    body: bytes = field(repr=False)
-
-    def encode(self) -> bytes:
-        try:
-            sender = _SENDER.pack(self.epoch, _MEMBER, self.sender)
-            content_type = bytes((self.content_type,))
-        except (struct.error, ValueError):
-            raise ConfigError(f"epoch {self.epoch} or leaf {self.sender} does not fit its field") from None
-        return b"".join(
-            (opaque(self.group_id), sender, opaque(self.authenticated_data), content_type, self.body)
-        )
-
-
-_TBS_HEAD: Final = {wf: PROTOCOL_VERSION.to_bytes(2, "big") + wf.to_bytes(2, "big") for wf in WireFormat}
-
-
-def framed_content_tbs(wire_format: WireFormat, content: FramedContent, group_context: bytes) -> bytes:
-    """``FramedContentTBS`` for a member sender: version || wire_format || content || GroupContext."""
-    return _TBS_HEAD[wire_format] + content.encode() + group_context
-
-
-def sign_framed_content(
-    suite: CipherSuite,
-    signing_key: Ed25519PrivateKey,
-    wire_format: WireFormat,
-    content: FramedContent,
-    group_context: bytes,
-) -> bytes:
-    """SignWithLabel(sk, "FramedContentTBS", tbs) (§6.1)."""
-    return suite.sign_with_label(
-        signing_key, b"FramedContentTBS", framed_content_tbs(wire_format, content, group_context)
-    )
-
-
-def verify_framed_content(
-    suite: CipherSuite,
-    public_key: bytes,
-    wire_format: WireFormat,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is the sender's over this content and context."""
-    suite.verify_with_label(
-        public_key,
-        b"FramedContentTBS",
-        framed_content_tbs(wire_format, content, group_context),
-        signature,
-        f"message from leaf {content.sender}",
-    )
-
-
-def framed_content_auth_data(signature: bytes, confirmation_tag: bytes | None = None) -> bytes:
-    """``FramedContentAuthData = V(signature) || [V(confirmation_tag) for commits]`` (§6.1)."""
-    w = Writer().opaque(signature)
-    if confirmation_tag is not None:
-        w.opaque(confirmation_tag)
-    return w.bytes()
-
-
-def membership_tag(
-    suite: CipherSuite,
-    membership_key: bytes,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-    confirmation_tag: bytes | None = None,
-) -> bytes:
-    """PublicMessage ``membership_tag = MAC(membership_key, FramedContentTBS || AuthData)`` (§6.2)."""
-    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
-    return suite.mac(membership_key, tbm + framed_content_auth_data(signature, confirmation_tag))
-
-
-def verify_membership_tag(
-    suite: CipherSuite,
-    membership_key: bytes,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-    confirmation_tag: bytes | None,
-    tag: bytes,
-) -> None:
-    """Raise :class:`ConfirmationError` unless ``tag`` is this PublicMessage's membership tag."""
-    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
-    suite.verify_mac(
-        membership_key,
-        tbm + framed_content_auth_data(signature, confirmation_tag),
-        tag,
-        f"membership tag of the public message from leaf {content.sender}",
-    )
-
-
-def confirmed_transcript_input(wire_format: WireFormat, content: FramedContent, signature: bytes) -> bytes:
-    """``ConfirmedTranscriptHashInput = wire_format || FramedContent || V(signature)`` (§8.2)."""
-    return Writer().u16(wire_format).raw(content.encode()).opaque(signature).bytes()
 
 
 # --- PrivateMessage (§6.3) ---------------------------------------------------------------------------
@@ -277,7 +155,7 @@ def _decode_general(data: bytes) -> PrivateMessage:
     return PrivateMessage(group_id, epoch, content_type, authenticated_data, esd, ciphertext)
 
 
-_PRIVATE_HEAD: Final = _TBS_HEAD[WireFormat.PRIVATE_MESSAGE]
+_PRIVATE_HEAD: Final = MESSAGE_HEADS[WireFormat.PRIVATE_MESSAGE]
 _CONTENT_TYPES: Final = {int(t): t for t in ContentType}
 
 
@@ -442,14 +320,14 @@ def decrypt_content(
         at = r.position
     body = plain[:at]
     commit = msg.content_type == ContentType.COMMIT
-    end = at + 2 + _SIG_LEN
-    if not commit and plain[at : at + 2] == _SIG_PREFIX and len(plain) >= end:
+    end = at + 2 + SIGNATURE_LEN
+    if not commit and plain[at : at + 2] == SIGNATURE_PREFIX and len(plain) >= end:
         signature, tag, at = plain[at + 2 : end], None, end  # the common case, read directly
     else:
         r = Reader(plain, "PrivateMessageContent")
         r.fixed(at, "content")  # the body, read above
-        signature = r.opaque_exact("signature", _SIG_LEN)
-        tag = r.opaque_exact("confirmation_tag", _TAG_LEN) if commit else None
+        signature = r.opaque_exact("signature", SIGNATURE_LEN)
+        tag = r.opaque_exact("confirmation_tag", CONFIRMATION_TAG_LEN) if commit else None
         at = r.position
     if plain.count(0, at) != len(plain) - at:
         raise InvalidValueError("message padding contains non-zero bytes")
@@ -591,13 +469,13 @@ def seal_application(
     :func:`sign_framed_content` signature, but with the FramedContentTBS joined once from its
     pieces instead of through the content object (the per-message hot path, issue 16)."""
     try:
-        sender_field = _SENDER.pack(epoch, _MEMBER, sender)
+        sender_field = SENDER_FIELDS.pack(epoch, MEMBER_SENDER, sender)
     except struct.error:
         raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
     gid, ad, body = opaque(group_id), opaque(authenticated_data), opaque(data)
     tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
     signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
-    plain = _padded(group_id, authenticated_data, body + _SIG_PREFIX + signature, padding_block)
+    plain = _padded(group_id, authenticated_data, body + SIGNATURE_PREFIX + signature, padding_block)
     sd_aad = gid + _EPOCH_CT.pack(epoch, ContentType.APPLICATION)  # the epoch fitted in sender_field
     return _protect(
         suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
