@@ -50,6 +50,9 @@ SENDER_FIELDS: Final = struct.Struct(">QBI")
 
 
 class ContentType(IntEnum):
+    # Hashed as the int it equals, in C, not by Enum's hash of the name in Python (issue 16).
+    __hash__ = int.__hash__
+
     APPLICATION = 1
     PROPOSAL = 2
     COMMIT = 3

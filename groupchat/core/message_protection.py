@@ -26,7 +26,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, Generic, NamedTuple, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -61,6 +61,7 @@ __all__ = [
     "MAX_AUTHENTICATED_DATA",
     "MAX_CIPHERTEXT",
     "MAX_GROUP_ID",
+    "ApplicationWire",
     "ContentType",
     "DecryptedContent",
     "FramedContent",
@@ -73,6 +74,7 @@ __all__ = [
     "framed_content_auth_data",
     "framed_content_tbs",
     "membership_tag",
+    "open_application",
     "open_private_message",
     "protect_application",
     "protect_private_message",
@@ -81,6 +83,7 @@ __all__ = [
     "read_message_header",
     "seal_application",
     "sign_framed_content",
+    "verify_application",
     "verify_framed_content",
     "verify_membership_tag",
 ]
@@ -96,6 +99,7 @@ _SENDER_DATA_CT_LEN: Final = _SENDER_DATA_LEN + 16  # both AEADs have a 16-byte 
 # The per-message encodings below are joined from struct-packed pieces rather than built with a
 # Writer: they run on every message (issue 16: message costs near their primitive floor).
 _EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
+_MEMBER_LEAF: Final = struct.Struct(">BI")  # Sender: uint8 sender_type || uint32 leaf
 _SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
 
 
@@ -163,16 +167,37 @@ def _decode_common(data: bytes) -> PrivateMessage | None:
     """:meth:`PrivateMessage.decode` of the common shape, read straight from the bytes: group id and
     authenticated data under 64 bytes (1-byte lengths), a ciphertext under 16 KiB. ``None`` for
     anything else, valid or not; the general decoder then reads it and names what is wrong."""
+    at = _common_offsets(data)
+    if at is None:
+        return None
+    gid_end, ad_end, esd_end, start = at
+    epoch, content_type = _EPOCH_CT.unpack_from(data, gid_end)
+    return PrivateMessage(
+        data[5:gid_end],
+        epoch,
+        _CONTENT_TYPES[content_type],
+        data[gid_end + 10 : ad_end],
+        data[ad_end + 1 : esd_end],
+        data[start:],
+    )
+
+
+def _common_offsets(data: bytes) -> tuple[int, int, int, int] | None:
+    """Where the fields of a common-shape PrivateMessage end (:func:`_decode_common`): group id,
+    authenticated data, encrypted sender data, and where the ciphertext starts; ``None`` otherwise."""
     if type(data) is not bytes or data[:4] != _PRIVATE_HEAD or len(data) < 48:
         return None
     gid_end = 5 + data[4]
     if data[4] >= 64 or len(data) < gid_end + 12:
         return None
-    epoch, content_type = _EPOCH_CT.unpack_from(data, gid_end)
-    ct = _CONTENT_TYPES.get(content_type)
     at = gid_end + 9
     ad_end = at + 1 + data[at]
-    if ct is None or data[at] >= 64 or len(data) < ad_end + 30 or data[ad_end] != _SENDER_DATA_CT_LEN:
+    if (
+        data[gid_end + 8] not in _CONTENT_TYPES
+        or data[at] >= 64
+        or len(data) < ad_end + 30
+        or data[ad_end] != _SENDER_DATA_CT_LEN
+    ):
         return None
     esd_end = ad_end + 1 + _SENDER_DATA_CT_LEN
     first = data[esd_end]
@@ -186,9 +211,49 @@ def _decode_common(data: bytes) -> PrivateMessage | None:
         return None
     if start + size != len(data):
         return None
-    return PrivateMessage(
-        data[5:gid_end], epoch, ct, data[at + 1 : ad_end], data[ad_end + 1 : esd_end], data[start:]
-    )
+    return gid_end, ad_end, esd_end, start
+
+
+class ApplicationWire(NamedTuple):
+    """The fields of an application PrivateMessage that opening it needs, with its two AADs (§6.3.1,
+    §6.3.2) as they stand in the wire bytes: what :func:`open_application` reads."""
+
+    group_id: bytes
+    epoch: int
+    authenticated_data: bytes
+    sender_data_aad: bytes  # V(group_id) || uint64 epoch || uint8 content_type
+    content_aad: bytes  # sender_data_aad || V(authenticated_data)
+    encrypted_sender_data: bytes
+    ciphertext: bytes
+
+    @classmethod
+    def read(cls, data: bytes) -> ApplicationWire | None:
+        """The common shape of :meth:`PrivateMessage.decode` holding application content, read
+        straight from the bytes, its AADs sliced out of them; ``None`` for anything else (the
+        caller decodes that in full, which names what is wrong, and uses :meth:`of`)."""
+        at = _common_offsets(data)
+        if at is None or data[at[0] + 8] != ContentType.APPLICATION:
+            return None
+        gid_end, ad_end, esd_end, start = at
+        sd_end = gid_end + 9
+        return cls(
+            data[5:gid_end],
+            int.from_bytes(data[gid_end : gid_end + 8], "big"),
+            data[sd_end + 1 : ad_end],
+            data[4:sd_end],
+            data[4:ad_end],
+            data[ad_end + 1 : esd_end],
+            data[start:],
+        )
+
+    @classmethod
+    def of(cls, msg: PrivateMessage) -> ApplicationWire:
+        """The fields of a decoded application message, its AADs encoded from them."""
+        if msg.content_type != ContentType.APPLICATION:
+            raise UsageError("an ApplicationWire holds an application message")
+        sd_aad = msg._sender_data_aad()
+        ad, esd = msg.authenticated_data, msg.encrypted_sender_data
+        return cls(msg.group_id, msg.epoch, ad, sd_aad, sd_aad + opaque(ad), esd, msg.ciphertext)
 
 
 def _private_message(content_aad: bytes, encrypted_sender_data: bytes, ciphertext: bytes) -> bytes:
@@ -198,8 +263,10 @@ def _private_message(content_aad: bytes, encrypted_sender_data: bytes, ciphertex
     return b"".join((_PRIVATE_HEAD, content_aad, esd, encode_varint(len(ciphertext)), ciphertext))
 
 
+@functools.lru_cache(maxsize=16)
 def _sender_data_aad(group_id: bytes, epoch: int, content_type: int) -> bytes:
-    """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2)."""
+    """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2); public, and
+    the same for every message of an epoch: kept for the last few (group, epoch, type)."""
     try:
         return opaque(group_id) + _EPOCH_CT.pack(epoch, content_type)
     except struct.error:
@@ -233,7 +300,10 @@ def _sender_data_key_nonce(
     key_len, nonce_len = suite.key_len, suite.nonce_len
     key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
     context = opaque(ciphertext[: suite.hash_len])
-    key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
+    if isinstance(sender_data_secret, KeyedHmac):  # an epoch's: keyed once (the per-message path)
+        key, nonce = sender_data_secret.expand_pair(key_head + context, nonce_head + context)
+    else:
+        key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
     return key[:key_len], nonce[:nonce_len]
 
 
@@ -251,8 +321,9 @@ def decrypt_sender_data(
 
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
     """XOR the 4-byte reuse_guard into the first 4 bytes of the ratchet nonce (§6.3.1)."""
-    head = int.from_bytes(nonce[:4], "big") ^ int.from_bytes(reuse_guard, "big")
-    return head.to_bytes(4, "big") + nonce[4:]
+    n = len(nonce)
+    guard = int.from_bytes(reuse_guard, "big") << (8 * n - 32)
+    return (int.from_bytes(nonce, "big") ^ guard).to_bytes(n, "big")
 
 
 def _content_aad(msg_group_id: bytes, epoch: int, content_type: int, authenticated_data: bytes) -> bytes:
@@ -311,6 +382,19 @@ def decrypt_content(
     """
     aad = _content_aad(msg.group_id, msg.epoch, msg.content_type, msg.authenticated_data)
     plain = suite.open(key, _guarded(nonce, sender_data.reuse_guard), aad, msg.ciphertext, "message content")
+    commit = msg.content_type == ContentType.COMMIT
+    parsed, body_end, signature, tag = _split_content(plain, commit, body_reader)
+    content = FramedContent(
+        msg.group_id, msg.epoch, sender_data.leaf, msg.authenticated_data, msg.content_type, plain[:body_end]
+    )
+    return DecryptedContent(content, parsed, signature, tag)
+
+
+def _split_content(
+    plain: bytes, commit: bool, body_reader: Callable[[Reader], T]
+) -> tuple[T, int, bytes, bytes | None]:
+    """Split opened content into ``(parsed body, end of the body, signature, confirmation tag)``,
+    refusing non-zero padding; what :func:`decrypt_content` and :func:`open_application` share."""
     fast = _application_data(plain) if body_reader is read_application_data else None
     if fast is not None:  # the common case, read directly; anything else goes through the reader
         parsed, at = cast(T, fast[0]), fast[1]
@@ -318,8 +402,7 @@ def decrypt_content(
         r = Reader(plain, "PrivateMessageContent")
         parsed = body_reader(r)
         at = r.position
-    body = plain[:at]
-    commit = msg.content_type == ContentType.COMMIT
+    body_end = at
     end = at + 2 + SIGNATURE_LEN
     if not commit and plain[at : at + 2] == SIGNATURE_PREFIX and len(plain) >= end:
         signature, tag, at = plain[at + 2 : end], None, end  # the common case, read directly
@@ -331,10 +414,7 @@ def decrypt_content(
         at = r.position
     if plain.count(0, at) != len(plain) - at:
         raise InvalidValueError("message padding contains non-zero bytes")
-    content = FramedContent(
-        msg.group_id, msg.epoch, sender_data.leaf, msg.authenticated_data, msg.content_type, body
-    )
-    return DecryptedContent(content, parsed, signature, tag)
+    return parsed, body_end, signature, tag
 
 
 def open_private_message(
@@ -353,6 +433,58 @@ def open_private_message(
     sd = decrypt_sender_data(suite, msg, sender_data_secret)
     lookup = secret_tree.lookup(sd.leaf, ratchet_kind(msg.content_type), sd.generation)
     return decrypt_content(suite, msg, sd, lookup.key, lookup.nonce, body_reader), lookup
+
+
+def open_application(
+    suite: CipherSuite,
+    wire: ApplicationWire,
+    *,
+    sender_data_secret: bytes | KeyedHmac,
+    secret_tree: SecretTree,
+) -> tuple[int, bytes, bytes, bytes, KeyLookup]:
+    """:func:`open_private_message` of application content read with :func:`read_application_data`,
+    as ``(leaf, data, body, signature, lookup)``: the same steps, checks and errors in the same
+    order, without the intermediate objects (the per-message receive path, issue 16). Nothing is
+    consumed: the caller checks the signature (:func:`verify_application`), then commits ``lookup``."""
+    ciphertext = wire.ciphertext
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
+    esd = wire.encrypted_sender_data
+    sender_data = suite.open(sd_key, sd_nonce, wire.sender_data_aad, esd, "sender data")
+    if len(sender_data) != _SENDER_DATA_LEN:
+        raise InvalidValueError(f"sender data must be {_SENDER_DATA_LEN} bytes, got {len(sender_data)}")
+    leaf, generation = _SENDER_DATA.unpack_from(sender_data)
+    lookup = secret_tree.lookup(leaf, RatchetKind.APPLICATION, generation)
+    nonce = _guarded(lookup.nonce, sender_data[8:12])
+    plain = suite.open(lookup.key, nonce, wire.content_aad, ciphertext, "message content")
+    data, body_end, signature, _ = _split_content(plain, False, read_application_data)
+    return leaf, data, plain[:body_end], signature, lookup
+
+
+def verify_application(
+    suite: CipherSuite,
+    public_key: bytes,
+    group_context: bytes,
+    wire: ApplicationWire,
+    leaf: int,
+    body: bytes,
+    signature: bytes,
+) -> None:
+    """:func:`verify_framed_content` of the application content :func:`open_application` opened
+    from ``leaf``: its FramedContentTBS is joined once, straight into the signed SignContent, from
+    the pieces of the AADs that are also pieces of the FramedContent (§6: V(group_id) || epoch, and
+    V(authenticated_data)), rather than encoded again through a :class:`FramedContent`."""
+    sd_aad = wire.sender_data_aad
+    tbs = (
+        _PRIVATE_HEAD,
+        sd_aad[:-1],  # V(group_id) || uint64 epoch
+        _MEMBER_LEAF.pack(MEMBER_SENDER, leaf),
+        wire.content_aad[len(sd_aad) :],  # V(authenticated_data)
+        sd_aad[-1:],  # content_type (application)
+        body,
+        group_context,
+    )
+    what = f"message from leaf {leaf}"
+    suite.verify_parts_with_label(public_key, b"FramedContentTBS", tbs, signature, what)
 
 
 def protect_private_message(
@@ -472,11 +604,11 @@ def seal_application(
         sender_field = SENDER_FIELDS.pack(epoch, MEMBER_SENDER, sender)
     except struct.error:
         raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
-    gid, ad, body = opaque(group_id), opaque(authenticated_data), opaque(data)
-    tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
-    signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
+    sd_aad = _sender_data_aad(group_id, epoch, ContentType.APPLICATION)  # the epoch fitted above
+    gid, ad, body = sd_aad[:-9], opaque(authenticated_data), opaque(data)
+    tbs = (_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context)
+    _, signature = suite.sign_parts_with_label(signing_key, b"FramedContentTBS", tbs)
     plain = _padded(group_id, authenticated_data, body + SIGNATURE_PREFIX + signature, padding_block)
-    sd_aad = gid + _EPOCH_CT.pack(epoch, ContentType.APPLICATION)  # the epoch fitted in sender_field
     return _protect(
         suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
     )

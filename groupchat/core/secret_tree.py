@@ -27,7 +27,7 @@ from typing import Final
 from . import tree_math
 from .codec import Reader, Writer, opaque
 from .errors import GenerationError, InvalidValueError, ReplayError, UnknownMemberError, UsageError
-from .suite import CipherSuite, expand_block, expand_blocks
+from .suite import CipherSuite, expand_block, expand_blocks, expand_three
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
 
@@ -41,6 +41,10 @@ _MAX_GENERATION: Final = 0xFFFFFFFF
 
 class RatchetKind(IntEnum):
     """Which of a leaf's two ratchets: handshake (proposals, commits) or application."""
+
+    # Hashed as the int it equals, in C, not by Enum's hash of the name in Python: the ratchets
+    # are looked up by (leaf, kind) on every message (issue 16).
+    __hash__ = int.__hash__
 
     HANDSHAKE = 0
     APPLICATION = 1
@@ -157,7 +161,7 @@ class SecretTree:
         """
         ctx = b"\x04" + generation.to_bytes(4, "big")  # V(uint32 generation)
         kp, np_, sp = self._tree_pfx
-        key, nonce, nxt = expand_blocks(secret, (kp + ctx, np_ + ctx, sp + ctx))
+        key, nonce, nxt = expand_three(secret, kp + ctx, np_ + ctx, sp + ctx)
         return key[: self._key_len], nonce[:12], nxt
 
     def _next_secret(self, secret: bytes, generation: int) -> bytes:
