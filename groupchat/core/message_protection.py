@@ -96,8 +96,10 @@ MAX_APPLICATION_DATA: Final = 1 << 20
 MAX_CIPHERTEXT: Final = (1 << 20) + 4096  # room for the data plus signature, tag and padding
 _SENDER_DATA_LEN: Final = 12
 _SENDER_DATA_CT_LEN: Final = _SENDER_DATA_LEN + 16  # both AEADs have a 16-byte tag
+_ESD_LEN: Final = encode_varint(_SENDER_DATA_CT_LEN)  # the length of V(encrypted_sender_data)
 # The per-message encodings below are joined from struct-packed pieces rather than built with a
 # Writer: they run on every message (issue 16: message costs near their primitive floor).
+_U32: Final = struct.Struct(">I")
 _EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
 _MEMBER_LEAF: Final = struct.Struct(">BI")  # Sender: uint8 sender_type || uint32 leaf
 _SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
@@ -259,8 +261,8 @@ class ApplicationWire(NamedTuple):
 def _private_message(content_aad: bytes, encrypted_sender_data: bytes, ciphertext: bytes) -> bytes:
     """``MLSMessage(PrivateMessage)`` from its PrivateContentAAD, which is exactly the fields from
     ``group_id`` to ``authenticated_data`` (§6.3, §6.3.1), and the two ciphertexts."""
-    esd = opaque(encrypted_sender_data)
-    return b"".join((_PRIVATE_HEAD, content_aad, esd, encode_varint(len(ciphertext)), ciphertext))
+    esd, ct = encrypted_sender_data, ciphertext
+    return b"".join((_PRIVATE_HEAD, content_aad, encode_varint(len(esd)), esd, encode_varint(len(ct)), ct))
 
 
 @functools.lru_cache(maxsize=16)
@@ -282,13 +284,13 @@ class SenderData:
     reuse_guard: bytes
 
 
-@functools.cache
-def _sender_data_labels(prefix: bytes, key_len: int, nonce_len: int) -> tuple[bytes, bytes]:
-    """The constant heads ``uint16 L || V(prefix + label)`` of the "key" and "nonce" KDFLabels (§8)."""
-    return (
-        key_len.to_bytes(2, "big") + opaque(prefix + b"key"),
-        nonce_len.to_bytes(2, "big") + opaque(prefix + b"nonce"),
-    )
+@functools.lru_cache(maxsize=8)
+def _sender_data_labels(suite: CipherSuite) -> tuple[bytes, bytes, int]:
+    """The constant heads ``uint16 L || V(prefix + label)`` of the "key" and "nonce" KDFLabels (§8)
+    under ``suite``'s label prefix, and its key length."""
+    key_len, prefix = suite.key_len, suite.label_prefix
+    key_head = key_len.to_bytes(2, "big") + opaque(prefix + b"key")
+    return key_head, suite.nonce_len.to_bytes(2, "big") + opaque(prefix + b"nonce"), key_len
 
 
 def _sender_data_key_nonce(
@@ -296,15 +298,16 @@ def _sender_data_key_nonce(
 ) -> tuple[bytes, bytes]:
     """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
     HKDF block under the same secret: one keyed HMAC (:func:`~groupchat.core.suite.expand_blocks`)."""
-    # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
-    key_len, nonce_len = suite.key_len, suite.nonce_len
-    key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
-    context = opaque(ciphertext[: suite.hash_len])
+    key_head, nonce_head, key_len = _sender_data_labels(suite)
+    # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter);
+    # under 64 bytes, its V() length is the one byte len(sample).
+    sample = ciphertext[: suite.hash_len]
+    context = bytes((len(sample),)) + sample
     if isinstance(sender_data_secret, KeyedHmac):  # an epoch's: keyed once (the per-message path)
         key, nonce = sender_data_secret.expand_pair(key_head + context, nonce_head + context)
     else:
         key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
-    return key[:key_len], nonce[:nonce_len]
+    return key[:key_len], nonce[: suite.nonce_len]
 
 
 def decrypt_sender_data(
@@ -321,9 +324,8 @@ def decrypt_sender_data(
 
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
     """XOR the 4-byte reuse_guard into the first 4 bytes of the ratchet nonce (§6.3.1)."""
-    n = len(nonce)
-    guard = int.from_bytes(reuse_guard, "big") << (8 * n - 32)
-    return (int.from_bytes(nonce, "big") ^ guard).to_bytes(n, "big")
+    head = _U32.unpack_from(nonce)[0] ^ _U32.unpack(reuse_guard)[0]
+    return _U32.pack(head) + nonce[4:]
 
 
 def _content_aad(msg_group_id: bytes, epoch: int, content_type: int, authenticated_data: bytes) -> bytes:
@@ -554,7 +556,8 @@ def _protect(
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
     esd = suite.seal(sd_key, sd_nonce, sender_data_aad, _SENDER_DATA.pack(sender, generation) + guard)
-    return _private_message(aad, esd, ciphertext)
+    # _private_message(aad, esd, ciphertext), joined here: V(esd) has the fixed length 28.
+    return b"".join((_PRIVATE_HEAD, aad, _ESD_LEN, esd, encode_varint(len(ciphertext)), ciphertext))
 
 
 def protect_application(
@@ -605,9 +608,10 @@ def seal_application(
     except struct.error:
         raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
     sd_aad = _sender_data_aad(group_id, epoch, ContentType.APPLICATION)  # the epoch fitted above
-    gid, ad, body = sd_aad[:-9], opaque(authenticated_data), opaque(data)
-    tbs = (_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context)
-    _, signature = suite.sign_parts_with_label(signing_key, b"FramedContentTBS", tbs)
+    gid, body = sd_aad[:-9], encode_varint(len(data)) + data
+    ad = opaque(authenticated_data) if authenticated_data else b"\x00"  # V(authenticated_data)
+    tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
+    signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
     plain = _padded(group_id, authenticated_data, body + SIGNATURE_PREFIX + signature, padding_block)
     return _protect(
         suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
