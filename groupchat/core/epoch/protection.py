@@ -82,10 +82,11 @@ class Protection(Admission):
     def _receive_private(self, data: bytes) -> Event:
         # Our own messages come back from the relay; our key for them is already deleted, so
         # we recognise the exact bytes we sent instead of decrypting them.
-        digest = self.suite.hash(data)
-        epoch = self._unechoed.pop(digest, None)
-        if epoch is not None:
-            return MessageEchoed(epoch, digest)
+        if self._unechoed:  # with none of ours awaiting its echo, there is nothing to look up
+            digest = self.suite.hash(data)
+            epoch = self._unechoed.pop(digest, None)
+            if epoch is not None:
+                return MessageEchoed(epoch, digest)
         wire = ApplicationWire.read(data)
         if wire is None:  # not the common shape: decoded in full, which names what is wrong
             msg = PrivateMessage.decode(data)
