@@ -42,9 +42,10 @@ from groupchat.core.errors import (
     ConfirmationError,
     GroupChatError,
     InvalidCommitError,
+    ReplayError,
     UsageError,
 )
-from groupchat.core.events import MessageReceived
+from groupchat.core.events import MessageEchoed, MessageReceived
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
@@ -819,3 +820,55 @@ def test_a_group_reads_both_shapes_of_application_message() -> None:
         event = joiner.receive(data)
         assert isinstance(event, MessageReceived) and event.plaintext == plaintext
         assert event.authenticated_data == ad and event.sender.leaf == 0
+
+
+# --- our own messages' echoes, kept by their bytes -----------------------------------------------
+
+
+def _pair() -> tuple[Group, Group, Identity]:
+    """A creator (whose identity is returned, to restore it) and one joiner."""
+    identity = Identity.generate()
+    creator = Group.create(identity, b"room", "m0", GroupConfig())
+    pending = JoinRequest.create(creator.suite, Identity.generate(), b"room", "m1", GroupConfig().rand)
+    creator.receive(creator.commit(add=[pending.request]))
+    joiner = Group.join(pending, next(item.data for item in creator.data_to_send()), GroupConfig())
+    return creator, joiner, identity
+
+
+def test_echoes_are_recognised_by_bytes_before_and_after_a_restart() -> None:
+    """A short message is remembered by its bytes and a long one by digest; either echo names the
+    SHA-256 of the message, also once the state was stored and restored (stored as digests)."""
+    creator, joiner, identity = _pair()
+    short = [creator.encrypt(b"hi %d" % i) for i in range(3)]
+    long = creator.encrypt(bytes(5000))
+    assert set(creator._unechoed_sent) == set(short) and len(creator._unechoed) == 1
+    event = creator.receive(short[0])
+    assert isinstance(event, MessageEchoed) and event.message_id == creator.suite.hash(short[0])
+    restored = Group.restore(creator.export_state(), identity)
+    assert not restored._unechoed_sent and len(restored._unechoed) == 3
+    for group in (creator, restored):
+        for data in (*short[1:], long):
+            event = group.receive(data)
+            assert isinstance(event, MessageEchoed) and event.message_id == group.suite.hash(data)
+            assert event.epoch == creator.epoch
+        with pytest.raises(ReplayError):  # an echo seen once is our own generation, used
+            group.receive(short[1])
+    for data in (*short, long):  # the others read them as they always did
+        assert isinstance(joiner.receive(data), MessageReceived)
+
+
+def test_the_unechoed_bound_forgets_digests_before_bytes() -> None:
+    """Digests and bytes share the one bound of 1024: the stored (older) digests go first."""
+    creator, _, identity = _pair()
+    for i in range(4):
+        creator.encrypt(b"old %d" % i)
+    group = Group.restore(creator.export_state(), identity)  # four digests
+    sent = [group.encrypt(b"%d" % i) for i in range(1022)]
+    assert len(group._unechoed) == 2 and len(group._unechoed_sent) == 1022
+    assert len(group._unechoed_digests()) == 1024 and list(group._unechoed_digests())[-1] == (
+        group.suite.hash(sent[-1])
+    )
+    for i in range(3):
+        sent.append(group.encrypt(b"more %d" % i))
+    assert not group._unechoed and len(group._unechoed_sent) == 1024
+    assert sent[0] not in group._unechoed_sent and sent[1] in group._unechoed_sent

@@ -76,13 +76,16 @@ class Protection(Admission):
             padding_block=config.padding_block,
             rand=config.rand,
         )
-        self._note_sent(data)
+        self._note_sent_message(data)
         return data
 
     def _receive_private(self, data: bytes) -> Event:
         # Our own messages come back from the relay; our key for them is already deleted, so
         # we recognise the exact bytes we sent instead of decrypting them.
-        if self._unechoed:  # with none of ours awaiting its echo, there is nothing to look up
+        sent_in = self._unechoed_sent.pop(data if type(data) is bytes else bytes(data), None)
+        if sent_in is not None:
+            return MessageEchoed(sent_in, self.suite.hash(data))
+        if self._unechoed:  # with none of ours awaiting its echo by digest, nothing to look up
             digest = self.suite.hash(data)
             epoch = self._unechoed.pop(digest, None)
             if epoch is not None:
