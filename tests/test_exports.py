@@ -268,6 +268,12 @@ PUBLIC: dict[str, list[str]] = {
     'groupchat.core.fingerprints': [
         'fingerprint',
     ],
+    'groupchat.core.framing': [
+        'CONFIRMATION_TAG_LEN', 'ContentType', 'FramedContent', 'MEMBER_SENDER', 'MESSAGE_HEADS',
+        'SENDER_FIELDS', 'SIGNATURE_LEN', 'SIGNATURE_PREFIX', 'WireFormat', 'confirmed_transcript_input',
+        'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'read_message_header',
+        'sign_framed_content', 'verify_framed_content', 'verify_membership_tag',
+    ],
     'groupchat.core.group': [
         'Group', 'GroupConfig', 'GroupState', 'SCHEME_EXTENSION',
     ],
@@ -285,13 +291,13 @@ PUBLIC: dict[str, list[str]] = {
         'verify_confirmation_tag', 'welcome_key_nonce',
     ],
     'groupchat.core.message_protection': [
-        'ContentType', 'DecryptedContent', 'FramedContent', 'MAX_APPLICATION_DATA',
+        'ApplicationWire', 'ContentType', 'DecryptedContent', 'FramedContent', 'MAX_APPLICATION_DATA',
         'MAX_AUTHENTICATED_DATA', 'MAX_CIPHERTEXT', 'MAX_GROUP_ID', 'PrivateMessage', 'SenderData',
         'WireFormat', 'confirmed_transcript_input', 'decrypt_content', 'decrypt_sender_data',
-        'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_private_message',
-        'protect_application', 'protect_private_message', 'ratchet_kind', 'read_application_data',
-        'read_message_header', 'seal_application', 'sign_framed_content', 'verify_framed_content',
-        'verify_membership_tag',
+        'framed_content_auth_data', 'framed_content_tbs', 'membership_tag', 'open_application',
+        'open_private_message', 'protect_application', 'protect_private_message', 'ratchet_kind',
+        'read_application_data', 'read_message_header', 'seal_application', 'sign_framed_content',
+        'verify_application', 'verify_framed_content', 'verify_membership_tag',
     ],
     'groupchat.core.outbox': [
         'Joiner', 'Outbound', 'OutboundKind', 'ROOM', 'Recipient', 'Room',
@@ -352,7 +358,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     'groupchat.core.suite': [
         'CipherSuite', 'GROUPCHAT_PREFIX', 'KeyedHmac', 'MLS_PREFIX', 'check_x25519_public',
-        'expand_block', 'expand_blocks', 'extract_unsalted', 'is_x25519_public', 'x25519_exchange',
+        'expand_block', 'expand_blocks', 'expand_three', 'extract_unsalted', 'is_x25519_public',
+        'x25519_exchange',
     ],
     'groupchat.core.text': [
         'UNSAFE_CATEGORIES', 'has_unsafe', 'sanitise',

@@ -1,4 +1,4 @@
-"""Framing, content signatures and PrivateMessage protection (RFC 9420 §6, §6.1, §6.3).
+"""PrivateMessage protection (RFC 9420 §6.3): sealing signed content, opening it before it is trusted.
 
 Sending: build a :class:`FramedContent`, sign it with :func:`sign_framed_content` (bound to the
 current GroupContext), then :func:`protect_private_message` encrypts it under the next key of the
@@ -26,22 +26,42 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, Generic, NamedTuple, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Reader, Writer, encode_varint, opaque
-from .errors import ConfigError, InvalidValueError, UnknownVersionError, UsageError
+from .codec import Reader, encode_varint, opaque
+from .errors import ConfigError, InvalidValueError, UsageError
+from .framing import (
+    CONFIRMATION_TAG_LEN,
+    MEMBER_SENDER,
+    MESSAGE_HEADS,
+    SENDER_FIELDS,
+    SIGNATURE_LEN,
+    SIGNATURE_PREFIX,
+    ContentType,
+    FramedContent,
+    WireFormat,
+    confirmed_transcript_input,
+    framed_content_auth_data,
+    framed_content_tbs,
+    membership_tag,
+    read_message_header,
+    sign_framed_content,
+    verify_framed_content,
+    verify_membership_tag,
+)
 from .secret_tree import KeyLookup, RatchetKind, SecretTree
 from .suite import CipherSuite, KeyedHmac, expand_blocks
-from .version import PROTOCOL_VERSION
 
+# The framing names (groupchat.core.framing) are re-exported: callers of the message layer
+# import the content, its signature and its wire format from here, as before the split.
 __all__ = [
     "MAX_APPLICATION_DATA",
     "MAX_AUTHENTICATED_DATA",
     "MAX_CIPHERTEXT",
     "MAX_GROUP_ID",
+    "ApplicationWire",
     "ContentType",
     "DecryptedContent",
     "FramedContent",
@@ -54,6 +74,7 @@ __all__ = [
     "framed_content_auth_data",
     "framed_content_tbs",
     "membership_tag",
+    "open_application",
     "open_private_message",
     "protect_application",
     "protect_private_message",
@@ -62,6 +83,7 @@ __all__ = [
     "read_message_header",
     "seal_application",
     "sign_framed_content",
+    "verify_application",
     "verify_framed_content",
     "verify_membership_tag",
 ]
@@ -72,44 +94,15 @@ MAX_GROUP_ID: Final = 255
 MAX_AUTHENTICATED_DATA: Final = 4096
 MAX_APPLICATION_DATA: Final = 1 << 20
 MAX_CIPHERTEXT: Final = (1 << 20) + 4096  # room for the data plus signature, tag and padding
-_SIG_LEN: Final = 64  # Ed25519
-_TAG_LEN: Final = 32  # HMAC-SHA256
-_SIG_PREFIX: Final = encode_varint(_SIG_LEN)  # the length of V(signature): 0x4040
 _SENDER_DATA_LEN: Final = 12
 _SENDER_DATA_CT_LEN: Final = _SENDER_DATA_LEN + 16  # both AEADs have a 16-byte tag
-_MEMBER: Final = 1  # SenderType.member (§6)
+_ESD_LEN: Final = encode_varint(_SENDER_DATA_CT_LEN)  # the length of V(encrypted_sender_data)
 # The per-message encodings below are joined from struct-packed pieces rather than built with a
 # Writer: they run on every message (issue 16: message costs near their primitive floor).
 _U32: Final = struct.Struct(">I")
 _EPOCH_CT: Final = struct.Struct(">QB")  # uint64 epoch || uint8 content_type
-_SENDER: Final = struct.Struct(">QBI")  # uint64 epoch || uint8 sender_type || uint32 leaf
+_MEMBER_LEAF: Final = struct.Struct(">BI")  # Sender: uint8 sender_type || uint32 leaf
 _SENDER_DATA: Final = struct.Struct(">II")  # SenderData: uint32 leaf || uint32 generation (|| guard)
-
-
-class ContentType(IntEnum):
-    APPLICATION = 1
-    PROPOSAL = 2
-    COMMIT = 3
-
-
-class WireFormat(IntEnum):
-    PUBLIC_MESSAGE = 1
-    PRIVATE_MESSAGE = 2
-    WELCOME = 3
-    GROUP_INFO = 4
-    KEY_PACKAGE = 5
-
-
-def read_message_header(r: Reader, expected: WireFormat, what: str) -> None:
-    """Read ``uint16 version || uint16 wire_format`` of an MLSMessage and require ``expected``."""
-    version = r.u16("version")
-    if version != PROTOCOL_VERSION:
-        raise UnknownVersionError(f"{what} has protocol version {version}, we speak only {PROTOCOL_VERSION}")
-    wire_format = r.u16("wire_format")
-    if wire_format != expected:
-        raise InvalidValueError(
-            f"expected {what} (wire format {int(expected)}), got wire format {wire_format}"
-        )
 
 
 def ratchet_kind(content_type: ContentType) -> RatchetKind:
@@ -122,115 +115,6 @@ def _content_type(value: int) -> ContentType:
         return ContentType(value)
     except ValueError:
         raise InvalidValueError(f"unknown content type {value} (expected 1, 2 or 3)") from None
-
-
-# --- framing and signatures (§6, §6.1) ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FramedContent:
-    """Content from a member sender; ``body`` is the already-encoded content body (§6)."""
-
-    group_id: bytes
-    epoch: int
-    sender: int  # member leaf index
-    authenticated_data: bytes
-    content_type: ContentType
-    body: bytes = field(repr=False)
-
-    def encode(self) -> bytes:
-        try:
-            sender = _SENDER.pack(self.epoch, _MEMBER, self.sender)
-            content_type = bytes((self.content_type,))
-        except (struct.error, ValueError):
-            raise ConfigError(f"epoch {self.epoch} or leaf {self.sender} does not fit its field") from None
-        return b"".join(
-            (opaque(self.group_id), sender, opaque(self.authenticated_data), content_type, self.body)
-        )
-
-
-_TBS_HEAD: Final = {wf: PROTOCOL_VERSION.to_bytes(2, "big") + wf.to_bytes(2, "big") for wf in WireFormat}
-
-
-def framed_content_tbs(wire_format: WireFormat, content: FramedContent, group_context: bytes) -> bytes:
-    """``FramedContentTBS`` for a member sender: version || wire_format || content || GroupContext."""
-    return _TBS_HEAD[wire_format] + content.encode() + group_context
-
-
-def sign_framed_content(
-    suite: CipherSuite,
-    signing_key: Ed25519PrivateKey,
-    wire_format: WireFormat,
-    content: FramedContent,
-    group_context: bytes,
-) -> bytes:
-    """SignWithLabel(sk, "FramedContentTBS", tbs) (§6.1)."""
-    return suite.sign_with_label(
-        signing_key, b"FramedContentTBS", framed_content_tbs(wire_format, content, group_context)
-    )
-
-
-def verify_framed_content(
-    suite: CipherSuite,
-    public_key: bytes,
-    wire_format: WireFormat,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is the sender's over this content and context."""
-    suite.verify_with_label(
-        public_key,
-        b"FramedContentTBS",
-        framed_content_tbs(wire_format, content, group_context),
-        signature,
-        f"message from leaf {content.sender}",
-    )
-
-
-def framed_content_auth_data(signature: bytes, confirmation_tag: bytes | None = None) -> bytes:
-    """``FramedContentAuthData = V(signature) || [V(confirmation_tag) for commits]`` (§6.1)."""
-    w = Writer().opaque(signature)
-    if confirmation_tag is not None:
-        w.opaque(confirmation_tag)
-    return w.bytes()
-
-
-def membership_tag(
-    suite: CipherSuite,
-    membership_key: bytes,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-    confirmation_tag: bytes | None = None,
-) -> bytes:
-    """PublicMessage ``membership_tag = MAC(membership_key, FramedContentTBS || AuthData)`` (§6.2)."""
-    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
-    return suite.mac(membership_key, tbm + framed_content_auth_data(signature, confirmation_tag))
-
-
-def verify_membership_tag(
-    suite: CipherSuite,
-    membership_key: bytes,
-    content: FramedContent,
-    group_context: bytes,
-    signature: bytes,
-    confirmation_tag: bytes | None,
-    tag: bytes,
-) -> None:
-    """Raise :class:`ConfirmationError` unless ``tag`` is this PublicMessage's membership tag."""
-    tbm = framed_content_tbs(WireFormat.PUBLIC_MESSAGE, content, group_context)
-    suite.verify_mac(
-        membership_key,
-        tbm + framed_content_auth_data(signature, confirmation_tag),
-        tag,
-        f"membership tag of the public message from leaf {content.sender}",
-    )
-
-
-def confirmed_transcript_input(wire_format: WireFormat, content: FramedContent, signature: bytes) -> bytes:
-    """``ConfirmedTranscriptHashInput = wire_format || FramedContent || V(signature)`` (§8.2)."""
-    return Writer().u16(wire_format).raw(content.encode()).opaque(signature).bytes()
 
 
 # --- PrivateMessage (§6.3) ---------------------------------------------------------------------------
@@ -277,7 +161,7 @@ def _decode_general(data: bytes) -> PrivateMessage:
     return PrivateMessage(group_id, epoch, content_type, authenticated_data, esd, ciphertext)
 
 
-_PRIVATE_HEAD: Final = _TBS_HEAD[WireFormat.PRIVATE_MESSAGE]
+_PRIVATE_HEAD: Final = MESSAGE_HEADS[WireFormat.PRIVATE_MESSAGE]
 _CONTENT_TYPES: Final = {int(t): t for t in ContentType}
 
 
@@ -285,16 +169,37 @@ def _decode_common(data: bytes) -> PrivateMessage | None:
     """:meth:`PrivateMessage.decode` of the common shape, read straight from the bytes: group id and
     authenticated data under 64 bytes (1-byte lengths), a ciphertext under 16 KiB. ``None`` for
     anything else, valid or not; the general decoder then reads it and names what is wrong."""
+    at = _common_offsets(data)
+    if at is None:
+        return None
+    gid_end, ad_end, esd_end, start = at
+    epoch, content_type = _EPOCH_CT.unpack_from(data, gid_end)
+    return PrivateMessage(
+        data[5:gid_end],
+        epoch,
+        _CONTENT_TYPES[content_type],
+        data[gid_end + 10 : ad_end],
+        data[ad_end + 1 : esd_end],
+        data[start:],
+    )
+
+
+def _common_offsets(data: bytes) -> tuple[int, int, int, int] | None:
+    """Where the fields of a common-shape PrivateMessage end (:func:`_decode_common`): group id,
+    authenticated data, encrypted sender data, and where the ciphertext starts; ``None`` otherwise."""
     if type(data) is not bytes or data[:4] != _PRIVATE_HEAD or len(data) < 48:
         return None
     gid_end = 5 + data[4]
     if data[4] >= 64 or len(data) < gid_end + 12:
         return None
-    epoch, content_type = _EPOCH_CT.unpack_from(data, gid_end)
-    ct = _CONTENT_TYPES.get(content_type)
     at = gid_end + 9
     ad_end = at + 1 + data[at]
-    if ct is None or data[at] >= 64 or len(data) < ad_end + 30 or data[ad_end] != _SENDER_DATA_CT_LEN:
+    if (
+        data[gid_end + 8] not in _CONTENT_TYPES
+        or data[at] >= 64
+        or len(data) < ad_end + 30
+        or data[ad_end] != _SENDER_DATA_CT_LEN
+    ):
         return None
     esd_end = ad_end + 1 + _SENDER_DATA_CT_LEN
     first = data[esd_end]
@@ -308,20 +213,62 @@ def _decode_common(data: bytes) -> PrivateMessage | None:
         return None
     if start + size != len(data):
         return None
-    return PrivateMessage(
-        data[5:gid_end], epoch, ct, data[at + 1 : ad_end], data[ad_end + 1 : esd_end], data[start:]
-    )
+    return gid_end, ad_end, esd_end, start
+
+
+class ApplicationWire(NamedTuple):
+    """The fields of an application PrivateMessage that opening it needs, with its two AADs (§6.3.1,
+    §6.3.2) as they stand in the wire bytes: what :func:`open_application` reads."""
+
+    group_id: bytes
+    epoch: int
+    authenticated_data: bytes
+    sender_data_aad: bytes  # V(group_id) || uint64 epoch || uint8 content_type
+    content_aad: bytes  # sender_data_aad || V(authenticated_data)
+    encrypted_sender_data: bytes
+    ciphertext: bytes
+
+    @classmethod
+    def read(cls, data: bytes) -> ApplicationWire | None:
+        """The common shape of :meth:`PrivateMessage.decode` holding application content, read
+        straight from the bytes, its AADs sliced out of them; ``None`` for anything else (the
+        caller decodes that in full, which names what is wrong, and uses :meth:`of`)."""
+        at = _common_offsets(data)
+        if at is None or data[at[0] + 8] != ContentType.APPLICATION:
+            return None
+        gid_end, ad_end, esd_end, start = at
+        sd_end = gid_end + 9
+        return cls(
+            data[5:gid_end],
+            int.from_bytes(data[gid_end : gid_end + 8], "big"),
+            data[sd_end + 1 : ad_end],
+            data[4:sd_end],
+            data[4:ad_end],
+            data[ad_end + 1 : esd_end],
+            data[start:],
+        )
+
+    @classmethod
+    def of(cls, msg: PrivateMessage) -> ApplicationWire:
+        """The fields of a decoded application message, its AADs encoded from them."""
+        if msg.content_type != ContentType.APPLICATION:
+            raise UsageError("an ApplicationWire holds an application message")
+        sd_aad = msg._sender_data_aad()
+        ad, esd = msg.authenticated_data, msg.encrypted_sender_data
+        return cls(msg.group_id, msg.epoch, ad, sd_aad, sd_aad + opaque(ad), esd, msg.ciphertext)
 
 
 def _private_message(content_aad: bytes, encrypted_sender_data: bytes, ciphertext: bytes) -> bytes:
     """``MLSMessage(PrivateMessage)`` from its PrivateContentAAD, which is exactly the fields from
     ``group_id`` to ``authenticated_data`` (§6.3, §6.3.1), and the two ciphertexts."""
-    esd = opaque(encrypted_sender_data)
-    return b"".join((_PRIVATE_HEAD, content_aad, esd, encode_varint(len(ciphertext)), ciphertext))
+    esd, ct = encrypted_sender_data, ciphertext
+    return b"".join((_PRIVATE_HEAD, content_aad, encode_varint(len(esd)), esd, encode_varint(len(ct)), ct))
 
 
+@functools.lru_cache(maxsize=16)
 def _sender_data_aad(group_id: bytes, epoch: int, content_type: int) -> bytes:
-    """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2)."""
+    """``SenderDataAAD = V(group_id) || uint64 epoch || uint8 content_type`` (§6.3.2); public, and
+    the same for every message of an epoch: kept for the last few (group, epoch, type)."""
     try:
         return opaque(group_id) + _EPOCH_CT.pack(epoch, content_type)
     except struct.error:
@@ -337,13 +284,13 @@ class SenderData:
     reuse_guard: bytes
 
 
-@functools.cache
-def _sender_data_labels(prefix: bytes, key_len: int, nonce_len: int) -> tuple[bytes, bytes]:
-    """The constant heads ``uint16 L || V(prefix + label)`` of the "key" and "nonce" KDFLabels (§8)."""
-    return (
-        key_len.to_bytes(2, "big") + opaque(prefix + b"key"),
-        nonce_len.to_bytes(2, "big") + opaque(prefix + b"nonce"),
-    )
+@functools.lru_cache(maxsize=8)
+def _sender_data_labels(suite: CipherSuite) -> tuple[bytes, bytes, int]:
+    """The constant heads ``uint16 L || V(prefix + label)`` of the "key" and "nonce" KDFLabels (§8)
+    under ``suite``'s label prefix, and its key length."""
+    key_len, prefix = suite.key_len, suite.label_prefix
+    key_head = key_len.to_bytes(2, "big") + opaque(prefix + b"key")
+    return key_head, suite.nonce_len.to_bytes(2, "big") + opaque(prefix + b"nonce"), key_len
 
 
 def _sender_data_key_nonce(
@@ -351,12 +298,16 @@ def _sender_data_key_nonce(
 ) -> tuple[bytes, bytes]:
     """``ExpandWithLabel(sender_data_secret, "key"|"nonce", sample, Nk|Nn)`` (§6.3.2); both fit one
     HKDF block under the same secret: one keyed HMAC (:func:`~groupchat.core.suite.expand_blocks`)."""
-    # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter).
-    key_len, nonce_len = suite.key_len, suite.nonce_len
-    key_head, nonce_head = _sender_data_labels(suite.label_prefix, key_len, nonce_len)
-    context = opaque(ciphertext[: suite.hash_len])
-    key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
-    return key[:key_len], nonce[:nonce_len]
+    key_head, nonce_head, key_len = _sender_data_labels(suite)
+    # §6.3.2: the sample is the first Nh bytes of the content ciphertext (all of it if shorter);
+    # under 64 bytes, its V() length is the one byte len(sample).
+    sample = ciphertext[: suite.hash_len]
+    context = bytes((len(sample),)) + sample
+    if isinstance(sender_data_secret, KeyedHmac):  # an epoch's: keyed once (the per-message path)
+        key, nonce = sender_data_secret.expand_pair(key_head + context, nonce_head + context)
+    else:
+        key, nonce = expand_blocks(sender_data_secret, (key_head + context, nonce_head + context))
+    return key[:key_len], nonce[: suite.nonce_len]
 
 
 def decrypt_sender_data(
@@ -373,8 +324,8 @@ def decrypt_sender_data(
 
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
     """XOR the 4-byte reuse_guard into the first 4 bytes of the ratchet nonce (§6.3.1)."""
-    head = int.from_bytes(nonce[:4], "big") ^ int.from_bytes(reuse_guard, "big")
-    return head.to_bytes(4, "big") + nonce[4:]
+    head = _U32.unpack_from(nonce)[0] ^ _U32.unpack(reuse_guard)[0]
+    return _U32.pack(head) + nonce[4:]
 
 
 def _content_aad(msg_group_id: bytes, epoch: int, content_type: int, authenticated_data: bytes) -> bytes:
@@ -433,6 +384,19 @@ def decrypt_content(
     """
     aad = _content_aad(msg.group_id, msg.epoch, msg.content_type, msg.authenticated_data)
     plain = suite.open(key, _guarded(nonce, sender_data.reuse_guard), aad, msg.ciphertext, "message content")
+    commit = msg.content_type == ContentType.COMMIT
+    parsed, body_end, signature, tag = _split_content(plain, commit, body_reader)
+    content = FramedContent(
+        msg.group_id, msg.epoch, sender_data.leaf, msg.authenticated_data, msg.content_type, plain[:body_end]
+    )
+    return DecryptedContent(content, parsed, signature, tag)
+
+
+def _split_content(
+    plain: bytes, commit: bool, body_reader: Callable[[Reader], T]
+) -> tuple[T, int, bytes, bytes | None]:
+    """Split opened content into ``(parsed body, end of the body, signature, confirmation tag)``,
+    refusing non-zero padding; what :func:`decrypt_content` and :func:`open_application` share."""
     fast = _application_data(plain) if body_reader is read_application_data else None
     if fast is not None:  # the common case, read directly; anything else goes through the reader
         parsed, at = cast(T, fast[0]), fast[1]
@@ -440,23 +404,19 @@ def decrypt_content(
         r = Reader(plain, "PrivateMessageContent")
         parsed = body_reader(r)
         at = r.position
-    body = plain[:at]
-    commit = msg.content_type == ContentType.COMMIT
-    end = at + 2 + _SIG_LEN
-    if not commit and plain[at : at + 2] == _SIG_PREFIX and len(plain) >= end:
+    body_end = at
+    end = at + 2 + SIGNATURE_LEN
+    if not commit and plain[at : at + 2] == SIGNATURE_PREFIX and len(plain) >= end:
         signature, tag, at = plain[at + 2 : end], None, end  # the common case, read directly
     else:
         r = Reader(plain, "PrivateMessageContent")
         r.fixed(at, "content")  # the body, read above
-        signature = r.opaque_exact("signature", _SIG_LEN)
-        tag = r.opaque_exact("confirmation_tag", _TAG_LEN) if commit else None
+        signature = r.opaque_exact("signature", SIGNATURE_LEN)
+        tag = r.opaque_exact("confirmation_tag", CONFIRMATION_TAG_LEN) if commit else None
         at = r.position
     if plain.count(0, at) != len(plain) - at:
         raise InvalidValueError("message padding contains non-zero bytes")
-    content = FramedContent(
-        msg.group_id, msg.epoch, sender_data.leaf, msg.authenticated_data, msg.content_type, body
-    )
-    return DecryptedContent(content, parsed, signature, tag)
+    return parsed, body_end, signature, tag
 
 
 def open_private_message(
@@ -475,6 +435,58 @@ def open_private_message(
     sd = decrypt_sender_data(suite, msg, sender_data_secret)
     lookup = secret_tree.lookup(sd.leaf, ratchet_kind(msg.content_type), sd.generation)
     return decrypt_content(suite, msg, sd, lookup.key, lookup.nonce, body_reader), lookup
+
+
+def open_application(
+    suite: CipherSuite,
+    wire: ApplicationWire,
+    *,
+    sender_data_secret: bytes | KeyedHmac,
+    secret_tree: SecretTree,
+) -> tuple[int, bytes, bytes, bytes, KeyLookup]:
+    """:func:`open_private_message` of application content read with :func:`read_application_data`,
+    as ``(leaf, data, body, signature, lookup)``: the same steps, checks and errors in the same
+    order, without the intermediate objects (the per-message receive path, issue 16). Nothing is
+    consumed: the caller checks the signature (:func:`verify_application`), then commits ``lookup``."""
+    ciphertext = wire.ciphertext
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
+    esd = wire.encrypted_sender_data
+    sender_data = suite.open(sd_key, sd_nonce, wire.sender_data_aad, esd, "sender data")
+    if len(sender_data) != _SENDER_DATA_LEN:
+        raise InvalidValueError(f"sender data must be {_SENDER_DATA_LEN} bytes, got {len(sender_data)}")
+    leaf, generation = _SENDER_DATA.unpack_from(sender_data)
+    lookup = secret_tree.lookup(leaf, RatchetKind.APPLICATION, generation)
+    nonce = _guarded(lookup.nonce, sender_data[8:12])
+    plain = suite.open(lookup.key, nonce, wire.content_aad, ciphertext, "message content")
+    data, body_end, signature, _ = _split_content(plain, False, read_application_data)
+    return leaf, data, plain[:body_end], signature, lookup
+
+
+def verify_application(
+    suite: CipherSuite,
+    public_key: bytes,
+    group_context: bytes,
+    wire: ApplicationWire,
+    leaf: int,
+    body: bytes,
+    signature: bytes,
+) -> None:
+    """:func:`verify_framed_content` of the application content :func:`open_application` opened
+    from ``leaf``: its FramedContentTBS is joined once, straight into the signed SignContent, from
+    the pieces of the AADs that are also pieces of the FramedContent (§6: V(group_id) || epoch, and
+    V(authenticated_data)), rather than encoded again through a :class:`FramedContent`."""
+    sd_aad = wire.sender_data_aad
+    tbs = (
+        _PRIVATE_HEAD,
+        sd_aad[:-1],  # V(group_id) || uint64 epoch
+        _MEMBER_LEAF.pack(MEMBER_SENDER, leaf),
+        wire.content_aad[len(sd_aad) :],  # V(authenticated_data)
+        sd_aad[-1:],  # content_type (application)
+        body,
+        group_context,
+    )
+    what = f"message from leaf {leaf}"
+    suite.verify_parts_with_label(public_key, b"FramedContentTBS", tbs, signature, what)
 
 
 def protect_private_message(
@@ -544,7 +556,8 @@ def _protect(
     ciphertext = suite.seal(key, _guarded(nonce, guard), aad, plain)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
     esd = suite.seal(sd_key, sd_nonce, sender_data_aad, _SENDER_DATA.pack(sender, generation) + guard)
-    return _private_message(aad, esd, ciphertext)
+    # _private_message(aad, esd, ciphertext), joined here: V(esd) has the fixed length 28.
+    return b"".join((_PRIVATE_HEAD, aad, _ESD_LEN, esd, encode_varint(len(ciphertext)), ciphertext))
 
 
 def protect_application(
@@ -591,14 +604,15 @@ def seal_application(
     :func:`sign_framed_content` signature, but with the FramedContentTBS joined once from its
     pieces instead of through the content object (the per-message hot path, issue 16)."""
     try:
-        sender_field = _SENDER.pack(epoch, _MEMBER, sender)
+        sender_field = SENDER_FIELDS.pack(epoch, MEMBER_SENDER, sender)
     except struct.error:
         raise ConfigError(f"epoch {epoch} or leaf {sender} does not fit its field") from None
-    gid, ad, body = opaque(group_id), opaque(authenticated_data), opaque(data)
+    sd_aad = _sender_data_aad(group_id, epoch, ContentType.APPLICATION)  # the epoch fitted above
+    gid, body = sd_aad[:-9], encode_varint(len(data)) + data
+    ad = opaque(authenticated_data) if authenticated_data else b"\x00"  # V(authenticated_data)
     tbs = b"".join((_PRIVATE_HEAD, gid, sender_field, ad, b"\x01", body, group_context))
     signature = suite.sign_with_label(signing_key, b"FramedContentTBS", tbs)
-    plain = _padded(group_id, authenticated_data, body + _SIG_PREFIX + signature, padding_block)
-    sd_aad = gid + _EPOCH_CT.pack(epoch, ContentType.APPLICATION)  # the epoch fitted in sender_field
+    plain = _padded(group_id, authenticated_data, body + SIGNATURE_PREFIX + signature, padding_block)
     return _protect(
         suite, sd_aad, ad, sender, RatchetKind.APPLICATION, plain, secret_tree, sender_data_secret, rand
     )

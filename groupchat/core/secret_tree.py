@@ -19,6 +19,7 @@ key or raises :class:`ReplayError`.
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import islice
@@ -27,7 +28,7 @@ from typing import Final
 from . import tree_math
 from .codec import Reader, Writer, opaque
 from .errors import GenerationError, InvalidValueError, ReplayError, UnknownMemberError, UsageError
-from .suite import CipherSuite, expand_block, expand_blocks
+from .suite import CipherSuite, expand_block, expand_blocks, expand_three
 
 __all__ = ["KeyLookup", "RatchetKind", "SecretTree"]
 
@@ -37,10 +38,15 @@ _MAX_STORED: Final = 1 << 17
 # Generation is a uint32 in SenderData (§6.3.2). The last value is never used, on sending or
 # receiving, so the next generation (generation + 1) always still fits in a uint32.
 _MAX_GENERATION: Final = 0xFFFFFFFF
+_GENERATION: Final = struct.Struct(">BI")  # V(uint32 generation), the ratchet's KDF context: 0x04 || gen
 
 
 class RatchetKind(IntEnum):
     """Which of a leaf's two ratchets: handshake (proposals, commits) or application."""
+
+    # Hashed as the int it equals, in C, not by Enum's hash of the name in Python: the ratchets
+    # are looked up by (leaf, kind) on every message (issue 16).
+    __hash__ = int.__hash__
 
     HANDSHAKE = 0
     APPLICATION = 1
@@ -155,13 +161,13 @@ class SecretTree:
         Each is one HKDF-Expand block under the same ratchet secret (:func:`expand_blocks`):
         this runs once per message sent or received.
         """
-        ctx = b"\x04" + generation.to_bytes(4, "big")  # V(uint32 generation)
+        ctx = _GENERATION.pack(4, generation)
         kp, np_, sp = self._tree_pfx
-        key, nonce, nxt = expand_blocks(secret, (kp + ctx, np_ + ctx, sp + ctx))
+        key, nonce, nxt = expand_three(secret, kp + ctx, np_ + ctx, sp + ctx)
         return key[: self._key_len], nonce[:12], nxt
 
     def _next_secret(self, secret: bytes, generation: int) -> bytes:
-        ctx = b"\x04" + generation.to_bytes(4, "big")
+        ctx = _GENERATION.pack(4, generation)
         return expand_block(secret, self._tree_pfx[2] + ctx)
 
     def _ratchet(self, leaf: int, kind: RatchetKind) -> _Ratchet:

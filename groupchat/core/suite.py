@@ -49,6 +49,7 @@ __all__ = [
     "check_x25519_public",
     "expand_block",
     "expand_blocks",
+    "expand_three",
     "extract_unsalted",
     "is_x25519_public",
     "x25519_exchange",
@@ -156,6 +157,17 @@ def expand_blocks(prk: bytes | KeyedHmac, infos: Sequence[bytes]) -> list[bytes]
     return out
 
 
+def expand_three(prk: bytes, first: bytes, second: bytes, third: bytes) -> tuple[bytes, bytes, bytes]:
+    """:func:`expand_blocks` of exactly three infos, unrolled: a secret-tree ratchet step (its
+    key, nonce and next secret) runs on every message sent or received (issue 16)."""
+    h3 = _hmac_objects.HMAC(prk, _SHA256)
+    h1, h2 = h3.copy(), h3.copy()
+    h1.update(first + b"\x01")
+    h2.update(second + b"\x01")
+    h3.update(third + b"\x01")
+    return h1.finalize(), h2.finalize(), h3.finalize()
+
+
 class KeyedHmac:
     """HMAC-SHA256 keyed once with ``key``, for HKDF blocks under a key that many messages use (an
     epoch's sender-data secret). It lives exactly as long as its holder keeps ``key`` itself."""
@@ -174,6 +186,13 @@ class KeyedHmac:
             h.update(info + b"\x01")
             out.append(h.finalize())
         return out
+
+    def expand_pair(self, first: bytes, second: bytes) -> tuple[bytes, bytes]:
+        """:meth:`expand_blocks` of exactly two infos, unrolled (the sender data's key and nonce)."""
+        h1, h2 = self._base.copy(), self._base.copy()
+        h1.update(first + b"\x01")
+        h2.update(second + b"\x01")
+        return h1.finalize(), h2.finalize()
 
     def __repr__(self) -> str:  # never print key material
         return "KeyedHmac(<redacted>)"
@@ -308,6 +327,21 @@ class CipherSuite:
             raise InvalidPublicKeyError(f"{what}: malformed Ed25519 public key") from exc
         try:
             pk.verify(signature, self._sign_content(label, content))
+        except InvalidSignature:
+            raise SignatureError(f"{what}: signature does not verify") from None
+
+    def verify_parts_with_label(
+        self, public_key: bytes, label: bytes, parts: Sequence[bytes], signature: bytes, what: str
+    ) -> None:
+        """:meth:`verify_with_label` of ``content = b"".join(parts)``, with the content copied once,
+        into the SignContent that is checked (the per-message receive path, issue 16)."""
+        try:
+            pk = _ed25519_public(public_key)
+        except ValueError as exc:
+            raise InvalidPublicKeyError(f"{what}: malformed Ed25519 public key") from exc
+        head = _label_vector(self.label_prefix, label) + encode_varint(sum(map(len, parts)))
+        try:
+            pk.verify(signature, b"".join([head, *parts]))
         except InvalidSignature:
             raise SignatureError(f"{what}: signature does not verify") from None
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from groupchat.core import message_protection as mp
 from groupchat.core import tree_math as tm
 from groupchat.core.admission import (
     DEFAULT_ADMISSION,
@@ -41,18 +42,27 @@ from groupchat.core.errors import (
     ConfirmationError,
     GroupChatError,
     InvalidCommitError,
+    ReplayError,
     UsageError,
 )
+from groupchat.core.events import MessageEchoed, MessageReceived
 from groupchat.core.group import Group, GroupConfig
 from groupchat.core.identity import Identity, JoinRequest
 from groupchat.core.key_schedule import GroupContext
 from groupchat.core.message_protection import (
+    ApplicationWire,
     ContentType,
     FramedContent,
+    PrivateMessage,
     WireFormat,
+    open_application,
+    open_private_message,
     protect_application,
+    read_application_data,
     seal_application,
     sign_framed_content,
+    verify_application,
+    verify_framed_content,
 )
 from groupchat.core.schemes.tree.derivation import node_secret
 from groupchat.core.schemes.tree.ratchet_tree import RatchetTree
@@ -63,6 +73,7 @@ from groupchat.core.suite import (
     check_x25519_public,
     expand_block,
     expand_blocks,
+    expand_three,
     extract_unsalted,
     is_x25519_public,
 )
@@ -580,3 +591,284 @@ def test_the_guard_refuses_what_check_refuses_in_the_phase_the_group_is_in() -> 
             assert _refusal(partial(group._require, inp)) == _refusal(
                 partial(check, group.phase, inp, epoch=group.epoch, in_flight=group._pending is not None)
             ), (group.phase, inp)
+
+
+# --- application messages: the receive path --------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=80), st.lists(st.binary(max_size=60), min_size=3, max_size=3))
+def test_the_unrolled_expansions_are_expand_blocks(prk: bytes, infos: list[bytes]) -> None:
+    assert list(expand_three(prk, *infos)) == expand_blocks(prk, infos)
+    keyed = KeyedHmac(prk)
+    assert list(keyed.expand_pair(infos[0], infos[1])) == expand_blocks(prk, infos[:2])
+    assert list(keyed.expand_pair(infos[0], infos[1])) == expand_blocks(prk, infos[:2])  # not consumed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=4, max_size=32), st.binary(min_size=4, max_size=4))
+def test_the_reuse_guard_is_xored_into_the_first_four_bytes(nonce: bytes, guard: bytes) -> None:
+    head = bytes(a ^ b for a, b in zip(nonce[:4], guard, strict=True))
+    assert mp._guarded(nonce, guard) == head + nonce[4:]
+
+
+def test_enums_hash_as_the_ints_they_equal() -> None:
+    """The ratchet and content kinds are dict keys on the per-message paths: hashed as their ints
+    (in C), they still equal those ints, so a lookup by either finds the same entry."""
+    for kind in (*RatchetKind, *ContentType):
+        assert hash(kind) == hash(int(kind)) and {kind: 1}.get(int(kind)) == 1
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_verify_parts_is_verify_of_the_joined_content(good: bool) -> None:
+    suite = CipherSuite()
+    parts = (b"head", b"", b"body" * 50, b"context")
+    signature = suite.sign_with_label(_SIGNER, b"FramedContentTBS", b"".join(parts))
+    if not good:
+        signature = bytes([signature[0] ^ 1]) + signature[1:]
+    outcomes = []
+    for key in (_SIGNER.public_key().public_bytes_raw(), b"\x01" * 31):  # the second is malformed
+        for verify in (
+            lambda k: suite.verify_with_label(k, b"FramedContentTBS", b"".join(parts), signature, "m"),
+            lambda k: suite.verify_parts_with_label(k, b"FramedContentTBS", parts, signature, "m"),
+        ):
+            try:
+                verify(key)
+                outcomes.append(None)
+            except GroupChatError as exc:
+                outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1] and outcomes[2] == outcomes[3]
+    assert (outcomes[0] is None) == good and outcomes[2] is not None
+
+
+_APP_SUITE = CipherSuite()
+_APP_CONTEXT = GroupContext(1, b"room", 7, bytes(32), bytes(32)).encode()
+_APP_SIGNER = _SIGNER.public_key().public_bytes_raw()
+
+
+def _app_message(
+    group_id: bytes = b"room", ad: bytes = b"", data: bytes = b"hello", leaf: int = 1, epoch: int = 7
+) -> bytes:
+    """An application message from ``leaf``'s first generation, signed for ``_APP_CONTEXT``."""
+    return seal_application(
+        _APP_SUITE,
+        _SIGNER,
+        _APP_CONTEXT,
+        group_id=group_id,
+        epoch=epoch,
+        sender=leaf,
+        authenticated_data=ad,
+        data=data,
+        secret_tree=SecretTree(_APP_SUITE, _ENC, 4),
+        sender_data_secret=_SD,
+    )
+
+
+def _general_open(data: bytes, tree: SecretTree) -> object:
+    """Decode, open and verify with the general code: what the receive path did before its shortcuts."""
+    msg = PrivateMessage.decode(data)
+    if msg.content_type != ContentType.APPLICATION:
+        return "not an application message"
+    opened, lookup = open_private_message(
+        _APP_SUITE, msg, sender_data_secret=_SD, secret_tree=tree, body_reader=read_application_data
+    )
+    content = opened.content
+    verify_framed_content(
+        _APP_SUITE, _APP_SIGNER, WireFormat.PRIVATE_MESSAGE, content, _APP_CONTEXT, opened.signature
+    )
+    tree.commit(lookup)
+    wire = (content.group_id, content.epoch, content.authenticated_data)
+    return content.sender, opened.parsed, content.body, opened.signature, lookup.generation, wire
+
+
+def _direct_open(data: bytes, tree: SecretTree) -> object:
+    """The same through the receive path's shortcuts (as ``Protection._receive_private`` runs them)."""
+    wire = ApplicationWire.read(data)
+    if wire is None:
+        msg = PrivateMessage.decode(data)
+        if msg.content_type != ContentType.APPLICATION:
+            return "not an application message"
+        wire = ApplicationWire.of(msg)
+    leaf, plain, body, signature, lookup = open_application(
+        _APP_SUITE, wire, sender_data_secret=KeyedHmac(_SD), secret_tree=tree
+    )
+    verify_application(_APP_SUITE, _APP_SIGNER, _APP_CONTEXT, wire, leaf, body, signature)
+    tree.commit(lookup)
+    return (
+        leaf,
+        plain,
+        body,
+        signature,
+        lookup.generation,
+        (wire.group_id, wire.epoch, wire.authenticated_data),
+    )
+
+
+def _opened(fn: Callable[[bytes, SecretTree], object], data: bytes, tree: SecretTree) -> object:
+    try:
+        return fn(data, tree)
+    except GroupChatError as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.binary(min_size=1, max_size=80),
+    st.binary(max_size=80),
+    st.binary(max_size=300),
+    st.integers(0, 3),
+    st.integers(0, 2**64 - 1),
+)
+def test_the_receive_path_opens_what_the_general_code_opens(
+    group_id: bytes, ad: bytes, data: bytes, leaf: int, epoch: int
+) -> None:
+    wire_bytes = _app_message(group_id, ad, data, leaf, epoch)
+    msg = PrivateMessage.decode(wire_bytes)
+    read = ApplicationWire.read(wire_bytes)
+    assert (read is not None) == (len(group_id) < 64 and len(ad) < 64)  # the common shape only
+    assert read is None or read == ApplicationWire.of(msg)
+    trees = (SecretTree(_APP_SUITE, _ENC, 4), SecretTree(_APP_SUITE, _ENC, 4))
+    first = _opened(_general_open, wire_bytes, trees[0])
+    assert first == _opened(_direct_open, wire_bytes, trees[1])
+    assert isinstance(first, tuple) and first[1] == data
+    # A replay is refused alike, and both trees moved on alike.
+    assert _opened(_general_open, wire_bytes, trees[0]) == _opened(_direct_open, wire_bytes, trees[1])
+    assert trees[0].encode_state() == trees[1].encode_state()
+
+
+def test_mutated_messages_open_or_fail_as_the_general_code_does() -> None:
+    """Every refusal on the receive path (decoding, sender data, generation, AEAD, content split,
+    padding, signature) is the general code's, error type and words; what opens, opens alike."""
+    rng = random.Random(1024)
+    seeds = [_app_message(), _app_message(bytes(63), bytes(5), bytes(300), leaf=3), _app_message(data=b"")]
+    seeds.append(_app_message(bytes(70), bytes(64), bytes(17_000)))  # the general decoder's shape
+    opened = 0
+    for _ in range(2500):
+        data = bytearray(rng.choice(seeds))
+        action = rng.randrange(5)
+        if action == 0:  # the header: lengths, epoch, content type, version
+            data[rng.randrange(min(len(data), 90))] ^= 1 << rng.randrange(8)
+        elif action == 1:  # anywhere: the sender data or the content ciphertext
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif action == 2:
+            del data[rng.randrange(len(data)) :]
+        elif action == 3:
+            data += bytes(rng.randrange(1, 4))
+        raw = bytes(data)
+        trees = (SecretTree(_APP_SUITE, _ENC, 4), SecretTree(_APP_SUITE, _ENC, 4))
+        general = _opened(_general_open, raw, trees[0])
+        assert general == _opened(_direct_open, raw, trees[1]), raw.hex()
+        assert trees[0].encode_state() == trees[1].encode_state()
+        opened += not (isinstance(general, tuple) and isinstance(general[0], type))
+    assert 0 < opened < 2500  # the unmutated seeds open; most mutations are refused
+
+
+def _hand_sealed(plain: bytes, sender_data: bytes) -> bytes:
+    """An application message from leaf 1, generation 0, sealed by hand around ``plain`` and
+    ``sender_data`` (what no honest sender builds)."""
+    tree = SecretTree(_APP_SUITE, _ENC, 4)
+    _, key, nonce = tree.next_send(1, RatchetKind.APPLICATION)
+    sd_aad = mp._sender_data_aad(b"room", 7, ContentType.APPLICATION)
+    ciphertext = _APP_SUITE.seal(key, nonce, sd_aad + b"\x00", plain)
+    sd_key, sd_nonce = mp._sender_data_key_nonce(_APP_SUITE, _SD, ciphertext)
+    esd = _APP_SUITE.seal(sd_key, sd_nonce, sd_aad, sender_data)
+    return PrivateMessage(b"room", 7, ContentType.APPLICATION, b"", esd, ciphertext).encode()
+
+
+_SIGNED = opaque(b"hi") + opaque(bytes(64))  # a body and a (forged) signature
+_LEAF_1 = (1).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize(
+    ("plain", "sender_data", "error"),
+    [
+        (_SIGNED + b"\x00\x01", _LEAF_1 + bytes(8), "padding"),  # non-zero padding
+        (opaque(b"hi") + opaque(bytes(63)), _LEAF_1 + bytes(8), "signature"),  # a short signature
+        (b"\x80", _LEAF_1 + bytes(8), "application_data"),  # a body cut short
+        (_SIGNED, _LEAF_1 + bytes(7), "encrypted_sender_data"),  # 11-byte sender data
+        (_SIGNED, _LEAF_1 + bytes(9), "encrypted_sender_data"),  # 13 bytes
+        (_SIGNED, (9).to_bytes(4, "big") + bytes(8), "leaf 9"),  # no such leaf
+        (_SIGNED, _LEAF_1 + (5000).to_bytes(4, "big") + bytes(4), "ahead"),  # too far ahead
+        (_SIGNED, _LEAF_1 + bytes(8), "signature does not verify"),  # the forged signature
+    ],
+)
+def test_hand_built_messages_are_refused_as_the_general_code_refuses_them(
+    plain: bytes, sender_data: bytes, error: str
+) -> None:
+    data = _hand_sealed(plain, sender_data)
+    trees = (SecretTree(_APP_SUITE, _ENC, 4), SecretTree(_APP_SUITE, _ENC, 4))
+    general = _opened(_general_open, data, trees[0])
+    assert general == _opened(_direct_open, data, trees[1])
+    assert isinstance(general, tuple) and isinstance(general[0], type) and error in str(general[1]), general
+    assert trees[0].encode_state() == trees[1].encode_state()
+    for tree in trees:  # nothing was consumed: generation 0 of leaf 1 is still there to read
+        assert tree.lookup(1, RatchetKind.APPLICATION, 0).generation == 0
+
+
+def test_a_group_reads_both_shapes_of_application_message() -> None:
+    """The common shape (read directly) and a long one (authenticated data of 64 bytes and more, a
+    ciphertext over 16 KiB: decoded in full) give the same events through ``Group.receive``."""
+    creator = Group.create(Identity.generate(), b"room", "m0", GroupConfig())
+    pending = JoinRequest.create(creator.suite, Identity.generate(), b"room", "m1", GroupConfig().rand)
+    commit = creator.commit(add=[pending.request])
+    creator.receive(commit)
+    welcome = next(item.data for item in creator.data_to_send())
+    joiner = Group.join(pending, welcome, GroupConfig())
+    for ad, plaintext in ((b"", b"hi"), (bytes(63), bytes(100)), (bytes(64), bytes(20_000))):
+        data = creator.encrypt(plaintext, ad)
+        assert (ApplicationWire.read(data) is not None) == (len(ad) < 64 and len(plaintext) < 16_000)
+        event = joiner.receive(data)
+        assert isinstance(event, MessageReceived) and event.plaintext == plaintext
+        assert event.authenticated_data == ad and event.sender.leaf == 0
+
+
+# --- our own messages' echoes, kept by their bytes -----------------------------------------------
+
+
+def _pair() -> tuple[Group, Group, Identity]:
+    """A creator (whose identity is returned, to restore it) and one joiner."""
+    identity = Identity.generate()
+    creator = Group.create(identity, b"room", "m0", GroupConfig())
+    pending = JoinRequest.create(creator.suite, Identity.generate(), b"room", "m1", GroupConfig().rand)
+    creator.receive(creator.commit(add=[pending.request]))
+    joiner = Group.join(pending, next(item.data for item in creator.data_to_send()), GroupConfig())
+    return creator, joiner, identity
+
+
+def test_echoes_are_recognised_by_bytes_before_and_after_a_restart() -> None:
+    """A short message is remembered by its bytes and a long one by digest; either echo names the
+    SHA-256 of the message, also once the state was stored and restored (stored as digests)."""
+    creator, joiner, identity = _pair()
+    short = [creator.encrypt(b"hi %d" % i) for i in range(3)]
+    long = creator.encrypt(bytes(5000))
+    assert set(creator._unechoed_sent) == set(short) and len(creator._unechoed) == 1
+    event = creator.receive(short[0])
+    assert isinstance(event, MessageEchoed) and event.message_id == creator.suite.hash(short[0])
+    restored = Group.restore(creator.export_state(), identity)
+    assert not restored._unechoed_sent and len(restored._unechoed) == 3
+    for group in (creator, restored):
+        for data in (*short[1:], long):
+            event = group.receive(data)
+            assert isinstance(event, MessageEchoed) and event.message_id == group.suite.hash(data)
+            assert event.epoch == creator.epoch
+        with pytest.raises(ReplayError):  # an echo seen once is our own generation, used
+            group.receive(short[1])
+    for data in (*short, long):  # the others read them as they always did
+        assert isinstance(joiner.receive(data), MessageReceived)
+
+
+def test_the_unechoed_bound_forgets_digests_before_bytes() -> None:
+    """Digests and bytes share the one bound of 1024: the stored (older) digests go first."""
+    creator, _, identity = _pair()
+    for i in range(4):
+        creator.encrypt(b"old %d" % i)
+    group = Group.restore(creator.export_state(), identity)  # four digests
+    sent = [group.encrypt(b"%d" % i) for i in range(1022)]
+    assert len(group._unechoed) == 2 and len(group._unechoed_sent) == 1022
+    assert len(group._unechoed_digests()) == 1024 and list(group._unechoed_digests())[-1] == (
+        group.suite.hash(sent[-1])
+    )
+    for i in range(3):
+        sent.append(group.encrypt(b"more %d" % i))
+    assert not group._unechoed and len(group._unechoed_sent) == 1024
+    assert sent[0] not in group._unechoed_sent and sent[1] in group._unechoed_sent

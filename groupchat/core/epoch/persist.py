@@ -117,7 +117,7 @@ def encode_state(state: EpochState) -> bytes:
         age = max(0, round((config.clock() - state._epoch_started) * 1000))
         w.optional(_encode_keys(prev, min(age, (1 << 64) - 1)))
     w.vector([Writer().opaque(d).bytes() for d in state._recent_commits])
-    w.vector([Writer().opaque(d).u64(e).bytes() for d, e in state._unechoed.items()])
+    w.vector([Writer().opaque(d).u64(e).bytes() for d, e in state._unechoed_digests().items()])
     w.opaque(state._scheme.encode_state())
     pending = state._pending
     w.optional(None if pending is None else Writer().opaque(_encode_pending(state, pending)).bytes())

@@ -23,13 +23,12 @@ from ..events import (
 )
 from ..message_protection import (
     MAX_APPLICATION_DATA,
+    ApplicationWire,
     ContentType,
     PrivateMessage,
-    WireFormat,
-    open_private_message,
-    read_application_data,
+    open_application,
     seal_application,
-    verify_framed_content,
+    verify_application,
 )
 from .admission import Admission
 from .machine import Input
@@ -77,30 +76,34 @@ class Protection(Admission):
             padding_block=config.padding_block,
             rand=config.rand,
         )
-        self._note_sent(data)
+        self._note_sent_message(data)
         return data
 
     def _receive_private(self, data: bytes) -> Event:
         # Our own messages come back from the relay; our key for them is already deleted, so
         # we recognise the exact bytes we sent instead of decrypting them.
-        digest = self.suite.hash(data)
-        epoch = self._unechoed.pop(digest, None)
-        if epoch is not None:
-            return MessageEchoed(epoch, digest)
-        msg = PrivateMessage.decode(data)
-        if msg.group_id != self.group_id:
+        sent_in = self._unechoed_sent.pop(data if type(data) is bytes else bytes(data), None)
+        if sent_in is not None:
+            return MessageEchoed(sent_in, self.suite.hash(data))
+        if self._unechoed:  # with none of ours awaiting its echo by digest, nothing to look up
+            digest = self.suite.hash(data)
+            epoch = self._unechoed.pop(digest, None)
+            if epoch is not None:
+                return MessageEchoed(epoch, digest)
+        wire = ApplicationWire.read(data)
+        if wire is None:  # not the common shape: decoded in full, which names what is wrong
+            msg = PrivateMessage.decode(data)
+            if msg.group_id != self.group_id:
+                raise WrongGroupError("message belongs to another group")
+            if msg.content_type != ContentType.APPLICATION:
+                raise InvalidValueError("handshake messages must be sent as public commits")
+            wire = ApplicationWire.of(msg)
+        elif wire.group_id != self.group_id:
             raise WrongGroupError("message belongs to another group")
-        if msg.content_type != ContentType.APPLICATION:
-            raise InvalidValueError("handshake messages must be sent as public commits")
-        keys = self._keys_for_epoch(msg.epoch)
-        opened, lookup = open_private_message(
-            self.suite,
-            msg,
-            sender_data_secret=keys.sender_data_mac,
-            secret_tree=keys.secret_tree,
-            body_reader=read_application_data,
+        keys = self._keys_for_epoch(wire.epoch)
+        sender, plaintext, body, signature, lookup = open_application(
+            self.suite, wire, sender_data_secret=keys.sender_data_mac, secret_tree=keys.secret_tree
         )
-        sender = opened.content.sender
         gone = keys.removed.get(sender)
         request = gone or (
             keys.overrides[sender] if sender in keys.overrides else self._scheme.member(sender)
@@ -108,20 +111,14 @@ class Protection(Admission):
         if request is None:
             raise UnknownMemberError(f"message claims to come from leaf {sender}, which holds no member")
         self._verify_member(sender, request)
-        verify_framed_content(
-            self.suite,
-            request.identity_key,
-            WireFormat.PRIVATE_MESSAGE,
-            opened.content,
-            keys.group_context,
-            opened.signature,
-        )
+        key, context = request.identity_key, keys.group_context
+        verify_application(self.suite, key, context, wire, sender, body, signature)
         if gone is not None:
             # Checked after the signature, so the error names the real sender. The relay ordered
             # this after the commit that removed them: it must not read as normal chat.
             raise RemovedSenderError(
-                f"{gone.display_name!r} ({gone.fingerprint}) sent this message in epoch {msg.epoch} "
-                f"after their removal (the commit that started epoch {msg.epoch + 1} removed them); "
+                f"{gone.display_name!r} ({gone.fingerprint}) sent this message in epoch {wire.epoch} "
+                f"after their removal (the commit that started epoch {wire.epoch + 1} removed them); "
                 "it is refused",
                 sender,
                 gone.display_name,
@@ -129,8 +126,8 @@ class Protection(Admission):
         keys.secret_tree.commit(lookup)
         return MessageReceived(
             Member(sender, request.display_name, request.identity_key),
-            opened.parsed,
-            msg.epoch,
+            plaintext,
+            wire.epoch,
             lookup.generation,
-            msg.authenticated_data,
+            wire.authenticated_data,
         )

@@ -49,6 +49,7 @@ from .wire import admission_of
 _ERASED_SECRETS: Final = EpochSecrets(*(b"" for _ in fields(EpochSecrets)))
 _RECENT_COMMITS: Final = 16
 _MAX_UNECHOED: Final = 1024
+_MAX_UNHASHED: Final = 4096  # longer sent messages are remembered by digest: memory stays small
 
 
 class GroupState(enum.Enum):
@@ -217,6 +218,10 @@ class EpochState:
         self._pending: PendingCommit | None = None
         self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
         self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
+        # Our short application messages sent since this state was built, by their exact bytes ->
+        # epoch: hashed only when their echo comes (MessageEchoed names the digest) or the state is
+        # stored, not on every send and receive (issue 16). Together with _unechoed, bounded.
+        self._unechoed_sent: dict[bytes, int] = {}
         # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
         self._outbox: list[Outbound] = []
         self._rebuild: Intent | None = None
@@ -340,6 +345,7 @@ class EpochState:
         self._secrets = _ERASED_SECRETS
         self._keys = EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
         self._unechoed.clear()
+        self._unechoed_sent.clear()
         self.state = GroupState.REMOVED
         return RemovedFromGroup(epoch, by, reason)
 
@@ -350,8 +356,27 @@ class EpochState:
 
     def _note_sent(self, data: bytes) -> None:
         self._unechoed[self.suite.hash(data)] = self.epoch
-        if len(self._unechoed) > _MAX_UNECHOED:
-            del self._unechoed[next(iter(self._unechoed))]
+        self._bound_unechoed()
+
+    def _note_sent_message(self, data: bytes) -> None:
+        """:meth:`_note_sent` of an application message: a short one is kept by its bytes."""
+        if len(data) > _MAX_UNHASHED:
+            self._note_sent(data)
+            return
+        self._unechoed_sent[data] = self.epoch
+        self._bound_unechoed()
+
+    def _bound_unechoed(self) -> None:
+        """Forget the oldest unechoed message past the bound: digests (restored, or of a ring's
+        round messages) before the messages kept by their bytes."""
+        if len(self._unechoed) + len(self._unechoed_sent) > _MAX_UNECHOED:
+            oldest = self._unechoed or self._unechoed_sent
+            del oldest[next(iter(oldest))]
+
+    def _unechoed_digests(self) -> dict[bytes, int]:
+        """Every unechoed message by digest, oldest to forget first: what is stored."""
+        hashed = {self.suite.hash(data): epoch for data, epoch in self._unechoed_sent.items()}
+        return {**self._unechoed, **hashed}
 
     # --- the phase (groupchat.core.epoch.machine) -----------------------------------------------
 
