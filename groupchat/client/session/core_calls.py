@@ -15,6 +15,7 @@ panel, without any key material.
 from __future__ import annotations
 
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class TreeSnapshot:
     members: tuple[Member, ...]
     epoch: int
     taints: tuple[tuple[int, str], ...] = ()  # (leaf, who chose its secret) where not its owner
+    # The group it was taken from (a weak reference: a view keeps no group alive), so that the
+    # next epoch's view builds on it only in that same group (_members_after).
+    source: weakref.ref[Group] | None = field(default=None, compare=False, repr=False)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -123,7 +127,7 @@ def snapshot(
         (leaf, m.display_name if (m := tree.member(chooser)) is not None else f"leaf {chooser}")
         for leaf, chooser in sorted(group.taint_record().items())
     )
-    return TreeSnapshot(tree.capacity, group.my_leaf, keys, members, group.epoch, taints)
+    return TreeSnapshot(tree.capacity, group.my_leaf, keys, members, group.epoch, taints, weakref.ref(group))
 
 
 def _members_after(group: Group, before: TreeSnapshot, change: EpochChanged) -> tuple[Member, ...] | None:
@@ -132,6 +136,8 @@ def _members_after(group: Group, before: TreeSnapshot, change: EpochChanged) -> 
     and only if the group agrees: as many members, each added one at its leaf, each removed leaf
     not re-filled empty; tests/client/test_session_snapshot.py checks it equals the full reading."""
     tree = group._tree
+    if before.source is None or before.source() is not group:  # another group's view (a rejoin)
+        return None
     if before.capacity != tree.capacity or before.epoch + 1 != group.epoch or change.epoch != group.epoch:
         return None
     if not (change.added or change.removed):
@@ -209,13 +215,6 @@ class OpenWelcome(CoreCall[tuple[Group, Timed]]):
     pending: PendingJoin
     welcome: bytes
     config: GroupConfig
-
-    @property
-    def offload(self) -> bool:
-        # By size, as a message read: a welcome of a small group (the tree it carries grows with
-        # the group; 16 KiB is about 75 members, a few milliseconds) opens on the loop, with no
-        # thread hop on the way to being a member; a larger one in the thread.
-        return len(self.welcome) > INLINE_MAX_BYTES
 
     def run(self) -> tuple[Group, Timed]:
         return _timed(

@@ -333,7 +333,7 @@ class Agreement(Admission):
         scheme = self._multi_round_scheme()
         ring = self._ring
         digest = self.suite.hash(data)
-        sent_in = self._unechoed.pop(digest, None)
+        sent_in = self._pop_unechoed_digest(digest)
         if sent_in is not None:
             if ring is None:
                 return MessageEchoed(sent_in, digest)

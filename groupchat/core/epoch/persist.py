@@ -242,7 +242,8 @@ def decode_state(cls: type[G], data: bytes, identity: Identity, config: GroupCon
         group._previous, age = prev
         group._epoch_started = config.clock() - age / 1000
     group._recent_commits = deque(recent, maxlen=_RECENT_COMMITS)
-    group._unechoed = dict(unechoed)
+    group._unechoed = {(digest,): epoch for digest, epoch in unechoed}
+    group._unechoed_hashed = len(unechoed)
     group._completed_ring = completed
     return group
 

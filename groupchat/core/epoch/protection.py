@@ -32,6 +32,7 @@ from ..message_protection import (
 )
 from .admission import Admission
 from .machine import Input
+from .state import _MAX_UNHASHED
 
 
 class Protection(Admission):
@@ -82,12 +83,13 @@ class Protection(Admission):
     def _receive_private(self, data: bytes) -> Event:
         # Our own messages come back from the relay; our key for them is already deleted, so
         # we recognise the exact bytes we sent instead of decrypting them.
-        sent_in = self._unechoed_sent.pop(data if type(data) is bytes else bytes(data), None)
-        if sent_in is not None:
-            return MessageEchoed(sent_in, self.suite.hash(data))
-        if self._unechoed:  # with none of ours awaiting its echo by digest, nothing to look up
+        if len(data) <= _MAX_UNHASHED:  # a short one of ours awaits its echo by its bytes
+            sent_in = self._unechoed.pop(data if type(data) is bytes else bytes(data), None)
+            if sent_in is not None:
+                return MessageEchoed(sent_in, self.suite.hash(data))
+        if self._unechoed_hashed:  # with none of ours awaiting its echo by digest, nothing to look up
             digest = self.suite.hash(data)
-            epoch = self._unechoed.pop(digest, None)
+            epoch = self._pop_unechoed_digest(digest)
             if epoch is not None:
                 return MessageEchoed(epoch, digest)
         wire = ApplicationWire.read(data)

@@ -217,11 +217,12 @@ class EpochState:
         self._epoch_started = config.clock()
         self._pending: PendingCommit | None = None
         self._recent_commits: deque[bytes] = deque(maxlen=_RECENT_COMMITS)
-        self._unechoed: dict[bytes, int] = {}  # digest of a sent message -> its epoch
-        # Our short application messages sent since this state was built, by their exact bytes ->
-        # epoch: hashed only when their echo comes (MessageEchoed names the digest) or the state is
-        # stored, not on every send and receive (issue 16). Together with _unechoed, bounded.
-        self._unechoed_sent: dict[bytes, int] = {}
+        # Our sent messages awaiting their echo -> epoch, oldest first, under one bound: a short
+        # application message by its exact bytes, hashed only when its echo comes (MessageEchoed
+        # names the digest) or the state is stored (issue 16); anything else (a long message, a
+        # ring round, a restored entry) as ``(digest,)``, which no message's bytes can equal.
+        self._unechoed: dict[bytes | tuple[bytes], int] = {}
+        self._unechoed_hashed = 0  # how many of those keys are digests
         # The outbox (see data_to_send): ready items, and a lost commit's intent to rebuild.
         self._outbox: list[Outbound] = []
         self._rebuild: Intent | None = None
@@ -345,7 +346,7 @@ class EpochState:
         self._secrets = _ERASED_SECRETS
         self._keys = EpochKeys(self.epoch, self._ctx_bytes, SecretTree(self.suite, bytes(32), 1), b"")
         self._unechoed.clear()
-        self._unechoed_sent.clear()
+        self._unechoed_hashed = 0
         self.state = GroupState.REMOVED
         return RemovedFromGroup(epoch, by, reason)
 
@@ -355,7 +356,9 @@ class EpochState:
         return Member(leaf, req.display_name, req.identity_key)
 
     def _note_sent(self, data: bytes) -> None:
-        self._unechoed[self.suite.hash(data)] = self.epoch
+        key = (self.suite.hash(data),)
+        self._unechoed_hashed += key not in self._unechoed
+        self._unechoed[key] = self.epoch
         self._bound_unechoed()
 
     def _note_sent_message(self, data: bytes) -> None:
@@ -363,20 +366,26 @@ class EpochState:
         if len(data) > _MAX_UNHASHED:
             self._note_sent(data)
             return
-        self._unechoed_sent[data] = self.epoch
+        self._unechoed[data] = self.epoch
         self._bound_unechoed()
 
+    def _pop_unechoed_digest(self, digest: bytes) -> int | None:
+        """The epoch of our message with this digest if it awaited its echo (no longer after)."""
+        epoch = self._unechoed.pop((digest,), None)
+        self._unechoed_hashed -= epoch is not None
+        return epoch
+
     def _bound_unechoed(self) -> None:
-        """Forget the oldest unechoed message past the bound: digests (restored, or of a ring's
-        round messages) before the messages kept by their bytes."""
-        if len(self._unechoed) + len(self._unechoed_sent) > _MAX_UNECHOED:
-            oldest = self._unechoed or self._unechoed_sent
-            del oldest[next(iter(oldest))]
+        """Past the bound, forget the oldest unechoed message, whichever way it is kept."""
+        if len(self._unechoed) > _MAX_UNECHOED:
+            oldest = next(iter(self._unechoed))
+            del self._unechoed[oldest]
+            self._unechoed_hashed -= isinstance(oldest, tuple)
 
     def _unechoed_digests(self) -> dict[bytes, int]:
         """Every unechoed message by digest, oldest to forget first: what is stored."""
-        hashed = {self.suite.hash(data): epoch for data, epoch in self._unechoed_sent.items()}
-        return {**self._unechoed, **hashed}
+        hash_ = self.suite.hash
+        return {(k[0] if isinstance(k, tuple) else hash_(k)): e for k, e in self._unechoed.items()}
 
     # --- the phase (groupchat.core.epoch.machine) -----------------------------------------------
 
