@@ -63,21 +63,15 @@ class PublicTree:
 def _effective(own: Sequence[bytes | None], capacity: int) -> list[bytes | None]:
     """Effective keys bottom-up: a parent passes a child's key through when it owns none."""
     eff = list(own)
-    for lvl in range(1, tm.level(tm.root(capacity)) + 1):
-        for x in range((1 << lvl) - 1, len(eff), 1 << (lvl + 1)):
-            eff[x] = own[x] or eff[tm.left(x)] or eff[tm.right(x)]
+    for x, left, right in tm.parents_bottom_up(capacity):
+        eff[x] = own[x] or eff[left] or eff[right]
     return eff
 
 
 @functools.cache
 def _parents_bottom_up(capacity: int) -> tuple[int, ...]:
     """Every parent node, level 1 first, left to right within a level (kept per capacity)."""
-    width = tm.node_width(capacity)
-    return tuple(
-        x
-        for lvl in range(1, tm.level(tm.root(capacity)) + 1)
-        for x in range((1 << lvl) - 1, width, 1 << (lvl + 1))
-    )
+    return tuple(x for x, _, _ in tm.parents_bottom_up(capacity))
 
 
 def _header(capacity: int, group_ids: Collection[bytes]) -> bytes:
@@ -292,10 +286,10 @@ def _decode_compact(suite: CipherSuite, data: bytes, *, fast: bool = True) -> Pu
     if group_id and all(m is None for m in tree.members):
         raise InvalidValueError("public tree names a group id but holds no member")
     eff = list(tree.own)
-    for x in _parents_bottom_up(capacity):
-        if eff[tm.left(x)] is not None and eff[tm.right(x)] is not None:
+    for x, left, right in tm.parents_bottom_up(capacity):
+        if eff[left] is not None and eff[right] is not None:
             tree.own[x] = checks.key(r.fixed(32, f"node {x} key"), x)
-        eff[x] = tree.own[x] or eff[tm.left(x)] or eff[tm.right(x)]
+        eff[x] = tree.own[x] or eff[left] or eff[right]
     r.end()
     return tree
 
@@ -417,8 +411,8 @@ def _decode_legacy(suite: CipherSuite, data: bytes) -> PublicTree:
             tree.choosers[leaf] = r.optional(f"leaf {leaf} chooser", lambda rr: rr.u32("chooser"))
     r.end()
     eff = _effective(tree.own, capacity)
-    for x in _parents_bottom_up(capacity):
-        both = eff[tm.left(x)] is not None and eff[tm.right(x)] is not None
+    for x, left, right in tm.parents_bottom_up(capacity):
+        both = eff[left] is not None and eff[right] is not None
         if both != (tree.own[x] is not None):
             state = "unkeyed" if both else "keyed"
             raise InvalidValueError(f"node {x} is {state} against the tree rules")
