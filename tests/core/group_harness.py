@@ -330,3 +330,13 @@ class Harness:
     @property
     def epoch(self) -> int:
         return next(iter(self.members.values())).epoch
+
+
+def untainted(n: int) -> Harness:
+    """m0 plus m1..n, each of which has applied its own update (no leaf is tainted)."""
+    h = Harness()
+    h.add("m0", n)
+    for i in range(1, n + 1):
+        h.update(f"m{i}")
+    assert all(not g.taint_record() for g in h.members.values())
+    return h

@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from group_harness import Harness, fingerprint
+from group_harness import fingerprint, untainted
 from rejections import assert_rejected, rebuild
 
 from groupchat.core.codec import Writer
 from groupchat.core.commit import CommitMessage, Operation, OpType
 from groupchat.core.errors import GroupChatError, SignatureError
 from groupchat.core.identity import JoinRequest
-
-
-def settled(n: int) -> Harness:
-    """m0 plus m1..n, each of which has applied its own update (no leaf is tainted)."""
-    h = Harness()
-    h.add("m0", n)
-    for i in range(1, n + 1):
-        h.update(f"m{i}")
-    assert all(not g.taint_record() for g in h.members.values())
-    return h
 
 
 def with_init_key(request: JoinRequest, init_key: bytes) -> JoinRequest:
@@ -55,7 +45,7 @@ def attacker_init_key() -> bytes:
 
 
 def test_a_relay_that_swaps_the_init_key_gets_nothing_sealed_to_it() -> None:
-    h = settled(2)
+    h = untainted(2)
     joiner = h.join_request("j")
     swapped = with_init_key(joiner.request, attacker_init_key())
     adder = h.members["m1"]
@@ -71,7 +61,7 @@ def test_a_relay_that_swaps_the_init_key_gets_nothing_sealed_to_it() -> None:
 
 
 def test_an_adder_that_swaps_the_init_key_is_refused_by_every_receiver_naming_it() -> None:
-    h = settled(3)
+    h = untainted(3)
     joiner = h.join_request("j")
     commit = h.members["m1"].commit(add=[joiner.request])
     ops = list(CommitMessage.decode(commit).commit.operations)
@@ -91,7 +81,7 @@ def test_an_adder_that_swaps_the_init_key_is_refused_by_every_receiver_naming_it
 
 
 def test_a_member_that_joined_later_seals_a_tainted_leafs_rekey_to_the_init_key_in_its_welcome() -> None:
-    h = settled(2)
+    h = untainted(2)
     j = h.join_request("J")
     h.commit("m1", add=[j])  # J's leaf is tainted by m1 until J updates
     h.commit("m0", add=["K"])  # K never saw J's Add: J's init key reaches K only in its Welcome

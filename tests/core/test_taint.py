@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Iterable
 
 import pytest
-from group_harness import Harness, fingerprint, welcome_for
+from group_harness import Harness, fingerprint, untainted, welcome_for
 from rejections import assert_rejected, rebuild
 
 from groupchat.core.commit import CommitMessage, Operation, OpType, SealedSecret
@@ -33,16 +33,6 @@ from groupchat.core.schemes.tree import TreeScheme, taint
 from groupchat.core.schemes.tree.ratchet_tree import PathSecrets, RatchetTree, TreeChanges
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def settled(n: int) -> Harness:
-    """m0 plus m1..n, every one of which has applied its own update (nobody is tainted)."""
-    h = Harness()
-    h.add("m0", n)
-    for i in range(1, n + 1):
-        h.update(f"m{i}")
-    assert all(not g.taint_record() for g in h.members.values())
-    return h
 
 
 def record(h: Harness) -> dict[int, int]:
@@ -86,7 +76,7 @@ def rejected(h: Harness, committer: str, bad: bytes, receivers: Iterable[str]) -
 
 def test_removal_without_rekeying_the_removed_members_taint(monkeypatch: pytest.MonkeyPatch) -> None:
     """m1 removed m3 (slot 3 tainted by m1); a commit removing m1 must re-key slot 3."""
-    h = settled(4)
+    h = untainted(4)
     h.remove("m1", "m3")
     assert record(h) == {3: 1}
     with monkeypatch.context() as m:
@@ -102,7 +92,7 @@ def test_removal_without_rekeying_the_removed_members_taint(monkeypatch: pytest.
 
 
 def test_update_without_rekeying_the_updaters_taint(monkeypatch: pytest.MonkeyPatch) -> None:
-    h = settled(4)
+    h = untainted(4)
     h.remove("m1", "m3")
     with monkeypatch.context() as m:
         forcing_rekeys(m, lambda need: [])
@@ -117,7 +107,7 @@ def test_update_without_rekeying_the_updaters_taint(monkeypatch: pytest.MonkeyPa
 
 def test_extra_rekey_of_an_untainted_member(monkeypatch: pytest.MonkeyPatch) -> None:
     """A re-key no rule asks for would hand the committer a secret of someone else's leaf."""
-    h = settled(4)
+    h = untainted(4)
     with monkeypatch.context() as m:
         forcing_rekeys(m, lambda need: [*need, 4])
         bad = h.members["m2"].commit(update=True)
@@ -132,7 +122,7 @@ def test_extra_rekey_of_an_untainted_member(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_extra_rekey_of_the_committers_own_leaf() -> None:
-    h = settled(2)
+    h = untainted(2)
     commit = h.members["m1"].commit(update=True)
     (upd,) = CommitMessage.decode(commit).commit.operations
     bad = rebuild(h, "m1", commit, ops=[Operation(OpType.REKEY, 1, upd.path), upd])
@@ -165,7 +155,7 @@ def test_tainted_committer_must_update() -> None:
 
 def adder_removed_before_joiner_updates() -> tuple[Harness, bytes, str]:
     """m1 adds J; m2 prepares (not delivered) the commit removing m1, which must re-key J."""
-    h = settled(3)
+    h = untainted(3)
     res = h.commit("m1", add=["J"])
     assert res.joined == ["J"]
     j = h.members["J"]
@@ -187,7 +177,7 @@ def test_rekey_of_a_joiner_without_sealed_secret() -> None:
 
 
 def test_sealed_secret_on_a_vacated_slot() -> None:
-    h = settled(4)
+    h = untainted(4)
     h.remove("m1", "m3")
     commit = h.members["m2"].commit(remove=[1])
     ops = list(CommitMessage.decode(commit).commit.operations)
@@ -268,7 +258,7 @@ def assert_cut_off(h: Harness, removed_leaf: int, kept_keys: set[bytes]) -> None
 
 def test_removed_remover_keeps_nothing() -> None:
     """C removes X and keeps the secret of X's old slot; later B removes C."""
-    h = settled(4)  # m1 = C, m2 = B, m3 = X
+    h = untainted(4)  # m1 = C, m2 = B, m3 = X
     h.remove("m1", "m3")
     kept = chosen_by(h.members["m0"], 1)  # C's own leaf and X's old slot
     assert len(kept) == 2
@@ -296,7 +286,7 @@ def test_removed_adder_before_the_joiner_updates() -> None:
 
 def test_removed_member_who_once_removed_someone() -> None:
     """X removed W earlier; later C removes X."""
-    h = settled(4)  # m3 = X, m4 = W, m1 = C
+    h = untainted(4)  # m3 = X, m4 = W, m1 = C
     h.remove("m3", "m4")
     kept = chosen_by(h.members["m0"], 3)
     assert record(h) == {4: 3}
@@ -311,7 +301,7 @@ def test_removed_member_who_once_removed_someone() -> None:
 
 def test_update_rekeys_what_the_updater_chose() -> None:
     """Post-compromise security for chosen leaves: after C's update none of C's old choices remain."""
-    h = settled(4)
+    h = untainted(4)
     h.remove("m1", "m3")
     before = chosen_by(h.members["m0"], 1)
     res = h.update("m1")
@@ -323,7 +313,7 @@ def test_update_rekeys_what_the_updater_chose() -> None:
 
 def test_add_into_a_tainted_slot_needs_no_rekey() -> None:
     """Removing m1, whose vacated slot 3 is the leftmost free leaf, and adding: the add refreshes it."""
-    h = settled(4)
+    h = untainted(4)
     h.remove("m1", "m3")
     res = h.commit("m2", remove=["m1"], add=["n"])
     ops = CommitMessage.decode(res.message).commit.operations
@@ -336,7 +326,7 @@ def test_add_into_a_tainted_slot_needs_no_rekey() -> None:
 
 
 def test_taint_is_in_the_tree_hash_and_the_welcome_encoding() -> None:
-    h = settled(3)
+    h = untainted(3)
     h.remove("m1", "m3")
     h.add("m2")  # slot 3 now holds a joiner tainted by m2
     g = h.members["m0"]
@@ -355,7 +345,7 @@ def test_taint_is_in_the_tree_hash_and_the_welcome_encoding() -> None:
 
 
 def test_decoded_tree_must_not_be_tainted_by_a_non_member() -> None:
-    h = settled(3)
+    h = untainted(3)
     h.remove("m1", "m3")  # slot 3 vacant, tainted by 1
     tree = h.members["m0"]._tree
     data = bytearray(tree.encode())
@@ -397,7 +387,7 @@ def test_random_walk_keeps_the_taint_invariants() -> None:
 def test_joiner_refuses_a_welcome_that_hides_its_adders_taint(monkeypatch: pytest.MonkeyPatch) -> None:
     """An adder that records the joiner's leaf as untainted would never have it re-keyed when the
     adder leaves; the joiner checks its own leaf's chooser against the welcome's signer."""
-    h = settled(2)
+    h = untainted(2)
     pj = h.join_request("J")
     real = RatchetTree.build_path
 
