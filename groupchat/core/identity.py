@@ -145,17 +145,19 @@ class JoinRequest:
         cipher_suite: int, group_id: bytes, identity_key: bytes, name: bytes, init_key: bytes, not_after: int
     ) -> bytes:
         """The signed part of a request (``JoinRequestTBS``): every field but the signature."""
-        return (
+        return JoinRequest.tbs_head(cipher_suite, group_id) + (
             Writer()
-            .u16(PROTOCOL_VERSION)
-            .u16(cipher_suite)
-            .opaque(group_id)
             .opaque(identity_key)
             .opaque(name)
             .opaque(init_key)
             .u64(not_after)
             .bytes()
         )
+
+    @staticmethod
+    def tbs_head(cipher_suite: int, group_id: bytes) -> bytes:
+        """How every request's TBS for this group and suite starts: version, suite, V(group_id)."""
+        return Writer().u16(PROTOCOL_VERSION).u16(cipher_suite).opaque(group_id).bytes()
 
     @classmethod
     def create(

@@ -57,7 +57,7 @@ def hash_leaf(
     written out (a joiner hashes every leaf of its welcome's tree)."""
     if key is None:
         return suite.hash(b"\x01\x00")
-    head = b"\x01\x01\x20" + key if len(key) == 32 else b"\x01\x01" + opaque(key)
+    head = b"\x01\x01" + opaque(key)
     body = b"\x00" if member is None else b"\x01" + opaque(member.encoded)
     tail = b"\x00" if chooser is None else b"\x01" + chooser.to_bytes(4, "big")
     return suite.hash(head + body + tail)

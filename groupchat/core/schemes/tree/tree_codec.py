@@ -312,7 +312,7 @@ def _decode_body_fast(
     keys: set[bytes] = set()
     identities: set[bytes] = set()
     init_keys: set[bytes] = set()
-    head = JoinRequest.tbs(suite.id, group_id, b"", b"", b"", 0)[: -1 - 1 - 1 - 8]  # up to V(identity)
+    head = JoinRequest.tbs_head(suite.id, group_id)
     for leaf in range(capacity):
         if pos >= end:
             return None
